@@ -1,0 +1,180 @@
+/* api/session.c - session.* messages: logging in and out (xenapi.md 2.2).
+ *
+ * Who may log in: an account of DATA/passwd (root is created on first start);
+ * root is the local superuser, any other account needs a subject whose
+ * other_config:subject-name is the account name, and gets that subject's
+ * roles. On the unix socket, as in xapi, every login is the local superuser:
+ * reaching the socket already takes root on the host. A wrong user or
+ * password costs the same hashing work and answers
+ * SESSION_AUTHENTICATION_FAILED [user, reason]; too many failures from one
+ * address are refused for a while (rpc/auth.c).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "db/db.h"
+#include "rpc/auth.h"
+#include "rpc/ctx.h"
+#include "rpc/session.h"
+#include "xapi_handlers.h"
+
+struct subject_find {
+    const char *name;
+    char *ref;
+};
+
+static bool
+find_subject(void *opaque, const char *ref, const void *rec)
+{
+    struct subject_find *f = opaque;
+    const struct xapi_subject_record *s = rec;
+    const char *name = xmap_get_str((const struct xmap *)&s->other_config, "subject-name");
+    if (name && strcmp(name, f->name) == 0) {
+        f->ref = strdup(ref);
+        return false;
+    }
+    return true;
+}
+
+static bool
+login(struct call_ctx *ctx, const char *uname, const char *pwd, const char *originator,
+      char **result, struct xerr **errp)
+{
+    bool local = ctx->transport == HTTP_TRANSPORT_UNIX;
+    if (!local) {
+        enum auth_result ar = auth_check(ctx->srv->auth, uname, pwd, ctx->peer);
+        if (ar != AUTH_OK) {
+            log_warn("session.login_failed", "user=%s peer=%s reason=%s", uname, ctx->peer,
+                     ar == AUTH_THROTTLED ? "throttled" : "bad-credentials");
+            return xerr_session_authentication_failed(
+                errp, uname,
+                ar == AUTH_THROTTLED ? "Too many failed logins from this address; try later"
+                                     : "Authentication failure");
+        }
+    }
+    bool superuser = local || strcmp(uname, "root") == 0;
+    struct subject_find f = {uname, NULL};
+    if (!superuser) {
+        db_foreach(ctx->db, &xapi_class_subject, find_subject, &f);
+        if (!f.ref)
+            return xerr_raise(errp, "SESSION_AUTHORIZATION_FAILED", uname,
+                              "The account has no subject with a role in this pool");
+    }
+    bool ok = session_create(ctx->srv, local ? "root" : uname, superuser, f.ref, originator,
+                             result, errp);
+    free(f.ref);
+    if (ok)
+        log_info("session.login", "user=%s peer=%s originator=%s", uname, ctx->peer, originator);
+    return ok;
+}
+
+bool
+api_session_login_with_password(struct call_ctx *ctx, const char *uname, const char *pwd,
+                                const char *version, const char *originator, char **result,
+                                struct xerr **errp)
+{
+    (void)version;
+    return login(ctx, uname, pwd, originator, result, errp);
+}
+
+bool
+api_session_slave_local_login_with_password(struct call_ctx *ctx, const char *uname,
+                                            const char *pwd, char **result, struct xerr **errp)
+{
+    return login(ctx, uname, pwd, "", result, errp);
+}
+
+bool
+api_session_logout(struct call_ctx *ctx, struct xerr **errp)
+{
+    return db_destroy(ctx->db, &xapi_class_session, ctx->session, errp);
+}
+
+bool
+api_session_local_logout(struct call_ctx *ctx, struct xerr **errp)
+{
+    return db_destroy(ctx->db, &xapi_class_session, ctx->session, errp);
+}
+
+bool
+api_session_change_password(struct call_ctx *ctx, const char *old_pwd, const char *new_pwd,
+                            struct xerr **errp)
+{
+    const char *user = ctx->user;
+    /* Local superuser sessions opened on the unix socket need no old password. */
+    if (!(ctx->superuser && ctx->transport == HTTP_TRANSPORT_UNIX) &&
+        auth_check(ctx->srv->auth, user, old_pwd, ctx->peer) != AUTH_OK)
+        return xerr_raise(errp, "CHANGE_PASSWORD_REJECTED", "The old password is wrong");
+    if (strlen(new_pwd) < 8)
+        return xerr_raise(errp, "CHANGE_PASSWORD_REJECTED",
+                          "The new password must have at least 8 characters");
+    int rc = auth_set_password(ctx->srv->auth, user, new_pwd);
+    if (rc < 0)
+        return xerr_internal(errp, "cannot write the password file: %s", strerror(-rc));
+    log_info("session.password_changed", "user=%s", user);
+    return true;
+}
+
+struct identifiers {
+    struct xapi_string_set *out;
+    bool oom;
+};
+
+static bool
+collect_identifier(void *opaque, const char *ref, const void *rec)
+{
+    struct identifiers *ids = opaque;
+    const struct xapi_session_record *s = rec;
+    if (!*s->auth_user_sid)
+        return true;
+    if (xset_add_str((struct xset *)ids->out, s->auth_user_sid) < 0)
+        ids->oom = true;
+    return !ids->oom;
+}
+
+bool
+api_session_get_all_subject_identifiers(struct call_ctx *ctx, struct xapi_string_set *result,
+                                        struct xerr **errp)
+{
+    struct identifiers ids = {result, false};
+    db_foreach(ctx->db, &xapi_class_session, collect_identifier, &ids);
+    return ids.oom ? xerr_nomem(errp) : true;
+}
+
+struct sid_sessions {
+    const char *sid;
+    char **refs;
+    size_t n;
+};
+
+static bool
+collect_by_sid(void *opaque, const char *ref, const void *rec)
+{
+    struct sid_sessions *s = opaque;
+    const struct xapi_session_record *r = rec;
+    if (strcmp(r->auth_user_sid, s->sid) != 0)
+        return true;
+    char **grown = realloc(s->refs, (s->n + 1) * sizeof(char *));
+    if (!grown)
+        return false;
+    s->refs = grown;
+    if ((s->refs[s->n] = strdup(ref)))
+        s->n++;
+    return true;
+}
+
+bool
+api_session_logout_subject_identifier(struct call_ctx *ctx, const char *subject_identifier,
+                                      struct xerr **errp)
+{
+    struct sid_sessions s = {subject_identifier, NULL, 0};
+    db_foreach(ctx->db, &xapi_class_session, collect_by_sid, &s);
+    for (size_t i = 0; i < s.n; i++) {
+        db_destroy(ctx->db, &xapi_class_session, s.refs[i], NULL);
+        free(s.refs[i]);
+    }
+    free(s.refs);
+    (void)errp;
+    return true;
+}

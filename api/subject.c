@@ -1,0 +1,50 @@
+/* api/subject.c - subject.add_to_roles / remove_from_roles.
+ * A subject is an account allowed into the pool (a local account named by
+ * other_config:subject-name, here) with its roles; the roles must be role
+ * objects, and a subject keeps at least one.
+ */
+#include <string.h>
+
+#include "db/db.h"
+#include "rpc/ctx.h"
+#include "rpc/session.h"
+#include "xapi_handlers.h"
+
+struct role_change {
+    const char *role;
+    bool add;
+};
+
+static bool
+change_roles(void *opaque, void *rec, struct xerr **errp)
+{
+    struct role_change *c = opaque;
+    struct xapi_subject_record *s = rec;
+    struct xset *roles = (struct xset *)&s->roles;
+    if (c->add)
+        return xset_add_str(roles, c->role) == 0 || xerr_nomem(errp);
+    if (!xset_contains_str(roles, c->role))
+        return xerr_raise(errp, "ROLE_NOT_FOUND");
+    if (roles->n == 1)
+        return xerr_raise(errp, "OPERATION_NOT_ALLOWED", "a subject must keep at least one role");
+    xset_remove_str(roles, c->role);
+    return true;
+}
+
+bool
+api_subject_add_to_roles(struct call_ctx *ctx, const char *self, const char *role,
+                         struct xerr **errp)
+{
+    if (session_role_of_ref(role) < 0)
+        return xerr_raise(errp, "ROLE_NOT_FOUND");
+    struct role_change c = {role, true};
+    return db_update(ctx->db, &xapi_class_subject, self, change_roles, &c, errp);
+}
+
+bool
+api_subject_remove_from_roles(struct call_ctx *ctx, const char *self, const char *role,
+                              struct xerr **errp)
+{
+    struct role_change c = {role, false};
+    return db_update(ctx->db, &xapi_class_subject, self, change_roles, &c, errp);
+}

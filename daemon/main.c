@@ -1,0 +1,418 @@
+/* daemon/main.c - vesseld: the toolstack of one host.
+ *
+ * Start-up order matters: signals are blocked before any thread exists (only
+ * the main thread takes SIGTERM/SIGINT, with sigtimedwait); the store is
+ * opened and the host's objects made before a listener accepts, so the first
+ * client already sees a complete pool; the pid file and the "ready" line come
+ * last, once every listener is bound. The main thread then runs housekeeping
+ * (expired sessions, old tasks) once a minute until told to stop.
+ *
+ * `vesseld passwd USER` sets a local account's password (read from stdin)
+ * in DATA/passwd; it works while the daemon runs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/bootstrap.h"
+#include "common/log.h"
+#include "common/workpool.h"
+#include "db/db.h"
+#include "model/xmodel.h"
+#include "rpc/auth.h"
+#include "rpc/dispatch.h"
+#include "rpc/events.h"
+#include "rpc/session.h"
+#include "rpc/task.h"
+
+#define VESSELD_VERSION "0.1.0"
+
+struct options {
+    const char *data_dir;
+    const char *listen;
+    const char *tls_listen;
+    const char *unix_path;
+    const char *root_password_file;
+    const char *backend;
+    const char *tls_cert;
+    const char *tls_key;
+    int session_idle_s;
+    int task_keep_s;
+    unsigned threads;
+};
+
+static void
+usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: vesseld [OPTION]...\n"
+            "       vesseld passwd USER [--data-dir DIR]   (new password read from stdin)\n"
+            "\n"
+            "The Vessel toolstack: serves the XenAPI for this host.\n"
+            "\n"
+            "  --data-dir DIR            state directory (default ./var)\n"
+            "  --listen HOST:PORT        plain HTTP listener (default 127.0.0.1:8080; none)\n"
+            "  --tls-listen HOST:PORT    HTTPS listener (default 0.0.0.0:8443; none)\n"
+            "  --unix PATH               local socket (default DIR/xapi.sock); logins on it\n"
+            "                            are the local superuser\n"
+            "  --tls-cert FILE           certificate (default DIR/tls/cert.pem, made on first start)\n"
+            "  --tls-key FILE            key (default DIR/tls/key.pem, made on first start)\n"
+            "  --root-password-file FILE root's password on first start (default: generated,\n"
+            "                            printed once, saved 0600 in DIR/root-password)\n"
+            "  --backend qemu|sim|auto   guest backend (default auto)\n"
+            "  --session-idle SECONDS    idle sessions expire (default 86400)\n"
+            "  --task-keep SECONDS       finished tasks are kept (default 3900)\n"
+            "  --threads N               request threads (default: CPUs, at least 2)\n"
+            "  --log-level error|warn|info|debug\n"
+            "  --help, --version\n"
+            "\n"
+            "When every listener accepts it writes DIR/vesseld.pid and logs one line\n"
+            "\"vesseld.ready\". SIGTERM or SIGINT stops it cleanly.\n");
+}
+
+static char *
+path_in(const char *dir, const char *name)
+{
+    char *p = NULL;
+    if (asprintf(&p, "%s/%s", dir, name) < 0)
+        return NULL;
+    return p;
+}
+
+static int
+mkdir_p(const char *dir, mode_t mode)
+{
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", dir);
+    for (char *s = buf + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        if (mkdir(buf, mode) != 0 && errno != EEXIST)
+            return -errno;
+        *s = '/';
+    }
+    if (mkdir(buf, mode) != 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+static int
+read_first_line(const char *path, char *out, size_t len)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -errno;
+    if (!fgets(out, (int)len, f))
+        out[0] = '\0';
+    fclose(f);
+    out[strcspn(out, "\r\n")] = '\0';
+    return 0;
+}
+
+static int
+write_secret_file(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    size_t len = strlen(text);
+    int rc = write(fd, text, len) == (ssize_t)len && write(fd, "\n", 1) == 1 ? 0 : -EIO;
+    if (fsync(fd) != 0 && rc == 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
+/* root gets a password on first start: the given one, or a generated one
+ * shown once. Returns 0 or a negative errno. */
+static int
+ensure_root(struct auth *auth, const struct options *o)
+{
+    if (auth_has_user(auth, "root"))
+        return 0;
+    char pw[512];
+    bool generated = false;
+    if (o->root_password_file) {
+        int rc = read_first_line(o->root_password_file, pw, sizeof(pw));
+        if (rc < 0) {
+            log_write_errno(LOG_ERROR, -rc, "vesseld.root_password", "file=%s",
+                            o->root_password_file);
+            return rc;
+        }
+        if (!pw[0]) {
+            log_error("vesseld.root_password", "file=%s reason=empty", o->root_password_file);
+            return -EINVAL;
+        }
+    } else {
+        auth_random_password(pw, 21);
+        generated = true;
+    }
+    int rc = auth_set_password(auth, "root", pw);
+    if (rc == 0 && generated) {
+        char *file = path_in(o->data_dir, "root-password");
+        if (file && write_secret_file(file, pw) == 0)
+            printf("vesseld: root password (shown once, saved in %s): %s\n", file, pw);
+        else
+            printf("vesseld: root password (shown once): %s\n", pw);
+        fflush(stdout);
+        free(file);
+    }
+    explicit_bzero(pw, sizeof(pw));
+    return rc;
+}
+
+static int
+cmd_passwd(int argc, char **argv)
+{
+    const char *dir = "./var";
+    const char *user = NULL;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--data-dir") && i + 1 < argc)
+            dir = argv[++i];
+        else if (!user)
+            user = argv[i];
+    }
+    if (!user) {
+        fprintf(stderr, "usage: vesseld passwd USER [--data-dir DIR]\n");
+        return 2;
+    }
+    char pw[512];
+    if (!fgets(pw, sizeof(pw), stdin)) {
+        fprintf(stderr, "vesseld passwd: no password on stdin\n");
+        return 1;
+    }
+    pw[strcspn(pw, "\r\n")] = '\0';
+    if (strlen(pw) < 8) {
+        fprintf(stderr, "vesseld passwd: the password must have at least 8 characters\n");
+        return 1;
+    }
+    char *file = path_in(dir, "passwd");
+    struct auth *auth = NULL;
+    int rc = file && mkdir_p(dir, 0700) == 0 ? auth_open(file, &auth) : -ENOMEM;
+    if (rc == 0)
+        rc = auth_set_password(auth, user, pw);
+    explicit_bzero(pw, sizeof(pw));
+    auth_close(auth);
+    free(file);
+    if (rc < 0) {
+        fprintf(stderr, "vesseld passwd: %s\n", strerror(-rc));
+        return 1;
+    }
+    return 0;
+}
+
+static int
+parse_options(int argc, char **argv, struct options *o)
+{
+    static const struct option longopts[] = {
+        {"data-dir", required_argument, NULL, 'd'},
+        {"listen", required_argument, NULL, 'l'},
+        {"tls-listen", required_argument, NULL, 't'},
+        {"unix", required_argument, NULL, 'u'},
+        {"root-password-file", required_argument, NULL, 'r'},
+        {"backend", required_argument, NULL, 'b'},
+        {"tls-cert", required_argument, NULL, 'c'},
+        {"tls-key", required_argument, NULL, 'k'},
+        {"session-idle", required_argument, NULL, 'S'},
+        {"task-keep", required_argument, NULL, 'K'},
+        {"threads", required_argument, NULL, 'T'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'd': o->data_dir = optarg; break;
+        case 'l': o->listen = optarg; break;
+        case 't': o->tls_listen = optarg; break;
+        case 'u': o->unix_path = optarg; break;
+        case 'r': o->root_password_file = optarg; break;
+        case 'b':
+            if (strcmp(optarg, "qemu") && strcmp(optarg, "sim") && strcmp(optarg, "auto")) {
+                fprintf(stderr, "vesseld: --backend takes qemu, sim or auto\n");
+                return 2;
+            }
+            o->backend = optarg;
+            break;
+        case 'c': o->tls_cert = optarg; break;
+        case 'k': o->tls_key = optarg; break;
+        case 'S': o->session_idle_s = atoi(optarg); break;
+        case 'K': o->task_keep_s = atoi(optarg); break;
+        case 'T': o->threads = (unsigned)atoi(optarg); break;
+        case 'L': {
+            int level = log_parse_level(optarg);
+            if (level < 0) {
+                fprintf(stderr, "vesseld: --log-level takes error, warn, info or debug\n");
+                return 2;
+            }
+            log_set_level((enum log_level)level);
+            break;
+        }
+        case 'h': usage(stdout); return 1;
+        case 'V': printf("vesseld %s\n", VESSELD_VERSION); return 1;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "vesseld: unexpected argument %s\n", argv[optind]);
+        return 2;
+    }
+    return 0;
+}
+
+static void
+housekeeping(struct server *srv)
+{
+    unsigned s = session_gc(srv), t = task_gc(srv);
+    if (s || t)
+        log_info("vesseld.gc", "sessions=%u tasks=%u", s, t);
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "passwd") == 0)
+        return cmd_passwd(argc, argv);
+    struct options o = {
+        .data_dir = "./var",
+        .listen = "127.0.0.1:8080",
+        .tls_listen = "0.0.0.0:8443",
+        .backend = "auto",
+        .session_idle_s = 86400,
+        .task_keep_s = 3900,
+    };
+    int rc = parse_options(argc, argv, &o);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if ((rc = mkdir_p(o.data_dir, 0700)) < 0) {
+        log_write_errno(LOG_ERROR, -rc, "vesseld.data_dir", "dir=%s", o.data_dir);
+        return 1;
+    }
+    char *db_path = path_in(o.data_dir, "vessel.db");
+    char *passwd_path = path_in(o.data_dir, "passwd");
+    char *tls_dir = path_in(o.data_dir, "tls");
+    char *cert = o.tls_cert ? strdup(o.tls_cert) : path_in(o.data_dir, "tls/cert.pem");
+    char *key = o.tls_key ? strdup(o.tls_key) : path_in(o.data_dir, "tls/key.pem");
+    char *unix_path = o.unix_path ? strdup(o.unix_path) : path_in(o.data_dir, "xapi.sock");
+    char *pid_path = path_in(o.data_dir, "vesseld.pid");
+    if (!db_path || !passwd_path || !tls_dir || !cert || !key || !unix_path || !pid_path) {
+        log_error("vesseld.start", "reason=out-of-memory");
+        return 1;
+    }
+    mkdir_p(tls_dir, 0700);
+
+    struct server srv = {.data_dir = o.data_dir,
+                         .session_idle_s = o.session_idle_s,
+                         .task_keep_s = o.task_keep_s};
+    char why[512] = "";
+    struct xerr *err = NULL;
+    struct http_server *http = NULL;
+    int status = 1;
+    if (xmodel_init() < 0) {
+        log_error("vesseld.start", "reason=data-model-defaults");
+        goto out;
+    }
+    if ((rc = db_open(db_path, &srv.db, why, sizeof(why))) < 0) {
+        log_error("vesseld.db", "path=%s reason=\"%s\"", db_path, why);
+        goto out;
+    }
+    if (tasks_new(&srv.tasks) < 0 || workpool_start(4, &srv.workers) < 0 ||
+        auth_open(passwd_path, &srv.auth) < 0) {
+        log_error("vesseld.start", "reason=out-of-memory");
+        goto out;
+    }
+    if (ensure_root(srv.auth, &o) < 0)
+        goto out;
+    if (!bootstrap_run(&srv, &err)) {
+        char d[512];
+        log_error("vesseld.bootstrap", "error=\"%s\"", xerr_describe(err, d, sizeof(d)));
+        goto out;
+    }
+    if (events_start(&srv, &srv.events) < 0) {
+        log_error("vesseld.start", "reason=events-thread");
+        goto out;
+    }
+    db_set_commit_hook(srv.db, events_on_commit, srv.events);
+
+    char hostname[256] = "localhost";
+    gethostname(hostname, sizeof(hostname) - 1);
+    struct http_config hc = {
+        .unix_path = unix_path,
+        .listen = o.listen,
+        .tls_listen = o.tls_listen,
+        .tls_key_pem_path = key,
+        .tls_cert_pem_path = cert,
+        .tls_hostname = hostname,
+        .n_threads = o.threads,
+        .handler = rpc_handle_http,
+        .opaque = &srv,
+    };
+    if ((rc = http_server_start(&hc, &http, why, sizeof(why))) < 0) {
+        log_error("vesseld.listen", "reason=\"%s\"", why);
+        goto out;
+    }
+    char pid[32];
+    snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+    int fd = open(pid_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        ssize_t ignored = write(fd, pid, strlen(pid));
+        (void)ignored;
+        close(fd);
+    }
+    log_write(LOG_INFO, "vesseld.ready",
+              "http=%s http_port=%d https=%s https_port=%d unix=%s data=%s backend=%s", o.listen,
+              http_server_port(http), o.tls_listen, http_server_tls_port(http), unix_path,
+              o.data_dir, o.backend);
+
+    for (;;) {
+        struct timespec tick = {60, 0};
+        int sig = sigtimedwait(&stop_signals, NULL, &tick);
+        if (sig == SIGTERM || sig == SIGINT) {
+            log_info("vesseld.stop", "signal=%s", sig == SIGTERM ? "TERM" : "INT");
+            break;
+        }
+        housekeeping(&srv);
+    }
+    status = 0;
+out:
+    srv.stopping = true;
+    events_stop(srv.events); /* answers long polls while their connections live */
+    http_server_stop(http);
+    events_free(srv.events);
+    workpool_stop(srv.workers);
+    tasks_free(srv.tasks);
+    auth_close(srv.auth);
+    db_close(srv.db);
+    xerr_free(err);
+    if (status == 0)
+        unlink(pid_path);
+    free(srv.pool_ref);
+    free(srv.host_ref);
+    free(db_path);
+    free(passwd_path);
+    free(tls_dir);
+    free(cert);
+    free(key);
+    free(unix_path);
+    free(pid_path);
+    return status;
+}

@@ -1,0 +1,1036 @@
+/* db/db.c - the in-memory object store with write-through commits.
+ *
+ * Layout: per class, objects indexed by ref and by uuid (common/hashmap) and
+ * threaded on a list in order of last change, so "what changed after
+ * generation g" walks back from the tail and stops at the first older object.
+ * Deletions leave tombstones, oldest first, bounded by TOMB_MAX.
+ *
+ * Writes: every write runs inside a batch (an implicit one for single calls).
+ * Invariants:
+ *  (1) a batch holds the write lock from begin to end, so no reader sees a
+ *      half-done batch;
+ *  (2) the first time a batch touches an object it saves how the object was
+ *      (undo entry), so a failed batch - in SQLite or in the caller - puts
+ *      memory back exactly;
+ *  (3) every object a batch touches ends with gen_modified = the batch's
+ *      generation, and db->gen moves to it only once the backend committed;
+ *  (4) reverse-link sets are only written by relink(): they always equal the
+ *      set of objects whose forward ref names the object.
+ */
+#include "db/db.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "common/hashmap.h"
+#include "common/strbuf.h"
+#include "db/store.h"
+#include "rpc/jsonrpc.h"
+
+#define TOMB_MAX 100000
+
+struct dbobj {
+    char *ref;
+    void *rec;
+    char *uuid; /* copy of the uuid the object is indexed under */
+    uint64_t gen_created;
+    uint64_t gen_modified;
+    uint64_t batch_seen; /* the batch that saved an undo entry for it */
+    struct dbobj *prev, *next;
+    bool linked;
+};
+
+struct tomb {
+    uint64_t gen;
+    uint64_t gen_created;
+    const struct xclass *cls;
+    char *ref;
+};
+
+/* A reverse link: a change to forward field @fwd of this class updates set
+ * @set of class @target (xfield.inverse_*). */
+struct revlink {
+    const struct xfield *fwd;
+    const struct xclass *target;
+    const struct xfield *set;
+};
+
+struct dbclass {
+    const struct xclass *cls;
+    struct hashmap by_ref;
+    struct hashmap by_uuid;
+    struct dbobj *head, *tail;
+    size_t n;
+    struct revlink *links;
+    size_t n_links;
+};
+
+struct undo {
+    const struct xclass *cls;
+    struct dbobj *obj;  /* the live object (or the removed one, when deleted) */
+    bool existed;       /* before the batch */
+    void *old_rec;      /* copy of the record before the batch */
+    uint64_t old_gen_modified;
+    bool deleted;       /* removed from the indexes by this batch */
+};
+
+struct db {
+    struct store *store;
+    pthread_rwlock_t lock;
+    pthread_mutex_t writer; /* held for a whole batch (invariant 1) */
+    pthread_t batch_owner;
+    int batch_depth;
+    bool batch_failed;
+    uint64_t batch_gen;
+    uint64_t batch_id;
+    struct undo *undo;
+    size_t n_undo, cap_undo;
+
+    uint64_t gen;
+    uint64_t lost_before; /* changes before this generation are not all known */
+    struct dbclass *classes;
+    struct tomb *tombs; /* ring, oldest at tomb_head */
+    size_t tomb_head, n_tombs;
+
+    db_commit_fn *on_commit;
+    void *on_commit_opaque;
+};
+
+/* ------------------------------------------------------------------ ids */
+
+void
+db_uuid_generate(char out[37])
+{
+    unsigned char b[16];
+    size_t got = 0;
+    while (got < sizeof(b)) {
+        ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
+        if (n > 0)
+            got += (size_t)n;
+    }
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+             b[13], b[14], b[15]);
+}
+
+char *
+db_new_uuid(void)
+{
+    char u[37];
+    db_uuid_generate(u);
+    return strdup(u);
+}
+
+char *
+db_new_ref(void)
+{
+    char u[37];
+    db_uuid_generate(u);
+    char *r = malloc(sizeof("OpaqueRef:") + 36);
+    if (r)
+        snprintf(r, sizeof("OpaqueRef:") + 36, "OpaqueRef:%s", u);
+    return r;
+}
+
+/* ------------------------------------------------------------------ indexes */
+
+static struct dbclass *
+dbclass_of(struct db *db, const struct xclass *cls)
+{
+    return &db->classes[cls->id];
+}
+
+static struct dbobj *
+lookup(struct db *db, const struct xclass *cls, const char *ref)
+{
+    if (!cls->stored || !ref)
+        return NULL;
+    return hashmap_get(&dbclass_of(db, cls)->by_ref, ref);
+}
+
+static void
+list_unlink(struct dbclass *dc, struct dbobj *o)
+{
+    if (!o->linked)
+        return;
+    if (o->prev)
+        o->prev->next = o->next;
+    else
+        dc->head = o->next;
+    if (o->next)
+        o->next->prev = o->prev;
+    else
+        dc->tail = o->prev;
+    o->prev = o->next = NULL;
+    o->linked = false;
+}
+
+/* Keeps the list ordered by gen_modified: insert before the first newer one
+ * from the tail (almost always: at the tail). */
+static void
+list_insert_ordered(struct dbclass *dc, struct dbobj *o)
+{
+    struct dbobj *after = dc->tail;
+    while (after && after->gen_modified > o->gen_modified)
+        after = after->prev;
+    o->prev = after;
+    o->next = after ? after->next : dc->head;
+    if (o->next)
+        o->next->prev = o;
+    else
+        dc->tail = o;
+    if (after)
+        after->next = o;
+    else
+        dc->head = o;
+    o->linked = true;
+}
+
+static int
+index_add(struct dbclass *dc, struct dbobj *o)
+{
+    if (hashmap_put(&dc->by_ref, o->ref, o) < 0)
+        return -ENOMEM;
+    if (hashmap_put(&dc->by_uuid, o->uuid, o) < 0) {
+        hashmap_remove(&dc->by_ref, o->ref);
+        return -ENOMEM;
+    }
+    list_insert_ordered(dc, o);
+    dc->n++;
+    return 0;
+}
+
+static void
+index_remove(struct dbclass *dc, struct dbobj *o)
+{
+    hashmap_remove(&dc->by_ref, o->ref);
+    hashmap_remove(&dc->by_uuid, o->uuid);
+    list_unlink(dc, o);
+    dc->n--;
+}
+
+static void
+obj_free(const struct xclass *cls, struct dbobj *o)
+{
+    if (!o)
+        return;
+    xrecord_free(cls, o->rec);
+    free(o->ref);
+    free(o->uuid);
+    free(o);
+}
+
+/* ------------------------------------------------------------------ batches */
+
+static bool
+in_batch(struct db *db)
+{
+    return db->batch_depth > 0 && pthread_equal(db->batch_owner, pthread_self());
+}
+
+void
+db_batch_begin(struct db *db)
+{
+    if (in_batch(db)) {
+        db->batch_depth++;
+        return;
+    }
+    pthread_mutex_lock(&db->writer);
+    pthread_rwlock_wrlock(&db->lock);
+    db->batch_owner = pthread_self();
+    db->batch_depth = 1;
+    db->batch_failed = false;
+    db->batch_gen = db->gen + 1;
+    db->batch_id++;
+    db->n_undo = 0;
+}
+
+/* Invariant 2: remember the object as it was before this batch. */
+static int
+save_undo(struct db *db, const struct xclass *cls, struct dbobj *o, bool existed)
+{
+    if (o->batch_seen == db->batch_id)
+        return 0;
+    if (db->n_undo == db->cap_undo) {
+        size_t cap = db->cap_undo ? db->cap_undo * 2 : 16;
+        struct undo *u = realloc(db->undo, cap * sizeof(*u));
+        if (!u)
+            return -ENOMEM;
+        db->undo = u;
+        db->cap_undo = cap;
+    }
+    struct undo *u = &db->undo[db->n_undo];
+    memset(u, 0, sizeof(*u));
+    u->cls = cls;
+    u->obj = o;
+    u->existed = existed;
+    u->old_gen_modified = o->gen_modified;
+    if (existed && !(u->old_rec = xrecord_copy(cls, o->rec)))
+        return -ENOMEM;
+    db->n_undo++;
+    o->batch_seen = db->batch_id;
+    return 0;
+}
+
+static struct undo *
+undo_of(struct db *db, struct dbobj *o)
+{
+    for (size_t i = db->n_undo; i-- > 0;)
+        if (db->undo[i].obj == o)
+            return &db->undo[i];
+    return NULL;
+}
+
+/* Invariant 3: a touched object moves to the tail with the batch's generation. */
+static void
+mark_modified(struct db *db, const struct xclass *cls, struct dbobj *o)
+{
+    struct dbclass *dc = dbclass_of(db, cls);
+    o->gen_modified = db->batch_gen;
+    list_unlink(dc, o);
+    list_insert_ordered(dc, o);
+}
+
+static void
+rollback_memory(struct db *db)
+{
+    for (size_t i = db->n_undo; i-- > 0;) {
+        struct undo *u = &db->undo[i];
+        struct dbclass *dc = dbclass_of(db, u->cls);
+        struct dbobj *o = u->obj;
+        if (!u->deleted)
+            index_remove(dc, o);
+        if (!u->existed) {
+            obj_free(u->cls, o);
+            continue;
+        }
+        xrecord_free(u->cls, o->rec);
+        o->rec = u->old_rec;
+        u->old_rec = NULL;
+        o->gen_modified = u->old_gen_modified;
+        o->batch_seen = 0;
+        if (index_add(dc, o) < 0)
+            obj_free(u->cls, o); /* cannot happen: the slots were just freed */
+    }
+}
+
+static char *
+record_json(const struct xclass *cls, const void *rec, size_t *len)
+{
+    struct strbuf sb = STRBUF_INIT;
+    struct wire_writer w;
+    wire_writer_init(&w, WIRE_JSON, &sb);
+    xrecord_encode(cls, rec, &w, true);
+    return strbuf_steal(&sb, len);
+}
+
+static void
+tomb_add(struct db *db, const struct xclass *cls, const char *ref, uint64_t gen,
+         uint64_t gen_created)
+{
+    char *r = strdup(ref);
+    if (!r) {
+        db->lost_before = gen + 1; /* cannot remember it: say so to old tokens */
+        return;
+    }
+    if (db->n_tombs == TOMB_MAX) {
+        struct tomb *old = &db->tombs[db->tomb_head];
+        db->lost_before = old->gen + 1;
+        free(old->ref);
+        db->tomb_head = (db->tomb_head + 1) % TOMB_MAX;
+        db->n_tombs--;
+    }
+    struct tomb *t = &db->tombs[(db->tomb_head + db->n_tombs) % TOMB_MAX];
+    t->gen = gen;
+    t->gen_created = gen_created;
+    t->cls = cls;
+    t->ref = r;
+    db->n_tombs++;
+}
+
+static int
+persist(struct db *db)
+{
+    int rc = store_begin(db->store);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < db->n_undo && rc == 0; i++) {
+        struct undo *u = &db->undo[i];
+        struct dbobj *o = u->obj;
+        if (u->deleted) {
+            if (u->existed)
+                rc = store_delete(db->store, u->cls, o->ref, db->batch_gen, o->gen_created);
+            continue;
+        }
+        size_t len;
+        char *json = record_json(u->cls, o->rec, &len);
+        if (!json) {
+            rc = -ENOMEM;
+            break;
+        }
+        rc = store_put(db->store, u->cls, o->ref, o->gen_created, o->gen_modified, json, len);
+        free(json);
+    }
+    if (rc == 0)
+        return store_commit(db->store, db->batch_gen);
+    store_rollback(db->store);
+    return rc;
+}
+
+bool
+db_batch_end(struct db *db, bool ok, struct xerr **errp)
+{
+    if (--db->batch_depth > 0) {
+        if (!ok)
+            db->batch_failed = true;
+        return ok;
+    }
+    bool failed = !ok || db->batch_failed;
+    int rc = 0;
+    uint64_t committed = 0;
+    if (!failed && db->n_undo > 0) {
+        rc = persist(db);
+        if (rc < 0)
+            failed = true;
+    }
+    if (failed) {
+        rollback_memory(db);
+    } else if (db->n_undo > 0) {
+        for (size_t i = 0; i < db->n_undo; i++) {
+            struct undo *u = &db->undo[i];
+            if (u->deleted) {
+                if (u->existed)
+                    tomb_add(db, u->cls, u->obj->ref, db->batch_gen, u->obj->gen_created);
+                obj_free(u->cls, u->obj);
+            }
+        }
+        db->gen = db->batch_gen;
+        committed = db->gen;
+    }
+    for (size_t i = 0; i < db->n_undo; i++)
+        xrecord_free(db->undo[i].cls, db->undo[i].old_rec);
+    db->n_undo = 0;
+    db->batch_depth = 0;
+    pthread_rwlock_unlock(&db->lock);
+    pthread_mutex_unlock(&db->writer);
+    if (committed && db->on_commit)
+        db->on_commit(db->on_commit_opaque, committed);
+    if (rc < 0)
+        return xerr_internal(errp, "database commit failed: %s", store_error(db->store));
+    return !failed;
+}
+
+/* ------------------------------------------------------------------ reverse links */
+
+static int
+touch_in_batch(struct db *db, const struct xclass *cls, struct dbobj *o)
+{
+    if (save_undo(db, cls, o, true) < 0)
+        return -ENOMEM;
+    mark_modified(db, cls, o);
+    return 0;
+}
+
+/* Invariant 4: object @ref of @cls went from @old to @new (either NULL). */
+static int
+relink(struct db *db, const struct xclass *cls, const char *ref, const void *old, const void *new)
+{
+    struct dbclass *dc = dbclass_of(db, cls);
+    for (size_t i = 0; i < dc->n_links; i++) {
+        const struct revlink *l = &dc->links[i];
+        const char *was = old ? *(char *const *)xrecord_field_cptr(old, l->fwd) : NULL;
+        const char *now = new ? *(char *const *)xrecord_field_cptr(new, l->fwd) : NULL;
+        if (was && now && strcmp(was, now) == 0)
+            continue;
+        struct dbobj *t;
+        if (was && (t = lookup(db, l->target, was))) {
+            if (touch_in_batch(db, l->target, t) < 0)
+                return -ENOMEM;
+            xset_remove_str(xrecord_field_ptr(t->rec, l->set), ref);
+        }
+        if (now && (t = lookup(db, l->target, now))) {
+            if (touch_in_batch(db, l->target, t) < 0 ||
+                xset_add_str(xrecord_field_ptr(t->rec, l->set), ref) < 0)
+                return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ writes */
+
+bool
+db_create(struct db *db, const struct xclass *cls, const char *ref, void *rec, char **ref_out,
+          struct xerr **errp)
+{
+    char **uuidp = xrecord_field_ptr(rec, &cls->fields[cls->uuid_field]);
+    struct dbobj *o = calloc(1, sizeof(*o));
+    if (!o) {
+        xrecord_free(cls, rec);
+        return xerr_nomem(errp);
+    }
+    o->rec = rec;
+    o->ref = ref ? strdup(ref) : db_new_ref();
+    if (!*uuidp || !**uuidp) {
+        free(*uuidp);
+        *uuidp = db_new_uuid();
+    }
+    o->uuid = *uuidp ? strdup(*uuidp) : NULL;
+    if (!o->ref || !o->uuid) {
+        obj_free(cls, o);
+        return xerr_nomem(errp);
+    }
+    /* Reverse-link sets are derived (invariant 4): whatever the caller put there goes. */
+    struct dbclass *dc = dbclass_of(db, cls);
+    for (size_t i = 0; i < cls->n_fields; i++)
+        if (cls->fields[i].inverse_class)
+            xtype_value_clear(cls->fields[i].type, xrecord_field_ptr(rec, &cls->fields[i]));
+
+    db_batch_begin(db);
+    bool ok = false;
+    if (hashmap_get(&dc->by_ref, o->ref)) {
+        xerr_raise(errp, "DB_UNIQUENESS_CONSTRAINT_VIOLATION", cls->name, "ref", o->ref);
+    } else if (hashmap_get(&dc->by_uuid, o->uuid)) {
+        xerr_raise(errp, "DB_UNIQUENESS_CONSTRAINT_VIOLATION", cls->name, "uuid", o->uuid);
+    } else {
+        o->gen_created = o->gen_modified = db->batch_gen;
+        if (index_add(dc, o) < 0) {
+            xerr_nomem(errp);
+        } else if (save_undo(db, cls, o, false) < 0) {
+            index_remove(dc, o);
+            xerr_nomem(errp);
+        } else {
+            o = NULL; /* owned by the store (or the undo log) now */
+            ok = true;
+        }
+    }
+    struct dbobj *created = ok ? db->undo[db->n_undo - 1].obj : NULL;
+    if (ok && relink(db, cls, created->ref, NULL, created->rec) < 0)
+        ok = xerr_nomem(errp);
+    char *copy = NULL;
+    if (ok && ref_out && !(copy = strdup(created->ref)))
+        ok = xerr_nomem(errp);
+    if (o)
+        obj_free(cls, o);
+    if (!db_batch_end(db, ok, errp)) {
+        free(copy);
+        return false;
+    }
+    if (ref_out)
+        *ref_out = copy;
+    return true;
+}
+
+bool
+db_destroy(struct db *db, const struct xclass *cls, const char *ref, struct xerr **errp)
+{
+    db_batch_begin(db);
+    struct dbobj *o = lookup(db, cls, ref);
+    bool ok;
+    if (!o) {
+        ok = xerr_raise(errp, "HANDLE_INVALID", cls->name, ref);
+    } else if (save_undo(db, cls, o, true) < 0) {
+        ok = xerr_nomem(errp);
+    } else {
+        ok = relink(db, cls, o->ref, o->rec, NULL) == 0 || xerr_nomem(errp);
+        if (ok) {
+            index_remove(dbclass_of(db, cls), o);
+            undo_of(db, o)->deleted = true;
+        }
+    }
+    return db_batch_end(db, ok, errp);
+}
+
+bool
+db_update(struct db *db, const struct xclass *cls, const char *ref, db_update_fn *fn,
+          void *opaque, struct xerr **errp)
+{
+    db_batch_begin(db);
+    struct dbobj *o = lookup(db, cls, ref);
+    bool ok;
+    if (!o) {
+        ok = xerr_raise(errp, "HANDLE_INVALID", cls->name, ref);
+        return db_batch_end(db, ok, errp);
+    }
+    bool fresh = o->batch_seen != db->batch_id;
+    void *before = xrecord_copy(cls, o->rec);
+    if (!before)
+        return db_batch_end(db, xerr_nomem(errp), errp);
+    ok = fn(opaque, o->rec, errp);
+    if (ok) {
+        bool same = true;
+        for (size_t i = 0; i < cls->n_fields && same; i++)
+            same = xtype_value_equal(cls->fields[i].type, xrecord_field_cptr(before, &cls->fields[i]),
+                                     xrecord_field_cptr(o->rec, &cls->fields[i]));
+        if (!same) {
+            /* Save the undo from `before`: fn already changed the live record. */
+            if (fresh) {
+                void *now = o->rec;
+                o->rec = before;
+                int rc = save_undo(db, cls, o, true);
+                o->rec = now;
+                if (rc < 0)
+                    ok = xerr_nomem(errp);
+            }
+            if (ok) {
+                mark_modified(db, cls, o);
+                if (relink(db, cls, o->ref, before, o->rec) < 0)
+                    ok = xerr_nomem(errp);
+            }
+        }
+    } else if (fresh) {
+        /* fn failed after maybe changing the record: put it back. */
+        xrecord_free(cls, o->rec);
+        o->rec = before;
+        before = NULL;
+    }
+    xrecord_free(cls, before);
+    return db_batch_end(db, ok, errp);
+}
+
+struct set_field_args {
+    const struct xfield *f;
+    const void *value;
+};
+
+static bool
+set_field_cb(void *opaque, void *rec, struct xerr **errp)
+{
+    const struct set_field_args *a = opaque;
+    union xvalue_storage tmp;
+    if (xtype_value_copy(a->f->type, &tmp, a->value) < 0)
+        return xerr_nomem(errp);
+    void *slot = xrecord_field_ptr(rec, a->f);
+    xtype_value_clear(a->f->type, slot);
+    memcpy(slot, &tmp, a->f->type->size);
+    return true;
+}
+
+bool
+db_set_field(struct db *db, const struct xclass *cls, const char *ref, const struct xfield *f,
+             const void *value, struct xerr **errp)
+{
+    struct set_field_args a = {f, value};
+    return db_update(db, cls, ref, set_field_cb, &a, errp);
+}
+
+bool
+db_touch(struct db *db, const struct xclass *cls, const char *ref, struct xerr **errp)
+{
+    db_batch_begin(db);
+    struct dbobj *o = lookup(db, cls, ref);
+    bool ok;
+    if (!o)
+        ok = xerr_raise(errp, "HANDLE_INVALID", cls->name, ref);
+    else
+        ok = touch_in_batch(db, cls, o) == 0 || xerr_nomem(errp);
+    return db_batch_end(db, ok, errp);
+}
+
+bool
+db_set_volatile(struct db *db, const struct xclass *cls, const char *ref, const struct xfield *f,
+                const void *value, struct xerr **errp)
+{
+    union xvalue_storage tmp;
+    if (xtype_value_copy(f->type, &tmp, value) < 0)
+        return xerr_nomem(errp);
+    bool locked = !in_batch(db);
+    if (locked)
+        pthread_rwlock_wrlock(&db->lock);
+    struct dbobj *o = lookup(db, cls, ref);
+    if (o) {
+        void *slot = xrecord_field_ptr(o->rec, f);
+        xtype_value_clear(f->type, slot);
+        memcpy(slot, &tmp, f->type->size);
+    }
+    if (locked)
+        pthread_rwlock_unlock(&db->lock);
+    if (!o) {
+        xtype_value_clear(f->type, &tmp);
+        return xerr_raise(errp, "HANDLE_INVALID", cls->name, ref);
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------ reads */
+
+/* Reads inside a batch already hold the lock (write side) on this thread. */
+static void
+read_lock(struct db *db)
+{
+    if (!in_batch(db))
+        pthread_rwlock_rdlock(&db->lock);
+}
+
+static void
+read_unlock(struct db *db)
+{
+    if (!in_batch(db))
+        pthread_rwlock_unlock(&db->lock);
+}
+
+bool
+db_exists(struct db *db, const struct xclass *cls, const char *ref)
+{
+    read_lock(db);
+    bool ok = lookup(db, cls, ref) != NULL;
+    read_unlock(db);
+    return ok;
+}
+
+bool
+db_get(struct db *db, const struct xclass *cls, const char *ref, void **out, struct xerr **errp)
+{
+    read_lock(db);
+    struct dbobj *o = lookup(db, cls, ref);
+    void *copy = o ? xrecord_copy(cls, o->rec) : NULL;
+    read_unlock(db);
+    if (!o)
+        return xerr_raise(errp, "HANDLE_INVALID", cls->name, ref ? ref : "");
+    if (!copy)
+        return xerr_nomem(errp);
+    *out = copy;
+    return true;
+}
+
+bool
+db_get_field(struct db *db, const struct xclass *cls, const char *ref, const struct xfield *f,
+             void *out, struct xerr **errp)
+{
+    read_lock(db);
+    struct dbobj *o = lookup(db, cls, ref);
+    int rc = o ? xtype_value_copy(f->type, out, xrecord_field_cptr(o->rec, f)) : 0;
+    read_unlock(db);
+    if (!o)
+        return xerr_raise(errp, "HANDLE_INVALID", cls->name, ref ? ref : "");
+    if (rc < 0)
+        return xerr_nomem(errp);
+    return true;
+}
+
+bool
+db_encode(struct db *db, const struct xclass *cls, const char *ref, struct wire_writer *w,
+          struct xerr **errp)
+{
+    read_lock(db);
+    struct dbobj *o = lookup(db, cls, ref);
+    if (o)
+        xrecord_encode(cls, o->rec, w, false);
+    read_unlock(db);
+    if (!o)
+        return xerr_raise(errp, "HANDLE_INVALID", cls->name, ref ? ref : "");
+    return true;
+}
+
+bool
+db_encode_field(struct db *db, const struct xclass *cls, const char *ref, const struct xfield *f,
+                struct wire_writer *w, struct xerr **errp)
+{
+    read_lock(db);
+    struct dbobj *o = lookup(db, cls, ref);
+    if (o)
+        xtype_value_encode(f->type, xrecord_field_cptr(o->rec, f), w);
+    read_unlock(db);
+    if (!o)
+        return xerr_raise(errp, "HANDLE_INVALID", cls->name, ref ? ref : "");
+    return true;
+}
+
+void
+db_foreach(struct db *db, const struct xclass *cls, db_visit_fn *fn, void *opaque)
+{
+    if (!cls->stored)
+        return;
+    read_lock(db);
+    for (struct dbobj *o = dbclass_of(db, cls)->head; o; o = o->next)
+        if (!fn(opaque, o->ref, o->rec))
+            break;
+    read_unlock(db);
+}
+
+bool
+db_ref_by_uuid(struct db *db, const struct xclass *cls, const char *uuid, char **ref,
+               struct xerr **errp)
+{
+    read_lock(db);
+    struct dbobj *o = cls->stored ? hashmap_get(&dbclass_of(db, cls)->by_uuid, uuid) : NULL;
+    char *copy = o ? strdup(o->ref) : NULL;
+    read_unlock(db);
+    if (!o)
+        return xerr_raise(errp, "UUID_INVALID", cls->name, uuid);
+    if (!copy)
+        return xerr_nomem(errp);
+    *ref = copy;
+    return true;
+}
+
+bool
+db_with(struct db *db, const struct xclass *cls, const char *ref, db_with_fn *fn, void *opaque,
+        struct xerr **errp)
+{
+    read_lock(db);
+    struct dbobj *o = lookup(db, cls, ref);
+    if (o)
+        fn(opaque, o->rec);
+    read_unlock(db);
+    if (!o)
+        return xerr_raise(errp, "HANDLE_INVALID", cls->name, ref ? ref : "");
+    return true;
+}
+
+size_t
+db_count(struct db *db, const struct xclass *cls)
+{
+    read_lock(db);
+    size_t n = cls->stored ? dbclass_of(db, cls)->n : 0;
+    read_unlock(db);
+    return n;
+}
+
+uint64_t
+db_generation(struct db *db)
+{
+    read_lock(db);
+    uint64_t g = db->gen;
+    read_unlock(db);
+    return g;
+}
+
+/* ------------------------------------------------------------------ changes */
+
+static bool
+masked(const uint64_t *mask, unsigned id)
+{
+    return mask[id / 64] & (1ull << (id % 64));
+}
+
+bool
+db_changes_since(struct db *db, uint64_t since, const uint64_t *class_mask, db_change_fn *fn,
+                 void *opaque, uint64_t *now)
+{
+    read_lock(db);
+    if (since < db->lost_before || since > db->gen) {
+        read_unlock(db);
+        return false;
+    }
+    for (size_t c = 0; c < xapi_n_classes; c++) {
+        const struct xclass *cls = xapi_classes[c];
+        if (!masked(class_mask, cls->id))
+            continue;
+        struct dbobj *o = dbclass_of(db, cls)->tail;
+        while (o && o->gen_modified > since)
+            o = o->prev;
+        for (o = o ? o->next : dbclass_of(db, cls)->head; o; o = o->next)
+            fn(opaque, cls, o->gen_created > since ? DB_CHANGE_ADD : DB_CHANGE_MOD, o->ref,
+               o->gen_modified, o->rec);
+    }
+    for (size_t i = 0; i < db->n_tombs; i++) {
+        const struct tomb *t = &db->tombs[(db->tomb_head + i) % TOMB_MAX];
+        if (t->gen > since && t->gen_created <= since && masked(class_mask, t->cls->id))
+            fn(opaque, t->cls, DB_CHANGE_DEL, t->ref, t->gen, NULL);
+    }
+    *now = db->gen;
+    read_unlock(db);
+    return true;
+}
+
+void
+db_report_all(struct db *db, const uint64_t *class_mask, db_change_fn *fn, void *opaque,
+              uint64_t *now)
+{
+    read_lock(db);
+    for (size_t c = 0; c < xapi_n_classes; c++) {
+        const struct xclass *cls = xapi_classes[c];
+        if (!masked(class_mask, cls->id))
+            continue;
+        for (struct dbobj *o = dbclass_of(db, cls)->head; o; o = o->next)
+            fn(opaque, cls, DB_CHANGE_ADD, o->ref, o->gen_modified, o->rec);
+    }
+    *now = db->gen;
+    read_unlock(db);
+}
+
+/* ------------------------------------------------------------------ open / close */
+
+static int
+build_links(struct db *db)
+{
+    for (size_t c = 0; c < xapi_n_classes; c++) {
+        const struct xclass *target = xapi_classes[c];
+        for (size_t i = 0; i < target->n_fields; i++) {
+            const struct xfield *set = &target->fields[i];
+            if (!set->inverse_class)
+                continue;
+            const struct xclass *src = xapi_class_by_name(set->inverse_class);
+            const struct xfield *fwd = src ? xclass_field(src, set->inverse_field) : NULL;
+            if (!fwd || fwd->type->kind != XT_REF)
+                continue; /* many-to-many links are not kept (none in our model) */
+            struct dbclass *dc = dbclass_of(db, src);
+            struct revlink *l = realloc(dc->links, (dc->n_links + 1) * sizeof(*l));
+            if (!l)
+                return -ENOMEM;
+            dc->links = l;
+            dc->links[dc->n_links++] = (struct revlink){fwd, target, set};
+        }
+    }
+    return 0;
+}
+
+struct load_ctx {
+    struct db *db;
+    const struct xclass *cls;
+    char *why;
+    size_t why_len;
+};
+
+static int
+load_row(void *opaque, const char *ref, uint64_t gen_created, uint64_t gen_modified,
+         const char *json, size_t len)
+{
+    struct load_ctx *lc = opaque;
+    struct xval *v = NULL;
+    char why[128];
+    if (json_parse_xval(json, len, &v, why, sizeof(why)) < 0) {
+        snprintf(lc->why, lc->why_len, "stored %s %s: %s", lc->cls->name, ref, why);
+        return -EINVAL;
+    }
+    void *rec = xrecord_new(lc->cls);
+    struct xerr *err = NULL;
+    struct dbobj *o = calloc(1, sizeof(*o));
+    if (!rec || !o || !xrecord_decode(lc->cls, v, rec, true, false, &err)) {
+        char d[160];
+        snprintf(lc->why, lc->why_len, "stored %s %s: %s", lc->cls->name, ref,
+                 err ? xerr_describe(err, d, sizeof(d)) : "out of memory");
+        xerr_free(err);
+        xval_free(v);
+        xrecord_free(lc->cls, rec);
+        free(o);
+        return -EINVAL;
+    }
+    xval_free(v);
+    o->rec = rec;
+    o->ref = strdup(ref);
+    o->uuid = strdup(xrecord_uuid(lc->cls, rec));
+    o->gen_created = gen_created;
+    o->gen_modified = gen_modified;
+    if (!o->ref || !o->uuid || index_add(dbclass_of(lc->db, lc->cls), o) < 0) {
+        obj_free(lc->cls, o);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static int
+load_tomb(void *opaque, uint64_t gen, const char *cls_name, const char *ref, uint64_t gen_created)
+{
+    struct db *db = opaque;
+    const struct xclass *cls = xapi_class_by_name(cls_name);
+    if (cls)
+        tomb_add(db, cls, ref, gen, gen_created);
+    return 0;
+}
+
+/* Invariant 4 after a load: rebuild every reverse set from the forward refs. */
+static int
+rebuild_links(struct db *db)
+{
+    for (size_t c = 0; c < xapi_n_classes; c++) {
+        struct dbclass *dc = &db->classes[c];
+        for (size_t i = 0; i < dc->n_links; i++) {
+            const struct revlink *l = &dc->links[i];
+            for (struct dbobj *o = dc->head; o; o = o->next) {
+                const char *to = *(char *const *)xrecord_field_cptr(o->rec, l->fwd);
+                struct dbobj *t = lookup(db, l->target, to);
+                if (t && xset_add_str(xrecord_field_ptr(t->rec, l->set), o->ref) < 0)
+                    return -ENOMEM;
+            }
+        }
+    }
+    return 0;
+}
+
+int
+db_open(const char *path, struct db **out, char *why, size_t why_len)
+{
+    struct db *db = calloc(1, sizeof(*db));
+    if (!db)
+        return -ENOMEM;
+    pthread_rwlock_init(&db->lock, NULL);
+    pthread_mutex_init(&db->writer, NULL);
+    db->classes = calloc(xapi_n_classes, sizeof(*db->classes));
+    db->tombs = calloc(TOMB_MAX, sizeof(*db->tombs));
+    if (!db->classes || !db->tombs) {
+        db_close(db);
+        return -ENOMEM;
+    }
+    for (size_t c = 0; c < xapi_n_classes; c++) {
+        db->classes[c].cls = xapi_classes[c];
+        hashmap_init(&db->classes[c].by_ref);
+        hashmap_init(&db->classes[c].by_uuid);
+    }
+    int rc = build_links(db);
+    if (rc == 0)
+        rc = store_open(path, &db->store, why, why_len);
+    if (rc < 0) {
+        db_close(db);
+        return rc;
+    }
+    db->gen = store_generation(db->store);
+    for (size_t c = 0; c < xapi_n_classes && rc == 0; c++) {
+        struct load_ctx lc = {db, xapi_classes[c], why, why_len};
+        rc = store_load(db->store, xapi_classes[c], load_row, &lc);
+    }
+    if (rc == 0)
+        rc = store_load_tombstones(db->store, load_tomb, db);
+    if (rc == 0)
+        rc = rebuild_links(db);
+    if (rc < 0) {
+        if (!why[0])
+            snprintf(why, why_len, "loading %s: %s", path, store_error(db->store));
+        db_close(db);
+        return rc;
+    }
+    *out = db;
+    return 0;
+}
+
+void
+db_close(struct db *db)
+{
+    if (!db)
+        return;
+    for (size_t c = 0; db->classes && c < xapi_n_classes; c++) {
+        struct dbclass *dc = &db->classes[c];
+        struct dbobj *o = dc->head;
+        while (o) {
+            struct dbobj *next = o->next;
+            obj_free(dc->cls, o);
+            o = next;
+        }
+        hashmap_release(&dc->by_ref);
+        hashmap_release(&dc->by_uuid);
+        free(dc->links);
+    }
+    for (size_t i = 0; db->tombs && i < db->n_tombs; i++)
+        free(db->tombs[(db->tomb_head + i) % TOMB_MAX].ref);
+    free(db->tombs);
+    free(db->classes);
+    free(db->undo);
+    store_close(db->store);
+    pthread_rwlock_destroy(&db->lock);
+    pthread_mutex_destroy(&db->writer);
+    free(db);
+}
+
+void
+db_set_commit_hook(struct db *db, db_commit_fn *fn, void *opaque)
+{
+    db->on_commit = fn;
+    db->on_commit_opaque = opaque;
+}

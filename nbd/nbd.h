@@ -1,0 +1,71 @@
+/* nbd/nbd.h - an NBD server (fixed newstyle, structured replies, base:allocation).
+ *
+ * Contract:
+ *  - The server serves one export to one client per nbd_serve() call, in the calling
+ *    thread, until the client disconnects (NBD_CMD_DISC, ABORT, EOF) or breaks the
+ *    protocol. Returns 0 on an orderly end, a negative errno otherwise (-EPROTO: the client
+ *    broke the protocol, -ECONNRESET: EOF mid-message). Never prints, never exits.
+ *  - Every client message is validated before it is acted upon: option lengths are capped
+ *    (NBD_MAX_OPTION_BYTES) and checked before the body is read, request ranges and flags
+ *    are checked, a WRITE payload above NBD_MAX_PAYLOAD ends the connection without being
+ *    allocated. Facts: shared/spec/storage.md section 3 (after NetworkBlockDevice/nbd
+ *    doc/proto.md).
+ *  - The backend is called from the serving thread only; its functions return 0 or -errno
+ *    (mapped to NBD errors: EPERM, EIO, ENOMEM, EINVAL, ENOSPC, EOVERFLOW, ENOTSUP).
+ */
+#ifndef VESSEL_NBD_H
+#define VESSEL_NBD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#define NBD_MAX_OPTION_BYTES (64u * 1024)
+#define NBD_MAX_NAME_BYTES 4096u
+#define NBD_MAX_PAYLOAD (32u * 1024 * 1024)
+#define NBD_MIN_BLOCK 512u
+#define NBD_PREF_BLOCK 4096u
+
+/* Backend of an export. read, write and flush are required (write and flush may be NULL
+ * for a read-only export); trim, zero and block_status are optional (NULL: trim is a no-op,
+ * zero writes zeros through write, everything reads as data). */
+struct nbd_backend_ops {
+    int (*read)(void *opaque, void *buf, uint64_t off, uint32_t len);
+    int (*write)(void *opaque, const void *buf, uint64_t off, uint32_t len, bool fua);
+    int (*flush)(void *opaque);
+    int (*trim)(void *opaque, uint64_t off, uint32_t len);
+    int (*zero)(void *opaque, uint64_t off, uint32_t len, bool fua);
+    /* Extent at @off, at most @len bytes: *run > 0, *allocated false = reads as zeros. */
+    int (*block_status)(void *opaque, uint64_t off, uint64_t len, uint64_t *run,
+                        bool *allocated);
+};
+
+struct nbd_export {
+    const char *name;          /* "" is the default export; clients asking for "" get it too */
+    const char *description;   /* may be NULL */
+    uint64_t size;
+    bool read_only;
+    const struct nbd_backend_ops *ops;
+    void *opaque;
+};
+
+/* How the server moves bytes. recv fills exactly @len bytes (0) or fails (-errno,
+ * -ECONNRESET at EOF); send writes all of @iov (0) or fails. */
+struct nbd_transport {
+    void *opaque;
+    int (*recv)(void *opaque, void *buf, size_t len);
+    int (*send)(void *opaque, const struct iovec *iov, int n_iov);
+};
+
+/* Serve @exp to the client behind @t. */
+int nbd_serve(const struct nbd_transport *t, const struct nbd_export *exp);
+
+/* Serve @exp on the connected socket @fd (not closed). */
+int nbd_serve_fd(int fd, const struct nbd_export *exp);
+
+/* Create a listening unix socket at @path (an existing socket file is replaced; any other
+ * file there is an error, -EEXIST). On success *@out_fd is the socket (close-on-exec). */
+int nbd_listen_unix(const char *path, int *out_fd);
+
+#endif /* VESSEL_NBD_H */

@@ -1,0 +1,302 @@
+/* rpc/auth.c - the passwd file, yescrypt checks, per-address failure counts.
+ *
+ * The file is replaced atomically (write a temporary, fsync, rename) so a
+ * crash never leaves it half written.
+ */
+#include "rpc/auth.h"
+
+#include <crypt.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/hashmap.h"
+
+struct account {
+    char *name;
+    char *hash;
+};
+
+struct failures {
+    char *peer;
+    unsigned count;
+    time_t first;
+};
+
+struct auth {
+    pthread_mutex_t mu;
+    char *path;
+    struct timespec mtime;
+    struct account *accounts;
+    size_t n_accounts;
+    struct hashmap failures; /* peer -> struct failures */
+    char dummy_hash[CRYPT_OUTPUT_SIZE];
+};
+
+static void
+accounts_clear(struct auth *a)
+{
+    for (size_t i = 0; i < a->n_accounts; i++) {
+        free(a->accounts[i].name);
+        explicit_bzero(a->accounts[i].hash, strlen(a->accounts[i].hash));
+        free(a->accounts[i].hash);
+    }
+    free(a->accounts);
+    a->accounts = NULL;
+    a->n_accounts = 0;
+}
+
+/* Re-reads the file when its mtime changed. Called with mu held. */
+static void
+accounts_refresh(struct auth *a)
+{
+    struct stat st;
+    if (stat(a->path, &st) != 0) {
+        accounts_clear(a);
+        return;
+    }
+    if (st.st_mtim.tv_sec == a->mtime.tv_sec && st.st_mtim.tv_nsec == a->mtime.tv_nsec &&
+        a->accounts)
+        return;
+    FILE *f = fopen(a->path, "r");
+    if (!f)
+        return;
+    accounts_clear(a);
+    a->mtime = st.st_mtim;
+    char line[1024];
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        char *colon = strchr(line, ':');
+        if (!colon || colon == line)
+            continue;
+        *colon = '\0';
+        struct account *grown = realloc(a->accounts, (a->n_accounts + 1) * sizeof(*grown));
+        if (!grown)
+            break;
+        a->accounts = grown;
+        char *name = strdup(line), *hash = strdup(colon + 1);
+        if (!name || !hash) {
+            free(name);
+            free(hash);
+            break;
+        }
+        a->accounts[a->n_accounts++] = (struct account){name, hash};
+    }
+    fclose(f);
+}
+
+static const char *
+account_hash(struct auth *a, const char *user)
+{
+    for (size_t i = 0; i < a->n_accounts; i++)
+        if (strcmp(a->accounts[i].name, user) == 0)
+            return a->accounts[i].hash;
+    return NULL;
+}
+
+static int
+make_hash(const char *password, char out[CRYPT_OUTPUT_SIZE])
+{
+    char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+    if (!crypt_gensalt_rn("$y$", 0, NULL, 0, salt, sizeof(salt)))
+        return -errno ? -errno : -EINVAL;
+    struct crypt_data cd;
+    memset(&cd, 0, sizeof(cd));
+    char *h = crypt_r(password, salt, &cd);
+    if (!h || h[0] == '*')
+        return -EINVAL;
+    snprintf(out, CRYPT_OUTPUT_SIZE, "%s", h);
+    explicit_bzero(&cd, sizeof(cd));
+    return 0;
+}
+
+int
+auth_open(const char *passwd_path, struct auth **out)
+{
+    struct auth *a = calloc(1, sizeof(*a));
+    if (!a || !(a->path = strdup(passwd_path))) {
+        free(a);
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&a->mu, NULL);
+    hashmap_init(&a->failures);
+    char pw[32];
+    auth_random_password(pw, sizeof(pw));
+    int rc = make_hash(pw, a->dummy_hash);
+    if (rc < 0) {
+        auth_close(a);
+        return rc;
+    }
+    accounts_refresh(a);
+    *out = a;
+    return 0;
+}
+
+static void
+failures_free(void *p)
+{
+    struct failures *f = p;
+    free(f->peer);
+    free(f);
+}
+
+void
+auth_close(struct auth *a)
+{
+    if (!a)
+        return;
+    accounts_clear(a);
+    hashmap_release_with(&a->failures, failures_free);
+    pthread_mutex_destroy(&a->mu);
+    free(a->path);
+    free(a);
+}
+
+static bool
+throttled(struct auth *a, const char *peer, time_t now)
+{
+    struct failures *f = hashmap_get(&a->failures, peer);
+    if (!f)
+        return false;
+    if (now - f->first >= AUTH_WINDOW_S) {
+        hashmap_remove(&a->failures, peer);
+        failures_free(f);
+        return false;
+    }
+    return f->count >= AUTH_MAX_FAILURES;
+}
+
+static void
+note_failure(struct auth *a, const char *peer, time_t now)
+{
+    struct failures *f = hashmap_get(&a->failures, peer);
+    if (!f) {
+        if (a->failures.n > 100000)
+            return; /* bounded memory under a spray of addresses */
+        f = calloc(1, sizeof(*f));
+        if (!f || !(f->peer = strdup(peer)) || hashmap_put(&a->failures, f->peer, f) < 0) {
+            if (f)
+                free(f->peer);
+            free(f);
+            return;
+        }
+        f->first = now;
+    }
+    f->count++;
+}
+
+enum auth_result
+auth_check(struct auth *a, const char *user, const char *password, const char *peer)
+{
+    time_t now = time(NULL);
+    pthread_mutex_lock(&a->mu);
+    if (throttled(a, peer, now)) {
+        pthread_mutex_unlock(&a->mu);
+        return AUTH_THROTTLED;
+    }
+    accounts_refresh(a);
+    const char *known = account_hash(a, user);
+    char hash[CRYPT_OUTPUT_SIZE];
+    snprintf(hash, sizeof(hash), "%s", known ? known : a->dummy_hash);
+    pthread_mutex_unlock(&a->mu);
+
+    /* The expensive part runs unlocked: logins do not queue behind each other. */
+    struct crypt_data *cd = calloc(1, sizeof(*cd));
+    bool ok = false;
+    if (cd) {
+        char *h = crypt_r(password, hash, cd);
+        if (h && h[0] != '*') {
+            size_t n = strlen(hash);
+            unsigned diff = strlen(h) != n;
+            for (size_t i = 0; i < n && h[i]; i++)
+                diff |= (unsigned)(h[i] ^ hash[i]);
+            ok = diff == 0 && known;
+        }
+        explicit_bzero(cd, sizeof(*cd));
+        free(cd);
+    }
+    if (!ok) {
+        pthread_mutex_lock(&a->mu);
+        note_failure(a, peer, now);
+        pthread_mutex_unlock(&a->mu);
+    }
+    return ok ? AUTH_OK : AUTH_BAD;
+}
+
+bool
+auth_has_user(struct auth *a, const char *user)
+{
+    pthread_mutex_lock(&a->mu);
+    accounts_refresh(a);
+    bool yes = account_hash(a, user) != NULL;
+    pthread_mutex_unlock(&a->mu);
+    return yes;
+}
+
+int
+auth_set_password(struct auth *a, const char *user, const char *password)
+{
+    if (!*user || strchr(user, ':') || strchr(user, '\n'))
+        return -EINVAL;
+    char hash[CRYPT_OUTPUT_SIZE];
+    int rc = make_hash(password, hash);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&a->mu);
+    accounts_refresh(a);
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", a->path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        rc = -errno;
+        if (fd >= 0)
+            close(fd);
+        pthread_mutex_unlock(&a->mu);
+        return rc;
+    }
+    bool replaced = false;
+    for (size_t i = 0; i < a->n_accounts; i++) {
+        bool me = strcmp(a->accounts[i].name, user) == 0;
+        fprintf(f, "%s:%s\n", a->accounts[i].name, me ? hash : a->accounts[i].hash);
+        replaced |= me;
+    }
+    if (!replaced)
+        fprintf(f, "%s:%s\n", user, hash);
+    rc = fflush(f) == 0 && fsync(fileno(f)) == 0 ? 0 : -errno;
+    if (fclose(f) != 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, a->path) != 0)
+        rc = -errno;
+    if (rc < 0)
+        unlink(tmp);
+    a->mtime.tv_sec = 0; /* force a re-read */
+    accounts_clear(a);
+    accounts_refresh(a);
+    pthread_mutex_unlock(&a->mu);
+    return rc;
+}
+
+void
+auth_random_password(char *out, size_t len)
+{
+    static const char alphabet[] = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    unsigned char b[64];
+    size_t n = len - 1 < 20 ? len - 1 : 20;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = getrandom(b + got, n - got, 0);
+        if (r > 0)
+            got += (size_t)r;
+    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = alphabet[b[i] % (sizeof(alphabet) - 1)];
+    out[n] = '\0';
+}

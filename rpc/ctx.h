@@ -1,0 +1,63 @@
+/* rpc/ctx.h - what every call carries: the server's shared state and the
+ * caller's identity.
+ *
+ * rpc/dispatch.c builds a call_ctx per call after checking the session and the
+ * role; handlers (generated wrappers, api/) read it. The server struct is
+ * created by daemon/main.c and lives for the process; its fields are set
+ * before the listeners start and read-only afterwards (each subsystem it
+ * points to locks for itself).
+ */
+#ifndef VESSEL_RPC_CTX_H
+#define VESSEL_RPC_CTX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "model/xmsg.h"
+#include "rpc/http.h"
+
+struct db;
+struct workpool;
+struct events;
+struct auth;
+struct tasks;
+
+struct server {
+    struct db *db;
+    const char *data_dir;
+    char *pool_ref;      /* the pool (one per store) */
+    char *host_ref;      /* this host */
+    struct workpool *workers; /* Async calls and background jobs */
+    struct events *events;    /* event.from / event.next waiters */
+    struct auth *auth;        /* local accounts, login throttling */
+    struct tasks *tasks;      /* cancellation flags of running tasks */
+    int session_idle_s;       /* idle sessions expire after this */
+    int task_keep_s;          /* finished tasks are destroyed after this */
+    volatile bool stopping;
+};
+
+struct call_ctx {
+    struct server *srv;
+    struct db *db;
+    const struct xmsg *msg;
+    const char *session;  /* the caller's session ref ("" for session-less calls) */
+    const char *user;     /* account name behind the session */
+    enum xrole role;      /* the session's effective role */
+    bool superuser;       /* local root: every permission */
+    const char *task;     /* the task this call reports into, or NULL when sync */
+    const char *peer;     /* client address ("unix" on the local socket) */
+    enum http_transport transport;
+    const char *originator;
+};
+
+/* Checks @ctx->role against what @needed requires; RBAC_PERMISSION_DENIED
+ * [permission, text] names the wire permission ("vm.start"). */
+bool ctx_require_role(const struct call_ctx *ctx, enum xrole needed, const char *permission,
+                      struct xerr **errp);
+/* True when the task this call runs in was asked to cancel (task.cancel). */
+bool ctx_cancelled(const struct call_ctx *ctx);
+/* Reports progress 0..1 into the call's task (no-op for sync calls). */
+void ctx_progress(const struct call_ctx *ctx, double progress);
+
+#endif

@@ -1,0 +1,555 @@
+/* rpc/dispatch.c - parse, check, run and answer one XenAPI call.
+ *
+ * Order of checks (xenapi.md 1.4), the first failure being the one reported:
+ *   1. the body parses (else HTTP 500, as xapi);
+ *   2. system.* methods need no session;
+ *   3. unknown method: MESSAGE_METHOD_UNKNOWN, after the session check when
+ *      the first argument looks like a session;
+ *   4. the session (SESSION_INVALID);
+ *   5. arity (MESSAGE_PARAMETER_COUNT_MISMATCH [method, expected, received],
+ *      both without the session; expected counts parameters without defaults);
+ *   6. the role (RBAC_PERMISSION_DENIED);
+ *   7. removed / not yet built messages;
+ * then the call runs: synchronously here, as a task on the worker pool for
+ * Async.*, or in rpc/events.c for event.from/next.
+ *
+ * Replies are built in one strbuf: on failure the partly written success is
+ * dropped and the failure written in its place.
+ */
+#include "rpc/dispatch.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/workpool.h"
+#include "db/db.h"
+#include "rpc/events.h"
+#include "rpc/implicit.h"
+#include "rpc/session.h"
+#include "rpc/task.h"
+#include "rpc/xmlrpc.h"
+
+/* ------------------------------------------------------------------ replies */
+
+static void
+reply_bytes(struct rpc_call *call, struct strbuf *sb)
+{
+    size_t len;
+    char *body = strbuf_steal(sb, &len);
+    const char *ctype = call->format == WIRE_JSON ? "application/json" : "text/xml";
+    if (!body) {
+        http_reply(call->req, 500, "text/html", "<html><body>out of memory</body></html>", 39);
+    } else {
+        http_reply_take(call->req, 200, ctype, body, len);
+    }
+    call->req = NULL;
+    rpc_call_free(call);
+}
+
+static void
+write_failure(struct rpc_call *call, struct wire_writer *w, const struct xerr *err)
+{
+    if (call->format == WIRE_JSON)
+        jsonrpc_write_failure(w, call->json_version, call->json_id, err->code,
+                              (const char *const *)err->params, err->n_params);
+    else
+        xmlrpc_write_failure(w, err->code, (const char *const *)err->params, err->n_params);
+}
+
+void
+rpc_call_reply_error(struct rpc_call *call, const struct xerr *err)
+{
+    struct strbuf sb = STRBUF_INIT;
+    struct wire_writer w;
+    wire_writer_init(&w, call->format, &sb);
+    write_failure(call, &w, err);
+    reply_bytes(call, &sb);
+}
+
+void
+rpc_call_reply_success(struct rpc_call *call, rpc_result_fn *fn, void *opaque)
+{
+    struct strbuf sb = STRBUF_INIT;
+    struct wire_writer w;
+    wire_writer_init(&w, call->format, &sb);
+    if (call->format == WIRE_JSON) {
+        jsonrpc_begin_success(&w, call->json_version);
+        fn(opaque, &w);
+        jsonrpc_end_success(&w, call->json_version, call->json_id);
+    } else {
+        xmlrpc_begin_success(&w);
+        fn(opaque, &w);
+        xmlrpc_end_success(&w);
+    }
+    reply_bytes(call, &sb);
+}
+
+void
+rpc_call_free(struct rpc_call *call)
+{
+    if (!call)
+        return;
+    xval_free(call->json_id);
+    xval_free(call->params);
+    free(call->method);
+    free(call->session_ref);
+    free(call->user);
+    free(call->originator);
+    free(call);
+}
+
+static void
+reply_http_error(struct http_request *req, unsigned status, const char *why)
+{
+    char body[512];
+    int n = snprintf(body, sizeof(body), "<html><body><h1>HTTP %u</h1><p>%s</p></body></html>",
+                     status, why);
+    http_reply(req, status, "text/html", body, (size_t)n);
+}
+
+/* ------------------------------------------------------------------ system.* */
+
+static void
+write_method_list(void *opaque, struct wire_writer *w)
+{
+    (void)opaque;
+    wire_begin_array(w);
+    wire_string(w, "system.listMethods");
+    wire_string(w, "system.isAlive");
+    for (size_t i = 0; i < xapi_n_messages; i++)
+        wire_string(w, xapi_messages[i].wire_name);
+    wire_end_array(w);
+}
+
+static void
+serve_list_methods(struct rpc_call *call)
+{
+    if (call->format == WIRE_JSON) {
+        rpc_call_reply_success(call, write_method_list, NULL);
+        return;
+    }
+    /* XML-RPC: the bare array, not a Status struct (xenapi.md 1.2). */
+    struct strbuf sb = STRBUF_INIT;
+    struct wire_writer w;
+    wire_writer_init(&w, WIRE_XMLRPC, &sb);
+    xmlrpc_begin_bare(&w);
+    write_method_list(NULL, &w);
+    xmlrpc_end_bare(&w);
+    reply_bytes(call, &sb);
+}
+
+static void
+write_xval(void *opaque, struct wire_writer *w)
+{
+    const struct xval *v = opaque;
+    if (v)
+        wire_xval(w, v);
+    else
+        wire_string(w, "");
+}
+
+/* ------------------------------------------------------------------ running a message */
+
+struct run {
+    struct rpc_call *call;
+    const struct xmsg *msg;
+    struct xval **args; /* n_params, defaults filled in */
+    size_t n_args;
+    char *task;
+};
+
+static void
+run_free(struct run *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n_args; i++)
+        xval_free(r->args[i]);
+    free(r->args);
+    free(r->task);
+    free(r);
+}
+
+/* Runs the message, writing its result value to @w. */
+static bool
+run_message(struct run *r, struct wire_writer *w, struct xerr **errp)
+{
+    struct call_ctx *ctx = &r->call->ctx;
+    ctx->msg = r->msg;
+    ctx->task = r->task;
+    if (r->msg->kind == XM_EXPLICIT)
+        return r->msg->call(ctx, r->args, w, errp);
+    return rpc_implicit_call(ctx, r->msg, r->args, w, errp);
+}
+
+static void
+run_sync(struct run *r)
+{
+    struct rpc_call *call = r->call;
+    struct strbuf sb = STRBUF_INIT;
+    struct wire_writer w;
+    struct xerr *err = NULL;
+    wire_writer_init(&w, call->format, &sb);
+    if (call->format == WIRE_JSON)
+        jsonrpc_begin_success(&w, call->json_version);
+    else
+        xmlrpc_begin_success(&w);
+    if (run_message(r, &w, &err)) {
+        if (call->format == WIRE_JSON)
+            jsonrpc_end_success(&w, call->json_version, call->json_id);
+        else
+            xmlrpc_end_success(&w);
+    } else {
+        strbuf_reset(&sb);
+        wire_writer_init(&w, call->format, &sb);
+        write_failure(call, &w, err);
+        xerr_free(err);
+    }
+    r->call = NULL;
+    run_free(r);
+    reply_bytes(call, &sb);
+}
+
+static void
+run_async_job(void *opaque)
+{
+    struct run *r = opaque;
+    struct server *srv = r->call->srv;
+    struct strbuf sb = STRBUF_INIT;
+    struct wire_writer w;
+    struct xerr *err = NULL;
+    /* task.result is an XML-RPC <value> fragment whatever the caller's codec. */
+    wire_writer_init(&w, WIRE_XMLRPC, &sb);
+    if (run_message(r, &w, &err)) {
+        size_t len;
+        char *xml = strbuf_steal(&sb, &len);
+        task_finish_success(srv, r->task, xml ? xml : "");
+        free(xml);
+    } else {
+        task_finish_failure(srv, r->task, err);
+        xerr_free(err);
+        strbuf_release(&sb);
+    }
+    rpc_call_free(r->call);
+    r->call = NULL;
+    run_free(r);
+}
+
+static void
+drop_async_job(void *opaque)
+{
+    struct run *r = opaque;
+    struct xerr *err = NULL;
+    xerr_raise0(&err, "TASK_CANCELLED");
+    task_finish_failure(r->call->srv, r->task, err);
+    xerr_free(err);
+    rpc_call_free(r->call);
+    r->call = NULL;
+    run_free(r);
+}
+
+static void
+write_task_ref(void *opaque, struct wire_writer *w)
+{
+    wire_string(w, opaque);
+}
+
+static void
+start_async(struct run *r)
+{
+    struct rpc_call *call = r->call;
+    struct xerr *err = NULL;
+    char label[256];
+    snprintf(label, sizeof(label), "Async.%s", r->msg->wire_name);
+    if (!task_create(call->srv, label, "", call->session_ref, false, &r->task, &err)) {
+        r->call = NULL;
+        run_free(r);
+        rpc_call_reply_error(call, err);
+        xerr_free(err);
+        return;
+    }
+    /* The reply (the task ref) goes now; the call object lives on in the job,
+     * so the reply must not free it: answer from a copy of what it needs. */
+    struct rpc_call *answer = calloc(1, sizeof(*answer));
+    if (answer) {
+        answer->srv = call->srv;
+        answer->req = call->req;
+        answer->format = call->format;
+        answer->json_version = call->json_version;
+        answer->json_id = call->json_id;
+        call->json_id = NULL;
+        call->req = NULL;
+    }
+    char *task = strdup(r->task);
+    if (!answer || !task || workpool_submit(call->srv->workers, run_async_job, drop_async_job, r) < 0) {
+        struct xerr *e = NULL;
+        xerr_nomem(&e);
+        task_finish_failure(call->srv, r->task, e);
+        if (answer)
+            rpc_call_reply_error(answer, e);
+        else
+            http_reply(call->req, 500, "text/html", "", 0);
+        xerr_free(e);
+        free(task);
+        run_free(r);
+        rpc_call_free(call);
+        return;
+    }
+    rpc_call_reply_success(answer, write_task_ref, task);
+    free(task);
+}
+
+/* ------------------------------------------------------------------ checks */
+
+static bool
+looks_like_session(const struct xval *v)
+{
+    return v && v->kind == XVAL_STRING && strncmp(v->str.s, "OpaqueRef:", 10) == 0;
+}
+
+static bool
+check_session(struct rpc_call *call, const struct xval *arg, struct xerr **errp)
+{
+    if (!arg || arg->kind != XVAL_STRING)
+        return xerr_raise(errp, "SESSION_INVALID", arg && arg->kind == XVAL_STRING ? arg->str.s : "");
+    struct session_info si = {0};
+    if (!session_check(call->srv, arg->str.s, &si, errp))
+        return false;
+    call->session_ref = strdup(arg->str.s);
+    call->user = si.user;
+    call->originator = si.originator;
+    if (!call->session_ref)
+        return xerr_nomem(errp);
+    call->ctx.session = call->session_ref;
+    call->ctx.user = call->user;
+    call->ctx.originator = call->originator;
+    call->ctx.role = si.role;
+    call->ctx.superuser = si.superuser;
+    return true;
+}
+
+bool
+ctx_require_role(const struct call_ctx *ctx, enum xrole needed, const char *permission,
+                 struct xerr **errp)
+{
+    if (ctx->superuser || ctx->role >= needed)
+        return true;
+    char roles[256] = "";
+    size_t off = 0;
+    for (int r = XR_POOL_ADMIN; r >= (int)needed && off < sizeof(roles); r--)
+        off += (size_t)snprintf(roles + off, sizeof(roles) - off, "%s%s",
+                                r == XR_POOL_ADMIN ? "" : ", ", xrole_names[r]);
+    char text[400];
+    snprintf(text, sizeof(text), "No permission in user session. (Roles with this permission: %s)",
+             roles);
+    return xerr_raise(errp, "RBAC_PERMISSION_DENIED", permission, text);
+}
+
+static bool
+check_role(const struct call_ctx *ctx, const struct xmsg *m, struct xerr **errp)
+{
+    char perm[200];
+    size_t i = 0;
+    for (; m->wire_name[i] && i < sizeof(perm) - 1; i++)
+        perm[i] = (char)((m->wire_name[i] >= 'A' && m->wire_name[i] <= 'Z')
+                             ? m->wire_name[i] - 'A' + 'a'
+                             : m->wire_name[i]);
+    perm[i] = '\0';
+    return ctx_require_role(ctx, m->role, perm, errp);
+}
+
+/* Arity, then defaults: the run gets exactly n_params decoded-later values. */
+static bool
+collect_args(struct run *r, struct xval *params, size_t first, const char *wire_name,
+             struct xerr **errp)
+{
+    const struct xmsg *m = r->msg;
+    size_t got = params->arr.n - first;
+    if (got < m->n_required || got > m->n_params) {
+        char expected[24], received[24];
+        snprintf(expected, sizeof(expected), "%zu", m->n_required);
+        snprintf(received, sizeof(received), "%zu", got);
+        return xerr_raise(errp, "MESSAGE_PARAMETER_COUNT_MISMATCH", wire_name, expected, received);
+    }
+    r->args = calloc(m->n_params ? m->n_params : 1, sizeof(*r->args));
+    if (!r->args)
+        return xerr_nomem(errp);
+    for (size_t i = 0; i < m->n_params; i++, r->n_args++) {
+        if (i < got) {
+            r->args[i] = params->arr.items[first + i];
+            params->arr.items[first + i] = NULL;
+            continue;
+        }
+        char why[64];
+        const char *d = m->params[i].default_json;
+        if (!d || json_parse_xval(d, strlen(d), &r->args[i], why, sizeof(why)) < 0)
+            return xerr_internal(errp, "default of %s.%s", wire_name, m->params[i].name);
+    }
+    return true;
+}
+
+static void
+fail(struct rpc_call *call, struct run *r, struct xerr *err)
+{
+    if (r) {
+        r->call = NULL;
+        run_free(r);
+    }
+    rpc_call_reply_error(call, err);
+    xerr_free(err);
+}
+
+static void
+execute(struct rpc_call *call)
+{
+    struct xerr *err = NULL;
+    const char *name = call->method;
+    struct xval *params = call->params;
+
+    if (strcmp(name, "system.listMethods") == 0) {
+        serve_list_methods(call);
+        return;
+    }
+    if (strncmp(name, "system.isAlive", 14) == 0) {
+        rpc_call_reply_success(call, write_xval, params->arr.n ? params->arr.items[0] : NULL);
+        return;
+    }
+    bool async = strncmp(name, "Async.", 6) == 0;
+    const char *bare = async ? name + 6 : name;
+    const struct xmsg *m = xmsg_lookup(bare);
+    if (!m) {
+        if (params->arr.n > 0 && looks_like_session(params->arr.items[0]) &&
+            !check_session(call, params->arr.items[0], &err)) {
+            fail(call, NULL, err);
+            return;
+        }
+        xerr_raise(&err, "MESSAGE_METHOD_UNKNOWN", name);
+        fail(call, NULL, err);
+        return;
+    }
+    size_t first = 0;
+    if (m->session) {
+        if (!check_session(call, params->arr.n ? params->arr.items[0] : NULL, &err)) {
+            fail(call, NULL, err);
+            return;
+        }
+        first = 1;
+    }
+    struct run *r = calloc(1, sizeof(*r));
+    if (!r) {
+        xerr_nomem(&err);
+        fail(call, NULL, err);
+        return;
+    }
+    r->call = call;
+    r->msg = m;
+    if (!collect_args(r, params, first, m->wire_name, &err) ||
+        (m->session && !check_role(&call->ctx, m, &err))) {
+        fail(call, r, err);
+        return;
+    }
+    if (m->flags & XMF_REMOVED) {
+        xerr_raise0(&err, "MESSAGE_REMOVED");
+        fail(call, r, err);
+        return;
+    }
+    if (m->kind == XM_TODO) {
+        xerr_raise(&err, "NOT_IMPLEMENTED", m->wire_name);
+        fail(call, r, err);
+        return;
+    }
+    if (async) {
+        if (!m->async) {
+            char text[300];
+            snprintf(text, sizeof(text), "No async mode for this operation (rpc: %s)", name);
+            xerr_raise(&err, "Fault", text);
+            fail(call, r, err);
+            return;
+        }
+        start_async(r);
+        return;
+    }
+    if (m->kind == XM_SPECIAL) {
+        struct xval **args = r->args;
+        size_t n = r->n_args;
+        r->args = NULL;
+        r->n_args = 0;
+        r->call = NULL;
+        run_free(r);
+        if (strcmp(m->name, "from") == 0)
+            events_from(call->srv->events, call, args);
+        else
+            events_next(call->srv->events, call);
+        for (size_t i = 0; i < n; i++)
+            xval_free(args[i]);
+        free(args);
+        return;
+    }
+    run_sync(r);
+}
+
+/* ------------------------------------------------------------------ HTTP entry */
+
+void
+rpc_handle_http(void *opaque, struct http_request *req)
+{
+    struct server *srv = opaque;
+    const char *method = http_request_method(req);
+    const char *path = http_request_path(req);
+    if (strcmp(method, "POST") != 0) {
+        if (strcmp(method, "GET") == 0 && strcmp(path, "/") == 0) {
+            static const char page[] =
+                "<html><head><title>Vessel</title></head><body><h1>Vessel</h1>"
+                "<p>This host serves the XenAPI: XML-RPC on POST /, JSON-RPC on POST /jsonrpc."
+                "</p></body></html>";
+            http_reply(req, 200, "text/html", page, sizeof(page) - 1);
+        } else {
+            reply_http_error(req, 404, "not found");
+        }
+        return;
+    }
+    size_t len;
+    const char *body = http_request_body(req, &len);
+    struct rpc_call *call = calloc(1, sizeof(*call));
+    if (!call) {
+        reply_http_error(req, 500, "out of memory");
+        return;
+    }
+    call->srv = srv;
+    call->req = req;
+    call->ctx.srv = srv;
+    call->ctx.db = srv->db;
+    call->ctx.session = "";
+    call->ctx.user = "";
+    call->ctx.peer = http_request_peer(req);
+    call->ctx.transport = http_request_transport(req);
+    char why[256] = "";
+    int rc;
+    if (strcmp(path, "/jsonrpc") == 0) {
+        struct jsonrpc_call jc;
+        call->format = WIRE_JSON;
+        rc = jsonrpc_parse_call(body, len, &jc, why, sizeof(why));
+        if (rc == 0) {
+            call->json_version = jc.version;
+            call->method = jc.method;
+            call->params = jc.params;
+            call->json_id = jc.id;
+        }
+    } else {
+        call->format = WIRE_XMLRPC;
+        rc = xmlrpc_parse_call(body, len, &call->method, &call->params, why, sizeof(why));
+    }
+    if (rc < 0) {
+        call->req = NULL;
+        rpc_call_free(call);
+        /* xapi answers a body it cannot parse with HTTP 500 and closes. */
+        char text[400];
+        snprintf(text, sizeof(text), "cannot parse the request: %s", why[0] ? why : strerror(-rc));
+        reply_http_error(req, 500, text);
+        return;
+    }
+    execute(call);
+}

@@ -1,0 +1,145 @@
+/* rpc/http.h - the HTTP front: listeners, requests, deferred replies.
+ *
+ * Built on libmicrohttpd (internal polling thread + a small thread pool). One
+ * http_server owns up to three listeners: a unix socket (local clients, xe),
+ * plain HTTP (default 127.0.0.1:8080) and HTTPS (default 0.0.0.0:8443, with a
+ * key and self-signed certificate generated with GnuTLS on first start in the
+ * data dir when none is given).
+ *
+ * A request reaches the handler once, with its whole body (bodies over
+ * HTTP_MAX_BODY are refused with 413 before the handler runs). The handler
+ * answers with http_reply() either before it returns or later, from any
+ * thread: until then the connection is suspended and holds no thread (this is
+ * how event.from long-polls). Exactly one http_reply() per request; the
+ * request object stays valid until then and is freed by http_reply().
+ *
+ * Keep-alive is HTTP/1.1's default; every reply carries
+ * Access-Control-Allow-Origin: * and Access-Control-Allow-Headers:
+ * X-Requested-With. OPTIONS on any path is answered here (CORS pre-flight).
+ */
+#ifndef VESSEL_RPC_HTTP_H
+#define VESSEL_RPC_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#define HTTP_MAX_BODY (4u << 20) /* RPC bodies; xapi allows 300 KiB, we allow bulk creates */
+
+enum http_transport { HTTP_TRANSPORT_UNIX, HTTP_TRANSPORT_TCP, HTTP_TRANSPORT_TLS };
+
+struct http_request; /* opaque */
+
+/* Called on a thread of the server's pool. Must not block for long: work that
+ * waits (long polls, async tasks) is handed elsewhere and replied to later. */
+typedef void http_handler_fn(void *opaque, struct http_request *req);
+
+struct http_config {
+    const char *unix_path;   /* NULL: no unix listener. The socket file is replaced. */
+    const char *listen;      /* "HOST:PORT" plain HTTP; NULL or "none": none */
+    const char *tls_listen;  /* "HOST:PORT" HTTPS; NULL or "none": none */
+    const char *tls_key_pem_path;  /* key and cert files; created (0600 key) if both missing */
+    const char *tls_cert_pem_path;
+    const char *tls_hostname;      /* CN/SAN for a generated certificate */
+    unsigned n_threads;            /* request threads; 0 = number of CPUs, at least 2 */
+    http_handler_fn *handler;
+    void *opaque;
+    bool debug;                    /* libmicrohttpd's own error messages go to stderr */
+};
+
+struct http_server;
+
+/* Binds every configured listener and starts serving. Returns 0 and *out, or a
+ * negative errno (-EADDRINUSE, -EACCES, ...) with a reason in @why. */
+int http_server_start(const struct http_config *cfg, struct http_server **out, char *why,
+                      size_t why_len);
+/* Stops accepting, waits for handlers to return, drops suspended requests
+ * (their connections are closed), frees everything. */
+void http_server_stop(struct http_server *srv);
+/* The TCP port actually bound by the plain listener (useful with port 0), or 0. */
+int http_server_port(const struct http_server *srv);
+int http_server_tls_port(const struct http_server *srv);
+
+/* Request accessors; strings are borrowed from @req, valid until the reply. */
+const char *http_request_method(const struct http_request *req); /* "POST" */
+const char *http_request_path(const struct http_request *req);   /* "/jsonrpc", no query */
+const char *http_request_query(const struct http_request *req, const char *key); /* or NULL */
+const char *http_request_header(const struct http_request *req, const char *name); /* case-insensitive */
+const char *http_request_cookie(const struct http_request *req, const char *name);
+const char *http_request_body(const struct http_request *req, size_t *len);
+enum http_transport http_request_transport(const struct http_request *req);
+/* The peer's address as text ("127.0.0.1", "::1", "unix"). */
+const char *http_request_peer(const struct http_request *req);
+
+/* Sends the reply and frees @req. @body is copied. Any thread. Extra headers:
+ * http_reply_with_headers(). A status >= 500 also closes the connection.
+ * @content_type is sent as given (no charset is appended). */
+void http_reply(struct http_request *req, unsigned status, const char *content_type,
+                const char *body, size_t len);
+/* Same, taking ownership of a malloc'd @body (no copy). */
+void http_reply_take(struct http_request *req, unsigned status, const char *content_type,
+                     char *body, size_t len);
+
+/* ---- Additions (after the first contract) ---- */
+
+/* Notes on the calls above, as implemented:
+ * - Accessors read a copy taken before the handler runs, so they work from
+ *   any thread until the reply, even after the client or the server is gone.
+ *   The body is also NUL-terminated (not counted in *len); "" when empty.
+ * - A body over HTTP_MAX_BODY: 413 and close when Content-Length says so,
+ *   the connection cut when a chunked body grows past it. The handler never
+ *   sees either.
+ * - The unix socket file is replaced when stale; a live server answering
+ *   on it makes start fail with -EADDRINUSE; a non-socket file, -EEXIST.
+ * - http_server_stop() must not be called from a handler or tunnel thread
+ *   (it waits for them). A tunnel callback that ignores EOF blocks it. */
+
+/* http_reply() with @n_headers extra "Name: value" strings (copied), e.g.
+ * "WWW-Authenticate: Basic realm=\"xapi\"". A malformed string (no colon) is
+ * skipped. @content_type may be NULL (no Content-Type header). */
+void http_reply_with_headers(struct http_request *req, unsigned status,
+                             const char *content_type, const char *const *headers,
+                             size_t n_headers, const char *body, size_t len);
+
+/* A tunnel (console proxy). Runs on a thread of its own and may block for
+ * the tunnel's whole life, reading and writing @fd (a connected, blocking
+ * stream socket whose other end is the client, after the HTTP reply line).
+ * @fd belongs to the server: do not close it; return when it reads EOF or
+ * fails. http_server_stop() shuts @fd down, which makes such reads end. */
+typedef void http_tunnel_fn(void *opaque, int fd);
+
+/* Answers @req with a tunnel and frees @req; any thread, instead of
+ * http_reply(). For CONNECT the client gets "HTTP/1.1 200 OK" and an empty
+ * header block; for any other method "HTTP/1.1 101 Switching Protocols" with
+ * "Connection: Upgrade" and the request's Upgrade header echoed. Then
+ * @fn(@opaque, fd) runs; when it returns, the connection is closed. If the
+ * client is already gone (or the server stopping) @fn is still called, with a
+ * socket that reads EOF (or, out of descriptors, with -1), so that @opaque
+ * is released on one path only.
+ * Bytes the client sent after its request head, before the reply, are lost
+ * (clients wait for the reply line before speaking: RFB, xapi's CONNECT). */
+void http_reply_upgrade(struct http_request *req, http_tunnel_fn *fn, void *opaque);
+
+/* Requests whose connection is suspended waiting for http_reply(). For tests
+ * and diagnostics. */
+unsigned http_server_n_suspended(const struct http_server *srv);
+
+/* HTTP Basic credentials of @req (Authorization header). true and two new
+ * strings (free()) or false (absent, not Basic, malformed). */
+bool http_request_basic_auth(const struct http_request *req, char **user, char **password);
+
+/* ---- Parsers, pure (no I/O); exposed for the fuzz target and tests ---- */
+
+/* "HOST:PORT" -> a socket address. HOST: IPv4 dotted quad, [IPv6], "localhost"
+ * (127.0.0.1), "*" or empty (0.0.0.0). PORT: 0..65535, 0 meaning ephemeral.
+ * 0 or -EINVAL. */
+int http_parse_listen(const char *spec, struct sockaddr_storage *addr, socklen_t *addr_len);
+/* Whether comma-separated header @value (e.g. Connection) holds @token,
+ * case-insensitively, ignoring spaces around items. */
+bool http_header_has_token(const char *value, const char *token);
+/* Value of an Authorization header "Basic base64(user:password)" -> two new
+ * strings (free()); false if not Basic or malformed (bad base64, no colon,
+ * a NUL byte inside). */
+bool http_parse_basic_auth(const char *value, char **user, char **password);
+
+#endif

@@ -1,0 +1,25 @@
+/* rpc/implicit.h - the messages every class gets from the data model alone:
+ * get_record, get_all(_records)(_where), get_by_uuid, get_by_name_label,
+ * get_/set_<field>, add_to_/remove_from_<map>, add_/remove_<set>, create and
+ * destroy (xenapi.md 2.1). One generic implementation serves all classes
+ * from the descriptors; a class that needs more declares the message by hand
+ * in its datamodel file and api/ implements it.
+ */
+#ifndef VESSEL_RPC_IMPLICIT_H
+#define VESSEL_RPC_IMPLICIT_H
+
+#include "model/xmsg.h"
+#include "rpc/ctx.h"
+
+bool rpc_implicit_call(struct call_ctx *ctx, const struct xmsg *m, struct xval *const *args,
+                       struct wire_writer *out, struct xerr **errp);
+
+/* get_all_records_where's expression language: true, false, field "f" = "v",
+ * and, or, not, parentheses (f uses "__" for xapi's namespaces). Compiles
+ * @expr; NULL with INVALID_VALUE on a syntax error. */
+struct where_expr;
+struct where_expr *where_compile(const char *expr, struct xerr **errp);
+bool where_match(const struct where_expr *e, const struct xclass *cls, const void *rec);
+void where_free(struct where_expr *e);
+
+#endif

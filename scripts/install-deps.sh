@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Vessel builds and tests with, only those
+# missing (so `make` is quick and quiet once they are there).
+set -euo pipefail
+packages=(
+  build-essential pkg-config meson ninja-build python3 clang
+  libmicrohttpd-dev libjansson-dev libexpat1-dev libsqlite3-dev libgnutls28-dev libcrypt-dev
+  libcmocka-dev
+  qemu-utils libnbd-bin nbdkit curl
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Counts test cases over meson testlog.json files and TAP files.
+
+A TAP test counts each "ok"/"not ok" line (SKIP/TODO counted as skipped);
+a test without TAP lines counts once by its result. A test that crashed or
+timed out after some passing lines counts one more failure. Prints per-run
+failures, then the closing line "N passed, N failed, N skipped".
+"""
+import json
+import os
+import re
+import sys
+
+TAP = re.compile(r'^(not ok|ok)\b(.*)$')
+
+
+def count_tap(text):
+    passed = failed = skipped = 0
+    for line in text.splitlines():
+        m = TAP.match(line.strip())
+        if not m:
+            continue
+        rest = m.group(2)
+        if '# SKIP' in rest.upper() or '# TODO' in rest.upper():
+            skipped += 1
+        elif m.group(1) == 'ok':
+            passed += 1
+        else:
+            failed += 1
+    return passed, failed, skipped
+
+
+def main(d):
+    total = [0, 0, 0]
+    failures = []
+    for fn in sorted(os.listdir(d)):
+        path = os.path.join(d, fn)
+        run = fn.rsplit('.', 1)[0]
+        if fn.endswith('.tap'):
+            p, f, s = count_tap(open(path, errors='replace').read())
+            total[0] += p; total[1] += f; total[2] += s
+            if f:
+                failures.append('%s: %d failed' % (run, f))
+            continue
+        if not fn.endswith('.json'):
+            continue
+        for line in open(path, errors='replace'):
+            line = line.strip()
+            if not line:
+                continue
+            t = json.loads(line)
+            res = t.get('result', '')
+            p, f, s = count_tap(t.get('stdout') or '')
+            if p + f + s == 0:
+                if res == 'OK':
+                    p = 1
+                elif res == 'SKIP':
+                    s = 1
+                else:
+                    f = 1
+            elif res not in ('OK', 'SKIP', 'EXPECTEDFAIL') and f == 0:
+                f = 1  # crashed or timed out after the cases it printed
+            total[0] += p; total[1] += f; total[2] += s
+            if f:
+                failures.append('%s: %s (%s)' % (run, t.get('name'), res))
+    for x in failures:
+        print('FAILED', x)
+    print('%d passed, %d failed, %d skipped' % tuple(total))
+    return 1 if total[1] else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else '.test-results'))

@@ -1,0 +1,192 @@
+/* vhd/vhd.h - the VHD library: fixed, dynamic and differencing images and their chains.
+ *
+ * Contract, for every function below:
+ *  - Returns 0 (or a documented non-negative value) on success and a negative errno on failure.
+ *    The library never prints, never exits, never aborts on anything a file can contain.
+ *  - A struct vhd_chain is not thread-safe: one thread at a time per chain (the NBD server
+ *    serialises requests). Different chains are independent.
+ *  - Offsets and lengths are in bytes of the virtual disk unless a name says otherwise.
+ *  - Errors a hostile or damaged file produces: -EINVAL (structure invalid: bad cookie,
+ *    checksum, field out of range, BAT entry past EOF or overlapping), -EFBIG (size beyond
+ *    VHD limits), -ELOOP (parent loop or chain deeper than VHD_MAX_CHAIN_DEPTH), -ENOENT
+ *    (missing parent), -ESTALE (parent UUID differs from the child's record), -ENOSPC (the
+ *    32-bit BAT cannot address more file), -EROFS (write to an image opened read-only),
+ *    -EIO / other errno from the system calls.
+ * Files are written in the layout of shared/spec/storage.md section 6.1: footer copy at 0,
+ * header at 512, BAT at 1536, batmap after the BAT, creator "tap\0" 1.3, 2 MiB blocks with
+ * 4 KiB-aligned data, three parent locators for differencing disks.
+ */
+#ifndef VESSEL_VHD_H
+#define VESSEL_VHD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VHD_SECTOR 512u
+#define VHD_BLOCK_SIZE_DEFAULT (2u * 1024 * 1024)
+/* Largest virtual size we create or open: 2040 GiB (QEMU's and SM's cap, spec 1.9). */
+#define VHD_MAX_SIZE_BYTES (2040ull * 1024 * 1024 * 1024)
+/* Parents followed before a chain is refused with -ELOOP (spec 5 row 19). */
+#define VHD_MAX_CHAIN_DEPTH 64
+/* vhd_snapshot() refuses to make a chain deeper than this (SM's limit, spec 2.2). */
+#define VHD_MAX_SNAPSHOT_DEPTH 30
+
+enum vhd_type {
+    VHD_TYPE_FIXED = 2,
+    VHD_TYPE_DYNAMIC = 3,
+    VHD_TYPE_DIFF = 4,
+};
+
+/* Flags of vhd_chain_open(). */
+enum {
+    VHD_OPEN_RDONLY = 0,
+    VHD_OPEN_RDWR = 1 << 0,        /* the leaf only; parents are always opened read-only */
+    VHD_OPEN_NO_PARENTS = 1 << 1,  /* open the file alone: unresolved sectors read as zeros */
+    VHD_OPEN_HEAD_FOOTER = 1 << 2, /* read-only inspection: accept the footer copy at 0 when
+                                    * the trailing footer is missing or damaged (spec 5 row 2) */
+};
+
+struct vhd_chain;
+
+/* ---- create ---------------------------------------------------------------------------- */
+
+/* Create a new fixed or dynamic VHD of @size_bytes (a multiple of 512, 1 sector ..
+ * VHD_MAX_SIZE_BYTES) at @path; fails with -EEXIST if @path exists. The file is durable on
+ * return. Errors: -EINVAL (size not a multiple of 512 or 0, bad type), -EFBIG (too large). */
+int vhd_create(const char *path, uint64_t size_bytes, enum vhd_type type);
+
+/* Create @child_path, an empty differencing VHD whose parent is @parent_path. The parent
+ * must be a sound VHD chain, in the same directory as the child (parents are resolved by
+ * file name inside the child's directory, spec 5 row 22), and the new chain no deeper than
+ * VHD_MAX_SNAPSHOT_DEPTH. The parent is left untouched: from now on it must only be read
+ * (every chain opens parents read-only). Errors: -EEXIST, -EXDEV (different directory),
+ * -EMLINK (chain too deep), and those of vhd_chain_open() on the parent. */
+int vhd_snapshot(const char *parent_path, const char *child_path);
+
+/* ---- open, read, write ------------------------------------------------------------------ */
+
+/* Open the VHD at @path and, unless VHD_OPEN_NO_PARENTS, its parents. Every image is
+ * validated (spec 6.3) before this returns. On success *@out is freed with
+ * vhd_chain_close(). */
+int vhd_chain_open(const char *path, unsigned flags, struct vhd_chain **out);
+
+/* Why the last failed open (or check, snapshot, resize...) in this thread failed, as one
+ * sentence; "" when no reason was recorded. Valid until the next call into the library. */
+const char *vhd_last_error(void);
+
+/* Open an already-open file descriptor as a single image (no parents are followed; a
+ * differencing image reads unresolved sectors as zeros). The chain takes a dup of @fd. */
+int vhd_chain_open_fd(int fd, unsigned flags, struct vhd_chain **out);
+
+/* Write back what is pending (the trailing footer), fdatasync if writable, close every
+ * file and free @c. Returns the first error met while flushing; @c is freed regardless.
+ * NULL is a no-op. */
+int vhd_chain_close(struct vhd_chain *c);
+
+/* Virtual size in bytes of the leaf. */
+uint64_t vhd_chain_size(const struct vhd_chain *c);
+
+/* Read @len bytes at @off through the chain (spec 1.7). Errors: -EINVAL if the range
+ * leaves the disk; I/O errors. Any alignment is accepted. */
+int vhd_chain_read(struct vhd_chain *c, void *buf, uint64_t off, size_t len);
+
+/* Write @len bytes at @off into the leaf, allocating blocks as needed with the ordering
+ * of vhd/write.c. Unaligned heads and tails are read-modify-written. If @fua, the data and
+ * its metadata are durable on return. Errors: -EROFS, -EINVAL (range), -ENOSPC. */
+int vhd_chain_write(struct vhd_chain *c, const void *buf, uint64_t off, size_t len, bool fua);
+
+/* Make the range read as zeros. In a dynamic root, unallocated blocks stay unallocated;
+ * elsewhere zeros are written. Same errors as vhd_chain_write(). */
+int vhd_chain_zero(struct vhd_chain *c, uint64_t off, uint64_t len, bool fua);
+
+/* Make every completed write durable (leaf fdatasync, footer rewritten). */
+int vhd_chain_flush(struct vhd_chain *c);
+
+/* Describe the extent starting at @off, at most @len bytes long: *@run_len receives its
+ * length (> 0) and *@allocated whether any image in the chain holds data there (false =
+ * reads as zeros). Granularity is the 512-byte sector. Errors: -EINVAL (range). */
+int vhd_chain_block_status(struct vhd_chain *c, uint64_t off, uint64_t len, uint64_t *run_len,
+                           bool *allocated);
+
+/* ---- information ------------------------------------------------------------------------ */
+
+struct vhd_info {
+    enum vhd_type type;
+    uint64_t size_bytes;          /* virtual size (footer current_size) */
+    uint64_t file_size_bytes;     /* bytes the file occupies (st_size) */
+    uint32_t block_size;          /* 0 for fixed disks */
+    uint32_t max_bat_entries;     /* 0 for fixed disks */
+    uint32_t allocated_blocks;    /* 0 for fixed disks */
+    uint8_t uuid[16];
+    uint8_t parent_uuid[16];      /* zero unless differencing */
+    char parent_name[256];        /* UTF-8 parent file name, "" unless differencing */
+    char creator[5];              /* creator application, NUL-terminated */
+    uint32_t creator_version;
+    uint32_t cylinders, heads, sectors_per_track;
+    bool hidden;
+    bool head_footer_used;        /* the trailing footer was bad; the copy at 0 was used */
+    unsigned depth;               /* images in the chain, 1 for the file alone */
+};
+
+/* Fill @out from image @index of the chain (0 = leaf). Errors: -EINVAL bad index. */
+int vhd_chain_info(const struct vhd_chain *c, unsigned index, struct vhd_info *out);
+
+/* Number of images in the chain (leaf included). */
+unsigned vhd_chain_depth(const struct vhd_chain *c);
+
+/* Format @uuid as 36 characters plus NUL into @out. */
+void vhd_uuid_format(const uint8_t uuid[16], char out[37]);
+
+/* ---- check and repair ------------------------------------------------------------------- */
+
+#define VHD_CHECK_MAX_PROBLEMS 32
+
+struct vhd_check_report {
+    unsigned n_problems;                          /* problems found (may exceed the array) */
+    char problems[VHD_CHECK_MAX_PROBLEMS][160];   /* one sentence each, NUL-terminated */
+    unsigned n_repaired;                          /* vhd_repair(): fixes applied */
+    char repaired[8][160];
+};
+
+/* Check the file at @path and its parents against every structural rule (spec 2.5 and 5):
+ * both footers, header, BAT bounds and overlaps, batmap, parent locators, parent links.
+ * Returns 0 if sound, -EINVAL if problems were found (listed in @report), or another
+ * -errno if the file could not be examined at all. */
+int vhd_check(const char *path, struct vhd_check_report *report);
+
+/* Repair what is safely repairable in @path alone: a missing, damaged or differing trailing
+ * footer or head copy (from whichever copy is valid, the trailing one preferred), a batmap
+ * that is invalid (rewritten with every bit clear: always safe), bytes after the footer.
+ * BAT or data damage is never "repaired" (that would lose data silently). Returns 0 when the
+ * file is sound afterwards, -EINVAL when problems remain (listed), other -errno on I/O. */
+int vhd_repair(const char *path, struct vhd_check_report *report);
+
+/* ---- long operations -------------------------------------------------------------------- */
+
+/* Called now and then with work done and total work, in bytes. */
+typedef void vhd_progress_fn(void *opaque, uint64_t done, uint64_t total);
+
+/* Copy every sector the differencing image @child_path holds into its parent, which is
+ * opened read-write for the purpose and grown if the child is larger. Afterwards the child
+ * adds nothing to the chain and may be deleted. Safe only when the parent has no other
+ * child (the caller's rule, as in SM). Errors: -EINVAL (child not differencing), open and
+ * I/O errors. */
+int vhd_coalesce(const char *child_path, vhd_progress_fn *progress, void *opaque);
+
+/* Grow the image at @path to @size_bytes (a multiple of 512). Shrinking is refused with
+ * -EINVAL. A dynamic or differencing image whose BAT is too small has its first data blocks
+ * moved to the end of the file to make room. */
+int vhd_resize(const char *path, uint64_t size_bytes);
+
+/* Convert: copy the whole virtual disk of @c to a new file @out_path, as a sparse raw file
+ * (@to_vhd false) or a new dynamic VHD without parents (@to_vhd true). Blocks reading as
+ * zero are skipped. -EEXIST if @out_path exists. */
+int vhd_convert_to(struct vhd_chain *c, const char *out_path, bool to_vhd,
+                   vhd_progress_fn *progress, void *opaque);
+
+/* Import a raw file @raw_path as a new dynamic VHD @out_path (zero blocks skipped). */
+int vhd_convert_from_raw(const char *raw_path, const char *out_path, vhd_progress_fn *progress,
+                         void *opaque);
+
+#endif /* VESSEL_VHD_H */
