@@ -281,7 +281,7 @@ create_dom0(struct db *db, const char *host, const char *hostname, const struct 
     snprintf(label, sizeof(label), "Control domain on host: %s", hostname);
     if (!vm || !set(&vm->name_label, label) ||
         !set(&vm->name_description, "The domain which manages physical devices and manages other domains") ||
-        !set(&vm->resident_on, host)) {
+        !set(&vm->resident_on, host) || !set(&vm->affinity, host)) {
         xapi_vm_record_free(vm);
         return xerr_nomem(errp);
     }
@@ -294,6 +294,9 @@ create_dom0(struct db *db, const char *host, const char *hostname, const struct 
     vm->VCPUs_max = vm->VCPUs_at_startup = c->count;
     vm->user_version = 1;
     vm->domain_type = XAPI_DOMAIN_TYPE_PV;
+    vm->actions_after_shutdown = XAPI_ON_NORMAL_EXIT_DESTROY;
+    vm->actions_after_reboot = XAPI_ON_NORMAL_EXIT_DESTROY;
+    vm->actions_after_crash = XAPI_ON_CRASH_BEHAVIOUR_DESTROY;
     char *metrics = NULL;
     if (!vm_ops_refresh(vm) || !vm_metrics_create(db, vm, &metrics, errp)) {
         xapi_vm_record_free(vm);

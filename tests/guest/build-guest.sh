@@ -1,0 +1,82 @@
+#!/bin/sh
+# tests/guest/build-guest.sh - build Vessel's tiny test guest.
+#
+# Usage: build-guest.sh OUTDIR
+# Writes OUTDIR/initramfs.cpio (busybox-static + /init), OUTDIR/bzImage (a
+# copy of the host's Debian cloud kernel) and OUTDIR/vmlinux (the same kernel
+# decompressed, for -M microvm's PVH entry: the bzImage payload is LZ4; its
+# frame magic 02 21 4c 18 is found and decompressed with lz4 -dc).
+#
+# The guest's /init (the contract the xenops tests and bench rely on):
+#  - prints "VESSEL-GUEST-UP" on the serial console once it runs;
+#  - loads the ACPI power button (button.ko, evdev.ko from the host's modules)
+#    and runs busybox acpid, so an ACPI power-button press (QMP
+#    system_powerdown on pc/q35, and on microvm with acpi=on via its GED) runs
+#    poweroff -f;
+#  - reads lines from the serial console: "poweroff" -> poweroff -f,
+#    "reboot" -> reboot -f, "crash" -> sysrq crash (panic), "echo WORD" -> prints
+#    "VESSEL-ECHO WORD"; anything else is ignored.
+# Needs: busybox (static), cpio, lz4. Idempotent: outputs are rebuilt only when
+# missing.
+set -eu
+out=${1:?usage: build-guest.sh OUTDIR}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+kernel=${VESSEL_GUEST_KERNEL:-$(ls /boot/vmlinuz-*-cloud-amd64 2>/dev/null | sort -V | tail -n 1)}
+[ -n "$kernel" ] && [ -r "$kernel" ] || { echo "build-guest: no cloud kernel in /boot" >&2; exit 1; }
+kver=${kernel#/boot/vmlinuz-}
+busybox=$(command -v busybox || true)
+[ -n "$busybox" ] || { echo "build-guest: busybox not found" >&2; exit 1; }
+command -v cpio >/dev/null || { echo "build-guest: cpio not found (apt-get install cpio)" >&2; exit 1; }
+
+if [ ! -s "$out/bzImage" ]; then
+    cp "$kernel" "$out/bzImage.tmp" && mv "$out/bzImage.tmp" "$out/bzImage"
+fi
+
+if [ ! -s "$out/vmlinux" ]; then
+    off=$(grep -obUaP '\x02\x21\x4c\x18' "$kernel" | head -n 1 | cut -d: -f1)
+    [ -n "$off" ] || { echo "build-guest: no lz4 payload in $kernel" >&2; exit 1; }
+    # lz4 stops at the end of its frame(s); trailing bytes give a warning only.
+    tail -c +"$((off + 1))" "$kernel" | lz4 -dc > "$out/vmlinux.tmp" 2>/dev/null || true
+    [ -s "$out/vmlinux.tmp" ] || { echo "build-guest: lz4 payload did not decompress" >&2; exit 1; }
+    mv "$out/vmlinux.tmp" "$out/vmlinux"
+fi
+
+if [ ! -s "$out/initramfs.cpio" ]; then
+    root=$(mktemp -d)
+    trap 'rm -rf "$root"' EXIT
+    mkdir -p "$root/bin" "$root/sbin" "$root/dev" "$root/proc" "$root/sys" "$root/etc" \
+             "$root/lib/modules"
+    cp "$busybox" "$root/bin/busybox"
+    for m in kernel/drivers/acpi/button.ko kernel/drivers/input/evdev.ko; do
+        f=/lib/modules/$kver/$m
+        [ -r "$f" ] && cp "$f" "$root/lib/modules/" || true
+    done
+    printf 'PWRF poweroff -f\n' > "$root/etc/acpid.conf"
+    cat > "$root/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t devtmpfs dev /dev 2>/dev/null
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+for m in /lib/modules/*.ko; do [ -e "$m" ] && insmod "$m" 2>/dev/null; done
+[ -e /lib/modules/evdev.ko ] && acpid -a /etc/acpid.conf 2>/dev/null
+echo VESSEL-GUEST-UP > /dev/console
+exec < /dev/console > /dev/console 2>&1
+stty -echo 2>/dev/null
+while read -r cmd arg; do
+    case "$cmd" in
+    poweroff) poweroff -f ;;
+    reboot) reboot -f ;;
+    crash) echo c > /proc/sysrq-trigger ;;
+    echo) echo "VESSEL-ECHO $arg" ;;
+    esac
+done
+while :; do sleep 3600; done
+INIT
+    chmod 755 "$root/init"
+    (cd "$root" && find . | cpio -o -H newc --quiet) > "$out/initramfs.cpio.tmp"
+    mv "$out/initramfs.cpio.tmp" "$out/initramfs.cpio"
+fi

@@ -1,0 +1,170 @@
+"""tests/integration/harness.py - start a real vesseld and talk to it.
+
+Each test script starts its own vesseld on a fresh temporary data dir with an
+ephemeral port (--listen 127.0.0.1:0), reads the port from the "vesseld.ready"
+log line, and stops it at the end. Output is TAP, so every check counts.
+"""
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import xmlrpc.client
+
+ROOT_PASSWORD = 'integration-root-pw'
+
+
+class Tap:
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+
+    def ok(self, cond, name, detail=None):
+        self.n += 1
+        if cond:
+            print('ok %d - %s' % (self.n, name))
+        else:
+            self.failed += 1
+            print('not ok %d - %s' % (self.n, name))
+            if detail is not None:
+                for line in str(detail).splitlines()[:20]:
+                    print('#   ' + line)
+        sys.stdout.flush()
+        return cond
+
+    def eq(self, got, want, name):
+        return self.ok(got == want, name, 'got:  %r\nwant: %r' % (got, want))
+
+    def done(self):
+        print('1..%d' % self.n)
+        return 1 if self.failed else 0
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=30):
+        super().__init__('localhost', timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
+
+
+class UnixTransport(xmlrpc.client.Transport):
+    def __init__(self, path):
+        super().__init__()
+        self.unix_path = path
+
+    def make_connection(self, host):
+        return UnixHTTPConnection(self.unix_path)
+
+
+class Vesseld:
+    def __init__(self, binary, data_dir=None, extra=()):
+        self.binary = binary
+        self.own_dir = data_dir is None
+        self.dir = data_dir or tempfile.mkdtemp(prefix='vessel-it-')
+        self.extra = list(extra)
+        self.proc = None
+        self.port = None
+        self.unix = None
+        self.log_path = os.path.join(self.dir, 'vesseld.log')
+
+    def start(self, timeout=20):
+        pw = os.path.join(self.dir, 'rootpw')
+        with open(pw, 'w') as f:
+            f.write(ROOT_PASSWORD + '\n')
+        log = open(self.log_path, 'a')
+        log_start = log.tell()
+        self.proc = subprocess.Popen(
+            [self.binary, '--data-dir', os.path.join(self.dir, 'data'), '--listen', '127.0.0.1:0',
+             '--tls-listen', 'none', '--root-password-file', pw] + self.extra,
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with open(self.log_path) as f:
+                f.seek(log_start)
+                text = f.read()
+            m = re.search(r'vesseld\.ready .*http_port=(\d+) .*unix=(\S+)', text)
+            if m:
+                self.port = int(m.group(1))
+                self.unix = m.group(2)
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError('vesseld exited: ' + text[-2000:])
+            time.sleep(0.02)
+        raise RuntimeError('vesseld did not become ready')
+
+    def url(self, path='/'):
+        return 'http://127.0.0.1:%d%s' % (self.port, path)
+
+    def proxy(self, path='/'):
+        return xmlrpc.client.ServerProxy(self.url(path), allow_none=False)
+
+    def unix_proxy(self):
+        return xmlrpc.client.ServerProxy('http://localhost/', transport=UnixTransport(self.unix))
+
+    def login(self, user='root', password=ROOT_PASSWORD):
+        r = self.proxy().session.login_with_password(user, password, '1.0', 'integration')
+        if r['Status'] != 'Success':
+            raise RuntimeError('login failed: %r' % r)
+        return r['Value']
+
+    def jsonrpc(self, method, params, version='2.0', req_id=1):
+        body = {'method': method, 'params': params, 'id': req_id}
+        if version:
+            body['jsonrpc'] = version
+        return self.post('/jsonrpc', json.dumps(body).encode(), 'application/json')
+
+    def post(self, path, body, ctype='text/xml'):
+        c = http.client.HTTPConnection('127.0.0.1', self.port, timeout=30)
+        c.request('POST', path, body=body, headers={'Content-Type': ctype})
+        r = c.getresponse()
+        data = r.read()
+        headers = dict(r.getheaders())
+        c.close()
+        return r.status, headers, data
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        rc = self.proc.returncode if self.proc else None
+        self.proc = None
+        return rc
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def cleanup(self):
+        self.kill()
+        if self.own_dir and not os.environ.get('VESSEL_KEEP'):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def value(r):
+    """The Value of a Success reply, or raise with the ErrorDescription."""
+    if isinstance(r, dict) and r.get('Status') == 'Success':
+        return r['Value']
+    raise AssertionError('call failed: %r' % (r,))
+
+
+def error(r):
+    """The ErrorDescription of a Failure reply, or None."""
+    if isinstance(r, dict) and r.get('Status') == 'Failure':
+        return r['ErrorDescription']
+    return None
