@@ -32,10 +32,12 @@ run: build
 test: deps
 	@rm -f .test-results/*.json; mkdir -p .test-results
 	@status=0; \
-	$(MAKE) --no-print-directory test-plain || status=1; \
-	$(MAKE) --no-print-directory test-asan || status=1; \
-	$(MAKE) --no-print-directory test-fuzz || status=1; \
-	python3 tests/summarize.py .test-results; exit $$status
+	for run in plain asan fuzz; do \
+	  if ! $(MAKE) --no-print-directory test-$$run; then \
+	    status=1; echo "not ok 1 - the $$run build or run failed" > .test-results/$$run-error.tap; \
+	  fi; \
+	done; \
+	python3 tests/summarize.py .test-results || status=1; exit $$status
 
 test-plain: $(BUILD)/build.ninja
 	ninja -C $(BUILD)

@@ -72,4 +72,21 @@ bool xclient_call_finish(struct xclient_call *call, const struct xtype *t, void 
 bool xclient_call_raw(struct xclient *xc, const char *method, const char *params_xml,
                       struct xval **out, struct xerr **errp);
 
+/* ---- additions ---- */
+
+/* Connects now (instead of at the first call), e.g. to learn the server's
+ * certificate. Transport problems are INTERNAL_ERROR ["xclient: ..."]. */
+bool xclient_connect(struct xclient *xc, struct xerr **errp);
+
+/* TLS: the lower-case hex SHA-256 fingerprint of the server's certificate,
+ * once connected; NULL before, and for unix/TCP. Borrowed, valid until the
+ * next call. */
+const char *xclient_peer_fingerprint(const struct xclient *xc);
+
+/* As xclient_call_raw, with the arguments as value trees (session first when
+ * @with_session). The decoded Value is returned in *out (free with xval_free). */
+bool xclient_call_xval(struct xclient *xc, const char *method, bool with_session,
+                       const struct xval *const *args, size_t n_args, struct xval **out,
+                       struct xerr **errp);
+
 #endif

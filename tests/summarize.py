@@ -36,6 +36,8 @@ def main(d):
     for fn in sorted(os.listdir(d)):
         path = os.path.join(d, fn)
         run = fn.rsplit('.', 1)[0]
+        if fn == 'summary.txt':
+            continue
         if fn.endswith('.tap'):
             p, f, s = count_tap(open(path, errors='replace').read())
             total[0] += p; total[1] += f; total[2] += s
@@ -65,7 +67,10 @@ def main(d):
                 failures.append('%s: %s (%s)' % (run, t.get('name'), res))
     for x in failures:
         print('FAILED', x)
-    print('%d passed, %d failed, %d skipped' % tuple(total))
+    line = '%d passed, %d failed, %d skipped' % tuple(total)
+    print(line)
+    with open(os.path.join(d, 'summary.txt'), 'w') as fp:
+        fp.write(line + '\n')
     return 1 if total[1] else 0
 
 
