@@ -673,8 +673,11 @@ def wrapper(cname, m, call):
         lines.append('    %sresult;\n' % m['result_t'].ctype())
     ok_cleanup = []
     for i, (n, t) in enumerate(names):
-        lines.append('    if (!xtype_value_decode(&xapi_type_%s, args[%d], &%s, "%s", errp)) {\n' % (
-            t.desc_tag, i, n, n.rstrip('_')))
+        # A hand-written create takes its record with the constructor's rules.
+        decode = 'xtype_ctor_decode' if (m['name'] == 'create' and t.kind == 'record') \
+            else 'xtype_value_decode'
+        lines.append('    if (!%s(&xapi_type_%s, args[%d], &%s, "%s", errp)) {\n' % (
+            decode, t.desc_tag, i, n, n.rstrip('_')))
         for (pn, pt) in reversed(ok_cleanup):
             lines.append('        xtype_value_clear(&xapi_type_%s, &%s);\n' % (pt.desc_tag, pn))
         lines.append('        return false;\n    }\n')

@@ -574,6 +574,24 @@ xtype_value_decode(const struct xtype *t, const struct xval *v, void *out, const
     }
 }
 
+bool
+xtype_ctor_decode(const struct xtype *t, const struct xval *v, void *out, const char *what,
+                  struct xerr **errp)
+{
+    *(void **)out = NULL;
+    if (t->kind != XT_RECORD || !t->cls || v->kind != XVAL_STRUCT)
+        return type_error(errp, what);
+    void *r = xrecord_new(t->cls);
+    if (!r)
+        return xerr_nomem(errp);
+    if (!xrecord_decode(t->cls, v, r, false, true, errp)) {
+        xrecord_free(t->cls, r);
+        return false;
+    }
+    *(void **)out = r;
+    return true;
+}
+
 /* ------------------------------------------------------------------ records */
 
 void *

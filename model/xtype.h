@@ -146,6 +146,11 @@ void xtype_value_encode(const struct xtype *t, const void *p, struct wire_writer
 bool xtype_value_decode(const struct xtype *t, const struct xval *v, void *out, const char *what,
                         struct xerr **errp);
 
+/* Decodes a constructor's record argument (@t an XT_RECORD): defaults for
+ * what is not given, SRO/RW fields only, mandatory ones required. */
+bool xtype_ctor_decode(const struct xtype *t, const struct xval *v, void *out, const char *what,
+                       struct xerr **errp);
+
 /* ---- records ---- */
 
 /* A new record of @cls with every field at its schema default (or the type's

@@ -244,13 +244,9 @@ create_object(struct call_ctx *ctx, const struct xmsg *m, const struct xval *arg
               struct wire_writer *w, struct xerr **errp)
 {
     const struct xclass *cls = m->cls;
-    void *rec = xrecord_new(cls);
-    if (!rec)
-        return xerr_nomem(errp);
-    if (!xrecord_decode(cls, arg, rec, false, true, errp)) {
-        xrecord_free(cls, rec);
+    void *rec = NULL;
+    if (!xtype_ctor_decode(m->params[0].type, arg, &rec, "args", errp))
         return false;
-    }
     for (size_t i = 0; i < cls->n_fields; i++) {
         const struct xfield *f = &cls->fields[i];
         if (f->qual != XQ_DRO && !check_refs(ctx, f->type, xrecord_field_cptr(rec, f), errp)) {
