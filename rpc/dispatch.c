@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/log.h"
 #include "common/workpool.h"
 #include "db/db.h"
 #include "rpc/events.h"
@@ -151,6 +152,20 @@ write_xval(void *opaque, struct wire_writer *w)
         wire_string(w, "");
 }
 
+/* A session is logged by the first 8 characters of its uuid only: a session ref is a
+ * bearer token. */
+static void
+log_failure(const struct rpc_call *call, const struct xerr *err)
+{
+    if (log_threshold < LOG_DEBUG)
+        return;
+    char d[256];
+    const char *s = call->session_ref ? call->session_ref : "";
+    log_debug("rpc.fail", "method=%s session=%.18s user=%s peer=%s error=\"%s\" at=%s:%d",
+              call->method, s, call->user ? call->user : "", call->ctx.peer,
+              xerr_describe(err, d, sizeof(d)), err->file ? err->file : "", err->line);
+}
+
 /* ------------------------------------------------------------------ running a message */
 
 struct run {
@@ -203,6 +218,7 @@ run_sync(struct run *r)
         else
             xmlrpc_end_success(&w);
     } else {
+        log_failure(call, err);
         strbuf_reset(&sb);
         wire_writer_init(&w, call->format, &sb);
         write_failure(call, &w, err);
@@ -229,6 +245,7 @@ run_async_job(void *opaque)
         task_finish_success(srv, r->task, xml ? xml : "");
         free(xml);
     } else {
+        log_failure(r->call, err);
         task_finish_failure(srv, r->task, err);
         xerr_free(err);
         strbuf_release(&sb);
@@ -394,6 +411,7 @@ collect_args(struct run *r, struct xval *params, size_t first, const char *wire_
 static void
 fail(struct rpc_call *call, struct run *r, struct xerr *err)
 {
+    log_failure(call, err);
     if (r) {
         r->call = NULL;
         run_free(r);
