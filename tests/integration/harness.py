@@ -67,11 +67,13 @@ class UnixTransport(xmlrpc.client.Transport):
 
 
 class Vesseld:
-    def __init__(self, binary, data_dir=None, extra=()):
+    def __init__(self, binary, data_dir=None, extra=(), tls=False):
         self.binary = binary
         self.own_dir = data_dir is None
         self.dir = data_dir or tempfile.mkdtemp(prefix='vessel-it-')
         self.extra = list(extra)
+        self.tls = tls
+        self.tls_port = None
         self.proc = None
         self.port = None
         self.unix = None
@@ -85,17 +87,19 @@ class Vesseld:
         log_start = log.tell()
         self.proc = subprocess.Popen(
             [self.binary, '--data-dir', os.path.join(self.dir, 'data'), '--listen', '127.0.0.1:0',
-             '--tls-listen', 'none', '--root-password-file', pw] + self.extra,
+             '--tls-listen', '127.0.0.1:0' if self.tls else 'none', '--root-password-file', pw] +
+            self.extra,
             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         deadline = time.time() + timeout
         while time.time() < deadline:
             with open(self.log_path) as f:
                 f.seek(log_start)
                 text = f.read()
-            m = re.search(r'vesseld\.ready .*http_port=(\d+) .*unix=(\S+)', text)
+            m = re.search(r'vesseld\.ready .*http_port=(\d+) .*https_port=(\d+) .*unix=(\S+)', text)
             if m:
                 self.port = int(m.group(1))
-                self.unix = m.group(2)
+                self.tls_port = int(m.group(2))
+                self.unix = m.group(3)
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError('vesseld exited: ' + text[-2000:])

@@ -394,9 +394,44 @@ def durability(t, d):
          'after kill -9, all %d acknowledged writes are there' % len(acked), missing[:10])
 
 
+def tls(t, binary):
+    """HTTPS with a certificate made on first start and kept across restarts."""
+    import hashlib
+    import ssl
+    d = Vesseld(binary, tls=True)
+    try:
+        d.start()
+        t.ok(d.tls_port and d.tls_port > 0, 'the HTTPS listener is up (port %s)' % d.tls_port)
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        s = xmlrpc.client.ServerProxy('https://127.0.0.1:%d/' % d.tls_port, context=ctx)
+        sess = value(s.session.login_with_password('root', ROOT_PASSWORD))
+        t.ok(len(value(s.VM.get_all(sess))) >= 3, 'XML-RPC over HTTPS')
+
+        def fingerprint():
+            with ssl.create_connection(('127.0.0.1', d.tls_port)) as raw:
+                with ctx.wrap_socket(raw) as tls_sock:
+                    return hashlib.sha256(tls_sock.getpeercert(binary_form=True)).hexdigest()
+
+        first = fingerprint()
+        key = os.path.join(d.dir, 'data', 'tls', 'key.pem')
+        t.eq(oct(os.stat(key).st_mode & 0o777), '0o600', 'the generated key is mode 0600')
+        d.stop()
+        d.start()
+        t.eq(fingerprint(), first, 'the certificate is kept across restarts')
+    finally:
+        d.cleanup()
+
+
 def main():
     binary = sys.argv[1]
     t = Tap()
+    try:
+        tls(t, binary)
+    except Exception as exc:
+        import traceback
+        t.ok(False, 'tls test raised %s' % type(exc).__name__, traceback.format_exc())
     d = Vesseld(binary)
     try:
         d.start()
