@@ -318,6 +318,7 @@ create_template(struct db *db, const char *label, const char *descr, bool direct
     }
     vm->is_a_template = true;
     vm->is_default_template = true;
+    vm->domid = -1;
     vm->user_version = 1;
     vm->memory_static_max = vm->memory_dynamic_max = 256ll << 20;
     vm->memory_static_min = vm->memory_dynamic_min = 128ll << 20;

@@ -1,6 +1,6 @@
-/* api/vm.c - VM.* messages built so far: clone and copy of a halted VM or a
- * template, metadata only (no disks exist yet: VBDs are not copied; that is
- * the storage issue's work, VM.provision's too).
+/* api/vm.c - VM.create, destroy, clone and copy (power operations are in
+ * api/vm_lifecycle.c). Clone and copy are metadata only for now: VBDs and
+ * VIFs are not copied (disks come with the storage API).
  *
  * xapi's rules kept: the source must be Halted (VM_BAD_POWER_STATE [vm,
  * halted, actual]); the copy gets a new uuid, the given name, its own
@@ -15,13 +15,6 @@
 #include "rpc/ctx.h"
 #include "xapi_handlers.h"
 
-static const char *
-power_state_lower(enum xapi_vm_power_state ps)
-{
-    static const char *const names[] = {"halted", "paused", "running", "suspended"};
-    return (unsigned)ps < 4 ? names[ps] : "unknown";
-}
-
 static bool
 copy_vm(struct call_ctx *ctx, const char *vm, const char *new_name, char **result,
         struct xerr **errp)
@@ -29,14 +22,12 @@ copy_vm(struct call_ctx *ctx, const char *vm, const char *new_name, char **resul
     struct xapi_vm_record *src = NULL;
     if (!db_get(ctx->db, &xapi_class_vm, vm, (void **)&src, errp))
         return false;
-    if (src->is_control_domain) {
+    /* Suspended sources need their memory image copied too: not yet. */
+    if (!vm_op_check(src, vm, XAPI_VM_OPERATIONS_CLONE, errp) ||
+        (src->power_state != XAPI_VM_POWER_STATE_HALTED &&
+         !xerr_vm_bad_power_state(errp, vm, "halted", vm_power_state_lower(src->power_state)))) {
         xapi_vm_record_free(src);
-        return xerr_raise(errp, "OPERATION_NOT_ALLOWED", "the control domain cannot be copied");
-    }
-    if (src->power_state != XAPI_VM_POWER_STATE_HALTED) {
-        bool ok = xerr_vm_bad_power_state(errp, vm, "halted", power_state_lower(src->power_state));
-        xapi_vm_record_free(src);
-        return ok;
+        return false;
     }
     struct xapi_vm_record *dst = src;
     char *name = strdup(new_name);
@@ -50,6 +41,7 @@ copy_vm(struct call_ctx *ctx, const char *vm, const char *new_name, char **resul
     dst->name_label = name;
     dst->is_default_template = false;
     dst->is_a_snapshot = false;
+    dst->domid = -1;
     free(dst->snapshot_of);
     dst->snapshot_of = strdup("OpaqueRef:NULL");
     free(dst->parent);
@@ -86,4 +78,87 @@ api_vm_copy(struct call_ctx *ctx, const char *vm, const char *new_name, const ch
     if (strcmp(sr, "OpaqueRef:NULL") != 0 && !db_exists(ctx->db, &xapi_class_sr, sr))
         return xerr_handle_invalid(errp, "SR", sr);
     return copy_vm(ctx, vm, new_name, result, errp);
+}
+
+bool
+api_vm_create(struct call_ctx *ctx, const struct xapi_vm_record *args, char **result,
+              struct xerr **errp)
+{
+    struct xapi_vm_record *vm = xapi_vm_record_copy(args);
+    if (!vm)
+        return xerr_nomem(errp);
+    /* A new VM is Halted whatever the record says; the server owns these. */
+    vm->power_state = XAPI_VM_POWER_STATE_HALTED;
+    vm->domid = -1; /* a schema default of 0 would name dom0 */
+    vm->is_control_domain = false;
+    if (!(vm->memory_static_min <= vm->memory_dynamic_min &&
+          vm->memory_dynamic_min <= vm->memory_dynamic_max &&
+          vm->memory_dynamic_max <= vm->memory_static_max)) {
+        xapi_vm_record_free(vm);
+        return xerr_memory_constraint_violation(
+            errp, "memory_static_min <= memory_dynamic_min <= memory_dynamic_max <= memory_static_max");
+    }
+    if (vm->VCPUs_at_startup > vm->VCPUs_max || vm->VCPUs_at_startup < 1) {
+        xapi_vm_record_free(vm);
+        return xerr_raise(errp, "VALUE_NOT_SUPPORTED", "VCPUs_at_startup", "",
+                          "VCPUs_at_startup must be between 1 and VCPUs_max");
+    }
+    if (!vm_ops_refresh(vm)) {
+        xapi_vm_record_free(vm);
+        return xerr_nomem(errp);
+    }
+    db_batch_begin(ctx->db);
+    char *metrics = NULL;
+    bool ok = vm_metrics_create(ctx->db, vm, &metrics, errp);
+    if (ok) {
+        free(vm->metrics);
+        vm->metrics = metrics;
+        ok = db_create(ctx->db, &xapi_class_vm, NULL, vm, result, errp);
+    } else {
+        xapi_vm_record_free(vm);
+    }
+    return db_batch_end(ctx->db, ok, errp);
+}
+
+static bool
+destroy_all(struct db *db, const struct xclass *cls, const struct xapi_ref_set *refs,
+            struct xerr **errp)
+{
+    for (size_t i = 0; i < refs->n; i++)
+        if (db_exists(db, cls, refs->items[i]) && !db_destroy(db, cls, refs->items[i], errp))
+            return false;
+    return true;
+}
+
+static bool
+destroy_one(struct db *db, const struct xclass *cls, const char *ref, struct xerr **errp)
+{
+    return !db_exists(db, cls, ref) || db_destroy(db, cls, ref, errp);
+}
+
+/* Removes the VM with its VBDs, VIFs, consoles and metrics - not its VDIs
+ * (xenapi.md 3.2: the disks are the user's to destroy). */
+bool
+api_vm_destroy(struct call_ctx *ctx, const char *self, struct xerr **errp)
+{
+    struct xapi_vm_record *vm = NULL;
+    if (!db_get(ctx->db, &xapi_class_vm, self, (void **)&vm, errp))
+        return false;
+    bool ok = true;
+    if (vm->is_control_domain)
+        ok = xerr_raise(errp, "OPERATION_NOT_ALLOWED", "This operation is not allowed on dom0");
+    else
+        ok = vm_op_check(vm, self, XAPI_VM_OPERATIONS_DESTROY, errp);
+    if (ok) {
+        db_batch_begin(ctx->db);
+        ok = destroy_all(ctx->db, &xapi_class_vbd, &vm->VBDs, errp) &&
+             destroy_all(ctx->db, &xapi_class_vif, &vm->VIFs, errp) &&
+             destroy_all(ctx->db, &xapi_class_console, &vm->consoles, errp) &&
+             destroy_one(ctx->db, &xapi_class_vm_metrics, vm->metrics, errp) &&
+             destroy_one(ctx->db, &xapi_class_vm_guest_metrics, vm->guest_metrics, errp) &&
+             db_destroy(ctx->db, &xapi_class_vm, self, errp);
+        ok = db_batch_end(ctx->db, ok, errp);
+    }
+    xapi_vm_record_free(vm);
+    return ok;
 }

@@ -1,38 +1,282 @@
-/* api/vm_ops.c - allowed_operations by state (xenapi.md 3.2-3.4), for the
- * operations this build performs: lifecycle ones join the list as the domain
- * manager gains them. */
+/* api/vm_ops.c - may this VM do this operation now? (xenapi.md 3.2-3.4)
+ *
+ * One check serves three uses: the advisory allowed_operations list (strict),
+ * the gate a message passes before it starts, and the compare-and-set that
+ * records it in current_operations - so the list a client reads and what the
+ * server accepts cannot disagree. The order of the checks is xapi's, since
+ * the first failing one is the error the client sees.
+ */
 #include "api/vm_ops.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "db/db.h"
+#include "rpc/implicit.h"
+
+#define PS(x) (1u << XAPI_VM_POWER_STATE_##x)
+#define HALTED PS(HALTED)
+#define RUNNING PS(RUNNING)
+#define PAUSED PS(PAUSED)
+#define SUSPENDED PS(SUSPENDED)
+#define ANY (HALTED | RUNNING | PAUSED | SUSPENDED)
+
+static unsigned
+allowed_states(enum xapi_vm_operations op)
+{
+    switch (op) {
+    case XAPI_VM_OPERATIONS_START:
+    case XAPI_VM_OPERATIONS_START_ON:
+    case XAPI_VM_OPERATIONS_PROVISION:
+    case XAPI_VM_OPERATIONS_MAKE_INTO_TEMPLATE:
+    case XAPI_VM_OPERATIONS_CHANGING_STATIC_RANGE:
+    case XAPI_VM_OPERATIONS_CHANGING_MEMORY_LIMITS:
+    case XAPI_VM_OPERATIONS_CHANGING_SHADOW_MEMORY:
+    case XAPI_VM_OPERATIONS_CHANGING_VCPUS:
+    case XAPI_VM_OPERATIONS_CHANGING_NVRAM:
+    case XAPI_VM_OPERATIONS_CREATE_VTPM:
+        return HALTED;
+    case XAPI_VM_OPERATIONS_CLONE:
+    case XAPI_VM_OPERATIONS_COPY:
+    case XAPI_VM_OPERATIONS_EXPORT:
+    case XAPI_VM_OPERATIONS_DESTROY:
+        return HALTED | SUSPENDED;
+    case XAPI_VM_OPERATIONS_CLEAN_SHUTDOWN:
+    case XAPI_VM_OPERATIONS_CLEAN_REBOOT:
+    case XAPI_VM_OPERATIONS_PAUSE:
+    case XAPI_VM_OPERATIONS_SUSPEND:
+    case XAPI_VM_OPERATIONS_POOL_MIGRATE:
+    case XAPI_VM_OPERATIONS_CHANGING_VCPUS_LIVE:
+    case XAPI_VM_OPERATIONS_SEND_SYSRQ:
+    case XAPI_VM_OPERATIONS_SEND_TRIGGER:
+    case XAPI_VM_OPERATIONS_CALL_PLUGIN:
+        return RUNNING;
+    case XAPI_VM_OPERATIONS_UNPAUSE:
+        return PAUSED;
+    case XAPI_VM_OPERATIONS_HARD_REBOOT:
+        return RUNNING | PAUSED;
+    case XAPI_VM_OPERATIONS_HARD_SHUTDOWN:
+    case XAPI_VM_OPERATIONS_SHUTDOWN:
+        return RUNNING | PAUSED | SUSPENDED;
+    case XAPI_VM_OPERATIONS_RESUME:
+    case XAPI_VM_OPERATIONS_RESUME_ON:
+        return SUSPENDED;
+    case XAPI_VM_OPERATIONS_CHECKPOINT:
+        return RUNNING | PAUSED | SUSPENDED;
+    case XAPI_VM_OPERATIONS_CHANGING_DYNAMIC_RANGE:
+        return HALTED | RUNNING;
+    case XAPI_VM_OPERATIONS_MIGRATE_SEND:
+        return HALTED | RUNNING | SUSPENDED;
+    default:
+        return ANY;
+    }
+}
+
+/* Ops never advertised in allowed_operations (xenapi.md 3.4). */
+static bool
+advertised(enum xapi_vm_operations op)
+{
+    switch (op) {
+    case XAPI_VM_OPERATIONS_CREATE_TEMPLATE:
+    case XAPI_VM_OPERATIONS_POWER_STATE_RESET:
+    case XAPI_VM_OPERATIONS_CSVM:
+    case XAPI_VM_OPERATIONS_GET_BOOT_RECORD:
+    case XAPI_VM_OPERATIONS_SEND_SYSRQ:
+    case XAPI_VM_OPERATIONS_SEND_TRIGGER:
+    case XAPI_VM_OPERATIONS_QUERY_SERVICES:
+    case XAPI_VM_OPERATIONS_SHUTDOWN:
+    case XAPI_VM_OPERATIONS_CALL_PLUGIN:
+    case XAPI_VM_OPERATIONS_CHANGING_MEMORY_LIVE:
+    case XAPI_VM_OPERATIONS_AWAITING_MEMORY_LIVE:
+    case XAPI_VM_OPERATIONS_CHANGING_MEMORY_LIMITS:
+    case XAPI_VM_OPERATIONS_CHANGING_SHADOW_MEMORY_LIVE:
+    case XAPI_VM_OPERATIONS_CHANGING_VCPUS:
+    case XAPI_VM_OPERATIONS_ASSERT_OPERATION_VALID:
+    case XAPI_VM_OPERATIONS_DATA_SOURCE_OP:
+    case XAPI_VM_OPERATIONS_UPDATE_ALLOWED_OPERATIONS:
+    case XAPI_VM_OPERATIONS_IMPORT:
+    case XAPI_VM_OPERATIONS_REVERTING:
+        return false;
+    default:
+        return true;
+    }
+}
+
+/* Operations this build can carry out; others are never advertised. */
+static bool
+implemented(enum xapi_vm_operations op)
+{
+    switch (op) {
+    case XAPI_VM_OPERATIONS_START:
+    case XAPI_VM_OPERATIONS_START_ON:
+    case XAPI_VM_OPERATIONS_CLEAN_SHUTDOWN:
+    case XAPI_VM_OPERATIONS_HARD_SHUTDOWN:
+    case XAPI_VM_OPERATIONS_SHUTDOWN:
+    case XAPI_VM_OPERATIONS_CLEAN_REBOOT:
+    case XAPI_VM_OPERATIONS_HARD_REBOOT:
+    case XAPI_VM_OPERATIONS_PAUSE:
+    case XAPI_VM_OPERATIONS_UNPAUSE:
+    case XAPI_VM_OPERATIONS_SUSPEND:
+    case XAPI_VM_OPERATIONS_RESUME:
+    case XAPI_VM_OPERATIONS_RESUME_ON:
+    case XAPI_VM_OPERATIONS_CLONE:
+    case XAPI_VM_OPERATIONS_COPY:
+    case XAPI_VM_OPERATIONS_PROVISION:
+    case XAPI_VM_OPERATIONS_DESTROY:
+    case XAPI_VM_OPERATIONS_CHANGING_DYNAMIC_RANGE:
+    case XAPI_VM_OPERATIONS_CHANGING_STATIC_RANGE:
+    case XAPI_VM_OPERATIONS_CHANGING_MEMORY_LIMITS:
+    case XAPI_VM_OPERATIONS_CHANGING_VCPUS:
+    case XAPI_VM_OPERATIONS_MAKE_INTO_TEMPLATE:
+        return true;
+    default:
+        return false;
+    }
+}
+
+const char *
+vm_power_state_lower(enum xapi_vm_power_state ps)
+{
+    static const char *const names[] = {"halted", "paused", "running", "suspended"};
+    return (unsigned)ps < 4 ? names[ps] : "unknown";
+}
+
+static void
+states_text(unsigned mask, char *out, size_t len)
+{
+    /* xapi lists expected states in this order */
+    static const enum xapi_vm_power_state order[] = {
+        XAPI_VM_POWER_STATE_PAUSED, XAPI_VM_POWER_STATE_SUSPENDED, XAPI_VM_POWER_STATE_RUNNING,
+        XAPI_VM_POWER_STATE_HALTED};
+    size_t off = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < 4 && off < len; i++)
+        if (mask & (1u << order[i]))
+            off += (size_t)snprintf(out + off, len - off, "%s%s", off ? ", " : "",
+                                    vm_power_state_lower(order[i]));
+}
+
+/* Two operations that may run together (xenapi.md 3.3 item 3). */
+static bool
+compatible(enum xapi_vm_operations running, enum xapi_vm_operations op)
+{
+#define IN(set, x) ((set) & (1ull << (x)))
+    const unsigned long long copyish = (1ull << XAPI_VM_OPERATIONS_CLONE) |
+                                       (1ull << XAPI_VM_OPERATIONS_COPY) |
+                                       (1ull << XAPI_VM_OPERATIONS_EXPORT);
+    const unsigned long long snapish = (1ull << XAPI_VM_OPERATIONS_SNAPSHOT) |
+                                       (1ull << XAPI_VM_OPERATIONS_CHECKPOINT);
+    if (IN(copyish, running) && IN(copyish, op))
+        return true;
+    if (IN(snapish, running) && IN(snapish, op))
+        return true;
+    if (op == XAPI_VM_OPERATIONS_HARD_SHUTDOWN)
+        return running != XAPI_VM_OPERATIONS_HARD_SHUTDOWN;
+    if (op == XAPI_VM_OPERATIONS_HARD_REBOOT)
+        return running != XAPI_VM_OPERATIONS_HARD_SHUTDOWN &&
+               running != XAPI_VM_OPERATIONS_HARD_REBOOT;
+    return false;
+#undef IN
+}
+
+bool
+vm_op_check(const struct xapi_vm_record *vm, const char *ref, enum xapi_vm_operations op,
+            struct xerr **errp)
+{
+    const char *opname = xenum_name(&xapi_enum_vm_operations, (int)op);
+    for (size_t i = 0; i < vm->blocked_operations.n; i++)
+        if (vm->blocked_operations.keys[i] == op)
+            return xerr_raise(errp, "OPERATION_BLOCKED", ref, vm->blocked_operations.values[i]);
+    unsigned states = allowed_states(op);
+    if (!(states & (1u << vm->power_state))) {
+        char expected[64];
+        states_text(states, expected, sizeof(expected));
+        return xerr_vm_bad_power_state(errp, ref, expected, vm_power_state_lower(vm->power_state));
+    }
+    for (size_t i = 0; i < vm->current_operations.n; i++)
+        if (!compatible(vm->current_operations.values[i], op))
+            return xerr_raise(errp, "OTHER_OPERATION_IN_PROGRESS", "VM", ref,
+                              xenum_name(&xapi_enum_vm_operations,
+                                         (int)vm->current_operations.values[i]),
+                              vm->current_operations.keys[i]);
+    if (vm->is_a_template && !vm->is_a_snapshot) {
+        switch (op) {
+        case XAPI_VM_OPERATIONS_CHANGING_DYNAMIC_RANGE:
+        case XAPI_VM_OPERATIONS_CHANGING_STATIC_RANGE:
+        case XAPI_VM_OPERATIONS_CHANGING_MEMORY_LIMITS:
+        case XAPI_VM_OPERATIONS_CHANGING_SHADOW_MEMORY:
+        case XAPI_VM_OPERATIONS_CHANGING_VCPUS:
+        case XAPI_VM_OPERATIONS_CHANGING_NVRAM:
+        case XAPI_VM_OPERATIONS_CLONE:
+        case XAPI_VM_OPERATIONS_COPY:
+        case XAPI_VM_OPERATIONS_EXPORT:
+        case XAPI_VM_OPERATIONS_METADATA_EXPORT:
+        case XAPI_VM_OPERATIONS_PROVISION:
+            break;
+        case XAPI_VM_OPERATIONS_DESTROY:
+        case XAPI_VM_OPERATIONS_MIGRATE_SEND:
+            if (!vm->is_default_template)
+                break;
+            if (op == XAPI_VM_OPERATIONS_DESTROY)
+                return xerr_raise(errp, "VM_CANNOT_DELETE_DEFAULT_TEMPLATE", ref);
+            /* fall through */
+        default:
+            return xerr_vm_is_template(errp, ref, opname);
+        }
+    }
+    if (vm->is_a_snapshot) {
+        switch (op) {
+        case XAPI_VM_OPERATIONS_REVERT:
+        case XAPI_VM_OPERATIONS_CLONE:
+        case XAPI_VM_OPERATIONS_COPY:
+        case XAPI_VM_OPERATIONS_EXPORT:
+        case XAPI_VM_OPERATIONS_DESTROY:
+        case XAPI_VM_OPERATIONS_HARD_SHUTDOWN:
+        case XAPI_VM_OPERATIONS_METADATA_EXPORT:
+            break;
+        default:
+            return xerr_raise(errp, "VM_IS_SNAPSHOT", ref, opname);
+        }
+    }
+    if (op == XAPI_VM_OPERATIONS_PROVISION && !vm->is_a_template)
+        return xerr_raise0(errp, "PROVISION_ONLY_ALLOWED_ON_TEMPLATE");
+    if (op == XAPI_VM_OPERATIONS_REVERT && !vm->is_a_snapshot)
+        return xerr_raise0(errp, "REVERT_ONLY_ALLOWED_ON_SNAPSHOT");
+    if ((op == XAPI_VM_OPERATIONS_SUSPEND || op == XAPI_VM_OPERATIONS_CHECKPOINT ||
+         op == XAPI_VM_OPERATIONS_POOL_MIGRATE || op == XAPI_VM_OPERATIONS_MIGRATE_SEND) &&
+        xmap_get_str((const struct xmap *)&vm->platform, "nomigrate") &&
+        strcmp(xmap_get_str((const struct xmap *)&vm->platform, "nomigrate"), "true") == 0)
+        return xerr_raise(errp, "VM_IS_IMMOBILE", ref);
+    if (vm->is_control_domain) {
+        switch (op) {
+        case XAPI_VM_OPERATIONS_DATA_SOURCE_OP:
+        case XAPI_VM_OPERATIONS_CHANGING_MEMORY_LIVE:
+        case XAPI_VM_OPERATIONS_AWAITING_MEMORY_LIVE:
+        case XAPI_VM_OPERATIONS_METADATA_EXPORT:
+        case XAPI_VM_OPERATIONS_CHANGING_DYNAMIC_RANGE:
+        case XAPI_VM_OPERATIONS_CHANGING_MEMORY_LIMITS:
+        case XAPI_VM_OPERATIONS_CHANGING_STATIC_RANGE:
+            break;
+        default:
+            return xerr_raise(errp, "OPERATION_NOT_ALLOWED",
+                              "This operation is not allowed on a control domain");
+        }
+    }
+    return true;
+}
 
 bool
 vm_ops_refresh(struct xapi_vm_record *vm)
 {
-    enum xapi_vm_operations ops[16];
+    enum xapi_vm_operations ops[64];
     size_t n = 0;
-    if (vm->is_control_domain) {
-        /* dom0 is managed with the host, never through VM operations */
-    } else if (vm->is_a_template) {
-        ops[n++] = XAPI_VM_OPERATIONS_CLONE;
-        ops[n++] = XAPI_VM_OPERATIONS_COPY;
-        ops[n++] = XAPI_VM_OPERATIONS_EXPORT;
-        ops[n++] = XAPI_VM_OPERATIONS_PROVISION;
-        if (!vm->is_default_template)
-            ops[n++] = XAPI_VM_OPERATIONS_DESTROY;
-    } else if (vm->power_state == XAPI_VM_POWER_STATE_HALTED) {
-        ops[n++] = XAPI_VM_OPERATIONS_CLONE;
-        ops[n++] = XAPI_VM_OPERATIONS_COPY;
-        ops[n++] = XAPI_VM_OPERATIONS_EXPORT;
-        ops[n++] = XAPI_VM_OPERATIONS_DESTROY;
-        ops[n++] = XAPI_VM_OPERATIONS_CHANGING_MEMORY_LIMITS;
-        ops[n++] = XAPI_VM_OPERATIONS_CHANGING_STATIC_RANGE;
-        ops[n++] = XAPI_VM_OPERATIONS_CHANGING_DYNAMIC_RANGE;
-        ops[n++] = XAPI_VM_OPERATIONS_CHANGING_VCPUS;
-        ops[n++] = XAPI_VM_OPERATIONS_MAKE_INTO_TEMPLATE;
+    for (size_t op = 0; op < xapi_enum_vm_operations.n_values && n < 64; op++) {
+        if (!advertised(op) || !implemented(op))
+            continue;
+        if (vm_op_check(vm, "", op, NULL))
+            ops[n++] = op;
     }
     enum xapi_vm_operations *items = NULL;
     if (n && !(items = malloc(n * sizeof(*items))))
@@ -43,6 +287,54 @@ vm_ops_refresh(struct xapi_vm_record *vm)
     vm->allowed_operations.items = items;
     vm->allowed_operations.n = n;
     return true;
+}
+
+struct op_change {
+    const char *ref;
+    const char *key;
+    enum xapi_vm_operations op;
+    bool begin;
+};
+
+static bool
+apply_op(void *opaque, void *rec, struct xerr **errp)
+{
+    struct op_change *c = opaque;
+    struct xapi_vm_record *vm = rec;
+    struct xapi_string_vm_operations_map *m = &vm->current_operations;
+    if (c->begin) {
+        if (!vm_op_check(vm, c->ref, c->op, errp))
+            return false;
+        char **keys = realloc(m->keys, (m->n + 1) * sizeof(char *));
+        if (!keys)
+            return xerr_nomem(errp);
+        m->keys = keys;
+        enum xapi_vm_operations *values = realloc(m->values, (m->n + 1) * sizeof(*values));
+        if (!values)
+            return xerr_nomem(errp);
+        m->values = values;
+        if (!(keys[m->n] = strdup(c->key)))
+            return xerr_nomem(errp);
+        values[m->n++] = c->op;
+    } else {
+        xmap_remove_key(&xapi_type_string_vm_operations_map, (struct xmap *)m, c->key);
+    }
+    return vm_ops_refresh(vm) || xerr_nomem(errp);
+}
+
+bool
+vm_op_begin(struct db *db, const char *vm, enum xapi_vm_operations op, const char *key,
+            struct xerr **errp)
+{
+    struct op_change c = {vm, key, op, true};
+    return db_update(db, &xapi_class_vm, vm, apply_op, &c, errp);
+}
+
+void
+vm_op_end(struct db *db, const char *vm, const char *key)
+{
+    struct op_change c = {vm, key, 0, false};
+    db_update(db, &xapi_class_vm, vm, apply_op, &c, NULL);
 }
 
 bool
@@ -56,4 +348,16 @@ vm_metrics_create(struct db *db, const struct xapi_vm_record *vm, char **ref_out
     m->VCPUs_number = vm->power_state == XAPI_VM_POWER_STATE_HALTED ? 0 : vm->VCPUs_at_startup;
     m->install_time = m->last_updated = time(NULL);
     return db_create(db, &xapi_class_vm_metrics, NULL, m, ref_out, errp);
+}
+
+static bool
+vm_after_write(void *rec, struct xerr **errp)
+{
+    return vm_ops_refresh(rec) || xerr_nomem(errp);
+}
+
+void
+vm_ops_register(void)
+{
+    rpc_implicit_after_write(&xapi_class_vm, vm_after_write);
 }

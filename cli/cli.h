@@ -190,9 +190,10 @@ bool cli_record_matches(struct cli_ctx *c, const struct xclass *cls, const void 
                         const struct cli_args *a, const char *const *skip, struct xerr **errp);
 
 /* <class>-list with @a; @extra: filters added when the user gave no value for
- * the same field ("is-a-template=false" for vm-list); @defaults: columns. */
+ * the same field ("is-a-template=false" for vm-list, NULL-terminated);
+ * @columns: the columns without params= (NULL: the class's default). */
 bool cli_cmd_list(struct cli_ctx *c, const struct xclass *cls, const struct cli_args *a,
-                  const char *const *extra, struct xerr **errp);
+                  const char *const *extra, const char *columns, struct xerr **errp);
 /* Runs "<class>-<op>" when @op is a generic verb; returns -1 when it is not
  * one, else 0/1 for success/failure (errors printed into *errp). */
 int cli_generic_run(struct cli_ctx *c, const struct xclass *cls, const char *op,
@@ -214,6 +215,8 @@ struct cli_cmd {
 };
 extern const struct cli_cmd cli_commands[];
 const struct cli_cmd *cli_command_find(const char *name);
+/* Whether @name is a hand-written or a generic command. */
+bool cli_command_exists(const char *name);
 /* Runs the command of @a: 0 success, 1 failure (with *errp set), 2 usage. */
 int cli_dispatch(struct cli_ctx *c, const struct cli_args *a, struct xerr **errp);
 /* `xe help [--all] [--minimal] [command]`, also without a connection. */

@@ -38,6 +38,7 @@ static const struct {
     {"SR", "uuid,name-label,name-description,type,content-type"},
     {"VDI", "uuid,name-label,name-description,virtual-size"},
     {"network", "uuid,name-label,name-description,bridge"},
+    {"pool", "uuid,name-label,master"},
 };
 
 /* The fields to show: from "a,b,c", or every field for "all". */
@@ -213,13 +214,13 @@ print_record(struct cli_ctx *c, const void *rec, const struct xfield *const *fie
 
 bool
 cli_cmd_list(struct cli_ctx *c, const struct xclass *cls, const struct cli_args *a,
-             const char *const *extra, struct xerr **errp)
+             const char *const *extra, const char *columns, struct xerr **errp)
 {
     const struct cli_class_types *ct = cli_class_types(cls);
     const char *params = cli_arg_get(a, "params");
     const struct xfield **fields = NULL;
     size_t n_fields = 0;
-    if (!select_fields(cls, params ? params : default_columns(cls), params != NULL, &fields,
+    if (!select_fields(cls, params ? params : columns ? columns : default_columns(cls), params != NULL, &fields,
                        &n_fields, errp))
         return false;
     /* Implicit filters (vm-list hides templates) unless the user chose. */
@@ -554,7 +555,7 @@ cli_generic_run(struct cli_ctx *c, const struct xclass *cls, const char *op,
 {
     bool ok;
     if (strcmp(op, "list") == 0)
-        ok = cli_cmd_list(c, cls, a, NULL, errp);
+        ok = cli_cmd_list(c, cls, a, NULL, NULL, errp);
     else if (strcmp(op, "param-list") == 0)
         ok = cmd_param_list(c, cls, a, errp);
     else if (strcmp(op, "param-get") == 0)

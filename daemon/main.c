@@ -22,6 +22,8 @@
 #include <unistd.h>
 
 #include "api/bootstrap.h"
+#include "api/domains.h"
+#include "api/vm_ops.h"
 #include "common/log.h"
 #include "common/workpool.h"
 #include "db/db.h"
@@ -327,6 +329,7 @@ main(int argc, char **argv)
     struct xerr *err = NULL;
     struct http_server *http = NULL;
     int status = 1;
+    vm_ops_register();
     if (xmodel_init() < 0) {
         log_error("vesseld.start", "reason=data-model-defaults");
         goto out;
@@ -347,6 +350,11 @@ main(int argc, char **argv)
         log_error("vesseld.bootstrap", "error=\"%s\"", xerr_describe(err, d, sizeof(d)));
         goto out;
     }
+    if ((rc = domains_open(&srv, o.backend, &srv.domains, why, sizeof(why))) < 0) {
+        log_error("vesseld.backend", "backend=%s reason=\"%s\"", o.backend, why);
+        goto out;
+    }
+    vm_lifecycle_reconcile(&srv);
     if (events_start(&srv, &srv.events) < 0) {
         log_error("vesseld.start", "reason=events-thread");
         goto out;
@@ -381,7 +389,7 @@ main(int argc, char **argv)
     log_write(LOG_INFO, "vesseld.ready",
               "http=%s http_port=%d https=%s https_port=%d unix=%s data=%s backend=%s", o.listen,
               http_server_port(http), o.tls_listen, http_server_tls_port(http), unix_path,
-              o.data_dir, o.backend);
+              o.data_dir, domains_backend_name(srv.domains));
 
     for (;;) {
         struct timespec tick = {60, 0};
@@ -399,6 +407,7 @@ out:
     http_server_stop(http);
     events_free(srv.events);
     workpool_stop(srv.workers);
+    domains_close(srv.domains);
     tasks_free(srv.tasks);
     auth_close(srv.auth);
     db_close(srv.db);

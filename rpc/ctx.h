@@ -22,6 +22,7 @@ struct workpool;
 struct events;
 struct auth;
 struct tasks;
+struct domains;
 
 struct server {
     struct db *db;
@@ -32,6 +33,7 @@ struct server {
     struct events *events;    /* event.from / event.next waiters */
     struct auth *auth;        /* local accounts, login throttling */
     struct tasks *tasks;      /* cancellation flags of running tasks */
+    struct domains *domains;  /* the guest backend (api/domains.h) */
     int session_idle_s;       /* idle sessions expire after this */
     int task_keep_s;          /* finished tasks are destroyed after this */
     volatile bool stopping;

@@ -18,6 +18,16 @@
 
 #define NULL_REF "OpaqueRef:NULL"
 
+#define MAX_CLASSES 64
+static implicit_after_write_fn *after_write[MAX_CLASSES];
+
+void
+rpc_implicit_after_write(const struct xclass *cls, implicit_after_write_fn *fn)
+{
+    if (cls->id < MAX_CLASSES)
+        after_write[cls->id] = fn;
+}
+
 static const char *
 arg_text(const struct xval *v)
 {
@@ -117,10 +127,21 @@ struct field_op {
     const char *key_text;
 };
 
+static bool field_op_write(struct field_op *op, void *rec, struct xerr **errp);
+
 static bool
 field_op_apply(void *opaque, void *rec, struct xerr **errp)
 {
     struct field_op *op = opaque;
+    if (!field_op_write(op, rec, errp))
+        return false;
+    implicit_after_write_fn *hook = op->cls->id < MAX_CLASSES ? after_write[op->cls->id] : NULL;
+    return !hook || hook(rec, errp);
+}
+
+static bool
+field_op_write(struct field_op *op, void *rec, struct xerr **errp)
+{
     const struct xtype *t = op->f->type;
     void *slot = xrecord_field_ptr(rec, op->f);
     switch (op->kind) {

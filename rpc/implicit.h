@@ -11,6 +11,12 @@
 #include "model/xmsg.h"
 #include "rpc/ctx.h"
 
+/* A class whose records carry derived fields (VM.allowed_operations) registers
+ * a hook that re-derives them; implicit setters run it in the same update as
+ * the write. Call before the listeners start. */
+typedef bool implicit_after_write_fn(void *rec, struct xerr **errp);
+void rpc_implicit_after_write(const struct xclass *cls, implicit_after_write_fn *fn);
+
 bool rpc_implicit_call(struct call_ctx *ctx, const struct xmsg *m, struct xval *const *args,
                        struct wire_writer *out, struct xerr **errp);
 

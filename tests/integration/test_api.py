@@ -127,6 +127,8 @@ def implicit_messages(t, d, sess, templates):
     e = error(s.VM.no_such_message(sess))
     t.eq(e, ['MESSAGE_METHOD_UNKNOWN', 'VM.no_such_message'], 'MESSAGE_METHOD_UNKNOWN')
     e = error(s.VM.start(sess, vm, False, False))
+    t.eq(e, ['VM_IS_TEMPLATE', vm, 'start'], 'a template cannot start: VM_IS_TEMPLATE [vm, op]')
+    e = error(s.VM.checkpoint(sess, vm, 'x'))
     t.ok(e and e[0] == 'NOT_IMPLEMENTED', 'a message not built yet says NOT_IMPLEMENTED', e)
     t.eq(error(s.VM_get_name_label(sess, vm)), None,
          'Class_message spelling is accepted (VM_get_name_label)')
@@ -145,7 +147,12 @@ def implicit_messages(t, d, sess, templates):
     t.eq(error(s.VM.get_all_records_where(sess, 'field "x" ='))[0], 'INVALID_VALUE',
          'bad where expression: INVALID_VALUE')
     e = error(s.VM.clone(sess, dom_ref(s, sess), 'x'))
-    t.ok(e and e[0] == 'OPERATION_NOT_ALLOWED', 'the control domain cannot be cloned', e)
+    t.ok(e and e[0] in ('OPERATION_NOT_ALLOWED', 'VM_BAD_POWER_STATE'), 'the control domain cannot be cloned', e)
+    e = error(s.VM.destroy(sess, dom_ref(s, sess)))
+    t.ok(e and e[0] in ('OPERATION_NOT_ALLOWED', 'VM_BAD_POWER_STATE'), 'the control domain cannot be destroyed', e)
+    e = error(s.VM.destroy(sess, templates['Direct kernel boot']))
+    t.eq(e, ['VM_CANNOT_DELETE_DEFAULT_TEMPLATE', templates['Direct kernel boot']],
+         'a default template cannot be destroyed')
     return vm
 
 

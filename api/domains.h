@@ -1,0 +1,55 @@
+/* api/domains.h - the bridge between VM records and the domain manager (xenops/).
+ *
+ * api/vm_lifecycle.c decides what may happen to a VM and records it; this
+ * module turns a VM record into a domain description, calls the chosen
+ * backend (qemu or sim), and routes the backend's events (the guest powered
+ * off, rebooted, crashed) back to vm_lifecycle_on_domain_event. Domains are
+ * named by the VM's uuid, so they are found again after a restart.
+ */
+#ifndef VESSEL_API_DOMAINS_H
+#define VESSEL_API_DOMAINS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "rpc/ctx.h"
+#include "xapi_model.h"
+
+enum domain_event {
+    DOMAIN_HALTED,   /* the guest powered off */
+    DOMAIN_REBOOTED, /* the guest asked for a reboot */
+    DOMAIN_CRASHED,  /* the device model died or the guest crashed */
+    DOMAIN_PAUSED,
+    DOMAIN_RESUMED,
+};
+
+struct domains;
+
+/* @backend: "qemu", "sim" or "auto" (qemu when qemu-system-x86_64 is there). */
+int domains_open(struct server *srv, const char *backend, struct domains **out, char *why,
+                 size_t why_len);
+void domains_close(struct domains *d);
+const char *domains_backend_name(const struct domains *d);
+
+/* Builds and starts the domain of @vm (ref @ref). *@domid is its number. */
+bool domains_start(struct server *srv, const char *ref, const struct xapi_vm_record *vm,
+                   bool paused, int64_t *domid, struct xerr **errp);
+bool domains_stop(struct server *srv, const char *uuid, bool clean, struct xerr **errp);
+bool domains_reboot(struct server *srv, const char *uuid, bool clean, struct xerr **errp);
+bool domains_pause(struct server *srv, const char *uuid, bool pause, struct xerr **errp);
+/* Saves the domain's memory to @path and destroys it / rebuilds it from @path. */
+bool domains_suspend(struct server *srv, const char *uuid, const char *path, struct xerr **errp);
+bool domains_resume(struct server *srv, const char *ref, const struct xapi_vm_record *vm,
+                    const char *path, bool paused, int64_t *domid, struct xerr **errp);
+/* Is the domain of VM @uuid alive (used to reconcile power states at start). */
+bool domains_alive(struct server *srv, const char *uuid);
+/* Memory the domain uses now, in bytes (0 when unknown). */
+int64_t domains_memory_actual(struct server *srv, const char *uuid);
+
+/* Called by domains.c (any thread) when a domain changes by itself. */
+void vm_lifecycle_on_domain_event(struct server *srv, const char *uuid, enum domain_event ev);
+/* At start: every VM recorded as running on this host whose domain is gone
+ * becomes Halted; those still running stay managed. */
+void vm_lifecycle_reconcile(struct server *srv);
+
+#endif

@@ -1,0 +1,303 @@
+/* api/vbd.c - VBD.* messages: a VM's disk and CD slots (xenapi.md 2.3 "VBD").
+ *
+ * VBD.create applies xapi's checks in xapi's order (xapi_vbd.ml create): the
+ * VDI must exist unless the drive is empty; a CD must be read-only
+ * (VBD_CDS_MUST_BE_READONLY []); only a CD may be empty
+ * (VBD_NOT_REMOVABLE_MEDIA ["in constructor"]); a RW VBD cannot point at a
+ * read-only VDI (VDI_READONLY [vdi]); userdevice is a slot "0".."15", a Linux
+ * name (xvda, hdb, sdc: the letter is the slot) or "autodetect" (the first free
+ * slot), else INVALID_DEVICE [userdevice]; a slot in use on the VM, in either
+ * spelling, is DEVICE_ALREADY_EXISTS [userdevice]. The check and the create are
+ * one batch, so two creates cannot take one slot.
+ *
+ * On a halted VM a VBD is only a record: the VM attaches it at start. Hotplug
+ * (plug/unplug) needs a running guest: VM_BAD_POWER_STATE [vm, running,
+ * actual] on any other, OPERATION_NOT_ALLOWED on a running one until the
+ * domain manager can hotplug. insert/eject change which VDI a CD drive holds.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/storage_api.h"
+#include "db/db.h"
+#include "rpc/ctx.h"
+#include "xapi_handlers.h"
+
+#define NULL_REF "OpaqueRef:NULL"
+#define VBD_SLOTS 16
+
+static bool
+set_str(char **slot, const char *v)
+{
+    char *c = strdup(v ? v : "");
+    if (!c)
+        return false;
+    free(*slot);
+    *slot = c;
+    return true;
+}
+
+/* The slot a userdevice names, or -1. "autodetect" is the caller's business. */
+static int
+slot_of(const char *dev)
+{
+    if (dev[0] >= '0' && dev[0] <= '9') {
+        char *end;
+        long v = strtol(dev, &end, 10);
+        return *end == '\0' && v >= 0 && v < VBD_SLOTS && (dev[0] != '0' || !dev[1]) ? (int)v
+                                                                                     : -1;
+    }
+    const char *prefixes[] = {"xvd", "hd", "sd"};
+    for (size_t i = 0; i < 3; i++) {
+        size_t n = strlen(prefixes[i]);
+        if (strncmp(dev, prefixes[i], n) == 0 && dev[n] >= 'a' && dev[n] < 'a' + VBD_SLOTS &&
+            dev[n + 1] == '\0')
+            return dev[n] - 'a';
+    }
+    return -1;
+}
+
+static bool
+vbd_ops_set(struct xapi_vbd_record *b)
+{
+    enum xapi_vbd_operations ops[4];
+    size_t n = 0;
+    if (!b->currently_attached)
+        ops[n++] = XAPI_VBD_OPERATIONS_ATTACH;
+    if (b->type == XAPI_VBD_TYPE_CD)
+        ops[n++] = b->empty ? XAPI_VBD_OPERATIONS_INSERT : XAPI_VBD_OPERATIONS_EJECT;
+    enum xapi_vbd_operations *items = malloc((n ? n : 1) * sizeof(*items));
+    if (!items)
+        return false;
+    memcpy(items, ops, n * sizeof(*items));
+    free(b->allowed_operations.items);
+    b->allowed_operations.items = items;
+    b->allowed_operations.n = n;
+    return true;
+}
+
+/* ------------------------------------------------------------------ create, destroy */
+
+struct slots {
+    const char *vm;
+    bool used[VBD_SLOTS];
+};
+
+static bool
+slots_one(void *opaque, const char *ref, const void *rec)
+{
+    struct slots *s = opaque;
+    const struct xapi_vbd_record *b = rec;
+    (void)ref;
+    int slot;
+    if (strcmp(b->VM, s->vm) == 0 && (slot = slot_of(b->userdevice)) >= 0)
+        s->used[slot] = true;
+    return true;
+}
+
+static void
+vdi_ro_peek(void *opaque, const void *rec)
+{
+    *(bool *)opaque = ((const struct xapi_vdi_record *)rec)->read_only;
+}
+
+/* Under the caller's batch: the slot is free now and stays so until it ends. */
+static bool
+vbd_create_locked(struct call_ctx *ctx, const struct xapi_vbd_record *args, char **ref,
+                  struct xerr **errp)
+{
+    bool vdi_ro = false;
+    if (!db_exists(ctx->db, &xapi_class_vm, args->VM))
+        return xerr_handle_invalid(errp, "VM", args->VM);
+    if (!args->empty &&
+        !db_with(ctx->db, &xapi_class_vdi, args->VDI, vdi_ro_peek, &vdi_ro, errp))
+        return false;
+    if (args->type == XAPI_VBD_TYPE_CD && args->mode != XAPI_VBD_MODE_RO)
+        return xerr_vbd_cds_must_be_readonly(errp);
+    if (args->type != XAPI_VBD_TYPE_CD && args->empty)
+        return xerr_vbd_not_removable_media(errp, "in constructor");
+    if (!args->empty && args->mode == XAPI_VBD_MODE_RW && vdi_ro)
+        return xerr_vdi_readonly(errp, args->VDI);
+    struct slots s = {.vm = args->VM};
+    db_foreach(ctx->db, &xapi_class_vbd, slots_one, &s);
+    char chosen[8];
+    if (strcmp(args->userdevice, "autodetect") == 0) {
+        int slot = 0;
+        while (slot < VBD_SLOTS && s.used[slot])
+            slot++;
+        if (slot == VBD_SLOTS)
+            return xerr_invalid_device(errp, args->userdevice);
+        snprintf(chosen, sizeof(chosen), "%d", slot);
+    } else {
+        int slot = slot_of(args->userdevice);
+        if (slot < 0)
+            return xerr_invalid_device(errp, args->userdevice);
+        if (s.used[slot])
+            return xerr_device_already_exists(errp, args->userdevice);
+        snprintf(chosen, sizeof(chosen), "%s", args->userdevice);
+    }
+    struct xapi_vbd_record *b = xrecord_copy(&xapi_class_vbd, args);
+    if (!b || !set_str(&b->userdevice, chosen) || !set_str(&b->device, "") ||
+        (b->empty && !set_str(&b->VDI, NULL_REF)) || !vbd_ops_set(b)) {
+        xapi_vbd_record_free(b);
+        return xerr_nomem(errp);
+    }
+    xtype_value_clear(&xapi_type_string_vbd_operations_map, &b->current_operations);
+    b->currently_attached = false;
+    return db_create(ctx->db, &xapi_class_vbd, NULL, b, ref, errp);
+}
+
+bool
+storage_vbd_create(struct call_ctx *ctx, const struct xapi_vbd_record *args, char **ref,
+                   struct xerr **errp)
+{
+    db_batch_begin(ctx->db);
+    bool ok = vbd_create_locked(ctx, args, ref, errp);
+    if (!db_batch_end(ctx->db, ok, errp)) {
+        if (ok) {
+            free(*ref);
+            *ref = NULL;
+        }
+        return false;
+    }
+    return true;
+}
+
+bool
+api_vbd_create(struct call_ctx *ctx, const struct xapi_vbd_record *args, char **result,
+               struct xerr **errp)
+{
+    return storage_vbd_create(ctx, args, result, errp);
+}
+
+static void
+vbd_attached_peek(void *opaque, const void *rec)
+{
+    *(bool *)opaque = ((const struct xapi_vbd_record *)rec)->currently_attached;
+}
+
+bool
+api_vbd_destroy(struct call_ctx *ctx, const char *self, struct xerr **errp)
+{
+    bool attached = false;
+    if (!db_with(ctx->db, &xapi_class_vbd, self, vbd_attached_peek, &attached, errp))
+        return false;
+    if (attached)
+        return xerr_operation_not_allowed(errp, "VBD is currently attached");
+    return db_destroy(ctx->db, &xapi_class_vbd, self, errp);
+}
+
+/* ------------------------------------------------------------------ CDs */
+
+struct media {
+    const char *vdi; /* NULL: eject */
+};
+
+static bool
+media_apply(void *opaque, void *rec, struct xerr **errp)
+{
+    const struct media *m = opaque;
+    struct xapi_vbd_record *b = rec;
+    if (!set_str(&b->VDI, m->vdi ? m->vdi : NULL_REF))
+        return xerr_nomem(errp);
+    b->empty = m->vdi == NULL;
+    return vbd_ops_set(b) || xerr_nomem(errp);
+}
+
+static void
+vbd_peek(void *opaque, const void *rec)
+{
+    const struct xapi_vbd_record *b = rec;
+    int *state = opaque;
+    state[0] = b->type == XAPI_VBD_TYPE_CD;
+    state[1] = b->empty;
+}
+
+bool
+api_vbd_insert(struct call_ctx *ctx, const char *vbd, const char *vdi, struct xerr **errp)
+{
+    int state[2];
+    if (!db_with(ctx->db, &xapi_class_vbd, vbd, vbd_peek, state, errp))
+        return false;
+    if (!state[0])
+        return xerr_vbd_not_removable_media(errp, vbd);
+    if (!state[1])
+        return xerr_vbd_not_empty(errp, vbd);
+    if (!db_exists(ctx->db, &xapi_class_vdi, vdi))
+        return xerr_handle_invalid(errp, "VDI", vdi);
+    struct media m = {vdi};
+    return db_update(ctx->db, &xapi_class_vbd, vbd, media_apply, &m, errp);
+}
+
+bool
+api_vbd_eject(struct call_ctx *ctx, const char *vbd, struct xerr **errp)
+{
+    int state[2];
+    if (!db_with(ctx->db, &xapi_class_vbd, vbd, vbd_peek, state, errp))
+        return false;
+    if (!state[0])
+        return xerr_vbd_not_removable_media(errp, vbd);
+    if (state[1])
+        return xerr_vbd_is_empty(errp, vbd);
+    struct media m = {NULL};
+    return db_update(ctx->db, &xapi_class_vbd, vbd, media_apply, &m, errp);
+}
+
+/* ------------------------------------------------------------------ hotplug */
+
+struct hotplug {
+    char vm[128];
+    bool attached;
+};
+
+static void
+hotplug_peek(void *opaque, const void *rec)
+{
+    const struct xapi_vbd_record *b = rec;
+    struct hotplug *h = opaque;
+    snprintf(h->vm, sizeof(h->vm), "%s", b->VM);
+    h->attached = b->currently_attached;
+}
+
+static void
+power_peek(void *opaque, const void *rec)
+{
+    *(int *)opaque = (int)((const struct xapi_vm_record *)rec)->power_state;
+}
+
+static bool
+vbd_hotplug(struct call_ctx *ctx, const char *self, bool plug, struct xerr **errp)
+{
+    struct hotplug h;
+    int ps = 0;
+    if (!db_with(ctx->db, &xapi_class_vbd, self, hotplug_peek, &h, errp) ||
+        !db_with(ctx->db, &xapi_class_vm, h.vm, power_peek, &ps, errp))
+        return false;
+    if (ps != XAPI_VM_POWER_STATE_RUNNING) {
+        const char *actual = xenum_name(&xapi_enum_vm_power_state, ps);
+        char lower[16];
+        size_t i;
+        for (i = 0; actual[i] && i + 1 < sizeof(lower); i++)
+            lower[i] = (char)(actual[i] >= 'A' && actual[i] <= 'Z' ? actual[i] + 32 : actual[i]);
+        lower[i] = '\0';
+        return xerr_vm_bad_power_state(errp, h.vm, "running", lower);
+    }
+    if (plug && h.attached)
+        return xerr_device_already_attached(errp, self);
+    if (!plug && !h.attached)
+        return xerr_device_already_detached(errp, self);
+    return xerr_operation_not_allowed(errp, "VBD hotplug needs the domain manager (not built)");
+}
+
+bool
+api_vbd_plug(struct call_ctx *ctx, const char *self, struct xerr **errp)
+{
+    return vbd_hotplug(ctx, self, true, errp);
+}
+
+bool
+api_vbd_unplug(struct call_ctx *ctx, const char *self, struct xerr **errp)
+{
+    return vbd_hotplug(ctx, self, false, errp);
+}

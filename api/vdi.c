@@ -1,0 +1,454 @@
+/* api/vdi.c - VDI.* messages on the SR drivers of storage/ (xenapi.md 2.3 "VDI").
+ *
+ * A VDI of an ext/file SR is the file <uuid>.vhd in the SR's directory; its
+ * record's location is that uuid and sm_config holds vdi_type=vhd and, once a
+ * snapshot or clone made it a child, vhd-parent=<base uuid>. Every operation
+ * that touches files needs the SR plugged on this host (storage_sr_path), does
+ * the file work first and then writes the records in one batch; when the batch
+ * fails, the file work is undone (a new file deleted), so records never name
+ * a file that does not exist.
+ *
+ * Rules kept from xapi: VDI.create rounds virtual_size up to what the backend
+ * allocates (2 MiB VHD blocks) and answers SR_FULL [requested, maximum] when
+ * it does not fit; destroy, resize and forget refuse a VDI with an attached
+ * VBD (VDI_IN_USE [vdi, op]); destroy takes the VDI's unattached VBDs with it;
+ * resize only grows (VDI_TOO_SMALL [vdi, current size]); a snapshot has
+ * is_a_snapshot, snapshot_of and snapshot_time, a clone none of them.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/storage_api.h"
+#include "db/db.h"
+#include "rpc/ctx.h"
+#include "storage/sr_file.h"
+#include "vhd/vhd.h"
+#include "xapi_handlers.h"
+
+#define NULL_REF "OpaqueRef:NULL"
+
+static bool
+set_str(char **slot, const char *v)
+{
+    char *c = strdup(v ? v : "");
+    if (!c)
+        return false;
+    free(*slot);
+    *slot = c;
+    return true;
+}
+
+bool
+storage_vdi_ops_refresh(struct xapi_vdi_record *vdi, bool attached)
+{
+    enum xapi_vdi_operations ops[8];
+    size_t n = 0;
+    ops[n++] = XAPI_VDI_OPERATIONS_CLONE;
+    ops[n++] = XAPI_VDI_OPERATIONS_COPY;
+    ops[n++] = XAPI_VDI_OPERATIONS_SNAPSHOT;
+    if (!attached) {
+        ops[n++] = XAPI_VDI_OPERATIONS_RESIZE;
+        ops[n++] = XAPI_VDI_OPERATIONS_DESTROY;
+        ops[n++] = XAPI_VDI_OPERATIONS_FORGET;
+    }
+    enum xapi_vdi_operations *items = malloc(n * sizeof(*items));
+    if (!items)
+        return false;
+    memcpy(items, ops, n * sizeof(*items));
+    free(vdi->allowed_operations.items);
+    vdi->allowed_operations.items = items;
+    vdi->allowed_operations.n = n;
+    return true;
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+static void
+attached_peek(void *opaque, const void *rec)
+{
+    if (((const struct xapi_vbd_record *)rec)->currently_attached)
+        *(bool *)opaque = true;
+}
+
+/* True when a VBD of @v is attached (plugged into a running VM). */
+static bool
+vdi_attached(struct db *db, const struct xapi_vdi_record *v)
+{
+    bool attached = false;
+    for (size_t i = 0; i < v->VBDs.n && !attached; i++)
+        db_with(db, &xapi_class_vbd, v->VBDs.items[i], attached_peek, &attached, NULL);
+    return attached;
+}
+
+/* SR_FULL [requested, maximum] for a storage/ -ENOSPC or -EFBIG, else storage_fail. */
+static bool
+vdi_fail(struct xerr **errp, int rc, const char *sr, const char *vdi, const char *path,
+         uint64_t requested)
+{
+    if (rc != -ENOSPC && rc != -EFBIG)
+        return storage_fail(errp, rc, sr, vdi);
+    uint64_t size = 0, avail = 0;
+    sr_file_space(path, &size, &avail);
+    if (avail > VHD_MAX_SIZE_BYTES || rc == -EFBIG)
+        avail = avail > VHD_MAX_SIZE_BYTES ? VHD_MAX_SIZE_BYTES : avail;
+    char req[24], max[24];
+    snprintf(req, sizeof(req), "%" PRIu64, requested);
+    snprintf(max, sizeof(max), "%" PRIu64, avail);
+    return xerr_sr_full(errp, req, max);
+}
+
+/* The VDI record @ref and its SR's directory; both new. */
+static bool
+vdi_open(struct call_ctx *ctx, const char *ref, struct xapi_vdi_record **rec, char **path,
+         struct xerr **errp)
+{
+    if (!db_get(ctx->db, &xapi_class_vdi, ref, (void **)rec, errp))
+        return false;
+    if (!storage_sr_path(ctx->db, ctx->srv->host_ref, (*rec)->SR, path, errp)) {
+        xapi_vdi_record_free(*rec);
+        *rec = NULL;
+        return false;
+    }
+    return true;
+}
+
+static bool
+vdi_sm_parent(struct xapi_vdi_record *v, const char *parent_uuid)
+{
+    struct xmap *sm = (struct xmap *)&v->sm_config;
+    if (xmap_put_str(sm, "vdi_type", "vhd") < 0)
+        return false;
+    if (parent_uuid && parent_uuid[0])
+        return xmap_put_str(sm, "vhd-parent", parent_uuid) == 0;
+    xmap_remove_key(&xapi_type_string_string_map, sm, "vhd-parent");
+    return true;
+}
+
+/* ------------------------------------------------------------------ create, destroy */
+
+void
+storage_vdi_delete_file(struct call_ctx *ctx, const char *sr, const char *uuid)
+{
+    char *path = NULL;
+    if (storage_sr_path(ctx->db, ctx->srv->host_ref, sr, &path, NULL))
+        sr_file_vdi_destroy(path, uuid);
+    free(path);
+}
+
+bool
+storage_vdi_create(struct call_ctx *ctx, const struct xapi_vdi_record *args, char **ref,
+                   struct xerr **errp)
+{
+    char *path = NULL, uuid[37];
+    if (!storage_sr_path(ctx->db, ctx->srv->host_ref, args->SR, &path, errp))
+        return false;
+    if (args->virtual_size <= 0) {
+        char v[24];
+        snprintf(v, sizeof(v), "%" PRId64, args->virtual_size);
+        free(path);
+        return xerr_invalid_value(errp, "virtual_size", v);
+    }
+    uint64_t size = sr_file_round_size((uint64_t)args->virtual_size);
+    db_uuid_generate(uuid);
+    int rc = sr_file_vdi_create(path, uuid, size);
+    if (rc < 0) {
+        bool ok = vdi_fail(errp, rc, args->SR, "", path, size);
+        free(path);
+        return ok;
+    }
+    struct sr_file_vhd info = {.physical_size = 0};
+    sr_file_vdi_info(path, uuid, &info);
+    struct xapi_vdi_record *v = xrecord_copy(&xapi_class_vdi, args);
+    if (!v || !set_str(&v->uuid, uuid) || !set_str(&v->location, uuid) ||
+        !vdi_sm_parent(v, NULL) || !storage_vdi_ops_refresh(v, false)) {
+        xapi_vdi_record_free(v);
+        sr_file_vdi_destroy(path, uuid);
+        free(path);
+        return xerr_nomem(errp);
+    }
+    xtype_value_clear(&xapi_type_string_vdi_operations_map, &v->current_operations);
+    v->virtual_size = (int64_t)size;
+    v->physical_utilisation = (int64_t)info.physical_size;
+    v->managed = true;
+    v->missing = false;
+    if (!db_create(ctx->db, &xapi_class_vdi, NULL, v, ref, errp)) {
+        sr_file_vdi_destroy(path, uuid);
+        free(path);
+        return false;
+    }
+    storage_sr_refresh(ctx->db, args->SR, path, NULL);
+    free(path);
+    return true;
+}
+
+bool
+api_vdi_create(struct call_ctx *ctx, const struct xapi_vdi_record *args, char **result,
+               struct xerr **errp)
+{
+    return storage_vdi_create(ctx, args, result, errp);
+}
+
+/* Drops VDI @ref's record and its (unattached) VBDs. */
+static bool
+vdi_records_destroy(struct db *db, const struct xapi_vdi_record *v, const char *ref,
+                    struct xerr **errp)
+{
+    db_batch_begin(db);
+    bool ok = true;
+    for (size_t i = 0; ok && i < v->VBDs.n; i++)
+        ok = db_destroy(db, &xapi_class_vbd, v->VBDs.items[i], errp);
+    ok = ok && db_destroy(db, &xapi_class_vdi, ref, errp);
+    return db_batch_end(db, ok, errp);
+}
+
+bool
+api_vdi_destroy(struct call_ctx *ctx, const char *self, struct xerr **errp)
+{
+    struct xapi_vdi_record *v = NULL;
+    char *path = NULL;
+    if (!vdi_open(ctx, self, &v, &path, errp))
+        return false;
+    bool ok;
+    int rc;
+    if (vdi_attached(ctx->db, v))
+        ok = xerr_vdi_in_use(errp, self, "destroy");
+    else if ((rc = sr_file_vdi_destroy(path, v->uuid)) < 0 && rc != -ENOENT)
+        ok = storage_fail(errp, rc, v->SR, self);
+    else
+        ok = vdi_records_destroy(ctx->db, v, self, errp);
+    if (ok)
+        storage_sr_refresh(ctx->db, v->SR, path, NULL);
+    xapi_vdi_record_free(v);
+    free(path);
+    return ok;
+}
+
+bool
+api_vdi_forget(struct call_ctx *ctx, const char *vdi, struct xerr **errp)
+{
+    struct xapi_vdi_record *v = NULL;
+    if (!db_get(ctx->db, &xapi_class_vdi, vdi, (void **)&v, errp))
+        return false;
+    bool ok = vdi_attached(ctx->db, v) ? xerr_vdi_in_use(errp, vdi, "forget")
+                                       : vdi_records_destroy(ctx->db, v, vdi, errp);
+    xapi_vdi_record_free(v);
+    return ok;
+}
+
+/* ------------------------------------------------------------------ snapshot, clone */
+
+struct parent_set {
+    const char *parent;
+    int64_t physical;
+};
+
+static bool
+parent_apply(void *opaque, void *rec, struct xerr **errp)
+{
+    const struct parent_set *p = opaque;
+    struct xapi_vdi_record *v = rec;
+    v->physical_utilisation = p->physical;
+    return vdi_sm_parent(v, p->parent) || xerr_nomem(errp);
+}
+
+static bool
+vdi_snapshot_or_clone(struct call_ctx *ctx, const char *vdi, bool snapshot, char **result,
+                      struct xerr **errp)
+{
+    struct xapi_vdi_record *src = NULL;
+    char *path = NULL, uuid[37], base[37];
+    if (!vdi_open(ctx, vdi, &src, &path, errp))
+        return false;
+    db_uuid_generate(uuid);
+    int rc = sr_file_vdi_snapshot(path, src->uuid, uuid, base);
+    if (rc < 0) {
+        bool ok = storage_fail(errp, rc, src->SR, vdi);
+        xapi_vdi_record_free(src);
+        free(path);
+        return ok;
+    }
+    struct sr_file_vhd leaf = {.physical_size = 0}, fresh = {.physical_size = 0};
+    sr_file_vdi_info(path, src->uuid, &leaf);
+    sr_file_vdi_info(path, uuid, &fresh);
+    struct xapi_vdi_record *dst = xrecord_copy(&xapi_class_vdi, src);
+    bool ok = dst && set_str(&dst->uuid, uuid) && set_str(&dst->location, uuid) &&
+              set_str(&dst->snapshot_of, snapshot ? vdi : NULL_REF) &&
+              vdi_sm_parent(dst, base) && storage_vdi_ops_refresh(dst, false);
+    if (!ok) {
+        xapi_vdi_record_free(dst);
+        ok = xerr_nomem(errp);
+    } else {
+        xtype_value_clear(&xapi_type_string_vdi_operations_map, &dst->current_operations);
+        xtype_value_clear(&xapi_type_ref_VBD_set, &dst->VBDs);
+        xtype_value_clear(&xapi_type_ref_VDI_set, &dst->snapshots);
+        dst->is_a_snapshot = snapshot;
+        dst->snapshot_time = snapshot ? (int64_t)time(NULL) : 0;
+        dst->physical_utilisation = (int64_t)fresh.physical_size;
+        struct parent_set ps = {base, (int64_t)leaf.physical_size};
+        db_batch_begin(ctx->db);
+        ok = db_create(ctx->db, &xapi_class_vdi, NULL, dst, result, errp) &&
+             db_update(ctx->db, &xapi_class_vdi, vdi, parent_apply, &ps, errp);
+        ok = db_batch_end(ctx->db, ok, errp);
+    }
+    if (!ok)
+        sr_file_vdi_destroy(path, uuid); /* the base stays: vdi's leaf is its child */
+    else
+        storage_sr_refresh(ctx->db, src->SR, path, NULL);
+    xapi_vdi_record_free(src);
+    free(path);
+    return ok;
+}
+
+bool
+api_vdi_snapshot(struct call_ctx *ctx, const char *vdi,
+                 const struct xapi_string_string_map *driver_params, char **result,
+                 struct xerr **errp)
+{
+    return vdi_snapshot_or_clone(ctx, vdi, true, result, errp);
+}
+
+bool
+api_vdi_clone(struct call_ctx *ctx, const char *vdi,
+              const struct xapi_string_string_map *driver_params, char **result,
+              struct xerr **errp)
+{
+    return vdi_snapshot_or_clone(ctx, vdi, false, result, errp);
+}
+
+/* ------------------------------------------------------------------ copy, resize */
+
+static void
+copy_progress(void *opaque, uint64_t done, uint64_t total)
+{
+    if (total)
+        ctx_progress(opaque, (double)done / (double)total);
+}
+
+bool
+api_vdi_copy(struct call_ctx *ctx, const char *vdi, const char *sr, const char *base_vdi,
+             const char *into_vdi, char **result, struct xerr **errp)
+{
+    if (strcmp(into_vdi, NULL_REF) != 0)
+        return xerr_raise(errp, "NOT_IMPLEMENTED", "VDI.copy into an existing VDI");
+    if (strcmp(base_vdi, NULL_REF) != 0 && !db_exists(ctx->db, &xapi_class_vdi, base_vdi))
+        return xerr_handle_invalid(errp, "VDI", base_vdi);
+    struct xapi_vdi_record *src = NULL;
+    char *src_path = NULL, *dst_path = NULL, uuid[37];
+    if (!vdi_open(ctx, vdi, &src, &src_path, errp))
+        return false;
+    const char *dst_sr = strcmp(sr, NULL_REF) != 0 ? sr : src->SR;
+    if (!storage_sr_path(ctx->db, ctx->srv->host_ref, dst_sr, &dst_path, errp)) {
+        xapi_vdi_record_free(src);
+        free(src_path);
+        return false;
+    }
+    db_uuid_generate(uuid);
+    bool ok;
+    int rc = sr_file_vdi_copy(src_path, src->uuid, dst_path, uuid, copy_progress, ctx);
+    struct xapi_vdi_record *dst = NULL;
+    if (rc < 0) {
+        ok = vdi_fail(errp, rc, dst_sr, vdi, dst_path, (uint64_t)src->virtual_size);
+    } else if (!(dst = xrecord_copy(&xapi_class_vdi, src)) || !set_str(&dst->uuid, uuid) ||
+               !set_str(&dst->location, uuid) || !set_str(&dst->SR, dst_sr) ||
+               !set_str(&dst->snapshot_of, NULL_REF) || !vdi_sm_parent(dst, NULL) ||
+               !storage_vdi_ops_refresh(dst, false)) {
+        xapi_vdi_record_free(dst);
+        ok = xerr_nomem(errp);
+    } else {
+        struct sr_file_vhd info = {.physical_size = 0};
+        sr_file_vdi_info(dst_path, uuid, &info);
+        xtype_value_clear(&xapi_type_string_vdi_operations_map, &dst->current_operations);
+        xtype_value_clear(&xapi_type_ref_VBD_set, &dst->VBDs);
+        xtype_value_clear(&xapi_type_ref_VDI_set, &dst->snapshots);
+        dst->is_a_snapshot = false;
+        dst->snapshot_time = 0;
+        dst->physical_utilisation = (int64_t)info.physical_size;
+        ok = db_create(ctx->db, &xapi_class_vdi, NULL, dst, result, errp);
+    }
+    if (!ok && rc == 0)
+        sr_file_vdi_destroy(dst_path, uuid);
+    if (ok)
+        storage_sr_refresh(ctx->db, dst_sr, dst_path, NULL);
+    xapi_vdi_record_free(src);
+    free(src_path);
+    free(dst_path);
+    return ok;
+}
+
+static bool
+size_apply(void *opaque, void *rec, struct xerr **errp)
+{
+    const struct sr_file_vhd *f = opaque;
+    struct xapi_vdi_record *v = rec;
+    v->virtual_size = (int64_t)f->virtual_size;
+    v->physical_utilisation = (int64_t)f->physical_size;
+    return true;
+}
+
+bool
+api_vdi_resize(struct call_ctx *ctx, const char *vdi, int64_t size, struct xerr **errp)
+{
+    struct xapi_vdi_record *v = NULL;
+    char *path = NULL;
+    if (!vdi_open(ctx, vdi, &v, &path, errp))
+        return false;
+    bool ok;
+    int rc;
+    char now[24];
+    snprintf(now, sizeof(now), "%" PRId64, v->virtual_size);
+    struct sr_file_vhd info;
+    if (vdi_attached(ctx->db, v))
+        ok = xerr_vdi_in_use(errp, vdi, "resize");
+    else if (size < v->virtual_size)
+        ok = xerr_vdi_too_small(errp, vdi, now);
+    else if ((rc = sr_file_vdi_resize(path, v->uuid, (uint64_t)size)) < 0)
+        ok = vdi_fail(errp, rc, v->SR, vdi, path, sr_file_round_size((uint64_t)size));
+    else if ((rc = sr_file_vdi_info(path, v->uuid, &info)) < 0)
+        ok = storage_fail(errp, rc, v->SR, vdi);
+    else
+        ok = db_update(ctx->db, &xapi_class_vdi, vdi, size_apply, &info, errp) &&
+             storage_sr_refresh(ctx->db, v->SR, path, errp);
+    xapi_vdi_record_free(v);
+    free(path);
+    return ok;
+}
+
+/* ------------------------------------------------------------------ setters */
+
+static bool
+vdi_set(struct call_ctx *ctx, const char *self, const char *field, const void *value,
+        struct xerr **errp)
+{
+    return db_set_field(ctx->db, &xapi_class_vdi, self, xclass_field(&xapi_class_vdi, field),
+                        value, errp);
+}
+
+bool
+api_vdi_set_name_label(struct call_ctx *ctx, const char *self, const char *value,
+                       struct xerr **errp)
+{
+    return vdi_set(ctx, self, "name_label", &value, errp);
+}
+
+bool
+api_vdi_set_name_description(struct call_ctx *ctx, const char *self, const char *value,
+                             struct xerr **errp)
+{
+    return vdi_set(ctx, self, "name_description", &value, errp);
+}
+
+bool
+api_vdi_set_read_only(struct call_ctx *ctx, const char *self, bool value, struct xerr **errp)
+{
+    return vdi_set(ctx, self, "read_only", &value, errp);
+}
+
+bool
+api_vdi_set_sharable(struct call_ctx *ctx, const char *self, bool value, struct xerr **errp)
+{
+    return vdi_set(ctx, self, "sharable", &value, errp);
+}

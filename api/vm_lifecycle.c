@@ -1,0 +1,614 @@
+/* api/vm_lifecycle.c - VM power operations with xapi's semantics (xenapi.md 3).
+ *
+ * Every operation runs the same way:
+ *   1. vm_op_begin: check the operation against state, templates, other
+ *      operations (vm_ops.c) and record it in current_operations - one commit;
+ *   2. do the work through the domain manager (api/domains.c), without locks;
+ *   3. record the outcome (power_state, domid, resident_on, metrics,
+ *      consoles, devices attached) in one batch, and vm_op_end.
+ * A guest that changes by itself (powers off, reboots, crashes) reaches
+ * vm_lifecycle_on_domain_event, which applies the VM's actions_after_* the same
+ * way. Entering Halted resets the running state (xenapi.md 3.1).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/domains.h"
+#include "api/vm_ops.h"
+#include "common/log.h"
+#include "db/db.h"
+#include "rpc/ctx.h"
+#include "xapi_handlers.h"
+
+#define NULL_REF "OpaqueRef:NULL"
+
+/* The key an operation is recorded under: the task of an Async call, else a
+ * fresh unique string (xapi makes a task for sync calls too). */
+static void
+op_key(const struct call_ctx *ctx, char *out, size_t len)
+{
+    if (ctx->task) {
+        snprintf(out, len, "%s", ctx->task);
+        return;
+    }
+    char *ref = db_new_ref();
+    snprintf(out, len, "%s", ref ? ref : "OpaqueRef:sync");
+    free(ref);
+}
+
+static bool
+set_str(char **slot, const char *v)
+{
+    char *c = strdup(v);
+    if (!c)
+        return false;
+    free(*slot);
+    *slot = c;
+    return true;
+}
+
+/* ------------------------------------------------------------------ recording states */
+
+struct running_state {
+    struct server *srv;
+    enum xapi_vm_power_state ps;
+    int64_t domid;
+};
+
+static bool
+apply_power_state(void *opaque, void *rec, struct xerr **errp)
+{
+    struct running_state *st = opaque;
+    struct xapi_vm_record *vm = rec;
+    vm->power_state = st->ps;
+    if (st->ps == XAPI_VM_POWER_STATE_HALTED || st->ps == XAPI_VM_POWER_STATE_SUSPENDED) {
+        vm->domid = -1;
+        if (!set_str(&vm->resident_on, NULL_REF) ||
+            !set_str(&vm->scheduled_to_be_resident_on, NULL_REF))
+            return xerr_nomem(errp);
+        vm->requires_reboot = false;
+    } else {
+        if (st->domid >= 0)
+            vm->domid = st->domid;
+        if (!set_str(&vm->resident_on, st->srv->host_ref))
+            return xerr_nomem(errp);
+    }
+    return vm_ops_refresh(vm) || xerr_nomem(errp);
+}
+
+struct metrics_state {
+    enum xapi_vm_power_state ps;
+    int64_t memory;
+    int64_t vcpus;
+    bool started;
+};
+
+static bool
+apply_metrics(void *opaque, void *rec, struct xerr **errp)
+{
+    struct metrics_state *m = opaque;
+    struct xapi_vm_metrics_record *vmm = rec;
+    bool halted = m->ps == XAPI_VM_POWER_STATE_HALTED || m->ps == XAPI_VM_POWER_STATE_SUSPENDED;
+    vmm->memory_actual = halted ? 0 : m->memory;
+    vmm->VCPUs_number = halted ? 0 : m->vcpus;
+    if (m->started)
+        vmm->start_time = time(NULL);
+    vmm->last_updated = time(NULL);
+    xtype_value_clear(&xapi_type_string_set, &vmm->state);
+    const char *state = halted ? "halted" : m->ps == XAPI_VM_POWER_STATE_PAUSED ? "paused" : "running";
+    return xset_add_str((struct xset *)&vmm->state, state) == 0 || xerr_nomem(errp);
+}
+
+static bool
+apply_device_attached(void *opaque, void *rec, struct xerr **errp)
+{
+    /* VBD and VIF both have currently_attached as a bool at a known field */
+    const struct xfield *f = ((const struct xfield *const *)opaque)[0];
+    bool value = *((const bool *const *)opaque)[1];
+    *(bool *)xrecord_field_ptr(rec, f) = value;
+    (void)errp;
+    return true;
+}
+
+static bool
+set_devices_attached(struct db *db, const struct xclass *cls, const struct xapi_ref_set *refs,
+                     bool attached, struct xerr **errp)
+{
+    const struct xfield *f = xclass_field(cls, "currently_attached");
+    const void *args[2] = {f, &attached};
+    for (size_t i = 0; i < refs->n; i++)
+        if (db_exists(db, cls, refs->items[i]) &&
+            !db_update(db, cls, refs->items[i], apply_device_attached, args, errp))
+            return false;
+    return true;
+}
+
+static bool
+create_consoles(struct server *srv, const char *vm_ref, const struct xapi_vm_record *vm,
+                struct xerr **errp)
+{
+    char *address = NULL;
+    struct xapi_host_record *host = NULL;
+    if (db_get(srv->db, &xapi_class_host, srv->host_ref, (void **)&host, NULL))
+        address = strdup(host->address);
+    xapi_host_record_free(host);
+    for (int proto = 0; proto < 2; proto++) {
+        struct xapi_console_record *c = xapi_console_record_new();
+        char *ref = db_new_ref();
+        char loc[300];
+        snprintf(loc, sizeof(loc), "https://%s/console?ref=%s", address ? address : "127.0.0.1",
+                 ref ? ref : "");
+        if (!c || !ref || !set_str(&c->location, loc) || !set_str(&c->VM, vm_ref)) {
+            xapi_console_record_free(c);
+            free(ref);
+            free(address);
+            return xerr_nomem(errp);
+        }
+        c->protocol = proto == 0 ? XAPI_CONSOLE_PROTOCOL_RFB : XAPI_CONSOLE_PROTOCOL_VT100;
+        bool ok = db_create(srv->db, &xapi_class_console, ref, c, NULL, errp);
+        free(ref);
+        if (!ok) {
+            free(address);
+            return false;
+        }
+    }
+    free(address);
+    (void)vm;
+    return true;
+}
+
+static bool
+destroy_consoles(struct db *db, const struct xapi_ref_set *consoles, struct xerr **errp)
+{
+    for (size_t i = 0; i < consoles->n; i++)
+        if (db_exists(db, &xapi_class_console, consoles->items[i]) &&
+            !db_destroy(db, &xapi_class_console, consoles->items[i], errp))
+            return false;
+    return true;
+}
+
+/* Records @ps for @vm_ref with everything that goes with it, in one batch. */
+static bool
+record_power_state(struct server *srv, const char *vm_ref, enum xapi_vm_power_state ps,
+                   int64_t domid, bool started, struct xerr **errp)
+{
+    struct xapi_vm_record *vm = NULL;
+    if (!db_get(srv->db, &xapi_class_vm, vm_ref, (void **)&vm, errp))
+        return false;
+    bool running = ps == XAPI_VM_POWER_STATE_RUNNING || ps == XAPI_VM_POWER_STATE_PAUSED;
+    db_batch_begin(srv->db);
+    struct running_state st = {srv, ps, domid};
+    struct metrics_state ms = {ps, vm->memory_dynamic_max, vm->VCPUs_at_startup, started};
+    bool ok = db_update(srv->db, &xapi_class_vm, vm_ref, apply_power_state, &st, errp);
+    if (ok && db_exists(srv->db, &xapi_class_vm_metrics, vm->metrics))
+        ok = db_update(srv->db, &xapi_class_vm_metrics, vm->metrics, apply_metrics, &ms, errp);
+    if (ok)
+        ok = set_devices_attached(srv->db, &xapi_class_vbd, &vm->VBDs, running, errp) &&
+             set_devices_attached(srv->db, &xapi_class_vif, &vm->VIFs, running, errp);
+    if (ok && !running)
+        ok = destroy_consoles(srv->db, &vm->consoles, errp);
+    if (ok && running && vm->consoles.n == 0)
+        ok = create_consoles(srv, vm_ref, vm, errp);
+    xapi_vm_record_free(vm);
+    return db_batch_end(srv->db, ok, errp);
+}
+
+/* ------------------------------------------------------------------ checks */
+
+static bool
+check_memory(struct server *srv, const struct xapi_vm_record *vm, struct xerr **errp)
+{
+    if (!(vm->memory_static_min <= vm->memory_dynamic_min &&
+          vm->memory_dynamic_min <= vm->memory_dynamic_max &&
+          vm->memory_dynamic_max <= vm->memory_static_max))
+        return xerr_memory_constraint_violation(
+            errp, "memory_static_min <= memory_dynamic_min <= memory_dynamic_max <= memory_static_max");
+    if (vm->memory_dynamic_max <= 0 || vm->VCPUs_at_startup <= 0)
+        return xerr_raise(errp, "VALUE_NOT_SUPPORTED", "memory_dynamic_max",
+                          "0", "a VM needs memory and at least one vCPU");
+    struct xapi_host_record *host = NULL;
+    struct xapi_host_metrics_record *m = NULL;
+    int64_t free_bytes = -1;
+    if (db_get(srv->db, &xapi_class_host, srv->host_ref, (void **)&host, NULL) &&
+        db_get(srv->db, &xapi_class_host_metrics, host->metrics, (void **)&m, NULL))
+        free_bytes = m->memory_free;
+    xapi_host_record_free(host);
+    xapi_host_metrics_record_free(m);
+    if (free_bytes >= 0 && vm->memory_dynamic_max > free_bytes) {
+        char need[32], have[32];
+        snprintf(need, sizeof(need), "%" PRId64, vm->memory_dynamic_max);
+        snprintf(have, sizeof(have), "%" PRId64, free_bytes);
+        return xerr_host_not_enough_free_memory(errp, need, have);
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------ operations */
+
+static bool
+do_start(struct call_ctx *ctx, const char *vm_ref, const char *host, bool paused,
+         enum xapi_vm_operations op, struct xerr **errp)
+{
+    if (host && strcmp(host, ctx->srv->host_ref) != 0) {
+        if (!db_exists(ctx->db, &xapi_class_host, host))
+            return xerr_handle_invalid(errp, "host", host);
+        return xerr_raise(errp, "HOST_OFFLINE", host); /* pools come later: one host */
+    }
+    char key[64];
+    op_key(ctx, key, sizeof(key));
+    if (!vm_op_begin(ctx->db, vm_ref, op, key, errp))
+        return false;
+    struct xapi_vm_record *vm = NULL;
+    int64_t domid = -1;
+    bool ok = db_get(ctx->db, &xapi_class_vm, vm_ref, (void **)&vm, errp) &&
+              check_memory(ctx->srv, vm, errp) &&
+              domains_start(ctx->srv, vm_ref, vm, paused, &domid, errp);
+    if (ok) {
+        ok = record_power_state(ctx->srv, vm_ref,
+                                paused ? XAPI_VM_POWER_STATE_PAUSED : XAPI_VM_POWER_STATE_RUNNING,
+                                domid, true, errp);
+        if (!ok) /* the record could not say so: do not leave a guest nobody sees */
+            domains_stop(ctx->srv, vm->uuid, false, NULL);
+        else
+            log_info("vm.start", "vm=%s domid=%" PRId64 " paused=%d", vm->uuid, domid, paused);
+    }
+    xapi_vm_record_free(vm);
+    vm_op_end(ctx->db, vm_ref, key);
+    return ok;
+}
+
+bool
+api_vm_start(struct call_ctx *ctx, const char *vm, bool start_paused, bool force,
+             struct xerr **errp)
+{
+    (void)force;
+    return do_start(ctx, vm, NULL, start_paused, XAPI_VM_OPERATIONS_START, errp);
+}
+
+bool
+api_vm_start_on(struct call_ctx *ctx, const char *vm, const char *host, bool start_paused,
+                bool force, struct xerr **errp)
+{
+    (void)force;
+    return do_start(ctx, vm, host, start_paused, XAPI_VM_OPERATIONS_START_ON, errp);
+}
+
+enum stop_kind { STOP_CLEAN, STOP_HARD, STOP_TRY_CLEAN };
+
+static bool
+do_stop(struct call_ctx *ctx, const char *vm_ref, enum stop_kind kind, enum xapi_vm_operations op,
+        struct xerr **errp)
+{
+    char key[64];
+    op_key(ctx, key, sizeof(key));
+    if (!vm_op_begin(ctx->db, vm_ref, op, key, errp))
+        return false;
+    struct xapi_vm_record *vm = NULL;
+    bool ok = db_get(ctx->db, &xapi_class_vm, vm_ref, (void **)&vm, errp);
+    if (ok && vm->power_state != XAPI_VM_POWER_STATE_SUSPENDED) {
+        if (kind == STOP_TRY_CLEAN) {
+            struct xerr *clean_err = NULL;
+            if (vm->power_state != XAPI_VM_POWER_STATE_RUNNING ||
+                !domains_stop(ctx->srv, vm->uuid, true, &clean_err))
+                ok = domains_stop(ctx->srv, vm->uuid, false, errp);
+            xerr_free(clean_err);
+        } else {
+            ok = domains_stop(ctx->srv, vm->uuid, kind == STOP_CLEAN, errp);
+        }
+    }
+    if (ok)
+        ok = record_power_state(ctx->srv, vm_ref, XAPI_VM_POWER_STATE_HALTED, -1, false, errp);
+    if (ok)
+        log_info("vm.stop", "vm=%s op=%s", vm->uuid,
+                 xenum_name(&xapi_enum_vm_operations, (int)op));
+    xapi_vm_record_free(vm);
+    vm_op_end(ctx->db, vm_ref, key);
+    return ok;
+}
+
+bool
+api_vm_clean_shutdown(struct call_ctx *ctx, const char *vm, struct xerr **errp)
+{
+    return do_stop(ctx, vm, STOP_CLEAN, XAPI_VM_OPERATIONS_CLEAN_SHUTDOWN, errp);
+}
+
+bool
+api_vm_hard_shutdown(struct call_ctx *ctx, const char *vm, struct xerr **errp)
+{
+    return do_stop(ctx, vm, STOP_HARD, XAPI_VM_OPERATIONS_HARD_SHUTDOWN, errp);
+}
+
+bool
+api_vm_shutdown(struct call_ctx *ctx, const char *vm, struct xerr **errp)
+{
+    return do_stop(ctx, vm, STOP_TRY_CLEAN, XAPI_VM_OPERATIONS_SHUTDOWN, errp);
+}
+
+static bool
+do_reboot(struct call_ctx *ctx, const char *vm_ref, bool clean, struct xerr **errp)
+{
+    enum xapi_vm_operations op =
+        clean ? XAPI_VM_OPERATIONS_CLEAN_REBOOT : XAPI_VM_OPERATIONS_HARD_REBOOT;
+    char key[64];
+    op_key(ctx, key, sizeof(key));
+    if (!vm_op_begin(ctx->db, vm_ref, op, key, errp))
+        return false;
+    struct xapi_vm_record *vm = NULL;
+    bool ok = db_get(ctx->db, &xapi_class_vm, vm_ref, (void **)&vm, errp) &&
+              domains_reboot(ctx->srv, vm->uuid, clean, errp);
+    if (ok)
+        ok = record_power_state(ctx->srv, vm_ref, XAPI_VM_POWER_STATE_RUNNING, -1, true, errp);
+    xapi_vm_record_free(vm);
+    vm_op_end(ctx->db, vm_ref, key);
+    return ok;
+}
+
+bool
+api_vm_clean_reboot(struct call_ctx *ctx, const char *vm, struct xerr **errp)
+{
+    return do_reboot(ctx, vm, true, errp);
+}
+
+bool
+api_vm_hard_reboot(struct call_ctx *ctx, const char *vm, struct xerr **errp)
+{
+    return do_reboot(ctx, vm, false, errp);
+}
+
+static bool
+do_pause(struct call_ctx *ctx, const char *vm_ref, bool pause, struct xerr **errp)
+{
+    enum xapi_vm_operations op = pause ? XAPI_VM_OPERATIONS_PAUSE : XAPI_VM_OPERATIONS_UNPAUSE;
+    char key[64];
+    op_key(ctx, key, sizeof(key));
+    if (!vm_op_begin(ctx->db, vm_ref, op, key, errp))
+        return false;
+    struct xapi_vm_record *vm = NULL;
+    bool ok = db_get(ctx->db, &xapi_class_vm, vm_ref, (void **)&vm, errp) &&
+              domains_pause(ctx->srv, vm->uuid, pause, errp) &&
+              record_power_state(ctx->srv, vm_ref,
+                                 pause ? XAPI_VM_POWER_STATE_PAUSED : XAPI_VM_POWER_STATE_RUNNING,
+                                 -1, false, errp);
+    xapi_vm_record_free(vm);
+    vm_op_end(ctx->db, vm_ref, key);
+    return ok;
+}
+
+bool
+api_vm_pause(struct call_ctx *ctx, const char *vm, struct xerr **errp)
+{
+    return do_pause(ctx, vm, true, errp);
+}
+
+bool
+api_vm_unpause(struct call_ctx *ctx, const char *vm, struct xerr **errp)
+{
+    return do_pause(ctx, vm, false, errp);
+}
+
+/* Suspend images live in DATA/suspend/<vm uuid>.img: there is no suspend SR
+ * with VDIs yet (storage issue), so the image is a file the VM record names in
+ * other_config:vessel-suspend-image. */
+static void
+suspend_path(struct server *srv, const char *uuid, char *out, size_t len)
+{
+    snprintf(out, len, "%s/suspend/%s.img", srv->data_dir, uuid);
+}
+
+bool
+api_vm_suspend(struct call_ctx *ctx, const char *vm_ref, struct xerr **errp)
+{
+    char key[64];
+    op_key(ctx, key, sizeof(key));
+    if (!vm_op_begin(ctx->db, vm_ref, XAPI_VM_OPERATIONS_SUSPEND, key, errp))
+        return false;
+    struct xapi_vm_record *vm = NULL;
+    char path[512] = "";
+    bool ok = db_get(ctx->db, &xapi_class_vm, vm_ref, (void **)&vm, errp);
+    if (ok) {
+        suspend_path(ctx->srv, vm->uuid, path, sizeof(path));
+        ok = domains_suspend(ctx->srv, vm->uuid, path, errp) &&
+             record_power_state(ctx->srv, vm_ref, XAPI_VM_POWER_STATE_SUSPENDED, -1, false, errp);
+    }
+    xapi_vm_record_free(vm);
+    vm_op_end(ctx->db, vm_ref, key);
+    return ok;
+}
+
+static bool
+do_resume(struct call_ctx *ctx, const char *vm_ref, const char *host, bool paused,
+          enum xapi_vm_operations op, struct xerr **errp)
+{
+    if (host && strcmp(host, ctx->srv->host_ref) != 0) {
+        if (!db_exists(ctx->db, &xapi_class_host, host))
+            return xerr_handle_invalid(errp, "host", host);
+        return xerr_raise(errp, "HOST_OFFLINE", host);
+    }
+    char key[64];
+    op_key(ctx, key, sizeof(key));
+    if (!vm_op_begin(ctx->db, vm_ref, op, key, errp))
+        return false;
+    struct xapi_vm_record *vm = NULL;
+    int64_t domid = -1;
+    char path[512] = "";
+    bool ok = db_get(ctx->db, &xapi_class_vm, vm_ref, (void **)&vm, errp);
+    if (ok) {
+        suspend_path(ctx->srv, vm->uuid, path, sizeof(path));
+        ok = domains_resume(ctx->srv, vm_ref, vm, path, paused, &domid, errp) &&
+             record_power_state(ctx->srv, vm_ref,
+                                paused ? XAPI_VM_POWER_STATE_PAUSED : XAPI_VM_POWER_STATE_RUNNING,
+                                domid, false, errp);
+    }
+    xapi_vm_record_free(vm);
+    vm_op_end(ctx->db, vm_ref, key);
+    return ok;
+}
+
+bool
+api_vm_resume(struct call_ctx *ctx, const char *vm, bool start_paused, bool force,
+              struct xerr **errp)
+{
+    (void)force;
+    return do_resume(ctx, vm, NULL, start_paused, XAPI_VM_OPERATIONS_RESUME, errp);
+}
+
+bool
+api_vm_resume_on(struct call_ctx *ctx, const char *vm, const char *host, bool start_paused,
+                 bool force, struct xerr **errp)
+{
+    (void)force;
+    return do_resume(ctx, vm, host, start_paused, XAPI_VM_OPERATIONS_RESUME_ON, errp);
+}
+
+bool
+api_vm_power_state_reset(struct call_ctx *ctx, const char *vm_ref, struct xerr **errp)
+{
+    struct xapi_vm_record *vm = NULL;
+    if (!db_get(ctx->db, &xapi_class_vm, vm_ref, (void **)&vm, errp))
+        return false;
+    bool dom0 = vm->is_control_domain;
+    if (!dom0 && vm->power_state != XAPI_VM_POWER_STATE_HALTED &&
+        domains_alive(ctx->srv, vm->uuid))
+        domains_stop(ctx->srv, vm->uuid, false, NULL);
+    xapi_vm_record_free(vm);
+    if (dom0)
+        return xerr_raise(errp, "CANNOT_RESET_CONTROL_DOMAIN", vm_ref);
+    return record_power_state(ctx->srv, vm_ref, XAPI_VM_POWER_STATE_HALTED, -1, false, errp);
+}
+
+/* ------------------------------------------------------------------ guest-initiated changes */
+
+struct find_uuid {
+    const char *uuid;
+    char *ref;
+    int ps;
+    int after_shutdown, after_reboot, after_crash;
+};
+
+static bool
+find_by_uuid(void *opaque, const char *ref, const void *rec)
+{
+    struct find_uuid *f = opaque;
+    const struct xapi_vm_record *vm = rec;
+    if (strcmp(vm->uuid, f->uuid) != 0)
+        return true;
+    f->ref = strdup(ref);
+    f->ps = (int)vm->power_state;
+    f->after_shutdown = (int)vm->actions_after_shutdown;
+    f->after_reboot = (int)vm->actions_after_reboot;
+    f->after_crash = (int)vm->actions_after_crash;
+    return false;
+}
+
+/* What the VM's actions say to do: restart it, or leave it halted. */
+static bool
+wants_restart(const struct find_uuid *f, enum domain_event ev)
+{
+    switch (ev) {
+    case DOMAIN_HALTED:
+        return f->after_shutdown == XAPI_ON_NORMAL_EXIT_RESTART;
+    case DOMAIN_REBOOTED:
+        return f->after_reboot == XAPI_ON_NORMAL_EXIT_RESTART;
+    case DOMAIN_CRASHED:
+        return f->after_crash == XAPI_ON_CRASH_BEHAVIOUR_RESTART ||
+               f->after_crash == XAPI_ON_CRASH_BEHAVIOUR_RENAME_RESTART;
+    default:
+        return false;
+    }
+}
+
+void
+vm_lifecycle_on_domain_event(struct server *srv, const char *uuid, enum domain_event ev)
+{
+    if (srv->stopping)
+        return;
+    struct find_uuid f = {uuid, NULL, 0, 0, 0, 0};
+    db_foreach(srv->db, &xapi_class_vm, find_by_uuid, &f);
+    if (!f.ref)
+        return;
+    struct xerr *err = NULL;
+    static const char *const names[] = {"halted", "rebooted", "crashed", "paused", "resumed"};
+    log_info("vm.domain_event", "vm=%s event=%s", uuid, names[ev]);
+    switch (ev) {
+    case DOMAIN_PAUSED:
+        record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_PAUSED, -1, false, &err);
+        break;
+    case DOMAIN_RESUMED:
+        record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_RUNNING, -1, false, &err);
+        break;
+    default: {
+        if (f.ps == XAPI_VM_POWER_STATE_HALTED || f.ps == XAPI_VM_POWER_STATE_SUSPENDED)
+            break; /* an operation already recorded it (clean shutdown, suspend) */
+        struct xapi_vm_record *vm = NULL;
+        int64_t domid = -1;
+        if (wants_restart(&f, ev) && db_get(srv->db, &xapi_class_vm, f.ref, (void **)&vm, NULL) &&
+            domains_start(srv, f.ref, vm, false, &domid, &err)) {
+            record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_RUNNING, domid, true, &err);
+        } else {
+            xerr_freep(&err);
+            record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_HALTED, -1, false, &err);
+        }
+        xapi_vm_record_free(vm);
+        break;
+    }
+    }
+    if (err) {
+        char d[256];
+        log_warn("vm.domain_event_failed", "vm=%s error=\"%s\"", uuid,
+                 xerr_describe(err, d, sizeof(d)));
+        xerr_free(err);
+    }
+    free(f.ref);
+}
+
+struct running_vms {
+    struct server *srv;
+    char **refs;
+    char **uuids;
+    size_t n;
+};
+
+static bool
+collect_running(void *opaque, const char *ref, const void *rec)
+{
+    struct running_vms *r = opaque;
+    const struct xapi_vm_record *vm = rec;
+    if (vm->is_control_domain || (vm->power_state != XAPI_VM_POWER_STATE_RUNNING &&
+                                  vm->power_state != XAPI_VM_POWER_STATE_PAUSED))
+        return true;
+    char **refs = realloc(r->refs, (r->n + 1) * sizeof(char *));
+    if (refs)
+        r->refs = refs;
+    char **uuids = realloc(r->uuids, (r->n + 1) * sizeof(char *));
+    if (uuids)
+        r->uuids = uuids;
+    if (!refs || !uuids)
+        return false;
+    r->refs[r->n] = strdup(ref);
+    r->uuids[r->n] = strdup(vm->uuid);
+    if (r->refs[r->n] && r->uuids[r->n])
+        r->n++;
+    return true;
+}
+
+void
+vm_lifecycle_reconcile(struct server *srv)
+{
+    struct running_vms r = {srv, NULL, NULL, 0};
+    db_foreach(srv->db, &xapi_class_vm, collect_running, &r);
+    for (size_t i = 0; i < r.n; i++) {
+        if (!domains_alive(srv, r.uuids[i])) {
+            log_info("vm.reconcile", "vm=%s state=halted reason=domain-gone", r.uuids[i]);
+            record_power_state(srv, r.refs[i], XAPI_VM_POWER_STATE_HALTED, -1, false, NULL);
+        } else {
+            log_info("vm.reconcile", "vm=%s state=running", r.uuids[i]);
+        }
+        free(r.refs[i]);
+        free(r.uuids[i]);
+    }
+    free(r.refs);
+    free(r.uuids);
+}

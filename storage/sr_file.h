@@ -1,0 +1,98 @@
+/* storage/sr_file.h - the local directory SR driver ("ext" and "file" types).
+ *
+ * An SR of this kind is a directory of VHD files. It knows files, never XenAPI
+ * records: api/ maps records to these calls and -errno to XenAPI errors.
+ *
+ * Names in the directory (invariant 1): a VDI is the file <vdi-uuid>.vhd, always
+ * a chain's leaf; a hidden base - the read-only parent a snapshot or clone left
+ * behind - is <base-uuid>.base.vhd; anything else (work files named .*.part, a
+ * user's notes) is ignored by every function here.
+ * Invariant 2: a base is never written again and is removed as soon as no file
+ * in the directory names it as its parent (sr_file_vdi_destroy walks up).
+ *
+ * Threads: any thread may call any function; operations that change the
+ * directory's names are serialised inside (one process-wide lock), reads of
+ * data are not. Return values: 0 or a negative errno; sr_file_last_error()
+ * then says why in a sentence (the VHD library's reason when it failed).
+ */
+#ifndef VESSEL_STORAGE_SR_FILE_H
+#define VESSEL_STORAGE_SR_FILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* VHD sizes are whole 2 MiB blocks here (what tapdisk and SM create). */
+#define SR_FILE_BLOCK_BYTES (2ull * 1024 * 1024)
+
+/* One VHD found in the directory. */
+struct sr_file_vhd {
+    char uuid[37];           /* from the file name */
+    bool hidden;             /* a base (<uuid>.base.vhd): not a VDI */
+    uint64_t virtual_size;   /* bytes the guest sees */
+    uint64_t physical_size;  /* bytes the file occupies */
+    char parent_uuid[37];    /* the parent's uuid (from its file name), "" when none */
+};
+
+/* Why the last failing call of this thread failed; "" when none. */
+const char *sr_file_last_error(void);
+
+/* @size rounded up to whole VHD blocks; 0 stays 0. Saturates near UINT64_MAX. */
+uint64_t sr_file_round_size(uint64_t size);
+
+/* Make @path usable as an SR: with @create, create it (and missing parents,
+ * mode 0700) when absent. Errors: -ENOTDIR, -ENOENT (absent and !@create),
+ * -EACCES (not writable). */
+int sr_file_attach(const char *path, bool create);
+
+/* The file system's size and free bytes under @path (statvfs). */
+int sr_file_space(const char *path, uint64_t *size_bytes, uint64_t *free_bytes);
+
+/* Remove every VHD (VDIs and bases) and work file of the SR, then the
+ * directory itself when it is empty afterwards. */
+int sr_file_destroy(const char *path);
+
+/* Every VHD of the directory: *@out is an array of *@n, freed with free().
+ * A file the library refuses to open is left out (the caller's VDI then looks
+ * missing). */
+int sr_file_scan(const char *path, struct sr_file_vhd **out, size_t *n);
+
+/* What sr_file_scan says of VDI @uuid alone. -ENOENT when it has no file. */
+int sr_file_vdi_info(const char *path, const char *uuid, struct sr_file_vhd *out);
+
+/* The file of VDI @uuid into @out (PATH_MAX). -ENAMETOOLONG. */
+int sr_file_vdi_path(const char *path, const char *uuid, char *out, size_t len);
+
+/* A new empty dynamic VHD of @size_bytes (rounded up to blocks) for VDI @uuid.
+ * Errors: -EEXIST, -ENOSPC when the virtual size exceeds the free space,
+ * -EFBIG beyond VHD_MAX_SIZE_BYTES, -EINVAL for 0. */
+int sr_file_vdi_create(const char *path, const char *uuid, uint64_t size_bytes);
+
+/* Delete VDI @uuid's file and every base that no file needs any more
+ * (invariant 2). -ENOENT when absent; -EBUSY when another file has it as its
+ * parent (made behind our back: we never make a VDI a parent). */
+int sr_file_vdi_destroy(const char *path, const char *uuid);
+
+/* O(1) snapshot (also clone: the files are the same): VDI @uuid's leaf becomes
+ * the hidden base <base>.base.vhd, VDI @uuid gets a new empty child of it and
+ * VDI @new_uuid another. Afterwards both read what @uuid read. The base's uuid
+ * goes to @base_uuid_out. Crash-safe: @uuid's file names a sound chain at every
+ * instant (the base is a hard link first; the new leaf replaces it by rename).
+ * Errors: those of vhd_snapshot (-EMLINK when the chain would be too deep). */
+int sr_file_vdi_snapshot(const char *path, const char *uuid, const char *new_uuid,
+                         char base_uuid_out[37]);
+
+/* Grow VDI @uuid to @size_bytes (rounded up to blocks). -EINVAL to shrink,
+ * -ENOSPC when the growth exceeds the free space. */
+int sr_file_vdi_resize(const char *path, const char *uuid, uint64_t size_bytes);
+
+/* Called with bytes done and total during long copies. */
+typedef void sr_file_progress_fn(void *opaque, uint64_t done, uint64_t total);
+
+/* A flattened full copy of VDI @uuid of SR @src_path as VDI @new_uuid of SR
+ * @dst_path (a dynamic VHD without parents; zero blocks skipped). Written to a
+ * work file renamed into place at the end, so a failure leaves nothing. */
+int sr_file_vdi_copy(const char *src_path, const char *uuid, const char *dst_path,
+                     const char *new_uuid, sr_file_progress_fn *progress, void *opaque);
+
+#endif

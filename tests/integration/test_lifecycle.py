@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""tests/integration/test_lifecycle.py - VM power operations through the API,
+on the sim backend (same code above the backend as with qemu): states,
+allowed_operations, errors with xapi's parameters, consoles and metrics, and
+1,000 VMs through a whole lifecycle. Usage: test_lifecycle.py BUILD/vesseld
+"""
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Tap, Vesseld, error, value  # noqa: E402
+
+HALTED_OPS = {'clone', 'copy', 'start', 'start_on', 'changing_dynamic_range', 'changing_static_range',
+              'make_into_template', 'destroy'}
+RUNNING_OPS = {'clean_shutdown', 'clean_reboot', 'hard_shutdown', 'hard_reboot', 'pause', 'suspend',
+               'changing_dynamic_range'}
+PAUSED_OPS = {'unpause', 'hard_shutdown', 'hard_reboot'}
+SUSPENDED_OPS = {'resume', 'resume_on', 'hard_shutdown', 'clone', 'copy', 'destroy'}
+
+
+def new_vm(s, sess, tmpl, name):
+    vm = value(s.VM.clone(sess, tmpl, name))
+    value(s.VM.set_is_a_template(sess, vm, False))
+    return vm
+
+
+def lifecycle(t, d):
+    s = d.proxy()
+    sess = d.login()
+    vms = value(s.VM.get_all_records(sess))
+    tmpl = [r for r, v in vms.items() if v['name_label'] == 'Direct kernel boot'][0]
+    host = value(s.pool.get_all_records(sess)).popitem()[1]['master']
+    vm = new_vm(s, sess, tmpl, 'life')
+    rec = value(s.VM.get_record(sess, vm))
+    t.eq((rec['power_state'], rec['domid'], rec['resident_on']), ('Halted', '-1', 'OpaqueRef:NULL'),
+         'a new VM is Halted, domid -1, resident nowhere')
+    t.eq(set(rec['allowed_operations']), HALTED_OPS, 'allowed_operations of a halted VM')
+    e = error(s.VM.clean_shutdown(sess, vm))
+    t.eq(e, ['VM_BAD_POWER_STATE', vm, 'running', 'halted'],
+         'clean_shutdown of a halted VM: VM_BAD_POWER_STATE [vm, expected, actual]')
+    e = error(s.VM.hard_shutdown(sess, vm))
+    t.eq(e, ['VM_BAD_POWER_STATE', vm, 'paused, suspended, running', 'halted'],
+         'expected states listed as xapi lists them')
+    value(s.VM.start(sess, vm, False, False))
+    rec = value(s.VM.get_record(sess, vm))
+    t.eq((rec['power_state'], rec['resident_on']), ('Running', host), 'start: Running on this host')
+    t.ok(int(rec['domid']) > 0, 'start: a domid')
+    t.eq(set(rec['allowed_operations']), RUNNING_OPS, 'allowed_operations of a running VM')
+    t.eq(rec['current_operations'], {}, 'no operation left in current_operations')
+    t.ok(vm in value(s.host.get_resident_VMs(sess, host)), 'host.resident_VMs lists it')
+    consoles = [value(s.console.get_record(sess, c)) for c in rec['consoles']]
+    t.eq(sorted(c['protocol'] for c in consoles), ['rfb', 'vt100'], 'two consoles: rfb and vt100')
+    t.ok(all('/console?ref=' in c['location'] for c in consoles), 'console locations are URLs')
+    m = value(s.VM_metrics.get_record(sess, rec['metrics']))
+    t.ok(int(m['memory_actual']) == int(rec['memory_dynamic_max']) and m['VCPUs_number'] == rec['VCPUs_at_startup'],
+         'VM_metrics: memory_actual and VCPUs_number', m)
+    t.eq(error(s.VM.start(sess, vm, False, False)), ['VM_BAD_POWER_STATE', vm, 'halted', 'running'],
+         'start of a running VM')
+    e = error(s.VM.destroy(sess, vm))
+    t.eq(e and e[0], 'VM_BAD_POWER_STATE', 'a running VM cannot be destroyed')
+    value(s.VM.pause(sess, vm))
+    rec = value(s.VM.get_record(sess, vm))
+    t.eq((rec['power_state'], set(rec['allowed_operations'])), ('Paused', PAUSED_OPS), 'pause')
+    value(s.VM.unpause(sess, vm))
+    t.eq(value(s.VM.get_power_state(sess, vm)), 'Running', 'unpause')
+    value(s.VM.clean_reboot(sess, vm))
+    t.eq(value(s.VM.get_power_state(sess, vm)), 'Running', 'clean_reboot keeps it Running')
+    value(s.VM.suspend(sess, vm))
+    rec = value(s.VM.get_record(sess, vm))
+    t.eq((rec['power_state'], rec['resident_on'], rec['consoles']), ('Suspended', 'OpaqueRef:NULL', []),
+         'suspend: Suspended, resident nowhere, no consoles')
+    t.eq(set(rec['allowed_operations']), SUSPENDED_OPS, 'allowed_operations of a suspended VM')
+    value(s.VM.resume(sess, vm, False, False))
+    t.eq(value(s.VM.get_power_state(sess, vm)), 'Running', 'resume')
+    value(s.VM.clean_shutdown(sess, vm))
+    rec = value(s.VM.get_record(sess, vm))
+    t.eq((rec['power_state'], rec['domid'], rec['consoles']), ('Halted', '-1', []),
+         'clean_shutdown: Halted, consoles gone')
+    t.eq(value(s.VM_metrics.get_memory_actual(sess, rec['metrics'])), '0', 'a halted VM uses no memory')
+    value(s.VM.start(sess, vm, True, False))
+    t.eq(value(s.VM.get_power_state(sess, vm)), 'Paused', 'start_paused starts Paused')
+    value(s.VM.hard_shutdown(sess, vm))
+    t.eq(value(s.VM.get_power_state(sess, vm)), 'Halted', 'hard_shutdown from Paused')
+    value(s.VM.start_on(sess, vm, host, False, False))
+    value(s.VM.shutdown(sess, vm))
+    t.eq(value(s.VM.get_power_state(sess, vm)), 'Halted', 'start_on then shutdown')
+    # asynchronous, with the operation visible while it runs
+    task = value(getattr(s, 'Async.VM.start')(sess, vm, False, False))
+    while value(s.task.get_status(sess, task)) == 'pending':
+        time.sleep(0.01)
+    t.eq(value(s.task.get_status(sess, task)), 'success', 'Async.VM.start completes')
+    value(s.VM.hard_shutdown(sess, vm))
+    # memory: a VM bigger than the host cannot start
+    big = value(s.VM.create(sess, {'name_label': 'too-big', 'name_description': '', 'user_version': '1',
+                                   'is_a_template': False, 'affinity': 'OpaqueRef:NULL',
+                                   'memory_static_max': str(1 << 50), 'memory_dynamic_max': str(1 << 50),
+                                   'memory_dynamic_min': str(1 << 30), 'memory_static_min': str(1 << 30),
+                                   'VCPUs_params': {}, 'VCPUs_max': '1', 'VCPUs_at_startup': '1',
+                                   'actions_after_shutdown': 'destroy', 'actions_after_reboot': 'restart',
+                                   'actions_after_crash': 'restart', 'PV_bootloader': '', 'PV_kernel': '',
+                                   'PV_ramdisk': '', 'PV_args': '', 'PV_bootloader_args': '',
+                                   'PV_legacy_args': '', 'HVM_boot_policy': '', 'HVM_boot_params': {},
+                                   'platform': {}, 'PCI_bus': '', 'other_config': {}, 'recommendations': '',
+                                   'xenstore_data': {}, 'ha_always_run': False, 'ha_restart_priority': '',
+                                   'tags': [], 'blocked_operations': {}, 'protection_policy': 'OpaqueRef:NULL',
+                                   'is_snapshot_from_vmpp': False, 'appliance': 'OpaqueRef:NULL',
+                                   'start_delay': '0', 'shutdown_delay': '0', 'order': '0',
+                                   'suspend_SR': 'OpaqueRef:NULL', 'version': '0', 'generation_id': '',
+                                   'hardware_platform_version': '0', 'has_vendor_device': False,
+                                   'reference_label': '', 'domain_type': 'pvh', 'NVRAM': {},
+                                   'snapshot_schedule': 'OpaqueRef:NULL', 'is_vmss_snapshot': False,
+                                   'HVM_shadow_multiplier': 1.0, 'user_version': '1'}))
+    t.ok(value(s.VM.get_metrics(sess, big)) != 'OpaqueRef:NULL', 'VM.create makes the VM_metrics too')
+    e = error(s.VM.start(sess, big, False, False))
+    t.eq(e and e[0], 'HOST_NOT_ENOUGH_FREE_MEMORY', 'a VM bigger than the host cannot start')
+    t.eq(value(s.VM.get_current_operations(sess, big)), {}, 'a failed start leaves no operation behind')
+    value(s.VM.destroy(sess, big))
+    value(s.VM.destroy(sess, vm))
+    t.eq(error(s.VM.get_record(sess, vm))[0], 'HANDLE_INVALID', 'destroy removes a halted VM')
+
+
+def events_follow_power(t, d):
+    """A watcher sees the power state change and the operation come and go."""
+    s = d.proxy()
+    sess = d.login()
+    tmpl = [r for r, v in value(s.VM.get_all_records(sess)).items()
+            if v['name_label'] == 'Direct kernel boot'][0]
+    vm = new_vm(s, sess, tmpl, 'watched')
+    token = value(getattr(s.event, 'from')(sess, ['vm'], '', 0))['token']
+    value(s.VM.start(sess, vm, False, False))
+    seen = []
+    deadline = time.time() + 5
+    while time.time() < deadline and not any(ev['snapshot']['power_state'] == 'Running' for ev in seen):
+        r = value(getattr(s.event, 'from')(sess, ['vm'], token, 1.0))
+        token = r['token']
+        seen += [ev for ev in r['events'] if ev['ref'] == vm and 'snapshot' in ev]
+    t.ok(any(ev['snapshot']['power_state'] == 'Running' for ev in seen),
+         'event.from reports the VM going Running')
+    value(s.VM.hard_shutdown(sess, vm))
+    value(s.VM.destroy(sess, vm))
+
+
+def at_scale(t, d, n=1000):
+    """n VMs through clone, start, shutdown and destroy, from 8 client threads."""
+    sess = d.login()
+    s = d.proxy()
+    tmpl = [r for r, v in value(s.VM.get_all_records(sess)).items()
+            if v['name_label'] == 'Direct kernel boot'][0]
+    failures = []
+    t0 = time.time()
+
+    def worker(k):
+        p = d.proxy()
+        for i in range(k, n, 8):
+            try:
+                vm = new_vm(p, sess, tmpl, 'scale-%d' % i)
+                value(p.VM.start(sess, vm, False, False))
+                if value(p.VM.get_power_state(sess, vm)) != 'Running':
+                    failures.append(i)
+                value(p.VM.hard_shutdown(sess, vm))
+                value(p.VM.destroy(sess, vm))
+            except Exception as exc:  # reported below
+                failures.append((i, str(exc)[:200]))
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(300)
+    dt = time.time() - t0
+    t.ok(not failures, '%d VMs cloned, started, stopped and destroyed (%.1f s)' % (n, dt), failures[:5])
+    left = [v for v in value(s.VM.get_all_records(sess)).values() if v['name_label'].startswith('scale-')]
+    t.eq(len(left), 0, 'nothing left behind')
+
+
+def main():
+    binary = sys.argv[1]
+    t = Tap()
+    d = Vesseld(binary, extra=['--backend', 'sim'])
+    try:
+        d.start()
+        lifecycle(t, d)
+        events_follow_power(t, d)
+        at_scale(t, d)
+    except Exception as exc:
+        import traceback
+        t.ok(False, 'test raised %s' % type(exc).__name__, traceback.format_exc())
+    finally:
+        d.cleanup()
+    return t.done()
+
+
+if __name__ == '__main__':
+    sys.exit(main())
