@@ -45,7 +45,13 @@ strbuf_reserve(struct strbuf *sb, size_t extra)
 }
 
 void
-strbuf_append(struct strbuf *sb, const char *data, size_t len)
+strbuf_reserve_more(struct strbuf *sb, size_t extra)
+{
+    strbuf_reserve(sb, extra);
+}
+
+void
+strbuf_append_grow(struct strbuf *sb, const char *data, size_t len)
 {
     if (!strbuf_reserve(sb, len))
         return;

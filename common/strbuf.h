@@ -11,6 +11,8 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 struct strbuf {
     char *buf;
@@ -22,7 +24,25 @@ struct strbuf {
 #define STRBUF_INIT {NULL, 0, 0, false}
 
 void strbuf_init(struct strbuf *sb);
-void strbuf_append(struct strbuf *sb, const char *data, size_t len);
+/* The slow path of strbuf_append: grows the buffer first. */
+void strbuf_append_grow(struct strbuf *sb, const char *data, size_t len);
+/* Makes room for @extra more bytes at once (e.g. before a known large reply). */
+void strbuf_reserve_more(struct strbuf *sb, size_t extra);
+
+/* Inline: encoders call it for every tag and value; when the bytes fit (the
+ * common case) it is a memcpy. */
+static inline void
+strbuf_append(struct strbuf *sb, const char *data, size_t len)
+{
+    /* len <= PTRDIFF_MAX also tells the compiler the memcpy is bounded */
+    if (!sb->oom && len <= PTRDIFF_MAX && len < sb->cap - sb->len) {
+        memcpy(sb->buf + sb->len, data, len);
+        sb->len += len;
+        sb->buf[sb->len] = '\0';
+        return;
+    }
+    strbuf_append_grow(sb, data, len);
+}
 void strbuf_puts(struct strbuf *sb, const char *s);
 void strbuf_putc(struct strbuf *sb, char c);
 __attribute__((format(printf, 2, 3))) void strbuf_printf(struct strbuf *sb, const char *fmt, ...);

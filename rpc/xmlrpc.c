@@ -23,6 +23,8 @@
  */
 #include "rpc/xmlrpc.h"
 
+#include <pthread.h>
+#include <sys/random.h>
 #include <errno.h>
 #include <expat.h>
 #include <limits.h>
@@ -597,6 +599,21 @@ parse_state_release(struct parse_state *ps)
         XML_ParserFree(ps->parser);
 }
 
+/* expat draws a hash salt from getrandom(2) for every new parser unless given
+ * one: a syscall per request. One random salt per process keeps the
+ * protection against crafted hash collisions without it. */
+static unsigned long hash_salt;
+static pthread_once_t hash_salt_once = PTHREAD_ONCE_INIT;
+
+static void
+hash_salt_init(void)
+{
+    unsigned long v = 0;
+    while (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
+        ;
+    hash_salt = v | 1; /* expat treats 0 as "draw your own" */
+}
+
 /* Runs the parser over @body; 0 with the results in @ps, or a negative errno. */
 static int
 parse_run(struct parse_state *ps, enum parse_mode mode, const char *body, size_t len,
@@ -615,6 +632,8 @@ parse_run(struct parse_state *ps, enum parse_mode mode, const char *body, size_t
         set_why(why, why_len, "%s", "out of memory");
         return -ENOMEM;
     }
+    pthread_once(&hash_salt_once, hash_salt_init);
+    XML_SetHashSalt(ps->parser, hash_salt);
     XML_SetUserData(ps->parser, ps);
     XML_SetElementHandler(ps->parser, on_start, on_end);
     XML_SetCharacterDataHandler(ps->parser, on_text);

@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential pkg-config meson ninja-build python3 clang
   libmicrohttpd-dev libjansson-dev libexpat1-dev libsqlite3-dev libgnutls28-dev libcrypt-dev
-  libcmocka-dev
+  libcmocka-dev libmnl-dev
   qemu-utils libnbd-bin nbdkit curl
 )
 missing=()
