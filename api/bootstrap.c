@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/storage_api.h"
 #include "api/vm_ops.h"
 #include "common/log.h"
 #include "db/db.h"
@@ -538,5 +539,6 @@ bootstrap_run(struct server *srv, struct xerr **errp)
     srv->host_ref = host.ref;
     if (!host.ref)
         return xerr_nomem(errp);
-    return true;
+    /* The local SR (idempotent): made on first start, found again later. */
+    return sr_bootstrap_local(srv, errp);
 }
