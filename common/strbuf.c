@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 void
 strbuf_init(struct strbuf *sb)
@@ -17,6 +18,25 @@ strbuf_init(struct strbuf *sb)
     sb->len = 0;
     sb->cap = 0;
     sb->oom = false;
+}
+
+/* Replies of tens of MiB (get_all_records of thousands of VMs) spend more
+ * time in page faults than in encoding; backed by transparent huge pages,
+ * a 64 MiB buffer takes 32 faults instead of 16,384. Such buffers are
+ * allocated 2 MiB-aligned (and still released with free()). */
+#define HUGE_BUFFER (8u << 20)
+#define HUGE_PAGE (2u << 20)
+
+static char *
+huge_alloc(size_t *cap)
+{
+    size_t rounded = (*cap + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+    char *p = aligned_alloc(HUGE_PAGE, rounded);
+    if (!p)
+        return NULL;
+    madvise(p, rounded, MADV_HUGEPAGE); /* advice only: failure is harmless */
+    *cap = rounded;
+    return p;
 }
 
 static bool
@@ -34,7 +54,16 @@ strbuf_reserve(struct strbuf *sb, size_t extra)
     size_t cap = sb->cap ? sb->cap : 256;
     while (cap < need)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    char *grown = realloc(sb->buf, cap);
+    char *grown;
+    if (cap >= HUGE_BUFFER) {
+        grown = huge_alloc(&cap);
+        if (grown && sb->len)
+            memcpy(grown, sb->buf, sb->len + 1);
+        if (grown)
+            free(sb->buf);
+    } else {
+        grown = realloc(sb->buf, cap);
+    }
     if (!grown) {
         sb->oom = true;
         return false;

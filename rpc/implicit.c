@@ -38,6 +38,8 @@ arg_text(const struct xval *v)
 
 struct lister {
     struct wire_writer *w;
+    size_t remaining; /* objects after the first, for sizing the reply */
+    bool reserved;
     const struct xclass *cls;
     const struct where_expr *where;
     const char *label;
@@ -56,8 +58,14 @@ list_one(void *opaque, const char *ref, const void *rec)
             return true;
     }
     if (l->records) {
+        size_t before = l->w->out->len;
         wire_member(l->w, ref);
         xrecord_encode(l->cls, rec, l->w, false);
+        if (l->remaining && !l->reserved) {
+            /* One allocation for the whole reply, sized on the first record. */
+            strbuf_reserve_more(l->w->out, (l->w->out->len - before) * l->remaining * 11 / 10);
+            l->reserved = true;
+        }
     } else {
         wire_string(l->w, ref);
     }
@@ -71,7 +79,8 @@ list_objects(struct call_ctx *ctx, const struct xclass *cls, const char *where_t
     struct where_expr *where = NULL;
     if (where_text && !(where = where_compile(where_text, errp)))
         return false;
-    struct lister l = {w, cls, where, label, records};
+    size_t n = db_count(ctx->db, cls);
+    struct lister l = {w, n > 1 && !where && !label ? n - 1 : 0, false, cls, where, label, records};
     if (records)
         wire_begin_struct(w);
     else
