@@ -309,6 +309,14 @@ main(int argc, char **argv)
         log_write_errno(LOG_ERROR, -rc, "vesseld.data_dir", "dir=%s", o.data_dir);
         return 1;
     }
+    /* Paths recorded in the store (SR directories, sockets) must not depend
+     * on the directory vesseld was started from. */
+    char *data_dir_abs = realpath(o.data_dir, NULL);
+    if (!data_dir_abs) {
+        log_write_errno(LOG_ERROR, errno, "vesseld.data_dir", "dir=%s", o.data_dir);
+        return 1;
+    }
+    o.data_dir = data_dir_abs;
     char *db_path = path_in(o.data_dir, "vessel.db");
     char *passwd_path = path_in(o.data_dir, "passwd");
     char *tls_dir = path_in(o.data_dir, "tls");
@@ -423,5 +431,6 @@ out:
     free(key);
     free(unix_path);
     free(pid_path);
+    free(data_dir_abs);
     return status;
 }
