@@ -1,48 +1,84 @@
-/* api/domains.c - VM records to domains, through a backend.
+/* api/domains.c - VM records to domains, through xenops/ (qemu or sim).
  *
- * Backends: "sim" keeps domains in memory (same calls, same outcomes, no
- * guest: the API can be exercised with thousands of VMs in seconds) and
- * "qemu" runs real guests through xenops/ when it is built in. The sim
- * backend lives here because it has no state worth a module: a table of
- * uuid -> (domid, paused). Suspend images are written as small files so that
- * resume finds what suspend left.
+ * A VM record becomes a struct xenops_domain_config: memory_dynamic_max and
+ * VCPUs_at_startup size it; PV_kernel/PV_ramdisk/PV_args mean a direct
+ * kernel boot (microvm unless platform:machine says pc or q35), otherwise
+ * firmware boot with HVM_boot_params:order; platform:accel (kvm|tcg|auto)
+ * chooses the accelerator; actions_after_reboot/crash are handed to xenops,
+ * which restarts or preserves in place. Disks: each attached VBD's VDI is
+ * served by its own `vhd serve` process over NBD (api/disk_servers.c).
+ *
+ * Events from xenops arrive on its thread and go to
+ * vm_lifecycle_on_domain_event, which ignores them while an API operation
+ * is in progress on the VM (that operation records the outcome itself).
+ *
+ * Domain ids: xenops names domains by uuid; the domid the API shows is a
+ * counter of this process (0 is the control domain), as xapi's are per boot.
  */
 #include "api/domains.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
+#include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/hashmap.h"
+#include "api/disk_servers.h"
 #include "common/log.h"
 #include "db/db.h"
+#include "xenops/xenops.h"
 
-struct sim_domain {
-    char *uuid;
-    int64_t domid;
-    bool paused;
-    int64_t memory;
-};
+#define CLEAN_TIMEOUT_MS 120000
 
 struct domains {
     struct server *srv;
-    char backend[8];
-    pthread_mutex_t mu;
-    struct hashmap sim; /* uuid -> struct sim_domain */
-    int64_t next_domid;
+    struct xenops *x;
+    atomic_llong next_domid;
 };
 
 static void
-sim_free(void *p)
+on_xenops_event(void *opaque, const char *uuid, enum xenops_event ev)
 {
-    struct sim_domain *d = p;
-    free(d->uuid);
-    free(d);
+    struct server *srv = opaque;
+    switch (ev) {
+    case XENOPS_EVENT_HALTED:
+        /* first: a VM whose actions say restart gets new disk servers */
+        disk_servers_stop(srv, uuid);
+        vm_lifecycle_on_domain_event(srv, uuid, DOMAIN_HALTED);
+        break;
+    case XENOPS_EVENT_REBOOTED:
+        vm_lifecycle_on_domain_event(srv, uuid, DOMAIN_REBOOTED);
+        break;
+    case XENOPS_EVENT_CRASHED:
+        vm_lifecycle_on_domain_event(srv, uuid, DOMAIN_CRASHED);
+        break;
+    case XENOPS_EVENT_PAUSED:
+        vm_lifecycle_on_domain_event(srv, uuid, DOMAIN_PAUSED);
+        break;
+    case XENOPS_EVENT_RESUMED:
+        vm_lifecycle_on_domain_event(srv, uuid, DOMAIN_RESUMED);
+        break;
+    case XENOPS_EVENT_SUSPENDED:
+        break; /* only VM.suspend suspends, and it records the outcome */
+    }
+}
+
+static bool
+on_path(const char *prog)
+{
+    const char *path = getenv("PATH");
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", path ? path : "/usr/bin:/bin");
+    for (char *dir = strtok(buf, ":"); dir; dir = strtok(NULL, ":")) {
+        char full[4200];
+        snprintf(full, sizeof(full), "%s/%s", dir, prog);
+        if (access(full, X_OK) == 0)
+            return true;
+    }
+    return false;
 }
 
 int
@@ -53,16 +89,34 @@ domains_open(struct server *srv, const char *backend, struct domains **out, char
     if (!d)
         return -ENOMEM;
     d->srv = srv;
-    pthread_mutex_init(&d->mu, NULL);
-    hashmap_init(&d->sim);
-    d->next_domid = 1;
-    if (strcmp(backend, "qemu") == 0) {
-        snprintf(why, why_len, "the qemu backend is not built into this vesseld yet");
-        domains_close(d);
-        return -ENOTSUP;
+    atomic_init(&d->next_domid, 1);
+    const char *name = backend;
+    if (strcmp(backend, "auto") == 0)
+        name = on_path("qemu-system-x86_64") ? "qemu" : "sim";
+    char run_dir[4096], log_dir[4096];
+    snprintf(run_dir, sizeof(run_dir), "%s/run", srv->data_dir);
+    snprintf(log_dir, sizeof(log_dir), "%s/console", srv->data_dir);
+    mkdir(log_dir, 0700);
+    struct xenops_init init = {
+        .backend = name,
+        .run_dir = run_dir,
+        .log_dir = log_dir,
+        .log_max_bytes = 4u << 20,
+        .on_event = on_xenops_event,
+        .opaque = srv,
+    };
+    int rc = xenops_new(&init, &d->x);
+    if (rc < 0) {
+        snprintf(why, why_len, "cannot start the %s backend: %s", name, strerror(-rc));
+        free(d);
+        return rc;
     }
-    /* auto: qemu once xenops is built in; until then the simulator. */
-    snprintf(d->backend, sizeof(d->backend), "sim");
+    srv->domains = d;
+    char **live = NULL;
+    size_t n = 0;
+    if (xenops_recover(d->x, &live, &n) == 0 && n)
+        log_info("domains.recovered", "backend=%s running=%zu", name, n);
+    xenops_strv_free(live, n);
     *out = d;
     return 0;
 }
@@ -72,114 +126,169 @@ domains_close(struct domains *d)
 {
     if (!d)
         return;
-    hashmap_release_with(&d->sim, sim_free);
-    pthread_mutex_destroy(&d->mu);
+    xenops_free(d->x); /* guests keep running: a restart adopts them */
     free(d);
 }
 
 const char *
 domains_backend_name(const struct domains *d)
 {
-    return d->backend;
+    return xenops_backend_name(d->x);
 }
+
+/* ------------------------------------------------------------------ config */
+
+static char *
+dup_or_null(const char *s)
+{
+    return s && *s ? strdup(s) : NULL;
+}
+
+static enum xenops_action
+action_of(int xapi_action, bool crash)
+{
+    if (crash) {
+        switch (xapi_action) {
+        case XAPI_ON_CRASH_BEHAVIOUR_RESTART:
+        case XAPI_ON_CRASH_BEHAVIOUR_RENAME_RESTART:
+            return XENOPS_ACTION_RESTART;
+        case XAPI_ON_CRASH_BEHAVIOUR_PRESERVE:
+        case XAPI_ON_CRASH_BEHAVIOUR_COREDUMP_AND_RESTART:
+            return xapi_action == XAPI_ON_CRASH_BEHAVIOUR_PRESERVE ? XENOPS_ACTION_PRESERVE
+                                                                   : XENOPS_ACTION_RESTART;
+        default:
+            return XENOPS_ACTION_DESTROY;
+        }
+    }
+    return xapi_action == XAPI_ON_NORMAL_EXIT_RESTART ? XENOPS_ACTION_RESTART
+                                                      : XENOPS_ACTION_DESTROY;
+}
+
+static bool
+build_config(struct server *srv, const char *ref, const struct xapi_vm_record *vm, bool paused,
+             struct xenops_domain_config **out, struct xerr **errp)
+{
+    struct xenops_domain_config *c = calloc(1, sizeof(*c));
+    if (!c)
+        return xerr_nomem(errp);
+    c->uuid = strdup(vm->uuid);
+    c->name = strdup(vm->name_label);
+    c->memory_bytes = ((uint64_t)vm->memory_dynamic_max + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1);
+    c->vcpus = (unsigned)vm->VCPUs_at_startup;
+    const struct xmap *platform = (const struct xmap *)&vm->platform;
+    const char *machine = xmap_get_str(platform, "machine");
+    if (vm->PV_kernel[0]) {
+        c->boot = XENOPS_BOOT_DIRECT;
+        c->kernel = strdup(vm->PV_kernel);
+        c->initrd = dup_or_null(vm->PV_ramdisk);
+        c->cmdline = dup_or_null(vm->PV_args);
+        c->machine = machine && !strcmp(machine, "pc")    ? XENOPS_MACHINE_PC
+                     : machine && !strcmp(machine, "q35") ? XENOPS_MACHINE_Q35
+                                                          : XENOPS_MACHINE_MICROVM;
+    } else {
+        c->boot = XENOPS_BOOT_FIRMWARE;
+        const char *order = xmap_get_str((const struct xmap *)&vm->HVM_boot_params, "order");
+        c->boot_order = strdup(order && *order ? order : "cd");
+        c->machine = machine && !strcmp(machine, "pc") ? XENOPS_MACHINE_PC : XENOPS_MACHINE_Q35;
+    }
+    const char *accel = xmap_get_str(platform, "accel");
+    c->accel = accel && !strcmp(accel, "kvm")   ? XENOPS_ACCEL_KVM
+               : accel && !strcmp(accel, "tcg") ? XENOPS_ACCEL_TCG
+                                                : XENOPS_ACCEL_AUTO;
+    c->start_paused = paused;
+    c->on_poweroff = XENOPS_ACTION_DESTROY; /* the API decides: actions_after_shutdown */
+    c->on_reboot = action_of((int)vm->actions_after_reboot, false);
+    c->on_crash = action_of((int)vm->actions_after_crash, true);
+    if (!c->uuid || !c->name || (c->boot == XENOPS_BOOT_DIRECT && !c->kernel) ||
+        (c->boot == XENOPS_BOOT_FIRMWARE && !c->boot_order)) {
+        xenops_config_free(c);
+        return xerr_nomem(errp);
+    }
+    if (!disk_servers_start(srv, ref, vm, c, errp)) {
+        xenops_config_free(c);
+        return false;
+    }
+    const char *why = NULL;
+    if (xenops_config_check(c, &why) < 0) {
+        disk_servers_stop(srv, vm->uuid);
+        xenops_config_free(c);
+        return xerr_raise(errp, "VALUE_NOT_SUPPORTED", "VM", ref, why ? why : "bad domain");
+    }
+    *out = c;
+    return true;
+}
+
+/* -errno from xenops, as a XenAPI error about @uuid. */
+static bool
+fail(int rc, const char *what, const char *uuid, struct xerr **errp)
+{
+    if (rc == -ETIMEDOUT)
+        return xerr_raise(errp, "VM_SHUTDOWN_TIMEOUT", uuid, "120");
+    return xerr_internal(errp, "%s of VM %s failed: %s", what, uuid, strerror(-rc));
+}
+
+/* ------------------------------------------------------------------ operations */
 
 bool
 domains_start(struct server *srv, const char *ref, const struct xapi_vm_record *vm, bool paused,
               int64_t *domid, struct xerr **errp)
 {
     struct domains *d = srv->domains;
-    struct sim_domain *s = calloc(1, sizeof(*s));
-    if (!s || !(s->uuid = strdup(vm->uuid))) {
-        free(s);
-        return xerr_nomem(errp);
-    }
-    pthread_mutex_lock(&d->mu);
-    if (hashmap_get(&d->sim, vm->uuid)) {
-        pthread_mutex_unlock(&d->mu);
-        sim_free(s);
-        return xerr_internal(errp, "a domain for VM %s already exists", vm->uuid);
-    }
-    s->domid = d->next_domid++;
-    s->paused = paused;
-    s->memory = vm->memory_dynamic_max;
-    int rc = hashmap_put(&d->sim, s->uuid, s);
-    pthread_mutex_unlock(&d->mu);
+    struct xenops_domain_config *c = NULL;
+    if (!build_config(srv, ref, vm, paused, &c, errp))
+        return false;
+    int rc = xenops_domain_start(d->x, c);
+    xenops_config_free(c);
     if (rc < 0) {
-        sim_free(s);
-        return xerr_nomem(errp);
+        disk_servers_stop(srv, vm->uuid);
+        if (rc == -EINVAL)
+            return xerr_raise(errp, "BOOTLOADER_FAILED", ref, "the guest's kernel or firmware could not be started");
+        return fail(rc, "start", vm->uuid, errp);
     }
-    *domid = s->domid;
-    (void)ref;
+    *domid = atomic_fetch_add(&d->next_domid, 1);
     return true;
-}
-
-static struct sim_domain *
-find_locked(struct domains *d, const char *uuid, struct xerr **errp)
-{
-    struct sim_domain *s = hashmap_get(&d->sim, uuid);
-    if (!s)
-        xerr_internal(errp, "no domain for VM %s", uuid);
-    return s;
 }
 
 bool
 domains_stop(struct server *srv, const char *uuid, bool clean, struct xerr **errp)
 {
-    struct domains *d = srv->domains;
-    (void)clean;
-    pthread_mutex_lock(&d->mu);
-    struct sim_domain *s = hashmap_remove(&d->sim, uuid);
-    pthread_mutex_unlock(&d->mu);
-    if (!s)
-        return xerr_internal(errp, "no domain for VM %s", uuid);
-    sim_free(s);
-    return true;
+    int rc = xenops_domain_shutdown(srv->domains->x, uuid, !clean, CLEAN_TIMEOUT_MS);
+    if (rc == -ENOENT)
+        rc = 0; /* already gone: the goal is reached */
+    if (rc == 0)
+        disk_servers_stop(srv, uuid);
+    return rc == 0 || fail(rc, clean ? "clean shutdown" : "hard shutdown", uuid, errp);
 }
 
 bool
 domains_reboot(struct server *srv, const char *uuid, bool clean, struct xerr **errp)
 {
-    struct domains *d = srv->domains;
-    (void)clean;
-    pthread_mutex_lock(&d->mu);
-    struct sim_domain *s = find_locked(d, uuid, errp);
-    if (s)
-        s->paused = false;
-    pthread_mutex_unlock(&d->mu);
-    return s != NULL;
+    int rc = xenops_domain_reboot(srv->domains->x, uuid, !clean, CLEAN_TIMEOUT_MS);
+    return rc == 0 || fail(rc, "reboot", uuid, errp);
 }
 
 bool
 domains_pause(struct server *srv, const char *uuid, bool pause, struct xerr **errp)
 {
-    struct domains *d = srv->domains;
-    pthread_mutex_lock(&d->mu);
-    struct sim_domain *s = find_locked(d, uuid, errp);
-    if (s)
-        s->paused = pause;
-    pthread_mutex_unlock(&d->mu);
-    return s != NULL;
+    int rc = pause ? xenops_domain_pause(srv->domains->x, uuid)
+                   : xenops_domain_unpause(srv->domains->x, uuid);
+    return rc == 0 || fail(rc, pause ? "pause" : "unpause", uuid, errp);
 }
 
 bool
 domains_suspend(struct server *srv, const char *uuid, const char *path, struct xerr **errp)
 {
-    char dir[512];
+    char dir[4096];
     snprintf(dir, sizeof(dir), "%s", path);
     char *slash = strrchr(dir, '/');
     if (slash) {
         *slash = '\0';
         mkdir(dir, 0700);
     }
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return xerr_internal(errp, "cannot write the suspend image %s: %s", path, strerror(errno));
-    static const char image[] = "vessel-sim-suspend-image\n";
-    bool ok = write(fd, image, sizeof(image) - 1) == (ssize_t)(sizeof(image) - 1) && fsync(fd) == 0;
-    close(fd);
-    if (!ok)
-        return xerr_internal(errp, "cannot write the suspend image %s", path);
-    return domains_stop(srv, uuid, false, errp);
+    int rc = xenops_domain_suspend(srv->domains->x, uuid, path);
+    if (rc == 0)
+        disk_servers_stop(srv, uuid);
+    return rc == 0 || fail(rc, "suspend", uuid, errp);
 }
 
 bool
@@ -188,29 +297,38 @@ domains_resume(struct server *srv, const char *ref, const struct xapi_vm_record 
 {
     if (access(path, R_OK) != 0)
         return xerr_raise(errp, "VM_HAS_NO_SUSPEND_VDI", ref);
-    if (!domains_start(srv, ref, vm, paused, domid, errp))
+    struct xenops_domain_config *c = NULL;
+    if (!build_config(srv, ref, vm, paused, &c, errp))
         return false;
-    unlink(path); /* the image is consumed, as xapi destroys the suspend VDI */
+    int rc = xenops_domain_resume(srv->domains->x, c, path);
+    xenops_config_free(c);
+    if (rc < 0) {
+        disk_servers_stop(srv, vm->uuid);
+        return fail(rc, "resume", vm->uuid, errp);
+    }
+    unlink(path); /* consumed, as xapi destroys the suspend VDI */
+    *domid = atomic_fetch_add(&srv->domains->next_domid, 1);
     return true;
 }
 
 bool
 domains_alive(struct server *srv, const char *uuid)
 {
-    struct domains *d = srv->domains;
-    pthread_mutex_lock(&d->mu);
-    bool alive = hashmap_get(&d->sim, uuid) != NULL;
-    pthread_mutex_unlock(&d->mu);
-    return alive;
+    struct xenops_stats st;
+    return xenops_domain_stats(srv->domains->x, uuid, &st) == 0;
 }
 
 int64_t
 domains_memory_actual(struct server *srv, const char *uuid)
 {
-    struct domains *d = srv->domains;
-    pthread_mutex_lock(&d->mu);
-    struct sim_domain *s = hashmap_get(&d->sim, uuid);
-    int64_t m = s ? s->memory : 0;
-    pthread_mutex_unlock(&d->mu);
-    return m;
+    struct xenops_stats st;
+    if (xenops_domain_stats(srv->domains->x, uuid, &st) < 0)
+        return 0;
+    return (int64_t)st.memory_actual_bytes;
+}
+
+struct xenops *
+domains_xenops(struct server *srv)
+{
+    return srv->domains ? srv->domains->x : NULL;
 }

@@ -24,6 +24,7 @@ enum domain_event {
 };
 
 struct domains;
+struct xenops;
 
 /* @backend: "qemu", "sim" or "auto" (qemu when qemu-system-x86_64 is there). */
 int domains_open(struct server *srv, const char *backend, struct domains **out, char *why,
@@ -45,6 +46,9 @@ bool domains_resume(struct server *srv, const char *ref, const struct xapi_vm_re
 bool domains_alive(struct server *srv, const char *uuid);
 /* Memory the domain uses now, in bytes (0 when unknown). */
 int64_t domains_memory_actual(struct server *srv, const char *uuid);
+
+/* The xenops instance behind the backend (consoles), or NULL. */
+struct xenops *domains_xenops(struct server *srv);
 
 /* Called by domains.c (any thread) when a domain changes by itself. */
 void vm_lifecycle_on_domain_event(struct server *srv, const char *uuid, enum domain_event ev);

@@ -484,6 +484,7 @@ api_vm_power_state_reset(struct call_ctx *ctx, const char *vm_ref, struct xerr *
 struct find_uuid {
     const char *uuid;
     char *ref;
+    bool busy; /* an API operation is running on it: it records the outcome */
     int ps;
     int after_shutdown, after_reboot, after_crash;
 };
@@ -496,6 +497,7 @@ find_by_uuid(void *opaque, const char *ref, const void *rec)
     if (strcmp(vm->uuid, f->uuid) != 0)
         return true;
     f->ref = strdup(ref);
+    f->busy = vm->current_operations.n > 0;
     f->ps = (int)vm->power_state;
     f->after_shutdown = (int)vm->actions_after_shutdown;
     f->after_reboot = (int)vm->actions_after_reboot;
@@ -503,21 +505,13 @@ find_by_uuid(void *opaque, const char *ref, const void *rec)
     return false;
 }
 
-/* What the VM's actions say to do: restart it, or leave it halted. */
+/* A guest that powered off by itself: actions_after_shutdown says whether it
+ * starts again. (Reboots and crashes are applied in place by the domain
+ * manager, which was given actions_after_reboot/crash at start.) */
 static bool
 wants_restart(const struct find_uuid *f, enum domain_event ev)
 {
-    switch (ev) {
-    case DOMAIN_HALTED:
-        return f->after_shutdown == XAPI_ON_NORMAL_EXIT_RESTART;
-    case DOMAIN_REBOOTED:
-        return f->after_reboot == XAPI_ON_NORMAL_EXIT_RESTART;
-    case DOMAIN_CRASHED:
-        return f->after_crash == XAPI_ON_CRASH_BEHAVIOUR_RESTART ||
-               f->after_crash == XAPI_ON_CRASH_BEHAVIOUR_RENAME_RESTART;
-    default:
-        return false;
-    }
+    return ev == DOMAIN_HALTED && f->after_shutdown == XAPI_ON_NORMAL_EXIT_RESTART;
 }
 
 void
@@ -525,10 +519,14 @@ vm_lifecycle_on_domain_event(struct server *srv, const char *uuid, enum domain_e
 {
     if (srv->stopping)
         return;
-    struct find_uuid f = {uuid, NULL, 0, 0, 0, 0};
+    struct find_uuid f = {uuid, NULL, false, 0, 0, 0, 0};
     db_foreach(srv->db, &xapi_class_vm, find_by_uuid, &f);
     if (!f.ref)
         return;
+    if (f.busy) {
+        free(f.ref);
+        return;
+    }
     struct xerr *err = NULL;
     static const char *const names[] = {"halted", "rebooted", "crashed", "paused", "resumed"};
     log_info("vm.domain_event", "vm=%s event=%s", uuid, names[ev]);
@@ -539,6 +537,12 @@ vm_lifecycle_on_domain_event(struct server *srv, const char *uuid, enum domain_e
     case DOMAIN_RESUMED:
         record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_RUNNING, -1, false, &err);
         break;
+    case DOMAIN_REBOOTED:
+        /* running again, in place: a new start time */
+        record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_RUNNING, -1, true, &err);
+        break;
+    case DOMAIN_CRASHED:
+        break; /* the crash action follows as its own event (halted/rebooted/paused) */
     default: {
         if (f.ps == XAPI_VM_POWER_STATE_HALTED || f.ps == XAPI_VM_POWER_STATE_SUSPENDED)
             break; /* an operation already recorded it (clean shutdown, suspend) */

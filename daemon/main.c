@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "api/bootstrap.h"
+#include "api/console.h"
 #include "api/domains.h"
 #include "api/vm_ops.h"
 #include "common/log.h"
@@ -272,6 +273,15 @@ parse_options(int argc, char **argv, struct options *o)
     return 0;
 }
 
+/* The HTTP routes: console tunnels, then the RPC endpoints. */
+static void
+vesseld_http(void *opaque, struct http_request *req)
+{
+    if (console_http_handle(opaque, req))
+        return;
+    rpc_handle_http(opaque, req);
+}
+
 static void
 housekeeping(struct server *srv)
 {
@@ -379,7 +389,7 @@ main(int argc, char **argv)
         .tls_cert_pem_path = cert,
         .tls_hostname = hostname,
         .n_threads = o.threads,
-        .handler = rpc_handle_http,
+        .handler = vesseld_http,
         .opaque = &srv,
     };
     if ((rc = http_server_start(&hc, &http, why, sizeof(why))) < 0) {

@@ -23,6 +23,10 @@
 #include "net/net.h"
 #include "net/nl.h"
 
+#ifndef IFF_LOWER_UP
+#define IFF_LOWER_UP 0x10000 /* linux/if.h, which clashes with net/if.h */
+#endif
+
 /* ------------------------------------------------------------------ plumbing */
 
 static atomic_uint nl_seq;
@@ -526,7 +530,7 @@ fill_vlan(struct nlmsghdr *nlh, const void *arg)
 int
 net_vlan_create(const char *name, const char *parent, unsigned tag)
 {
-    if (tag < 1 || tag > 4094)
+    if (tag > 4094)
         return -EINVAL;
     int pidx = nl_ifindex(parent);
     if (pidx < 0)

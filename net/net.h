@@ -13,7 +13,7 @@
  * Errors: every function returns 0 or a negative errno. The ones callers meet:
  *   -ENODEV   a named link does not exist
  *   -EEXIST   a link of that name exists already (create functions)
- *   -EINVAL   a bad argument (name too long, tag out of 1..4094, bad MAC)
+ *   -EINVAL   a bad argument (name too long, tag above 4094, bad MAC)
  *   -EPERM    the caller lacks CAP_NET_ADMIN
  *   -EOPNOTSUPP  the kernel lacks the link kind (no 8021q module ...)
  *   -EMEDIUMTYPE a link is not of the kind the call expects (not a bridge)
@@ -115,7 +115,7 @@ int net_tap_create(const char *name, const struct net_tap_opts *o, int *fd_out);
 
 /* ---- VLANs ---- */
 
-/* Creates link @name, 802.1Q tag @tag (1..4094) on top of @parent (down).
+/* Creates link @name, 802.1Q tag @tag (0..4094; 0 is priority-tagged) on top of @parent (down).
  * -EOPNOTSUPP when the kernel has no VLAN support. */
 int net_vlan_create(const char *name, const char *parent, unsigned tag);
 

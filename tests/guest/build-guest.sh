@@ -11,8 +11,7 @@
 #  - prints "VESSEL-GUEST-UP" on the serial console once it runs;
 #  - loads the ACPI power button (button.ko, evdev.ko from the host's modules)
 #    and runs busybox acpid, so an ACPI power-button press (QMP
-#    system_powerdown on pc/q35, and on microvm with acpi=on via its GED) runs
-#    poweroff -f;
+#    system_powerdown on pc/q35) runs poweroff -f;
 #  - reads lines from the serial console: "poweroff" -> poweroff -f,
 #    "reboot" -> reboot -f, "crash" -> sysrq crash (panic), "echo WORD" -> prints
 #    "VESSEL-ECHO WORD"; anything else is ignored.
@@ -43,7 +42,7 @@ if [ ! -s "$out/vmlinux" ]; then
     mv "$out/vmlinux.tmp" "$out/vmlinux"
 fi
 
-if [ ! -s "$out/initramfs.cpio" ]; then
+if [ ! -s "$out/initramfs.cpio" ] || [ "$0" -nt "$out/initramfs.cpio" ]; then
     root=$(mktemp -d)
     trap 'rm -rf "$root"' EXIT
     mkdir -p "$root/bin" "$root/sbin" "$root/dev" "$root/proc" "$root/sys" "$root/etc" \
@@ -53,7 +52,11 @@ if [ ! -s "$out/initramfs.cpio" ]; then
         f=/lib/modules/$kver/$m
         [ -r "$f" ] && cp "$f" "$root/lib/modules/" || true
     done
-    printf 'PWRF poweroff -f\n' > "$root/etc/acpid.conf"
+    # busybox acpid runs /etc/acpi/<action> for an event; PWRF/00000080 is
+    # its default action name for the power button (busybox util-linux/acpid.c)
+    mkdir -p "$root/etc/acpi/PWRF"
+    printf '#!/bin/sh\npoweroff -f\n' > "$root/etc/acpi/PWRF/00000080"
+    chmod 755 "$root/etc/acpi/PWRF/00000080"
     cat > "$root/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -62,7 +65,7 @@ mount -t devtmpfs dev /dev 2>/dev/null
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 for m in /lib/modules/*.ko; do [ -e "$m" ] && insmod "$m" 2>/dev/null; done
-[ -e /lib/modules/evdev.ko ] && acpid -a /etc/acpid.conf 2>/dev/null
+[ -e /lib/modules/evdev.ko ] && acpid -c /etc/acpi 2>/dev/null
 echo VESSEL-GUEST-UP > /dev/console
 exec < /dev/console > /dev/console 2>&1
 stty -echo 2>/dev/null

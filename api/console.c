@@ -1,0 +1,220 @@
+/* api/console.c - HTTP CONNECT (or GET with Upgrade) on a console's location.
+ *
+ * console.location is https://<host>/console?ref=<console ref>; a client
+ * connects with its session as the session_id query parameter or cookie
+ * (xenapi.md 1.1). After checking the session and its role (vm-operator, as
+ * xapi's http/connect_console), the connection becomes a tunnel:
+ *  - rfb: bytes both ways between the client and the domain's VNC socket;
+ *  - vt100: the last 64 KiB of the serial console first, then live output,
+ *    and the client's keystrokes to the guest (xenops console calls).
+ * A tunnel runs on a thread of the HTTP server for its whole life.
+ */
+#include "api/console.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "api/domains.h"
+#include "common/log.h"
+#include "db/db.h"
+#include "rpc/session.h"
+#include "xenops/xenops.h"
+
+struct tunnel {
+    struct server *srv;
+    char uuid[40];
+    int peer_fd;  /* rfb: the VNC socket */
+    pthread_mutex_t mu;
+    int client_fd; /* vt100: where live output goes, -1 once closed */
+};
+
+static bool
+write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------ rfb */
+
+static void
+rfb_tunnel(void *opaque, int fd)
+{
+    struct tunnel *t = opaque;
+    char buf[16384];
+    struct pollfd p[2] = {{fd, POLLIN, 0}, {t->peer_fd, POLLIN, 0}};
+    while (fd >= 0 && poll(p, 2, -1) > 0) {
+        for (int i = 0; i < 2; i++) {
+            if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            ssize_t n = read(p[i].fd, buf, sizeof(buf));
+            if (n <= 0 || !write_all(p[1 - i].fd, buf, (size_t)n))
+                goto done;
+        }
+    }
+done:
+    close(t->peer_fd);
+    free(t);
+}
+
+/* ------------------------------------------------------------------ vt100 */
+
+static void
+vt100_output(void *opaque, const char *data, size_t len)
+{
+    struct tunnel *t = opaque;
+    pthread_mutex_lock(&t->mu);
+    if (t->client_fd >= 0 && !write_all(t->client_fd, data, len))
+        t->client_fd = -1;
+    pthread_mutex_unlock(&t->mu);
+}
+
+static void
+vt100_tunnel(void *opaque, int fd)
+{
+    struct tunnel *t = opaque;
+    struct xenops *x = domains_xenops(t->srv);
+    uint64_t sub = 0;
+    bool subscribed = false;
+    if (fd >= 0 && x) {
+        char *replay = NULL;
+        size_t len = 0;
+        pthread_mutex_lock(&t->mu);
+        t->client_fd = fd;
+        /* replay and subscription under the lock: no output lost or doubled */
+        if (xenops_console_read(x, t->uuid, &replay, &len) == 0 && len)
+            write_all(fd, replay, len);
+        free(replay);
+        subscribed = xenops_console_subscribe(x, t->uuid, vt100_output, t, &sub) == 0;
+        pthread_mutex_unlock(&t->mu);
+        char buf[1024];
+        ssize_t n;
+        while (subscribed && (n = read(fd, buf, sizeof(buf))) > 0)
+            xenops_console_write(x, t->uuid, buf, (size_t)n);
+    }
+    if (subscribed)
+        xenops_console_unsubscribe(x, t->uuid, sub);
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+}
+
+/* ------------------------------------------------------------------ entry */
+
+struct console_peek {
+    char *vm;
+    int protocol;
+};
+
+static void
+peek_console(void *opaque, const void *rec)
+{
+    const struct xapi_console_record *c = rec;
+    struct console_peek *p = opaque;
+    p->vm = strdup(c->VM);
+    p->protocol = (int)c->protocol;
+}
+
+static void
+reply_text(struct http_request *req, unsigned status, const char *text)
+{
+    http_reply(req, status, "text/plain", text, strlen(text));
+}
+
+static int
+connect_unix(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    if (fd < 0 || strlen(path) >= sizeof(a.sun_path)) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    memcpy(a.sun_path, path, strlen(path) + 1);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+bool
+console_http_handle(struct server *srv, struct http_request *req)
+{
+    if (strcmp(http_request_path(req), "/console") != 0)
+        return false;
+    const char *method = http_request_method(req);
+    if (strcmp(method, "CONNECT") != 0 && !http_request_header(req, "Upgrade")) {
+        reply_text(req, 405, "console: use CONNECT or GET with Upgrade\n");
+        return true;
+    }
+    const char *session = http_request_query(req, "session_id");
+    if (!session)
+        session = http_request_cookie(req, "session_id");
+    struct session_info si = {0};
+    if (!session || !session_check(srv, session, &si, NULL)) {
+        reply_text(req, 401, "console: no valid session_id\n");
+        return true;
+    }
+    bool allowed = si.superuser || si.role >= XR_VM_OPERATOR;
+    session_info_release(&si);
+    if (!allowed) {
+        reply_text(req, 403, "console: RBAC_PERMISSION_DENIED (vm-operator needed)\n");
+        return true;
+    }
+    const char *ref = http_request_query(req, "ref");
+    struct console_peek p = {NULL, 0};
+    if (!ref || !db_with(srv->db, &xapi_class_console, ref, peek_console, &p, NULL)) {
+        reply_text(req, 404, "console: no such console\n");
+        return true;
+    }
+    struct xapi_vm_record *vm = NULL;
+    bool running = db_get(srv->db, &xapi_class_vm, p.vm, (void **)&vm, NULL) &&
+                   (vm->power_state == XAPI_VM_POWER_STATE_RUNNING ||
+                    vm->power_state == XAPI_VM_POWER_STATE_PAUSED);
+    struct tunnel *t = running ? calloc(1, sizeof(*t)) : NULL;
+    if (!t) {
+        reply_text(req, running ? 500 : 404, "console: the VM is not running\n");
+        goto out;
+    }
+    t->srv = srv;
+    snprintf(t->uuid, sizeof(t->uuid), "%s", vm->uuid);
+    t->client_fd = -1;
+    pthread_mutex_init(&t->mu, NULL);
+    struct xenops *x = domains_xenops(srv);
+    if (p.protocol == XAPI_CONSOLE_PROTOCOL_RFB) {
+        char *path = NULL;
+        t->peer_fd = x && xenops_console_vnc_path(x, vm->uuid, &path) == 0 ? connect_unix(path) : -1;
+        free(path);
+        if (t->peer_fd < 0) {
+            pthread_mutex_destroy(&t->mu);
+            free(t);
+            reply_text(req, 503, "console: the VNC server cannot be reached\n");
+            goto out;
+        }
+        log_info("console.connect", "vm=%s protocol=rfb", vm->uuid);
+        http_reply_upgrade(req, rfb_tunnel, t);
+    } else {
+        log_info("console.connect", "vm=%s protocol=vt100", vm->uuid);
+        http_reply_upgrade(req, vt100_tunnel, t);
+    }
+out:
+    xapi_vm_record_free(vm);
+    free(p.vm);
+    return true;
+}

@@ -1,0 +1,265 @@
+/* api/network.c - network.create and network.destroy: a network is a Linux
+ * bridge on this host (xenapi.md 2.3 "network"; docs/networking.md).
+ *
+ * create is the implicit constructor plus the bridge: named by the record's
+ * `bridge`, or "xapi<N>" with the smallest N no network record and no link
+ * uses, like xapi. A managed network's bridge is made on the host, empty and
+ * up, with the network's MTU; a bridge of that name that exists already is
+ * used as it is (the administrator's, see docs: "bridging the host's NIC"),
+ * any other link of that name is BRIDGE_NAME_EXISTS. Only a bridge vesseld
+ * made (other_config vessel_bridge_created=true) is removed by destroy, so a
+ * bridge the administrator made, and a NIC in it, survive every API call.
+ * Without CAP_NET_ADMIN (a developer's unprivileged run) the record is made
+ * and the bridge is left to the first VIF attach, with a warning.
+ *
+ * Invariants: (1) vesseld never makes a host NIC a port of any bridge;
+ * (2) a bridge is deleted only when vesseld created it and no PIF or VIF
+ * record uses its network. Bridge names are chosen and created under
+ * net_lock, so two creates never pick the same xapi<N>.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/net_api.h"
+#include "common/log.h"
+#include "db/db.h"
+#include "net/net.h"
+#include "rpc/ctx.h"
+#include "xapi_handlers.h"
+
+#define CREATED_KEY "vessel_bridge_created"
+
+static pthread_mutex_t net_lock = PTHREAD_MUTEX_INITIALIZER;
+
+bool
+net_api_errno(struct xerr **errp, int rc, const char *what, const char *name)
+{
+    return xerr_internal(errp, "%s %s: %s", what, name ? name : "", strerror(rc < 0 ? -rc : rc));
+}
+
+/* ------------------------------------------------------------------ bridge names */
+
+struct bridge_use {
+    const char *name;
+    const char *except; /* a network ref not to count */
+    bool used;
+};
+
+static bool
+bridge_used_one(void *opaque, const char *ref, const void *rec)
+{
+    struct bridge_use *u = opaque;
+    const struct xapi_network_record *n = rec;
+    if ((!u->except || strcmp(ref, u->except) != 0) && strcmp(n->bridge, u->name) == 0)
+        u->used = true;
+    return !u->used;
+}
+
+static bool
+bridge_name_used(struct db *db, const char *name)
+{
+    struct bridge_use u = {.name = name};
+    db_foreach(db, &xapi_class_network, bridge_used_one, &u);
+    return u.used;
+}
+
+/* Under net_lock: the first "xapi<N>" free in the store and on the host. */
+static void
+bridge_name_pick(struct db *db, char *out, size_t len)
+{
+    for (unsigned n = 0;; n++) {
+        snprintf(out, len, "xapi%u", n);
+        if (!bridge_name_used(db, out) && !net_link_exists(out))
+            return;
+    }
+}
+
+/* Under net_lock: makes bridge @name (MTU @mtu) exist and be up; *@created
+ * tells whether this call made it. 0, -EMEDIUMTYPE when @name is a link of
+ * another kind, or the errno of the failing step in *@step. */
+static int
+bridge_make(const char *name, int64_t mtu, bool *created, const char **step)
+{
+    *created = false;
+    *step = "bridge create";
+    int rc = net_bridge_create(name, mtu > 0 ? (unsigned)mtu : 0);
+    if (rc == -EEXIST) {
+        struct net_link l;
+        if (net_link_get(name, &l) == 0 && strcmp(l.kind, "bridge") != 0)
+            return -EMEDIUMTYPE;
+    } else if (rc < 0) {
+        return rc;
+    } else {
+        *created = true;
+    }
+    *step = "bridge up";
+    if ((rc = net_link_set_up(name, true)) < 0) {
+        if (*created)
+            net_bridge_delete(name);
+        *created = false;
+        return rc;
+    }
+    return 0;
+}
+
+static bool
+bridge_make_err(struct xerr **errp, int rc, const char *step, const char *name)
+{
+    if (rc == -EMEDIUMTYPE)
+        return xerr_bridge_name_exists(errp, name);
+    return net_api_errno(errp, rc, step, name);
+}
+
+/* ------------------------------------------------------------------ create, destroy */
+
+static bool
+network_create_locked(struct call_ctx *ctx, struct xapi_network_record *n, char **result,
+                      struct xerr **errp)
+{
+    char name[IFNAMSIZ];
+    if (n->bridge[0] == '\0') {
+        bridge_name_pick(ctx->db, name, sizeof(name));
+        char *b = strdup(name);
+        if (!b)
+            return xerr_nomem(errp);
+        free(n->bridge);
+        n->bridge = b;
+    } else if (!net_name_valid(n->bridge)) {
+        return xerr_invalid_value(errp, "bridge", n->bridge);
+    } else if (bridge_name_used(ctx->db, n->bridge)) {
+        return xerr_bridge_name_exists(errp, n->bridge);
+    }
+    if (n->MTU < 68 || n->MTU > 65535)
+        return xerr_invalid_value(errp, "MTU", "must be between 68 and 65535");
+    bool created = false;
+    if (n->managed) {
+        const char *step;
+        int rc = bridge_make(n->bridge, n->MTU, &created, &step);
+        if (rc == -EPERM) /* unprivileged: the record only (see the header) */
+            log_warn("network.bridge", "bridge=%s reason=\"no CAP_NET_ADMIN: record only\"",
+                     n->bridge);
+        else if (rc < 0)
+            return bridge_make_err(errp, rc, step, n->bridge);
+    }
+    if (created && xmap_put_str((struct xmap *)&n->other_config, CREATED_KEY, "true") != 0) {
+        net_bridge_delete(n->bridge);
+        return xerr_nomem(errp);
+    }
+    char bridge[IFNAMSIZ];
+    snprintf(bridge, sizeof(bridge), "%s", n->bridge);
+    struct xapi_network_record *rec = xrecord_copy(&xapi_class_network, n);
+    if (!rec || !db_create(ctx->db, &xapi_class_network, NULL, rec, result,
+                           rec ? errp : NULL)) {
+        if (created)
+            net_bridge_delete(bridge); /* rollback: the record was not made */
+        return rec ? false : xerr_nomem(errp);
+    }
+    log_info("network.create", "bridge=%s created=%d", bridge, created);
+    return true;
+}
+
+bool
+api_network_create(struct call_ctx *ctx, const struct xapi_network_record *args, char **result,
+                   struct xerr **errp)
+{
+    struct xapi_network_record *n = xrecord_copy(&xapi_class_network, args);
+    if (!n)
+        return xerr_nomem(errp);
+    /* The server owns these (DRO): a constructor cannot set them. */
+    xtype_value_clear(&xapi_type_string_network_operations_map, &n->current_operations);
+    pthread_mutex_lock(&net_lock);
+    bool ok = network_create_locked(ctx, n, result, errp);
+    pthread_mutex_unlock(&net_lock);
+    xapi_network_record_free(n);
+    return ok;
+}
+
+static bool
+raise_refs(struct xerr **errp, const char *code, const struct xapi_ref_set *refs)
+{
+    return xerr_set_at(errp, __FILE__, __LINE__, code, refs->n, (const char *const *)refs->items);
+}
+
+bool
+api_network_destroy(struct call_ctx *ctx, const char *self, struct xerr **errp)
+{
+    struct xapi_network_record *n = NULL;
+    pthread_mutex_lock(&net_lock);
+    bool ok = db_get(ctx->db, &xapi_class_network, self, (void **)&n, errp);
+    if (ok && n->PIFs.n > 0)
+        ok = raise_refs(errp, "NETWORK_CONTAINS_PIF", &n->PIFs);
+    if (ok && n->VIFs.n > 0)
+        ok = raise_refs(errp, "NETWORK_CONTAINS_VIF", &n->VIFs);
+    if (ok)
+        ok = db_destroy(ctx->db, &xapi_class_network, self, errp);
+    if (ok) {
+        const char *created = xmap_get_str((const struct xmap *)&n->other_config, CREATED_KEY);
+        int rc = 0;
+        if (n->managed && created && strcmp(created, "true") == 0 &&
+            (rc = net_bridge_delete(n->bridge)) < 0 && rc != -ENODEV)
+            log_warn_errno(-rc, "network.destroy", "bridge=%s reason=\"bridge left\"", n->bridge);
+        log_info("network.destroy", "bridge=%s removed=%d", n->bridge, created && rc == 0);
+    }
+    pthread_mutex_unlock(&net_lock);
+    xapi_network_record_free(n);
+    return ok;
+}
+
+/* ------------------------------------------------------------------ for VIFs, VLANs */
+
+struct net_peek {
+    char bridge[IFNAMSIZ];
+    int64_t mtu;
+    bool managed;
+    bool bad_name;
+};
+
+static void
+net_peek_one(void *opaque, const void *rec)
+{
+    struct net_peek *p = opaque;
+    const struct xapi_network_record *n = rec;
+    p->bad_name = !net_name_valid(n->bridge);
+    snprintf(p->bridge, sizeof(p->bridge), "%s", n->bridge);
+    p->mtu = n->MTU;
+    p->managed = n->managed;
+}
+
+static bool
+mark_created(void *opaque, void *rec, struct xerr **errp)
+{
+    struct xapi_network_record *n = rec;
+    (void)opaque;
+    return xmap_put_str((struct xmap *)&n->other_config, CREATED_KEY, "true") == 0 ||
+           xerr_nomem(errp);
+}
+
+bool
+net_network_ensure_bridge(struct server *srv, const char *net, char *bridge, size_t len,
+                          struct xerr **errp)
+{
+    struct net_peek p;
+    if (!db_with(srv->db, &xapi_class_network, net, net_peek_one, &p, errp))
+        return false;
+    if (p.bad_name)
+        return xerr_bridge_not_available(errp, p.bridge);
+    snprintf(bridge, len, "%s", p.bridge);
+    struct net_link l;
+    if (net_link_get(p.bridge, &l) == 0 && strcmp(l.kind, "bridge") == 0)
+        return l.up || net_link_set_up(p.bridge, true) == 0 ||
+               net_api_errno(errp, -EIO, "bridge up", p.bridge);
+    if (!p.managed)
+        return xerr_bridge_not_available(errp, p.bridge);
+    pthread_mutex_lock(&net_lock);
+    bool created = false;
+    const char *step;
+    int rc = bridge_make(p.bridge, p.mtu, &created, &step);
+    pthread_mutex_unlock(&net_lock);
+    bool ok = rc == 0 || bridge_make_err(errp, rc, step, p.bridge);
+    if (ok && created)
+        ok = db_update(srv->db, &xapi_class_network, net, mark_created, NULL, errp);
+    return ok;
+}

@@ -1,0 +1,55 @@
+/* net/tap.c - tap devices for VIFs, through the TUN driver's ioctls
+ * (linux/if_tun.h; Documentation/networking/tuntap.rst).
+ *
+ * A VIF's tap is persistent: vesseld creates it, gives it the host-side MAC
+ * and MTU, attaches it to the network's bridge, and qemu opens it later by
+ * name (-netdev tap,ifname=...,script=no). IFF_TUN_EXCL makes the create fail
+ * rather than silently attach to a tap someone else made. Until the tap is
+ * marked persistent it lives only while our fd is open, so a failure half way
+ * is rolled back by closing the fd.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "net/net.h"
+
+int
+net_tap_create(const char *name, const struct net_tap_opts *o, int *fd_out)
+{
+    struct net_tap_opts def = {.owner = (uid_t)-1, .persistent = true};
+    if (!o)
+        o = &def;
+    if (!net_name_valid(name) || (!o->persistent && !fd_out))
+        return -EINVAL;
+    if (net_link_exists(name))
+        return -EEXIST;
+    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_TUN_EXCL;
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+    int rc = 0;
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0)
+        rc = errno == EBUSY ? -EEXIST : -errno;
+    if (rc == 0 && o->owner != (uid_t)-1 && ioctl(fd, TUNSETOWNER, (unsigned long)o->owner) < 0)
+        rc = -errno;
+    if (rc == 0 && o->mtu)
+        rc = net_link_set_mtu(name, o->mtu);
+    if (rc == 0 && o->mac)
+        rc = net_link_set_mac(name, o->mac);
+    if (rc == 0 && o->persistent && ioctl(fd, TUNSETPERSIST, 1UL) < 0)
+        rc = -errno;
+    if (rc < 0 || o->persistent) {
+        close(fd); /* not persistent yet on failure: the tap goes with the fd */
+        return rc;
+    }
+    *fd_out = fd;
+    return 0;
+}

@@ -1,0 +1,180 @@
+/* xenops/argv.c - a domain config to a qemu-system-x86_64 command line.
+ *
+ * A pure function (no I/O, no globals): the golden tests in
+ * tests/unit/xenops/qemu-argv/ pin its output. The shape:
+ *  - -nodefaults -no-user-config: only the devices listed here exist;
+ *  - -sandbox on with every deny group (obsolete, elevateprivileges, spawn,
+ *    resourcecontrol): qemu needs none of them (suspend writes through an fd
+ *    we pass it, not exec:);
+ *  - -S always: the backend connects QMP and the console before the guest runs,
+ *    so no early console byte is lost, then sends "cont" unless start_paused;
+ *  - QMP and the serial console on unix sockets in the domain's run dir
+ *    (qmp.sock, console.sock), VNC too (vnc.sock) where there is a display;
+ *  - -action reboot=reset when on_reboot is RESTART (qemu resets in place, a
+ *    RESET event tells us), reboot=shutdown otherwise (qemu exits, SHUTDOWN
+ *    reason guest-reset); panic=none with a pvpanic device (pc/q35): the
+ *    GUEST_PANICKED event lets the backend apply on_crash itself;
+ *  - microvm runs with acpi=off: with ACPI on, the Debian 6.1 cloud kernel
+ *    under TCG on this host hung in TSC calibration in 8 of 10 boots (no
+ *    HPET/PM timer in microvm's ACPI tables), so microvm guests are asked to
+ *    shut down on their serial console instead of by the ACPI power button.
+ * Facts: QEMU 7.2 qemu-options.hx (-action, -sandbox, -blockdev, -vnc unix:),
+ * docs/system/i386/microvm.rst, qapi/block-core.json (BlockdevOptionsNbd).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "xenops/xenops_int.h"
+
+struct argv_builder {
+    char **v;
+    size_t n, cap;
+    bool oom;
+};
+
+__attribute__((format(printf, 2, 3))) static void
+arg_add(struct argv_builder *b, const char *fmt, ...)
+{
+    if (b->oom)
+        return;
+    if (b->n + 2 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64;
+        char **v = realloc(b->v, cap * sizeof(*v));
+        if (!v) {
+            b->oom = true;
+            return;
+        }
+        b->v = v;
+        b->cap = cap;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vasprintf(&b->v[b->n], fmt, ap);
+    va_end(ap);
+    if (rc < 0) {
+        b->oom = true;
+        return;
+    }
+    b->v[++b->n] = NULL;
+}
+
+static const char *
+machine_arg(const struct xenops_domain_config *cfg)
+{
+    switch (cfg->machine) {
+    case XENOPS_MACHINE_MICROVM:
+        return "microvm,acpi=off";
+    case XENOPS_MACHINE_PC:
+        return "pc";
+    case XENOPS_MACHINE_Q35:
+        return "q35";
+    }
+    return "q35";
+}
+
+static void
+add_disks(struct argv_builder *b, const struct xenops_domain_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_disks; i++) {
+        const struct xenops_disk *d = &cfg->disks[i];
+        const char *ro = d->read_only || d->cdrom ? "on" : "off";
+        arg_add(b, "-blockdev");
+        if (d->format == XENOPS_DISK_NBD)
+            arg_add(b, "driver=nbd,node-name=disk%zu,server.type=unix,server.path=%s%s%s,read-only=%s",
+                    i, d->path, d->export_name ? ",export=" : "",
+                    d->export_name ? d->export_name : "", ro);
+        else
+            arg_add(b, "driver=raw,node-name=disk%zu,file.driver=file,file.filename=%s,read-only=%s",
+                    i, d->path, ro);
+        arg_add(b, "-device");
+        if (d->cdrom)
+            arg_add(b, "ide-cd,drive=disk%zu,id=vbd%zu", i, i);
+        else if (cfg->machine == XENOPS_MACHINE_MICROVM)
+            arg_add(b, "virtio-blk-device,drive=disk%zu,id=vbd%zu", i, i);
+        else
+            arg_add(b, "virtio-blk-pci,drive=disk%zu,id=vbd%zu", i, i);
+    }
+}
+
+int
+xenops_qemu_argv(const struct xenops_domain_config *cfg, const char *accel, const char *dom_dir,
+                 const char *qemu_binary, char ***argv, size_t *n)
+{
+    int rc = xenops_config_check(cfg, NULL);
+    if (rc < 0)
+        return rc;
+    if (!accel || (strcmp(accel, "kvm") && strcmp(accel, "tcg")) || !dom_dir)
+        return -EINVAL;
+    struct argv_builder b = {0};
+    bool display = cfg->machine != XENOPS_MACHINE_MICROVM;
+    arg_add(&b, "%s", qemu_binary ? qemu_binary : "qemu-system-x86_64");
+    arg_add(&b, "-name");
+    arg_add(&b, "guest=%s,debug-threads=on", cfg->name ? cfg->name : cfg->uuid);
+    arg_add(&b, "-uuid");
+    arg_add(&b, "%s", cfg->uuid);
+    arg_add(&b, "-machine");
+    arg_add(&b, "%s", machine_arg(cfg));
+    arg_add(&b, "-accel");
+    arg_add(&b, "%s", accel);
+    if (!strcmp(accel, "kvm")) {
+        arg_add(&b, "-cpu");
+        arg_add(&b, "host");
+    }
+    arg_add(&b, "-m");
+    arg_add(&b, "%" PRIu64 "M", cfg->memory_bytes >> 20);
+    arg_add(&b, "-smp");
+    arg_add(&b, "%u", cfg->vcpus);
+    arg_add(&b, "-nodefaults");
+    arg_add(&b, "-no-user-config");
+    arg_add(&b, "-sandbox");
+    arg_add(&b, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
+    arg_add(&b, "-S");
+    arg_add(&b, "-action");
+    arg_add(&b, "reboot=%s,shutdown=poweroff,panic=none",
+            cfg->on_reboot == XENOPS_ACTION_RESTART ? "reset" : "shutdown");
+    arg_add(&b, "-chardev");
+    arg_add(&b, "socket,id=qmp,path=%s/qmp.sock,server=on,wait=off", dom_dir);
+    arg_add(&b, "-mon");
+    arg_add(&b, "chardev=qmp,mode=control");
+    arg_add(&b, "-chardev");
+    arg_add(&b, "socket,id=serial0,path=%s/console.sock,server=on,wait=off", dom_dir);
+    arg_add(&b, "-serial");
+    arg_add(&b, "chardev:serial0");
+    if (display) {
+        arg_add(&b, "-vga");
+        arg_add(&b, "std");
+        arg_add(&b, "-vnc");
+        arg_add(&b, "unix:%s/vnc.sock", dom_dir);
+        arg_add(&b, "-device");
+        arg_add(&b, "pvpanic");
+    } else {
+        arg_add(&b, "-display");
+        arg_add(&b, "none");
+    }
+    if (cfg->boot == XENOPS_BOOT_DIRECT) {
+        arg_add(&b, "-kernel");
+        arg_add(&b, "%s", cfg->kernel);
+        if (cfg->initrd) {
+            arg_add(&b, "-initrd");
+            arg_add(&b, "%s", cfg->initrd);
+        }
+        if (cfg->cmdline) {
+            arg_add(&b, "-append");
+            arg_add(&b, "%s", cfg->cmdline);
+        }
+    } else {
+        arg_add(&b, "-boot");
+        arg_add(&b, "order=%s", cfg->boot_order ? cfg->boot_order : "cd");
+    }
+    add_disks(&b, cfg);
+    if (b.oom) {
+        xenops_strv_free(b.v, b.n);
+        return -ENOMEM;
+    }
+    *argv = b.v;
+    *n = b.n;
+    return 0;
+}

@@ -1,0 +1,1286 @@
+/* xenops/qemu.c - the qemu backend: one qemu-system-x86_64 per domain.
+ *
+ * Each domain has a directory <run_dir>/<uuid>/ holding qmp.sock,
+ * console.sock, vnc.sock (made by qemu), qemu.pid and config.json (ours) and
+ * qemu.log (qemu's stderr). qemu is spawned detached (double fork + setsid):
+ * it is nobody's child we must reap and outlives the toolstack, which finds it
+ * again through that directory (qemu_recover). Supervision is a pidfd.
+ *
+ * One supervisor thread per domain polls the pidfd, the QMP socket and the
+ * console socket. It alone reads QMP: replies go to the one caller waiting
+ * (commands on a domain are serialised by d->cmd_lock), events are turned
+ * into xenops events there, so events always come from the backend's thread.
+ * Invariants:
+ *  (1) a domain is in the map exactly while its qemu is believed alive; the
+ *      supervisor removes it, after the pidfd fired, before emitting the
+ *      exit event, so a new start with the same uuid cannot race the old one;
+ *  (2) d->exit_event, when set by a caller before it stops qemu (hard
+ *      shutdown, suspend), decides the exit's event; otherwise the last QMP
+ *      SHUTDOWN reason does (guest-shutdown: poweroff; guest-reset with
+ *      -action reboot=shutdown: reboot; guest-panic: crash), and no SHUTDOWN
+ *      at all means qemu died: crashed;
+ *  (3) a struct qdom is freed when its refcount (map, supervisor, each
+ *      caller holding it) drops to zero.
+ * Facts: QEMU docs/interop/qmp-spec.txt, qapi/run-state.json (SHUTDOWN reasons,
+ * RESET, STOP, RESUME, GUEST_PANICKED), qapi/migration.json (migrate fd:,
+ * query-migrate), qapi/machine.json (query-cpus-fast thread-id), proc(5).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "common/hashmap.h"
+#include "common/log.h"
+#include "xenops/qmp.h"
+#include "xenops/xenops_int.h"
+
+#define CONSOLE_RING 65536u
+#define QMP_TIMEOUT_MS 10000u
+
+struct console_sub {
+    struct console_sub *next;
+    uint64_t id;
+    xenops_console_fn *fn;
+    void *opaque;
+};
+
+struct qdom {
+    int refs;                 /* (3) */
+    char uuid[37];
+    char *dir;
+    struct xenops_domain_config *cfg;
+    char accel[8];
+    pid_t pid;
+    int pidfd, qmp_fd, con_fd, wake_fd;
+    uint64_t start_time_ms;
+    struct qmp_reader qmp_in;
+
+    pthread_mutex_t lock;     /* everything below */
+    pthread_cond_t cond;
+    pthread_mutex_t cmd_lock; /* one QMP command in flight */
+    json_t *reply;            /* the waiting caller's reply, or NULL */
+    bool exited;              /* (1) the supervisor saw qemu go */
+    bool stop;                /* xenops_free: stop supervising, leave qemu */
+    int exit_event;           /* (2) -1 or an enum xenops_event */
+    char shutdown_reason[32]; /* last SHUTDOWN event's reason */
+    bool announce_resume;     /* RESUME events become RESUMED (not the initial cont) */
+    uint64_t reboots;         /* RESET events seen: clean reboot waits on it */
+
+    pthread_mutex_t con_lock; /* ring, log, subscribers; held while calling them */
+    char ring[CONSOLE_RING];
+    size_t ring_head, ring_len;
+    int log_fd;
+    size_t log_size;
+    struct console_sub *subs;
+    uint64_t next_sub;
+};
+
+struct qbackend {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct hashmap doms; /* uuid -> struct qdom (a reference) */
+    int n_threads;       /* live supervisors; fini waits for 0 */
+};
+
+static int qemu_spawn_domain(struct xenops *x, const struct xenops_domain_config *cfg,
+                             const char *resume_path, bool announce);
+
+/* ================= references ================= */
+
+static void
+qdom_unref(struct qdom *d)
+{
+    pthread_mutex_lock(&d->lock);
+    bool last = --d->refs == 0;
+    pthread_mutex_unlock(&d->lock);
+    if (!last)
+        return;
+    int fds[] = {d->pidfd, d->qmp_fd, d->con_fd, d->wake_fd, d->log_fd};
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    while (d->subs) {
+        struct console_sub *s = d->subs;
+        d->subs = s->next;
+        free(s);
+    }
+    json_decref(d->reply);
+    xenops_config_free(d->cfg);
+    free(d->dir);
+    pthread_mutex_destroy(&d->lock);
+    pthread_mutex_destroy(&d->cmd_lock);
+    pthread_mutex_destroy(&d->con_lock);
+    pthread_cond_destroy(&d->cond);
+    free(d);
+}
+
+static void
+qdom_unrefp(struct qdom **d)
+{
+    if (*d)
+        qdom_unref(*d);
+}
+
+/* A new reference to the running domain @uuid, or NULL. */
+static struct qdom *
+qdom_get(struct xenops *x, const char *uuid)
+{
+    struct qbackend *b = x->priv;
+    pthread_mutex_lock(&b->lock);
+    struct qdom *d = hashmap_get(&b->doms, uuid);
+    if (d) {
+        pthread_mutex_lock(&d->lock);
+        d->refs++;
+        pthread_mutex_unlock(&d->lock);
+    }
+    pthread_mutex_unlock(&b->lock);
+    return d;
+}
+
+static struct qdom *
+qdom_new(struct xenops *x, const struct xenops_domain_config *cfg)
+{
+    struct qdom *d = calloc(1, sizeof(*d));
+    if (!d)
+        return NULL;
+    d->refs = 1;
+    d->pidfd = d->qmp_fd = d->con_fd = d->wake_fd = d->log_fd = -1;
+    d->exit_event = -1;
+    snprintf(d->uuid, sizeof(d->uuid), "%s", cfg->uuid);
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_mutex_init(&d->cmd_lock, NULL);
+    pthread_mutex_init(&d->con_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&d->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (!(d->cfg = xenops_config_copy(cfg)) ||
+        asprintf(&d->dir, "%s/%s", x->run_dir, cfg->uuid) < 0) {
+        d->dir = NULL;
+        qdom_unref(d);
+        return NULL;
+    }
+    return d;
+}
+
+/* Waits on d->cond (d->lock held) until @deadline_ms; false on timeout. */
+static bool
+qdom_wait(struct qdom *d, uint64_t deadline_ms)
+{
+    uint64_t now = xenops_now_ms();
+    if (now >= deadline_ms)
+        return false;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t ns = (uint64_t)ts.tv_nsec + (deadline_ms - now) * 1000000;
+    ts.tv_sec += (time_t)(ns / 1000000000);
+    ts.tv_nsec = (long)(ns % 1000000000);
+    pthread_cond_timedwait(&d->cond, &d->lock, &ts);
+    return true;
+}
+
+/* ================= QMP commands ================= */
+
+/* Runs @cmd (consumed) and returns its "return" value in *ret (may be NULL;
+ * a new reference). -EIO on a QMP error, -ESRCH if qemu went away. */
+static int
+qdom_qmp_fd(struct qdom *d, json_t *cmd, int pass_fd, json_t **ret)
+{
+    if (!cmd)
+        return -ENOMEM;
+    pthread_mutex_lock(&d->cmd_lock);
+    pthread_mutex_lock(&d->lock);
+    json_decref(d->reply);
+    d->reply = NULL;
+    int rc = d->exited ? -ESRCH : 0;
+    pthread_mutex_unlock(&d->lock);
+    if (rc == 0)
+        rc = qmp_send(d->qmp_fd, cmd, pass_fd);
+    json_decref(cmd);
+    json_t *reply = NULL;
+    pthread_mutex_lock(&d->lock);
+    uint64_t deadline = xenops_now_ms() + QMP_TIMEOUT_MS;
+    while (rc == 0 && !d->reply && !d->exited && !d->stop)
+        if (!qdom_wait(d, deadline))
+            rc = -ETIMEDOUT;
+    reply = d->reply;
+    d->reply = NULL;
+    if (rc == 0 && !reply)
+        rc = -ESRCH;
+    pthread_mutex_unlock(&d->lock);
+    pthread_mutex_unlock(&d->cmd_lock);
+    if (rc == 0 && !json_object_get(reply, "return")) {
+        json_t *desc = json_object_get(json_object_get(reply, "error"), "desc");
+        log_warn("xenops.qmp_error", "vm=%s desc=\"%s\"", d->uuid,
+                 json_is_string(desc) ? json_string_value(desc) : "?");
+        rc = -EIO;
+    }
+    if (rc == 0 && ret)
+        *ret = json_incref(json_object_get(reply, "return"));
+    json_decref(reply);
+    return rc;
+}
+
+static int
+qdom_qmp(struct qdom *d, const char *command, json_t **ret)
+{
+    return qdom_qmp_fd(d, json_pack("{s:s}", "execute", command), -1, ret);
+}
+
+/* ================= console ================= */
+
+static void
+console_log_open(struct xenops *x, struct qdom *d)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s.log", x->log_dir, d->uuid);
+    d->log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    struct stat st;
+    d->log_size = d->log_fd >= 0 && fstat(d->log_fd, &st) == 0 ? (size_t)st.st_size : 0;
+}
+
+/* Appends guest output to the ring and the log, and hands it to the
+ * subscribers. Runs on the supervisor thread with con_lock held. */
+static void
+console_feed(struct xenops *x, struct qdom *d, const char *buf, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        d->ring[(d->ring_head + d->ring_len) % CONSOLE_RING] = buf[i];
+        if (d->ring_len < CONSOLE_RING)
+            d->ring_len++;
+        else
+            d->ring_head = (d->ring_head + 1) % CONSOLE_RING;
+    }
+    if (d->log_fd >= 0 && d->log_size + n > x->log_max_bytes) {
+        char a[4096], b2[4200];
+        snprintf(a, sizeof(a), "%s/%s.log", x->log_dir, d->uuid);
+        snprintf(b2, sizeof(b2), "%s.1", a);
+        close(d->log_fd);
+        rename(a, b2);
+        console_log_open(x, d);
+    }
+    if (d->log_fd >= 0 && write(d->log_fd, buf, n) == (ssize_t)n)
+        d->log_size += n;
+    for (struct console_sub *s = d->subs; s; s = s->next)
+        s->fn(s->opaque, buf, n);
+}
+
+static int
+qemu_console_read(struct xenops *x, const char *uuid, char **buf, size_t *len)
+{
+    _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, uuid);
+    if (!d)
+        return -ENOENT;
+    pthread_mutex_lock(&d->con_lock);
+    char *out = malloc(d->ring_len + 1);
+    if (out) {
+        for (size_t i = 0; i < d->ring_len; i++)
+            out[i] = d->ring[(d->ring_head + i) % CONSOLE_RING];
+        out[d->ring_len] = '\0';
+        *len = d->ring_len;
+    }
+    pthread_mutex_unlock(&d->con_lock);
+    *buf = out;
+    return out ? 0 : -ENOMEM;
+}
+
+static int
+qemu_console_subscribe(struct xenops *x, const char *uuid, xenops_console_fn *fn, void *opaque,
+                       uint64_t *id)
+{
+    _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, uuid);
+    if (!d)
+        return -ENOENT;
+    struct console_sub *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->fn = fn;
+    s->opaque = opaque;
+    pthread_mutex_lock(&d->con_lock);
+    *id = s->id = ++d->next_sub;
+    s->next = d->subs;
+    d->subs = s;
+    pthread_mutex_unlock(&d->con_lock);
+    return 0;
+}
+
+static void
+qemu_console_unsubscribe(struct xenops *x, const char *uuid, uint64_t id)
+{
+    _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, uuid);
+    if (!d)
+        return;
+    pthread_mutex_lock(&d->con_lock);
+    for (struct console_sub **p = &d->subs; *p; p = &(*p)->next) {
+        if ((*p)->id == id) {
+            struct console_sub *s = *p;
+            *p = s->next;
+            free(s);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&d->con_lock);
+}
+
+static int
+qemu_console_write(struct xenops *x, const char *uuid, const char *data, size_t len)
+{
+    _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, uuid);
+    if (!d)
+        return -ENOENT;
+    while (len) {
+        ssize_t n = send(d->con_fd, data, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            poll(&(struct pollfd){.fd = d->con_fd, .events = POLLOUT}, 1, 1000);
+            continue;
+        }
+        if (n < 0)
+            return -errno;
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int
+qemu_vnc_path(struct xenops *x, const char *uuid, char **path)
+{
+    _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, uuid);
+    if (!d)
+        return -ENOENT;
+    if (d->cfg->machine == XENOPS_MACHINE_MICROVM)
+        return -ENOTSUP;
+    return asprintf(path, "%s/vnc.sock", d->dir) < 0 ? -ENOMEM : 0;
+}
+
+/* ================= supervision ================= */
+
+/* A QMP line from qemu: a reply for the waiting caller, or an event. */
+static void
+qdom_qmp_line(struct xenops *x, struct qdom *d, const char *line)
+{
+    json_t *j = json_loads(line, 0, NULL);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return;
+    }
+    const char *ev = json_string_value(json_object_get(j, "event"));
+    if (!ev) {
+        pthread_mutex_lock(&d->lock);
+        json_decref(d->reply);
+        d->reply = j;
+        pthread_cond_broadcast(&d->cond);
+        pthread_mutex_unlock(&d->lock);
+        return;
+    }
+    json_t *data = json_object_get(j, "data");
+    if (!strcmp(ev, "SHUTDOWN")) {
+        const char *reason = json_string_value(json_object_get(data, "reason"));
+        pthread_mutex_lock(&d->lock);
+        snprintf(d->shutdown_reason, sizeof(d->shutdown_reason), "%s", reason ? reason : "");
+        pthread_mutex_unlock(&d->lock);
+    } else if (!strcmp(ev, "RESET")) {
+        pthread_mutex_lock(&d->lock);
+        d->reboots++;
+        pthread_cond_broadcast(&d->cond);
+        pthread_mutex_unlock(&d->lock);
+        xenops_emit(x, d->uuid, XENOPS_EVENT_REBOOTED);
+    } else if (!strcmp(ev, "STOP")) {
+        xenops_emit(x, d->uuid, XENOPS_EVENT_PAUSED);
+    } else if (!strcmp(ev, "RESUME")) {
+        pthread_mutex_lock(&d->lock);
+        bool announce = d->announce_resume;
+        d->announce_resume = true;
+        pthread_mutex_unlock(&d->lock);
+        if (announce)
+            xenops_emit(x, d->uuid, XENOPS_EVENT_RESUMED);
+    } else if (!strcmp(ev, "GUEST_PANICKED")) {
+        xenops_emit(x, d->uuid, XENOPS_EVENT_CRASHED);
+        /* on_crash, applied without waiting on our own reply: the supervisor
+         * is the QMP reader, so it sends and lets the reply be dropped. */
+        const char *cmd = d->cfg->on_crash == XENOPS_ACTION_RESTART    ? "system_reset"
+                          : d->cfg->on_crash == XENOPS_ACTION_PRESERVE ? "stop"
+                                                                        : "quit";
+        if (d->cfg->on_crash == XENOPS_ACTION_DESTROY) {
+            pthread_mutex_lock(&d->lock);
+            d->exit_event = XENOPS_EVENT_HALTED;
+            pthread_mutex_unlock(&d->lock);
+        }
+        json_t *c = json_pack("{s:s}", "execute", cmd);
+        if (c)
+            qmp_send(d->qmp_fd, c, -1);
+        json_decref(c);
+    }
+    json_decref(j);
+}
+
+/* Removes every file we or qemu left in the domain's directory. */
+static void
+qdom_clean_dir(struct qdom *d)
+{
+    static const char *const files[] = {"qmp.sock", "console.sock", "vnc.sock", "qemu.pid",
+                                        "config.json", "accel", "qemu.log"};
+    char path[4400];
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", d->dir, files[i]);
+        unlink(path);
+    }
+    rmdir(d->dir);
+}
+
+/* qemu is gone: (1) out of the map, then the event per (2), then the action. */
+static void
+qdom_exited(struct xenops *x, struct qdom *d)
+{
+    struct qbackend *b = x->priv;
+    pthread_mutex_lock(&b->lock);
+    if (hashmap_get(&b->doms, d->uuid) == d)
+        hashmap_remove(&b->doms, d->uuid);
+    pthread_mutex_unlock(&b->lock);
+    pthread_mutex_lock(&d->lock);
+    d->exited = true;
+    int ev = d->exit_event;
+    char reason[32];
+    snprintf(reason, sizeof(reason), "%s", d->shutdown_reason);
+    pthread_cond_broadcast(&d->cond);
+    pthread_mutex_unlock(&d->lock);
+    qdom_clean_dir(d);
+    enum xenops_action action = XENOPS_ACTION_DESTROY;
+    if (ev < 0) {
+        if (!strcmp(reason, "guest-shutdown")) {
+            ev = XENOPS_EVENT_HALTED;
+            action = d->cfg->on_poweroff;
+        } else if (!strcmp(reason, "guest-reset")) {
+            ev = XENOPS_EVENT_HALTED; /* on_reboot is DESTROY, else qemu had reset */
+        } else if (reason[0] && strcmp(reason, "guest-panic")) {
+            ev = XENOPS_EVENT_HALTED; /* host-qmp-quit, host-signal ... */
+        } else {
+            ev = XENOPS_EVENT_CRASHED;
+            action = d->cfg->on_crash;
+        }
+    }
+    log_info("xenops.qemu_exit", "vm=%s pid=%d reason=%s event=%s", d->uuid, (int)d->pid,
+             reason[0] ? reason : "none", xenops_event_name((enum xenops_event)ev));
+    if (action == XENOPS_ACTION_RESTART) {
+        if (ev == XENOPS_EVENT_CRASHED)
+            xenops_emit(x, d->uuid, XENOPS_EVENT_CRASHED);
+        int rc = qemu_spawn_domain(x, d->cfg, NULL, false);
+        if (rc == 0) {
+            xenops_emit(x, d->uuid, XENOPS_EVENT_REBOOTED);
+            return;
+        }
+        log_warn_errno(-rc, "xenops.restart_failed", "vm=%s", d->uuid);
+        xenops_emit(x, d->uuid, XENOPS_EVENT_HALTED);
+        return;
+    }
+    xenops_emit(x, d->uuid, (enum xenops_event)ev);
+    if (ev == XENOPS_EVENT_CRASHED)
+        xenops_emit(x, d->uuid, XENOPS_EVENT_HALTED);
+}
+
+struct supervise_arg {
+    struct xenops *x;
+    struct qdom *d;
+};
+
+static void *
+qdom_supervise(void *arg)
+{
+    struct xenops *x = ((struct supervise_arg *)arg)->x;
+    struct qdom *d = ((struct supervise_arg *)arg)->d; /* the thread's reference */
+    free(arg);
+    struct qbackend *b = x->priv;
+    bool gone = false, qmp_open = true, con_open = d->con_fd >= 0;
+    for (;;) {
+        struct pollfd p[4] = {{.fd = d->pidfd, .events = POLLIN},
+                              {.fd = d->wake_fd, .events = POLLIN},
+                              {.fd = qmp_open ? d->qmp_fd : -1, .events = POLLIN},
+                              {.fd = con_open ? d->con_fd : -1, .events = POLLIN}};
+        if (poll(p, 4, -1) < 0 && errno != EINTR)
+            break;
+        if (p[1].revents)
+            break; /* xenops_free: leave qemu running */
+        if (p[3].revents) {
+            char buf[4096];
+            ssize_t n = read(d->con_fd, buf, sizeof(buf));
+            if (n > 0) {
+                pthread_mutex_lock(&d->con_lock);
+                console_feed(x, d, buf, (size_t)n);
+                pthread_mutex_unlock(&d->con_lock);
+            } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+                con_open = false;
+            }
+        }
+        if (p[2].revents) {
+            char *line;
+            int rc;
+            while ((rc = qmp_read_line(&d->qmp_in, d->qmp_fd, &line)) == 1)
+                qdom_qmp_line(x, d, line);
+            if (rc < 0)
+                qmp_open = false; /* QMP hang-up: qemu is dying; the pidfd says when */
+            if (rc < 0 && poll(&(struct pollfd){.fd = d->pidfd, .events = POLLIN}, 1, 2000) == 0) {
+                log_warn("xenops.qmp_hangup", "vm=%s pid=%d: killed", d->uuid, (int)d->pid);
+                syscall(SYS_pidfd_send_signal, d->pidfd, SIGKILL, NULL, 0);
+            }
+        }
+        if (p[0].revents) {
+            gone = true;
+            break;
+        }
+    }
+    if (gone) {
+        /* drain the console: the guest's last words precede its exit */
+        char buf[4096];
+        ssize_t n;
+        while (con_open && (n = recv(d->con_fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+            pthread_mutex_lock(&d->con_lock);
+            console_feed(x, d, buf, (size_t)n);
+            pthread_mutex_unlock(&d->con_lock);
+        }
+        char *line;
+        while (qmp_open && qmp_read_line(&d->qmp_in, d->qmp_fd, &line) == 1)
+            qdom_qmp_line(x, d, line);
+        qdom_exited(x, d);
+    }
+    qdom_unref(d);
+    pthread_mutex_lock(&b->lock);
+    b->n_threads--;
+    pthread_cond_broadcast(&b->cond);
+    pthread_mutex_unlock(&b->lock);
+    return NULL;
+}
+
+/* Connects QMP and the console of d's qemu (pid/pidfd known), starts its
+ * supervisor and puts it in the map. On failure the caller kills qemu. */
+static int
+qdom_attach(struct xenops *x, struct qdom *d, unsigned timeout_ms)
+{
+    struct qbackend *b = x->priv;
+    char path[4200];
+    uint64_t deadline = xenops_now_ms() + timeout_ms;
+    snprintf(path, sizeof(path), "%s/qmp.sock", d->dir);
+    if ((d->qmp_fd = qmp_connect(path, d->pidfd, deadline)) < 0)
+        return d->qmp_fd;
+    int rc = qmp_handshake(&d->qmp_in, d->qmp_fd, timeout_ms);
+    if (rc < 0)
+        return rc;
+    snprintf(path, sizeof(path), "%s/console.sock", d->dir);
+    if ((d->con_fd = qmp_connect(path, d->pidfd, deadline)) < 0)
+        return d->con_fd;
+    if ((d->wake_fd = eventfd(0, EFD_CLOEXEC)) < 0)
+        return -errno;
+    /* the supervisor reads whatever is there and goes back to poll: it must
+     * never block in read() on one socket while the other has data */
+    if (fcntl(d->qmp_fd, F_SETFL, O_NONBLOCK) < 0 || fcntl(d->con_fd, F_SETFL, O_NONBLOCK) < 0)
+        return -errno;
+    console_log_open(x, d);
+    struct supervise_arg *a = malloc(sizeof(*a));
+    if (!a)
+        return -ENOMEM;
+    a->x = x;
+    a->d = d;
+    pthread_mutex_lock(&b->lock);
+    if (hashmap_get(&b->doms, d->uuid)) {
+        pthread_mutex_unlock(&b->lock);
+        free(a);
+        return -EEXIST;
+    }
+    if ((rc = hashmap_put(&b->doms, d->uuid, d)) < 0) {
+        pthread_mutex_unlock(&b->lock);
+        free(a);
+        return rc;
+    }
+    d->refs += 2; /* the map's and the supervisor's; no other thread sees d yet */
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    rc = -pthread_create(&t, &attr, qdom_supervise, a);
+    pthread_attr_destroy(&attr);
+    if (rc < 0) {
+        hashmap_remove(&b->doms, d->uuid);
+        d->refs -= 2;
+        free(a);
+    } else {
+        b->n_threads++;
+    }
+    pthread_mutex_unlock(&b->lock);
+    return rc;
+}
+
+/* ================= spawning ================= */
+
+/* Resolves @name along PATH (before fork: execv in the child allocates nothing). */
+static char *
+find_binary(const char *name)
+{
+    if (strchr(name, '/'))
+        return strdup(name);
+    const char *path = getenv("PATH");
+    _cleanup_free_ char *copy = strdup(path ? path : "/usr/bin:/bin");
+    char *save = NULL;
+    for (char *dir = copy ? strtok_r(copy, ":", &save) : NULL; dir;
+         dir = strtok_r(NULL, ":", &save)) {
+        char *full;
+        if (asprintf(&full, "%s/%s", dir, name) < 0)
+            return NULL;
+        if (access(full, X_OK) == 0)
+            return full;
+        free(full);
+    }
+    return NULL;
+}
+
+/* In the grandchild: becomes qemu or _exit()s, writing errno to @errfd. */
+__attribute__((noreturn)) static void
+child_exec(struct xenops *x, const char *bin, char **argv, int logfd, int resume_fd, int errfd)
+{
+    /* move what we keep above the low fds first, so no dup2 clobbers another */
+    errfd = fcntl(errfd, F_DUPFD_CLOEXEC, 10);
+    int rfd = resume_fd >= 0 ? fcntl(resume_fd, F_DUPFD, 10) : -1;
+    int nul = open("/dev/null", O_RDWR);
+    if (errfd < 0 || nul < 0 || (resume_fd >= 0 && rfd < 0))
+        goto fail;
+    if (dup2(nul, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
+        goto fail;
+    if (rfd >= 0 ? dup2(rfd, 3) < 0 : (close(3), false))
+        goto fail;
+    if (dup2(errfd, 4) < 0 || fcntl(4, F_SETFD, FD_CLOEXEC) < 0)
+        goto fail;
+    errfd = 4;
+    /* qemu keeps: stdio (stdout/stderr to qemu.log), the resume image as fd 3,
+     * the exec-error pipe until exec; nothing else of ours. */
+    syscall(SYS_close_range, 5, ~0U, 0);
+    if (x->set_ids && (setgroups(0, NULL) < 0 || setresgid(x->gid, x->gid, x->gid) < 0 ||
+                       setresuid(x->uid, x->uid, x->uid) < 0))
+        goto fail;
+    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    signal(SIGPIPE, SIG_DFL);
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    execv(bin, argv);
+fail:;
+    int e = errno;
+    if (errfd >= 0)
+        (void)!write(errfd, &e, sizeof(e));
+    _exit(127);
+}
+
+/* Double fork: qemu's parent is gone before we return, so init reaps it and
+ * it outlives us. Returns qemu's pid or -errno (exec failures included). */
+static pid_t
+spawn_detached(struct xenops *x, const char *bin, char **argv, int logfd, int resume_fd)
+{
+    int pidpipe[2], errpipe[2];
+    if (pipe2(pidpipe, O_CLOEXEC) < 0)
+        return -errno;
+    if (pipe2(errpipe, O_CLOEXEC) < 0) {
+        close(pidpipe[0]);
+        close(pidpipe[1]);
+        return -errno;
+    }
+    pid_t mid = fork();
+    if (mid == 0) {
+        setsid();
+        pid_t pid = fork();
+        if (pid == 0)
+            child_exec(x, bin, argv, logfd, resume_fd, errpipe[1]);
+        (void)!write(pidpipe[1], &pid, sizeof(pid));
+        _exit(0);
+    }
+    close(pidpipe[1]);
+    close(errpipe[1]);
+    pid_t pid = -1;
+    int err = 0;
+    if (mid < 0)
+        err = errno;
+    else
+        waitpid(mid, NULL, 0);
+    if (!err && read(pidpipe[0], &pid, sizeof(pid)) != sizeof(pid))
+        err = EIO;
+    if (!err && pid < 0)
+        err = -pid;
+    int child_err;
+    if (!err && read(errpipe[0], &child_err, sizeof(child_err)) == sizeof(child_err))
+        err = child_err; /* the exec failed */
+    close(pidpipe[0]);
+    close(errpipe[0]);
+    return err ? -err : pid;
+}
+
+static int
+write_file(const char *dir, const char *name, const char *text)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    size_t len = strlen(text);
+    return write(fd, text, len) == (ssize_t)len ? 0 : -EIO;
+}
+
+/* Waits for an incoming migration (resume) to finish: status leaves "inmigrate". */
+static int
+qdom_wait_incoming(struct qdom *d)
+{
+    uint64_t deadline = xenops_now_ms() + 60000;
+    while (xenops_now_ms() < deadline) {
+        json_t *r = NULL;
+        int rc = qdom_qmp(d, "query-status", &r);
+        if (rc < 0)
+            return rc;
+        const char *st = json_string_value(json_object_get(r, "status"));
+        bool done = st && strcmp(st, "inmigrate") != 0;
+        bool bad = st && (!strcmp(st, "internal-error") || !strcmp(st, "shutdown"));
+        json_decref(r);
+        if (bad)
+            return -EIO;
+        if (done)
+            return 0;
+        poll(NULL, 0, 20);
+    }
+    return -ETIMEDOUT;
+}
+
+static int
+qemu_spawn_domain(struct xenops *x, const struct xenops_domain_config *cfg,
+                  const char *resume_path, bool announce)
+{
+    _cleanup_(qdom_unrefp) struct qdom *d = qdom_new(x, cfg);
+    if (!d)
+        return -ENOMEM;
+    const char *accel = cfg->accel == XENOPS_ACCEL_KVM   ? "kvm"
+                        : cfg->accel == XENOPS_ACCEL_TCG ? "tcg"
+                                                         : xenops_kvm_probe(x->qemu_binary, 3000);
+    snprintf(d->accel, sizeof(d->accel), "%s", accel);
+    char **argv = NULL;
+    size_t argc = 0;
+    int rc = xenops_qemu_argv(cfg, accel, d->dir, x->qemu_binary, &argv, &argc);
+    if (rc < 0)
+        return rc;
+    if (resume_path) {
+        char **v = realloc(argv, (argc + 3) * sizeof(*v));
+        if (!v) {
+            xenops_strv_free(argv, argc);
+            return -ENOMEM;
+        }
+        argv = v;
+        argv[argc++] = strdup("-incoming");
+        argv[argc++] = strdup("fd:3");
+        argv[argc] = NULL;
+        if (!argv[argc - 1] || !argv[argc - 2]) {
+            xenops_strv_free(argv, argc);
+            return -ENOMEM;
+        }
+    }
+    _cleanup_free_ char *bin = find_binary(argv[0]);
+    _cleanup_free_ char *cfg_json = xenops_config_to_json(cfg);
+    _cleanup_close_ int resume_fd = resume_path ? open(resume_path, O_RDONLY | O_CLOEXEC) : -1;
+    if (rc == 0 && (!bin || !cfg_json))
+        rc = bin ? -ENOMEM : -ENOENT;
+    if (rc == 0 && resume_path && resume_fd < 0)
+        rc = -errno;
+    if (rc == 0 && mkdir(d->dir, 0700) < 0)
+        rc = errno == EEXIST ? -EEXIST : -errno; /* (1): a live or unrecovered domain */
+    if (rc == 0 && x->set_ids && chown(d->dir, x->uid, x->gid) < 0)
+        rc = -errno;
+    char logpath[4200];
+    snprintf(logpath, sizeof(logpath), "%s/qemu.log", d->dir);
+    _cleanup_close_ int logfd = rc ? -1 : open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (rc == 0 && logfd < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = write_file(d->dir, "config.json", cfg_json);
+    if (rc == 0)
+        rc = write_file(d->dir, "accel", accel);
+    if (rc == 0) {
+        d->start_time_ms = xenops_realtime_ms();
+        d->pid = spawn_detached(x, bin, argv, logfd, resume_fd);
+        if (d->pid < 0)
+            rc = d->pid;
+    }
+    xenops_strv_free(argv, argc);
+    if (rc == 0 && (d->pidfd = (int)syscall(SYS_pidfd_open, d->pid, 0)) < 0)
+        rc = -errno;
+    if (rc == 0) {
+        char pidtext[32];
+        snprintf(pidtext, sizeof(pidtext), "%d\n", (int)d->pid);
+        rc = write_file(d->dir, "qemu.pid", pidtext);
+    }
+    d->announce_resume = announce;
+    bool attached = false;
+    if (rc == 0)
+        attached = (rc = qdom_attach(x, d, 10000)) == 0;
+    if (rc == 0 && resume_path)
+        rc = qdom_wait_incoming(d);
+    if (rc == 0 && !cfg->start_paused)
+        rc = qdom_qmp(d, "cont", NULL);
+    if (rc < 0 && rc != -EEXIST) {
+        /* rollback: the qemu we started (if any) goes, and its directory */
+        log_warn_errno(-rc, "xenops.start_failed", "vm=%s pid=%d", cfg->uuid, (int)d->pid);
+        pthread_mutex_lock(&d->lock);
+        d->exit_event = XENOPS_EVENT_HALTED;
+        pthread_mutex_unlock(&d->lock);
+        if (d->pid > 0)
+            kill(d->pid, SIGKILL);
+        if (!attached) /* else its supervisor sees the exit and cleans up */
+            qdom_clean_dir(d);
+        return rc;
+    }
+    if (rc == 0)
+        log_info("xenops.qemu_start", "vm=%s pid=%d accel=%s", d->uuid, (int)d->pid, accel);
+    return rc;
+}
+
+/* ================= lifecycle ops ================= */
+
+static int
+qemu_start(struct xenops *x, const struct xenops_domain_config *cfg, const char *resume_path)
+{
+    _cleanup_(qdom_unrefp) struct qdom *old = qdom_get(x, cfg->uuid);
+    if (old)
+        return -EEXIST;
+    return qemu_spawn_domain(x, cfg, resume_path, resume_path != NULL);
+}
+
+static int
+qdom_status(struct qdom *d, bool *running)
+{
+    json_t *r = NULL;
+    int rc = qdom_qmp(d, "query-status", &r);
+    if (rc == 0)
+        *running = json_is_true(json_object_get(r, "running"));
+    json_decref(r);
+    return rc;
+}
+
+static int
+qemu_pause(struct xenops *x, const char *uuid)
+{
+    _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, uuid);
+    bool running;
+    if (!d)
+        return -ENOENT;
+    int rc = qdom_status(d, &running);
+    if (rc == 0 && !running)
+        rc = -EBUSY;
+    return rc < 0 ? rc : qdom_qmp(d, "stop", NULL);
+}
+
+static int
+qemu_unpause(struct xenops *x, const char *uuid)
+{
+    _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, uuid);
+    bool running;
+    if (!d)
+        return -ENOENT;
+    int rc = qdom_status(d, &running);
+    if (rc == 0 && running)
+        rc = -EBUSY;
+    return rc < 0 ? rc : qdom_qmp(d, "cont", NULL);
+}
+
+/* Waits until the supervisor saw qemu exit; false on timeout. */
+static bool
+qdom_wait_exit(struct qdom *d, unsigned timeout_ms)
+{
+    uint64_t deadline = xenops_now_ms() + timeout_ms;
+    pthread_mutex_lock(&d->lock);
+    while (!d->exited && qdom_wait(d, deadline))
+        ;
+    bool exited = d->exited;
+    pthread_mutex_unlock(&d->lock);
+    return exited;
+}
+
+static int
+qdom_kill(struct qdom *d, int exit_event)
+{
+    pthread_mutex_lock(&d->lock);
+    d->exit_event = exit_event;
+    pthread_mutex_unlock(&d->lock);
+    json_t *c = json_pack("{s:s}", "execute", "quit");
+    pthread_mutex_lock(&d->cmd_lock);
+    if (c)
+        qmp_send(d->qmp_fd, c, -1); /* its reply may never come: qemu goes */
+    pthread_mutex_unlock(&d->cmd_lock);
+    json_decref(c);
+    if (qdom_wait_exit(d, 2000))
+        return 0;
+    syscall(SYS_pidfd_send_signal, d->pidfd, SIGKILL, NULL, 0);
+    return qdom_wait_exit(d, 5000) ? 0 : -EIO;
+}
+
+static int
+qemu_shutdown(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms)
+{
+    _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, uuid);
+    if (!d)
+        return -ENOENT;
+    if (hard)
+        return qdom_kill(d, XENOPS_EVENT_HALTED);
+    /* a clean shutdown is a halt whatever on_poweroff says (2) */
+    pthread_mutex_lock(&d->lock);
+    d->exit_event = XENOPS_EVENT_HALTED;
+    pthread_mutex_unlock(&d->lock);
+    int rc;
+    if (d->cfg->machine == XENOPS_MACHINE_MICROVM) {
+        rc = qemu_console_write(x, uuid, "\npoweroff\n", 10);
+    } else {
+        rc = qdom_qmp(d, "system_powerdown", NULL);
+    }
+    if (rc == 0 && !qdom_wait_exit(d, timeout_ms))
+        rc = -ETIMEDOUT;
+    if (rc < 0) {
+        pthread_mutex_lock(&d->lock);
+        if (!d->exited)
+            d->exit_event = -1;
+        pthread_mutex_unlock(&d->lock);
+    }
+    return rc == -ESRCH ? 0 : rc;
+}
+
+static int
+qemu_reboot(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms)
+{
+    _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, uuid);
+    if (!d)
+        return -ENOENT;
+    pthread_mutex_lock(&d->lock);
+    uint64_t before = d->reboots;
+    pthread_mutex_unlock(&d->lock);
+    int rc = hard ? qdom_qmp(d, "system_reset", NULL)
+                  : qemu_console_write(x, uuid, "\nreboot\n", 8);
+    if (rc < 0)
+        return rc;
+    uint64_t deadline = xenops_now_ms() + (hard ? 5000 : timeout_ms);
+    pthread_mutex_lock(&d->lock);
+    while (d->reboots == before && !d->exited && qdom_wait(d, deadline))
+        ;
+    rc = d->reboots != before ? 0 : d->exited ? 0 : -ETIMEDOUT;
+    pthread_mutex_unlock(&d->lock);
+    return rc;
+}
+
+static int
+qemu_suspend(struct xenops *x, const char *uuid, const char *path)
+{
+    _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, uuid);
+    if (!d)
+        return -ENOENT;
+    _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    bool running;
+    int rc = qdom_status(d, &running);
+    if (rc == 0 && running)
+        rc = qdom_qmp(d, "stop", NULL);
+    if (rc == 0)
+        rc = qdom_qmp_fd(d, json_pack("{s:s,s:{s:s}}", "execute", "getfd", "arguments", "fdname",
+                                      "vessel-suspend"), fd, NULL);
+    if (rc == 0)
+        rc = qdom_qmp_fd(d, json_pack("{s:s,s:{s:s}}", "execute", "migrate", "arguments", "uri",
+                                      "fd:vessel-suspend"), -1, NULL);
+    uint64_t deadline = xenops_now_ms() + 120000;
+    while (rc == 0) {
+        json_t *r = NULL;
+        if ((rc = qdom_qmp(d, "query-migrate", &r)) < 0)
+            break;
+        const char *st = json_string_value(json_object_get(r, "status"));
+        bool done = st && !strcmp(st, "completed");
+        bool failed = !st || !strcmp(st, "failed") || !strcmp(st, "cancelled");
+        json_decref(r);
+        if (done)
+            break;
+        if (failed)
+            rc = -EIO;
+        else if (xenops_now_ms() > deadline)
+            rc = -ETIMEDOUT;
+        else
+            poll(NULL, 0, 20);
+    }
+    if (rc < 0) {
+        log_warn_errno(-rc, "xenops.suspend_failed", "vm=%s", uuid);
+        unlink(path);
+        if (running)
+            qdom_qmp(d, "cont", NULL); /* rollback: it keeps running */
+        return rc;
+    }
+    if (fsync(fd) < 0)
+        rc = -errno;
+    return rc < 0 ? rc : qdom_kill(d, XENOPS_EVENT_SUSPENDED);
+}
+
+/* utime + stime of /proc/<pid>/task/<tid>/stat, in ns. */
+static uint64_t
+thread_cpu_ns(pid_t pid, long tid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/task/%ld/stat", (int)pid, tid);
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* comm may contain spaces */
+    unsigned long long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return 0;
+    return (ut + st) * (1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK));
+}
+
+static uint64_t
+process_rss_bytes(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    unsigned long long kb = 0;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %llu kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb * 1024;
+}
+
+static int
+qemu_stats(struct xenops *x, const char *uuid, struct xenops_stats *out)
+{
+    _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, uuid);
+    if (!d)
+        return -ENOENT;
+    bool running;
+    int rc = qdom_status(d, &running);
+    if (rc < 0)
+        return rc;
+    out->power = running ? XENOPS_POWER_RUNNING : XENOPS_POWER_PAUSED;
+    out->pid = d->pid;
+    out->memory_bytes = d->cfg->memory_bytes;
+    out->memory_actual_bytes = process_rss_bytes(d->pid);
+    out->vcpus = d->cfg->vcpus;
+    out->start_time_ms = d->start_time_ms;
+    snprintf(out->accel, sizeof(out->accel), "%s", d->accel);
+    json_t *cpus = NULL;
+    if (qdom_qmp(d, "query-cpus-fast", &cpus) == 0) {
+        size_t i;
+        json_t *c;
+        json_array_foreach(cpus, i, c) {
+            json_int_t idx = json_integer_value(json_object_get(c, "cpu-index"));
+            json_int_t tid = json_integer_value(json_object_get(c, "thread-id"));
+            if (idx >= 0 && idx < 64 && tid > 0)
+                out->vcpu_time_ns[idx] = thread_cpu_ns(d->pid, (long)tid);
+        }
+    }
+    json_decref(cpus);
+    return 0;
+}
+
+static int
+qemu_list(struct xenops *x, char ***uuids, size_t *n)
+{
+    struct qbackend *b = x->priv;
+    pthread_mutex_lock(&b->lock);
+    char **v = calloc(b->doms.n + 1, sizeof(*v));
+    size_t k = 0;
+    int rc = v ? 0 : -ENOMEM;
+    /* the map has no iterator: the run dir lists the same uuids (1) */
+    DIR *dir = v ? opendir(x->run_dir) : NULL;
+    struct dirent *e;
+    while (dir && (e = readdir(dir)) && k < b->doms.n)
+        if (hashmap_get(&b->doms, e->d_name) && !(v[k++] = strdup(e->d_name)))
+            rc = -ENOMEM;
+    if (dir)
+        closedir(dir);
+    pthread_mutex_unlock(&b->lock);
+    if (rc < 0) {
+        xenops_strv_free(v, k);
+        return rc;
+    }
+    *uuids = v;
+    *n = k;
+    return 0;
+}
+
+/* ================= recovery ================= */
+
+static char *
+read_small(const char *dir, const char *name)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t cap = 0;
+    ssize_t n = getdelim(&buf, &cap, '\0', f);
+    fclose(f);
+    if (n < 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* True when @pid's command line names @dir's QMP socket: it is our qemu, not
+ * a process that reused the pid. */
+static bool
+pid_is_domain(pid_t pid, const char *dir)
+{
+    char path[64], buf[8192], want[4300];
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    snprintf(want, sizeof(want), "path=%s/qmp.sock,", dir);
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+    if (n <= 0)
+        return false;
+    for (ssize_t i = 0; i < n; i++)
+        if (buf[i] == '\0')
+            buf[i] = ' ';
+    buf[n] = '\0';
+    return strstr(buf, want) != NULL;
+}
+
+static void
+recover_one(struct xenops *x, const char *name)
+{
+    char dir[4200];
+    snprintf(dir, sizeof(dir), "%s/%s", x->run_dir, name);
+    _cleanup_free_ char *pidtext = read_small(dir, "qemu.pid");
+    _cleanup_free_ char *json = read_small(dir, "config.json");
+    _cleanup_free_ char *accel = read_small(dir, "accel");
+    _cleanup_(xenops_config_freep) struct xenops_domain_config *cfg = NULL;
+    if (!json || xenops_config_from_json(json, &cfg) < 0 || !cfg->uuid || strcmp(cfg->uuid, name))
+        cfg = NULL;
+    pid_t pid = pidtext ? (pid_t)atoi(pidtext) : 0;
+    _cleanup_(qdom_unrefp) struct qdom *d = cfg ? qdom_new(x, cfg) : NULL;
+    int rc = d ? 0 : -ENOENT;
+    if (rc == 0 && (pid <= 0 || (d->pidfd = (int)syscall(SYS_pidfd_open, pid, 0)) < 0 ||
+                    !pid_is_domain(pid, dir)))
+        rc = -ESRCH;
+    if (rc == 0) {
+        d->pid = pid;
+        d->announce_resume = true;
+        snprintf(d->accel, sizeof(d->accel), "%s", accel ? accel : "tcg");
+        struct stat st;
+        char p[4300];
+        snprintf(p, sizeof(p), "%s/qemu.pid", dir);
+        d->start_time_ms = stat(p, &st) == 0 ? (uint64_t)st.st_mtime * 1000 : 0;
+        rc = qdom_attach(x, d, 5000);
+    }
+    log_info("xenops.recover", "vm=%s pid=%d alive=%s", name, (int)pid, rc == 0 ? "yes" : "no");
+    if (rc == 0 || rc == -EEXIST)
+        return;
+    if (d && d->pid > 0 && rc != -ESRCH) {
+        /* alive but QMP does not answer us (another toolstack holds it?):
+         * leave it and its directory alone; a later recover may adopt it */
+        log_warn_errno(-rc, "xenops.recover_failed", "vm=%s pid=%d", name, (int)pid);
+        return;
+    }
+    struct qdom tmp = {.dir = dir};
+    qdom_clean_dir(&tmp);
+}
+
+static int
+qemu_recover(struct xenops *x)
+{
+    DIR *dir = opendir(x->run_dir);
+    if (!dir)
+        return -errno;
+    struct dirent *e;
+    while ((e = readdir(dir)))
+        if (strlen(e->d_name) == 36)
+            recover_one(x, e->d_name);
+    closedir(dir);
+    return 0;
+}
+
+/* ================= instance ================= */
+
+static int
+qemu_init(struct xenops *x)
+{
+    struct qbackend *b = calloc(1, sizeof(*b));
+    if (!b)
+        return -ENOMEM;
+    pthread_mutex_init(&b->lock, NULL);
+    pthread_cond_init(&b->cond, NULL);
+    hashmap_init(&b->doms);
+    x->priv = b;
+    return 0;
+}
+
+static void
+unref_value(void *p)
+{
+    qdom_unref(p);
+}
+
+static void
+qemu_fini(struct xenops *x)
+{
+    struct qbackend *b = x->priv;
+    char **v = NULL;
+    size_t n = 0;
+    if (qemu_list(x, &v, &n) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, v[i]);
+            if (!d)
+                continue;
+            pthread_mutex_lock(&d->lock);
+            d->stop = true;
+            pthread_cond_broadcast(&d->cond);
+            pthread_mutex_unlock(&d->lock);
+            uint64_t one = 1;
+            (void)!write(d->wake_fd, &one, sizeof(one));
+        }
+        xenops_strv_free(v, n);
+    }
+    pthread_mutex_lock(&b->lock);
+    while (b->n_threads > 0)
+        pthread_cond_wait(&b->cond, &b->lock);
+    pthread_mutex_unlock(&b->lock);
+    hashmap_release_with(&b->doms, unref_value);
+    pthread_mutex_destroy(&b->lock);
+    pthread_cond_destroy(&b->cond);
+    free(b);
+}
+
+const struct xenops_ops xenops_qemu_ops = {
+    .name = "qemu",
+    .init = qemu_init,
+    .fini = qemu_fini,
+    .recover = qemu_recover,
+    .start = qemu_start,
+    .pause = qemu_pause,
+    .unpause = qemu_unpause,
+    .shutdown = qemu_shutdown,
+    .reboot = qemu_reboot,
+    .suspend = qemu_suspend,
+    .stats = qemu_stats,
+    .list = qemu_list,
+    .console_read = qemu_console_read,
+    .console_subscribe = qemu_console_subscribe,
+    .console_unsubscribe = qemu_console_unsubscribe,
+    .console_write = qemu_console_write,
+    .vnc_path = qemu_vnc_path,
+};

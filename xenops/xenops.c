@@ -1,0 +1,259 @@
+/* xenops/xenops.c - the front end: picks a backend, checks arguments, and
+ * forwards each call through the ops table (xenops_int.h).
+ *
+ * The two backends differ only behind struct xenops_ops; api/ cannot tell
+ * which one it drives except by xenops_backend_name(). Argument checks live
+ * here once so that both backends see only well-formed calls.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "xenops/xenops_int.h"
+
+static const char *const event_names[] = {"halted", "rebooted", "crashed",
+                                          "paused", "resumed",  "suspended"};
+
+const char *
+xenops_event_name(enum xenops_event ev)
+{
+    return (unsigned)ev < sizeof(event_names) / sizeof(event_names[0]) ? event_names[ev] : "?";
+}
+
+void
+xenops_strv_free(char **v, size_t n)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+uint64_t
+xenops_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t
+xenops_realtime_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int
+xenops_mkdir_p(const char *path, mode_t mode)
+{
+    _cleanup_free_ char *p = strdup(path);
+    if (!p)
+        return -ENOMEM;
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        if (mkdir(p, 0755) < 0 && errno != EEXIST)
+            return -errno;
+        *s = '/';
+    }
+    if (mkdir(p, mode) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+int
+xenops_new(const struct xenops_init *init, struct xenops **out)
+{
+    const struct xenops_ops *ops = NULL;
+    if (!init || !init->backend)
+        return -EINVAL;
+    if (!strcmp(init->backend, "qemu"))
+        ops = &xenops_qemu_ops;
+    else if (!strcmp(init->backend, "sim"))
+        ops = &xenops_sim_ops;
+    else
+        return -EINVAL;
+    if (ops == &xenops_qemu_ops && !init->run_dir)
+        return -EINVAL;
+    struct xenops *x = calloc(1, sizeof(*x));
+    if (!x)
+        return -ENOMEM;
+    x->ops = ops;
+    x->run_dir = init->run_dir ? strdup(init->run_dir) : NULL;
+    x->log_dir = strdup(init->log_dir ? init->log_dir : init->run_dir ? init->run_dir : "/tmp");
+    x->qemu_binary = strdup(init->qemu_binary ? init->qemu_binary : "qemu-system-x86_64");
+    x->log_max_bytes = init->log_max_bytes ? init->log_max_bytes : 1u << 20;
+    x->uid = init->uid;
+    x->gid = init->gid;
+    x->set_ids = init->set_ids;
+    x->sim_delay_ms = init->sim_delay_ms;
+    x->on_event = init->on_event;
+    x->opaque = init->opaque;
+    int rc = 0;
+    if ((init->run_dir && !x->run_dir) || !x->log_dir || !x->qemu_binary)
+        rc = -ENOMEM;
+    if (!rc && x->run_dir)
+        rc = xenops_mkdir_p(x->run_dir, 0700);
+    if (!rc && x->log_dir)
+        rc = xenops_mkdir_p(x->log_dir, 0700);
+    if (!rc)
+        rc = ops->init(x);
+    if (rc < 0) {
+        free(x->run_dir);
+        free(x->log_dir);
+        free(x->qemu_binary);
+        free(x);
+        return rc;
+    }
+    *out = x;
+    return 0;
+}
+
+void
+xenops_free(struct xenops *x)
+{
+    if (!x)
+        return;
+    x->ops->fini(x);
+    free(x->run_dir);
+    free(x->log_dir);
+    free(x->qemu_binary);
+    free(x);
+}
+
+const char *
+xenops_backend_name(const struct xenops *x)
+{
+    return x->ops->name;
+}
+
+int
+xenops_recover(struct xenops *x, char ***uuids, size_t *n)
+{
+    int rc = x->ops->recover(x);
+    if (rc < 0)
+        return rc;
+    if (!uuids)
+        return 0;
+    return x->ops->list(x, uuids, n);
+}
+
+int
+xenops_domain_list(struct xenops *x, char ***uuids, size_t *n)
+{
+    if (!uuids || !n)
+        return -EINVAL;
+    return x->ops->list(x, uuids, n);
+}
+
+int
+xenops_domain_start(struct xenops *x, const struct xenops_domain_config *cfg)
+{
+    int rc = xenops_config_check(cfg, NULL);
+    return rc < 0 ? rc : x->ops->start(x, cfg, NULL);
+}
+
+int
+xenops_domain_resume(struct xenops *x, const struct xenops_domain_config *cfg, const char *path)
+{
+    int rc = xenops_config_check(cfg, NULL);
+    if (rc < 0)
+        return rc;
+    if (!path)
+        return -EINVAL;
+    return x->ops->start(x, cfg, path);
+}
+
+#define NEED_UUID(u)                                                                               \
+    do {                                                                                           \
+        if (!(u))                                                                                  \
+            return -EINVAL;                                                                        \
+    } while (0)
+
+int
+xenops_domain_pause(struct xenops *x, const char *uuid)
+{
+    NEED_UUID(uuid);
+    return x->ops->pause(x, uuid);
+}
+
+int
+xenops_domain_unpause(struct xenops *x, const char *uuid)
+{
+    NEED_UUID(uuid);
+    return x->ops->unpause(x, uuid);
+}
+
+int
+xenops_domain_shutdown(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms)
+{
+    NEED_UUID(uuid);
+    return x->ops->shutdown(x, uuid, hard, timeout_ms);
+}
+
+int
+xenops_domain_reboot(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms)
+{
+    NEED_UUID(uuid);
+    return x->ops->reboot(x, uuid, hard, timeout_ms);
+}
+
+int
+xenops_domain_suspend(struct xenops *x, const char *uuid, const char *path)
+{
+    NEED_UUID(uuid);
+    if (!path)
+        return -EINVAL;
+    return x->ops->suspend(x, uuid, path);
+}
+
+int
+xenops_domain_stats(struct xenops *x, const char *uuid, struct xenops_stats *out)
+{
+    NEED_UUID(uuid);
+    memset(out, 0, sizeof(*out));
+    return x->ops->stats(x, uuid, out);
+}
+
+int
+xenops_console_read(struct xenops *x, const char *uuid, char **buf, size_t *len)
+{
+    NEED_UUID(uuid);
+    return x->ops->console_read(x, uuid, buf, len);
+}
+
+int
+xenops_console_subscribe(struct xenops *x, const char *uuid, xenops_console_fn *fn, void *opaque,
+                         uint64_t *id)
+{
+    NEED_UUID(uuid);
+    if (!fn || !id)
+        return -EINVAL;
+    return x->ops->console_subscribe(x, uuid, fn, opaque, id);
+}
+
+void
+xenops_console_unsubscribe(struct xenops *x, const char *uuid, uint64_t id)
+{
+    if (uuid)
+        x->ops->console_unsubscribe(x, uuid, id);
+}
+
+int
+xenops_console_write(struct xenops *x, const char *uuid, const char *data, size_t len)
+{
+    NEED_UUID(uuid);
+    return x->ops->console_write(x, uuid, data, len);
+}
+
+int
+xenops_console_vnc_path(struct xenops *x, const char *uuid, char **path)
+{
+    NEED_UUID(uuid);
+    return x->ops->vnc_path(x, uuid, path);
+}

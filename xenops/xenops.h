@@ -1,0 +1,205 @@
+/* xenops/xenops.h - the domain manager: run guests through a backend.
+ *
+ * A struct xenops is one backend instance ("qemu": one qemu-system-x86_64 per
+ * domain; "sim": in memory). It knows nothing of the XenAPI: api/ turns a VM
+ * record into a struct xenops_domain_config, calls these functions, and turns
+ * the -errno they return into XenAPI errors. Domains are named by their uuid.
+ *
+ * Threads: every function may be called from any thread, concurrently; calls
+ * on one domain are serialised inside. The event callback runs on a backend
+ * thread (never on the caller's), must not block for long, and may call back
+ * into this API except xenops_free().
+ *
+ * Errors (all functions returning int): 0, or -errno:
+ *   -ENOENT   no such running domain;        -EEXIST  the uuid already runs;
+ *   -EINVAL   a bad config or argument;      -EBUSY   wrong state for the call
+ *                                                     (e.g. unpause a running one);
+ *   -ETIMEDOUT the guest did not comply in time (clean shutdown/reboot);
+ *   -EIO      the device model misbehaved (QMP error, died during the call);
+ *   others from the system (spawn, files).
+ */
+#ifndef VESSEL_XENOPS_XENOPS_H
+#define VESSEL_XENOPS_XENOPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* ---- domain description ---- */
+
+enum xenops_machine { XENOPS_MACHINE_MICROVM, XENOPS_MACHINE_PC, XENOPS_MACHINE_Q35 };
+enum xenops_boot { XENOPS_BOOT_DIRECT, XENOPS_BOOT_FIRMWARE };
+enum xenops_accel { XENOPS_ACCEL_AUTO, XENOPS_ACCEL_KVM, XENOPS_ACCEL_TCG };
+enum xenops_disk_format { XENOPS_DISK_RAW, XENOPS_DISK_NBD };
+/* What happens after a guest powers off / reboots / crashes (xapi's
+ * actions_after_*): DESTROY leaves it halted, RESTART starts it again,
+ * PRESERVE keeps a crashed domain paused for inspection (crash only). */
+enum xenops_action { XENOPS_ACTION_DESTROY, XENOPS_ACTION_RESTART, XENOPS_ACTION_PRESERVE };
+
+struct xenops_disk {
+    char *path;     /* RAW: a file or block device; NBD: the server's unix socket */
+    char *export_name; /* NBD only, may be NULL */
+    enum xenops_disk_format format;
+    bool read_only;
+    bool cdrom;     /* an IDE/SATA CD-ROM (implies read-only); else virtio-blk */
+};
+
+struct xenops_domain_config {
+    char *uuid;          /* required, 36 chars */
+    char *name;          /* may be NULL */
+    uint64_t memory_bytes; /* multiple of 1 MiB */
+    unsigned vcpus;
+    enum xenops_boot boot;
+    enum xenops_machine machine;  /* FIRMWARE boot requires PC or Q35 */
+    char *kernel, *initrd, *cmdline;  /* DIRECT boot; initrd and cmdline may be NULL */
+    char *boot_order;    /* FIRMWARE boot: e.g. "cd"; NULL = "cd" */
+    struct xenops_disk *disks;
+    size_t n_disks;
+    enum xenops_accel accel;
+    bool start_paused;
+    enum xenops_action on_poweroff, on_reboot, on_crash;
+};
+
+/* Frees every string and the disk array, then @cfg itself. NULL is a no-op. */
+void xenops_config_free(struct xenops_domain_config *cfg);
+void xenops_config_freep(struct xenops_domain_config **cfg);
+/* A deep copy, or NULL on ENOMEM. Free with xenops_config_free(). */
+struct xenops_domain_config *xenops_config_copy(const struct xenops_domain_config *cfg);
+/* 0 when @cfg can be started; else -EINVAL and a static reason in *why. */
+int xenops_config_check(const struct xenops_domain_config *cfg, const char **why);
+/* JSON form (the run dir's config.json, and the argv golden tests):
+ * {"uuid":..,"name":..,"memory_bytes":..,"vcpus":..,"boot":"direct|firmware",
+ *  "machine":"microvm|pc|q35","kernel":..,"initrd":..,"cmdline":..,"boot_order":..,
+ *  "disks":[{"path":..,"format":"raw|nbd","export":..,"read_only":b,"cdrom":b}],
+ *  "accel":"auto|kvm|tcg","start_paused":b,
+ *  "on_poweroff"/"on_reboot"/"on_crash":"destroy|restart|preserve"}.
+ * Parse: 0 and *out (free with xenops_config_free), or -EINVAL. Unparse: a
+ * malloc'd string or NULL on ENOMEM. */
+int xenops_config_from_json(const char *json, struct xenops_domain_config **out);
+char *xenops_config_to_json(const struct xenops_domain_config *cfg);
+
+/* ---- events ---- */
+
+enum xenops_event {
+    XENOPS_EVENT_HALTED,    /* no longer running: guest poweroff or hard shutdown */
+    XENOPS_EVENT_REBOOTED,  /* guest reboot or hard/clean reboot; running again */
+    XENOPS_EVENT_CRASHED,   /* device model died or guest panicked; on_crash applied
+                               after this event (a RESTART is followed by REBOOTED,
+                               DESTROY by HALTED, PRESERVE by PAUSED) */
+    XENOPS_EVENT_PAUSED,
+    XENOPS_EVENT_RESUMED,
+    XENOPS_EVENT_SUSPENDED, /* its memory is in the suspend file; no longer running */
+};
+const char *xenops_event_name(enum xenops_event ev); /* "halted", ... */
+
+/* Called on a backend thread; @uuid is valid during the call only. */
+typedef void xenops_event_fn(void *opaque, const char *uuid, enum xenops_event ev);
+
+/* ---- the instance ---- */
+
+struct xenops_init {
+    const char *backend;  /* "qemu" or "sim" */
+    const char *run_dir;  /* qemu: one subdirectory per domain (pid, QMP, console,
+                             VNC sockets, config.json); created 0700 if missing */
+    const char *log_dir;  /* qemu: console logs <uuid>.log (+ .log.1 rotated);
+                             NULL = run_dir */
+    size_t log_max_bytes; /* rotate a console log past this; 0 = 1 MiB */
+    uid_t uid;            /* qemu runs as uid/gid when set_ids (needs root) */
+    gid_t gid;
+    bool set_ids;
+    const char *qemu_binary; /* NULL = "qemu-system-x86_64" from PATH */
+    unsigned sim_delay_ms;   /* sim: power transitions complete after this delay */
+    xenops_event_fn *on_event;
+    void *opaque;
+};
+
+struct xenops;
+
+/* A new instance in *out (free with xenops_free). Finds no domains by itself:
+ * call xenops_recover() to adopt ones left running by an earlier instance. */
+int xenops_new(const struct xenops_init *init, struct xenops **out);
+/* Stops supervising and frees; running domains keep running (a later
+ * xenops_recover() adopts them). No event is delivered after it returns. */
+void xenops_free(struct xenops *x);
+const char *xenops_backend_name(const struct xenops *x);
+
+/* Adopts every domain left running in the run dir (qemu: its pid file names a
+ * live qemu whose QMP answers); cleans up after dead ones. *uuids (may be NULL)
+ * receives a malloc'd array of malloc'd uuid strings of the live ones, freed
+ * with xenops_strv_free(); *n their count. */
+int xenops_recover(struct xenops *x, char ***uuids, size_t *n);
+void xenops_strv_free(char **v, size_t n);
+
+/* ---- lifecycle (xenops_domain_*) ---- */
+
+/* Builds and starts a domain (paused if cfg->start_paused). Returns when it
+ * runs (or is paused); -EEXIST if the uuid runs already. @cfg is copied. */
+int xenops_domain_start(struct xenops *x, const struct xenops_domain_config *cfg);
+int xenops_domain_pause(struct xenops *x, const char *uuid);
+int xenops_domain_unpause(struct xenops *x, const char *uuid);
+/* Clean: asks the guest (ACPI power button on pc/q35; on microvm, which has no
+ * ACPI here, the line "poweroff" on its serial console, which Vessel's guests
+ * understand) and waits up to @timeout_ms for it to halt: -ETIMEDOUT if not.
+ * Hard: the device model is stopped (QMP quit, SIGKILL after 2 s). Both emit
+ * HALTED and ignore on_poweroff. */
+int xenops_domain_shutdown(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms);
+/* Clean: the line "reboot" on the serial console, waiting up to @timeout_ms
+ * for the guest to reset; hard: a system reset. Both emit REBOOTED. */
+int xenops_domain_reboot(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms);
+/* Pauses, writes the domain's state to @path (created 0600), stops it: emits
+ * SUSPENDED. */
+int xenops_domain_suspend(struct xenops *x, const char *uuid, const char *path);
+/* Starts @cfg from the state in @path (as written by suspend); running
+ * afterwards unless cfg->start_paused. Emits RESUMED. */
+int xenops_domain_resume(struct xenops *x, const struct xenops_domain_config *cfg,
+                         const char *path);
+
+enum xenops_power { XENOPS_POWER_RUNNING, XENOPS_POWER_PAUSED };
+struct xenops_stats {
+    enum xenops_power power;
+    pid_t pid;                 /* the device model's pid; 0 for sim */
+    uint64_t memory_bytes;     /* configured */
+    uint64_t memory_actual_bytes; /* resident (qemu: VmRSS), or configured for sim */
+    unsigned vcpus;
+    uint64_t vcpu_time_ns[64]; /* per vCPU, from its thread's utime+stime */
+    uint64_t start_time_ms;    /* CLOCK_REALTIME when started */
+    char accel[8];             /* "kvm" or "tcg" */
+};
+int xenops_domain_stats(struct xenops *x, const char *uuid, struct xenops_stats *out);
+/* Uuids of all running or paused domains, as for xenops_recover(). */
+int xenops_domain_list(struct xenops *x, char ***uuids, size_t *n);
+
+/* ---- the serial console ---- */
+
+/* The last (up to 64 KiB) bytes of output: *buf malloc'd (NUL-terminated for
+ * convenience), *len its length. -ENOTSUP for sim when nothing was written. */
+int xenops_console_read(struct xenops *x, const char *uuid, char **buf, size_t *len);
+/* Live output: @fn is called on a backend thread with each chunk, in order,
+ * until unsubscribed. *id names the subscription. */
+typedef void xenops_console_fn(void *opaque, const char *data, size_t len);
+int xenops_console_subscribe(struct xenops *x, const char *uuid, xenops_console_fn *fn,
+                             void *opaque, uint64_t *id);
+/* After it returns, @fn is not running and will not be called again. */
+void xenops_console_unsubscribe(struct xenops *x, const char *uuid, uint64_t id);
+/* Keystrokes to the guest's serial port. */
+int xenops_console_write(struct xenops *x, const char *uuid, const char *data, size_t len);
+/* The unix socket of the domain's VNC server (malloc'd), or -ENOTSUP. */
+int xenops_console_vnc_path(struct xenops *x, const char *uuid, char **path);
+
+/* ---- the accelerator ---- */
+
+/* "kvm" when /dev/kvm exists and a tiny real guest (a boot sector that writes
+ * to isa-debug-exit) runs to completion under KVM within @timeout_ms; "tcg"
+ * otherwise. Cached per process after the first call (any timeout). */
+const char *xenops_kvm_probe(const char *qemu_binary, unsigned timeout_ms);
+
+/* ---- pure helpers, exposed for tests ---- */
+
+/* The qemu command line for @cfg with accelerator @accel ("kvm"/"tcg") and
+ * the domain's run dir @dom_dir (sockets live there). *argv: NULL-terminated,
+ * free with xenops_strv_free(argv, n). 0 or -EINVAL / -ENOMEM. */
+int xenops_qemu_argv(const struct xenops_domain_config *cfg, const char *accel,
+                     const char *dom_dir, const char *qemu_binary, char ***argv, size_t *n);
+
+#endif

@@ -1,0 +1,94 @@
+/* xenops/xenops_int.h - what the backends share: the ops table, the instance,
+ * cleanup helpers (no common/cleanup.h yet). Not for use outside xenops/.
+ */
+#ifndef VESSEL_XENOPS_INT_H
+#define VESSEL_XENOPS_INT_H
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "xenops/xenops.h"
+
+/* The backend interface. Each op has the contract of the xenops_* function
+ * of the same name in xenops.h; the front end (xenops.c) checks arguments. */
+struct xenops_ops {
+    const char *name;
+    int (*init)(struct xenops *x);
+    void (*fini)(struct xenops *x);
+    int (*recover)(struct xenops *x);
+    int (*start)(struct xenops *x, const struct xenops_domain_config *cfg, const char *resume_path);
+    int (*pause)(struct xenops *x, const char *uuid);
+    int (*unpause)(struct xenops *x, const char *uuid);
+    int (*shutdown)(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms);
+    int (*reboot)(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms);
+    int (*suspend)(struct xenops *x, const char *uuid, const char *path);
+    int (*stats)(struct xenops *x, const char *uuid, struct xenops_stats *out);
+    int (*list)(struct xenops *x, char ***uuids, size_t *n);
+    int (*console_read)(struct xenops *x, const char *uuid, char **buf, size_t *len);
+    int (*console_subscribe)(struct xenops *x, const char *uuid, xenops_console_fn *fn,
+                             void *opaque, uint64_t *id);
+    void (*console_unsubscribe)(struct xenops *x, const char *uuid, uint64_t id);
+    int (*console_write)(struct xenops *x, const char *uuid, const char *data, size_t len);
+    int (*vnc_path)(struct xenops *x, const char *uuid, char **path);
+};
+
+extern const struct xenops_ops xenops_qemu_ops;
+extern const struct xenops_ops xenops_sim_ops;
+
+struct xenops {
+    const struct xenops_ops *ops;
+    char *run_dir, *log_dir, *qemu_binary;
+    size_t log_max_bytes;
+    uid_t uid;
+    gid_t gid;
+    bool set_ids;
+    unsigned sim_delay_ms;
+    xenops_event_fn *on_event;
+    void *opaque;
+    void *priv; /* the backend's state */
+};
+
+static inline void
+xenops_emit(struct xenops *x, const char *uuid, enum xenops_event ev)
+{
+    if (x->on_event)
+        x->on_event(x->opaque, uuid, ev);
+}
+
+/* cleanup helpers */
+static inline void
+xenops_freep_(void *p)
+{
+    free(*(void **)p);
+}
+static inline void
+xenops_closep_(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+}
+#define _cleanup_free_ __attribute__((cleanup(xenops_freep_)))
+#define _cleanup_close_ __attribute__((cleanup(xenops_closep_)))
+#define _cleanup_(f) __attribute__((cleanup(f)))
+static inline void *
+xenops_steal_ptr_(void *pp)
+{
+    void **p = pp;
+    void *v = *p;
+    *p = NULL;
+    return v;
+}
+#define steal_ptr(pp) xenops_steal_ptr_(pp)
+static inline int
+steal_fd(int *fd)
+{
+    int v = *fd;
+    *fd = -1;
+    return v;
+}
+
+uint64_t xenops_now_ms(void);          /* CLOCK_MONOTONIC */
+uint64_t xenops_realtime_ms(void);     /* CLOCK_REALTIME */
+int xenops_mkdir_p(const char *path, mode_t mode);
+
+#endif
