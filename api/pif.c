@@ -442,10 +442,6 @@ api_pif_create_VLAN(struct call_ctx *ctx, const char *device, const char *networ
 
 /* ------------------------------------------------------------------ management */
 
-struct mgmt {
-    const char *pif;
-};
-
 static bool
 mgmt_flag_apply(void *opaque, void *rec, struct xerr **errp)
 {

@@ -1,6 +1,5 @@
 /* api/vm.c - VM.create, destroy, clone and copy (power operations are in
- * api/vm_lifecycle.c). Clone and copy are metadata only for now: VBDs and
- * VIFs are not copied (disks come with the storage API).
+ * api/vm_lifecycle.c; disks and NICs of copies in api/vm_devices.c).
  *
  * xapi's rules kept: the source must be Halted (VM_BAD_POWER_STATE [vm,
  * halted, actual]); the copy gets a new uuid, the given name, its own
@@ -10,14 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/vm_devices.h"
 #include "api/vm_ops.h"
 #include "db/db.h"
 #include "rpc/ctx.h"
 #include "xapi_handlers.h"
 
 static bool
-copy_vm(struct call_ctx *ctx, const char *vm, const char *new_name, char **result,
-        struct xerr **errp)
+copy_vm(struct call_ctx *ctx, const char *vm, const char *new_name, enum vm_copy_mode mode,
+        const char *sr, char **result, struct xerr **errp)
 {
     struct xapi_vm_record *src = NULL;
     if (!db_get(ctx->db, &xapi_class_vm, vm, (void **)&src, errp))
@@ -47,7 +47,11 @@ copy_vm(struct call_ctx *ctx, const char *vm, const char *new_name, char **resul
     free(dst->parent);
     dst->parent = strdup("OpaqueRef:NULL");
     xtype_value_clear(&xapi_type_string_vm_operations_map, &dst->current_operations);
-    if (!dst->uuid || !dst->snapshot_of || !dst->parent || !vm_ops_refresh(dst)) {
+    /* a copy's NICs get new MACs: a new mac_seed (xapi does the same) */
+    char *seed = db_new_uuid();
+    bool seeded = seed && xmap_put_str((struct xmap *)&dst->other_config, "mac_seed", seed) == 0;
+    free(seed);
+    if (!seeded || !dst->uuid || !dst->snapshot_of || !dst->parent || !vm_ops_refresh(dst)) {
         xapi_vm_record_free(dst);
         return xerr_nomem(errp);
     }
@@ -61,14 +65,26 @@ copy_vm(struct call_ctx *ctx, const char *vm, const char *new_name, char **resul
     } else {
         xapi_vm_record_free(dst);
     }
-    return db_batch_end(ctx->db, ok, errp);
+    if (!db_batch_end(ctx->db, ok, errp))
+        return false;
+    /* Disks and NICs after the record, outside the batch: a disk copy is long. */
+    struct xapi_vm_record *src_now = NULL;
+    ok = db_get(ctx->db, &xapi_class_vm, vm, (void **)&src_now, errp) &&
+         vm_devices_copy(ctx, src_now, *result, mode, sr, NULL, errp);
+    xapi_vm_record_free(src_now);
+    if (!ok) {
+        struct xerr *ignored = NULL;
+        api_vm_destroy(ctx, *result, &ignored);
+        xerr_free(ignored);
+    }
+    return ok;
 }
 
 bool
 api_vm_clone(struct call_ctx *ctx, const char *vm, const char *new_name, char **result,
              struct xerr **errp)
 {
-    return copy_vm(ctx, vm, new_name, result, errp);
+    return copy_vm(ctx, vm, new_name, VM_COPY_CLONE, NULL, result, errp);
 }
 
 bool
@@ -77,7 +93,7 @@ api_vm_copy(struct call_ctx *ctx, const char *vm, const char *new_name, const ch
 {
     if (strcmp(sr, "OpaqueRef:NULL") != 0 && !db_exists(ctx->db, &xapi_class_sr, sr))
         return xerr_handle_invalid(errp, "SR", sr);
-    return copy_vm(ctx, vm, new_name, result, errp);
+    return copy_vm(ctx, vm, new_name, VM_COPY_COPY, sr, result, errp);
 }
 
 bool
@@ -103,7 +119,12 @@ api_vm_create(struct call_ctx *ctx, const struct xapi_vm_record *args, char **re
         return xerr_raise(errp, "VALUE_NOT_SUPPORTED", "VCPUs_at_startup", "",
                           "VCPUs_at_startup must be between 1 and VCPUs_max");
     }
-    if (!vm_ops_refresh(vm)) {
+    /* xapi's mac_seed: MACs generated for this VM's VIFs derive from it */
+    char *seed = db_new_uuid();
+    bool seeded = seed && (xmap_get_str((const struct xmap *)&vm->other_config, "mac_seed") ||
+                           xmap_put_str((struct xmap *)&vm->other_config, "mac_seed", seed) == 0);
+    free(seed);
+    if (!seeded || !vm_ops_refresh(vm)) {
         xapi_vm_record_free(vm);
         return xerr_nomem(errp);
     }
@@ -136,6 +157,26 @@ destroy_one(struct db *db, const struct xclass *cls, const char *ref, struct xer
     return !db_exists(db, cls, ref) || db_destroy(db, cls, ref, errp);
 }
 
+/* Devices go with their metrics records. */
+static bool
+destroy_devices(struct db *db, const struct xclass *cls, const struct xclass *metrics_cls,
+                const struct xapi_ref_set *refs, struct xerr **errp)
+{
+    const struct xfield *mf = xclass_field(cls, "metrics");
+    for (size_t i = 0; i < refs->n; i++) {
+        char *metrics = NULL;
+        if (mf && db_get_field(db, cls, refs->items[i], mf, &metrics, NULL)) {
+            bool ok = destroy_one(db, metrics_cls, metrics, errp);
+            free(metrics);
+            if (!ok)
+                return false;
+        }
+        if (!destroy_one(db, cls, refs->items[i], errp))
+            return false;
+    }
+    return true;
+}
+
 /* Removes the VM with its VBDs, VIFs, consoles and metrics - not its VDIs
  * (xenapi.md 3.2: the disks are the user's to destroy). */
 bool
@@ -151,8 +192,8 @@ api_vm_destroy(struct call_ctx *ctx, const char *self, struct xerr **errp)
         ok = vm_op_check(vm, self, XAPI_VM_OPERATIONS_DESTROY, errp);
     if (ok) {
         db_batch_begin(ctx->db);
-        ok = destroy_all(ctx->db, &xapi_class_vbd, &vm->VBDs, errp) &&
-             destroy_all(ctx->db, &xapi_class_vif, &vm->VIFs, errp) &&
+        ok = destroy_devices(ctx->db, &xapi_class_vbd, &xapi_class_vbd_metrics, &vm->VBDs, errp) &&
+             destroy_devices(ctx->db, &xapi_class_vif, &xapi_class_vif_metrics, &vm->VIFs, errp) &&
              destroy_all(ctx->db, &xapi_class_console, &vm->consoles, errp) &&
              destroy_one(ctx->db, &xapi_class_vm_metrics, vm->metrics, errp) &&
              destroy_one(ctx->db, &xapi_class_vm_guest_metrics, vm->guest_metrics, errp) &&

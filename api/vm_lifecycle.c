@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "api/domains.h"
+#include "api/net_api.h"
 #include "api/vm_ops.h"
 #include "common/log.h"
 #include "db/db.h"
@@ -186,8 +187,10 @@ record_power_state(struct server *srv, const char *vm_ref, enum xapi_vm_power_st
     if (ok && db_exists(srv->db, &xapi_class_vm_metrics, vm->metrics))
         ok = db_update(srv->db, &xapi_class_vm_metrics, vm->metrics, apply_metrics, &ms, errp);
     if (ok)
-        ok = set_devices_attached(srv->db, &xapi_class_vbd, &vm->VBDs, running, errp) &&
-             set_devices_attached(srv->db, &xapi_class_vif, &vm->VIFs, running, errp);
+        ok = set_devices_attached(srv->db, &xapi_class_vbd, &vm->VBDs, running, errp);
+    /* VIFs through the network API: it keeps their allowed_operations too */
+    for (size_t i = 0; ok && i < vm->VIFs.n; i++)
+        ok = net_vif_set_attached(srv, vm->VIFs.items[i], running, errp);
     if (ok && !running)
         ok = destroy_consoles(srv->db, &vm->consoles, errp);
     if (ok && running && vm->consoles.n == 0)

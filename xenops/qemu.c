@@ -943,7 +943,12 @@ qemu_shutdown(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms
     pthread_mutex_unlock(&d->lock);
     int rc;
     if (d->cfg->machine == XENOPS_MACHINE_MICROVM) {
-        rc = qemu_console_write(x, uuid, "\npoweroff\n", 10);
+        /* no ACPI: the guest cannot power off, so Vessel's guests reset when
+         * asked for "poweroff" on the console, and a reset now ends qemu */
+        rc = qdom_qmp_fd(d, json_pack("{s:s,s:{s:s}}", "execute", "set-action", "arguments",
+                                      "reboot", "shutdown"), -1, NULL);
+        if (rc == 0)
+            rc = qemu_console_write(x, uuid, "\npoweroff\n", 10);
     } else {
         rc = qdom_qmp(d, "system_powerdown", NULL);
     }
@@ -951,9 +956,14 @@ qemu_shutdown(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms
         rc = -ETIMEDOUT;
     if (rc < 0) {
         pthread_mutex_lock(&d->lock);
-        if (!d->exited)
+        bool exited = d->exited;
+        if (!exited)
             d->exit_event = -1;
         pthread_mutex_unlock(&d->lock);
+        if (!exited && d->cfg->machine == XENOPS_MACHINE_MICROVM &&
+            d->cfg->on_reboot == XENOPS_ACTION_RESTART) /* rollback */
+            qdom_qmp_fd(d, json_pack("{s:s,s:{s:s}}", "execute", "set-action", "arguments",
+                                     "reboot", "reset"), -1, NULL);
     }
     return rc == -ESRCH ? 0 : rc;
 }

@@ -14,7 +14,8 @@
 #    system_powerdown on pc/q35) runs poweroff -f;
 #  - reads lines from the serial console: "poweroff" -> poweroff -f,
 #    "reboot" -> reboot -f, "crash" -> sysrq crash (panic), "echo WORD" -> prints
-#    "VESSEL-ECHO WORD"; anything else is ignored.
+#    "VESSEL-ECHO WORD", "run CMD" -> sh -c CMD (debugging); anything else is
+#    ignored. Without ACPI (microvm) "poweroff" resets instead: see /init.
 # Needs: busybox (static), cpio, lz4. Idempotent: outputs are rebuilt only when
 # missing.
 set -eu
@@ -65,13 +66,17 @@ mount -t devtmpfs dev /dev 2>/dev/null
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 for m in /lib/modules/*.ko; do [ -e "$m" ] && insmod "$m" 2>/dev/null; done
-[ -e /lib/modules/evdev.ko ] && acpid -c /etc/acpi 2>/dev/null
+mkdir -p /var/log /var/run
+[ -e /lib/modules/evdev.ko ] && acpid -c /etc/acpi -l /dev/null 2>/dev/null
 echo VESSEL-GUEST-UP > /dev/console
 exec < /dev/console > /dev/console 2>&1
 stty -echo 2>/dev/null
 while read -r cmd arg; do
     case "$cmd" in
-    poweroff) poweroff -f ;;
+    # without ACPI (microvm here) a guest cannot power itself off: it resets,
+    # and the toolstack that asked for the power-off makes qemu exit on reset
+    poweroff) if [ -d /sys/firmware/acpi/tables ]; then poweroff -f; else reboot -f; fi ;;
+    run) sh -c "$arg" ;;
     reboot) reboot -f ;;
     crash) echo c > /proc/sysrq-trigger ;;
     echo) echo "VESSEL-ECHO $arg" ;;

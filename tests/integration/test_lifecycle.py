@@ -142,6 +142,49 @@ def events_follow_power(t, d):
     value(s.VM.destroy(sess, vm))
 
 
+def disks_follow(t, d):
+    """Provision, clone, snapshot and revert carry disks: each copy has its own VDIs."""
+    s = d.proxy()
+    sess = d.login()
+    tmpl = [r for r, v in value(s.VM.get_all_records(sess)).items()
+            if v['name_label'] == 'Direct kernel boot'][0]
+    vm = value(s.VM.clone(sess, tmpl, 'with-disk'))
+    value(s.VM.provision(sess, vm))
+    t.eq(value(s.VM.get_is_a_template(sess, vm)), False, 'provision makes a VM of the template clone')
+    vbds = value(s.VM.get_VBDs(sess, vm))
+    t.eq(len(vbds), 1, 'provision made the disk of other_config:disks')
+    vdi = value(s.VBD.get_VDI(sess, vbds[0]))
+    clone = value(s.VM.clone(sess, vm, 'with-disk-clone'))
+    cvbds = value(s.VM.get_VBDs(sess, clone))
+    t.ok(len(cvbds) == 1 and value(s.VBD.get_VDI(sess, cvbds[0])) != vdi,
+         'VM.clone gives the clone its own disk (VDI.clone)')
+    value(s.VM.set_name_description(sess, vm, 'before'))
+    snap = value(s.VM.snapshot(sess, vm, 'snap-1', []))
+    rec = value(s.VM.get_record(sess, snap))
+    t.ok(rec['is_a_snapshot'] and rec['is_a_template'] and rec['snapshot_of'] == vm,
+         'VM.snapshot: is_a_snapshot, is_a_template, snapshot_of')
+    t.ok(snap in value(s.VM.get_snapshots(sess, vm)), 'the VM lists its snapshot')
+    svdi = value(s.VBD.get_VDI(sess, rec['VBDs'][0]))
+    t.eq(value(s.VDI.get_snapshot_of(sess, svdi)), vdi, 'the snapshot\'s disk is a VDI snapshot of the VM\'s')
+    t.eq(error(s.VM.start(sess, snap, False, False)), ['VM_IS_SNAPSHOT', snap, 'start'],
+         'a snapshot cannot start: VM_IS_SNAPSHOT [vm, op]')
+    t.eq(error(s.VM.revert(sess, vm)), ['REVERT_ONLY_ALLOWED_ON_SNAPSHOT'], 'revert needs a snapshot')
+    value(s.VM.set_name_description(sess, vm, 'after'))
+    value(s.VM.start(sess, vm, False, False))
+    value(s.VM.revert(sess, snap))
+    rec = value(s.VM.get_record(sess, vm))
+    t.eq((rec['power_state'], rec['name_description']), ('Halted', 'before'),
+         'revert: the VM is halted and has the snapshot\'s configuration')
+    t.ok(len(rec['VBDs']) == 1 and value(s.VBD.get_VDI(sess, rec['VBDs'][0])) not in (vdi, svdi),
+         'revert gives the VM a fresh clone of the snapshot\'s disk')
+    t.eq(error(s.VDI.get_record(sess, vdi))[0], 'HANDLE_INVALID', 'the disk it had is destroyed')
+    for v in (clone, snap, vm):
+        disks = [value(s.VBD.get_VDI(sess, b)) for b in value(s.VM.get_VBDs(sess, v))]
+        value(s.VM.destroy(sess, v))
+        for di in disks:
+            value(s.VDI.destroy(sess, di))
+
+
 def at_scale(t, d, n=1000):
     """n VMs through clone, start, shutdown and destroy, from 8 client threads."""
     sess = d.login()
@@ -183,6 +226,7 @@ def main():
         d.start()
         lifecycle(t, d)
         events_follow_power(t, d)
+        disks_follow(t, d)
         at_scale(t, d)
     except Exception as exc:
         import traceback

@@ -103,6 +103,24 @@ wait_event(const char *uuid, enum xenops_event ev, unsigned timeout_ms)
     return false;
 }
 
+/* ---- live console ---- */
+
+static char live[65536];
+static size_t live_len;
+
+static void
+on_console(void *opaque, const char *data, size_t len)
+{
+    (void)opaque;
+    pthread_mutex_lock(&ev_lock);
+    if (len > sizeof(live) - 1 - live_len)
+        len = sizeof(live) - 1 - live_len;
+    memcpy(live + live_len, data, len);
+    live_len += len;
+    live[live_len] = '\0';
+    pthread_mutex_unlock(&ev_lock);
+}
+
 /* ---- guest ---- */
 
 static int
@@ -237,10 +255,17 @@ test_lifecycle(void **state)
     char *vnc = NULL;
     assert_int_equal(xenops_console_vnc_path(x, uuid, &vnc), -ENOTSUP);
 
-    /* clean reboot: the guest resets, qemu resets in place (on_reboot restart) */
+    /* clean reboot: the guest resets, qemu resets in place (on_reboot restart);
+     * a live console subscriber sees the second boot */
+    uint64_t sub = 0;
+    assert_int_equal(xenops_console_subscribe(x, uuid, on_console, NULL, &sub), 0);
     assert_int_equal(xenops_domain_reboot(x, uuid, false, 20000), 0);
     assert_true(wait_event(uuid, XENOPS_EVENT_REBOOTED, 5000));
     assert_true(wait_console(x, uuid, MARKER, 2, BOOT_TIMEOUT_MS));
+    xenops_console_unsubscribe(x, uuid, sub);
+    pthread_mutex_lock(&ev_lock);
+    assert_non_null(strstr(live, MARKER));
+    pthread_mutex_unlock(&ev_lock);
 
     /* suspend to a file, resume, the guest still answers */
     char img[128];

@@ -1,0 +1,19 @@
+#!/bin/sh
+# bench/guests/run.sh - guest start to first console line, xenops vs bare qemu.
+#
+# Usage: bench/guests/run.sh [BUILD_DIR] [REPS]
+# Builds the test guest (tests/guest/build-guest.sh) and bench/guests/guestbench.c
+# against BUILD_DIR's libxenops.a/libcommon.a (default: build), then runs one
+# guest at a time and 10 at once. Figures go to stdout.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+build=$(cd "${1:-$top/build}" && pwd)
+reps=${2:-3}
+out=$build/bench-guests
+mkdir -p "$out"
+sh "$top/tests/guest/build-guest.sh" "$out/guest"
+cc -std=c17 -O2 -D_GNU_SOURCE -I"$top" -o "$out/guestbench" "$here/guestbench.c" \
+    "$build/xenops/libxenops.a" "$build/common/libcommon.a" -ljansson -lpthread
+"$out/guestbench" "$out/guest" 1 "$reps"
+"$out/guestbench" "$out/guest" 10 1
