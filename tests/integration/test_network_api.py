@@ -139,6 +139,7 @@ def vifs(t, s, sess, n1):
     vm2 = value(s.VM.clone(sess, tmpl, 'net-vm2'))
     value(s.VM.set_is_a_template(sess, vm2, False))
     seed = '6a3d4f5e-0000-4000-8000-123456789abc'
+    value(s.VM.remove_from_other_config(sess, vm2, 'mac_seed'))  # a clone has its own seed; set a known one
     value(s.VM.add_to_other_config(sess, vm2, 'mac_seed', seed))
     v3 = value(vif('3', vm_=vm2))
     t.eq(value(s.VIF.get_MAC(sess, v3)), xapi_gen_mac(3, seed), "with other_config:mac_seed, xapi's gen_mac")
