@@ -36,7 +36,8 @@ strbuf_append(struct strbuf *sb, const char *data, size_t len)
 {
     /* len <= PTRDIFF_MAX also tells the compiler the memcpy is bounded */
     if (!sb->oom && len <= PTRDIFF_MAX && len < sb->cap - sb->len) {
-        memcpy(sb->buf + sb->len, data, len);
+        if (len) /* memcpy(p, NULL, 0) is undefined */
+            memcpy(sb->buf + sb->len, data, len);
         sb->len += len;
         sb->buf[sb->len] = '\0';
         return;
