@@ -34,17 +34,6 @@
 /* ------------------------------------------------------------------ helpers */
 
 static bool
-set(char **slot, const char *v)
-{
-    char *c = strdup(v ? v : "");
-    if (!c)
-        return false;
-    free(*slot);
-    *slot = c;
-    return true;
-}
-
-static bool
 put(void *map, const char *k, const char *v)
 {
     return xmap_put_str(map, k, v ? v : "") == 0;
@@ -164,9 +153,9 @@ create_roles(struct db *db, struct xerr **errp)
         if (db_exists(db, &xapi_class_role, session_role_ref(r)))
             continue;
         struct xapi_role_record *role = xapi_role_record_new();
-        if (!role || !set(&role->uuid, session_role_uuid(r)) ||
-            !set(&role->name_label, xrole_names[r]) ||
-            !set(&role->name_description, "Built-in role")) {
+        if (!role || !xstr_set(&role->uuid, session_role_uuid(r)) ||
+            !xstr_set(&role->name_label, xrole_names[r]) ||
+            !xstr_set(&role->name_description, "Built-in role")) {
             xapi_role_record_free(role);
             return xerr_nomem(errp);
         }
@@ -187,10 +176,10 @@ create_sm(struct db *db, const char *type, const char *label, const char *descr,
           struct xerr **errp)
 {
     struct xapi_sm_record *sm = xapi_sm_record_new();
-    if (!sm || !set(&sm->name_label, label) || !set(&sm->name_description, descr) ||
-        !set(&sm->type, type) || !set(&sm->vendor, "Vessel") ||
-        !set(&sm->copyright, "(C) the Vessel authors") || !set(&sm->version, VESSEL_VERSION) ||
-        !set(&sm->required_api_version, "1.0") || !add(&sm->capabilities, "VDI_CREATE") ||
+    if (!sm || !xstr_set(&sm->name_label, label) || !xstr_set(&sm->name_description, descr) ||
+        !xstr_set(&sm->type, type) || !xstr_set(&sm->vendor, "Vessel") ||
+        !xstr_set(&sm->copyright, "(C) the Vessel authors") || !xstr_set(&sm->version, VESSEL_VERSION) ||
+        !xstr_set(&sm->required_api_version, "1.0") || !add(&sm->capabilities, "VDI_CREATE") ||
         !add(&sm->capabilities, "VDI_DELETE") || !add(&sm->capabilities, "VDI_SNAPSHOT") ||
         !add(&sm->capabilities, "VDI_CLONE") || !add(&sm->capabilities, "VDI_RESIZE") ||
         !add(&sm->capabilities, "SR_SCAN") || !put(&sm->configuration, "path", "directory")) {
@@ -205,9 +194,9 @@ create_host_cpus(struct db *db, const char *host, const struct cpu_facts *c, str
 {
     for (long i = 0; i < c->count; i++) {
         struct xapi_host_cpu_record *cpu = xapi_host_cpu_record_new();
-        if (!cpu || !set(&cpu->host, host) || !set(&cpu->vendor, c->vendor) ||
-            !set(&cpu->modelname, c->modelname) || !set(&cpu->stepping, c->stepping) ||
-            !set(&cpu->flags, c->flags) || !set(&cpu->features, "")) {
+        if (!cpu || !xstr_set(&cpu->host, host) || !xstr_set(&cpu->vendor, c->vendor) ||
+            !xstr_set(&cpu->modelname, c->modelname) || !xstr_set(&cpu->stepping, c->stepping) ||
+            !xstr_set(&cpu->flags, c->flags) || !xstr_set(&cpu->features, "")) {
             xapi_host_cpu_record_free(cpu);
             return xerr_nomem(errp);
         }
@@ -246,9 +235,9 @@ fill_host(struct xapi_host_record *h, const struct cpu_facts *c, const char *hos
     char date[32];
     time_t now = time(NULL);
     strftime(date, sizeof(date), "%Y-%m-%d", gmtime(&now));
-    return set(&h->name_label, hostname) && set(&h->hostname, hostname) &&
-           set(&h->address, address) && set(&h->API_version_vendor, "XenSource") &&
-           set(&h->sched_policy, "credit") && set(&h->edition, "free") &&
+    return xstr_set(&h->name_label, hostname) && xstr_set(&h->hostname, hostname) &&
+           xstr_set(&h->address, address) && xstr_set(&h->API_version_vendor, "XenSource") &&
+           xstr_set(&h->sched_policy, "credit") && xstr_set(&h->edition, "free") &&
            put(&h->software_version, "product_version", VESSEL_VERSION) &&
            put(&h->software_version, "product_version_text", VESSEL_VERSION) &&
            put(&h->software_version, "product_version_text_short", VESSEL_VERSION) &&
@@ -280,9 +269,9 @@ create_dom0(struct db *db, const char *host, const char *hostname, const struct 
     struct xapi_vm_record *vm = xapi_vm_record_new();
     char label[300];
     snprintf(label, sizeof(label), "Control domain on host: %s", hostname);
-    if (!vm || !set(&vm->name_label, label) ||
-        !set(&vm->name_description, "The domain which manages physical devices and manages other domains") ||
-        !set(&vm->resident_on, host) || !set(&vm->affinity, host)) {
+    if (!vm || !xstr_set(&vm->name_label, label) ||
+        !xstr_set(&vm->name_description, "The domain which manages physical devices and manages other domains") ||
+        !xstr_set(&vm->resident_on, host) || !xstr_set(&vm->affinity, host)) {
         xapi_vm_record_free(vm);
         return xerr_nomem(errp);
     }
@@ -313,7 +302,7 @@ create_template(struct db *db, const char *label, const char *descr, bool direct
                 struct xerr **errp)
 {
     struct xapi_vm_record *vm = xapi_vm_record_new();
-    if (!vm || !set(&vm->name_label, label) || !set(&vm->name_description, descr)) {
+    if (!vm || !xstr_set(&vm->name_label, label) || !xstr_set(&vm->name_description, descr)) {
         xapi_vm_record_free(vm);
         return xerr_nomem(errp);
     }
@@ -330,7 +319,7 @@ create_template(struct db *db, const char *label, const char *descr, bool direct
     bool ok;
     if (direct_boot) {
         vm->domain_type = XAPI_DOMAIN_TYPE_PVH;
-        ok = set(&vm->PV_args, "console=ttyS0") &&
+        ok = xstr_set(&vm->PV_args, "console=ttyS0") &&
              put(&vm->platform, "machine", "microvm") &&
              put(&vm->other_config, "default_template", "true") &&
              put(&vm->other_config, "disks",
@@ -338,7 +327,7 @@ create_template(struct db *db, const char *label, const char *descr, bool direct
                  "type=\"system\"/></provision>");
     } else {
         vm->domain_type = XAPI_DOMAIN_TYPE_HVM;
-        ok = set(&vm->HVM_boot_policy, "BIOS order") && put(&vm->HVM_boot_params, "order", "cd") &&
+        ok = xstr_set(&vm->HVM_boot_policy, "BIOS order") && put(&vm->HVM_boot_params, "order", "cd") &&
              put(&vm->platform, "machine", "q35") && put(&vm->platform, "acpi", "1") &&
              put(&vm->platform, "apic", "true") &&
              put(&vm->other_config, "default_template", "true") &&
@@ -374,7 +363,7 @@ create_networks(struct db *db, const char *host, struct xerr **errp)
         char label[320], bridge[64];
         snprintf(label, sizeof(label), "Pool-wide network associated with %s", e->d_name);
         snprintf(bridge, sizeof(bridge), "xenbr%u", n);
-        if (!net || !set(&net->name_label, label) || !set(&net->bridge, bridge)) {
+        if (!net || !xstr_set(&net->name_label, label) || !xstr_set(&net->bridge, bridge)) {
             xapi_network_record_free(net);
             closedir(d);
             return xerr_nomem(errp);
@@ -389,9 +378,9 @@ create_networks(struct db *db, const char *host, struct xerr **errp)
         struct xapi_pif_record *pif = xapi_pif_record_new();
         bool ok = db_create(db, &xapi_class_network, NULL, net, &net_ref, errp) && pm &&
                   db_create(db, &xapi_class_pif_metrics, NULL, pm, &metrics_ref, errp);
-        if (!ok || !pif || !set(&pif->device, e->d_name) || !set(&pif->MAC, mac) ||
-            !set(&pif->network, net_ref) || !set(&pif->host, host) ||
-            !set(&pif->metrics, metrics_ref)) {
+        if (!ok || !pif || !xstr_set(&pif->device, e->d_name) || !xstr_set(&pif->MAC, mac) ||
+            !xstr_set(&pif->network, net_ref) || !xstr_set(&pif->host, host) ||
+            !xstr_set(&pif->metrics, metrics_ref)) {
             if (ok)
                 xerr_nomem(errp);
             else if (!pm)
@@ -421,8 +410,8 @@ create_networks(struct db *db, const char *host, struct xerr **errp)
         return true;
     /* No physical NIC (a container, a test namespace): one host-internal network. */
     struct xapi_network_record *net = xapi_network_record_new();
-    if (!net || !set(&net->name_label, "Host internal management network") ||
-        !set(&net->bridge, "xenapi") ||
+    if (!net || !xstr_set(&net->name_label, "Host internal management network") ||
+        !xstr_set(&net->bridge, "xenapi") ||
         !put(&net->other_config, "is_host_internal_management_network", "true")) {
         xapi_network_record_free(net);
         return xerr_nomem(errp);
@@ -469,7 +458,7 @@ first_start(struct server *srv, struct xerr **errp)
               create_sm(db, "ext", "Local EXT3 VHD", "SR plugin representing disks as VHD files stored on a local path", errp) &&
               create_sm(db, "file", "Local Path VHD", "SR plugin representing disks as VHD files stored on a local or shared path", errp) &&
               create_host_metrics(db, &metrics, errp);
-    if (ok && (!fill_host(h, &cpu, hostname, address) || !set(&h->metrics, metrics)))
+    if (ok && (!fill_host(h, &cpu, hostname, address) || !xstr_set(&h->metrics, metrics)))
         ok = xerr_nomem(errp);
     if (ok) {
         h->API_version_major = 2;
@@ -486,7 +475,7 @@ first_start(struct server *srv, struct xerr **errp)
     }
     char count[24];
     snprintf(count, sizeof(count), "%ld", cpu.count);
-    if (ok && (!set(&pool->master, host_ref) || !put(&pool->cpu_info, "cpu_count", count) ||
+    if (ok && (!xstr_set(&pool->master, host_ref) || !put(&pool->cpu_info, "cpu_count", count) ||
                !put(&pool->cpu_info, "socket_count", "1") ||
                !put(&pool->cpu_info, "vendor", cpu.vendor)))
         ok = xerr_nomem(errp);

@@ -38,16 +38,6 @@
 
 #define NULL_REF "OpaqueRef:NULL"
 
-static bool
-set_str(char **slot, const char *v)
-{
-    char *c = strdup(v ? v : "");
-    if (!c)
-        return false;
-    free(*slot);
-    *slot = c;
-    return true;
-}
 
 bool
 net_pif_metrics_new(struct db *db, bool carrier, char **ref, struct xerr **errp)
@@ -111,7 +101,7 @@ pif_refresh_apply(void *opaque, void *rec, struct xerr **errp)
     const struct pif_refresh *r = opaque;
     struct xapi_pif_record *p = rec;
     p->MTU = r->mtu;
-    return set_str(&p->MAC, r->mac) || xerr_nomem(errp);
+    return xstr_set(&p->MAC, r->mac) || xerr_nomem(errp);
 }
 
 static bool
@@ -153,7 +143,7 @@ scan_new_network(struct db *db, const char *device, int64_t mtu, char **ref, str
     }
     snprintf(label, sizeof(label), "Pool-wide network associated with %s", device);
     struct xapi_network_record *n = xrecord_new(&xapi_class_network);
-    if (!n || !set_str(&n->name_label, label) || !set_str(&n->bridge, bridge)) {
+    if (!n || !xstr_set(&n->name_label, label) || !xstr_set(&n->bridge, bridge)) {
         xrecord_free(&xapi_class_network, n);
         return xerr_nomem(errp);
     }
@@ -172,9 +162,9 @@ scan_new_pif(struct db *db, const char *host, const struct net_link *l, struct x
         return false;
     struct xapi_pif_record *p = NULL;
     bool ok = net_pif_metrics_new(db, l->carrier, &metrics, errp);
-    if (ok && (!(p = xrecord_new(&xapi_class_pif)) || !set_str(&p->device, l->name) ||
-               !set_str(&p->MAC, mac) || !set_str(&p->network, net) ||
-               !set_str(&p->host, host) || !set_str(&p->metrics, metrics)))
+    if (ok && (!(p = xrecord_new(&xapi_class_pif)) || !xstr_set(&p->device, l->name) ||
+               !xstr_set(&p->MAC, mac) || !xstr_set(&p->network, net) ||
+               !xstr_set(&p->host, host) || !xstr_set(&p->metrics, metrics)))
         ok = xerr_nomem(errp);
     free(net);
     free(metrics);
@@ -322,8 +312,8 @@ ip_apply(void *opaque, void *rec, struct xerr **errp)
     struct xapi_pif_record *p = rec;
     p->ip_configuration_mode = c->mode;
     bool keep = c->mode == XAPI_IP_CONFIGURATION_MODE_STATIC;
-    return (set_str(&p->IP, keep ? c->ip : "") && set_str(&p->netmask, keep ? c->netmask : "") &&
-            set_str(&p->gateway, keep ? c->gateway : "") && set_str(&p->DNS, c->dns)) ||
+    return (xstr_set(&p->IP, keep ? c->ip : "") && xstr_set(&p->netmask, keep ? c->netmask : "") &&
+            xstr_set(&p->gateway, keep ? c->gateway : "") && xstr_set(&p->DNS, c->dns)) ||
            xerr_nomem(errp);
 }
 
@@ -479,7 +469,7 @@ pif_ip_one(void *opaque, const void *rec)
 static bool
 host_address_apply(void *opaque, void *rec, struct xerr **errp)
 {
-    return set_str(&((struct xapi_host_record *)rec)->address, opaque) || xerr_nomem(errp);
+    return xstr_set(&((struct xapi_host_record *)rec)->address, opaque) || xerr_nomem(errp);
 }
 
 bool

@@ -27,16 +27,6 @@
 
 #define NULL_REF "OpaqueRef:NULL"
 
-static bool
-set_str(char **slot, const char *v)
-{
-    char *c = strdup(v ? v : "");
-    if (!c)
-        return false;
-    free(*slot);
-    *slot = c;
-    return true;
-}
 
 static bool
 type_known(const char *type)
@@ -267,8 +257,8 @@ static bool
 vdi_adopt(struct db *db, const char *sr, const struct sr_file_vhd *f, struct xerr **errp)
 {
     struct xapi_vdi_record *v = xrecord_new(&xapi_class_vdi);
-    if (!v || !set_str(&v->uuid, f->uuid) || !set_str(&v->SR, sr) ||
-        !set_str(&v->location, f->uuid) ||
+    if (!v || !xstr_set(&v->uuid, f->uuid) || !xstr_set(&v->SR, sr) ||
+        !xstr_set(&v->location, f->uuid) ||
         xmap_put_str((struct xmap *)&v->sm_config, "vdi_type", "vhd") < 0 ||
         (f->parent_uuid[0] &&
          xmap_put_str((struct xmap *)&v->sm_config, "vhd-parent", f->parent_uuid) < 0) ||
@@ -346,10 +336,10 @@ sr_records_create(struct db *db, const char *host, const char *uuid, const char 
 {
     struct xapi_sr_record *s = xrecord_new(&xapi_class_sr);
     struct xapi_pbd_record *p = xrecord_new(&xapi_class_pbd);
-    bool ok = s && p && set_str(&s->uuid, uuid) && set_str(&s->name_label, name_label) &&
-              set_str(&s->name_description, name_description) && set_str(&s->type, type) &&
-              set_str(&s->content_type, content_type) && sr_ops_set(s, true) &&
-              set_str(&p->host, host);
+    bool ok = s && p && xstr_set(&s->uuid, uuid) && xstr_set(&s->name_label, name_label) &&
+              xstr_set(&s->name_description, name_description) && xstr_set(&s->type, type) &&
+              xstr_set(&s->content_type, content_type) && sr_ops_set(s, true) &&
+              xstr_set(&p->host, host);
     if (ok && sm_config) {
         xtype_value_clear(&xapi_type_string_string_map, &s->sm_config);
         ok = xtype_value_copy(&xapi_type_string_string_map, &s->sm_config, sm_config) == 0;
@@ -374,7 +364,7 @@ sr_records_create(struct db *db, const char *host, const char *uuid, const char 
         xapi_pbd_record_free(p);
         return false;
     }
-    if (!set_str(&p->SR, ref)) {
+    if (!xstr_set(&p->SR, ref)) {
         free(ref);
         xapi_pbd_record_free(p);
         return xerr_nomem(errp);
@@ -455,9 +445,9 @@ api_sr_introduce(struct call_ctx *ctx, const char *uuid, const char *name_label,
                  struct xerr **errp)
 {
     struct xapi_sr_record *s = xrecord_new(&xapi_class_sr);
-    if (!s || !set_str(&s->uuid, uuid) || !set_str(&s->name_label, name_label) ||
-        !set_str(&s->name_description, name_description) || !set_str(&s->type, type) ||
-        !set_str(&s->content_type, content_type) || !sr_ops_set(s, false)) {
+    if (!s || !xstr_set(&s->uuid, uuid) || !xstr_set(&s->name_label, name_label) ||
+        !xstr_set(&s->name_description, name_description) || !xstr_set(&s->type, type) ||
+        !xstr_set(&s->content_type, content_type) || !sr_ops_set(s, false)) {
         xapi_sr_record_free(s);
         return xerr_nomem(errp);
     }
@@ -525,7 +515,7 @@ pool_sr_unset(void *opaque, void *rec, struct xerr **errp)
     struct xapi_pool_record *p = rec;
     char **slots[] = {&p->default_SR, &p->suspend_image_SR, &p->crash_dump_SR};
     for (size_t i = 0; i < 3; i++)
-        if (strcmp(*slots[i], opaque) == 0 && !set_str(slots[i], NULL_REF))
+        if (strcmp(*slots[i], opaque) == 0 && !xstr_set(slots[i], NULL_REF))
             return xerr_nomem(errp);
     return true;
 }
@@ -671,7 +661,7 @@ pool_sr_default(void *opaque, void *rec, struct xerr **errp)
     struct xapi_pool_record *p = rec;
     char **slots[] = {&p->default_SR, &p->suspend_image_SR, &p->crash_dump_SR};
     for (size_t i = 0; i < 3; i++)
-        if ((i == 0 || strcmp(*slots[i], NULL_REF) == 0) && !set_str(slots[i], opaque))
+        if ((i == 0 || strcmp(*slots[i], NULL_REF) == 0) && !xstr_set(slots[i], opaque))
             return xerr_nomem(errp);
     return true;
 }

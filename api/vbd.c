@@ -27,16 +27,6 @@
 #define NULL_REF "OpaqueRef:NULL"
 #define VBD_SLOTS 16
 
-static bool
-set_str(char **slot, const char *v)
-{
-    char *c = strdup(v ? v : "");
-    if (!c)
-        return false;
-    free(*slot);
-    *slot = c;
-    return true;
-}
 
 /* The slot a userdevice names, or -1. "autodetect" is the caller's business. */
 static int
@@ -138,8 +128,8 @@ vbd_create_locked(struct call_ctx *ctx, const struct xapi_vbd_record *args, char
         snprintf(chosen, sizeof(chosen), "%s", args->userdevice);
     }
     struct xapi_vbd_record *b = xrecord_copy(&xapi_class_vbd, args);
-    if (!b || !set_str(&b->userdevice, chosen) || !set_str(&b->device, "") ||
-        (b->empty && !set_str(&b->VDI, NULL_REF)) || !vbd_ops_set(b)) {
+    if (!b || !xstr_set(&b->userdevice, chosen) || !xstr_set(&b->device, "") ||
+        (b->empty && !xstr_set(&b->VDI, NULL_REF)) || !vbd_ops_set(b)) {
         xapi_vbd_record_free(b);
         return xerr_nomem(errp);
     }
@@ -199,7 +189,7 @@ media_apply(void *opaque, void *rec, struct xerr **errp)
 {
     const struct media *m = opaque;
     struct xapi_vbd_record *b = rec;
-    if (!set_str(&b->VDI, m->vdi ? m->vdi : NULL_REF))
+    if (!xstr_set(&b->VDI, m->vdi ? m->vdi : NULL_REF))
         return xerr_nomem(errp);
     b->empty = m->vdi == NULL;
     return vbd_ops_set(b) || xerr_nomem(errp);

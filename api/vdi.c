@@ -31,16 +31,6 @@
 
 #define NULL_REF "OpaqueRef:NULL"
 
-static bool
-set_str(char **slot, const char *v)
-{
-    char *c = strdup(v ? v : "");
-    if (!c)
-        return false;
-    free(*slot);
-    *slot = c;
-    return true;
-}
 
 bool
 storage_vdi_ops_refresh(struct xapi_vdi_record *vdi, bool attached)
@@ -163,7 +153,7 @@ storage_vdi_create(struct call_ctx *ctx, const struct xapi_vdi_record *args, cha
     struct sr_file_vhd info = {.physical_size = 0};
     sr_file_vdi_info(path, uuid, &info);
     struct xapi_vdi_record *v = xrecord_copy(&xapi_class_vdi, args);
-    if (!v || !set_str(&v->uuid, uuid) || !set_str(&v->location, uuid) ||
+    if (!v || !xstr_set(&v->uuid, uuid) || !xstr_set(&v->location, uuid) ||
         !vdi_sm_parent(v, NULL) || !storage_vdi_ops_refresh(v, false)) {
         xapi_vdi_record_free(v);
         sr_file_vdi_destroy(path, uuid);
@@ -275,8 +265,8 @@ vdi_snapshot_or_clone(struct call_ctx *ctx, const char *vdi, bool snapshot, char
     sr_file_vdi_info(path, src->uuid, &leaf);
     sr_file_vdi_info(path, uuid, &fresh);
     struct xapi_vdi_record *dst = xrecord_copy(&xapi_class_vdi, src);
-    bool ok = dst && set_str(&dst->uuid, uuid) && set_str(&dst->location, uuid) &&
-              set_str(&dst->snapshot_of, snapshot ? vdi : NULL_REF) &&
+    bool ok = dst && xstr_set(&dst->uuid, uuid) && xstr_set(&dst->location, uuid) &&
+              xstr_set(&dst->snapshot_of, snapshot ? vdi : NULL_REF) &&
               vdi_sm_parent(dst, base) && storage_vdi_ops_refresh(dst, false);
     if (!ok) {
         xapi_vdi_record_free(dst);
@@ -352,9 +342,9 @@ api_vdi_copy(struct call_ctx *ctx, const char *vdi, const char *sr, const char *
     struct xapi_vdi_record *dst = NULL;
     if (rc < 0) {
         ok = vdi_fail(errp, rc, dst_sr, vdi, dst_path, (uint64_t)src->virtual_size);
-    } else if (!(dst = xrecord_copy(&xapi_class_vdi, src)) || !set_str(&dst->uuid, uuid) ||
-               !set_str(&dst->location, uuid) || !set_str(&dst->SR, dst_sr) ||
-               !set_str(&dst->snapshot_of, NULL_REF) || !vdi_sm_parent(dst, NULL) ||
+    } else if (!(dst = xrecord_copy(&xapi_class_vdi, src)) || !xstr_set(&dst->uuid, uuid) ||
+               !xstr_set(&dst->location, uuid) || !xstr_set(&dst->SR, dst_sr) ||
+               !xstr_set(&dst->snapshot_of, NULL_REF) || !vdi_sm_parent(dst, NULL) ||
                !storage_vdi_ops_refresh(dst, false)) {
         xapi_vdi_record_free(dst);
         ok = xerr_nomem(errp);

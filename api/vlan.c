@@ -29,16 +29,6 @@
 
 #define NULL_REF "OpaqueRef:NULL"
 
-static bool
-set_str(char **slot, const char *v)
-{
-    char *c = strdup(v ? v : "");
-    if (!c)
-        return false;
-    free(*slot);
-    *slot = c;
-    return true;
-}
 
 bool
 net_vlan_link_name(const char *device, int64_t tag, char *buf, size_t len)
@@ -124,10 +114,10 @@ vlan_records(struct call_ctx *ctx, const char *tagged_pif, const struct tagged *
     bool ok = (vlan_ref && pif_ref && p && v) || xerr_nomem(errp);
     db_batch_begin(ctx->db);
     ok = ok && net_pif_metrics_new(ctx->db, true, &metrics, errp);
-    if (ok && (!set_str(&p->device, t->device) || !set_str(&p->network, network) ||
-               !set_str(&p->host, t->host) || !set_str(&p->MAC, t->mac) ||
-               !set_str(&p->metrics, metrics) || !set_str(&p->VLAN_master_of, vlan_ref) ||
-               !set_str(&v->tagged_PIF, tagged_pif) || !set_str(&v->untagged_PIF, pif_ref)))
+    if (ok && (!xstr_set(&p->device, t->device) || !xstr_set(&p->network, network) ||
+               !xstr_set(&p->host, t->host) || !xstr_set(&p->MAC, t->mac) ||
+               !xstr_set(&p->metrics, metrics) || !xstr_set(&p->VLAN_master_of, vlan_ref) ||
+               !xstr_set(&v->tagged_PIF, tagged_pif) || !xstr_set(&v->untagged_PIF, pif_ref)))
         ok = xerr_nomem(errp);
     if (ok) {
         p->MTU = mtu;

@@ -25,16 +25,6 @@
 
 #define NULL_REF "OpaqueRef:NULL"
 
-static bool
-set(char **slot, const char *v)
-{
-    char *c = strdup(v);
-    if (!c)
-        return false;
-    free(*slot);
-    *slot = c;
-    return true;
-}
 
 static bool
 in_set(const struct xapi_ref_set *s, const char *ref)
@@ -120,9 +110,9 @@ carry_vbd(struct call_ctx *ctx, const char *vbd_ref, const char *dst, enum vm_co
             ok = xerr_nomem(errp);
         }
     }
-    if (ok && (!set(&vbd->uuid, "") || !set(&vbd->VM, dst) ||
-               (disk && !set(&vbd->VDI, new_vdi)) || !set(&vbd->device, "") ||
-               !set(&vbd->metrics, NULL_REF)))
+    if (ok && (!xstr_set(&vbd->uuid, "") || !xstr_set(&vbd->VM, dst) ||
+               (disk && !xstr_set(&vbd->VDI, new_vdi)) || !xstr_set(&vbd->device, "") ||
+               !xstr_set(&vbd->metrics, NULL_REF)))
         ok = xerr_nomem(errp);
     if (ok) {
         vbd->currently_attached = false;
@@ -141,8 +131,8 @@ carry_vif(struct call_ctx *ctx, const char *vif_ref, const char *dst, bool keep_
     struct xapi_vif_record *vif = NULL;
     if (!db_get(ctx->db, &xapi_class_vif, vif_ref, (void **)&vif, errp))
         return false;
-    bool ok = (set(&vif->uuid, "") && set(&vif->VM, dst) && set(&vif->metrics, NULL_REF) &&
-               (keep_mac || set(&vif->MAC, ""))) ||
+    bool ok = (xstr_set(&vif->uuid, "") && xstr_set(&vif->VM, dst) && xstr_set(&vif->metrics, NULL_REF) &&
+               (keep_mac || xstr_set(&vif->MAC, ""))) ||
               xerr_nomem(errp);
     if (ok) {
         vif->currently_attached = false;
@@ -188,9 +178,9 @@ fresh_copy(struct call_ctx *ctx, const char *vm, const struct xapi_vm_record *sr
     struct xapi_vm_record *dst = xapi_vm_record_copy(src);
     if (!dst)
         return xerr_nomem(errp);
-    bool ok = set(&dst->uuid, "") && set(&dst->name_label, name) &&
-              set(&dst->snapshot_of, snapshot ? vm : NULL_REF) && set(&dst->parent, NULL_REF) &&
-              set(&dst->resident_on, NULL_REF) && set(&dst->scheduled_to_be_resident_on, NULL_REF);
+    bool ok = xstr_set(&dst->uuid, "") && xstr_set(&dst->name_label, name) &&
+              xstr_set(&dst->snapshot_of, snapshot ? vm : NULL_REF) && xstr_set(&dst->parent, NULL_REF) &&
+              xstr_set(&dst->resident_on, NULL_REF) && xstr_set(&dst->scheduled_to_be_resident_on, NULL_REF);
     if (!ok) {
         xapi_vm_record_free(dst);
         return xerr_nomem(errp);

@@ -40,16 +40,6 @@ op_key(const struct call_ctx *ctx, char *out, size_t len)
     free(ref);
 }
 
-static bool
-set_str(char **slot, const char *v)
-{
-    char *c = strdup(v);
-    if (!c)
-        return false;
-    free(*slot);
-    *slot = c;
-    return true;
-}
 
 /* ------------------------------------------------------------------ recording states */
 
@@ -67,14 +57,14 @@ apply_power_state(void *opaque, void *rec, struct xerr **errp)
     vm->power_state = st->ps;
     if (st->ps == XAPI_VM_POWER_STATE_HALTED || st->ps == XAPI_VM_POWER_STATE_SUSPENDED) {
         vm->domid = -1;
-        if (!set_str(&vm->resident_on, NULL_REF) ||
-            !set_str(&vm->scheduled_to_be_resident_on, NULL_REF))
+        if (!xstr_set(&vm->resident_on, NULL_REF) ||
+            !xstr_set(&vm->scheduled_to_be_resident_on, NULL_REF))
             return xerr_nomem(errp);
         vm->requires_reboot = false;
     } else {
         if (st->domid >= 0)
             vm->domid = st->domid;
-        if (!set_str(&vm->resident_on, st->srv->host_ref))
+        if (!xstr_set(&vm->resident_on, st->srv->host_ref))
             return xerr_nomem(errp);
     }
     return vm_ops_refresh(vm) || xerr_nomem(errp);
@@ -142,7 +132,7 @@ create_consoles(struct server *srv, const char *vm_ref, const struct xapi_vm_rec
         char loc[300];
         snprintf(loc, sizeof(loc), "https://%s/console?ref=%s", address ? address : "127.0.0.1",
                  ref ? ref : "");
-        if (!c || !ref || !set_str(&c->location, loc) || !set_str(&c->VM, vm_ref)) {
+        if (!c || !ref || !xstr_set(&c->location, loc) || !xstr_set(&c->VM, vm_ref)) {
             xapi_console_record_free(c);
             free(ref);
             free(address);

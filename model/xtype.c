@@ -715,6 +715,17 @@ xenum_name(const struct xenum_desc *en, int v)
 }
 
 bool
+xstr_set(char **slot, const char *v)
+{
+    char *c = strdup(v ? v : "");
+    if (!c)
+        return false;
+    free(*slot);
+    *slot = c;
+    return true;
+}
+
+bool
 xset_contains_str(const struct xset *s, const char *v)
 {
     char *const *items = s->items;

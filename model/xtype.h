@@ -192,6 +192,10 @@ xrecord_uuid(const struct xclass *cls, const void *rec)
 int xenum_parse(const struct xenum_desc *en, const char *s);
 const char *xenum_name(const struct xenum_desc *en, int v);
 
+/* Replaces the string in @slot with a copy of @v (NULL: ""), freeing the old
+ * one. false when out of memory (the slot is unchanged then). */
+bool xstr_set(char **slot, const char *v);
+
 /* Set helpers on string-like sets (strings, refs). */
 bool xset_contains_str(const struct xset *s, const char *v);
 int xset_add_str(struct xset *s, const char *v);     /* no-op when present; 0 / -ENOMEM */

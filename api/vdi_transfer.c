@@ -1,0 +1,826 @@
+/* api/vdi_transfer.c - PUT /import_raw_vdi and GET /export_raw_vdi.
+ *
+ * Both are stream routes of the HTTP front (rpc/http.h): the checks run when
+ * the request head is in, before a byte of the body is read, so a refused
+ * upload costs the client nothing. Then:
+ *  - import, raw: the body is written into the VDI's chain from offset 0
+ *    through the VHD library, gathered into whole 2 MiB blocks (an all-zero
+ *    block is written with vhd_chain_zero, which keeps a dynamic disk sparse);
+ *    bytes past the virtual size fail the transfer with VDI_TOO_SMALL;
+ *  - import, vhd: the body goes to an unlinked work file in the SR directory,
+ *    which the library then opens alone (every structural check of
+ *    vhd_chain_open_fd; differencing images refused); a worker thread copies
+ *    its content over the VDI's, zeroing what the image leaves unallocated;
+ *  - export, raw: the chain is read on demand into the reply (Content-Length
+ *    is the virtual size);
+ *  - export, vhd: a worker converts the chain into an unlinked dynamic VHD
+ *    work file (vhd_convert_to), which is then streamed.
+ * Memory stays bounded by one block per transfer whatever the disk's size
+ * (the HTTP front hands over the body in pieces as it arrives; the disk write
+ * in the callback is the back-pressure).
+ *
+ * Invariants:
+ *  (1) a transfer's task is finished exactly once, by xfer_end(), on every path
+ *      (reply sent, client gone, server stopping);
+ *  (2) a struct xfer is used by one thread at a time: the connection's thread
+ *      while the body streams or the reply is read, a worker in between.
+ *
+ * Facts: shared/spec/xenapi.md 1.1 (session_id as query parameter, cookie or
+ * Basic auth; task_id) and 5 (tasks), shared/spec/storage.md (VHD layout).
+ */
+#include "api/vdi_transfer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/storage_api.h"
+#include "common/log.h"
+#include "common/workpool.h"
+#include "db/db.h"
+#include "rpc/auth.h"
+#include "rpc/ctx.h"
+#include "rpc/http.h"
+#include "rpc/session.h"
+#include "rpc/task.h"
+#include "storage/sr_file.h"
+#include "vhd/vhd.h"
+#include "xapi_errors.h"
+#include "xapi_model.h"
+
+#define XFER_BLOCK VHD_BLOCK_SIZE_DEFAULT
+
+struct xfer {
+    struct server *srv;
+    bool import;
+    bool vhd;              /* format=vhd */
+    char *vdi;             /* the VDI's ref */
+    char *task;            /* the task reporting progress */
+    char sr_path[4096];    /* the SR's directory */
+    char path[4096];       /* the VDI's file */
+    uint64_t vsize;        /* the VDI's virtual size */
+    int64_t body_len;      /* import: Content-Length, -1 when chunked */
+    struct vhd_chain *chain;
+    struct xerr *err;      /* the first failure; the transfer then only drains */
+    double progress;       /* last reported */
+    bool ended;            /* invariant 1 */
+    /* import raw: the block being gathered */
+    char *block;
+    uint64_t block_off;
+    size_t block_fill;
+    uint64_t received;
+    /* import vhd: the body; export vhd: the converted image */
+    int fd;
+    uint64_t fd_limit;
+    /* export */
+    uint64_t total, sent;
+    struct http_request *req; /* while a worker holds the transfer */
+};
+
+/*==== Errors, tasks, replies ====*/
+
+static unsigned
+xfer_http_status(const struct xerr *e)
+{
+    static const struct {
+        const char *code;
+        unsigned status;
+    } map[] = {
+        {"SESSION_INVALID", 401},       {"SESSION_AUTHENTICATION_FAILED", 401},
+        {"SESSION_AUTHORIZATION_FAILED", 401}, {"RBAC_PERMISSION_DENIED", 403},
+        {"HANDLE_INVALID", 404},        {"VDI_MISSING", 404},
+        {"INVALID_VALUE", 400},         {"VDI_TOO_SMALL", 400},
+        {"IMPORT_ERROR", 400},          {"VDI_IN_USE", 409},
+        {"VDI_READ_ONLY", 409},
+    };
+    for (size_t i = 0; e && i < sizeof(map) / sizeof(map[0]); i++)
+        if (strcmp(e->code, map[i].code) == 0)
+            return map[i].status;
+    return 500;
+}
+
+/* Answers @req with @err's status; the body is "CODE param..." on one line. */
+static void
+reply_error(struct http_request *req, const char *task, const struct xerr *err)
+{
+    char body[1024];
+    size_t n = (size_t)snprintf(body, sizeof(body), "%s", err ? err->code : "INTERNAL_ERROR");
+    for (size_t i = 0; err && i < err->n_params && n < sizeof(body); i++)
+        n += (size_t)snprintf(body + n, sizeof(body) - n, " %s", err->params[i]);
+    if (n >= sizeof(body) - 1)
+        n = sizeof(body) - 2;
+    body[n++] = '\n';
+    unsigned status = xfer_http_status(err);
+    char task_hdr[160];
+    const char *hdrs[2];
+    size_t n_hdrs = 0;
+    if (task) {
+        snprintf(task_hdr, sizeof(task_hdr), "Task-Id: %s", task);
+        hdrs[n_hdrs++] = task_hdr;
+    }
+    if (status == 401)
+        hdrs[n_hdrs++] = "WWW-Authenticate: Basic realm=\"xapi\"";
+    http_reply_with_headers(req, status, "text/plain", hdrs, n_hdrs, body, n);
+}
+
+/* Records the first failure of @x; returns false. */
+static bool
+xfer_fail(struct xfer *x, struct xerr **err)
+{
+    return xerr_propagate(&x->err, err);
+}
+
+static void
+xfer_progress(struct xfer *x, uint64_t done, uint64_t total)
+{
+    double p = total ? (double)done / (double)total : 0.0;
+    if (p > 0.99)
+        p = 0.99; /* 1.0 is the finish's (xenapi.md 5) */
+    if (p - x->progress >= 0.01) {
+        x->progress = p;
+        task_set_progress(x->srv, x->task, p);
+    }
+}
+
+/* Whether the task was cancelled; records TASK_CANCELLED then. */
+static bool
+xfer_cancelled(struct xfer *x)
+{
+    if (!task_cancel_requested(x->srv, x->task))
+        return false;
+    struct xerr *e = NULL;
+    xerr_task_cancelled(&e, x->task);
+    xfer_fail(x, &e);
+    return true;
+}
+
+/* Finishes the task (invariant 1): success unless x->err. */
+static void
+xfer_end(struct xfer *x)
+{
+    if (x->ended)
+        return;
+    x->ended = true;
+    char d[512];
+    if (x->err) {
+        task_finish_failure(x->srv, x->task, x->err);
+        log_warn("vdi.transfer", "op=%s vdi=%s format=%s task=%s error=\"%s\"",
+                 x->import ? "import" : "export", x->vdi, x->vhd ? "vhd" : "raw", x->task,
+                 xerr_describe(x->err, d, sizeof(d)));
+    } else {
+        task_finish_success(x->srv, x->task, "");
+        log_info("vdi.transfer", "op=%s vdi=%s format=%s task=%s bytes=%" PRIu64,
+                 x->import ? "import" : "export", x->vdi, x->vhd ? "vhd" : "raw", x->task,
+                 x->import ? x->received : x->sent);
+    }
+}
+
+static void
+xfer_free(struct xfer *x)
+{
+    if (!x)
+        return;
+    xfer_end(x);
+    if (x->chain)
+        vhd_chain_close(x->chain);
+    if (x->fd >= 0)
+        close(x->fd);
+    free(x->block);
+    free(x->vdi);
+    free(x->task);
+    xerr_free(x->err);
+    free(x);
+}
+
+/* Answers @req from @x's outcome and frees @x. */
+static void
+xfer_reply_and_free(struct xfer *x, struct http_request *req)
+{
+    xfer_end(x);
+    if (x->err) {
+        reply_error(req, x->task, x->err);
+    } else {
+        char hdr[160];
+        snprintf(hdr, sizeof(hdr), "Task-Id: %s", x->task);
+        const char *hdrs[] = {hdr};
+        http_reply_with_headers(req, 200, "text/plain", hdrs, 1, "", 0);
+    }
+    xfer_free(x);
+}
+
+/*==== Who is asking ====*/
+
+struct subject_role {
+    const char *name;
+    int role;
+};
+
+static bool
+subject_role_visit(void *opaque, const char *ref, const void *rec)
+{
+    struct subject_role *f = opaque;
+    const struct xapi_subject_record *s = rec;
+    const char *name = xmap_get_str((const struct xmap *)&s->other_config, "subject-name");
+    if (!name || strcmp(name, f->name) != 0)
+        return true;
+    for (size_t i = 0; i < s->roles.n; i++) {
+        int r = session_role_of_ref(s->roles.items[i]);
+        if (r > f->role)
+            f->role = r;
+    }
+    return false;
+}
+
+/* HTTP Basic credentials, checked as session.login_with_password does (on
+ * the unix socket any password is root's). */
+static bool
+auth_basic(struct server *srv, struct http_request *req, const char *user, const char *pwd,
+           bool *superuser, int *role, struct xerr **errp)
+{
+    bool local = http_request_transport(req) == HTTP_TRANSPORT_UNIX;
+    if (!local) {
+        enum auth_result ar = auth_check(srv->auth, user, pwd, http_request_peer(req));
+        if (ar != AUTH_OK)
+            return xerr_session_authentication_failed(
+                errp, user, ar == AUTH_THROTTLED ? "Too many failed logins; try later"
+                                                 : "Authentication failure");
+    }
+    *superuser = local || strcmp(user, "root") == 0;
+    if (*superuser)
+        return true;
+    struct subject_role f = {user, -1};
+    db_foreach(srv->db, &xapi_class_subject, subject_role_visit, &f);
+    if (f.role < 0)
+        return xerr_raise(errp, "SESSION_AUTHORIZATION_FAILED", user,
+                          "The account has no subject with a role in this pool");
+    *role = f.role;
+    return true;
+}
+
+/* The caller must hold vm-admin. *@session is the session ref ("" for Basic). */
+static bool
+xfer_authorise(struct server *srv, struct http_request *req, const char *permission,
+               struct xerr **errp)
+{
+    const char *session = http_request_query(req, "session_id");
+    if (!session)
+        session = http_request_cookie(req, "session_id");
+    bool superuser = false;
+    int role = -1;
+    if (session) {
+        struct session_info si = {0};
+        if (!session_check(srv, session, &si, errp))
+            return false;
+        superuser = si.superuser;
+        role = (int)si.role;
+        session_info_release(&si);
+    } else {
+        char *user = NULL, *pwd = NULL;
+        if (!http_request_basic_auth(req, &user, &pwd))
+            return xerr_session_invalid(errp, "");
+        bool ok = auth_basic(srv, req, user, pwd, &superuser, &role, errp);
+        free(user);
+        free(pwd);
+        if (!ok)
+            return false;
+    }
+    if (!superuser && role < (int)XR_VM_ADMIN)
+        return xerr_rbac_permission_denied(errp, permission,
+                                           "The vm-admin role is needed for this transfer");
+    return true;
+}
+
+/*==== The common preamble ====*/
+
+static bool
+vbd_attached_visit(void *opaque, const char *ref, const void *rec)
+{
+    const struct xapi_vbd_record *v = rec;
+    struct {
+        const char *vdi;
+        bool attached;
+    } *f = opaque;
+    if (v->currently_attached && strcmp(v->VDI, f->vdi) == 0) {
+        f->attached = true;
+        return false;
+    }
+    return true;
+}
+
+static bool
+vdi_attached(struct db *db, const char *vdi)
+{
+    struct {
+        const char *vdi;
+        bool attached;
+    } f = {vdi, false};
+    db_foreach(db, &xapi_class_vbd, vbd_attached_visit, &f);
+    return f.attached;
+}
+
+/* Everything but the data: who, which VDI, which format, which task. Before
+ * the task exists errors go to *@errp only; after, also into x->err. */
+static bool
+xfer_prepare(struct server *srv, struct http_request *req, bool import, struct xfer **out,
+             struct xerr **errp)
+{
+    const char *perm = import ? "http/put_import_raw_vdi" : "http/get_export_raw_vdi";
+    if (!xfer_authorise(srv, req, perm, errp))
+        return false;
+    struct xfer *x = calloc(1, sizeof(*x));
+    if (!x)
+        return xerr_nomem(errp);
+    x->srv = srv;
+    x->import = import;
+    x->fd = -1;
+    x->body_len = -1;
+    const char *task = http_request_query(req, "task_id");
+    if (task) {
+        if (!db_exists(srv->db, &xapi_class_task, task)) {
+            free(x);
+            return xerr_handle_invalid(errp, "task", task);
+        }
+        if (!(x->task = strdup(task))) {
+            free(x);
+            return xerr_nomem(errp);
+        }
+    } else {
+        const char *session = http_request_query(req, "session_id");
+        if (!task_create(srv, import ? "VDI import" : "VDI export", "", session ? session : "",
+                         true, &x->task, errp)) {
+            free(x);
+            return false;
+        }
+    }
+    *out = x;
+    const char *vdi = http_request_query(req, "vdi");
+    const char *format = http_request_query(req, "format");
+    struct xapi_vdi_record *rec = NULL;
+    char *sr_path = NULL;
+    bool ok = false;
+    if (!(x->vdi = strdup(vdi ? vdi : "")))
+        xerr_nomem(&x->err);
+    else if (format && strcmp(format, "raw") != 0 && strcmp(format, "vhd") != 0)
+        xerr_raise(&x->err, "INVALID_VALUE", "format", format);
+    else if (!vdi || !db_get(srv->db, &xapi_class_vdi, vdi, (void **)&rec, NULL))
+        xerr_handle_invalid(&x->err, "VDI", vdi ? vdi : "");
+    else if (!storage_sr_path(srv->db, srv->host_ref, rec->SR, &sr_path, &x->err))
+        ;
+    else if (import && rec->read_only)
+        xerr_raise(&x->err, "VDI_READ_ONLY", vdi);
+    else if (import && vdi_attached(srv->db, vdi))
+        xerr_vdi_in_use(&x->err, vdi, "import_raw_vdi");
+    else if (snprintf(x->sr_path, sizeof(x->sr_path), "%s", sr_path) >= (int)sizeof(x->sr_path) ||
+             sr_file_vdi_path(sr_path, rec->uuid, x->path, sizeof(x->path)) < 0)
+        storage_fail(&x->err, -ENAMETOOLONG, rec->SR, vdi);
+    else
+        ok = true;
+    x->vhd = format && strcmp(format, "vhd") == 0;
+    if (rec)
+        x->vsize = (uint64_t)rec->virtual_size;
+    xapi_vdi_record_free(rec);
+    free(sr_path);
+    if (!ok)
+        return xerr_set_at(errp, x->err->file, x->err->line, x->err->code, x->err->n_params,
+                           (const char *const *)x->err->params);
+    return true;
+}
+
+/* A storage failure @rc on the transfer's VDI. */
+static void
+xfer_storage_fail(struct xfer *x, int rc, const char *what)
+{
+    struct xerr *e = NULL;
+    if (rc == -EINVAL || rc == -EFBIG || rc == -ELOOP || rc == -ESTALE || rc == -ENOENT)
+        xerr_import_error(&e, vhd_last_error()[0] ? vhd_last_error() : what);
+    else
+        xerr_internal(&e, "%s: %s (%s)", what, strerror(-rc), vhd_last_error());
+    xfer_fail(x, &e);
+}
+
+/* Answers a refused request: with the task when there is one. */
+static bool
+xfer_refuse(struct http_request *req, struct xfer *x, struct xerr *err)
+{
+    reply_error(req, x ? x->task : NULL, err);
+    xerr_free(err);
+    xfer_free(x); /* finishes the task as failure (x->err) */
+    return false;
+}
+
+/*==== Import ====*/
+
+static bool
+block_is_zero(const char *p, size_t len)
+{
+    static const char zeros[4096];
+    for (size_t off = 0; off < len; off += sizeof(zeros)) {
+        size_t n = len - off < sizeof(zeros) ? len - off : sizeof(zeros);
+        if (memcmp(p + off, zeros, n) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* Writes the gathered block to the chain. */
+static bool
+raw_block_flush(struct xfer *x)
+{
+    if (x->block_fill == 0)
+        return true;
+    int rc = block_is_zero(x->block, x->block_fill)
+                 ? vhd_chain_zero(x->chain, x->block_off, x->block_fill, false)
+                 : vhd_chain_write(x->chain, x->block, x->block_off, x->block_fill, false);
+    if (rc < 0) {
+        xfer_storage_fail(x, rc, "write");
+        return false;
+    }
+    x->block_off += x->block_fill;
+    x->block_fill = 0;
+    xfer_progress(x, x->received, x->body_len >= 0 ? (uint64_t)x->body_len : x->vsize);
+    return !xfer_cancelled(x);
+}
+
+static int
+raw_write(struct xfer *x, const char *data, size_t len)
+{
+    if (len > x->vsize - x->received) {
+        char min[32];
+        snprintf(min, sizeof(min), "%" PRIu64, x->received + len);
+        struct xerr *e = NULL;
+        xerr_vdi_too_small(&e, x->vdi, min);
+        xfer_fail(x, &e);
+        return -EFBIG;
+    }
+    x->received += len;
+    while (len > 0) {
+        size_t n = XFER_BLOCK - x->block_fill < len ? XFER_BLOCK - x->block_fill : len;
+        memcpy(x->block + x->block_fill, data, n);
+        x->block_fill += n;
+        data += n;
+        len -= n;
+        if (x->block_fill == XFER_BLOCK && !raw_block_flush(x))
+            return -EIO;
+    }
+    return 0;
+}
+
+static int
+vhd_body_write(struct xfer *x, const char *data, size_t len)
+{
+    if (len > x->fd_limit - x->received) {
+        char min[32];
+        snprintf(min, sizeof(min), "%" PRIu64, x->received + len);
+        struct xerr *e = NULL;
+        xerr_vdi_too_small(&e, x->vdi, min);
+        xfer_fail(x, &e);
+        return -EFBIG;
+    }
+    for (size_t done = 0; done < len;) {
+        ssize_t n = write(x->fd, data + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            xfer_storage_fail(x, -errno, "work file");
+            return -EIO;
+        }
+        done += (size_t)n;
+    }
+    x->received += len;
+    xfer_progress(x, x->received / 2, x->body_len > 0 ? (uint64_t)x->body_len : x->fd_limit);
+    return 0;
+}
+
+static int
+import_write(void *ctx, const char *data, size_t len)
+{
+    struct xfer *x = ctx;
+    if (x->err)
+        return -ECANCELED;
+    return x->vhd ? vhd_body_write(x, data, len) : raw_write(x, data, len);
+}
+
+/* Copies the image open as @src over the VDI, block by block. */
+static bool
+vhd_copy_into(struct xfer *x, struct vhd_chain *src)
+{
+    uint64_t ssize = vhd_chain_size(src);
+    if (ssize > x->vsize) {
+        char min[32];
+        snprintf(min, sizeof(min), "%" PRIu64, ssize);
+        struct xerr *e = NULL;
+        xerr_vdi_too_small(&e, x->vdi, min);
+        return xfer_fail(x, &e);
+    }
+    for (uint64_t off = 0; off < x->vsize; off += XFER_BLOCK) {
+        uint64_t len = x->vsize - off < XFER_BLOCK ? x->vsize - off : XFER_BLOCK;
+        uint64_t run = 0;
+        bool allocated = true;
+        if (off >= ssize) {
+            allocated = false;
+        } else {
+            if (len > ssize - off)
+                len = ssize - off; /* the rest of the VDI is zeroed below */
+            if (vhd_chain_block_status(src, off, len, &run, &allocated) == 0 && run < len)
+                allocated = true; /* partly allocated: copy all of it */
+        }
+        if (off >= ssize) {
+            int rc = vhd_chain_zero(x->chain, off, x->vsize - off, false);
+            if (rc < 0) {
+                xfer_storage_fail(x, rc, "zero");
+                return false;
+            }
+            break;
+        }
+        int rc = allocated ? vhd_chain_read(src, x->block, off, (size_t)len) : 0;
+        if (rc < 0) {
+            xfer_storage_fail(x, rc, "read the image");
+            return false;
+        }
+        rc = allocated && !block_is_zero(x->block, (size_t)len)
+                 ? vhd_chain_write(x->chain, x->block, off, (size_t)len, false)
+                 : vhd_chain_zero(x->chain, off, len, false);
+        if (rc < 0) {
+            xfer_storage_fail(x, rc, "write");
+            return false;
+        }
+        xfer_progress(x, x->vsize + off, 2 * x->vsize);
+        if (xfer_cancelled(x))
+            return false;
+    }
+    return true;
+}
+
+static void
+vhd_import_job(void *opaque)
+{
+    struct xfer *x = opaque;
+    struct http_request *req = x->req;
+    struct vhd_chain *src = NULL;
+    int rc = vhd_chain_open_fd(x->fd, VHD_OPEN_RDONLY, &src);
+    struct vhd_info info;
+    if (rc < 0) {
+        xfer_storage_fail(x, rc == -EIO ? -EINVAL : rc, "not a valid VHD");
+    } else if (vhd_chain_info(src, 0, &info) == 0 && info.type == VHD_TYPE_DIFF) {
+        struct xerr *e = NULL;
+        xerr_import_error(&e, "a differencing VHD cannot be imported (no parent)");
+        xfer_fail(x, &e);
+    } else if ((rc = vhd_chain_open(x->path, VHD_OPEN_RDWR, &x->chain)) < 0) {
+        xfer_storage_fail(x, rc, "open the VDI");
+    } else if (vhd_copy_into(x, src)) {
+        rc = vhd_chain_close(x->chain);
+        x->chain = NULL;
+        if (rc < 0)
+            xfer_storage_fail(x, rc, "flush");
+    } /* on failure xfer_free closes x->chain */
+    vhd_chain_close(src);
+    xfer_reply_and_free(x, req);
+}
+
+static void
+xfer_job_dropped(void *opaque)
+{
+    struct xfer *x = opaque;
+    struct xerr *e = NULL;
+    xerr_internal(&e, "the server is stopping");
+    xfer_fail(x, &e);
+    xfer_reply_and_free(x, x->req);
+}
+
+static void
+import_finish(void *ctx, struct http_request *req)
+{
+    struct xfer *x = ctx;
+    if (!x->err && x->body_len >= 0 && x->received != (uint64_t)x->body_len) {
+        struct xerr *e = NULL;
+        xerr_import_error_premature_eof(&e);
+        xfer_fail(x, &e);
+    }
+    if (x->err || !x->vhd) {
+        if (!x->err && raw_block_flush(x)) {
+            int rc = vhd_chain_close(x->chain);
+            x->chain = NULL;
+            if (rc < 0)
+                xfer_storage_fail(x, rc, "flush");
+        }
+        xfer_reply_and_free(x, req);
+        return;
+    }
+    x->req = req; /* the rest (parse, copy) is long: a worker's job */
+    if (workpool_submit(x->srv->workers, vhd_import_job, xfer_job_dropped, x) < 0)
+        xfer_job_dropped(x);
+}
+
+static void
+xfer_abort(void *ctx)
+{
+    struct xfer *x = ctx;
+    struct xerr *e = NULL;
+    xerr_import_error_premature_eof(&e); /* the client went away */
+    xfer_fail(x, &e);
+    xfer_free(x);
+}
+
+/* A fresh work file name in the SR directory (sr_file ignores .*.part). */
+static void
+xfer_work_file(struct xfer *x, char *path, size_t len)
+{
+    char uuid[37];
+    db_uuid_generate(uuid);
+    snprintf(path, len, "%s/.xfer-%s.part", x->sr_path, uuid);
+}
+
+static bool
+begin_import(void *opaque, struct http_request *req, struct http_body_sink *sink)
+{
+    struct server *srv = opaque;
+    struct xfer *x = NULL;
+    struct xerr *err = NULL;
+    if (!xfer_prepare(srv, req, true, &x, &err))
+        return xfer_refuse(req, x, err);
+    const char *cl = http_request_header(req, "Content-Length");
+    if (cl)
+        x->body_len = (int64_t)strtoull(cl, NULL, 10);
+    /* a dynamic image of the whole disk: the data, a bitmap sector per block,
+     * the BAT and the headers; anything larger is not an image of this VDI */
+    x->fd_limit = x->vsize + x->vsize / 1024 + (16u << 20);
+    uint64_t limit = x->vhd ? x->fd_limit : x->vsize;
+    if (x->body_len > 0 && (uint64_t)x->body_len > limit) {
+        char min[32];
+        snprintf(min, sizeof(min), "%" PRId64, x->body_len);
+        xerr_vdi_too_small(&x->err, x->vdi, min);
+    } else if (x->vhd) {
+        char path[4200];
+        xfer_work_file(x, path, sizeof(path));
+        x->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (x->fd < 0)
+            xfer_storage_fail(x, -errno, "work file");
+        else
+            unlink(path); /* nothing is left behind, whatever happens */
+        x->block = malloc(XFER_BLOCK);
+        if (!x->block)
+            xerr_nomem(&x->err);
+    } else {
+        int rc = vhd_chain_open(x->path, VHD_OPEN_RDWR, &x->chain);
+        if (rc < 0)
+            xfer_storage_fail(x, rc, "open the VDI");
+        else if (!(x->block = malloc(XFER_BLOCK)))
+            xerr_nomem(&x->err);
+        else
+            x->vsize = vhd_chain_size(x->chain); /* the file's word over the record's */
+    }
+    if (x->err)
+        return xfer_refuse(req, x, xerr_copy(x->err));
+    *sink = (struct http_body_sink){import_write, import_finish, xfer_abort, x};
+    return true;
+}
+
+/*==== Export ====*/
+
+static ssize_t
+export_read(void *opaque, uint64_t pos, char *buf, size_t max)
+{
+    struct xfer *x = opaque;
+    if (pos >= x->total)
+        return 0;
+    size_t len = x->total - pos < max ? (size_t)(x->total - pos) : max;
+    int rc;
+    if (x->fd >= 0) {
+        ssize_t n = pread(x->fd, buf, len, (off_t)pos);
+        rc = n < 0 ? -errno : n == 0 ? -EIO : 0;
+        if (n > 0)
+            len = (size_t)n;
+    } else {
+        rc = vhd_chain_read(x->chain, buf, pos, len);
+    }
+    if (rc < 0) {
+        xfer_storage_fail(x, rc, "read");
+        return rc;
+    }
+    x->sent = pos + len;
+    uint64_t done = x->vhd ? x->total + x->sent : x->sent;
+    xfer_progress(x, done, x->vhd ? 2 * x->total : x->total);
+    if ((x->sent & (XFER_BLOCK - 1)) < len && xfer_cancelled(x))
+        return -ECANCELED;
+    return (ssize_t)len;
+}
+
+static void
+export_free(void *opaque)
+{
+    struct xfer *x = opaque;
+    if (!x->err && x->sent != x->total)
+        xerr_internal(&x->err, "the client went away after %" PRIu64 " of %" PRIu64 " bytes",
+                      x->sent, x->total);
+    xfer_free(x);
+}
+
+static void
+export_reply(struct xfer *x, struct http_request *req)
+{
+    char hdr[160];
+    snprintf(hdr, sizeof(hdr), "Task-Id: %s", x->task);
+    const char *hdrs[] = {hdr};
+    http_reply_stream(req, 200, x->vhd ? "application/vhd" : "application/octet-stream", hdrs, 1,
+                      (int64_t)x->total, export_read, export_free, x);
+}
+
+static void
+export_convert_progress(void *opaque, uint64_t done, uint64_t total)
+{
+    struct xfer *x = opaque;
+    xfer_progress(x, done, 2 * total);
+}
+
+static void
+vhd_export_job(void *opaque)
+{
+    struct xfer *x = opaque;
+    struct http_request *req = x->req;
+    char path[4200];
+    xfer_work_file(x, path, sizeof(path));
+    int rc = vhd_convert_to(x->chain, path, true, export_convert_progress, x);
+    if (rc == 0) {
+        x->fd = open(path, O_RDONLY | O_CLOEXEC);
+        rc = x->fd < 0 ? -errno : 0;
+    }
+    unlink(path); /* the open descriptor keeps it while it streams */
+    struct stat st;
+    if (rc == 0 && fstat(x->fd, &st) < 0)
+        rc = -errno;
+    if (rc < 0) {
+        xfer_storage_fail(x, rc, "convert");
+        xfer_reply_and_free(x, req);
+        return;
+    }
+    vhd_chain_close(x->chain);
+    x->chain = NULL;
+    x->total = (uint64_t)st.st_size;
+    export_reply(x, req);
+}
+
+static void
+export_finish(void *ctx, struct http_request *req)
+{
+    struct xfer *x = ctx;
+    int rc = vhd_chain_open(x->path, VHD_OPEN_RDONLY, &x->chain);
+    if (rc < 0) {
+        xfer_storage_fail(x, rc, "open the VDI");
+        xfer_reply_and_free(x, req);
+        return;
+    }
+    if (!x->vhd) {
+        x->total = vhd_chain_size(x->chain);
+        export_reply(x, req);
+        return;
+    }
+    x->req = req;
+    if (workpool_submit(x->srv->workers, vhd_export_job, xfer_job_dropped, x) < 0)
+        xfer_job_dropped(x);
+}
+
+static int
+export_write(void *ctx, const char *data, size_t len)
+{
+    return 0; /* a GET's body means nothing */
+}
+
+static void
+export_abort(void *ctx)
+{
+    struct xfer *x = ctx;
+    xerr_internal(&x->err, "the client went away");
+    xfer_free(x);
+}
+
+static bool
+begin_export(void *opaque, struct http_request *req, struct http_body_sink *sink)
+{
+    struct server *srv = opaque;
+    struct xfer *x = NULL;
+    struct xerr *err = NULL;
+    if (!xfer_prepare(srv, req, false, &x, &err))
+        return xfer_refuse(req, x, err);
+    *sink = (struct http_body_sink){export_write, export_finish, export_abort, x};
+    return true;
+}
+
+/*==== Registration ====*/
+
+bool
+vdi_transfer_register(struct server *srv, struct http_server *http)
+{
+    int rc = http_server_add_stream_route(http, "PUT", "/import_raw_vdi", begin_import, srv);
+    if (rc == 0)
+        rc = http_server_add_stream_route(http, "GET", "/export_raw_vdi", begin_export, srv);
+    if (rc < 0) {
+        log_error("vdi.transfer", "reason=\"cannot add the routes: %s\"", strerror(-rc));
+        return false;
+    }
+    return true;
+}
