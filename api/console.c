@@ -92,16 +92,11 @@ vt100_tunnel(void *opaque, int fd)
     uint64_t sub = 0;
     bool subscribed = false;
     if (fd >= 0 && x) {
-        char *replay = NULL;
-        size_t len = 0;
         pthread_mutex_lock(&t->mu);
         t->client_fd = fd;
-        /* replay and subscription under the lock: no output lost or doubled */
-        if (xenops_console_read(x, t->uuid, &replay, &len) == 0 && len)
-            write_all(fd, replay, len);
-        free(replay);
-        subscribed = xenops_console_subscribe(x, t->uuid, vt100_output, t, &sub) == 0;
         pthread_mutex_unlock(&t->mu);
+        /* the replay comes as the first chunk, atomically with the subscription */
+        subscribed = xenops_console_subscribe_replay(x, t->uuid, vt100_output, t, &sub) == 0;
         char buf[1024];
         ssize_t n;
         while (subscribed && (n = read(fd, buf, sizeof(buf))) > 0)

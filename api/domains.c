@@ -4,8 +4,8 @@
  * VCPUs_at_startup size it; PV_kernel/PV_ramdisk/PV_args mean a direct
  * kernel boot (microvm unless platform:machine says pc or q35), otherwise
  * firmware boot with HVM_boot_params:order; platform:accel (kvm|tcg|auto)
- * chooses the accelerator; actions_after_reboot/crash are handed to xenops,
- * which restarts or preserves in place. Disks: each attached VBD's VDI is
+ * chooses the accelerator; actions_after_reboot is handed to xenops (a reboot
+ * restarts in place), crashes are decided by the API when they happen. Disks: each attached VBD's VDI is
  * served by its own `vhd serve` process over NBD (api/disk_servers.c).
  *
  * Events from xenops arrive on its thread and go to
@@ -145,21 +145,8 @@ dup_or_null(const char *s)
 }
 
 static enum xenops_action
-action_of(int xapi_action, bool crash)
+action_of(int xapi_action)
 {
-    if (crash) {
-        switch (xapi_action) {
-        case XAPI_ON_CRASH_BEHAVIOUR_RESTART:
-        case XAPI_ON_CRASH_BEHAVIOUR_RENAME_RESTART:
-            return XENOPS_ACTION_RESTART;
-        case XAPI_ON_CRASH_BEHAVIOUR_PRESERVE:
-        case XAPI_ON_CRASH_BEHAVIOUR_COREDUMP_AND_RESTART:
-            return xapi_action == XAPI_ON_CRASH_BEHAVIOUR_PRESERVE ? XENOPS_ACTION_PRESERVE
-                                                                   : XENOPS_ACTION_RESTART;
-        default:
-            return XENOPS_ACTION_DESTROY;
-        }
-    }
     return xapi_action == XAPI_ON_NORMAL_EXIT_RESTART ? XENOPS_ACTION_RESTART
                                                       : XENOPS_ACTION_DESTROY;
 }
@@ -197,8 +184,12 @@ build_config(struct server *srv, const char *ref, const struct xapi_vm_record *v
                                                 : XENOPS_ACCEL_AUTO;
     c->start_paused = paused;
     c->on_poweroff = XENOPS_ACTION_DESTROY; /* the API decides: actions_after_shutdown */
-    c->on_reboot = action_of((int)vm->actions_after_reboot, false);
-    c->on_crash = action_of((int)vm->actions_after_crash, true);
+    c->on_reboot = action_of((int)vm->actions_after_reboot);
+    /* A crash is decided by the API with the actions in force when it happens
+     * (vm_lifecycle_on_domain_event); only preserve must be known up front. */
+    c->on_crash = vm->actions_after_crash == XAPI_ON_CRASH_BEHAVIOUR_PRESERVE
+                      ? XENOPS_ACTION_PRESERVE
+                      : XENOPS_ACTION_DESTROY;
     if (!c->uuid || !c->name || (c->boot == XENOPS_BOOT_DIRECT && !c->kernel) ||
         (c->boot == XENOPS_BOOT_FIRMWARE && !c->boot_order)) {
         xenops_config_free(c);

@@ -11,6 +11,7 @@
  * way. Entering Halted resets the running state (xenapi.md 3.1).
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -498,13 +499,49 @@ find_by_uuid(void *opaque, const char *ref, const void *rec)
     return false;
 }
 
-/* A guest that powered off by itself: actions_after_shutdown says whether it
- * starts again. (Reboots and crashes are applied in place by the domain
- * manager, which was given actions_after_reboot/crash at start.) */
-static bool
-wants_restart(const struct find_uuid *f, enum domain_event ev)
+/* Domains that crashed and whose halt is still to come: that halt follows
+ * actions_after_crash, not actions_after_shutdown. Few at a time. */
+#define MAX_CRASHED 64
+static pthread_mutex_t crashed_mu = PTHREAD_MUTEX_INITIALIZER;
+static char crashed[MAX_CRASHED][40];
+
+static void
+crashed_mark(const char *uuid)
 {
-    return ev == DOMAIN_HALTED && f->after_shutdown == XAPI_ON_NORMAL_EXIT_RESTART;
+    pthread_mutex_lock(&crashed_mu);
+    for (int i = 0; i < MAX_CRASHED; i++)
+        if (!crashed[i][0]) {
+            snprintf(crashed[i], sizeof(crashed[i]), "%s", uuid);
+            break;
+        }
+    pthread_mutex_unlock(&crashed_mu);
+}
+
+static bool
+crashed_take(const char *uuid)
+{
+    bool found = false;
+    pthread_mutex_lock(&crashed_mu);
+    for (int i = 0; i < MAX_CRASHED && !found; i++)
+        if (strcmp(crashed[i], uuid) == 0) {
+            crashed[i][0] = '\0';
+            found = true;
+        }
+    pthread_mutex_unlock(&crashed_mu);
+    return found;
+}
+
+/* A domain that halted by itself: the VM's actions in force now say whether
+ * it starts again - actions_after_crash after a crash, actions_after_shutdown
+ * after a guest poweroff. (Reboots restart in place in the domain manager.) */
+static bool
+wants_restart(const struct find_uuid *f, bool after_crash)
+{
+    if (after_crash)
+        return f->after_crash == XAPI_ON_CRASH_BEHAVIOUR_RESTART ||
+               f->after_crash == XAPI_ON_CRASH_BEHAVIOUR_RENAME_RESTART ||
+               f->after_crash == XAPI_ON_CRASH_BEHAVIOUR_COREDUMP_AND_RESTART;
+    return f->after_shutdown == XAPI_ON_NORMAL_EXIT_RESTART;
 }
 
 void
@@ -535,13 +572,16 @@ vm_lifecycle_on_domain_event(struct server *srv, const char *uuid, enum domain_e
         record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_RUNNING, -1, true, &err);
         break;
     case DOMAIN_CRASHED:
-        break; /* the crash action follows as its own event (halted/rebooted/paused) */
+        crashed_mark(uuid); /* its halt follows as an event of its own */
+        break;
     default: {
         if (f.ps == XAPI_VM_POWER_STATE_HALTED || f.ps == XAPI_VM_POWER_STATE_SUSPENDED)
             break; /* an operation already recorded it (clean shutdown, suspend) */
         struct xapi_vm_record *vm = NULL;
         int64_t domid = -1;
-        if (wants_restart(&f, ev) && db_get(srv->db, &xapi_class_vm, f.ref, (void **)&vm, NULL) &&
+        bool after_crash = crashed_take(uuid);
+        if (wants_restart(&f, after_crash) &&
+            db_get(srv->db, &xapi_class_vm, f.ref, (void **)&vm, NULL) &&
             domains_start(srv, f.ref, vm, false, &domid, &err)) {
             record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_RUNNING, domid, true, &err);
         } else {

@@ -613,6 +613,18 @@ def write_dispatch(model, out):
                                 role=role, session=True, async_=async_, flags=0, call='NULL'))
         for m in c.get('messages', []):
             status = m.get('status', 'todo')
+            fields = [f['name'] for f in c.get('fields_t', [])]
+            if status == 'implicit' and m['name'].startswith('set_') and m['name'][4:] in fields:
+                # a hand-declared setter of a non-RW field whose meaning is the
+                # plain write: the generic setter serves it, with its role
+                f = c['fields_t'][fields.index(m['name'][4:])]
+                entries.append(dict(wire='%s.%s' % (cname, m['name']), cls=cls_ref, name=m['name'],
+                                    kind='XM_SET_FIELD',
+                                    field='&xapi_fields_%s[%d]' % (lc, c['fields_t'].index(f)),
+                                    params=[(t, p[1], None) for (p, t) in zip(m['params'], m['params_t'])],
+                                    result=None, role=m.get('role', 'pool-admin'), session=True,
+                                    async_=False, flags='0', call='NULL'))
+                continue
             if status == 'implicit':
                 continue
             kind = {'built': 'XM_EXPLICIT', 'special': 'XM_SPECIAL'}.get(status, 'XM_TODO')

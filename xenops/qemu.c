@@ -78,6 +78,7 @@ struct qdom {
     char shutdown_reason[32]; /* last SHUTDOWN event's reason */
     bool announce_resume;     /* RESUME events become RESUMED (not the initial cont) */
     uint64_t reboots;         /* RESET events seen: clean reboot waits on it */
+    uint64_t cmd_seq;         /* QMP command ids */
 
     pthread_mutex_t con_lock; /* ring, log, subscribers; held while calling them */
     char ring[CONSOLE_RING];
@@ -93,6 +94,7 @@ struct qbackend {
     pthread_cond_t cond;
     struct hashmap doms; /* uuid -> struct qdom (a reference) */
     int n_threads;       /* live supervisors; fini waits for 0 */
+    bool stopping;       /* fini has begun: attach refuses */
 };
 
 static int qemu_spawn_domain(struct xenops *x, const struct xenops_domain_config *cfg,
@@ -207,16 +209,28 @@ qdom_qmp_fd(struct qdom *d, json_t *cmd, int pass_fd, json_t **ret)
     json_decref(d->reply);
     d->reply = NULL;
     int rc = d->exited ? -ESRCH : 0;
+    json_int_t id = (json_int_t)++d->cmd_seq;
     pthread_mutex_unlock(&d->lock);
+    /* the id pairs the reply with this command: a fire-and-forget command's
+     * late reply (quit, on_crash) must not be taken for ours */
+    if (rc == 0 && json_object_set_new(cmd, "id", json_integer(id)) < 0)
+        rc = -ENOMEM;
     if (rc == 0)
         rc = qmp_send(d->qmp_fd, cmd, pass_fd);
     json_decref(cmd);
     json_t *reply = NULL;
     pthread_mutex_lock(&d->lock);
     uint64_t deadline = xenops_now_ms() + QMP_TIMEOUT_MS;
-    while (rc == 0 && !d->reply && !d->exited && !d->stop)
+    for (;;) {
+        if (d->reply && json_integer_value(json_object_get(d->reply, "id")) != id) {
+            json_decref(d->reply); /* a stale reply */
+            d->reply = NULL;
+        }
+        if (rc != 0 || d->reply || d->exited || d->stop)
+            break;
         if (!qdom_wait(d, deadline))
             rc = -ETIMEDOUT;
+    }
     reply = d->reply;
     d->reply = NULL;
     if (rc == 0 && !reply)
@@ -300,7 +314,7 @@ qemu_console_read(struct xenops *x, const char *uuid, char **buf, size_t *len)
 
 static int
 qemu_console_subscribe(struct xenops *x, const char *uuid, xenops_console_fn *fn, void *opaque,
-                       uint64_t *id)
+                       bool replay, uint64_t *id)
 {
     _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, uuid);
     if (!d)
@@ -311,6 +325,19 @@ qemu_console_subscribe(struct xenops *x, const char *uuid, xenops_console_fn *fn
     s->fn = fn;
     s->opaque = opaque;
     pthread_mutex_lock(&d->con_lock);
+    if (replay && d->ring_len) {
+        /* the ring as one chunk: its two halves when it has wrapped */
+        char *flat = malloc(d->ring_len);
+        if (!flat) {
+            pthread_mutex_unlock(&d->con_lock);
+            free(s);
+            return -ENOMEM;
+        }
+        for (size_t i = 0; i < d->ring_len; i++)
+            flat[i] = d->ring[(d->ring_head + i) % CONSOLE_RING];
+        fn(opaque, flat, d->ring_len);
+        free(flat);
+    }
     *id = s->id = ++d->next_sub;
     s->next = d->subs;
     d->subs = s;
@@ -450,9 +477,12 @@ qdom_exited(struct xenops *x, struct qdom *d)
 {
     struct qbackend *b = x->priv;
     pthread_mutex_lock(&b->lock);
-    if (hashmap_get(&b->doms, d->uuid) == d)
+    bool mapped = hashmap_get(&b->doms, d->uuid) == d;
+    if (mapped)
         hashmap_remove(&b->doms, d->uuid);
     pthread_mutex_unlock(&b->lock);
+    if (mapped)
+        qdom_unref(d); /* the map's; the supervisor still holds its own (3) */
     pthread_mutex_lock(&d->lock);
     d->exited = true;
     int ev = d->exit_event;
@@ -596,10 +626,11 @@ qdom_attach(struct xenops *x, struct qdom *d, unsigned timeout_ms)
     a->x = x;
     a->d = d;
     pthread_mutex_lock(&b->lock);
-    if (hashmap_get(&b->doms, d->uuid)) {
+    if (b->stopping || hashmap_get(&b->doms, d->uuid)) {
+        rc = b->stopping ? -ESHUTDOWN : -EEXIST;
         pthread_mutex_unlock(&b->lock);
         free(a);
-        return -EEXIST;
+        return rc;
     }
     if ((rc = hashmap_put(&b->doms, d->uuid, d)) < 0) {
         pthread_mutex_unlock(&b->lock);
@@ -1245,30 +1276,53 @@ unref_value(void *p)
     qdom_unref(p);
 }
 
+/* Tells every supervisor in the map to stop (qemu keeps running). */
+static void
+qemu_stop_supervisors(struct xenops *x)
+{
+    char **v = NULL;
+    size_t n = 0;
+    if (qemu_list(x, &v, &n) < 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, v[i]);
+        if (!d)
+            continue;
+        pthread_mutex_lock(&d->lock);
+        d->stop = true;
+        pthread_cond_broadcast(&d->cond);
+        pthread_mutex_unlock(&d->lock);
+        uint64_t one = 1;
+        (void)!write(d->wake_fd, &one, sizeof(one));
+    }
+    xenops_strv_free(v, n);
+}
+
 static void
 qemu_fini(struct xenops *x)
 {
     struct qbackend *b = x->priv;
-    char **v = NULL;
-    size_t n = 0;
-    if (qemu_list(x, &v, &n) == 0) {
-        for (size_t i = 0; i < n; i++) {
-            _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, v[i]);
-            if (!d)
-                continue;
-            pthread_mutex_lock(&d->lock);
-            d->stop = true;
-            pthread_cond_broadcast(&d->cond);
-            pthread_mutex_unlock(&d->lock);
-            uint64_t one = 1;
-            (void)!write(d->wake_fd, &one, sizeof(one));
-        }
-        xenops_strv_free(v, n);
-    }
     pthread_mutex_lock(&b->lock);
-    while (b->n_threads > 0)
-        pthread_cond_wait(&b->cond, &b->lock);
+    b->stopping = true; /* no new supervisors (a restart in flight fails) */
     pthread_mutex_unlock(&b->lock);
+    for (;;) {
+        qemu_stop_supervisors(x);
+        pthread_mutex_lock(&b->lock);
+        int left = b->n_threads;
+        if (left > 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 100 * 1000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&b->cond, &b->lock, &ts);
+        }
+        pthread_mutex_unlock(&b->lock);
+        if (left == 0)
+            break;
+    }
     hashmap_release_with(&b->doms, unref_value);
     pthread_mutex_destroy(&b->lock);
     pthread_cond_destroy(&b->cond);

@@ -363,7 +363,7 @@ sim_console_read(struct xenops *x, const char *uuid, char **buf, size_t *len)
 
 static int
 sim_console_subscribe(struct xenops *x, const char *uuid, xenops_console_fn *fn, void *opaque,
-                      uint64_t *id)
+                      bool replay, uint64_t *id)
 {
     return -ENOTSUP;
 }

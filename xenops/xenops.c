@@ -99,6 +99,9 @@ xenops_new(const struct xenops_init *init, struct xenops **out)
         rc = -ENOMEM;
     if (!rc && x->run_dir)
         rc = xenops_mkdir_p(x->run_dir, 0700);
+    /* a qemu running as uid must reach its own (chown'd) domain dir */
+    if (!rc && x->run_dir && x->set_ids && chmod(x->run_dir, 0711) < 0)
+        rc = -errno;
     if (!rc && x->log_dir)
         rc = xenops_mkdir_p(x->log_dir, 0700);
     if (!rc)
@@ -234,7 +237,17 @@ xenops_console_subscribe(struct xenops *x, const char *uuid, xenops_console_fn *
     NEED_UUID(uuid);
     if (!fn || !id)
         return -EINVAL;
-    return x->ops->console_subscribe(x, uuid, fn, opaque, id);
+    return x->ops->console_subscribe(x, uuid, fn, opaque, false, id);
+}
+
+int
+xenops_console_subscribe_replay(struct xenops *x, const char *uuid, xenops_console_fn *fn,
+                                void *opaque, uint64_t *id)
+{
+    NEED_UUID(uuid);
+    if (!fn || !id)
+        return -EINVAL;
+    return x->ops->console_subscribe(x, uuid, fn, opaque, true, id);
 }
 
 void

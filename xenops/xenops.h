@@ -120,7 +120,8 @@ struct xenops;
  * call xenops_recover() to adopt ones left running by an earlier instance. */
 int xenops_new(const struct xenops_init *init, struct xenops **out);
 /* Stops supervising and frees; running domains keep running (a later
- * xenops_recover() adopts them). No event is delivered after it returns. */
+ * xenops_recover() adopts them). No event is delivered after it returns.
+ * Must not race other calls on @x. */
 void xenops_free(struct xenops *x);
 const char *xenops_backend_name(const struct xenops *x);
 
@@ -145,7 +146,9 @@ int xenops_domain_unpause(struct xenops *x, const char *uuid);
  * HALTED and ignore on_poweroff. */
 int xenops_domain_shutdown(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms);
 /* Clean: the line "reboot" on the serial console, waiting up to @timeout_ms
- * for the guest to reset; hard: a system reset. Both emit REBOOTED. */
+ * for the guest to reset (-ETIMEDOUT if it does not); hard: a system reset.
+ * Both emit REBOOTED when on_reboot is RESTART; with DESTROY, qemu follows
+ * its reboot action and the domain halts (HALTED). */
 int xenops_domain_reboot(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms);
 /* Pauses, writes the domain's state to @path (created 0600), stops it: emits
  * SUSPENDED. */
@@ -176,10 +179,19 @@ int xenops_domain_list(struct xenops *x, char ***uuids, size_t *n);
  * convenience), *len its length. -ENOTSUP for sim when nothing was written. */
 int xenops_console_read(struct xenops *x, const char *uuid, char **buf, size_t *len);
 /* Live output: @fn is called on a backend thread with each chunk, in order,
- * until unsubscribed. *id names the subscription. */
+ * until unsubscribed or the domain stops (then silently dropped). @fn runs
+ * under the console's lock: it must not call xenops_console_* for the same
+ * domain (deadlock) and should only copy or forward the bytes. Output between
+ * an earlier xenops_console_read() and this call is not replayed. *id names
+ * the subscription. -ENOTSUP for sim. */
 typedef void xenops_console_fn(void *opaque, const char *data, size_t len);
 int xenops_console_subscribe(struct xenops *x, const char *uuid, xenops_console_fn *fn,
                              void *opaque, uint64_t *id);
+/* The same, but @fn first receives the ring's content (the last 64 KiB) as
+ * one chunk, atomically with the subscription: no byte is lost or repeated
+ * between the replay and the live output (the vt100 console's contract). */
+int xenops_console_subscribe_replay(struct xenops *x, const char *uuid, xenops_console_fn *fn,
+                                    void *opaque, uint64_t *id);
 /* After it returns, @fn is not running and will not be called again. */
 void xenops_console_unsubscribe(struct xenops *x, const char *uuid, uint64_t id);
 /* Keystrokes to the guest's serial port. */

@@ -26,7 +26,7 @@ struct xenops_ops {
     int (*list)(struct xenops *x, char ***uuids, size_t *n);
     int (*console_read)(struct xenops *x, const char *uuid, char **buf, size_t *len);
     int (*console_subscribe)(struct xenops *x, const char *uuid, xenops_console_fn *fn,
-                             void *opaque, uint64_t *id);
+                             void *opaque, bool replay, uint64_t *id);
     void (*console_unsubscribe)(struct xenops *x, const char *uuid, uint64_t id);
     int (*console_write)(struct xenops *x, const char *uuid, const char *data, size_t len);
     int (*vnc_path)(struct xenops *x, const char *uuid, char **path);

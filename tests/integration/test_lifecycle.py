@@ -92,6 +92,25 @@ def lifecycle(t, d):
         time.sleep(0.01)
     t.eq(value(s.task.get_status(sess, task)), 'success', 'Async.VM.start completes')
     value(s.VM.hard_shutdown(sess, vm))
+    # vCPUs and memory rules
+    t.eq(error(s.VM.set_VCPUs_at_startup(sess, vm, '4'))[0], 'VALUE_NOT_SUPPORTED',
+         'VCPUs_at_startup above VCPUs_max: VALUE_NOT_SUPPORTED')
+    value(s.VM.set_VCPUs_max(sess, vm, '4'))
+    value(s.VM.set_VCPUs_at_startup(sess, vm, '2'))
+    t.eq(value(s.VM.get_VCPUs_at_startup(sess, vm)), '2', 'set_VCPUs_max then set_VCPUs_at_startup')
+    e = error(s.VM.set_memory_limits(sess, vm, str(512 << 20), str(256 << 20), str(256 << 20), str(256 << 20)))
+    t.eq(e and e[0], 'MEMORY_CONSTRAINT_VIOLATION', 'static_min above static_max: MEMORY_CONSTRAINT_VIOLATION')
+    value(s.VM.set_memory(sess, vm, str(192 << 20)))
+    t.eq(value(s.VM.get_memory_dynamic_max(sess, vm)), str(192 << 20), 'set_memory sets the whole range')
+    value(s.VM.set_memory_limits(sess, vm, str(128 << 20), str(256 << 20), str(192 << 20), str(192 << 20)))
+    value(s.VM.set_actions_after_crash(sess, vm, 'preserve'))
+    t.eq(value(s.VM.get_actions_after_crash(sess, vm)), 'preserve', 'set_actions_after_crash (a plain setter)')
+    value(s.VM.start(sess, vm, False, False))
+    e = error(s.VM.set_VCPUs_max(sess, vm, '3'))
+    t.eq(e and e[0], 'VM_BAD_POWER_STATE', 'vCPUs cannot change while running')
+    value(s.VM.set_memory_dynamic_range(sess, vm, str(160 << 20), str(224 << 20)))
+    t.eq(value(s.VM.get_memory_dynamic_max(sess, vm)), str(224 << 20), 'the dynamic range may change while running')
+    value(s.VM.hard_shutdown(sess, vm))
     # memory: a VM bigger than the host cannot start
     big = value(s.VM.create(sess, {'name_label': 'too-big', 'name_description': '', 'user_version': '1',
                                    'is_a_template': False, 'affinity': 'OpaqueRef:NULL',

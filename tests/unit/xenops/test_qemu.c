@@ -194,7 +194,8 @@ make_cfg(struct xenops_domain_config *c, char *uuid, enum xenops_machine m)
 static struct xenops *
 new_x(void)
 {
-    struct xenops_init init = {.backend = "qemu", .run_dir = run_dir, .on_event = on_event};
+    struct xenops_init init = {.backend = "qemu", .run_dir = run_dir, .on_event = on_event,
+                               .log_max_bytes = 8192};
     struct xenops *x = NULL;
     assert_int_equal(xenops_new(&init, &x), 0);
     return x;
@@ -251,6 +252,9 @@ test_lifecycle(void **state)
     assert_int_equal(xenops_domain_unpause(x, uuid), 0);
     assert_true(wait_event(uuid, XENOPS_EVENT_RESUMED, 5000));
     assert_true(guest_echo(x, uuid, "one", 10000));
+    /* enough output to rotate the log: the kernel's messages */
+    assert_int_equal(xenops_console_write(x, uuid, "run dmesg\n", 10), 0);
+    assert_true(wait_console(x, uuid, "Run /init", 1, 10000));
 
     char *vnc = NULL;
     assert_int_equal(xenops_console_vnc_path(x, uuid, &vnc), -ENOTSUP);
@@ -258,7 +262,12 @@ test_lifecycle(void **state)
     /* clean reboot: the guest resets, qemu resets in place (on_reboot restart);
      * a live console subscriber sees the second boot */
     uint64_t sub = 0;
-    assert_int_equal(xenops_console_subscribe(x, uuid, on_console, NULL, &sub), 0);
+    assert_int_equal(xenops_console_subscribe_replay(x, uuid, on_console, NULL, &sub), 0);
+    pthread_mutex_lock(&ev_lock);
+    assert_non_null(strstr(live, "VESSEL-ECHO one")); /* the replay */
+    live_len = 0;
+    live[0] = '\0';
+    pthread_mutex_unlock(&ev_lock);
     assert_int_equal(xenops_domain_reboot(x, uuid, false, 20000), 0);
     assert_true(wait_event(uuid, XENOPS_EVENT_REBOOTED, 5000));
     assert_true(wait_console(x, uuid, MARKER, 2, BOOT_TIMEOUT_MS));
@@ -289,11 +298,14 @@ test_lifecycle(void **state)
     assert_false(pid_alive(st.pid));
     assert_int_equal(xenops_domain_pause(x, uuid), -ENOENT);
 
-    /* the console log outlived the domain */
+    /* the console log outlived the domain, and was rotated (8 KiB limit) */
     char log[160];
     snprintf(log, sizeof(log), "%s/%s.log", run_dir, uuid);
     assert_int_equal(stat(log, &sb), 0);
-    assert_true(sb.st_size > 0);
+    assert_true(sb.st_size > 0 && sb.st_size <= 8192);
+    strcat(log, ".1");
+    assert_int_equal(stat(log, &sb), 0);
+    assert_true(sb.st_size > 0 && sb.st_size <= 8192);
     xenops_free(x);
 }
 
@@ -327,6 +339,20 @@ test_hard_shutdown_and_crash(void **state)
     char path[160];
     snprintf(path, sizeof(path), "%s/%s", run_dir, b);
     assert_int_not_equal(access(path, F_OK), 0); /* nothing left behind */
+
+    /* on_crash restart: a new qemu replaces the killed one */
+    cb.on_crash = XENOPS_ACTION_RESTART;
+    assert_int_equal(xenops_domain_start(x, &cb), 0);
+    assert_int_equal(xenops_domain_stats(x, b, &sb), 0);
+    pid_t old = sb.pid;
+    assert_int_equal(kill(old, SIGKILL), 0);
+    assert_true(wait_event(b, XENOPS_EVENT_CRASHED, 5000));
+    assert_true(wait_event(b, XENOPS_EVENT_REBOOTED, 10000));
+    assert_int_equal(xenops_domain_stats(x, b, &sb), 0);
+    assert_int_not_equal(sb.pid, old);
+    assert_true(pid_alive(sb.pid));
+    assert_int_equal(xenops_domain_shutdown(x, b, true, 0), 0);
+    assert_true(wait_event(b, XENOPS_EVENT_HALTED, 5000));
     xenops_free(x);
 }
 
@@ -380,6 +406,16 @@ test_reattach(void **state)
     assert_int_equal(xenops_domain_stats(x, a, &st), 0);
     assert_true(pid_alive(st.pid));
     assert_true(guest_echo(x, a, "back", BOOT_TIMEOUT_MS));
+    /* hard reboot of an adopted domain: reset in place, the guest boots again */
+    int markers = 0;
+    char *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(xenops_console_read(x, a, &buf, &len), 0);
+    markers = count_str(buf, MARKER);
+    free(buf);
+    assert_int_equal(xenops_domain_reboot(x, a, true, 0), 0);
+    assert_true(wait_event(a, XENOPS_EVENT_REBOOTED, 5000));
+    assert_true(wait_console(x, a, MARKER, markers + 1, BOOT_TIMEOUT_MS));
     /* supervision works on an adopted domain: a crash is seen */
     assert_int_equal(xenops_domain_stats(x, b, &st), 0);
     kill(st.pid, SIGKILL);
