@@ -23,6 +23,7 @@
 
 #include "api/bootstrap.h"
 #include "api/console.h"
+#include "api/vdi_transfer.h"
 #include "api/domains.h"
 #include "api/vm_ops.h"
 #include "common/log.h"
@@ -396,6 +397,8 @@ main(int argc, char **argv)
         log_error("vesseld.listen", "reason=\"%s\"", why);
         goto out;
     }
+    if (!vdi_transfer_register(&srv, http))
+        goto out;
     char pid[32];
     snprintf(pid, sizeof(pid), "%ld", (long)getpid());
     int fd = open(pid_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

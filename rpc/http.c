@@ -96,6 +96,14 @@ struct http_listener {
 
 enum { LST_UNIX, LST_TCP, LST_TLS, LST_COUNT };
 
+/* A stream route (http_server_add_stream_route). */
+struct http_stream_route {
+    char *method;
+    char *path;
+    http_stream_begin_fn *begin;
+    void *opaque;
+};
+
 struct http_server {
     pthread_mutex_t lock;
     pthread_cond_t tunnels_done;
@@ -113,6 +121,9 @@ struct http_server {
     struct http_listener lst[LST_COUNT];
     char *unix_path;
     char *tls_key_pem, *tls_cert_pem; /* must outlive the TLS daemon */
+    /* guarded by lock; only grows until stop */
+    struct http_stream_route routes[HTTP_MAX_STREAM_ROUTES];
+    unsigned n_routes;
 };
 
 struct http_request {
@@ -136,7 +147,13 @@ struct http_request {
     void *tunnel_opaque;
     int tunnel_fd;               /* the connection's socket, REQ_TUNNELING */
     gnutls_session_t tls;        /* the connection's TLS session, or NULL */
+    /* a streamed body (stream routes): set when begin returned a sink, until
+     * finish() or abort() was called; only the connection's thread uses it */
+    struct http_body_sink sink;
+    bool sink_active;
+    bool sink_failed;            /* a write failed: the rest is discarded */
 };
+
 
 /* *req_cls of requests that get no http_request: a 413 answered at the first
  * call (MHD then reads no body and closes), and an OPTIONS pre-flight, which
@@ -552,6 +569,23 @@ response_add_raw_header(struct MHD_Response *r, const char *line)
     free(name);
 }
 
+/* Content-Type, CORS, extra headers, and close after a 5xx, on @r. */
+static void
+response_decorate(struct MHD_Response *r, unsigned status, const char *content_type,
+                  const char *const *headers, size_t n_headers)
+{
+    if (content_type)
+        MHD_add_response_header(r, "Content-Type", content_type);
+    response_add_cors(r);
+    for (size_t i = 0; i < n_headers; i++)
+        if (headers[i])
+            response_add_raw_header(r, headers[i]);
+    /* xapi closes after a 500 (a body it could not parse: the stream may be
+     * out of step); MHD closes after sending when it sees this header. */
+    if (status >= 500)
+        MHD_add_response_header(r, "Connection", "close");
+}
+
 /* Takes @body whatever happens when @mode is MHD_RESPMEM_MUST_FREE. */
 static struct MHD_Response *
 response_build(unsigned status, const char *content_type, const char *const *headers,
@@ -563,16 +597,7 @@ response_build(unsigned status, const char *content_type, const char *const *hea
             free(body);
         return NULL;
     }
-    if (content_type)
-        MHD_add_response_header(r, "Content-Type", content_type);
-    response_add_cors(r);
-    for (size_t i = 0; i < n_headers; i++)
-        if (headers[i])
-            response_add_raw_header(r, headers[i]);
-    /* xapi closes after a 500 (a body it could not parse: the stream may be
-     * out of step); MHD closes after sending when it sees this header. */
-    if (status >= 500)
-        MHD_add_response_header(r, "Connection", "close");
+    response_decorate(r, status, content_type, headers, n_headers);
     return r;
 }
 
@@ -660,6 +685,109 @@ http_reply_with_headers(struct http_request *req, unsigned status, const char *c
     reply_store(req, status,
                 response_build(status, content_type, headers, n_headers, (char *)body, len,
                                MHD_RESPMEM_MUST_COPY));
+}
+
+/* A streamed reply's source, as MHD's content reader sees it. */
+struct stream_source {
+    http_stream_read_fn *read;
+    http_stream_free_fn *free_fn;
+    void *opaque;
+};
+
+static ssize_t
+stream_source_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct stream_source *src = cls;
+    if (max == 0)
+        return 0; /* MHD asks again with room */
+    ssize_t n = src->read(src->opaque, pos, buf, max);
+    if (n == 0)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (n < 0 || (size_t)n > max)
+        return MHD_CONTENT_READER_END_WITH_ERROR; /* MHD closes the connection */
+    return n;
+}
+
+static void
+stream_source_free(void *cls)
+{
+    struct stream_source *src = cls;
+    if (src->free_fn)
+        src->free_fn(src->opaque);
+    free(src);
+}
+
+/* Read size of a streamed reply: MHD caps it at what the connection's memory
+ * pool leaves free, so this is an upper bound. */
+#define HTTP_STREAM_BLOCK (64u * 1024)
+
+void
+http_reply_stream(struct http_request *req, unsigned status, const char *content_type,
+                  const char *const *headers, size_t n_headers, int64_t content_length,
+                  http_stream_read_fn *read, http_stream_free_fn *free_fn, void *opaque)
+{
+    struct stream_source *src = malloc(sizeof(*src));
+    if (!src) {
+        if (free_fn)
+            free_fn(opaque);
+        reply_store(req, status, NULL); /* closed without a reply */
+        return;
+    }
+    *src = (struct stream_source){read, free_fn, opaque};
+    uint64_t size = content_length < 0 ? MHD_SIZE_UNKNOWN : (uint64_t)content_length;
+    /* once created, the response owns src (MHD calls stream_source_free) */
+    struct MHD_Response *r = MHD_create_response_from_callback(
+        size, HTTP_STREAM_BLOCK, stream_source_read, src, stream_source_free);
+    if (!r) {
+        stream_source_free(src);
+        reply_store(req, status, NULL);
+        return;
+    }
+    response_decorate(r, status, content_type, headers, n_headers);
+    reply_store(req, status, r);
+}
+
+int
+http_server_add_stream_route(struct http_server *srv, const char *method, const char *path,
+                             http_stream_begin_fn *begin, void *opaque)
+{
+    if (!srv || !method || !path || !begin)
+        return -EINVAL;
+    char *m = strdup(method), *p = strdup(path);
+    if (!m || !p) {
+        free(m);
+        free(p);
+        return -ENOMEM;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&srv->lock);
+    for (unsigned i = 0; i < srv->n_routes && rc == 0; i++)
+        if (strcmp(srv->routes[i].method, m) == 0 && strcmp(srv->routes[i].path, p) == 0)
+            rc = -EEXIST;
+    if (rc == 0 && srv->n_routes == HTTP_MAX_STREAM_ROUTES)
+        rc = -ENOSPC;
+    if (rc == 0)
+        srv->routes[srv->n_routes++] = (struct http_stream_route){m, p, begin, opaque};
+    pthread_mutex_unlock(&srv->lock);
+    if (rc < 0) {
+        free(m);
+        free(p);
+    }
+    return rc;
+}
+
+/* The stream route for @method @url, copied into *@out; srv->lock held. */
+static bool
+route_find(struct http_server *srv, const char *method, const char *url,
+           struct http_stream_route *out)
+{
+    for (unsigned i = 0; i < srv->n_routes; i++) {
+        if (strcmp(srv->routes[i].method, method) == 0 && strcmp(srv->routes[i].path, url) == 0) {
+            *out = srv->routes[i];
+            return true;
+        }
+    }
+    return false;
 }
 
 unsigned
@@ -924,6 +1052,52 @@ queue_simple(struct MHD_Connection *conn, unsigned status, bool options)
     return ret;
 }
 
+static enum MHD_Result on_request_ready(struct http_request *req);
+
+/* The first call for a stream route's request: the head is in. The begin
+ * function runs as a handler would (state HANDLING, the application's
+ * reference taken); when it hands back a sink, the request goes back to
+ * READING and the reference returns to us until finish(). */
+static enum MHD_Result
+stream_start(struct http_listener *lst, struct MHD_Connection *conn, const char *url,
+             const char *method, const struct http_stream_route *route, void **req_cls)
+{
+    struct http_server *srv = lst->srv;
+    struct http_request *req = req_new(lst, conn, url, method);
+    if (!req)
+        return MHD_NO;
+    *req_cls = req; /* on_completed releases it from here on */
+    if (!req_copy_values(req))
+        return MHD_NO;
+    req->state = REQ_HANDLING;
+    atomic_fetch_add(&req->refs, 1); /* the application's, invariant 1 */
+    struct http_body_sink sink = {0};
+    bool take = route->begin(route->opaque, req, &sink);
+    pthread_mutex_lock(&srv->lock);
+    if (take && req->state == REQ_HANDLING && sink.write && sink.finish && sink.abort) {
+        req->sink = sink;
+        req->sink_active = true;
+        req->state = REQ_READING;
+        pthread_mutex_unlock(&srv->lock);
+        req_unref(req); /* not the last: MHD's is held */
+        return MHD_YES;
+    }
+    if (take) {
+        /* Defensive (a caller bug): an incomplete sink, or a begin that both
+         * replied and returned true. The sink is dropped, the reply kept. */
+        bool replied = req->state != REQ_HANDLING;
+        pthread_mutex_unlock(&srv->lock);
+        if (sink.abort)
+            sink.abort(sink.ctx);
+        if (!replied) {
+            static const char msg[] = "stream route without a sink\n";
+            http_reply(req, 500, "text/plain", msg, sizeof(msg) - 1);
+        }
+        pthread_mutex_lock(&srv->lock);
+    }
+    return on_request_ready(req); /* a reply now, or a suspension until it comes */
+}
+
 /* The first call for a request: headers are in, no body yet. */
 static enum MHD_Result
 on_request_start(struct http_listener *lst, struct MHD_Connection *conn, const char *url,
@@ -933,6 +1107,16 @@ on_request_start(struct http_listener *lst, struct MHD_Connection *conn, const c
         *req_cls = &options_pending; /* CORS pre-flight, no handler */
         return MHD_YES;
     }
+    struct http_server *srv = lst->srv;
+    struct http_stream_route route;
+    pthread_mutex_lock(&srv->lock);
+    bool stopping = srv->stopping;
+    bool streamed = !stopping && route_find(srv, method, url, &route);
+    pthread_mutex_unlock(&srv->lock);
+    if (stopping)
+        return MHD_NO;
+    if (streamed)
+        return stream_start(lst, conn, url, method, &route, req_cls);
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
     if (cl) {
         errno = 0;
@@ -943,11 +1127,6 @@ on_request_start(struct http_listener *lst, struct MHD_Connection *conn, const c
             return queue_simple(conn, 413, false); /* before a byte of the body is read */
         }
     }
-    pthread_mutex_lock(&lst->srv->lock);
-    bool stopping = lst->srv->stopping;
-    pthread_mutex_unlock(&lst->srv->lock);
-    if (stopping)
-        return MHD_NO;
     struct http_request *req = req_new(lst, conn, url, method);
     if (!req)
         return MHD_NO;
@@ -1048,13 +1227,26 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
         return queue_simple(conn, 200, true);
     }
     if (*upload_data_size > 0) {
-        if (req->state != REQ_READING || !body_append(req, upload_data, *upload_data_size))
+        if (req->state != REQ_READING)
             return MHD_NO;
+        if (req->sink_active) {
+            if (!req->sink_failed &&
+                req->sink.write(req->sink.ctx, upload_data, *upload_data_size) < 0)
+                req->sink_failed = true; /* read on, discard: finish() answers */
+        } else if (!body_append(req, upload_data, *upload_data_size)) {
+            return MHD_NO;
+        }
         *upload_data_size = 0;
         return MHD_YES;
     }
     struct http_server *srv = lst->srv;
-    if (req->state == REQ_READING) {
+    if (req->state == REQ_READING && req->sink_active) {
+        /* the whole streamed body is in: finish() answers like a handler */
+        req->sink_active = false;
+        req->state = REQ_HANDLING;
+        atomic_fetch_add(&req->refs, 1); /* the application's, invariant 1 */
+        req->sink.finish(req->sink.ctx, req);
+    } else if (req->state == REQ_READING) {
         /* only this thread knows the request yet: no lock needed to start it */
         if (!req_copy_values(req))
             return MHD_NO;
@@ -1076,6 +1268,10 @@ on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         return;
     struct http_server *srv = req->srv;
     bool run_dead = false;
+    if (req->sink_active) { /* the body never completed: the client left */
+        req->sink_active = false;
+        req->sink.abort(req->sink.ctx);
+    }
     pthread_mutex_lock(&srv->lock);
     /* A tunnel reply whose start MHD never got to (closed at stop) */
     if (req->state == REQ_TUNNEL) {
@@ -1347,6 +1543,11 @@ http_server_stop(struct http_server *srv)
     }
     free(srv->tls_key_pem);
     free(srv->tls_cert_pem);
+    for (unsigned i = 0; i < srv->n_routes; i++) { /* no connection is left to use them */
+        free(srv->routes[i].method);
+        free(srv->routes[i].path);
+    }
+    srv->n_routes = 0;
     server_unref(srv); /* requests still held by the application keep the rest */
 }
 

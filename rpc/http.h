@@ -22,7 +22,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #define HTTP_MAX_BODY (4u << 20) /* RPC bodies; xapi allows 300 KiB, we allow bulk creates */
 
@@ -127,6 +129,65 @@ unsigned http_server_n_suspended(const struct http_server *srv);
 /* HTTP Basic credentials of @req (Authorization header). true and two new
  * strings (free()) or false (absent, not Basic, malformed). */
 bool http_request_basic_auth(const struct http_request *req, char **user, char **password);
+
+/* ---- Streamed bodies and streamed replies (bulk transfers) ---- */
+
+#define HTTP_MAX_STREAM_ROUTES 16
+
+/* Where a stream route's body goes. The server calls these on the request's
+ * connection thread, one at a time, in this order: write() for each piece
+ * of the body as it arrives (Content-Length or chunked; never capped), then
+ * exactly one of finish() or abort(). */
+struct http_body_sink {
+    /* The next @len (> 0) bytes of the body. 0, or a negative errno when the
+     * sink gives up: later pieces are read from the client and discarded, and
+     * finish() still comes (the sink answers with its error there). May block
+     * (a synchronous disk write is fine: it is the back-pressure). */
+    int (*write)(void *ctx, const char *data, size_t len);
+    /* The whole body has arrived: answer @req with exactly one http_reply*()
+     * (now or later, from any thread), as a handler would. */
+    void (*finish)(void *ctx, struct http_request *req);
+    /* The client went away, or the server is stopping, before the body was
+     * complete: release @ctx. No reply (the request is gone). A close is
+     * usually seen at once; one whose FIN arrives together with the last
+     * data (edge-triggered polling) only at the idle timeout (120 s). */
+    void (*abort)(void *ctx);
+    void *ctx;
+};
+
+/* Called on the connection's thread once a stream route's request head is in
+ * (every accessor works; http_request_body() is ""). Either fills @sink and
+ * returns true (the body is then streamed into it), or returns false and
+ * answers @req itself with one http_reply*(), now or later, like a handler;
+ * the body is then never read (the connection closes after the reply). */
+typedef bool http_stream_begin_fn(void *opaque, struct http_request *req,
+                                  struct http_body_sink *sink);
+
+/* Routes requests whose method is @method and whose path (no query) is exactly
+ * @path to @begin instead of the server's handler, without HTTP_MAX_BODY. Any
+ * thread, before or while serving (a request already under way keeps the route
+ * it got). @method and @path are copied. 0, -EEXIST (that route exists),
+ * -ENOSPC (HTTP_MAX_STREAM_ROUTES reached), -ENOMEM, -EINVAL. */
+int http_server_add_stream_route(struct http_server *srv, const char *method, const char *path,
+                                 http_stream_begin_fn *begin, void *opaque);
+
+/* Produces bytes of a streamed reply from offset @pos: up to @max bytes into
+ * @buf; returns how many (> 0), 0 at the end of the stream, or a negative
+ * errno (the connection is then closed: the client sees a short reply). Runs
+ * on the connection's thread; may block (disk reads). */
+typedef ssize_t http_stream_read_fn(void *opaque, uint64_t pos, char *buf, size_t max);
+/* Releases @opaque; called exactly once, when the reply is done, the client
+ * gone, or the reply could not be set up (then possibly before
+ * http_reply_stream() returns). */
+typedef void http_stream_free_fn(void *opaque);
+
+/* Answers @req with a body produced by @read as the client takes it, and frees
+ * @req: any thread, instead of http_reply(). @content_length: the exact
+ * number of bytes @read will give, or -1 for a chunked reply ending when
+ * @read returns 0. @headers as in http_reply_with_headers() (may be NULL). */
+void http_reply_stream(struct http_request *req, unsigned status, const char *content_type,
+                       const char *const *headers, size_t n_headers, int64_t content_length,
+                       http_stream_read_fn *read, http_stream_free_fn *free_fn, void *opaque);
 
 /* ---- Parsers, pure (no I/O); exposed for the fuzz target and tests ---- */
 
