@@ -40,14 +40,33 @@ write_all(int fd, const char *p, size_t n)
 {
     while (n) {
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
+        if (w < 0 && (errno == EINTR || errno == EAGAIN)) {
+            struct pollfd pw = {fd, POLLOUT, 0};
+            poll(&pw, 1, 1000);
             continue;
+        }
         if (w <= 0)
             return false;
         p += w;
         n -= (size_t)w;
     }
     return true;
+}
+
+/* The tunnel's socket may be non-blocking (it comes from the HTTP server's
+ * event loop): wait for input rather than take EAGAIN for the end. */
+static bool
+wait_readable(int fd)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    for (;;) {
+        int r = poll(&p, 1, -1);
+        if (r > 0)
+            return true;
+        if (r < 0 && errno == EINTR)
+            continue;
+        return false;
+    }
 }
 
 /* ------------------------------------------------------------------ rfb */
@@ -63,6 +82,8 @@ rfb_tunnel(void *opaque, int fd)
             if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;
             ssize_t n = read(p[i].fd, buf, sizeof(buf));
+            if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                continue;
             if (n <= 0 || !write_all(p[1 - i].fd, buf, (size_t)n))
                 goto done;
         }
@@ -98,9 +119,14 @@ vt100_tunnel(void *opaque, int fd)
         /* the replay comes as the first chunk, atomically with the subscription */
         subscribed = xenops_console_subscribe_replay(x, t->uuid, vt100_output, t, &sub) == 0;
         char buf[1024];
-        ssize_t n;
-        while (subscribed && (n = read(fd, buf, sizeof(buf))) > 0)
+        while (subscribed && wait_readable(fd)) {
+            ssize_t n = read(fd, buf, sizeof(buf));
+            if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                continue;
+            if (n <= 0)
+                break;
             xenops_console_write(x, t->uuid, buf, (size_t)n);
+        }
     }
     if (subscribed)
         xenops_console_unsubscribe(x, t->uuid, sub);

@@ -6,7 +6,8 @@
  * firmware boot with HVM_boot_params:order; platform:accel (kvm|tcg|auto)
  * chooses the accelerator; actions_after_reboot is handed to xenops (a reboot
  * restarts in place), crashes are decided by the API when they happen. Disks: each attached VBD's VDI is
- * served by its own `vhd serve` process over NBD (api/disk_servers.c).
+ * served by its own `vhd serve` process over NBD (api/disk_servers.c); each
+ * VIF gets a tap vif<domid>.<device> on its network's bridge (api/vif.c).
  *
  * Events from xenops arrive on its thread and go to
  * vm_lifecycle_on_domain_event, which ignores them while an API operation
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #include "api/disk_servers.h"
+#include "api/net_api.h"
 #include "common/log.h"
 #include "db/db.h"
 #include "xenops/xenops.h"
@@ -151,9 +153,48 @@ action_of(int xapi_action)
                                                       : XENOPS_ACTION_DESTROY;
 }
 
+/* One tap per VIF, on its network's bridge (qemu only: sim guests have no
+ * NICs to connect). On failure the taps made are removed again. */
+static bool
+attach_nics(struct server *srv, const struct xapi_vm_record *vm, int64_t domid,
+            struct xenops_domain_config *c, struct xerr **errp)
+{
+    if (strcmp(xenops_backend_name(srv->domains->x), "qemu") != 0 || vm->VIFs.n == 0)
+        return true;
+    if (!(c->nics = calloc(vm->VIFs.n, sizeof(*c->nics))))
+        return xerr_nomem(errp);
+    for (size_t i = 0; i < vm->VIFs.n; i++) {
+        char tap[32];
+        char *mac = NULL;
+        bool ok = db_get_field(srv->db, &xapi_class_vif, vm->VIFs.items[i],
+                               xclass_field(&xapi_class_vif, "MAC"), &mac, errp) &&
+                  net_vif_attach(srv, vm->VIFs.items[i], domid, tap, sizeof(tap), errp);
+        if (ok && (!(c->nics[i].tap = strdup(tap)) || !(c->nics[i].mac = strdup(mac))))
+            ok = xerr_nomem(errp);
+        free(mac);
+        c->n_nics = i + 1;
+        if (!ok) {
+            for (size_t j = 0; j <= i; j++)
+                net_vif_detach(srv, vm->VIFs.items[j], domid, NULL);
+            return false;
+        }
+    }
+    return true;
+}
+
+void
+domains_detach_nics(struct server *srv, const struct xapi_vm_record *vm)
+{
+    if (!srv->domains || strcmp(xenops_backend_name(srv->domains->x), "qemu") != 0 ||
+        vm->domid < 0)
+        return;
+    for (size_t i = 0; i < vm->VIFs.n; i++)
+        net_vif_detach(srv, vm->VIFs.items[i], vm->domid, NULL);
+}
+
 static bool
 build_config(struct server *srv, const char *ref, const struct xapi_vm_record *vm, bool paused,
-             struct xenops_domain_config **out, struct xerr **errp)
+             int64_t domid, struct xenops_domain_config **out, struct xerr **errp)
 {
     struct xenops_domain_config *c = calloc(1, sizeof(*c));
     if (!c)
@@ -199,9 +240,16 @@ build_config(struct server *srv, const char *ref, const struct xapi_vm_record *v
         xenops_config_free(c);
         return false;
     }
+    if (!attach_nics(srv, vm, domid, c, errp)) {
+        disk_servers_stop(srv, vm->uuid);
+        xenops_config_free(c);
+        return false;
+    }
     const char *why = NULL;
     if (xenops_config_check(c, &why) < 0) {
         disk_servers_stop(srv, vm->uuid);
+        for (size_t i = 0; i < vm->VIFs.n && i < c->n_nics; i++)
+            net_vif_detach(srv, vm->VIFs.items[i], domid, NULL);
         xenops_config_free(c);
         return xerr_raise(errp, "VALUE_NOT_SUPPORTED", "VM", ref, why ? why : "bad domain");
     }
@@ -226,17 +274,22 @@ domains_start(struct server *srv, const char *ref, const struct xapi_vm_record *
 {
     struct domains *d = srv->domains;
     struct xenops_domain_config *c = NULL;
-    if (!build_config(srv, ref, vm, paused, &c, errp))
+    int64_t id = atomic_fetch_add(&d->next_domid, 1); /* names the taps */
+    if (!build_config(srv, ref, vm, paused, id, &c, errp))
         return false;
     int rc = xenops_domain_start(d->x, c);
-    xenops_config_free(c);
     if (rc < 0) {
         disk_servers_stop(srv, vm->uuid);
-        if (rc == -EINVAL)
-            return xerr_raise(errp, "BOOTLOADER_FAILED", ref, "the guest's kernel or firmware could not be started");
-        return fail(rc, "start", vm->uuid, errp);
+        for (size_t i = 0; i < vm->VIFs.n && i < c->n_nics; i++)
+            net_vif_detach(srv, vm->VIFs.items[i], id, NULL);
     }
-    *domid = atomic_fetch_add(&d->next_domid, 1);
+    xenops_config_free(c);
+    if (rc == -EINVAL)
+        return xerr_raise(errp, "BOOTLOADER_FAILED", ref,
+                          "the guest's kernel or firmware could not be started");
+    if (rc < 0)
+        return fail(rc, "start", vm->uuid, errp);
+    *domid = id;
     return true;
 }
 
@@ -289,16 +342,20 @@ domains_resume(struct server *srv, const char *ref, const struct xapi_vm_record 
     if (access(path, R_OK) != 0)
         return xerr_raise(errp, "VM_HAS_NO_SUSPEND_VDI", ref);
     struct xenops_domain_config *c = NULL;
-    if (!build_config(srv, ref, vm, paused, &c, errp))
+    int64_t id = atomic_fetch_add(&srv->domains->next_domid, 1);
+    if (!build_config(srv, ref, vm, paused, id, &c, errp))
         return false;
     int rc = xenops_domain_resume(srv->domains->x, c, path);
-    xenops_config_free(c);
     if (rc < 0) {
         disk_servers_stop(srv, vm->uuid);
-        return fail(rc, "resume", vm->uuid, errp);
+        for (size_t i = 0; i < vm->VIFs.n && i < c->n_nics; i++)
+            net_vif_detach(srv, vm->VIFs.items[i], id, NULL);
     }
+    xenops_config_free(c);
+    if (rc < 0)
+        return fail(rc, "resume", vm->uuid, errp);
     unlink(path); /* consumed, as xapi destroys the suspend VDI */
-    *domid = atomic_fetch_add(&srv->domains->next_domid, 1);
+    *domid = id;
     return true;
 }
 

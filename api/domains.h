@@ -47,6 +47,9 @@ bool domains_alive(struct server *srv, const char *uuid);
 /* Memory the domain uses now, in bytes (0 when unknown). */
 int64_t domains_memory_actual(struct server *srv, const char *uuid);
 
+/* Removes the taps of @vm's VIFs for its current domid (it stopped). */
+void domains_detach_nics(struct server *srv, const struct xapi_vm_record *vm);
+
 /* The xenops instance behind the backend (consoles), or NULL. */
 struct xenops *domains_xenops(struct server *srv);
 

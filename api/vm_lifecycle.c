@@ -182,8 +182,10 @@ record_power_state(struct server *srv, const char *vm_ref, enum xapi_vm_power_st
     /* VIFs through the network API: it keeps their allowed_operations too */
     for (size_t i = 0; ok && i < vm->VIFs.n; i++)
         ok = net_vif_set_attached(srv, vm->VIFs.items[i], running, errp);
-    if (ok && !running)
+    if (ok && !running) {
         ok = destroy_consoles(srv->db, &vm->consoles, errp);
+        domains_detach_nics(srv, vm); /* vm still holds the old domid */
+    }
     if (ok && running && vm->consoles.n == 0)
         ok = create_consoles(srv, vm_ref, vm, errp);
     xapi_vm_record_free(vm);
@@ -582,6 +584,7 @@ vm_lifecycle_on_domain_event(struct server *srv, const char *uuid, enum domain_e
         bool after_crash = crashed_take(uuid);
         if (wants_restart(&f, after_crash) &&
             db_get(srv->db, &xapi_class_vm, f.ref, (void **)&vm, NULL) &&
+            (domains_detach_nics(srv, vm), true) && /* the old domain's taps */
             domains_start(srv, f.ref, vm, false, &domid, &err)) {
             record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_RUNNING, domid, true, &err);
         } else {

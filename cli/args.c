@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -421,4 +422,48 @@ cli_arg_get(const struct cli_args *a, const char *key)
         if (!a->v[i].subkey && a->v[i].value && strcmp(a->v[i].key, key) == 0)
             return a->v[i].value;
     return NULL;
+}
+
+/* Binary units, as xe's vdi-create and vm-disk-add take them ("10GiB",
+ * "512MiB", "10G"); decimal SI units ("GB") are accepted as binary too, as
+ * xapi's Record_util.bytes_of_string does. */
+int
+cli_parse_size(const char *text, int64_t *out)
+{
+    static const struct {
+        const char *suffix;
+        int shift;
+    } units[] = {
+        {"", 0},    {"B", 0},    {"K", 10},  {"KB", 10}, {"KiB", 10}, {"M", 20},
+        {"MB", 20}, {"MiB", 20}, {"G", 30},  {"GB", 30}, {"GiB", 30}, {"T", 40},
+        {"TB", 40}, {"TiB", 40},
+    };
+    if (!text || *text < '0' || *text > '9')
+        return -EINVAL;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long n = strtoull(text, &end, 10);
+    if (errno)
+        return -EINVAL;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcasecmp(end, units[i].suffix) != 0)
+            continue;
+        if (n > (unsigned long long)INT64_MAX >> units[i].shift)
+            return -EINVAL;
+        *out = (int64_t)(n << units[i].shift);
+        return 0;
+    }
+    return -EINVAL;
+}
+
+int
+cli_arg_force(const struct cli_args *a, bool *force)
+{
+    const char *v = cli_arg_get(a, "force");
+    *force = a->force;
+    if (v && !cli_parse_bool(v, force))
+        return -EINVAL;
+    if (a->force)
+        *force = true;
+    return 0;
 }

@@ -173,6 +173,28 @@ static const struct {
     {"FIELD_TYPE_ERROR", "The value specified is of the wrong type."},
     {"TASK_CANCELLED", "The request was asynchronously cancelled."},
     {"VM_IS_TEMPLATE", "The operation attempted is not valid for a template VM."},
+    {"VM_NO_EMPTY_CD_VBD", "The VM has no empty CD drive (VBD)."},
+    {"VBD_NOT_EMPTY", "Operation could not be performed because the drive is not empty."},
+    {"VBD_IS_EMPTY", "Operation could not be performed because the drive is empty."},
+    {"VBD_NOT_REMOVABLE_MEDIA", "Media could not be ejected because it is not removable."},
+    {"SR_HAS_PBD", "The SR is still connected to a host via a PBD. It cannot be destroyed or "
+                   "forgotten."},
+    {"SR_FULL", "The SR is full. Requested new size exceeds the maximum size."},
+    {"VDI_IN_USE", "This operation cannot be performed because this VDI is in use by some other "
+                   "operation."},
+    {"NETWORK_CONTAINS_VIF", "The network contains active VIFs and cannot be deleted."},
+    {"NETWORK_CONTAINS_PIF", "The network contains active PIFs and cannot be deleted."},
+    {"HOST_NOT_ENOUGH_FREE_MEMORY", "Not enough host memory is available to perform this "
+                                    "operation."},
+    {"VM_REQUIRES_SR", "You attempted to run a VM on a host which doesn't have access to an SR "
+                       "needed by the VM."},
+    {"PROVISION_ONLY_ALLOWED_ON_TEMPLATE", "The provision call can only be invoked on "
+                                           "templates, not regular VMs."},
+    {"REVERT_ONLY_ALLOWED_ON_SNAPSHOT", "Only snapshots can be reverted."},
+    {"VM_IS_SNAPSHOT", "The operation attempted is not valid for a snapshot."},
+    {"OPERATION_NOT_ALLOWED", "You attempted an operation that was not allowed."},
+    {"VM_SHUTDOWN_TIMEOUT", "VM failed to shutdown before the timeout expired."},
+    {"VM_LACKS_FEATURE", "You attempted an operation on a VM which lacks the feature."},
     {"INTERNAL_ERROR", "The server failed to handle your request, due to an internal error."},
 };
 

@@ -7,7 +7,14 @@
  *   call.c     calls through the client, uuid <-> ref, errors, tasks and progress
  *   conn.c     which server, TLS pinning (~/.vessel/known_hosts), login
  *   generic.c  <class>-list and <class>-param-* for every class of the model
- *   commands.c hand-written commands, the command table, help
+ *   select.c   VM selectors (vm= or field filters, --multiple), Async calls
+ *   commands.c hand-written commands: the table, help, VM views, clone/install
+ *   vm_power.c vm-start, vm-shutdown ... (one Async call per selected VM)
+ *   vm_verbs.c vm-snapshot, snapshot-revert, vm-uninstall, vm-disk-add, CDs
+ *   storage.c  vdi-*, vbd-*, sr-*, pbd-*
+ *   network.c  network-*, vif-*, pif-*, vlan-create
+ *   host.c     host-cpu-info, host-get-vms-which-prevent-evacuation
+ *   console.c  console: the vt100 console over HTTP CONNECT
  *   main.c     main()
  * The syntax and output are those of xapi's xe (shared/spec/xenapi.md 8); the
  * transport is our XML-RPC client, not the thin-CLI protocol: every command
@@ -21,6 +28,7 @@
 #define VESSEL_CLI_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "common/hashmap.h"
@@ -81,6 +89,13 @@ int cli_arg_split(const char *tok, struct cli_arg *out);
 
 /* The value of the last plain (no subkey) argument @key, or NULL. */
 const char *cli_arg_get(const struct cli_args *a, const char *key);
+/* A size in bytes: digits, then optionally a binary unit (B, K/KiB/KB,
+ * M/MiB/MB, G/GiB/GB, T/TiB/TB; any case): "10GiB", "512M", "4096".
+ * 0, or -EINVAL for anything else (negative, empty, overflow). */
+int cli_parse_size(const char *text, int64_t *out);
+/* Whether --force or force=<bool> asks for force: 0, or -EINVAL when
+ * force= is not a boolean. --force wins over force=false. */
+int cli_arg_force(const struct cli_args *a, bool *force);
 /* Whether @v is a CLI boolean ("true/yes/on/1", "false/no/off/0"); sets *out. */
 bool cli_parse_bool(const char *v, bool *out);
 
@@ -147,7 +162,8 @@ struct cli_ctx {
     FILE *out, *err;
     bool progress_tty; /* stderr is a terminal: draw a bar */
     bool debug;
-    struct hashmap uuids; /* ref -> uuid cache (call.c) */
+    struct hashmap uuids;        /* ref -> uuid cache (call.c) */
+    const struct cli_opts *opts; /* how we connected (console.c opens its own) */
 };
 
 void cli_ctx_init(struct cli_ctx *c, struct xclient *xc);
@@ -204,6 +220,59 @@ extern const char *const cli_generic_ops[];
 bool cli_ref_from_uuid_arg(struct cli_ctx *c, const struct xclass *cls, const struct cli_args *a,
                            char **ref, struct xerr **errp);
 
+/* ================================================================ select.c */
+
+/* Which VMs a selector may match. */
+enum cli_vm_kind {
+    CLI_VM_PLAIN,     /* VMs: no templates, snapshots or control domains (power verbs) */
+    CLI_VM_TEMPLATE,  /* templates (snapshots included) */
+    CLI_VM_SNAPSHOT,  /* snapshots */
+    CLI_VM_ANY,       /* any VM but a control domain (vm-clone, vm-copy) */
+};
+
+/* The refs of the VMs @a selects with @sel= (uuid or name-label) and any
+ * field filters not in @skip (NULL-terminated). At least one, and only one
+ * unless --multiple. Errors (usage-shaped): "Required parameter not found:
+ * <sel>" when nothing selects, "Error: No matching VMs found", "Multiple
+ * matches ..."; and the server's. *out is cleared on failure. */
+bool cli_select_vms(struct cli_ctx *c, const struct cli_args *a, const char *sel,
+                    const char *const *skip, enum cli_vm_kind kind, struct xset *out,
+                    struct xerr **errp);
+/* The one VM selected (as cli_select_vms without --multiple); *ref is freed
+ * by the caller. */
+bool cli_select_one_vm(struct cli_ctx *c, const struct cli_args *a, const char *sel,
+                       const char *const *skip, enum cli_vm_kind kind, char **ref,
+                       struct xerr **errp);
+/* Runs Async.@method (arguments as cli_call) and waits for its task with
+ * progress labelled @label; the result decoded as @rt (NULL: none). */
+bool cli_async(struct cli_ctx *c, const char *method, size_t n, const struct xtype *const *types,
+               const void *const *vals, const char *label, const struct xtype *rt, void *result,
+               struct xerr **errp);
+/* Prints the uuid of @ref (of class @cls) on a line of its own. */
+void cli_print_uuid_of(struct cli_ctx *c, const char *cls, const char *ref);
+/* The SR named by sr-uuid= or sr-name-label=, else the pool's default SR
+ * (*sr "OpaqueRef:NULL" when there is none and @need is false). *@given says
+ * whether the user named one. Errors: UUID_INVALID, "No matching SRs found",
+ * "No default SR" when @need and there is none. */
+bool cli_sr_arg(struct cli_ctx *c, const struct cli_args *a, bool need, char **sr, bool *given,
+                struct xerr **errp);
+/* The ref of the object of class @cls_name whose uuid is the value of @key=
+ * (required: "Required parameter not found: <key>"). */
+bool cli_ref_arg(struct cli_ctx *c, const struct cli_args *a, const char *key,
+                 const char *cls_name, char **ref, struct xerr **errp);
+/* A client stub on one object: xc_vbd_plug, xc_sr_scan ... */
+typedef bool cli_ref_verb_fn(struct xclient *xc, const char *ref, struct xerr **errp);
+/* Runs @fn on the object of class @cls_name named by uuid=: 0 or 1. */
+int cli_verb_on_uuid(struct cli_ctx *c, const struct cli_args *a, const char *cls_name,
+                     cli_ref_verb_fn *fn, struct xerr **errp);
+/* Parses @key='s value as a value of @t into @out (an enum, a map ...) when
+ * given; true and *@given false when absent. Errors: INVALID_VALUE [key, text]. */
+bool cli_typed_arg(struct cli_ctx *c, const struct cli_args *a, const char *key,
+                   const struct xtype *t, void *out, bool *given, struct xerr **errp);
+/* The host named by @key= (uuid or name-label), or the pool master without it. */
+bool cli_host_arg(struct cli_ctx *c, const struct cli_args *a, const char *key, char **host,
+                  struct xerr **errp);
+
 /* ================================================================ commands.c */
 
 struct cli_cmd {
@@ -215,6 +284,9 @@ struct cli_cmd {
 };
 extern const struct cli_cmd cli_commands[];
 const struct cli_cmd *cli_command_find(const char *name);
+/* Whether every parameter of @cmd->reqd is given (with a value); else
+ * "Required parameter not found: <name>" for the first missing one. */
+bool cli_check_required(const struct cli_cmd *cmd, const struct cli_args *a, struct xerr **errp);
 /* Whether @name is a hand-written or a generic command. */
 bool cli_command_exists(const char *name);
 /* Runs the command of @a: 0 success, 1 failure (with *errp set), 2 usage. */

@@ -1,14 +1,14 @@
-/* cli/commands.c - xe's hand-written commands, the command table and help.
+/* cli/commands.c - xe's hand-written commands: the table, help, VM views,
+ * vm-clone/copy/install, tasks, event-wait.
  *
  * Commands other than the generic <class>-<verb> ones (generic.c) are the
  * views and verbs xe users expect (shared/spec/xenapi.md 8): vm-list hides
  * templates and snapshots, template-list and snapshot-list show them;
  * vm-clone, vm-copy and vm-install run as Async calls with progress;
- * event-wait blocks on event.from until a record matches. VM verbs select
- * their VM with vm=<name-label or uuid> or field filters, and refuse several
- * matches unless --multiple. VM lifecycle commands (vm-start, vm-shutdown ...)
- * are absent: the server does not build VM.start and friends yet, so there are
- * no client stubs for them.
+ * event-wait blocks on event.from until a record matches. The other verbs
+ * live by subject (cli.h lists the files) and are listed in the table here.
+ * cli_dispatch checks the table's required parameters before a command
+ * runs, so a missing one is reported without a server.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,108 +16,9 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "cli/cmds.h"
 #include "client/xclient.h"
 #include "xapi_client.h"
-
-/* ------------------------------------------------------------------ selectors */
-
-/* The refs of the VMs @a selects with @sel= (uuid or name-label) and any
- * field filters not in @skip. At least one; one unless --multiple. */
-static bool
-select_vms(struct cli_ctx *c, const struct cli_args *a, const char *sel,
-           const char *const *skip, bool templates, struct xset *out, struct xerr **errp)
-{
-    const struct xclass *cls = &xapi_class_vm;
-    const char *want = cli_arg_get(a, sel);
-    bool filtered = want != NULL;
-    for (size_t i = 0; i < a->n; i++)
-        if (a->v[i].value && strcmp(a->v[i].key, sel) != 0) {
-            bool sk = false;
-            for (const char *const *s = skip; *s; s++)
-                sk |= strcmp(*s, a->v[i].key) == 0;
-            filtered |= !sk;
-        }
-    if (!filtered)
-        return cli_err_required(errp, sel);
-    const struct cli_class_types *ct = cli_class_types(cls);
-    struct xmap all = {0};
-    if (!cli_fetch_all(c, cls, &all, errp))
-        return false;
-    size_t n_skip = 0;
-    while (skip[n_skip])
-        n_skip++;
-    const char **skip2 = calloc(n_skip + 2, sizeof(*skip2));
-    bool ok = skip2 != NULL;
-    if (!ok)
-        xerr_nomem(errp);
-    for (size_t i = 0; ok && i < n_skip; i++)
-        skip2[i] = skip[i];
-    if (ok)
-        skip2[n_skip] = sel;
-    for (size_t i = 0; ok && i < all.n; i++) {
-        const struct xapi_vm_record *vm = ((void **)all.values)[i];
-        if (want && strcmp(vm->uuid, want) != 0 && strcmp(vm->name_label, want) != 0)
-            continue;
-        if (templates && !vm->is_a_template)
-            continue;
-        struct xerr *ferr = NULL;
-        if (!cli_record_matches(c, cls, vm, a, skip2, &ferr)) {
-            if (ferr)
-                ok = xerr_propagate(errp, &ferr);
-            continue;
-        }
-        if (xset_add_str(out, ((char **)all.keys)[i]) < 0)
-            ok = xerr_nomem(errp);
-    }
-    free(skip2);
-    xtype_value_clear(&ct->record_map, &all);
-    if (ok && out->n == 0)
-        ok = cli_err_syntax(errp, templates ? "No matching templates found"
-                                            : "No matching VMs found");
-    else if (ok && out->n > 1 && !a->multiple)
-        ok = cli_err_syntax(errp, "Multiple matches found for selector %s=%s: use --multiple "
-                                  "or a uuid",
-                            sel, want ? want : "");
-    if (!ok)
-        xtype_value_clear(&xapi_type_string_set, out);
-    return ok;
-}
-
-static bool
-select_one_vm(struct cli_ctx *c, const struct cli_args *a, const char *sel,
-              const char *const *skip, bool templates, char **ref, struct xerr **errp)
-{
-    struct cli_args one = *a;
-    one.multiple = false;
-    struct xset refs = {0};
-    if (!select_vms(c, &one, sel, skip, templates, &refs, errp))
-        return false;
-    *ref = strdup(((char **)refs.items)[0]);
-    xtype_value_clear(&xapi_type_string_set, &refs);
-    return *ref ? true : xerr_nomem(errp);
-}
-
-/* Runs Async.@method and waits for its ref result. */
-static bool
-async_ref(struct cli_ctx *c, const char *method, size_t n, const struct xtype *const *types,
-          const void *const *vals, const char *label, char **result, struct xerr **errp)
-{
-    char amethod[160];
-    snprintf(amethod, sizeof(amethod), "Async.%s", method);
-    char *task = NULL;
-    if (!cli_call(c, amethod, n, types, vals, &xapi_type_string, &task, errp))
-        return false;
-    bool ok = cli_task_wait(c, task, label, &xapi_type_string, result, errp);
-    free(task);
-    return ok;
-}
-
-static void
-print_uuid_of(struct cli_ctx *c, const char *cls, const char *ref)
-{
-    const char *uuid = cli_ref_uuid(c, cls, ref);
-    fprintf(c->out, "%s\n", uuid ? uuid : ref);
-}
 
 /* ------------------------------------------------------------------ VM views */
 
@@ -148,26 +49,15 @@ cmd_snapshot_list(struct cli_ctx *c, const struct cli_args *a, struct xerr **err
 
 /* ------------------------------------------------------------------ VM verbs */
 
-static bool
-sr_arg(struct cli_ctx *c, const struct cli_args *a, char **sr, struct xerr **errp)
-{
-    const char *uuid = cli_arg_get(a, "sr-uuid");
-    if (!uuid) {
-        *sr = strdup("OpaqueRef:NULL");
-        return *sr ? true : xerr_nomem(errp);
-    }
-    return cli_uuid_ref(c, "SR", uuid, sr, errp);
-}
-
-/* VM.clone, or VM.copy when @copy (into sr-uuid=, or the VM's own SRs). */
+/* VM.clone, or VM.copy into @sr (NULL ref: each disk within its own SR). */
 static bool
 clone_or_copy(struct cli_ctx *c, const char *vm, const char *name, bool copy, const char *sr,
               char **new_vm, struct xerr **errp)
 {
     const struct xtype *t[3] = {&xapi_type_ref_VM, &xapi_type_string, &xapi_type_ref_SR};
     const void *v[3] = {&vm, &name, &sr};
-    return async_ref(c, copy ? "VM.copy" : "VM.clone", copy ? 3 : 2, t, v,
-                     copy ? "Copying" : "Cloning", new_vm, errp);
+    return cli_async(c, copy ? "VM.copy" : "VM.clone", copy ? 3 : 2, t, v,
+                     copy ? "Copying" : "Cloning", &xapi_type_string, new_vm, errp);
 }
 
 static int
@@ -175,16 +65,18 @@ cmd_vm_clone_copy(struct cli_ctx *c, const struct cli_args *a, bool copy, struct
 {
     static const char *const skip[] = {"new-name-label", "new-name-description", "sr-uuid", NULL};
     const char *name = cli_arg_get(a, "new-name-label");
-    if (!name)
-        return cli_err_required(errp, "new-name-label"), 1;
+    const char *sr_uuid = cli_arg_get(a, "sr-uuid");
     char *vm = NULL, *sr = NULL, *new_vm = NULL;
-    bool ok = select_one_vm(c, a, "vm", skip, false, &vm, errp) && sr_arg(c, a, &sr, errp) &&
-              clone_or_copy(c, vm, name, copy, sr, &new_vm, errp);
+    bool ok = cli_select_one_vm(c, a, "vm", skip, CLI_VM_ANY, &vm, errp);
+    if (ok)
+        ok = sr_uuid ? cli_uuid_ref(c, "SR", sr_uuid, &sr, errp)
+                     : (sr = strdup("OpaqueRef:NULL")) != NULL || xerr_nomem(errp);
+    ok = ok && clone_or_copy(c, vm, name, copy, sr, &new_vm, errp);
     const char *desc = cli_arg_get(a, "new-name-description");
     if (ok && desc)
         ok = xc_vm_set_name_description(c->xc, new_vm, desc, errp);
     if (ok)
-        print_uuid_of(c, "VM", new_vm);
+        cli_print_uuid_of(c, "VM", new_vm);
     free(vm);
     free(sr);
     free(new_vm);
@@ -203,59 +95,98 @@ cmd_vm_copy(struct cli_ctx *c, const struct cli_args *a, struct xerr **errp)
     return cmd_vm_clone_copy(c, a, true, errp);
 }
 
-/* vm-install: clone the template (copy when sr-uuid= names an SR), then make
- * the result a VM. VM.provision (creating the disks the template's
- * other-config:disks asks for) is not built in the server yet, so templates'
- * disks are not created. */
+/* @xml with the value of every sr="..." attribute replaced by @uuid. */
+static char *
+disks_with_sr(const char *xml, const char *uuid)
+{
+    struct strbuf sb = STRBUF_INIT;
+    const char *p = xml, *hit;
+    while ((hit = strstr(p, "sr=\"")) != NULL) {
+        /* only the attribute named sr, not e.g. "usr=" */
+        bool attr = hit == xml || hit[-1] == ' ' || hit[-1] == '\t' || hit[-1] == '\n';
+        const char *val = hit + 4, *close = strchr(val, '"');
+        if (!close)
+            break;
+        strbuf_append(&sb, p, (size_t)(val - p));
+        strbuf_puts(&sb, attr ? uuid : "");
+        if (!attr)
+            strbuf_append(&sb, val, (size_t)(close - val));
+        p = close;
+    }
+    strbuf_puts(&sb, p);
+    return strbuf_steal(&sb, NULL);
+}
+
+/* Points the disks of the template's other-config:disks at @sr (xenapi.md
+ * 3.5); a VM without the key is left alone. */
+static bool
+rewrite_disks_sr(struct cli_ctx *c, const char *vm, const char *sr, struct xerr **errp)
+{
+    struct xapi_string_string_map oc = {0};
+    if (!xc_vm_get_other_config(c->xc, vm, &oc, errp))
+        return false;
+    const char *disks = NULL;
+    for (size_t i = 0; i < oc.n; i++)
+        if (strcmp(oc.keys[i], "disks") == 0)
+            disks = oc.values[i];
+    const char *uuid = disks ? cli_ref_uuid(c, "SR", sr) : NULL;
+    bool ok = true;
+    if (disks && !uuid)
+        ok = cli_err_syntax(errp, "Error: the SR for the disks is not in the database");
+    if (ok && disks) {
+        char *xml = disks_with_sr(disks, uuid);
+        ok = xml ? xc_vm_remove_from_other_config(c->xc, vm, "disks", errp) &&
+                       xc_vm_add_to_other_config(c->xc, vm, "disks", xml, errp)
+                 : xerr_nomem(errp);
+        free(xml);
+    }
+    xtype_value_clear(&xapi_type_string_string_map, &oc);
+    return ok;
+}
+
+/* vm-install (xenapi.md 3.5): clone the template (copy into the SR when one is
+ * named), point the disks of other-config:disks at the chosen SR (the pool's
+ * default without sr-uuid=/sr-name-label=), then VM.provision, which creates
+ * the disks and makes the clone a VM. A failed provision destroys the clone. */
 static int
 cmd_vm_install(struct cli_ctx *c, const struct cli_args *a, struct xerr **errp)
 {
     static const char *const skip[] = {"new-name-label", "new-name-description", "sr-uuid",
                                        "sr-name-label", NULL};
     const char *name = cli_arg_get(a, "new-name-label");
-    if (!cli_arg_get(a, "template") && !cli_arg_get(a, "template-uuid") &&
-        !cli_arg_get(a, "template-name"))
-        return cli_err_required(errp, "template"), 1;
-    if (!name)
-        return cli_err_required(errp, "new-name-label"), 1;
-    const char *sel = cli_arg_get(a, "template") ? "template"
+    const char *sel = cli_arg_get(a, "template")        ? "template"
                       : cli_arg_get(a, "template-uuid") ? "template-uuid"
-                                                        : "template-name";
+                      : cli_arg_get(a, "template-name") ? "template-name"
+                                                        : NULL;
+    if (!sel)
+        return cli_err_required(errp, "template"), 1;
     char *tmpl = NULL, *sr = NULL, *new_vm = NULL;
-    bool ok = select_one_vm(c, a, sel, skip, true, &tmpl, errp) && sr_arg(c, a, &sr, errp) &&
-              clone_or_copy(c, tmpl, name, cli_arg_get(a, "sr-uuid") != NULL, sr, &new_vm, errp) &&
-              xc_vm_set_is_a_template(c->xc, new_vm, false, errp);
+    bool given = false;
+    bool ok = cli_select_one_vm(c, a, sel, skip, CLI_VM_TEMPLATE, &tmpl, errp) &&
+              cli_sr_arg(c, a, false, &sr, &given, errp) &&
+              clone_or_copy(c, tmpl, name, given, sr, &new_vm, errp);
     const char *desc = cli_arg_get(a, "new-name-description");
+    bool made = ok;
     if (ok && desc)
         ok = xc_vm_set_name_description(c->xc, new_vm, desc, errp);
-    if (ok)
-        print_uuid_of(c, "VM", new_vm);
+    if (ok && strcmp(sr, "OpaqueRef:NULL") != 0)
+        ok = xc_vm_set_suspend_sr(c->xc, new_vm, sr, errp) && rewrite_disks_sr(c, new_vm, sr, errp);
+    if (ok) {
+        const struct xtype *t = &xapi_type_ref_VM;
+        const void *v = &new_vm;
+        ok = cli_async(c, "VM.provision", 1, &t, &v, "Provisioning", NULL, NULL, errp);
+    }
+    if (ok) {
+        cli_print_uuid_of(c, "VM", new_vm);
+    } else if (made) {
+        /* rollback: the half-made VM goes (the provisioner removed its disks) */
+        struct xerr *ignored = NULL;
+        if (!xc_vm_destroy(c->xc, new_vm, &ignored))
+            xerr_free(ignored);
+    }
     free(tmpl);
     free(sr);
     free(new_vm);
-    return ok ? 0 : 1;
-}
-
-/* vm-uninstall: VM.destroy of each selected VM. Its disks are left alone
- * (VDI.destroy of the VM's own disks comes with the storage manager). */
-static int
-cmd_vm_uninstall(struct cli_ctx *c, const struct cli_args *a, struct xerr **errp)
-{
-    static const char *const skip[] = {"force", NULL};
-    const char *force = cli_arg_get(a, "force");
-    bool f = a->force;
-    if (force && !cli_parse_bool(force, &f))
-        return cli_err_syntax(errp, "Syntax error: force=%s is not a boolean", force), 1;
-    if (!f)
-        return cli_err_syntax(errp, "This operation destroys VMs: add force=true (or --force)"),
-               1;
-    struct xset refs = {0};
-    if (!select_vms(c, a, "vm", skip, false, &refs, errp))
-        return 1;
-    bool ok = true;
-    for (size_t i = 0; ok && i < refs.n; i++)
-        ok = xc_vm_destroy(c->xc, ((char **)refs.items)[i], errp);
-    xtype_value_clear(&xapi_type_string_set, &refs);
     return ok ? 0 : 1;
 }
 
@@ -379,27 +310,116 @@ static int cmd_help(struct cli_ctx *c, const struct cli_args *a, struct xerr **e
 
 const struct cli_cmd cli_commands[] = {
     {"help", cmd_help, "", "--all,--minimal", "Print help: the commands, or one command's."},
+    /* VM views */
     {"vm-list", cmd_vm_list, "", "params,--minimal,<field filters>",
      "List the VMs (the control domain included; templates and snapshots are hidden)."},
     {"template-list", cmd_template_list, "", "params,--minimal,<field filters>",
      "List the templates."},
     {"snapshot-list", cmd_snapshot_list, "", "params,--minimal,<field filters>",
      "List the VM snapshots."},
+    {"vm-vif-list", cli_cmd_vm_vif_list, "", "vm,params,--minimal,<vm filters>",
+     "List the VIFs of a VM."},
+    /* VM power */
+    {"vm-start", cli_cmd_vm_start, "", "vm,on,paused,force,--force,--multiple,<vm filters>",
+     "Start the selected VMs (on=<host> picks the host; paused=true leaves them paused)."},
+    {"vm-shutdown", cli_cmd_vm_shutdown, "", "vm,force,--force,--multiple,<vm filters>",
+     "Shut down the selected VMs: cleanly, or at once with --force (force=true)."},
+    {"vm-reboot", cli_cmd_vm_reboot, "", "vm,force,--force,--multiple,<vm filters>",
+     "Reboot the selected VMs: cleanly, or at once with --force (force=true)."},
+    {"vm-suspend", cli_cmd_vm_suspend, "", "vm,--multiple,<vm filters>",
+     "Suspend the selected running VMs to disk."},
+    {"vm-resume", cli_cmd_vm_resume, "", "vm,on,paused,force,--force,--multiple,<vm filters>",
+     "Resume the selected suspended VMs (on=<host> picks the host)."},
+    {"vm-pause", cli_cmd_vm_pause, "", "vm,--multiple,<vm filters>",
+     "Pause the selected running VMs."},
+    {"vm-unpause", cli_cmd_vm_unpause, "", "vm,--multiple,<vm filters>",
+     "Unpause the selected paused VMs."},
+    {"vm-reset-powerstate", cli_cmd_vm_reset_powerstate, "", "vm,force,--force,--multiple,"
+     "<vm filters>",
+     "Mark the selected VMs halted without touching a domain (after a host died); needs "
+     "--force."},
+    /* VM lifecycle */
+    {"vm-install", cmd_vm_install, "new-name-label",
+     "template,template-uuid,template-name,new-name-description,sr-uuid,sr-name-label",
+     "Install a new VM from a template: clone it (copy into the SR when one is named), point "
+     "its disks at the SR (the pool's default without one), provision them; prints its uuid."},
     {"vm-clone", cmd_vm_clone, "new-name-label", "vm,new-name-description,<vm filters>",
      "Clone a halted VM (fast copy of its disks); prints the new VM's uuid."},
     {"vm-copy", cmd_vm_copy, "new-name-label", "vm,new-name-description,sr-uuid,<vm filters>",
      "Copy a halted VM (full copy of its disks, into sr-uuid= if given)."},
-    {"vm-install", cmd_vm_install, "template,new-name-label",
-     "template-uuid,template-name,new-name-description,sr-uuid",
-     "Install a new VM from a template (clone, or copy into sr-uuid=); prints its uuid. "
-     "VM.provision is not built yet: template disks are not created."},
-    {"vm-uninstall", cmd_vm_uninstall, "", "vm,force,--multiple,<vm filters>",
-     "Destroy the selected VMs (their disks are kept); needs force=true."},
+    {"vm-snapshot", cli_cmd_vm_snapshot, "new-name-label",
+     "vm,new-name-description,<vm filters>", "Snapshot a VM; prints the snapshot's uuid."},
+    {"snapshot-revert", cli_cmd_snapshot_revert, "", "snapshot-uuid,uuid",
+     "Revert a VM to a snapshot (the VM is halted first)."},
+    {"vm-uninstall", cli_cmd_vm_uninstall, "", "vm,force,--force,--multiple,<vm filters>",
+     "Destroy the selected VMs and their disks (disks another VM uses are kept); asks first "
+     "unless --force."},
+    {"vm-disk-add", cli_cmd_vm_disk_add, "disk-size", "vm,sr-uuid,sr-name-label,device,"
+     "<vm filters>",
+     "Add a new disk (VDI and VBD) to a VM on the first free device; prints the VDI's uuid."},
+    {"vm-cd-insert", cli_cmd_vm_cd_insert, "cd-name", "vm,<vm filters>",
+     "Insert the CD named cd-name into the VM's empty CD drive."},
+    {"vm-cd-eject", cli_cmd_vm_cd_eject, "", "vm,<vm filters>",
+     "Eject the CD in the VM's CD drive."},
+    /* storage */
+    {"vdi-create", cli_cmd_vdi_create, "sr-uuid,name-label,virtual-size",
+     "type,name-description,sharable,read-only",
+     "Create a VDI (virtual-size in bytes or with a unit: 10GiB); prints its uuid."},
+    {"vdi-destroy", cli_cmd_vdi_destroy, "uuid", "", "Destroy a VDI and its data."},
+    {"vdi-forget", cli_cmd_vdi_forget, "uuid", "", "Forget a VDI, keeping its data."},
+    {"vdi-snapshot", cli_cmd_vdi_snapshot, "uuid", "new-name-label",
+     "Snapshot a VDI; prints the snapshot's uuid."},
+    {"vdi-clone", cli_cmd_vdi_clone, "uuid", "new-name-label",
+     "Clone a VDI (copy-on-write); prints the clone's uuid."},
+    {"vdi-copy", cli_cmd_vdi_copy, "uuid,sr-uuid", "",
+     "Copy a VDI into an SR (a full copy, with progress); prints the copy's uuid."},
+    {"vdi-resize", cli_cmd_vdi_resize, "uuid,disk-size", "",
+     "Grow a VDI to disk-size (bytes or with a unit)."},
+    {"vbd-create", cli_cmd_vbd_create, "vm-uuid,device", "vdi-uuid,bootable,type,mode,unpluggable",
+     "Create a VBD: a disk (type=Disk, vdi-uuid=) or a CD drive (type=CD, empty without "
+     "vdi-uuid=); prints its uuid."},
+    {"vbd-plug", cli_cmd_vbd_plug, "uuid", "", "Hot-plug a VBD into its running VM."},
+    {"vbd-unplug", cli_cmd_vbd_unplug, "uuid", "", "Hot-unplug a VBD from its running VM."},
+    {"vbd-destroy", cli_cmd_vbd_destroy, "uuid", "", "Destroy a VBD (not its VDI)."},
+    {"sr-create", cli_cmd_sr_create, "name-label,type",
+     "device-config:,host-uuid,shared,physical-size,content-type,name-description",
+     "Create an SR (type=ext or file with device-config:path=<dir>); prints its uuid."},
+    {"sr-scan", cli_cmd_sr_scan, "uuid", "", "Rescan an SR for VDIs and sizes."},
+    {"sr-destroy", cli_cmd_sr_destroy, "uuid", "", "Destroy an SR and everything in it."},
+    {"sr-forget", cli_cmd_sr_forget, "uuid", "", "Forget an SR, keeping its data."},
+    {"pbd-plug", cli_cmd_pbd_plug, "uuid", "", "Attach an SR to its host."},
+    {"pbd-unplug", cli_cmd_pbd_unplug, "uuid", "", "Detach an SR from its host."},
+    /* network */
+    {"network-create", cli_cmd_network_create, "name-label", "name-description,MTU,bridge",
+     "Create a network (a bridge on each host); prints its uuid."},
+    {"network-destroy", cli_cmd_network_destroy, "uuid", "", "Destroy a network."},
+    {"vif-create", cli_cmd_vif_create, "vm-uuid,network-uuid,device", "mac,MTU",
+     "Create a VIF (a MAC is generated without mac=); prints its uuid."},
+    {"vif-plug", cli_cmd_vif_plug, "uuid", "", "Hot-plug a VIF into its running VM."},
+    {"vif-unplug", cli_cmd_vif_unplug, "uuid", "force,--force",
+     "Hot-unplug a VIF from its running VM."},
+    {"vif-destroy", cli_cmd_vif_destroy, "uuid", "", "Destroy a VIF."},
+    {"pif-scan", cli_cmd_pif_scan, "host-uuid", "", "Create PIFs for the host's new NICs."},
+    {"pif-reconfigure-ip", cli_cmd_pif_reconfigure_ip, "uuid,mode", "IP,netmask,gateway,DNS",
+     "Set a PIF's IP configuration: mode=static (IP=, netmask=), dhcp or none."},
+    {"vlan-create", cli_cmd_vlan_create, "pif-uuid,network-uuid,vlan", "",
+     "Create a VLAN on a PIF, into a network; prints the VLAN's uuid."},
+    /* hosts, tasks, users, console */
+    {"host-cpu-info", cli_cmd_host_cpu_info, "", "uuid",
+     "The CPUs of a host (the pool master by default)."},
+    {"host-get-vms-which-prevent-evacuation", cli_cmd_host_get_vms_which_prevent_evacuation,
+     "", "uuid",
+     "The VMs that would stop the host from evacuating, with a reason each. Computed by xe "
+     "(the server has no host.get_vms_which_prevent_evacuation): the VMs resident on the host "
+     "other than its control domain."},
     {"task-cancel", cmd_task_cancel, "uuid", "", "Ask a pending task to cancel."},
     {"event-wait", cmd_event_wait, "class", "timeout,<field>=<value>,<field>=/=<value>",
      "Block until an object of the class meets every condition."},
     {"user-password-change", cmd_user_password_change, "new", "old",
      "Change the password of the logged-in user."},
+    {"console", cli_cmd_console, "", "vm,<vm filters>",
+     "Attach to the VM's text console: live output, keystrokes to the guest; Ctrl-] quits. "
+     "Without a terminal, copies stdin to the guest and the guest to stdout until EOF."},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -441,6 +461,24 @@ cli_command_exists(const char *name)
     return cli_command_find(name) || generic_split(name, &cls, &op);
 }
 
+bool
+cli_check_required(const struct cli_cmd *cmd, const struct cli_args *a, struct xerr **errp)
+{
+    const char *p = cmd->reqd;
+    while (*p) {
+        size_t len = strcspn(p, ",");
+        char name[64];
+        snprintf(name, sizeof(name), "%.*s", (int)len, p);
+        bool given = false;
+        for (size_t i = 0; i < a->n && !given; i++)
+            given = a->v[i].value && strcmp(a->v[i].key, name) == 0;
+        if (!given)
+            return cli_err_required(errp, name);
+        p += len + (p[len] == ',');
+    }
+    return true;
+}
+
 int
 cli_dispatch(struct cli_ctx *c, const struct cli_args *a, struct xerr **errp)
 {
@@ -448,7 +486,7 @@ cli_dispatch(struct cli_ctx *c, const struct cli_args *a, struct xerr **errp)
     const struct xclass *cls;
     const char *op;
     if (cmd)
-        return cmd->run(c, a, errp);
+        return cli_check_required(cmd, a, errp) ? cmd->run(c, a, errp) : 1;
     if (generic_split(a->command, &cls, &op))
         return cli_generic_run(c, cls, op, a, errp);
     cli_err_syntax(errp, "Unknown command: %s\nFor usage run: 'xe help'", a->command);

@@ -32,8 +32,8 @@ known_hosts_path(void)
 }
 
 /* The saved fingerprint of "host:port", or NULL. */
-static char *
-known_fingerprint(const char *hostport)
+char *
+cli_conn_known_fingerprint(const char *hostport)
 {
     char *path = known_hosts_path();
     FILE *f = path ? fopen(path, "r") : NULL;
@@ -94,8 +94,8 @@ read_password_file(const char *file, char **user, char **pw, struct xerr **errp)
     return *pw ? true : xerr_nomem(errp);
 }
 
-static const char *
-default_unix_path(const struct cli_opts *o)
+const char *
+cli_conn_unix_path(const struct cli_opts *o)
 {
     if (o->unix_path)
         return o->unix_path;
@@ -122,13 +122,13 @@ cli_connect(const struct cli_opts *o, struct xclient **out, struct xerr **errp)
         if (!o->nossl && o->insecure) {
             cfg.tls_insecure = true;
         } else if (!o->nossl) {
-            pin = known_fingerprint(hostport);
+            pin = cli_conn_known_fingerprint(hostport);
             cfg.tls_fingerprint = pin;
             tofu = !pin;
             cfg.tls_insecure = tofu;
         }
     } else {
-        cfg.unix_path = default_unix_path(o);
+        cfg.unix_path = cli_conn_unix_path(o);
     }
     int rc = xclient_new(&cfg, out);
     free(pin);

@@ -14,6 +14,11 @@ bool cli_connect(const struct cli_opts *o, struct xclient **out, struct xerr **e
 /* session.login_with_password with -u/-pw/-pwf (root and any password on the
  * local socket); the session is set on @xc. */
 bool cli_login(struct xclient *xc, const struct cli_opts *o, struct xerr **errp);
+/* The unix socket xe uses without -s (conn.c's defaults). */
+const char *cli_conn_unix_path(const struct cli_opts *o);
+/* The saved TLS fingerprint of "host:port" (~/.vessel/known_hosts), or NULL;
+ * freed by the caller. */
+char *cli_conn_known_fingerprint(const char *hostport);
 /* session.logout, errors ignored. */
 void cli_logout(struct xclient *xc);
 

@@ -96,6 +96,7 @@ main(int argc, char **argv)
         struct cli_ctx ctx;
         cli_ctx_init(&ctx, xc);
         ctx.debug = opts.debug;
+        ctx.opts = &opts;
         ctx.progress_tty = isatty(STDERR_FILENO);
         status = cli_dispatch(&ctx, &args, &err);
         cli_ctx_release(&ctx);

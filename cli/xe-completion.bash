@@ -36,6 +36,19 @@ _xe()
                       cls="${cmd%-param-*}"; cls="${cls%-list}" ;; esac ;;
             *-uuid) cls="${key%-uuid}" ;;
             vm|template) cls="vm" ;;
+            on) cls="host" ;;
+            mode|type|force|paused|shared|bootable)
+                local vals=""
+                case "$cmd:$key" in
+                    pif-reconfigure-ip:mode) vals="static dhcp none" ;;
+                    vbd-create:mode) vals="RW RO" ;;
+                    vbd-create:type) vals="Disk CD" ;;
+                    vdi-create:type) vals="user system suspend crashdump ephemeral" ;;
+                    sr-create:type) vals="ext file" ;;
+                    *:force|*:paused|*:shared|*:bootable) vals="true false" ;;
+                esac
+                COMPREPLY=($(compgen -P "$key=" -W "$vals" -- "$val"))
+                return 0 ;;
             param-name)
                 local fields
                 fields="$("$xe" help --minimal "${cmd%-param-*}-list" 2>/dev/null | tr ',' '\n' | grep -v '^--' | grep -v '^params$')"

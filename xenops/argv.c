@@ -99,6 +99,22 @@ add_disks(struct argv_builder *b, const struct xenops_domain_config *cfg)
     }
 }
 
+/* NICs: virtio-net on the tap the caller made; script=no: the tap is already
+ * on its bridge, and qemu's sandbox forbids spawning scripts anyway. */
+static void
+add_nics(struct argv_builder *b, const struct xenops_domain_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_nics; i++) {
+        const struct xenops_nic *n = &cfg->nics[i];
+        arg_add(b, "-netdev");
+        arg_add(b, "tap,id=net%zu,ifname=%s,script=no,downscript=no", i, n->tap);
+        arg_add(b, "-device");
+        arg_add(b, "%s,netdev=net%zu,mac=%s,id=vif%zu",
+                cfg->machine == XENOPS_MACHINE_MICROVM ? "virtio-net-device" : "virtio-net-pci", i,
+                n->mac, i);
+    }
+}
+
 int
 xenops_qemu_argv(const struct xenops_domain_config *cfg, const char *accel, const char *dom_dir,
                  const char *qemu_binary, char ***argv, size_t *n)
@@ -170,6 +186,7 @@ xenops_qemu_argv(const struct xenops_domain_config *cfg, const char *accel, cons
         arg_add(&b, "order=%s", cfg->boot_order ? cfg->boot_order : "cd");
     }
     add_disks(&b, cfg);
+    add_nics(&b, cfg);
     if (b.oom) {
         xenops_strv_free(b.v, b.n);
         return -ENOMEM;

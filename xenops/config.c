@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "xenops/xenops_int.h"
@@ -28,6 +29,11 @@ xenops_config_free(struct xenops_domain_config *cfg)
         free(cfg->disks[i].export_name);
     }
     free(cfg->disks);
+    for (size_t i = 0; i < cfg->n_nics; i++) {
+        free(cfg->nics[i].tap);
+        free(cfg->nics[i].mac);
+    }
+    free(cfg->nics);
     free(cfg);
 }
 
@@ -56,6 +62,8 @@ xenops_config_copy(const struct xenops_domain_config *cfg)
     c->uuid = c->name = c->kernel = c->initrd = c->cmdline = c->boot_order = NULL;
     c->disks = NULL;
     c->n_disks = 0;
+    c->nics = NULL;
+    c->n_nics = 0;
     if (!dup_str(&c->uuid, cfg->uuid) || !dup_str(&c->name, cfg->name) ||
         !dup_str(&c->kernel, cfg->kernel) || !dup_str(&c->initrd, cfg->initrd) ||
         !dup_str(&c->cmdline, cfg->cmdline) || !dup_str(&c->boot_order, cfg->boot_order))
@@ -70,6 +78,14 @@ xenops_config_copy(const struct xenops_domain_config *cfg)
                 !dup_str(&c->disks[i].export_name, cfg->disks[i].export_name))
                 return NULL;
         }
+    }
+    if (cfg->n_nics) {
+        if (!(c->nics = calloc(cfg->n_nics, sizeof(*c->nics))))
+            return NULL;
+        for (size_t i = 0; i < cfg->n_nics; i++, c->n_nics++)
+            if (!dup_str(&c->nics[i].tap, cfg->nics[i].tap) ||
+                !dup_str(&c->nics[i].mac, cfg->nics[i].mac))
+                return NULL;
     }
     return steal_ptr(&c);
 }
@@ -126,6 +142,16 @@ xenops_config_check(const struct xenops_domain_config *cfg, const char **why)
             *why = "disk path";
         else if (d->cdrom && cfg->machine == XENOPS_MACHINE_MICROVM)
             *why = "cdrom on microvm";
+    }
+    for (size_t i = 0; !*why && i < cfg->n_nics; i++) {
+        const struct xenops_nic *n = &cfg->nics[i];
+        unsigned m[6];
+        char end;
+        if (!n->tap || !*n->tap || strlen(n->tap) > 15 || !opt_safe(n->tap))
+            *why = "nic tap name";
+        else if (!n->mac || sscanf(n->mac, "%2x:%2x:%2x:%2x:%2x:%2x%c", &m[0], &m[1], &m[2],
+                                   &m[3], &m[4], &m[5], &end) != 6)
+            *why = "nic mac";
     }
     return *why ? -EINVAL : 0;
 }
@@ -220,6 +246,19 @@ field_from_json(struct xenops_domain_config *c, const char *k, json_t *v)
         return rc = enum_of(v, action_names, 3, &e), c->on_reboot = e, rc;
     if (!strcmp(k, "on_crash"))
         return rc = enum_of(v, action_names, 3, &e), c->on_crash = e, rc;
+    if (!strcmp(k, "nics") && json_is_array(v)) {
+        size_t n = json_array_size(v);
+        if (n && !(c->nics = calloc(n, sizeof(*c->nics))))
+            return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+            json_t *o = json_array_get(v, i);
+            c->n_nics++;
+            if (!json_is_object(o) || str_of(json_object_get(o, "tap"), &c->nics[i].tap) < 0 ||
+                str_of(json_object_get(o, "mac"), &c->nics[i].mac) < 0)
+                return -EINVAL;
+        }
+        return 0;
+    }
     if (!strcmp(k, "disks") && json_is_array(v)) {
         size_t n = json_array_size(v);
         if (n && !(c->disks = calloc(n, sizeof(*c->disks))))
@@ -279,12 +318,16 @@ xenops_config_to_json(const struct xenops_domain_config *c)
                                                jstr(d->export_name), "read_only", d->read_only,
                                                "cdrom", d->cdrom));
     }
+    json_t *nics = json_array();
+    for (size_t i = 0; nics && i < c->n_nics; i++)
+        json_array_append_new(nics, json_pack("{s:o,s:o}", "tap", jstr(c->nics[i].tap), "mac",
+                                              jstr(c->nics[i].mac)));
     json_t *o = json_pack(
-        "{s:o,s:o,s:I,s:i,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:b,s:s,s:s,s:s}", "uuid", jstr(c->uuid),
+        "{s:o,s:o,s:I,s:i,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:s,s:b,s:s,s:s,s:s}", "uuid", jstr(c->uuid),
         "name", jstr(c->name), "memory_bytes", (json_int_t)c->memory_bytes, "vcpus", (int)c->vcpus,
         "boot", boot_names[c->boot], "machine", machine_names[c->machine], "kernel",
         jstr(c->kernel), "initrd", jstr(c->initrd), "cmdline", jstr(c->cmdline), "boot_order",
-        jstr(c->boot_order), "disks", disks, "accel", accel_names[c->accel], "start_paused",
+        jstr(c->boot_order), "disks", disks, "nics", nics ? nics : json_array(), "accel", accel_names[c->accel], "start_paused",
         c->start_paused, "on_poweroff", action_names[c->on_poweroff], "on_reboot",
         action_names[c->on_reboot], "on_crash", action_names[c->on_crash]);
     if (!o)

@@ -45,6 +45,13 @@ struct xenops_disk {
     bool cdrom;     /* an IDE/SATA CD-ROM (implies read-only); else virtio-blk */
 };
 
+/* A NIC: a tap the caller made (and put on a bridge), given to a virtio-net
+ * device with the guest's MAC. */
+struct xenops_nic {
+    char *tap; /* the host tap device's name */
+    char *mac; /* "aa:bb:cc:dd:ee:ff" */
+};
+
 struct xenops_domain_config {
     char *uuid;          /* required, 36 chars */
     char *name;          /* may be NULL */
@@ -56,6 +63,8 @@ struct xenops_domain_config {
     char *boot_order;    /* FIRMWARE boot: e.g. "cd"; NULL = "cd" */
     struct xenops_disk *disks;
     size_t n_disks;
+    struct xenops_nic *nics;
+    size_t n_nics;
     enum xenops_accel accel;
     bool start_paused;
     enum xenops_action on_poweroff, on_reboot, on_crash;
@@ -72,6 +81,7 @@ int xenops_config_check(const struct xenops_domain_config *cfg, const char **why
  * {"uuid":..,"name":..,"memory_bytes":..,"vcpus":..,"boot":"direct|firmware",
  *  "machine":"microvm|pc|q35","kernel":..,"initrd":..,"cmdline":..,"boot_order":..,
  *  "disks":[{"path":..,"format":"raw|nbd","export":..,"read_only":b,"cdrom":b}],
+ *  "nics":[{"tap":..,"mac":..}],
  *  "accel":"auto|kvm|tcg","start_paused":b,
  *  "on_poweroff"/"on_reboot"/"on_crash":"destroy|restart|preserve"}.
  * Parse: 0 and *out (free with xenops_config_free), or -EINVAL. Unparse: a

@@ -12,6 +12,8 @@
 #  - loads the ACPI power button (button.ko, evdev.ko from the host's modules)
 #    and runs busybox acpid, so an ACPI power-button press (QMP
 #    system_powerdown on pc/q35) runs poweroff -f;
+#  - loads virtio-net (pc/q35) and, given vessel.ip=ADDR/PREFIX on its command
+#    line, sets that address on eth0;
 #  - reads lines from the serial console: "poweroff" -> poweroff -f,
 #    "reboot" -> reboot -f, "crash" -> sysrq crash (panic), "echo WORD" -> prints
 #    "VESSEL-ECHO WORD", "run CMD" -> sh -c CMD (debugging); anything else is
@@ -53,6 +55,16 @@ if [ ! -s "$out/initramfs.cpio" ] || [ "$0" -nt "$out/initramfs.cpio" ]; then
         f=/lib/modules/$kver/$m
         [ -r "$f" ] && cp "$f" "$root/lib/modules/" || true
     done
+    # virtio-net over PCI (pc/q35 guests), numbered so /init loads them in
+    # dependency order (modules.dep of the cloud kernel)
+    n=0
+    for m in drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_pci_legacy_dev \
+             drivers/virtio/virtio_pci_modern_dev drivers/virtio/virtio_pci net/core/failover \
+             drivers/net/net_failover drivers/net/virtio_net; do
+        n=$((n + 1))
+        f=/lib/modules/$kver/kernel/$m.ko
+        [ -r "$f" ] && cp "$f" "$root/lib/modules/0$n-$(basename "$m").ko" || true
+    done
     # busybox acpid runs /etc/acpi/<action> for an event; PWRF/00000080 is
     # its default action name for the power button (busybox util-linux/acpid.c)
     mkdir -p "$root/etc/acpi/PWRF"
@@ -68,6 +80,12 @@ mount -t sysfs sys /sys
 for m in /lib/modules/*.ko; do [ -e "$m" ] && insmod "$m" 2>/dev/null; done
 mkdir -p /var/log /var/run
 [ -e /lib/modules/evdev.ko ] && acpid -c /etc/acpi -l /dev/null 2>/dev/null
+# vessel.ip=ADDR/PREFIX on the kernel command line configures eth0
+for a in $(cat /proc/cmdline); do
+    case "$a" in
+    vessel.ip=*) ip link set eth0 up 2>/dev/null && ip addr add "${a#vessel.ip=}" dev eth0 ;;
+    esac
+done
 echo VESSEL-GUEST-UP > /dev/console
 exec < /dev/console > /dev/console 2>&1
 stty -echo 2>/dev/null

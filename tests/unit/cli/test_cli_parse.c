@@ -478,6 +478,70 @@ test_class_types(void **state)
     assert_ptr_equal(cli_class_types(&xapi_class_host), t);
 }
 
+/* ------------------------------------------------------------------ sizes, --force */
+
+static void
+test_sizes(void **state)
+{
+    (void)state;
+    int64_t v = 0;
+    assert_int_equal(cli_parse_size("4096", &v), 0);
+    assert_int_equal(v, 4096);
+    assert_int_equal(cli_parse_size("10GiB", &v), 0);
+    assert_int_equal(v, 10LL << 30);
+    assert_int_equal(cli_parse_size("512MiB", &v), 0);
+    assert_int_equal(v, 512LL << 20);
+    assert_int_equal(cli_parse_size("512m", &v), 0);
+    assert_int_equal(v, 512LL << 20);
+    assert_int_equal(cli_parse_size("1KiB", &v), 0);
+    assert_int_equal(v, 1024);
+    assert_int_equal(cli_parse_size("2T", &v), 0);
+    assert_int_equal(v, 2LL << 40);
+    assert_int_equal(cli_parse_size("3GB", &v), 0); /* binary, as xapi's */
+    assert_int_equal(v, 3LL << 30);
+    assert_int_equal(cli_parse_size("0", &v), 0);
+    assert_int_equal(v, 0);
+    assert_int_equal(cli_parse_size("", &v), -EINVAL);
+    assert_int_equal(cli_parse_size(NULL, &v), -EINVAL);
+    assert_int_equal(cli_parse_size("-1", &v), -EINVAL);
+    assert_int_equal(cli_parse_size("GiB", &v), -EINVAL);
+    assert_int_equal(cli_parse_size("10 GiB", &v), -EINVAL);
+    assert_int_equal(cli_parse_size("10PiB", &v), -EINVAL);
+    assert_int_equal(cli_parse_size("1.5GiB", &v), -EINVAL);
+    assert_int_equal(cli_parse_size("9999999999TiB", &v), -EINVAL); /* overflow */
+    assert_int_equal(cli_parse_size("99999999999999999999", &v), -EINVAL);
+}
+
+static void
+test_force(void **state)
+{
+    (void)state;
+    struct cli_opts o;
+    struct cli_args a;
+    char why[256];
+    bool f = true;
+    assert_int_equal(parse(&o, &a, why, 2, "vm-shutdown", "vm=x"), 0);
+    assert_int_equal(cli_arg_force(&a, &f), 0);
+    assert_false(f);
+    cli_args_release(&a);
+    assert_int_equal(parse(&o, &a, why, 3, "vm-shutdown", "vm=x", "--force"), 0);
+    assert_int_equal(cli_arg_force(&a, &f), 0);
+    assert_true(f);
+    cli_args_release(&a);
+    assert_int_equal(parse(&o, &a, why, 3, "vm-shutdown", "force=true", "--multiple"), 0);
+    assert_int_equal(cli_arg_force(&a, &f), 0);
+    assert_true(f && a.multiple);
+    cli_args_release(&a);
+    assert_int_equal(parse(&o, &a, why, 3, "vm-shutdown", "force=no", "--force"), 0);
+    assert_int_equal(cli_arg_force(&a, &f), 0);
+    assert_true(f); /* --force wins */
+    cli_args_release(&a);
+    assert_int_equal(parse(&o, &a, why, 2, "vm-shutdown", "force=maybe"), 0);
+    assert_int_equal(cli_arg_force(&a, &f), -EINVAL);
+    cli_args_release(&a);
+    cli_opts_release(&o);
+}
+
 int
 main(void)
 {
@@ -503,6 +567,8 @@ main(void)
         cmocka_unit_test(test_field_key),
         cmocka_unit_test(test_minimal_escape),
         cmocka_unit_test(test_class_types),
+        cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_force),
     };
     return cmocka_run_group_tests_name("cli-parse", tests, NULL, NULL);
 }

@@ -1,0 +1,68 @@
+/* cli/cmds.h - the hand-written commands defined outside commands.c, for its
+ * table. Each: 0 success, 1 failure with *errp set (xe's contract,
+ * cli/cli.h struct cli_cmd). Required parameters named in the table are
+ * checked by cli_dispatch before a command runs. */
+#ifndef VESSEL_CLI_CMDS_H
+#define VESSEL_CLI_CMDS_H
+
+#include "cli/cli.h"
+
+#define CLI_CMD(name) int name(struct cli_ctx *c, const struct cli_args *a, struct xerr **errp)
+
+/* vm_power.c */
+CLI_CMD(cli_cmd_vm_start);
+CLI_CMD(cli_cmd_vm_shutdown);
+CLI_CMD(cli_cmd_vm_reboot);
+CLI_CMD(cli_cmd_vm_suspend);
+CLI_CMD(cli_cmd_vm_resume);
+CLI_CMD(cli_cmd_vm_pause);
+CLI_CMD(cli_cmd_vm_unpause);
+CLI_CMD(cli_cmd_vm_reset_powerstate);
+
+/* vm_verbs.c */
+CLI_CMD(cli_cmd_vm_snapshot);
+CLI_CMD(cli_cmd_snapshot_revert);
+CLI_CMD(cli_cmd_vm_uninstall);
+CLI_CMD(cli_cmd_vm_disk_add);
+CLI_CMD(cli_cmd_vm_cd_insert);
+CLI_CMD(cli_cmd_vm_cd_eject);
+CLI_CMD(cli_cmd_vm_vif_list);
+
+/* storage.c */
+CLI_CMD(cli_cmd_vdi_create);
+CLI_CMD(cli_cmd_vdi_destroy);
+CLI_CMD(cli_cmd_vdi_forget);
+CLI_CMD(cli_cmd_vdi_snapshot);
+CLI_CMD(cli_cmd_vdi_clone);
+CLI_CMD(cli_cmd_vdi_copy);
+CLI_CMD(cli_cmd_vdi_resize);
+CLI_CMD(cli_cmd_vbd_create);
+CLI_CMD(cli_cmd_vbd_plug);
+CLI_CMD(cli_cmd_vbd_unplug);
+CLI_CMD(cli_cmd_vbd_destroy);
+CLI_CMD(cli_cmd_sr_create);
+CLI_CMD(cli_cmd_sr_scan);
+CLI_CMD(cli_cmd_sr_destroy);
+CLI_CMD(cli_cmd_sr_forget);
+CLI_CMD(cli_cmd_pbd_plug);
+CLI_CMD(cli_cmd_pbd_unplug);
+
+/* network.c */
+CLI_CMD(cli_cmd_network_create);
+CLI_CMD(cli_cmd_network_destroy);
+CLI_CMD(cli_cmd_vif_create);
+CLI_CMD(cli_cmd_vif_plug);
+CLI_CMD(cli_cmd_vif_unplug);
+CLI_CMD(cli_cmd_vif_destroy);
+CLI_CMD(cli_cmd_pif_scan);
+CLI_CMD(cli_cmd_pif_reconfigure_ip);
+CLI_CMD(cli_cmd_vlan_create);
+
+/* host.c */
+CLI_CMD(cli_cmd_host_cpu_info);
+CLI_CMD(cli_cmd_host_get_vms_which_prevent_evacuation);
+
+/* console.c */
+CLI_CMD(cli_cmd_console);
+
+#endif

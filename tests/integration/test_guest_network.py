@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""tests/integration/test_guest_network.py - guests that answer on the wire.
+
+Inside a network namespace of its own (nothing leaves it): vesseld with the
+qemu backend, a network (a bridge with the host's address 10.99.0.1/24), two
+test guests (pc machine, virtio-net, each configuring eth0 from vessel.ip= on
+its command line) with a VIF each. The host pings both guests through the
+bridge; guest 1 pings guest 2, typed on its serial console through the
+console tunnel (CONNECT /console), which this test exercises too. Stopping
+the guests removes their taps; destroying the network removes its bridge.
+Usage: test_guest_network.py BUILD/vesseld GUEST_DIR
+"""
+import os
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Tap, Vesseld, error, value  # noqa: E402
+
+MARKER = 'VESSEL-GUEST-UP'
+
+
+def ip(*args):
+    return subprocess.run(['ip'] + list(args), capture_output=True, text=True)
+
+
+def link_exists(name):
+    return ip('link', 'show', name).returncode == 0
+
+
+def wait_for(fn, timeout=60.0, step=0.2):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        r = fn()
+        if r:
+            return r
+        time.sleep(step)
+    return fn()
+
+
+def console_log(d, uuid):
+    try:
+        with open(os.path.join(d.dir, 'data', 'console', uuid + '.log'), errors='replace') as f:
+            return f.read()
+    except OSError:
+        return ''
+
+
+def console_type(d, sess, console_ref, line, expect, timeout=30.0):
+    """Types @line on a vt100 console through CONNECT; returns what came back."""
+    s = socket.create_connection(('127.0.0.1', d.port), timeout=timeout)
+    s.sendall(('CONNECT /console?ref=%s&session_id=%s HTTP/1.1\r\nHost: x\r\n\r\n'
+               % (console_ref, sess)).encode())
+    data = b''
+    while b'\r\n\r\n' not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    head, _, rest = data.partition(b'\r\n\r\n')
+    if not head.startswith(b'HTTP/1.1 200'):
+        s.close()
+        return head.decode(errors='replace')
+    s.sendall(line.encode() + b'\n')
+    out = rest
+    deadline = time.time() + timeout
+    while expect.encode() not in out and time.time() < deadline:
+        try:
+            chunk = s.recv(4096)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        out += chunk
+    s.close()
+    return out.decode(errors='replace')
+
+
+def make_vm(s, sess, guest, name, net, addr):
+    tmpl = [r for r, v in value(s.VM.get_all_records(sess)).items()
+            if v['name_label'] == 'Direct kernel boot'][0]
+    vm = value(s.VM.clone(sess, tmpl, name))
+    value(s.VM.set_is_a_template(sess, vm, False))
+    value(s.VM.set_PV_kernel(sess, vm, os.path.join(guest, 'bzImage')))
+    value(s.VM.set_PV_ramdisk(sess, vm, os.path.join(guest, 'initramfs.cpio')))
+    value(s.VM.set_PV_args(sess, vm, 'console=ttyS0 quiet vessel.ip=%s/24' % addr))
+    value(s.VM.remove_from_platform(sess, vm, 'machine'))
+    value(s.VM.add_to_platform(sess, vm, 'machine', 'pc'))
+    value(s.VM.add_to_platform(sess, vm, 'accel', 'tcg'))
+    vif = value(s.VIF.create(sess, {'device': '0', 'network': net, 'VM': vm, 'MAC': '', 'MTU': '1500',
+                                     'other_config': {}, 'qos_algorithm_type': '',
+                                     'qos_algorithm_params': {}}))
+    return vm, vif
+
+
+def inner(binary, guest):
+    t = Tap()
+    ip('link', 'set', 'lo', 'up')
+    d = Vesseld(binary, extra=['--backend', 'qemu'])
+    try:
+        d.start()
+        s = d.proxy()
+        sess = d.login()
+        net = value(s.network.create(sess, {'name_label': 'guests', 'name_description': '', 'MTU': '1500',
+                                            'other_config': {}, 'bridge': 'vbrguest'}))
+        t.ok(link_exists('vbrguest'), 'network.create made the bridge')
+        ip('addr', 'add', '10.99.0.1/24', 'dev', 'vbrguest')
+        vms = [make_vm(s, sess, guest, 'net-%d' % i, net, '10.99.0.1%d' % i) for i in (1, 2)]
+        for vm, _ in vms:
+            r = s.VM.start(sess, vm, False, False)
+            t.eq(error(r), None, 'VM.start of a guest with a VIF')
+        uuids = [value(s.VM.get_uuid(sess, vm)) for vm, _ in vms]
+        for u in uuids:
+            t.ok(wait_for(lambda u=u: MARKER in console_log(d, u), 90), 'guest %s is up' % u[:8])
+        for vm, vif in vms:
+            rec = value(s.VIF.get_record(sess, vif))
+            domid = value(s.VM.get_domid(sess, vm))
+            tap = 'vif%s.0' % domid
+            t.ok(rec['currently_attached'] and link_exists(tap), 'the VIF is attached: tap %s exists' % tap)
+            master = ip('-o', 'link', 'show', tap).stdout
+            t.ok('master vbrguest' in master, 'the tap is a port of the network\'s bridge', master)
+        for addr in ('10.99.0.11', '10.99.0.12'):
+            p = subprocess.run(['busybox', 'ping', '-c', '3', '-W', '3', addr], capture_output=True, text=True)
+            t.eq(p.returncode, 0, 'the host pings guest %s through the bridge' % addr)
+        vt100 = [c for c in value(s.VM.get_consoles(sess, vms[0][0]))
+                 if value(s.console.get_protocol(sess, c)) == 'vt100'][0]
+        out = console_type(d, sess, vt100, 'run ping -c 3 -W 3 10.99.0.12 && echo VESSEL-PING-OK',
+                           'VESSEL-PING-OK', 60)
+        t.ok(MARKER in out, 'the console tunnel replays the guest\'s earlier output')
+        t.ok('VESSEL-PING-OK' in out, 'guest 1 pings guest 2 (typed on its serial console)', out[-500:])
+        taps = ['vif%s.0' % value(s.VM.get_domid(sess, vm)) for vm, _ in vms]
+        for vm, _ in vms:
+            value(s.VM.hard_shutdown(sess, vm))
+        t.ok(not any(link_exists(x) for x in taps), 'stopped guests leave no tap behind')
+        for vm, vif in vms:
+            value(s.VM.destroy(sess, vm))
+        value(s.network.destroy(sess, net))
+        t.ok(not link_exists('vbrguest'), 'destroying the network removes its bridge')
+    except Exception as exc:
+        import traceback
+        t.ok(False, 'test raised %s' % type(exc).__name__, traceback.format_exc())
+    finally:
+        d.kill()
+        subprocess.run(['pkill', '-9', '-f', d.dir], capture_output=True)
+        d.cleanup()
+    return t.done()
+
+
+def outer(argv):
+    if os.geteuid() != 0:
+        print('1..0 # SKIP needs root to make a network namespace')
+        return 0
+    guest = argv[2]
+    if True:  # build-guest.sh is idempotent and rebuilds what changed
+        r = subprocess.run(['sh', os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'guest',
+                                               'build-guest.sh'), guest], capture_output=True, text=True)
+        if r.returncode != 0:
+            print('not ok 1 - build the test guest\n1..1')
+            return 1
+    ns = 'vessel-gnet-%d' % os.getpid()
+    if subprocess.run(['ip', 'netns', 'add', ns], capture_output=True).returncode != 0:
+        print('1..0 # SKIP no network namespace support')
+        return 0
+    try:
+        return subprocess.run(['ip', 'netns', 'exec', ns, sys.executable, os.path.abspath(__file__),
+                               '--inner', argv[1], guest]).returncode
+    finally:
+        for pid in subprocess.run(['ip', 'netns', 'pids', ns], capture_output=True, text=True).stdout.split():
+            try:
+                os.kill(int(pid), 9)
+            except (OSError, ValueError):
+                pass
+        subprocess.run(['ip', 'netns', 'del', ns])
+
+
+if __name__ == '__main__':
+    if len(sys.argv) > 1 and sys.argv[1] == '--inner':
+        sys.exit(inner(sys.argv[2], sys.argv[3]))
+    sys.exit(outer(sys.argv))
