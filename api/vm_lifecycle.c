@@ -224,9 +224,22 @@ check_memory(struct server *srv, const struct xapi_vm_record *vm, struct xerr **
 
 /* ------------------------------------------------------------------ operations */
 
+/* What one power operation does once it is recorded in current_operations:
+ * the work on the domain and the new state, given the VM as it was. */
+struct power_op {
+    enum xapi_vm_operations op;
+    bool paused;      /* start/resume: paused afterwards */
+    bool clean;       /* stop/reboot: ask the guest */
+    bool try_clean;   /* VM.shutdown: clean, and hard when that fails */
+    bool (*work)(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *vm,
+                 const struct power_op *p, struct xerr **errp);
+};
+
+/* Every operation runs the same way (file header): record it, work, record
+ * the outcome, forget it. */
 static bool
-do_start(struct call_ctx *ctx, const char *vm_ref, const char *host, bool paused,
-         enum xapi_vm_operations op, struct xerr **errp)
+run_power_op(struct call_ctx *ctx, const char *vm_ref, const char *host,
+             const struct power_op *p, struct xerr **errp)
 {
     if (host && strcmp(host, ctx->srv->host_ref) != 0) {
         if (!db_exists(ctx->db, &xapi_class_host, host))
@@ -235,228 +248,197 @@ do_start(struct call_ctx *ctx, const char *vm_ref, const char *host, bool paused
     }
     char key[64];
     op_key(ctx, key, sizeof(key));
-    if (!vm_op_begin(ctx->db, vm_ref, op, key, errp))
+    if (!vm_op_begin(ctx->db, vm_ref, p->op, key, errp))
         return false;
     struct xapi_vm_record *vm = NULL;
-    int64_t domid = -1;
     bool ok = db_get(ctx->db, &xapi_class_vm, vm_ref, (void **)&vm, errp) &&
-              check_memory(ctx->srv, vm, errp) &&
-              domains_start(ctx->srv, vm_ref, vm, paused, &domid, errp);
-    if (ok) {
-        ok = record_power_state(ctx->srv, vm_ref,
-                                paused ? XAPI_VM_POWER_STATE_PAUSED : XAPI_VM_POWER_STATE_RUNNING,
-                                domid, true, errp);
-        if (!ok) /* the record could not say so: do not leave a guest nobody sees */
-            domains_stop(ctx->srv, vm->uuid, false, NULL);
-        else
-            log_info("vm.start", "vm=%s domid=%" PRId64 " paused=%d", vm->uuid, domid, paused);
-    }
+              p->work(ctx, vm_ref, vm, p, errp);
+    if (ok)
+        log_info("vm.power", "vm=%s op=%s", vm->uuid,
+                 xenum_name(&xapi_enum_vm_operations, (int)p->op));
     xapi_vm_record_free(vm);
     vm_op_end(ctx->db, vm_ref, key);
     return ok;
 }
 
-bool
-api_vm_start(struct call_ctx *ctx, const char *vm, bool start_paused, bool force,
-             struct xerr **errp)
+static enum xapi_vm_power_state
+live_state(bool paused)
 {
-    (void)force;
-    return do_start(ctx, vm, NULL, start_paused, XAPI_VM_OPERATIONS_START, errp);
+    return paused ? XAPI_VM_POWER_STATE_PAUSED : XAPI_VM_POWER_STATE_RUNNING;
 }
-
-bool
-api_vm_start_on(struct call_ctx *ctx, const char *vm, const char *host, bool start_paused,
-                bool force, struct xerr **errp)
-{
-    (void)force;
-    return do_start(ctx, vm, host, start_paused, XAPI_VM_OPERATIONS_START_ON, errp);
-}
-
-enum stop_kind { STOP_CLEAN, STOP_HARD, STOP_TRY_CLEAN };
 
 static bool
-do_stop(struct call_ctx *ctx, const char *vm_ref, enum stop_kind kind, enum xapi_vm_operations op,
-        struct xerr **errp)
+start_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *vm,
+           const struct power_op *p, struct xerr **errp)
 {
-    char key[64];
-    op_key(ctx, key, sizeof(key));
-    if (!vm_op_begin(ctx->db, vm_ref, op, key, errp))
+    int64_t domid = -1;
+    if (!check_memory(ctx->srv, vm, errp) ||
+        !domains_start(ctx->srv, ref, vm, p->paused, &domid, errp))
         return false;
-    struct xapi_vm_record *vm = NULL;
-    bool ok = db_get(ctx->db, &xapi_class_vm, vm_ref, (void **)&vm, errp);
-    if (ok && vm->power_state != XAPI_VM_POWER_STATE_SUSPENDED) {
-        if (kind == STOP_TRY_CLEAN) {
+    if (record_power_state(ctx->srv, ref, live_state(p->paused), domid, true, errp))
+        return true;
+    domains_stop(ctx->srv, vm->uuid, false, NULL); /* no guest that the records do not show */
+    return false;
+}
+
+static bool
+stop_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *vm,
+          const struct power_op *p, struct xerr **errp)
+{
+    bool ok = true;
+    if (vm->power_state != XAPI_VM_POWER_STATE_SUSPENDED) {
+        if (p->try_clean) {
             struct xerr *clean_err = NULL;
             if (vm->power_state != XAPI_VM_POWER_STATE_RUNNING ||
                 !domains_stop(ctx->srv, vm->uuid, true, &clean_err))
                 ok = domains_stop(ctx->srv, vm->uuid, false, errp);
             xerr_free(clean_err);
         } else {
-            ok = domains_stop(ctx->srv, vm->uuid, kind == STOP_CLEAN, errp);
+            ok = domains_stop(ctx->srv, vm->uuid, p->clean, errp);
         }
     }
-    if (ok)
-        ok = record_power_state(ctx->srv, vm_ref, XAPI_VM_POWER_STATE_HALTED, -1, false, errp);
-    if (ok)
-        log_info("vm.stop", "vm=%s op=%s", vm->uuid,
-                 xenum_name(&xapi_enum_vm_operations, (int)op));
-    xapi_vm_record_free(vm);
-    vm_op_end(ctx->db, vm_ref, key);
-    return ok;
-}
-
-bool
-api_vm_clean_shutdown(struct call_ctx *ctx, const char *vm, struct xerr **errp)
-{
-    return do_stop(ctx, vm, STOP_CLEAN, XAPI_VM_OPERATIONS_CLEAN_SHUTDOWN, errp);
-}
-
-bool
-api_vm_hard_shutdown(struct call_ctx *ctx, const char *vm, struct xerr **errp)
-{
-    return do_stop(ctx, vm, STOP_HARD, XAPI_VM_OPERATIONS_HARD_SHUTDOWN, errp);
-}
-
-bool
-api_vm_shutdown(struct call_ctx *ctx, const char *vm, struct xerr **errp)
-{
-    return do_stop(ctx, vm, STOP_TRY_CLEAN, XAPI_VM_OPERATIONS_SHUTDOWN, errp);
+    return ok && record_power_state(ctx->srv, ref, XAPI_VM_POWER_STATE_HALTED, -1, false, errp);
 }
 
 static bool
-do_reboot(struct call_ctx *ctx, const char *vm_ref, bool clean, struct xerr **errp)
+reboot_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *vm,
+            const struct power_op *p, struct xerr **errp)
 {
-    enum xapi_vm_operations op =
-        clean ? XAPI_VM_OPERATIONS_CLEAN_REBOOT : XAPI_VM_OPERATIONS_HARD_REBOOT;
-    char key[64];
-    op_key(ctx, key, sizeof(key));
-    if (!vm_op_begin(ctx->db, vm_ref, op, key, errp))
-        return false;
-    struct xapi_vm_record *vm = NULL;
-    bool ok = db_get(ctx->db, &xapi_class_vm, vm_ref, (void **)&vm, errp) &&
-              domains_reboot(ctx->srv, vm->uuid, clean, errp);
-    if (ok)
-        ok = record_power_state(ctx->srv, vm_ref, XAPI_VM_POWER_STATE_RUNNING, -1, true, errp);
-    xapi_vm_record_free(vm);
-    vm_op_end(ctx->db, vm_ref, key);
-    return ok;
-}
-
-bool
-api_vm_clean_reboot(struct call_ctx *ctx, const char *vm, struct xerr **errp)
-{
-    return do_reboot(ctx, vm, true, errp);
-}
-
-bool
-api_vm_hard_reboot(struct call_ctx *ctx, const char *vm, struct xerr **errp)
-{
-    return do_reboot(ctx, vm, false, errp);
+    return domains_reboot(ctx->srv, vm->uuid, p->clean, errp) &&
+           record_power_state(ctx->srv, ref, XAPI_VM_POWER_STATE_RUNNING, -1, true, errp);
 }
 
 static bool
-do_pause(struct call_ctx *ctx, const char *vm_ref, bool pause, struct xerr **errp)
+pause_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *vm,
+           const struct power_op *p, struct xerr **errp)
 {
-    enum xapi_vm_operations op = pause ? XAPI_VM_OPERATIONS_PAUSE : XAPI_VM_OPERATIONS_UNPAUSE;
-    char key[64];
-    op_key(ctx, key, sizeof(key));
-    if (!vm_op_begin(ctx->db, vm_ref, op, key, errp))
-        return false;
-    struct xapi_vm_record *vm = NULL;
-    bool ok = db_get(ctx->db, &xapi_class_vm, vm_ref, (void **)&vm, errp) &&
-              domains_pause(ctx->srv, vm->uuid, pause, errp) &&
-              record_power_state(ctx->srv, vm_ref,
-                                 pause ? XAPI_VM_POWER_STATE_PAUSED : XAPI_VM_POWER_STATE_RUNNING,
-                                 -1, false, errp);
-    xapi_vm_record_free(vm);
-    vm_op_end(ctx->db, vm_ref, key);
-    return ok;
+    bool pause = p->op == XAPI_VM_OPERATIONS_PAUSE;
+    return domains_pause(ctx->srv, vm->uuid, pause, errp) &&
+           record_power_state(ctx->srv, ref, live_state(pause), -1, false, errp);
 }
 
-bool
-api_vm_pause(struct call_ctx *ctx, const char *vm, struct xerr **errp)
-{
-    return do_pause(ctx, vm, true, errp);
-}
-
-bool
-api_vm_unpause(struct call_ctx *ctx, const char *vm, struct xerr **errp)
-{
-    return do_pause(ctx, vm, false, errp);
-}
-
-/* Suspend images live in DATA/suspend/<vm uuid>.img: there is no suspend SR
- * with VDIs yet (storage issue), so the image is a file the VM record names in
- * other_config:vessel-suspend-image. */
+/* Suspend images live in DATA/suspend/<vm uuid>.img: the memory image is a
+ * file of the host, not yet a VDI on the suspend SR. */
 static void
 suspend_path(struct server *srv, const char *uuid, char *out, size_t len)
 {
     snprintf(out, len, "%s/suspend/%s.img", srv->data_dir, uuid);
 }
 
-bool
-api_vm_suspend(struct call_ctx *ctx, const char *vm_ref, struct xerr **errp)
+static bool
+suspend_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *vm,
+             const struct power_op *p, struct xerr **errp)
 {
-    char key[64];
-    op_key(ctx, key, sizeof(key));
-    if (!vm_op_begin(ctx->db, vm_ref, XAPI_VM_OPERATIONS_SUSPEND, key, errp))
-        return false;
-    struct xapi_vm_record *vm = NULL;
-    char path[512] = "";
-    bool ok = db_get(ctx->db, &xapi_class_vm, vm_ref, (void **)&vm, errp);
-    if (ok) {
-        suspend_path(ctx->srv, vm->uuid, path, sizeof(path));
-        ok = domains_suspend(ctx->srv, vm->uuid, path, errp) &&
-             record_power_state(ctx->srv, vm_ref, XAPI_VM_POWER_STATE_SUSPENDED, -1, false, errp);
-    }
-    xapi_vm_record_free(vm);
-    vm_op_end(ctx->db, vm_ref, key);
-    return ok;
+    char path[512];
+    suspend_path(ctx->srv, vm->uuid, path, sizeof(path));
+    return domains_suspend(ctx->srv, vm->uuid, path, errp) &&
+           record_power_state(ctx->srv, ref, XAPI_VM_POWER_STATE_SUSPENDED, -1, false, errp);
 }
 
 static bool
-do_resume(struct call_ctx *ctx, const char *vm_ref, const char *host, bool paused,
-          enum xapi_vm_operations op, struct xerr **errp)
+resume_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *vm,
+            const struct power_op *p, struct xerr **errp)
 {
-    if (host && strcmp(host, ctx->srv->host_ref) != 0) {
-        if (!db_exists(ctx->db, &xapi_class_host, host))
-            return xerr_handle_invalid(errp, "host", host);
-        return xerr_raise(errp, "HOST_OFFLINE", host);
-    }
-    char key[64];
-    op_key(ctx, key, sizeof(key));
-    if (!vm_op_begin(ctx->db, vm_ref, op, key, errp))
-        return false;
-    struct xapi_vm_record *vm = NULL;
+    char path[512];
     int64_t domid = -1;
-    char path[512] = "";
-    bool ok = db_get(ctx->db, &xapi_class_vm, vm_ref, (void **)&vm, errp);
-    if (ok) {
-        suspend_path(ctx->srv, vm->uuid, path, sizeof(path));
-        ok = domains_resume(ctx->srv, vm_ref, vm, path, paused, &domid, errp) &&
-             record_power_state(ctx->srv, vm_ref,
-                                paused ? XAPI_VM_POWER_STATE_PAUSED : XAPI_VM_POWER_STATE_RUNNING,
-                                domid, false, errp);
-    }
-    xapi_vm_record_free(vm);
-    vm_op_end(ctx->db, vm_ref, key);
-    return ok;
+    suspend_path(ctx->srv, vm->uuid, path, sizeof(path));
+    return domains_resume(ctx->srv, ref, vm, path, p->paused, &domid, errp) &&
+           record_power_state(ctx->srv, ref, live_state(p->paused), domid, false, errp);
+}
+
+bool
+api_vm_start(struct call_ctx *ctx, const char *vm, bool start_paused, bool force,
+             struct xerr **errp)
+{
+    struct power_op p = {.op = XAPI_VM_OPERATIONS_START, .paused = start_paused, .work = start_work};
+    (void)force;
+    return run_power_op(ctx, vm, NULL, &p, errp);
+}
+
+bool
+api_vm_start_on(struct call_ctx *ctx, const char *vm, const char *host, bool start_paused,
+                bool force, struct xerr **errp)
+{
+    struct power_op p = {.op = XAPI_VM_OPERATIONS_START_ON, .paused = start_paused,
+                         .work = start_work};
+    (void)force;
+    return run_power_op(ctx, vm, host, &p, errp);
+}
+
+bool
+api_vm_clean_shutdown(struct call_ctx *ctx, const char *vm, struct xerr **errp)
+{
+    struct power_op p = {.op = XAPI_VM_OPERATIONS_CLEAN_SHUTDOWN, .clean = true, .work = stop_work};
+    return run_power_op(ctx, vm, NULL, &p, errp);
+}
+
+bool
+api_vm_hard_shutdown(struct call_ctx *ctx, const char *vm, struct xerr **errp)
+{
+    struct power_op p = {.op = XAPI_VM_OPERATIONS_HARD_SHUTDOWN, .work = stop_work};
+    return run_power_op(ctx, vm, NULL, &p, errp);
+}
+
+bool
+api_vm_shutdown(struct call_ctx *ctx, const char *vm, struct xerr **errp)
+{
+    struct power_op p = {.op = XAPI_VM_OPERATIONS_SHUTDOWN, .try_clean = true, .work = stop_work};
+    return run_power_op(ctx, vm, NULL, &p, errp);
+}
+
+bool
+api_vm_clean_reboot(struct call_ctx *ctx, const char *vm, struct xerr **errp)
+{
+    struct power_op p = {.op = XAPI_VM_OPERATIONS_CLEAN_REBOOT, .clean = true, .work = reboot_work};
+    return run_power_op(ctx, vm, NULL, &p, errp);
+}
+
+bool
+api_vm_hard_reboot(struct call_ctx *ctx, const char *vm, struct xerr **errp)
+{
+    struct power_op p = {.op = XAPI_VM_OPERATIONS_HARD_REBOOT, .work = reboot_work};
+    return run_power_op(ctx, vm, NULL, &p, errp);
+}
+
+bool
+api_vm_pause(struct call_ctx *ctx, const char *vm, struct xerr **errp)
+{
+    struct power_op p = {.op = XAPI_VM_OPERATIONS_PAUSE, .work = pause_work};
+    return run_power_op(ctx, vm, NULL, &p, errp);
+}
+
+bool
+api_vm_unpause(struct call_ctx *ctx, const char *vm, struct xerr **errp)
+{
+    struct power_op p = {.op = XAPI_VM_OPERATIONS_UNPAUSE, .work = pause_work};
+    return run_power_op(ctx, vm, NULL, &p, errp);
+}
+
+bool
+api_vm_suspend(struct call_ctx *ctx, const char *vm, struct xerr **errp)
+{
+    struct power_op p = {.op = XAPI_VM_OPERATIONS_SUSPEND, .work = suspend_work};
+    return run_power_op(ctx, vm, NULL, &p, errp);
 }
 
 bool
 api_vm_resume(struct call_ctx *ctx, const char *vm, bool start_paused, bool force,
               struct xerr **errp)
 {
+    struct power_op p = {.op = XAPI_VM_OPERATIONS_RESUME, .paused = start_paused,
+                         .work = resume_work};
     (void)force;
-    return do_resume(ctx, vm, NULL, start_paused, XAPI_VM_OPERATIONS_RESUME, errp);
+    return run_power_op(ctx, vm, NULL, &p, errp);
 }
 
 bool
 api_vm_resume_on(struct call_ctx *ctx, const char *vm, const char *host, bool start_paused,
                  bool force, struct xerr **errp)
 {
+    struct power_op p = {.op = XAPI_VM_OPERATIONS_RESUME_ON, .paused = start_paused,
+                         .work = resume_work};
     (void)force;
-    return do_resume(ctx, vm, host, start_paused, XAPI_VM_OPERATIONS_RESUME_ON, errp);
+    return run_power_op(ctx, vm, host, &p, errp);
 }
 
 bool

@@ -172,3 +172,23 @@ def error(r):
     if isinstance(r, dict) and r.get('Status') == 'Failure':
         return r['ErrorDescription']
     return None
+
+
+def wait_for(fn, timeout=30.0, step=0.1):
+    """fn() until it is true or @timeout seconds pass; its last value."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        r = fn()
+        if r:
+            return r
+        time.sleep(step)
+    return fn()
+
+
+def console_log(d, uuid):
+    """What VM @uuid of vesseld @d printed on its serial console so far."""
+    try:
+        with open(os.path.join(d.dir, 'data', 'console', uuid + '.log'), errors='replace') as f:
+            return f.read()
+    except OSError:
+        return ''

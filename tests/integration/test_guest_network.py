@@ -17,7 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Tap, Vesseld, error, value  # noqa: E402
+from harness import Tap, Vesseld, console_log, error, value, wait_for  # noqa: E402
 
 MARKER = 'VESSEL-GUEST-UP'
 
@@ -30,22 +30,8 @@ def link_exists(name):
     return ip('link', 'show', name).returncode == 0
 
 
-def wait_for(fn, timeout=60.0, step=0.2):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        r = fn()
-        if r:
-            return r
-        time.sleep(step)
-    return fn()
 
 
-def console_log(d, uuid):
-    try:
-        with open(os.path.join(d.dir, 'data', 'console', uuid + '.log'), errors='replace') as f:
-            return f.read()
-    except OSError:
-        return ''
 
 
 def console_type(d, sess, console_ref, line, expect, timeout=30.0):

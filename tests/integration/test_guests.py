@@ -16,28 +16,13 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Tap, Vesseld, error, value  # noqa: E402
+from harness import Tap, Vesseld, console_log, error, value, wait_for  # noqa: E402
 
 MARKER = 'VESSEL-GUEST-UP'
 
 
-def console_log(d, uuid):
-    path = os.path.join(d.dir, 'data', 'console', uuid + '.log')
-    try:
-        with open(path, errors='replace') as f:
-            return f.read()
-    except OSError:
-        return ''
 
 
-def wait_for(fn, timeout=30.0, step=0.1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        r = fn()
-        if r:
-            return r
-        time.sleep(step)
-    return fn()
 
 
 def qemu_pids(uuid):
