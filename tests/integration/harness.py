@@ -102,7 +102,7 @@ class Vesseld:
                 self.unix = m.group(3)
                 return self
             if self.proc.poll() is not None:
-                raise RuntimeError('vesseld exited: ' + text[-2000:])
+                raise RuntimeError('vesseld exited with status %s: %s' % (self.proc.returncode, text[-2000:]))
             time.sleep(0.02)
         raise RuntimeError('vesseld did not become ready')
 
