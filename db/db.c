@@ -82,8 +82,7 @@ struct db {
     struct store *store;
     pthread_rwlock_t lock;
     pthread_mutex_t writer; /* held for a whole batch (invariant 1) */
-    pthread_t batch_owner;
-    int batch_depth;
+    int batch_depth; /* of the thread holding the writer lock (this_batch_db) */
     bool batch_failed;
     uint64_t batch_gen;
     uint64_t batch_id;
@@ -228,10 +227,15 @@ obj_free(const struct xclass *cls, struct dbobj *o)
 
 /* ------------------------------------------------------------------ batches */
 
+/* Which store this thread holds a batch of. Per thread, not a field of the
+ * store: another thread must never read "a batch is open" as its own (it
+ * would then skip taking the read lock, or release one it does not hold). */
+static _Thread_local struct db *this_batch_db;
+
 static bool
 in_batch(struct db *db)
 {
-    return db->batch_depth > 0 && pthread_equal(db->batch_owner, pthread_self());
+    return this_batch_db == db;
 }
 
 void
@@ -243,7 +247,7 @@ db_batch_begin(struct db *db)
     }
     pthread_mutex_lock(&db->writer);
     pthread_rwlock_wrlock(&db->lock);
-    db->batch_owner = pthread_self();
+    this_batch_db = db;
     db->batch_depth = 1;
     db->batch_failed = false;
     db->batch_gen = db->gen + 1;
@@ -417,6 +421,7 @@ db_batch_end(struct db *db, bool ok, struct xerr **errp)
         xrecord_free(db->undo[i].cls, db->undo[i].old_rec);
     db->n_undo = 0;
     db->batch_depth = 0;
+    this_batch_db = NULL;
     pthread_rwlock_unlock(&db->lock);
     pthread_mutex_unlock(&db->writer);
     if (committed && db->on_commit)
