@@ -4,8 +4,9 @@
  * the main thread takes SIGTERM/SIGINT, with sigtimedwait); the store is
  * opened and the host's objects made before a listener accepts, so the first
  * client already sees a complete pool; the pid file and the "ready" line come
- * last, once every listener is bound. The main thread then runs housekeeping
- * (expired sessions, old tasks) once a minute until told to stop.
+ * last, once every listener is bound. The main thread then samples metrics
+ * every METRICS_PERIOD_S seconds and runs housekeeping (expired sessions, old
+ * tasks) once a minute until told to stop.
  *
  * `vesseld passwd USER` sets a local account's password (read from stdin)
  * in DATA/passwd; it works while the daemon runs.
@@ -25,6 +26,7 @@
 #include "api/console.h"
 #include "api/vdi_transfer.h"
 #include "api/domains.h"
+#include "api/metrics.h"
 #include "api/vm_ops.h"
 #include "common/log.h"
 #include "common/workpool.h"
@@ -49,6 +51,7 @@ struct options {
     const char *tls_key;
     int session_idle_s;
     int task_keep_s;
+    int metrics_s;
     unsigned threads;
 };
 
@@ -73,6 +76,7 @@ usage(FILE *out)
             "  --backend qemu|sim|auto   guest backend (default auto)\n"
             "  --session-idle SECONDS    idle sessions expire (default 86400)\n"
             "  --task-keep SECONDS       finished tasks are kept (default 3900)\n"
+            "  --metrics-period SECONDS  VM/host/VIF metrics sampled this often (default 15)\n"
             "  --threads N               request threads (default: CPUs, at least 2)\n"
             "  --log-level error|warn|info|debug\n"
             "  --help, --version\n"
@@ -227,6 +231,7 @@ parse_options(int argc, char **argv, struct options *o)
         {"tls-key", required_argument, NULL, 'k'},
         {"session-idle", required_argument, NULL, 'S'},
         {"task-keep", required_argument, NULL, 'K'},
+        {"metrics-period", required_argument, NULL, 'M'},
         {"threads", required_argument, NULL, 'T'},
         {"log-level", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
@@ -252,6 +257,13 @@ parse_options(int argc, char **argv, struct options *o)
         case 'k': o->tls_key = optarg; break;
         case 'S': o->session_idle_s = atoi(optarg); break;
         case 'K': o->task_keep_s = atoi(optarg); break;
+        case 'M':
+            o->metrics_s = atoi(optarg);
+            if (o->metrics_s < 1 || o->metrics_s > 3600) {
+                fprintf(stderr, "vesseld: --metrics-period takes 1 to 3600 seconds\n");
+                return 2;
+            }
+            break;
         case 'T': o->threads = (unsigned)atoi(optarg); break;
         case 'L': {
             int level = log_parse_level(optarg);
@@ -303,6 +315,7 @@ main(int argc, char **argv)
         .backend = "auto",
         .session_idle_s = 86400,
         .task_keep_s = 3900,
+        .metrics_s = METRICS_PERIOD_S,
     };
     int rc = parse_options(argc, argv, &o);
     if (rc)
@@ -412,14 +425,18 @@ main(int argc, char **argv)
               http_server_port(http), o.tls_listen, http_server_tls_port(http), unix_path,
               o.data_dir, domains_backend_name(srv.domains));
 
-    for (;;) {
-        struct timespec tick = {60, 0};
+    /* Metrics every --metrics-period seconds, garbage collection every minute. */
+    unsigned gc_every = (unsigned)((60 + o.metrics_s - 1) / o.metrics_s);
+    for (unsigned ticks = 1;; ticks++) {
+        struct timespec tick = {o.metrics_s, 0};
         int sig = sigtimedwait(&stop_signals, NULL, &tick);
         if (sig == SIGTERM || sig == SIGINT) {
             log_info("vesseld.stop", "signal=%s", sig == SIGTERM ? "TERM" : "INT");
             break;
         }
-        housekeeping(&srv);
+        metrics_update(&srv);
+        if (ticks % gc_every == 0)
+            housekeeping(&srv);
     }
     status = 0;
 out:

@@ -55,6 +55,15 @@ def lifecycle(t, d, guest):
     rec = value(s.VM.get_record(sess, vm))
     t.eq(rec['power_state'], 'Running', 'power_state Running')
     t.ok(len(qemu_pids(uuid)) == 1, 'one qemu runs for the VM')
+    metrics = value(s.VM.get_metrics(sess, vm))
+
+    def sampled():
+        m = value(s.VM_metrics.get_record(sess, metrics))
+        return m if int(m['memory_actual']) > 0 and '0' in m['VCPUs_utilisation'] and \
+            m['VCPUs_utilisation']['0'] > 0 else None
+
+    m = wait_for(sampled, 10)
+    t.ok(m, 'VM_metrics sampled from the guest: memory_actual and VCPUs_utilisation', m)
     value(s.VM.pause(sess, vm))
     t.eq(value(s.VM.get_power_state(sess, vm)), 'Paused', 'pause')
     value(s.VM.unpause(sess, vm))
@@ -119,7 +128,7 @@ def main():
         if r.returncode != 0:
             t.ok(False, 'build the test guest', r.stderr)
             return t.done()
-    d = Vesseld(binary, extra=['--backend', 'qemu'])
+    d = Vesseld(binary, extra=['--backend', 'qemu', '--metrics-period', '1'])
     try:
         d.start()
         lifecycle(t, d, guest)

@@ -240,7 +240,8 @@ def at_scale(t, d, n=1000):
 def main():
     binary = sys.argv[1]
     t = Tap()
-    d = Vesseld(binary, extra=['--backend', 'sim'])
+    # metrics every second: their writes run alongside the calls under test
+    d = Vesseld(binary, extra=['--backend', 'sim', '--metrics-period', '1'])
     try:
         d.start()
         lifecycle(t, d)
