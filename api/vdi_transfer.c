@@ -446,17 +446,23 @@ raw_block_flush(struct xfer *x)
     return !xfer_cancelled(x);
 }
 
+/* A body longer than the target takes: VDI_TOO_SMALL [vdi, size it would need]. */
+static int
+fail_too_small(struct xfer *x, size_t len)
+{
+    char min[32];
+    snprintf(min, sizeof(min), "%" PRIu64, x->received + len);
+    struct xerr *e = NULL;
+    xerr_vdi_too_small(&e, x->vdi, min);
+    xfer_fail(x, &e);
+    return -EFBIG;
+}
+
 static int
 raw_write(struct xfer *x, const char *data, size_t len)
 {
-    if (len > x->vsize - x->received) {
-        char min[32];
-        snprintf(min, sizeof(min), "%" PRIu64, x->received + len);
-        struct xerr *e = NULL;
-        xerr_vdi_too_small(&e, x->vdi, min);
-        xfer_fail(x, &e);
-        return -EFBIG;
-    }
+    if (len > x->vsize - x->received)
+        return fail_too_small(x, len);
     x->received += len;
     while (len > 0) {
         size_t n = XFER_BLOCK - x->block_fill < len ? XFER_BLOCK - x->block_fill : len;
@@ -473,14 +479,8 @@ raw_write(struct xfer *x, const char *data, size_t len)
 static int
 vhd_body_write(struct xfer *x, const char *data, size_t len)
 {
-    if (len > x->fd_limit - x->received) {
-        char min[32];
-        snprintf(min, sizeof(min), "%" PRIu64, x->received + len);
-        struct xerr *e = NULL;
-        xerr_vdi_too_small(&e, x->vdi, min);
-        xfer_fail(x, &e);
-        return -EFBIG;
-    }
+    if (len > x->fd_limit - x->received)
+        return fail_too_small(x, len);
     for (size_t done = 0; done < len;) {
         ssize_t n = write(x->fd, data + done, len - done);
         if (n < 0 && errno == EINTR)
