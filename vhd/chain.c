@@ -158,6 +158,65 @@ vhd_chain_open_fd(int fd, unsigned flags, struct vhd_chain **out)
     return 0;
 }
 
+/* Check the link from image @i to image @i + 1 of @c (both open): the child must be
+ * differencing and record the parent's UUID; the parent must be no image already in the
+ * chain. Used by vhd_chain_open_fds(), where no file name is there to follow. */
+static int
+check_fd_link(const struct vhd_chain *c, unsigned i)
+{
+    const struct vhd_image *child = c->images[i], *parent = c->images[i + 1];
+    if (child->footer.type != VHD_TYPE_DIFF)
+        return vhd_fail(-ESTALE, "image %u is not differencing but has a parent", i);
+    for (unsigned k = 0; k <= i; k++) {
+        if (c->images[k]->dev == parent->dev && c->images[k]->ino == parent->ino)
+            return vhd_fail(-ELOOP, "parent loop: image %u is image %u again", i + 1, k);
+    }
+    if (memcmp(parent->footer.uuid, child->header.parent_uuid, 16) != 0)
+        return vhd_fail(-ESTALE, "image %u has a UUID different from the one image %u records",
+                        i + 1, i);
+    return 0;
+}
+
+int
+vhd_chain_open_fds(const int *fds, unsigned n, unsigned flags, struct vhd_chain **out)
+{
+    if (n == 0 || (flags & VHD_OPEN_NO_PARENTS))
+        return vhd_fail(-EINVAL, "no descriptors, or NO_PARENTS asked of a full chain");
+    if (n > VHD_MAX_CHAIN_DEPTH)
+        return vhd_fail(-ELOOP, "chain deeper than %d images", VHD_MAX_CHAIN_DEPTH);
+    _vhd_cleanup_(vhd_chain_freep) struct vhd_chain *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    if (flags & VHD_OPEN_RDWR) {
+        int fl = fcntl(fds[0], F_GETFL);
+        if (fl < 0)
+            return vhd_fail(-errno, "descriptor 0: %s", strerror(errno));
+        if ((fl & O_ACCMODE) != O_RDWR)
+            return vhd_fail(-EBADF, "the leaf descriptor is not open for reading and writing");
+    }
+    for (unsigned i = 0; i < n; i++) {
+        int dup_fd = fcntl(fds[i], F_DUPFD_CLOEXEC, 0);
+        if (dup_fd < 0)
+            return vhd_fail(-errno, "descriptor %u: %s", i, strerror(errno));
+        /* parents are read-only whatever the descriptor allows (invariant of a chain) */
+        unsigned f = i == 0 ? flags : flags & VHD_OPEN_HEAD_FOOTER;
+        int rc = vhd_image_open_fd(dup_fd, f, NULL, &c->images[i]);
+        if (rc < 0) {
+            if (vhd_last_error()[0] == '\0')
+                vhd_fail(rc, "image %u: %s", i, strerror(-rc));
+            return rc;
+        }
+        c->n_images = i + 1;
+        if (i > 0 && (rc = check_fd_link(c, i - 1)) < 0)
+            return rc;
+    }
+    if (c->images[n - 1]->footer.type == VHD_TYPE_DIFF)
+        return vhd_fail(-ENOENT, "image %u is differencing: its parent is missing", n - 1);
+    *out = c;
+    c = NULL;
+    return 0;
+}
+
 /* Find which image (index into the chain, or n_images for "none") supplies the bytes
  * starting at @off, and over how many bytes (<= @len) that answer holds. */
 static int

@@ -41,24 +41,32 @@ create_fixed(int fd, uint64_t size_bytes)
     return vhd_footer_write(&img, size_bytes);
 }
 
+/* Platform codes of the locators we write, in slot order. */
+static const uint32_t locator_codes[3] = {VHD_PLAT_MACX, VHD_PLAT_W2KU, VHD_PLAT_W2RU};
+
+/* Encode locator data of platform @code for @parent_name into @dst (VHD_SECTOR * 2 bytes,
+ * zero-filled by the caller); returns the data length. */
+static size_t
+locator_encode(uint32_t code, const char *parent_name, uint8_t *dst)
+{
+    char path[1100];
+    if (code == VHD_PLAT_MACX) {
+        snprintf(path, sizeof(path), "file://./%s", parent_name);
+        size_t n = strlen(path);
+        memcpy(dst, path, n);
+        return n;
+    }
+    snprintf(path, sizeof(path), ".\\%s", parent_name);
+    return vhd_utf16_encode(path, dst, VHD_SECTOR * 2, false);
+}
+
 /* Fill the three locators of @h, placed from @off on, and write their data into @meta. */
 static void
 add_locators(struct vhd_header *h, uint8_t *meta, uint64_t off, const char *parent_name)
 {
-    static const uint32_t codes[3] = {VHD_PLAT_MACX, VHD_PLAT_W2KU, VHD_PLAT_W2RU};
     for (size_t i = 0; i < 3; i++) {
-        char path[1100];
-        uint8_t *dst = meta + off;
-        size_t n;
-        if (codes[i] == VHD_PLAT_MACX) {
-            snprintf(path, sizeof(path), "file://./%s", parent_name);
-            n = strlen(path);
-            memcpy(dst, path, n);
-        } else {
-            snprintf(path, sizeof(path), ".\\%s", parent_name);
-            n = vhd_utf16_encode(path, dst, VHD_SECTOR * 2, false);
-        }
-        h->loc[i] = (struct vhd_locator){.code = codes[i], .data_space = VHD_SECTOR * 2,
+        size_t n = locator_encode(locator_codes[i], parent_name, meta + off);
+        h->loc[i] = (struct vhd_locator){.code = locator_codes[i], .data_space = VHD_SECTOR * 2,
                                          .data_len = (uint32_t)n, .data_offset = off};
         off += VHD_SECTOR * 2;
     }
@@ -177,4 +185,116 @@ vhd_snapshot(const char *parent_path, const char *child_path)
     rc = vhd_create_image(child_path, vhd_chain_size(c), VHD_TYPE_DIFF, c->images[0], name);
     vhd_chain_close(c);
     return rc;
+}
+
+/* Space in bytes of locator @l if it can take one of our locators in @img: inside the
+ * metadata (after the header, before the first block and the trailing footer), sector
+ * aligned, at least VHD_SECTOR * 2 bytes. 0 otherwise. */
+static uint64_t
+locator_slot_space(const struct vhd_image *img, const struct vhd_locator *l)
+{
+    uint64_t space = l->data_space < VHD_SECTOR ? (uint64_t)l->data_space * VHD_SECTOR
+                                                : l->data_space;
+    if (l->code == VHD_PLAT_NONE || space < VHD_SECTOR * 2 || l->data_offset % VHD_SECTOR ||
+        l->data_offset < img->footer.data_offset + VHD_HEADER_SIZE ||
+        l->data_offset > img->meta_end || space > img->meta_end - l->data_offset ||
+        l->data_offset + space > img->file_size - VHD_FOOTER_SIZE)
+        return 0;
+    for (uint32_t i = 0; i < img->n_bat; i++) {     /* invariant (1): blocks follow meta_end */
+        if (img->bat[i] != VHD_BAT_UNUSED &&
+            (uint64_t)img->bat[i] * VHD_SECTOR < l->data_offset + space)
+            return 0;       /* defensive: cannot happen after vhd_bat_validate() */
+    }
+    return space;
+}
+
+/* New header of @child naming @parent (file name @name): UUID, timestamp, name, and
+ * locators in the slots that fit (their data written now); other slots cleared. */
+static int
+relink_header(const struct vhd_image *child, int wfd, const struct vhd_image *parent,
+              const char *name, struct vhd_header *h)
+{
+    *h = child->header;
+    memcpy(h->parent_uuid, parent->footer.uuid, 16);
+    struct stat st;
+    h->parent_timestamp = 0;
+    if (fstat(parent->fd, &st) == 0 && st.st_mtime > (time_t)VHD_EPOCH_OFFSET)
+        h->parent_timestamp = (uint32_t)((uint64_t)st.st_mtime - VHD_EPOCH_OFFSET);
+    int rc = vhd_header_set_parent_name(h, name);
+    if (rc < 0)
+        return vhd_fail(rc, "parent file name too long");
+    size_t used = 0;
+    for (size_t i = 0; i < 8; i++) {
+        struct vhd_locator l = h->loc[i];
+        uint64_t space = locator_slot_space(child, &l);
+        h->loc[i] = (struct vhd_locator){0};
+        if (space == 0 || used == 3)
+            continue;
+        uint8_t data[VHD_SECTOR * 2] = {0};
+        size_t n = locator_encode(locator_codes[used], name, data);
+        rc = vhd_io_pwrite(wfd, data, sizeof(data), l.data_offset);
+        if (rc < 0)
+            return rc;
+        h->loc[i] = (struct vhd_locator){.code = locator_codes[used], .data_space = l.data_space,
+                                         .data_len = (uint32_t)n, .data_offset = l.data_offset};
+        used++;
+    }
+    return 0;
+}
+
+int
+vhd_reparent(const char *child_path, const char *new_parent_path)
+{
+    char pdir[PATH_MAX], cdir[PATH_MAX];
+    int rc = dir_of(new_parent_path, pdir);
+    if (rc == 0)
+        rc = dir_of(child_path, cdir);
+    if (rc < 0)
+        return vhd_fail(rc, "cannot resolve the directories of %s and %s", new_parent_path,
+                        child_path);
+    if (strcmp(pdir, cdir) != 0)
+        return vhd_fail(-EXDEV, "parent and child must be in the same directory");
+    /* The child alone, read-only: a concurrent `vhd serve` may be allocating a block, so
+     * the trailing footer may be missing for a moment (the copy at 0 then serves). */
+    struct vhd_chain *cc;
+    rc = vhd_chain_open(child_path, VHD_OPEN_NO_PARENTS | VHD_OPEN_HEAD_FOOTER, &cc);
+    if (rc < 0)
+        return rc;
+    _vhd_cleanup_(vhd_chain_closep) struct vhd_chain *child = cc;
+    const struct vhd_image *ci = child->images[0];
+    if (ci->footer.type != VHD_TYPE_DIFF)
+        return vhd_fail(-EINVAL, "%s is not a differencing disk", child_path);
+    rc = vhd_chain_open(new_parent_path, VHD_OPEN_RDONLY, &cc);
+    if (rc < 0)
+        return rc;
+    _vhd_cleanup_(vhd_chain_closep) struct vhd_chain *parent = cc;
+    for (unsigned i = 0; i < parent->n_images; i++) {
+        if (parent->images[i]->dev == ci->dev && parent->images[i]->ino == ci->ino)
+            return vhd_fail(-ELOOP, "%s is in the new parent's chain", child_path);
+    }
+    if (parent->n_images + 1 > VHD_MAX_CHAIN_DEPTH)
+        return vhd_fail(-ELOOP, "chain would be deeper than %d", VHD_MAX_CHAIN_DEPTH);
+    if (vhd_chain_size(parent) > ci->footer.curr_size)
+        return vhd_fail(-EINVAL, "the new parent is larger than the child");
+    _vhd_cleanup_close_ int wfd = open(child_path, O_WRONLY | O_CLOEXEC);
+    if (wfd < 0)
+        return vhd_fail(-errno, "cannot open %s for writing: %s", child_path, strerror(errno));
+    struct stat st;
+    if (fstat(wfd, &st) != 0)
+        return -errno;
+    if (st.st_dev != ci->dev || st.st_ino != ci->ino)
+        return vhd_fail(-ESTALE, "%s was replaced while being re-parented", child_path);
+    const char *slash = strrchr(new_parent_path, '/');
+    struct vhd_header h;
+    rc = relink_header(ci, wfd, parent->images[0], slash ? slash + 1 : new_parent_path, &h);
+    if (rc < 0)
+        return rc;
+    if (fdatasync(wfd) != 0)        /* locator data before the header that points at it */
+        return -errno;
+    uint8_t buf[VHD_HEADER_SIZE];
+    vhd_header_serialize(&h, buf);
+    rc = vhd_io_pwrite(wfd, buf, sizeof(buf), ci->footer.data_offset);
+    if (rc < 0)
+        return rc;
+    return fdatasync(wfd) == 0 ? 0 : -errno;
 }

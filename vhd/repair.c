@@ -8,6 +8,7 @@
  * invalid batmap is rewritten all clear (clear bits are always safe, spec 1.8). Not
  * repairable: a damaged header or BAT, overlapping blocks, bad parent links - any "fix"
  * would silently change what the guest reads. The result is checked with vhd_check().
+ * vhd_set_hidden() lives here too: like a repair it rewrites both footer copies in place.
  * Facts: shared/spec/storage.md 1.2.1, 1.8, 2.5.
  */
 #include <errno.h>
@@ -108,4 +109,22 @@ vhd_repair(const char *path, struct vhd_check_report *report)
     if (rc < 0 && rc != -EINVAL)
         return rc;
     return rc_check;
+}
+
+int
+vhd_set_hidden(const char *path, bool hidden)
+{
+    struct vhd_chain *c;
+    int rc = vhd_chain_open(path, VHD_OPEN_RDWR | VHD_OPEN_NO_PARENTS, &c);
+    if (rc < 0)
+        return rc;
+    struct vhd_image *img = c->images[0];
+    img->footer.hidden = hidden ? 1 : 0;
+    if (vhd_image_is_sparse(img))
+        rc = vhd_footer_write(img, 0);      /* the copy at 0 equals the trailing one */
+    img->footer_dirty = true;
+    if (rc == 0)
+        rc = vhd_image_sync_footer(img);
+    int rc_close = vhd_chain_close(c);      /* fdatasync */
+    return rc < 0 ? rc : rc_close;
 }

@@ -3,8 +3,11 @@
  * Contract, for every function below:
  *  - Returns 0 (or a documented non-negative value) on success and a negative errno on failure.
  *    The library never prints, never exits, never aborts on anything a file can contain.
- *  - A struct vhd_chain is not thread-safe: one thread at a time per chain (the NBD server
- *    serialises requests). Different chains are independent.
+ *  - A struct vhd_chain is not thread-safe, with one exception: vhd_chain_read(),
+ *    vhd_chain_block_status(), vhd_chain_size(), vhd_chain_depth() and vhd_chain_info() may
+ *    run concurrently with each other on one chain (they only pread and publish cached
+ *    bitmaps atomically); every other call on a chain needs it to itself (`vhd serve` holds
+ *    a read-write lock: reads shared, everything else exclusive). Chains are independent.
  *  - Offsets and lengths are in bytes of the virtual disk unless a name says otherwise.
  *  - Errors a hostile or damaged file produces: -EINVAL (structure invalid: bad cookie,
  *    checksum, field out of range, BAT entry past EOF or overlapping), -EFBIG (size beyond
@@ -78,6 +81,20 @@ const char *vhd_last_error(void);
 /* Open an already-open file descriptor as a single image (no parents are followed; a
  * differencing image reads unresolved sectors as zeros). The chain takes a dup of @fd. */
 int vhd_chain_open_fd(int fd, unsigned flags, struct vhd_chain **out);
+
+/* Open a chain from descriptors the caller already holds, without any path lookup (so it
+ * works inside `vhd serve`'s sandbox): @fds[0] is the leaf, @fds[i + 1] the parent of
+ * @fds[i], @n images in all. The chain takes dups (the caller still owns and closes its
+ * descriptors). @flags as vhd_chain_open(): VHD_OPEN_RDWR applies to the leaf only (whose
+ * descriptor must then be O_RDWR, else -EBADF); parents are used read-only even when their
+ * descriptor is writable; VHD_OPEN_NO_PARENTS is refused (-EINVAL: use vhd_chain_open_fd).
+ * Every image is validated as by vhd_chain_open() and every link checked: the child must
+ * be differencing and record the parent's footer UUID (-ESTALE), no file twice (-ELOOP),
+ * the last image not differencing (-ENOENT: its parent is missing). Errors also: -EINVAL
+ * (@n == 0), -ELOOP (@n > VHD_MAX_CHAIN_DEPTH), -EBADF (a bad descriptor). The header's
+ * parent file names are not compared: the caller chose the files. On success *@out is
+ * freed with vhd_chain_close(); vhd_last_error() says why a link was refused. */
+int vhd_chain_open_fds(const int *fds, unsigned n, unsigned flags, struct vhd_chain **out);
 
 /* Write back what is pending (the trailing footer), fdatasync if writable, close every
  * file and free @c. Returns the first error met while flushing; @c is freed regardless.
@@ -173,6 +190,31 @@ typedef void vhd_progress_fn(void *opaque, uint64_t done, uint64_t total);
  * child (the caller's rule, as in SM). Errors: -EINVAL (child not differencing), open and
  * I/O errors. */
 int vhd_coalesce(const char *child_path, vhd_progress_fn *progress, void *opaque);
+
+/* Make the differencing image @child_path name @new_parent_path as its parent: the
+ * header's parent UUID, parent timestamp (the new parent's mtime) and parent name are
+ * rewritten, and the parent locators the file has room for (each needs 1 KiB of locator
+ * space inside the metadata) become the MacX, W2ku and W2ru locators vhd_snapshot()
+ * writes; other locator slots are cleared. Only the header and locator sectors are
+ * written (never a block, the BAT or a footer), in place, then fdatasync: durable on
+ * return, and safe while `vhd serve` has @child_path open read-write (it never writes
+ * those). The caller guarantees that the new parent chain reads the same as the old one
+ * for every sector the child does not hold (e.g. the old parent was coalesced into it).
+ * Checked here: the child is differencing (-EINVAL) and in the same directory as the new
+ * parent (-EXDEV); the new parent opens as a sound chain (its errors), is not the child
+ * nor has it in its chain (-ELOOP), is not larger than the child (-EINVAL), and the new
+ * chain is at most VHD_MAX_CHAIN_DEPTH deep (-ELOOP). A crash during the one 1 KiB
+ * header write can tear it (as with `vhd-util modify -p`); a crash before it leaves the
+ * old parent named (the locators may already name the new one: `check` reports it). */
+int vhd_reparent(const char *child_path, const char *new_parent_path);
+
+/* Set or clear the hidden flag of the image at @path (blktap's footer byte 85: 1 = an
+ * internal chain node, not a user-visible VDI, spec 1.2): both footer copies of a dynamic or
+ * differencing disk (the one of a fixed disk) are rewritten with their checksum, then
+ * fdatasync: durable on return. Not while another process has @path open read-write (the
+ * trailing footer moves as blocks are allocated). Errors: those of vhd_chain_open() on
+ * @path alone, I/O errors. */
+int vhd_set_hidden(const char *path, bool hidden);
 
 /* Grow the image at @path to @size_bytes (a multiple of 512). Shrinking is refused with
  * -EINVAL. A dynamic or differencing image whose BAT is too small has its first data blocks

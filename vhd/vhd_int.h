@@ -183,6 +183,12 @@ vhd_closep(int *fd)
         close(*fd);
 }
 
+static inline void
+vhd_chain_closep(struct vhd_chain **c)
+{
+    vhd_chain_close(*c);        /* NULL is a no-op; flush errors are the owner's to fetch */
+}
+
 #define _vhd_cleanup_free_ __attribute__((cleanup(vhd_freep)))
 #define _vhd_cleanup_close_ __attribute__((cleanup(vhd_closep)))
 #define _vhd_cleanup_(f) __attribute__((cleanup(f)))
