@@ -36,11 +36,16 @@ bits_in_block(const struct vhd_image *img, uint32_t block)
     return (uint32_t)((data + VHD_SECTOR - 1) / VHD_SECTOR);
 }
 
-/* *@out = the cached bitmap of allocated block @block (loaded now if needed). */
+/* *@out = the cached bitmap of allocated block @block (loaded now if needed).
+ * Concurrent readers of one chain may call this at once (vhd/vhd.h): a bitmap is published
+ * with one compare-and-swap after its bitmap_full flag is set, so a reader sees either no
+ * bitmap or a complete one with its flag; the loser of a race frees its copy. Writers
+ * (which modify cached bitmaps in place) run alone. */
 int
 vhd_bitmap_get(struct vhd_image *img, uint32_t block, const uint8_t **out)
 {
-    if (!img->bitmaps[block]) {
+    uint8_t *cur = __atomic_load_n(&img->bitmaps[block], __ATOMIC_ACQUIRE);
+    if (!cur) {
         uint8_t *bm = malloc(img->bitmap_bytes);
         if (!bm)
             return -ENOMEM;
@@ -50,10 +55,17 @@ vhd_bitmap_get(struct vhd_image *img, uint32_t block, const uint8_t **out)
             free(bm);
             return rc;
         }
-        img->bitmaps[block] = bm;
-        img->bitmap_full[block] = vhd_bitmap_all_set(bm, bits_in_block(img, block));
+        __atomic_store_n(&img->bitmap_full[block],
+                         (uint8_t)vhd_bitmap_all_set(bm, bits_in_block(img, block)),
+                         __ATOMIC_RELAXED);
+        if (__atomic_compare_exchange_n(&img->bitmaps[block], &cur, bm, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) {
+            cur = bm;
+        } else {
+            free(bm);           /* another reader published the same bytes first */
+        }
     }
-    *out = img->bitmaps[block];
+    *out = cur;
     return 0;
 }
 

@@ -32,7 +32,7 @@ vhd_image_read_status(struct vhd_image *img, uint64_t off, uint64_t len, uint64_
     int rc = vhd_bitmap_get(img, block, &bm);
     if (rc < 0)
         return rc;
-    if (img->bitmap_full[block]) {
+    if (__atomic_load_n(&img->bitmap_full[block], __ATOMIC_RELAXED)) {   /* see bitmap.c */
         *run = limit;
         *present = true;
         return 0;

@@ -1,18 +1,53 @@
-/* tools/vhd/serve.c - `vhd serve`: one VHD chain exported over NBD on a unix socket.
+/* tools/vhd/serve.c - `vhd serve`: one VHD chain exported over NBD on a unix socket, with an
+ * optional control socket to pause the disk and swap its chain (live snapshots, GC).
  *
  * One process per disk (the tapdisk of this platform). Order of events: open the chain
- * (leaf read-write unless --read-only, parents read-only), bind the socket, block SIGTERM
- * and SIGINT and start the thread that waits for them, then enter the sandbox
- * (sandbox.c: no_new_privs, landlock, seccomp) and only then accept clients. Each client
- * gets a thread; the chain is not thread-safe, so every backend call holds chain_lock.
- * On SIGTERM/SIGINT the signal thread takes the lock (no request is half-done), flushes
- * and closes the chain (trailing footer written, fdatasync) and exits 0.
- * Facts: shared/spec/storage.md 3, 6.6; STYLE.md section 10.
+ * (leaf read-write unless --read-only, parents read-only), bind the NBD socket and, with
+ * --control, the control socket, block SIGTERM and SIGINT and start the thread that waits
+ * for them, then enter the sandbox (sandbox.c: no_new_privs, landlock, seccomp) and only
+ * then accept clients. After that no file can be opened by path: a new chain can only
+ * arrive as descriptors over the control socket (vhd_chain_open_fds()).
+ *
+ * Concurrency. Each NBD client gets a thread, and nbd/ runs a client's READ and
+ * BLOCK_STATUS requests on a small worker pool (export.n_workers) so that one connection
+ * with a deep queue (QEMU, fio) is served in parallel. The chain sits behind chain_lock, a
+ * writer-preferring rwlock: read and block_status share it (vhd/vhd.h allows concurrent
+ * readers of a chain), write, zero and flush take it exclusively, and `pause` takes it
+ * exclusively and keeps it until resume/reload/disconnect, so a pause waits for every
+ * request in flight and blocks new ones. ctl_mutex orders the control thread against the
+ * signal thread: `paused` and the `chain` pointer change only under it (and, for the
+ * pointer, with chain_lock held exclusively).
+ * On SIGTERM/SIGINT the signal thread takes ctl_mutex and (unless paused, when the control
+ * thread already holds it) chain_lock exclusively: no request is half-done; it flushes and
+ * closes the chain (trailing footer written, fdatasync) and exits 0.
+ *
+ * Control protocol (--control PATH, a unix SOCK_STREAM socket; one connection is served at a
+ * time, others wait in the backlog). The client sends one command line ending in "\n" (at
+ * most 127 bytes with the newline) and reads the one-line reply before sending the next
+ * command: descriptors are bound to the first command line completed after they arrive.
+ * Replies are "ok[ DETAILS]\n" or "error ERRNAME SENTENCE\n" (ERRNAME as EINVAL, EBUSY...).
+ *   pause        flush and freeze: waits for in-flight NBD requests, blocks new ones, flushes
+ *                the chain (footer, fdatasync); "ok". While paused: "error EBUSY already
+ *                paused". The pause ends with resume, a successful reload, or when this
+ *                control connection closes (a dead client never leaves a guest frozen).
+ *   reload N     with exactly N (1..64) descriptors in the same sendmsg (SCM_RIGHTS): the
+ *                new chain, leaf first, each the parent of the one before; only while
+ *                paused. Opened with vhd_chain_open_fds() (leaf read-write unless
+ *                --read-only); its virtual size must equal the export's. On success the new
+ *                chain replaces the old one (closed; flush errors go to stderr), the pause
+ *                ends, "ok". On failure the old chain stays, still paused, "error ...".
+ *                The received descriptors are closed in every case (the chain keeps dups).
+ *   resume       end the pause; "ok" ("error EINVAL not paused" otherwise).
+ *   info         "ok depth=N leaf=UUID size=BYTES paused=0|1".
+ * Anything else, an over-long line (the connection is then closed), descriptors with any
+ * other command or a count that differs from N: "error EINVAL ...", descriptors closed.
+ * Facts: shared/spec/storage.md 3, 6.6; STYLE.md section 10; unix(7) SCM_RIGHTS.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,51 +58,59 @@
 #include "tools/vhd/sandbox.h"
 #include "tools/vhd/vhd_tool.h"
 
-static pthread_mutex_t chain_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct vhd_chain *chain;
+#define CONTROL_LINE_MAX 128
+#define CONTROL_MAX_FDS 64
+
+static pthread_rwlock_t chain_lock;
+static pthread_mutex_t ctl_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct vhd_chain *chain;     /* swapped only with ctl_mutex and chain_lock (excl.) */
+static bool paused;                 /* chain_lock held exclusively by the control thread */
+static bool read_only;
+
+/*==== NBD backend ======================================================================*/
 
 static int
 be_read(void *o, void *buf, uint64_t off, uint32_t len)
 {
-    pthread_mutex_lock(&chain_lock);
+    pthread_rwlock_rdlock(&chain_lock);
     int rc = vhd_chain_read(chain, buf, off, len);
-    pthread_mutex_unlock(&chain_lock);
+    pthread_rwlock_unlock(&chain_lock);
     return rc;
 }
 
 static int
 be_write(void *o, const void *buf, uint64_t off, uint32_t len, bool fua)
 {
-    pthread_mutex_lock(&chain_lock);
+    pthread_rwlock_wrlock(&chain_lock);
     int rc = vhd_chain_write(chain, buf, off, len, fua);
-    pthread_mutex_unlock(&chain_lock);
+    pthread_rwlock_unlock(&chain_lock);
     return rc;
 }
 
 static int
 be_flush(void *o)
 {
-    pthread_mutex_lock(&chain_lock);
+    pthread_rwlock_wrlock(&chain_lock);
     int rc = vhd_chain_flush(chain);
-    pthread_mutex_unlock(&chain_lock);
+    pthread_rwlock_unlock(&chain_lock);
     return rc;
 }
 
 static int
 be_zero(void *o, uint64_t off, uint32_t len, bool fua)
 {
-    pthread_mutex_lock(&chain_lock);
+    pthread_rwlock_wrlock(&chain_lock);
     int rc = vhd_chain_zero(chain, off, len, fua);
-    pthread_mutex_unlock(&chain_lock);
+    pthread_rwlock_unlock(&chain_lock);
     return rc;
 }
 
 static int
 be_block_status(void *o, uint64_t off, uint64_t len, uint64_t *run, bool *allocated)
 {
-    pthread_mutex_lock(&chain_lock);
+    pthread_rwlock_rdlock(&chain_lock);
     int rc = vhd_chain_block_status(chain, off, len, run, allocated);
-    pthread_mutex_unlock(&chain_lock);
+    pthread_rwlock_unlock(&chain_lock);
     return rc;
 }
 
@@ -91,15 +134,322 @@ client_main(void *arg)
     return NULL;
 }
 
+/*==== control socket ===================================================================*/
+
+struct ctl_conn {
+    int fd;
+    char line[CONTROL_LINE_MAX];
+    size_t len;                     /* bytes in line[] */
+    int fds[CONTROL_MAX_FDS];
+    unsigned n_fds;
+    bool fds_overflow;              /* more descriptors than fit arrived: command fails */
+};
+
+static void
+ctl_close_fds(struct ctl_conn *cc)
+{
+    for (unsigned i = 0; i < cc->n_fds; i++)
+        close(cc->fds[i]);
+    cc->n_fds = 0;
+    cc->fds_overflow = false;
+}
+
+static int
+ctl_reply(struct ctl_conn *cc, const char *fmt, ...)
+{
+    char out[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, sizeof(out) - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return 0;
+    size_t len = (size_t)n < sizeof(out) - 1 ? (size_t)n : sizeof(out) - 2;
+    for (size_t i = 0; i < len; i++) {
+        if (out[i] == '\n' || out[i] == '\r')
+            out[i] = ' ';       /* one reply, one line, whatever a sentence holds */
+    }
+    out[len++] = '\n';
+    for (size_t done = 0; done < len;) {
+        ssize_t w = send(cc->fd, out + done, len - done, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return 0;           /* the client went away: the read side will see it */
+        done += (size_t)w;
+    }
+    return 0;
+}
+
+/* Reply "error ERRNAME SENTENCE" for -errno @rc. Returns 0, like every ctl_ command. */
+static int
+ctl_error(struct ctl_conn *cc, int rc, const char *sentence)
+{
+    const char *name = strerrorname_np(-rc);
+    return ctl_reply(cc, "error %s %s", name ? name : "EIO", sentence);
+}
+
+/* Collect descriptors of @m into @cc (every one, even past the cap: those are closed). */
+static void
+ctl_take_fds(struct ctl_conn *cc, struct msghdr *m)
+{
+    if (m->msg_flags & MSG_CTRUNC)
+        cc->fds_overflow = true;        /* the kernel dropped (and closed) the excess */
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(m); h; h = CMSG_NXTHDR(m, h)) {
+        if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        const unsigned char *data = CMSG_DATA(h);
+        for (size_t i = 0; i < n; i++) {
+            int fd;
+            memcpy(&fd, data + i * sizeof(int), sizeof(int));
+            if (cc->n_fds < CONTROL_MAX_FDS) {
+                cc->fds[cc->n_fds++] = fd;
+            } else {
+                close(fd);
+                cc->fds_overflow = true;
+            }
+        }
+    }
+}
+
+/* Read more bytes (and descriptors). 0, or -1 at EOF/error. */
+static int
+ctl_fill(struct ctl_conn *cc)
+{
+    union {
+        char buf[CMSG_SPACE(CONTROL_MAX_FDS * sizeof(int))];
+        struct cmsghdr align;
+    } cbuf;
+    struct iovec iov = {cc->line + cc->len, sizeof(cc->line) - cc->len};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
+                       .msg_controllen = sizeof(cbuf.buf)};
+    ssize_t n;
+    do {
+        n = recvmsg(cc->fd, &m, MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0 || (n == 0 && m.msg_controllen > 0))
+        ctl_take_fds(cc, &m);
+    if (n <= 0)
+        return -1;
+    cc->len += (size_t)n;
+    return 0;
+}
+
+static int
+ctl_pause(struct ctl_conn *cc)
+{
+    pthread_mutex_lock(&ctl_mutex);
+    if (paused) {
+        pthread_mutex_unlock(&ctl_mutex);
+        return ctl_error(cc, -EBUSY, "already paused");
+    }
+    pthread_rwlock_wrlock(&chain_lock);     /* waits for every request in flight */
+    int rc = vhd_chain_flush(chain);
+    if (rc < 0)
+        pthread_rwlock_unlock(&chain_lock);
+    else
+        paused = true;
+    pthread_mutex_unlock(&ctl_mutex);
+    if (rc < 0)
+        return ctl_error(cc, rc, "flush failed: not paused");
+    return ctl_reply(cc, "ok");
+}
+
+/* End the pause (caller holds ctl_mutex). */
+static void
+ctl_unpause_locked(void)
+{
+    if (paused) {
+        paused = false;
+        pthread_rwlock_unlock(&chain_lock);
+    }
+}
+
+static int
+ctl_resume(struct ctl_conn *cc)
+{
+    pthread_mutex_lock(&ctl_mutex);
+    bool was = paused;
+    ctl_unpause_locked();
+    pthread_mutex_unlock(&ctl_mutex);
+    if (!was)
+        return ctl_error(cc, -EINVAL, "not paused");
+    return ctl_reply(cc, "ok");
+}
+
+static int
+ctl_reload(struct ctl_conn *cc, unsigned n)
+{
+    if (cc->fds_overflow || n != cc->n_fds)
+        return ctl_error(cc, -EINVAL, "the descriptor count differs from N");
+    pthread_mutex_lock(&ctl_mutex);
+    if (!paused) {
+        pthread_mutex_unlock(&ctl_mutex);
+        return ctl_error(cc, -EINVAL, "not paused");
+    }
+    struct vhd_chain *next;
+    int rc = vhd_chain_open_fds(cc->fds, n, read_only ? VHD_OPEN_RDONLY : VHD_OPEN_RDWR, &next);
+    if (rc < 0) {
+        pthread_mutex_unlock(&ctl_mutex);
+        const char *why = vhd_last_error();
+        return ctl_error(cc, rc, why[0] ? why : strerror(-rc));
+    }
+    if (vhd_chain_size(next) != export.size) {
+        pthread_mutex_unlock(&ctl_mutex);
+        vhd_chain_close(next);
+        return ctl_error(cc, -EINVAL, "the new chain's virtual size differs from the export's");
+    }
+    struct vhd_chain *old = chain;
+    chain = next;
+    rc = vhd_chain_close(old);
+    if (rc < 0)
+        fprintf(stderr, "vhd serve: closing the previous chain: %s\n", strerror(-rc));
+    ctl_unpause_locked();
+    pthread_mutex_unlock(&ctl_mutex);
+    return ctl_reply(cc, "ok");
+}
+
+static int
+ctl_info(struct ctl_conn *cc)
+{
+    pthread_mutex_lock(&ctl_mutex);     /* the chain pointer is stable under it */
+    bool p = paused;
+    if (!p)
+        pthread_rwlock_rdlock(&chain_lock);
+    struct vhd_info in;
+    char uuid[37];
+    vhd_chain_info(chain, 0, &in);
+    vhd_uuid_format(in.uuid, uuid);
+    unsigned depth = vhd_chain_depth(chain);
+    if (!p)
+        pthread_rwlock_unlock(&chain_lock);
+    pthread_mutex_unlock(&ctl_mutex);
+    return ctl_reply(cc, "ok depth=%u leaf=%s size=%llu paused=%d", depth, uuid,
+              (unsigned long long)in.size_bytes, p);
+}
+
+/* "reload N": N in 1..CONTROL_MAX_FDS, digits only. 0 if malformed. */
+static unsigned
+parse_count(const char *s)
+{
+    unsigned v = 0;
+    if (!*s || strlen(s) > 2)
+        return 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return 0;
+        v = v * 10 + (unsigned)(*s - '0');
+    }
+    return v <= CONTROL_MAX_FDS ? v : 0;
+}
+
+static void
+ctl_command(struct ctl_conn *cc, char *line)
+{
+    if (strncmp(line, "reload ", 7) == 0) {
+        unsigned n = parse_count(line + 7);
+        if (n == 0)
+            ctl_error(cc, -EINVAL, "reload takes a count from 1 to 64");
+        else
+            ctl_reload(cc, n);
+    } else if (cc->n_fds > 0 || cc->fds_overflow) {
+        ctl_error(cc, -EINVAL, "descriptors sent with a command that takes none");
+    } else if (strcmp(line, "pause") == 0) {
+        ctl_pause(cc);
+    } else if (strcmp(line, "resume") == 0) {
+        ctl_resume(cc);
+    } else if (strcmp(line, "info") == 0) {
+        ctl_info(cc);
+    } else {
+        ctl_error(cc, -EINVAL, "unknown command");
+    }
+    ctl_close_fds(cc);
+}
+
+/* Serve one control connection until it closes; then end a pause it left behind. */
+static void
+ctl_serve(int fd)
+{
+    struct ctl_conn cc = {.fd = fd};
+    for (;;) {
+        char *nl = memchr(cc.line, '\n', cc.len);
+        if (!nl) {
+            if (cc.len == sizeof(cc.line)) {
+                ctl_error(&cc, -EINVAL, "line too long");
+                break;
+            }
+            if (ctl_fill(&cc) < 0)
+                break;
+            continue;
+        }
+        *nl = '\0';
+        if (nl > cc.line && nl[-1] == '\r')
+            nl[-1] = '\0';
+        ctl_command(&cc, cc.line);
+        size_t used = (size_t)(nl + 1 - cc.line);
+        memmove(cc.line, nl + 1, cc.len - used);
+        cc.len -= used;
+    }
+    ctl_close_fds(&cc);
+    pthread_mutex_lock(&ctl_mutex);
+    ctl_unpause_locked();
+    pthread_mutex_unlock(&ctl_mutex);
+}
+
+static void *
+control_main(void *arg)
+{
+    int lfd = (int)(intptr_t)arg;
+    for (;;) {
+        int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (cfd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE)
+                continue;
+            return NULL;
+        }
+        ctl_serve(cfd);
+        close(cfd);
+    }
+}
+
+/*==== process ==========================================================================*/
+
 static void *
 signal_main(void *arg)
 {
     sigset_t *set = arg;
     int sig;
     sigwait(set, &sig);
-    pthread_mutex_lock(&chain_lock);
+    pthread_mutex_lock(&ctl_mutex);
+    if (!paused)                        /* paused: the control thread holds it for us */
+        pthread_rwlock_wrlock(&chain_lock);
     int rc = vhd_chain_close(chain);
     _exit(rc < 0 ? 1 : 0);
+}
+
+static int
+start_thread(void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &attr, fn, arg);
+    pthread_attr_destroy(&attr);
+    return -rc;
+}
+
+static int
+init_lock(void)
+{
+    pthread_rwlockattr_t a;
+    pthread_rwlockattr_init(&a);
+    /* a stream of shared readers must not starve a write or a pause */
+    pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    int rc = pthread_rwlock_init(&chain_lock, &a);
+    pthread_rwlockattr_destroy(&a);
+    return -rc;
 }
 
 int
@@ -107,35 +457,45 @@ tool_cmd_serve(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"socket", required_argument, NULL, 's'},
+        {"control", required_argument, NULL, 'c'},
         {"read-only", no_argument, NULL, 'r'},
         {NULL, 0, NULL, 0},
     };
-    const char *sock = NULL;
-    bool ro = false;
+    const char *sock = NULL, *ctl = NULL;
     int ch;
-    while ((ch = getopt_long(argc, argv, "s:r", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "s:c:r", opts, NULL)) != -1) {
         if (ch == 's')
             sock = optarg;
+        else if (ch == 'c')
+            ctl = optarg;
         else if (ch == 'r')
-            ro = true;
+            read_only = true;
         else
             return 2;
     }
     if (!sock || optind != argc - 1) {
-        fprintf(stderr, "vhd serve: usage: vhd serve --socket PATH [--read-only] FILE\n");
+        fprintf(stderr, "vhd serve: usage: vhd serve --socket PATH [--control PATH] "
+                        "[--read-only] FILE\n");
         return 2;
     }
     const char *file = argv[optind];
-    int rc = vhd_chain_open(file, ro ? VHD_OPEN_RDONLY : VHD_OPEN_RDWR, &chain);
+    int rc = init_lock();
+    if (rc < 0)
+        return tool_fail("serve", rc, "cannot create the chain lock");
+    rc = vhd_chain_open(file, read_only ? VHD_OPEN_RDONLY : VHD_OPEN_RDWR, &chain);
     if (rc < 0)
         return tool_fail("serve", rc, "%s", file);
     export = (struct nbd_export){.name = "", .description = file, .size = vhd_chain_size(chain),
-                                 .read_only = ro, .ops = &vhd_ops};
-    int lfd;
+                                 .read_only = read_only, .ops = &vhd_ops};
+    int lfd, cfd = -1;
     rc = nbd_listen_unix(sock, &lfd);
     if (rc < 0) {
         vhd_chain_close(chain);
         return tool_fail("serve", rc, "cannot listen on %s", sock);
+    }
+    if (ctl && (rc = nbd_listen_unix(ctl, &cfd)) < 0) {
+        vhd_chain_close(chain);
+        return tool_fail("serve", rc, "cannot listen on %s", ctl);
     }
     static sigset_t set;
     sigemptyset(&set);
@@ -154,22 +514,23 @@ tool_cmd_serve(int argc, char **argv)
         vhd_chain_close(chain);     /* refusing to serve unconfined is correct */
         return tool_fail("serve", rc, "cannot enter the sandbox");
     }
+    if (cfd >= 0 && (rc = start_thread(control_main, (void *)(intptr_t)cfd)) < 0) {
+        vhd_chain_close(chain);
+        return tool_fail("serve", rc, "cannot start the control thread");
+    }
     for (;;) {
-        int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (cfd < 0) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             break;
         }
-        pthread_t t;
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&t, &attr, client_main, (void *)(intptr_t)cfd) != 0)
-            close(cfd);
-        pthread_attr_destroy(&attr);
+        if (start_thread(client_main, (void *)(intptr_t)fd) < 0)
+            close(fd);
     }
-    pthread_mutex_lock(&chain_lock);
+    pthread_mutex_lock(&ctl_mutex);
+    if (!paused)
+        pthread_rwlock_wrlock(&chain_lock);
     rc = vhd_chain_close(chain);
     return rc < 0 ? 1 : 0;
 }
