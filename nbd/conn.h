@@ -5,11 +5,24 @@
 #ifndef VESSEL_NBD_CONN_H
 #define VESSEL_NBD_CONN_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "nbd/nbd.h"
 
+/* State the threads of one connection share (nbd_export.n_workers > 1; transmission.c).
+ * recv_lock is held while a request header and its payload are read and, for every command
+ * but READ and BLOCK_STATUS, while it executes; send_lock around each reply or chunk. */
+struct nbd_shared {
+    pthread_mutex_t recv_lock;
+    pthread_mutex_t send_lock;
+    bool done;                 /* under recv_lock: no more requests are read */
+    int rc;                    /* under recv_lock: the connection's result */
+};
+
+/* One thread's view of a connection: the negotiated fields are shared read-only (copied),
+ * the payload buffer is the thread's own. */
 struct nbd_conn {
     const struct nbd_transport *t;
     const struct nbd_export *exp;
@@ -18,6 +31,7 @@ struct nbd_conn {
     bool meta_base_allocation;
     uint8_t *buf;              /* payload buffer, grown up to NBD_MAX_PAYLOAD */
     size_t buf_size;
+    struct nbd_shared *sh;     /* NULL: one thread serves the connection */
 };
 
 static inline void

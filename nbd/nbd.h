@@ -10,7 +10,15 @@
  *    are checked, a WRITE payload above NBD_MAX_PAYLOAD ends the connection without being
  *    allocated. Facts: shared/spec/storage.md section 3 (after NetworkBlockDevice/nbd
  *    doc/proto.md).
- *  - The backend is called from the serving thread only; its functions return 0 or -errno
+ *  - With n_workers <= 1 the backend is called from the serving thread only. With
+ *    n_workers = N > 1, N threads (the caller and N - 1 it starts and joins before
+ *    returning) take turns reading requests from the one connection: READ and BLOCK_STATUS
+ *    then run concurrently (the backend's read and block_status must be thread-safe),
+ *    while WRITE, WRITE_ZEROES, TRIM and FLUSH run one at a time in arrival order, each
+ *    before the next request is even read (so a FLUSH covers every write received before
+ *    it). Replies are whole: one simple reply or one structured chunk per send, under a
+ *    lock (chunks of different requests may interleave, as the protocol allows).
+ *  - Backend functions return 0 or -errno
  *    (mapped to NBD errors: EPERM, EIO, ENOMEM, EINVAL, ENOSPC, EOVERFLOW, ENOTSUP).
  */
 #ifndef VESSEL_NBD_H
@@ -48,7 +56,10 @@ struct nbd_export {
     bool read_only;
     const struct nbd_backend_ops *ops;
     void *opaque;
+    unsigned n_workers;        /* threads per connection, see above; capped at NBD_MAX_WORKERS */
 };
+
+#define NBD_MAX_WORKERS 16u
 
 /* How the server moves bytes. recv fills exactly @len bytes (0) or fails (-errno,
  * -ECONNRESET at EOF); send writes all of @iov (0) or fails. */

@@ -1,7 +1,15 @@
 /* nbd/transmission.c - the request loop after negotiation.
  *
- * Requests are handled one at a time in arrival order (replies therefore in order too,
- * which the protocol allows). Each 28-byte header is checked: magic (else the connection
+ * With one thread (n_workers <= 1) requests are handled one at a time in arrival order
+ * (replies therefore in order too). With N threads (nbd.h), the threads take turns at the
+ * socket under recv_lock, leader/follower style (no queue, no hand-off between threads):
+ * the holder reads one request; a READ or BLOCK_STATUS is executed and answered after
+ * recv_lock is released, so several run at once; any other command is executed while
+ * recv_lock is still held, so writes, zeroes, trims and flushes stay in arrival order and
+ * a FLUSH runs only after every earlier write completed. Each reply (or structured chunk)
+ * goes out in one send under send_lock. The first thread to meet DISC, EOF or an error
+ * marks the connection done; the others finish what they hold and stop; nbd_transmission()
+ * returns after joining them. Each 28-byte header is checked: magic (else the connection
  * ends), command, flags known for that command, range inside the export without 64-bit
  * overflow, length within NBD_MAX_PAYLOAD; a WRITE whose payload is too large ends the
  * connection before anything is allocated, a merely invalid WRITE has its payload read and
@@ -10,6 +18,7 @@
  * BLOCK_STATUS needs the base:allocation context. Facts: shared/spec/storage.md 3.2, 3.3.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +53,18 @@ nbd_errno(int rc)
     }
 }
 
+/* Send one reply or chunk whole (under send_lock when threads share the connection). */
+static int
+conn_send(struct nbd_conn *c, const struct iovec *iov, int n_iov)
+{
+    if (!c->sh)
+        return c->t->send(c->t->opaque, iov, n_iov);
+    pthread_mutex_lock(&c->sh->send_lock);
+    int rc = c->t->send(c->t->opaque, iov, n_iov);
+    pthread_mutex_unlock(&c->sh->send_lock);
+    return rc;
+}
+
 static int
 simple_reply(struct nbd_conn *c, uint64_t cookie, int rc, const void *data, size_t len)
 {
@@ -52,7 +73,7 @@ simple_reply(struct nbd_conn *c, uint64_t cookie, int rc, const void *data, size
     nbd_put32(h + 4, rc < 0 ? nbd_errno(rc) : 0);
     nbd_put64(h + 8, cookie);
     struct iovec iov[2] = {{h, sizeof(h)}, {(void *)data, len}};
-    return c->t->send(c->t->opaque, iov, rc == 0 && len ? 2 : 1);
+    return conn_send(c, iov, rc == 0 && len ? 2 : 1);
 }
 
 static int
@@ -66,7 +87,7 @@ chunk(struct nbd_conn *c, uint64_t cookie, uint16_t flags, uint16_t type, const 
     nbd_put64(h + 8, cookie);
     nbd_put32(h + 16, (uint32_t)(l1 + l2));
     struct iovec iov[3] = {{h, sizeof(h)}, {(void *)p1, l1}, {(void *)p2, l2}};
-    return c->t->send(c->t->opaque, iov, l2 ? 3 : l1 ? 2 : 1);
+    return conn_send(c, iov, l2 ? 3 : l1 ? 2 : 1);
 }
 
 /* Reply with an error: simple before structured replies, an ERROR chunk after. */
@@ -271,16 +292,107 @@ handle_request(struct nbd_conn *c, const uint8_t h[28])
     }
 }
 
+/* A thread of a shared connection frees a payload buffer larger than this after a READ. */
+#define NBD_IDLE_BUFFER (4u * 1024 * 1024)
+
+/* Read one request header: 0, or -errno (-EPROTO on a bad magic). */
+static int
+recv_header(struct nbd_conn *c, uint8_t h[28])
+{
+    int rc = c->t->recv(c->t->opaque, h, 28);
+    if (rc == 0 && nbd_get32(h) != NBD_REQUEST_MAGIC)
+        rc = -EPROTO;
+    return rc;
+}
+
+/* Record how the connection ended (the first word wins). Caller holds recv_lock. */
+static void
+conn_finish(struct nbd_shared *sh, int rc)
+{
+    if (!sh->done) {
+        sh->done = true;
+        sh->rc = rc > 0 ? 0 : rc;
+    }
+}
+
+/* One thread's turn-taking loop over a shared connection. */
+static void *
+serve_shared(void *arg)
+{
+    struct nbd_conn *c = arg;
+    struct nbd_shared *sh = c->sh;
+    for (;;) {
+        pthread_mutex_lock(&sh->recv_lock);
+        if (sh->done) {
+            pthread_mutex_unlock(&sh->recv_lock);
+            return NULL;
+        }
+        uint8_t h[28];
+        int rc = recv_header(c, h);
+        uint16_t type = nbd_get16(h + 6);
+        bool parallel = rc == 0 && (type == NBD_CMD_READ || type == NBD_CMD_BLOCK_STATUS);
+        if (parallel)
+            pthread_mutex_unlock(&sh->recv_lock);
+        if (rc == 0)
+            rc = handle_request(c, h);
+        if (parallel && c->buf_size > NBD_IDLE_BUFFER) {
+            free(c->buf);       /* bound what an idle thread keeps */
+            c->buf = NULL;
+            c->buf_size = 0;
+        }
+        if (parallel && rc != 0)
+            pthread_mutex_lock(&sh->recv_lock);
+        if (rc != 0)
+            conn_finish(sh, rc);
+        if (!parallel || rc != 0)
+            pthread_mutex_unlock(&sh->recv_lock);
+        if (rc != 0)
+            return NULL;
+    }
+}
+
+static int
+transmission_threads(struct nbd_conn *c, unsigned n)
+{
+    struct nbd_shared sh = {.rc = 0};
+    pthread_mutex_init(&sh.recv_lock, NULL);
+    pthread_mutex_init(&sh.send_lock, NULL);
+    struct nbd_conn *peers = calloc(n - 1, sizeof(*peers));
+    pthread_t *tids = calloc(n - 1, sizeof(*tids));
+    unsigned started = 0;
+    c->sh = &sh;
+    for (unsigned i = 0; peers && tids && i < n - 1; i++) {
+        peers[i] = *c;
+        peers[i].buf = NULL;
+        peers[i].buf_size = 0;
+        if (pthread_create(&tids[i], NULL, serve_shared, &peers[i]) != 0)
+            break;          /* fewer threads: still correct */
+        started++;
+    }
+    serve_shared(c);
+    for (unsigned i = 0; i < started; i++) {
+        pthread_join(tids[i], NULL);
+        free(peers[i].buf);
+    }
+    free(peers);
+    free(tids);
+    c->sh = NULL;
+    pthread_mutex_destroy(&sh.recv_lock);
+    pthread_mutex_destroy(&sh.send_lock);
+    return sh.rc;
+}
+
 int
 nbd_transmission(struct nbd_conn *c)
 {
+    unsigned n = c->exp->n_workers;
+    if (n > 1)
+        return transmission_threads(c, n < NBD_MAX_WORKERS ? n : NBD_MAX_WORKERS);
     for (;;) {
         uint8_t h[28];
-        int rc = c->t->recv(c->t->opaque, h, sizeof(h));
+        int rc = recv_header(c, h);
         if (rc < 0)
             return rc;
-        if (nbd_get32(h) != NBD_REQUEST_MAGIC)
-            return -EPROTO;
         rc = handle_request(c, h);
         if (rc != 0)
             return rc > 0 ? 0 : rc;

@@ -111,6 +111,9 @@ ok "nbdinfo --map of s2 reports allocation" bash -c "nbdinfo --map '$(uri s.sock
 ok "serve s2 stops" stop
 ok "check s2 after write" "$VHD" check s2.vhd
 ok "s2 reads exact" bash -c "'$VHD' convert --to raw s2.vhd r2.raw && cmp r2.raw expect2.raw"
+serve s.sock --read-only s2.vhd
+ok "parallel nbdcopy of the s2 chain (cold bitmaps) exact" bash -c "nbdcopy --connections=4 --requests=64 --request-size=4096 '$(uri s.sock)' p2.raw && cmp p2.raw expect2.raw"
+ok "serve s2 read-only stops" stop
 ok "s1 still exact after s2 changed" bash -c "'$VHD' convert --to raw s1.vhd r1b.raw && cmp r1b.raw expect1.raw"
 ok "map --json lists allocated ranges" bash -c "'$VHD' map --json s2.vhd >m.json && python3 -c 'import json;m=json.load(open(\"m.json\"));assert m[0][\"offset\"]==0 and sum(e[\"length\"] for e in m)>=6*2**20'"
 ok "info shows chain depth 3" bash -c "'$VHD' info --json s2.vhd | grep -q '\"chain_depth\":3'"

@@ -58,6 +58,9 @@
 #include "tools/vhd/sandbox.h"
 #include "tools/vhd/vhd_tool.h"
 
+/* Threads per NBD connection (nbd.h): READ and BLOCK_STATUS of one connection run on up
+ * to this many at once (chain_lock shared). */
+#define SERVE_WORKERS 4
 #define CONTROL_LINE_MAX 128
 #define CONTROL_MAX_FDS 64
 
@@ -154,9 +157,12 @@ ctl_close_fds(struct ctl_conn *cc)
     cc->fds_overflow = false;
 }
 
+/* Reply one line. The command's descriptors are closed first: once the client has the
+ * reply, the server holds none of them (the chain keeps its own dups). */
 static int
 ctl_reply(struct ctl_conn *cc, const char *fmt, ...)
 {
+    ctl_close_fds(cc);
     char out[256];
     va_list ap;
     va_start(ap, fmt);
@@ -486,7 +492,8 @@ tool_cmd_serve(int argc, char **argv)
     if (rc < 0)
         return tool_fail("serve", rc, "%s", file);
     export = (struct nbd_export){.name = "", .description = file, .size = vhd_chain_size(chain),
-                                 .read_only = read_only, .ops = &vhd_ops};
+                                 .read_only = read_only, .ops = &vhd_ops,
+                                 .n_workers = SERVE_WORKERS};
     int lfd, cfd = -1;
     rc = nbd_listen_unix(sock, &lfd);
     if (rc < 0) {
