@@ -7,18 +7,29 @@
  * guest that breaks it reaches one disk and nothing else.
  *
  * The servers are detached (double fork, own session) so that they outlive a
- * restart of vesseld together with their guest; their pid files in
- * DATA/run/disks/<vm uuid>.<n>.pid find them again to stop them.
+ * restart of vesseld together with their guest. Their files in
+ * DATA/run/disks/ find them again: <vm uuid>.<n>.pid (to stop them),
+ * .sock (NBD, for the device model), .ctl (the control socket: pause and
+ * reload, storage/serve_ctl.h) and .vdi (the SR directory and VDI uuid
+ * served, so that a live snapshot or the collector finds every server of a
+ * VDI).
+ *
+ * One lock (disk_servers_lock) orders the moments when a VDI's files and
+ * its servers must agree: a server starting or stopping, and the steps that
+ * change a served VDI's chain (live snapshots, api/storage_gc.c).
  */
 #include "api/disk_servers.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -27,7 +38,22 @@
 #include "api/storage_api.h"
 #include "common/log.h"
 #include "db/db.h"
+#include "storage/serve_ctl.h"
 #include "storage/sr_file.h"
+
+static pthread_mutex_t switch_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void
+disk_servers_lock(void)
+{
+    pthread_mutex_lock(&switch_lock);
+}
+
+void
+disk_servers_unlock(void)
+{
+    pthread_mutex_unlock(&switch_lock);
+}
 
 static void
 disks_dir(struct server *srv, char *out, size_t len)
@@ -56,7 +82,8 @@ vhd_binary(char *out, size_t len)
 
 /* Starts `vhd serve` detached; returns its pid or a negative errno. */
 static pid_t
-spawn_server(const char *vhd, const char *socket_path, const char *file, bool read_only)
+spawn_server(const char *vhd, const char *socket_path, const char *control_path, const char *file,
+             bool read_only)
 {
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) < 0)
@@ -79,12 +106,14 @@ spawn_server(const char *vhd, const char *socket_path, const char *file, bool re
             sigset_t none;
             sigemptyset(&none);
             sigprocmask(SIG_SETMASK, &none, NULL);
-            const char *argv[7];
+            const char *argv[9];
             int i = 0;
             argv[i++] = vhd;
             argv[i++] = "serve";
             argv[i++] = "--socket";
             argv[i++] = socket_path;
+            argv[i++] = "--control";
+            argv[i++] = control_path;
             if (read_only)
                 argv[i++] = "--read-only";
             argv[i++] = file;
@@ -152,7 +181,7 @@ serve_one(struct server *srv, const struct xapi_vm_record *vm, const char *vbd_r
          storage_sr_path(srv->db, srv->host_ref, vdi->SR, &sr_path, errp);
     if (!ok)
         goto out;
-    char file[4096], dir[4096], sock[4200], pidfile[4200], vhd[2200];
+    char file[4096], dir[4096], sock[4200], pidfile[4200], ctl[4200], vdifile[4200], vhd[2200];
     int rc = sr_file_vdi_path(sr_path, vdi->uuid, file, sizeof(file));
     if (rc < 0) {
         ok = storage_fail(errp, rc, vdi->SR, vbd->VDI);
@@ -161,11 +190,14 @@ serve_one(struct server *srv, const struct xapi_vm_record *vm, const char *vbd_r
     disks_dir(srv, dir, sizeof(dir));
     snprintf(sock, sizeof(sock), "%s/%s.%u.sock", dir, vm->uuid, n);
     snprintf(pidfile, sizeof(pidfile), "%s/%s.%u.pid", dir, vm->uuid, n);
+    snprintf(ctl, sizeof(ctl), "%s/%s.%u.ctl", dir, vm->uuid, n);
+    snprintf(vdifile, sizeof(vdifile), "%s/%s.%u.vdi", dir, vm->uuid, n);
     unlink(sock);
+    unlink(ctl);
     bool cdrom = vbd->type == XAPI_VBD_TYPE_CD;
     bool read_only = vbd->mode == XAPI_VBD_MODE_RO || vdi->read_only || cdrom;
     vhd_binary(vhd, sizeof(vhd));
-    pid_t pid = spawn_server(vhd, sock, file, read_only);
+    pid_t pid = spawn_server(vhd, sock, ctl, file, read_only);
     if (pid <= 0 || !wait_for_socket(sock, pid)) {
         if (pid > 0)
             kill(pid, SIGKILL);
@@ -175,6 +207,10 @@ serve_one(struct server *srv, const struct xapi_vm_record *vm, const char *vbd_r
     FILE *f = fopen(pidfile, "w");
     if (f) {
         fprintf(f, "%ld\n", (long)pid);
+        fclose(f);
+    }
+    if ((f = fopen(vdifile, "w"))) {
+        fprintf(f, "%s\n%s\n", sr_path, vdi->uuid);
         fclose(f);
     }
     if (!add_disk(cfg, sock, read_only, cdrom))
@@ -197,13 +233,47 @@ disk_servers_start(struct server *srv, const char *vm_ref, const struct xapi_vm_
     disks_dir(srv, dir, sizeof(dir));
     mkdir(dir, 0700);
     (void)vm_ref;
-    for (size_t i = 0; i < vm->VBDs.n; i++) {
-        if (!serve_one(srv, vm, vm->VBDs.items[i], (unsigned)i, cfg, errp)) {
-            disk_servers_stop(srv, vm->uuid);
-            return false;
-        }
+    disk_servers_lock();
+    bool ok = true;
+    for (size_t i = 0; ok && i < vm->VBDs.n; i++)
+        ok = serve_one(srv, vm, vm->VBDs.items[i], (unsigned)i, cfg, errp);
+    disk_servers_unlock();
+    if (!ok)
+        disk_servers_stop(srv, vm->uuid);
+    return ok;
+}
+
+/* A dead process not yet reaped counts as gone. */
+static bool
+is_zombie(long pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return true;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *close_paren = strrchr(buf, ')');
+    return !close_paren || close_paren[1] != ' ' || close_paren[2] == 'Z' || close_paren[2] == 'X';
+}
+
+/* Waits up to 10 s for the servers in @pids to exit: a server flushes its
+ * chain on SIGTERM, and nothing may change the VDI's files before that. */
+static void
+wait_exited(const long *pids, size_t n)
+{
+    for (int tries = 0; tries < 1000; tries++) {
+        bool alive = false;
+        for (size_t i = 0; i < n && !alive; i++)
+            alive = pids[i] > 1 && kill((pid_t)pids[i], 0) == 0 && !is_zombie(pids[i]);
+        if (!alive)
+            return;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
     }
-    return true;
+    log_warn("disk.stop", "a disk server did not exit within 10 s");
 }
 
 void
@@ -211,19 +281,23 @@ disk_servers_stop(struct server *srv, const char *vm_uuid)
 {
     char dir[4096];
     disks_dir(srv, dir, sizeof(dir));
+    disk_servers_lock();
     DIR *d = opendir(dir);
-    if (!d)
+    if (!d) {
+        disk_servers_unlock();
         return;
+    }
     size_t ulen = strlen(vm_uuid);
+    long pids[256];
+    size_t n_pids = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t n = strlen(e->d_name);
         if (strncmp(e->d_name, vm_uuid, ulen) != 0 || e->d_name[ulen] != '.' || n < 4 ||
             strcmp(e->d_name + n - 4, ".pid") != 0)
             continue;
-        char path[4400], sock[4400];
+        char path[4400], other[4400];
         snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        snprintf(sock, sizeof(sock), "%s/%.*s.sock", dir, (int)(n - 4), e->d_name);
         FILE *f = fopen(path, "r");
         long pid = 0;
         if (f) {
@@ -232,10 +306,148 @@ disk_servers_stop(struct server *srv, const char *vm_uuid)
             fclose(f);
         }
         /* SIGTERM: the server flushes and closes the chain before it exits. */
-        if (pid > 1)
+        if (pid > 1) {
             kill((pid_t)pid, SIGTERM);
+            if (n_pids < sizeof(pids) / sizeof(*pids))
+                pids[n_pids++] = pid;
+        }
         unlink(path);
-        unlink(sock);
+        static const char *const kinds[] = {"sock", "ctl", "vdi"};
+        for (size_t k = 0; k < 3; k++) {
+            snprintf(other, sizeof(other), "%s/%.*s.%s", dir, (int)(n - 4), e->d_name, kinds[k]);
+            unlink(other);
+        }
     }
     closedir(d);
+    wait_exited(pids, n_pids);
+    disk_servers_unlock();
+}
+
+/* ------------------------------------------------------------------ pause and reload */
+
+struct disk_pause {
+    char *sr_path, *uuid;
+    int fds[32];       /* control connections, each holding one server paused */
+    size_t n;
+};
+
+/* Whether DATA/run/disks/@name (a .vdi file) says @sr_path and @uuid. */
+static bool
+serves(const char *dir, const char *name, const char *sr_path, const char *uuid)
+{
+    char path[4400], line_sr[4200], line_uuid[64];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    bool match = fgets(line_sr, sizeof(line_sr), f) && fgets(line_uuid, sizeof(line_uuid), f);
+    fclose(f);
+    if (!match)
+        return false;
+    line_sr[strcspn(line_sr, "\n")] = '\0';
+    line_uuid[strcspn(line_uuid, "\n")] = '\0';
+    return strcmp(line_sr, sr_path) == 0 && strcasecmp(line_uuid, uuid) == 0;
+}
+
+int
+disk_servers_pause(struct server *srv, const char *sr_path, const char *uuid,
+                   struct disk_pause **out)
+{
+    struct disk_pause *p = calloc(1, sizeof(*p));
+    if (!p || !(p->sr_path = strdup(sr_path)) || !(p->uuid = strdup(uuid))) {
+        disk_servers_resume(p);
+        return -ENOMEM;
+    }
+    char dir[4096];
+    disks_dir(srv, dir, sizeof(dir));
+    DIR *d = opendir(dir);
+    int rc = 0;
+    struct dirent *e;
+    while (d && rc == 0 && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 4 || strcmp(e->d_name + n - 4, ".vdi") != 0 || !serves(dir, e->d_name, sr_path, uuid))
+            continue;
+        if (p->n == sizeof(p->fds) / sizeof(*p->fds)) {
+            rc = -E2BIG;
+            break;
+        }
+        char ctl[4400], reply[256];
+        snprintf(ctl, sizeof(ctl), "%s/%.*s.ctl", dir, (int)(n - 4), e->d_name);
+        int fd = -1;
+        if ((rc = serve_ctl_connect(ctl, &fd)) < 0) {
+            log_error("disk.pause", "vdi=%s control=%s error=\"%s\"", uuid, ctl, strerror(-rc));
+            break;
+        }
+        if ((rc = serve_ctl_command(fd, "pause", NULL, 0, reply, sizeof(reply))) < 0) {
+            log_error("disk.pause", "vdi=%s control=%s reply=\"%s\"", uuid, ctl, reply);
+            close(fd);
+            break;
+        }
+        p->fds[p->n++] = fd;
+    }
+    if (d)
+        closedir(d);
+    if (rc < 0) {
+        disk_servers_resume(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+size_t
+disk_servers_paused_count(const struct disk_pause *p)
+{
+    return p ? p->n : 0;
+}
+
+int
+disk_servers_reload(struct disk_pause *p)
+{
+    if (p->n == 0)
+        return 0;
+    int fds[64];
+    unsigned n_fds = 0;
+    int rc = sr_file_vdi_chain_fds(p->sr_path, p->uuid, fds, 64, &n_fds);
+    if (rc < 0) {
+        log_error("disk.reload", "vdi=%s error=\"%s\"", p->uuid, sr_file_last_error());
+        return rc;
+    }
+    char line[32];
+    snprintf(line, sizeof(line), "reload %u", n_fds);
+    for (size_t i = 0; i < p->n && rc == 0; i++) {
+        char reply[256];
+        if ((rc = serve_ctl_command(p->fds[i], line, fds, n_fds, reply, sizeof(reply))) < 0)
+            log_error("disk.reload", "vdi=%s reply=\"%s\" error=\"%s\"", p->uuid, reply,
+                      strerror(-rc));
+    }
+    for (unsigned i = 0; i < n_fds; i++)
+        close(fds[i]);
+    return rc;
+}
+
+void
+disk_servers_abandon(struct disk_pause *p)
+{
+    for (size_t i = 0; p && i < p->n; i++) {
+        struct ucred peer;
+        socklen_t len = sizeof(peer);
+        if (getsockopt(p->fds[i], SOL_SOCKET, SO_PEERCRED, &peer, &len) == 0 && peer.pid > 1) {
+            log_error("disk.abandon", "vdi=%s pid=%ld", p->uuid, (long)peer.pid);
+            kill(peer.pid, SIGKILL);
+        }
+    }
+    disk_servers_resume(p);
+}
+
+void
+disk_servers_resume(struct disk_pause *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n; i++)
+        close(p->fds[i]); /* a server resumes when its pausing connection closes */
+    free(p->sr_path);
+    free(p->uuid);
+    free(p);
 }

@@ -7,6 +7,7 @@
 #define VESSEL_API_DISK_SERVERS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "rpc/ctx.h"
 #include "xapi_model.h"
@@ -15,5 +16,30 @@
 bool disk_servers_start(struct server *srv, const char *vm_ref, const struct xapi_vm_record *vm,
                         struct xenops_domain_config *cfg, struct xerr **errp);
 void disk_servers_stop(struct server *srv, const char *vm_uuid);
+
+/* The lock that orders a served VDI's chain changes against its servers
+ * starting and stopping. Held around pause ... reload ... resume. */
+void disk_servers_lock(void);
+void disk_servers_unlock(void);
+
+/* Every running server of VDI @uuid in SR directory @sr_path, paused: their
+ * in-flight requests done and the chain flushed; the guests' I/O waits.
+ * *@out holds them (maybe none) until disk_servers_resume. -errno when a
+ * server could not be paused (none is left paused then). */
+struct disk_pause;
+int disk_servers_pause(struct server *srv, const char *sr_path, const char *uuid,
+                       struct disk_pause **out);
+/* How many servers @p holds. */
+size_t disk_servers_paused_count(const struct disk_pause *p);
+/* Hands the VDI's chain as it is on disk now to every paused server, which
+ * then goes on with it. -errno (logged) when one refused: it is still paused
+ * on its old chain. */
+int disk_servers_reload(struct disk_pause *p);
+/* Lets every server of @p go on (those reloaded already have) and frees @p. */
+void disk_servers_resume(struct disk_pause *p);
+/* For a chain change that cannot be undone when a server refused its new
+ * chain: the servers still paused are killed (their guests see their disk
+ * fail) rather than let them write into a file no longer the VDI's. */
+void disk_servers_abandon(struct disk_pause *p);
 
 #endif

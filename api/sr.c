@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "api/storage_api.h"
+#include "api/storage_gc.h"
 #include "db/db.h"
 #include "rpc/ctx.h"
 #include "storage/sr_file.h"
@@ -276,14 +277,13 @@ vdi_adopt(struct db *db, const char *sr, const struct sr_file_vhd *f, struct xer
 /* Destroys VDI @ref's record and the VBDs that point at it. */
 static bool vdi_records_drop(struct db *db, const char *ref, struct xerr **errp);
 
+/* Sizes and vhd-parent of @sr's VDI records from their files (@files), and
+ * with @adopt, records dropped for VDIs whose file is gone and made for files
+ * without one (SR.scan). */
 static bool
-sr_scan_path(struct db *db, const char *sr, const char *path, struct xerr **errp)
+sr_reconcile(struct db *db, const char *sr, struct sr_file_vhd *files, size_t n_files,
+             bool adopt, struct xerr **errp)
 {
-    struct sr_file_vhd *files = NULL;
-    size_t n_files = 0;
-    int rc = sr_file_scan(path, &files, &n_files);
-    if (rc < 0)
-        return storage_fail(errp, rc, sr, NULL);
     struct vdi_list l = {.sr = sr};
     db_foreach(db, &xapi_class_vdi, vdi_list_one, &l);
     bool ok = !l.nomem || xerr_nomem(errp);
@@ -293,12 +293,12 @@ sr_scan_path(struct db *db, const char *sr, const char *path, struct xerr **errp
         for (j = 0; j < n_files; j++)
             if (!files[j].hidden && strcasecmp(files[j].uuid, l.uuids[i]) == 0)
                 break;
-        if (j == n_files)
-            ok = vdi_records_drop(db, l.refs[i], errp);
-        else
+        if (j < n_files)
             ok = db_update(db, &xapi_class_vdi, l.refs[i], vdi_sizes_apply, &files[j], errp);
+        else if (adopt)
+            ok = vdi_records_drop(db, l.refs[i], errp);
     }
-    for (size_t j = 0; ok && j < n_files; j++) {
+    for (size_t j = 0; adopt && ok && j < n_files; j++) {
         if (files[j].hidden)
             continue;
         bool known = false;
@@ -309,8 +309,26 @@ sr_scan_path(struct db *db, const char *sr, const char *path, struct xerr **errp
     }
     ok = db_batch_end(db, ok, errp);
     vdi_list_free(&l);
+    return ok;
+}
+
+static bool
+sr_scan_path(struct db *db, const char *sr, const char *path, bool adopt, struct xerr **errp)
+{
+    struct sr_file_vhd *files = NULL;
+    size_t n_files = 0;
+    int rc = sr_file_scan(path, &files, &n_files);
+    if (rc < 0)
+        return storage_fail(errp, rc, sr, NULL);
+    bool ok = sr_reconcile(db, sr, files, n_files, adopt, errp);
     free(files);
     return ok && storage_sr_refresh(db, sr, path, errp);
+}
+
+bool
+storage_sr_refresh_vdis(struct db *db, const char *sr, const char *path, struct xerr **errp)
+{
+    return sr_scan_path(db, sr, path, false, errp);
 }
 
 bool
@@ -319,8 +337,10 @@ api_sr_scan(struct call_ctx *ctx, const char *sr, struct xerr **errp)
     char *path = NULL;
     if (!storage_sr_path(ctx->db, ctx->srv->host_ref, sr, &path, errp))
         return false;
-    bool ok = sr_scan_path(ctx->db, sr, path, errp);
+    bool ok = sr_scan_path(ctx->db, sr, path, true, errp);
     free(path);
+    if (ok)
+        storage_gc_kick(ctx->srv); /* as SM's scan starts its collector */
     return ok;
 }
 
@@ -416,7 +436,7 @@ sr_create_at(struct server *srv, const char *host,
         return false;
     }
     /* Files already in the directory (an SR re-created on its old path) become VDIs. */
-    ok = sr_scan_path(srv->db, ref, path, errp);
+    ok = sr_scan_path(srv->db, ref, path, true, errp);
     free(path);
     if (!ok) {
         free(ref);

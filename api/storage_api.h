@@ -35,6 +35,12 @@ bool storage_sr_path(struct db *db, const char *host, const char *sr, char **pat
  * virtual_allocation (its VDIs' virtual sizes). */
 bool storage_sr_refresh(struct db *db, const char *sr, const char *path, struct xerr **errp);
 
+/* The sizes and sm_config:vhd-parent of @sr's VDI records from their files
+ * in @path (records are neither made nor dropped: that is SR.scan's), then
+ * the SR's sizes. */
+bool storage_sr_refresh_vdis(struct db *db, const char *sr, const char *path,
+                             struct xerr **errp);
+
 /* After a PBD of @sr was plugged or unplugged: allowed_operations again, and
  * the sizes when @path (the directory, now plugged) is given. */
 bool storage_sr_plugged(struct call_ctx *ctx, const char *sr, const char *path,

@@ -22,7 +22,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/disk_servers.h"
 #include "api/storage_api.h"
+#include "api/storage_gc.h"
+#include "common/log.h"
 #include "db/db.h"
 #include "rpc/ctx.h"
 #include "storage/sr_file.h"
@@ -210,8 +213,10 @@ api_vdi_destroy(struct call_ctx *ctx, const char *self, struct xerr **errp)
         ok = storage_fail(errp, rc, v->SR, self);
     else
         ok = vdi_records_destroy(ctx->db, v, self, errp);
-    if (ok)
+    if (ok) {
         storage_sr_refresh(ctx->db, v->SR, path, NULL);
+        storage_gc_kick(ctx->srv); /* its base may now have a single child */
+    }
     xapi_vdi_record_free(v);
     free(path);
     return ok;
@@ -245,6 +250,34 @@ parent_apply(void *opaque, void *rec, struct xerr **errp)
     return vdi_sm_parent(v, p->parent) || xerr_nomem(errp);
 }
 
+/* The files of a snapshot or clone of VDI @uuid as @new_uuid. A VDI whose
+ * disk is served to a running guest is snapshotted live: its servers are
+ * paused (in-flight writes done, flushed) for the few file operations, then
+ * handed the new chain - the pause lasts a flush and a chain open. */
+static int
+snapshot_files(struct server *srv, const char *path, const char *uuid, const char *new_uuid,
+               char base[37])
+{
+    struct disk_pause *p = NULL;
+    disk_servers_lock();
+    int rc = disk_servers_pause(srv, path, uuid, &p);
+    if (rc < 0) {
+        disk_servers_unlock();
+        return rc;
+    }
+    rc = sr_file_vdi_snapshot(path, uuid, new_uuid, base);
+    if (rc == 0 && disk_servers_reload(p) < 0) {
+        /* nothing was written to the new leaf: the old chain is made whole again */
+        sr_file_vdi_unsplit(path, uuid, base, new_uuid);
+        rc = -EIO;
+    }
+    if (rc == 0 && disk_servers_paused_count(p) > 0)
+        log_info("vdi.snapshot_live", "vdi=%s servers=%zu", uuid, disk_servers_paused_count(p));
+    disk_servers_resume(p);
+    disk_servers_unlock();
+    return rc;
+}
+
 static bool
 vdi_snapshot_or_clone(struct call_ctx *ctx, const char *vdi, bool snapshot, char **result,
                       struct xerr **errp)
@@ -254,7 +287,7 @@ vdi_snapshot_or_clone(struct call_ctx *ctx, const char *vdi, bool snapshot, char
     if (!vdi_open(ctx, vdi, &src, &path, errp))
         return false;
     db_uuid_generate(uuid);
-    int rc = sr_file_vdi_snapshot(path, src->uuid, uuid, base);
+    int rc = snapshot_files(ctx->srv, path, src->uuid, uuid, base);
     if (rc < 0) {
         bool ok = storage_fail(errp, rc, src->SR, vdi);
         xapi_vdi_record_free(src);

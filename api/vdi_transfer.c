@@ -39,7 +39,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/disk_servers.h"
 #include "api/storage_api.h"
+#include "api/storage_gc.h"
 #include "common/log.h"
 #include "common/workpool.h"
 #include "db/db.h"
@@ -66,6 +68,7 @@ struct xfer {
     uint64_t vsize;        /* the VDI's virtual size */
     int64_t body_len;      /* import: Content-Length, -1 when chunked */
     struct vhd_chain *chain;
+    char vdi_uuid[37];     /* import: registered with the collector as a writer */
     struct xerr *err;      /* the first failure; the transfer then only drains */
     double progress;       /* last reported */
     bool ended;            /* invariant 1 */
@@ -188,6 +191,8 @@ xfer_free(struct xfer *x)
     xfer_end(x);
     if (x->chain)
         vhd_chain_close(x->chain);
+    if (x->vdi_uuid[0])
+        storage_gc_writer_end(x->vdi_uuid);
     if (x->fd >= 0)
         close(x->fd);
     free(x->block);
@@ -380,6 +385,15 @@ xfer_prepare(struct server *srv, struct http_request *req, bool import, struct x
         storage_fail(&x->err, -ENAMETOOLONG, rec->SR, vdi);
     else
         ok = true;
+    if (ok && import) {
+        /* under the lock the collector holds while it replaces a leaf */
+        disk_servers_lock();
+        if (storage_gc_writer_begin(rec->uuid))
+            snprintf(x->vdi_uuid, sizeof(x->vdi_uuid), "%s", rec->uuid);
+        else
+            ok = xerr_nomem(&x->err);
+        disk_servers_unlock();
+    }
     x->vhd = format && strcmp(format, "vhd") == 0;
     if (rec)
         x->vsize = (uint64_t)rec->virtual_size;

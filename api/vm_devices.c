@@ -217,10 +217,10 @@ api_vm_snapshot(struct call_ctx *ctx, const char *vm, const char *new_name,
     if (!db_get(ctx->db, &xapi_class_vm, vm, (void **)&src, errp))
         return false;
     bool ok = vm_op_check(src, vm, XAPI_VM_OPERATIONS_SNAPSHOT, errp);
-    if (ok && src->power_state != XAPI_VM_POWER_STATE_HALTED)
-        /* a running guest's disks are served by vhd serve: snapshotting them
-         * needs the server paused and reopened, which is not built yet */
-        ok = xerr_vm_bad_power_state(errp, vm, "halted", vm_power_state_lower(src->power_state));
+    /* A running or paused guest's disks are snapshotted live, each with its
+     * disk server paused for the file work (api/vdi.c snapshot_files): the
+     * snapshot is crash-consistent per disk, as xapi's is without a guest
+     * agent. */
     char *snap = NULL;
     ok = ok && fresh_copy(ctx, vm, src, new_name, true, &snap, errp);
     if (ok && !vm_devices_copy(ctx, src, snap, VM_COPY_SNAPSHOT, NULL, ignore_vdis, errp)) {

@@ -27,6 +27,7 @@
 #include "api/vdi_transfer.h"
 #include "api/domains.h"
 #include "api/metrics.h"
+#include "api/storage_gc.h"
 #include "api/vm_ops.h"
 #include "common/log.h"
 #include "common/workpool.h"
@@ -52,6 +53,7 @@ struct options {
     int session_idle_s;
     int task_keep_s;
     int metrics_s;
+    int storage_gc_s;
     unsigned threads;
 };
 
@@ -77,6 +79,8 @@ usage(FILE *out)
             "  --session-idle SECONDS    idle sessions expire (default 86400)\n"
             "  --task-keep SECONDS       finished tasks are kept (default 3900)\n"
             "  --metrics-period SECONDS  VM/host/VIF metrics sampled this often (default 15)\n"
+            "  --storage-gc-period SECONDS  the storage collector runs this often, and soon\n"
+            "                            after VDI.destroy and SR.scan (default 60)\n"
             "  --threads N               request threads (default: CPUs, at least 2)\n"
             "  --log-level error|warn|info|debug\n"
             "  --help, --version\n"
@@ -232,6 +236,7 @@ parse_options(int argc, char **argv, struct options *o)
         {"session-idle", required_argument, NULL, 'S'},
         {"task-keep", required_argument, NULL, 'K'},
         {"metrics-period", required_argument, NULL, 'M'},
+        {"storage-gc-period", required_argument, NULL, 'G'},
         {"threads", required_argument, NULL, 'T'},
         {"log-level", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
@@ -261,6 +266,13 @@ parse_options(int argc, char **argv, struct options *o)
             o->metrics_s = atoi(optarg);
             if (o->metrics_s < 1 || o->metrics_s > 3600) {
                 fprintf(stderr, "vesseld: --metrics-period takes 1 to 3600 seconds\n");
+                return 2;
+            }
+            break;
+        case 'G':
+            o->storage_gc_s = atoi(optarg);
+            if (o->storage_gc_s < 1 || o->storage_gc_s > 86400) {
+                fprintf(stderr, "vesseld: --storage-gc-period takes 1 to 86400 seconds\n");
                 return 2;
             }
             break;
@@ -316,6 +328,7 @@ main(int argc, char **argv)
         .session_idle_s = 86400,
         .task_keep_s = 3900,
         .metrics_s = METRICS_PERIOD_S,
+        .storage_gc_s = 60,
     };
     int rc = parse_options(argc, argv, &o);
     if (rc)
@@ -425,6 +438,8 @@ main(int argc, char **argv)
               http_server_port(http), o.tls_listen, http_server_tls_port(http), unix_path,
               o.data_dir, domains_backend_name(srv.domains));
 
+    storage_gc_start(&srv, (unsigned)o.storage_gc_s);
+
     /* Metrics every --metrics-period seconds, garbage collection every minute. */
     unsigned gc_every = (unsigned)((60 + o.metrics_s - 1) / o.metrics_s);
     for (unsigned ticks = 1;; ticks++) {
@@ -441,6 +456,7 @@ main(int argc, char **argv)
     status = 0;
 out:
     srv.stopping = true;
+    storage_gc_stop(&srv);
     events_stop(srv.events); /* answers long polls while their connections live */
     http_server_stop(http);
     events_free(srv.events);

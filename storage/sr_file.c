@@ -30,17 +30,22 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "storage/sr_file_int.h"
 #include "vhd/vhd.h"
 
-#define BASE_SUFFIX ".base.vhd"
-#define LEAF_SUFFIX ".vhd"
-
-/* Renames and unlinks of every SR of this process: O(1) work, held briefly. */
-static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Renames and unlinks of every SR of this process: O(1) work, held briefly
+ * (the garbage collector's final merge of a small leaf is the longest). */
+pthread_mutex_t sr_file_names_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Thread_local char last_error[256];
 
-static int
-fail(int rc, const char *fmt, ...)
+void
+sr_file_clear_error(void)
+{
+    last_error[0] = '\0';
+}
+
+int
+sr_file_fail(int rc, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -50,11 +55,11 @@ fail(int rc, const char *fmt, ...)
 }
 
 /* The VHD library's reason for @rc, kept before anything else runs. */
-static int
-fail_vhd(int rc, const char *what)
+int
+sr_file_fail_vhd(int rc, const char *what)
 {
     const char *why = vhd_last_error();
-    return fail(rc, "%s: %s", what, why && why[0] ? why : strerror(-rc));
+    return sr_file_fail(rc, "%s: %s", what, why && why[0] ? why : strerror(-rc));
 }
 
 const char *
@@ -71,8 +76,8 @@ sr_file_round_size(uint64_t size)
     return (size + SR_FILE_BLOCK_BYTES - 1) / SR_FILE_BLOCK_BYTES * SR_FILE_BLOCK_BYTES;
 }
 
-static bool
-uuid_valid(const char *s)
+bool
+sr_file_uuid_valid(const char *s)
 {
     if (strlen(s) != 36)
         return false;
@@ -86,8 +91,8 @@ uuid_valid(const char *s)
 }
 
 /* Splits a directory entry into uuid and kind; false when it is not ours. */
-static bool
-name_parse(const char *name, char uuid[37], bool *hidden)
+bool
+sr_file_name_parse(const char *name, char uuid[37], bool *hidden)
 {
     size_t n = strlen(name);
     if (n == 36 + strlen(BASE_SUFFIX) && strcmp(name + 36, BASE_SUFFIX) == 0)
@@ -98,28 +103,28 @@ name_parse(const char *name, char uuid[37], bool *hidden)
         return false;
     memcpy(uuid, name, 36);
     uuid[36] = '\0';
-    return uuid_valid(uuid);
+    return sr_file_uuid_valid(uuid);
 }
 
-static int
-join(char *out, size_t len, const char *dir, const char *uuid, const char *suffix)
+int
+sr_file_join(char *out, size_t len, const char *dir, const char *uuid, const char *suffix)
 {
-    if (!uuid_valid(uuid))
-        return fail(-EINVAL, "not a uuid: %s", uuid);
+    if (!sr_file_uuid_valid(uuid))
+        return sr_file_fail(-EINVAL, "not a uuid: %s", uuid);
     int n = snprintf(out, len, "%s/%s%s", dir, uuid, suffix);
     if (n < 0 || (size_t)n >= len)
-        return fail(-ENAMETOOLONG, "path too long under %s", dir);
+        return sr_file_fail(-ENAMETOOLONG, "path too long under %s", dir);
     return 0;
 }
 
 int
 sr_file_vdi_path(const char *path, const char *uuid, char *out, size_t len)
 {
-    return join(out, len, path, uuid, LEAF_SUFFIX);
+    return sr_file_join(out, len, path, uuid, LEAF_SUFFIX);
 }
 
-static int
-sync_dir(const char *path)
+int
+sr_file_sync_dir(const char *path)
 {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
@@ -156,19 +161,19 @@ sr_file_attach(const char *path, bool create)
     struct stat st;
     last_error[0] = '\0';
     if (!path[0] || path[0] != '/')
-        return fail(-EINVAL, "the SR path must be absolute: \"%s\"", path);
+        return sr_file_fail(-EINVAL, "the SR path must be absolute: \"%s\"", path);
     if (stat(path, &st) < 0) {
         int rc = -errno;
         if (rc != -ENOENT || !create)
-            return fail(rc, "%s: %s", path, strerror(-rc));
+            return sr_file_fail(rc, "%s: %s", path, strerror(-rc));
         if ((rc = mkdir_p(path)) < 0)
-            return fail(rc, "cannot create %s: %s", path, strerror(-rc));
+            return sr_file_fail(rc, "cannot create %s: %s", path, strerror(-rc));
         return 0;
     }
     if (!S_ISDIR(st.st_mode))
-        return fail(-ENOTDIR, "%s is not a directory", path);
+        return sr_file_fail(-ENOTDIR, "%s is not a directory", path);
     if (access(path, W_OK | X_OK) < 0)
-        return fail(-errno, "%s is not writable: %s", path, strerror(errno));
+        return sr_file_fail(-errno, "%s is not writable: %s", path, strerror(errno));
     return 0;
 }
 
@@ -177,7 +182,7 @@ sr_file_space(const char *path, uint64_t *size_bytes, uint64_t *free_bytes)
 {
     struct statvfs sv;
     if (statvfs(path, &sv) < 0)
-        return fail(-errno, "statvfs %s: %s", path, strerror(errno));
+        return sr_file_fail(-errno, "statvfs %s: %s", path, strerror(errno));
     *size_bytes = (uint64_t)sv.f_blocks * sv.f_frsize;
     *free_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
     return 0;
@@ -189,24 +194,24 @@ sr_file_destroy(const char *path)
 {
     DIR *d = opendir(path);
     if (!d)
-        return errno == ENOENT ? 0 : fail(-errno, "%s: %s", path, strerror(errno));
+        return errno == ENOENT ? 0 : sr_file_fail(-errno, "%s: %s", path, strerror(errno));
     int rc = 0;
     struct dirent *e;
-    pthread_mutex_lock(&names_lock);
+    pthread_mutex_lock(&sr_file_names_lock);
     while ((e = readdir(d))) {
         char uuid[37];
         bool hidden;
         size_t n = strlen(e->d_name);
         bool part = e->d_name[0] == '.' && n > 5 && strcmp(e->d_name + n - 5, ".part") == 0;
-        if (!part && !name_parse(e->d_name, uuid, &hidden))
+        if (!part && !sr_file_name_parse(e->d_name, uuid, &hidden))
             continue;
         if (unlinkat(dirfd(d), e->d_name, 0) < 0 && errno != ENOENT && rc == 0)
-            rc = fail(-errno, "unlink %s/%s: %s", path, e->d_name, strerror(errno));
+            rc = sr_file_fail(-errno, "unlink %s/%s: %s", path, e->d_name, strerror(errno));
     }
-    pthread_mutex_unlock(&names_lock);
+    pthread_mutex_unlock(&sr_file_names_lock);
     closedir(d);
     if (rc == 0 && rmdir(path) < 0 && errno != ENOTEMPTY && errno != EEXIST && errno != ENOENT)
-        rc = fail(-errno, "rmdir %s: %s", path, strerror(errno));
+        rc = sr_file_fail(-errno, "rmdir %s: %s", path, strerror(errno));
     return rc;
 }
 
@@ -217,22 +222,22 @@ static void
 parent_uuid_of(const char *name, char out[37])
 {
     bool hidden;
-    if (!name_parse(name, out, &hidden))
+    if (!sr_file_name_parse(name, out, &hidden))
         out[0] = '\0';
 }
 
-static int
-describe(const char *file, const char *uuid, bool hidden, struct sr_file_vhd *out)
+int
+sr_file_describe(const char *file, const char *uuid, bool hidden, struct sr_file_vhd *out)
 {
     struct vhd_chain *c = NULL;
     struct vhd_info info;
     int rc = vhd_chain_open(file, VHD_OPEN_RDONLY | VHD_OPEN_NO_PARENTS, &c);
     if (rc < 0)
-        return fail_vhd(rc, file);
+        return sr_file_fail_vhd(rc, file);
     rc = vhd_chain_info(c, 0, &info);
     vhd_chain_close(c);
     if (rc < 0)
-        return fail_vhd(rc, file);
+        return sr_file_fail_vhd(rc, file);
     memset(out, 0, sizeof(*out));
     snprintf(out->uuid, sizeof(out->uuid), "%s", uuid);
     out->hidden = hidden;
@@ -247,12 +252,12 @@ int
 sr_file_vdi_info(const char *path, const char *uuid, struct sr_file_vhd *out)
 {
     char file[PATH_MAX];
-    int rc = join(file, sizeof(file), path, uuid, LEAF_SUFFIX);
+    int rc = sr_file_join(file, sizeof(file), path, uuid, LEAF_SUFFIX);
     if (rc < 0)
         return rc;
     if (access(file, F_OK) < 0)
-        return fail(-errno, "%s: %s", file, strerror(errno));
-    return describe(file, uuid, false, out);
+        return sr_file_fail(-errno, "%s: %s", file, strerror(errno));
+    return sr_file_describe(file, uuid, false, out);
 }
 
 int
@@ -260,14 +265,14 @@ sr_file_scan(const char *path, struct sr_file_vhd **out, size_t *n_out)
 {
     DIR *d = opendir(path);
     if (!d)
-        return fail(-errno, "%s: %s", path, strerror(errno));
+        return sr_file_fail(-errno, "%s: %s", path, strerror(errno));
     struct sr_file_vhd *v = NULL;
     size_t n = 0, cap = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
         char uuid[37], file[PATH_MAX];
         bool hidden;
-        if (!name_parse(e->d_name, uuid, &hidden))
+        if (!sr_file_name_parse(e->d_name, uuid, &hidden))
             continue;
         if (n == cap) {
             size_t ncap = cap ? cap * 2 : 16;
@@ -275,13 +280,13 @@ sr_file_scan(const char *path, struct sr_file_vhd **out, size_t *n_out)
             if (!nv) {
                 free(v);
                 closedir(d);
-                return fail(-ENOMEM, "out of memory");
+                return sr_file_fail(-ENOMEM, "out of memory");
             }
             v = nv;
             cap = ncap;
         }
         snprintf(file, sizeof(file), "%s/%s", path, e->d_name);
-        if (describe(file, uuid, hidden, &v[n]) == 0)
+        if (sr_file_describe(file, uuid, hidden, &v[n]) == 0)
             n++;
     }
     closedir(d);
@@ -311,7 +316,7 @@ check_free(const char *path, uint64_t adding)
     if (rc < 0)
         return rc;
     if (adding > avail)
-        return fail(-ENOSPC, "%llu bytes requested, %llu free", (unsigned long long)adding,
+        return sr_file_fail(-ENOSPC, "%llu bytes requested, %llu free", (unsigned long long)adding,
                     (unsigned long long)avail);
     return 0;
 }
@@ -320,19 +325,19 @@ int
 sr_file_vdi_create(const char *path, const char *uuid, uint64_t size_bytes)
 {
     char file[PATH_MAX];
-    int rc = join(file, sizeof(file), path, uuid, LEAF_SUFFIX);
+    int rc = sr_file_join(file, sizeof(file), path, uuid, LEAF_SUFFIX);
     if (rc < 0)
         return rc;
     if (size_bytes == 0)
-        return fail(-EINVAL, "a VDI needs a size");
+        return sr_file_fail(-EINVAL, "a VDI needs a size");
     uint64_t size = sr_file_round_size(size_bytes);
     if (size > VHD_MAX_SIZE_BYTES)
-        return fail(-EFBIG, "%llu bytes is beyond the VHD limit of %llu",
+        return sr_file_fail(-EFBIG, "%llu bytes is beyond the VHD limit of %llu",
                     (unsigned long long)size, (unsigned long long)VHD_MAX_SIZE_BYTES);
     if ((rc = check_free(path, size)) < 0)
         return rc;
     if ((rc = vhd_create(file, size, VHD_TYPE_DYNAMIC)) < 0)
-        return fail_vhd(rc, file);
+        return sr_file_fail_vhd(rc, file);
     last_error[0] = '\0';
     return 0;
 }
@@ -344,18 +349,18 @@ destroy_locked(const char *path, const char *uuid, const char *file)
     size_t n = 0;
     int rc;
     if (access(file, F_OK) < 0)
-        return fail(-errno, "%s: %s", file, strerror(errno));
-    if (describe(file, uuid, false, &self) < 0)
+        return sr_file_fail(-errno, "%s: %s", file, strerror(errno));
+    if (sr_file_describe(file, uuid, false, &self) < 0)
         self.parent_uuid[0] = '\0'; /* a damaged leaf is deleted; its bases stay */
     if ((rc = sr_file_scan(path, &v, &n)) < 0)
         return rc;
     if (has_children(v, n, uuid)) {
         free(v);
-        return fail(-EBUSY, "%s is the parent of another file", file);
+        return sr_file_fail(-EBUSY, "%s is the parent of another file", file);
     }
     if (unlink(file) < 0) {
         free(v);
-        return fail(-errno, "unlink %s: %s", file, strerror(errno));
+        return sr_file_fail(-errno, "unlink %s: %s", file, strerror(errno));
     }
     for (size_t i = 0; i < n; i++)
         if (!v[i].hidden && strcmp(v[i].uuid, uuid) == 0)
@@ -370,13 +375,13 @@ destroy_locked(const char *path, const char *uuid, const char *file)
                 at = i;
         if (at == n || has_children(v, n, parent))
             break;
-        if (join(base, sizeof(base), path, parent, BASE_SUFFIX) < 0 || unlink(base) < 0)
+        if (sr_file_join(base, sizeof(base), path, parent, BASE_SUFFIX) < 0 || unlink(base) < 0)
             break;
         memcpy(parent, v[at].parent_uuid, sizeof(parent));
         v[at].parent_uuid[0] = '\0';
     }
     free(v);
-    sync_dir(path);
+    sr_file_sync_dir(path);
     last_error[0] = '\0';
     return 0;
 }
@@ -385,17 +390,17 @@ int
 sr_file_vdi_destroy(const char *path, const char *uuid)
 {
     char file[PATH_MAX];
-    int rc = join(file, sizeof(file), path, uuid, LEAF_SUFFIX);
+    int rc = sr_file_join(file, sizeof(file), path, uuid, LEAF_SUFFIX);
     if (rc < 0)
         return rc;
-    pthread_mutex_lock(&names_lock);
+    pthread_mutex_lock(&sr_file_names_lock);
     rc = destroy_locked(path, uuid, file);
-    pthread_mutex_unlock(&names_lock);
+    pthread_mutex_unlock(&sr_file_names_lock);
     return rc;
 }
 
-static void
-uuid_generate_v4(char out[37])
+void
+sr_file_uuid_generate(char out[37])
 {
     uint8_t b[16];
     int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
@@ -410,30 +415,32 @@ uuid_generate_v4(char out[37])
     vhd_uuid_format(b, out);
 }
 
-/* Under names_lock: link, two children, rename (see the file header). */
+/* Under sr_file_names_lock: link, two children (one when @fresh is NULL: a
+ * split), rename (see the file header). */
 static int
 snapshot_locked(const char *leaf, const char *base, const char *fresh, const char *work)
 {
     int rc;
-    if (access(fresh, F_OK) == 0)
-        return fail(-EEXIST, "%s exists", fresh);
+    if (fresh && access(fresh, F_OK) == 0)
+        return sr_file_fail(-EEXIST, "%s exists", fresh);
     if (link(leaf, base) < 0)
-        return fail(-errno, "link %s: %s", leaf, strerror(errno));
+        return sr_file_fail(-errno, "link %s: %s", leaf, strerror(errno));
     unlink(work);
     if ((rc = vhd_snapshot(base, work)) < 0) {
-        rc = fail_vhd(rc, leaf);
+        rc = sr_file_fail_vhd(rc, leaf);
         unlink(base);
         return rc;
     }
-    if ((rc = vhd_snapshot(base, fresh)) < 0) {
-        rc = fail_vhd(rc, fresh);
+    if (fresh && (rc = vhd_snapshot(base, fresh)) < 0) {
+        rc = sr_file_fail_vhd(rc, fresh);
         unlink(work);
         unlink(base);
         return rc;
     }
     if (rename(work, leaf) < 0) {
-        rc = fail(-errno, "rename onto %s: %s", leaf, strerror(errno));
-        unlink(fresh);
+        rc = sr_file_fail(-errno, "rename onto %s: %s", leaf, strerror(errno));
+        if (fresh)
+            unlink(fresh);
         unlink(work);
         unlink(base);
         return rc;
@@ -442,29 +449,62 @@ snapshot_locked(const char *leaf, const char *base, const char *fresh, const cha
     return 0;
 }
 
-int
-sr_file_vdi_snapshot(const char *path, const char *uuid, const char *new_uuid,
-                     char base_uuid_out[37])
+static int
+snapshot(const char *path, const char *uuid, const char *new_uuid, char base_uuid_out[37])
 {
     char leaf[PATH_MAX], base[PATH_MAX], fresh[PATH_MAX], work[PATH_MAX];
     char base_uuid[37];
     int rc;
-    uuid_generate_v4(base_uuid);
-    if ((rc = join(leaf, sizeof(leaf), path, uuid, LEAF_SUFFIX)) < 0 ||
-        (rc = join(fresh, sizeof(fresh), path, new_uuid, LEAF_SUFFIX)) < 0 ||
-        (rc = join(base, sizeof(base), path, base_uuid, BASE_SUFFIX)) < 0)
+    sr_file_uuid_generate(base_uuid);
+    if ((rc = sr_file_join(leaf, sizeof(leaf), path, uuid, LEAF_SUFFIX)) < 0 ||
+        (new_uuid && (rc = sr_file_join(fresh, sizeof(fresh), path, new_uuid, LEAF_SUFFIX)) < 0) ||
+        (rc = sr_file_join(base, sizeof(base), path, base_uuid, BASE_SUFFIX)) < 0)
         return rc;
     if (snprintf(work, sizeof(work), "%s/.%s.part", path, uuid) >= (int)sizeof(work))
-        return fail(-ENAMETOOLONG, "path too long under %s", path);
-    pthread_mutex_lock(&names_lock);
-    rc = snapshot_locked(leaf, base, fresh, work);
-    pthread_mutex_unlock(&names_lock);
+        return sr_file_fail(-ENAMETOOLONG, "path too long under %s", path);
+    pthread_mutex_lock(&sr_file_names_lock);
+    rc = snapshot_locked(leaf, base, new_uuid ? fresh : NULL, work);
+    pthread_mutex_unlock(&sr_file_names_lock);
     if (rc < 0)
         return rc;
-    sync_dir(path);
+    sr_file_sync_dir(path);
     memcpy(base_uuid_out, base_uuid, 37);
-    last_error[0] = '\0';
+    sr_file_clear_error();
     return 0;
+}
+
+int
+sr_file_vdi_snapshot(const char *path, const char *uuid, const char *new_uuid,
+                     char base_uuid_out[37])
+{
+    return snapshot(path, uuid, new_uuid, base_uuid_out);
+}
+
+int
+sr_file_vdi_split(const char *path, const char *uuid, char base_uuid_out[37])
+{
+    return snapshot(path, uuid, NULL, base_uuid_out);
+}
+
+int
+sr_file_vdi_unsplit(const char *path, const char *uuid, const char *base_uuid,
+                    const char *new_uuid)
+{
+    char leaf[PATH_MAX], base[PATH_MAX], fresh[PATH_MAX];
+    int rc;
+    if ((rc = sr_file_join(leaf, sizeof(leaf), path, uuid, LEAF_SUFFIX)) < 0 ||
+        (new_uuid && (rc = sr_file_join(fresh, sizeof(fresh), path, new_uuid, LEAF_SUFFIX)) < 0) ||
+        (rc = sr_file_join(base, sizeof(base), path, base_uuid, BASE_SUFFIX)) < 0)
+        return rc;
+    pthread_mutex_lock(&sr_file_names_lock);
+    chmod(base, 0600);
+    if (rename(base, leaf) < 0)
+        rc = sr_file_fail(-errno, "rename %s back: %s", base, strerror(errno));
+    else if (new_uuid)
+        unlink(fresh);
+    pthread_mutex_unlock(&sr_file_names_lock);
+    sr_file_sync_dir(path);
+    return rc;
 }
 
 int
@@ -472,21 +512,25 @@ sr_file_vdi_resize(const char *path, const char *uuid, uint64_t size_bytes)
 {
     char file[PATH_MAX];
     struct sr_file_vhd now;
-    int rc = join(file, sizeof(file), path, uuid, LEAF_SUFFIX);
+    int rc = sr_file_join(file, sizeof(file), path, uuid, LEAF_SUFFIX);
     if (rc < 0 || (rc = sr_file_vdi_info(path, uuid, &now)) < 0)
         return rc;
     uint64_t size = sr_file_round_size(size_bytes);
     if (size < now.virtual_size)
-        return fail(-EINVAL, "shrinking from %llu to %llu bytes is not supported",
+        return sr_file_fail(-EINVAL, "shrinking from %llu to %llu bytes is not supported",
                     (unsigned long long)now.virtual_size, (unsigned long long)size);
     if (size == now.virtual_size)
         return 0;
     if (size > VHD_MAX_SIZE_BYTES)
-        return fail(-EFBIG, "%llu bytes is beyond the VHD limit", (unsigned long long)size);
+        return sr_file_fail(-EFBIG, "%llu bytes is beyond the VHD limit", (unsigned long long)size);
     if ((rc = check_free(path, size - now.virtual_size)) < 0)
         return rc;
-    if ((rc = vhd_resize(file, size)) < 0)
-        return fail_vhd(rc, file);
+    /* under the lock: the collector's merge may replace this file by rename */
+    pthread_mutex_lock(&sr_file_names_lock);
+    rc = vhd_resize(file, size);
+    pthread_mutex_unlock(&sr_file_names_lock);
+    if (rc < 0)
+        return sr_file_fail_vhd(rc, file);
     last_error[0] = '\0';
     return 0;
 }
@@ -511,32 +555,32 @@ sr_file_vdi_copy(const char *src_path, const char *uuid, const char *dst_path,
     char src[PATH_MAX], dst[PATH_MAX], work[PATH_MAX];
     struct sr_file_vhd info;
     int rc;
-    if ((rc = join(src, sizeof(src), src_path, uuid, LEAF_SUFFIX)) < 0 ||
-        (rc = join(dst, sizeof(dst), dst_path, new_uuid, LEAF_SUFFIX)) < 0 ||
+    if ((rc = sr_file_join(src, sizeof(src), src_path, uuid, LEAF_SUFFIX)) < 0 ||
+        (rc = sr_file_join(dst, sizeof(dst), dst_path, new_uuid, LEAF_SUFFIX)) < 0 ||
         (rc = sr_file_vdi_info(src_path, uuid, &info)) < 0)
         return rc;
     if (snprintf(work, sizeof(work), "%s/.%s.part", dst_path, new_uuid) >= (int)sizeof(work))
-        return fail(-ENAMETOOLONG, "path too long under %s", dst_path);
+        return sr_file_fail(-ENAMETOOLONG, "path too long under %s", dst_path);
     if (access(dst, F_OK) == 0)
-        return fail(-EEXIST, "%s exists", dst);
+        return sr_file_fail(-EEXIST, "%s exists", dst);
     if ((rc = check_free(dst_path, info.virtual_size)) < 0)
         return rc;
     struct vhd_chain *c = NULL;
     if ((rc = vhd_chain_open(src, VHD_OPEN_RDONLY, &c)) < 0)
-        return fail_vhd(rc, src);
+        return sr_file_fail_vhd(rc, src);
     unlink(work);
     struct copy_progress p = {progress, opaque};
     rc = vhd_convert_to(c, work, true, copy_progress, &p);
     if (rc < 0)
-        rc = fail_vhd(rc, src);
+        rc = sr_file_fail_vhd(rc, src);
     vhd_chain_close(c);
     if (rc == 0 && rename(work, dst) < 0)
-        rc = fail(-errno, "rename onto %s: %s", dst, strerror(errno));
+        rc = sr_file_fail(-errno, "rename onto %s: %s", dst, strerror(errno));
     if (rc < 0) {
         unlink(work);
         return rc;
     }
-    sync_dir(dst_path);
+    sr_file_sync_dir(dst_path);
     last_error[0] = '\0';
     return 0;
 }

@@ -25,6 +25,9 @@
 /* VHD sizes are whole 2 MiB blocks here (what tapdisk and SM create). */
 #define SR_FILE_BLOCK_BYTES (2ull * 1024 * 1024)
 
+/* Called with bytes done and total during long copies. */
+typedef void sr_file_progress_fn(void *opaque, uint64_t done, uint64_t total);
+
 /* One VHD found in the directory. */
 struct sr_file_vhd {
     char uuid[37];           /* from the file name */
@@ -82,12 +85,75 @@ int sr_file_vdi_destroy(const char *path, const char *uuid);
 int sr_file_vdi_snapshot(const char *path, const char *uuid, const char *new_uuid,
                          char base_uuid_out[37]);
 
+/* The first half of a snapshot: VDI @uuid's leaf becomes the hidden base
+ * <base>.base.vhd and the name gets a new empty child of it (no second VDI).
+ * Used to move a VDI's writers off data the collector is about to fold, and
+ * by live snapshots. Same guarantees and errors as sr_file_vdi_snapshot. */
+int sr_file_vdi_split(const char *path, const char *uuid, char base_uuid_out[37]);
+
+/* Undoes sr_file_vdi_snapshot/split of VDI @uuid (base @base_uuid, snapshot
+ * VDI @new_uuid or NULL) when nothing was written to the new leaf yet: the
+ * base is renamed back over the VDI's name. For a live snapshot whose disk
+ * server could not be moved to the new chain. */
+int sr_file_vdi_unsplit(const char *path, const char *uuid, const char *base_uuid,
+                        const char *new_uuid);
+
+/* Opens the files of VDI @uuid's chain for a disk server that cannot open
+ * them itself: @fds[0] the leaf (read-write), then each parent (read-only),
+ * *@n of them. Each link is checked by the library when the fds are used.
+ * On failure nothing is left open. -ENOENT, -ELOOP (more than @max). */
+int sr_file_vdi_chain_fds(const char *path, const char *uuid, int *fds, unsigned max,
+                          unsigned *n);
+
+/* ---- garbage collection (sr_file_gc.c) ----
+ * A base with exactly one child is a node no snapshot needs any more (its
+ * other children were destroyed): the child's data is folded into it and the
+ * child leaves the chain, so chains stay as short as the snapshots kept.
+ * Two cases, as SM's collector has them:
+ *  - interior: the child is a base too. It is never written, so folding it
+ *    into its parent is safe while guests read through it (a reader never
+ *    reads the parent's sectors the child holds); then its children are
+ *    re-parented onto the parent and it is deleted (relink).
+ *  - leaf: the child is a VDI. Folding is done with its writers stopped
+ *    (merge), so the caller first makes a big leaf small: it splits it
+ *    (sr_file_vdi_split, which turns its data into an interior case) and
+ *    merges only a leaf holding little data. */
+
+struct sr_file_gc_candidate {
+    char parent[37];      /* the base with one child */
+    char child[37];       /* its only child */
+    bool child_is_leaf;   /* the child is a VDI (<child>.vhd), else a base */
+    uint64_t child_data;  /* bytes of data blocks the child holds: what a fold copies */
+};
+
+/* Finds one candidate in @path, interior ones first; @skip (may be NULL) is
+ * asked about each candidate's child and returns true for one that must not
+ * be touched now. Returns 1 found, 0 none, or -errno. */
+int sr_file_gc_find(const char *path, bool (*skip)(void *opaque, const char *child_uuid),
+                    void *opaque, struct sr_file_gc_candidate *out);
+
+/* Interior case, long: folds base @c->child into @c->parent. Runs without
+ * the names lock; readers of the chain go on. */
+int sr_file_gc_fold(const char *path, const struct sr_file_gc_candidate *c,
+                    sr_file_progress_fn *progress, void *opaque);
+
+/* Interior case, after the fold: every child of @c->child now names
+ * @c->parent as its parent and @c->child is deleted. The uuids of the VDIs
+ * whose chains changed (the leaves below) go to *@leaves (free()), *@n of
+ * them. -ESTALE when the directory changed so that the candidate no longer
+ * holds (nothing done). */
+int sr_file_gc_relink(const char *path, const struct sr_file_gc_candidate *c,
+                      char (**leaves)[37], size_t *n);
+
+/* Leaf case: VDI @c->child's data is folded into @c->parent, which then takes
+ * the VDI's name (its chain is one shorter). Takes time in proportion to
+ * @c->child_data, under the names lock: the caller has stopped the VDI's
+ * writers. -ESTALE when the candidate no longer holds. */
+int sr_file_gc_merge(const char *path, const struct sr_file_gc_candidate *c);
+
 /* Grow VDI @uuid to @size_bytes (rounded up to blocks). -EINVAL to shrink,
  * -ENOSPC when the growth exceeds the free space. */
 int sr_file_vdi_resize(const char *path, const char *uuid, uint64_t size_bytes);
-
-/* Called with bytes done and total during long copies. */
-typedef void sr_file_progress_fn(void *opaque, uint64_t done, uint64_t total);
 
 /* A flattened full copy of VDI @uuid of SR @src_path as VDI @new_uuid of SR
  * @dst_path (a dynamic VHD without parents; zero blocks skipped). Written to a

@@ -284,6 +284,165 @@ test_scan(void **state)
     assert_int_equal(access(f, F_OK), 0);
 }
 
+
+static unsigned
+depth_of(const char *uuid)
+{
+    struct vhd_chain *c = NULL;
+    assert_int_equal(vhd_chain_open(file(uuid), VHD_OPEN_RDONLY, &c), 0);
+    unsigned d = vhd_chain_depth(c);
+    vhd_chain_close(c);
+    return d;
+}
+
+/* A destroyed snapshot leaves a base with one leaf child: merged, the VDI
+ * becomes one file again with every byte it read before. */
+static void
+test_gc_merge_leaf(void **state)
+{
+    (void)state;
+    char base[37];
+    struct sr_file_gc_candidate c;
+    assert_int_equal(sr_file_vdi_create(dir, U1, 8 * MiB), 0);
+    write_pattern(U1, 0xab, 0, 2 * MiB);
+    assert_int_equal(sr_file_gc_find(dir, NULL, NULL, &c), 0); /* nothing to do */
+    assert_int_equal(sr_file_vdi_snapshot(dir, U1, U2, base), 0);
+    write_pattern(U1, 0xcd, 4096, 4096);
+    write_pattern(U1, 0x5a, 6 * MiB, 4096);
+    assert_int_equal(sr_file_gc_find(dir, NULL, NULL, &c), 0); /* two children */
+    assert_int_equal(sr_file_vdi_destroy(dir, U2), 0);
+    assert_int_equal(count_files(), 2);
+    assert_int_equal(sr_file_gc_find(dir, NULL, NULL, &c), 1);
+    assert_string_equal(c.parent, base);
+    assert_string_equal(c.child, U1);
+    assert_true(c.child_is_leaf);
+    assert_int_equal(c.child_data, 4 * MiB); /* two 2 MiB blocks written */
+    assert_int_equal(depth_of(U1), 2);
+    assert_int_equal(sr_file_gc_merge(dir, &c), 0);
+    assert_int_equal(count_files(), 1);
+    assert_int_equal(depth_of(U1), 1);
+    assert_true(reads_as(dir, U1, 0xab, 0, 4096) && reads_as(dir, U1, 0xcd, 4096, 4096) &&
+                reads_as(dir, U1, 0xab, 8192, 2 * MiB - 8192) &&
+                reads_as(dir, U1, 0x5a, 6 * MiB, 4096) && reads_as(dir, U1, 0, 7 * MiB, 4096));
+    assert_sound(U1);
+    struct sr_file_vhd a;
+    assert_int_equal(sr_file_vdi_info(dir, U1, &a), 0);
+    assert_string_equal(a.parent_uuid, "");
+    /* a stale candidate changes nothing */
+    assert_int_equal(sr_file_gc_merge(dir, &c), -ESTALE);
+    assert_int_equal(sr_file_gc_find(dir, NULL, NULL, &c), 0);
+    write_pattern(U1, 0x11, 0, 4096); /* the VDI is writable again */
+    assert_true(reads_as(dir, U1, 0x11, 0, 4096));
+}
+
+static bool
+skip_all(void *opaque, const char *uuid)
+{
+    (void)uuid;
+    ++*(int *)opaque;
+    return true;
+}
+
+/* A destroyed snapshot in the middle of a chain leaves a base with one base
+ * child: folded and relinked, both leaves below keep their data and lose a
+ * layer. A big leaf is split first; the skip hook is honoured. */
+static void
+test_gc_interior_and_split(void **state)
+{
+    (void)state;
+    char b1[37], b2[37], b3[37];
+    struct sr_file_gc_candidate c;
+    assert_int_equal(sr_file_vdi_create(dir, U1, 8 * MiB), 0);
+    write_pattern(U1, 0xab, 0, 2 * MiB);
+    assert_int_equal(sr_file_vdi_snapshot(dir, U1, U2, b1), 0); /* b1 <- U1, U2 */
+    write_pattern(U1, 0xcd, 2 * MiB, 2 * MiB);
+    assert_int_equal(sr_file_vdi_snapshot(dir, U1, U3, b2), 0); /* b2 <- U1, U3; b1 <- b2 */
+    write_pattern(U1, 0xef, 0, 4096);
+    assert_int_equal(sr_file_vdi_destroy(dir, U2), 0);
+    assert_int_equal(count_files(), 4);
+    int asked = 0;
+    assert_int_equal(sr_file_gc_find(dir, skip_all, &asked, &c), 0);
+    assert_int_equal(asked, 1);
+    assert_int_equal(sr_file_gc_find(dir, NULL, NULL, &c), 1);
+    assert_string_equal(c.parent, b1);
+    assert_string_equal(c.child, b2);
+    assert_false(c.child_is_leaf);
+    assert_int_equal(depth_of(U1), 3);
+    assert_int_equal(sr_file_gc_fold(dir, &c, NULL, NULL), 0);
+    /* folded but not relinked: every chain still reads the same */
+    assert_true(reads_as(dir, U3, 0xcd, 2 * MiB, 4096) && reads_as(dir, U3, 0xab, 0, 4096));
+    char(*leaves)[37] = NULL;
+    size_t n = 0;
+    assert_int_equal(sr_file_gc_relink(dir, &c, &leaves, &n), 0);
+    assert_int_equal(n, 2);
+    assert_true((!strcmp(leaves[0], U1) && !strcmp(leaves[1], U3)) ||
+                (!strcmp(leaves[0], U3) && !strcmp(leaves[1], U1)));
+    free(leaves);
+    assert_int_equal(count_files(), 3);
+    assert_int_equal(depth_of(U1), 2);
+    assert_int_equal(depth_of(U3), 2);
+    assert_true(reads_as(dir, U1, 0xef, 0, 4096) && reads_as(dir, U1, 0xab, 4096, 4096) &&
+                reads_as(dir, U1, 0xcd, 2 * MiB, 2 * MiB));
+    assert_true(reads_as(dir, U3, 0xab, 0, 2 * MiB) && reads_as(dir, U3, 0xcd, 2 * MiB, 2 * MiB));
+    assert_sound(U1);
+    assert_sound(U3);
+    assert_int_equal(sr_file_gc_relink(dir, &c, &leaves, &n), -ESTALE);
+    assert_int_equal(sr_file_gc_find(dir, NULL, NULL, &c), 0);
+    /* split: the leaf's data goes to a new base; an undo puts it back */
+    assert_int_equal(sr_file_vdi_split(dir, U1, b3), 0);
+    assert_int_equal(depth_of(U1), 3);
+    assert_true(reads_as(dir, U1, 0xef, 0, 4096));
+    assert_int_equal(sr_file_vdi_unsplit(dir, U1, b3, NULL), 0);
+    assert_int_equal(depth_of(U1), 2);
+    assert_int_equal(sr_file_vdi_split(dir, U1, b3), 0);
+    /* b1 has two children; b3 one, the leaf (the collector merges that back) */
+    assert_int_equal(sr_file_gc_find(dir, NULL, NULL, &c), 1);
+    assert_true(c.child_is_leaf);
+    assert_string_equal(c.parent, b3);
+    assert_int_equal(sr_file_vdi_destroy(dir, U3), 0);
+    /* b1 <- b3 <- U1: the interior case comes first */
+    assert_int_equal(sr_file_gc_find(dir, NULL, NULL, &c), 1);
+    assert_string_equal(c.child, b3);
+    assert_int_equal(sr_file_gc_fold(dir, &c, NULL, NULL), 0);
+    assert_int_equal(sr_file_gc_relink(dir, &c, &leaves, &n), 0);
+    free(leaves);
+    assert_int_equal(sr_file_gc_find(dir, NULL, NULL, &c), 1);
+    assert_true(c.child_is_leaf);
+    assert_int_equal(c.child_data, 0);
+    assert_int_equal(sr_file_gc_merge(dir, &c), 0);
+    assert_int_equal(count_files(), 1);
+    assert_int_equal(depth_of(U1), 1);
+    assert_true(reads_as(dir, U1, 0xef, 0, 4096) && reads_as(dir, U1, 0xab, 4096, 4096) &&
+                reads_as(dir, U1, 0xcd, 2 * MiB, 2 * MiB));
+    assert_sound(U1);
+}
+
+/* The descriptors of a chain, leaf first, open as the same chain. */
+static void
+test_chain_fds(void **state)
+{
+    (void)state;
+    char base[37];
+    int fds[8];
+    unsigned n = 0;
+    assert_int_equal(sr_file_vdi_create(dir, U1, 8 * MiB), 0);
+    write_pattern(U1, 0xab, 0, 4096);
+    assert_int_equal(sr_file_vdi_snapshot(dir, U1, U2, base), 0);
+    assert_int_equal(sr_file_vdi_chain_fds(dir, U1, fds, 8, &n), 0);
+    assert_int_equal(n, 2);
+    struct vhd_chain *c = NULL;
+    assert_int_equal(vhd_chain_open_fds(fds, n, VHD_OPEN_RDWR, &c), 0);
+    uint8_t buf[4096];
+    assert_int_equal(vhd_chain_read(c, buf, 0, sizeof(buf)), 0);
+    assert_int_equal(buf[0], 0xab);
+    vhd_chain_close(c);
+    for (unsigned i = 0; i < n; i++)
+        close(fds[i]);
+    assert_int_equal(sr_file_vdi_chain_fds(dir, U1, fds, 1, &n), -ELOOP);
+    assert_int_equal(n, 0);
+    assert_int_equal(sr_file_vdi_chain_fds(dir, U3, fds, 8, &n), -ENOENT);
+}
+
 int
 main(void)
 {
@@ -295,6 +454,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_resize, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gc_merge_leaf, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gc_interior_and_split, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chain_fds, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

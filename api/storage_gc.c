@@ -1,0 +1,319 @@
+/* api/storage_gc.c - the collector's thread: which SRs, which order, who is paused.
+ *
+ * One pass per plugged file SR of this host repeats: find a base with a
+ * single child (sr_file_gc_find), then
+ *  - an interior child: fold it into its parent while everything runs, then
+ *    relink its children and hand the VDIs below their shorter chains
+ *    (pause, reload: as long as opening a chain takes);
+ *  - a leaf holding at most MERGE_MAX_BYTES: pause its disk servers (a
+ *    flush), merge, reload, resume. That pause is the only one guests feel,
+ *    and it lasts as long as copying that little data;
+ *  - a bigger leaf: split it (pause for a snapshot's file work, reload),
+ *    which turns its data into an interior case for the next step.
+ * Every step is ordered against disk servers starting and stopping by
+ * disk_servers_lock, and records are refreshed once the pass changed
+ * anything. This is SM's cleanup.py (coalesce, leaf-coalesce through a
+ * snapshot) in the shape of this SR.
+ */
+#include "api/storage_gc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/disk_servers.h"
+#include "api/storage_api.h"
+#include "common/log.h"
+#include "db/db.h"
+#include "storage/sr_file.h"
+#include "xapi_model.h"
+
+/* A leaf with more data than this is split first rather than merged while
+ * its guest waits: 16 MiB copies in a few tens of milliseconds. */
+#define MERGE_MAX_BYTES (16ull * 1024 * 1024)
+#define STEPS_PER_PASS 64
+#define FAILED_MAX 64
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_t thread;
+    bool running, kicked, stop;
+    unsigned period_s;
+    struct server *srv;
+    /* VDIs with a writer that is not a disk server, and children whose
+     * step failed: both skipped (the failed ones until restart). */
+    char (*writers)[37];
+    size_t n_writers;
+    char failed[FAILED_MAX][37];
+    size_t n_failed;
+} gc = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+bool
+storage_gc_writer_begin(const char *uuid)
+{
+    pthread_mutex_lock(&gc.lock);
+    char(*grown)[37] = realloc(gc.writers, (gc.n_writers + 1) * sizeof(*gc.writers));
+    if (grown) {
+        gc.writers = grown;
+        snprintf(grown[gc.n_writers++], 37, "%s", uuid);
+    }
+    pthread_mutex_unlock(&gc.lock);
+    return grown != NULL;
+}
+
+void
+storage_gc_writer_end(const char *uuid)
+{
+    pthread_mutex_lock(&gc.lock);
+    for (size_t i = 0; i < gc.n_writers; i++) {
+        if (strcasecmp(gc.writers[i], uuid) == 0) {
+            memmove(&gc.writers[i], &gc.writers[i + 1], (gc.n_writers - i - 1) * sizeof(*gc.writers));
+            gc.n_writers--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&gc.lock);
+}
+
+static bool
+skip_child(void *opaque, const char *uuid)
+{
+    (void)opaque;
+    bool skip = false;
+    pthread_mutex_lock(&gc.lock);
+    for (size_t i = 0; i < gc.n_writers && !skip; i++)
+        skip = strcasecmp(gc.writers[i], uuid) == 0;
+    for (size_t i = 0; i < gc.n_failed && !skip; i++)
+        skip = strcasecmp(gc.failed[i], uuid) == 0;
+    pthread_mutex_unlock(&gc.lock);
+    return skip;
+}
+
+static void
+remember_failed(const char *uuid)
+{
+    pthread_mutex_lock(&gc.lock);
+    if (gc.n_failed < FAILED_MAX)
+        snprintf(gc.failed[gc.n_failed++], 37, "%s", uuid);
+    pthread_mutex_unlock(&gc.lock);
+}
+
+/* Hands VDI @uuid's servers its chain as it is now (after a relink). Their
+ * old chain still reads right, so a failure only costs the shortening. */
+static void
+reload_servers(struct server *srv, const char *path, const char *uuid)
+{
+    struct disk_pause *p = NULL;
+    if (disk_servers_pause(srv, path, uuid, &p) < 0)
+        return;
+    if (disk_servers_paused_count(p) > 0 && disk_servers_reload(p) == 0)
+        log_info("gc.reload", "vdi=%s", uuid);
+    disk_servers_resume(p);
+}
+
+static int
+step_interior(struct server *srv, const char *path, const struct sr_file_gc_candidate *c)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = sr_file_gc_fold(path, c, NULL, NULL);
+    if (rc < 0)
+        return rc;
+    char(*leaves)[37] = NULL;
+    size_t n = 0;
+    disk_servers_lock();
+    rc = sr_file_gc_relink(path, c, &leaves, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        reload_servers(srv, path, leaves[i]);
+    disk_servers_unlock();
+    free(leaves);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (rc == 0)
+        log_info("gc.coalesce", "sr=%s base=%s into=%s bytes=%llu ms=%lld", path, c->child,
+                 c->parent, (unsigned long long)c->child_data,
+                 (long long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000));
+    return rc;
+}
+
+static int
+step_leaf(struct server *srv, const char *path, const struct sr_file_gc_candidate *c)
+{
+    bool merge = c->child_data <= MERGE_MAX_BYTES;
+    struct disk_pause *p = NULL;
+    struct timespec t0, t1;
+    char base[37] = "";
+    disk_servers_lock();
+    if (skip_child(NULL, c->child)) { /* an import started since the find */
+        disk_servers_unlock();
+        return -EBUSY;
+    }
+    int rc = disk_servers_pause(srv, path, c->child, &p);
+    if (rc < 0) {
+        disk_servers_unlock();
+        return rc;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    rc = merge ? sr_file_gc_merge(path, c) : sr_file_vdi_split(path, c->child, base);
+    if (rc == 0 && disk_servers_reload(p) < 0) {
+        if (merge) {
+            disk_servers_abandon(p); /* the old leaf is no longer the VDI's file */
+            p = NULL;
+        } else {
+            sr_file_vdi_unsplit(path, c->child, base, NULL);
+        }
+        rc = -EIO;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    size_t paused = disk_servers_paused_count(p);
+    disk_servers_resume(p);
+    disk_servers_unlock();
+    long long us = (t1.tv_sec - t0.tv_sec) * 1000000LL + (t1.tv_nsec - t0.tv_nsec) / 1000;
+    if (rc == 0)
+        log_info(merge ? "gc.merge" : "gc.split", "sr=%s vdi=%s parent=%s bytes=%llu servers=%zu paused_us=%lld",
+                 path, c->child, c->parent, (unsigned long long)c->child_data, paused, us);
+    return rc;
+}
+
+static void
+collect_sr(struct server *srv, const char *sr, const char *path)
+{
+    bool changed = false;
+    for (int steps = 0; steps < STEPS_PER_PASS; steps++) {
+        pthread_mutex_lock(&gc.lock);
+        bool stop = gc.stop;
+        pthread_mutex_unlock(&gc.lock);
+        if (stop)
+            break;
+        struct sr_file_gc_candidate c;
+        int rc = sr_file_gc_find(path, skip_child, NULL, &c);
+        if (rc <= 0) {
+            if (rc < 0)
+                log_warn("gc.find", "sr=%s error=\"%s\"", path, sr_file_last_error());
+            break;
+        }
+        rc = c.child_is_leaf ? step_leaf(srv, path, &c) : step_interior(srv, path, &c);
+        if (rc == -ESTALE || rc == -EBUSY)
+            continue; /* the directory changed under the step: look again */
+        if (rc < 0) {
+            log_error("gc.step", "sr=%s child=%s parent=%s error=\"%s\"", path, c.child, c.parent,
+                      sr_file_last_error()[0] ? sr_file_last_error() : strerror(-rc));
+            remember_failed(c.child);
+            continue;
+        }
+        changed = true;
+    }
+    struct xerr *err = NULL;
+    if (changed && !storage_sr_refresh_vdis(srv->db, sr, path, &err)) {
+        log_warn("gc.refresh", "sr=%s", sr);
+        xerr_free(err);
+    }
+}
+
+struct sr_refs {
+    char **refs;
+    size_t n;
+};
+
+static bool
+sr_collect(void *opaque, const char *ref, const void *rec)
+{
+    struct sr_refs *l = opaque;
+    const struct xapi_sr_record *s = rec;
+    if (strcmp(s->type, "ext") != 0 && strcmp(s->type, "file") != 0)
+        return true;
+    char **grown = realloc(l->refs, (l->n + 1) * sizeof(*grown));
+    if (!grown)
+        return false;
+    l->refs = grown;
+    if ((grown[l->n] = strdup(ref)))
+        l->n++;
+    return true;
+}
+
+static void
+pass(struct server *srv)
+{
+    struct sr_refs l = {0};
+    db_foreach(srv->db, &xapi_class_sr, sr_collect, &l);
+    for (size_t i = 0; i < l.n; i++) {
+        char *path = NULL;
+        struct xerr *err = NULL;
+        if (storage_sr_path(srv->db, srv->host_ref, l.refs[i], &path, &err))
+            collect_sr(srv, l.refs[i], path);
+        xerr_free(err);
+        free(path);
+        free(l.refs[i]);
+    }
+    free(l.refs);
+}
+
+static void *
+gc_main(void *arg)
+{
+    struct server *srv = arg;
+    pthread_mutex_lock(&gc.lock);
+    while (!gc.stop) {
+        if (!gc.kicked) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += gc.period_s;
+            while (!gc.kicked && !gc.stop &&
+                   pthread_cond_timedwait(&gc.wake, &gc.lock, &until) != ETIMEDOUT)
+                ;
+        }
+        if (gc.stop)
+            break;
+        gc.kicked = false;
+        pthread_mutex_unlock(&gc.lock);
+        pass(srv);
+        pthread_mutex_lock(&gc.lock);
+    }
+    pthread_mutex_unlock(&gc.lock);
+    return NULL;
+}
+
+void
+storage_gc_start(struct server *srv, unsigned period_s)
+{
+    pthread_mutex_lock(&gc.lock);
+    if (!gc.running) {
+        gc.srv = srv;
+        gc.period_s = period_s ? period_s : 1;
+        gc.kicked = true; /* a first pass at start: collect what a crash left */
+        gc.running = pthread_create(&gc.thread, NULL, gc_main, srv) == 0;
+    }
+    pthread_mutex_unlock(&gc.lock);
+}
+
+void
+storage_gc_kick(struct server *srv)
+{
+    (void)srv;
+    pthread_mutex_lock(&gc.lock);
+    gc.kicked = true;
+    pthread_cond_signal(&gc.wake);
+    pthread_mutex_unlock(&gc.lock);
+}
+
+void
+storage_gc_stop(struct server *srv)
+{
+    (void)srv;
+    pthread_mutex_lock(&gc.lock);
+    bool running = gc.running;
+    gc.stop = true;
+    pthread_cond_signal(&gc.wake);
+    pthread_mutex_unlock(&gc.lock);
+    if (running)
+        pthread_join(gc.thread, NULL);
+    pthread_mutex_lock(&gc.lock);
+    gc.running = false;
+    free(gc.writers);
+    gc.writers = NULL;
+    gc.n_writers = 0;
+    pthread_mutex_unlock(&gc.lock);
+}
