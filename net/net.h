@@ -113,6 +113,29 @@ struct net_tap_opts {
  * defaults. -EEXIST when a link of that name exists. */
 int net_tap_create(const char *name, const struct net_tap_opts *o, int *fd_out);
 
+/* ---- rate limits (net/qdisc.c) ---- */
+
+/* A link's root qdisc as the kernel reports it. */
+struct net_qdisc {
+    char kind[16];             /* "tbf", "noqueue", "fq_codel", "pfifo_fast" ... */
+    unsigned handle;
+    bool ours;                 /* a tbf put there by net_qdisc_tbf_set */
+    uint64_t rate_bytes_per_s; /* tbf only */
+    uint32_t limit_bytes;      /* tbf only: the queue behind the bucket */
+};
+
+/* Makes a token bucket of @rate_bytes_per_s the root qdisc of link @name
+ * (replacing whatever root qdisc it had): what the link transmits - for a tap,
+ * what the guest receives - is shaped to that rate. Bucket: 100 ms of the rate,
+ * at least 16 KiB; queue: 200 ms more, then drops. -EINVAL for a zero rate,
+ * -ENOENT/-EOPNOTSUPP from a kernel without sch_tbf. */
+int net_qdisc_tbf_set(const char *name, uint64_t rate_bytes_per_s);
+/* Removes the tbf net_qdisc_tbf_set put on @name (the kernel's default comes
+ * back); 0 when there is none, and leaves a root qdisc someone else made. */
+int net_qdisc_tbf_clear(const char *name);
+/* The root qdisc of @name: -ENOENT when the kernel reports none. */
+int net_qdisc_get(const char *name, struct net_qdisc *out);
+
 /* ---- VLANs ---- */
 
 /* Creates link @name, 802.1Q tag @tag (0..4094; 0 is priority-tagged) on top of @parent (down).

@@ -100,18 +100,21 @@ add_disks(struct argv_builder *b, const struct xenops_domain_config *cfg)
 }
 
 /* NICs: virtio-net on the tap the caller made; script=no: the tap is already
- * on its bridge, and qemu's sandbox forbids spawning scripts anyway. */
+ * on its bridge, and qemu's sandbox forbids spawning scripts anyway. The ids
+ * come from the tap's name (xenops_nic_ids), as for a NIC hotplugged later. */
 static void
 add_nics(struct argv_builder *b, const struct xenops_domain_config *cfg)
 {
     for (size_t i = 0; i < cfg->n_nics; i++) {
         const struct xenops_nic *n = &cfg->nics[i];
+        char netdev[XENOPS_NIC_ID_LEN], dev[XENOPS_NIC_ID_LEN];
+        xenops_nic_ids(n->tap, netdev, dev);
         arg_add(b, "-netdev");
-        arg_add(b, "tap,id=net%zu,ifname=%s,script=no,downscript=no", i, n->tap);
+        arg_add(b, "tap,id=%s,ifname=%s,script=no,downscript=no", netdev, n->tap);
         arg_add(b, "-device");
-        arg_add(b, "%s,netdev=net%zu,mac=%s,id=vif%zu",
-                cfg->machine == XENOPS_MACHINE_MICROVM ? "virtio-net-device" : "virtio-net-pci", i,
-                n->mac, i);
+        arg_add(b, "%s,netdev=%s,mac=%s,id=%s",
+                cfg->machine == XENOPS_MACHINE_MICROVM ? "virtio-net-device" : "virtio-net-pci",
+                netdev, n->mac, dev);
     }
 }
 

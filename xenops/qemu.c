@@ -20,10 +20,16 @@
  *      -action reboot=shutdown: reboot; guest-panic: crash), and no SHUTDOWN
  *      at all means qemu died: crashed;
  *  (3) a struct qdom is freed when its refcount (map, supervisor, each
- *      caller holding it) drops to zero.
+ *      caller holding it) drops to zero;
+ *  (4) d->cfg->nics is the domain's NIC list as qemu has it: changed only under
+ *      d->nic_lock (and d->lock, which readers take), after the QMP commands
+ *      succeeded, and written to config.json at once, so recovery and a
+ *      respawn see hotplugged NICs.
  * Facts: QEMU docs/interop/qmp-spec.txt, qapi/run-state.json (SHUTDOWN reasons,
  * RESET, STOP, RESUME, GUEST_PANICKED), qapi/migration.json (migrate fd:,
- * query-migrate), qapi/machine.json (query-cpus-fast thread-id), proc(5).
+ * query-migrate), qapi/machine.json (query-cpus-fast thread-id), proc(5);
+ * hotplug: qapi/net.json (netdev_add, netdev_del), qapi/qdev.json
+ * (device_add, device_del, DEVICE_DELETED: "the guest has acknowledged").
  */
 #include <dirent.h>
 #include <errno.h>
@@ -79,6 +85,9 @@ struct qdom {
     bool announce_resume;     /* RESUME events become RESUMED (not the initial cont) */
     uint64_t reboots;         /* RESET events seen: clean reboot waits on it */
     uint64_t cmd_seq;         /* QMP command ids */
+    char nic_waiting[32];     /* (4) the device id an unplug waits for */
+    bool nic_deleted;         /* its DEVICE_DELETED came */
+    pthread_mutex_t nic_lock; /* (4) one NIC hotplug at a time; taken before cmd_lock */
 
     pthread_mutex_t con_lock; /* ring, log, subscribers; held while calling them */
     char ring[CONSOLE_RING];
@@ -125,6 +134,7 @@ qdom_unref(struct qdom *d)
     pthread_mutex_destroy(&d->lock);
     pthread_mutex_destroy(&d->cmd_lock);
     pthread_mutex_destroy(&d->con_lock);
+    pthread_mutex_destroy(&d->nic_lock);
     pthread_cond_destroy(&d->cond);
     free(d);
 }
@@ -165,6 +175,7 @@ qdom_new(struct xenops *x, const struct xenops_domain_config *cfg)
     pthread_mutex_init(&d->lock, NULL);
     pthread_mutex_init(&d->cmd_lock, NULL);
     pthread_mutex_init(&d->con_lock, NULL);
+    pthread_mutex_init(&d->nic_lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -437,6 +448,14 @@ qdom_qmp_line(struct xenops *x, struct qdom *d, const char *line)
         pthread_mutex_unlock(&d->lock);
         if (announce)
             xenops_emit(x, d->uuid, XENOPS_EVENT_RESUMED);
+    } else if (!strcmp(ev, "DEVICE_DELETED")) {
+        const char *dev = json_string_value(json_object_get(data, "device"));
+        pthread_mutex_lock(&d->lock);
+        if (dev && !strcmp(dev, d->nic_waiting)) {
+            d->nic_deleted = true;
+            pthread_cond_broadcast(&d->cond);
+        }
+        pthread_mutex_unlock(&d->lock);
     } else if (!strcmp(ev, "GUEST_PANICKED")) {
         xenops_emit(x, d->uuid, XENOPS_EVENT_CRASHED);
         /* on_crash, applied without waiting on our own reply: the supervisor
@@ -462,7 +481,7 @@ static void
 qdom_clean_dir(struct qdom *d)
 {
     static const char *const files[] = {"qmp.sock", "console.sock", "vnc.sock", "qemu.pid",
-                                        "config.json", "accel", "qemu.log"};
+                                        "config.json", "config.json.new", "accel", "qemu.log"};
     char path[4400];
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         snprintf(path, sizeof(path), "%s/%s", d->dir, files[i]);
@@ -510,7 +529,11 @@ qdom_exited(struct xenops *x, struct qdom *d)
     if (action == XENOPS_ACTION_RESTART) {
         if (ev == XENOPS_EVENT_CRASHED)
             xenops_emit(x, d->uuid, XENOPS_EVENT_CRASHED);
-        int rc = qemu_spawn_domain(x, d->cfg, NULL, false);
+        pthread_mutex_lock(&d->lock); /* (4) */
+        _cleanup_(xenops_config_freep) struct xenops_domain_config *cfg =
+            xenops_config_copy(d->cfg);
+        pthread_mutex_unlock(&d->lock);
+        int rc = cfg ? qemu_spawn_domain(x, cfg, NULL, false) : -ENOMEM;
         if (rc == 0) {
             xenops_emit(x, d->uuid, XENOPS_EVENT_REBOOTED);
             return;
@@ -1161,6 +1184,170 @@ qemu_list(struct xenops *x, char ***uuids, size_t *n)
     return 0;
 }
 
+/* ================= NIC hotplug ================= */
+
+/* The index of the NIC on @tap in d->cfg, or -1. d->lock held. */
+static ssize_t
+nic_find(const struct qdom *d, const char *tap)
+{
+    for (size_t i = 0; i < d->cfg->n_nics; i++)
+        if (!strcmp(d->cfg->nics[i].tap, tap))
+            return (ssize_t)i;
+    return -1;
+}
+
+/* config.json from d->cfg, replaced atomically (a crash leaves the old or the
+ * new one). d->nic_lock held. */
+static int
+qdom_save_config(struct qdom *d)
+{
+    pthread_mutex_lock(&d->lock);
+    _cleanup_free_ char *json = xenops_config_to_json(d->cfg);
+    pthread_mutex_unlock(&d->lock);
+    if (!json)
+        return -ENOMEM;
+    int rc = write_file(d->dir, "config.json.new", json);
+    char from[4200], to[4200];
+    snprintf(from, sizeof(from), "%s/config.json.new", d->dir);
+    snprintf(to, sizeof(to), "%s/config.json", d->dir);
+    if (rc == 0 && rename(from, to) < 0)
+        rc = -errno;
+    if (rc < 0)
+        unlink(from);
+    return rc;
+}
+
+static int
+qemu_nic_plug(struct xenops *x, const char *uuid, const struct xenops_nic *nic)
+{
+    _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, uuid);
+    if (!d)
+        return -ENOENT;
+    if (d->cfg->machine != XENOPS_MACHINE_PC)
+        return -ENOTSUP; /* microvm: virtio-mmio, no hotplug; q35: no free hotplug port */
+    char netdev[XENOPS_NIC_ID_LEN], dev[XENOPS_NIC_ID_LEN];
+    xenops_nic_ids(nic->tap, netdev, dev);
+    pthread_mutex_lock(&d->nic_lock);
+    pthread_mutex_lock(&d->lock);
+    int rc = nic_find(d, nic->tap) >= 0 ? -EEXIST : 0;
+    pthread_mutex_unlock(&d->lock);
+    if (rc == 0)
+        rc = qdom_qmp_fd(d, json_pack("{s:s,s:{s:s,s:s,s:s,s:s,s:s}}", "execute", "netdev_add",
+                                      "arguments", "type", "tap", "id", netdev, "ifname",
+                                      nic->tap, "script", "no", "downscript", "no"),
+                         -1, NULL);
+    bool netdev_added = rc == 0;
+    if (rc == 0)
+        rc = qdom_qmp_fd(d, json_pack("{s:s,s:{s:s,s:s,s:s,s:s}}", "execute", "device_add",
+                                      "arguments", "driver", "virtio-net-pci", "id", dev,
+                                      "netdev", netdev, "mac", nic->mac),
+                         -1, NULL);
+    if (rc == 0) {
+        pthread_mutex_lock(&d->lock);
+        struct xenops_nic *v = realloc(d->cfg->nics, (d->cfg->n_nics + 1) * sizeof(*v));
+        if (v) {
+            d->cfg->nics = v;
+            v[d->cfg->n_nics].tap = strdup(nic->tap);
+            v[d->cfg->n_nics].mac = strdup(nic->mac);
+            if (v[d->cfg->n_nics].tap && v[d->cfg->n_nics].mac) {
+                d->cfg->n_nics++;
+            } else {
+                free(v[d->cfg->n_nics].tap);
+                free(v[d->cfg->n_nics].mac);
+                v = NULL;
+            }
+        }
+        pthread_mutex_unlock(&d->lock);
+        rc = v ? qdom_save_config(d) : -ENOMEM;
+        if (rc < 0)
+            log_warn_errno(-rc, "xenops.nic_config", "vm=%s tap=%s: not recorded", uuid,
+                           nic->tap);
+        rc = 0; /* the NIC is in the guest: that is what the caller asked */
+    } else if (netdev_added) { /* rollback */
+        qdom_qmp_fd(d, json_pack("{s:s,s:{s:s}}", "execute", "netdev_del", "arguments", "id",
+                                 netdev), -1, NULL);
+    }
+    pthread_mutex_unlock(&d->nic_lock);
+    if (rc == 0)
+        log_info("xenops.nic_plug", "vm=%s tap=%s mac=%s", uuid, nic->tap, nic->mac);
+    return rc == -ESRCH ? -ENOENT : rc;
+}
+
+/* Drops the NIC on @tap from d->cfg and config.json. d->nic_lock held. */
+static void
+nic_forget(struct qdom *d, const char *tap)
+{
+    pthread_mutex_lock(&d->lock);
+    ssize_t i = nic_find(d, tap);
+    if (i >= 0) {
+        free(d->cfg->nics[i].tap);
+        free(d->cfg->nics[i].mac);
+        memmove(&d->cfg->nics[i], &d->cfg->nics[i + 1],
+                (d->cfg->n_nics - (size_t)i - 1) * sizeof(d->cfg->nics[0]));
+        d->cfg->n_nics--;
+    }
+    pthread_mutex_unlock(&d->lock);
+    int rc = qdom_save_config(d);
+    if (rc < 0)
+        log_warn_errno(-rc, "xenops.nic_config", "vm=%s tap=%s: not recorded", d->uuid, tap);
+}
+
+static int
+qemu_nic_unplug(struct xenops *x, const char *uuid, const char *tap, bool force,
+                unsigned timeout_ms)
+{
+    _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, uuid);
+    if (!d)
+        return -ENOENT;
+    if (d->cfg->machine != XENOPS_MACHINE_PC)
+        return -ENOTSUP; /* as for plug: device_del cannot succeed there */
+    char netdev[XENOPS_NIC_ID_LEN], dev[XENOPS_NIC_ID_LEN];
+    xenops_nic_ids(tap, netdev, dev);
+    pthread_mutex_lock(&d->nic_lock);
+    pthread_mutex_lock(&d->lock);
+    int rc = nic_find(d, tap) < 0 ? -ENOENT : 0;
+    snprintf(d->nic_waiting, sizeof(d->nic_waiting), "%s", dev);
+    d->nic_deleted = false;
+    pthread_mutex_unlock(&d->lock);
+    /* an error here is "no such device": an earlier unplug that timed out
+     * finished since (the guest let go late), so the netdev is what is left */
+    bool gone = rc == 0 && qdom_qmp_fd(d, json_pack("{s:s,s:{s:s}}", "execute", "device_del",
+                                                    "arguments", "id", dev),
+                                       -1, NULL) == -EIO;
+    uint64_t deadline = xenops_now_ms() + timeout_ms;
+    pthread_mutex_lock(&d->lock);
+    while (rc == 0 && !gone && !force && !d->nic_deleted && !d->exited)
+        if (!qdom_wait(d, deadline))
+            rc = -ETIMEDOUT;
+    if (d->exited)
+        rc = -ENOENT;
+    d->nic_waiting[0] = '\0';
+    pthread_mutex_unlock(&d->lock);
+    if (rc == 0) {
+        int r = qdom_qmp_fd(d, json_pack("{s:s,s:{s:s}}", "execute", "netdev_del", "arguments",
+                                         "id", netdev), -1, NULL);
+        if (r < 0 && r != -EIO) /* -EIO: already gone */
+            rc = r == -ESRCH ? -ENOENT : r;
+    }
+    if (rc == 0)
+        nic_forget(d, tap);
+    pthread_mutex_unlock(&d->nic_lock);
+    log_info("xenops.nic_unplug", "vm=%s tap=%s force=%d rc=%d", uuid, tap, force, rc);
+    return rc;
+}
+
+static int
+qemu_nic_present(struct xenops *x, const char *uuid, const char *tap)
+{
+    _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, uuid);
+    if (!d)
+        return -ENOENT;
+    pthread_mutex_lock(&d->lock);
+    int rc = nic_find(d, tap) >= 0;
+    pthread_mutex_unlock(&d->lock);
+    return rc;
+}
+
 /* ================= recovery ================= */
 
 static char *
@@ -1347,4 +1534,7 @@ const struct xenops_ops xenops_qemu_ops = {
     .console_unsubscribe = qemu_console_unsubscribe,
     .console_write = qemu_console_write,
     .vnc_path = qemu_vnc_path,
+    .nic_plug = qemu_nic_plug,
+    .nic_unplug = qemu_nic_unplug,
+    .nic_present = qemu_nic_present,
 };

@@ -6,6 +6,7 @@
  * here once so that both backends see only well-formed calls.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -269,4 +270,38 @@ xenops_console_vnc_path(struct xenops *x, const char *uuid, char **path)
 {
     NEED_UUID(uuid);
     return x->ops->vnc_path(x, uuid, path);
+}
+
+int
+xenops_nic_plug(struct xenops *x, const char *uuid, const struct xenops_nic *nic)
+{
+    NEED_UUID(uuid);
+    if (!nic || !nic->tap || !nic->mac)
+        return -EINVAL;
+    unsigned m[6];
+    char end;
+    if (!*nic->tap || strlen(nic->tap) > 15 || strpbrk(nic->tap, ",= /") ||
+        sscanf(nic->mac, "%2x:%2x:%2x:%2x:%2x:%2x%c", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5],
+               &end) != 6)
+        return -EINVAL; /* what xenops_config_check asks of a NIC at start */
+    return x->ops->nic_plug ? x->ops->nic_plug(x, uuid, nic) : -ENOTSUP;
+}
+
+int
+xenops_nic_unplug(struct xenops *x, const char *uuid, const char *tap, bool force,
+                  unsigned timeout_ms)
+{
+    NEED_UUID(uuid);
+    if (!tap)
+        return -EINVAL;
+    return x->ops->nic_unplug ? x->ops->nic_unplug(x, uuid, tap, force, timeout_ms) : -ENOTSUP;
+}
+
+int
+xenops_nic_present(struct xenops *x, const char *uuid, const char *tap)
+{
+    NEED_UUID(uuid);
+    if (!tap)
+        return -EINVAL;
+    return x->ops->nic_present ? x->ops->nic_present(x, uuid, tap) : -ENOTSUP;
 }

@@ -46,7 +46,10 @@ struct xenops_disk {
 };
 
 /* A NIC: a tap the caller made (and put on a bridge), given to a virtio-net
- * device with the guest's MAC. */
+ * device with the guest's MAC. The tap's name (unique on the host) also names
+ * the NIC inside qemu: netdev "net-<tap>", device "nic-<tap>", so a NIC
+ * hotplugged later, or one found again by xenops_recover(), is addressed the
+ * same way as one given at start. */
 struct xenops_nic {
     char *tap; /* the host tap device's name */
     char *mac; /* "aa:bb:cc:dd:ee:ff" */
@@ -182,6 +185,29 @@ struct xenops_stats {
 int xenops_domain_stats(struct xenops *x, const char *uuid, struct xenops_stats *out);
 /* Uuids of all running or paused domains, as for xenops_recover(). */
 int xenops_domain_list(struct xenops *x, char ***uuids, size_t *n);
+
+/* ---- NIC hotplug ---- */
+
+/* Adds @nic to running domain @uuid (qemu: QMP netdev_add tap,ifname=<tap> +
+ * device_add virtio-net-pci with the MAC; the tap must exist). The domain's
+ * config (config.json) then lists it: xenops_recover() and a restart of the
+ * device model keep it. Only the pc machine has hotplug slots here (ACPI PCI
+ * hotplug on i440fx): -ENOTSUP for microvm and q35, and for sim. -EEXIST when
+ * the domain has a NIC on that tap; -EIO when qemu refuses (the netdev is
+ * removed again). */
+int xenops_nic_plug(struct xenops *x, const char *uuid, const struct xenops_nic *nic);
+/* Removes the NIC on tap @tap from domain @uuid: QMP device_del, then waits up
+ * to @timeout_ms for the guest to release it (the DEVICE_DELETED event) before
+ * netdev_del. -ETIMEDOUT when the guest did not: the NIC stays listed, qemu may
+ * still remove the device later (a retry then completes). @force does not wait:
+ * the netdev goes at once (the guest's NIC loses its backend, so no traffic
+ * passes) and the NIC is dropped from the config. -ENOENT when the domain runs
+ * no such NIC (or does not run), -ENOTSUP for sim. */
+int xenops_nic_unplug(struct xenops *x, const char *uuid, const char *tap, bool force,
+                      unsigned timeout_ms);
+/* 1 when domain @uuid has a NIC on tap @tap, 0 when not, -ENOENT when the domain
+ * does not run, -ENOTSUP for sim. */
+int xenops_nic_present(struct xenops *x, const char *uuid, const char *tap);
 
 /* ---- the serial console ---- */
 

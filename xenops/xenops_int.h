@@ -4,6 +4,7 @@
 #ifndef VESSEL_XENOPS_INT_H
 #define VESSEL_XENOPS_INT_H
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -30,7 +31,22 @@ struct xenops_ops {
     void (*console_unsubscribe)(struct xenops *x, const char *uuid, uint64_t id);
     int (*console_write)(struct xenops *x, const char *uuid, const char *data, size_t len);
     int (*vnc_path)(struct xenops *x, const char *uuid, char **path);
+    /* NIC hotplug: NULL when the backend has none (-ENOTSUP) */
+    int (*nic_plug)(struct xenops *x, const char *uuid, const struct xenops_nic *nic);
+    int (*nic_unplug)(struct xenops *x, const char *uuid, const char *tap, bool force,
+                      unsigned timeout_ms);
+    int (*nic_present)(struct xenops *x, const char *uuid, const char *tap);
 };
+
+/* QMP ids of the NIC on @tap (xenops.h struct xenops_nic): "net-<tap>" and
+ * "nic-<tap>"; buffers of XENOPS_NIC_ID_LEN. */
+#define XENOPS_NIC_ID_LEN 32
+static inline void
+xenops_nic_ids(const char *tap, char *netdev, char *device)
+{
+    snprintf(netdev, XENOPS_NIC_ID_LEN, "net-%s", tap);
+    snprintf(device, XENOPS_NIC_ID_LEN, "nic-%s", tap);
+}
 
 extern const struct xenops_ops xenops_qemu_ops;
 extern const struct xenops_ops xenops_sim_ops;

@@ -13,7 +13,9 @@
 #    and runs busybox acpid, so an ACPI power-button press (QMP
 #    system_powerdown on pc/q35) runs poweroff -f;
 #  - loads virtio-net (pc/q35) and, given vessel.ip=ADDR/PREFIX on its command
-#    line, sets that address on eth0;
+#    line, sets that address on eth0, and keeps doing so (once a second) for
+#    any eth* without an IPv4 address: a NIC hotplugged later (VIF.plug) comes
+#    up with the same address;
 #  - reads lines from the serial console: "poweroff" -> poweroff -f,
 #    "reboot" -> reboot -f, "crash" -> sysrq crash (panic), "echo WORD" -> prints
 #    "VESSEL-ECHO WORD", "run CMD" -> sh -c CMD (debugging); anything else is
@@ -80,12 +82,26 @@ mount -t sysfs sys /sys
 for m in /lib/modules/*.ko; do [ -e "$m" ] && insmod "$m" 2>/dev/null; done
 mkdir -p /var/log /var/run
 [ -e /lib/modules/evdev.ko ] && acpid -c /etc/acpi -l /dev/null 2>/dev/null
-# vessel.ip=ADDR/PREFIX on the kernel command line configures eth0
+# vessel.ip=ADDR/PREFIX on the kernel command line configures eth0, and any
+# NIC hotplugged later (a background loop: no hotplug helper runs here)
+vip=
 for a in $(cat /proc/cmdline); do
     case "$a" in
-    vessel.ip=*) ip link set eth0 up 2>/dev/null && ip addr add "${a#vessel.ip=}" dev eth0 ;;
+    vessel.ip=*) vip=${a#vessel.ip=} ;;
     esac
 done
+if [ -n "$vip" ]; then
+    ip link set eth0 up 2>/dev/null && ip addr add "$vip" dev eth0
+    (while :; do
+        for n in /sys/class/net/eth*; do
+            i=${n##*/}
+            [ -e "$n" ] || continue
+            ip -4 addr show dev "$i" | grep -q inet && continue
+            ip link set "$i" up && ip addr add "$vip" dev "$i"
+        done
+        sleep 1
+    done) </dev/null >/dev/null 2>&1 &
+fi
 echo VESSEL-GUEST-UP > /dev/console
 exec < /dev/console > /dev/console 2>&1
 stty -echo 2>/dev/null

@@ -30,6 +30,55 @@ def link_exists(name):
     return ip('link', 'show', name).returncode == 0
 
 
+def ping(addr, count=1, wait=2):
+    return subprocess.run(['busybox', 'ping', '-c', str(count), '-W', str(wait), addr],
+                          capture_output=True).returncode == 0
+
+
+def master_of(tap):
+    out = ip('-o', 'link', 'show', tap).stdout
+    return out.split(' master ')[1].split()[0] if ' master ' in out else None
+
+
+def root_qdisc(tap):
+    """(kind, rate in bytes/s) of @tap's root qdisc, from tc's JSON."""
+    import json
+    r = subprocess.run(['tc', '-j', 'qdisc', 'show', 'dev', tap], capture_output=True, text=True)
+    try:
+        q = [x for x in json.loads(r.stdout or '[]') if x.get('root')][0]
+    except (ValueError, IndexError):
+        return None, None
+    return q.get('kind'), q.get('options', {}).get('rate')
+
+
+def send_time(addr, port, nbytes):
+    """Seconds to push @nbytes to @addr:@port with a small send buffer (so the
+    time is the path's, not the buffer's); None when no connection."""
+    deadline = time.time() + 10
+    while True:  # the listener may take a moment to start in a TCG guest
+        c = socket.socket()
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+        c.settimeout(60)
+        try:
+            c.connect((addr, port))
+            break
+        except OSError:
+            c.close()
+            if time.time() > deadline:
+                return None
+            time.sleep(0.5)
+    t0 = time.time()
+    try:
+        c.sendall(b'x' * nbytes)
+        c.shutdown(socket.SHUT_WR)
+        c.recv(1)
+    except OSError:
+        return None
+    finally:
+        c.close()
+    return time.time() - t0
+
+
 
 
 
@@ -81,6 +130,89 @@ def make_vm(s, sess, guest, name, net, addr):
     return vm, vif
 
 
+def hotplug_checks(t, d, s, sess, vms, net, vt100):
+    """VIF.plug/unplug, locking_mode and QoS on guest 2's running VIF (step by
+    step as the module doc says); returns the (new) proxy and session."""
+    vm2, vif2 = vms[1]
+    addr2 = '10.99.0.12'
+    tap2 = 'vif%s.0' % value(s.VM.get_domid(sess, vm2))
+    t.eq(error(s.VIF.plug(sess, vif2)), ['DEVICE_ALREADY_ATTACHED', vif2],
+         'VIF.plug of an attached VIF: DEVICE_ALREADY_ATTACHED')
+    t.eq(error(s.VIF.unplug(sess, vif2)), None, 'VIF.unplug of a running guest\'s NIC')
+    t.ok(not value(s.VIF.get_currently_attached(sess, vif2)) and not link_exists(tap2),
+         'unplugged: currently_attached false, the tap is gone')
+    t.ok(wait_for(lambda: not ping(addr2, 1, 1), 20, 0.5), 'unplugged: the guest no longer answers')
+    t.eq(error(s.VIF.unplug(sess, vif2)), ['DEVICE_ALREADY_DETACHED', vif2],
+         'VIF.unplug of an unplugged VIF: DEVICE_ALREADY_DETACHED')
+    t.eq(error(s.VIF.plug(sess, vif2)), None, 'VIF.plug hotplugs the NIC again')
+    t.ok(value(s.VIF.get_currently_attached(sess, vif2)) and master_of(tap2) == 'vbrguest',
+         'plugged: currently_attached, the tap is a port of the bridge again')
+    t.ok(wait_for(lambda: ping(addr2, 1, 2), 90, 1), 'plugged: the guest answers again')
+
+    # a VIF created on a running VM waits for VIF.plug, as in xapi
+    vif3 = value(s.VIF.create(sess, {'device': '1', 'network': net, 'VM': vm2, 'MAC': '',
+                                     'MTU': '1500', 'other_config': {}, 'qos_algorithm_type': '',
+                                     'qos_algorithm_params': {}}))
+    tap3 = 'vif%s.1' % value(s.VM.get_domid(sess, vm2))
+    t.ok(not value(s.VIF.get_currently_attached(sess, vif3)) and not link_exists(tap3),
+         'a VIF created on a running VM stays unplugged')
+    t.eq(error(s.VIF.plug(sess, vif3)), None, 'VIF.plug of the new VIF')
+    t.ok(value(s.VIF.get_currently_attached(sess, vif3)) and master_of(tap3) == 'vbrguest',
+         'the new VIF is attached: its tap is on the bridge')
+    t.eq(error(s.VIF.destroy(sess, vif3))[0], 'OPERATION_NOT_ALLOWED',
+         'VIF.destroy of an attached VIF is refused')
+    t.eq(error(s.VIF.unplug_force(sess, vif3)), None, 'VIF.unplug_force')
+    t.ok(not link_exists(tap3) and not value(s.VIF.get_currently_attached(sess, vif3)),
+         'unplug_force: the tap is gone, the VIF detached')
+    t.eq(error(s.VIF.destroy(sess, vif3)), None, 'VIF.destroy after unplug')
+    t.ok(wait_for(lambda: ping(addr2, 1, 2), 30, 1), 'guest 2 still answers on its first NIC')
+
+    # locking_mode applies live
+    value(s.VIF.set_locking_mode(sess, vif2, 'disabled'))
+    t.eq(master_of(tap2), None, 'locking_mode disabled: the tap leaves the bridge at once')
+    t.ok(wait_for(lambda: not ping(addr2, 1, 1), 20, 0.5), 'locking_mode disabled: no traffic')
+    value(s.VIF.set_locking_mode(sess, vif2, 'network_default'))
+    t.eq(master_of(tap2), 'vbrguest', 'locking_mode network_default: the tap is back on the bridge')
+    t.ok(wait_for(lambda: ping(addr2, 1, 2), 30, 1), 'locking_mode network_default: traffic again')
+    value(s.VIF.set_locking_mode(sess, vif2, 'unlocked'))
+    t.ok(master_of(tap2) == 'vbrguest' and ping(addr2, 2, 2), 'locking_mode unlocked: traffic')
+
+    # QoS: a tbf on the tap (what the guest receives), applied live
+    out = console_type(d, sess, vt100_of(s, sess, vm2),
+                       'run nc -l -p 5001 </dev/null >/dev/null & echo VESSEL-NC-1', 'VESSEL-NC-1', 20)
+    fast = send_time(addr2, 5001, 393216)
+    value(s.VIF.set_qos_algorithm_type(sess, vif2, 'ratelimit'))
+    value(s.VIF.set_qos_algorithm_params(sess, vif2, {'kbps': '64'}))
+    t.eq(root_qdisc(tap2), ('tbf', 65536), 'QoS ratelimit kbps=64: a tbf of 65536 bytes/s on the tap')
+    console_type(d, sess, vt100_of(s, sess, vm2),
+                 'run nc -l -p 5002 </dev/null >/dev/null & echo VESSEL-NC-2', 'VESSEL-NC-2', 20)
+    slow = send_time(addr2, 5002, 393216)
+    t.ok(slow is not None and slow >= 3.0 and (fast is None or slow > fast),
+         'QoS: 384 KiB into the guest take >= 3 s at 64 KiB/s (took %s s; unlimited %s s)'
+         % (slow and round(slow, 2), fast and round(fast, 2)), out[-300:])
+
+    # a vesseld restart finds the hotplugged NIC (and the QoS follows a replug)
+    d.kill()
+    d.start()
+    s = d.proxy()
+    sess = d.login()
+    t.ok(value(s.VIF.get_currently_attached(sess, vif2)), 'after a restart the hotplugged VIF is attached')
+    t.eq(error(s.VIF.unplug(sess, vif2)), None, 'after a restart VIF.unplug finds the hotplugged NIC')
+    t.ok(wait_for(lambda: not ping(addr2, 1, 1), 20, 0.5) and not link_exists(tap2),
+         'after a restart: unplugged, no answer, no tap')
+    t.eq(error(s.VIF.plug(sess, vif2)), None, 'after a restart VIF.plug')
+    t.eq(root_qdisc(tap2), ('tbf', 65536), 'the rate limit is applied at plug')
+    t.ok(wait_for(lambda: ping(addr2, 1, 2), 90, 1), 'replugged after a restart: the guest answers')
+    value(s.VIF.set_qos_algorithm_type(sess, vif2, ''))
+    t.ok(root_qdisc(tap2)[0] != 'tbf', 'QoS type "": the tbf is removed live')
+    return s, sess
+
+
+def vt100_of(s, sess, vm):
+    return [c for c in value(s.VM.get_consoles(sess, vm))
+            if value(s.console.get_protocol(sess, c)) == 'vt100'][0]
+
+
 def inner(binary, guest):
     t = Tap()
     ip('link', 'set', 'lo', 'up')
@@ -116,6 +248,7 @@ def inner(binary, guest):
                            'VESSEL-PING-OK', 60)
         t.ok(MARKER in out, 'the console tunnel replays the guest\'s earlier output')
         t.ok('VESSEL-PING-OK' in out, 'guest 1 pings guest 2 (typed on its serial console)', out[-500:])
+        s, sess = hotplug_checks(t, d, s, sess, vms, net, vt100)
         taps = ['vif%s.0' % value(s.VM.get_domid(sess, vm)) for vm, _ in vms]
         for vm, _ in vms:
             value(s.VM.hard_shutdown(sess, vm))
