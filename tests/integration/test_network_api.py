@@ -251,11 +251,21 @@ def pifs(t, s, sess, host, n2):
         t.ok(link(NIC + '.43') is None, 'PIF.destroy of a VLAN PIF removes the VLAN')
     else:
         print('# this kernel has no 802.1Q support: VLAN.create checked for a clean failure')
+        pifs_before = sorted(value(s.PIF.get_all(sess)))
+        links_before = sorted(l['ifname'] for l in json.loads(ip('-j', 'link', 'show').stdout or '[]'))
         e = error(s.VLAN.create(sess, pif, '42', vlan_net))
         t.ok(e and e[0] == 'INTERNAL_ERROR' and '802.1Q' in e[1], 'VLAN.create fails cleanly without 8021q', e)
         t.ok(link(NIC + '.42') is None and value(s.VLAN.get_all(sess)) == [], 'and leaves no link, no VLAN')
+        t.eq(sorted(value(s.PIF.get_all(sess))), pifs_before, 'and no untagged PIF record')
+        t.eq(value(s.network.get_PIFs(sess, vlan_net)), [], 'the network stays without a PIF')
         e = error(s.pool.create_VLAN(sess, NIC, vlan_net, '43'))
         t.ok(e and e[0] == 'INTERNAL_ERROR', 'pool.create_VLAN likewise', e)
+        e = error(s.PIF.create_VLAN(sess, NIC, vlan_net, value(s.session.get_this_host(sess, sess)),
+                                    '44'))
+        t.ok(e and e[0] == 'INTERNAL_ERROR' and '802.1Q' in e[1], 'PIF.create_VLAN likewise', e)
+        links_after = sorted(l['ifname'] for l in json.loads(ip('-j', 'link', 'show').stdout or '[]'))
+        t.eq(links_after, links_before, 'the failed creates left no link on the host')
+        t.eq(sorted(value(s.PIF.get_all(sess))), pifs_before, 'and no PIF record from any of them')
     t.eq(error(s.pool.create_VLAN(sess, 'nosuch9', vlan_net, '43')), ['INVALID_VALUE', 'device', 'nosuch9'],
          'pool.create_VLAN of an unknown device')
     value(s.network.destroy(sess, vlan_net))

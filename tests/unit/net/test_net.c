@@ -1,6 +1,7 @@
 /* tests/unit/net/test_net.c - net/ against the real kernel, inside a network
  * namespace of its own: bridges, taps, VLAN links, ports, MTU, MAC, counters,
- * listing and IPv4 addresses.
+ * listing, IPv4 addresses and tbf rate limits (read back through netlink and
+ * through `tc -j`, when tc is installed).
  *
  * main() runs as a launcher first: as root, it creates namespace
  * vessel-test-<pid> (`ip netns add`), runs this same binary inside it
@@ -321,6 +322,36 @@ test_ipv4(void **state)
 
 /* Nothing made by a case may outlive it. */
 static void
+test_tbf(void **state)
+{
+    (void)state;
+    struct net_qdisc q;
+    assert_int_equal(net_tap_create("vif8.0", NULL, NULL), 0);
+    assert_int_equal(net_link_set_up("vif8.0", true), 0);
+    assert_int_equal(net_qdisc_tbf_set("vif8.0", 0), -EINVAL);
+    assert_int_equal(net_qdisc_tbf_clear("vif8.0"), 0); /* none of ours: nothing to do */
+    assert_int_equal(net_qdisc_tbf_set("vif8.0", 65536), 0);
+    assert_int_equal(net_qdisc_get("vif8.0", &q), 0);
+    assert_string_equal(q.kind, "tbf");
+    assert_true(q.ours);
+    assert_int_equal(q.rate_bytes_per_s, 65536);
+    assert_int_equal(q.limit_bytes, 16384 + 65536 / 5);
+    if (sh("command -v tc >/dev/null") == 0)
+        assert_int_equal(sh("tc -j qdisc show dev vif8.0 | grep -q '\"kind\":\"tbf\".*\"rate\":65536'"),
+                         0);
+    /* replaced in place; a rate above 32 bits goes as TCA_TBF_RATE64 */
+    assert_int_equal(net_qdisc_tbf_set("vif8.0", 5000000000ull), 0);
+    assert_int_equal(net_qdisc_get("vif8.0", &q), 0);
+    assert_int_equal(q.rate_bytes_per_s, 5000000000ull);
+    assert_int_equal(net_qdisc_tbf_clear("vif8.0"), 0);
+    assert_int_equal(net_qdisc_get("vif8.0", &q), 0);
+    assert_string_not_equal(q.kind, "tbf");
+    assert_false(q.ours);
+    assert_int_equal(net_qdisc_tbf_set("nosuch0", 1000), -ENODEV);
+    assert_int_equal(net_link_delete("vif8.0"), 0);
+}
+
+static void
 test_nothing_left(void **state)
 {
     (void)state;
@@ -349,6 +380,7 @@ run_cases(void)
         cmocka_unit_test(test_vlan_links),
         cmocka_unit_test(test_vlan_args),
         cmocka_unit_test(test_ipv4),
+        cmocka_unit_test(test_tbf),
         cmocka_unit_test(test_nothing_left),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
