@@ -79,10 +79,28 @@ storage_gc_writer_end(const char *uuid)
     pthread_mutex_unlock(&gc.lock);
 }
 
+/* VDI @uuid's other_config:leaf-coalesce=false (SM's switch) keeps it as it is. */
+static bool
+leaf_coalesce_off(struct server *srv, const char *uuid)
+{
+    char *ref = NULL;
+    struct xapi_vdi_record *v = NULL;
+    bool off = false;
+    if (db_ref_by_uuid(srv->db, &xapi_class_vdi, uuid, &ref, NULL) &&
+        db_get(srv->db, &xapi_class_vdi, ref, (void **)&v, NULL)) {
+        const char *flag = xmap_get_str((const struct xmap *)&v->other_config, "leaf-coalesce");
+        off = flag && strcmp(flag, "false") == 0;
+    }
+    xapi_vdi_record_free(v);
+    free(ref);
+    return off;
+}
+
 static bool
 skip_child(void *opaque, const char *uuid)
 {
-    (void)opaque;
+    if (opaque && leaf_coalesce_off(opaque, uuid))
+        return true;
     bool skip = false;
     pthread_mutex_lock(&gc.lock);
     for (size_t i = 0; i < gc.n_writers && !skip; i++)
@@ -178,10 +196,26 @@ step_leaf(struct server *srv, const char *path, const struct sr_file_gc_candidat
     return rc;
 }
 
+/* Whether the file system under @path has room for a fold of @bytes (the
+ * parent may grow by as much as the child holds) with 1/16 to spare. */
+static bool
+room_for(const char *path, uint64_t bytes)
+{
+    uint64_t size = 0, avail = 0;
+    if (sr_file_space(path, &size, &avail) < 0)
+        return false;
+    return avail / 16 * 15 > bytes;
+}
+
 static void
 collect_sr(struct server *srv, const char *sr, const char *path)
 {
-    bool changed = false;
+    unsigned removed = 0;
+    if (sr_file_gc_remove_garbage(path, &removed) < 0)
+        log_warn("gc.garbage", "sr=%s error=\"%s\"", path, sr_file_last_error());
+    bool changed = removed > 0;
+    if (removed)
+        log_info("gc.garbage", "sr=%s removed=%u", path, removed);
     for (int steps = 0; steps < STEPS_PER_PASS; steps++) {
         pthread_mutex_lock(&gc.lock);
         bool stop = gc.stop;
@@ -189,10 +223,15 @@ collect_sr(struct server *srv, const char *sr, const char *path)
         if (stop)
             break;
         struct sr_file_gc_candidate c;
-        int rc = sr_file_gc_find(path, skip_child, NULL, &c);
+        int rc = sr_file_gc_find(path, skip_child, srv, &c);
         if (rc <= 0) {
             if (rc < 0)
                 log_warn("gc.find", "sr=%s error=\"%s\"", path, sr_file_last_error());
+            break;
+        }
+        if (!room_for(path, c.child_data)) {
+            log_warn("gc.space", "sr=%s child=%s bytes=%llu: not enough free space to coalesce",
+                     path, c.child, (unsigned long long)c.child_data);
             break;
         }
         rc = c.child_is_leaf ? step_leaf(srv, path, &c) : step_interior(srv, path, &c);
@@ -224,6 +263,10 @@ sr_collect(void *opaque, const char *ref, const void *rec)
     struct sr_refs *l = opaque;
     const struct xapi_sr_record *s = rec;
     if (strcmp(s->type, "ext") != 0 && strcmp(s->type, "file") != 0)
+        return true;
+    /* other_config:coalesce=false switches the collector off for an SR, as in SM */
+    const char *flag = xmap_get_str((const struct xmap *)&s->other_config, "coalesce");
+    if (flag && strcmp(flag, "false") == 0)
         return true;
     char **grown = realloc(l->refs, (l->n + 1) * sizeof(*grown));
     if (!grown)

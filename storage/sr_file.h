@@ -132,6 +132,10 @@ struct sr_file_gc_candidate {
 int sr_file_gc_find(const char *path, bool (*skip)(void *opaque, const char *child_uuid),
                     void *opaque, struct sr_file_gc_candidate *out);
 
+/* Deletes every base that no file names as its parent any more (what a
+ * destroy cut short by a crash leaves), and so on up; *@removed counts them. */
+int sr_file_gc_remove_garbage(const char *path, unsigned *removed);
+
 /* Interior case, long: folds base @c->child into @c->parent. Runs without
  * the names lock; readers of the chain go on. */
 int sr_file_gc_fold(const char *path, const struct sr_file_gc_candidate *c,

@@ -107,6 +107,39 @@ sr_file_gc_find(const char *path, bool (*skip)(void *opaque, const char *child_u
 }
 
 int
+sr_file_gc_remove_garbage(const char *path, unsigned *removed)
+{
+    *removed = 0;
+    pthread_mutex_lock(&sr_file_names_lock);
+    int rc = 0;
+    for (bool again = true; again && rc == 0;) {
+        struct sr_file_vhd *v = NULL;
+        size_t n = 0;
+        again = false;
+        if ((rc = sr_file_scan(path, &v, &n)) < 0)
+            break;
+        for (size_t i = 0; i < n; i++) {
+            size_t only = 0;
+            char file[PATH_MAX];
+            if (!v[i].hidden || count_children(v, n, v[i].uuid, &only) != 0 ||
+                file_of(file, sizeof(file), path, &v[i]) < 0)
+                continue;
+            if (unlink(file) < 0) {
+                rc = sr_file_fail(-errno, "unlink %s: %s", file, strerror(errno));
+                break;
+            }
+            ++*removed;
+            again = true; /* its parent may have lost its last child */
+        }
+        free(v);
+    }
+    pthread_mutex_unlock(&sr_file_names_lock);
+    if (*removed)
+        sr_file_sync_dir(path);
+    return rc;
+}
+
+int
 sr_file_gc_fold(const char *path, const struct sr_file_gc_candidate *c,
                 sr_file_progress_fn *progress, void *opaque)
 {

@@ -230,6 +230,26 @@ def after_stop(t, d, e):
     t.ok(ok, 'vhd check passes at the end', bad)
 
 
+def switches(t, d, e):
+    """SM's switches: VDI other_config:leaf-coalesce=false keeps a leaf's chain,
+    SR other_config:coalesce=false keeps the whole SR's."""
+    s, sess = e.s, e.sess
+    value(s.VDI.add_to_other_config(sess, e.vdi, 'leaf-coalesce', 'false'))
+    snap = value(s.VDI.snapshot(sess, e.vdi, {}))
+    value(s.VDI.destroy(sess, snap))
+    value(s.SR.scan(sess, e.sr))
+    time.sleep(1.5)
+    t.eq(len(bases(e.path)), 1, 'leaf-coalesce=false: the base stays')
+    value(s.VDI.remove_from_other_config(sess, e.vdi, 'leaf-coalesce'))
+    value(s.SR.add_to_other_config(sess, e.sr, 'coalesce', 'false'))
+    value(s.SR.scan(sess, e.sr))
+    time.sleep(1.5)
+    t.eq(len(bases(e.path)), 1, 'SR coalesce=false: the base stays')
+    value(s.SR.remove_from_other_config(sess, e.sr, 'coalesce'))
+    value(s.SR.scan(sess, e.sr))
+    t.ok(wait_for(lambda: not bases(e.path), 20), 'without the switches SR.scan gets it collected')
+
+
 def restart_collects(t, d, e):
     """A base left with one child while vesseld was down is collected at start."""
     s, sess = e.s, e.sess
@@ -256,6 +276,7 @@ def main():
         collect_leaf(t, d, e, snap, svdi)
         collect_interior_and_big_leaf(t, d, e)
         after_stop(t, d, e)
+        switches(t, d, e)
         restart_collects(t, d, e)
     except Exception as exc:  # a crash of the test is a failure, with its reason
         import traceback

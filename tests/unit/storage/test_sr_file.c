@@ -333,6 +333,23 @@ test_gc_merge_leaf(void **state)
     assert_int_equal(sr_file_gc_find(dir, NULL, NULL, &c), 0);
     write_pattern(U1, 0x11, 0, 4096); /* the VDI is writable again */
     assert_true(reads_as(dir, U1, 0x11, 0, 4096));
+    /* bases without children (a destroy cut short) are garbage, up the chain */
+    char b2[37];
+    unsigned removed = 9;
+    assert_int_equal(sr_file_gc_remove_garbage(dir, &removed), 0);
+    assert_int_equal(removed, 0);
+    assert_int_equal(sr_file_vdi_snapshot(dir, U1, U2, base), 0);
+    assert_int_equal(sr_file_vdi_snapshot(dir, U2, U3, b2), 0);
+    assert_int_equal(count_files(), 5);
+    assert_int_equal(unlink(file(U2)), 0);
+    assert_int_equal(unlink(file(U3)), 0);
+    assert_int_equal(sr_file_gc_remove_garbage(dir, &removed), 0);
+    assert_int_equal(removed, 1); /* b2; base still has U1 */
+    assert_int_equal(count_files(), 2);
+    assert_int_equal(unlink(file(U1)), 0);
+    assert_int_equal(sr_file_gc_remove_garbage(dir, &removed), 0);
+    assert_int_equal(removed, 1);
+    assert_int_equal(count_files(), 0);
 }
 
 static bool
