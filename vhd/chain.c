@@ -46,7 +46,9 @@ vhd_chain_close(struct vhd_chain *c)
     for (unsigned i = 0; i < c->n_images; i++) {
         struct vhd_image *img = c->images[i];
         if (img->writable) {
-            int rc = vhd_image_sync_footer(img);
+            int rc = vhd_image_batch_commit(img);
+            if (rc == 0)
+                rc = vhd_image_sync_footer(img);
             if (rc == 0 && fdatasync(img->fd) != 0)
                 rc = -errno;
             if (rc < 0 && first == 0)
@@ -101,7 +103,7 @@ open_parents(struct vhd_chain *c, unsigned flags)
         if (rc < 0)
             return rc;
         struct vhd_image *parent;
-        rc = open_one(ppath, flags & VHD_OPEN_HEAD_FOOTER, &parent);
+        rc = open_one(ppath, flags & (VHD_OPEN_HEAD_FOOTER | VHD_OPEN_LINKS_ONLY), &parent);
         if (rc == -ENOENT)
             return vhd_fail(-ENOENT, "parent %s is missing", ppath);
         if (rc < 0)

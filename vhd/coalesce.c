@@ -6,8 +6,12 @@
  * if the copy stops half-way, the chain still reads the same bytes (the child shadows every
  * sector copied so far), so a coalesce can simply be run again. Afterwards the child adds
  * nothing and may be deleted; children of the child would have to be re-parented, which is
- * the caller's business (SM does it with `vhd-util modify -p`). Only safe when the parent
- * has no other child. Facts: shared/spec/storage.md 2.4.
+ * the caller's business (vhd_reparent()). Only safe when the parent has no other child.
+ * The parent's new blocks are allocated in batches (write.c): data of up to 64 blocks, one
+ * fdatasync, their BAT sectors, one fdatasync - never a BAT entry before its data.
+ * Online: other processes may keep the child's chain (and so the parent) open read-only
+ * meanwhile; they never read the parent's sectors that the child holds, and nothing else of
+ * the parent changes. Facts: shared/spec/storage.md 2.4.
  */
 #include <errno.h>
 
@@ -85,6 +89,7 @@ vhd_coalesce(const char *child_path, vhd_progress_fn *progress, void *opaque)
         vhd_chain_close(child);
         return rc;
     }
+    vhd_image_batch_begin(parent->images[0]);     /* one fdatasync per 64 blocks */
     rc = copy_present(child, parent, progress, opaque);
     int rc2 = vhd_chain_close(parent);
     vhd_chain_close(child);

@@ -172,8 +172,10 @@ vhd_snapshot(const char *parent_path, const char *child_path)
                         child_path);
     if (strcmp(pdir, cdir) != 0)
         return vhd_fail(-EXDEV, "parent and child must be in the same directory");
+    /* Footers, headers, UUID links, loops and depth are what a child needs; the BATs are
+     * validated whenever the new chain is opened (O(depth) small reads, not O(BATs)). */
     struct vhd_chain *c;
-    rc = vhd_chain_open(parent_path, VHD_OPEN_RDONLY, &c);
+    rc = vhd_chain_open(parent_path, VHD_OPEN_LINKS_ONLY, &c);
     if (rc < 0)
         return rc;
     if (vhd_chain_depth(c) + 1 > VHD_MAX_SNAPSHOT_DEPTH) {

@@ -138,7 +138,7 @@ extend_meta_end(struct vhd_image *img)
 }
 
 static int
-open_sparse(struct vhd_image *img, char *why, size_t why_size)
+open_sparse(struct vhd_image *img, unsigned flags, char *why, size_t why_size)
 {
     uint64_t doff = img->footer.data_offset;
     if (doff + VHD_HEADER_SIZE > img->file_size - VHD_FOOTER_SIZE)
@@ -160,6 +160,8 @@ open_sparse(struct vhd_image *img, char *why, size_t why_size)
     img->meta_end = vhd_batmap_header_offset(&img->header);
     if (doff + VHD_HEADER_SIZE > img->meta_end)
         img->meta_end = doff + VHD_HEADER_SIZE;
+    if (flags & VHD_OPEN_LINKS_ONLY)
+        return 0;       /* header validated; the BAT is neither loaded nor trusted */
     extend_meta_end(img);
     rc = vhd_bat_load(img);
     if (rc < 0)
@@ -222,7 +224,7 @@ vhd_image_open_fd(int fd, unsigned flags, const char *path, struct vhd_image **o
                             (unsigned long long)img->file_size);
     } else {
         char why[160];
-        rc = open_sparse(img, why, sizeof(why));
+        rc = open_sparse(img, flags, why, sizeof(why));
         if (rc < 0)
             return rc;
     }

@@ -60,9 +60,11 @@ struct vhd_chain;
 int vhd_create(const char *path, uint64_t size_bytes, enum vhd_type type);
 
 /* Create @child_path, an empty differencing VHD whose parent is @parent_path. The parent
- * must be a sound VHD chain, in the same directory as the child (parents are resolved by
- * file name inside the child's directory, spec 5 row 22), and the new chain no deeper than
- * VHD_MAX_SNAPSHOT_DEPTH. The parent is left untouched: from now on it must only be read
+ * must be in the same directory as the child (parents are resolved by file name inside the
+ * child's directory, spec 5 row 22) and the new chain no deeper than VHD_MAX_SNAPSHOT_DEPTH.
+ * Of the parent chain, footers, headers, UUID links, loops and depth are checked, not the
+ * BATs (so the cost does not grow with disk size times depth): every open of the new chain
+ * validates them as usual. The parent is left untouched: from now on it must only be read
  * (every chain opens parents read-only). Errors: -EEXIST, -EXDEV (different directory),
  * -EMLINK (chain too deep), and those of vhd_chain_open() on the parent. */
 int vhd_snapshot(const char *parent_path, const char *child_path);

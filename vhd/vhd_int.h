@@ -114,7 +114,16 @@ struct vhd_image {
     uint8_t **bitmaps;             /* n_bat lazily loaded bitmaps (invariant 3) */
     uint8_t *bitmap_full;          /* n_bat flags: 1 = every bit set, 0 = unknown/not */
     bool footer_dirty;             /* trailing footer must be rewritten at end_of_data */
+    /* batched allocation (write.c, used by coalesce): blocks whose data is written but whose
+     * BAT entry is only in memory until vhd_image_batch_commit() */
+    bool batching;
+    uint32_t n_pending;
+    uint32_t pending[64];
 };
+
+/* Internal open flag: validate footers, headers and links only; no BAT is loaded, so the
+ * chain may not be read or written, only inspected (vhd_snapshot()). */
+#define VHD_OPEN_LINKS_ONLY (1u << 16)
 
 struct vhd_chain {
     unsigned n_images;
@@ -254,6 +263,8 @@ int vhd_image_read_data(struct vhd_image *img, void *buf, uint64_t off, size_t l
 /* ---- write.c ---- */
 int vhd_image_write(struct vhd_image *img, const void *buf, uint64_t off, size_t len,
                     bool full_block_hint);
+void vhd_image_batch_begin(struct vhd_image *img);
+int vhd_image_batch_commit(struct vhd_image *img);
 
 /* ---- create.c ---- */
 int vhd_create_image(const char *path, uint64_t size_bytes, enum vhd_type type,

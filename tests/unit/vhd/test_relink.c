@@ -267,6 +267,77 @@ test_set_hidden(void **state)
     assert_int_equal(vhd_set_hidden(path("absent.vhd"), true), -ENOENT);
 }
 
+/* Coalesce allocating more blocks than one batch holds (64), into a dynamic base and into
+ * a differencing parent; both read exactly what the child's chain read. */
+static void
+test_coalesce_batches(void **state)
+{
+    const uint64_t size = 300ull << 20;      /* 150 blocks */
+    uint8_t sec[512];
+    struct vhd_chain *c;
+    static uint8_t want[512], have[512];
+    assert_int_equal(vhd_create(path("bb.vhd"), size, VHD_TYPE_DYNAMIC), 0);
+    assert_int_equal(vhd_snapshot(path("bb.vhd"), path("bm.vhd")), 0);
+    assert_int_equal(vhd_snapshot(path("bm.vhd"), path("bl.vhd")), 0);
+    const char *layers[2] = {"bm.vhd", "bl.vhd"};
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(vhd_chain_open(path(layers[k]), VHD_OPEN_RDWR, &c), 0);
+        for (uint32_t b = (uint32_t)k; b < 150; b += 1 + (uint32_t)k) {
+            fill(sec, sizeof(sec), b * 3 + (unsigned)k);
+            assert_int_equal(vhd_chain_write(c, sec, (uint64_t)b * (2 << 20) + 512 * b, 512,
+                                             false), 0);
+        }
+        assert_int_equal(vhd_chain_close(c), 0);
+    }
+    /* bl into bm (differencing parent, existing and new blocks), then bm into bb */
+    assert_int_equal(vhd_coalesce(path("bl.vhd"), NULL, NULL), 0);
+    assert_sound(path("bm.vhd"));
+    assert_int_equal(vhd_coalesce(path("bm.vhd"), NULL, NULL), 0);
+    assert_sound(path("bb.vhd"));
+    assert_int_equal(vhd_chain_open(path("bb.vhd"), VHD_OPEN_RDONLY, &c), 0);
+    struct vhd_info in;
+    assert_int_equal(vhd_chain_info(c, 0, &in), 0);
+    assert_int_equal(in.allocated_blocks, 150);
+    for (uint32_t b = 0; b < 150; b++) {
+        unsigned k = b % 2 == 1 ? 1 : 0;        /* the leaf wrote the odd blocks last */
+        fill(want, sizeof(want), b * 3 + k);
+        assert_int_equal(vhd_chain_read(c, have, (uint64_t)b * (2 << 20) + 512 * b, 512), 0);
+        assert_memory_equal(have, want, 512);
+    }
+    vhd_chain_close(c);
+}
+
+/* Snapshot checks links and depth without the BATs; opening the result still checks all. */
+static void
+test_snapshot_links_only(void **state)
+{
+    char a[32], b[32];
+    assert_int_equal(vhd_create(path("d0.vhd"), 4 << 20, VHD_TYPE_DYNAMIC), 0);
+    int i;
+    for (i = 1; i < VHD_MAX_SNAPSHOT_DEPTH; i++) {
+        snprintf(a, sizeof(a), "d%d.vhd", i - 1);
+        snprintf(b, sizeof(b), "d%d.vhd", i);
+        assert_int_equal(vhd_snapshot(path(a), path(b)), 0);
+    }
+    snprintf(a, sizeof(a), "d%d.vhd", i - 1);
+    assert_int_equal(vhd_snapshot(path(a), path("too-deep.vhd")), -EMLINK);
+    /* a parent whose BAT names a block past EOF: snapshot succeeds, any open refuses */
+    assert_int_equal(vhd_create(path("badbat.vhd"), 4 << 20, VHD_TYPE_DYNAMIC), 0);
+    int fd = open(path("badbat.vhd"), O_RDWR);
+    uint8_t e[4] = {0x00, 0x10, 0x00, 0x00};
+    assert_int_equal(pwrite(fd, e, 4, 1536), 4);
+    close(fd);
+    assert_int_equal(vhd_snapshot(path("badbat.vhd"), path("onbad.vhd")), 0);
+    struct vhd_chain *c;
+    assert_int_equal(vhd_chain_open(path("onbad.vhd"), VHD_OPEN_RDONLY, &c), -EINVAL);
+    /* links are still checked: a stale parent UUID refuses the snapshot */
+    assert_int_equal(vhd_create(path("pp.vhd"), 4 << 20, VHD_TYPE_DYNAMIC), 0);
+    assert_int_equal(vhd_snapshot(path("pp.vhd"), path("pc.vhd")), 0);
+    assert_int_equal(unlink(path("pp.vhd")), 0);
+    assert_int_equal(vhd_create(path("pp.vhd"), 4 << 20, VHD_TYPE_DYNAMIC), 0);
+    assert_int_equal(vhd_snapshot(path("pc.vhd"), path("pcc.vhd")), -ESTALE);
+}
+
 int
 main(void)
 {
@@ -276,6 +347,8 @@ main(void)
         cmocka_unit_test(test_online_coalesce_reparent),
         cmocka_unit_test(test_reparent_errors),
         cmocka_unit_test(test_set_hidden),
+        cmocka_unit_test(test_coalesce_batches),
+        cmocka_unit_test(test_snapshot_links_only),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
