@@ -264,9 +264,11 @@ sr_collect(void *opaque, const char *ref, const void *rec)
     const struct xapi_sr_record *s = rec;
     if (strcmp(s->type, "ext") != 0 && strcmp(s->type, "file") != 0)
         return true;
-    /* other_config:coalesce=false switches the collector off for an SR, as in SM */
+    /* other_config:coalesce=false switches the collector off for an SR, as in SM.
+     * A shared SR would need one collector for the pool (its master's), which
+     * is not built: another host's guest may be writing a leaf. */
     const char *flag = xmap_get_str((const struct xmap *)&s->other_config, "coalesce");
-    if (flag && strcmp(flag, "false") == 0)
+    if ((flag && strcmp(flag, "false") == 0) || s->shared)
         return true;
     char **grown = realloc(l->refs, (l->n + 1) * sizeof(*grown));
     if (!grown)

@@ -351,12 +351,65 @@ copy_progress(void *opaque, uint64_t done, uint64_t total)
         ctx_progress(opaque, (double)done / (double)total);
 }
 
+/* VDI.copy with into_vdi: @vdi's content written over the existing @into
+ * (only the blocks that differ from @base when one is given: xapi's
+ * incremental copy, for a target known to hold @base already). */
+static bool
+vdi_copy_into(struct call_ctx *ctx, const char *vdi, const char *base, const char *into,
+              char **result, struct xerr **errp)
+{
+    struct xapi_vdi_record *src = NULL, *dst = NULL, *b = NULL;
+    char *src_path = NULL, *dst_path = NULL, *base_path = NULL;
+    bool ok = vdi_open(ctx, vdi, &src, &src_path, errp) &&
+              vdi_open(ctx, into, &dst, &dst_path, errp) &&
+              (strcmp(base, NULL_REF) == 0 || vdi_open(ctx, base, &b, &base_path, errp));
+    bool writer = false;
+    if (ok) {
+        char size[24];
+        snprintf(size, sizeof(size), "%" PRId64, src->virtual_size);
+        if (dst->read_only)
+            ok = xerr_raise(errp, "VDI_READONLY", into);
+        else if (dst->virtual_size < src->virtual_size)
+            ok = xerr_vdi_too_small(errp, into, size);
+        else if (vdi_attached(ctx->db, dst))
+            ok = xerr_vdi_in_use(errp, into, "copy");
+        else if (b && b->virtual_size != src->virtual_size)
+            ok = xerr_raise(errp, "VALUE_NOT_SUPPORTED", "base_vdi", base,
+                            "the base must have the size of the VDI copied");
+        else if (strcmp(vdi, into) == 0)
+            ok = xerr_raise(errp, "VALUE_NOT_SUPPORTED", "into_vdi", into,
+                            "a VDI cannot be copied into itself");
+    }
+    if (ok) {
+        disk_servers_lock(); /* the collector leaves a VDI alone while it is written */
+        writer = storage_gc_writer_begin(dst->uuid);
+        disk_servers_unlock();
+        ok = writer || xerr_nomem(errp);
+    }
+    if (ok) {
+        int rc = sr_file_vdi_copy_into(src_path, src->uuid, base_path, b ? b->uuid : NULL,
+                                       dst_path, dst->uuid, copy_progress, ctx);
+        ok = rc == 0 || storage_fail(errp, rc, dst->SR, into);
+        ok = ok && storage_sr_refresh_vdis(ctx->db, dst->SR, dst_path, errp);
+        ok = ok && ((*result = strdup(into)) || xerr_nomem(errp));
+    }
+    if (writer)
+        storage_gc_writer_end(dst->uuid);
+    xapi_vdi_record_free(src);
+    xapi_vdi_record_free(dst);
+    xapi_vdi_record_free(b);
+    free(src_path);
+    free(dst_path);
+    free(base_path);
+    return ok;
+}
+
 bool
 api_vdi_copy(struct call_ctx *ctx, const char *vdi, const char *sr, const char *base_vdi,
              const char *into_vdi, char **result, struct xerr **errp)
 {
     if (strcmp(into_vdi, NULL_REF) != 0)
-        return xerr_raise(errp, "NOT_IMPLEMENTED", "VDI.copy into an existing VDI");
+        return vdi_copy_into(ctx, vdi, base_vdi, into_vdi, result, errp);
     if (strcmp(base_vdi, NULL_REF) != 0 && !db_exists(ctx->db, &xapi_class_vdi, base_vdi))
         return xerr_handle_invalid(errp, "VDI", base_vdi);
     struct xapi_vdi_record *src = NULL;

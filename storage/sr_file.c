@@ -584,3 +584,78 @@ sr_file_vdi_copy(const char *src_path, const char *uuid, const char *dst_path,
     last_error[0] = '\0';
     return 0;
 }
+
+static bool
+all_zero(const uint8_t *p, size_t n)
+{
+    return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/* The block loop of sr_file_vdi_copy_into over open chains. */
+static int
+copy_blocks(struct vhd_chain *src, struct vhd_chain *base, struct vhd_chain *dst,
+            sr_file_progress_fn *progress, void *opaque)
+{
+    uint64_t size = vhd_chain_size(src);
+    uint8_t *buf = malloc(SR_FILE_BLOCK_BYTES), *old = base ? malloc(SR_FILE_BLOCK_BYTES) : NULL;
+    int rc = 0;
+    if (!buf || (base && !old))
+        rc = -ENOMEM;
+    for (uint64_t off = 0; rc == 0 && off < size; off += SR_FILE_BLOCK_BYTES) {
+        size_t len = (size_t)(size - off < SR_FILE_BLOCK_BYTES ? size - off : SR_FILE_BLOCK_BYTES);
+        uint64_t run = 0;
+        bool allocated = true;
+        if (!base && (rc = vhd_chain_block_status(src, off, len, &run, &allocated)) < 0)
+            break;
+        if (!base && !allocated && run == len) {
+            rc = vhd_chain_zero(dst, off, len, false);
+        } else if ((rc = vhd_chain_read(src, buf, off, len)) == 0) {
+            /* with a base, the target holds the base already: only what differs moves */
+            if (base && (rc = vhd_chain_read(base, old, off, len)) == 0 && !memcmp(buf, old, len))
+                ;
+            else if (rc == 0)
+                rc = all_zero(buf, len) ? vhd_chain_zero(dst, off, len, false)
+                                        : vhd_chain_write(dst, buf, off, len, false);
+        }
+        if (rc == 0 && progress)
+            progress(opaque, off + len, size);
+    }
+    free(buf);
+    free(old);
+    return rc < 0 ? rc : vhd_chain_flush(dst);
+}
+
+int
+sr_file_vdi_copy_into(const char *src_path, const char *uuid, const char *base_path,
+                      const char *base_uuid, const char *dst_path, const char *dst_uuid,
+                      sr_file_progress_fn *progress, void *opaque)
+{
+    char src[PATH_MAX], base[PATH_MAX], dst[PATH_MAX];
+    int rc;
+    if ((rc = sr_file_join(src, sizeof(src), src_path, uuid, LEAF_SUFFIX)) < 0 ||
+        (rc = sr_file_join(dst, sizeof(dst), dst_path, dst_uuid, LEAF_SUFFIX)) < 0 ||
+        (base_path && (rc = sr_file_join(base, sizeof(base), base_path, base_uuid, LEAF_SUFFIX)) < 0))
+        return rc;
+    struct vhd_chain *s = NULL, *b = NULL, *d = NULL;
+    if ((rc = vhd_chain_open(src, VHD_OPEN_RDONLY, &s)) < 0)
+        return sr_file_fail_vhd(rc, src);
+    if (base_path && (rc = vhd_chain_open(base, VHD_OPEN_RDONLY, &b)) < 0) {
+        rc = sr_file_fail_vhd(rc, base);
+    } else if ((rc = vhd_chain_open(dst, VHD_OPEN_RDWR, &d)) < 0) {
+        rc = sr_file_fail_vhd(rc, dst);
+    } else if (vhd_chain_size(d) < vhd_chain_size(s)) {
+        rc = sr_file_fail(-EFBIG, "%s is smaller than %s", dst, src);
+    } else if (b && vhd_chain_size(b) != vhd_chain_size(s)) {
+        rc = sr_file_fail(-EINVAL, "the base %s differs in size from %s", base, src);
+    } else if ((rc = copy_blocks(s, b, d, progress, opaque)) < 0) {
+        rc = sr_file_fail_vhd(rc, dst);
+    }
+    int closed = vhd_chain_close(d);
+    vhd_chain_close(b);
+    vhd_chain_close(s);
+    if (rc == 0 && closed < 0)
+        rc = sr_file_fail_vhd(closed, dst);
+    if (rc == 0)
+        sr_file_clear_error();
+    return rc;
+}

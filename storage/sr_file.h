@@ -165,4 +165,14 @@ int sr_file_vdi_resize(const char *path, const char *uuid, uint64_t size_bytes);
 int sr_file_vdi_copy(const char *src_path, const char *uuid, const char *dst_path,
                      const char *new_uuid, sr_file_progress_fn *progress, void *opaque);
 
+/* VDI @uuid's content written into the existing VDI @dst_uuid of SR
+ * @dst_path (at least as large: -EFBIG; what lies beyond @uuid's size is left
+ * as it was). With @base_path/@base_uuid (a VDI of the same size that
+ * @dst_uuid is known to hold already, e.g. an earlier snapshot), only the
+ * 2 MiB blocks where @uuid differs from the base are written: an incremental
+ * copy. Without, every block is written, all-zero ones as zeros (sparse). */
+int sr_file_vdi_copy_into(const char *src_path, const char *uuid, const char *base_path,
+                          const char *base_uuid, const char *dst_path, const char *dst_uuid,
+                          sr_file_progress_fn *progress, void *opaque);
+
 #endif

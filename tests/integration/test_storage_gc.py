@@ -230,6 +230,65 @@ def after_stop(t, d, e):
     t.ok(ok, 'vhd check passes at the end', bad)
 
 
+def serve_write(path, cmd):
+    """qemu-io on a VDI's file through a private `vhd serve` (vesseld not using it)."""
+    sock = path + '.sock'
+    srv = subprocess.Popen([VHD_TOOL, 'serve', '--socket', sock, path],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: os.path.exists(sock), 5)
+        return qemu_io(sock, cmd)
+    finally:
+        srv.terminate()
+        srv.wait(10)
+        if os.path.exists(sock):
+            os.unlink(sock)
+
+
+def new_vdi(s, sess, sr, size, name):
+    return value(s.VDI.create(sess, {
+        'name_label': name, 'name_description': '', 'SR': sr, 'virtual_size': str(size),
+        'type': 'user', 'sharable': False, 'read_only': False, 'other_config': {}}))
+
+
+def copy_into(t, d, e):
+    """VDI.copy into an existing VDI: whole, and incremental from a base."""
+    s, sess = e.s, e.sess
+    expect = [(0, 512 * 1024, 0xbb), (512 * 1024, 512 * 1024, 0xaa), (4 * MiB, MiB, 0xcc),
+              (8 * MiB, 2 * MiB, 0xd1), (20 * MiB, MiB, 0x11), (30 * MiB, 20 * MiB, 0xe1),
+              (52 * MiB, 8 * MiB, 0x77), (60 * MiB, 4 * MiB, 0)]
+    target = new_vdi(s, sess, e.sr, 64 * MiB, 'target')
+    tfile = os.path.join(e.path, value(s.VDI.get_uuid(sess, target)) + '.vhd')
+    ok, _ = serve_write(tfile, 'write -P 0x99 60M 1M')  # junk the copy must clear
+    t.eq(value(s.VDI.copy(sess, e.vdi, 'OpaqueRef:NULL', 'OpaqueRef:NULL', target)), target,
+         'VDI.copy into_vdi returns the target')
+    ok, why = chain_reads(tfile, expect)
+    t.ok(ok, 'the target reads exactly as the source, zeros included', why)
+    # incremental: the target holds snapshot s0; only blocks s1 changed are sent
+    s0 = value(s.VDI.snapshot(sess, e.vdi, {}))
+    value(s.VM.start(sess, e.vm, False, False))
+    ok, out = qemu_io(e.sock, 'write -P 0x42 12M 1M')
+    value(s.VM.hard_shutdown(sess, e.vm))
+    s1 = value(s.VDI.snapshot(sess, e.vdi, {}))
+    ok2, _ = serve_write(tfile, 'write -P 0x55 2M 64k')  # where s0 == s1: must stay
+    t.ok(ok and ok2, 'a change between two snapshots, a marker in the target', out)
+    value(s.VDI.copy(sess, s1, 'OpaqueRef:NULL', s0, target))
+    ok, why = chain_reads(tfile, [(12 * MiB, MiB, 0x42), (2 * MiB, 65536, 0x55),
+                                  (8 * MiB, 2 * MiB, 0xd1)])
+    t.ok(ok, 'with base_vdi only the changed blocks are written', why)
+    small = new_vdi(s, sess, e.sr, 8 * MiB, 'small')
+    err = error(s.VDI.copy(sess, e.vdi, 'OpaqueRef:NULL', 'OpaqueRef:NULL', small))
+    t.ok(err and err[0] == 'VDI_TOO_SMALL' and err[1] == small, 'into a smaller VDI: VDI_TOO_SMALL', err)
+    value(s.VDI.set_read_only(sess, target, True))
+    err = error(s.VDI.copy(sess, e.vdi, 'OpaqueRef:NULL', 'OpaqueRef:NULL', target))
+    t.ok(err and err[0] == 'VDI_READONLY', 'into a read-only VDI: VDI_READONLY', err)
+    err = error(s.VDI.copy(sess, e.vdi, 'OpaqueRef:NULL', 'OpaqueRef:NULL', e.vdi))
+    t.ok(err and err[0] == 'VALUE_NOT_SUPPORTED', 'into itself: refused', err)
+    for v in (s0, s1, target, small):
+        value(s.VDI.destroy(sess, v))
+    t.ok(wait_for(lambda: not bases(e.path), 20), 'the snapshots\' bases are collected')
+
+
 def switches(t, d, e):
     """SM's switches: VDI other_config:leaf-coalesce=false keeps a leaf's chain,
     SR other_config:coalesce=false keeps the whole SR's."""
@@ -276,6 +335,7 @@ def main():
         collect_leaf(t, d, e, snap, svdi)
         collect_interior_and_big_leaf(t, d, e)
         after_stop(t, d, e)
+        copy_into(t, d, e)
         switches(t, d, e)
         restart_collects(t, d, e)
     except Exception as exc:  # a crash of the test is a failure, with its reason
