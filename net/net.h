@@ -136,6 +136,31 @@ int net_qdisc_tbf_clear(const char *name);
 /* The root qdisc of @name: -ENOENT when the kernel reports none. */
 int net_qdisc_get(const char *name, struct net_qdisc *out);
 
+/* ---- address locks (net/nft.c) ---- */
+
+#include <netinet/in.h>
+
+/* What a locked VIF may send: frames from @mac only, and of those only IPv4
+ * and ARP from an address of @v4, IPv6 from an address of @v6. */
+struct net_lock {
+    const uint8_t *mac;          /* NET_MAC_LEN bytes */
+    const struct in_addr *v4;
+    size_t n_v4;                 /* at most 64 */
+    const struct in6_addr *v6;
+    size_t n_v6;                 /* at most 64 */
+};
+
+/* Filters what enters the host on link @tap (for a VIF's tap: what the guest
+ * sends) per @l: an nf_tables netdev chain named @tap in table "vessel",
+ * hooked on @tap's ingress, replacing any earlier one. Traffic towards the
+ * guest is not filtered. -EINVAL for bad arguments; the kernel's error
+ * (-EOPNOTSUPP, -ENOENT ...) without nf_tables netdev support. */
+int net_lock_set(const char *tap, const struct net_lock *l);
+/* Removes @tap's chain; 0 when there is none. */
+int net_lock_clear(const char *tap);
+/* 1 when @tap has a chain, 0 when not, or -errno. */
+int net_lock_present(const char *tap);
+
 /* ---- VLANs ---- */
 
 /* Creates link @name, 802.1Q tag @tag (0..4094; 0 is priority-tagged) on top of @parent (down).

@@ -177,6 +177,20 @@ def hotplug_checks(t, d, s, sess, vms, net, vt100):
     value(s.VIF.set_locking_mode(sess, vif2, 'unlocked'))
     t.ok(master_of(tap2) == 'vbrguest' and ping(addr2, 2, 2), 'locking_mode unlocked: traffic')
 
+    # locked: the guest may send from its MAC and allowed addresses only
+    value(s.VIF.set_ipv4_allowed(sess, vif2, [addr2]))
+    value(s.VIF.set_locking_mode(sess, vif2, 'locked'))
+    t.ok(wait_for(lambda: ping(addr2, 1, 2), 20, 0.5), 'locked, its address allowed: traffic')
+    value(s.VIF.set_ipv4_allowed(sess, vif2, ['10.99.0.99']))
+    t.ok(wait_for(lambda: not ping(addr2, 1, 1), 20, 0.5),
+         'locked, its address no longer allowed: its replies are dropped (live)')
+    value(s.VIF.add_ipv4_allowed(sess, vif2, addr2))
+    t.ok(wait_for(lambda: ping(addr2, 1, 2), 20, 0.5), 'add_ipv4_allowed of its address: traffic again')
+    value(s.VIF.set_ipv4_allowed(sess, vif2, []))
+    t.ok(wait_for(lambda: not ping(addr2, 1, 1), 20, 0.5), 'locked with no address: no traffic')
+    value(s.VIF.set_locking_mode(sess, vif2, 'unlocked'))
+    t.ok(wait_for(lambda: ping(addr2, 1, 2), 20, 0.5), 'unlocked again: traffic')
+
     # QoS: a tbf on the tap (what the guest receives), applied live
     out = console_type(d, sess, vt100_of(s, sess, vm2),
                        'run nc -l -p 5001 </dev/null >/dev/null & echo VESSEL-NC-1', 'VESSEL-NC-1', 20)

@@ -1,7 +1,8 @@
 /* tests/unit/net/test_net.c - net/ against the real kernel, inside a network
  * namespace of its own: bridges, taps, VLAN links, ports, MTU, MAC, counters,
- * listing, IPv4 addresses and tbf rate limits (read back through netlink and
- * through `tc -j`, when tc is installed).
+ * listing, IPv4 addresses, tbf rate limits (read back through netlink and
+ * through `tc -j`, when tc is installed) and nf_tables address locks (made,
+ * replaced, found, removed; that they drop is the guest network test's job).
  *
  * main() runs as a launcher first: as root, it creates namespace
  * vessel-test-<pid> (`ip netns add`), runs this same binary inside it
@@ -17,6 +18,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -352,6 +354,41 @@ test_tbf(void **state)
 }
 
 static void
+test_lock(void **state)
+{
+    (void)state;
+    const uint8_t mac[6] = {0x02, 0x11, 0x22, 0x33, 0x44, 0x55};
+    struct in_addr v4[2];
+    struct in6_addr v6[1];
+    inet_pton(AF_INET, "10.0.0.2", &v4[0]);
+    inet_pton(AF_INET, "10.0.0.3", &v4[1]);
+    inet_pton(AF_INET6, "fd00::2", &v6[0]);
+    struct net_lock l = {.mac = mac, .v4 = v4, .n_v4 = 2, .v6 = v6, .n_v6 = 1};
+    assert_int_equal(net_tap_create("vif9.0", NULL, NULL), 0);
+    assert_int_equal(net_lock_present("vif9.0"), 0);
+    assert_int_equal(net_lock_clear("vif9.0"), 0); /* nothing there: fine */
+    int rc = net_lock_set("vif9.0", &l);
+    if (rc == -EOPNOTSUPP || rc == -EAFNOSUPPORT || rc == -EPROTONOSUPPORT) {
+        printf("# this kernel has no nf_tables netdev support (%d)\n", rc);
+        assert_int_equal(net_link_delete("vif9.0"), 0);
+        return;
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(net_lock_present("vif9.0"), 1);
+    l.n_v4 = 0; /* replaced whole */
+    assert_int_equal(net_lock_set("vif9.0", &l), 0);
+    assert_int_equal(net_lock_present("vif9.0"), 1);
+    if (sh("command -v nft >/dev/null") == 0)
+        assert_int_equal(sh("nft list chain netdev vessel vif9.0 | grep -q 'fd00::2'"), 0);
+    assert_int_equal(net_lock_clear("vif9.0"), 0);
+    assert_int_equal(net_lock_present("vif9.0"), 0);
+    assert_int_equal(net_lock_set("vif9.0", &(struct net_lock){.mac = mac}), 0); /* no address */
+    assert_int_equal(net_lock_clear("vif9.0"), 0);
+    assert_int_equal(net_lock_set("vif9/0", &l), -EINVAL);
+    assert_int_equal(net_link_delete("vif9.0"), 0);
+}
+
+static void
 test_nothing_left(void **state)
 {
     (void)state;
@@ -381,6 +418,7 @@ run_cases(void)
         cmocka_unit_test(test_vlan_args),
         cmocka_unit_test(test_ipv4),
         cmocka_unit_test(test_tbf),
+        cmocka_unit_test(test_lock),
         cmocka_unit_test(test_nothing_left),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
