@@ -421,6 +421,8 @@ sr_create_at(struct server *srv, const char *host,
     if (!path)
         return xerr_nomem(errp);
     int rc = sr_file_attach(path, true);
+    if (rc == 0)
+        rc = sr_file_mark(path, uuid);
     if (rc < 0) {
         free(path);
         return storage_fail(errp, rc, "", NULL);
@@ -706,5 +708,45 @@ sr_bootstrap_local(struct server *srv, struct xerr **errp)
     free(path);
     ok = ok && db_update(srv->db, &xapi_class_pool, srv->pool_ref, pool_sr_default, ref, errp);
     free(ref);
+    return ok;
+}
+
+/* ------------------------------------------------------------------ probe, update */
+
+bool
+api_sr_probe(struct call_ctx *ctx, const char *host,
+             const struct xapi_string_string_map *device_config, const char *type,
+             const struct xapi_string_string_map *sm_config, char **result, struct xerr **errp)
+{
+    (void)sm_config;
+    if (!type_known(type))
+        return xerr_sr_unknown_driver(errp, type);
+    if (!db_exists(ctx->db, &xapi_class_host, host))
+        return xerr_handle_invalid(errp, "host", host);
+    const char *path = xmap_get_str((const struct xmap *)device_config, "path");
+    if (!path || !path[0])
+        return xerr_raise(errp, "SR_BACKEND_FAILURE", "EINVAL", "",
+                          "device_config:path names the directory to probe");
+    char uuid[37];
+    int rc = sr_file_probe(path, uuid);
+    if (rc < 0)
+        return storage_fail(errp, rc, "", NULL);
+    /* SM's answer for file-based SRs: the SRs found, by uuid */
+    int n = rc > 0 ? asprintf(result,
+                              "<?xml version=\"1.0\" ?>\n<SRlist>\n\t<SR>\n\t\t<UUID>%s</UUID>\n"
+                              "\t</SR>\n</SRlist>\n",
+                              uuid)
+                   : asprintf(result, "<?xml version=\"1.0\" ?>\n<SRlist/>\n");
+    return n >= 0 || xerr_nomem(errp);
+}
+
+bool
+api_sr_update(struct call_ctx *ctx, const char *sr, struct xerr **errp)
+{
+    char *path = NULL;
+    if (!storage_sr_path(ctx->db, ctx->srv->host_ref, sr, &path, errp))
+        return false;
+    bool ok = storage_sr_refresh_vdis(ctx->db, sr, path, errp);
+    free(path);
     return ok;
 }

@@ -188,6 +188,54 @@ sr_file_space(const char *path, uint64_t *size_bytes, uint64_t *free_bytes)
     return 0;
 }
 
+#define MARK_NAME ".sr-uuid"
+
+int
+sr_file_mark(const char *path, const char *uuid)
+{
+    char file[PATH_MAX], work[PATH_MAX];
+    if (!sr_file_uuid_valid(uuid))
+        return sr_file_fail(-EINVAL, "not a uuid: %s", uuid);
+    if (snprintf(file, sizeof(file), "%s/%s", path, MARK_NAME) >= (int)sizeof(file) ||
+        snprintf(work, sizeof(work), "%s/%s.part", path, MARK_NAME) >= (int)sizeof(work))
+        return sr_file_fail(-ENAMETOOLONG, "path too long under %s", path);
+    FILE *f = fopen(work, "w");
+    if (!f)
+        return sr_file_fail(-errno, "%s: %s", work, strerror(errno));
+    bool ok = fprintf(f, "%s\n", uuid) > 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(work, file) < 0) {
+        int rc = sr_file_fail(-errno, "%s: %s", file, strerror(errno));
+        unlink(work);
+        return rc;
+    }
+    sr_file_sync_dir(path);
+    return 0;
+}
+
+int
+sr_file_probe(const char *path, char uuid[37])
+{
+    char file[PATH_MAX], line[64];
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return sr_file_fail(-errno, "%s: %s", path, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return sr_file_fail(-ENOTDIR, "%s is not a directory", path);
+    if (snprintf(file, sizeof(file), "%s/%s", path, MARK_NAME) >= (int)sizeof(file))
+        return sr_file_fail(-ENAMETOOLONG, "path too long under %s", path);
+    FILE *f = fopen(file, "r");
+    if (!f)
+        return errno == ENOENT ? 0 : sr_file_fail(-errno, "%s: %s", file, strerror(errno));
+    bool got = fgets(line, sizeof(line), f) != NULL;
+    fclose(f);
+    line[strcspn(line, "\n")] = '\0';
+    if (!got || !sr_file_uuid_valid(line))
+        return 0; /* not a mark of ours: as if absent */
+    memcpy(uuid, line, 37); /* valid: 36 characters and the NUL */
+    return 1;
+}
+
 /* Unlinks every file of ours (and work files) in @path. */
 int
 sr_file_destroy(const char *path)
@@ -203,7 +251,7 @@ sr_file_destroy(const char *path)
         bool hidden;
         size_t n = strlen(e->d_name);
         bool part = e->d_name[0] == '.' && n > 5 && strcmp(e->d_name + n - 5, ".part") == 0;
-        if (!part && !sr_file_name_parse(e->d_name, uuid, &hidden))
+        if (!part && strcmp(e->d_name, MARK_NAME) != 0 && !sr_file_name_parse(e->d_name, uuid, &hidden))
             continue;
         if (unlinkat(dirfd(d), e->d_name, 0) < 0 && errno != ENOENT && rc == 0)
             rc = sr_file_fail(-errno, "unlink %s/%s: %s", path, e->d_name, strerror(errno));

@@ -48,6 +48,13 @@ uint64_t sr_file_round_size(uint64_t size);
  * -EACCES (not writable). */
 int sr_file_attach(const char *path, bool create);
 
+/* Marks @path as the directory of SR @uuid (the file .sr-uuid), so that
+ * SR.probe finds which SR a directory holds after an SR.forget. */
+int sr_file_mark(const char *path, const char *uuid);
+/* The SR uuid marked in @path into @uuid: 1, or 0 when unmarked. Errors:
+ * -ENOENT, -ENOTDIR. */
+int sr_file_probe(const char *path, char uuid[37]);
+
 /* The file system's size and free bytes under @path (statvfs). */
 int sr_file_space(const char *path, uint64_t *size_bytes, uint64_t *free_bytes);
 

@@ -260,6 +260,15 @@ def copy_scan(t, d, s, sess, host, sr, path, vdi, f, vhd_tool, tmp):
     value(s.PBD.unplug(sess, value(s.SR.get_PBDs(sess, sr3))[0]))
     value(s.SR.forget(sess, sr3))
     t.ok(os.path.exists(os.path.join(path3, u3 + '.vhd')), 'SR.forget keeps the files')
+    probe = value(s.SR.probe(sess, host, {'path': path3}, 'ext', {}))
+    t.ok('<UUID>%s</UUID>' % sr3_uuid in probe, 'SR.probe of the directory names the forgotten SR',
+         probe)
+    t.ok('<UUID>' not in value(s.SR.probe(sess, host, {'path': tmp}, 'ext', {})),
+         'SR.probe of a directory that holds no SR: an empty SRlist')
+    e = error(s.SR.probe(sess, host, {'path': tmp + '/none'}, 'ext', {}))
+    t.ok(e and e[0] == 'SR_BACKEND_FAILURE' and 'No such file' in e[3], 'SR.probe of a missing path', e)
+    e = error(s.SR.probe(sess, host, {}, 'ext', {}))
+    t.ok(e and e[0] == 'SR_BACKEND_FAILURE', 'SR.probe without a path', e)
     sr3 = value(s.SR.introduce(sess, sr3_uuid, 'sr3', '', 'ext', 'user', False, {}))
     t.eq(value(s.SR.get_uuid(sess, sr3)), sr3_uuid, 'SR.introduce with the old uuid')
     pbd3 = value(s.PBD.create(sess, {'host': host, 'SR': sr3, 'device_config': {'path': path3},
@@ -267,6 +276,11 @@ def copy_scan(t, d, s, sess, host, sr, path, vdi, f, vhd_tool, tmp):
     value(s.PBD.plug(sess, pbd3))
     value(s.SR.scan(sess, sr3))
     t.ok(value(s.VDI.get_by_uuid(sess, u3)), 'PBD.plug + SR.scan bring the VDI back')
+    r = subprocess.run([vhd_tool, 'resize', '--size', '16M', os.path.join(path3, u3 + '.vhd')],
+                       capture_output=True, text=True)
+    value(s.SR.update(sess, sr3))
+    t.eq(value(s.VDI.get_virtual_size(sess, value(s.VDI.get_by_uuid(sess, u3)))), str(16 * MiB),
+         'SR.update refreshes the sizes from the files (a resize behind our back)')
 
 
 def vbds(t, d, s, sess, sr, vdi, templates):
