@@ -17,9 +17,9 @@
  * its allowed addresses), at attach and live when the mode or the addresses
  * change (vif_locking_apply). QoS: the only algorithm is "ratelimit"
  * with qos_algorithm_params:kbps a positive integer (INVALID_VALUE otherwise);
- * on the qemu backend it becomes a tbf of kbps*1024 bytes/s on the tap
- * (net/qdisc.c: it shapes what the guest receives), at attach and live when
- * the type or params change.
+ * on the qemu backend it shapes what the guest sends to kbps*1024 bytes/s
+ * (net/qdisc.c: the tap's ingress redirected through ifb<domid>.<device>
+ * with a tbf), at attach and live when the type or params change.
  *
  * plug/unplug need a Running VM (VM_BAD_POWER_STATE [vm, running, actual], as
  * VBDs: xenapi.md "VIF.plug/unplug follow the VBD rules"), then
@@ -484,20 +484,30 @@ vif_qos_one(void *opaque, const void *rec)
     q->kbps = kbps ? strtoull(kbps, NULL, 10) : 0;
 }
 
-/* Makes @tap's rate limit what VIF @vif_ref's QoS fields say: a tbf of
- * kbps * 1024 bytes/s (xenopsd's reading of kbps: kilobytes per second), or
- * none. */
+/* The ifb that shapes what the guest sends on @tap: "ifb<domid>.<device>". */
+static bool
+vif_ifb_name(const char *tap, char ifb[IFNAMSIZ])
+{
+    return strncmp(tap, "vif", 3) == 0 && snprintf(ifb, IFNAMSIZ, "ifb%s", tap + 3) < IFNAMSIZ;
+}
+
+/* Makes what the guest sends on @tap limited as VIF @vif_ref's QoS fields say:
+ * kbps * 1024 bytes/s (xenopsd's reading of kbps: kilobytes per second),
+ * shaped through an ifb (net_rx_limit_set), or not at all. */
 static bool
 vif_qos_apply(struct server *srv, const char *vif_ref, const char *tap, struct xerr **errp)
 {
     struct vif_qos q = {0};
+    char ifb[IFNAMSIZ];
     if (!db_with(srv->db, &xapi_class_vif, vif_ref, vif_qos_one, &q, errp))
         return false;
-    int rc = q.ratelimit && q.kbps ? net_qdisc_tbf_set(tap, q.kbps * 1024)
-                                   : net_qdisc_tbf_clear(tap);
+    if (!vif_ifb_name(tap, ifb))
+        return xerr_internal(errp, "no ifb name for tap %s", tap);
+    int rc = q.ratelimit && q.kbps ? net_rx_limit_set(tap, ifb, q.kbps * 1024)
+                                   : net_rx_limit_clear(tap, ifb);
     if (rc < 0)
-        return net_api_errno(errp, rc, "rate limit (tbf qdisc)", tap);
-    log_info("vif.qos", "vif=%s tap=%s kbps=%llu", vif_ref, tap,
+        return net_api_errno(errp, rc, "rate limit (ifb, tbf)", tap);
+    log_info("vif.qos", "vif=%s tap=%s ifb=%s kbps=%llu", vif_ref, tap, ifb,
              q.ratelimit ? (unsigned long long)q.kbps : 0ull);
     return true;
 }
@@ -858,7 +868,10 @@ net_vif_detach(struct server *srv, const char *vif_ref, int64_t domid, struct xe
         return false;
     if (!net_vif_tap_name(domid, v.device, tap, sizeof(tap)))
         return true; /* could never have been made */
+    char ifb[IFNAMSIZ];
     net_lock_clear(tap); /* its chain outlives the tap in the kernel */
+    if (vif_ifb_name(tap, ifb))
+        net_rx_limit_clear(tap, ifb); /* so does the ifb */
     int rc = net_link_delete(tap);
     if (rc < 0 && rc != -ENODEV)
         return net_api_errno(errp, rc, "tap delete", tap);

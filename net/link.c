@@ -461,6 +461,12 @@ link_create(const char *name, const char *kind, unsigned mtu, int parent, link_f
 }
 
 int
+net_ifb_create(const char *name)
+{
+    return link_create(name, "ifb", 0, 0, NULL, NULL);
+}
+
+int
 net_bridge_create(const char *name, unsigned mtu)
 {
     if (mtu && (mtu < 68 || mtu > 65535))

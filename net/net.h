@@ -135,6 +135,19 @@ int net_qdisc_tbf_set(const char *name, uint64_t rate_bytes_per_s);
 int net_qdisc_tbf_clear(const char *name);
 /* The root qdisc of @name: -ENOENT when the kernel reports none. */
 int net_qdisc_get(const char *name, struct net_qdisc *out);
+/* Shapes what link @name receives (for a VIF's tap: what the guest sends) to
+ * @rate_bytes_per_s: makes ifb link @ifb (or reuses it if it is an ifb: any
+ * other kind is -EMEDIUMTYPE), up, with a tbf as above, and redirects every
+ * frame arriving on @name through it (an ingress qdisc on @name with a u32
+ * match-all filter and a mirred egress-redirect action). Replaces an earlier
+ * setting. Needs sch_ingress, cls_u32, act_mirred and ifb: the kernel's error
+ * otherwise (-ENOENT, -EOPNOTSUPP ...), with nothing left on @name. */
+int net_rx_limit_set(const char *name, const char *ifb, uint64_t rate_bytes_per_s);
+/* Undoes net_rx_limit_set: @name's ingress qdisc and ifb @ifb go; 0 when
+ * there were none. */
+int net_rx_limit_clear(const char *name, const char *ifb);
+/* Creates an ifb link @name (down). */
+int net_ifb_create(const char *name);
 
 /* ---- address locks (net/nft.c) ---- */
 

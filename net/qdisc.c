@@ -1,19 +1,26 @@
-/* net/qdisc.c - a token bucket (tbf) as a link's root qdisc, through
- * rtnetlink: set, remove, read back.
+/* net/qdisc.c - rate limits through rtnetlink: a token bucket (tbf) as a
+ * link's root qdisc (set, remove, read back), and the same applied to what a
+ * link receives by redirecting its ingress through an ifb.
  *
- * This is how a VIF's rate limit is applied: the tap's root qdisc shapes what
- * the host sends into the tap, i.e. what the guest receives. (What the guest
- * transmits arrives on the tap's ingress; limiting it needs a policer action
- * (act_police) or redirection to an ifb (act_mirred), which not every kernel
- * has: see docs/networking.md.) The qdisc carries handle NET_TBF_HANDLE so
- * that only ours is ever replaced or removed.
- * Facts: linux/pkt_sched.h (struct tc_tbf_qopt, TCA_TBF_*), net/sched/sch_tbf.c
+ * This is how a VIF's rate limit is applied, as XenServer's limits what the
+ * guest transmits: the guest's frames arrive on the tap's ingress, where only
+ * an action can act (there is no queue to shape on ingress); act_mirred sends
+ * each one out of a per-VIF ifb whose root tbf shapes it, and the ifb then
+ * hands it back to the stack as received on the tap (act_police would drop
+ * instead of shaping, and the test kernel lacks it anyway). The tbf carries
+ * handle NET_TBF_HANDLE so that only ours is ever replaced or removed.
+ * Facts: linux/pkt_sched.h (struct tc_tbf_qopt, TCA_TBF_*), linux/pkt_cls.h
+ * (TCA_U32_*, struct tc_u32_sel), linux/tc_act/tc_mirred.h, drivers/net/ifb.c,
+ * tc-mirred(8), net/sched/sch_tbf.c
  * (TCA_TBF_BURST gives the bucket in bytes, overriding qopt.buffer; a ratespec
  * with linklayer ethernet needs no rate table; qopt.limit is the queue in
  * bytes), tc-tbf(8), rtnetlink(7) (RTM_NEWQDISC, tcmsg).
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <linux/if_ether.h>
 #include <linux/pkt_sched.h>
+#include <linux/tc_act/tc_mirred.h>
 #include <linux/rtnetlink.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,4 +193,125 @@ net_qdisc_tbf_clear(const char *name)
     rc = nl_talk(nlh, NULL, NULL);
     free(buf);
     return rc;
+}
+
+/* ------------------------------------------------------------------ what a link receives */
+
+/* Every frame @tap receives goes out of @ifb instead (where a root tbf shapes
+ * it) and comes back into the stack as if @tap had received it: an ingress
+ * qdisc on @tap with one u32 filter matching everything, whose action is
+ * mirred "egress redirect" to @ifb (linux/tc_act/tc_mirred.h; net/sched/
+ * cls_u32.c: one key of mask 0 matches any packet; TC_U32_TERMINAL ends the
+ * lookup there). */
+#define INGRESS_HANDLE 0xffff0000u
+
+static int
+ingress_qdisc_add(int idx)
+{
+    char *buf = malloc(NL_BUF_SIZE);
+    if (!buf)
+        return -ENOMEM;
+    struct nlmsghdr *nlh = qdisc_msg(buf, RTM_NEWQDISC, NLM_F_CREATE | NLM_F_EXCL, idx,
+                                     INGRESS_HANDLE);
+    ((struct tcmsg *)mnl_nlmsg_get_payload(nlh))->tcm_parent = TC_H_INGRESS;
+    mnl_attr_put_strz(nlh, TCA_KIND, "ingress");
+    int rc = nl_talk(nlh, NULL, NULL);
+    free(buf);
+    return rc;
+}
+
+static int
+ingress_qdisc_del(int idx)
+{
+    char *buf = malloc(NL_BUF_SIZE);
+    if (!buf)
+        return -ENOMEM;
+    struct nlmsghdr *nlh = qdisc_msg(buf, RTM_DELQDISC, 0, idx, INGRESS_HANDLE);
+    ((struct tcmsg *)mnl_nlmsg_get_payload(nlh))->tcm_parent = TC_H_INGRESS;
+    int rc = nl_talk(nlh, NULL, NULL);
+    free(buf);
+    return rc;
+}
+
+static int
+redirect_filter_add(int idx, int ifb_idx)
+{
+    char *buf = malloc(NL_BUF_SIZE);
+    if (!buf)
+        return -ENOMEM;
+    struct nlmsghdr *nlh = qdisc_msg(buf, RTM_NEWTFILTER, NLM_F_CREATE | NLM_F_EXCL, idx, 0);
+    struct tcmsg *tcm = mnl_nlmsg_get_payload(nlh);
+    tcm->tcm_parent = INGRESS_HANDLE;
+    tcm->tcm_info = TC_H_MAKE(1u << 16, htons(ETH_P_ALL)); /* prio 1, every protocol */
+    mnl_attr_put_strz(nlh, TCA_KIND, "u32");
+    struct nlattr *opts = mnl_attr_nest_start(nlh, TCA_OPTIONS);
+    struct {
+        struct tc_u32_sel sel;
+        struct tc_u32_key key;
+    } s;
+    memset(&s, 0, sizeof(s));
+    s.sel.flags = TC_U32_TERMINAL;
+    s.sel.nkeys = 1; /* mask 0 at offset 0: matches all */
+    mnl_attr_put(nlh, TCA_U32_SEL, sizeof(s), &s);
+    struct nlattr *acts = mnl_attr_nest_start(nlh, TCA_U32_ACT);
+    struct nlattr *a1 = mnl_attr_nest_start(nlh, 1); /* the first action */
+    mnl_attr_put_strz(nlh, TCA_ACT_KIND, "mirred");
+    struct nlattr *ao = mnl_attr_nest_start(nlh, TCA_ACT_OPTIONS);
+    struct tc_mirred m;
+    memset(&m, 0, sizeof(m));
+    m.action = TC_ACT_STOLEN;
+    m.eaction = TCA_EGRESS_REDIR;
+    m.ifindex = (uint32_t)ifb_idx;
+    mnl_attr_put(nlh, TCA_MIRRED_PARMS, sizeof(m), &m);
+    mnl_attr_nest_end(nlh, ao);
+    mnl_attr_nest_end(nlh, a1);
+    mnl_attr_nest_end(nlh, acts);
+    mnl_attr_nest_end(nlh, opts);
+    int rc = nl_talk(nlh, NULL, NULL);
+    free(buf);
+    return rc;
+}
+
+int
+net_rx_limit_set(const char *name, const char *ifb, uint64_t rate_bytes_per_s)
+{
+    if (rate_bytes_per_s == 0 || !net_name_valid(ifb))
+        return -EINVAL;
+    int idx = nl_ifindex(name);
+    if (idx < 0)
+        return idx;
+    int rc = net_ifb_create(ifb);
+    if (rc < 0 && rc != -EEXIST)
+        return rc;
+    struct net_link l;
+    if ((rc = net_link_get(ifb, &l)) < 0)
+        return rc;
+    if (strcmp(l.kind, "ifb") != 0)
+        return -EMEDIUMTYPE; /* never redirect into someone else's link */
+    if ((rc = net_link_set_up(ifb, true)) < 0 || (rc = net_qdisc_tbf_set(ifb, rate_bytes_per_s)) < 0)
+        return rc;
+    /* a fresh ingress qdisc: whatever filters were there go with the old one */
+    rc = ingress_qdisc_del(idx);
+    if (rc < 0 && rc != -ENOENT && rc != -EINVAL)
+        return rc;
+    if ((rc = ingress_qdisc_add(idx)) < 0)
+        return rc;
+    if ((rc = redirect_filter_add(idx, l.ifindex)) < 0)
+        ingress_qdisc_del(idx); /* rollback: no half-made redirect */
+    return rc;
+}
+
+int
+net_rx_limit_clear(const char *name, const char *ifb)
+{
+    int idx = nl_ifindex(name);
+    int rc = idx > 0 ? ingress_qdisc_del(idx) : 0;
+    if (rc == -ENOENT || rc == -EINVAL || idx == -ENODEV)
+        rc = 0; /* none there (the kernel says EINVAL for a missing ingress qdisc) */
+    else if (idx < 0)
+        rc = idx;
+    struct net_link l;
+    if (rc == 0 && net_link_get(ifb, &l) == 0 && strcmp(l.kind, "ifb") == 0)
+        rc = net_link_delete(ifb);
+    return rc == -ENODEV ? 0 : rc;
 }

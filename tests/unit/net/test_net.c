@@ -354,6 +354,50 @@ test_tbf(void **state)
 }
 
 static void
+test_rx_limit(void **state)
+{
+    (void)state;
+    struct net_qdisc q;
+    assert_int_equal(net_tap_create("vif8.1", NULL, NULL), 0);
+    assert_int_equal(net_rx_limit_clear("vif8.1", "ifb8.1"), 0); /* nothing there: fine */
+    assert_int_equal(net_rx_limit_set("vif8.1", "ifb8.1", 0), -EINVAL);
+    int rc = net_rx_limit_set("vif8.1", "ifb8.1", 65536);
+    if (rc == -ENOENT || rc == -EOPNOTSUPP) {
+        printf("# this kernel lacks ifb, ingress, u32 or mirred (%d)\n", rc);
+        net_rx_limit_clear("vif8.1", "ifb8.1");
+        assert_int_equal(net_link_delete("vif8.1"), 0);
+        return;
+    }
+    assert_int_equal(rc, 0);
+    struct net_link l;
+    assert_int_equal(net_link_get("ifb8.1", &l), 0);
+    assert_string_equal(l.kind, "ifb");
+    assert_true(l.up);
+    assert_int_equal(net_qdisc_get("ifb8.1", &q), 0);
+    assert_string_equal(q.kind, "tbf");
+    assert_int_equal(q.rate_bytes_per_s, 65536);
+    if (sh("command -v tc >/dev/null") == 0)
+        assert_int_equal(sh("tc filter show dev vif8.1 ingress | grep -q 'Redirect to device ifb8.1'"),
+                         0);
+    assert_int_equal(net_rx_limit_set("vif8.1", "ifb8.1", 131072), 0); /* replaced */
+    assert_int_equal(net_qdisc_get("ifb8.1", &q), 0);
+    assert_int_equal(q.rate_bytes_per_s, 131072);
+    if (sh("command -v tc >/dev/null") == 0)
+        assert_int_equal(sh("test $(tc filter show dev vif8.1 ingress | grep -c Redirect) = 1"), 0);
+    assert_int_equal(net_rx_limit_clear("vif8.1", "ifb8.1"), 0);
+    assert_false(net_link_exists("ifb8.1"));
+    if (sh("command -v tc >/dev/null") == 0)
+        assert_int_equal(sh("test -z \"$(tc filter show dev vif8.1 ingress 2>/dev/null)\""), 0);
+    /* a link of that name that is not an ifb is never used nor deleted */
+    assert_int_equal(net_bridge_create("ifb8.2", 0), 0);
+    assert_int_equal(net_rx_limit_set("vif8.1", "ifb8.2", 65536), -EMEDIUMTYPE);
+    assert_int_equal(net_rx_limit_clear("vif8.1", "ifb8.2"), 0);
+    assert_true(net_link_exists("ifb8.2"));
+    assert_int_equal(net_link_delete("ifb8.2"), 0);
+    assert_int_equal(net_link_delete("vif8.1"), 0);
+}
+
+static void
 test_lock(void **state)
 {
     (void)state;
@@ -418,6 +462,7 @@ run_cases(void)
         cmocka_unit_test(test_vlan_args),
         cmocka_unit_test(test_ipv4),
         cmocka_unit_test(test_tbf),
+        cmocka_unit_test(test_rx_limit),
         cmocka_unit_test(test_lock),
         cmocka_unit_test(test_nothing_left),
     };
