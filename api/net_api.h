@@ -30,16 +30,20 @@ bool net_network_ensure_bridge(struct server *srv, const char *net, char *bridge
 
 /* Creates tap "vif<domid>.<device>" for VIF @vif_ref (host side MAC
  * fe:ff:ff:ff:ff:ff like XenServer's vifs, so the bridge never takes it as its
- * own; the network's MTU), makes it a port of the network's bridge (unless the
- * VIF's effective locking_mode is disabled: then it stays out of every bridge,
- * so its traffic goes nowhere), brings it up, and copies its name into
- * @tap_name (@len >= IFNAMSIZ). A stale tap of that name (a crash) is replaced.
- * The VIF record is not changed: the caller records currently_attached.
- * Errors: HANDLE_INVALID, BRIDGE_NOT_AVAILABLE, INTERNAL_ERROR. */
+ * own; the network's MTU), puts the address lock of locking_mode locked on it
+ * (an nf_tables chain: failing that, no tap), makes it a port of the network's
+ * bridge (unless the VIF's effective locking_mode is disabled: then it stays
+ * out of every bridge, so its traffic goes nowhere), brings it up, applies the
+ * QoS rate limit (ifb<domid>.<device>; a failure is logged, not fatal), and
+ * copies its name into @tap_name (@len >= IFNAMSIZ). A stale tap of that name
+ * (a crash) is replaced. The VIF record is not changed: the caller records
+ * currently_attached. Errors: HANDLE_INVALID, BRIDGE_NOT_AVAILABLE,
+ * INTERNAL_ERROR. */
 bool net_vif_attach(struct server *srv, const char *vif_ref, int64_t domid, char *tap_name,
                     size_t len, struct xerr **errp);
-/* Removes the tap of VIF @vif_ref for domain @domid; no error when it is
- * already gone. Errors: HANDLE_INVALID, INTERNAL_ERROR. */
+/* Removes the tap of VIF @vif_ref for domain @domid, with its address lock
+ * chain and its ifb; no error when it is already gone. Errors: HANDLE_INVALID,
+ * INTERNAL_ERROR. */
 bool net_vif_detach(struct server *srv, const char *vif_ref, int64_t domid, struct xerr **errp);
 
 /* The tap name of a VIF: "vif<domid>.<device>" into @buf; false when it does
@@ -57,7 +61,10 @@ bool net_vif_metrics_update(struct server *srv, const char *vif_ref, const char 
                             struct xerr **errp);
 
 /* Records VIF @vif_ref as (un)plugged: currently_attached and
- * allowed_operations. For the domain manager after attach/detach. */
+ * allowed_operations. For the domain manager after attach/detach. On the
+ * qemu backend, @attached true is recorded only when the VM's running domain
+ * has the VIF's NIC (an unplugged VIF stays unplugged over a reboot in place).
+ * May be called inside a db batch (it only reads the store and xenops). */
 bool net_vif_set_attached(struct server *srv, const char *vif_ref, bool attached,
                           struct xerr **errp);
 
