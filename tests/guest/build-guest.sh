@@ -62,7 +62,7 @@ if [ ! -s "$out/initramfs.cpio" ] || [ "$0" -nt "$out/initramfs.cpio" ]; then
     n=0
     for m in drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_pci_legacy_dev \
              drivers/virtio/virtio_pci_modern_dev drivers/virtio/virtio_pci net/core/failover \
-             drivers/net/net_failover drivers/net/virtio_net; do
+             drivers/net/net_failover drivers/net/virtio_net drivers/block/virtio_blk; do
         n=$((n + 1))
         f=/lib/modules/$kver/kernel/$m.ko
         [ -r "$f" ] && cp "$f" "$root/lib/modules/0$n-$(basename "$m").ko" || true
@@ -85,11 +85,25 @@ mkdir -p /var/log /var/run
 # vessel.ip=ADDR/PREFIX on the kernel command line configures eth0, and any
 # NIC hotplugged later (a background loop: no hotplug helper runs here)
 vip=
+vroot=
 for a in $(cat /proc/cmdline); do
     case "$a" in
     vessel.ip=*) vip=${a#vessel.ip=} ;;
+    vessel.root=*) vroot=${a#vessel.root=} ;;
     esac
 done
+# vessel.root=DEV: the root file system is on a disk (the same tree, marked by
+# /etc/vessel-root); this initramfs mounts it and hands over, as a distribution's does.
+if [ -n "$vroot" ] && [ ! -e /etc/vessel-root ]; then
+    mkdir -p /newroot
+    for i in 1 2 3 4 5 6 7 8 9 10; do [ -b "$vroot" ] && break; sleep 0.5; done
+    if mount -t ext4 "$vroot" /newroot; then
+        umount /proc /sys 2>/dev/null
+        exec switch_root /newroot /init
+    fi
+    echo VESSEL-ROOT-FAILED > /dev/console
+fi
+[ -e /etc/vessel-root ] && echo VESSEL-ROOT-UP > /dev/console
 if [ -n "$vip" ]; then
     ip link set eth0 up 2>/dev/null && ip addr add "$vip" dev eth0
     (while :; do
