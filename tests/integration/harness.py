@@ -154,6 +154,13 @@ class Vesseld:
             self.proc.wait()
         self.proc = None
 
+    def kill_all(self):
+        """Kills vesseld and what it left running: guests and disk servers
+        outlive vesseld by design, so a test ends its own (they all name the
+        data directory on their command line)."""
+        self.kill()
+        subprocess.run(['pkill', '-9', '-f', self.dir], capture_output=True)
+
     def cleanup(self):
         self.kill()
         if self.own_dir and not os.environ.get('VESSEL_KEEP'):
@@ -183,6 +190,37 @@ def wait_for(fn, timeout=30.0, step=0.1):
             return r
         time.sleep(step)
     return fn()
+
+
+def console_type(d, sess, console_ref, line, expect, timeout=30.0):
+    """Types @line on a vt100 console through CONNECT /console; returns what
+    came back until @expect appeared (or the timeout)."""
+    s = socket.create_connection(('127.0.0.1', d.port), timeout=timeout)
+    s.sendall(('CONNECT /console?ref=%s&session_id=%s HTTP/1.1\r\nHost: x\r\n\r\n'
+               % (console_ref, sess)).encode())
+    data = b''
+    while b'\r\n\r\n' not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    head, _, rest = data.partition(b'\r\n\r\n')
+    if not head.startswith(b'HTTP/1.1 200'):
+        s.close()
+        return head.decode(errors='replace')
+    s.sendall(line.encode() + b'\n')
+    out = rest
+    deadline = time.time() + timeout
+    while expect.encode() not in out and time.time() < deadline:
+        try:
+            chunk = s.recv(4096)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        out += chunk
+    s.close()
+    return out.decode(errors='replace')
 
 
 def console_log(d, uuid):

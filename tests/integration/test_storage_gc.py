@@ -342,9 +342,7 @@ def main():
         import traceback
         t.ok(False, 'test raised %s' % type(exc).__name__, traceback.format_exc())
     finally:
-        d.kill()
-        # guests and disk servers outlive vesseld by design: end this test's own
-        subprocess.run(['pkill', '-9', '-f', d.dir], capture_output=True)
+        d.kill_all()
         d.cleanup()
     return t.done()
 
