@@ -276,6 +276,7 @@ def inner(binary, guest):
             value(s.VM.destroy(sess, vm))
         value(s.network.destroy(sess, net))
         t.ok(not link_exists('vbrguest'), 'destroying the network removes its bridge')
+        t.eq(d.stop(), 0, 'SIGTERM stops vesseld cleanly (under ASan: no leak)')
     except Exception as exc:
         import traceback
         t.ok(False, 'test raised %s' % type(exc).__name__, traceback.format_exc())

@@ -108,6 +108,19 @@ test_lifecycle(void **state)
     assert_int_equal(xenops_console_read(x, uuid, &con, &len), 0);
     assert_string_equal(con, "VESSEL-GUEST-UP\nhi\n");
     free(con);
+    /* NIC hotplug: the front end checks the NIC as at start; sim has none */
+    struct xenops_nic nic = {.tap = "vif1.0", .mac = "aa:00:00:00:00:01"};
+    assert_int_equal(xenops_nic_plug(x, uuid, &nic), -ENOTSUP);
+    assert_int_equal(xenops_nic_unplug(x, uuid, "vif1.0", false, 10), -ENOTSUP);
+    assert_int_equal(xenops_nic_present(x, uuid, "vif1.0"), -ENOTSUP);
+    nic.mac = "aa:00:00:00:00";
+    assert_int_equal(xenops_nic_plug(x, uuid, &nic), -EINVAL);
+    nic.mac = "aa:00:00:00:00:01";
+    nic.tap = "vif1.0,script=x";
+    assert_int_equal(xenops_nic_plug(x, uuid, &nic), -EINVAL);
+    nic.tap = "a-tap-name-too-long";
+    assert_int_equal(xenops_nic_plug(x, uuid, &nic), -EINVAL);
+    assert_int_equal(xenops_nic_plug(x, NULL, &nic), -EINVAL);
     assert_int_equal(xenops_domain_unpause(x, uuid), -EBUSY);
     assert_int_equal(xenops_domain_pause(x, uuid), 0);
     assert_true(wait_count(XENOPS_EVENT_PAUSED, 1));
