@@ -96,8 +96,8 @@ ok "snapshot leaf -> s1" "$VHD" snapshot leaf.vhd s1.vhd
 ok "check s1 chain" "$VHD" check s1.vhd
 pattern w1.raw 3 2
 cp a.raw expect1.raw; dd if=w1.raw of=expect1.raw bs=1M seek=2 conv=notrunc status=none
-serve s.sock s1.vhd
-ok "write 3M into s1 through vhd serve" qemu-img convert -n -f raw --target-image-opts w1.raw "driver=raw,offset=2097152,size=3145728,file.driver=nbd,file.path=$D/s.sock"
+serve s.sock --threads 1 s1.vhd
+ok "write 3M into s1 through vhd serve (one thread: corked replies)" qemu-img convert -n -f raw --target-image-opts w1.raw "driver=raw,offset=2097152,size=3145728,file.driver=nbd,file.path=$D/s.sock"
 ok "serve s1 stops" stop
 ok "check s1 after write" "$VHD" check s1.vhd
 ok "s1 reads parent + new data" bash -c "'$VHD' convert --to raw s1.vhd r1.raw && cmp r1.raw expect1.raw"
@@ -114,6 +114,11 @@ ok "s2 reads exact" bash -c "'$VHD' convert --to raw s2.vhd r2.raw && cmp r2.raw
 serve s.sock --read-only s2.vhd
 ok "parallel nbdcopy of the s2 chain (cold bitmaps) exact" bash -c "nbdcopy --connections=4 --requests=64 --request-size=4096 '$(uri s.sock)' p2.raw && cmp p2.raw expect2.raw"
 ok "serve s2 read-only stops" stop
+serve s.sock --threads 1 --read-only s2.vhd
+ok "one-thread serve: parallel nbdcopy exact" bash -c "nbdcopy --connections=2 --requests=64 --request-size=4096 '$(uri s.sock)' p3.raw && cmp p3.raw expect2.raw"
+ok "one-thread serve: qemu-img convert exact" bash -c "qemu-img convert -f raw '$(uri s.sock)' q3.raw && cmp q3.raw expect2.raw"
+ok "serve s2 one-thread stops" stop
+fails "serve refuses --threads 0" "$VHD" serve --threads 0 --socket s.sock s2.vhd
 ok "s1 still exact after s2 changed" bash -c "'$VHD' convert --to raw s1.vhd r1b.raw && cmp r1b.raw expect1.raw"
 ok "map --json lists allocated ranges" bash -c "'$VHD' map --json s2.vhd >m.json && python3 -c 'import json;m=json.load(open(\"m.json\"));assert m[0][\"offset\"]==0 and sum(e[\"length\"] for e in m)>=6*2**20'"
 ok "info shows chain depth 3" bash -c "'$VHD' info --json s2.vhd | grep -q '\"chain_depth\":3'"

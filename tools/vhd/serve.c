@@ -58,9 +58,9 @@
 #include "tools/vhd/sandbox.h"
 #include "tools/vhd/vhd_tool.h"
 
-/* Threads per NBD connection (nbd.h): READ and BLOCK_STATUS of one connection run on up
- * to this many at once (chain_lock shared). */
-#define SERVE_WORKERS 4
+/* Threads per NBD connection by default (nbd.h, --threads): READ and BLOCK_STATUS of one
+ * connection run on up to this many at once (chain_lock shared). */
+#define SERVE_WORKERS 8
 #define CONTROL_LINE_MAX 128
 #define CONTROL_MAX_FDS 64
 
@@ -465,23 +465,34 @@ tool_cmd_serve(int argc, char **argv)
         {"socket", required_argument, NULL, 's'},
         {"control", required_argument, NULL, 'c'},
         {"read-only", no_argument, NULL, 'r'},
+        {"threads", required_argument, NULL, 't'},
         {NULL, 0, NULL, 0},
     };
     const char *sock = NULL, *ctl = NULL;
+    unsigned threads = SERVE_WORKERS;
     int ch;
-    while ((ch = getopt_long(argc, argv, "s:c:r", opts, NULL)) != -1) {
-        if (ch == 's')
+    while ((ch = getopt_long(argc, argv, "s:c:rt:", opts, NULL)) != -1) {
+        if (ch == 's') {
             sock = optarg;
-        else if (ch == 'c')
+        } else if (ch == 'c') {
             ctl = optarg;
-        else if (ch == 'r')
+        } else if (ch == 't') {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (*end || v < 1 || v > NBD_MAX_WORKERS) {
+                fprintf(stderr, "vhd serve: --threads takes 1 to %u\n", NBD_MAX_WORKERS);
+                return 2;
+            }
+            threads = (unsigned)v;
+        } else if (ch == 'r') {
             read_only = true;
-        else
+        } else {
             return 2;
+        }
     }
     if (!sock || optind != argc - 1) {
         fprintf(stderr, "vhd serve: usage: vhd serve --socket PATH [--control PATH] "
-                        "[--read-only] FILE\n");
+                        "[--read-only] [--threads N] FILE\n");
         return 2;
     }
     const char *file = argv[optind];
@@ -493,7 +504,7 @@ tool_cmd_serve(int argc, char **argv)
         return tool_fail("serve", rc, "%s", file);
     export = (struct nbd_export){.name = "", .description = file, .size = vhd_chain_size(chain),
                                  .read_only = read_only, .ops = &vhd_ops,
-                                 .n_workers = SERVE_WORKERS};
+                                 .n_workers = threads};
     int lfd, cfd = -1;
     rc = nbd_listen_unix(sock, &lfd);
     if (rc < 0) {

@@ -4,7 +4,8 @@
  * hole); the test speaks the protocol on the other end (spec section 3) and checks every
  * reply: handshake, GO with block sizes, simple and structured reads (OFFSET_HOLE for the
  * hole), writes, errors (range, read-only, BLOCK_STATUS without a context), unknown options
- * answered UNSUP, and disconnection on oversized options or a bad request magic.
+ * answered UNSUP, and disconnection on oversized options or a bad request magic; many
+ * requests in flight on one connection served by several threads, or corked by one.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -72,16 +73,23 @@ server_main(void *arg)
     return NULL;
 }
 
-/* Start a server; returns the client fd. */
+/* Start a server with @threads per connection; returns the client fd. */
 static int
-start(struct server *s, bool ro)
+start_threads(struct server *s, bool ro, unsigned threads)
 {
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     s->fd = sv[0];
-    s->exp = (struct nbd_export){.name = "", .size = DISK, .read_only = ro, .ops = &ops};
+    s->exp = (struct nbd_export){.name = "", .size = DISK, .read_only = ro, .ops = &ops,
+                                 .n_workers = threads};
     assert_int_equal(pthread_create(&s->thread, NULL, server_main, s), 0);
     return sv[1];
+}
+
+static int
+start(struct server *s, bool ro)
+{
+    return start_threads(s, ro, 0);
 }
 
 static int
@@ -349,6 +357,79 @@ test_hostile_client(void **state)
     assert_int_equal(finish(&s, fd), -EPROTO);
 }
 
+/* Many requests in flight on one connection, answered out of order by several threads
+ * (or corked by one): every reply arrives whole, a READ sent after a WRITE sees it, DISC
+ * waits for the reads in flight, a bad magic still ends the connection. */
+static void
+pipelined(unsigned threads)
+{
+    struct server s;
+    int fd = start_threads(&s, false, threads);
+    negotiate(fd, false);
+    enum { N = 64, LEN = 4096 };
+    for (size_t i = 0; i < DISK / 2; i++)
+        disk[i] = (uint8_t)(i * 13 + (i >> 12));
+    uint8_t w[LEN];
+    memset(w, 0x5A, sizeof(w));
+    for (uint64_t k = 0; k < N; k++) {
+        request(fd, 0, NBD_CMD_READ, k, (k * 7919 % 128) * LEN, LEN);
+        if (k == N / 2) {       /* a write then a read of the same range, still pipelined */
+            request(fd, 0, NBD_CMD_WRITE, 1000, 200 * LEN, LEN);
+            wr(fd, w, LEN);
+            request(fd, 0, NBD_CMD_READ, 1001, 200 * LEN, LEN);
+        }
+    }
+    request(fd, 0, NBD_CMD_DISC, 2000, 0, 0);
+    bool seen[N] = {false}, wrote = false, reread = false;
+    for (int r = 0; r < N + 2; r++) {
+        uint8_t h[16], data[LEN];
+        rd(fd, h, 16);
+        assert_int_equal(nbd_get32(h), NBD_SIMPLE_REPLY_MAGIC);
+        assert_int_equal(nbd_get32(h + 4), 0);
+        uint64_t cookie = nbd_get64(h + 8);
+        if (cookie == 1000) {
+            wrote = true;
+            continue;
+        }
+        rd(fd, data, LEN);
+        if (cookie == 1001) {
+            assert_memory_equal(data, w, LEN);
+            reread = true;
+            continue;
+        }
+        assert_true(cookie < N && !seen[cookie]);
+        seen[cookie] = true;
+        assert_memory_equal(data, disk + (cookie * 7919 % 128) * LEN, LEN);
+    }
+    assert_true(wrote && reread);
+    assert_int_equal(finish(&s, fd), 0);
+    fd = start_threads(&s, false, threads);
+    negotiate(fd, false);
+    for (uint64_t k = 0; k < 8; k++)
+        request(fd, 0, NBD_CMD_READ, k, 0, LEN);
+    uint8_t bad[28] = {0};
+    wr(fd, bad, sizeof(bad));
+    for (uint64_t k = 0; k < 8; k++) {     /* requests read before the bad one are answered */
+        uint8_t h[16], data[LEN];
+        rd(fd, h, 16);
+        assert_int_equal(nbd_get32(h + 4), 0);
+        rd(fd, data, LEN);
+    }
+    assert_int_equal(finish(&s, fd), -EPROTO);
+}
+
+static void
+test_pipelined_threads(void **state)
+{
+    pipelined(4);
+}
+
+static void
+test_pipelined_one_thread(void **state)
+{
+    pipelined(0);
+}
+
 int
 main(void)
 {
@@ -357,6 +438,8 @@ main(void)
         cmocka_unit_test(test_structured),
         cmocka_unit_test(test_read_only),
         cmocka_unit_test(test_hostile_client),
+        cmocka_unit_test(test_pipelined_threads),
+        cmocka_unit_test(test_pipelined_one_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
