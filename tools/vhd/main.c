@@ -25,7 +25,8 @@ static const struct tool_command commands[] = {
     {"resize", tool_cmd_resize, "resize --size SIZE FILE"},
     {"convert", tool_cmd_convert, "convert --to raw|vhd IN OUT"},
     {"map", tool_cmd_map, "map [--json] FILE"},
-    {"serve", tool_cmd_serve, "serve --socket PATH [--read-only] FILE"},
+    {"serve", tool_cmd_serve,
+     "serve --socket PATH [--control PATH] [--read-only] [--threads N] FILE"},
 };
 
 static void

@@ -8,15 +8,20 @@
  * then accept clients. After that no file can be opened by path: a new chain can only
  * arrive as descriptors over the control socket (vhd_chain_open_fds()).
  *
- * Concurrency. Each NBD client gets a thread, and nbd/ runs a client's READ and
- * BLOCK_STATUS requests on a small worker pool (export.n_workers) so that one connection
- * with a deep queue (QEMU, fio) is served in parallel. The chain sits behind chain_lock, a
+ * Concurrency. Each NBD client gets --threads threads (default SERVE_WORKERS; nbd.h:
+ * they take turns reading requests, run READs and BLOCK_STATUS in parallel, writes in
+ * order), so one connection with a deep queue (QEMU, fio) is served in parallel;
+ * --threads 1 serves requests one at a time with batched replies (less CPU per request). The chain sits behind chain_lock, a
  * writer-preferring rwlock: read and block_status share it (vhd/vhd.h allows concurrent
  * readers of a chain), write, zero and flush take it exclusively, and `pause` takes it
  * exclusively and keeps it until resume/reload/disconnect, so a pause waits for every
  * request in flight and blocks new ones. ctl_mutex orders the control thread against the
  * signal thread: `paused` and the `chain` pointer change only under it (and, for the
- * pointer, with chain_lock held exclusively).
+ * pointer, with chain_lock held exclusively). Lock order is ctl_mutex then chain_lock, with
+ * one exception: the control thread takes ctl_mutex while it holds chain_lock for a pause.
+ * That cannot deadlock: every other thread that takes both (the signal thread, main at
+ * exit) reads `paused` under ctl_mutex and, when set, never waits for chain_lock (TSan's
+ * lock-order-inversion report on these two locks is this case).
  * On SIGTERM/SIGINT the signal thread takes ctl_mutex and (unless paused, when the control
  * thread already holds it) chain_lock exclusively: no request is half-done; it flushes and
  * closes the chain (trailing footer written, fdatasync) and exits 0.
