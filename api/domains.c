@@ -83,6 +83,16 @@ on_path(const char *prog)
     return false;
 }
 
+static bool
+max_domid_one(void *opaque, const char *ref, const void *rec)
+{
+    int64_t *max = opaque;
+    (void)ref;
+    if (((const struct xapi_vm_record *)rec)->domid > *max)
+        *max = ((const struct xapi_vm_record *)rec)->domid;
+    return true;
+}
+
 int
 domains_open(struct server *srv, const char *backend, struct domains **out, char *why,
              size_t why_len)
@@ -114,6 +124,12 @@ domains_open(struct server *srv, const char *backend, struct domains **out, char
         return rc;
     }
     srv->domains = d;
+    /* domids go on from the highest one recorded: a domain adopted below
+     * keeps its domid, and its taps vif<domid>.<n> must not be taken */
+    int64_t max = 0;
+    if (srv->db)
+        db_foreach(srv->db, &xapi_class_vm, max_domid_one, &max);
+    atomic_store(&d->next_domid, max + 1);
     char **live = NULL;
     size_t n = 0;
     if (xenops_recover(d->x, &live, &n) == 0 && n)

@@ -820,7 +820,13 @@ net_vif_attach(struct server *srv, const char *vif_ref, int64_t domid, char *tap
         return xerr_internal(errp, "tap name too long for domain %lld", (long long)domid);
     if (!net_network_ensure_bridge(srv, v.network, bridge, sizeof(bridge), errp))
         return false;
-    int rc = net_link_delete(tap); /* a stale tap from before a crash */
+    /* a tap of that name is stale (left by a crash) unless a qemu holds it
+     * open, which the tun driver shows as carrier: never take a live one */
+    struct net_link old;
+    int rc = net_link_get(tap, &old);
+    if (rc == 0 && old.carrier)
+        return net_api_errno(errp, -EBUSY, "tap in use by a running domain", tap);
+    rc = net_link_delete(tap);
     if (rc < 0 && rc != -ENODEV)
         return net_api_errno(errp, rc, "tap delete", tap);
     static const uint8_t host_mac[6] = {0xfe, 0xff, 0xff, 0xff, 0xff, 0xff};

@@ -224,6 +224,18 @@ def hotplug_checks(t, d, s, sess, vms, net, vt100):
     t.ok(not link_exists(ifb2) and 'Redirect' not in subprocess.run(
         ['tc', 'filter', 'show', 'dev', tap2, 'ingress'], capture_output=True, text=True).stdout,
         'QoS type "": the limit is removed live (no ifb, no redirect)')
+
+    # a VM start after the restart: a new domid (adopted guest 1 keeps its
+    # tap), and every VIF plugged again, unplugged or not
+    value(s.VIF.unplug(sess, vif2))
+    value(s.VM.hard_shutdown(sess, vm2))
+    t.eq(error(s.VM.start(sess, vm2, False, False)), None, 'VM.start of guest 2 after the restart')
+    dom1, dom2 = (value(s.VM.get_domid(sess, vm)) for vm in (vms[0][0], vm2))
+    t.ok(dom1 != dom2 and link_exists('vif%s.0' % dom1) and link_exists('vif%s.0' % dom2),
+         'it gets a domid of its own: both guests have their taps (%s, %s)' % (dom1, dom2))
+    t.ok(value(s.VIF.get_currently_attached(sess, vif2)), 'VM.start plugs the VIF unplugged before')
+    t.ok(wait_for(lambda: ping(addr2, 1, 2), 120, 1), 'restarted guest 2 answers')
+    t.ok(ping('10.99.0.11', 2, 2), 'guest 1 still answers')
     return s, sess
 
 
