@@ -17,7 +17,8 @@
  *    while WRITE, WRITE_ZEROES, TRIM and FLUSH run one at a time in arrival order, each
  *    before the next request is even read (so a FLUSH covers every write received before
  *    it). Replies are whole: one simple reply or one structured chunk per send, under a
- *    lock (chunks of different requests may interleave, as the protocol allows).
+ *    lock (chunks of different requests may interleave, as the protocol allows). Each
+ *    thread has its own payload buffer (up to NBD_MAX_PAYLOAD while a request needs it).
  *  - Backend functions return 0 or -errno
  *    (mapped to NBD errors: EPERM, EIO, ENOMEM, EINVAL, ENOSPC, EOVERFLOW, ENOTSUP).
  */

@@ -13,7 +13,9 @@
  *     CLONE_THREAD (new threads for new connections, never new processes).
  * Privileges kept, and why: read/pread/pwrite/fdatasync/ftruncate/fallocate on the chain's
  * open files (serve and write the disk, allocate blocks); accept/recv/send/shutdown on
- * sockets (one listening socket, its connections); mmap/munmap/mprotect/brk/madvise
+ * sockets (the NBD and control listening sockets, their connections); recvmsg also brings
+ * descriptors (SCM_RIGHTS) of a new chain over the control socket, used with fcntl (dup,
+ * access mode) and fstat: Landlock governs opening paths, not using received descriptors; mmap/munmap/mprotect/brk/madvise
  * (malloc, thread stacks); futex/clone(CLONE_THREAD)/set_robust_list/rseq (threads);
  * rt_sig* and sigtimedwait (orderly shutdown on SIGTERM); clock_gettime, getrandom, getpid, gettid,
  * tgkill (libc internals, abort). Not kept: open/openat, exec, socket/bind/connect, ptrace,

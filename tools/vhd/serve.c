@@ -57,6 +57,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "nbd/nbd.h"
@@ -415,6 +416,8 @@ control_main(void *arg)
     for (;;) {
         int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
         if (cfd < 0) {
+            if (errno == EMFILE || errno == ENFILE)
+                nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);  /* no spin */
             if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE)
                 continue;
             return NULL;
