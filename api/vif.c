@@ -28,7 +28,8 @@
  * (net_vif_attach) and adds the NIC through QMP, unplug removes the NIC (the
  * guest must let go within VIF_UNPLUG_TIMEOUT_MS: DEVICE_DETACH_REJECTED
  * otherwise; unplug_force does not wait) and then the tap. Hotplug needs the
- * pc machine (OPERATION_NOT_ALLOWED otherwise). One hotplug at a time on this
+ * pc or q35 machine (OPERATION_NOT_ALLOWED otherwise, and on q35 when its 8
+ * hotplug ports are taken). One hotplug at a time on this
  * host (vif_hotplug_lock), so the attached check and the change cannot race.
  * currently_attached on qemu follows the domain (net_vif_set_attached asks
  * xenops whether the NIC is there), so an in-place reboot keeps an unplugged
@@ -388,7 +389,10 @@ hotplug_qemu(struct call_ctx *ctx, const char *self, const struct vif_peek *p,
     }
     if (rc == -ENOTSUP)
         return xerr_operation_not_allowed(
-            errp, "VIF hotplug needs a VM with platform:machine=pc (ACPI PCI hotplug)");
+            errp, "VIF hotplug needs a VM with platform:machine=pc or q35 (not microvm)");
+    if (rc == -ENOSPC)
+        return xerr_operation_not_allowed(
+            errp, "no free hotplug port: a q35 VM has 8 for its VIFs");
     if (rc == -ETIMEDOUT)
         return xerr_device_detach_rejected(errp, "VIF", self,
                                            "the guest did not release the device in time");

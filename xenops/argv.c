@@ -101,20 +101,30 @@ add_disks(struct argv_builder *b, const struct xenops_domain_config *cfg)
 
 /* NICs: virtio-net on the tap the caller made; script=no: the tap is already
  * on its bridge, and qemu's sandbox forbids spawning scripts anyway. The ids
- * come from the tap's name (xenops_nic_ids), as for a NIC hotplugged later. */
+ * come from the tap's name (xenops_nic_ids), as for a NIC hotplugged later.
+ * q35 has no hotplug on pcie.0: it gets XENOPS_Q35_PORTS PCIe root ports, and
+ * each NIC sits on its own (xenops_config_assign_ports), so any NIC can be
+ * unplugged and a new one plugged in a free port. */
 static void
 add_nics(struct argv_builder *b, const struct xenops_domain_config *cfg)
 {
+    if (cfg->machine == XENOPS_MACHINE_Q35)
+        for (unsigned k = 0; k < XENOPS_Q35_PORTS; k++) {
+            arg_add(b, "-device");
+            arg_add(b, "pcie-root-port,id=vport%u,chassis=%u,io-reserve=0", k, k + 1);
+        }
     for (size_t i = 0; i < cfg->n_nics; i++) {
         const struct xenops_nic *n = &cfg->nics[i];
-        char netdev[XENOPS_NIC_ID_LEN], dev[XENOPS_NIC_ID_LEN];
+        char netdev[XENOPS_NIC_ID_LEN], dev[XENOPS_NIC_ID_LEN], bus[24] = "";
         xenops_nic_ids(n->tap, netdev, dev);
+        if (cfg->machine == XENOPS_MACHINE_Q35 && n->port)
+            snprintf(bus, sizeof(bus), ",bus=vport%u", n->port - 1);
         arg_add(b, "-netdev");
         arg_add(b, "tap,id=%s,ifname=%s,script=no,downscript=no", netdev, n->tap);
         arg_add(b, "-device");
-        arg_add(b, "%s,netdev=%s,mac=%s,id=%s",
+        arg_add(b, "%s,netdev=%s,mac=%s,id=%s%s",
                 cfg->machine == XENOPS_MACHINE_MICROVM ? "virtio-net-device" : "virtio-net-pci",
-                netdev, n->mac, dev);
+                netdev, n->mac, dev, bus);
     }
 }
 
@@ -127,6 +137,12 @@ xenops_qemu_argv(const struct xenops_domain_config *cfg, const char *accel, cons
         return rc;
     if (!accel || (strcmp(accel, "kvm") && strcmp(accel, "tcg")) || !dom_dir)
         return -EINVAL;
+    /* the ports the backend would give (it passes a config that has them) */
+    _cleanup_(xenops_config_freep) struct xenops_domain_config *own = xenops_config_copy(cfg);
+    if (!own)
+        return -ENOMEM;
+    xenops_config_assign_ports(own);
+    cfg = own;
     struct argv_builder b = {0};
     bool display = cfg->machine != XENOPS_MACHINE_MICROVM;
     arg_add(&b, "%s", qemu_binary ? qemu_binary : "qemu-system-x86_64");

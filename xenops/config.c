@@ -86,6 +86,8 @@ xenops_config_copy(const struct xenops_domain_config *cfg)
             if (!dup_str(&c->nics[i].tap, cfg->nics[i].tap) ||
                 !dup_str(&c->nics[i].mac, cfg->nics[i].mac))
                 return NULL;
+            else
+                c->nics[i].port = cfg->nics[i].port;
     }
     return steal_ptr(&c);
 }
@@ -152,8 +154,31 @@ xenops_config_check(const struct xenops_domain_config *cfg, const char **why)
         else if (!n->mac || sscanf(n->mac, "%2x:%2x:%2x:%2x:%2x:%2x%c", &m[0], &m[1], &m[2],
                                    &m[3], &m[4], &m[5], &end) != 6)
             *why = "nic mac";
+        else if (n->port > XENOPS_Q35_PORTS)
+            *why = "nic port";
+        for (size_t j = 0; !*why && n->port && j < i; j++)
+            if (cfg->nics[j].port == n->port)
+                *why = "nic port used twice";
     }
     return *why ? -EINVAL : 0;
+}
+
+void
+xenops_config_assign_ports(struct xenops_domain_config *cfg)
+{
+    if (cfg->machine != XENOPS_MACHINE_Q35)
+        return;
+    bool used[XENOPS_Q35_PORTS + 1] = {false};
+    for (size_t i = 0; i < cfg->n_nics; i++)
+        if (cfg->nics[i].port <= XENOPS_Q35_PORTS)
+            used[cfg->nics[i].port] = true;
+    for (size_t i = 0; i < cfg->n_nics; i++) {
+        for (unsigned p = 1; !cfg->nics[i].port && p <= XENOPS_Q35_PORTS; p++)
+            if (!used[p]) {
+                cfg->nics[i].port = p;
+                used[p] = true;
+            }
+    }
 }
 
 /* ---- JSON ---- */
@@ -256,6 +281,11 @@ field_from_json(struct xenops_domain_config *c, const char *k, json_t *v)
             if (!json_is_object(o) || str_of(json_object_get(o, "tap"), &c->nics[i].tap) < 0 ||
                 str_of(json_object_get(o, "mac"), &c->nics[i].mac) < 0)
                 return -EINVAL;
+            json_t *port = json_object_get(o, "port");
+            if (port && (!json_is_integer(port) || json_integer_value(port) < 0 ||
+                         json_integer_value(port) > XENOPS_Q35_PORTS))
+                return -EINVAL;
+            c->nics[i].port = port ? (unsigned)json_integer_value(port) : 0;
         }
         return 0;
     }
@@ -320,8 +350,9 @@ xenops_config_to_json(const struct xenops_domain_config *c)
     }
     json_t *nics = json_array();
     for (size_t i = 0; nics && i < c->n_nics; i++)
-        json_array_append_new(nics, json_pack("{s:o,s:o}", "tap", jstr(c->nics[i].tap), "mac",
-                                              jstr(c->nics[i].mac)));
+        json_array_append_new(nics, json_pack("{s:o,s:o,s:i}", "tap", jstr(c->nics[i].tap), "mac",
+                                              jstr(c->nics[i].mac), "port",
+                                              (int)c->nics[i].port));
     json_t *o = json_pack(
         "{s:o,s:o,s:I,s:i,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:s,s:b,s:s,s:s,s:s}", "uuid", jstr(c->uuid),
         "name", jstr(c->name), "memory_bytes", (json_int_t)c->memory_bytes, "vcpus", (int)c->vcpus,

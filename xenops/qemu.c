@@ -821,13 +821,14 @@ qemu_spawn_domain(struct xenops *x, const struct xenops_domain_config *cfg,
     _cleanup_(qdom_unrefp) struct qdom *d = qdom_new(x, cfg);
     if (!d)
         return -ENOMEM;
+    xenops_config_assign_ports(d->cfg); /* (4): recorded as the argv uses them */
     const char *accel = cfg->accel == XENOPS_ACCEL_KVM   ? "kvm"
                         : cfg->accel == XENOPS_ACCEL_TCG ? "tcg"
                                                          : xenops_kvm_probe(x->qemu_binary, 3000);
     snprintf(d->accel, sizeof(d->accel), "%s", accel);
     char **argv = NULL;
     size_t argc = 0;
-    int rc = xenops_qemu_argv(cfg, accel, d->dir, x->qemu_binary, &argv, &argc);
+    int rc = xenops_qemu_argv(d->cfg, accel, d->dir, x->qemu_binary, &argv, &argc);
     if (rc < 0)
         return rc;
     if (resume_path) {
@@ -846,7 +847,7 @@ qemu_spawn_domain(struct xenops *x, const struct xenops_domain_config *cfg,
         }
     }
     _cleanup_free_ char *bin = find_binary(argv[0]);
-    _cleanup_free_ char *cfg_json = xenops_config_to_json(cfg);
+    _cleanup_free_ char *cfg_json = xenops_config_to_json(d->cfg);
     _cleanup_close_ int resume_fd = resume_path ? open(resume_path, O_RDONLY | O_CLOEXEC) : -1;
     if (rc == 0 && (!bin || !cfg_json))
         rc = bin ? -ENOMEM : -ENOENT;
@@ -1223,13 +1224,25 @@ qemu_nic_plug(struct xenops *x, const char *uuid, const struct xenops_nic *nic)
     _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, uuid);
     if (!d)
         return -ENOENT;
-    if (d->cfg->machine != XENOPS_MACHINE_PC)
-        return -ENOTSUP; /* microvm: virtio-mmio, no hotplug; q35: no free hotplug port */
-    char netdev[XENOPS_NIC_ID_LEN], dev[XENOPS_NIC_ID_LEN];
+    if (d->cfg->machine == XENOPS_MACHINE_MICROVM)
+        return -ENOTSUP; /* virtio-mmio: no hotplug */
+    char netdev[XENOPS_NIC_ID_LEN], dev[XENOPS_NIC_ID_LEN], bus[16] = "";
     xenops_nic_ids(nic->tap, netdev, dev);
     pthread_mutex_lock(&d->nic_lock);
     pthread_mutex_lock(&d->lock);
     int rc = nic_find(d, nic->tap) >= 0 ? -EEXIST : 0;
+    unsigned port = 0; /* q35: the first free hotplug port */
+    bool used[XENOPS_Q35_PORTS + 1] = {false};
+    for (size_t i = 0; i < d->cfg->n_nics; i++)
+        used[d->cfg->nics[i].port <= XENOPS_Q35_PORTS ? d->cfg->nics[i].port : 0] = true;
+    for (unsigned p = 1; d->cfg->machine == XENOPS_MACHINE_Q35 && !port && p <= XENOPS_Q35_PORTS;
+         p++)
+        if (!used[p])
+            port = p;
+    if (rc == 0 && d->cfg->machine == XENOPS_MACHINE_Q35 && !port)
+        rc = -ENOSPC;
+    if (port)
+        snprintf(bus, sizeof(bus), "vport%u", port - 1);
     pthread_mutex_unlock(&d->lock);
     if (rc == 0)
         rc = qdom_qmp_fd(d, json_pack("{s:s,s:{s:s,s:s,s:s,s:s,s:s}}", "execute", "netdev_add",
@@ -1237,10 +1250,13 @@ qemu_nic_plug(struct xenops *x, const char *uuid, const struct xenops_nic *nic)
                                       nic->tap, "script", "no", "downscript", "no"),
                          -1, NULL);
     bool netdev_added = rc == 0;
+    json_t *args = rc == 0 ? json_pack("{s:s,s:s,s:s,s:s}", "driver", "virtio-net-pci", "id", dev,
+                                       "netdev", netdev, "mac", nic->mac)
+                           : NULL;
+    if (args && port)
+        json_object_set_new(args, "bus", json_string(bus));
     if (rc == 0)
-        rc = qdom_qmp_fd(d, json_pack("{s:s,s:{s:s,s:s,s:s,s:s}}", "execute", "device_add",
-                                      "arguments", "driver", "virtio-net-pci", "id", dev,
-                                      "netdev", netdev, "mac", nic->mac),
+        rc = qdom_qmp_fd(d, json_pack("{s:s,s:o}", "execute", "device_add", "arguments", args),
                          -1, NULL);
     if (rc == 0) {
         pthread_mutex_lock(&d->lock);
@@ -1249,6 +1265,7 @@ qemu_nic_plug(struct xenops *x, const char *uuid, const struct xenops_nic *nic)
             d->cfg->nics = v;
             v[d->cfg->n_nics].tap = strdup(nic->tap);
             v[d->cfg->n_nics].mac = strdup(nic->mac);
+            v[d->cfg->n_nics].port = port;
             if (v[d->cfg->n_nics].tap && v[d->cfg->n_nics].mac) {
                 d->cfg->n_nics++;
             } else {
@@ -1269,7 +1286,8 @@ qemu_nic_plug(struct xenops *x, const char *uuid, const struct xenops_nic *nic)
     }
     pthread_mutex_unlock(&d->nic_lock);
     if (rc == 0)
-        log_info("xenops.nic_plug", "vm=%s tap=%s mac=%s", uuid, nic->tap, nic->mac);
+        log_info("xenops.nic_plug", "vm=%s tap=%s mac=%s port=%u", uuid, nic->tap, nic->mac,
+                 port);
     return rc == -ESRCH ? -ENOENT : rc;
 }
 
@@ -1299,13 +1317,16 @@ qemu_nic_unplug(struct xenops *x, const char *uuid, const char *tap, bool force,
     _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, uuid);
     if (!d)
         return -ENOENT;
-    if (d->cfg->machine != XENOPS_MACHINE_PC)
-        return -ENOTSUP; /* as for plug: device_del cannot succeed there */
     char netdev[XENOPS_NIC_ID_LEN], dev[XENOPS_NIC_ID_LEN];
     xenops_nic_ids(tap, netdev, dev);
     pthread_mutex_lock(&d->nic_lock);
     pthread_mutex_lock(&d->lock);
-    int rc = nic_find(d, tap) < 0 ? -ENOENT : 0;
+    ssize_t idx = nic_find(d, tap);
+    int rc = idx < 0 ? -ENOENT : 0;
+    /* device_del cannot succeed on microvm, nor on q35's pcie.0 */
+    if (rc == 0 && (d->cfg->machine == XENOPS_MACHINE_MICROVM ||
+                    (d->cfg->machine == XENOPS_MACHINE_Q35 && !d->cfg->nics[idx].port)))
+        rc = -ENOTSUP;
     snprintf(d->nic_waiting, sizeof(d->nic_waiting), "%s", dev);
     d->nic_deleted = false;
     pthread_mutex_unlock(&d->lock);

@@ -51,9 +51,16 @@ struct xenops_disk {
  * hotplugged later, or one found again by xenops_recover(), is addressed the
  * same way as one given at start. */
 struct xenops_nic {
-    char *tap; /* the host tap device's name */
-    char *mac; /* "aa:bb:cc:dd:ee:ff" */
+    char *tap;     /* the host tap device's name */
+    char *mac;     /* "aa:bb:cc:dd:ee:ff" */
+    unsigned port; /* q35: 1 + the index of the hotplug port it sits on; 0: not
+                      chosen (the backend takes the first free one; with none
+                      free it goes on pcie.0 and cannot be unplugged) */
 };
+
+/* A q35 domain has this many hotplug ports (pcie-root-port "vport0".. with
+ * no I/O window: virtio devices on PCIe need none), one per NIC. */
+#define XENOPS_Q35_PORTS 8
 
 struct xenops_domain_config {
     char *uuid;          /* required, 36 chars */
@@ -78,13 +85,16 @@ void xenops_config_free(struct xenops_domain_config *cfg);
 void xenops_config_freep(struct xenops_domain_config **cfg);
 /* A deep copy, or NULL on ENOMEM. Free with xenops_config_free(). */
 struct xenops_domain_config *xenops_config_copy(const struct xenops_domain_config *cfg);
+/* On q35, gives each NIC without a port the first free one (see struct
+ * xenops_nic); a no-op for other machines. */
+void xenops_config_assign_ports(struct xenops_domain_config *cfg);
 /* 0 when @cfg can be started; else -EINVAL and a static reason in *why. */
 int xenops_config_check(const struct xenops_domain_config *cfg, const char **why);
 /* JSON form (the run dir's config.json, and the argv golden tests):
  * {"uuid":..,"name":..,"memory_bytes":..,"vcpus":..,"boot":"direct|firmware",
  *  "machine":"microvm|pc|q35","kernel":..,"initrd":..,"cmdline":..,"boot_order":..,
  *  "disks":[{"path":..,"format":"raw|nbd","export":..,"read_only":b,"cdrom":b}],
- *  "nics":[{"tap":..,"mac":..}],
+ *  "nics":[{"tap":..,"mac":..,"port":n}]   (port optional, 0..XENOPS_Q35_PORTS),
  *  "accel":"auto|kvm|tcg","start_paused":b,
  *  "on_poweroff"/"on_reboot"/"on_crash":"destroy|restart|preserve"}.
  * Parse: 0 and *out (free with xenops_config_free), or -EINVAL. Unparse: a
@@ -189,14 +199,16 @@ int xenops_domain_list(struct xenops *x, char ***uuids, size_t *n);
 /* ---- NIC hotplug ---- */
 
 /* Adds @nic to running domain @uuid (qemu: QMP netdev_add tap,ifname=<tap> +
- * device_add virtio-net-pci with the MAC; the tap must exist). The domain's
- * config (config.json) then lists it: xenops_recover() and a restart of the
- * device model keep it. Only the pc machine has hotplug slots here (ACPI PCI
- * hotplug on i440fx): -ENOTSUP for microvm and q35, and for sim. -EEXIST when
- * the domain has a NIC on that tap; -EIO when qemu refuses (the netdev is
- * removed again). */
+ * device_add virtio-net-pci with the MAC; the tap must exist; @nic->port is
+ * ignored). The domain's config (config.json) then lists it: xenops_recover()
+ * and a restart of the device model keep it. Hotplug slots: pc (ACPI PCI
+ * hotplug on i440fx) and q35 (a free one of its XENOPS_Q35_PORTS PCIe hotplug
+ * ports, else -ENOSPC); -ENOTSUP for microvm (virtio-mmio) and for sim.
+ * -EEXIST when the domain has a NIC on that tap; -EIO when qemu refuses (the
+ * netdev is removed again). */
 int xenops_nic_plug(struct xenops *x, const char *uuid, const struct xenops_nic *nic);
-/* Removes the NIC on tap @tap from domain @uuid: QMP device_del, then waits up
+/* Removes the NIC on tap @tap from domain @uuid (-ENOTSUP where it cannot be:
+ * microvm, or a q35 NIC that got no hotplug port): QMP device_del, then waits up
  * to @timeout_ms for the guest to release it (the DEVICE_DELETED event) before
  * netdev_del. -ETIMEDOUT when the guest did not: the NIC stays listed, qemu may
  * still remove the device later (a retry then completes). @force does not wait:

@@ -3,8 +3,8 @@
 
 Inside a network namespace of its own (nothing leaves it): vesseld with the
 qemu backend, a network (a bridge with the host's address 10.99.0.1/24), two
-test guests (pc machine, virtio-net, each configuring eth0 from vessel.ip= on
-its command line) with a VIF each. The host pings both guests through the
+test guests (guest 1 a pc, guest 2 a q35 machine; virtio-net, each
+configuring eth0 from vessel.ip= on its command line) with a VIF each. The host pings both guests through the
 bridge; guest 1 pings guest 2, typed on its serial console through the
 console tunnel (CONNECT /console), which this test exercises too. Stopping
 the guests removes their taps; destroying the network removes its bridge.
@@ -114,7 +114,7 @@ def console_type(d, sess, console_ref, line, expect, timeout=30.0):
     return out.decode(errors='replace')
 
 
-def make_vm(s, sess, guest, name, net, addr):
+def make_vm(s, sess, guest, name, net, addr, machine='pc'):
     tmpl = [r for r, v in value(s.VM.get_all_records(sess)).items()
             if v['name_label'] == 'Direct kernel boot'][0]
     vm = value(s.VM.clone(sess, tmpl, name))
@@ -123,7 +123,7 @@ def make_vm(s, sess, guest, name, net, addr):
     value(s.VM.set_PV_ramdisk(sess, vm, os.path.join(guest, 'initramfs.cpio')))
     value(s.VM.set_PV_args(sess, vm, 'console=ttyS0 quiet vessel.ip=%s/24' % addr))
     value(s.VM.remove_from_platform(sess, vm, 'machine'))
-    value(s.VM.add_to_platform(sess, vm, 'machine', 'pc'))
+    value(s.VM.add_to_platform(sess, vm, 'machine', machine))
     value(s.VM.add_to_platform(sess, vm, 'accel', 'tcg'))
     vif = value(s.VIF.create(sess, {'device': '0', 'network': net, 'VM': vm, 'MAC': '', 'MTU': '1500',
                                      'other_config': {}, 'qos_algorithm_type': '',
@@ -134,6 +134,15 @@ def make_vm(s, sess, guest, name, net, addr):
 def hotplug_checks(t, d, s, sess, vms, net, vt100):
     """VIF.plug/unplug, locking_mode and QoS on guest 2's running VIF (step by
     step as the module doc says); returns the (new) proxy and session."""
+    # guest 1 is a pc: ACPI PCI hotplug
+    vm1, vif1 = vms[0]
+    tap1 = 'vif%s.0' % value(s.VM.get_domid(sess, vm1))
+    t.eq(error(s.VIF.unplug(sess, vif1)), None, 'pc guest: VIF.unplug')
+    t.ok(not link_exists(tap1) and wait_for(lambda: not ping('10.99.0.11', 1, 1), 20, 0.5),
+         'pc guest: unplugged, no tap, no answer')
+    t.eq(error(s.VIF.plug(sess, vif1)), None, 'pc guest: VIF.plug')
+    t.ok(wait_for(lambda: ping('10.99.0.11', 1, 2), 90, 1), 'pc guest: plugged, answers again')
+    # guest 2 is a q35: PCIe native hotplug on its root ports
     vm2, vif2 = vms[1]
     addr2 = '10.99.0.12'
     tap2 = 'vif%s.0' % value(s.VM.get_domid(sess, vm2))
@@ -256,7 +265,8 @@ def inner(binary, guest):
                                             'other_config': {}, 'bridge': 'vbrguest'}))
         t.ok(link_exists('vbrguest'), 'network.create made the bridge')
         ip('addr', 'add', '10.99.0.1/24', 'dev', 'vbrguest')
-        vms = [make_vm(s, sess, guest, 'net-%d' % i, net, '10.99.0.1%d' % i) for i in (1, 2)]
+        vms = [make_vm(s, sess, guest, 'net-%d' % i, net, '10.99.0.1%d' % i, m)
+               for i, m in ((1, 'pc'), (2, 'q35'))]
         for vm, _ in vms:
             r = s.VM.start(sess, vm, False, False)
             t.eq(error(r), None, 'VM.start of a guest with a VIF')
