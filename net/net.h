@@ -163,11 +163,12 @@ struct net_lock {
     size_t n_v6;                 /* at most 64 */
 };
 
-/* Filters what enters the host on link @tap (for a VIF's tap: what the guest
- * sends) per @l: an nf_tables netdev chain named @tap in table "vessel",
- * hooked on @tap's ingress, replacing any earlier one. Traffic towards the
- * guest is not filtered. -EINVAL for bad arguments; the kernel's error
- * (-EOPNOTSUPP, -ENOENT ...) without nf_tables netdev support. */
+/* Filters what link @tap brings into a bridge (for a VIF's tap: what the
+ * guest sends) per @l: an nf_tables bridge-family chain named @tap in table
+ * "vessel" on the prerouting hook, its rules matching iifname @tap, replacing
+ * any earlier one. Traffic towards the guest is not filtered, nor what @tap
+ * sends outside a bridge. -EINVAL for bad arguments; the kernel's error
+ * (-EOPNOTSUPP, -ENOENT ...) without nf_tables bridge support. */
 int net_lock_set(const char *tap, const struct net_lock *l);
 /* Removes @tap's chain; 0 when there is none. */
 int net_lock_clear(const char *tap);

@@ -1,17 +1,23 @@
-/* net/nft.c - a VIF's address lock: an nf_tables chain on its tap's ingress.
+/* net/nft.c - a VIF's address lock: an nf_tables chain for frames its tap
+ * brings into the bridge.
  *
- * What a guest transmits enters the host on its tap's ingress, before the
- * bridge sees it; a netdev-family base chain hooked there (one per tap, named
- * after it, in table "vessel") drops every frame that does not come from the
- * VIF's MAC and, for IPv4/ARP/IPv6, from one of its allowed addresses; any
- * other ethertype is dropped too. Rules, in order:
+ * What a guest transmits enters the bridge from its tap; a bridge-family base
+ * chain on the prerouting hook (one per tap, named after it, in table
+ * "vessel"), whose every rule first matches the input interface's name, drops
+ * every frame from that tap that does not come from the VIF's MAC and, for
+ * IPv4/ARP/IPv6, from one of its allowed addresses; any other ethertype is
+ * dropped too. Rules, in order, each for iifname == tap:
  *   (1) ether saddr != MAC                          -> drop
  *   (2) per IPv4 address A: ip saddr == A           -> accept
  *   (3) per IPv4 address A: arp sender ip == A      -> accept
  *   (4) per IPv6 address A: ip6 saddr == A          -> accept
  *   (5)                                               drop
  * so with no address at all nothing passes (xapi's "locked": no IP, no
- * traffic). A chain is replaced whole, in one nfnetlink batch (the kernel
+ * traffic); frames from other ports match no rule (policy accept). Why the
+ * bridge and not the tap's own ingress hook (netdev family): a rate limit
+ * redirects the tap's ingress through an ifb (net/qdisc.c), and frames the
+ * ifb hands back skip both tc and netfilter ingress - but not the bridge. A
+ * tap out of any bridge (locking_mode disabled) reaches nothing anyway. A chain is replaced whole, in one nfnetlink batch (the kernel
  * applies a batch atomically: no instant without the filter).
  * Messages are built by hand with libmnl (no libnftnl): the layouts are those
  * of linux/netfilter/nf_tables.h (NFTA_*), the batch of nfnetlink
@@ -36,6 +42,7 @@
 #include "net/nl.h"
 
 #define NFT_TABLE "vessel"
+#define NF_BR_PRE_ROUTING 0 /* linux/netfilter_bridge.h, which clashes with net/if.h */
 
 struct batch {
     char *buf;
@@ -69,7 +76,7 @@ msg_end(struct batch *bt)
 static struct nlmsghdr *
 nft_put(struct batch *bt, int nft_msg, unsigned flags)
 {
-    return msg_put(bt, (NFNL_SUBSYS_NFTABLES << 8) | nft_msg, flags | NLM_F_ACK, NFPROTO_NETDEV);
+    return msg_put(bt, (NFNL_SUBSYS_NFTABLES << 8) | nft_msg, flags | NLM_F_ACK, NFPROTO_BRIDGE);
 }
 
 static int
@@ -169,6 +176,21 @@ expr_cmp(struct nlmsghdr *nlh, enum nft_cmp_ops op, const void *data, size_t len
 }
 
 static void
+expr_iifname(struct nlmsghdr *nlh, const char *tap)
+{
+    char name[IFNAMSIZ] = {0}; /* compared whole: NUL-padded */
+    snprintf(name, sizeof(name), "%s", tap);
+    struct nlattr *el = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
+    mnl_attr_put_strz(nlh, NFTA_EXPR_NAME, "meta");
+    struct nlattr *d = mnl_attr_nest_start(nlh, NFTA_EXPR_DATA);
+    mnl_attr_put_u32(nlh, NFTA_META_DREG, htonl(NFT_REG_1));
+    mnl_attr_put_u32(nlh, NFTA_META_KEY, htonl(NFT_META_IIFNAME));
+    mnl_attr_nest_end(nlh, d);
+    mnl_attr_nest_end(nlh, el);
+    expr_cmp(nlh, NFT_CMP_EQ, name, sizeof(name));
+}
+
+static void
 expr_verdict(struct nlmsghdr *nlh, int verdict)
 {
     struct nlattr *el = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
@@ -184,8 +206,9 @@ expr_verdict(struct nlmsghdr *nlh, int verdict)
     mnl_attr_nest_end(nlh, el);
 }
 
-/* A rule in chain @tap: [ethertype == @type (when not 0)] [@off/@len of the
- * network header == @addr (when @addr)] -> @verdict; (1) when @mac. */
+/* A rule in chain @tap: iifname == @tap [ethertype == @type (when not 0)]
+ * [@off/@len of the network header == @addr (when @addr)] -> @verdict; (1)
+ * when @mac. */
 static void
 rule_put(struct batch *bt, const char *tap, const uint8_t *mac, uint16_t type, unsigned off,
          const void *addr, size_t len, int verdict)
@@ -194,6 +217,7 @@ rule_put(struct batch *bt, const char *tap, const uint8_t *mac, uint16_t type, u
     mnl_attr_put_strz(nlh, NFTA_RULE_TABLE, NFT_TABLE);
     mnl_attr_put_strz(nlh, NFTA_RULE_CHAIN, tap);
     struct nlattr *list = mnl_attr_nest_start(nlh, NFTA_RULE_EXPRESSIONS);
+    expr_iifname(nlh, tap);
     if (mac) {
         expr_payload(nlh, NFT_PAYLOAD_LL_HEADER, 6, NET_MAC_LEN);
         expr_cmp(nlh, NFT_CMP_NEQ, mac, NET_MAC_LEN);
@@ -262,9 +286,8 @@ net_lock_set(const char *tap, const struct net_lock *l)
     mnl_attr_put_strz(nlh, NFTA_CHAIN_TYPE, "filter");
     mnl_attr_put_u32(nlh, NFTA_CHAIN_POLICY, htonl(NF_ACCEPT));
     struct nlattr *hook = mnl_attr_nest_start(nlh, NFTA_CHAIN_HOOK);
-    mnl_attr_put_u32(nlh, NFTA_HOOK_HOOKNUM, htonl(NF_NETDEV_INGRESS));
-    mnl_attr_put_u32(nlh, NFTA_HOOK_PRIORITY, htonl(0));
-    mnl_attr_put_strz(nlh, NFTA_HOOK_DEV, tap);
+    mnl_attr_put_u32(nlh, NFTA_HOOK_HOOKNUM, htonl(NF_BR_PRE_ROUTING));
+    mnl_attr_put_u32(nlh, NFTA_HOOK_PRIORITY, htonl((uint32_t)-200)); /* filter, as ebtables */
     mnl_attr_nest_end(nlh, hook);
     msg_end(&bt);
     rule_put(&bt, tap, l->mac, 0, 0, NULL, 0, NF_DROP);                          /* (1) */
@@ -304,7 +327,7 @@ net_lock_present(const char *tap)
     nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
     nlh->nlmsg_seq = (unsigned)time(NULL);
     struct nfgenmsg *g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
-    g->nfgen_family = NFPROTO_NETDEV;
+    g->nfgen_family = NFPROTO_BRIDGE;
     g->version = NFNETLINK_V0;
     mnl_attr_put_strz(nlh, NFTA_CHAIN_TABLE, NFT_TABLE);
     mnl_attr_put_strz(nlh, NFTA_CHAIN_NAME, tap);

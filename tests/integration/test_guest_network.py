@@ -214,8 +214,16 @@ def hotplug_checks(t, d, s, sess, vms, net, vt100):
     t.ok(slow is not None and slow >= 3.0 and (fast is None or slow > fast),
          'QoS: 384 KiB sent by the guest take >= 3 s at 64 KiB/s (took %s s; unlimited %s s)'
          % (slow and round(slow, 2), fast and round(fast, 2)))
-    ping_ok = ping(addr2, 2, 2)
-    t.ok(ping_ok, 'a rate-limited guest still answers')
+    t.ok(ping(addr2, 2, 2), 'a rate-limited guest still answers')
+    # locked and rate-limited at once: frames the ifb hands back are still
+    # checked by the lock
+    value(s.VIF.set_ipv4_allowed(sess, vif2, ['10.99.0.99']))
+    value(s.VIF.set_locking_mode(sess, vif2, 'locked'))
+    t.ok(wait_for(lambda: not ping(addr2, 1, 1), 20, 0.5),
+         'locked and rate-limited, its address not allowed: its replies are dropped')
+    value(s.VIF.set_ipv4_allowed(sess, vif2, [addr2]))
+    t.ok(wait_for(lambda: ping(addr2, 1, 2), 20, 0.5), 'locked and rate-limited, its address allowed: traffic')
+    value(s.VIF.set_locking_mode(sess, vif2, 'unlocked'))
 
     # a vesseld restart finds the hotplugged NIC (and the QoS follows a replug)
     d.kill()

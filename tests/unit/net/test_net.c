@@ -413,7 +413,7 @@ test_lock(void **state)
     assert_int_equal(net_lock_clear("vif9.0"), 0); /* nothing there: fine */
     int rc = net_lock_set("vif9.0", &l);
     if (rc == -EOPNOTSUPP || rc == -EAFNOSUPPORT || rc == -EPROTONOSUPPORT) {
-        printf("# this kernel has no nf_tables netdev support (%d)\n", rc);
+        printf("# this kernel has no nf_tables bridge support (%d)\n", rc);
         assert_int_equal(net_link_delete("vif9.0"), 0);
         return;
     }
@@ -423,7 +423,7 @@ test_lock(void **state)
     assert_int_equal(net_lock_set("vif9.0", &l), 0);
     assert_int_equal(net_lock_present("vif9.0"), 1);
     if (sh("command -v nft >/dev/null") == 0)
-        assert_int_equal(sh("nft list chain netdev vessel vif9.0 | grep -q 'fd00::2'"), 0);
+        assert_int_equal(sh("nft list chain bridge vessel vif9.0 | grep -q 'fd00::2'"), 0);
     assert_int_equal(net_lock_clear("vif9.0"), 0);
     assert_int_equal(net_lock_present("vif9.0"), 0);
     assert_int_equal(net_lock_set("vif9.0", &(struct net_lock){.mac = mac}), 0); /* no address */
