@@ -13,9 +13,9 @@
  * the tap gets). locking_mode and ipv4_allowed/ipv6_allowed are stored and
  * checked (addresses must parse: INVALID_IP_ADDRESS_SPECIFIED [field]);
  * disabled keeps the tap out of the bridge, locked puts an nf_tables filter
- * on the tap's ingress (net/nft.c: the guest may send only from its MAC and
- * its allowed addresses), at attach and live when the mode or the addresses
- * change (vif_locking_apply). QoS: the only algorithm is "ratelimit"
+ * on what the tap brings into the bridge (net/nft.c: the guest may send only
+ * from its MAC and its allowed addresses), at attach and live when the mode
+ * or the addresses change (vif_locking_apply). QoS: the only algorithm is "ratelimit"
  * with qos_algorithm_params:kbps a positive integer (INVALID_VALUE otherwise);
  * on the qemu backend it shapes what the guest sends to kbps*1024 bytes/s
  * (net/qdisc.c: the tap's ingress redirected through ifb<domid>.<device>
