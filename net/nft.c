@@ -17,10 +17,11 @@
  * bridge and not the tap's own ingress hook (netdev family): a rate limit
  * redirects the tap's ingress through an ifb (net/qdisc.c), and frames the
  * ifb hands back skip both tc and netfilter ingress - but not the bridge. A
- * tap out of any bridge (locking_mode disabled) reaches nothing anyway. A chain is replaced whole, in one nfnetlink batch (the kernel
- * applies a batch atomically: no instant without the filter).
- * Messages are built by hand with libmnl (no libnftnl): the layouts are those
- * of linux/netfilter/nf_tables.h (NFTA_*), the batch of nfnetlink
+ * tap out of any bridge (locking_mode disabled) reaches nothing anyway.
+ * A chain is replaced whole, in one nfnetlink batch (the kernel applies a
+ * batch atomically: no instant without the filter). Messages are built by
+ * hand with libmnl (no libnftnl): the layouts are those of
+ * linux/netfilter/nf_tables.h (NFTA_*), the batch of nfnetlink
  * (NFNL_MSG_BATCH_BEGIN/END, res_id NFNL_SUBSYS_NFTABLES); payload offsets:
  * Ethernet source at 6, type at 12; IPv4 source at 12, ARP sender IP at 14
  * (RFC 826, Ethernet/IPv4), IPv6 source at 8. Integers in attributes are

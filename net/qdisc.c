@@ -288,7 +288,8 @@ net_rx_limit_set(const char *name, const char *ifb, uint64_t rate_bytes_per_s)
         return rc;
     if (strcmp(l.kind, "ifb") != 0)
         return -EMEDIUMTYPE; /* never redirect into someone else's link */
-    if ((rc = net_link_set_up(ifb, true)) < 0 || (rc = net_qdisc_tbf_set(ifb, rate_bytes_per_s)) < 0)
+    if ((rc = net_link_set_up(ifb, true)) < 0 ||
+        (rc = net_qdisc_tbf_set(ifb, rate_bytes_per_s)) < 0)
         return rc;
     /* a fresh ingress qdisc: whatever filters were there go with the old one */
     rc = ingress_qdisc_del(idx);
