@@ -16,49 +16,8 @@
 
 #include "vhd/vhd_int.h"
 
-static char dir[64];
+#include "tests/unit/vhd/fixture.h"
 
-static int
-setup(void **state)
-{
-    snprintf(dir, sizeof(dir), "/tmp/vhd-unit.XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int
-teardown(void **state)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static const char *
-path(const char *name)
-{
-    static char p[4][128];
-    static int i;
-    i = (i + 1) % 4;
-    snprintf(p[i], sizeof(p[i]), "%s/%s", dir, name);
-    return p[i];
-}
-
-static void
-fill(uint8_t *buf, size_t n, unsigned seed)
-{
-    for (size_t i = 0; i < n; i++)
-        buf[i] = (uint8_t)(seed * 31 + i * 7 + (i >> 9));
-}
-
-static void
-assert_sound(const char *p)
-{
-    struct vhd_check_report r;
-    int rc = vhd_check(p, &r);
-    if (rc != 0 && r.n_problems)
-        print_error("%s\n", r.problems[0]);
-    assert_int_equal(rc, 0);
-}
 
 static void
 test_dynamic_write_read(void **state)

@@ -18,52 +18,11 @@
 
 #include "vhd/vhd_int.h"
 
+#include "tests/unit/vhd/fixture.h"
+
 #define DISK (8u << 20)
 
-static char dir[64];
 static uint8_t expect[DISK], got[DISK];
-
-static int
-setup(void **state)
-{
-    snprintf(dir, sizeof(dir), "/tmp/vhd-relink.XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int
-teardown(void **state)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static const char *
-path(const char *name)
-{
-    static char p[4][128];
-    static int i;
-    i = (i + 1) % 4;
-    snprintf(p[i], sizeof(p[i]), "%s/%s", dir, name);
-    return p[i];
-}
-
-static void
-fill(uint8_t *buf, size_t n, unsigned seed)
-{
-    for (size_t i = 0; i < n; i++)
-        buf[i] = (uint8_t)(seed * 31 + i * 7 + (i >> 9));
-}
-
-static void
-assert_sound(const char *p)
-{
-    struct vhd_check_report r;
-    int rc = vhd_check(p, &r);
-    if (rc != 0 && r.n_problems)
-        print_error("%s\n", r.problems[0]);
-    assert_int_equal(rc, 0);
-}
 
 static void
 write_at(const char *p, uint64_t off, size_t len, unsigned seed)
