@@ -69,6 +69,20 @@ bool net_vif_set_attached(struct server *srv, const char *vif_ref, bool attached
                           struct xerr **errp);
 
 /* Turns a negative errno from net/ into INTERNAL_ERROR naming @what. */
+/* The tap of VIF @vif_ref into @tap (IFNAMSIZ) when a changed setting must
+ * reach it now: attached to a running or paused VM on the qemu backend, tap
+ * present. False otherwise (the setting applies at the next attach). */
+bool net_vif_live_tap(struct server *srv, const char *vif_ref, char *tap);
+
+/* Makes running tap @tap agree with VIF @vif_ref's QoS fields (a rate limit
+ * on what the guest sends, or none). */
+bool net_vif_qos_apply(struct server *srv, const char *vif_ref, const char *tap,
+                       struct xerr **errp);
+/* Makes running tap @tap agree with VIF @vif_ref's locking_mode and allowed
+ * addresses (in or out of the bridge, the address filter). */
+bool net_vif_locking_apply(struct server *srv, const char *vif_ref, const char *tap,
+                           struct xerr **errp);
+
 bool net_api_errno(struct xerr **errp, int rc, const char *what, const char *name);
 
 /* ---- between api/pif.c and api/vlan.c ---- */

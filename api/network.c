@@ -263,3 +263,89 @@ net_network_ensure_bridge(struct server *srv, const char *net, char *bridge, siz
         ok = db_update(srv->db, &xapi_class_network, net, mark_created, NULL, errp);
     return ok;
 }
+
+/* ------------------------------------------------------------------ locking default, purpose */
+
+static bool
+default_mode_apply(void *opaque, void *rec, struct xerr **errp)
+{
+    (void)errp;
+    ((struct xapi_network_record *)rec)->default_locking_mode =
+        *(const enum xapi_network_default_locking_mode *)opaque;
+    return true;
+}
+
+bool
+api_network_set_default_locking_mode(struct call_ctx *ctx, const char *network,
+                                     enum xapi_network_default_locking_mode value,
+                                     struct xerr **errp)
+{
+    struct xapi_network_record *n = NULL;
+    if (!db_update(ctx->db, &xapi_class_network, network, default_mode_apply, &value, errp) ||
+        !db_get(ctx->db, &xapi_class_network, network, (void **)&n, errp))
+        return false;
+    /* Running VIFs that follow their network's default take the new one now,
+     * as in xapi; a tap that cannot is logged and takes it at its next attach. */
+    for (size_t i = 0; i < n->VIFs.n; i++) {
+        char tap[IFNAMSIZ];
+        struct xerr *err = NULL;
+        if (net_vif_live_tap(ctx->srv, n->VIFs.items[i], tap) &&
+            !net_vif_locking_apply(ctx->srv, n->VIFs.items[i], tap, &err)) {
+            log_warn("network.locking", "vif=%s tap=%s error=%s", n->VIFs.items[i], tap,
+                     err ? err->code : "?");
+            xerr_free(err);
+        }
+    }
+    xapi_network_record_free(n);
+    return true;
+}
+
+struct purpose_change {
+    enum xapi_network_purpose value;
+    bool add;
+};
+
+static bool
+purpose_apply(void *opaque, void *rec, struct xerr **errp)
+{
+    const struct purpose_change *c = opaque;
+    struct xapi_network_purpose_set *set = &((struct xapi_network_record *)rec)->purpose;
+    size_t at = set->n;
+    for (size_t i = 0; i < set->n; i++) {
+        if (set->items[i] == c->value)
+            at = i;
+        /* nbd serves with TLS, insecure_nbd without: one network offers one (xapi) */
+        else if (c->add && (set->items[i] == XAPI_NETWORK_PURPOSE_NBD ||
+                            set->items[i] == XAPI_NETWORK_PURPOSE_INSECURE_NBD))
+            return xerr_raise(errp, "NETWORK_INCOMPATIBLE_PURPOSES",
+                              xenum_name(&xapi_enum_network_purpose, (int)c->value),
+                              xenum_name(&xapi_enum_network_purpose, (int)set->items[i]));
+    }
+    if (c->add && at == set->n) {
+        enum xapi_network_purpose *items = realloc(set->items, (set->n + 1) * sizeof(*items));
+        if (!items)
+            return xerr_nomem(errp);
+        items[set->n++] = c->value;
+        set->items = items;
+    } else if (!c->add && at < set->n) {
+        memmove(&set->items[at], &set->items[at + 1], (set->n - at - 1) * sizeof(*set->items));
+        set->n--;
+    }
+    return true;
+}
+
+bool
+api_network_add_purpose(struct call_ctx *ctx, const char *self, enum xapi_network_purpose value,
+                        struct xerr **errp)
+{
+    struct purpose_change c = {value, true};
+    return db_update(ctx->db, &xapi_class_network, self, purpose_apply, &c, errp);
+}
+
+bool
+api_network_remove_purpose(struct call_ctx *ctx, const char *self,
+                           enum xapi_network_purpose value, struct xerr **errp)
+{
+    struct purpose_change c = {value, false};
+    return db_update(ctx->db, &xapi_class_network, self, purpose_apply, &c, errp);
+}

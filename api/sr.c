@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api/storage_api.h"
 #include "api/storage_gc.h"
@@ -281,8 +282,15 @@ static bool vdi_records_drop(struct db *db, const char *ref, struct xerr **errp)
  * with @adopt, records dropped for VDIs whose file is gone and made for files
  * without one (SR.scan). */
 static bool
-sr_reconcile(struct db *db, const char *sr, struct sr_file_vhd *files, size_t n_files,
-             bool adopt, struct xerr **errp)
+file_exists(const char *path, const char *uuid)
+{
+    char file[4096];
+    return sr_file_vdi_path(path, uuid, file, sizeof(file)) == 0 && access(file, F_OK) == 0;
+}
+
+static bool
+sr_reconcile(struct db *db, const char *sr, const char *path, struct sr_file_vhd *files,
+             size_t n_files, bool adopt, struct xerr **errp)
 {
     struct vdi_list l = {.sr = sr};
     db_foreach(db, &xapi_class_vdi, vdi_list_one, &l);
@@ -295,8 +303,10 @@ sr_reconcile(struct db *db, const char *sr, struct sr_file_vhd *files, size_t n_
                 break;
         if (j < n_files)
             ok = db_update(db, &xapi_class_vdi, l.refs[i], vdi_sizes_apply, &files[j], errp);
-        else if (adopt)
+        else if (adopt && !file_exists(path, l.uuids[i]))
             ok = vdi_records_drop(db, l.refs[i], errp);
+        /* a file that exists but could not be read now (being written, damaged)
+         * keeps its record: a scan never forgets a VDI whose data is there */
     }
     for (size_t j = 0; adopt && ok && j < n_files; j++) {
         if (files[j].hidden)
@@ -320,7 +330,7 @@ sr_scan_path(struct db *db, const char *sr, const char *path, bool adopt, struct
     int rc = sr_file_scan(path, &files, &n_files);
     if (rc < 0)
         return storage_fail(errp, rc, sr, NULL);
-    bool ok = sr_reconcile(db, sr, files, n_files, adopt, errp);
+    bool ok = sr_reconcile(db, sr, path, files, n_files, adopt, errp);
     free(files);
     return ok && storage_sr_refresh(db, sr, path, errp);
 }

@@ -279,7 +279,9 @@ sr_file_describe(const char *file, const char *uuid, bool hidden, struct sr_file
 {
     struct vhd_chain *c = NULL;
     struct vhd_info info;
-    int rc = vhd_chain_open(file, VHD_OPEN_RDONLY | VHD_OPEN_NO_PARENTS, &c);
+    /* a file a disk server is extending may lack its trailing footer for a moment:
+     * the copy at offset 0 describes it as well */
+    int rc = vhd_chain_open(file, VHD_OPEN_RDONLY | VHD_OPEN_NO_PARENTS | VHD_OPEN_HEAD_FOOTER, &c);
     if (rc < 0)
         return sr_file_fail_vhd(rc, file);
     rc = vhd_chain_info(c, 0, &info);

@@ -31,7 +31,7 @@ data_bytes(const char *file)
 {
     struct vhd_chain *c = NULL;
     struct vhd_info info;
-    if (vhd_chain_open(file, VHD_OPEN_RDONLY | VHD_OPEN_NO_PARENTS, &c) < 0)
+    if (vhd_chain_open(file, VHD_OPEN_RDONLY | VHD_OPEN_NO_PARENTS | VHD_OPEN_HEAD_FOOTER, &c) < 0)
         return UINT64_MAX;
     uint64_t bytes = UINT64_MAX;
     if (vhd_chain_info(c, 0, &info) == 0)

@@ -17,7 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Tap, Vesseld, console_log, error, value, wait_for  # noqa: E402
+from harness import Tap, Vesseld, console_log, console_type, error, value, wait_for  # noqa: E402
 
 MARKER = 'VESSEL-GUEST-UP'
 
@@ -82,36 +82,6 @@ def recv_time(d, sess, console, port, nbytes):
     c.close()
     srv.close()
     return time.time() - t0 if got >= nbytes and t0 else None
-
-
-def console_type(d, sess, console_ref, line, expect, timeout=30.0):
-    """Types @line on a vt100 console through CONNECT; returns what came back."""
-    s = socket.create_connection(('127.0.0.1', d.port), timeout=timeout)
-    s.sendall(('CONNECT /console?ref=%s&session_id=%s HTTP/1.1\r\nHost: x\r\n\r\n'
-               % (console_ref, sess)).encode())
-    data = b''
-    while b'\r\n\r\n' not in data:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    head, _, rest = data.partition(b'\r\n\r\n')
-    if not head.startswith(b'HTTP/1.1 200'):
-        s.close()
-        return head.decode(errors='replace')
-    s.sendall(line.encode() + b'\n')
-    out = rest
-    deadline = time.time() + timeout
-    while expect.encode() not in out and time.time() < deadline:
-        try:
-            chunk = s.recv(4096)
-        except socket.timeout:
-            break
-        if not chunk:
-            break
-        out += chunk
-    s.close()
-    return out.decode(errors='replace')
 
 
 def make_vm(s, sess, guest, name, net, addr, machine='pc'):

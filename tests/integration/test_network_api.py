@@ -99,6 +99,18 @@ def networks(t, s, sess):
     value(s.network.destroy(sess, n3))
     t.eq(kind('vbrhand'), 'bridge', "destroy leaves a bridge vesseld did not make")
     ip('link', 'del', 'vbrhand')
+    value(s.network.set_default_locking_mode(sess, n2, 'disabled'))
+    t.eq(value(s.network.get_default_locking_mode(sess, n2)), 'disabled',
+         'network.set_default_locking_mode')
+    value(s.network.set_default_locking_mode(sess, n2, 'unlocked'))
+    value(s.network.add_purpose(sess, n2, 'nbd'))
+    value(s.network.add_purpose(sess, n2, 'nbd'))
+    t.eq(value(s.network.get_purpose(sess, n2)), ['nbd'], 'network.add_purpose, twice: once')
+    e = error(s.network.add_purpose(sess, n2, 'insecure_nbd'))
+    t.eq(e, ['NETWORK_INCOMPATIBLE_PURPOSES', 'insecure_nbd', 'nbd'],
+         'nbd and insecure_nbd on one network: NETWORK_INCOMPATIBLE_PURPOSES')
+    value(s.network.remove_purpose(sess, n2, 'nbd'))
+    t.eq(value(s.network.get_purpose(sess, n2)), [], 'network.remove_purpose')
     return n1, n2
 
 

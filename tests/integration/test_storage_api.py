@@ -236,6 +236,12 @@ def copy_scan(t, d, s, sess, host, sr, path, vdi, f, vhd_tool, tmp):
     found = value(s.VDI.get_by_uuid(sess, u))
     t.eq(value(s.VDI.get_virtual_size(sess, found)), str(8 * MiB), 'SR.scan adopts the new VHD')
     t.eq(error(s.VDI.get_record(sess, copy))[0], 'HANDLE_INVALID', 'SR.scan drops a VDI whose file vanished')
+    damaged = value(s.VDI.create(sess, vdi_args(sr2, MiB)))
+    with open(os.path.join(path2, value(s.VDI.get_uuid(sess, damaged)) + '.vhd'), 'r+b') as f:
+        f.truncate(100)
+    value(s.SR.scan(sess, sr2))
+    t.ok(value(s.VDI.get_uuid(sess, damaged)), 'SR.scan keeps a VDI whose file is there but unreadable')
+    value(s.VDI.destroy(sess, damaged))
     # PBD unplug: VDI operations need a plugged SR
     pbd = value(s.SR.get_PBDs(sess, sr2))[0]
     value(s.PBD.unplug(sess, pbd))
