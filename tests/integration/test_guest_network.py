@@ -154,6 +154,12 @@ def hotplug_checks(t, d, s, sess, vms, net, vt100):
     value(s.VIF.set_locking_mode(sess, vif2, 'network_default'))
     t.eq(master_of(tap2), 'vbrguest', 'locking_mode network_default: the tap is back on the bridge')
     t.ok(wait_for(lambda: ping(addr2, 1, 2), 30, 1), 'locking_mode network_default: traffic again')
+    # the network's default moves a running VIF that follows it
+    value(s.network.set_default_locking_mode(sess, net, 'disabled'))
+    t.eq(master_of(tap2), None, 'network default disabled: a following tap leaves the bridge')
+    value(s.network.set_default_locking_mode(sess, net, 'unlocked'))
+    t.eq(master_of(tap2), 'vbrguest', 'network default unlocked: it is back')
+    t.ok(wait_for(lambda: ping(addr2, 1, 2), 30, 1), 'and traffic passes again')
     value(s.VIF.set_locking_mode(sess, vif2, 'unlocked'))
     t.ok(master_of(tap2) == 'vbrguest' and ping(addr2, 2, 2), 'locking_mode unlocked: traffic')
 
