@@ -38,6 +38,7 @@
 #include "api/storage_api.h"
 #include "common/log.h"
 #include "db/db.h"
+#include "xapi_errors.h"
 #include "storage/serve_ctl.h"
 #include "storage/sr_file.h"
 
@@ -210,7 +211,7 @@ serve_one(struct server *srv, const struct xapi_vm_record *vm, const char *vbd_r
         fclose(f);
     }
     if ((f = fopen(vdifile, "w"))) {
-        fprintf(f, "%s\n%s\n", sr_path, vdi->uuid);
+        fprintf(f, "%s\n%s\n%s\n", sr_path, vdi->uuid, vbd_ref);
         fclose(f);
     }
     if (!add_disk(cfg, sock, read_only, cdrom))
@@ -235,8 +236,10 @@ disk_servers_start(struct server *srv, const char *vm_ref, const struct xapi_vm_
     (void)vm_ref;
     disk_servers_lock();
     bool ok = true;
+    /* a server's slot is its disk's index in @cfg, which names the disk in the
+     * device model ("vbd<slot>"): hotplug finds both by it (empty drives have none) */
     for (size_t i = 0; ok && i < vm->VBDs.n; i++)
-        ok = serve_one(srv, vm, vm->VBDs.items[i], (unsigned)i, cfg, errp);
+        ok = serve_one(srv, vm, vm->VBDs.items[i], (unsigned)cfg->n_disks, cfg, errp);
     disk_servers_unlock();
     if (!ok)
         disk_servers_stop(srv, vm->uuid);
@@ -276,6 +279,34 @@ wait_exited(const long *pids, size_t n)
     log_warn("disk.stop", "a disk server did not exit within 10 s");
 }
 
+/* Stops the server whose files are DATA/run/disks/@base.* (base "<vm>.<n>")
+ * and forgets them; its pid goes to @pids for wait_exited. */
+static void
+stop_one(const char *dir, const char *base, long *pids, size_t *n_pids, size_t max)
+{
+    char path[4400];
+    snprintf(path, sizeof(path), "%s/%s.pid", dir, base);
+    FILE *f = fopen(path, "r");
+    long pid = 0;
+    if (f) {
+        if (fscanf(f, "%ld", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    /* SIGTERM: the server flushes and closes the chain before it exits. */
+    if (pid > 1) {
+        kill((pid_t)pid, SIGTERM);
+        if (*n_pids < max)
+            pids[(*n_pids)++] = pid;
+    }
+    unlink(path);
+    static const char *const kinds[] = {"sock", "ctl", "vdi"};
+    for (size_t k = 0; k < 3; k++) {
+        snprintf(path, sizeof(path), "%s/%s.%s", dir, base, kinds[k]);
+        unlink(path);
+    }
+}
+
 void
 disk_servers_stop(struct server *srv, const char *vm_uuid)
 {
@@ -296,31 +327,96 @@ disk_servers_stop(struct server *srv, const char *vm_uuid)
         if (strncmp(e->d_name, vm_uuid, ulen) != 0 || e->d_name[ulen] != '.' || n < 4 ||
             strcmp(e->d_name + n - 4, ".pid") != 0)
             continue;
-        char path[4400], other[4400];
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        FILE *f = fopen(path, "r");
-        long pid = 0;
-        if (f) {
-            if (fscanf(f, "%ld", &pid) != 1)
-                pid = 0;
-            fclose(f);
-        }
-        /* SIGTERM: the server flushes and closes the chain before it exits. */
-        if (pid > 1) {
-            kill((pid_t)pid, SIGTERM);
-            if (n_pids < sizeof(pids) / sizeof(*pids))
-                pids[n_pids++] = pid;
-        }
-        unlink(path);
-        static const char *const kinds[] = {"sock", "ctl", "vdi"};
-        for (size_t k = 0; k < 3; k++) {
-            snprintf(other, sizeof(other), "%s/%.*s.%s", dir, (int)(n - 4), e->d_name, kinds[k]);
-            unlink(other);
-        }
+        char base[256];
+        snprintf(base, sizeof(base), "%.*s", (int)(n - 4), e->d_name);
+        stop_one(dir, base, pids, &n_pids, sizeof(pids) / sizeof(*pids));
     }
     closedir(d);
     wait_exited(pids, n_pids);
     disk_servers_unlock();
+}
+
+/* ------------------------------------------------------------------ hotplug */
+
+/* The slot of VM @vm_uuid's server for VBD @vbd_ref (its .vdi file's third
+ * line), or -1. */
+static int
+slot_of(const char *dir, const char *vm_uuid, const char *vbd_ref)
+{
+    for (unsigned n = 0; n < 256; n++) {
+        char path[4400], line[4200];
+        snprintf(path, sizeof(path), "%s/%s.%u.vdi", dir, vm_uuid, n);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        bool match = false;
+        for (int i = 0; i < 3 && fgets(line, sizeof(line), f); i++)
+            match = i == 2 && strncmp(line, vbd_ref, strlen(vbd_ref)) == 0 &&
+                    (line[strlen(vbd_ref)] == '\n' || line[strlen(vbd_ref)] == '\0');
+        fclose(f);
+        if (match)
+            return (int)n;
+    }
+    return -1;
+}
+
+bool
+disk_servers_plug(struct server *srv, const struct xapi_vm_record *vm, const char *vbd_ref,
+                  unsigned *slot, struct xenops_disk *disk, struct xerr **errp)
+{
+    char dir[4096];
+    disks_dir(srv, dir, sizeof(dir));
+    struct xenops_domain_config one = {0};
+    disk_servers_lock();
+    /* the first slot no server of the VM holds: the device names "vbd<slot>"
+     * of disks given at start are free again once they were unplugged */
+    unsigned n = 0;
+    for (; n < 256; n++) {
+        char path[4400];
+        snprintf(path, sizeof(path), "%s/%s.%u.pid", dir, vm->uuid, n);
+        if (access(path, F_OK) != 0)
+            break;
+    }
+    bool ok = n < 256 ? serve_one(srv, vm, vbd_ref, n, &one, errp)
+                      : xerr_operation_not_allowed(errp, "every disk slot of the VM is taken");
+    disk_servers_unlock();
+    if (ok && one.n_disks != 1)
+        ok = xerr_operation_not_allowed(errp, "an empty drive has nothing to plug");
+    if (ok) {
+        *disk = one.disks[0];
+        *slot = n;
+    } else {
+        for (size_t i = 0; i < one.n_disks; i++)
+            free(one.disks[i].path);
+    }
+    free(one.disks);
+    return ok;
+}
+
+void
+disk_servers_unplug(struct server *srv, const char *vm_uuid, const char *vbd_ref)
+{
+    char dir[4096], base[256];
+    disks_dir(srv, dir, sizeof(dir));
+    long pids[1];
+    size_t n_pids = 0;
+    disk_servers_lock();
+    int n = slot_of(dir, vm_uuid, vbd_ref);
+    if (n >= 0) {
+        snprintf(base, sizeof(base), "%s.%d", vm_uuid, n);
+        stop_one(dir, base, pids, &n_pids, 1);
+        wait_exited(pids, n_pids);
+    }
+    disk_servers_unlock();
+}
+
+int
+disk_servers_slot(struct server *srv, const char *vm_uuid, const char *vbd_ref)
+{
+    char dir[4096];
+    disks_dir(srv, dir, sizeof(dir));
+    /* without the lock: callers may hold a db batch, and the lock's holders read the db */
+    return slot_of(dir, vm_uuid, vbd_ref);
 }
 
 /* ------------------------------------------------------------------ pause and reload */

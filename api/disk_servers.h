@@ -17,6 +17,18 @@ bool disk_servers_start(struct server *srv, const char *vm_ref, const struct xap
                         struct xenops_domain_config *cfg, struct xerr **errp);
 void disk_servers_stop(struct server *srv, const char *vm_uuid);
 
+/* Hotplug: a server for VBD @vbd_ref of running VM @vm in the first free
+ * slot; the disk to hand to the device model goes to @disk (its path is the
+ * caller's to free) and the slot, which names it there, to @slot. An empty
+ * CD drive: OPERATION_NOT_ALLOWED. */
+bool disk_servers_plug(struct server *srv, const struct xapi_vm_record *vm, const char *vbd_ref,
+                       unsigned *slot, struct xenops_disk *disk, struct xerr **errp);
+/* Stops the server of VBD @vbd_ref of VM @vm_uuid (none: nothing). */
+void disk_servers_unplug(struct server *srv, const char *vm_uuid, const char *vbd_ref);
+/* The slot of VBD @vbd_ref's server in VM @vm_uuid, or -1 when none runs.
+ * Reads the files without disk_servers_lock: safe inside a db batch. */
+int disk_servers_slot(struct server *srv, const char *vm_uuid, const char *vbd_ref);
+
 /* The lock that orders a served VDI's chain changes against its servers
  * starting and stopping. Held around pause ... reload ... resume. */
 void disk_servers_lock(void);

@@ -12,13 +12,21 @@
  *
  * On a halted VM a VBD is only a record: the VM attaches it at start. Hotplug
  * (plug/unplug) needs a running guest: VM_BAD_POWER_STATE [vm, running,
- * actual] on any other, OPERATION_NOT_ALLOWED on a running one until the
- * domain manager can hotplug. insert/eject change which VDI a CD drive holds.
+ * actual] on any other. plug starts the VBD's disk server (api/disk_servers.c)
+ * and adds the disk to the guest (xenops: virtio-blk, pc machine only, else
+ * OPERATION_NOT_ALLOWED); unplug asks the guest to let go (ACPI eject, up to
+ * VBD_UNPLUG_TIMEOUT_MS: DEVICE_DETACH_REJECTED [VBD, vbd, msg] otherwise),
+ * then stops the server, which flushes. A CD drive is not hotplugged
+ * (OPERATION_NOT_ALLOWED): insert/eject change which VDI it holds.
  */
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/disk_servers.h"
+#include "api/domains.h"
 #include "api/storage_api.h"
 #include "db/db.h"
 #include "rpc/ctx.h"
@@ -26,6 +34,7 @@
 
 #define NULL_REF "OpaqueRef:NULL"
 #define VBD_SLOTS 16
+#define VBD_UNPLUG_TIMEOUT_MS 30000 /* a TCG guest answers ACPI eject slowly */
 
 
 /* The slot a userdevice names, or -1. "autodetect" is the caller's business. */
@@ -236,9 +245,13 @@ api_vbd_eject(struct call_ctx *ctx, const char *vbd, struct xerr **errp)
 
 /* ------------------------------------------------------------------ hotplug */
 
+/* One VBD hotplug at a time: the attached check and the change cannot race. */
+static pthread_mutex_t hotplug_lock = PTHREAD_MUTEX_INITIALIZER;
+
 struct hotplug {
     char vm[128];
     bool attached;
+    bool cd;
 };
 
 static void
@@ -248,12 +261,61 @@ hotplug_peek(void *opaque, const void *rec)
     struct hotplug *h = opaque;
     snprintf(h->vm, sizeof(h->vm), "%s", b->VM);
     h->attached = b->currently_attached;
+    h->cd = b->type == XAPI_VBD_TYPE_CD;
 }
 
 static void
 power_peek(void *opaque, const void *rec)
 {
     *(int *)opaque = (int)((const struct xapi_vm_record *)rec)->power_state;
+}
+
+static bool
+attached_apply(void *opaque, void *rec, struct xerr **errp)
+{
+    struct xapi_vbd_record *b = rec;
+    b->currently_attached = *(const bool *)opaque;
+    return vbd_ops_set(b) || xerr_nomem(errp);
+}
+
+/* A disk server for the VBD, then the disk in the guest. */
+static bool
+disk_plug(struct server *srv, const struct xapi_vm_record *vm, const char *self,
+          struct xerr **errp)
+{
+    unsigned slot = 0;
+    struct xenops_disk disk;
+    if (!disk_servers_plug(srv, vm, self, &slot, &disk, errp))
+        return false;
+    int rc = xenops_disk_plug(domains_xenops(srv), vm->uuid, slot, &disk);
+    free(disk.path);
+    free(disk.export_name);
+    if (rc == 0)
+        return true;
+    disk_servers_unplug(srv, vm->uuid, self);
+    if (rc == -ENOTSUP)
+        return xerr_operation_not_allowed(errp, "disk hotplug needs a guest on the pc machine");
+    return xerr_internal(errp, "the device model refused the disk: %s", strerror(-rc));
+}
+
+/* The disk out of the guest (it must let go), then its server. */
+static bool
+disk_unplug(struct server *srv, const struct xapi_vm_record *vm, const char *self,
+            struct xerr **errp)
+{
+    int slot = disk_servers_slot(srv, vm->uuid, self);
+    int rc = slot < 0 ? 0 : xenops_disk_unplug(domains_xenops(srv), vm->uuid, (unsigned)slot,
+                                                VBD_UNPLUG_TIMEOUT_MS);
+    if (rc == -ETIMEDOUT)
+        return xerr_device_detach_rejected(errp, "VBD", self,
+                                           "the guest did not release the disk");
+    if (rc == -ENOTSUP)
+        return xerr_operation_not_allowed(errp, "disk hotplug needs a guest on the pc machine");
+    if (rc < 0 && rc != -ENOENT)
+        return xerr_internal(errp, "the device model did not remove the disk: %s",
+                             strerror(-rc));
+    disk_servers_unplug(srv, vm->uuid, self);
+    return true;
 }
 
 static bool
@@ -277,7 +339,18 @@ vbd_hotplug(struct call_ctx *ctx, const char *self, bool plug, struct xerr **err
         return xerr_device_already_attached(errp, self);
     if (!plug && !h.attached)
         return xerr_device_already_detached(errp, self);
-    return xerr_operation_not_allowed(errp, "VBD hotplug needs the domain manager (not built)");
+    if (h.cd)
+        return xerr_operation_not_allowed(errp, "a CD drive is not hotplugged: use VBD.insert "
+                                                "and VBD.eject");
+    struct xapi_vm_record *vm = NULL;
+    if (!db_get(ctx->db, &xapi_class_vm, h.vm, (void **)&vm, errp))
+        return false;
+    pthread_mutex_lock(&hotplug_lock);
+    bool ok = plug ? disk_plug(ctx->srv, vm, self, errp) : disk_unplug(ctx->srv, vm, self, errp);
+    ok = ok && db_update(ctx->db, &xapi_class_vbd, self, attached_apply, &plug, errp);
+    pthread_mutex_unlock(&hotplug_lock);
+    xapi_vm_record_free(vm);
+    return ok;
 }
 
 bool

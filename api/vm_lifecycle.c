@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/disk_servers.h"
 #include "api/domains.h"
 #include "api/net_api.h"
 #include "api/vm_ops.h"
@@ -162,6 +163,30 @@ destroy_consoles(struct db *db, const struct xapi_ref_set *consoles, struct xerr
     return true;
 }
 
+static void
+vbd_drive_peek(void *opaque, const void *rec)
+{
+    const struct xapi_vbd_record *b = rec;
+    *(bool *)opaque = b->empty || strcmp(b->VDI, "OpaqueRef:NULL") == 0;
+}
+
+/* A running VM's VBD is attached when its disk server runs (an unplugged one
+ * stays unplugged across a pause or an in-place reboot); an empty drive is
+ * there while the VM runs. */
+static bool
+vbd_set_attached(struct server *srv, const char *vm_uuid, const char *vbd, bool running,
+                 struct xerr **errp)
+{
+    bool empty = false;
+    if (!db_exists(srv->db, &xapi_class_vbd, vbd))
+        return true; /* destroyed meanwhile: nothing to record */
+    if (!db_with(srv->db, &xapi_class_vbd, vbd, vbd_drive_peek, &empty, errp))
+        return false;
+    bool attached = running && (empty || disk_servers_slot(srv, vm_uuid, vbd) >= 0);
+    struct xapi_ref_set one = {.n = 1, .items = (char **)&vbd};
+    return set_devices_attached(srv->db, &xapi_class_vbd, &one, attached, errp);
+}
+
 /* Records @ps for @vm_ref with everything that goes with it, in one batch. */
 static bool
 record_power_state(struct server *srv, const char *vm_ref, enum xapi_vm_power_state ps,
@@ -177,8 +202,8 @@ record_power_state(struct server *srv, const char *vm_ref, enum xapi_vm_power_st
     bool ok = db_update(srv->db, &xapi_class_vm, vm_ref, apply_power_state, &st, errp);
     if (ok && db_exists(srv->db, &xapi_class_vm_metrics, vm->metrics))
         ok = db_update(srv->db, &xapi_class_vm_metrics, vm->metrics, apply_metrics, &ms, errp);
-    if (ok)
-        ok = set_devices_attached(srv->db, &xapi_class_vbd, &vm->VBDs, running, errp);
+    for (size_t i = 0; ok && i < vm->VBDs.n; i++)
+        ok = vbd_set_attached(srv, vm->uuid, vm->VBDs.items[i], running, errp);
     /* VIFs through the network API: it keeps their allowed_operations too */
     for (size_t i = 0; ok && i < vm->VIFs.n; i++)
         ok = net_vif_set_attached(srv, vm->VIFs.items[i], running, errp);

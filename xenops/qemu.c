@@ -502,6 +502,9 @@ qdom_exited(struct xenops *x, struct qdom *d)
     pthread_mutex_unlock(&b->lock);
     if (mapped)
         qdom_unref(d); /* the map's; the supervisor still holds its own (3) */
+    /* before anyone waiting hears of the exit: a start right after a shutdown
+     * must find the directory gone, not fail on it (1) */
+    qdom_clean_dir(d);
     pthread_mutex_lock(&d->lock);
     d->exited = true;
     int ev = d->exit_event;
@@ -509,7 +512,6 @@ qdom_exited(struct xenops *x, struct qdom *d)
     snprintf(reason, sizeof(reason), "%s", d->shutdown_reason);
     pthread_cond_broadcast(&d->cond);
     pthread_mutex_unlock(&d->lock);
-    qdom_clean_dir(d);
     enum xenops_action action = XENOPS_ACTION_DESTROY;
     if (ev < 0) {
         if (!strcmp(reason, "guest-shutdown")) {
@@ -1369,6 +1371,79 @@ qemu_nic_present(struct xenops *x, const char *uuid, const char *tap)
     return rc;
 }
 
+/* ================= disk hotplug ================= */
+
+static int
+qemu_disk_plug(struct xenops *x, const char *uuid, unsigned slot, const struct xenops_disk *disk)
+{
+    _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, uuid);
+    if (!d)
+        return -ENOENT;
+    if (d->cfg->machine != XENOPS_MACHINE_PC)
+        return -ENOTSUP; /* q35's hotplug ports are the NICs'; microvm has none */
+    char node[32], dev[32];
+    snprintf(node, sizeof(node), "disk%u", slot);
+    snprintf(dev, sizeof(dev), "vbd%u", slot);
+    pthread_mutex_lock(&d->nic_lock); /* one hotplug at a time: it owns nic_waiting */
+    int rc = qdom_qmp_fd(d, json_pack("{s:s,s:{s:s,s:s,s:{s:s,s:s},s:b}}", "execute",
+                                      "blockdev-add", "arguments", "driver", "nbd", "node-name",
+                                      node, "server", "type", "unix", "path", disk->path,
+                                      "read-only", disk->read_only),
+                         -1, NULL);
+    bool node_added = rc == 0;
+    if (rc == 0)
+        rc = qdom_qmp_fd(d, json_pack("{s:s,s:{s:s,s:s,s:s}}", "execute", "device_add",
+                                      "arguments", "driver", "virtio-blk-pci", "drive", node,
+                                      "id", dev),
+                         -1, NULL);
+    if (rc < 0 && node_added) /* rollback */
+        qdom_qmp_fd(d, json_pack("{s:s,s:{s:s}}", "execute", "blockdev-del", "arguments",
+                                 "node-name", node), -1, NULL);
+    pthread_mutex_unlock(&d->nic_lock);
+    log_info("xenops.disk_plug", "vm=%s slot=%u socket=%s ro=%d rc=%d", uuid, slot, disk->path,
+             disk->read_only, rc);
+    return rc == -ESRCH ? -ENOENT : rc;
+}
+
+static int
+qemu_disk_unplug(struct xenops *x, const char *uuid, unsigned slot, unsigned timeout_ms)
+{
+    _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, uuid);
+    if (!d)
+        return -ENOENT;
+    char node[32], dev[32];
+    snprintf(node, sizeof(node), "disk%u", slot);
+    snprintf(dev, sizeof(dev), "vbd%u", slot);
+    pthread_mutex_lock(&d->nic_lock);
+    pthread_mutex_lock(&d->lock);
+    snprintf(d->nic_waiting, sizeof(d->nic_waiting), "%s", dev);
+    d->nic_deleted = false;
+    pthread_mutex_unlock(&d->lock);
+    /* -EIO is "no such device": an earlier unplug that timed out finished since */
+    int rc = qdom_qmp_fd(d, json_pack("{s:s,s:{s:s}}", "execute", "device_del", "arguments",
+                                      "id", dev), -1, NULL);
+    bool gone = rc == -EIO;
+    rc = rc == -EIO ? 0 : rc;
+    uint64_t deadline = xenops_now_ms() + timeout_ms;
+    pthread_mutex_lock(&d->lock);
+    while (rc == 0 && !gone && !d->nic_deleted && !d->exited)
+        if (!qdom_wait(d, deadline))
+            rc = -ETIMEDOUT;
+    if (d->exited)
+        rc = -ENOENT;
+    d->nic_waiting[0] = '\0';
+    pthread_mutex_unlock(&d->lock);
+    if (rc == 0) {
+        int r = qdom_qmp_fd(d, json_pack("{s:s,s:{s:s}}", "execute", "blockdev-del",
+                                         "arguments", "node-name", node), -1, NULL);
+        if (r < 0 && r != -EIO) /* -EIO: already gone */
+            rc = r;
+    }
+    pthread_mutex_unlock(&d->nic_lock);
+    log_info("xenops.disk_unplug", "vm=%s slot=%u rc=%d", uuid, slot, rc);
+    return rc == -ESRCH ? -ENOENT : rc;
+}
+
 /* ================= recovery ================= */
 
 static char *
@@ -1558,4 +1633,6 @@ const struct xenops_ops xenops_qemu_ops = {
     .nic_plug = qemu_nic_plug,
     .nic_unplug = qemu_nic_unplug,
     .nic_present = qemu_nic_present,
+    .disk_plug = qemu_disk_plug,
+    .disk_unplug = qemu_disk_unplug,
 };

@@ -395,6 +395,30 @@ sim_vnc_path(struct xenops *x, const char *uuid, char **path)
     return -ENOTSUP;
 }
 
+/* A simulated domain has no device model: its disks are only served. */
+static int
+sim_disk_hotplug(struct xenops *x, const char *uuid)
+{
+    struct sim *s = x->priv;
+    struct sim_dom *d = sim_get_locked(s, uuid);
+    if (!d)
+        return -ENOENT;
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+static int
+sim_disk_plug(struct xenops *x, const char *uuid, unsigned slot, const struct xenops_disk *disk)
+{
+    return sim_disk_hotplug(x, uuid);
+}
+
+static int
+sim_disk_unplug(struct xenops *x, const char *uuid, unsigned slot, unsigned timeout_ms)
+{
+    return sim_disk_hotplug(x, uuid);
+}
+
 const struct xenops_ops xenops_sim_ops = {
     .name = "sim",
     .init = sim_init,
@@ -413,4 +437,6 @@ const struct xenops_ops xenops_sim_ops = {
     .console_unsubscribe = sim_console_unsubscribe,
     .console_write = sim_console_write,
     .vnc_path = sim_vnc_path,
+    .disk_plug = sim_disk_plug,
+    .disk_unplug = sim_disk_unplug,
 };

@@ -298,6 +298,27 @@ xenops_nic_unplug(struct xenops *x, const char *uuid, const char *tap, bool forc
 }
 
 int
+xenops_disk_plug(struct xenops *x, const char *uuid, unsigned slot, const struct xenops_disk *disk)
+{
+    NEED_UUID(uuid);
+    if (!disk || !disk->path || disk->format != XENOPS_DISK_NBD || slot > 255 ||
+        strpbrk(disk->path, ","))
+        return -EINVAL;
+    if (disk->cdrom)
+        return -ENOTSUP; /* an IDE CD drive cannot be hotplugged: insert/eject it */
+    return x->ops->disk_plug ? x->ops->disk_plug(x, uuid, slot, disk) : -ENOTSUP;
+}
+
+int
+xenops_disk_unplug(struct xenops *x, const char *uuid, unsigned slot, unsigned timeout_ms)
+{
+    NEED_UUID(uuid);
+    if (slot > 255)
+        return -EINVAL;
+    return x->ops->disk_unplug ? x->ops->disk_unplug(x, uuid, slot, timeout_ms) : -ENOTSUP;
+}
+
+int
 xenops_nic_present(struct xenops *x, const char *uuid, const char *tap)
 {
     NEED_UUID(uuid);

@@ -221,6 +221,24 @@ int xenops_nic_unplug(struct xenops *x, const char *uuid, const char *tap, bool 
  * does not run, -ENOTSUP for sim. */
 int xenops_nic_present(struct xenops *x, const char *uuid, const char *tap);
 
+/* ---- disk hotplug ---- */
+
+/* Adds @disk (an NBD virtio-blk disk) to running domain @uuid as slot @slot:
+ * the same names a disk given at start has at that index (node "disk<slot>",
+ * device "vbd<slot>"), so the caller picks a slot no disk of the domain uses.
+ * qemu: QMP blockdev-add + device_add virtio-blk-pci; pc machine only (ACPI
+ * PCI hotplug): -ENOTSUP elsewhere; CDs: -ENOTSUP. -EIO when qemu refuses
+ * (the node is removed again). sim: nothing to do, 0. Disks are not recorded
+ * in config.json: a domain keeps them across an in-place reboot, and a new
+ * start attaches every VBD again. */
+int xenops_disk_plug(struct xenops *x, const char *uuid, unsigned slot,
+                     const struct xenops_disk *disk);
+/* Removes disk slot @slot from domain @uuid: QMP device_del, waits up to
+ * @timeout_ms for the guest to let go (DEVICE_DELETED; -ETIMEDOUT when it did
+ * not, the disk stays), then blockdev-del. -ENOENT when the domain does not
+ * run. sim: 0. */
+int xenops_disk_unplug(struct xenops *x, const char *uuid, unsigned slot, unsigned timeout_ms);
+
 /* ---- the serial console ---- */
 
 /* The last (up to 64 KiB) bytes of output: *buf malloc'd (NUL-terminated for

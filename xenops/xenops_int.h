@@ -36,6 +36,10 @@ struct xenops_ops {
     int (*nic_unplug)(struct xenops *x, const char *uuid, const char *tap, bool force,
                       unsigned timeout_ms);
     int (*nic_present)(struct xenops *x, const char *uuid, const char *tap);
+    /* disk hotplug: NULL when the backend has none (-ENOTSUP) */
+    int (*disk_plug)(struct xenops *x, const char *uuid, unsigned slot,
+                     const struct xenops_disk *disk);
+    int (*disk_unplug)(struct xenops *x, const char *uuid, unsigned slot, unsigned timeout_ms);
 };
 
 /* QMP ids of the NIC on @tap (xenops.h struct xenops_nic): "net-<tap>" and

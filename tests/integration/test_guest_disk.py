@@ -67,6 +67,48 @@ def fs_files(vhd_tool, vhd_path, tmp, names):
     return out
 
 
+def hotplug(t, d, s, sess, sr, path, vm, guest_cmd, tmp):
+    """VBD.plug of a second disk into the running guest, VBD.unplug out of it."""
+    vdi = value(s.VDI.create(sess, {'name_label': 'data', 'name_description': '', 'SR': sr,
+                                    'virtual_size': str(16 * MiB), 'type': 'user',
+                                    'sharable': False, 'read_only': False, 'other_config': {}}))
+    vbd = value(s.VBD.create(sess, {'VM': vm, 'VDI': vdi, 'userdevice': '1', 'bootable': False,
+                                    'mode': 'RW', 'type': 'Disk', 'unpluggable': True,
+                                    'empty': False, 'other_config': {}, 'qos_algorithm_type': '',
+                                    'qos_algorithm_params': {}}))
+    t.eq(value(s.VBD.get_currently_attached(sess, vbd)), False,
+         'a VBD made on a running VM waits for VBD.plug')
+    value(s.VBD.plug(sess, vbd))
+    t.eq(value(s.VBD.get_currently_attached(sess, vbd)), True, 'VBD.plug: attached')
+    def block_devices(tag):
+        out = guest_cmd('echo BEGIN-%s; ls /sys/block | tr "\\n" " "' % tag, tag)
+        return out.rsplit('BEGIN-%s' % tag, 1)[-1].split('VESSEL-%s' % tag)[0]
+
+    seen = ''
+    for i in range(20):
+        seen = block_devices('BLK%d' % i)
+        if 'vdb' in seen:
+            break
+        time.sleep(1)
+    t.ok('vdb' in seen, 'the guest sees the hotplugged disk as vdb', seen[-300:])
+    out = guest_cmd('echo hotplugged-data | dd of=/dev/vdb bs=512 count=1 conv=sync 2>/dev/null'
+                    ' && sync && dd if=/dev/vdb bs=16 count=1 2>/dev/null', 'WROTE')
+    t.ok('hotplugged-data' in out, 'the guest writes to it and reads it back', out[-300:])
+    value(s.VBD.unplug(sess, vbd))
+    t.eq(value(s.VBD.get_currently_attached(sess, vbd)), False, 'VBD.unplug: detached')
+    gone = block_devices('BLKGONE')
+    t.ok('vda' in gone and 'vdb' not in gone, 'the disk is gone from the guest', gone)
+    raw = os.path.join(tmp, 'data.raw')
+    subprocess.run([VHD, 'convert', '--to', 'raw', os.path.join(path, value(s.VDI.get_uuid(sess, vdi)) + '.vhd'),
+                    raw], check=True, capture_output=True)
+    with open(raw, 'rb') as f:
+        head = f.read(32)
+    os.unlink(raw)
+    t.ok(head.startswith(b'hotplugged-data'), 'what the guest wrote is in the VDI after the unplug', head)
+    value(s.VBD.destroy(sess, vbd))
+    value(s.VDI.destroy(sess, vdi))
+
+
 def guest_checks(t, d, vhd_tool, guest, tmp):
     s = d.proxy()
     sess = d.login()
@@ -125,6 +167,7 @@ def guest_checks(t, d, vhd_tool, guest, tmp):
          'the collector folds the snapshot\'s base away while the guest runs')
     out = guest("echo gamma > /gamma && sync && cat /alpha /beta /gamma | tr '\\n' +", 'DONE3')
     t.ok('alpha+beta+gamma+' in out, 'the guest reads and writes on after the merge', out)
+    hotplug(t, d, s, sess, sr, path, vm, guest, tmp)
     value(s.VM.hard_shutdown(sess, vm))
     files = fs_files(vhd_tool, os.path.join(path, uuid + '.vhd'), tmp, ['alpha', 'beta', 'gamma'])
     t.eq(files, {'alpha': 'alpha', 'beta': 'beta', 'gamma': 'gamma'},
@@ -134,8 +177,13 @@ def guest_checks(t, d, vhd_tool, guest, tmp):
     t.ok(r.returncode == 0, 'vhd check passes on the VDI', r.stdout + r.stderr)
 
 
+VHD = None
+
+
 def main():
+    global VHD
     binary, vhd_tool, guest = sys.argv[1], sys.argv[2], sys.argv[3]
+    VHD = vhd_tool
     t = Tap()
     if not shutil.which('mke2fs') or not shutil.which('debugfs'):
         print('1..0 # SKIP e2fsprogs (mke2fs, debugfs) is not installed')

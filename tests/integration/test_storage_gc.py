@@ -210,6 +210,49 @@ def collect_interior_and_big_leaf(t, d, e):
     t.ok(ok, 'vhd check passes after all of it', bad)
 
 
+def hotplug_sim(t, d, e):
+    """VBD.plug/unplug on a running VM: the disk server starts and stops (the
+    sim backend has no device model; a qemu guest is in test_guest_disk.py)."""
+    s, sess = e.s, e.sess
+    vdi = new_vdi(s, sess, e.sr, 8 * MiB, 'hot')
+    vbd = value(s.VBD.create(sess, {
+        'VM': e.vm, 'VDI': vdi, 'userdevice': '1', 'bootable': False, 'mode': 'RW',
+        'type': 'Disk', 'unpluggable': True, 'empty': False, 'other_config': {},
+        'qos_algorithm_type': '', 'qos_algorithm_params': {}}))
+    t.eq(value(s.VBD.get_currently_attached(sess, vbd)), False, 'a new VBD of a running VM is unplugged')
+    e2 = error(s.VBD.unplug(sess, vbd))
+    t.eq(e2, ['DEVICE_ALREADY_DETACHED', vbd], 'VBD.unplug of an unplugged VBD')
+    value(s.VBD.plug(sess, vbd))
+    sock = e.sock.replace('.0.sock', '.1.sock')
+    t.ok(value(s.VBD.get_currently_attached(sess, vbd)) and os.path.exists(sock),
+         'VBD.plug: attached, its disk server in slot 1')
+    t.eq(error(s.VBD.plug(sess, vbd)), ['DEVICE_ALREADY_ATTACHED', vbd], 'VBD.plug twice')
+    ok, out = qemu_io(sock, 'write -P 0x3c 0 1M')
+    t.ok(ok, 'the hotplugged disk takes writes', out)
+    value(s.VM.pause(sess, e.vm))
+    value(s.VM.unpause(sess, e.vm))
+    t.eq(value(s.VBD.get_currently_attached(sess, vbd)), True, 'still attached after a pause')
+    value(s.VBD.unplug(sess, vbd))
+    t.ok(not value(s.VBD.get_currently_attached(sess, vbd)) and not os.path.exists(sock),
+         'VBD.unplug: detached, the server gone')
+    value(s.VM.pause(sess, e.vm))
+    value(s.VM.unpause(sess, e.vm))
+    t.eq(value(s.VBD.get_currently_attached(sess, vbd)), False, 'still unplugged after a pause')
+    vfile = os.path.join(e.path, value(s.VDI.get_uuid(sess, vdi)) + '.vhd')
+    ok, why = chain_reads(vfile, [(0, MiB, 0x3c), (MiB, MiB, 0)])
+    t.ok(ok, 'the server flushed every write before it went', why)
+    cd = value(s.VBD.create(sess, {
+        'VM': e.vm, 'VDI': 'OpaqueRef:NULL', 'userdevice': '3', 'bootable': False, 'mode': 'RO',
+        'type': 'CD', 'unpluggable': True, 'empty': True, 'other_config': {},
+        'qos_algorithm_type': '', 'qos_algorithm_params': {}}))
+    err = error(s.VBD.plug(sess, cd))
+    t.ok(err and err[0] in ('OPERATION_NOT_ALLOWED', 'DEVICE_ALREADY_ATTACHED'),
+         'a CD drive is not hotplugged', err)
+    for ref in (vbd, cd):
+        value(s.VBD.destroy(sess, ref))
+    value(s.VDI.destroy(sess, vdi))
+
+
 def after_stop(t, d, e):
     s, sess = e.s, e.sess
     value(s.VM.hard_shutdown(sess, e.vm))
@@ -334,6 +377,7 @@ def main():
         snap, svdi = live_snapshot(t, d, e)
         collect_leaf(t, d, e, snap, svdi)
         collect_interior_and_big_leaf(t, d, e)
+        hotplug_sim(t, d, e)
         after_stop(t, d, e)
         copy_into(t, d, e)
         switches(t, d, e)
