@@ -121,6 +121,22 @@ test_lifecycle(void **state)
     nic.tap = "a-tap-name-too-long";
     assert_int_equal(xenops_nic_plug(x, uuid, &nic), -EINVAL);
     assert_int_equal(xenops_nic_plug(x, NULL, &nic), -EINVAL);
+    /* disk hotplug: checked as at start; sim only serves disks, so it accepts */
+    struct xenops_disk disk = {.path = "/run/d.sock", .format = XENOPS_DISK_NBD};
+    assert_int_equal(xenops_disk_plug(x, uuid, 1, &disk), 0);
+    assert_int_equal(xenops_disk_unplug(x, uuid, 1, 10), 0);
+    assert_int_equal(xenops_disk_plug(x, "00000000-0000-4000-8000-000000000000", 1, &disk),
+                     -ENOENT);
+    assert_int_equal(xenops_disk_plug(x, uuid, 1, NULL), -EINVAL);
+    assert_int_equal(xenops_disk_plug(x, uuid, 256, &disk), -EINVAL);
+    disk.path = "/run/d.sock,x=y";
+    assert_int_equal(xenops_disk_plug(x, uuid, 1, &disk), -EINVAL);
+    disk.path = "/run/d.sock";
+    disk.format = XENOPS_DISK_RAW;
+    assert_int_equal(xenops_disk_plug(x, uuid, 1, &disk), -EINVAL);
+    disk.format = XENOPS_DISK_NBD;
+    disk.cdrom = true;
+    assert_int_equal(xenops_disk_plug(x, uuid, 1, &disk), -ENOTSUP);
     assert_int_equal(xenops_domain_unpause(x, uuid), -EBUSY);
     assert_int_equal(xenops_domain_pause(x, uuid), 0);
     assert_true(wait_count(XENOPS_EVENT_PAUSED, 1));
