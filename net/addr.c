@@ -28,16 +28,6 @@ struct addr_list {
 };
 
 static int
-addr_attr_cb(const struct nlattr *a, void *data)
-{
-    const struct nlattr **tb = data;
-    int type = mnl_attr_get_type(a);
-    if (type >= 0 && type <= IFA_MAX)
-        tb[type] = a;
-    return MNL_CB_OK;
-}
-
-static int
 addr_list_cb(const struct nlmsghdr *nlh, void *data)
 {
     struct addr_list *al = data;
@@ -47,7 +37,7 @@ addr_list_cb(const struct nlmsghdr *nlh, void *data)
     if (ifa->ifa_family != AF_INET || (int)ifa->ifa_index != al->ifindex || al->n == ADDR_MAX)
         return MNL_CB_OK;
     const struct nlattr *tb[IFA_MAX + 1] = {0};
-    if (mnl_attr_parse(nlh, sizeof(*ifa), addr_attr_cb, tb) < 0)
+    if (nl_parse(nlh, sizeof(*ifa), tb, IFA_MAX) < 0)
         return MNL_CB_OK;
     const struct nlattr *a = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
     if (!a || mnl_attr_get_payload_len(a) != 4)

@@ -149,39 +149,38 @@ net_mac_format(const uint8_t mac[NET_MAC_LEN], char *buf)
 
 /* ------------------------------------------------------------------ parsing */
 
-struct attrs {
-    const struct nlattr *tb[IFLA_MAX + 1];
+struct attr_table {
+    const struct nlattr **tb;
+    int max;
 };
 
 static int
-attr_cb(const struct nlattr *a, void *data)
+attr_table_cb(const struct nlattr *a, void *data)
 {
-    struct attrs *at = data;
+    struct attr_table *t = data;
     int type = mnl_attr_get_type(a);
-    if (type >= 0 && type <= IFLA_MAX)
-        at->tb[type] = a;
+    if (type >= 0 && type <= t->max)
+        t->tb[type] = a;
     return MNL_CB_OK;
 }
 
-static int
-info_cb(const struct nlattr *a, void *data)
+int
+nl_parse(const struct nlmsghdr *nlh, size_t offset, const struct nlattr **tb, int max)
 {
-    const struct nlattr **tb = data;
-    int type = mnl_attr_get_type(a);
-    if (type >= 0 && type <= IFLA_INFO_MAX)
-        tb[type] = a;
-    return MNL_CB_OK;
+    struct attr_table t = {tb, max};
+    return mnl_attr_parse(nlh, (unsigned int)offset, attr_table_cb, &t);
 }
 
-static int
-vlan_cb(const struct nlattr *a, void *data)
+int
+nl_parse_nested(const struct nlattr *nest, const struct nlattr **tb, int max)
 {
-    const struct nlattr **tb = data;
-    int type = mnl_attr_get_type(a);
-    if (type >= 0 && type <= IFLA_VLAN_MAX)
-        tb[type] = a;
-    return MNL_CB_OK;
+    struct attr_table t = {tb, max};
+    return mnl_attr_parse_nested(nest, attr_table_cb, &t);
 }
+
+struct attrs {
+    const struct nlattr *tb[IFLA_MAX + 1];
+};
 
 static uint32_t
 attr_u32(const struct nlattr *a)
@@ -193,7 +192,7 @@ static void
 parse_linkinfo(const struct nlattr *li, struct net_link *l)
 {
     const struct nlattr *info[IFLA_INFO_MAX + 1] = {0};
-    if (mnl_attr_parse_nested(li, info_cb, info) < 0)
+    if (nl_parse_nested(li, info, IFLA_INFO_MAX) < 0)
         return;
     if (info[IFLA_INFO_KIND] && mnl_attr_validate(info[IFLA_INFO_KIND], MNL_TYPE_STRING) == 0)
         snprintf(l->kind, sizeof(l->kind), "%.*s",
@@ -202,7 +201,7 @@ parse_linkinfo(const struct nlattr *li, struct net_link *l)
                  mnl_attr_get_str(info[IFLA_INFO_KIND]));
     if (strcmp(l->kind, "vlan") == 0 && info[IFLA_INFO_DATA]) {
         const struct nlattr *v[IFLA_VLAN_MAX + 1] = {0};
-        if (mnl_attr_parse_nested(info[IFLA_INFO_DATA], vlan_cb, v) == 0 && v[IFLA_VLAN_ID] &&
+        if (nl_parse_nested(info[IFLA_INFO_DATA], v, IFLA_VLAN_MAX) == 0 && v[IFLA_VLAN_ID] &&
             mnl_attr_get_payload_len(v[IFLA_VLAN_ID]) >= 2)
             l->vlan_id = mnl_attr_get_u16(v[IFLA_VLAN_ID]);
     }
@@ -216,7 +215,7 @@ parse_link(const struct nlmsghdr *nlh, struct net_link *l, struct net_link_stats
     struct attrs at;
     memset(&at, 0, sizeof(at));
     memset(l, 0, sizeof(*l));
-    if (mnl_attr_parse(nlh, sizeof(*ifm), attr_cb, &at) < 0)
+    if (nl_parse(nlh, sizeof(*ifm), at.tb, IFLA_MAX) < 0)
         return -EPROTO;
     l->ifindex = ifm->ifi_index;
     l->up = (ifm->ifi_flags & IFF_UP) != 0;

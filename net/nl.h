@@ -15,6 +15,12 @@
  * negative errno of an NLMSG_ERROR, or of the socket calls. */
 int nl_talk(struct nlmsghdr *nlh, mnl_cb_t cb, void *data);
 
+/* Fills @tb[0..@max] (zeroed by the caller) with the attributes of a message
+ * after its @offset-byte header, or of the nest @nest, by type; attributes of
+ * a type above @max are skipped. Returns what libmnl's parser returns. */
+int nl_parse(const struct nlmsghdr *nlh, size_t offset, const struct nlattr **tb, int max);
+int nl_parse_nested(const struct nlattr *nest, const struct nlattr **tb, int max);
+
 /* The ifindex of @name (checked with net_name_valid): > 0, or -EINVAL / -ENODEV. */
 int nl_ifindex(const char *name);
 

@@ -54,31 +54,11 @@ struct qdisc_dump {
     bool found;
 };
 
-static int
-opt_cb(const struct nlattr *a, void *data)
-{
-    const struct nlattr **tb = data;
-    int type = mnl_attr_get_type(a);
-    if (type >= 0 && type <= TCA_TBF_MAX)
-        tb[type] = a;
-    return MNL_CB_OK;
-}
-
-static int
-tca_cb(const struct nlattr *a, void *data)
-{
-    const struct nlattr **tb = data;
-    int type = mnl_attr_get_type(a);
-    if (type >= 0 && type <= TCA_MAX)
-        tb[type] = a;
-    return MNL_CB_OK;
-}
-
 static void
 parse_tbf(const struct nlattr *opts, struct net_qdisc *q)
 {
     const struct nlattr *tb[TCA_TBF_MAX + 1] = {0};
-    if (mnl_attr_parse_nested(opts, opt_cb, tb) < 0)
+    if (nl_parse_nested(opts, tb, TCA_TBF_MAX) < 0)
         return;
     struct tc_tbf_qopt qopt;
     if (tb[TCA_TBF_PARMS] && mnl_attr_get_payload_len(tb[TCA_TBF_PARMS]) >= sizeof(qopt)) {
@@ -99,7 +79,7 @@ dump_cb(const struct nlmsghdr *nlh, void *data)
         tcm->tcm_parent != TC_H_ROOT || qd->found)
         return MNL_CB_OK;
     const struct nlattr *tb[TCA_MAX + 1] = {0};
-    if (mnl_attr_parse(nlh, sizeof(*tcm), tca_cb, tb) < 0)
+    if (nl_parse(nlh, sizeof(*tcm), tb, TCA_MAX) < 0)
         return MNL_CB_OK;
     struct net_qdisc *q = qd->out;
     memset(q, 0, sizeof(*q));

@@ -1312,6 +1312,34 @@ nic_forget(struct qdom *d, const char *tap)
         log_warn_errno(-rc, "xenops.nic_config", "vm=%s tap=%s: not recorded", d->uuid, tap);
 }
 
+/* QMP device_del of device @dev, then (unless @force) a wait of up to
+ * @timeout_ms for the guest to let go: its DEVICE_DELETED. d->nic_lock held
+ * (one unplug at a time owns nic_waiting). 0, -ETIMEDOUT, or -ENOENT when the
+ * domain exited meanwhile. */
+static int
+qdom_device_del(struct qdom *d, const char *dev, bool force, unsigned timeout_ms)
+{
+    pthread_mutex_lock(&d->lock);
+    snprintf(d->nic_waiting, sizeof(d->nic_waiting), "%s", dev);
+    d->nic_deleted = false;
+    pthread_mutex_unlock(&d->lock);
+    /* an error here is "no such device": an earlier unplug that timed out
+     * finished since (the guest let go late), so the backend is what is left */
+    bool gone = qdom_qmp_fd(d, json_pack("{s:s,s:{s:s}}", "execute", "device_del", "arguments",
+                                         "id", dev), -1, NULL) == -EIO;
+    uint64_t deadline = xenops_now_ms() + timeout_ms;
+    int rc = 0;
+    pthread_mutex_lock(&d->lock);
+    while (rc == 0 && !gone && !force && !d->nic_deleted && !d->exited)
+        if (!qdom_wait(d, deadline))
+            rc = -ETIMEDOUT;
+    if (d->exited)
+        rc = -ENOENT;
+    d->nic_waiting[0] = '\0';
+    pthread_mutex_unlock(&d->lock);
+    return rc;
+}
+
 static int
 qemu_nic_unplug(struct xenops *x, const char *uuid, const char *tap, bool force,
                 unsigned timeout_ms)
@@ -1329,23 +1357,9 @@ qemu_nic_unplug(struct xenops *x, const char *uuid, const char *tap, bool force,
     if (rc == 0 && (d->cfg->machine == XENOPS_MACHINE_MICROVM ||
                     (d->cfg->machine == XENOPS_MACHINE_Q35 && !d->cfg->nics[idx].port)))
         rc = -ENOTSUP;
-    snprintf(d->nic_waiting, sizeof(d->nic_waiting), "%s", dev);
-    d->nic_deleted = false;
     pthread_mutex_unlock(&d->lock);
-    /* an error here is "no such device": an earlier unplug that timed out
-     * finished since (the guest let go late), so the netdev is what is left */
-    bool gone = rc == 0 && qdom_qmp_fd(d, json_pack("{s:s,s:{s:s}}", "execute", "device_del",
-                                                    "arguments", "id", dev),
-                                       -1, NULL) == -EIO;
-    uint64_t deadline = xenops_now_ms() + timeout_ms;
-    pthread_mutex_lock(&d->lock);
-    while (rc == 0 && !gone && !force && !d->nic_deleted && !d->exited)
-        if (!qdom_wait(d, deadline))
-            rc = -ETIMEDOUT;
-    if (d->exited)
-        rc = -ENOENT;
-    d->nic_waiting[0] = '\0';
-    pthread_mutex_unlock(&d->lock);
+    if (rc == 0)
+        rc = qdom_device_del(d, dev, force, timeout_ms);
     if (rc == 0) {
         int r = qdom_qmp_fd(d, json_pack("{s:s,s:{s:s}}", "execute", "netdev_del", "arguments",
                                          "id", netdev), -1, NULL);
@@ -1415,24 +1429,7 @@ qemu_disk_unplug(struct xenops *x, const char *uuid, unsigned slot, unsigned tim
     snprintf(node, sizeof(node), "disk%u", slot);
     snprintf(dev, sizeof(dev), "vbd%u", slot);
     pthread_mutex_lock(&d->nic_lock);
-    pthread_mutex_lock(&d->lock);
-    snprintf(d->nic_waiting, sizeof(d->nic_waiting), "%s", dev);
-    d->nic_deleted = false;
-    pthread_mutex_unlock(&d->lock);
-    /* -EIO is "no such device": an earlier unplug that timed out finished since */
-    int rc = qdom_qmp_fd(d, json_pack("{s:s,s:{s:s}}", "execute", "device_del", "arguments",
-                                      "id", dev), -1, NULL);
-    bool gone = rc == -EIO;
-    rc = rc == -EIO ? 0 : rc;
-    uint64_t deadline = xenops_now_ms() + timeout_ms;
-    pthread_mutex_lock(&d->lock);
-    while (rc == 0 && !gone && !d->nic_deleted && !d->exited)
-        if (!qdom_wait(d, deadline))
-            rc = -ETIMEDOUT;
-    if (d->exited)
-        rc = -ENOENT;
-    d->nic_waiting[0] = '\0';
-    pthread_mutex_unlock(&d->lock);
+    int rc = qdom_device_del(d, dev, false, timeout_ms);
     if (rc == 0) {
         int r = qdom_qmp_fd(d, json_pack("{s:s,s:{s:s}}", "execute", "blockdev-del",
                                          "arguments", "node-name", node), -1, NULL);
