@@ -81,21 +81,21 @@ add_disks(struct argv_builder *b, const struct xenops_domain_config *cfg)
     for (size_t i = 0; i < cfg->n_disks; i++) {
         const struct xenops_disk *d = &cfg->disks[i];
         const char *ro = d->read_only || d->cdrom ? "on" : "off";
+        char node[XENOPS_DISK_ID_LEN], dev[XENOPS_DISK_ID_LEN];
+        xenops_disk_ids(i, node, dev);
         arg_add(b, "-blockdev");
         if (d->format == XENOPS_DISK_NBD)
-            arg_add(b, "driver=nbd,node-name=disk%zu,server.type=unix,server.path=%s%s%s,read-only=%s",
-                    i, d->path, d->export_name ? ",export=" : "",
+            arg_add(b, "driver=nbd,node-name=%s,server.type=unix,server.path=%s%s%s,read-only=%s",
+                    node, d->path, d->export_name ? ",export=" : "",
                     d->export_name ? d->export_name : "", ro);
         else
-            arg_add(b, "driver=raw,node-name=disk%zu,file.driver=file,file.filename=%s,read-only=%s",
-                    i, d->path, ro);
+            arg_add(b, "driver=raw,node-name=%s,file.driver=file,file.filename=%s,read-only=%s",
+                    node, d->path, ro);
         arg_add(b, "-device");
-        if (d->cdrom)
-            arg_add(b, "ide-cd,drive=disk%zu,id=vbd%zu", i, i);
-        else if (cfg->machine == XENOPS_MACHINE_MICROVM)
-            arg_add(b, "virtio-blk-device,drive=disk%zu,id=vbd%zu", i, i);
-        else
-            arg_add(b, "virtio-blk-pci,drive=disk%zu,id=vbd%zu", i, i);
+        const char *driver = d->cdrom                                      ? "ide-cd"
+                             : cfg->machine == XENOPS_MACHINE_MICROVM ? "virtio-blk-device"
+                                                                        : "virtio-blk-pci";
+        arg_add(b, "%s,drive=%s,id=%s", driver, node, dev);
     }
 }
 

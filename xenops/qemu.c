@@ -1395,9 +1395,8 @@ qemu_disk_plug(struct xenops *x, const char *uuid, unsigned slot, const struct x
         return -ENOENT;
     if (d->cfg->machine != XENOPS_MACHINE_PC)
         return -ENOTSUP; /* q35's hotplug ports are the NICs'; microvm has none */
-    char node[32], dev[32];
-    snprintf(node, sizeof(node), "disk%u", slot);
-    snprintf(dev, sizeof(dev), "vbd%u", slot);
+    char node[XENOPS_DISK_ID_LEN], dev[XENOPS_DISK_ID_LEN];
+    xenops_disk_ids(slot, node, dev);
     pthread_mutex_lock(&d->nic_lock); /* one hotplug at a time: it owns nic_waiting */
     int rc = qdom_qmp_fd(d, json_pack("{s:s,s:{s:s,s:s,s:{s:s,s:s},s:b}}", "execute",
                                       "blockdev-add", "arguments", "driver", "nbd", "node-name",
@@ -1425,9 +1424,8 @@ qemu_disk_unplug(struct xenops *x, const char *uuid, unsigned slot, unsigned tim
     _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, uuid);
     if (!d)
         return -ENOENT;
-    char node[32], dev[32];
-    snprintf(node, sizeof(node), "disk%u", slot);
-    snprintf(dev, sizeof(dev), "vbd%u", slot);
+    char node[XENOPS_DISK_ID_LEN], dev[XENOPS_DISK_ID_LEN];
+    xenops_disk_ids(slot, node, dev);
     pthread_mutex_lock(&d->nic_lock);
     int rc = qdom_device_del(d, dev, false, timeout_ms);
     if (rc == 0) {

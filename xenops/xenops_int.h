@@ -52,6 +52,17 @@ xenops_nic_ids(const char *tap, char *netdev, char *device)
     snprintf(device, XENOPS_NIC_ID_LEN, "nic-%s", tap);
 }
 
+/* QMP/command-line ids of disk slot @slot (the disk's index at start, or the
+ * slot a hotplug chose): block node "disk<slot>", device "vbd<slot>";
+ * buffers of XENOPS_DISK_ID_LEN. */
+#define XENOPS_DISK_ID_LEN 32
+static inline void
+xenops_disk_ids(size_t slot, char *node, char *device)
+{
+    snprintf(node, XENOPS_DISK_ID_LEN, "disk%zu", slot);
+    snprintf(device, XENOPS_DISK_ID_LEN, "vbd%zu", slot);
+}
+
 extern const struct xenops_ops xenops_qemu_ops;
 extern const struct xenops_ops xenops_sim_ops;
 
