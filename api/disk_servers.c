@@ -338,26 +338,51 @@ disk_servers_stop(struct server *srv, const char *vm_uuid)
 
 /* ------------------------------------------------------------------ hotplug */
 
-/* The slot of VM @vm_uuid's server for VBD @vbd_ref (its .vdi file's third
- * line), or -1. */
+/* What a server's DATA/run/disks/<vm>.<slot>.vdi records (written by serve_one). */
+struct served {
+    char sr_path[4096];
+    char vdi[64];
+    char vbd[128];
+};
+
+static bool
+read_served(const char *dir, const char *name, struct served *out)
+{
+    char path[4400];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    bool ok = fgets(out->sr_path, sizeof(out->sr_path), f) &&
+              fgets(out->vdi, sizeof(out->vdi), f) && fgets(out->vbd, sizeof(out->vbd), f);
+    fclose(f);
+    out->sr_path[strcspn(out->sr_path, "\n")] = '\0';
+    out->vdi[strcspn(out->vdi, "\n")] = '\0';
+    out->vbd[strcspn(out->vbd, "\n")] = '\0';
+    return ok;
+}
+
+/* The slot of VM @vm_uuid's server for VBD @vbd_ref, or -1. */
 static int
 slot_of(const char *dir, const char *vm_uuid, const char *vbd_ref)
 {
-    for (unsigned n = 0; n < 256; n++) {
-        char path[4400], line[4200];
-        snprintf(path, sizeof(path), "%s/%s.%u.vdi", dir, vm_uuid, n);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        bool match = false;
-        for (int i = 0; i < 3 && fgets(line, sizeof(line), f); i++)
-            match = i == 2 && strncmp(line, vbd_ref, strlen(vbd_ref)) == 0 &&
-                    (line[strlen(vbd_ref)] == '\n' || line[strlen(vbd_ref)] == '\0');
-        fclose(f);
-        if (match)
-            return (int)n;
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    size_t ulen = strlen(vm_uuid);
+    int slot = -1;
+    struct dirent *e;
+    while (slot < 0 && (e = readdir(d))) {
+        unsigned n;
+        char tail[8];
+        struct served sv;
+        if (strncmp(e->d_name, vm_uuid, ulen) == 0 &&
+            sscanf(e->d_name + ulen, ".%u.%7s", &n, tail) == 2 && strcmp(tail, "vdi") == 0 &&
+            read_served(dir, e->d_name, &sv) && strcmp(sv.vbd, vbd_ref) == 0)
+            slot = (int)n;
     }
-    return -1;
+    closedir(d);
+    return slot;
 }
 
 bool
@@ -427,24 +452,6 @@ struct disk_pause {
     size_t n;
 };
 
-/* Whether DATA/run/disks/@name (a .vdi file) says @sr_path and @uuid. */
-static bool
-serves(const char *dir, const char *name, const char *sr_path, const char *uuid)
-{
-    char path[4400], line_sr[4200], line_uuid[64];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    bool match = fgets(line_sr, sizeof(line_sr), f) && fgets(line_uuid, sizeof(line_uuid), f);
-    fclose(f);
-    if (!match)
-        return false;
-    line_sr[strcspn(line_sr, "\n")] = '\0';
-    line_uuid[strcspn(line_uuid, "\n")] = '\0';
-    return strcmp(line_sr, sr_path) == 0 && strcasecmp(line_uuid, uuid) == 0;
-}
-
 int
 disk_servers_pause(struct server *srv, const char *sr_path, const char *uuid,
                    struct disk_pause **out)
@@ -461,7 +468,9 @@ disk_servers_pause(struct server *srv, const char *sr_path, const char *uuid,
     struct dirent *e;
     while (d && rc == 0 && (e = readdir(d))) {
         size_t n = strlen(e->d_name);
-        if (n < 4 || strcmp(e->d_name + n - 4, ".vdi") != 0 || !serves(dir, e->d_name, sr_path, uuid))
+        struct served sv;
+        if (n < 4 || strcmp(e->d_name + n - 4, ".vdi") != 0 || !read_served(dir, e->d_name, &sv) ||
+            strcmp(sv.sr_path, sr_path) != 0 || strcasecmp(sv.vdi, uuid) != 0)
             continue;
         if (p->n == sizeof(p->fds) / sizeof(*p->fds)) {
             rc = -E2BIG;
