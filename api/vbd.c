@@ -28,6 +28,7 @@
 #include "api/disk_servers.h"
 #include "api/domains.h"
 #include "api/storage_api.h"
+#include "api/vm_ops.h"
 #include "db/db.h"
 #include "rpc/ctx.h"
 #include "xapi_handlers.h"
@@ -264,12 +265,6 @@ hotplug_peek(void *opaque, const void *rec)
     h->cd = b->type == XAPI_VBD_TYPE_CD;
 }
 
-static void
-power_peek(void *opaque, const void *rec)
-{
-    *(int *)opaque = (int)((const struct xapi_vm_record *)rec)->power_state;
-}
-
 static bool
 attached_apply(void *opaque, void *rec, struct xerr **errp)
 {
@@ -322,33 +317,26 @@ static bool
 vbd_hotplug(struct call_ctx *ctx, const char *self, bool plug, struct xerr **errp)
 {
     struct hotplug h;
-    int ps = 0;
-    if (!db_with(ctx->db, &xapi_class_vbd, self, hotplug_peek, &h, errp) ||
-        !db_with(ctx->db, &xapi_class_vm, h.vm, power_peek, &ps, errp))
-        return false;
-    if (ps != XAPI_VM_POWER_STATE_RUNNING) {
-        const char *actual = xenum_name(&xapi_enum_vm_power_state, ps);
-        char lower[16];
-        size_t i;
-        for (i = 0; actual[i] && i + 1 < sizeof(lower); i++)
-            lower[i] = (char)(actual[i] >= 'A' && actual[i] <= 'Z' ? actual[i] + 32 : actual[i]);
-        lower[i] = '\0';
-        return xerr_vm_bad_power_state(errp, h.vm, "running", lower);
-    }
-    if (plug && h.attached)
-        return xerr_device_already_attached(errp, self);
-    if (!plug && !h.attached)
-        return xerr_device_already_detached(errp, self);
-    if (h.cd)
-        return xerr_operation_not_allowed(errp, "a CD drive is not hotplugged: use VBD.insert "
-                                                "and VBD.eject");
     struct xapi_vm_record *vm = NULL;
-    if (!db_get(ctx->db, &xapi_class_vm, h.vm, (void **)&vm, errp))
+    if (!db_with(ctx->db, &xapi_class_vbd, self, hotplug_peek, &h, errp) ||
+        !db_get(ctx->db, &xapi_class_vm, h.vm, (void **)&vm, errp))
         return false;
-    pthread_mutex_lock(&hotplug_lock);
-    bool ok = plug ? disk_plug(ctx->srv, vm, self, errp) : disk_unplug(ctx->srv, vm, self, errp);
-    ok = ok && db_update(ctx->db, &xapi_class_vbd, self, attached_apply, &plug, errp);
-    pthread_mutex_unlock(&hotplug_lock);
+    bool ok;
+    if (vm->power_state != XAPI_VM_POWER_STATE_RUNNING)
+        ok = xerr_vm_bad_power_state(errp, h.vm, "running", vm_power_state_lower(vm->power_state));
+    else if (plug && h.attached)
+        ok = xerr_device_already_attached(errp, self);
+    else if (!plug && !h.attached)
+        ok = xerr_device_already_detached(errp, self);
+    else if (h.cd)
+        ok = xerr_operation_not_allowed(errp, "a CD drive is not hotplugged: use VBD.insert "
+                                              "and VBD.eject");
+    else {
+        pthread_mutex_lock(&hotplug_lock);
+        ok = plug ? disk_plug(ctx->srv, vm, self, errp) : disk_unplug(ctx->srv, vm, self, errp);
+        ok = ok && db_update(ctx->db, &xapi_class_vbd, self, attached_apply, &plug, errp);
+        pthread_mutex_unlock(&hotplug_lock);
+    }
     xapi_vm_record_free(vm);
     return ok;
 }
