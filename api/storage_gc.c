@@ -55,6 +55,9 @@ static struct {
 bool
 storage_gc_writer_begin(const char *uuid)
 {
+    /* under the lock the collector holds while it replaces a leaf: after this
+     * returns, no merge or split of @uuid is under way or can start */
+    disk_servers_lock();
     pthread_mutex_lock(&gc.lock);
     char(*grown)[37] = realloc(gc.writers, (gc.n_writers + 1) * sizeof(*gc.writers));
     if (grown) {
@@ -62,6 +65,7 @@ storage_gc_writer_begin(const char *uuid)
         snprintf(grown[gc.n_writers++], 37, "%s", uuid);
     }
     pthread_mutex_unlock(&gc.lock);
+    disk_servers_unlock();
     return grown != NULL;
 }
 

@@ -19,8 +19,9 @@ void storage_gc_kick(struct server *srv);
 /* Stops the thread after the step in progress. */
 void storage_gc_stop(struct server *srv);
 
-/* Writers other than disk servers (a VDI import): the collector leaves VDI
- * @uuid's leaf alone between begin and end. false when out of memory. */
+/* Writers other than disk servers (a VDI import, VDI.copy into a VDI): the
+ * collector leaves VDI @uuid's leaf alone between begin and end; no merge or
+ * split of it is under way when begin returns. false when out of memory. */
 bool storage_gc_writer_begin(const char *uuid);
 void storage_gc_writer_end(const char *uuid);
 

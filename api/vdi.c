@@ -381,9 +381,7 @@ vdi_copy_into(struct call_ctx *ctx, const char *vdi, const char *base, const cha
                             "a VDI cannot be copied into itself");
     }
     if (ok) {
-        disk_servers_lock(); /* the collector leaves a VDI alone while it is written */
-        writer = storage_gc_writer_begin(dst->uuid);
-        disk_servers_unlock();
+        writer = storage_gc_writer_begin(dst->uuid); /* the collector leaves it alone */
         ok = writer || xerr_nomem(errp);
     }
     if (ok) {

@@ -39,7 +39,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "api/disk_servers.h"
 #include "api/storage_api.h"
 #include "api/storage_gc.h"
 #include "common/log.h"
@@ -385,14 +384,11 @@ xfer_prepare(struct server *srv, struct http_request *req, bool import, struct x
         storage_fail(&x->err, -ENAMETOOLONG, rec->SR, vdi);
     else
         ok = true;
-    if (ok && import) {
-        /* under the lock the collector holds while it replaces a leaf */
-        disk_servers_lock();
+    if (ok && import) { /* the collector leaves the VDI alone while it is written */
         if (storage_gc_writer_begin(rec->uuid))
             snprintf(x->vdi_uuid, sizeof(x->vdi_uuid), "%s", rec->uuid);
         else
             ok = xerr_nomem(&x->err);
-        disk_servers_unlock();
     }
     x->vhd = format && strcmp(format, "vhd") == 0;
     if (rec)
