@@ -173,12 +173,12 @@ step_leaf(struct server *srv, const char *path, const struct sr_file_gc_candidat
         disk_servers_unlock();
         return -EBUSY;
     }
+    clock_gettime(CLOCK_MONOTONIC, &t0); /* the guest waits from here: in-flight I/O, flush */
     int rc = disk_servers_pause(srv, path, c->child, &p);
     if (rc < 0) {
         disk_servers_unlock();
         return rc;
     }
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     rc = merge ? sr_file_gc_merge(path, c) : sr_file_vdi_split(path, c->child, base);
     if (rc == 0 && disk_servers_reload(p) < 0) {
         if (merge) {
