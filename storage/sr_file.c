@@ -346,14 +346,18 @@ sr_file_scan(const char *path, struct sr_file_vhd **out, size_t *n_out)
     return 0;
 }
 
-/* True when some file of @path other than @except has parent @uuid. */
-static bool
-has_children(const struct sr_file_vhd *v, size_t n, const char *uuid)
+size_t
+sr_file_count_children(const struct sr_file_vhd *v, size_t n, const char *uuid, size_t *last)
 {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(v[i].parent_uuid, uuid) == 0)
-            return true;
-    return false;
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(v[i].parent_uuid, uuid) == 0) {
+            count++;
+            if (last)
+                *last = i;
+        }
+    }
+    return count;
 }
 
 /* ------------------------------------------------------------------ VDI operations */
@@ -404,7 +408,7 @@ destroy_locked(const char *path, const char *uuid, const char *file)
         self.parent_uuid[0] = '\0'; /* a damaged leaf is deleted; its bases stay */
     if ((rc = sr_file_scan(path, &v, &n)) < 0)
         return rc;
-    if (has_children(v, n, uuid)) {
+    if (sr_file_count_children(v, n, uuid, NULL) > 0) {
         free(v);
         return sr_file_fail(-EBUSY, "%s is the parent of another file", file);
     }
@@ -423,7 +427,7 @@ destroy_locked(const char *path, const char *uuid, const char *file)
         for (size_t i = 0; i < n; i++)
             if (v[i].hidden && strcmp(v[i].uuid, parent) == 0)
                 at = i;
-        if (at == n || has_children(v, n, parent))
+        if (at == n || sr_file_count_children(v, n, parent, NULL) > 0)
             break;
         if (sr_file_join(base, sizeof(base), path, parent, BASE_SUFFIX) < 0 || unlink(base) < 0)
             break;

@@ -48,19 +48,6 @@ file_of(char *out, size_t len, const char *path, const struct sr_file_vhd *v)
     return sr_file_join(out, len, path, v->uuid, v->hidden ? BASE_SUFFIX : LEAF_SUFFIX);
 }
 
-static size_t
-count_children(const struct sr_file_vhd *v, size_t n, const char *uuid, size_t *only)
-{
-    size_t count = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(v[i].parent_uuid, uuid) == 0) {
-            count++;
-            *only = i;
-        }
-    }
-    return count;
-}
-
 static const struct sr_file_vhd *
 find_base(const struct sr_file_vhd *v, size_t n, const char *uuid)
 {
@@ -82,7 +69,7 @@ sr_file_gc_find(const char *path, bool (*skip)(void *opaque, const char *child_u
     /* Interior candidates first: they need nobody paused. */
     for (size_t i = 0; i < n && base_at == SIZE_MAX; i++) {
         size_t only = 0;
-        if (!v[i].hidden || count_children(v, n, v[i].uuid, &only) != 1 ||
+        if (!v[i].hidden || sr_file_count_children(v, n, v[i].uuid, &only) != 1 ||
             (skip && skip(opaque, v[only].uuid)))
             continue;
         if (v[only].hidden)
@@ -121,7 +108,7 @@ sr_file_gc_remove_garbage(const char *path, unsigned *removed)
         for (size_t i = 0; i < n; i++) {
             size_t only = 0;
             char file[PATH_MAX];
-            if (!v[i].hidden || count_children(v, n, v[i].uuid, &only) != 0 ||
+            if (!v[i].hidden || sr_file_count_children(v, n, v[i].uuid, &only) != 0 ||
                 file_of(file, sizeof(file), path, &v[i]) < 0)
                 continue;
             if (unlink(file) < 0) {
@@ -166,7 +153,7 @@ static bool
 candidate_holds(const struct sr_file_vhd *v, size_t n, const struct sr_file_gc_candidate *c)
 {
     size_t only = 0;
-    if (!find_base(v, n, c->parent) || count_children(v, n, c->parent, &only) != 1)
+    if (!find_base(v, n, c->parent) || sr_file_count_children(v, n, c->parent, &only) != 1)
         return false;
     return strcmp(v[only].uuid, c->child) == 0 && v[only].hidden == !c->child_is_leaf;
 }

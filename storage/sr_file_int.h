@@ -32,4 +32,9 @@ int sr_file_sync_dir(const char *path);
 /* What the file @file (VDI or base @uuid) says of itself, parents not opened. */
 int sr_file_describe(const char *file, const char *uuid, bool hidden, struct sr_file_vhd *out);
 
+/* How many entries of the scan @v name @uuid as their parent; the index of
+ * the last of them goes to *@last (may be NULL). */
+size_t sr_file_count_children(const struct sr_file_vhd *v, size_t n, const char *uuid,
+                              size_t *last);
+
 #endif
