@@ -580,7 +580,7 @@ vhd_import_job(void *opaque)
         struct xerr *e = NULL;
         xerr_import_error(&e, "a differencing VHD cannot be imported (no parent)");
         xfer_fail(x, &e);
-    } else if ((rc = vhd_chain_open(x->path, VHD_OPEN_RDWR, &x->chain)) < 0) {
+    } else if ((rc = sr_file_chain_open(x->path, VHD_OPEN_RDWR, &x->chain)) < 0) {
         xfer_storage_fail(x, rc, "open the VDI");
     } else if (vhd_copy_into(x, src)) {
         rc = vhd_chain_close(x->chain);
@@ -676,7 +676,7 @@ begin_import(void *opaque, struct http_request *req, struct http_body_sink *sink
         if (!x->block)
             xerr_nomem(&x->err);
     } else {
-        int rc = vhd_chain_open(x->path, VHD_OPEN_RDWR, &x->chain);
+        int rc = sr_file_chain_open(x->path, VHD_OPEN_RDWR, &x->chain);
         if (rc < 0)
             xfer_storage_fail(x, rc, "open the VDI");
         else if (!(x->block = malloc(XFER_BLOCK)))
@@ -778,7 +778,7 @@ static void
 export_finish(void *ctx, struct http_request *req)
 {
     struct xfer *x = ctx;
-    int rc = vhd_chain_open(x->path, VHD_OPEN_RDONLY, &x->chain);
+    int rc = sr_file_chain_open(x->path, VHD_OPEN_RDONLY, &x->chain);
     if (rc < 0) {
         xfer_storage_fail(x, rc, "open the VDI");
         xfer_reply_and_free(x, req);

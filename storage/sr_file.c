@@ -124,6 +124,17 @@ sr_file_vdi_path(const char *path, const char *uuid, char *out, size_t len)
 }
 
 int
+sr_file_chain_open(const char *file, unsigned flags, struct vhd_chain **out)
+{
+    /* a collector step renames or removes a parent under this lock: never
+     * between the opens of two links of one chain */
+    pthread_mutex_lock(&sr_file_names_lock);
+    int rc = vhd_chain_open(file, flags, out);
+    pthread_mutex_unlock(&sr_file_names_lock);
+    return rc;
+}
+
+int
 sr_file_sync_dir(const char *path)
 {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -620,7 +631,7 @@ sr_file_vdi_copy(const char *src_path, const char *uuid, const char *dst_path,
     if ((rc = check_free(dst_path, info.virtual_size)) < 0)
         return rc;
     struct vhd_chain *c = NULL;
-    if ((rc = vhd_chain_open(src, VHD_OPEN_RDONLY, &c)) < 0)
+    if ((rc = sr_file_chain_open(src, VHD_OPEN_RDONLY, &c)) < 0)
         return sr_file_fail_vhd(rc, src);
     unlink(work);
     struct copy_progress p = {progress, opaque};
@@ -691,11 +702,11 @@ sr_file_vdi_copy_into(const char *src_path, const char *uuid, const char *base_p
         (base_path && (rc = sr_file_join(base, sizeof(base), base_path, base_uuid, LEAF_SUFFIX)) < 0))
         return rc;
     struct vhd_chain *s = NULL, *b = NULL, *d = NULL;
-    if ((rc = vhd_chain_open(src, VHD_OPEN_RDONLY, &s)) < 0)
+    if ((rc = sr_file_chain_open(src, VHD_OPEN_RDONLY, &s)) < 0)
         return sr_file_fail_vhd(rc, src);
-    if (base_path && (rc = vhd_chain_open(base, VHD_OPEN_RDONLY, &b)) < 0) {
+    if (base_path && (rc = sr_file_chain_open(base, VHD_OPEN_RDONLY, &b)) < 0) {
         rc = sr_file_fail_vhd(rc, base);
-    } else if ((rc = vhd_chain_open(dst, VHD_OPEN_RDWR, &d)) < 0) {
+    } else if ((rc = sr_file_chain_open(dst, VHD_OPEN_RDWR, &d)) < 0) {
         rc = sr_file_fail_vhd(rc, dst);
     } else if (vhd_chain_size(d) < vhd_chain_size(s)) {
         rc = sr_file_fail(-EFBIG, "%s is smaller than %s", dst, src);

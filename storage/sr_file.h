@@ -73,6 +73,13 @@ int sr_file_vdi_info(const char *path, const char *uuid, struct sr_file_vhd *out
 /* The file of VDI @uuid into @out (PATH_MAX). -ENAMETOOLONG. */
 int sr_file_vdi_path(const char *path, const char *uuid, char *out, size_t len);
 
+/* vhd_chain_open of @file, a VDI of an SR of this driver (sr_file_vdi_path),
+ * with the SR's names held still: the collector renames and removes parents,
+ * and a chain must not be opened half before and half after. Use it for every
+ * chain opened by name; the errors are vhd_chain_open's. */
+struct vhd_chain;
+int sr_file_chain_open(const char *file, unsigned flags, struct vhd_chain **out);
+
 /* A new empty dynamic VHD of @size_bytes (rounded up to blocks) for VDI @uuid.
  * Errors: -EEXIST, -ENOSPC when the virtual size exceeds the free space,
  * -EFBIG beyond VHD_MAX_SIZE_BYTES, -EINVAL for 0. */

@@ -6,6 +6,7 @@ Data is written into VHDs with qemu-io and read back with qemu-img (a VHD
 reader nobody on the team wrote); every VHD left behind must pass `vhd check`.
 Usage: test_storage_api.py BUILD/vesseld BUILD/vhd
 """
+import glob
 import os
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Tap, Vesseld, error, value  # noqa: E402
+from harness import Tap, Vesseld, error, value, wait_for  # noqa: E402
 
 MiB = 1024 * 1024
 NULL = 'OpaqueRef:NULL'
@@ -203,6 +204,10 @@ def snapshots(t, d, s, sess, sr, path, vdi, f, vhd_tool, tmp):
     # destroying the snapshots and clone leaves the VDI sound, bases cleaned up
     for v in (snap, snap2, clone):
         value(s.VDI.destroy(sess, v))
+    # the destroys kick the collector, which folds the bases away: the files are
+    # read behind its back below, so wait until it is done with this chain
+    t.ok(wait_for(lambda: not glob.glob(os.path.join(path, '*.base.vhd')), 30),
+         'the collector folds the bases the snapshots left')
     t.ok(chain_raw(f, os.path.join(tmp, 'final.raw'))[:4096] == b'\xef' * 4096,
          'the VDI still reads its data after its snapshots are destroyed')
     ok, out = vhd_check(vhd_tool, f)
