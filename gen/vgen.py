@@ -439,6 +439,8 @@ def write_model_c(model, types, out):
                 flags.append('XF_DEPRECATED')
             if f.get('removed'):
                 flags.append('XF_REMOVED')
+            if f.get('internal'):
+                flags.append('XF_INTERNAL')
             if f['q'] in ('SRO', 'RW') and f['djson'] is None and not f.get('inverse') \
                     and f['name'] != 'uuid':
                 flags.append('XF_MANDATORY')
@@ -551,7 +553,9 @@ def implicit_messages(model, cname):
     if not c.get('stored', True):
         return out
     ref = cname + ' ref'
-    ro = 'read-only'
+    # A class may keep its reads above read-only (secret: pool-operator, as xapi's
+    # implicit_messages_allowed_roles in ocaml/idl/datamodel.ml).
+    ro = c.get('read_role', 'read-only')
     out.append(('get_record', 'XM_GET_RECORD', None, [(ref, 'self')], cname + ' record', ro, False))
     out.append(('get_by_uuid', 'XM_GET_BY_UUID', None, [('string', 'uuid')], ref, ro, False))
     if c['name_label_idx'] >= 0:
@@ -571,6 +575,8 @@ def implicit_messages(model, cname):
         out.append(('destroy', 'XM_DESTROY', None, [(ref, 'self')], None, setter_role, True))
     for f in c['fields_t']:
         fn = f['name']
+        if f.get('internal'):
+            continue  # kept in the store, never on the wire
         out.append(('get_' + fn, 'XM_GET_FIELD', f, [(ref, 'self')], f['type'], ro, False))
         if f['q'] != 'RW':
             continue
@@ -784,7 +790,7 @@ def write_docs(model, entries, docs_dir):
             p.append(c['doc'] + '\n\n')
         if c.get('fields_t'):
             p.append('## Fields\n\n| field | type | qualifier | default |\n|---|---|---|---|\n')
-            for f in c['fields_t']:
+            for f in [f for f in c['fields_t'] if not f.get('internal')]:
                 p.append('| %s | `%s` | %s | %s |\n' % (f['name'], f['type'], f['q'],
                                                        ('`%s`' % f['djson']) if f['djson'] else ''))
         p.append('\n## Messages\n\n| message | parameters | result | role | async | status |\n'

@@ -646,7 +646,7 @@ xrecord_encode(const struct xclass *cls, const void *rec, struct wire_writer *w,
     wire_begin_struct(w);
     for (size_t i = 0; i < cls->n_fields; i++) {
         const struct xfield *f = &cls->fields[i];
-        if (stored_only && f->inverse_class)
+        if ((stored_only && f->inverse_class) || (!stored_only && (f->flags & XF_INTERNAL)))
             continue;
         wire_member(w, f->name);
         xtype_value_encode(f->type, xrecord_field_cptr(rec, f), w);
@@ -661,7 +661,9 @@ xrecord_decode(const struct xclass *cls, const struct xval *v, void *rec, bool l
     if (v->kind != XVAL_STRUCT)
         return type_error(errp, cls->name);
     for (size_t i = 0; i < v->st.n; i++) {
-        const struct xfield *f = xclass_field(cls, v->st.keys[i]);
+        /* Stored data (lenient) carries internal fields; a client never sets them. */
+        const struct xfield *f = lenient ? xclass_field(cls, v->st.keys[i])
+                                         : xclass_wire_field(cls, v->st.keys[i]);
         if (!f || (ctor && f->qual == XQ_DRO)) {
             if (lenient || (ctor && f))
                 continue; /* xapi ignores fields a constructor does not take */
@@ -693,6 +695,13 @@ xclass_field(const struct xclass *cls, const char *name)
         if (strcmp(cls->fields[i].name, name) == 0)
             return &cls->fields[i];
     return NULL;
+}
+
+const struct xfield *
+xclass_wire_field(const struct xclass *cls, const char *name)
+{
+    const struct xfield *f = xclass_field(cls, name);
+    return f && !(f->flags & XF_INTERNAL) ? f : NULL;
 }
 
 /* ------------------------------------------------------------------ enums, sets, maps */

@@ -97,6 +97,7 @@ enum xfield_flags {
     XF_DEPRECATED = 1 << 0,
     XF_REMOVED = 1 << 1,
     XF_MANDATORY = 1 << 2, /* constructor must name it (SRO/RW with no default) */
+    XF_INTERNAL = 1 << 3,  /* kept in the store, never on the wire (a task's owner) */
 };
 
 struct xfield {
@@ -182,6 +183,8 @@ xrecord_field_cptr(const void *rec, const struct xfield *f)
 }
 
 const struct xfield *xclass_field(const struct xclass *cls, const char *name);
+/* The field as clients may name it: NULL for XF_INTERNAL ones. */
+const struct xfield *xclass_wire_field(const struct xclass *cls, const char *name);
 static inline const char *
 xrecord_uuid(const struct xclass *cls, const void *rec)
 {

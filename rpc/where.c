@@ -198,7 +198,7 @@ field_matches(const struct xclass *cls, const void *rec, const char *name, const
         wire[n++] = *s;
     }
     wire[n] = '\0';
-    const struct xfield *f = xclass_field(cls, wire);
+    const struct xfield *f = xclass_wire_field(cls, wire);
     if (!f)
         return false;
     const void *p = xrecord_field_cptr(rec, f);
