@@ -267,35 +267,50 @@ auth_basic(struct server *srv, struct http_request *req, const char *user, const
 }
 
 /* The caller must hold vm-admin. *@session is the session ref ("" for Basic). */
+struct xfer_caller {
+    char *user; /* account name, "" for none */
+    bool superuser;
+    enum xrole role;
+};
+
 static bool
 xfer_authorise(struct server *srv, struct http_request *req, const char *permission,
-               struct xerr **errp)
+               struct xfer_caller *who, struct xerr **errp)
 {
     const char *session = http_request_query(req, "session_id");
     if (!session)
         session = http_request_cookie(req, "session_id");
     bool superuser = false;
     int role = -1;
+    char *user = NULL;
     if (session) {
         struct session_info si = {0};
         if (!session_check(srv, session, &si, errp))
             return false;
         superuser = si.superuser;
         role = (int)si.role;
+        user = si.user;
+        si.user = NULL;
         session_info_release(&si);
     } else {
-        char *user = NULL, *pwd = NULL;
+        char *pwd = NULL;
         if (!http_request_basic_auth(req, &user, &pwd))
             return xerr_session_invalid(errp, "");
         bool ok = auth_basic(srv, req, user, pwd, &superuser, &role, errp);
-        free(user);
         free(pwd);
-        if (!ok)
+        if (!ok) {
+            free(user);
             return false;
+        }
     }
-    if (!superuser && role < (int)XR_VM_ADMIN)
+    if (!superuser && role < (int)XR_VM_ADMIN) {
+        free(user);
         return xerr_rbac_permission_denied(errp, permission,
                                            "The vm-admin role is needed for this transfer");
+    }
+    who->user = user;
+    who->superuser = superuser;
+    who->role = superuser ? XR_POOL_ADMIN : (enum xrole)role;
     return true;
 }
 
@@ -334,32 +349,31 @@ xfer_prepare(struct server *srv, struct http_request *req, bool import, struct x
              struct xerr **errp)
 {
     const char *perm = import ? "http/put_import_raw_vdi" : "http/get_export_raw_vdi";
-    if (!xfer_authorise(srv, req, perm, errp))
+    struct xfer_caller who = {0};
+    if (!xfer_authorise(srv, req, perm, &who, errp))
         return false;
     struct xfer *x = calloc(1, sizeof(*x));
-    if (!x)
+    if (!x) {
+        free(who.user);
         return xerr_nomem(errp);
+    }
     x->srv = srv;
     x->import = import;
     x->fd = -1;
     x->body_len = -1;
     const char *task = http_request_query(req, "task_id");
-    if (task) {
-        if (!db_exists(srv->db, &xapi_class_task, task)) {
-            free(x);
-            return xerr_handle_invalid(errp, "task", task);
-        }
-        if (!(x->task = strdup(task))) {
-            free(x);
-            return xerr_nomem(errp);
-        }
-    } else {
-        const char *session = http_request_query(req, "session_id");
-        if (!task_create(srv, import ? "VDI import" : "VDI export", "", session ? session : "",
-                         true, &x->task, errp)) {
-            free(x);
-            return false;
-        }
+    bool have_task;
+    if (!task)
+        have_task = task_create(srv, import ? "VDI import" : "VDI export", "", who.user, true,
+                                &x->task, errp);
+    else if (!task_assert_owner(srv, task, who.user, who.superuser, who.role, errp))
+        have_task = false; /* a client reports only into a task it may change */
+    else
+        have_task = (x->task = strdup(task)) != NULL || xerr_nomem(errp);
+    free(who.user);
+    if (!have_task) {
+        free(x);
+        return false;
     }
     *out = x;
     const char *vdi = http_request_query(req, "vdi");

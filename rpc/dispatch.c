@@ -281,7 +281,7 @@ start_async(struct run *r)
     struct xerr *err = NULL;
     char label[256];
     snprintf(label, sizeof(label), "Async.%s", r->msg->wire_name);
-    if (!task_create(call->srv, label, "", call->session_ref, false, &r->task, &err)) {
+    if (!task_create(call->srv, label, "", call->user, false, &r->task, &err)) {
         r->call = NULL;
         run_free(r);
         rpc_call_reply_error(call, err);

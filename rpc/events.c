@@ -113,9 +113,12 @@ sub_add(struct subscription *s, const char *text, struct xerr **errp)
     memcpy(name, text, len);
     name[len] = '\0';
     const struct xclass *cls = xapi_class_by_name_ci(name);
-    if (!cls) {
+    if (!cls || !cls->events) {
         /* Classes we do not model have no objects, so no events: accept them
-         * (clients subscribe to every class xapi has) but report nothing. */
+         * (clients subscribe to every class xapi has) but report nothing. The
+         * same for classes without events (session, secret): a session's ref
+         * is its bearer token and a secret's value is secret, so no reader
+         * may learn them from the event stream, as in xapi (gen_events:false). */
         if (strncmp(name, "OpaqueRef", 9) == 0)
             return xerr_raise(errp, "EVENT_SUBSCRIPTION_PARSE_FAILURE", text);
         return true;

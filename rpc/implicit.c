@@ -15,6 +15,9 @@
 #include <string.h>
 
 #include "db/db.h"
+#include "rpc/task.h"
+#include "xapi_errors.h"
+#include "xapi_model.h"
 
 #define NULL_REF "OpaqueRef:NULL"
 
@@ -294,6 +297,15 @@ create_object(struct call_ctx *ctx, const struct xmsg *m, const struct xval *arg
 
 /* ------------------------------------------------------------------ entry */
 
+/* A session's ref is its bearer token: an account other than the local
+ * superuser reads only the session it holds. Another session is answered as
+ * if it did not exist, so its existence leaks nothing either. */
+static bool
+session_visible(const struct call_ctx *ctx, const struct xclass *cls, const char *ref)
+{
+    return cls != &xapi_class_session || ctx->superuser || strcmp(ref, ctx->session) == 0;
+}
+
 bool
 rpc_implicit_call(struct call_ctx *ctx, const struct xmsg *m, struct xval *const *args,
                   struct wire_writer *out, struct xerr **errp)
@@ -301,13 +313,21 @@ rpc_implicit_call(struct call_ctx *ctx, const struct xmsg *m, struct xval *const
     const struct xclass *cls = m->cls;
     switch (m->kind) {
     case XM_GET_RECORD:
+        if (!session_visible(ctx, cls, arg_text(args[0])))
+            return xerr_handle_invalid(errp, cls->name, arg_text(args[0]));
         return db_encode(ctx->db, cls, arg_text(args[0]), out, errp);
     case XM_GET_FIELD:
+        if (!session_visible(ctx, cls, arg_text(args[0])))
+            return xerr_handle_invalid(errp, cls->name, arg_text(args[0]));
         return db_encode_field(ctx->db, cls, arg_text(args[0]), m->field, out, errp);
     case XM_GET_BY_UUID: {
         char *ref = NULL;
         if (!db_ref_by_uuid(ctx->db, cls, arg_text(args[0]), &ref, errp))
             return false;
+        if (!session_visible(ctx, cls, ref)) {
+            free(ref);
+            return xerr_uuid_invalid(errp, cls->name, arg_text(args[0]));
+        }
         wire_string(out, ref);
         free(ref);
         return true;
@@ -327,6 +347,10 @@ rpc_implicit_call(struct call_ctx *ctx, const struct xmsg *m, struct xval *const
     case XM_MAP_REMOVE:
     case XM_SET_ADD:
     case XM_SET_REMOVE:
+        /* A task's other_config is its owner's (xapi's assert_can_modify_other_config). */
+        if (cls == &xapi_class_task && !task_assert_owner(ctx->srv, arg_text(args[0]), ctx->user,
+                                                          ctx->superuser, ctx->role, errp))
+            return false;
         if (!field_write(ctx, m, args, errp))
             return false;
         wire_string(out, "");

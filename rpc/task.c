@@ -16,6 +16,7 @@
 
 #include "common/hashmap.h"
 #include "db/db.h"
+#include "xapi_errors.h"
 #include "xapi_model.h"
 
 struct tasks {
@@ -46,20 +47,24 @@ tasks_free(struct tasks *t)
 }
 
 bool
-task_create(struct server *srv, const char *label, const char *description, const char *session,
+task_create(struct server *srv, const char *label, const char *description, const char *owner,
             bool cancellable, char **ref_out, struct xerr **errp)
 {
     struct xapi_task_record *t = xapi_task_record_new();
     if (!t)
         return xerr_nomem(errp);
-    char *l = strdup(label), *d = strdup(description), *h = strdup(srv->host_ref);
-    if (!l || !d || !h) {
+    char *l = strdup(label), *d = strdup(description), *h = strdup(srv->host_ref),
+         *o = strdup(owner ? owner : "");
+    if (!l || !d || !h || !o) {
         free(l);
         free(d);
         free(h);
+        free(o);
         xapi_task_record_free(t);
         return xerr_nomem(errp);
     }
+    free(t->owner);
+    t->owner = o;
     free(t->name_label);
     t->name_label = l;
     free(t->name_description);
@@ -78,8 +83,29 @@ task_create(struct server *srv, const char *label, const char *description, cons
             t->allowed_operations.n = 1;
         }
     }
-    (void)session;
     return db_create(srv->db, &xapi_class_task, NULL, t, ref_out, errp);
+}
+
+static void
+peek_owner(void *opaque, const void *rec)
+{
+    const struct xapi_task_record *t = rec;
+    *(char **)opaque = strdup(t->owner);
+}
+
+bool
+task_assert_owner(struct server *srv, const char *ref, const char *user, bool superuser,
+                  enum xrole role, struct xerr **errp)
+{
+    char *owner = NULL;
+    if (!db_with(srv->db, &xapi_class_task, ref, peek_owner, &owner, errp))
+        return false;
+    bool own = owner && *owner && user && strcmp(owner, user) == 0;
+    free(owner);
+    if (own || superuser || role >= XR_POOL_OPERATOR)
+        return true;
+    return xerr_rbac_permission_denied(errp, "task.destroy/any",
+                                       "Only the task's owner or a pool-operator may change it");
 }
 
 struct finish {
