@@ -22,6 +22,7 @@
 struct subject_find {
     const char *name;
     char *ref;
+    size_t n_roles;
 };
 
 static bool
@@ -32,6 +33,7 @@ find_subject(void *opaque, const char *ref, const void *rec)
     const char *name = xmap_get_str((const struct xmap *)&s->other_config, "subject-name");
     if (name && strcmp(name, f->name) == 0) {
         f->ref = strdup(ref);
+        f->n_roles = s->roles.n;
         return false;
     }
     return true;
@@ -54,12 +56,17 @@ login(struct call_ctx *ctx, const char *uname, const char *pwd, const char *orig
         }
     }
     bool superuser = local || strcmp(uname, "root") == 0;
-    struct subject_find f = {uname, NULL};
+    struct subject_find f = {uname, NULL, 0};
     if (!superuser) {
         db_foreach(ctx->db, &xapi_class_subject, find_subject, &f);
         if (!f.ref)
             return xerr_raise(errp, "SESSION_AUTHORIZATION_FAILED", uname,
                               "The account has no subject with a role in this pool");
+        if (f.n_roles == 0) { /* xapi_session.ml: a subject without roles may not log in */
+            free(f.ref);
+            return xerr_rbac_permission_denied(errp, "session.login_with_password",
+                                               "The subject has no roles in this pool");
+        }
     }
     bool ok = session_create(ctx->srv, local ? "root" : uname, superuser, f.ref, originator,
                              result, errp);

@@ -1,7 +1,9 @@
 /* api/subject.c - subject.add_to_roles / remove_from_roles.
  * A subject is an account allowed into the pool (a local account named by
  * other_config:subject-name, here) with its roles; the roles must be role
- * objects, and a subject keeps at least one.
+ * objects. As in xapi with RBAC on (ocaml/xapi/xapi_subject.ml, create): a new
+ * subject has no role until one is added, and a subject may lose its last one,
+ * after which it can no longer log in or act (rpc/session.c, api/session.c).
  */
 #include <string.h>
 
@@ -25,8 +27,6 @@ change_roles(void *opaque, void *rec, struct xerr **errp)
         return xset_add_str(roles, c->role) == 0 || xerr_nomem(errp);
     if (!xset_contains_str(roles, c->role))
         return xerr_raise(errp, "ROLE_NOT_FOUND");
-    if (roles->n == 1)
-        return xerr_raise(errp, "OPERATION_NOT_ALLOWED", "a subject must keep at least one role");
     xset_remove_str(roles, c->role);
     return true;
 }
