@@ -1,7 +1,8 @@
-/* rpc/auth.c - the passwd file, yescrypt checks, per-address failure counts.
+/* rpc/auth.c - the passwd file, yescrypt checks, login throttling.
  *
  * The file is replaced atomically (write a temporary, fsync, rename) so a
- * crash never leaves it half written.
+ * crash never leaves it half written. Who may try a password when is
+ * rpc/login_throttle.c's to say; this file only reports outcomes to it.
  */
 #include "rpc/auth.h"
 
@@ -17,17 +18,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/hashmap.h"
+#include "rpc/login_throttle.h"
 
 struct account {
     char *name;
     char *hash;
-};
-
-struct failures {
-    char *peer;
-    unsigned count;
-    time_t first;
 };
 
 struct auth {
@@ -36,7 +31,7 @@ struct auth {
     struct timespec mtime;
     struct account *accounts;
     size_t n_accounts;
-    struct hashmap failures; /* peer -> struct failures */
+    struct login_throttle *throttle;
     char dummy_hash[CRYPT_OUTPUT_SIZE];
 };
 
@@ -126,7 +121,10 @@ auth_open(const char *passwd_path, struct auth **out)
         return -ENOMEM;
     }
     pthread_mutex_init(&a->mu, NULL);
-    hashmap_init(&a->failures);
+    if (!(a->throttle = login_throttle_new(AUTH_MAX_TRACKED, AUTH_MAX_TRUSTED))) {
+        auth_close(a);
+        return -ENOMEM;
+    }
     char pw[32];
     auth_random_password(pw, sizeof(pw));
     int rc = make_hash(pw, a->dummy_hash);
@@ -139,57 +137,16 @@ auth_open(const char *passwd_path, struct auth **out)
     return 0;
 }
 
-static void
-failures_free(void *p)
-{
-    struct failures *f = p;
-    free(f->peer);
-    free(f);
-}
-
 void
 auth_close(struct auth *a)
 {
     if (!a)
         return;
     accounts_clear(a);
-    hashmap_release_with(&a->failures, failures_free);
+    login_throttle_free(a->throttle);
     pthread_mutex_destroy(&a->mu);
     free(a->path);
     free(a);
-}
-
-static bool
-throttled(struct auth *a, const char *peer, time_t now)
-{
-    struct failures *f = hashmap_get(&a->failures, peer);
-    if (!f)
-        return false;
-    if (now - f->first >= AUTH_WINDOW_S) {
-        hashmap_remove(&a->failures, peer);
-        failures_free(f);
-        return false;
-    }
-    return f->count >= AUTH_MAX_FAILURES;
-}
-
-static void
-note_failure(struct auth *a, const char *peer, time_t now)
-{
-    struct failures *f = hashmap_get(&a->failures, peer);
-    if (!f) {
-        if (a->failures.n > 100000)
-            return; /* bounded memory under a spray of addresses */
-        f = calloc(1, sizeof(*f));
-        if (!f || !(f->peer = strdup(peer)) || hashmap_put(&a->failures, f->peer, f) < 0) {
-            if (f)
-                free(f->peer);
-            free(f);
-            return;
-        }
-        f->first = now;
-    }
-    f->count++;
 }
 
 enum auth_result
@@ -197,7 +154,7 @@ auth_check(struct auth *a, const char *user, const char *password, const char *p
 {
     time_t now = time(NULL);
     pthread_mutex_lock(&a->mu);
-    if (throttled(a, peer, now)) {
+    if (!login_throttle_admit(a->throttle, peer, user, now)) {
         pthread_mutex_unlock(&a->mu);
         return AUTH_THROTTLED;
     }
@@ -222,11 +179,12 @@ auth_check(struct auth *a, const char *user, const char *password, const char *p
         explicit_bzero(cd, sizeof(*cd));
         free(cd);
     }
-    if (!ok) {
-        pthread_mutex_lock(&a->mu);
-        note_failure(a, peer, now);
-        pthread_mutex_unlock(&a->mu);
-    }
+    pthread_mutex_lock(&a->mu);
+    if (ok)
+        login_throttle_succeeded(a->throttle, peer, user, now);
+    else
+        login_throttle_failed(a->throttle, peer, user, now);
+    pthread_mutex_unlock(&a->mu);
     return ok ? AUTH_OK : AUTH_BAD;
 }
 

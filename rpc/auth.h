@@ -3,9 +3,10 @@
  * Accounts live in DATA/passwd ("name:hash" lines, mode 0600), hashed with
  * yescrypt through libcrypt; the file is re-read when it changes, so
  * `vesseld passwd` works on a running daemon. A check for an unknown user
- * does the same hashing work as for a known one (no timing oracle). An
- * address with AUTH_MAX_FAILURES failed logins in AUTH_WINDOW_S seconds is
- * refused without checking until the window passes. Thread-safe.
+ * does the same hashing work as for a known one (no timing oracle). Failed
+ * logins back off per (address, account) as rpc/login_throttle.h describes;
+ * the tables hold at most AUTH_MAX_TRACKED failure entries and
+ * AUTH_MAX_TRUSTED pairs that logged in before. Thread-safe.
  */
 #ifndef VESSEL_RPC_AUTH_H
 #define VESSEL_RPC_AUTH_H
@@ -13,8 +14,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define AUTH_MAX_FAILURES 5
-#define AUTH_WINDOW_S 60
+#define AUTH_MAX_TRACKED 100000
+#define AUTH_MAX_TRUSTED 10000
 
 struct auth;
 
