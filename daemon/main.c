@@ -31,6 +31,7 @@
 #include "api/vm_ops.h"
 #include "common/log.h"
 #include "common/workpool.h"
+#include "daemon/data_dir.h"
 #include "db/db.h"
 #include "model/xmodel.h"
 #include "rpc/auth.h"
@@ -342,8 +343,16 @@ main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* Everything vesseld creates is its own: the store holds bearer tokens. */
+    umask(077);
     if ((rc = mkdir_p(o.data_dir, 0700)) < 0) {
         log_write_errno(LOG_ERROR, -rc, "vesseld.data_dir", "dir=%s", o.data_dir);
+        return 1;
+    }
+    if ((rc = data_dir_make_private(o.data_dir)) < 0) {
+        log_write_errno(LOG_ERROR, -rc, "vesseld.data_dir",
+                        "dir=%s reason=\"must be a directory owned by this user, mode 0700\"",
+                        o.data_dir);
         return 1;
     }
     /* Paths recorded in the store (SR directories, sockets) must not depend

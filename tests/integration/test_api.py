@@ -319,11 +319,14 @@ def rbac(t, d, sess):
     t.eq(e and e[0], 'SESSION_AUTHORIZATION_FAILED', 'an account with no subject cannot log in')
     ro = value(s.role.get_by_name_label(sess, 'read-only'))[0]
     subj = value(s.subject.create(sess, {'subject_identifier': 'local:alice',
-                                         'other_config': {'subject-name': 'alice'}}))
+                                         'other_config': {'subject-name': 'alice'},
+                                         'roles': ['OpaqueRef:0165f154-ba3e-034e-6b27-5d271af109ba']}))
+    t.eq(value(s.subject.get_roles(sess, subj)), [],
+         'a new subject has no role, whatever the create call says (xapi with RBAC)')
+    e = error(s.session.login_with_password('alice', 'alice-password', '1.0', 'it'))
+    t.eq(e and e[0], 'RBAC_PERMISSION_DENIED', 'a subject without roles cannot log in')
     value(s.subject.add_to_roles(sess, subj, ro))
-    admin = 'OpaqueRef:0165f154-ba3e-034e-6b27-5d271af109ba'
-    value(s.subject.remove_from_roles(sess, subj, admin))
-    t.eq(value(s.subject.get_roles(sess, subj)), [ro], 'subject holds only read-only now')
+    t.eq(value(s.subject.get_roles(sess, subj)), [ro], 'subject holds read-only')
     alice = value(s.session.login_with_password('alice', 'alice-password', '1.0', 'it'))
     t.ok(value(s.VM.get_all(alice)) is not None, 'read-only may read')
     vm = value(s.VM.get_all(alice))[0]
@@ -338,13 +341,25 @@ def rbac(t, d, sess):
     t.eq(e, None, 'adding vm-admin applies to the live session at once')
     e = error(s.pool.set_name_label(alice, value(s.pool.get_all(sess))[0], 'x'))
     t.eq(e and e[0], 'RBAC_PERMISSION_DENIED', 'vm-admin may not change the pool')
-    # wrong passwords, then throttling
+    # wrong passwords, then throttling per (address, account)
     codes = [error(s.session.login_with_password('alice', 'wrong%d' % i))[0] for i in range(6)]
     t.ok(all(c == 'SESSION_AUTHENTICATION_FAILED' for c in codes),
          'wrong passwords: SESSION_AUTHENTICATION_FAILED')
     e = error(s.session.login_with_password('alice', 'alice-password'))
+    t.eq(e, None, 'the right password still passes from an address it succeeded from before')
+    p = subprocess.run([vessel, 'passwd', 'carol', '--data-dir', os.path.join(d.dir, 'data')],
+                       input=b'carol-password\n', capture_output=True)
+    carol = value(s.subject.create(sess, {'subject_identifier': 'local:carol',
+                                          'other_config': {'subject-name': 'carol'}}))
+    value(s.subject.add_to_roles(sess, carol, ro))
+    codes = [error(s.session.login_with_password('carol', 'wrong%d' % i))[0] for i in range(6)]
+    e = error(s.session.login_with_password('carol', 'carol-password'))
     t.ok(e and e[0] == 'SESSION_AUTHENTICATION_FAILED' and 'Too many' in e[2],
-         'repeated failures from one address are throttled, even with the right password', e)
+         'an account never logged in from this address is throttled, even with the right password', e)
+    e = error(s.session.login_with_password('alice', 'alice-password'))
+    t.eq(e, None, 'another account from the same address is not locked out by it')
+    value(s.subject.remove_from_roles(sess, carol, ro))
+    t.eq(value(s.subject.get_roles(sess, carol)), [], 'a subject may lose its last role')
     e = error(s.session.login_with_password('nosuchuser', 'x'))
     t.eq(e and e[0], 'SESSION_AUTHENTICATION_FAILED', 'unknown user: same error')
     u = d.unix_proxy()
