@@ -34,6 +34,7 @@
 #include "daemon/data_dir.h"
 #include "db/db.h"
 #include "model/xmodel.h"
+#include "rpc/audit.h"
 #include "rpc/auth.h"
 #include "rpc/dispatch.h"
 #include "rpc/events.h"
@@ -51,6 +52,7 @@ struct options {
     const char *backend;
     const char *tls_cert;
     const char *tls_key;
+    const char *audit_log;
     int session_idle_s;
     int task_keep_s;
     int metrics_s;
@@ -74,6 +76,8 @@ usage(FILE *out)
             "                            are the local superuser\n"
             "  --tls-cert FILE           certificate (default DIR/tls/cert.pem, made on first start)\n"
             "  --tls-key FILE            key (default DIR/tls/key.pem, made on first start)\n"
+            "  --audit-log FILE          who changed what (default DIR/audit.log, rotated at\n"
+            "                            16 MiB, 5 kept; \"none\": no audit log)\n"
             "  --root-password-file FILE root's password on first start (default: generated,\n"
             "                            printed once, saved 0600 in DIR/root-password)\n"
             "  --backend qemu|sim|auto   guest backend (default auto)\n"
@@ -234,6 +238,7 @@ parse_options(int argc, char **argv, struct options *o)
         {"backend", required_argument, NULL, 'b'},
         {"tls-cert", required_argument, NULL, 'c'},
         {"tls-key", required_argument, NULL, 'k'},
+        {"audit-log", required_argument, NULL, 'A'},
         {"session-idle", required_argument, NULL, 'S'},
         {"task-keep", required_argument, NULL, 'K'},
         {"metrics-period", required_argument, NULL, 'M'},
@@ -251,6 +256,7 @@ parse_options(int argc, char **argv, struct options *o)
         case 'l': o->listen = optarg; break;
         case 't': o->tls_listen = optarg; break;
         case 'u': o->unix_path = optarg; break;
+        case 'A': o->audit_log = optarg; break;
         case 'r': o->root_password_file = optarg; break;
         case 'b':
             if (strcmp(optarg, "qemu") && strcmp(optarg, "sim") && strcmp(optarg, "auto")) {
@@ -370,7 +376,8 @@ main(int argc, char **argv)
     char *key = o.tls_key ? strdup(o.tls_key) : path_in(o.data_dir, "tls/key.pem");
     char *unix_path = o.unix_path ? strdup(o.unix_path) : path_in(o.data_dir, "xapi.sock");
     char *pid_path = path_in(o.data_dir, "vesseld.pid");
-    if (!db_path || !passwd_path || !tls_dir || !cert || !key || !unix_path || !pid_path) {
+    char *audit_path = o.audit_log ? strdup(o.audit_log) : path_in(o.data_dir, "audit.log");
+    if (!audit_path || !db_path || !passwd_path || !tls_dir || !cert || !key || !unix_path || !pid_path) {
         log_error("vesseld.start", "reason=out-of-memory");
         return 1;
     }
@@ -395,6 +402,11 @@ main(int argc, char **argv)
     if (tasks_new(&srv.tasks) < 0 || workpool_start(4, &srv.workers) < 0 ||
         auth_open(passwd_path, &srv.auth) < 0) {
         log_error("vesseld.start", "reason=out-of-memory");
+        goto out;
+    }
+    if (strcmp(audit_path, "none") != 0 &&
+        (rc = audit_open(audit_path, AUDIT_MAX_BYTES, &srv.audit)) < 0) {
+        log_write_errno(LOG_ERROR, -rc, "vesseld.audit_log", "path=%s", audit_path);
         goto out;
     }
     if (ensure_root(srv.auth, &o) < 0)
@@ -473,6 +485,7 @@ out:
     domains_close(srv.domains);
     tasks_free(srv.tasks);
     auth_close(srv.auth);
+    audit_close(srv.audit);
     db_close(srv.db);
     xerr_free(err);
     if (status == 0)
@@ -486,6 +499,7 @@ out:
     free(key);
     free(unix_path);
     free(pid_path);
+    free(audit_path);
     free(data_dir_abs);
     return status;
 }

@@ -23,6 +23,7 @@ struct events;
 struct auth;
 struct tasks;
 struct domains;
+struct audit;
 
 struct server {
     struct db *db;
@@ -34,6 +35,7 @@ struct server {
     struct auth *auth;        /* local accounts, login throttling */
     struct tasks *tasks;      /* cancellation flags of running tasks */
     struct domains *domains;  /* the guest backend (api/domains.h) */
+    struct audit *audit;      /* the audit log (rpc/audit.h), or NULL */
     int session_idle_s;       /* idle sessions expire after this */
     int task_keep_s;          /* finished tasks are destroyed after this */
     volatile bool stopping;

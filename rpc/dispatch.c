@@ -27,6 +27,7 @@
 #include "common/log.h"
 #include "common/workpool.h"
 #include "db/db.h"
+#include "rpc/audit.h"
 #include "rpc/events.h"
 #include "rpc/implicit.h"
 #include "rpc/session.h"
@@ -152,18 +153,61 @@ write_xval(void *opaque, struct wire_writer *w)
         wire_string(w, "");
 }
 
-/* A session is logged by the first 8 characters of its uuid only: a session ref is a
- * bearer token. */
+/* A session is logged by a hash of its ref only: a session ref is a bearer token. */
 static void
 log_failure(const struct rpc_call *call, const struct xerr *err)
 {
     if (log_threshold < LOG_DEBUG)
         return;
-    char d[256];
-    const char *s = call->session_ref ? call->session_ref : "";
-    log_debug("rpc.fail", "method=%s session=%.18s user=%s peer=%s error=\"%s\" at=%s:%d",
-              call->method, s, call->user ? call->user : "", call->ctx.peer,
-              xerr_describe(err, d, sizeof(d)), err->file ? err->file : "", err->line);
+    char d[256], sid[14], named[14];
+    audit_session_id(call->session_ref, sid);
+    /* These errors echo a session ref the client sent: log its hash instead. */
+    bool session_param =
+        (strcmp(err->code, "SESSION_INVALID") == 0 && err->n_params >= 1) ||
+        (strcmp(err->code, "HANDLE_INVALID") == 0 && err->n_params >= 2 &&
+         strcmp(err->params[0], "session") == 0);
+    if (session_param) {
+        audit_session_id(err->params[err->n_params - 1], named);
+        snprintf(d, sizeof(d), "%s [%s]", err->code, named);
+    } else {
+        xerr_describe(err, d, sizeof(d));
+    }
+    log_debug("rpc.fail", "method=%s session=%s user=%s peer=%s error=\"%s\" at=%s:%d",
+              call->method, sid, call->user ? call->user : "", call->ctx.peer, d,
+              err->file ? err->file : "", err->line);
+}
+
+/* One audit line for a state-changing call (rpc/audit.h): the object acted on
+ * is the first argument after the session when it is a ref; a login names the
+ * account it tried. */
+static void
+audit_call(const struct rpc_call *call, const struct xmsg *m, const struct xval *const *args,
+           size_t n_args, const char *task, const struct xerr *err)
+{
+    if (!m || !call->srv->audit || !audit_wants(m))
+        return;
+    /* The arguments are the run's once collected, the call's before. */
+    const struct xval *params = call->params;
+    size_t first = m->session ? 1 : 0;
+    const struct xval *arg = NULL;
+    if (n_args > 0)
+        arg = args[0];
+    else if (params && params->kind == XVAL_ARRAY && params->arr.n > first)
+        arg = params->arr.items[first];
+    const char *text = arg && arg->kind == XVAL_STRING ? arg->str.s : NULL;
+    struct audit_entry e = {
+        .user = call->user,
+        .session = call->session_ref,
+        .peer = call->ctx.peer,
+        .call = call->method,
+        .task = task,
+        .outcome = err ? err->code : "ok",
+    };
+    if (!m->session)
+        e.user = text; /* session.login_with_password(uname, ...) */
+    else if (text && strncmp(text, "OpaqueRef:", 10) == 0)
+        e.self = text;
+    audit_write(call->srv->audit, &e);
 }
 
 /* ------------------------------------------------------------------ running a message */
@@ -212,7 +256,9 @@ run_sync(struct run *r)
         jsonrpc_begin_success(&w, call->json_version);
     else
         xmlrpc_begin_success(&w);
-    if (run_message(r, &w, &err)) {
+    bool ok = run_message(r, &w, &err);
+    audit_call(call, r->msg, (const struct xval *const *)r->args, r->n_args, NULL, err);
+    if (ok) {
         if (call->format == WIRE_JSON)
             jsonrpc_end_success(&w, call->json_version, call->json_id);
         else
@@ -239,7 +285,9 @@ run_async_job(void *opaque)
     struct xerr *err = NULL;
     /* task.result is an XML-RPC <value> fragment whatever the caller's codec. */
     wire_writer_init(&w, WIRE_XMLRPC, &sb);
-    if (run_message(r, &w, &err)) {
+    bool ok = run_message(r, &w, &err);
+    audit_call(r->call, r->msg, (const struct xval *const *)r->args, r->n_args, r->task, err);
+    if (ok) {
         size_t len;
         char *xml = strbuf_steal(&sb, &len);
         task_finish_success(srv, r->task, xml ? xml : "");
@@ -409,9 +457,13 @@ collect_args(struct run *r, struct xval *params, size_t first, const char *wire_
 }
 
 static void
-fail(struct rpc_call *call, struct run *r, struct xerr *err)
+fail(struct rpc_call *call, const struct xmsg *m, struct run *r, struct xerr *err)
 {
     log_failure(call, err);
+    if (r && r->args)
+        audit_call(call, m, (const struct xval *const *)r->args, r->n_args, NULL, err);
+    else
+        audit_call(call, m, NULL, 0, NULL, err);
     if (r) {
         r->call = NULL;
         run_free(r);
@@ -441,17 +493,17 @@ execute(struct rpc_call *call)
     if (!m) {
         if (params->arr.n > 0 && looks_like_session(params->arr.items[0]) &&
             !check_session(call, params->arr.items[0], &err)) {
-            fail(call, NULL, err);
+            fail(call, NULL, NULL, err);
             return;
         }
         xerr_raise(&err, "MESSAGE_METHOD_UNKNOWN", name);
-        fail(call, NULL, err);
+        fail(call, NULL, NULL, err);
         return;
     }
     size_t first = 0;
     if (m->session) {
         if (!check_session(call, params->arr.n ? params->arr.items[0] : NULL, &err)) {
-            fail(call, NULL, err);
+            fail(call, m, NULL, err);
             return;
         }
         first = 1;
@@ -459,24 +511,24 @@ execute(struct rpc_call *call)
     struct run *r = calloc(1, sizeof(*r));
     if (!r) {
         xerr_nomem(&err);
-        fail(call, NULL, err);
+        fail(call, m, NULL, err);
         return;
     }
     r->call = call;
     r->msg = m;
     if (!collect_args(r, params, first, m->wire_name, &err) ||
         (m->session && !check_role(&call->ctx, m, &err))) {
-        fail(call, r, err);
+        fail(call, m, r, err);
         return;
     }
     if (m->flags & XMF_REMOVED) {
         xerr_raise0(&err, "MESSAGE_REMOVED");
-        fail(call, r, err);
+        fail(call, m, r, err);
         return;
     }
     if (m->kind == XM_TODO) {
         xerr_raise(&err, "NOT_IMPLEMENTED", m->wire_name);
-        fail(call, r, err);
+        fail(call, m, r, err);
         return;
     }
     if (async) {
@@ -484,7 +536,7 @@ execute(struct rpc_call *call)
             char text[300];
             snprintf(text, sizeof(text), "No async mode for this operation (rpc: %s)", name);
             xerr_raise(&err, "Fault", text);
-            fail(call, r, err);
+            fail(call, m, r, err);
             return;
         }
         start_async(r);
