@@ -230,3 +230,19 @@ def console_log(d, uuid):
             return f.read()
     except OSError:
         return ''
+
+
+def add_account(d, sess, name, password, role):
+    """A local account @name with one role (e.g. 'read-only'), the way the
+    README says: `vesseld passwd`, a subject, then subject.add_to_roles (a new
+    subject has no role). Returns the subject's ref."""
+    vesseld = os.path.join(os.path.dirname(d.binary), 'vesseld')
+    p = subprocess.run([vesseld, 'passwd', name, '--data-dir', os.path.join(d.dir, 'data')],
+                       input=(password + '\n').encode(), capture_output=True)
+    if p.returncode != 0:
+        raise RuntimeError('vesseld passwd %s: %s' % (name, p.stderr))
+    s = d.proxy()
+    subj = value(s.subject.create(sess, {'subject_identifier': 'local:' + name,
+                                         'other_config': {'subject-name': name}}))
+    value(s.subject.add_to_roles(sess, subj, value(s.role.get_by_name_label(sess, role))[0]))
+    return subj
