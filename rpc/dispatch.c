@@ -100,6 +100,7 @@ rpc_call_free(struct rpc_call *call)
     free(call->session_ref);
     free(call->user);
     free(call->originator);
+    free(call->peer);
     free(call);
 }
 
@@ -594,7 +595,14 @@ rpc_handle_http(void *opaque, struct http_request *req)
     call->ctx.db = srv->db;
     call->ctx.session = "";
     call->ctx.user = "";
-    call->ctx.peer = http_request_peer(req);
+    /* A copy: an Async call's job outlives the request it came in on. */
+    call->peer = strdup(http_request_peer(req));
+    if (!call->peer) {
+        free(call);
+        reply_http_error(req, 500, "out of memory");
+        return;
+    }
+    call->ctx.peer = call->peer;
     call->ctx.transport = http_request_transport(req);
     char why[256] = "";
     int rc;

@@ -30,6 +30,7 @@ struct rpc_call {
     char *session_ref;
     char *user;
     char *originator;
+    char *peer; /* the client's address, owned: ctx.peer points here */
 };
 
 void rpc_handle_http(void *opaque, struct http_request *req);
