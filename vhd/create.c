@@ -91,7 +91,7 @@ create_sparse(int fd, uint64_t size_bytes, enum vhd_type type, const struct vhd_
         batmap_off + VHD_SECTOR + (uint64_t)vhd_batmap_sectors(h->max_bat_entries) * VHD_SECTOR;
     if (type == VHD_TYPE_DIFF)
         meta_end += 3 * 2 * VHD_SECTOR;
-    _vhd_cleanup_free_ uint8_t *meta = calloc(1, meta_end);
+    _cleanup_free_ uint8_t *meta = calloc(1, meta_end);
     if (!meta)
         return -ENOMEM;
     if (type == VHD_TYPE_DIFF) {
@@ -152,7 +152,7 @@ vhd_create(const char *path, uint64_t size_bytes, enum vhd_type type)
 static int
 dir_of(const char *path, char *out)
 {
-    _vhd_cleanup_free_ char *copy = strdup(path);
+    _cleanup_free_ char *copy = strdup(path);
     if (!copy)
         return -ENOMEM;
     if (!realpath(dirname(copy), out))
@@ -262,14 +262,14 @@ vhd_reparent(const char *child_path, const char *new_parent_path)
     rc = vhd_chain_open(child_path, VHD_OPEN_NO_PARENTS | VHD_OPEN_HEAD_FOOTER, &cc);
     if (rc < 0)
         return rc;
-    _vhd_cleanup_(vhd_chain_closep) struct vhd_chain *child = cc;
+    _cleanup_(vhd_chain_closep) struct vhd_chain *child = cc;
     const struct vhd_image *ci = child->images[0];
     if (ci->footer.type != VHD_TYPE_DIFF)
         return vhd_fail(-EINVAL, "%s is not a differencing disk", child_path);
     rc = vhd_chain_open(new_parent_path, VHD_OPEN_RDONLY, &cc);
     if (rc < 0)
         return rc;
-    _vhd_cleanup_(vhd_chain_closep) struct vhd_chain *parent = cc;
+    _cleanup_(vhd_chain_closep) struct vhd_chain *parent = cc;
     for (unsigned i = 0; i < parent->n_images; i++) {
         if (parent->images[i]->dev == ci->dev && parent->images[i]->ino == ci->ino)
             return vhd_fail(-ELOOP, "%s is in the new parent's chain", child_path);
@@ -278,7 +278,7 @@ vhd_reparent(const char *child_path, const char *new_parent_path)
         return vhd_fail(-ELOOP, "chain would be deeper than %d", VHD_MAX_CHAIN_DEPTH);
     if (vhd_chain_size(parent) > ci->footer.curr_size)
         return vhd_fail(-EINVAL, "the new parent is larger than the child");
-    _vhd_cleanup_close_ int wfd = open(child_path, O_WRONLY | O_CLOEXEC);
+    _cleanup_close_ int wfd = open(child_path, O_WRONLY | O_CLOEXEC);
     if (wfd < 0)
         return vhd_fail(-errno, "cannot open %s for writing: %s", child_path, strerror(errno));
     struct stat st;

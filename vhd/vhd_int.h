@@ -21,6 +21,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "common/cleanup.h"
 #include "vhd/vhd.h"
 
 #define VHD_FOOTER_SIZE 512u
@@ -178,29 +179,12 @@ vhd_round_up(uint64_t v, uint64_t to)
     return (v + to - 1) / to * to;
 }
 
-/* ---- cleanup helpers (no common/cleanup.h yet) ---- */
-static inline void
-vhd_freep(void *p)
-{
-    free(*(void **)p);
-}
-
-static inline void
-vhd_closep(int *fd)
-{
-    if (*fd >= 0)
-        close(*fd);
-}
-
+/* ---- cleanup (common/cleanup.h) of the library's own types ---- */
 static inline void
 vhd_chain_closep(struct vhd_chain **c)
 {
     vhd_chain_close(*c);        /* NULL is a no-op; flush errors are the owner's to fetch */
 }
-
-#define _vhd_cleanup_free_ __attribute__((cleanup(vhd_freep)))
-#define _vhd_cleanup_close_ __attribute__((cleanup(vhd_closep)))
-#define _vhd_cleanup_(f) __attribute__((cleanup(f)))
 
 int vhd_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
