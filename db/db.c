@@ -580,8 +580,15 @@ db_update(struct db *db, const struct xclass *cls, const char *ref, db_update_fn
                 o->rec = before;
                 int rc = save_undo(db, cls, o, true);
                 o->rec = now;
-                if (rc < 0)
+                if (rc < 0) {
+                    /* No undo entry, so the batch's rollback cannot restore
+                     * the record: put it back here, or memory would keep a
+                     * change the store never got. */
                     ok = xerr_nomem(errp);
+                    xrecord_free(cls, o->rec);
+                    o->rec = before;
+                    before = NULL;
+                }
             }
             if (ok) {
                 mark_modified(db, cls, o);
