@@ -49,8 +49,8 @@ vhd_chain_close(struct vhd_chain *c)
             int rc = vhd_image_batch_commit(img);
             if (rc == 0)
                 rc = vhd_image_sync_footer(img);
-            if (rc == 0 && fdatasync(img->fd) != 0)
-                rc = -errno;
+            if (rc == 0)
+                rc = vhd_io_sync(img->fd, true);
             if (rc < 0 && first == 0)
                 first = rc;
         }

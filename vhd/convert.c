@@ -104,8 +104,8 @@ vhd_convert_to(struct vhd_chain *c, const char *out_path, bool to_vhd, vhd_progr
         rc = rc < 0 ? rc : rc2;
     }
     if (s.fd >= 0) {
-        if (rc == 0 && fsync(s.fd) != 0)
-            rc = -errno;
+        if (rc == 0)
+            rc = vhd_io_sync(s.fd, false);
         close(s.fd);
     }
     if (rc < 0 && rc != -EEXIST)

@@ -132,8 +132,8 @@ vhd_create_image(const char *path, uint64_t size_bytes, enum vhd_type type,
         rc = create_fixed(fd, size_bytes);
     else
         rc = create_sparse(fd, size_bytes, type, parent, parent_name);
-    if (rc == 0 && fsync(fd) != 0)
-        rc = -errno;
+    if (rc == 0)
+        rc = vhd_io_sync(fd, false);
     close(fd);
     if (rc < 0)
         unlink(path);
@@ -291,12 +291,12 @@ vhd_reparent(const char *child_path, const char *new_parent_path)
     rc = relink_header(ci, wfd, parent->images[0], slash ? slash + 1 : new_parent_path, &h);
     if (rc < 0)
         return rc;
-    if (fdatasync(wfd) != 0)        /* locator data before the header that points at it */
-        return -errno;
+    if ((rc = vhd_io_sync(wfd, true)) < 0) /* locator data before the header that points at it */
+        return rc;
     uint8_t buf[VHD_HEADER_SIZE];
     vhd_header_serialize(&h, buf);
     rc = vhd_io_pwrite(wfd, buf, sizeof(buf), ci->footer.data_offset);
     if (rc < 0)
         return rc;
-    return fdatasync(wfd) == 0 ? 0 : -errno;
+    return vhd_io_sync(wfd, true);
 }

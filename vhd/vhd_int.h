@@ -191,6 +191,8 @@ int vhd_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)))
 /* ---- io.c ---- */
 int vhd_io_pread(int fd, void *buf, size_t len, uint64_t off);
 int vhd_io_pwrite(int fd, const void *buf, size_t len, uint64_t off);
+/* fdatasync (@data_only) or fsync; 0 or -errno. */
+int vhd_io_sync(int fd, bool data_only);
 
 /* ---- footer.c ---- */
 uint32_t vhd_checksum(const uint8_t *buf, size_t len, size_t checksum_off);
