@@ -1,6 +1,6 @@
 /* api/vdi_transfer.c - PUT /import_raw_vdi and GET /export_raw_vdi.
  *
- * Both are stream routes of the HTTP front (rpc/http.h): the checks run when
+ * Both are stream routes of the HTTP front (http/http.h): the checks run when
  * the request head is in, before a byte of the body is read, so a refused
  * upload costs the client nothing. Then:
  *  - import, raw: the body is written into the VDI's chain from offset 0
@@ -46,7 +46,7 @@
 #include "db/db.h"
 #include "rpc/auth.h"
 #include "rpc/ctx.h"
-#include "rpc/http.h"
+#include "http/http.h"
 #include "rpc/session.h"
 #include "rpc/task.h"
 #include "storage/sr_file.h"

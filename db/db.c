@@ -29,7 +29,7 @@
 #include "common/hashmap.h"
 #include "common/strbuf.h"
 #include "db/store.h"
-#include "rpc/jsonrpc.h"
+#include "wire/jsonrpc.h"
 
 #define TOMB_MAX 100000
 

@@ -30,7 +30,7 @@
 
 #include "model/xerr.h"
 #include "model/xtype.h"
-#include "rpc/wire.h"
+#include "wire/wire.h"
 
 struct db;
 

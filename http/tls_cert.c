@@ -1,4 +1,4 @@
-/* rpc/tls_cert.c - generate, keep and fingerprint the HTTPS key and certificate.
+/* http/tls_cert.c - generate, keep and fingerprint the HTTPS key and certificate.
  *
  * xapi ships a self-signed certificate made at first boot; clients either pin
  * it (XenCenter asks once, then compares the fingerprint) or ignore it (XO's
@@ -16,7 +16,7 @@
  *      leaves "both missing" (only a crash between the two renames leaves
  *      half a pair, which the next start reports instead of guessing).
  */
-#include "rpc/tls_cert.h"
+#include "http/tls_cert.h"
 
 #include <errno.h>
 #include <fcntl.h>

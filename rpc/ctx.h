@@ -15,7 +15,7 @@
 #include <time.h>
 
 #include "model/xmsg.h"
-#include "rpc/http.h"
+#include "http/http.h"
 
 struct db;
 struct workpool;

@@ -32,7 +32,7 @@
 #include "rpc/implicit.h"
 #include "rpc/session.h"
 #include "rpc/task.h"
-#include "rpc/xmlrpc.h"
+#include "wire/xmlrpc.h"
 
 /* ------------------------------------------------------------------ replies */
 

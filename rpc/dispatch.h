@@ -14,8 +14,8 @@
 
 #include "common/xval.h"
 #include "rpc/ctx.h"
-#include "rpc/http.h"
-#include "rpc/jsonrpc.h"
+#include "http/http.h"
+#include "wire/jsonrpc.h"
 
 /* One call in flight: how to answer it and who asked. */
 struct rpc_call {

@@ -19,9 +19,9 @@
 #include "common/strbuf.h"
 #include "common/xval.h"
 #include "fault_walk.h"
-#include "rpc/jsonrpc.h"
-#include "rpc/wire.h"
-#include "rpc/xmlrpc.h"
+#include "wire/jsonrpc.h"
+#include "wire/wire.h"
+#include "wire/xmlrpc.h"
 
 static const char xml_call[] =
     "<?xml version=\"1.0\"?><methodCall><methodName>VM.set_other_config</methodName><params>"
