@@ -19,9 +19,10 @@ int fileio_read_all(const char *path, size_t max_bytes, char **out, size_t *len)
  * the caller, so use it on blocking fds). */
 int fileio_write_all(int fd, const void *buf, size_t len);
 
-/* Replaces @path with @len bytes of @data: a temporary beside it, fsync,
- * rename, so a crash leaves the old file or the new one, never a mix. The file
- * gets @mode (less the umask). 0 or -errno; the temporary is removed on error. */
+/* Replaces @path with @len bytes of @data: "@path.tmp" created anew
+ * (O_EXCL, @mode less the umask), fsync, rename, fsync of the directory, so a
+ * crash leaves the old file or the new one, never a mix. One writer per @path
+ * at a time. 0 or -errno; the temporary is removed on error. */
 int fileio_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
 /* mkdir -p: makes @path and any missing parent, each with @mode (less the
