@@ -353,7 +353,9 @@ sr_reconcile(struct db *db, const char *sr, const char *path, struct sr_file_vhd
         bool known = false;
         for (size_t i = 0; i < l.n && !known; i++)
             known = strcasecmp(files[j].uuid, l.uuids[i]) == 0;
-        if (!known)
+        /* a creation in flight (its record is not committed yet) is not a
+         * user's disk to adopt (storage/sr_file.h, intents) */
+        if (!known && !sr_file_intent_exists(path, files[j].uuid))
             ok = vdi_adopt(db, sr, &files[j], errp);
     }
     ok = db_batch_end(db, ok, errp);

@@ -28,6 +28,7 @@
 #include "api/domains.h"
 #include "api/metrics.h"
 #include "api/storage_gc.h"
+#include "api/storage_recover.h"
 #include "api/vm_ops.h"
 #include "common/log.h"
 #include "common/workpool.h"
@@ -439,6 +440,7 @@ main(int argc, char **argv)
         goto out;
     }
     vm_lifecycle_reconcile(&srv);
+    storage_recover(&srv); /* before any call can start a storage operation */
     if (events_start(&srv, &srv.events) < 0) {
         log_error("vesseld.start", "reason=events-thread");
         goto out;
