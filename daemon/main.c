@@ -28,6 +28,7 @@
 #include "api/domains.h"
 #include "api/metrics.h"
 #include "api/storage_gc.h"
+#include "api/storage_recover.h"
 #include "api/vm_ops.h"
 #include "common/log.h"
 #include "common/workpool.h"
@@ -42,6 +43,7 @@
 #include "rpc/task.h"
 
 #define VESSELD_VERSION "0.1.0"
+#define WORKERS_MIN 4 /* worker threads kept while idle */
 
 struct options {
     const char *data_dir;
@@ -58,6 +60,8 @@ struct options {
     int metrics_s;
     int storage_gc_s;
     unsigned threads;
+    unsigned workers_max;
+    int clean_shutdown_timeout_s;
 };
 
 static void
@@ -87,6 +91,10 @@ usage(FILE *out)
             "  --storage-gc-period SECONDS  the storage collector runs this often, and soon\n"
             "                            after VDI.destroy and SR.scan (default 60)\n"
             "  --threads N               request threads (default: CPUs, at least 2)\n"
+            "  --workers-max N           most threads running Async and long calls at once;\n"
+            "                            beyond it they queue, logged once (default 256)\n"
+            "  --clean-shutdown-timeout SECONDS  how long clean_shutdown/clean_reboot wait\n"
+            "                            for the guest (default 120)\n"
             "  --log-level error|warn|info|debug\n"
             "  --help, --version\n"
             "\n"
@@ -244,6 +252,8 @@ parse_options(int argc, char **argv, struct options *o)
         {"metrics-period", required_argument, NULL, 'M'},
         {"storage-gc-period", required_argument, NULL, 'G'},
         {"threads", required_argument, NULL, 'T'},
+        {"workers-max", required_argument, NULL, 'W'},
+        {"clean-shutdown-timeout", required_argument, NULL, 'C'},
         {"log-level", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -284,6 +294,20 @@ parse_options(int argc, char **argv, struct options *o)
             }
             break;
         case 'T': o->threads = (unsigned)atoi(optarg); break;
+        case 'W':
+            o->workers_max = (unsigned)atoi(optarg);
+            if (o->workers_max < WORKERS_MIN || o->workers_max > 65536) {
+                fprintf(stderr, "vesseld: --workers-max takes %d to 65536\n", WORKERS_MIN);
+                return 2;
+            }
+            break;
+        case 'C':
+            o->clean_shutdown_timeout_s = atoi(optarg);
+            if (o->clean_shutdown_timeout_s < 1 || o->clean_shutdown_timeout_s > 86400) {
+                fprintf(stderr, "vesseld: --clean-shutdown-timeout takes 1 to 86400 seconds\n");
+                return 2;
+            }
+            break;
         case 'L': {
             int level = log_parse_level(optarg);
             if (level < 0) {
@@ -314,6 +338,15 @@ vesseld_http(void *opaque, struct http_request *req)
     rpc_handle_http(opaque, req);
 }
 
+/* The worker pool at its cap: jobs now wait for each other (--workers-max). */
+static void
+workers_saturated(void *opaque, const struct workpool_stats *st)
+{
+    (void)opaque;
+    log_warn("vesseld.workers_saturated", "threads=%u queued=%zu times=%lu", st->threads,
+             st->queued, st->saturations);
+}
+
 static void
 housekeeping(struct server *srv)
 {
@@ -336,6 +369,8 @@ main(int argc, char **argv)
         .task_keep_s = 3900,
         .metrics_s = METRICS_PERIOD_S,
         .storage_gc_s = 60,
+        .workers_max = 256,
+        .clean_shutdown_timeout_s = 120,
     };
     int rc = parse_options(argc, argv, &o);
     if (rc)
@@ -385,7 +420,8 @@ main(int argc, char **argv)
 
     struct server srv = {.data_dir = o.data_dir,
                          .session_idle_s = o.session_idle_s,
-                         .task_keep_s = o.task_keep_s};
+                         .task_keep_s = o.task_keep_s,
+                         .clean_shutdown_timeout_s = o.clean_shutdown_timeout_s};
     char why[512] = "";
     struct xerr *err = NULL;
     struct http_server *http = NULL;
@@ -399,7 +435,11 @@ main(int argc, char **argv)
         log_error("vesseld.db", "path=%s reason=\"%s\"", db_path, why);
         goto out;
     }
-    if (tasks_new(&srv.tasks) < 0 || workpool_start(4, &srv.workers) < 0 ||
+    /* Jobs may wait minutes (a guest's clean shutdown): the pool grows so that
+     * they never delay another job's start (common/workpool.h). */
+    struct workpool_config wc = {.min_threads = WORKERS_MIN, .max_threads = o.workers_max,
+                                 .idle_ms = 10000, .on_saturated = workers_saturated};
+    if (tasks_new(&srv.tasks) < 0 || workpool_start(&wc, &srv.workers) < 0 ||
         auth_open(passwd_path, &srv.auth) < 0) {
         log_error("vesseld.start", "reason=out-of-memory");
         goto out;
@@ -421,6 +461,7 @@ main(int argc, char **argv)
         goto out;
     }
     vm_lifecycle_reconcile(&srv);
+    storage_recover(&srv); /* before any call can start a storage operation */
     if (events_start(&srv, &srv.events) < 0) {
         log_error("vesseld.start", "reason=events-thread");
         goto out;

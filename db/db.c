@@ -238,6 +238,12 @@ in_batch(struct db *db)
     return this_batch_db == db;
 }
 
+bool
+db_in_batch(struct db *db)
+{
+    return in_batch(db);
+}
+
 void
 db_batch_begin(struct db *db)
 {

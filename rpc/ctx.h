@@ -30,7 +30,7 @@ struct server {
     const char *data_dir;
     char *pool_ref;      /* the pool (one per store) */
     char *host_ref;      /* this host */
-    struct workpool *workers; /* Async calls and background jobs */
+    struct workpool *workers; /* Async and long calls, VDI transfers (elastic) */
     struct events *events;    /* event.from / event.next waiters */
     struct auth *auth;        /* local accounts, login throttling */
     struct tasks *tasks;      /* cancellation flags of running tasks */
@@ -38,6 +38,7 @@ struct server {
     struct audit *audit;      /* the audit log (rpc/audit.h), or NULL */
     int session_idle_s;       /* idle sessions expire after this */
     int task_keep_s;          /* finished tasks are destroyed after this */
+    int clean_shutdown_timeout_s; /* clean_shutdown/clean_reboot wait this long */
     volatile bool stopping;
 };
 

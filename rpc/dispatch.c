@@ -10,8 +10,12 @@
  *      both without the session; expected counts parameters without defaults);
  *   6. the role (RBAC_PERMISSION_DENIED);
  *   7. removed / not yet built messages;
- * then the call runs: synchronously here, as a task on the worker pool for
- * Async.*, or in rpc/events.c for event.from/next.
+ * then the call runs: as a task on the worker pool for Async.*, in
+ * rpc/events.c for event.from/next, and otherwise synchronously: here for
+ * messages that cannot be Async (quick ones: field reads and writes), on the
+ * worker pool with the connection suspended for those that can (they may wait
+ * minutes, e.g. a clean shutdown, and must not hold an HTTP thread that
+ * serves other connections).
  *
  * Replies are built in one strbuf: on failure the partly written success is
  * dropped and the failure written in its place.
@@ -163,6 +167,8 @@ run_free(struct run *r)
     free(r);
 }
 
+static void fail(struct rpc_call *call, const struct xmsg *m, struct run *r, struct xerr *err);
+
 /* Runs the message, writing its result value to @w. */
 static bool
 run_message(struct run *r, struct wire_writer *w, struct xerr **errp)
@@ -204,6 +210,22 @@ run_sync(struct run *r)
     r->call = NULL;
     run_free(r);
     rpc_call_reply_bytes(call, &sb);
+}
+
+static void
+run_sync_job(void *opaque)
+{
+    run_sync(opaque);
+}
+
+static void
+drop_sync_job(void *opaque)
+{
+    struct run *r = opaque;
+    struct rpc_call *call = r->call;
+    struct xerr *err = NULL;
+    xerr_raise0(&err, "TASK_CANCELLED");
+    fail(call, r->msg, r, err);
 }
 
 static void
@@ -489,6 +511,8 @@ execute(struct rpc_call *call)
         free(args);
         return;
     }
+    if (m->async && workpool_submit(call->srv->workers, run_sync_job, drop_sync_job, r) == 0)
+        return; /* the job replies (rpc/http.c suspends the connection meanwhile) */
     run_sync(r);
 }
 

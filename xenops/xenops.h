@@ -78,6 +78,10 @@ struct xenops_domain_config {
     enum xenops_accel accel;
     bool start_paused;
     enum xenops_action on_poweroff, on_reboot, on_crash;
+    /* sim only, a test aid: the guest ignores clean shutdown and reboot, so
+     * they wait their whole timeout (as a guest without ACPI support would).
+     * Not part of the JSON form. */
+    bool sim_ignore_shutdown;
 };
 
 /* Frees every string and the disk array, then @cfg itself. NULL is a no-op. */
