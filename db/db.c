@@ -19,6 +19,7 @@
  */
 #include "db/db.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -265,6 +266,7 @@ db_batch_begin(struct db *db)
 static int
 save_undo(struct db *db, const struct xclass *cls, struct dbobj *o, bool existed)
 {
+    assert(in_batch(db));
     if (o->batch_seen == db->batch_id)
         return 0;
     if (db->n_undo == db->cap_undo) {
@@ -396,6 +398,7 @@ persist(struct db *db)
 bool
 db_batch_end(struct db *db, bool ok, struct xerr **errp)
 {
+    assert(in_batch(db) && db->batch_depth > 0); /* invariant 1: we hold the write lock */
     if (--db->batch_depth > 0) {
         if (!ok)
             db->batch_failed = true;
@@ -412,6 +415,7 @@ db_batch_end(struct db *db, bool ok, struct xerr **errp)
     if (failed) {
         rollback_memory(db);
     } else if (db->n_undo > 0) {
+        assert(db->batch_gen == db->gen + 1); /* invariant 3: one generation per batch */
         for (size_t i = 0; i < db->n_undo; i++) {
             struct undo *u = &db->undo[i];
             if (u->deleted) {
