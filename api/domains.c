@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "api/disk_servers.h"
+#include "api/guest_kernel.h"
 #include "api/net_api.h"
 #include "common/log.h"
 #include "db/db.h"
@@ -223,8 +224,13 @@ build_config(struct server *srv, const char *ref, const struct xapi_vm_record *v
     const char *machine = xmap_get_str(platform, "machine");
     if (vm->PV_kernel[0]) {
         c->boot = XENOPS_BOOT_DIRECT;
-        c->kernel = strdup(vm->PV_kernel);
-        c->initrd = dup_or_null(vm->PV_ramdisk);
+        /* before anything starts: the files must come from an allowed directory */
+        if (!guest_kernel_resolve(srv, "kernel", vm->PV_kernel, &c->kernel, errp) ||
+            (vm->PV_ramdisk[0] &&
+             !guest_kernel_resolve(srv, "ramdisk", vm->PV_ramdisk, &c->initrd, errp))) {
+            xenops_config_free(c);
+            return false;
+        }
         c->cmdline = dup_or_null(vm->PV_args);
         c->machine = machine && !strcmp(machine, "pc")    ? XENOPS_MACHINE_PC
                      : machine && !strcmp(machine, "q35") ? XENOPS_MACHINE_Q35

@@ -26,6 +26,7 @@
 #include "api/console.h"
 #include "api/vdi_transfer.h"
 #include "api/domains.h"
+#include "api/guest_kernel.h"
 #include "api/metrics.h"
 #include "api/storage_gc.h"
 #include "api/vm_ops.h"
@@ -55,6 +56,10 @@ struct options {
     int metrics_s;
     int storage_gc_s;
     unsigned threads;
+    const char *kernel_dirs[16]; /* --guest-kernel-dir, repeatable */
+    size_t n_kernel_dirs;
+    long qemu_uid_base, vhd_uid_base; /* -1: the default */
+    const char *cgroup_root;
 };
 
 static void
@@ -82,6 +87,14 @@ usage(FILE *out)
             "  --storage-gc-period SECONDS  the storage collector runs this often, and soon\n"
             "                            after VDI.destroy and SR.scan (default 60)\n"
             "  --threads N               request threads (default: CPUs, at least 2)\n"
+            "  --guest-kernel-dir DIR    guests boot kernels and ramdisks only from here\n"
+            "                            (repeatable; default DIR/guest-kernels)\n"
+            "  --qemu-uid-base N         each device model runs as uid and gid N + domid\n"
+            "                            (default 200000 as root; 0: as vesseld)\n"
+            "  --vhd-uid-base N          each disk server runs as N + domid (default 300000\n"
+            "                            as root; 0: as vesseld)\n"
+            "  --cgroup-root DIR         cgroup v2 mount for per-VM groups (default\n"
+            "                            /sys/fs/cgroup; none: no groups)\n"
             "  --log-level error|warn|info|debug\n"
             "  --help, --version\n"
             "\n"
@@ -238,6 +251,10 @@ parse_options(int argc, char **argv, struct options *o)
         {"metrics-period", required_argument, NULL, 'M'},
         {"storage-gc-period", required_argument, NULL, 'G'},
         {"threads", required_argument, NULL, 'T'},
+        {"guest-kernel-dir", required_argument, NULL, 'g'},
+        {"qemu-uid-base", required_argument, NULL, 'Q'},
+        {"vhd-uid-base", required_argument, NULL, 'D'},
+        {"cgroup-root", required_argument, NULL, 'C'},
         {"log-level", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -277,6 +294,27 @@ parse_options(int argc, char **argv, struct options *o)
             }
             break;
         case 'T': o->threads = (unsigned)atoi(optarg); break;
+        case 'g':
+            if (o->n_kernel_dirs == sizeof(o->kernel_dirs) / sizeof(o->kernel_dirs[0])) {
+                fprintf(stderr, "vesseld: at most 16 --guest-kernel-dir\n");
+                return 2;
+            }
+            o->kernel_dirs[o->n_kernel_dirs++] = optarg;
+            break;
+        case 'Q':
+        case 'D': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            /* the range must stay clear of root and of uid_t's top (-1 means "unchanged") */
+            if (*end || v < 0 || (v > 0 && v < 1000) || v > 2000000000L) {
+                fprintf(stderr, "vesseld: --%s takes 0 or 1000 to 2000000000\n",
+                        c == 'Q' ? "qemu-uid-base" : "vhd-uid-base");
+                return 2;
+            }
+            *(c == 'Q' ? &o->qemu_uid_base : &o->vhd_uid_base) = v;
+            break;
+        }
+        case 'C': o->cgroup_root = optarg; break;
         case 'L': {
             int level = log_parse_level(optarg);
             if (level < 0) {
@@ -329,6 +367,9 @@ main(int argc, char **argv)
         .task_keep_s = 3900,
         .metrics_s = METRICS_PERIOD_S,
         .storage_gc_s = 60,
+        .qemu_uid_base = -1,
+        .vhd_uid_base = -1,
+        .cgroup_root = "/sys/fs/cgroup",
     };
     int rc = parse_options(argc, argv, &o);
     if (rc)
@@ -367,9 +408,21 @@ main(int argc, char **argv)
     }
     mkdir_p(tls_dir, 0700);
 
+    /* helpers get ids of their own only when we can hand them out */
+    bool root = geteuid() == 0;
     struct server srv = {.data_dir = o.data_dir,
                          .session_idle_s = o.session_idle_s,
-                         .task_keep_s = o.task_keep_s};
+                         .task_keep_s = o.task_keep_s,
+                         .qemu_uid_base = (unsigned)(o.qemu_uid_base >= 0 ? o.qemu_uid_base
+                                                     : root ? 200000 : 0),
+                         .vhd_uid_base = (unsigned)(o.vhd_uid_base >= 0 ? o.vhd_uid_base
+                                                    : root ? 300000 : 0),
+                         .cgroup_root = strcmp(o.cgroup_root, "none") ? o.cgroup_root : NULL};
+    const char *bad_dir = NULL;
+    if ((rc = guest_kernel_dirs_init(&srv, o.kernel_dirs, o.n_kernel_dirs, &bad_dir)) < 0) {
+        log_write_errno(LOG_ERROR, -rc, "vesseld.guest_kernel_dir", "dir=%s", bad_dir);
+        return 1;
+    }
     char why[512] = "";
     struct xerr *err = NULL;
     struct http_server *http = NULL;
@@ -478,5 +531,6 @@ out:
     free(unix_path);
     free(pid_path);
     free(data_dir_abs);
+    guest_kernel_dirs_free(&srv);
     return status;
 }

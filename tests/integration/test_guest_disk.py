@@ -194,7 +194,7 @@ def main():
         t.ok(False, 'build the test guest', r.stderr)
         return t.done()
     tmp = tempfile.mkdtemp(prefix='vessel-gdisk-')
-    d = Vesseld(binary, extra=['--backend', 'qemu'])
+    d = Vesseld(binary, extra=['--backend', 'qemu', '--guest-kernel-dir', guest])
     try:
         d.start()
         guest_checks(t, d, vhd_tool, guest, tmp)

@@ -240,7 +240,7 @@ def vt100_of(s, sess, vm):
 def inner(binary, guest):
     t = Tap()
     ip('link', 'set', 'lo', 'up')
-    d = Vesseld(binary, extra=['--backend', 'qemu'])
+    d = Vesseld(binary, extra=['--backend', 'qemu', '--guest-kernel-dir', guest])
     try:
         d.start()
         s = d.proxy()

@@ -128,7 +128,7 @@ def main():
         if r.returncode != 0:
             t.ok(False, 'build the test guest', r.stderr)
             return t.done()
-    d = Vesseld(binary, extra=['--backend', 'qemu', '--metrics-period', '1'])
+    d = Vesseld(binary, extra=['--backend', 'qemu', '--metrics-period', '1', '--guest-kernel-dir', guest])
     try:
         d.start()
         lifecycle(t, d, guest)
