@@ -70,9 +70,7 @@ struct xenops {
     const struct xenops_ops *ops;
     char *run_dir, *log_dir, *qemu_binary;
     size_t log_max_bytes;
-    uid_t uid;
-    gid_t gid;
-    bool set_ids;
+    char *cgroup_root; /* NULL: no per-domain groups (xenops/cgroup.c) */
     unsigned sim_delay_ms;
     xenops_event_fn *on_event;
     void *opaque;
@@ -117,6 +115,18 @@ steal_fd(int *fd)
     *fd = -1;
     return v;
 }
+
+/* xenops/cgroup.c: the group of domain @uuid, made with the limits of @cfg
+ * (xenops_cgroup_limits); its directory in @path (empty when there is none:
+ * no cgroup v2 root, or it could not be made, logged as a warning). A
+ * missing controller file is a warning, not a failure. */
+void xenops_cgroup_create(struct xenops *x, const struct xenops_domain_config *cfg,
+                          const char *accel, char *path, size_t len);
+/* Removes the group (it must be empty: its qemu has exited). */
+void xenops_cgroup_remove(struct xenops *x, const char *uuid);
+/* True when @x->cgroup_root is a writable cgroup v2 mount; sets it NULL
+ * (with a warning) otherwise. */
+void xenops_cgroup_probe(struct xenops *x);
 
 uint64_t xenops_now_ms(void);          /* CLOCK_MONOTONIC */
 uint64_t xenops_realtime_ms(void);     /* CLOCK_REALTIME */
