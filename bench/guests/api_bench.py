@@ -133,8 +133,7 @@ def main():
         for v, _ in vms:
             s.VM.hard_shutdown(sess, v)
     finally:
-        d.kill()
-        subprocess.run(['pkill', '-9', '-f', d.dir], capture_output=True)
+        d.kill_all()
         d.cleanup()
 
 
