@@ -175,6 +175,18 @@ add_disk(struct xenops_domain_config *cfg, const char *socket_path, bool read_on
     return true;
 }
 
+/* A new file of ours in DATA/run/disks, which device models may pass
+ * through: 0600 whatever the umask. */
+static FILE *
+fopen_private(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (fd >= 0 && !f)
+        close(fd);
+    return f;
+}
+
 /* The NBD socket is for the domain's device model alone (its uid, 0600; the
  * directory lets it pass, not list); the control socket is vesseld's (0600
  * root). Both were made by the server before it dropped to its own uid. */
@@ -230,12 +242,12 @@ serve_one(struct server *srv, const struct xapi_vm_record *vm, int64_t domid, co
         ok = xerr_raise(errp, "SR_BACKEND_FAILURE", "EIO", "", "the disk server did not start");
         goto out;
     }
-    FILE *f = fopen(pidfile, "w");
+    FILE *f = fopen_private(pidfile);
     if (f) {
         fprintf(f, "%ld\n", (long)pid);
         fclose(f);
     }
-    if ((f = fopen(vdifile, "w"))) {
+    if ((f = fopen_private(vdifile))) {
         fprintf(f, "%s\n%s\n%s\n", sr_path, vdi->uuid, vbd_ref);
         fclose(f);
     }

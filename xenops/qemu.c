@@ -1056,8 +1056,10 @@ qemu_spawn_domain(struct xenops *x, const struct xenops_domain_config *cfg,
         plan.groups[0] = kvm->gr_gid;
         plan.n_groups = 1;
     }
+    const char *step = "prepare"; /* for the log of a failure */
     if (rc == 0) {
         int ns_errno = 0;
+        step = "spawn";
         d->start_time_ms = xenops_realtime_ms();
         d->pid = spawn_detached(&plan, &ns_errno);
         if (d->pid < 0)
@@ -1071,20 +1073,22 @@ qemu_spawn_domain(struct xenops *x, const struct xenops_domain_config *cfg,
         rc = -errno;
     if (rc == 0) {
         char pidtext[32];
+        step = "pidfile";
         snprintf(pidtext, sizeof(pidtext), "%d\n", (int)d->pid);
         rc = write_file(d->dir, "qemu.pid", pidtext);
     }
     d->announce_resume = announce;
     bool attached = false;
-    if (rc == 0)
+    if (rc == 0 && (step = "attach"))
         attached = (rc = qdom_attach(x, d, 10000)) == 0;
-    if (rc == 0 && resume_path)
+    if (rc == 0 && resume_path && (step = "incoming"))
         rc = qdom_wait_incoming(d);
-    if (rc == 0 && !cfg->start_paused)
+    if (rc == 0 && !cfg->start_paused && (step = "cont"))
         rc = qdom_qmp(d, "cont", NULL);
     if (rc < 0 && rc != -EEXIST) {
         /* rollback: the qemu we started (if any) goes, and its directory */
-        log_warn_errno(-rc, "xenops.start_failed", "vm=%s pid=%d", cfg->uuid, (int)d->pid);
+        log_warn_errno(-rc, "xenops.start_failed", "vm=%s pid=%d step=%s", cfg->uuid, (int)d->pid,
+                       step);
         pthread_mutex_lock(&d->lock);
         d->exit_event = XENOPS_EVENT_HALTED;
         pthread_mutex_unlock(&d->lock);
