@@ -790,6 +790,10 @@ enum { QEMU_FD_RESUME = 3, QEMU_FD_KERNEL = 4, QEMU_FD_INITRD = 5, QEMU_FD_ERR =
 __attribute__((noreturn)) static void
 child_exec(const struct spawn_plan *p, bool own_ns, int errfd)
 {
+    /* first, while its number is still ours (the shuffle below may reuse it),
+     * and before a byte of qemu runs; a failure leaves it unlimited */
+    if (p->cgroup_fd >= 0)
+        (void)!write(p->cgroup_fd, "0", 1);
     /* move what we keep above the low fds first, so no dup2 clobbers another */
     errfd = fcntl(errfd, F_DUPFD_CLOEXEC, 10);
     int keep[3];
@@ -804,8 +808,6 @@ child_exec(const struct spawn_plan *p, bool own_ns, int errfd)
     for (int i = 0; i < 3; i++)
         if (keep[i] >= 0 ? dup2(keep[i], QEMU_FD_RESUME + i) < 0 : (close(QEMU_FD_RESUME + i), false))
             goto fail;
-    if (p->cgroup_fd >= 0) /* before it runs a byte of qemu; a failure leaves it unlimited */
-        (void)!write(p->cgroup_fd, "0", 1);
     if (dup2(errfd, QEMU_FD_ERR) < 0 || fcntl(QEMU_FD_ERR, F_SETFD, FD_CLOEXEC) < 0)
         goto fail;
     errfd = QEMU_FD_ERR;
