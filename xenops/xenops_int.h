@@ -128,6 +128,31 @@ void xenops_cgroup_remove(struct xenops *x, const char *uuid);
  * (with a warning) otherwise. */
 void xenops_cgroup_probe(struct xenops *x);
 
+/* What the grandchild needs to become a domain's qemu; everything is found,
+ * opened and allocated before fork (the child of a threaded process may only
+ * make async-signal-safe calls). */
+struct xenops_spawn_plan {
+    const char *bin;
+    char **argv;
+    const char *dm_dir;      /* the working directory: qemu names its files relative to it */
+    int logfd;               /* stdout and stderr */
+    int keep[3];             /* become fds 3, 4, 5 (or stay closed when -1): the resume
+                                image, the kernel, the initrd (QEMU_FD_*) */
+    int cgroup_fd;           /* the domain group's cgroup.procs, or -1 */
+    uid_t uid;               /* 0: keep ours */
+    gid_t gid;
+    gid_t groups[1];         /* supplementary: the kvm group when the accelerator is kvm */
+    size_t n_groups;
+};
+
+enum { QEMU_FD_RESUME = 3, QEMU_FD_KERNEL = 4, QEMU_FD_INITRD = 5, QEMU_FD_ERR = 6 };
+
+/* xenops/spawn.c: starts @plan's qemu detached (double fork: init reaps it,
+ * it outlives vesseld), as pid 1 of new PID, mount and IPC namespaces when
+ * the kernel allows (else *@ns_errno says why). Returns its pid as we see it,
+ * or -errno (a failed exec included). */
+pid_t xenops_spawn_detached(const struct xenops_spawn_plan *plan, int *ns_errno);
+
 uint64_t xenops_now_ms(void);          /* CLOCK_MONOTONIC */
 uint64_t xenops_realtime_ms(void);     /* CLOCK_REALTIME */
 int xenops_mkdir_p(const char *path, mode_t mode);
