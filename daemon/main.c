@@ -418,6 +418,14 @@ main(int argc, char **argv)
                          .vhd_uid_base = (unsigned)(o.vhd_uid_base >= 0 ? o.vhd_uid_base
                                                     : root ? 300000 : 0),
                          .cgroup_root = strcmp(o.cgroup_root, "none") ? o.cgroup_root : NULL};
+    if (srv.qemu_uid_base && srv.vhd_uid_base &&
+        (srv.qemu_uid_base > srv.vhd_uid_base ? srv.qemu_uid_base - srv.vhd_uid_base
+                                              : srv.vhd_uid_base - srv.qemu_uid_base) < 65536) {
+        /* each range is base + domid mod 65536 (api/domains.c) */
+        log_error("vesseld.uid_base", "qemu=%u vhd=%u reason=\"the ranges overlap\"",
+                  srv.qemu_uid_base, srv.vhd_uid_base);
+        return 1;
+    }
     const char *bad_dir = NULL;
     if ((rc = guest_kernel_dirs_init(&srv, o.kernel_dirs, o.n_kernel_dirs, &bad_dir)) < 0) {
         log_write_errno(LOG_ERROR, -rc, "vesseld.guest_kernel_dir", "dir=%s", bad_dir);
