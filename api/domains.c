@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "api/disk_servers.h"
+#include "api/guest_kernel.h"
 #include "api/net_api.h"
 #include "common/log.h"
 #include "db/db.h"
@@ -120,6 +121,7 @@ domains_open(struct server *srv, const char *backend, struct domains **out, char
         .run_dir = run_dir,
         .log_dir = log_dir,
         .log_max_bytes = 4u << 20,
+        .cgroup_root = srv->cgroup_root,
         .on_event = on_xenops_event,
         .opaque = srv,
     };
@@ -158,6 +160,27 @@ const char *
 domains_backend_name(const struct domains *d)
 {
     return xenops_backend_name(d->x);
+}
+
+/* ------------------------------------------------------------------ helper ids */
+
+/* Each domain's helpers run under ids no other domain's share, so one
+ * guest's device model or disk server that is taken over reaches nothing of
+ * another's (ptrace, /proc/PID/mem, sockets): base + domid, as xapi's
+ * qemu-dm depriv does. The range wraps after DOMAINS_UID_RANGE domains of one
+ * vesseld's life; domids of running domains are never that far apart. */
+#define DOMAINS_UID_RANGE 65536
+
+unsigned
+domains_qemu_uid(const struct server *srv, int64_t domid)
+{
+    return srv->qemu_uid_base ? srv->qemu_uid_base + (unsigned)(domid % DOMAINS_UID_RANGE) : 0;
+}
+
+unsigned
+domains_vhd_uid(const struct server *srv, int64_t domid)
+{
+    return srv->vhd_uid_base ? srv->vhd_uid_base + (unsigned)(domid % DOMAINS_UID_RANGE) : 0;
 }
 
 /* ------------------------------------------------------------------ config */
@@ -229,8 +252,13 @@ build_config(struct server *srv, const char *ref, const struct xapi_vm_record *v
     const char *machine = xmap_get_str(platform, "machine");
     if (vm->PV_kernel[0]) {
         c->boot = XENOPS_BOOT_DIRECT;
-        c->kernel = strdup(vm->PV_kernel);
-        c->initrd = dup_or_null(vm->PV_ramdisk);
+        /* before anything starts: the files must come from an allowed directory */
+        if (!guest_kernel_resolve(srv, "kernel", vm->PV_kernel, &c->kernel, errp) ||
+            (vm->PV_ramdisk[0] &&
+             !guest_kernel_resolve(srv, "ramdisk", vm->PV_ramdisk, &c->initrd, errp))) {
+            xenops_config_free(c);
+            return false;
+        }
         c->cmdline = dup_or_null(vm->PV_args);
         c->machine = machine && !strcmp(machine, "pc")    ? XENOPS_MACHINE_PC
                      : machine && !strcmp(machine, "q35") ? XENOPS_MACHINE_Q35
@@ -250,6 +278,15 @@ build_config(struct server *srv, const char *ref, const struct xapi_vm_record *v
     const char *stubborn =
         xmap_get_str((const struct xmap *)&vm->other_config, "sim-ignore-shutdown");
     c->sim_ignore_shutdown = stubborn && !strcmp(stubborn, "true");
+    c->uid = c->gid = domains_qemu_uid(srv, domid);
+    const struct xmap *sched = (const struct xmap *)&vm->VCPUs_params;
+    const char *weight = xmap_get_str(sched, "weight"), *cap = xmap_get_str(sched, "cap");
+    /* xapi's ranges (Xen credit: weight 1..65535, cap 0..100 * vCPUs);
+     * anything else is the default, as xenopsd ignores what it cannot parse */
+    unsigned long w = weight ? strtoul(weight, NULL, 10) : 0;
+    unsigned long k = cap ? strtoul(cap, NULL, 10) : 0;
+    c->cpu_weight = w <= 65535 ? (unsigned)w : 0;
+    c->cpu_cap = k <= 100ul * c->vcpus ? (unsigned)k : 0;
     c->on_poweroff = XENOPS_ACTION_DESTROY; /* the API decides: actions_after_shutdown */
     c->on_reboot = action_of((int)vm->actions_after_reboot);
     /* A crash is decided by the API with the actions in force when it happens
@@ -262,7 +299,7 @@ build_config(struct server *srv, const char *ref, const struct xapi_vm_record *v
         xenops_config_free(c);
         return xerr_nomem(errp);
     }
-    if (!disk_servers_start(srv, ref, vm, c, errp)) {
+    if (!disk_servers_start(srv, ref, vm, domid, c, errp)) {
         xenops_config_free(c);
         return false;
     }

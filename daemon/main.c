@@ -26,6 +26,7 @@
 #include "api/console.h"
 #include "api/vdi_transfer.h"
 #include "api/domains.h"
+#include "api/guest_kernel.h"
 #include "api/metrics.h"
 #include "api/storage_gc.h"
 #include "api/storage_recover.h"
@@ -62,6 +63,10 @@ struct options {
     unsigned threads;
     unsigned workers_max;
     int clean_shutdown_timeout_s;
+    const char *kernel_dirs[16]; /* --guest-kernel-dir, repeatable */
+    size_t n_kernel_dirs;
+    long qemu_uid_base, vhd_uid_base; /* -1: the default */
+    const char *cgroup_root;
 };
 
 static void
@@ -95,6 +100,14 @@ usage(FILE *out)
             "                            beyond it they queue, logged once (default 256)\n"
             "  --clean-shutdown-timeout SECONDS  how long clean_shutdown/clean_reboot wait\n"
             "                            for the guest (default 120)\n"
+            "  --guest-kernel-dir DIR    guests boot kernels and ramdisks only from here\n"
+            "                            (repeatable; default DIR/guest-kernels)\n"
+            "  --qemu-uid-base N         each device model runs as uid and gid N + domid\n"
+            "                            (default 200000 as root; 0: as vesseld)\n"
+            "  --vhd-uid-base N          each disk server runs as N + domid (default 300000\n"
+            "                            as root; 0: as vesseld)\n"
+            "  --cgroup-root DIR         cgroup v2 mount for per-VM groups (default\n"
+            "                            /sys/fs/cgroup; none: no groups)\n"
             "  --log-level error|warn|info|debug\n"
             "  --help, --version\n"
             "\n"
@@ -254,6 +267,10 @@ parse_options(int argc, char **argv, struct options *o)
         {"threads", required_argument, NULL, 'T'},
         {"workers-max", required_argument, NULL, 'W'},
         {"clean-shutdown-timeout", required_argument, NULL, 'C'},
+        {"guest-kernel-dir", required_argument, NULL, 'g'},
+        {"qemu-uid-base", required_argument, NULL, 'Q'},
+        {"vhd-uid-base", required_argument, NULL, 'D'},
+        {"cgroup-root", required_argument, NULL, 'R'},
         {"log-level", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -308,6 +325,27 @@ parse_options(int argc, char **argv, struct options *o)
                 return 2;
             }
             break;
+        case 'g':
+            if (o->n_kernel_dirs == sizeof(o->kernel_dirs) / sizeof(o->kernel_dirs[0])) {
+                fprintf(stderr, "vesseld: at most 16 --guest-kernel-dir\n");
+                return 2;
+            }
+            o->kernel_dirs[o->n_kernel_dirs++] = optarg;
+            break;
+        case 'Q':
+        case 'D': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            /* the range must stay clear of root and of uid_t's top (-1 means "unchanged") */
+            if (*end || v < 0 || (v > 0 && v < 1000) || v > 2000000000L) {
+                fprintf(stderr, "vesseld: --%s takes 0 or 1000 to 2000000000\n",
+                        c == 'Q' ? "qemu-uid-base" : "vhd-uid-base");
+                return 2;
+            }
+            *(c == 'Q' ? &o->qemu_uid_base : &o->vhd_uid_base) = v;
+            break;
+        }
+        case 'R': o->cgroup_root = optarg; break;
         case 'L': {
             int level = log_parse_level(optarg);
             if (level < 0) {
@@ -371,6 +409,9 @@ main(int argc, char **argv)
         .storage_gc_s = 60,
         .workers_max = 256,
         .clean_shutdown_timeout_s = 120,
+        .qemu_uid_base = -1,
+        .vhd_uid_base = -1,
+        .cgroup_root = "/sys/fs/cgroup",
     };
     int rc = parse_options(argc, argv, &o);
     if (rc)
@@ -418,10 +459,30 @@ main(int argc, char **argv)
     }
     mkdir_p(tls_dir, 0700);
 
+    /* helpers get ids of their own only when we can hand them out */
+    bool root = geteuid() == 0;
     struct server srv = {.data_dir = o.data_dir,
                          .session_idle_s = o.session_idle_s,
                          .task_keep_s = o.task_keep_s,
-                         .clean_shutdown_timeout_s = o.clean_shutdown_timeout_s};
+                         .clean_shutdown_timeout_s = o.clean_shutdown_timeout_s,
+                         .qemu_uid_base = (unsigned)(o.qemu_uid_base >= 0 ? o.qemu_uid_base
+                                                     : root ? 200000 : 0),
+                         .vhd_uid_base = (unsigned)(o.vhd_uid_base >= 0 ? o.vhd_uid_base
+                                                    : root ? 300000 : 0),
+                         .cgroup_root = strcmp(o.cgroup_root, "none") ? o.cgroup_root : NULL};
+    if (srv.qemu_uid_base && srv.vhd_uid_base &&
+        (srv.qemu_uid_base > srv.vhd_uid_base ? srv.qemu_uid_base - srv.vhd_uid_base
+                                              : srv.vhd_uid_base - srv.qemu_uid_base) < 65536) {
+        /* each range is base + domid mod 65536 (api/domains.c) */
+        log_error("vesseld.uid_base", "qemu=%u vhd=%u reason=\"the ranges overlap\"",
+                  srv.qemu_uid_base, srv.vhd_uid_base);
+        return 1;
+    }
+    const char *bad_dir = NULL;
+    if ((rc = guest_kernel_dirs_init(&srv, o.kernel_dirs, o.n_kernel_dirs, &bad_dir)) < 0) {
+        log_write_errno(LOG_ERROR, -rc, "vesseld.guest_kernel_dir", "dir=%s", bad_dir);
+        return 1;
+    }
     char why[512] = "";
     struct xerr *err = NULL;
     struct http_server *http = NULL;
@@ -542,5 +603,6 @@ out:
     free(pid_path);
     free(audit_path);
     free(data_dir_abs);
+    guest_kernel_dirs_free(&srv);
     return status;
 }

@@ -40,6 +40,15 @@ struct server {
     int task_keep_s;          /* finished tasks are destroyed after this */
     int clean_shutdown_timeout_s; /* clean_shutdown/clean_reboot wait this long */
     volatile bool stopping;
+    /* Guests boot kernels and ramdisks only from these (resolved) directories
+     * (api/guest_kernel.c). */
+    char **guest_kernel_dirs;
+    size_t n_guest_kernel_dirs;
+    /* Helper processes' ids (api/domains.c domains_qemu_uid): each device
+     * model runs as qemu_uid_base + domid, each disk server as vhd_uid_base +
+     * domid (gid the same number); 0: as vesseld itself. */
+    unsigned qemu_uid_base, vhd_uid_base;
+    const char *cgroup_root; /* cgroup v2 mount for the per-VM groups */
 };
 
 struct call_ctx {
