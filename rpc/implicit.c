@@ -16,6 +16,7 @@
 
 #include "db/db.h"
 #include "rpc/task.h"
+#include "rpc/where.h"
 #include "xapi_errors.h"
 #include "xapi_model.h"
 
@@ -53,7 +54,7 @@ static bool
 list_one(void *opaque, const char *ref, const void *rec)
 {
     struct lister *l = opaque;
-    if (l->where && !where_match(l->where, l->cls, rec))
+    if (l->where && !where_match(l->where, rec))
         return true;
     if (l->label) {
         const struct xfield *f = &l->cls->fields[l->cls->name_label_field];
@@ -80,7 +81,7 @@ list_objects(struct call_ctx *ctx, const struct xclass *cls, const char *where_t
              const char *label, bool records, struct wire_writer *w, struct xerr **errp)
 {
     struct where_expr *where = NULL;
-    if (where_text && !(where = where_compile(where_text, errp)))
+    if (where_text && !(where = where_compile(cls, where_text, errp)))
         return false;
     size_t n = db_count(ctx->db, cls);
     struct lister l = {w, n > 1 && !where && !label ? n - 1 : 0, false, cls, where, label, records};
