@@ -149,8 +149,8 @@ void xtype_value_encode(const struct xtype *t, const void *p, struct wire_writer
 bool xtype_value_decode(const struct xtype *t, const struct xval *v, void *out, const char *what,
                         struct xerr **errp);
 
-/* Most keys one map may have in what a client sends (docs/security.md
- * "Request limits"). XenAPI maps hold tens of keys; the limit keeps one
+/* Most keys one map may have in what a client sends (docs/request-limits.md).
+ * XenAPI maps hold tens of keys; the limit keeps one
  * call's decoding, storing and every later load of the record small. Replies
  * and the store are decoded without it (a record stored by an older build
  * still loads). */

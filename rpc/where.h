@@ -13,7 +13,7 @@
 #include "model/xerr.h"
 #include "model/xtype.h"
 
-/* Limits on one expression (docs/security.md "Request limits"). Both are far
+/* Limits on one expression (docs/request-limits.md). Both are far
  * above what xe writes (one term per param=value) and small enough that a
  * match costs at most WHERE_MAX_TERMS comparisons per record. */
 #define WHERE_MAX_TERMS 1024 /* true, false and field "f" = "v" terms */
