@@ -63,11 +63,16 @@ matches(const char *text, bool check_refusal)
         check(err && strcmp(err->code, "INVALID_VALUE") == 0 && err->n_params == 2,
               "a refusal is INVALID_VALUE [expr, reason]");
         if (check_refusal) {
-            size_t shown = strlen(err->params[0]);
-            check(shown <= 256 + 3, "the expression in the error is cut");
-            check(strncmp(err->params[0], text, shown > 256 ? 256 : shown) == 0 ||
-                      shown > strlen(text),
-                  "the error echoes the expression");
+            const char *shown = err->params[0];
+            size_t len = strlen(text), n = strlen(shown);
+            if (len <= 256) {
+                check(strcmp(shown, text) == 0, "the error echoes a short expression whole");
+            } else {
+                /* cut at 256 bytes or a little less (a UTF-8 boundary), then "..." */
+                check(n >= 3 && n <= 256 + 3 && strcmp(shown + n - 3, "...") == 0 &&
+                          strncmp(shown, text, n - 3) == 0,
+                      "the error echoes a long expression cut");
+            }
         }
         xerr_free(err);
         return -1;
