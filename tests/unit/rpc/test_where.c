@@ -92,6 +92,25 @@ test_basics(void **state)
     assert_int_equal(eval("true and true and true and false", NULL), 0);
 }
 
+/* A task's owner is kept in the store, never on the wire: an expression
+ * cannot name it, so it cannot be probed one guess at a time. */
+static void
+test_internal_fields_unnamed(void **state)
+{
+    struct xapi_task_record *task = xapi_task_record_new();
+    assert_non_null(task);
+    xstr_set(&task->owner, "root");
+    xstr_set(&task->name_label, "t");
+    struct where_expr *e = where_compile(&xapi_class_task, "field \"owner\" = \"root\"", NULL);
+    assert_non_null(e);
+    assert_false(where_match(e, task));
+    where_free(e);
+    e = where_compile(&xapi_class_task, "field \"name__label\" = \"t\"", NULL);
+    assert_true(where_match(e, task));
+    where_free(e);
+    xrecord_free(&xapi_class_task, task);
+}
+
 static void
 test_escapes(void **state)
 {
@@ -269,6 +288,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_basics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_escapes, setup, teardown),
+        cmocka_unit_test(test_internal_fields_unnamed),
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_chains, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deep_nesting, setup, teardown),
