@@ -161,6 +161,12 @@ struct http_request {
  * close the connection, and pre-flights precede the real POST on it. */
 static char answered_early;
 static char options_pending;
+/* A body whose Content-Length is over HTTP_MAX_BODY but not over
+ * HTTP_DRAIN_MAX: read and dropped, then 413. Answering before the body
+ * would close on a client still sending it, which then sees a reset
+ * (EPIPE/ECONNRESET) instead of the status; reading costs time, no memory. */
+static char too_large_draining;
+#define HTTP_DRAIN_MAX (16u << 20)
 
 static void
 why_set(char *why, size_t why_len, const char *fmt, ...)
@@ -1052,6 +1058,24 @@ queue_simple(struct MHD_Connection *conn, unsigned status, bool options)
     return ret;
 }
 
+/* 413 (RFC 9110 15.5.14) with the limit in a text body, and close. */
+static enum MHD_Result
+queue_too_large(struct MHD_Connection *conn)
+{
+    static const char text[] = "request body over the limit of " HTTP_STR(HTTP_MAX_BODY_BYTES)
+                               " bytes\n";
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(sizeof(text) - 1, (void *)text, MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    response_add_cors(r);
+    MHD_add_response_header(r, "Content-Type", "text/plain");
+    MHD_add_response_header(r, "Connection", "close");
+    enum MHD_Result ret = MHD_queue_response(conn, 413, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static enum MHD_Result on_request_ready(struct http_request *req);
 
 /* The first call for a stream route's request: the head is in. The begin
@@ -1123,8 +1147,13 @@ on_request_start(struct http_listener *lst, struct MHD_Connection *conn, const c
         char *end;
         unsigned long long n = strtoull(cl, &end, 10);
         if (errno == 0 && end != cl && n > HTTP_MAX_BODY) {
+            const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect");
+            if (n <= HTTP_DRAIN_MAX && !expect) {
+                *req_cls = &too_large_draining;
+                return MHD_YES;
+            }
             *req_cls = &answered_early;
-            return queue_simple(conn, 413, false); /* before a byte of the body is read */
+            return queue_too_large(conn); /* before a byte of the body is read */
         }
     }
     struct http_request *req = req_new(lst, conn, url, method);
@@ -1218,6 +1247,14 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
         return on_request_start(lst, conn, url, method, req_cls);
     if ((void *)req == &answered_early)
         return MHD_YES;
+    if ((void *)req == &too_large_draining) {
+        if (*upload_data_size > 0) {
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        *req_cls = &answered_early;
+        return queue_too_large(conn);
+    }
     if ((void *)req == &options_pending) {
         if (*upload_data_size > 0) {
             *upload_data_size = 0; /* a pre-flight's body means nothing */
@@ -1264,7 +1301,8 @@ on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 {
     struct http_request *req = *req_cls;
     *req_cls = NULL;
-    if (!req || (void *)req == &answered_early || (void *)req == &options_pending)
+    if (!req || (void *)req == &answered_early || (void *)req == &options_pending ||
+        (void *)req == &too_large_draining)
         return;
     struct http_server *srv = req->srv;
     bool run_dead = false;
