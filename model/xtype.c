@@ -865,6 +865,12 @@ xset_add_str(struct xset *s, const char *v)
 {
     if (xset_contains_str(s, v))
         return 0;
+    return xset_append_str(s, v);
+}
+
+int
+xset_append_str(struct xset *s, const char *v)
+{
     char *c = strdup(v);
     char **items = realloc(s->items, (s->n + 1) * sizeof(char *));
     if (!c || !items) {

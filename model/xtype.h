@@ -220,6 +220,8 @@ bool xstr_set(char **slot, const char *v);
 /* Set helpers on string-like sets (strings, refs). */
 bool xset_contains_str(const struct xset *s, const char *v);
 int xset_add_str(struct xset *s, const char *v);     /* no-op when present; 0 / -ENOMEM */
+/* Appends @v without looking for it first: for callers that know it is absent. */
+int xset_append_str(struct xset *s, const char *v);
 bool xset_remove_str(struct xset *s, const char *v); /* true when removed */
 /* (string -> string) maps and other maps with string-like keys. */
 const void *xmap_find_str(const struct xtype *t, const struct xmap *m, const char *key);
