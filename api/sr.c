@@ -1,5 +1,5 @@
-/* api/sr.c - SR.* messages, and the SR helpers the other storage files share
- * (api/storage_api.h): where an SR's files are, its sizes, its errors.
+/* api/sr.c - SR.* messages (the helpers they share with the other storage
+ * files are api/sr_records.c's).
  *
  * Types built: "ext" and "file", both storage/sr_file.c (a directory of VHDs;
  * device_config:path, default DATA_DIR/sr/<uuid>). Anything else is

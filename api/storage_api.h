@@ -1,5 +1,7 @@
 /* api/storage_api.h - what api/sr.c, vdi.c, vbd.c, pbd.c and vm_provision.c share:
  * the step from XenAPI records (SR, PBD, VDI, VBD) to the SR drivers of storage/.
+ * The SR helpers are defined in api/sr_records.c, which calls no other file of
+ * api/; VDI and VBD creation in api/vdi.c and api/vbd.c.
  *
  * Contract: every function takes errp last and returns success; records and
  * strings handed out are the caller's (free() / xapi_*_record_free). Any worker
