@@ -517,7 +517,8 @@ main(int argc, char **argv)
         log_error("vesseld.bootstrap", "error=\"%s\"", xerr_describe(err, d, sizeof(d)));
         goto out;
     }
-    if ((rc = domains_open(&srv, o.backend, &srv.domains, why, sizeof(why))) < 0) {
+    if ((rc = domains_open(&srv, o.backend, vm_lifecycle_on_domain_event, &srv.domains, why,
+                           sizeof(why))) < 0) {
         log_error("vesseld.backend", "backend=%s reason=\"%s\"", o.backend, why);
         goto out;
     }
