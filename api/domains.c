@@ -29,6 +29,7 @@
 
 #include "api/disk_servers.h"
 #include "api/guest_kernel.h"
+#include "api/helper_ids.h"
 #include "api/net_api.h"
 #include "common/log.h"
 #include "db/db.h"
@@ -163,27 +164,6 @@ const char *
 domains_backend_name(const struct domains *d)
 {
     return xenops_backend_name(d->x);
-}
-
-/* ------------------------------------------------------------------ helper ids */
-
-/* Each domain's helpers run under ids no other domain's share, so one
- * guest's device model or disk server that is taken over reaches nothing of
- * another's (ptrace, /proc/PID/mem, sockets): base + domid, as xapi's
- * qemu-dm depriv does. The range wraps after DOMAINS_UID_RANGE domains of one
- * vesseld's life; domids of running domains are never that far apart. */
-#define DOMAINS_UID_RANGE 65536
-
-unsigned
-domains_qemu_uid(const struct server *srv, int64_t domid)
-{
-    return srv->qemu_uid_base ? srv->qemu_uid_base + (unsigned)(domid % DOMAINS_UID_RANGE) : 0;
-}
-
-unsigned
-domains_vhd_uid(const struct server *srv, int64_t domid)
-{
-    return srv->vhd_uid_base ? srv->vhd_uid_base + (unsigned)(domid % DOMAINS_UID_RANGE) : 0;
 }
 
 /* ------------------------------------------------------------------ config */
