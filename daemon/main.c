@@ -31,6 +31,7 @@
 #include "api/storage_gc.h"
 #include "api/storage_recover.h"
 #include "api/vm_ops.h"
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/workpool.h"
 #include "daemon/data_dir.h"
@@ -125,24 +126,6 @@ path_in(const char *dir, const char *name)
 }
 
 static int
-mkdir_p(const char *dir, mode_t mode)
-{
-    char buf[4096];
-    snprintf(buf, sizeof(buf), "%s", dir);
-    for (char *s = buf + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(buf, mode) != 0 && errno != EEXIST)
-            return -errno;
-        *s = '/';
-    }
-    if (mkdir(buf, mode) != 0 && errno != EEXIST)
-        return -errno;
-    return 0;
-}
-
-static int
 read_first_line(const char *path, char *out, size_t len)
 {
     FILE *f = fopen(path, "r");
@@ -234,7 +217,7 @@ cmd_passwd(int argc, char **argv)
     }
     char *file = path_in(dir, "passwd");
     struct auth *auth = NULL;
-    int rc = file && mkdir_p(dir, 0700) == 0 ? auth_open(file, &auth) : -ENOMEM;
+    int rc = file && fileio_mkdir_p(dir, 0700) == 0 ? auth_open(file, &auth) : -ENOMEM;
     if (rc == 0)
         rc = auth_set_password(auth, user, pw);
     explicit_bzero(pw, sizeof(pw));
@@ -427,7 +410,7 @@ main(int argc, char **argv)
 
     /* Everything vesseld creates is its own: the store holds bearer tokens. */
     umask(077);
-    if ((rc = mkdir_p(o.data_dir, 0700)) < 0) {
+    if ((rc = fileio_mkdir_p(o.data_dir, 0700)) < 0) {
         log_write_errno(LOG_ERROR, -rc, "vesseld.data_dir", "dir=%s", o.data_dir);
         return 1;
     }
@@ -457,7 +440,7 @@ main(int argc, char **argv)
         log_error("vesseld.start", "reason=out-of-memory");
         return 1;
     }
-    mkdir_p(tls_dir, 0700);
+    fileio_mkdir_p(tls_dir, 0700);
 
     /* helpers get ids of their own only when we can hand them out */
     bool root = geteuid() == 0;
