@@ -421,3 +421,42 @@ storage_sr_refresh_vdis(struct db *db, const char *sr, const char *path, struct 
 {
     return sr_scan_path(db, sr, path, false, errp);
 }
+
+/* ------------------------------------------------------------------ local SRs */
+
+struct local_srs {
+    storage_sr_keep_fn *keep;
+    char **refs;
+    size_t n;
+    bool nomem;
+};
+
+static bool
+local_sr_one(void *opaque, const char *ref, const void *rec)
+{
+    struct local_srs *l = opaque;
+    const struct xapi_sr_record *s = rec;
+    if ((strcmp(s->type, "ext") != 0 && strcmp(s->type, "file") != 0) || s->shared ||
+        (l->keep && !l->keep(s)))
+        return true;
+    char **grown = realloc(l->refs, (l->n + 1) * sizeof(*grown));
+    if (!grown || !(grown[l->n] = strdup(ref))) {
+        if (grown)
+            l->refs = grown;
+        l->nomem = true;
+        return false;
+    }
+    l->refs = grown;
+    l->n++;
+    return true;
+}
+
+bool
+storage_local_srs(struct db *db, storage_sr_keep_fn *keep, char ***refs, size_t *n)
+{
+    struct local_srs l = {keep, NULL, 0, false};
+    db_foreach(db, &xapi_class_sr, local_sr_one, &l);
+    *refs = l.refs;
+    *n = l.n;
+    return !l.nomem;
+}

@@ -43,6 +43,13 @@ bool storage_sr_refresh(struct db *db, const char *sr, const char *path, struct 
 bool storage_sr_refresh_vdis(struct db *db, const char *sr, const char *path,
                              struct xerr **errp);
 
+/* The refs of the unshared SRs of a type we drive (ext, file) that @keep (may
+ * be NULL) accepts: the SRs whose files only this host writes. *@refs is new
+ * (free each and the array), also when false is returned (out of memory: the
+ * list is short). */
+typedef bool storage_sr_keep_fn(const struct xapi_sr_record *sr);
+bool storage_local_srs(struct db *db, storage_sr_keep_fn *keep, char ***refs, size_t *n);
+
 /* After a PBD of @sr was plugged or unplugged: allowed_operations again, and
  * the sizes when @path (the directory, now plugged) is given. */
 bool storage_sr_plugged(struct call_ctx *ctx, const char *sr, const char *path,
