@@ -214,6 +214,7 @@ console_http_handle(struct server *srv, struct http_request *req)
     }
     bool allowed = si.superuser || si.role >= XR_VM_OPERATOR;
     session_info_release(&si);
+    http_request_set_authenticated(req);
     if (!allowed) {
         reply_text(req, 403, "console: RBAC_PERMISSION_DENIED (vm-operator needed)\n");
         return true;

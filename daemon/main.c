@@ -67,6 +67,9 @@ struct options {
     size_t n_kernel_dirs;
     long qemu_uid_base, vhd_uid_base; /* -1: the default */
     const char *cgroup_root;
+    unsigned max_connections;
+    unsigned max_per_address;
+    unsigned unauth_timeout_s;
 };
 
 static void
@@ -108,6 +111,14 @@ usage(FILE *out)
             "                            as root; 0: as vesseld)\n"
             "  --cgroup-root DIR         cgroup v2 mount for per-VM groups (default\n"
             "                            /sys/fs/cgroup; none: no groups)\n"
+            "  --max-connections N       connections per TCP/TLS listener (default 10000;\n"
+            "                            lowered to fit the descriptor limit)\n"
+            "  --max-connections-per-address N  connections one client address may hold,\n"
+            "                            TCP and TLS together (default 128; 127.0.0.1 and\n"
+            "                            ::1 are not limited per address)\n"
+            "  --unauthenticated-timeout SECONDS  a TCP/TLS connection that has made no\n"
+            "                            authenticated request is closed after this many\n"
+            "                            idle seconds (default 10; afterwards 120)\n"
             "  --log-level error|warn|info|debug\n"
             "  --help, --version\n"
             "\n"
@@ -271,6 +282,9 @@ parse_options(int argc, char **argv, struct options *o)
         {"qemu-uid-base", required_argument, NULL, 'Q'},
         {"vhd-uid-base", required_argument, NULL, 'D'},
         {"cgroup-root", required_argument, NULL, 'R'},
+        {"max-connections", required_argument, NULL, 'N'},
+        {"max-connections-per-address", required_argument, NULL, 'P'},
+        {"unauthenticated-timeout", required_argument, NULL, 'U'},
         {"log-level", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -346,6 +360,22 @@ parse_options(int argc, char **argv, struct options *o)
             break;
         }
         case 'R': o->cgroup_root = optarg; break;
+        case 'N':
+        case 'P':
+        case 'U': {
+            long v = atol(optarg);
+            if (v < 1 || v > 1000000) {
+                fprintf(stderr, "vesseld: --%s takes 1 to 1000000\n",
+                        c == 'N' ? "max-connections"
+                        : c == 'P' ? "max-connections-per-address"
+                                   : "unauthenticated-timeout");
+                return 2;
+            }
+            *(c == 'N' ? &o->max_connections
+              : c == 'P' ? &o->max_per_address
+                         : &o->unauth_timeout_s) = (unsigned)v;
+            break;
+        }
         case 'L': {
             int level = log_parse_level(optarg);
             if (level < 0) {
@@ -539,6 +569,9 @@ main(int argc, char **argv)
         .tls_cert_pem_path = cert,
         .tls_hostname = hostname,
         .n_threads = o.threads,
+        .max_connections = o.max_connections,
+        .max_per_address = o.max_per_address,
+        .unauth_timeout_s = o.unauth_timeout_s,
         .handler = vesseld_http,
         .opaque = &srv,
     };

@@ -346,6 +346,8 @@ check_session(struct rpc_call *call, const struct xval *arg, struct xerr **errp)
     call->ctx.originator = call->originator;
     call->ctx.role = si.role;
     call->ctx.superuser = si.superuser;
+    if (call->req) /* its connection may now idle as long as a client's (http/http.h) */
+        http_request_set_authenticated(call->req);
     return true;
 }
 
