@@ -9,7 +9,8 @@ they are all open a client logs in through each listener and the unix
 socket: each login must succeed within 2 s. Then:
  - the idle connections are closed by vesseld after the unauthenticated
    timeout (--unauthenticated-timeout, shortened here);
- - a connection that made an authenticated call is kept past that timeout;
+ - a connection that made an authenticated call is kept past that timeout,
+   and an event.from long poll longer than it is answered;
  - a non-loopback address (127.0.0.2) is held to --max-connections-per-address:
    connections beyond it are closed at once, other addresses are unaffected;
  - the daemon serves normally afterwards.
@@ -194,6 +195,18 @@ def authenticated_keepalive(t, d):
         ok = False
     t.ok(ok, 'the authenticated connection is still open after the unauthenticated timeout')
     c.close()
+    # a long poll longer than the short timeout, on a fresh connection
+    s = xmlrpc.client.ServerProxy('http://127.0.0.1:%d/' % d.port,
+                                  transport=TimeoutTransport(UNAUTH_TIMEOUT_S * 4))
+    token = value(getattr(s.event, 'from')(sess, ['pool'], '', 1.0))['token']
+    s = xmlrpc.client.ServerProxy('http://127.0.0.1:%d/' % d.port,
+                                  transport=TimeoutTransport(UNAUTH_TIMEOUT_S * 4))
+    t0 = time.time()
+    r = getattr(s.event, 'from')(sess, ['pool'], token, float(UNAUTH_TIMEOUT_S * 2))
+    dt = time.time() - t0
+    t.ok(isinstance(r, dict) and r.get('Status') == 'Success' and dt >= UNAUTH_TIMEOUT_S * 2 - 0.5,
+         'an event.from waiting %d s (longer than that timeout) is answered (%.1f s)'
+         % (UNAUTH_TIMEOUT_S * 2, dt), repr(r)[:300])
 
 
 def per_address(t, d):
@@ -233,8 +246,18 @@ def main():
                 extra=['--backend', 'sim', '--unauthenticated-timeout', str(UNAUTH_TIMEOUT_S),
                        '--max-connections-per-address', str(PER_ADDRESS)])
     try:
-        d.start()
+        # vesseld starts with systemd's default soft limit and must raise it
+        # itself; this process keeps what it raised (setrlimit is per process)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+        try:
+            d.start()
+        finally:
+            raise_nofile(2 * FLOOD_N + 512)
         t.ok(d.tls_port > 0, 'vesseld listens on plain HTTP, HTTPS and a unix socket')
+        with open('/proc/%d/limits' % d.proc.pid) as f:
+            soft = [line.split()[3] for line in f if line.startswith('Max open files')][0]
+        t.ok(soft == 'unlimited' or int(soft) >= 2 * FLOOD_N + 1024,
+             'vesseld started with a soft RLIMIT_NOFILE of 1024 and raised it (%s)' % soft)
         the_flood(t, d)
         authenticated_keepalive(t, d)
         per_address(t, d)
