@@ -228,8 +228,7 @@ vt100_tunnel(void *opaque, int fd)
         /* The kernel's send buffer would otherwise grow (autotuning) to
          * megabytes that invariant 2 does not count: keep it small, the
          * reader's backlog lives in t->buf. */
-        int sndbuf = CONSOLE_SOCKET_SNDBUF;
-        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+        http_tunnel_set_sndbuf(fd, CONSOLE_SOCKET_SNDBUF);
         pthread_mutex_lock(&t->mu);
         t->client_fd = fd;
         pthread_mutex_unlock(&t->mu);

@@ -894,16 +894,23 @@ send_all_plain(int fd, const char *buf, size_t len)
     return true;
 }
 
-/* The session's socket is non-blocking (MHD's); wait for it as GnuTLS asks. */
+/* The session's socket is non-blocking (MHD's); wait for it as GnuTLS asks,
+ * or until @hup_fd hangs up: the application ended the tunnel, and a client
+ * that does not read (a console reader that was dropped) must not hold this
+ * thread and its connection. */
 static bool
-send_all_tls(gnutls_session_t s, int fd, const char *buf, size_t len)
+send_all_tls(gnutls_session_t s, int fd, int hup_fd, const char *buf, size_t len)
 {
     while (len > 0) {
         ssize_t n = gnutls_record_send(s, buf, len);
         if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
-            struct pollfd p = {.fd = fd,
-                               .events = gnutls_record_get_direction(s) ? POLLOUT : POLLIN};
-            if (poll(&p, 1, -1) < 0 && errno != EINTR)
+            struct pollfd p[2] = {
+                {.fd = fd, .events = gnutls_record_get_direction(s) ? POLLOUT : POLLIN},
+                {.fd = hup_fd, .events = 0}, /* POLLHUP is always reported */
+            };
+            if (poll(p, 2, -1) < 0 && errno != EINTR)
+                return false;
+            if (p[1].revents & (POLLHUP | POLLERR))
                 return false;
             continue;
         }
@@ -920,6 +927,20 @@ struct tunnel_app {
     void *opaque;
     int fd;
 };
+
+void
+http_tunnel_set_sndbuf(int fd, int bytes)
+{
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
+}
+
+static int
+sndbuf_of(int fd)
+{
+    int v = 0;
+    socklen_t len = sizeof(v);
+    return getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, &len) == 0 ? v : 0;
+}
 
 static void *
 tunnel_app_main(void *arg)
@@ -942,6 +963,9 @@ tunnel_pump_tls(struct http_request *req, const char *head, size_t head_len)
         return;
     }
     struct tunnel_app app = {req->tunnel_fn, req->tunnel_opaque, sp[1]};
+    /* http_tunnel_set_sndbuf() on sp[1] is seen as a change from this */
+    int app_sndbuf = sndbuf_of(sp[1]);
+    bool sndbuf_checked = false;
     pthread_t app_thread;
     if (pthread_create(&app_thread, NULL, tunnel_app_main, &app) != 0) {
         close(sp[0]);
@@ -952,7 +976,7 @@ tunnel_pump_tls(struct http_request *req, const char *head, size_t head_len)
     gnutls_session_t s = req->tls;
     int fd = req->tunnel_fd;
     char buf[16384];
-    bool ok = send_all_tls(s, fd, head, head_len);
+    bool ok = send_all_tls(s, fd, sp[0], head, head_len);
     while (ok) {
         struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = sp[0], .events = POLLIN}};
         /* records already decrypted into GnuTLS's buffer do not wake poll */
@@ -971,7 +995,14 @@ tunnel_pump_tls(struct http_request *req, const char *head, size_t head_len)
             ssize_t n = read(sp[0], buf, sizeof(buf));
             if (n < 0 && errno == EINTR)
                 continue;
-            ok = n > 0 && send_all_tls(s, fd, buf, (size_t)n);
+            if (n > 0 && !sndbuf_checked) {
+                /* the application set its buffer before its first byte */
+                int v = sndbuf_of(sp[1]);
+                if (v > 0 && v != app_sndbuf)
+                    http_tunnel_set_sndbuf(fd, v / 2); /* the kernel reports it doubled */
+                sndbuf_checked = true;
+            }
+            ok = n > 0 && send_all_tls(s, fd, sp[0], buf, (size_t)n);
         }
     }
     shutdown(sp[0], SHUT_RDWR); /* the callback reads EOF and returns */

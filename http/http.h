@@ -130,6 +130,13 @@ typedef void http_tunnel_fn(void *opaque, int fd);
  * (clients wait for the reply line before speaking: RFB, xapi's CONNECT). */
 void http_reply_upgrade(struct http_request *req, http_tunnel_fn *fn, void *opaque);
 
+/* From a tunnel callback: bounds the kernel's send buffer towards the client
+ * at about @bytes (SO_SNDBUF; autotuning would otherwise let it grow to
+ * megabytes), for an application that keeps and bounds its own backlog.
+ * @fd is the callback's; behind TLS the setting carries over to the client's
+ * socket before the application's first byte is forwarded. */
+void http_tunnel_set_sndbuf(int fd, int bytes);
+
 /* Requests whose connection is suspended waiting for http_reply(). For tests
  * and diagnostics. */
 unsigned http_server_n_suspended(const struct http_server *srv);

@@ -6,7 +6,8 @@ vm-operator's right) and never read. Output used to be written to each
 reader from the guest's supervisor thread, so the guest's console stalled
 for everyone: the other readers and the console log stopped.
 Here, with the test guest (tests/guest/build-guest.sh) under qemu: reader A
-connects with a tiny receive buffer and never reads; reader B keeps reading;
+connects with a tiny receive buffer and never reads (and A2 likewise over
+TLS); reader B keeps reading;
 the guest prints about 2 MB. B must receive all of it, the console log must
 keep being written to the end, and A must be dropped (its connection closed,
 having received far less than the output) once it is more than vesseld's
@@ -15,6 +16,7 @@ Usage: test_console_reader.py BUILD/vesseld GUEST_DIR
 """
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -29,12 +31,17 @@ LINE_PAD = 'x' * 80
 END = 'VESSEL-FLOOD-2-END'  # typed as $((1+1)): the tty's echo of the command differs
 
 
-def open_console(d, sess, console, rcvbuf=None):
+def open_console(d, sess, console, rcvbuf=None, tls=False):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if rcvbuf:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     s.settimeout(30)
-    s.connect(('127.0.0.1', d.port))
+    s.connect(('127.0.0.1', d.tls_port if tls else d.port))
+    if tls:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        s = ctx.wrap_socket(s)
     s.sendall(('CONNECT /console?ref=%s&session_id=%s HTTP/1.1\r\nHost: x\r\n\r\n'
                % (console, sess)).encode())
     head = b''
@@ -80,7 +87,7 @@ def drain(sock, wait_s):
             n += len(chunk)
     except socket.timeout:
         return n, False
-    except OSError:
+    except OSError:  # a reset, or a TLS stream cut without close_notify
         return n, True
 
 
@@ -101,6 +108,8 @@ def scenario(t, d, guest):
 
     stalled, head = open_console(d, sess, console, rcvbuf=4096)
     t.ok(head.startswith(b'HTTP/1.1 200'), 'reader A connects (and will never read)', head)
+    stalled_tls, head = open_console(d, sess, console, rcvbuf=4096, tls=True)
+    t.ok(head.startswith(b'HTTP/1.1 200'), 'reader A2 connects over TLS (and will never read)', head)
     reader_sock, head = open_console(d, sess, console)
     t.ok(head.startswith(b'HTTP/1.1 200'), 'reader B connects', head)
     b = Reader(reader_sock)
@@ -125,6 +134,10 @@ def scenario(t, d, guest):
     n, eof = drain(stalled, 15)
     t.ok(eof, 'reader A was dropped: its connection is closed')
     t.ok(n < total // 2, 'A got only what was buffered before it was dropped (%d of ~%d bytes)' % (n, total))
+    n, eof = drain(stalled_tls, 15)
+    t.ok(eof, 'reader A2 (TLS) was dropped: its connection is closed')
+    t.ok(n < total // 2, 'A2 got only what was buffered before (%d of ~%d bytes)' % (n, total))
+    stalled_tls.close()
     with open(d.log_path) as f:
         t.ok('console.reader_dropped' in f.read(), 'vesseld logged console.reader_dropped')
     stalled.close()
@@ -145,7 +158,7 @@ def main():
         if r.returncode != 0:
             t.ok(False, 'build the test guest', r.stderr)
             return t.done()
-    d = Vesseld(binary, extra=['--backend', 'qemu'])
+    d = Vesseld(binary, tls=True, extra=['--backend', 'qemu'])
     try:
         d.start()
         scenario(t, d, guest)
