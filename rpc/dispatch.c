@@ -200,6 +200,10 @@ run_sync(struct run *r)
             jsonrpc_end_success(&w, call->json_version, call->json_id);
         else
             xmlrpc_end_success(&w);
+        /* a session-less message that succeeded is a login: the client
+         * proved a password, its next call follows on this connection */
+        if (!r->msg->session && call->req)
+            http_request_set_authenticated(call->req);
     } else {
         log_failure(call, err);
         strbuf_reset(&sb);

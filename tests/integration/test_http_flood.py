@@ -178,22 +178,35 @@ def the_flood(t, d):
 
 
 def authenticated_keepalive(t, d):
-    sess = d.login()
     c = http.client.HTTPConnection('127.0.0.1', d.port, timeout=10)
-    body = xmlrpc.client.dumps((sess,), 'session.get_this_user').encode()
-    c.request('POST', '/', body=body, headers={'Content-Type': 'text/xml'})
-    r = c.getresponse()
-    r.read()
-    t.eq(r.status, 200, 'an authenticated call on a keep-alive connection')
+
+    def call(method, *args):
+        """(status, decoded reply) over @c, or None when @c was closed."""
+        body = xmlrpc.client.dumps(args, method).encode()
+        try:
+            c.request('POST', '/', body=body, headers={'Content-Type': 'text/xml'})
+            r = c.getresponse()
+            return r.status, xmlrpc.client.loads(r.read())[0][0]
+        except (http.client.HTTPException, OSError):
+            return None
+
+    r = call('session.login_with_password', 'root', ROOT_PASSWORD, '1.0', 'keepalive')
+    t.ok(r and r[0] == 200 and r[1]['Status'] == 'Success', 'a login on a keep-alive connection', r)
+    sess = r[1]['Value']
     time.sleep(UNAUTH_TIMEOUT_S + 2)
-    try:
-        c.request('POST', '/', body=body, headers={'Content-Type': 'text/xml'})
-        r = c.getresponse()
-        r.read()
-        ok = r.status == 200
-    except (http.client.HTTPException, OSError):
-        ok = False
-    t.ok(ok, 'the authenticated connection is still open after the unauthenticated timeout')
+    r = call('host.get_all', sess)
+    t.ok(r and r[1]['Status'] == 'Success',
+         'the connection that logged in is still open after the unauthenticated timeout', r)
+    time.sleep(UNAUTH_TIMEOUT_S + 2)
+    r = call('host.get_all', sess)
+    t.ok(r and r[1]['Status'] == 'Success', 'and after another such pause', r)
+    c.close()
+    c = http.client.HTTPConnection('127.0.0.1', d.port, timeout=10)
+    r = call('session.login_with_password', 'root', 'wrong-password', '1.0', 'keepalive')
+    t.ok(r and r[1]['Status'] == 'Failure', 'a failed login on another connection', r)
+    time.sleep(UNAUTH_TIMEOUT_S + 2)
+    t.ok(call('host.get_all', sess) is None,
+         'that connection was closed after the unauthenticated timeout')
     c.close()
     # a long poll longer than the short timeout, on a fresh connection
     s = xmlrpc.client.ServerProxy('http://127.0.0.1:%d/' % d.port,
