@@ -170,7 +170,7 @@ def the_flood(t, d):
              'a login through %s succeeds within 2 s while the flood is open (%.3f s)' % (name, dt),
              repr(exc))
     # the flood has sent nothing: vesseld closes it after the short timeout
-    n = closed_by_peer(socks, UNAUTH_TIMEOUT_S + 10)
+    n = closed_by_peer(socks, UNAUTH_TIMEOUT_S + 30)  # generous: slow builds accept late
     t.ok(n == len(socks), 'vesseld closed the %d idle unauthenticated connections after %d s (%d closed)'
          % (len(socks), UNAUTH_TIMEOUT_S, n))
     for s in socks:
