@@ -150,7 +150,7 @@ def scenario(t, d, guest):
 
 
 def main():
-    binary, guest = sys.argv[1], sys.argv[2]
+    binary, guest = sys.argv[1], os.path.abspath(sys.argv[2])
     t = Tap()
     if not os.path.exists(os.path.join(guest, 'vmlinux')):
         r = subprocess.run(['sh', os.path.join(os.path.dirname(__file__), '..', 'guest', 'build-guest.sh'),
@@ -158,7 +158,8 @@ def main():
         if r.returncode != 0:
             t.ok(False, 'build the test guest', r.stderr)
             return t.done()
-    d = Vesseld(binary, tls=True, extra=['--backend', 'qemu'])
+    d = Vesseld(binary, tls=True, extra=['--backend', 'qemu', '--guest-kernel-dir', guest,
+                                         '--cgroup-root', 'none'])
     try:
         d.start()
         scenario(t, d, guest)
