@@ -36,6 +36,7 @@
 #include "common/workpool.h"
 #include "daemon/data_dir.h"
 #include "db/db.h"
+#include "http/tls_policy.h"
 #include "model/xmodel.h"
 #include "rpc/audit.h"
 #include "rpc/auth.h"
@@ -68,6 +69,9 @@ struct options {
     size_t n_kernel_dirs;
     long qemu_uid_base, vhd_uid_base; /* -1: the default */
     const char *cgroup_root;
+    unsigned max_connections;
+    unsigned max_per_address;
+    unsigned unauth_timeout_s;
 };
 
 static void
@@ -109,6 +113,14 @@ usage(FILE *out)
             "                            as root; 0: as vesseld)\n"
             "  --cgroup-root DIR         cgroup v2 mount for per-VM groups (default\n"
             "                            /sys/fs/cgroup; none: no groups)\n"
+            "  --max-connections N       connections per TCP/TLS listener (default 10000;\n"
+            "                            lowered to fit the descriptor limit)\n"
+            "  --max-connections-per-address N  connections one client address may hold,\n"
+            "                            TCP and TLS together (default 128; 127.0.0.1 and\n"
+            "                            ::1 are not limited per address)\n"
+            "  --unauthenticated-timeout SECONDS  a TCP/TLS connection that has made no\n"
+            "                            authenticated request is closed after this many\n"
+            "                            idle seconds (default 10; afterwards 120)\n"
             "  --log-level error|warn|info|debug\n"
             "  --help, --version\n"
             "\n"
@@ -254,6 +266,9 @@ parse_options(int argc, char **argv, struct options *o)
         {"qemu-uid-base", required_argument, NULL, 'Q'},
         {"vhd-uid-base", required_argument, NULL, 'D'},
         {"cgroup-root", required_argument, NULL, 'R'},
+        {"max-connections", required_argument, NULL, 'N'},
+        {"max-connections-per-address", required_argument, NULL, 'P'},
+        {"unauthenticated-timeout", required_argument, NULL, 'U'},
         {"log-level", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -329,6 +344,22 @@ parse_options(int argc, char **argv, struct options *o)
             break;
         }
         case 'R': o->cgroup_root = optarg; break;
+        case 'N':
+        case 'P':
+        case 'U': {
+            long v = atol(optarg);
+            if (v < 1 || v > 1000000) {
+                fprintf(stderr, "vesseld: --%s takes 1 to 1000000\n",
+                        c == 'N' ? "max-connections"
+                        : c == 'P' ? "max-connections-per-address"
+                                   : "unauthenticated-timeout");
+                return 2;
+            }
+            *(c == 'N' ? &o->max_connections
+              : c == 'P' ? &o->max_per_address
+                         : &o->unauth_timeout_s) = (unsigned)v;
+            break;
+        }
         case 'L': {
             int level = log_parse_level(optarg);
             if (level < 0) {
@@ -366,6 +397,21 @@ workers_saturated(void *opaque, const struct workpool_stats *st)
     (void)opaque;
     log_warn("vesseld.workers_saturated", "threads=%u queued=%zu times=%lu", st->threads,
              st->queued, st->saturations);
+}
+
+/* The HTTPS policy persisted in the host record (host.set_ssl_legacy). */
+static void
+tls_policy_load(struct server *srv)
+{
+    struct xapi_host_record *h = NULL;
+    if (!db_get(srv->db, &xapi_class_host, srv->host_ref, (void **)&h, NULL))
+        return;
+    if (h->ssl_legacy) {
+        log_warn("vesseld.tls", "ssl_legacy=true reason=\"TLS 1.0 and 1.1 accepted "
+                 "(host.set_ssl_legacy)\"");
+        tls_policy_set_legacy(true);
+    }
+    xapi_host_record_free(h);
 }
 
 static void
@@ -500,6 +546,7 @@ main(int argc, char **argv)
         log_error("vesseld.bootstrap", "error=\"%s\"", xerr_describe(err, d, sizeof(d)));
         goto out;
     }
+    tls_policy_load(&srv);
     if ((rc = domains_open(&srv, o.backend, vm_lifecycle_on_domain_event, &srv.domains, why,
                            sizeof(why))) < 0) {
         log_error("vesseld.backend", "backend=%s reason=\"%s\"", o.backend, why);
@@ -523,6 +570,9 @@ main(int argc, char **argv)
         .tls_cert_pem_path = cert,
         .tls_hostname = hostname,
         .n_threads = o.threads,
+        .max_connections = o.max_connections,
+        .max_per_address = o.max_per_address,
+        .unauth_timeout_s = o.unauth_timeout_s,
         .handler = vesseld_http,
         .opaque = &srv,
     };
