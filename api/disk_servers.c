@@ -239,7 +239,7 @@ serve_one(struct server *srv, const struct xapi_vm_record *vm, int64_t domid, co
         restrict_sockets(sock, ctl, domains_qemu_uid(srv, domid)) < 0) {
         if (pid > 0)
             kill(pid, SIGKILL);
-        ok = xerr_raise(errp, "SR_BACKEND_FAILURE", "EIO", "", "the disk server did not start");
+        ok = xerr_sr_backend_failure(errp, "EIO", "", "the disk server did not start");
         goto out;
     }
     FILE *f = fopen_private(pidfile);

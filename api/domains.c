@@ -34,6 +34,7 @@
 #include "common/log.h"
 #include "db/db.h"
 #include "xenops/xenops.h"
+#include "xapi_errors.h"
 
 /* How long clean_shutdown/clean_reboot wait for the guest: xapi's default
  * clean shutdown timeout is 120 s too; vesseld --clean-shutdown-timeout. */
@@ -297,7 +298,7 @@ build_config(struct server *srv, const char *ref, const struct xapi_vm_record *v
         for (size_t i = 0; i < vm->VIFs.n && i < c->n_nics; i++)
             net_vif_detach(srv, vm->VIFs.items[i], domid, NULL);
         xenops_config_free(c);
-        return xerr_raise(errp, "VALUE_NOT_SUPPORTED", "VM", ref, why ? why : "bad domain");
+        return xerr_value_not_supported(errp, "VM", ref, why ? why : "bad domain");
     }
     *out = c;
     return true;
@@ -312,7 +313,7 @@ fail(const struct server *srv, int rc, const char *what, const char *uuid, struc
         char s[24], *ref = NULL;
         snprintf(s, sizeof(s), "%u.", clean_timeout_s(srv));
         db_ref_by_uuid(srv->db, &xapi_class_vm, uuid, &ref, NULL);
-        bool ok = xerr_raise(errp, "VM_SHUTDOWN_TIMEOUT", ref ? ref : uuid, s);
+        bool ok = xerr_vm_shutdown_timeout(errp, ref ? ref : uuid, s);
         free(ref);
         return ok;
     }
@@ -338,7 +339,7 @@ domains_start(struct server *srv, const char *ref, const struct xapi_vm_record *
     }
     xenops_config_free(c);
     if (rc == -EINVAL)
-        return xerr_raise(errp, "BOOTLOADER_FAILED", ref,
+        return xerr_bootloader_failed(errp, ref,
                           "the guest's kernel or firmware could not be started");
     if (rc < 0)
         return fail(srv, rc, "start", vm->uuid, errp);
@@ -393,7 +394,7 @@ domains_resume(struct server *srv, const char *ref, const struct xapi_vm_record 
                const char *path, bool paused, int64_t *domid, struct xerr **errp)
 {
     if (access(path, R_OK) != 0)
-        return xerr_raise(errp, "VM_HAS_NO_SUSPEND_VDI", ref);
+        return xerr_vm_has_no_suspend_vdi(errp, ref);
     struct xenops_domain_config *c = NULL;
     int64_t id = atomic_fetch_add(&srv->domains->next_domid, 1);
     if (!build_config(srv, ref, vm, paused, id, &c, errp))

@@ -8,6 +8,7 @@
 #include "rpc/ctx.h"
 #include "rpc/events.h"
 #include "xapi_handlers.h"
+#include "xapi_errors.h"
 
 bool
 api_event_register(struct call_ctx *ctx, const struct xapi_string_set *classes,
@@ -33,7 +34,7 @@ api_event_inject(struct call_ctx *ctx, const char *class, const char *ref, char 
 {
     const struct xclass *cls = xapi_class_by_name_ci(class);
     if (!cls)
-        return xerr_raise(errp, "HANDLE_INVALID", class, ref);
+        return xerr_handle_invalid(errp, class, ref);
     uint64_t before = db_generation(ctx->db);
     if (!db_touch(ctx->db, cls, ref, errp))
         return false;

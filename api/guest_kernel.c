@@ -31,7 +31,7 @@ refuse(const char *field, const char *path, const char *reason, struct xerr **er
 {
     log_info("vm.boot_file_refused", "field=%s file=\"%s\" reason=\"%s\"", field, path, reason);
     /* xapi raises INVALID_VALUE with a third parameter, the reason */
-    return xerr_raise(errp, "INVALID_VALUE", field, path, reason);
+    return xerr_invalid_value_reason(errp, field, path, reason);
 }
 
 static bool

@@ -30,6 +30,7 @@
 #include "net/net.h"
 #include "rpc/ctx.h"
 #include "xapi_handlers.h"
+#include "xapi_errors.h"
 
 /* ------------------------------------------------------------------ create, destroy */
 
@@ -179,8 +180,7 @@ purpose_apply(void *opaque, void *rec, struct xerr **errp)
         /* nbd serves with TLS, insecure_nbd without: one network offers one (xapi) */
         else if (c->add && (set->items[i] == XAPI_NETWORK_PURPOSE_NBD ||
                             set->items[i] == XAPI_NETWORK_PURPOSE_INSECURE_NBD))
-            return xerr_raise(errp, "NETWORK_INCOMPATIBLE_PURPOSES",
-                              xenum_name(&xapi_enum_network_purpose, (int)c->value),
+            return xerr_network_incompatible_purposes(errp, xenum_name(&xapi_enum_network_purpose, (int)c->value),
                               xenum_name(&xapi_enum_network_purpose, (int)set->items[i]));
     }
     if (c->add && at == set->n) {

@@ -35,6 +35,7 @@
 #include "net/net.h"
 #include "rpc/ctx.h"
 #include "xapi_handlers.h"
+#include "xapi_errors.h"
 
 #define NULL_REF "OpaqueRef:NULL"
 
@@ -469,7 +470,7 @@ api_host_management_reconfigure(struct call_ctx *ctx, const char *pif, struct xe
         !db_with(ctx->db, &xapi_class_pif, pif, pif_ip_one, &ip, errp))
         return false;
     if (p.mode == XAPI_IP_CONFIGURATION_MODE_NONE)
-        return xerr_raise(errp, "PIF_HAS_NO_NETWORK_CONFIGURATION", pif);
+        return xerr_pif_has_no_network_configuration(errp, pif);
     struct pif_list l = {.host = p.host};
     db_foreach(ctx->db, &xapi_class_pif, pif_list_one, &l);
     bool ok = !l.nomem || xerr_nomem(errp);

@@ -18,6 +18,7 @@
 #include "rpc/ctx.h"
 #include "rpc/session.h"
 #include "xapi_handlers.h"
+#include "xapi_errors.h"
 
 struct subject_find {
     const char *name;
@@ -60,7 +61,7 @@ login(struct call_ctx *ctx, const char *uname, const char *pwd, const char *orig
     if (!superuser) {
         db_foreach(ctx->db, &xapi_class_subject, find_subject, &f);
         if (!f.ref)
-            return xerr_raise(errp, "SESSION_AUTHORIZATION_FAILED", uname,
+            return xerr_session_authorization_failed(errp, uname,
                               "The account has no subject with a role in this pool");
         if (f.n_roles == 0) { /* xapi_session.ml: a subject without roles may not log in */
             free(f.ref);
@@ -112,10 +113,9 @@ api_session_change_password(struct call_ctx *ctx, const char *old_pwd, const cha
     /* Local superuser sessions opened on the unix socket need no old password. */
     if (!(ctx->superuser && ctx->transport == HTTP_TRANSPORT_UNIX) &&
         auth_check(ctx->srv->auth, user, old_pwd, ctx->peer) != AUTH_OK)
-        return xerr_raise(errp, "CHANGE_PASSWORD_REJECTED", "The old password is wrong");
+        return xerr_change_password_rejected(errp, "The old password is wrong");
     if (strlen(new_pwd) < 8)
-        return xerr_raise(errp, "CHANGE_PASSWORD_REJECTED",
-                          "The new password must have at least 8 characters");
+        return xerr_change_password_rejected(errp, "The new password must have at least 8 characters");
     int rc = auth_set_password(ctx->srv->auth, user, new_pwd);
     if (rc < 0)
         return xerr_internal(errp, "cannot write the password file: %s", strerror(-rc));

@@ -29,6 +29,7 @@
 #include "rpc/ctx.h"
 #include "storage/sr_file.h"
 #include "xapi_handlers.h"
+#include "xapi_errors.h"
 
 #define NULL_REF "OpaqueRef:NULL"
 
@@ -415,7 +416,7 @@ api_sr_probe(struct call_ctx *ctx, const char *host,
         return xerr_handle_invalid(errp, "host", host);
     const char *path = xmap_get_str((const struct xmap *)device_config, "path");
     if (!path || !path[0])
-        return xerr_raise(errp, "SR_BACKEND_FAILURE", "EINVAL", "",
+        return xerr_sr_backend_failure(errp, "EINVAL", "",
                           "device_config:path names the directory to probe");
     char uuid[37];
     int rc = sr_file_probe(path, uuid);

@@ -11,6 +11,7 @@
 #include "rpc/ctx.h"
 #include "rpc/session.h"
 #include "xapi_handlers.h"
+#include "xapi_errors.h"
 
 struct role_change {
     const char *role;
@@ -26,7 +27,7 @@ change_roles(void *opaque, void *rec, struct xerr **errp)
     if (c->add)
         return xset_add_str(roles, c->role) == 0 || xerr_nomem(errp);
     if (!xset_contains_str(roles, c->role))
-        return xerr_raise(errp, "ROLE_NOT_FOUND");
+        return xerr_role_not_found(errp);
     xset_remove_str(roles, c->role);
     return true;
 }
@@ -36,7 +37,7 @@ api_subject_add_to_roles(struct call_ctx *ctx, const char *self, const char *rol
                          struct xerr **errp)
 {
     if (session_role_of_ref(role) < 0)
-        return xerr_raise(errp, "ROLE_NOT_FOUND");
+        return xerr_role_not_found(errp);
     struct role_change c = {role, true};
     return db_update(ctx->db, &xapi_class_subject, self, change_roles, &c, errp);
 }

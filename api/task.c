@@ -13,6 +13,7 @@
 #include "rpc/ctx.h"
 #include "rpc/task.h"
 #include "xapi_handlers.h"
+#include "xapi_errors.h"
 
 bool
 api_task_create(struct call_ctx *ctx, const char *label, const char *description, char **result,
@@ -84,7 +85,7 @@ set_progress_cb(void *opaque, void *rec, struct xerr **errp)
     struct xapi_task_record *t = rec;
     double p = *(const double *)opaque;
     if (!(p >= 0.0 && p <= 1.0))
-        return xerr_raise(errp, "INVALID_VALUE", "progress", "must be between 0.0 and 1.0");
+        return xerr_invalid_value(errp, "progress", "must be between 0.0 and 1.0");
     t->progress = p;
     return true;
 }

@@ -32,6 +32,7 @@
 #include "storage/sr_file.h"
 #include "vhd/vhd.h"
 #include "xapi_handlers.h"
+#include "xapi_errors.h"
 
 #define NULL_REF "OpaqueRef:NULL"
 
@@ -374,16 +375,16 @@ vdi_copy_into(struct call_ctx *ctx, const char *vdi, const char *base, const cha
         char size[24];
         snprintf(size, sizeof(size), "%" PRId64, src->virtual_size);
         if (dst->read_only)
-            ok = xerr_raise(errp, "VDI_READONLY", into);
+            ok = xerr_vdi_readonly(errp, into);
         else if (dst->virtual_size < src->virtual_size)
             ok = xerr_vdi_too_small(errp, into, size);
         else if (vdi_attached(ctx->db, dst))
             ok = xerr_vdi_in_use(errp, into, "copy");
         else if (b && b->virtual_size != src->virtual_size)
-            ok = xerr_raise(errp, "VALUE_NOT_SUPPORTED", "base_vdi", base,
+            ok = xerr_value_not_supported(errp, "base_vdi", base,
                             "the base must have the size of the VDI copied");
         else if (strcmp(vdi, into) == 0)
-            ok = xerr_raise(errp, "VALUE_NOT_SUPPORTED", "into_vdi", into,
+            ok = xerr_value_not_supported(errp, "into_vdi", into,
                             "a VDI cannot be copied into itself");
     }
     if (ok) {

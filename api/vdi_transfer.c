@@ -99,7 +99,7 @@ xfer_http_status(const struct xerr *e)
         {"HANDLE_INVALID", 404},        {"VDI_MISSING", 404},
         {"INVALID_VALUE", 400},         {"VDI_TOO_SMALL", 400},
         {"IMPORT_ERROR", 400},          {"VDI_IN_USE", 409},
-        {"VDI_READ_ONLY", 409},
+        {"VDI_READONLY", 409},
     };
     for (size_t i = 0; e && i < sizeof(map) / sizeof(map[0]); i++)
         if (strcmp(e->code, map[i].code) == 0)
@@ -262,7 +262,7 @@ auth_basic(struct server *srv, struct http_request *req, const char *user, const
     struct subject_role f = {user, -1};
     db_foreach(srv->db, &xapi_class_subject, subject_role_visit, &f);
     if (f.role < 0)
-        return xerr_raise(errp, "SESSION_AUTHORIZATION_FAILED", user,
+        return xerr_session_authorization_failed(errp, user,
                           "The account has no subject with a role in this pool");
     *role = f.role;
     return true;
@@ -387,7 +387,7 @@ xfer_prepare(struct server *srv, struct http_request *req, bool import, struct x
     if (!(x->vdi = strdup(vdi ? vdi : "")))
         xerr_nomem(&x->err);
     else if (format && strcmp(format, "raw") != 0 && strcmp(format, "vhd") != 0)
-        xerr_raise(&x->err, "INVALID_VALUE", "format", format);
+        xerr_invalid_value(&x->err, "format", format);
     else if (!vdi || !db_get(srv->db, &xapi_class_vdi, vdi, (void **)&rec, NULL))
         xerr_handle_invalid(&x->err, "VDI", vdi ? vdi : "");
     else if (!(x->sr = strdup(rec->SR)))
@@ -395,7 +395,7 @@ xfer_prepare(struct server *srv, struct http_request *req, bool import, struct x
     else if (!storage_sr_path(srv->db, srv->host_ref, rec->SR, &sr_path, &x->err))
         ;
     else if (import && rec->read_only)
-        xerr_raise(&x->err, "VDI_READ_ONLY", vdi);
+        xerr_vdi_readonly(&x->err, vdi);
     else if (import && vdi_attached(srv->db, vdi))
         xerr_vdi_in_use(&x->err, vdi, "import_raw_vdi");
     else if (snprintf(x->sr_path, sizeof(x->sr_path), "%s", sr_path) >= (int)sizeof(x->sr_path) ||

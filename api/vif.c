@@ -51,6 +51,7 @@
 #include "rpc/ctx.h"
 #include "xapi_handlers.h"
 #include "xenops/xenops.h"
+#include "xapi_errors.h"
 
 #define NULL_REF "OpaqueRef:NULL"
 #define VIF_SLOTS 64
@@ -537,7 +538,7 @@ change_apply(void *opaque, void *rec, struct xerr **errp)
     }
     case CH_QADD:
         if (xmap_get_str((const struct xmap *)&v->qos_algorithm_params, c->key))
-            return xerr_raise(errp, "MAP_DUPLICATE_KEY", "VIF", "qos_algorithm_params", v->uuid,
+            return xerr_map_duplicate_key(errp, "VIF", "qos_algorithm_params", v->uuid,
                               c->key);
         if (!(ok = xmap_put_str((struct xmap *)&v->qos_algorithm_params, c->key, c->value) == 0))
             break;

@@ -14,6 +14,7 @@
 #include "db/db.h"
 #include "rpc/ctx.h"
 #include "xapi_handlers.h"
+#include "xapi_errors.h"
 
 static bool
 copy_vm(struct call_ctx *ctx, const char *vm, const char *new_name, enum vm_copy_mode mode,
@@ -116,7 +117,7 @@ api_vm_create(struct call_ctx *ctx, const struct xapi_vm_record *args, char **re
     }
     if (vm->VCPUs_at_startup > vm->VCPUs_max || vm->VCPUs_at_startup < 1) {
         xapi_vm_record_free(vm);
-        return xerr_raise(errp, "VALUE_NOT_SUPPORTED", "VCPUs_at_startup", "",
+        return xerr_value_not_supported(errp, "VCPUs_at_startup", "",
                           "VCPUs_at_startup must be between 1 and VCPUs_max");
     }
     /* xapi's mac_seed: MACs generated for this VM's VIFs derive from it */
@@ -187,7 +188,7 @@ api_vm_destroy(struct call_ctx *ctx, const char *self, struct xerr **errp)
         return false;
     bool ok = true;
     if (vm->is_control_domain)
-        ok = xerr_raise(errp, "OPERATION_NOT_ALLOWED", "This operation is not allowed on dom0");
+        ok = xerr_operation_not_allowed(errp, "This operation is not allowed on dom0");
     else
         ok = vm_op_check(vm, self, XAPI_VM_OPERATIONS_DESTROY, errp);
     if (ok) {

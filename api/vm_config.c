@@ -14,6 +14,7 @@
 #include "db/db.h"
 #include "rpc/ctx.h"
 #include "xapi_handlers.h"
+#include "xapi_errors.h"
 
 enum change { VCPUS_MAX, VCPUS_AT_STARTUP, MEMORY };
 
@@ -37,15 +38,15 @@ apply_change(void *opaque, void *rec, struct xerr **errp)
     switch (c->what) {
     case VCPUS_MAX:
         if (c->value < 1 || c->value > 64)
-            return xerr_raise(errp, "VALUE_NOT_SUPPORTED", "VCPUs_max", v, "must be between 1 and 64");
+            return xerr_value_not_supported(errp, "VCPUs_max", v, "must be between 1 and 64");
         if (c->value < vm->VCPUs_at_startup)
-            return xerr_raise(errp, "VALUE_NOT_SUPPORTED", "VCPUs_max", v,
+            return xerr_value_not_supported(errp, "VCPUs_max", v,
                               "VCPUs_max must be at least VCPUs_at_startup");
         vm->VCPUs_max = c->value;
         break;
     case VCPUS_AT_STARTUP:
         if (c->value < 1 || c->value > vm->VCPUs_max)
-            return xerr_raise(errp, "VALUE_NOT_SUPPORTED", "VCPUs_at_startup", v,
+            return xerr_value_not_supported(errp, "VCPUs_at_startup", v,
                               "VCPUs_at_startup must be between 1 and VCPUs_max");
         vm->VCPUs_at_startup = c->value;
         break;

@@ -22,6 +22,7 @@
 #include "db/db.h"
 #include "rpc/ctx.h"
 #include "xapi_handlers.h"
+#include "xapi_errors.h"
 
 #define NULL_REF "OpaqueRef:NULL"
 
@@ -280,10 +281,10 @@ api_vm_revert(struct call_ctx *ctx, const char *snapshot, struct xerr **errp)
         return false;
     bool ok = true;
     if (!snap->is_a_snapshot)
-        ok = xerr_raise0(errp, "REVERT_ONLY_ALLOWED_ON_SNAPSHOT");
+        ok = xerr_revert_only_allowed_on_snapshot(errp);
     const char *target = snap->snapshot_of;
     if (ok && !db_get(ctx->db, &xapi_class_vm, target, (void **)&vm, NULL))
-        ok = xerr_raise(errp, "VM_REVERT_FAILED", target, snapshot); /* the VM is gone */
+        ok = xerr_vm_revert_failed(errp, target, snapshot); /* the VM is gone */
     if (ok && vm->power_state != XAPI_VM_POWER_STATE_HALTED) {
         /* xapi hard-shuts the VM down first */
         ok = api_vm_hard_shutdown(ctx, target, errp);

@@ -25,6 +25,7 @@
 #include "db/db.h"
 #include "rpc/ctx.h"
 #include "xapi_handlers.h"
+#include "xapi_errors.h"
 
 #define NULL_REF "OpaqueRef:NULL"
 
@@ -228,7 +229,7 @@ check_memory(struct server *srv, const struct xapi_vm_record *vm, struct xerr **
         return xerr_memory_constraint_violation(
             errp, "memory_static_min <= memory_dynamic_min <= memory_dynamic_max <= memory_static_max");
     if (vm->memory_dynamic_max <= 0 || vm->VCPUs_at_startup <= 0)
-        return xerr_raise(errp, "VALUE_NOT_SUPPORTED", "memory_dynamic_max",
+        return xerr_value_not_supported(errp, "memory_dynamic_max",
                           "0", "a VM needs memory and at least one vCPU");
     struct xapi_host_record *host = NULL;
     struct xapi_host_metrics_record *m = NULL;
@@ -269,7 +270,7 @@ run_power_op(struct call_ctx *ctx, const char *vm_ref, const char *host,
     if (host && strcmp(host, ctx->srv->host_ref) != 0) {
         if (!db_exists(ctx->db, &xapi_class_host, host))
             return xerr_handle_invalid(errp, "host", host);
-        return xerr_raise(errp, "HOST_OFFLINE", host); /* pools come later: one host */
+        return xerr_host_offline(errp, host); /* pools come later: one host */
     }
     char key[64];
     op_key(ctx, key, sizeof(key));
@@ -478,7 +479,7 @@ api_vm_power_state_reset(struct call_ctx *ctx, const char *vm_ref, struct xerr *
         domains_stop(ctx->srv, vm->uuid, false, NULL);
     xapi_vm_record_free(vm);
     if (dom0)
-        return xerr_raise(errp, "CANNOT_RESET_CONTROL_DOMAIN", vm_ref);
+        return xerr_cannot_reset_control_domain(errp, vm_ref);
     return record_power_state(ctx->srv, vm_ref, XAPI_VM_POWER_STATE_HALTED, -1, false, errp);
 }
 

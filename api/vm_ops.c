@@ -15,6 +15,7 @@
 
 #include "db/db.h"
 #include "rpc/implicit.h"
+#include "xapi_errors.h"
 
 #define PS(x) (1u << XAPI_VM_POWER_STATE_##x)
 #define HALTED PS(HALTED)
@@ -188,7 +189,7 @@ vm_op_check(const struct xapi_vm_record *vm, const char *ref, enum xapi_vm_opera
     const char *opname = xenum_name(&xapi_enum_vm_operations, (int)op);
     for (size_t i = 0; i < vm->blocked_operations.n; i++)
         if (vm->blocked_operations.keys[i] == op)
-            return xerr_raise(errp, "OPERATION_BLOCKED", ref, vm->blocked_operations.values[i]);
+            return xerr_operation_blocked(errp, ref, vm->blocked_operations.values[i]);
     unsigned states = allowed_states(op);
     if (!(states & (1u << vm->power_state))) {
         char expected[64];
@@ -197,7 +198,7 @@ vm_op_check(const struct xapi_vm_record *vm, const char *ref, enum xapi_vm_opera
     }
     for (size_t i = 0; i < vm->current_operations.n; i++)
         if (!compatible(vm->current_operations.values[i], op))
-            return xerr_raise(errp, "OTHER_OPERATION_IN_PROGRESS", "VM", ref,
+            return xerr_other_operation_in_progress(errp, "VM", ref,
                               xenum_name(&xapi_enum_vm_operations,
                                          (int)vm->current_operations.values[i]),
                               vm->current_operations.keys[i]);
@@ -220,7 +221,7 @@ vm_op_check(const struct xapi_vm_record *vm, const char *ref, enum xapi_vm_opera
             if (!vm->is_default_template)
                 break;
             if (op == XAPI_VM_OPERATIONS_DESTROY)
-                return xerr_raise(errp, "VM_CANNOT_DELETE_DEFAULT_TEMPLATE", ref);
+                return xerr_vm_cannot_delete_default_template(errp, ref);
             /* fall through */
         default:
             return xerr_vm_is_template(errp, ref, opname);
@@ -237,18 +238,18 @@ vm_op_check(const struct xapi_vm_record *vm, const char *ref, enum xapi_vm_opera
         case XAPI_VM_OPERATIONS_METADATA_EXPORT:
             break;
         default:
-            return xerr_raise(errp, "VM_IS_SNAPSHOT", ref, opname);
+            return xerr_vm_is_snapshot(errp, ref, opname);
         }
     }
     if (op == XAPI_VM_OPERATIONS_PROVISION && !vm->is_a_template)
-        return xerr_raise0(errp, "PROVISION_ONLY_ALLOWED_ON_TEMPLATE");
+        return xerr_provision_only_allowed_on_template(errp);
     if (op == XAPI_VM_OPERATIONS_REVERT && !vm->is_a_snapshot)
-        return xerr_raise0(errp, "REVERT_ONLY_ALLOWED_ON_SNAPSHOT");
+        return xerr_revert_only_allowed_on_snapshot(errp);
     if ((op == XAPI_VM_OPERATIONS_SUSPEND || op == XAPI_VM_OPERATIONS_CHECKPOINT ||
          op == XAPI_VM_OPERATIONS_POOL_MIGRATE || op == XAPI_VM_OPERATIONS_MIGRATE_SEND) &&
         xmap_get_str((const struct xmap *)&vm->platform, "nomigrate") &&
         strcmp(xmap_get_str((const struct xmap *)&vm->platform, "nomigrate"), "true") == 0)
-        return xerr_raise(errp, "VM_IS_IMMOBILE", ref);
+        return xerr_vm_is_immobile(errp, ref);
     if (vm->is_control_domain) {
         switch (op) {
         case XAPI_VM_OPERATIONS_DATA_SOURCE_OP:
@@ -260,8 +261,7 @@ vm_op_check(const struct xapi_vm_record *vm, const char *ref, enum xapi_vm_opera
         case XAPI_VM_OPERATIONS_CHANGING_STATIC_RANGE:
             break;
         default:
-            return xerr_raise(errp, "OPERATION_NOT_ALLOWED",
-                              "This operation is not allowed on a control domain");
+            return xerr_operation_not_allowed(errp, "This operation is not allowed on a control domain");
         }
     }
     return true;

@@ -22,6 +22,7 @@
 #include "client/xclient.h"
 #include "wire/xmlrpc.h"
 #include "xapi_client.h"
+#include "xapi_errors.h"
 
 struct uuid_entry {
     char *ref;
@@ -133,7 +134,7 @@ cli_err_required(struct xerr **errp, const char *param)
 {
     char msg[256];
     snprintf(msg, sizeof(msg), "Required parameter not found: %s", param);
-    return xerr_raise(errp, XE_USAGE, msg);
+    return xerr_xe_usage(errp, msg);
 }
 
 bool
@@ -144,7 +145,7 @@ cli_err_syntax(struct xerr **errp, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    return xerr_raise(errp, XE_USAGE, msg);
+    return xerr_xe_usage(errp, msg);
 }
 
 static const struct {
@@ -312,7 +313,7 @@ cli_task_wait(struct cli_ctx *c, const char *task, const char *label, const stru
     if (st == XAPI_TASK_STATUS_TYPE_SUCCESS)
         ok = !rt || task_result(c, task, rt, result, errp);
     else if (st == XAPI_TASK_STATUS_TYPE_CANCELLED)
-        ok = xerr_raise(errp, "TASK_CANCELLED", task);
+        ok = xerr_task_cancelled(errp, task);
     else
         ok = task_error(c, task, errp);
     struct xerr *ignored = NULL;

@@ -17,6 +17,7 @@
 #include "cli/conn.h"
 #include "client/xclient.h"
 #include "xapi_client.h"
+#include "xapi_errors.h"
 
 #define DEFAULT_UNIX_LOCAL "./var/xapi.sock"
 #define DEFAULT_UNIX_SYSTEM "/var/lib/vessel/xapi.sock"
@@ -78,7 +79,7 @@ read_password_file(const char *file, char **user, char **pw, struct xerr **errp)
 {
     FILE *f = fopen(file, "r");
     if (!f)
-        return xerr_raise(errp, "XE_USAGE", "Cannot read the password file");
+        return xerr_xe_usage(errp, "Cannot read the password file");
     char l1[512] = "", l2[512] = "";
     bool two = fgets(l1, sizeof(l1), f) && fgets(l2, sizeof(l2), f);
     fclose(f);
@@ -159,7 +160,7 @@ cli_login(struct xclient *xc, const struct cli_opts *o, struct xerr **errp)
     else if (!o->server)
         pw = strdup(""); /* the local socket takes any password */
     else
-        ok = xerr_raise(errp, "XE_USAGE", "Required parameter not found: password (-pw or -pwf)");
+        ok = xerr_xe_usage(errp, "Required parameter not found: password (-pw or -pwf)");
     char *session = NULL;
     if (ok && !pw)
         ok = xerr_nomem(errp);

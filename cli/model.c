@@ -15,6 +15,7 @@
 
 #include "cli/cli.h"
 #include "xapi_model.h"
+#include "xapi_errors.h"
 
 const struct cli_class_types *
 cli_class_types(const struct xclass *cls)
@@ -109,7 +110,7 @@ cli_field_qual(const struct xfield *f)
 static bool
 invalid(struct xerr **errp, const char *what, const char *text)
 {
-    return xerr_raise(errp, "INVALID_VALUE", what, text);
+    return xerr_invalid_value(errp, what, text);
 }
 
 /* Next item of a comma-separated list (commas escaped as "\,") into a new

@@ -19,6 +19,7 @@
 #include "cli/cmds.h"
 #include "client/xclient.h"
 #include "xapi_client.h"
+#include "xapi_errors.h"
 
 /* ------------------------------------------------------------------ snapshots */
 
@@ -315,7 +316,7 @@ cli_cmd_vm_cd_insert(struct cli_ctx *c, const struct cli_args *a, struct xerr **
               cd_by_name(c, cli_arg_get(a, "cd-name"), &vdi, errp) &&
               find_cd(c, vm, true, &vbd, errp);
     if (ok && !vbd)
-        ok = xerr_raise(errp, "VM_NO_EMPTY_CD_VBD", vm);
+        ok = xerr_vm_no_empty_cd_vbd(errp, vm);
     if (ok)
         ok = xc_vbd_insert(c->xc, vbd, vdi, errp);
     free(vm);

@@ -31,6 +31,7 @@
 #include "common/strbuf.h"
 #include "db/store.h"
 #include "wire/jsonrpc.h"
+#include "xapi_errors.h"
 
 #define TOMB_MAX 100000
 
@@ -510,9 +511,9 @@ db_create(struct db *db, const struct xclass *cls, const char *ref, void *rec, c
     db_batch_begin(db);
     bool ok = false;
     if (hashmap_get(&dc->by_ref, o->ref)) {
-        xerr_raise(errp, "DB_UNIQUENESS_CONSTRAINT_VIOLATION", cls->name, "ref", o->ref);
+        xerr_db_uniqueness_constraint_violation(errp, cls->name, "ref", o->ref);
     } else if (hashmap_get(&dc->by_uuid, o->uuid)) {
-        xerr_raise(errp, "DB_UNIQUENESS_CONSTRAINT_VIOLATION", cls->name, "uuid", o->uuid);
+        xerr_db_uniqueness_constraint_violation(errp, cls->name, "uuid", o->uuid);
     } else {
         o->gen_created = o->gen_modified = db->batch_gen;
         if (index_add(dc, o) < 0) {
@@ -549,7 +550,7 @@ db_destroy(struct db *db, const struct xclass *cls, const char *ref, struct xerr
     struct dbobj *o = lookup(db, cls, ref);
     bool ok;
     if (!o) {
-        ok = xerr_raise(errp, "HANDLE_INVALID", cls->name, ref);
+        ok = xerr_handle_invalid(errp, cls->name, ref);
     } else if (save_undo(db, cls, o, true) < 0) {
         ok = xerr_nomem(errp);
     } else {
@@ -570,7 +571,7 @@ db_update(struct db *db, const struct xclass *cls, const char *ref, db_update_fn
     struct dbobj *o = lookup(db, cls, ref);
     bool ok;
     if (!o) {
-        ok = xerr_raise(errp, "HANDLE_INVALID", cls->name, ref);
+        ok = xerr_handle_invalid(errp, cls->name, ref);
         return db_batch_end(db, ok, errp);
     }
     bool fresh = o->batch_seen != db->batch_id;
@@ -649,7 +650,7 @@ db_touch(struct db *db, const struct xclass *cls, const char *ref, struct xerr *
     struct dbobj *o = lookup(db, cls, ref);
     bool ok;
     if (!o)
-        ok = xerr_raise(errp, "HANDLE_INVALID", cls->name, ref);
+        ok = xerr_handle_invalid(errp, cls->name, ref);
     else
         ok = touch_in_batch(db, cls, o) == 0 || xerr_nomem(errp);
     return db_batch_end(db, ok, errp);
@@ -675,7 +676,7 @@ db_set_volatile(struct db *db, const struct xclass *cls, const char *ref, const 
         pthread_rwlock_unlock(&db->lock);
     if (!o) {
         xtype_value_clear(f->type, &tmp);
-        return xerr_raise(errp, "HANDLE_INVALID", cls->name, ref);
+        return xerr_handle_invalid(errp, cls->name, ref);
     }
     return true;
 }
@@ -714,7 +715,7 @@ db_get(struct db *db, const struct xclass *cls, const char *ref, void **out, str
     void *copy = o ? xrecord_copy(cls, o->rec) : NULL;
     read_unlock(db);
     if (!o)
-        return xerr_raise(errp, "HANDLE_INVALID", cls->name, ref ? ref : "");
+        return xerr_handle_invalid(errp, cls->name, ref ? ref : "");
     if (!copy)
         return xerr_nomem(errp);
     *out = copy;
@@ -730,7 +731,7 @@ db_get_field(struct db *db, const struct xclass *cls, const char *ref, const str
     int rc = o ? xtype_value_copy(f->type, out, xrecord_field_cptr(o->rec, f)) : 0;
     read_unlock(db);
     if (!o)
-        return xerr_raise(errp, "HANDLE_INVALID", cls->name, ref ? ref : "");
+        return xerr_handle_invalid(errp, cls->name, ref ? ref : "");
     if (rc < 0)
         return xerr_nomem(errp);
     return true;
@@ -746,7 +747,7 @@ db_encode(struct db *db, const struct xclass *cls, const char *ref, struct wire_
         xrecord_encode(cls, o->rec, w, false);
     read_unlock(db);
     if (!o)
-        return xerr_raise(errp, "HANDLE_INVALID", cls->name, ref ? ref : "");
+        return xerr_handle_invalid(errp, cls->name, ref ? ref : "");
     return true;
 }
 
@@ -760,7 +761,7 @@ db_encode_field(struct db *db, const struct xclass *cls, const char *ref, const 
         xtype_value_encode(f->type, xrecord_field_cptr(o->rec, f), w);
     read_unlock(db);
     if (!o)
-        return xerr_raise(errp, "HANDLE_INVALID", cls->name, ref ? ref : "");
+        return xerr_handle_invalid(errp, cls->name, ref ? ref : "");
     return true;
 }
 
@@ -785,7 +786,7 @@ db_ref_by_uuid(struct db *db, const struct xclass *cls, const char *uuid, char *
     char *copy = o ? strdup(o->ref) : NULL;
     read_unlock(db);
     if (!o)
-        return xerr_raise(errp, "UUID_INVALID", cls->name, uuid);
+        return xerr_uuid_invalid(errp, cls->name, uuid);
     if (!copy)
         return xerr_nomem(errp);
     *ref = copy;
@@ -802,7 +803,7 @@ db_with(struct db *db, const struct xclass *cls, const char *ref, db_with_fn *fn
         fn(opaque, o->rec);
     read_unlock(db);
     if (!o)
-        return xerr_raise(errp, "HANDLE_INVALID", cls->name, ref ? ref : "");
+        return xerr_handle_invalid(errp, cls->name, ref ? ref : "");
     return true;
 }
 

@@ -483,11 +483,16 @@ def b(v):
 def write_errors(model, out_h, out_c):
     h = [header_line('errors.json'), '#ifndef VESSEL_XAPI_ERRORS_H\n#define VESSEL_XAPI_ERRORS_H\n\n',
          '#include "model/xerr.h"\n\n']
+    setters = []
     for e in model['errors']:
-        code = e['code']
-        fn = 'xerr_' + code.lower()
+        setters.append((e['code'], 'xerr_' + e['code'].lower(), e['params']))
+        # a longer form xapi also raises (INVALID_VALUE [field, value, reason])
+        if e.get('longer'):
+            setters.append((e['code'], 'xerr_' + e['code'].lower() + '_' + e['longer'][-1],
+                            e['longer']))
+    for code, fn, params in setters:
         ps = []
-        for i, p in enumerate(e['params']):
+        for i, p in enumerate(params):
             n = cident(p) if p else 'p%d' % i
             if n in C_KEYWORDS or n in ps:
                 n = n + '_%d' % i

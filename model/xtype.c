@@ -24,6 +24,7 @@
 
 #include "model/xmodel.h"
 #include "wire/jsonrpc.h"
+#include "xapi_errors.h"
 
 #define XAPI_NULL_REF "OpaqueRef:NULL"
 
@@ -356,7 +357,7 @@ xtype_value_encode(const struct xtype *t, const void *p, struct wire_writer *w)
 static bool
 type_error(struct xerr **errp, const char *what)
 {
-    return xerr_raise(errp, "FIELD_TYPE_ERROR", what);
+    return xerr_field_type_error(errp, what);
 }
 
 static bool
@@ -412,7 +413,7 @@ decode_scalar(const struct xtype *t, const struct xval *v, void *out, const char
         else if (v->kind == XVAL_DOUBLE && v->d == floor(v->d) && fabs(v->d) < 9.2e18)
             i = (int64_t)v->d;
         else if (v->kind == XVAL_STRING)
-            return xerr_raise(errp, "INVALID_VALUE", what, v->str.s);
+            return xerr_invalid_value(errp, what, v->str.s);
         else
             return type_error(errp, what);
         *(int64_t *)out = i;
@@ -429,7 +430,7 @@ decode_scalar(const struct xtype *t, const struct xval *v, void *out, const char
             errno = 0;
             d = strtod(v->str.s, &end);
             if (errno || *end || !*v->str.s || !isfinite(d))
-                return xerr_raise(errp, "INVALID_VALUE", what, v->str.s);
+                return xerr_invalid_value(errp, what, v->str.s);
         } else
             return type_error(errp, what);
         *(double *)out = d;
@@ -455,7 +456,7 @@ decode_scalar(const struct xtype *t, const struct xval *v, void *out, const char
         if (!decode_text(v, &s))
             return type_error(errp, what);
         if (wire_parse_datetime(s, &tt) < 0)
-            return xerr_raise(errp, "INVALID_VALUE", what, s);
+            return xerr_invalid_value(errp, what, s);
         *(int64_t *)out = (int64_t)tt;
         return true;
     }
@@ -464,7 +465,7 @@ decode_scalar(const struct xtype *t, const struct xval *v, void *out, const char
             return type_error(errp, what);
         int e = xenum_parse(t->en, s);
         if (e < 0)
-            return xerr_raise(errp, "INVALID_VALUE", what, s);
+            return xerr_invalid_value(errp, what, s);
         *(int *)out = e;
         return true;
     }
@@ -574,7 +575,7 @@ map_decode(const struct xtype *t, const struct xval *v, struct xmap *m, const ch
     if (limited && v->st.n > XTYPE_MAX_MAP_KEYS) {
         char n[48];
         snprintf(n, sizeof(n), "%zu keys", v->st.n);
-        return xerr_raise(errp, "VALUE_NOT_SUPPORTED", what, n,
+        return xerr_value_not_supported(errp, what, n,
                           "a map holds at most " XTYPE_STR(XTYPE_MAX_MAP_KEYS) " keys");
     }
     m->keys = calloc(v->st.n, t->key->size);
@@ -604,7 +605,7 @@ map_decode(const struct xtype *t, const struct xval *v, struct xmap *m, const ch
     }
     if (dup < m->n) {
         xtype_value_clear(t, m);
-        return xerr_raise(errp, "MAP_DUPLICATE_KEY", "", what, "", v->st.keys[dup]);
+        return xerr_map_duplicate_key(errp, "", what, "", v->st.keys[dup]);
     }
     return true;
 }
@@ -797,7 +798,7 @@ record_decode(const struct xclass *cls, const struct xval *v, void *rec, bool le
             const struct xfield *f = &cls->fields[i];
             if ((f->flags & XF_MANDATORY) && !(f->flags & XF_REMOVED) &&
                 !xval_struct_get(v, f->name))
-                return xerr_raise(errp, "FIELD_TYPE_ERROR", f->name);
+                return xerr_field_type_error(errp, f->name);
         }
     }
     return true;

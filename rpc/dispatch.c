@@ -37,6 +37,7 @@
 #include "rpc/session.h"
 #include "rpc/task.h"
 #include "wire/xmlrpc.h"
+#include "xapi_errors.h"
 
 static void
 reply_http_error(struct http_request *req, unsigned status, const char *why)
@@ -228,7 +229,7 @@ drop_sync_job(void *opaque)
     struct run *r = opaque;
     struct rpc_call *call = r->call;
     struct xerr *err = NULL;
-    xerr_raise0(&err, "TASK_CANCELLED");
+    xerr_task_cancelled(&err, "OpaqueRef:NULL"); /* a sync call has no task */
     fail(call, r->msg, r, err);
 }
 
@@ -265,7 +266,7 @@ drop_async_job(void *opaque)
 {
     struct run *r = opaque;
     struct xerr *err = NULL;
-    xerr_raise0(&err, "TASK_CANCELLED");
+    xerr_task_cancelled(&err, r->task);
     task_finish_failure(r->call->srv, r->task, err);
     xerr_free(err);
     rpc_call_free(r->call);
@@ -336,7 +337,7 @@ static bool
 check_session(struct rpc_call *call, const struct xval *arg, struct xerr **errp)
 {
     if (!arg || arg->kind != XVAL_STRING)
-        return xerr_raise(errp, "SESSION_INVALID", arg && arg->kind == XVAL_STRING ? arg->str.s : "");
+        return xerr_session_invalid(errp, arg && arg->kind == XVAL_STRING ? arg->str.s : "");
     struct session_info si = {0};
     if (!session_check(call->srv, arg->str.s, &si, errp))
         return false;
@@ -369,7 +370,7 @@ ctx_require_role(const struct call_ctx *ctx, enum xrole needed, const char *perm
     char text[400];
     snprintf(text, sizeof(text), "No permission in user session. (Roles with this permission: %s)",
              roles);
-    return xerr_raise(errp, "RBAC_PERMISSION_DENIED", permission, text);
+    return xerr_rbac_permission_denied(errp, permission, text);
 }
 
 static bool
@@ -396,7 +397,7 @@ collect_args(struct run *r, struct xval *params, size_t first, const char *wire_
         char expected[24], received[24];
         snprintf(expected, sizeof(expected), "%zu", m->n_required);
         snprintf(received, sizeof(received), "%zu", got);
-        return xerr_raise(errp, "MESSAGE_PARAMETER_COUNT_MISMATCH", wire_name, expected, received);
+        return xerr_message_parameter_count_mismatch(errp, wire_name, expected, received);
     }
     r->args = calloc(m->n_params ? m->n_params : 1, sizeof(*r->args));
     if (!r->args)
@@ -455,7 +456,7 @@ execute(struct rpc_call *call)
             fail(call, NULL, NULL, err);
             return;
         }
-        xerr_raise(&err, "MESSAGE_METHOD_UNKNOWN", name);
+        xerr_message_method_unknown(&err, name);
         fail(call, NULL, NULL, err);
         return;
     }
@@ -481,12 +482,12 @@ execute(struct rpc_call *call)
         return;
     }
     if (m->flags & XMF_REMOVED) {
-        xerr_raise0(&err, "MESSAGE_REMOVED");
+        xerr_message_removed(&err);
         fail(call, m, r, err);
         return;
     }
     if (m->kind == XM_TODO) {
-        xerr_raise(&err, "NOT_IMPLEMENTED", m->wire_name);
+        xerr_not_implemented(&err, m->wire_name);
         fail(call, m, r, err);
         return;
     }
@@ -494,7 +495,7 @@ execute(struct rpc_call *call)
         if (!m->async) {
             char text[300];
             snprintf(text, sizeof(text), "No async mode for this operation (rpc: %s)", name);
-            xerr_raise(&err, "Fault", text);
+            xerr_fault(&err, text);
             fail(call, m, r, err);
             return;
         }

@@ -27,6 +27,7 @@
 #include "db/db.h"
 #include "rpc/session.h"
 #include "xapi_model.h"
+#include "xapi_errors.h"
 
 #define MASK_WORDS 4 /* up to 256 classes */
 #define SESSION_RECHECK_MS 1000
@@ -109,7 +110,7 @@ sub_add(struct subscription *s, const char *text, struct xerr **errp)
     const char *slash = strchr(text, '/');
     size_t len = slash ? (size_t)(slash - text) : strlen(text);
     if (len == 0 || len >= sizeof(name))
-        return xerr_raise(errp, "EVENT_SUBSCRIPTION_PARSE_FAILURE", text);
+        return xerr_event_subscription_parse_failure(errp, text);
     memcpy(name, text, len);
     name[len] = '\0';
     const struct xclass *cls = xapi_class_by_name_ci(name);
@@ -120,7 +121,7 @@ sub_add(struct subscription *s, const char *text, struct xerr **errp)
          * is its bearer token and a secret's value is secret, so no reader
          * may learn them from the event stream, as in xapi (gen_events:false). */
         if (strncmp(name, "OpaqueRef", 9) == 0)
-            return xerr_raise(errp, "EVENT_SUBSCRIPTION_PARSE_FAILURE", text);
+            return xerr_event_subscription_parse_failure(errp, text);
         return true;
     }
     mask_set(s->mask, cls->id);
@@ -142,11 +143,11 @@ static bool
 sub_parse(struct subscription *s, const struct xval *classes, struct xerr **errp)
 {
     if (!classes || classes->kind != XVAL_ARRAY)
-        return xerr_raise(errp, "FIELD_TYPE_ERROR", "classes");
+        return xerr_field_type_error(errp, "classes");
     for (size_t i = 0; i < classes->arr.n; i++) {
         const struct xval *c = classes->arr.items[i];
         if (c->kind != XVAL_STRING)
-            return xerr_raise(errp, "FIELD_TYPE_ERROR", "classes");
+            return xerr_field_type_error(errp, "classes");
         if (!sub_add(s, c->str.s, errp))
             return false;
     }
@@ -603,7 +604,7 @@ events_from(struct events *ev, struct rpc_call *call, struct xval *const *args)
         goto fail;
     const char *token = args[1]->kind == XVAL_STRING ? args[1]->str.s : NULL;
     if (!token) {
-        xerr_raise(&err, "FIELD_TYPE_ERROR", "token");
+        xerr_field_type_error(&err, "token");
         goto fail;
     }
     if (!xtype_value_decode(&xapi_type_float, args[2], &timeout, "timeout", &err))
@@ -615,7 +616,7 @@ events_from(struct events *ev, struct rpc_call *call, struct xval *const *args)
         return;
     }
     if (!parse_token(token, &w->since)) {
-        xerr_raise(&err, "EVENT_FROM_TOKEN_PARSE_FAILURE", token);
+        xerr_event_from_token_parse_failure(&err, token);
         goto fail;
     }
     deadline_after(&w->deadline, timeout > 0 ? timeout : 0);

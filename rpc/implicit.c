@@ -109,7 +109,7 @@ check_refs(struct call_ctx *ctx, const struct xtype *t, const void *p, struct xe
         const char *ref = *(char *const *)p;
         if (!t->cls || strcmp(ref, NULL_REF) == 0 || db_exists(ctx->db, t->cls, ref))
             return true;
-        return xerr_raise(errp, "HANDLE_INVALID", t->ref_class, ref);
+        return xerr_handle_invalid(errp, t->ref_class, ref);
     }
     case XT_SET: {
         const struct xset *s = p;
@@ -169,10 +169,10 @@ field_op_write(struct field_op *op, void *rec, struct xerr **errp)
     case XM_MAP_ADD: {
         struct xmap *m = slot;
         if (xmap_find_str(t, m, op->key_text))
-            return xerr_raise(errp, "MAP_DUPLICATE_KEY", op->cls->name, op->f->name,
+            return xerr_map_duplicate_key(errp, op->cls->name, op->f->name,
                               xrecord_uuid(op->cls, rec), op->key_text);
         if (m->n >= XTYPE_MAX_MAP_KEYS) /* what a set_ of the whole map may hold */
-            return xerr_raise(errp, "VALUE_NOT_SUPPORTED", op->f->name, op->key_text,
+            return xerr_value_not_supported(errp, op->f->name, op->key_text,
                               "a map holds at most " XTYPE_STR(XTYPE_MAX_MAP_KEYS) " keys");
         void *keys = realloc(m->keys, (m->n + 1) * t->key->size);
         if (keys)

@@ -19,6 +19,7 @@
 
 #include "db/db.h"
 #include "xapi_model.h"
+#include "xapi_errors.h"
 
 #define SESSION_TOUCH_S 30
 
@@ -110,7 +111,7 @@ session_check(struct server *srv, const char *ref, struct session_info *out, str
 {
     struct session_peek p = {0};
     if (!db_with(srv->db, &xapi_class_session, ref, peek_session, &p, NULL))
-        return xerr_raise(errp, "SESSION_INVALID", ref);
+        return xerr_session_invalid(errp, ref);
     time_t now = time(NULL);
     bool expired = srv->session_idle_s > 0 && p.last_active + srv->session_idle_s < now;
     int role = -1;
@@ -121,7 +122,7 @@ session_check(struct server *srv, const char *ref, struct session_info *out, str
         free(p.user);
         free(p.originator);
         /* A session whose subject lost every role can no longer act. */
-        return xerr_raise(errp, "SESSION_INVALID", ref);
+        return xerr_session_invalid(errp, ref);
     }
     if (now - p.last_active >= SESSION_TOUCH_S) {
         int64_t t = now;

@@ -177,9 +177,8 @@ task_finish_failure(struct server *srv, const char *ref, const struct xerr *err)
     struct finish f = {NULL, err, XAPI_TASK_STATUS_TYPE_FAILURE};
     if (strcmp(err->code, "TASK_CANCELLED") == 0) {
         /* error_info is [TASK_CANCELLED, task] whatever the operation said */
-        const char *p[] = {ref};
         struct xerr *c = NULL;
-        xerr_set_at(&c, __FILE__, __LINE__, "TASK_CANCELLED", 1, p);
+        xerr_task_cancelled(&c, ref);
         f.err = c;
         f.status = XAPI_TASK_STATUS_TYPE_CANCELLED;
         db_update(srv->db, &xapi_class_task, ref, apply_finish, &f, NULL);

@@ -33,6 +33,7 @@
 #include "rpc/events.h"
 #include "rpc/session.h"
 #include "rpc/task.h"
+#include "xapi_errors.h"
 #include "xapi_model.h"
 
 struct fx {
@@ -313,7 +314,7 @@ test_tasks(void **state)
     assert_false(task_cancel_requested(&f->srv, t));
     task_request_cancel(&f->srv, t);
     assert_true(task_cancel_requested(&f->srv, t));
-    xerr_raise0(&err, "TASK_CANCELLED");
+    xerr_task_cancelled(&err, t);
     task_finish_failure(&f->srv, t, err);
     xerr_free(err);
     err = NULL;
