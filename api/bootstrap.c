@@ -1,4 +1,4 @@
-/* api/bootstrap.c - the objects a host has from its first start (xenapi.md 2.3,
+/* api/bootstrap.c - the objects a host has from its first start (xapi's ocaml/idl/datamodel*.ml,
  * 3.6, 9): the pool, this host with its CPUs and metrics, the control domain,
  * the roles, the SM drivers, a network (and PIF) per physical NIC, and the
  * built-in templates. Later starts find them again (the pool is the marker)
@@ -7,7 +7,7 @@
  * nothing, and the next start begins again.
  *
  * Versions: API 2.21 with platform_version 3.4.0 and xencenter_min/max 2.21,
- * as the spec recommends (xenapi.md 9); product_brand "Vessel".
+ * as the spec recommends (xapi's ocaml/idl/datamodel_common.ml); product_brand "Vessel".
  */
 #include "api/bootstrap.h"
 

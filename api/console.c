@@ -2,7 +2,7 @@
  *
  * console.location is https://<host>/console?ref=<console ref>; a client
  * connects with its session as the session_id query parameter or cookie
- * (xenapi.md 1.1). After checking the session and its role (vm-operator, as
+ * (xapi's doc/content/xen-api/wire-protocol.md). After checking the session and its role (vm-operator, as
  * xapi's http/connect_console), the connection becomes a tunnel:
  *  - rfb: bytes both ways between the client and the domain's VNC socket;
  *  - vt100: the last 64 KiB of the serial console first, then live output,

@@ -1,5 +1,5 @@
 /* api/event.c - event.register/unregister/inject/get_current_id; event.from
- * and event.next wait and are served by rpc/events.c (xenapi.md 4).
+ * and event.next wait and are served by rpc/events.c (xapi's ocaml/xapi/xapi_event.ml).
  */
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* api/network.c - network.create and network.destroy: a network is a Linux
- * bridge on this host (xenapi.md 2.3 "network"; docs/networking.md).
+ * bridge on this host (xapi's ocaml/idl/datamodel*.ml "network"; docs/networking.md).
  *
  * create is the implicit constructor plus the bridge: named by the record's
  * `bridge`, or "xapi<N>" with the smallest N no network record and no link

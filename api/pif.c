@@ -1,5 +1,5 @@
 /* api/pif.c - PIF.scan, plug, unplug, reconfigure_ip, destroy, create_VLAN
- * and host.management_reconfigure (xenapi.md 2.3 "PIF"; docs/networking.md).
+ * and host.management_reconfigure (xapi's ocaml/idl/datamodel*.ml "PIF"; docs/networking.md).
  *
  * Safety first (issue 6, point 3): nothing here changes the host's own
  * networking unless the call asks for exactly that. PIF.scan only makes

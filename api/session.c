@@ -1,4 +1,4 @@
-/* api/session.c - session.* messages: logging in and out (xenapi.md 2.2).
+/* api/session.c - session.* messages: logging in and out (xapi's ocaml/xapi/rbac.ml and xapi_session.ml).
  *
  * Who may log in: an account of DATA/passwd (root is created on first start);
  * root is the local superuser, any other account needs a subject whose

@@ -5,7 +5,7 @@
  * device_config:path, default DATA_DIR/sr/<uuid>). Anything else is
  * SR_UNKNOWN_DRIVER [type]. An SR is usable from a host while that host's PBD
  * is plugged (currently_attached); VDI operations without one fail with
- * SR_HAS_NO_PBDS / SR_NOT_ATTACHED [sr] (xenapi.md 2.3 "SR", "PBD", 6).
+ * SR_HAS_NO_PBDS / SR_NOT_ATTACHED [sr] (xapi's ocaml/idl/datamodel*.ml "SR", "PBD", 6).
  * SR.destroy and SR.forget refuse while a PBD is plugged (SR_HAS_PBD [sr]),
  * and take the SR's PBDs, VDIs and the VBDs of those VDIs with them.
  * SR.scan reconciles records with files: a VHD without a record becomes a VDI,

@@ -1,4 +1,4 @@
-/* api/vbd.c - VBD.* messages: a VM's disk and CD slots (xenapi.md 2.3 "VBD").
+/* api/vbd.c - VBD.* messages: a VM's disk and CD slots (xapi's ocaml/idl/datamodel*.ml "VBD").
  *
  * VBD.create applies xapi's checks in xapi's order (xapi_vbd.ml create): the
  * VDI must exist unless the drive is empty; a CD must be read-only

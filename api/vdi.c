@@ -1,4 +1,4 @@
-/* api/vdi.c - VDI.* messages on the SR drivers of storage/ (xenapi.md 2.3 "VDI").
+/* api/vdi.c - VDI.* messages on the SR drivers of storage/ (xapi's ocaml/idl/datamodel*.ml "VDI").
  *
  * A VDI of an ext/file SR is the file <uuid>.vhd in the SR's directory; its
  * record's location is that uuid and sm_config holds vdi_type=vhd and, once a

@@ -25,8 +25,8 @@
  *  (2) a struct xfer is used by one thread at a time: the connection's thread
  *      while the body streams or the reply is read, a worker in between.
  *
- * Facts: shared/spec/xenapi.md 1.1 (session_id as query parameter, cookie or
- * Basic auth; task_id) and 5 (tasks), shared/spec/storage.md (VHD layout).
+ * Facts: xapi's doc/content/xen-api/wire-protocol.md (session_id as query parameter, cookie or
+ * Basic auth; task_id) and 5 (tasks), the VHD specification (Microsoft's Virtual Hard Disk Image Format Specification) (VHD layout).
  */
 #include "api/vdi_transfer.h"
 
@@ -143,7 +143,7 @@ xfer_progress(struct xfer *x, uint64_t done, uint64_t total)
 {
     double p = total ? (double)done / (double)total : 0.0;
     if (p > 0.99)
-        p = 0.99; /* 1.0 is the finish's (xenapi.md 5) */
+        p = 0.99; /* 1.0 is the finish's (xapi's ocaml/xapi/taskHelper.ml) */
     if (p - x->progress >= 0.01) {
         x->progress = p;
         task_set_progress(x->srv, x->task, p);

@@ -1,4 +1,4 @@
-/* api/vif.c - VIF.* messages: a VM's network interfaces (xenapi.md 2.3
+/* api/vif.c - VIF.* messages: a VM's network interfaces (xapi's ocaml/idl/datamodel*.ml
  * "VIF"); their taps on this host are api/vif_tap.c's.
  *
  * VIF.create keeps xapi's checks (xapi_vif_helpers.ml create): the device is
@@ -17,7 +17,7 @@
  * api/vif_tap.c, at attach and live when they change on a running VIF.
  *
  * plug/unplug need a Running VM (VM_BAD_POWER_STATE [vm, running, actual], as
- * VBDs: xenapi.md "VIF.plug/unplug follow the VBD rules"), then
+ * VBDs: xapi's ocaml/idl/datamodel*.ml "VIF.plug/unplug follow the VBD rules"), then
  * DEVICE_ALREADY_ATTACHED / DEVICE_ALREADY_DETACHED [vif]; on the sim backend
  * they record currently_attached; on qemu they hotplug: plug makes the tap
  * (net_vif_attach) and adds the NIC through QMP, unplug removes the NIC (the

@@ -1,4 +1,4 @@
-/* api/vlan.c - VLAN.create, VLAN.destroy, pool.create_VLAN (xenapi.md 2.3
+/* api/vlan.c - VLAN.create, VLAN.destroy, pool.create_VLAN (xapi's ocaml/idl/datamodel*.ml
  * "Others": VLAN; docs/networking.md).
  *
  * A VLAN is a tagged link "<device>.<tag>" on top of the tagged PIF's device,

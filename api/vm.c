@@ -179,7 +179,7 @@ destroy_devices(struct db *db, const struct xclass *cls, const struct xclass *me
 }
 
 /* Removes the VM with its VBDs, VIFs, consoles and metrics - not its VDIs
- * (xenapi.md 3.2: the disks are the user's to destroy). */
+ * (xapi's ocaml/xapi/xapi_vm_lifecycle.ml: the disks are the user's to destroy). */
 bool
 api_vm_destroy(struct call_ctx *ctx, const char *self, struct xerr **errp)
 {

@@ -1,4 +1,4 @@
-/* api/vm_config.c - VM setters with rules: vCPUs and memory (xenapi.md 3.2).
+/* api/vm_config.c - VM setters with rules: vCPUs and memory (xapi's ocaml/xapi/xapi_vm_lifecycle.ml).
  *
  * vCPUs: 1 <= VCPUs_at_startup <= VCPUs_max, changed while Halted
  * (changing_VCPUs). Memory: static_min <= dynamic_min <= dynamic_max <=

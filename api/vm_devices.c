@@ -1,5 +1,5 @@
 /* api/vm_devices.c - a VM's disks and NICs carried over to a new VM, and
- * VM.snapshot / VM.revert built on it (xenapi.md 3.2).
+ * VM.snapshot / VM.revert built on it (xapi's ocaml/xapi/xapi_vm_lifecycle.ml).
  *
  * How each operation treats a disk: clone - VDI.clone (copy-on-write on the
  * same SR); copy - VDI.copy into the given SR (or the disk's own); snapshot -

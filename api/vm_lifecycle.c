@@ -1,4 +1,4 @@
-/* api/vm_lifecycle.c - VM power operations with xapi's semantics (xenapi.md 3).
+/* api/vm_lifecycle.c - VM power operations with xapi's semantics (xapi's ocaml/xapi/xapi_vm_lifecycle.ml).
  *
  * Every operation runs the same way:
  *   1. vm_op_begin: check the operation against state, templates, other
@@ -8,7 +8,7 @@
  *      consoles, devices attached) in one batch, and vm_op_end.
  * A guest that changes by itself (powers off, reboots, crashes) reaches
  * vm_lifecycle_on_domain_event, which applies the VM's actions_after_* the same
- * way. Entering Halted resets the running state (xenapi.md 3.1).
+ * way. Entering Halted resets the running state (xapi's ocaml/xapi/xapi_vm_lifecycle.ml).
  */
 #include <inttypes.h>
 #include <pthread.h>

@@ -1,4 +1,4 @@
-/* api/vm_ops.c - may this VM do this operation now? (xenapi.md 3.2-3.4)
+/* api/vm_ops.c - may this VM do this operation now? (xapi's ocaml/xapi/xapi_vm_lifecycle.ml)
  *
  * One check serves three uses: the advisory allowed_operations list (strict),
  * the gate a message passes before it starts, and the compare-and-set that
@@ -75,7 +75,7 @@ allowed_states(enum xapi_vm_operations op)
     }
 }
 
-/* Ops never advertised in allowed_operations (xenapi.md 3.4). */
+/* Ops never advertised in allowed_operations (xapi's ocaml/xapi/xapi_vm_lifecycle.ml). */
 static bool
 advertised(enum xapi_vm_operations op)
 {
@@ -159,7 +159,7 @@ states_text(unsigned mask, char *out, size_t len)
                                     vm_power_state_lower(order[i]));
 }
 
-/* Two operations that may run together (xenapi.md 3.3 item 3). */
+/* Two operations that may run together (xapi's ocaml/xapi/xapi_vm_lifecycle.ml item 3). */
 static bool
 compatible(enum xapi_vm_operations running, enum xapi_vm_operations op)
 {

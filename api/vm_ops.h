@@ -1,7 +1,7 @@
 /* api/vm_ops.h - what a VM may do in its state: the operation check,
  * allowed_operations, and current_operations as a compare-and-set.
  *
- * vm_op_check is xapi's check_operation_error (xenapi.md 3.3), in its order.
+ * vm_op_check is xapi's check_operation_error (xapi's ocaml/xapi/xapi_vm_lifecycle.ml), in its order.
  * vm_op_begin runs it inside the same db_update that records the operation in
  * current_operations, so two conflicting calls cannot both start: the second
  * gets OTHER_OPERATION_IN_PROGRESS. Every writer of a VM's state calls

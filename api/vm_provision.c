@@ -1,5 +1,5 @@
 /* api/vm_provision.c - VM.provision: a template's other_config:disks become
- * real VDIs and VBDs, and the template becomes a VM (xenapi.md 3.5).
+ * real VDIs and VBDs, and the template becomes a VM (xapi's ocaml/xapi/xapi_vm_clone.ml).
  *
  * The XML, <provision><disk device="0" size="BYTES" sr="SR-UUID"
  * bootable="true" type="system"/>...</provision>, is parsed whole with expat

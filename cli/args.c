@@ -7,7 +7,7 @@
  * first '=', so values may hold '=' and ':'; the subkey starts after the first
  * ':' of the key, so subkeys may hold ':'). Quoting is the shell's business:
  * a value is taken byte for byte. XE_EXTRA_ARGS and ~/.xe give the same
- * options as key=value (shared/spec/xenapi.md 8: precedence command line >
+ * options as key=value (xapi's ocaml/xapi-cli-server/cli_frontend.ml and records.ml: precedence command line >
  * env > rc file > default). Nothing here talks to a server.
  */
 #include <errno.h>

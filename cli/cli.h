@@ -16,7 +16,7 @@
  *   host.c     host-cpu-info, host-get-vms-which-prevent-evacuation
  *   console.c  console: the vt100 console over HTTP CONNECT
  *   main.c     main()
- * The syntax and output are those of xapi's xe (shared/spec/xenapi.md 8); the
+ * The syntax and output are those of xapi's xe (xapi's ocaml/xapi-cli-server/cli_frontend.ml and records.ml); the
  * transport is our XML-RPC client, not the thin-CLI protocol: every command
  * is a few API calls made here.
  *

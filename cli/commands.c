@@ -2,7 +2,7 @@
  * vm-clone/copy/install, tasks, event-wait.
  *
  * Commands other than the generic <class>-<verb> ones (generic.c) are the
- * views and verbs xe users expect (shared/spec/xenapi.md 8): vm-list hides
+ * views and verbs xe users expect (xapi's ocaml/xapi-cli-server/cli_frontend.ml and records.ml): vm-list hides
  * templates and snapshots, template-list and snapshot-list show them;
  * vm-clone, vm-copy and vm-install run as Async calls with progress;
  * event-wait blocks on event.from until a record matches. The other verbs
@@ -117,7 +117,7 @@ disks_with_sr(const char *xml, const char *uuid)
     return strbuf_steal(&sb, NULL);
 }
 
-/* Points the disks of the template's other-config:disks at @sr (xenapi.md
+/* Points the disks of the template's other-config:disks at @sr (xapi's ocaml/idl/datamodel*.ml
  * 3.5); a VM without the key is left alone. */
 static bool
 rewrite_disks_sr(struct cli_ctx *c, const char *vm, const char *sr, struct xerr **errp)
@@ -144,7 +144,7 @@ rewrite_disks_sr(struct cli_ctx *c, const char *vm, const char *sr, struct xerr 
     return ok;
 }
 
-/* vm-install (xenapi.md 3.5): clone the template (copy into the SR when one is
+/* vm-install (xapi's ocaml/xapi/xapi_vm_clone.ml): clone the template (copy into the SR when one is
  * named), point the disks of other-config:disks at the chosen SR (the pool's
  * default without sr-uuid=/sr-name-label=), then VM.provision, which creates
  * the disks and makes the clone a VM. A failed provision destroys the clone. */

@@ -1,6 +1,6 @@
 /* cli/fmt.c - values and records as xe prints them.
  *
- * Output rules (shared/spec/xenapi.md 8): one block per record, a blank line
+ * Output rules (xapi's ocaml/xapi-cli-server/cli_frontend.ml and records.ml): one block per record, a blank line
  * between blocks; each line `<field> (<q>): <value>` with the colons in one
  * column, at the longest key + 4: the first key is padded on the right, the
  * others on the left. Sets print "a; b", maps "k: v; k2: v2", refs as the

@@ -2,7 +2,7 @@
  *
  * Nothing here names a class or a field: the commands walk the descriptors
  * (xapi_classes[], each class's fields with their types and qualifiers) and
- * call the implicit messages whose names shared/spec/xenapi.md 2.1 fixes:
+ * call the implicit messages whose names xapi's ocaml/idl/datamodel_utils.ml (implicit messages) fixes:
  * get_all_records_where "true" for lists (filtered here, as xe does),
  * get_by_uuid, get_record, set_<f>, add_to_<f>/remove_from_<f> for maps,
  * add_<f>/remove_<f> for sets. A field that is not RW may still have a

@@ -1,7 +1,7 @@
 /* cli/main.c - xe: the command-line client of the XenAPI.
  *
  * Options come from the command line, then $XE_EXTRA_ARGS, then ~/.xe
- * (earlier wins; shared/spec/xenapi.md 8). A command is recognised before
+ * (earlier wins; xapi's ocaml/xapi-cli-server/cli_frontend.ml and records.ml). A command is recognised before
  * connecting, so usage errors need no server; help needs none at all. Exit
  * status: 0 success, 1 any failure (the error printed on stderr in xe's form).
  */

@@ -3,7 +3,7 @@
  * CLI names come from the descriptors, never from a table: a class is its
  * lower-case name with '_' as '-' (VM_metrics -> vm-metrics), a field its
  * wire name with '_' as '-' (name_label -> name-label, VCPUs_max -> VCPUs-max),
- * matched without regard to case (shared/spec/xenapi.md 8). Text typed by a
+ * matched without regard to case (xapi's ocaml/xapi-cli-server/cli_frontend.ml and records.ml). Text typed by a
  * user becomes a value of the field's type here; every scalar goes through
  * xtype_value_decode so that the client accepts exactly what the server does.
  */

@@ -3,7 +3,7 @@
  *
  * One or two client stubs each; creators print the new uuid. A VIF without
  * mac= gets a MAC from the server (MAC "" means autogenerate, as in xapi).
- * API: shared/spec/xenapi.md 2 (network, VIF, PIF, VLAN) and 8.
+ * API: xapi's ocaml/idl/datamodel*.ml (network, VIF, PIF, VLAN) and 8.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -2,7 +2,7 @@
  *
  * VM verbs take vm=<name-label or uuid> or any field filter of the VM class
  * (power-state=running, other-config:k=v); more than one match is refused
- * unless --multiple (shared/spec/xenapi.md 8). Like xapi's select_vms, the
+ * unless --multiple (xapi's ocaml/xapi-cli-server/cli_frontend.ml and records.ml). Like xapi's select_vms, the
  * power verbs never match templates, snapshots or control domains, so that
  * `xe vm-shutdown power-state=running --multiple` leaves dom0 alone. VMs are
  * fetched with one get_all_records_where and filtered here, as the lists are.

@@ -8,7 +8,7 @@
  * runs Async with progress (a full copy of the data); the rest are quick.
  * vdi-import/vdi-export are absent: they need the HTTP transfer handlers
  * (/import_raw_vdi, /export_raw_vdi) the server does not have yet.
- * API: shared/spec/xenapi.md 2 (SR, PBD, VDI, VBD) and 8.
+ * API: xapi's ocaml/idl/datamodel*.ml (SR, PBD, VDI, VBD) and 8.
  */
 #include <stdlib.h>
 #include <string.h>

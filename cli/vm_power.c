@@ -6,7 +6,7 @@
  * before any call (so usage errors need no server), then runs one Async
  * message per VM in turn and waits for it with progress; the first failure
  * stops the run and is reported. Messages and their states:
- * shared/spec/xenapi.md 3.2; the xe forms: section 8 (force=true or --force
+ * xapi's ocaml/xapi/xapi_vm_lifecycle.ml; the xe forms: section 8 (force=true or --force
  * makes shutdown and reboot hard; on=<host> turns start/resume into
  * start_on/resume_on; paused=true starts paused).
  */

@@ -8,7 +8,7 @@
  * otherwise. vm-disk-add creates a VDI and a VBD on the first free device
  * (plugged at once when the VM runs). The CD verbs work on the VM's CD
  * drives: insert into an empty one (none: VM_NO_EMPTY_CD_VBD), eject a full
- * one. API: shared/spec/xenapi.md 3.2 and 2 (VBD, VDI).
+ * one. API: xapi's ocaml/xapi/xapi_vm_lifecycle.ml and 2 (VBD, VDI).
  */
 #include <stdio.h>
 #include <stdlib.h>

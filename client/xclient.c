@@ -15,7 +15,7 @@
  * Either way the leaf's fingerprint is kept for xclient_peer_fingerprint(), so
  * that `xe` can remember a server on first use.
  *
- * Replies (shared/spec/xenapi.md 1.2): a struct with Status "Success" and
+ * Replies (xapi's doc/content/xen-api/wire-protocol.md): a struct with Status "Success" and
  * Value, or "Failure" and ErrorDescription [code, params...]; a response
  * without Status is taken whole as the value (system.listMethods).
  */

@@ -32,10 +32,10 @@ C_KEYWORDS = {'auto', 'break', 'case', 'char', 'const', 'continue', 'default', '
               'switch', 'typedef', 'union', 'unsigned', 'void', 'volatile', 'while', 'bool',
               'true', 'false', 'errno', 'ctx', 'errp', 'out', 'args', 'result'}
 ROLES = ['read-only', 'vm-operator', 'vm-admin', 'vm-power-admin', 'pool-operator', 'pool-admin']
-# Roles for implicit setters, per class (shared/spec/xenapi.md 2.2); others: pool-operator.
+# Roles for implicit setters, per class (xapi's ocaml/xapi/rbac.ml and xapi_session.ml); others: pool-operator.
 SETTER_ROLE = {'VM': 'vm-admin', 'VDI': 'vm-admin', 'VBD': 'vm-admin', 'VIF': 'vm-admin',
                'network': 'vm-admin', 'task': 'read-only', 'message': 'pool-operator'}
-# Classes whose get_all/get_all_records xapi exposes (xenapi.md 2.1), as a check.
+# Classes whose get_all/get_all_records xapi exposes (xapi's ocaml/idl/datamodel_utils.ml (implicit messages)), as a check.
 
 
 def die(msg):

@@ -44,8 +44,8 @@
  * handler that ran longer than the timeout: libmicrohttpd checks the timeout
  * before it sends a reply that was queued late.
  *
- * Facts: shared/spec/xenapi.md 1.1 (endpoints, CORS headers, close on 500),
- * shared/spec/clients.md (Content-Type exactly as given), RFC 9110 9.3.6
+ * Facts: xapi's doc/content/xen-api/wire-protocol.md (endpoints, CORS headers, close on 500),
+ * what real clients send (Xen Orchestra's xen-api package, the XenAPI SDKs) (Content-Type exactly as given), RFC 9110 9.3.6
  * (CONNECT), RFC 7617 (Basic), RFC 9110 8.6 and RFC 9112 6.1, 6.3 (message
  * framing: Content-Length and Transfer-Encoding).
  */

@@ -1,7 +1,7 @@
 /* model/xmsg.c - finding a wire method in the generated message table.
  *
  * The table is sorted by wire name by the generator, so lookup is a binary
- * search; xapi also accepts "<class>_<message>" (xenapi.md 1.4), tried by
+ * search; xapi also accepts "<class>_<message>" (xapi's doc/content/xen-api/wire-protocol.md), tried by
  * turning the first '_' that follows a known class name into '.'.
  */
 #include "model/xmsg.h"

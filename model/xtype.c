@@ -4,7 +4,7 @@
  * The descriptors (build/generated/xapi_model.c) say what a field's C value
  * looks like (layouts: model/xtype.h); these functions are the only code that
  * walks them, so every class and field gets the same wire rules
- * (shared/spec/xenapi.md 1.2-1.3): ints accepted as decimal strings, enums in
+ * (xapi's doc/content/xen-api/wire-protocol.md): ints accepted as decimal strings, enums in
  * any case and written in their canonical spelling, refs checked for the
  * OpaqueRef: shape, datetimes in the forms clients send.
  *
@@ -255,7 +255,7 @@ xtype_value_equal(const struct xtype *t, const void *a, const void *b)
 
 /* ------------------------------------------------------------------ encode */
 
-/* Map keys travel as strings whatever their type (xenapi.md 1.2). */
+/* Map keys travel as strings whatever their type (xapi's doc/content/xen-api/wire-protocol.md). */
 static void
 key_to_text(const struct xtype *t, const void *p, char *buf, size_t len, const char **out)
 {

@@ -7,7 +7,7 @@
  * the connection), and every length inside the body is checked against what is left.
  * Unknown options are answered ERR_UNSUP and negotiation goes on (clients probe with
  * EXTENDED_HEADERS first). SET_META_CONTEXT before STRUCTURED_REPLY is ERR_INVALID.
- * Facts: shared/spec/storage.md 3.1, 3.4.
+ * Facts: the NBD protocol (NetworkBlockDevice/nbd doc/proto.md), 3.4.
  */
 #include <errno.h>
 #include <string.h>

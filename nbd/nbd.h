@@ -8,7 +8,7 @@
  *  - Every client message is validated before it is acted upon: option lengths are capped
  *    (NBD_MAX_OPTION_BYTES) and checked before the body is read, request ranges and flags
  *    are checked, a WRITE payload above NBD_MAX_PAYLOAD ends the connection without being
- *    allocated. Facts: shared/spec/storage.md section 3 (after NetworkBlockDevice/nbd
+ *    allocated. Facts: the NBD protocol (NetworkBlockDevice/nbd doc/proto.md) (after NetworkBlockDevice/nbd
  *    doc/proto.md).
  *  - With n_workers <= 1 the backend is called from the serving thread only. With
  *    n_workers = N > 1, N threads (the caller and N - 1 it starts and joins before

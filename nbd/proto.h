@@ -1,6 +1,6 @@
 /* nbd/proto.h - NBD protocol constants (private to nbd/).
  *
- * Values from shared/spec/storage.md section 3 (NetworkBlockDevice/nbd doc/proto.md).
+ * Values from the NBD protocol (NetworkBlockDevice/nbd doc/proto.md) (NetworkBlockDevice/nbd doc/proto.md).
  */
 #ifndef VESSEL_NBD_PROTO_H
 #define VESSEL_NBD_PROTO_H

@@ -4,7 +4,7 @@
  * nbd_serve_fd() supplies the socket one (buffered reads, see fd_recv; sendmsg with
  * MSG_NOSIGNAL so a vanished client is an error, not a SIGPIPE). nbd_listen_unix() binds a unix socket,
  * replacing a stale socket file but never any other kind of file.
- * Facts: shared/spec/storage.md 3.
+ * Facts: the NBD protocol (NetworkBlockDevice/nbd doc/proto.md).
  */
 #include <errno.h>
 #include <fcntl.h>

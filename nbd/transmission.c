@@ -15,7 +15,7 @@
  * connection before anything is allocated, a merely invalid WRITE has its payload read and
  * dropped so the stream stays in sync. READ with structured replies sends holes as
  * OFFSET_HOLE chunks (unless DF) and data as OFFSET_DATA, one writev per chunk.
- * BLOCK_STATUS needs the base:allocation context. Facts: shared/spec/storage.md 3.2, 3.3.
+ * BLOCK_STATUS needs the base:allocation context. Facts: the NBD protocol (NetworkBlockDevice/nbd doc/proto.md), 3.3.
  */
 #include <errno.h>
 #include <pthread.h>

@@ -1,6 +1,6 @@
 /* rpc/dispatch.c - parse, check, run and answer one XenAPI call.
  *
- * Order of checks (xenapi.md 1.4), the first failure being the one reported:
+ * Order of checks (xapi's doc/content/xen-api/wire-protocol.md), the first failure being the one reported:
  *   1. the body parses (else HTTP 500, as xapi);
  *   2. system.* methods need no session;
  *   3. unknown method: MESSAGE_METHOD_UNKNOWN, after the session check when
@@ -69,7 +69,7 @@ serve_list_methods(struct rpc_call *call)
         rpc_call_reply_success(call, write_method_list, NULL);
         return;
     }
-    /* XML-RPC: the bare array, not a Status struct (xenapi.md 1.2). */
+    /* XML-RPC: the bare array, not a Status struct (xapi's doc/content/xen-api/wire-protocol.md). */
     struct strbuf sb = STRBUF_INIT;
     struct wire_writer w;
     wire_writer_init(&w, WIRE_XMLRPC, &sb);

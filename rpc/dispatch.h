@@ -2,7 +2,7 @@
  *
  * rpc_handle_http is the http_server's handler: it picks the codec by path
  * (/jsonrpc: JSON-RPC; any other POST: XML-RPC), parses, and runs the call
- * through the checks every message gets, in xapi's order (xenapi.md 1.4):
+ * through the checks every message gets, in xapi's order (xapi's doc/content/xen-api/wire-protocol.md):
  * session, method, arity, role. Then a sync call runs on the request thread,
  * an Async one becomes a task on the worker pool, and event.from/next may wait
  * in rpc/events.c without a thread. A body that does not parse is answered

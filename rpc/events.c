@@ -1,4 +1,4 @@
-/* rpc/events.c - event.from / event.next long polls (xenapi.md 4).
+/* rpc/events.c - event.from / event.next long polls (xapi's ocaml/xapi/xapi_event.ml).
  *
  * A call first looks for changes at once; if there are none and it may wait,
  * it becomes a waiter: its HTTP request stays suspended (no thread held) and

@@ -3,7 +3,7 @@
  * Reads encode straight from the store under its read lock (no record copy):
  * get_record and get_all_records are the calls clients make most. Writes go
  * through db_update so a change commits, relinks reverse sets and produces its
- * event in one step. Rules from xenapi.md 2.1: add_to_<map> with a present key
+ * event in one step. Rules from xapi's ocaml/idl/datamodel_utils.ml (implicit messages): add_to_<map> with a present key
  * is MAP_DUPLICATE_KEY [class, field, uuid, key]; remove_from_<map> of a
  * missing key and add_/remove_<set> of a present/absent value are no-ops; a
  * ref written into a field must name a live object of its class (or be

@@ -1,7 +1,7 @@
 /* rpc/implicit.h - the messages every class gets from the data model alone:
  * get_record, get_all(_records)(_where), get_by_uuid, get_by_name_label,
  * get_/set_<field>, add_to_/remove_from_<map>, add_/remove_<set>, create and
- * destroy (xenapi.md 2.1). One generic implementation serves all classes
+ * destroy (xapi's ocaml/idl/datamodel_utils.ml (implicit messages)). One generic implementation serves all classes
  * from the descriptors; a class that needs more declares the message by hand
  * in its datamodel file and api/ implements it.
  */

@@ -5,7 +5,7 @@
  * in memory only (db_set_volatile), at most every SESSION_TOUCH_S seconds: it
  * decides expiry, it is not worth a commit per call.
  *
- * Role refs are deterministic (xenapi.md 1.5): the uuid is the MD5 of the
+ * Role refs are deterministic (xapi's doc/content/xen-api/wire-protocol.md): the uuid is the MD5 of the
  * role's name laid out as a uuid, so every host agrees on them.
  */
 #include "rpc/session.h"

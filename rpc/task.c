@@ -1,5 +1,5 @@
 /* rpc/task.c - task records: creation, completion in xapi's order, cancel
- * requests, garbage collection (xenapi.md 5).
+ * requests, garbage collection (xapi's ocaml/xapi/taskHelper.ml).
  *
  * Completion writes finished, progress, result/error_info and status in one
  * commit, status included: a watcher can never see status done with the

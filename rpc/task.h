@@ -1,4 +1,4 @@
-/* rpc/task.h - task records for Async calls and long operations (xenapi.md 5).
+/* rpc/task.h - task records for Async calls and long operations (xapi's ocaml/xapi/taskHelper.ml).
  *
  * A task is created pending when an Async call is accepted; the worker that
  * runs the call finishes it in xapi's order (finished, progress 1.0, result or

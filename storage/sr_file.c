@@ -12,8 +12,8 @@
  *
  * Space: VHDs are thin; a create or a resize is refused (-ENOSPC) when the
  * virtual size it adds exceeds what statvfs says is free, as SM's file SR does
- * with its "SR full" check. Facts: shared/spec/storage.md (VHD layout, chain
- * rules), xenapi.md "VDI"/"SR".
+ * with its "SR full" check. Facts: the VHD specification (Microsoft's Virtual Hard Disk Image Format Specification) (VHD layout, chain
+ * rules), xapi's ocaml/idl/datamodel*.ml "VDI"/"SR".
  */
 #include "storage/sr_file.h"
 

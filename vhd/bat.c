@@ -6,7 +6,7 @@
  * every block after all metadata, before the trailing footer, below the 2 TiB limit of a
  * 32-bit sector number, and overlapping no other block (sort + one sweep, O(n log n)).
  * It is written back one 512-byte sector at a time, only after the block it names is
- * durable (ordering: vhd/write.c). Layout: shared/spec/storage.md 1.4, 5 rows 10-16.
+ * durable (ordering: vhd/write.c). Layout: the VHD specification (Microsoft's Virtual Hard Disk Image Format Specification), 5 rows 10-16.
  */
 #include <errno.h>
 #include <stdio.h>

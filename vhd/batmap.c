@@ -5,7 +5,7 @@
  * after the sector-padded BAT, and the map in the following sectors. We only ever write
  * maps with every bit clear: a clear bit merely makes a reader consult the block's bitmap,
  * while a stale set bit would hide parent data (spec 1.8). Reading, the batmap is a hint we
- * never need; `check` validates it. Facts: shared/spec/storage.md 1.8, 5 row 18.
+ * never need; `check` validates it. Facts: blktap's vhd-util (the batmap), 5 row 18.
  */
 #include <errno.h>
 #include <stdio.h>

@@ -4,7 +4,7 @@
  * whole sectors; bit set = this file holds the sector (spec 1.5). Bitmaps are loaded on
  * first use and kept (invariant 3 of vhd_int.h); a per-block "full" flag lets reads of
  * full blocks skip bit scanning. Bits beyond the virtual size are ignored (row 17).
- * Facts: shared/spec/storage.md 1.5, 1.7.
+ * Facts: the VHD specification (Microsoft's Virtual Hard Disk Image Format Specification), 1.7.
  */
 #include <errno.h>
 

@@ -9,7 +9,7 @@
  * to what every image above agrees on, the first image holding it supplies the bytes, and
  * a run nobody holds reads as zeros. A parent smaller than the child (the child was grown)
  * reads as zeros beyond its end.
- * Facts: shared/spec/storage.md 1.3, 1.7, 5 rows 19-22.
+ * Facts: the VHD specification (Microsoft's Virtual Hard Disk Image Format Specification), 1.7, 5 rows 19-22.
  */
 #include <errno.h>
 #include <fcntl.h>

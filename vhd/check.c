@@ -6,7 +6,7 @@
  * (inside the file, after metadata, no overlaps) are those of the open path (bat.c), so
  * what `check` passes, an open accepts. Parent links: the parent must resolve by file name
  * in the child's directory, open, carry the recorded UUID, and not repeat a file already
- * seen (loop), within VHD_MAX_CHAIN_DEPTH. Facts: shared/spec/storage.md 2.5, 5.
+ * seen (loop), within VHD_MAX_CHAIN_DEPTH. Facts: blktap's vhd-util, 5.
  */
 #include <errno.h>
 #include <fcntl.h>

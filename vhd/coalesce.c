@@ -11,7 +11,7 @@
  * fdatasync, their BAT sectors, one fdatasync - never a BAT entry before its data.
  * Online: other processes may keep the child's chain (and so the parent) open read-only
  * meanwhile; they never read the parent's sectors that the child holds, and nothing else of
- * the parent changes. Facts: shared/spec/storage.md 2.4.
+ * the parent changes. Facts: SM's drivers/FileSR.py and cleanup.py (xapi-project/sm).
  */
 #include <errno.h>
 

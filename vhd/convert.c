@@ -4,7 +4,7 @@
  * SEEK_HOLE for a raw file) so that holes cost nothing, read allocated runs in chunks of
  * up to 2 MiB (one block: one pread per image run), and skip chunks that are all zeros so
  * the destination stays sparse. The destination is created with O_EXCL and removed again
- * if the copy fails. Facts: shared/spec/storage.md 4.5 (qemu-img convert as the anchor).
+ * if the copy fails. Facts: bench/storage (qemu-img convert as the anchor).
  */
 #include <errno.h>
 #include <fcntl.h>

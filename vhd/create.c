@@ -8,7 +8,7 @@
  * metadata goes out in one pwrite, then the trailing footer, then fsync: a create is
  * O(BAT size), a few milliseconds even for 2040 GiB.
  * A snapshot is an empty differencing child of a sound parent in the same directory; the
- * parent is not modified. Facts: shared/spec/storage.md 1.2-1.8, 2.2, 6.
+ * parent is not modified. Facts: the VHD specification (Microsoft's Virtual Hard Disk Image Format Specification), 2.2, 6.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -6,7 +6,7 @@
  * counted as zero, with blktap's "hidden byte" quirk); validation applies the rules an open
  * needs (type, size, data offset); the stricter cosmetic rules live in check.c. Creation
  * defaults (creator "tap\0" 1.3, CHS geometry) follow spec 1.2.2 so that QEMU, vhd-util and
- * we all read the same virtual size. Facts: shared/spec/storage.md 1.1, 1.2, 5 rows 1-6, 11.
+ * we all read the same virtual size. Facts: the VHD specification (Microsoft's Virtual Hard Disk Image Format Specification), 1.2, 5 rows 1-6, 11.
  */
 #include <errno.h>
 #include <sys/random.h>

@@ -6,7 +6,7 @@
  * (we write MacX, W2ku and W2ru, all holding the path relative to the child's directory).
  * Validation here is what an open needs to trust the BAT location (spec 5 rows 7-12);
  * locators are only decoded for `check`, never used to find a parent (row 22).
- * Facts: shared/spec/storage.md 1.3, 5 rows 7-12 and 21-22.
+ * Facts: the VHD specification (Microsoft's Virtual Hard Disk Image Format Specification), 5 rows 7-12 and 21-22.
  */
 #include <errno.h>
 

@@ -6,7 +6,7 @@
  * the BAT is validated against them (bat.c). Only the trailing footer is trusted for
  * anything writable; the copy at 0 is used only with VHD_OPEN_HEAD_FOOTER for read-only
  * inspection (spec 5 rows 2-3) and never to decide that a file is dynamic (row 6).
- * Facts: shared/spec/storage.md 1.2.1, 5 rows 1-16, 24-25.
+ * Facts: the VHD specification (Microsoft's Virtual Hard Disk Image Format Specification), 5 rows 1-16, 24-25.
  */
 #include <errno.h>
 #include <stdarg.h>

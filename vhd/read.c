@@ -4,7 +4,7 @@
  * over which the image uniformly holds data or not: a fixed disk holds everything, a sparse
  * one nothing in an unallocated block and, in an allocated block, what the sector bitmap
  * says (runs split where a bit changes). chain.c walks images with it (spec 1.7).
- * Facts: shared/spec/storage.md 1.4, 1.5, 1.7.
+ * Facts: the VHD specification (Microsoft's Virtual Hard Disk Image Format Specification), 1.5, 1.7.
  */
 #include <errno.h>
 

@@ -9,7 +9,7 @@
  * repairable: a damaged header or BAT, overlapping blocks, bad parent links - any "fix"
  * would silently change what the guest reads. The result is checked with vhd_check().
  * vhd_set_hidden() lives here too: like a repair it rewrites both footer copies in place.
- * Facts: shared/spec/storage.md 1.2.1, 1.8, 2.5.
+ * Facts: the VHD specification (Microsoft's Virtual Hard Disk Image Format Specification), 1.8, 2.5.
  */
 #include <errno.h>
 #include <fcntl.h>

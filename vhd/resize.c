@@ -9,7 +9,7 @@
  * copy, fdatasync, then repoint the BAT entry in the old BAT (still valid), as in write.c.
  * Only then is the larger BAT written (its prefix equals the old BAT), then the batmap and
  * locators at their new places, then the header, then the footers. Shrinking is refused:
- * it would drop guest data. Facts: shared/spec/storage.md 1.3-1.8, 2.5 (`resize`).
+ * it would drop guest data. Facts: the VHD specification (Microsoft's Virtual Hard Disk Image Format Specification), 2.5 (`resize`).
  */
 #include <errno.h>
 

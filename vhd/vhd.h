@@ -15,7 +15,7 @@
  *    (missing parent), -ESTALE (parent UUID differs from the child's record), -ENOSPC (the
  *    32-bit BAT cannot address more file), -EROFS (write to an image opened read-only),
  *    -EIO / other errno from the system calls.
- * Files are written in the layout of shared/spec/storage.md section 6.1: footer copy at 0,
+ * Files are written in the layout of the VHD specification (Microsoft's Virtual Hard Disk Image Format Specification): footer copy at 0,
  * header at 512, BAT at 1536, batmap after the BAT, creator "tap\0" 1.3, 2 MiB blocks with
  * 4 KiB-aligned data, three parent locators for differencing disks.
  */

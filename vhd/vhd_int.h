@@ -1,6 +1,6 @@
 /* vhd/vhd_int.h - private to vhd/: on-disk structures, one open image, helpers.
  *
- * On-disk layout facts: shared/spec/storage.md section 1 (footer 1.2, header 1.3, BAT 1.4,
+ * On-disk layout facts: the VHD specification (Microsoft's Virtual Hard Disk Image Format Specification) (footer 1.2, header 1.3, BAT 1.4,
  * bitmaps 1.5, batmap 1.8). Every field is big-endian on disk; the structs below hold host
  * order values and are converted only in footer.c / header.c / bat.c.
  *

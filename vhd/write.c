@@ -25,7 +25,7 @@
  * at close) then does one fdatasync, writes the queued BAT sectors, the footer, and one
  * more fdatasync. Rule (2) holds: no BAT entry reaches the disk before its data is durable.
  * A crash mid-batch leaves unreferenced blocks and no trailing footer, as (3) describes.
- * Facts: shared/spec/storage.md 1.5, 1.6, 3.3.
+ * Facts: the VHD specification (Microsoft's Virtual Hard Disk Image Format Specification), 1.6, 3.3.
  */
 #include <errno.h>
 

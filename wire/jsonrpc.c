@@ -3,7 +3,7 @@
  * jansson does the parsing (RFC 8259: UTF-8 checked, duplicate keys and NUL
  * bytes in strings rejected, trailing garbage rejected); this file adds what
  * jansson lacks and then walks its tree into an xval. Facts:
- * shared/spec/xenapi.md 1.3 (versions, id, params, reply shapes).
+ * xapi's doc/content/xen-api/wire-protocol.md (versions, id, params, reply shapes).
  *
  * Before jansson sees a body, one linear pre-scan outside string literals:
  *  (1) bounds the nesting of [ and { (jansson 2.14 only stops at 2048), so

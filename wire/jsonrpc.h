@@ -1,6 +1,6 @@
 /* wire/jsonrpc.h - JSON-RPC 1.0 and 2.0 requests in, XenAPI-shaped replies out.
  *
- * shared/spec/xenapi.md 1.3: "jsonrpc":"2.0" selects v2, absence v1, any other
+ * xapi's doc/content/xen-api/wire-protocol.md: "jsonrpc":"2.0" selects v2, absence v1, any other
  * value is a parse failure; the id (string or integer) is required; v1 params
  * must be an array, v2 params may be omitted (no params) and a named-params
  * object is passed as one struct argument. Parsing uses jansson with a depth

@@ -4,7 +4,7 @@
  * per value (the strbuf grows by doubling). Text is escaped by scanning runs of
  * bytes that need nothing and appending each run with one memcpy; only the
  * bytes that need work (markup characters, control characters, bytes that are
- * not valid UTF-8) break a run. Facts: shared/spec/xenapi.md 1.2 (XML-RPC
+ * not valid UTF-8) break a run. Facts: xapi's doc/content/xen-api/wire-protocol.md (XML-RPC
  * value encoding as ocaml-rpc writes it), 1.3 (JSON), RFC 8259 section 7
  * (JSON string escapes), XML 1.0 section 2.2 (the Char production: what may
  * appear in a document at all), RFC 3629 (UTF-8).

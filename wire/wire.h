@@ -6,7 +6,7 @@
  * JSON writer also serialises records for the store (db/), so a record has
  * one encoder for the wire and the disk.
  *
- * Value conventions (shared/spec/xenapi.md 1.2, 1.3):
+ * Value conventions (xapi's doc/content/xen-api/wire-protocol.md, 1.3):
  *   XML-RPC: strings untyped <value>text</value>, XML-escaped (& < > " and
  *   CR as &#13;), control characters other than TAB/LF/CR dropped, invalid
  *   UTF-8 and U+FFFE/U+FFFF as U+FFFD; int64 untyped (a string);

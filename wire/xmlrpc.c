@@ -6,7 +6,7 @@
  * frame below (a <param>, an array's <data>, a <member>, or the result). The
  * grammar is the XML-RPC specification's (methodCall, methodResponse, params,
  * param, value, the scalar types, array/data, struct/member/name) plus <nil/>
- * and <i8>; shared/spec/xenapi.md 1.2 gives what XenAPI clients send and
+ * and <i8>; xapi's doc/content/xen-api/wire-protocol.md gives what XenAPI clients send and
  * expect.
  *
  * Hostile input (invariants of the parser):

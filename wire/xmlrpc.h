@@ -2,7 +2,7 @@
  *
  * Parsing uses expat with a hard limit on depth and size; any malformed or
  * hostile body gives a negative errno and a short human reason, never a crash.
- * Replies are written without whitespace between tags (shared/spec/clients.md).
+ * Replies are written without whitespace between tags (what real clients send (Xen Orchestra's xen-api package, the XenAPI SDKs)).
  * Thread-safe: no shared state.
  */
 #ifndef VESSEL_WIRE_XMLRPC_H

@@ -2,7 +2,7 @@
 # bench/storage/run.sh - vhd serve vs nbdkit (raw) and qemu-nbd (vpc); coalesce; snapshot.
 #
 # Usage: bench/storage/run.sh PATH/TO/vhd [SIZE_GIB=1] [RUNTIME_S=5]
-# Method (shared/spec/storage.md 4.4): fio's nbd engine over a unix socket, one job, seq =
+# Method (bench/storage): fio's nbd engine over a unix socket, one job, seq =
 # 1 MiB at QD8, rand = 4 KiB at QD32; every target measured in the same session on the same
 # machine, interleaved, reported as a ratio. The VHD is a QEMU-made dynamic disk, filled
 # once (allocating), then served by qemu-nbd -f vpc and by vhd serve in turn; nbdkit serves

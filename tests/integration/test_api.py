@@ -140,7 +140,7 @@ def implicit_messages(t, d, sess, templates):
     t.ok(e and e[0] in ('FIELD_TYPE_ERROR', 'INVALID_VALUE'), 'create without a mandatory field', e)
     value(s.network.destroy(sess, net))
     t.eq(error(s.network.get_record(sess, net))[0], 'HANDLE_INVALID', 'destroy removes it')
-    # a clone of a template is still a template until VM.provision (xenapi.md 3.5)
+    # a clone of a template is still a template until VM.provision (xapi's ocaml/xapi/xapi_vm_clone.ml)
     expr = 'field "name__label" = "renamed" and not field "is_a_template" = "false"'
     where = value(s.VM.get_all_records_where(sess, expr))
     t.eq(list(where), [vm], 'get_all_records_where with the xe expression language')

@@ -491,7 +491,7 @@ def t_errors():
 def t_count_mismatch_xapi():
     # xapi's generated server (ocaml/idl/ocaml_backend/gen_server.ml) reports
     # the params without defaults as expected and len(params) - 1 (the
-    # session) as received; shared/spec/xenapi.md 1.4 says the same.
+    # session) as received; xapi's doc/content/xen-api/wire-protocol.md says the same.
     eq(fails(S.p.VM.get_name_label(S.session), "MESSAGE_PARAMETER_COUNT_MISMATCH"),
        ["MESSAGE_PARAMETER_COUNT_MISMATCH", "VM.get_name_label", "1", "0"], "ErrorDescription")
     eq(fails(S.p.session.login_with_password("root"), "MESSAGE_PARAMETER_COUNT_MISMATCH"),

@@ -2,7 +2,7 @@
 """tests/storage/make_hostile.py - writes the hostile VHD corpus (spec section 5 rows).
 
 Builds tiny VHDs byte by byte (4 KiB blocks keep every file a few KiB), then one mutant
-per hostile row of shared/spec/storage.md section 5. Output: tests/storage/hostile/*.vhd
+per hostile row of the VHD specification (Microsoft's Virtual Hard Disk Image Format Specification). Output: tests/storage/hostile/*.vhd
 (rejected by `vhd check`) and the single-file ones copied into tests/fuzz/corpus/vhd/.
 Run from anywhere: python3 tests/storage/make_hostile.py
 """

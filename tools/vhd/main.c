@@ -2,7 +2,7 @@
  *
  * The tool is a thin shell over vhd/ and nbd/ (it knows no XenAPI): main() picks the
  * command, each command parses its own options (getopt_long) and maps library -errno to a
- * message and an exit status: 0 success, 1 failure, 2 usage. Facts: shared/spec/storage.md.
+ * message and an exit status: 0 success, 1 failure, 2 usage. Facts: the VHD specification (Microsoft's Virtual Hard Disk Image Format Specification).
  */
 #include <stdio.h>
 #include <string.h>

@@ -46,7 +46,7 @@
  *   info         "ok depth=N leaf=UUID size=BYTES paused=0|1".
  * Anything else, an over-long line (the connection is then closed), descriptors with any
  * other command or a count that differs from N: "error EINVAL ...", descriptors closed.
- * Facts: shared/spec/storage.md 3, 6.6; STYLE.md section 10; unix(7) SCM_RIGHTS.
+ * Facts: the NBD protocol (NetworkBlockDevice/nbd doc/proto.md), 6.6; STYLE.md section 10; unix(7) SCM_RIGHTS.
  */
 #include <errno.h>
 #include <getopt.h>

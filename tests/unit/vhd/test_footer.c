@@ -1,6 +1,6 @@
 /* tests/unit/vhd/test_footer.c - footer, header and geometry codecs of vhd/.
  *
- * Known answers from shared/spec/storage.md 1.1-1.3: checksum rule, big-endian fields,
+ * Known answers from the VHD specification (Microsoft's Virtual Hard Disk Image Format Specification): checksum rule, big-endian fields,
  * the hidden-byte quirk, CHS geometry, UTF-16BE parent names.
  */
 #include <errno.h>

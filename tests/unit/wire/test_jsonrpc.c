@@ -1,6 +1,6 @@
 /* tests/unit/wire/test_jsonrpc.c - JSON-RPC request parsing and reply framing.
  *
- * shared/spec/xenapi.md 1.3: version detection, the required id, params
+ * xapi's doc/content/xen-api/wire-protocol.md: version detection, the required id, params
  * rules per version, reply shapes (compared whole), and hostile bodies
  * (duplicate keys, NUL bytes, invalid UTF-8, deep nesting, huge numbers).
  */

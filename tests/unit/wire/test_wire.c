@@ -1,7 +1,7 @@
 /* tests/unit/wire/test_wire.c - the streaming writers and the datetime form.
  *
  * Output is compared byte for byte: XML-RPC as xapi writes it (no whitespace
- * between tags, untyped strings and int64s, shared/spec/xenapi.md 1.2) and
+ * between tags, untyped strings and int64s, xapi's doc/content/xen-api/wire-protocol.md) and
  * JSON per 1.3 / RFC 8259, including what happens to bytes either format
  * cannot carry.
  */

@@ -1,7 +1,7 @@
 /* tests/unit/wire/test_xmlrpc.c - XML-RPC parsing and XenAPI reply framing.
  *
  * Replies are compared whole against golden files in data/ (exact bytes, as
- * xapi writes them: shared/spec/xenapi.md 1.2). Parsing is checked for every
+ * xapi writes them: xapi's doc/content/xen-api/wire-protocol.md). Parsing is checked for every
  * value type in the forms clients send, and against hostile bodies: each
  * data/xmlrpc/fail-<what>.xml must be refused with the errno and reason named
  * in fail-<what>.fault ("EINVAL some words of the reason").
