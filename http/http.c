@@ -78,6 +78,7 @@
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
 
+#include "common/errtext.h"
 #include "common/log.h"
 
 /* HTTP_IDLE_TIMEOUT_S (http.h): event.from long-polls for up to ~65 s, but
@@ -189,17 +190,6 @@ static char options_pending;
  * (EPIPE/ECONNRESET) instead of the status; reading costs time, no memory. */
 static char too_large_draining;
 #define HTTP_DRAIN_MAX (16u << 20)
-
-static void
-why_set(char *why, size_t why_len, const char *fmt, ...)
-{
-    if (!why || why_len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, why_len, fmt, ap);
-    va_end(ap);
-}
 
 /*==== Parsers (pure; fuzzed by tests/fuzz/http_headers_fuzz.c) ====*/
 
@@ -1506,14 +1496,14 @@ listen_unix(const char *path, char *why, size_t why_len)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof(sa.sun_path)) {
-        why_set(why, why_len, "unix socket path too long: %s", path);
+        errtext_set(why, why_len, "unix socket path too long: %s", path);
         return -ENAMETOOLONG;
     }
     memcpy(sa.sun_path, path, strlen(path) + 1);
     struct stat st;
     if (lstat(path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) {
-            why_set(why, why_len, "%s exists and is not a socket", path);
+            errtext_set(why, why_len, "%s exists and is not a socket", path);
             return -EEXIST;
         }
         /* replace a stale socket from a previous run, not a live daemon's */
@@ -1522,7 +1512,7 @@ listen_unix(const char *path, char *why, size_t why_len)
         if (probe >= 0)
             close(probe);
         if (live) {
-            why_set(why, why_len, "%s: another server is listening there", path);
+            errtext_set(why, why_len, "%s: another server is listening there", path);
             return -EADDRINUSE;
         }
         (void)unlink(path);
@@ -1534,7 +1524,7 @@ listen_unix(const char *path, char *why, size_t why_len)
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || chmod(path, 0600) != 0 ||
         listen(fd, HTTP_LISTEN_BACKLOG) != 0) {
         int e = errno;
-        why_set(why, why_len, "unix socket %s: %s", path, strerror(e));
+        errtext_set(why, why_len, "unix socket %s: %s", path, strerror(e));
         close(fd);
         return -e;
     }
@@ -1547,7 +1537,7 @@ listen_tcp(const char *spec, int *port, bool *v6, char *why, size_t why_len)
     struct sockaddr_storage ss;
     socklen_t len;
     if (http_parse_listen(spec, &ss, &len) < 0) {
-        why_set(why, why_len, "bad listen address \"%s\" (want HOST:PORT or [V6]:PORT)", spec);
+        errtext_set(why, why_len, "bad listen address \"%s\" (want HOST:PORT or [V6]:PORT)", spec);
         return -EINVAL;
     }
     *v6 = ss.ss_family == AF_INET6;
@@ -1560,7 +1550,7 @@ listen_tcp(const char *spec, int *port, bool *v6, char *why, size_t why_len)
         (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, HTTP_LISTEN_BACKLOG) != 0) {
         int e = errno;
-        why_set(why, why_len, "listen on %s: %s", spec, strerror(e));
+        errtext_set(why, why_len, "listen on %s: %s", spec, strerror(e));
         close(fd);
         return -e;
     }
@@ -1609,7 +1599,7 @@ listener_start(struct http_server *srv, struct http_listener *lst, unsigned n_th
     lst->mhd = MHD_start_daemon(flags, 0, is_unix ? NULL : on_accept, lst, on_access, lst,
                                 MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (!lst->mhd) {
-        why_set(why, why_len, "cannot start the %s listener (libmicrohttpd)",
+        errtext_set(why, why_len, "cannot start the %s listener (libmicrohttpd)",
                 lst->transport == HTTP_TRANSPORT_UNIX  ? "unix"
                 : lst->transport == HTTP_TRANSPORT_TCP ? "http"
                                                        : "https");
@@ -1632,7 +1622,7 @@ tls_material_load(struct http_server *srv, const struct http_config *cfg, char *
                   size_t why_len)
 {
     if (!cfg->tls_key_pem_path || !cfg->tls_cert_pem_path) {
-        why_set(why, why_len, "TLS listener without key and certificate paths");
+        errtext_set(why, why_len, "TLS listener without key and certificate paths");
         return -EINVAL;
     }
     int rc = tls_cert_ensure(cfg->tls_key_pem_path, cfg->tls_cert_pem_path, cfg->tls_hostname,
@@ -1641,7 +1631,7 @@ tls_material_load(struct http_server *srv, const struct http_config *cfg, char *
         return rc;
     if ((rc = tls_cert_read_file(cfg->tls_key_pem_path, &srv->tls_key_pem)) < 0 ||
         (rc = tls_cert_read_file(cfg->tls_cert_pem_path, &srv->tls_cert_pem)) < 0) {
-        why_set(why, why_len, "reading TLS key/certificate: %s", strerror(-rc));
+        errtext_set(why, why_len, "reading TLS key/certificate: %s", strerror(-rc));
         return rc;
     }
     return 0;
@@ -1707,7 +1697,7 @@ server_listen_all(struct http_server *srv, const struct http_config *cfg, char *
     if (!(srv->limit = http_limit_new(srv->max_per_address)))
         return -ENOMEM;
     if (listen_configured(cfg->tls_listen) && tls_policy_init() < 0) {
-        why_set(why, why_len, "GnuTLS refused the TLS priority strings");
+        errtext_set(why, why_len, "GnuTLS refused the TLS priority strings");
         return -EINVAL;
     }
     int fd;
@@ -1751,9 +1741,9 @@ int
 http_server_start(const struct http_config *cfg, struct http_server **out, char *why,
                   size_t why_len)
 {
-    why_set(why, why_len, "%s", "");
+    errtext_set(why, why_len, "%s", "");
     if (!cfg || !cfg->handler || !out) {
-        why_set(why, why_len, "no configuration or handler");
+        errtext_set(why, why_len, "no configuration or handler");
         return -EINVAL;
     }
     struct http_server *srv = calloc(1, sizeof(*srv));
