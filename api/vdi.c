@@ -25,6 +25,7 @@
 #include "api/disk_servers.h"
 #include "api/storage_api.h"
 #include "api/storage_gc.h"
+#include "common/cleanup.h"
 #include "common/log.h"
 #include "common/testhook.h"
 #include "db/db.h"
@@ -127,13 +128,13 @@ bool
 storage_vdi_create(struct call_ctx *ctx, const struct xapi_vdi_record *args, char **ref,
                    struct xerr **errp)
 {
-    char *path = NULL, uuid[37];
+    _cleanup_free_ char *path = NULL;
+    char uuid[37];
     if (!storage_sr_path(ctx->db, ctx->srv->host_ref, args->SR, &path, errp))
         return false;
     if (args->virtual_size <= 0) {
         char v[24];
         snprintf(v, sizeof(v), "%" PRId64, args->virtual_size);
-        free(path);
         return xerr_invalid_value(errp, "virtual_size", v);
     }
     uint64_t size = sr_file_round_size((uint64_t)args->virtual_size);
@@ -141,20 +142,16 @@ storage_vdi_create(struct call_ctx *ctx, const struct xapi_vdi_record *args, cha
     int rc = sr_file_intent_begin(path, uuid, "create");
     if (rc == 0 && (rc = sr_file_vdi_create(path, uuid, size)) < 0)
         sr_file_intent_end(path, uuid);
-    if (rc < 0) {
-        bool ok = vdi_fail(errp, rc, args->SR, "", path, size);
-        free(path);
-        return ok;
-    }
+    if (rc < 0)
+        return vdi_fail(errp, rc, args->SR, "", path, size);
     struct sr_file_vhd info = {.physical_size = 0};
     sr_file_vdi_info(path, uuid, &info);
-    struct xapi_vdi_record *v = xrecord_copy(&xapi_class_vdi, args);
+    _cleanup_(xapi_vdi_record_freep) struct xapi_vdi_record *v =
+        xrecord_copy(&xapi_class_vdi, args);
     if (!v || !xstr_set(&v->uuid, uuid) || !xstr_set(&v->location, uuid) ||
         !vdi_sm_parent(v, NULL) || !storage_vdi_ops_refresh(v, false)) {
-        xapi_vdi_record_free(v);
-        sr_file_vdi_destroy(path, uuid);
+        sr_file_vdi_destroy(path, uuid); /* rollback */
         sr_file_intent_end(path, uuid);
-        free(path);
         return xerr_nomem(errp);
     }
     xtype_value_clear(&xapi_type_string_vdi_operations_map, &v->current_operations);
@@ -163,15 +160,13 @@ storage_vdi_create(struct call_ctx *ctx, const struct xapi_vdi_record *args, cha
     v->managed = true;
     v->missing = false;
     test_crash_point("vdi.create.before_commit");
-    if (!db_create(ctx->db, &xapi_class_vdi, NULL, v, ref, errp)) {
-        sr_file_vdi_destroy(path, uuid);
+    if (!db_create(ctx->db, &xapi_class_vdi, NULL, steal_ptr(&v), ref, errp)) {
+        sr_file_vdi_destroy(path, uuid); /* rollback */
         sr_file_intent_end(path, uuid);
-        free(path);
         return false;
     }
     intent_done(ctx, path, uuid);
     storage_sr_refresh(ctx->db, args->SR, path, NULL);
-    free(path);
     return true;
 }
 
@@ -198,8 +193,8 @@ vdi_records_destroy(struct db *db, const struct xapi_vdi_record *v, const char *
 bool
 api_vdi_destroy(struct call_ctx *ctx, const char *self, struct xerr **errp)
 {
-    struct xapi_vdi_record *v = NULL;
-    char *path = NULL;
+    _cleanup_(xapi_vdi_record_freep) struct xapi_vdi_record *v = NULL;
+    _cleanup_free_ char *path = NULL;
     if (!vdi_open(ctx, self, &v, &path, errp))
         return false;
     bool ok;
@@ -216,21 +211,17 @@ api_vdi_destroy(struct call_ctx *ctx, const char *self, struct xerr **errp)
         storage_sr_refresh(ctx->db, v->SR, path, NULL);
         storage_gc_kick(ctx->srv); /* its base may now have a single child */
     }
-    xapi_vdi_record_free(v);
-    free(path);
     return ok;
 }
 
 bool
 api_vdi_forget(struct call_ctx *ctx, const char *vdi, struct xerr **errp)
 {
-    struct xapi_vdi_record *v = NULL;
+    _cleanup_(xapi_vdi_record_freep) struct xapi_vdi_record *v = NULL;
     if (!db_get(ctx->db, &xapi_class_vdi, vdi, (void **)&v, errp))
         return false;
-    bool ok = vdi_attached(ctx->db, v) ? xerr_vdi_in_use(errp, vdi, "forget")
-                                       : vdi_records_destroy(ctx->db, v, vdi, errp);
-    xapi_vdi_record_free(v);
-    return ok;
+    return vdi_attached(ctx->db, v) ? xerr_vdi_in_use(errp, vdi, "forget")
+                                    : vdi_records_destroy(ctx->db, v, vdi, errp);
 }
 
 /* ------------------------------------------------------------------ snapshot, clone */
@@ -281,8 +272,9 @@ static bool
 vdi_snapshot_or_clone(struct call_ctx *ctx, const char *vdi, bool snapshot, char **result,
                       struct xerr **errp)
 {
-    struct xapi_vdi_record *src = NULL;
-    char *path = NULL, uuid[37], base[37];
+    _cleanup_(xapi_vdi_record_freep) struct xapi_vdi_record *src = NULL;
+    _cleanup_free_ char *path = NULL;
+    char uuid[37], base[37];
     if (!vdi_open(ctx, vdi, &src, &path, errp))
         return false;
     db_uuid_generate(uuid);
@@ -291,12 +283,8 @@ vdi_snapshot_or_clone(struct call_ctx *ctx, const char *vdi, bool snapshot, char
     int rc = sr_file_intent_begin(path, uuid, what);
     if (rc == 0 && (rc = snapshot_files(ctx->srv, path, src->uuid, uuid, base)) < 0)
         sr_file_intent_end(path, uuid);
-    if (rc < 0) {
-        bool ok = storage_fail(errp, rc, src->SR, vdi);
-        xapi_vdi_record_free(src);
-        free(path);
-        return ok;
-    }
+    if (rc < 0)
+        return storage_fail(errp, rc, src->SR, vdi);
     struct sr_file_vhd leaf = {.physical_size = 0}, fresh = {.physical_size = 0};
     sr_file_vdi_info(path, src->uuid, &leaf);
     sr_file_vdi_info(path, uuid, &fresh);
@@ -328,8 +316,6 @@ vdi_snapshot_or_clone(struct call_ctx *ctx, const char *vdi, bool snapshot, char
         intent_done(ctx, path, uuid);
         storage_sr_refresh(ctx->db, src->SR, path, NULL);
     }
-    xapi_vdi_record_free(src);
-    free(path);
     return ok;
 }
 
@@ -365,8 +351,12 @@ static bool
 vdi_copy_into(struct call_ctx *ctx, const char *vdi, const char *base, const char *into,
               char **result, struct xerr **errp)
 {
-    struct xapi_vdi_record *src = NULL, *dst = NULL, *b = NULL;
-    char *src_path = NULL, *dst_path = NULL, *base_path = NULL;
+    _cleanup_(xapi_vdi_record_freep) struct xapi_vdi_record *src = NULL;
+    _cleanup_(xapi_vdi_record_freep) struct xapi_vdi_record *dst = NULL;
+    _cleanup_(xapi_vdi_record_freep) struct xapi_vdi_record *b = NULL;
+    _cleanup_free_ char *src_path = NULL;
+    _cleanup_free_ char *dst_path = NULL;
+    _cleanup_free_ char *base_path = NULL;
     bool ok = vdi_open(ctx, vdi, &src, &src_path, errp) &&
               vdi_open(ctx, into, &dst, &dst_path, errp) &&
               (strcmp(base, NULL_REF) == 0 || vdi_open(ctx, base, &b, &base_path, errp));
@@ -400,12 +390,6 @@ vdi_copy_into(struct call_ctx *ctx, const char *vdi, const char *base, const cha
     }
     if (writer)
         storage_gc_writer_end(dst->uuid);
-    xapi_vdi_record_free(src);
-    xapi_vdi_record_free(dst);
-    xapi_vdi_record_free(b);
-    free(src_path);
-    free(dst_path);
-    free(base_path);
     return ok;
 }
 
@@ -417,16 +401,15 @@ api_vdi_copy(struct call_ctx *ctx, const char *vdi, const char *sr, const char *
         return vdi_copy_into(ctx, vdi, base_vdi, into_vdi, result, errp);
     if (strcmp(base_vdi, NULL_REF) != 0 && !db_exists(ctx->db, &xapi_class_vdi, base_vdi))
         return xerr_handle_invalid(errp, "VDI", base_vdi);
-    struct xapi_vdi_record *src = NULL;
-    char *src_path = NULL, *dst_path = NULL, uuid[37];
+    _cleanup_(xapi_vdi_record_freep) struct xapi_vdi_record *src = NULL;
+    _cleanup_free_ char *src_path = NULL;
+    _cleanup_free_ char *dst_path = NULL;
+    char uuid[37];
     if (!vdi_open(ctx, vdi, &src, &src_path, errp))
         return false;
     const char *dst_sr = strcmp(sr, NULL_REF) != 0 ? sr : src->SR;
-    if (!storage_sr_path(ctx->db, ctx->srv->host_ref, dst_sr, &dst_path, errp)) {
-        xapi_vdi_record_free(src);
-        free(src_path);
+    if (!storage_sr_path(ctx->db, ctx->srv->host_ref, dst_sr, &dst_path, errp))
         return false;
-    }
     db_uuid_generate(uuid);
     bool ok;
     char what[64];
@@ -464,9 +447,6 @@ api_vdi_copy(struct call_ctx *ctx, const char *vdi, const char *sr, const char *
         intent_done(ctx, dst_path, uuid);
         storage_sr_refresh(ctx->db, dst_sr, dst_path, NULL);
     }
-    xapi_vdi_record_free(src);
-    free(src_path);
-    free(dst_path);
     return ok;
 }
 
