@@ -31,6 +31,7 @@
 #include "cli/cmds.h"
 #include "cli/conn.h"
 #include "client/xclient.h"
+#include "common/fileio.h"
 #include "xapi_client.h"
 
 #define CONSOLE_ESCAPE 0x1d /* Ctrl-] */
@@ -221,21 +222,6 @@ tunnel_connect(struct tunnel *t, const char *console, const char *session, struc
 
 /* ------------------------------------------------------------------ the pump */
 
-static bool
-write_out(const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(STDOUT_FILENO, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
 /* Copies both ways until Ctrl-] (@tty), the server closes, or (without a
  * tty) stdin ends and the guest is quiet. */
 static bool
@@ -258,7 +244,7 @@ pump(struct tunnel *t, bool tty, struct xerr **errp)
             ssize_t r = tunnel_recv(t, buf, sizeof(buf));
             if (r <= 0)
                 return true; /* the server ended the console */
-            if (!write_out(buf, (size_t)r))
+            if (fileio_write_all(STDOUT_FILENO, buf, (size_t)r) < 0)
                 return true;
         }
         if (in_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {

@@ -52,6 +52,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
+#include "common/fileio.h"
 #include "common/hashmap.h"
 #include "common/log.h"
 #include "xenops/qmp.h"
@@ -1536,23 +1537,15 @@ qemu_disk_unplug(struct xenops *x, const char *uuid, unsigned slot, unsigned tim
 
 /* ================= recovery ================= */
 
+/* A file of a domain's run directory (pid, config, accelerator), or NULL. */
 static char *
 read_small(const char *dir, const char *name)
 {
     char path[4200];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    FILE *f = fopen(path, "re");
-    if (!f)
+    char *text = NULL;
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
         return NULL;
-    char *buf = NULL;
-    size_t cap = 0;
-    ssize_t n = getdelim(&buf, &cap, '\0', f);
-    fclose(f);
-    if (n < 0) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
+    return fileio_read_all(path, 1u << 20, &text, NULL) == 0 ? text : NULL;
 }
 
 /* True when @pid's command line is domain @uuid's qemu ("-uuid" "<uuid>"):
