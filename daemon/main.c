@@ -39,9 +39,13 @@
 #include "rpc/dispatch.h"
 #include "rpc/events.h"
 #include "rpc/session.h"
+#include "rpc/static_files.h"
 #include "rpc/task.h"
 
 #define VESSELD_VERSION "0.1.0"
+
+/* The web UI's files (rpc/static_files.h), or NULL when there is none. */
+static struct static_files *ui_files;
 
 struct options {
     const char *data_dir;
@@ -53,6 +57,7 @@ struct options {
     const char *tls_cert;
     const char *tls_key;
     const char *audit_log;
+    const char *ui_dir;
     int session_idle_s;
     int task_keep_s;
     int metrics_s;
@@ -88,6 +93,8 @@ usage(FILE *out)
             "                            after VDI.destroy and SR.scan (default 60)\n"
             "  --threads N               request threads (default: CPUs, at least 2)\n"
             "  --log-level error|warn|info|debug\n"
+            "  --ui-dir DIR              the web UI's files, served at / (default: ui/ beside\n"
+            "                            the vesseld binary, where the build puts them; none)\n"
             "  --help, --version\n"
             "\n"
             "When every listener accepts it writes DIR/vesseld.pid and logs one line\n"
@@ -101,6 +108,36 @@ path_in(const char *dir, const char *name)
     if (asprintf(&p, "%s/%s", dir, name) < 0)
         return NULL;
     return p;
+}
+
+/* Opens the web UI's directory: --ui-dir, or ui/ beside this binary (the
+ * build writes build/ui next to build/vesseld). A missing UI is not fatal:
+ * the API works without it, and / then answers with a short text page. */
+static void
+open_ui_dir(const char *opt)
+{
+    if (opt && strcmp(opt, "none") == 0)
+        return;
+    char *dir = NULL;
+    if (opt) {
+        dir = strdup(opt);
+    } else {
+        char *exe = realpath("/proc/self/exe", NULL);
+        char *slash = exe ? strrchr(exe, '/') : NULL;
+        if (slash) {
+            *slash = '\0';
+            dir = path_in(exe, "ui");
+        }
+        free(exe);
+    }
+    if (!dir)
+        return;
+    int rc = static_files_open(dir, &ui_files);
+    if (rc < 0)
+        log_write_errno(opt ? LOG_WARN : LOG_INFO, -rc, "vesseld.ui", "dir=%s", dir);
+    else
+        log_info("vesseld.ui", "dir=%s", static_files_root(ui_files));
+    free(dir);
 }
 
 static int
@@ -245,6 +282,7 @@ parse_options(int argc, char **argv, struct options *o)
         {"storage-gc-period", required_argument, NULL, 'G'},
         {"threads", required_argument, NULL, 'T'},
         {"log-level", required_argument, NULL, 'L'},
+        {"ui-dir", required_argument, NULL, 'U'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -257,6 +295,7 @@ parse_options(int argc, char **argv, struct options *o)
         case 't': o->tls_listen = optarg; break;
         case 'u': o->unix_path = optarg; break;
         case 'A': o->audit_log = optarg; break;
+        case 'U': o->ui_dir = optarg; break;
         case 'r': o->root_password_file = optarg; break;
         case 'b':
             if (strcmp(optarg, "qemu") && strcmp(optarg, "sim") && strcmp(optarg, "auto")) {
@@ -305,11 +344,13 @@ parse_options(int argc, char **argv, struct options *o)
     return 0;
 }
 
-/* The HTTP routes: console tunnels, then the RPC endpoints. */
+/* The HTTP routes: console tunnels, the UI's files, then the RPC endpoints. */
 static void
 vesseld_http(void *opaque, struct http_request *req)
 {
     if (console_http_handle(opaque, req))
+        return;
+    if (static_files_handle(ui_files, req))
         return;
     rpc_handle_http(opaque, req);
 }
@@ -427,6 +468,7 @@ main(int argc, char **argv)
     }
     db_set_commit_hook(srv.db, events_on_commit, srv.events);
 
+    open_ui_dir(o.ui_dir);
     char hostname[256] = "localhost";
     gethostname(hostname, sizeof(hostname) - 1);
     struct http_config hc = {
@@ -480,6 +522,7 @@ out:
     storage_gc_stop(&srv);
     events_stop(srv.events); /* answers long polls while their connections live */
     http_server_stop(http);
+    static_files_free(ui_files);
     events_free(srv.events);
     workpool_stop(srv.workers);
     domains_close(srv.domains);
