@@ -17,10 +17,10 @@
  * revalidated each time, so a rebuilt UI is picked up at the next load.
  *
  * Security headers on every reply: a CSP allowing this origin only (no inline
- * script, no eval, no third-party origin, no framing), X-Frame-Options DENY
- * for browsers without frame-ancestors, nosniff, no Referer (the console's
- * URL carries a session id), and no caching of the UI by shared caches is
- * needed beyond what is said above (the files hold no secret).
+ * script, no eval, no third-party origin, no framing; UI_CSP says why inline
+ * styles are allowed), X-Frame-Options DENY for browsers without
+ * frame-ancestors, nosniff, and no Referer (the console's URL carries a
+ * session id). The files hold no secret, so shared caches may keep them.
  */
 #include "rpc/static_files.h"
 
@@ -38,13 +38,17 @@ struct static_files {
     char *root; /* realpath() of the directory */
 };
 
-/* 'self' also allows ws:/wss: to this host (CSP Level 3, 6.7.2.x "self"
+/* 'self' also allows ws:/wss: to this host (CSP Level 3, "self" source
  * matching), which the consoles need. img-src data: is for canvas-made
- * images (noVNC's cursor). style-src allows no inline <style> element. */
+ * images (noVNC's cursor). style-src allows inline styles because xterm.js
+ * writes its cell metrics and theme into <style> elements it makes at run
+ * time; script stays 'self' only, and injected CSS cannot reach another
+ * origin (img-src, font-src and connect-src are 'self'), which is what CSS
+ * exfiltration would need. */
 #define UI_CSP                                                                                    \
     "Content-Security-Policy: default-src 'self'; script-src 'self'; connect-src 'self'; "       \
-    "img-src 'self' data:; style-src 'self'; font-src 'self'; object-src 'none'; "               \
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    "img-src 'self' data:; style-src 'self' 'unsafe-inline'; font-src 'self'; "                  \
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 int
 static_files_open(const char *dir, struct static_files **out)

@@ -102,9 +102,11 @@ test('the UI is served with its security headers', async () => {
   assert.equal(res.status, 200)
   assert.match(res.headers.get('content-type'), /^text\/html/)
   const csp = res.headers.get('content-security-policy')
-  assert.match(csp, /script-src 'self'/)
+  assert.match(csp, /(^|; )script-src 'self';/, 'scripts from this origin only, none inline')
+  assert.match(csp, /(^|; )default-src 'self';/)
+  assert.match(csp, /(^|; )connect-src 'self';/)
   assert.match(csp, /frame-ancestors 'none'/)
-  assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/)
+  assert.doesNotMatch(csp, /unsafe-eval|https?:|\*/)
   assert.equal(res.headers.get('x-frame-options'), 'DENY')
   assert.equal(res.headers.get('x-content-type-options'), 'nosniff')
   assert.equal(res.headers.get('referrer-policy'), 'no-referrer')
@@ -177,6 +179,18 @@ test('pause and unpause, with the task list showing the tasks', async () => {
   await page.click('[data-op=unpause]')
   await page.locator('[data-test=power-state]:has-text("Running")').waitFor({ timeout: 15000 })
   await page.locator('[data-test=tasks] .task[data-status=success]').first().waitFor({ timeout: 5000 })
+})
+
+test('the serial console in the page: replay, then typed keys echoed', async () => {
+  await page.locator('[data-test=consoles]').waitFor({ timeout: 5000 })
+  await page.click('[data-open=vt100]')
+  const screen = page.locator('[data-protocol=vt100] .xterm-rows')
+  await page.locator('[data-protocol=vt100][data-status=connected]').waitFor({ timeout: 10000 })
+  await screen.locator('text=VESSEL-GUEST-UP').waitFor({ timeout: 10000 })
+  await page.click('[data-protocol=vt100] .console-screen')
+  await page.keyboard.type('typed-in-browser')
+  await screen.locator('text=typed-in-browser').waitFor({ timeout: 10000 })
+  await shot(page, 'vm-console')
 })
 
 test('a disk upload with visible progress', async () => {
