@@ -27,6 +27,7 @@
 #include "api/vdi_transfer.h"
 #include "api/domains.h"
 #include "api/metrics.h"
+#include "api/rrd_store.h"
 #include "api/storage_gc.h"
 #include "api/vm_ops.h"
 #include "common/log.h"
@@ -46,6 +47,8 @@
 
 /* The web UI's files (rpc/static_files.h), or NULL when there is none. */
 static struct static_files *ui_files;
+/* The host's and VMs' metrics (api/rrd_store.h), or NULL before start. */
+static struct rrd_store *rrd_store;
 
 struct options {
     const char *data_dir;
@@ -350,6 +353,8 @@ vesseld_http(void *opaque, struct http_request *req)
 {
     if (console_http_handle(opaque, req))
         return;
+    if (rrd_store_http_handle(rrd_store, req))
+        return;
     if (static_files_handle(ui_files, req))
         return;
     rpc_handle_http(opaque, req);
@@ -468,6 +473,10 @@ main(int argc, char **argv)
     }
     db_set_commit_hook(srv.db, events_on_commit, srv.events);
 
+    if ((rc = rrd_store_start(&srv, &rrd_store)) < 0) {
+        log_write_errno(LOG_ERROR, -rc, "vesseld.rrd", "dir=%s/rrd", o.data_dir);
+        goto out;
+    }
     open_ui_dir(o.ui_dir);
     char hostname[256] = "localhost";
     gethostname(hostname, sizeof(hostname) - 1);
@@ -522,6 +531,7 @@ out:
     storage_gc_stop(&srv);
     events_stop(srv.events); /* answers long polls while their connections live */
     http_server_stop(http);
+    rrd_store_stop(rrd_store); /* saves the rrds in DATA/rrd/ */
     static_files_free(ui_files);
     events_free(srv.events);
     workpool_stop(srv.workers);

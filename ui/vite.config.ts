@@ -15,6 +15,6 @@ export default defineConfig({
     chunkSizeWarningLimit: 600,
   },
   server: {
-    proxy: { '/jsonrpc': 'http://127.0.0.1:8080', '/import_raw_vdi': 'http://127.0.0.1:8080' },
+    proxy: { '/jsonrpc': 'http://127.0.0.1:8080', '/import_raw_vdi': 'http://127.0.0.1:8080', '/rrd_updates': 'http://127.0.0.1:8080', '/console': { target: 'ws://127.0.0.1:8080', ws: true } },
   },
 })

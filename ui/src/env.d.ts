@@ -4,3 +4,5 @@ declare module '*.vue' {
   export default component
 }
 declare module '*.css'
+declare module 'uplot/dist/uPlot.min.css'
+declare module '@xterm/xterm/css/xterm.css'

@@ -193,6 +193,23 @@ test('the serial console in the page: replay, then typed keys echoed', async () 
   await shot(page, 'vm-console')
 })
 
+test('graphs from /rrd_updates on the VM and host pages show data points', async () => {
+  // The VM page (still open) first: its vCPU graph.
+  await page.locator('[data-test=graph-vm-memory]').waitFor({ timeout: 5000 })
+  await page.waitForFunction(() => Number(document.querySelector('[data-test=graph-vm-memory]')?.dataset.points) > 0,
+    null, { timeout: 20000 })
+  const host = Object.values(await api('host.get_all_records', [root]))[0]
+  const hostRef = await api('host.get_by_uuid', [root, host.uuid])
+  await page.goto(`${BASE}/#/host/${encodeURIComponent(hostRef)}`)
+  await page.locator('[data-test=host-page]').waitFor()
+  await page.waitForFunction(() => Number(document.querySelector('[data-test=graph-cpu]')?.dataset.points) > 0,
+    null, { timeout: 20000 })
+  await page.locator('[data-test=graph-cpu] canvas').waitFor({ timeout: 5000 })
+  const points = await page.locator('[data-test=graph-cpu]').getAttribute('data-points')
+  console.log(`# host CPU graph: ${points} data points`)
+  await shot(page, 'host')
+})
+
 test('a disk upload with visible progress', async () => {
   const pool = Object.values(await api('pool.get_all_records', [root]))[0]
   await page.goto(`${BASE}/#/sr/${encodeURIComponent(pool.default_SR)}`)
