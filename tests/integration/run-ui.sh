@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Vessel integration test: the web UI in a real browser.
 #
-#   tests/integration/run-ui.sh BUILD_DIR
+#   tests/integration/run-ui.sh BUILD_DIR [TEST [BACKEND]]
 #
+# TEST is a file of ui/tests/ (default browser.test.mjs), BACKEND vesseld's
+# --backend (default sim; vnc.test.mjs needs qemu).
 # Headless Chromium (Debian's `chromium`, /usr/bin/chromium) driven by
 # playwright-core (ui/package-lock.json; installed by ui/build.sh at build
-# time) against a vesseld of its own: sim backend, a temporary data dir, a
+# time) against a vesseld of its own: BACKEND, a temporary data dir, a
 # free 127.0.0.1 port, the UI the build wrote to BUILD_DIR/ui. Accounts: root
 # and "reader" (read-only). Screenshots go to BUILD_DIR/ui-screenshots/.
 # Prints the TAP of ui/tests/browser.test.mjs on stdout; everything else
@@ -14,8 +16,10 @@ set -u -o pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ui_src=$(cd "$here/../../ui" && pwd)
-build=${1:?usage: run-ui.sh BUILD_DIR}
+build=${1:?usage: run-ui.sh BUILD_DIR [TEST [BACKEND]]}
 build=$(cd "$build" && pwd)
+test_file=${2:-browser.test.mjs}
+backend=${3:-sim}
 vesseld="$build/vesseld"
 chromium=${VESSEL_CHROMIUM:-/usr/bin/chromium}
 
@@ -35,6 +39,9 @@ cleanup() {
     kill -KILL "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
   fi
+  # qemu guests and disk servers outlive vesseld by design: end ours, each
+  # by its pid (they name our data dir on their command line).
+  for p in $(pgrep -f -- "$tmp/data" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -47,7 +54,7 @@ chmod 600 "$tmp/pw"
 mkdir -m 700 "$tmp/data"
 printf '%s\n' "$reader_password" | "$vesseld" passwd reader --data-dir "$tmp/data" >&2 ||
   bail "vesseld passwd reader failed"
-"$vesseld" --data-dir "$tmp/data" --listen 127.0.0.1:0 --tls-listen none --backend sim \
+"$vesseld" --data-dir "$tmp/data" --listen 127.0.0.1:0 --tls-listen none --backend "$backend" \
   --unix "$tmp/xapi.sock" --root-password-file "$tmp/pw" --ui-dir "$build/ui" \
   --metrics-period 1 2> "$tmp/vesseld.log" &
 pid=$!
@@ -71,7 +78,7 @@ cd "$ui_src" || bail "cannot cd to $ui_src"
 VESSEL_URL="http://127.0.0.1:$port" VESSEL_PASSWORD="$password" VESSEL_READER_PASSWORD="$reader_password" \
   VESSEL_CHROMIUM="$chromium" VESSEL_SCREENSHOTS="$shots" VESSEL_TMP="$tmp" \
   timeout 200 node --test --test-reporter=tap --test-timeout=60000 --test-concurrency=1 --test-force-exit \
-  tests/browser.test.mjs |
+  "tests/$test_file" |
   sed -u 's/^\([[:space:]]\)/#\1/'
 rc=${PIPESTATUS[0]}
 
