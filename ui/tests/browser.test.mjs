@@ -196,8 +196,16 @@ test('the serial console in the page: replay, then typed keys echoed', async () 
 test('graphs from /rrd_updates on the VM and host pages show data points', async () => {
   // The VM page (still open) first: its vCPU graph.
   await page.locator('[data-test=graph-vm-memory]').waitFor({ timeout: 5000 })
-  await page.waitForFunction(() => Number(document.querySelector('[data-test=graph-vm-memory]')?.dataset.points) > 0,
-    null, { timeout: 20000 })
+  try {
+    await page.waitForFunction(() => Number(document.querySelector('[data-test=graph-vm-memory]')?.dataset.points) > 0,
+      null, { timeout: 40000 })
+  } catch (e) {
+    const title = await page.locator('[data-test=graph-vm-memory] h3').textContent()
+    const vm = (await api('VM.get_all_records', [root]))
+    const uuid = Object.values(vm).find((v) => v.name_label === vmName)?.uuid
+    const r = await fetch(`${BASE}/rrd_updates?session_id=${root}&start=-120&interval=5&cf=AVERAGE&vm_uuid=${uuid}`)
+    throw new Error(`${e.message}; the graph says "${title}"; /rrd_updates: ${r.status} ${(await r.text()).slice(0, 600)}`)
+  }
   const host = Object.values(await api('host.get_all_records', [root]))[0]
   const hostRef = await api('host.get_by_uuid', [root, host.uuid])
   await page.goto(`${BASE}/#/host/${encodeURIComponent(hostRef)}`)
