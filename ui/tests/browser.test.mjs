@@ -270,6 +270,53 @@ test('a read-only account sees no button it may not press', async () => {
   await p.close()
 })
 
+test('edit a halted VM, add and detach a disk, add and remove a NIC', async () => {
+  const name = 'edit-me-' + Date.now()
+  const vm = await newVm(name)
+  await page.goto(`${BASE}/#/vm/${encodeURIComponent(vm)}`)
+  await page.locator(`[data-test=vm-name]:has-text("${name}")`).waitFor()
+  const form = page.locator('[data-test=vm-edit]')
+  await form.locator('label:has-text("Name") input').fill(name + '-renamed')
+  await form.locator('label:has-text("Description") input').fill('edited in the browser')
+  await form.locator('label:has-text("vCPUs") input').fill('2')
+  await form.locator('label:has-text("Memory") input').fill('512')
+  await form.locator('button[type=submit]').click()
+  await page.locator(`[data-test=vm-name]:has-text("${name}-renamed")`).waitFor({ timeout: 10000 })
+  // The form saves field after field: wait for the last one (memory).
+  let rec
+  for (let i = 0; i < 100; i++) {
+    rec = await api('VM.get_record', [root, vm])
+    if (Number(rec.memory_static_max) === 512 * 1048576) break
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  assert.equal(rec.name_description, 'edited in the browser')
+  assert.equal(Number(rec.VCPUs_max), 2)
+  assert.equal(Number(rec.VCPUs_at_startup), 2)
+  assert.equal(Number(rec.memory_static_max), 512 * 1048576)
+
+  const disks = page.locator('[data-test=disks] tbody tr')
+  const before = await disks.count()
+  await page.locator('[data-test=add-disk] input[aria-label="disk name"]').fill('extra')
+  await page.locator('[data-test=add-disk] input[aria-label="size GiB"]').fill('0.01')
+  await page.locator('[data-test=add-disk] button[type=submit]').click()
+  await page.locator('[data-test=disks] tbody tr:has-text("extra")').waitFor({ timeout: 10000 })
+  assert.equal(await disks.count(), before + 1)
+  await page.locator('[data-test=disks] tbody tr:has-text("extra") button:has-text("detach")').click()
+  await page.click('[data-test=confirm-yes]')
+  await page.waitForFunction((n) => document.querySelectorAll('[data-test=disks] tbody tr').length === n, before,
+    { timeout: 10000 })
+
+  await page.locator('[data-test=add-nic] button[type=submit]').click()
+  await page.locator('[data-test=nics] tbody tr').first().waitFor({ timeout: 10000 })
+  assert.equal((await api('VM.get_VIFs', [root, vm])).length, 1)
+  await page.locator('[data-test=nics] tbody tr button:has-text("remove")').click()
+  await page.click('[data-test=confirm-yes]')
+  await page.waitForFunction(() => document.querySelectorAll('[data-test=nics] tbody tr').length === 0, null,
+    { timeout: 10000 })
+  assert.equal((await api('VM.get_VIFs', [root, vm])).length, 0)
+  await shot(page, 'vm-edited')
+})
+
 test('destroy a VM with its disks, after a confirmation', async () => {
   const name = 'doomed-' + Date.now()
   const vm = await api('VM.clone', [root, template, name])
