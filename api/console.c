@@ -2,7 +2,7 @@
  *
  * A GET with "Upgrade: websocket" gets the WebSocket handshake (RFC 6455
  * 4.2.2: Sec-WebSocket-Accept, and the "binary" subprotocol when offered, as
- * noVNC asks) and the same tunnel inside binary frames (rpc/websocket.c), so
+ * noVNC asks) and the same tunnel inside binary frames (http/websocket.c), so
  * a browser can reach the consoles. A WebSocket authenticated by a cookie
  * must come from this host's own origin (a page elsewhere could otherwise
  * open it with the user's cookie: cross-site WebSocket hijacking); one with
@@ -34,7 +34,7 @@
 #include "common/log.h"
 #include "db/db.h"
 #include "rpc/session.h"
-#include "rpc/websocket.h"
+#include "http/websocket.h"
 #include "xenops/xenops.h"
 
 struct tunnel {
@@ -268,6 +268,26 @@ reply_tunnel(struct http_request *req, bool ws, const char *accept, http_tunnel_
     http_reply_upgrade_with_headers(req, headers, binary ? 2 : 1, ws_tunnel, w);
 }
 
+/* @fd, connected to domain @uuid's VNC socket, leads to that domain's device
+ * model: the socket lives in qemu's own directory, where qemu (its own uid)
+ * could have left a link to another socket we, root, may reach. The
+ * kernel's word on the peer decides (SO_PEERCRED). Else @fd is closed, -1. */
+static int
+vnc_peer_checked(struct xenops *x, const char *uuid, int fd)
+{
+    struct xenops_stats st;
+    struct ucred peer;
+    socklen_t len = sizeof(peer);
+    if (fd >= 0 && (xenops_domain_stats(x, uuid, &st) < 0 ||
+                    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0 ||
+                    peer.pid != st.pid)) {
+        log_warn("console.vnc_peer", "vm=%s: the VNC socket leads elsewhere", uuid);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 bool
 console_http_handle(struct server *srv, struct http_request *req)
 {
@@ -319,7 +339,9 @@ console_http_handle(struct server *srv, struct http_request *req)
     struct xenops *x = domains_xenops(srv);
     if (p.protocol == XAPI_CONSOLE_PROTOCOL_RFB) {
         char *path = NULL;
-        t->peer_fd = x && xenops_console_vnc_path(x, vm->uuid, &path) == 0 ? connect_unix(path) : -1;
+        t->peer_fd = x && xenops_console_vnc_path(x, vm->uuid, &path) == 0
+                         ? vnc_peer_checked(x, vm->uuid, connect_unix(path))
+                         : -1;
         free(path);
         if (t->peer_fd < 0) {
             pthread_mutex_destroy(&t->mu);

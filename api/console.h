@@ -7,7 +7,7 @@
 #include <stdbool.h>
 
 #include "rpc/ctx.h"
-#include "rpc/http.h"
+#include "http/http.h"
 
 bool console_http_handle(struct server *srv, struct http_request *req);
 

@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/domains.h"
 #include "api/storage_api.h"
 #include "common/log.h"
 #include "db/db.h"
@@ -81,10 +82,12 @@ vhd_binary(char *out, size_t len)
     snprintf(out, len, "vhd");
 }
 
-/* Starts `vhd serve` detached; returns its pid or a negative errno. */
+/* Starts `vhd serve` detached, as root: it opens its chain and binds its
+ * sockets, then takes @user ("UID:GID", or NULL: stays as we are) before it
+ * serves (tools/vhd/serve.c). Returns its pid or a negative errno. */
 static pid_t
 spawn_server(const char *vhd, const char *socket_path, const char *control_path, const char *file,
-             bool read_only)
+             bool read_only, const char *user)
 {
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) < 0)
@@ -107,10 +110,14 @@ spawn_server(const char *vhd, const char *socket_path, const char *control_path,
             sigset_t none;
             sigemptyset(&none);
             sigprocmask(SIG_SETMASK, &none, NULL);
-            const char *argv[9];
+            const char *argv[11];
             int i = 0;
             argv[i++] = vhd;
             argv[i++] = "serve";
+            if (user) {
+                argv[i++] = "--user";
+                argv[i++] = user;
+            }
             argv[i++] = "--socket";
             argv[i++] = socket_path;
             argv[i++] = "--control";
@@ -168,9 +175,34 @@ add_disk(struct xenops_domain_config *cfg, const char *socket_path, bool read_on
     return true;
 }
 
+/* A new file of ours in DATA/run/disks, which device models may pass
+ * through: 0600 whatever the umask. */
+static FILE *
+fopen_private(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (fd >= 0 && !f)
+        close(fd);
+    return f;
+}
+
+/* The NBD socket is for the domain's device model alone (its uid, 0600; the
+ * directory lets it pass, not list); the control socket is vesseld's (0600
+ * root). Both were made by the server before it dropped to its own uid. */
+static int
+restrict_sockets(const char *sock, const char *ctl, unsigned qemu_uid)
+{
+    if (qemu_uid && chown(sock, qemu_uid, qemu_uid) < 0)
+        return -errno;
+    if (chmod(sock, 0600) < 0 || chmod(ctl, 0600) < 0)
+        return -errno;
+    return 0;
+}
+
 static bool
-serve_one(struct server *srv, const struct xapi_vm_record *vm, const char *vbd_ref, unsigned n,
-          struct xenops_domain_config *cfg, struct xerr **errp)
+serve_one(struct server *srv, const struct xapi_vm_record *vm, int64_t domid, const char *vbd_ref,
+          unsigned n, struct xenops_domain_config *cfg, struct xerr **errp)
 {
     struct xapi_vbd_record *vbd = NULL;
     struct xapi_vdi_record *vdi = NULL;
@@ -198,19 +230,24 @@ serve_one(struct server *srv, const struct xapi_vm_record *vm, const char *vbd_r
     bool cdrom = vbd->type == XAPI_VBD_TYPE_CD;
     bool read_only = vbd->mode == XAPI_VBD_MODE_RO || vdi->read_only || cdrom;
     vhd_binary(vhd, sizeof(vhd));
-    pid_t pid = spawn_server(vhd, sock, ctl, file, read_only);
-    if (pid <= 0 || !wait_for_socket(sock, pid)) {
+    unsigned vhd_uid = domains_vhd_uid(srv, domid);
+    char user[32];
+    snprintf(user, sizeof(user), "%u:%u", vhd_uid, vhd_uid);
+    pid_t pid = spawn_server(vhd, sock, ctl, file, read_only, vhd_uid ? user : NULL);
+    /* the control socket is bound after the NBD one: both exist once it does */
+    if (pid <= 0 || !wait_for_socket(ctl, pid) ||
+        restrict_sockets(sock, ctl, domains_qemu_uid(srv, domid)) < 0) {
         if (pid > 0)
             kill(pid, SIGKILL);
         ok = xerr_raise(errp, "SR_BACKEND_FAILURE", "EIO", "", "the disk server did not start");
         goto out;
     }
-    FILE *f = fopen(pidfile, "w");
+    FILE *f = fopen_private(pidfile);
     if (f) {
         fprintf(f, "%ld\n", (long)pid);
         fclose(f);
     }
-    if ((f = fopen(vdifile, "w"))) {
+    if ((f = fopen_private(vdifile))) {
         fprintf(f, "%s\n%s\n%s\n", sr_path, vdi->uuid, vbd_ref);
         fclose(f);
     }
@@ -224,22 +261,33 @@ out:
     return ok;
 }
 
-bool
-disk_servers_start(struct server *srv, const char *vm_ref, const struct xapi_vm_record *vm,
-                   struct xenops_domain_config *cfg, struct xerr **errp)
+/* DATA/run and DATA/run/disks: searchable (not listable) by the device
+ * models, which reach their disk sockets as ../../disks/ from their own
+ * directories (xenops/qemu.c); DATA itself stays 0700. */
+static void
+make_disks_dir(struct server *srv)
 {
     char dir[4096];
     snprintf(dir, sizeof(dir), "%s/run", srv->data_dir);
-    mkdir(dir, 0700);
+    mkdir(dir, 0711);
+    chmod(dir, 0711);
     disks_dir(srv, dir, sizeof(dir));
-    mkdir(dir, 0700);
+    mkdir(dir, 0711);
+    chmod(dir, 0711);
+}
+
+bool
+disk_servers_start(struct server *srv, const char *vm_ref, const struct xapi_vm_record *vm,
+                   int64_t domid, struct xenops_domain_config *cfg, struct xerr **errp)
+{
+    make_disks_dir(srv);
     (void)vm_ref;
     disk_servers_lock();
     bool ok = true;
     /* a server's slot is its disk's index in @cfg, which names the disk in the
      * device model ("vbd<slot>"): hotplug finds both by it (empty drives have none) */
     for (size_t i = 0; ok && i < vm->VBDs.n; i++)
-        ok = serve_one(srv, vm, vm->VBDs.items[i], (unsigned)cfg->n_disks, cfg, errp);
+        ok = serve_one(srv, vm, domid, vm->VBDs.items[i], (unsigned)cfg->n_disks, cfg, errp);
     disk_servers_unlock();
     if (!ok)
         disk_servers_stop(srv, vm->uuid);
@@ -402,7 +450,7 @@ disk_servers_plug(struct server *srv, const struct xapi_vm_record *vm, const cha
         if (access(path, F_OK) != 0)
             break;
     }
-    bool ok = n < 256 ? serve_one(srv, vm, vbd_ref, n, &one, errp)
+    bool ok = n < 256 ? serve_one(srv, vm, vm->domid, vbd_ref, n, &one, errp)
                       : xerr_operation_not_allowed(errp, "every disk slot of the VM is taken");
     disk_servers_unlock();
     if (ok && one.n_disks != 1)

@@ -13,8 +13,9 @@
 #include "xapi_model.h"
 #include "xenops/xenops.h"
 
+/* @domid: the domain being built (its helpers' uids, api/domains.h). */
 bool disk_servers_start(struct server *srv, const char *vm_ref, const struct xapi_vm_record *vm,
-                        struct xenops_domain_config *cfg, struct xerr **errp);
+                        int64_t domid, struct xenops_domain_config *cfg, struct xerr **errp);
 void disk_servers_stop(struct server *srv, const char *vm_uuid);
 
 /* Hotplug: a server for VBD @vbd_ref of running VM @vm in the first free

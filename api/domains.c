@@ -28,12 +28,19 @@
 #include <unistd.h>
 
 #include "api/disk_servers.h"
+#include "api/guest_kernel.h"
 #include "api/net_api.h"
 #include "common/log.h"
 #include "db/db.h"
 #include "xenops/xenops.h"
 
-#define CLEAN_TIMEOUT_MS 120000
+/* How long clean_shutdown/clean_reboot wait for the guest: xapi's default
+ * clean shutdown timeout is 120 s too; vesseld --clean-shutdown-timeout. */
+static unsigned
+clean_timeout_s(const struct server *srv)
+{
+    return srv->clean_shutdown_timeout_s > 0 ? (unsigned)srv->clean_shutdown_timeout_s : 120;
+}
 
 struct domains {
     struct server *srv;
@@ -114,6 +121,7 @@ domains_open(struct server *srv, const char *backend, struct domains **out, char
         .run_dir = run_dir,
         .log_dir = log_dir,
         .log_max_bytes = 4u << 20,
+        .cgroup_root = srv->cgroup_root,
         .on_event = on_xenops_event,
         .opaque = srv,
     };
@@ -152,6 +160,27 @@ const char *
 domains_backend_name(const struct domains *d)
 {
     return xenops_backend_name(d->x);
+}
+
+/* ------------------------------------------------------------------ helper ids */
+
+/* Each domain's helpers run under ids no other domain's share, so one
+ * guest's device model or disk server that is taken over reaches nothing of
+ * another's (ptrace, /proc/PID/mem, sockets): base + domid, as xapi's
+ * qemu-dm depriv does. The range wraps after DOMAINS_UID_RANGE domains of one
+ * vesseld's life; domids of running domains are never that far apart. */
+#define DOMAINS_UID_RANGE 65536
+
+unsigned
+domains_qemu_uid(const struct server *srv, int64_t domid)
+{
+    return srv->qemu_uid_base ? srv->qemu_uid_base + (unsigned)(domid % DOMAINS_UID_RANGE) : 0;
+}
+
+unsigned
+domains_vhd_uid(const struct server *srv, int64_t domid)
+{
+    return srv->vhd_uid_base ? srv->vhd_uid_base + (unsigned)(domid % DOMAINS_UID_RANGE) : 0;
 }
 
 /* ------------------------------------------------------------------ config */
@@ -223,8 +252,13 @@ build_config(struct server *srv, const char *ref, const struct xapi_vm_record *v
     const char *machine = xmap_get_str(platform, "machine");
     if (vm->PV_kernel[0]) {
         c->boot = XENOPS_BOOT_DIRECT;
-        c->kernel = strdup(vm->PV_kernel);
-        c->initrd = dup_or_null(vm->PV_ramdisk);
+        /* before anything starts: the files must come from an allowed directory */
+        if (!guest_kernel_resolve(srv, "kernel", vm->PV_kernel, &c->kernel, errp) ||
+            (vm->PV_ramdisk[0] &&
+             !guest_kernel_resolve(srv, "ramdisk", vm->PV_ramdisk, &c->initrd, errp))) {
+            xenops_config_free(c);
+            return false;
+        }
         c->cmdline = dup_or_null(vm->PV_args);
         c->machine = machine && !strcmp(machine, "pc")    ? XENOPS_MACHINE_PC
                      : machine && !strcmp(machine, "q35") ? XENOPS_MACHINE_Q35
@@ -240,6 +274,19 @@ build_config(struct server *srv, const char *ref, const struct xapi_vm_record *v
                : accel && !strcmp(accel, "tcg") ? XENOPS_ACCEL_TCG
                                                 : XENOPS_ACCEL_AUTO;
     c->start_paused = paused;
+    /* a test aid for the sim backend (docs/guests.md) */
+    const char *stubborn =
+        xmap_get_str((const struct xmap *)&vm->other_config, "sim-ignore-shutdown");
+    c->sim_ignore_shutdown = stubborn && !strcmp(stubborn, "true");
+    c->uid = c->gid = domains_qemu_uid(srv, domid);
+    const struct xmap *sched = (const struct xmap *)&vm->VCPUs_params;
+    const char *weight = xmap_get_str(sched, "weight"), *cap = xmap_get_str(sched, "cap");
+    /* xapi's ranges (Xen credit: weight 1..65535, cap 0..100 * vCPUs);
+     * anything else is the default, as xenopsd ignores what it cannot parse */
+    unsigned long w = weight ? strtoul(weight, NULL, 10) : 0;
+    unsigned long k = cap ? strtoul(cap, NULL, 10) : 0;
+    c->cpu_weight = w <= 65535 ? (unsigned)w : 0;
+    c->cpu_cap = k <= 100ul * c->vcpus ? (unsigned)k : 0;
     c->on_poweroff = XENOPS_ACTION_DESTROY; /* the API decides: actions_after_shutdown */
     c->on_reboot = action_of((int)vm->actions_after_reboot);
     /* A crash is decided by the API with the actions in force when it happens
@@ -252,7 +299,7 @@ build_config(struct server *srv, const char *ref, const struct xapi_vm_record *v
         xenops_config_free(c);
         return xerr_nomem(errp);
     }
-    if (!disk_servers_start(srv, ref, vm, c, errp)) {
+    if (!disk_servers_start(srv, ref, vm, domid, c, errp)) {
         xenops_config_free(c);
         return false;
     }
@@ -275,10 +322,17 @@ build_config(struct server *srv, const char *ref, const struct xapi_vm_record *v
 
 /* -errno from xenops, as a XenAPI error about @uuid. */
 static bool
-fail(int rc, const char *what, const char *uuid, struct xerr **errp)
+fail(const struct server *srv, int rc, const char *what, const char *uuid, struct xerr **errp)
 {
-    if (rc == -ETIMEDOUT)
-        return xerr_raise(errp, "VM_SHUTDOWN_TIMEOUT", uuid, "120");
+    if (rc == -ETIMEDOUT) {
+        /* xapi_xenops.ml: [the VM's ref, the timeout as OCaml's string_of_float] */
+        char s[24], *ref = NULL;
+        snprintf(s, sizeof(s), "%u.", clean_timeout_s(srv));
+        db_ref_by_uuid(srv->db, &xapi_class_vm, uuid, &ref, NULL);
+        bool ok = xerr_raise(errp, "VM_SHUTDOWN_TIMEOUT", ref ? ref : uuid, s);
+        free(ref);
+        return ok;
+    }
     return xerr_internal(errp, "%s of VM %s failed: %s", what, uuid, strerror(-rc));
 }
 
@@ -304,7 +358,7 @@ domains_start(struct server *srv, const char *ref, const struct xapi_vm_record *
         return xerr_raise(errp, "BOOTLOADER_FAILED", ref,
                           "the guest's kernel or firmware could not be started");
     if (rc < 0)
-        return fail(rc, "start", vm->uuid, errp);
+        return fail(srv, rc, "start", vm->uuid, errp);
     *domid = id;
     return true;
 }
@@ -312,19 +366,19 @@ domains_start(struct server *srv, const char *ref, const struct xapi_vm_record *
 bool
 domains_stop(struct server *srv, const char *uuid, bool clean, struct xerr **errp)
 {
-    int rc = xenops_domain_shutdown(srv->domains->x, uuid, !clean, CLEAN_TIMEOUT_MS);
+    int rc = xenops_domain_shutdown(srv->domains->x, uuid, !clean, clean_timeout_s(srv) * 1000);
     if (rc == -ENOENT)
         rc = 0; /* already gone: the goal is reached */
     if (rc == 0)
         disk_servers_stop(srv, uuid);
-    return rc == 0 || fail(rc, clean ? "clean shutdown" : "hard shutdown", uuid, errp);
+    return rc == 0 || fail(srv, rc, clean ? "clean shutdown" : "hard shutdown", uuid, errp);
 }
 
 bool
 domains_reboot(struct server *srv, const char *uuid, bool clean, struct xerr **errp)
 {
-    int rc = xenops_domain_reboot(srv->domains->x, uuid, !clean, CLEAN_TIMEOUT_MS);
-    return rc == 0 || fail(rc, "reboot", uuid, errp);
+    int rc = xenops_domain_reboot(srv->domains->x, uuid, !clean, clean_timeout_s(srv) * 1000);
+    return rc == 0 || fail(srv, rc, "reboot", uuid, errp);
 }
 
 bool
@@ -332,7 +386,7 @@ domains_pause(struct server *srv, const char *uuid, bool pause, struct xerr **er
 {
     int rc = pause ? xenops_domain_pause(srv->domains->x, uuid)
                    : xenops_domain_unpause(srv->domains->x, uuid);
-    return rc == 0 || fail(rc, pause ? "pause" : "unpause", uuid, errp);
+    return rc == 0 || fail(srv, rc, pause ? "pause" : "unpause", uuid, errp);
 }
 
 bool
@@ -348,7 +402,7 @@ domains_suspend(struct server *srv, const char *uuid, const char *path, struct x
     int rc = xenops_domain_suspend(srv->domains->x, uuid, path);
     if (rc == 0)
         disk_servers_stop(srv, uuid);
-    return rc == 0 || fail(rc, "suspend", uuid, errp);
+    return rc == 0 || fail(srv, rc, "suspend", uuid, errp);
 }
 
 bool
@@ -369,7 +423,7 @@ domains_resume(struct server *srv, const char *ref, const struct xapi_vm_record 
     }
     xenops_config_free(c);
     if (rc < 0)
-        return fail(rc, "resume", vm->uuid, errp);
+        return fail(srv, rc, "resume", vm->uuid, errp);
     unlink(path); /* consumed, as xapi destroys the suspend VDI */
     *domid = id;
     return true;

@@ -50,6 +50,11 @@ int64_t domains_memory_actual(struct server *srv, const char *uuid);
 /* Removes the taps of @vm's VIFs for its current domid (it stopped). */
 void domains_detach_nics(struct server *srv, const struct xapi_vm_record *vm);
 
+/* The uid (and gid) the device model / the disk servers of domain @domid
+ * run under; 0 when they run as vesseld (--qemu-uid-base / --vhd-uid-base 0). */
+unsigned domains_qemu_uid(const struct server *srv, int64_t domid);
+unsigned domains_vhd_uid(const struct server *srv, int64_t domid);
+
 /* The xenops instance behind the backend (consoles), or NULL. */
 struct xenops *domains_xenops(struct server *srv);
 

@@ -11,7 +11,7 @@
 #include <stdbool.h>
 
 #include "rpc/ctx.h"
-#include "rpc/http.h"
+#include "http/http.h"
 
 struct rrd_store;
 

@@ -11,6 +11,7 @@
  * SR.scan reconciles records with files: a VHD without a record becomes a VDI,
  * a VDI whose file vanished is removed, sizes and vhd-parent are refreshed.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stddef.h>
@@ -22,6 +23,7 @@
 
 #include "api/storage_api.h"
 #include "api/storage_gc.h"
+#include "common/log.h"
 #include "db/db.h"
 #include "rpc/ctx.h"
 #include "storage/sr_file.h"
@@ -36,6 +38,38 @@ type_known(const char *type)
     return strcmp(type, "ext") == 0 || strcmp(type, "file") == 0;
 }
 
+/* A path starts a token: at the start, or after a blank, quote or bracket. */
+static bool
+path_starts(const char *in, size_t i)
+{
+    return in[i] == '/' && (i == 0 || strchr(" \t\"'([=", in[i - 1]));
+}
+
+const char *
+storage_public_text(const char *in, char *out, size_t len)
+{
+    size_t n = 0;
+    if (len == 0)
+        return out;
+    for (size_t i = 0; in[i] && n + 1 < len;) {
+        if (!path_starts(in, i)) {
+            out[n++] = in[i++];
+            continue;
+        }
+        size_t end = i, last = i;
+        while (in[end] && !strchr(" \t\"'):,;", in[end])) {
+            if (in[end] == '/')
+                last = end + 1;
+            end++;
+        }
+        for (size_t k = last; k < end && n + 1 < len; k++)
+            out[n++] = in[k];
+        i = end;
+    }
+    out[n] = '\0';
+    return out;
+}
+
 bool
 storage_fail(struct xerr **errp, int rc, const char *sr, const char *vdi)
 {
@@ -43,10 +77,15 @@ storage_fail(struct xerr **errp, int rc, const char *sr, const char *vdi)
         return xerr_nomem(errp);
     if (rc == -ENOENT && vdi && vdi[0])
         return xerr_vdi_missing(errp, sr, vdi);
-    char status[16];
+    char status[16], pub[256];
     snprintf(status, sizeof(status), "%d", -rc);
     const char *why = sr_file_last_error();
-    return xerr_sr_backend_failure(errp, status, "", why[0] ? why : strerror(-rc));
+    if (!why[0])
+        why = strerror(-rc);
+    /* the full text, paths included, is for the host's log only */
+    log_info("storage.error_detail", "sr=%s vdi=%s err=%d detail=\"%s\"", sr, vdi ? vdi : "",
+             -rc, why);
+    return xerr_sr_backend_failure(errp, status, "", storage_public_text(why, pub, sizeof(pub)));
 }
 
 /* ------------------------------------------------------------------ PBD lookups */
@@ -314,7 +353,9 @@ sr_reconcile(struct db *db, const char *sr, const char *path, struct sr_file_vhd
         bool known = false;
         for (size_t i = 0; i < l.n && !known; i++)
             known = strcasecmp(files[j].uuid, l.uuids[i]) == 0;
-        if (!known)
+        /* a creation in flight (its record is not committed yet) is not a
+         * user's disk to adopt (storage/sr_file.h, intents) */
+        if (!known && !sr_file_intent_exists(path, files[j].uuid))
             ok = vdi_adopt(db, sr, &files[j], errp);
     }
     ok = db_batch_end(db, ok, errp);
@@ -470,14 +511,43 @@ api_sr_create(struct call_ctx *ctx, const char *host,
                         content_type, shared, sm_config, NULL, NULL, result, errp);
 }
 
+/* 8-4-4-4-12 hex digits (RFC 9562 section 4), written lower-case into @out. */
+static bool
+uuid_canonical(const char *in, char out[37])
+{
+    if (strlen(in) != 36)
+        return false;
+    for (int i = 0; i < 36; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        char c = (char)tolower((unsigned char)in[i]);
+        if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return false;
+        out[i] = c;
+    }
+    out[36] = '\0';
+    return true;
+}
+
 bool
 api_sr_introduce(struct call_ctx *ctx, const char *uuid, const char *name_label,
                  const char *name_description, const char *type, const char *content_type,
                  bool shared, const struct xapi_string_string_map *sm_config, char **result,
                  struct xerr **errp)
 {
+    /* xapi_sr.ml introduce: "" means a new uuid, a taken one SR_UUID_EXISTS.
+     * xapi stores any other string as given; the uuid names the SR in its
+     * directory's mark file and in SR.probe's XML, so anything but a UUID is
+     * refused here. */
+    char canon[37] = "";
+    if (uuid[0] && !uuid_canonical(uuid, canon))
+        return xerr_invalid_value(errp, "uuid", uuid);
+    char *taken = NULL;
+    if (canon[0] && db_ref_by_uuid(ctx->db, &xapi_class_sr, canon, &taken, NULL)) {
+        free(taken);
+        return xerr_sr_uuid_exists(errp, canon);
+    }
     struct xapi_sr_record *s = xrecord_new(&xapi_class_sr);
-    if (!s || !xstr_set(&s->uuid, uuid) || !xstr_set(&s->name_label, name_label) ||
+    if (!s || !xstr_set(&s->uuid, canon) || !xstr_set(&s->name_label, name_label) ||
         !xstr_set(&s->name_description, name_description) || !xstr_set(&s->type, type) ||
         !xstr_set(&s->content_type, content_type) || !sr_ops_set(s, false)) {
         xapi_sr_record_free(s);

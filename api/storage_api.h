@@ -48,8 +48,13 @@ bool storage_sr_plugged(struct call_ctx *ctx, const char *sr, const char *path,
 
 /* A storage/ failure @rc (-errno) of VDI @vdi (or "" ) on @sr as a XenAPI error:
  * -ENOENT VDI_MISSING [sr, vdi], anything else SR_BACKEND_FAILURE [errno name,
- * "", reason]. Returns false. */
+ * "", reason]. The reason names files by their base name only (the full text
+ * goes to the log, event storage.error_detail). Returns false. */
 bool storage_fail(struct xerr **errp, int rc, const char *sr, const char *vdi);
+/* @in with every absolute path cut to its last component, into @out (always
+ * terminated): a client never learns where the server keeps its files.
+ * Returns @out. */
+const char *storage_public_text(const char *in, char *out, size_t len);
 
 /* VDI.create's work: the file (SR_FULL [requested, maximum] when it does not
  * fit) and the record built from @args (copied; virtual_size rounded up to

@@ -26,6 +26,7 @@
 #include "api/storage_api.h"
 #include "api/storage_gc.h"
 #include "common/log.h"
+#include "common/testhook.h"
 #include "db/db.h"
 #include "rpc/ctx.h"
 #include "storage/sr_file.h"
@@ -127,9 +128,21 @@ void
 storage_vdi_delete_file(struct call_ctx *ctx, const char *sr, const char *uuid)
 {
     char *path = NULL;
-    if (storage_sr_path(ctx->db, ctx->srv->host_ref, sr, &path, NULL))
+    if (storage_sr_path(ctx->db, ctx->srv->host_ref, sr, &path, NULL)) {
         sr_file_vdi_destroy(path, uuid);
+        sr_file_intent_end(path, uuid);
+    }
     free(path);
+}
+
+/* The end of a creation's intent (storage/sr_file.h): now when its record is
+ * committed; inside a caller's batch it stays, and the next start's recovery
+ * finds the record and drops it. */
+static void
+intent_done(struct call_ctx *ctx, const char *path, const char *uuid)
+{
+    if (!db_in_batch(ctx->db))
+        sr_file_intent_end(path, uuid);
 }
 
 bool
@@ -147,7 +160,9 @@ storage_vdi_create(struct call_ctx *ctx, const struct xapi_vdi_record *args, cha
     }
     uint64_t size = sr_file_round_size((uint64_t)args->virtual_size);
     db_uuid_generate(uuid);
-    int rc = sr_file_vdi_create(path, uuid, size);
+    int rc = sr_file_intent_begin(path, uuid, "create");
+    if (rc == 0 && (rc = sr_file_vdi_create(path, uuid, size)) < 0)
+        sr_file_intent_end(path, uuid);
     if (rc < 0) {
         bool ok = vdi_fail(errp, rc, args->SR, "", path, size);
         free(path);
@@ -160,6 +175,7 @@ storage_vdi_create(struct call_ctx *ctx, const struct xapi_vdi_record *args, cha
         !vdi_sm_parent(v, NULL) || !storage_vdi_ops_refresh(v, false)) {
         xapi_vdi_record_free(v);
         sr_file_vdi_destroy(path, uuid);
+        sr_file_intent_end(path, uuid);
         free(path);
         return xerr_nomem(errp);
     }
@@ -168,11 +184,14 @@ storage_vdi_create(struct call_ctx *ctx, const struct xapi_vdi_record *args, cha
     v->physical_utilisation = (int64_t)info.physical_size;
     v->managed = true;
     v->missing = false;
+    test_crash_point("vdi.create.before_commit");
     if (!db_create(ctx->db, &xapi_class_vdi, NULL, v, ref, errp)) {
         sr_file_vdi_destroy(path, uuid);
+        sr_file_intent_end(path, uuid);
         free(path);
         return false;
     }
+    intent_done(ctx, path, uuid);
     storage_sr_refresh(ctx->db, args->SR, path, NULL);
     free(path);
     return true;
@@ -213,6 +232,8 @@ api_vdi_destroy(struct call_ctx *ctx, const char *self, struct xerr **errp)
         ok = storage_fail(errp, rc, v->SR, self);
     else
         ok = vdi_records_destroy(ctx->db, v, self, errp);
+    if (ok)
+        sr_file_intent_end(path, v->uuid); /* one a batch left behind */
     if (ok) {
         storage_sr_refresh(ctx->db, v->SR, path, NULL);
         storage_gc_kick(ctx->srv); /* its base may now have a single child */
@@ -287,7 +308,11 @@ vdi_snapshot_or_clone(struct call_ctx *ctx, const char *vdi, bool snapshot, char
     if (!vdi_open(ctx, vdi, &src, &path, errp))
         return false;
     db_uuid_generate(uuid);
-    int rc = snapshot_files(ctx->srv, path, src->uuid, uuid, base);
+    char what[64];
+    snprintf(what, sizeof(what), "%s %s", snapshot ? "snapshot" : "clone", src->uuid);
+    int rc = sr_file_intent_begin(path, uuid, what);
+    if (rc == 0 && (rc = snapshot_files(ctx->srv, path, src->uuid, uuid, base)) < 0)
+        sr_file_intent_end(path, uuid);
     if (rc < 0) {
         bool ok = storage_fail(errp, rc, src->SR, vdi);
         xapi_vdi_record_free(src);
@@ -312,15 +337,19 @@ vdi_snapshot_or_clone(struct call_ctx *ctx, const char *vdi, bool snapshot, char
         dst->snapshot_time = snapshot ? (int64_t)time(NULL) : 0;
         dst->physical_utilisation = (int64_t)fresh.physical_size;
         struct parent_set ps = {base, (int64_t)leaf.physical_size};
+        test_crash_point("vdi.clone.before_commit");
         db_batch_begin(ctx->db);
         ok = db_create(ctx->db, &xapi_class_vdi, NULL, dst, result, errp) &&
              db_update(ctx->db, &xapi_class_vdi, vdi, parent_apply, &ps, errp);
         ok = db_batch_end(ctx->db, ok, errp);
     }
-    if (!ok)
+    if (!ok) {
         sr_file_vdi_destroy(path, uuid); /* the base stays: vdi's leaf is its child */
-    else
+        sr_file_intent_end(path, uuid);
+    } else {
+        intent_done(ctx, path, uuid);
         storage_sr_refresh(ctx->db, src->SR, path, NULL);
+    }
     xapi_vdi_record_free(src);
     free(path);
     return ok;
@@ -422,7 +451,12 @@ api_vdi_copy(struct call_ctx *ctx, const char *vdi, const char *sr, const char *
     }
     db_uuid_generate(uuid);
     bool ok;
-    int rc = sr_file_vdi_copy(src_path, src->uuid, dst_path, uuid, copy_progress, ctx);
+    char what[64];
+    snprintf(what, sizeof(what), "copy %s", src->uuid);
+    int rc = sr_file_intent_begin(dst_path, uuid, what);
+    if (rc == 0 && (rc = sr_file_vdi_copy(src_path, src->uuid, dst_path, uuid, copy_progress,
+                                          ctx)) < 0)
+        sr_file_intent_end(dst_path, uuid);
     struct xapi_vdi_record *dst = NULL;
     if (rc < 0) {
         ok = vdi_fail(errp, rc, dst_sr, vdi, dst_path, (uint64_t)src->virtual_size);
@@ -441,12 +475,17 @@ api_vdi_copy(struct call_ctx *ctx, const char *vdi, const char *sr, const char *
         dst->is_a_snapshot = false;
         dst->snapshot_time = 0;
         dst->physical_utilisation = (int64_t)info.physical_size;
+        test_crash_point("vdi.copy.before_commit");
         ok = db_create(ctx->db, &xapi_class_vdi, NULL, dst, result, errp);
     }
-    if (!ok && rc == 0)
+    if (!ok && rc == 0) {
         sr_file_vdi_destroy(dst_path, uuid);
-    if (ok)
+        sr_file_intent_end(dst_path, uuid);
+    }
+    if (ok) {
+        intent_done(ctx, dst_path, uuid);
         storage_sr_refresh(ctx->db, dst_sr, dst_path, NULL);
+    }
     xapi_vdi_record_free(src);
     free(src_path);
     free(dst_path);

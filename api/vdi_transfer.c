@@ -1,6 +1,6 @@
 /* api/vdi_transfer.c - PUT /import_raw_vdi and GET /export_raw_vdi.
  *
- * Both are stream routes of the HTTP front (rpc/http.h): the checks run when
+ * Both are stream routes of the HTTP front (http/http.h): the checks run when
  * the request head is in, before a byte of the body is read, so a refused
  * upload costs the client nothing. Then:
  *  - import, raw: the body is written into the VDI's chain from offset 0
@@ -46,7 +46,7 @@
 #include "db/db.h"
 #include "rpc/auth.h"
 #include "rpc/ctx.h"
-#include "rpc/http.h"
+#include "http/http.h"
 #include "rpc/session.h"
 #include "rpc/task.h"
 #include "storage/sr_file.h"
@@ -61,6 +61,7 @@ struct xfer {
     bool import;
     bool vhd;              /* format=vhd */
     char *vdi;             /* the VDI's ref */
+    char *sr;              /* its SR's ref ("" until known) */
     char *task;            /* the task reporting progress */
     char sr_path[4096];    /* the SR's directory */
     char path[4096];       /* the VDI's file */
@@ -196,6 +197,7 @@ xfer_free(struct xfer *x)
         close(x->fd);
     free(x->block);
     free(x->vdi);
+    free(x->sr);
     free(x->task);
     xerr_free(x->err);
     free(x);
@@ -387,6 +389,8 @@ xfer_prepare(struct server *srv, struct http_request *req, bool import, struct x
         xerr_raise(&x->err, "INVALID_VALUE", "format", format);
     else if (!vdi || !db_get(srv->db, &xapi_class_vdi, vdi, (void **)&rec, NULL))
         xerr_handle_invalid(&x->err, "VDI", vdi ? vdi : "");
+    else if (!(x->sr = strdup(rec->SR)))
+        xerr_nomem(&x->err);
     else if (!storage_sr_path(srv->db, srv->host_ref, rec->SR, &sr_path, &x->err))
         ;
     else if (import && rec->read_only)
@@ -415,15 +419,33 @@ xfer_prepare(struct server *srv, struct http_request *req, bool import, struct x
     return true;
 }
 
-/* A storage failure @rc on the transfer's VDI. */
+/* A storage failure @rc at step @what of the transfer. An import whose image
+ * is unusable is IMPORT_ERROR; an export that cannot read the VDI is what
+ * xapi's export_raw_vdi.ml answers, VDI_IO_ERROR ["Device I/O errors"] (or
+ * VDI_MISSING when its file is gone); a failure of the host itself (memory,
+ * space for the work file) INTERNAL_ERROR. No answer names a server path:
+ * the VHD library's text does, so it goes to the log (vdi.transfer_detail)
+ * and an import's reason is cut to file names. */
 static void
 xfer_storage_fail(struct xfer *x, int rc, const char *what)
 {
+    const char *why = vhd_last_error()[0] ? vhd_last_error() : strerror(-rc);
+    log_info("vdi.transfer_detail", "op=%s vdi=%s step=\"%s\" err=%d detail=\"%s\"",
+             x->import ? "import" : "export", x->vdi ? x->vdi : "", what, -rc, why);
     struct xerr *e = NULL;
-    if (rc == -EINVAL || rc == -EFBIG || rc == -ELOOP || rc == -ESTALE || rc == -ENOENT)
-        xerr_import_error(&e, vhd_last_error()[0] ? vhd_last_error() : what);
+    char pub[256];
+    bool unreadable = rc == -EINVAL || rc == -EFBIG || rc == -ELOOP || rc == -ESTALE ||
+                      rc == -EIO || rc == -ENOENT;
+    if (rc == -ENOMEM)
+        xerr_nomem(&e);
+    else if (x->import && unreadable && rc != -EIO)
+        xerr_import_error(&e, storage_public_text(why, pub, sizeof(pub)));
+    else if (!x->import && rc == -ENOENT && x->sr && x->sr[0])
+        xerr_vdi_missing(&e, x->sr, x->vdi);
+    else if (!x->import && unreadable)
+        xerr_vdi_io_error(&e, "Device I/O errors");
     else
-        xerr_internal(&e, "%s: %s (%s)", what, strerror(-rc), vhd_last_error());
+        xerr_internal(&e, "%s: %s", what, strerror(-rc));
     xfer_fail(x, &e);
 }
 

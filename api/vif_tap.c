@@ -215,7 +215,10 @@ net_vif_attach(struct server *srv, const char *vif_ref, int64_t domid, char *tap
     if (rc < 0 && rc != -ENODEV)
         return net_api_errno(errp, rc, "tap delete", tap);
     static const uint8_t host_mac[6] = {0xfe, 0xff, 0xff, 0xff, 0xff, 0xff};
-    struct net_tap_opts o = {.owner = (uid_t)-1, .persistent = true,
+    /* the device model opens the tap under its own uid (TUNSETIFF on a tap
+     * it owns needs no CAP_NET_ADMIN): that domain's qemu, no other */
+    unsigned owner = domains_qemu_uid(srv, domid);
+    struct net_tap_opts o = {.owner = owner ? (uid_t)owner : (uid_t)-1, .persistent = true,
                              .mtu = mtu >= 68 && mtu <= 65535 ? (unsigned)mtu : 0,
                              .mac = host_mac};
     if ((rc = net_tap_create(tap, &o, NULL)) < 0)

@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "cli/cli.h"
+#include "common/errtext.h"
 
 enum {
     OPT_SERVER = 1 << 0,
@@ -37,7 +38,7 @@ fail(char *why, size_t why_len, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(why, why_len, fmt, ap);
+    errtext_vset(why, why_len, fmt, ap);
     va_end(ap);
     return -EINVAL;
 }

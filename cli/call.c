@@ -20,7 +20,7 @@
 
 #include "cli/cli.h"
 #include "client/xclient.h"
-#include "rpc/xmlrpc.h"
+#include "wire/xmlrpc.h"
 #include "xapi_client.h"
 
 struct uuid_entry {

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "rpc/wire.h"
+#include "wire/wire.h"
 
 static void
 put_lower(struct strbuf *out, const char *s)

@@ -13,22 +13,11 @@
 #include "cli/cli.h"
 #include "cli/conn.h"
 #include "client/xclient.h"
+#include "common/fileio.h"
 #include "model/xmodel.h"
 
-static char *
-read_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    struct strbuf sb = STRBUF_INIT;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-        strbuf_append(&sb, buf, n);
-    fclose(f);
-    return strbuf_steal(&sb, NULL);
-}
+/* ~/.xe holds a few options; anything bigger is not one. */
+#define XE_RC_MAX_BYTES (1u << 20)
 
 /* Command line > XE_EXTRA_ARGS > ~/.xe. */
 static int
@@ -53,7 +42,8 @@ gather_options(int argc, char **argv, struct cli_opts *opts, struct cli_args *ar
     const char *home = getenv("HOME");
     char *path = NULL;
     if (home && asprintf(&path, "%s/.xe", home) >= 0) {
-        char *text = read_file(path);
+        char *text = NULL;
+        fileio_read_all(path, XE_RC_MAX_BYTES, &text, NULL); /* none: no ~/.xe */
         struct cli_opts rc = {0};
         if (text && cli_parse_rc(text, &rc, why, sizeof(why)) < 0)
             fprintf(stderr, "xe: ignoring %s: %s\n", path, why);

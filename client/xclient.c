@@ -42,7 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "rpc/xmlrpc.h"
+#include "wire/xmlrpc.h"
 
 #define XCLIENT_MAX_HEAD (64 * 1024)
 #define XCLIENT_MAX_BODY (256 * 1024 * 1024)

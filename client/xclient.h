@@ -18,7 +18,7 @@
 #include "common/strbuf.h"
 #include "model/xerr.h"
 #include "model/xtype.h"
-#include "rpc/wire.h"
+#include "wire/wire.h"
 
 struct xclient;
 

@@ -5,6 +5,7 @@
  */
 #include "common/hashmap.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -121,6 +122,8 @@ hashmap_put(struct hashmap *h, const char *key, void *value)
     h->slots[i].value = value;
     h->slots[i].hash = hash;
     h->n++;
+    /* the invariant: a probe always meets an empty slot */
+    assert((h->cap & (h->cap - 1)) == 0 && h->used * 10 < h->cap * 7 && h->n <= h->used);
     return 0;
 }
 

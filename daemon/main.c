@@ -26,9 +26,11 @@
 #include "api/console.h"
 #include "api/vdi_transfer.h"
 #include "api/domains.h"
+#include "api/guest_kernel.h"
 #include "api/metrics.h"
 #include "api/rrd_store.h"
 #include "api/storage_gc.h"
+#include "api/storage_recover.h"
 #include "api/vm_ops.h"
 #include "common/log.h"
 #include "common/workpool.h"
@@ -40,12 +42,13 @@
 #include "rpc/dispatch.h"
 #include "rpc/events.h"
 #include "rpc/session.h"
-#include "rpc/static_files.h"
+#include "http/static_files.h"
 #include "rpc/task.h"
 
 #define VESSELD_VERSION "0.1.0"
+#define WORKERS_MIN 4 /* worker threads kept while idle */
 
-/* The web UI's files (rpc/static_files.h), or NULL when there is none. */
+/* The web UI's files (http/static_files.h), or NULL when there is none. */
 static struct static_files *ui_files;
 /* The host's and VMs' metrics (api/rrd_store.h), or NULL before start. */
 static struct rrd_store *rrd_store;
@@ -66,6 +69,12 @@ struct options {
     int metrics_s;
     int storage_gc_s;
     unsigned threads;
+    unsigned workers_max;
+    int clean_shutdown_timeout_s;
+    const char *kernel_dirs[16]; /* --guest-kernel-dir, repeatable */
+    size_t n_kernel_dirs;
+    long qemu_uid_base, vhd_uid_base; /* -1: the default */
+    const char *cgroup_root;
 };
 
 static void
@@ -95,6 +104,18 @@ usage(FILE *out)
             "  --storage-gc-period SECONDS  the storage collector runs this often, and soon\n"
             "                            after VDI.destroy and SR.scan (default 60)\n"
             "  --threads N               request threads (default: CPUs, at least 2)\n"
+            "  --workers-max N           most threads running Async and long calls at once;\n"
+            "                            beyond it they queue, logged once (default 256)\n"
+            "  --clean-shutdown-timeout SECONDS  how long clean_shutdown/clean_reboot wait\n"
+            "                            for the guest (default 120)\n"
+            "  --guest-kernel-dir DIR    guests boot kernels and ramdisks only from here\n"
+            "                            (repeatable; default DIR/guest-kernels)\n"
+            "  --qemu-uid-base N         each device model runs as uid and gid N + domid\n"
+            "                            (default 200000 as root; 0: as vesseld)\n"
+            "  --vhd-uid-base N          each disk server runs as N + domid (default 300000\n"
+            "                            as root; 0: as vesseld)\n"
+            "  --cgroup-root DIR         cgroup v2 mount for per-VM groups (default\n"
+            "                            /sys/fs/cgroup; none: no groups)\n"
             "  --log-level error|warn|info|debug\n"
             "  --ui-dir DIR              the web UI's files, served at / (default: ui/ beside\n"
             "                            the vesseld binary, where the build puts them; none)\n"
@@ -284,6 +305,12 @@ parse_options(int argc, char **argv, struct options *o)
         {"metrics-period", required_argument, NULL, 'M'},
         {"storage-gc-period", required_argument, NULL, 'G'},
         {"threads", required_argument, NULL, 'T'},
+        {"workers-max", required_argument, NULL, 'W'},
+        {"clean-shutdown-timeout", required_argument, NULL, 'C'},
+        {"guest-kernel-dir", required_argument, NULL, 'g'},
+        {"qemu-uid-base", required_argument, NULL, 'Q'},
+        {"vhd-uid-base", required_argument, NULL, 'D'},
+        {"cgroup-root", required_argument, NULL, 'R'},
         {"log-level", required_argument, NULL, 'L'},
         {"ui-dir", required_argument, NULL, 'U'},
         {"help", no_argument, NULL, 'h'},
@@ -326,6 +353,41 @@ parse_options(int argc, char **argv, struct options *o)
             }
             break;
         case 'T': o->threads = (unsigned)atoi(optarg); break;
+        case 'W':
+            o->workers_max = (unsigned)atoi(optarg);
+            if (o->workers_max < WORKERS_MIN || o->workers_max > 65536) {
+                fprintf(stderr, "vesseld: --workers-max takes %d to 65536\n", WORKERS_MIN);
+                return 2;
+            }
+            break;
+        case 'C':
+            o->clean_shutdown_timeout_s = atoi(optarg);
+            if (o->clean_shutdown_timeout_s < 1 || o->clean_shutdown_timeout_s > 86400) {
+                fprintf(stderr, "vesseld: --clean-shutdown-timeout takes 1 to 86400 seconds\n");
+                return 2;
+            }
+            break;
+        case 'g':
+            if (o->n_kernel_dirs == sizeof(o->kernel_dirs) / sizeof(o->kernel_dirs[0])) {
+                fprintf(stderr, "vesseld: at most 16 --guest-kernel-dir\n");
+                return 2;
+            }
+            o->kernel_dirs[o->n_kernel_dirs++] = optarg;
+            break;
+        case 'Q':
+        case 'D': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            /* the range must stay clear of root and of uid_t's top (-1 means "unchanged") */
+            if (*end || v < 0 || (v > 0 && v < 1000) || v > 2000000000L) {
+                fprintf(stderr, "vesseld: --%s takes 0 or 1000 to 2000000000\n",
+                        c == 'Q' ? "qemu-uid-base" : "vhd-uid-base");
+                return 2;
+            }
+            *(c == 'Q' ? &o->qemu_uid_base : &o->vhd_uid_base) = v;
+            break;
+        }
+        case 'R': o->cgroup_root = optarg; break;
         case 'L': {
             int level = log_parse_level(optarg);
             if (level < 0) {
@@ -360,6 +422,15 @@ vesseld_http(void *opaque, struct http_request *req)
     rpc_handle_http(opaque, req);
 }
 
+/* The worker pool at its cap: jobs now wait for each other (--workers-max). */
+static void
+workers_saturated(void *opaque, const struct workpool_stats *st)
+{
+    (void)opaque;
+    log_warn("vesseld.workers_saturated", "threads=%u queued=%zu times=%lu", st->threads,
+             st->queued, st->saturations);
+}
+
 static void
 housekeeping(struct server *srv)
 {
@@ -382,6 +453,11 @@ main(int argc, char **argv)
         .task_keep_s = 3900,
         .metrics_s = METRICS_PERIOD_S,
         .storage_gc_s = 60,
+        .workers_max = 256,
+        .clean_shutdown_timeout_s = 120,
+        .qemu_uid_base = -1,
+        .vhd_uid_base = -1,
+        .cgroup_root = "/sys/fs/cgroup",
     };
     int rc = parse_options(argc, argv, &o);
     if (rc)
@@ -429,9 +505,30 @@ main(int argc, char **argv)
     }
     mkdir_p(tls_dir, 0700);
 
+    /* helpers get ids of their own only when we can hand them out */
+    bool root = geteuid() == 0;
     struct server srv = {.data_dir = o.data_dir,
                          .session_idle_s = o.session_idle_s,
-                         .task_keep_s = o.task_keep_s};
+                         .task_keep_s = o.task_keep_s,
+                         .clean_shutdown_timeout_s = o.clean_shutdown_timeout_s,
+                         .qemu_uid_base = (unsigned)(o.qemu_uid_base >= 0 ? o.qemu_uid_base
+                                                     : root ? 200000 : 0),
+                         .vhd_uid_base = (unsigned)(o.vhd_uid_base >= 0 ? o.vhd_uid_base
+                                                    : root ? 300000 : 0),
+                         .cgroup_root = strcmp(o.cgroup_root, "none") ? o.cgroup_root : NULL};
+    if (srv.qemu_uid_base && srv.vhd_uid_base &&
+        (srv.qemu_uid_base > srv.vhd_uid_base ? srv.qemu_uid_base - srv.vhd_uid_base
+                                              : srv.vhd_uid_base - srv.qemu_uid_base) < 65536) {
+        /* each range is base + domid mod 65536 (api/domains.c) */
+        log_error("vesseld.uid_base", "qemu=%u vhd=%u reason=\"the ranges overlap\"",
+                  srv.qemu_uid_base, srv.vhd_uid_base);
+        return 1;
+    }
+    const char *bad_dir = NULL;
+    if ((rc = guest_kernel_dirs_init(&srv, o.kernel_dirs, o.n_kernel_dirs, &bad_dir)) < 0) {
+        log_write_errno(LOG_ERROR, -rc, "vesseld.guest_kernel_dir", "dir=%s", bad_dir);
+        return 1;
+    }
     char why[512] = "";
     struct xerr *err = NULL;
     struct http_server *http = NULL;
@@ -445,7 +542,11 @@ main(int argc, char **argv)
         log_error("vesseld.db", "path=%s reason=\"%s\"", db_path, why);
         goto out;
     }
-    if (tasks_new(&srv.tasks) < 0 || workpool_start(4, &srv.workers) < 0 ||
+    /* Jobs may wait minutes (a guest's clean shutdown): the pool grows so that
+     * they never delay another job's start (common/workpool.h). */
+    struct workpool_config wc = {.min_threads = WORKERS_MIN, .max_threads = o.workers_max,
+                                 .idle_ms = 10000, .on_saturated = workers_saturated};
+    if (tasks_new(&srv.tasks) < 0 || workpool_start(&wc, &srv.workers) < 0 ||
         auth_open(passwd_path, &srv.auth) < 0) {
         log_error("vesseld.start", "reason=out-of-memory");
         goto out;
@@ -467,6 +568,7 @@ main(int argc, char **argv)
         goto out;
     }
     vm_lifecycle_reconcile(&srv);
+    storage_recover(&srv); /* before any call can start a storage operation */
     if (events_start(&srv, &srv.events) < 0) {
         log_error("vesseld.start", "reason=events-thread");
         goto out;
@@ -554,5 +656,6 @@ out:
     free(pid_path);
     free(audit_path);
     free(data_dir_abs);
+    guest_kernel_dirs_free(&srv);
     return status;
 }

@@ -19,6 +19,7 @@
  */
 #include "db/db.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -29,7 +30,7 @@
 #include "common/hashmap.h"
 #include "common/strbuf.h"
 #include "db/store.h"
-#include "rpc/jsonrpc.h"
+#include "wire/jsonrpc.h"
 
 #define TOMB_MAX 100000
 
@@ -238,6 +239,12 @@ in_batch(struct db *db)
     return this_batch_db == db;
 }
 
+bool
+db_in_batch(struct db *db)
+{
+    return in_batch(db);
+}
+
 void
 db_batch_begin(struct db *db)
 {
@@ -259,6 +266,7 @@ db_batch_begin(struct db *db)
 static int
 save_undo(struct db *db, const struct xclass *cls, struct dbobj *o, bool existed)
 {
+    assert(in_batch(db));
     if (o->batch_seen == db->batch_id)
         return 0;
     if (db->n_undo == db->cap_undo) {
@@ -390,6 +398,7 @@ persist(struct db *db)
 bool
 db_batch_end(struct db *db, bool ok, struct xerr **errp)
 {
+    assert(in_batch(db) && db->batch_depth > 0); /* invariant 1: we hold the write lock */
     if (--db->batch_depth > 0) {
         if (!ok)
             db->batch_failed = true;
@@ -406,6 +415,7 @@ db_batch_end(struct db *db, bool ok, struct xerr **errp)
     if (failed) {
         rollback_memory(db);
     } else if (db->n_undo > 0) {
+        assert(db->batch_gen == db->gen + 1); /* invariant 3: one generation per batch */
         for (size_t i = 0; i < db->n_undo; i++) {
             struct undo *u = &db->undo[i];
             if (u->deleted) {
@@ -580,8 +590,15 @@ db_update(struct db *db, const struct xclass *cls, const char *ref, db_update_fn
                 o->rec = before;
                 int rc = save_undo(db, cls, o, true);
                 o->rec = now;
-                if (rc < 0)
+                if (rc < 0) {
+                    /* No undo entry, so the batch's rollback cannot restore
+                     * the record: put it back here, or memory would keep a
+                     * change the store never got. */
                     ok = xerr_nomem(errp);
+                    xrecord_free(cls, o->rec);
+                    o->rec = before;
+                    before = NULL;
+                }
             }
             if (ok) {
                 mark_modified(db, cls, o);

@@ -30,7 +30,7 @@
 
 #include "model/xerr.h"
 #include "model/xtype.h"
-#include "rpc/wire.h"
+#include "wire/wire.h"
 
 struct db;
 
@@ -106,6 +106,9 @@ bool db_set_volatile(struct db *db, const struct xclass *cls, const char *ref,
  * do not nest across threads: other writers wait. Returns with the write lock
  * held; db_batch_end(db, ok=false) rolls everything back in memory too. */
 void db_batch_begin(struct db *db);
+/* Whether this thread has a batch of @db open: its writes are not committed
+ * until the outermost db_batch_end. */
+bool db_in_batch(struct db *db);
 bool db_batch_end(struct db *db, bool ok, struct xerr **errp);
 
 /* ---- changes (events) ---- */

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/fault.h"
+
 struct class_stmts {
     sqlite3_stmt *put;
     sqlite3_stmt *del;
@@ -201,15 +203,32 @@ store_generation(struct store *st)
     return gen;
 }
 
+/* The fault-injection sites of the store (common/fault.h): an injected failure
+ * looks like a failed statement. */
+static bool
+injected(struct store *st, const char *site)
+{
+    if (!FAULT_POINT(site))
+        return false;
+    snprintf(st->err, sizeof(st->err), "injected fault at %s", site);
+    return true;
+}
+
 int
 store_begin(struct store *st)
 {
+    if (injected(st, "db.begin"))
+        return -EIO;
     return exec_sql(st, "BEGIN IMMEDIATE");
 }
 
 static int
 run(struct store *st, sqlite3_stmt *s)
 {
+    if (injected(st, "db.write")) {
+        sqlite3_clear_bindings(s);
+        return -EIO;
+    }
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
@@ -260,7 +279,13 @@ store_commit(struct store *st, uint64_t gen)
         store_rollback(st);
         return rc;
     }
-    return exec_sql(st, "COMMIT");
+    if (injected(st, "db.commit") || (rc = exec_sql(st, "COMMIT")) < 0) {
+        /* A failed COMMIT (disk full, I/O error) may leave the transaction
+         * open; the next BEGIN would then fail for good. */
+        store_rollback(st);
+        return -EIO;
+    }
+    return 0;
 }
 
 void

@@ -23,7 +23,7 @@
 #include <strings.h>
 
 #include "model/xmodel.h"
-#include "rpc/jsonrpc.h"
+#include "wire/jsonrpc.h"
 
 #define XAPI_NULL_REF "OpaqueRef:NULL"
 

@@ -34,7 +34,7 @@
 
 #include "common/xval.h"
 #include "model/xerr.h"
-#include "rpc/wire.h"
+#include "wire/wire.h"
 
 enum xtype_kind {
     XT_STRING,

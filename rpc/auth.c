@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
+#include "common/strbuf.h"
 #include "rpc/login_throttle.h"
 
 struct account {
@@ -209,32 +211,20 @@ auth_set_password(struct auth *a, const char *user, const char *password)
         return rc;
     pthread_mutex_lock(&a->mu);
     accounts_refresh(a);
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", a->path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (!f) {
-        rc = -errno;
-        if (fd >= 0)
-            close(fd);
-        pthread_mutex_unlock(&a->mu);
-        return rc;
-    }
+    /* The hashes are secret: the file is written whole, 0600 (common/fileio.h). */
+    struct strbuf sb = STRBUF_INIT;
     bool replaced = false;
     for (size_t i = 0; i < a->n_accounts; i++) {
         bool me = strcmp(a->accounts[i].name, user) == 0;
-        fprintf(f, "%s:%s\n", a->accounts[i].name, me ? hash : a->accounts[i].hash);
+        strbuf_printf(&sb, "%s:%s\n", a->accounts[i].name, me ? hash : a->accounts[i].hash);
         replaced |= me;
     }
     if (!replaced)
-        fprintf(f, "%s:%s\n", user, hash);
-    rc = fflush(f) == 0 && fsync(fileno(f)) == 0 ? 0 : -errno;
-    if (fclose(f) != 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, a->path) != 0)
-        rc = -errno;
-    if (rc < 0)
-        unlink(tmp);
+        strbuf_printf(&sb, "%s:%s\n", user, hash);
+    rc = strbuf_ok(&sb) ? fileio_write_atomic(a->path, sb.buf, sb.len, 0600) : -ENOMEM;
+    if (sb.buf)
+        explicit_bzero(sb.buf, sb.len);
+    strbuf_release(&sb);
     a->mtime.tv_sec = 0; /* force a re-read */
     accounts_clear(a);
     accounts_refresh(a);

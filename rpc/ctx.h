@@ -15,7 +15,7 @@
 #include <time.h>
 
 #include "model/xmsg.h"
-#include "rpc/http.h"
+#include "http/http.h"
 
 struct db;
 struct workpool;
@@ -30,7 +30,7 @@ struct server {
     const char *data_dir;
     char *pool_ref;      /* the pool (one per store) */
     char *host_ref;      /* this host */
-    struct workpool *workers; /* Async calls and background jobs */
+    struct workpool *workers; /* Async and long calls, VDI transfers (elastic) */
     struct events *events;    /* event.from / event.next waiters */
     struct auth *auth;        /* local accounts, login throttling */
     struct tasks *tasks;      /* cancellation flags of running tasks */
@@ -38,7 +38,17 @@ struct server {
     struct audit *audit;      /* the audit log (rpc/audit.h), or NULL */
     int session_idle_s;       /* idle sessions expire after this */
     int task_keep_s;          /* finished tasks are destroyed after this */
+    int clean_shutdown_timeout_s; /* clean_shutdown/clean_reboot wait this long */
     volatile bool stopping;
+    /* Guests boot kernels and ramdisks only from these (resolved) directories
+     * (api/guest_kernel.c). */
+    char **guest_kernel_dirs;
+    size_t n_guest_kernel_dirs;
+    /* Helper processes' ids (api/domains.c domains_qemu_uid): each device
+     * model runs as qemu_uid_base + domid, each disk server as vhd_uid_base +
+     * domid (gid the same number); 0: as vesseld itself. */
+    unsigned qemu_uid_base, vhd_uid_base;
+    const char *cgroup_root; /* cgroup v2 mount for the per-VM groups */
 };
 
 struct call_ctx {

@@ -10,8 +10,12 @@
  *      both without the session; expected counts parameters without defaults);
  *   6. the role (RBAC_PERMISSION_DENIED);
  *   7. removed / not yet built messages;
- * then the call runs: synchronously here, as a task on the worker pool for
- * Async.*, or in rpc/events.c for event.from/next.
+ * then the call runs: as a task on the worker pool for Async.*, in
+ * rpc/events.c for event.from/next, and otherwise synchronously: here for
+ * messages that cannot be Async (quick ones: field reads and writes), on the
+ * worker pool with the connection suspended for those that can (they may wait
+ * minutes, e.g. a clean shutdown, and must not hold an HTTP thread that
+ * serves other connections).
  *
  * Replies are built in one strbuf: on failure the partly written success is
  * dropped and the failure written in its place.
@@ -32,76 +36,7 @@
 #include "rpc/implicit.h"
 #include "rpc/session.h"
 #include "rpc/task.h"
-#include "rpc/xmlrpc.h"
-
-/* ------------------------------------------------------------------ replies */
-
-static void
-reply_bytes(struct rpc_call *call, struct strbuf *sb)
-{
-    size_t len;
-    char *body = strbuf_steal(sb, &len);
-    const char *ctype = call->format == WIRE_JSON ? "application/json" : "text/xml";
-    if (!body) {
-        http_reply(call->req, 500, "text/html", "<html><body>out of memory</body></html>", 39);
-    } else {
-        http_reply_take(call->req, 200, ctype, body, len);
-    }
-    call->req = NULL;
-    rpc_call_free(call);
-}
-
-static void
-write_failure(struct rpc_call *call, struct wire_writer *w, const struct xerr *err)
-{
-    if (call->format == WIRE_JSON)
-        jsonrpc_write_failure(w, call->json_version, call->json_id, err->code,
-                              (const char *const *)err->params, err->n_params);
-    else
-        xmlrpc_write_failure(w, err->code, (const char *const *)err->params, err->n_params);
-}
-
-void
-rpc_call_reply_error(struct rpc_call *call, const struct xerr *err)
-{
-    struct strbuf sb = STRBUF_INIT;
-    struct wire_writer w;
-    wire_writer_init(&w, call->format, &sb);
-    write_failure(call, &w, err);
-    reply_bytes(call, &sb);
-}
-
-void
-rpc_call_reply_success(struct rpc_call *call, rpc_result_fn *fn, void *opaque)
-{
-    struct strbuf sb = STRBUF_INIT;
-    struct wire_writer w;
-    wire_writer_init(&w, call->format, &sb);
-    if (call->format == WIRE_JSON) {
-        jsonrpc_begin_success(&w, call->json_version);
-        fn(opaque, &w);
-        jsonrpc_end_success(&w, call->json_version, call->json_id);
-    } else {
-        xmlrpc_begin_success(&w);
-        fn(opaque, &w);
-        xmlrpc_end_success(&w);
-    }
-    reply_bytes(call, &sb);
-}
-
-void
-rpc_call_free(struct rpc_call *call)
-{
-    if (!call)
-        return;
-    xval_free(call->json_id);
-    xval_free(call->params);
-    free(call->method);
-    free(call->session_ref);
-    free(call->user);
-    free(call->originator);
-    free(call);
-}
+#include "wire/xmlrpc.h"
 
 static void
 reply_http_error(struct http_request *req, unsigned status, const char *why)
@@ -140,7 +75,7 @@ serve_list_methods(struct rpc_call *call)
     xmlrpc_begin_bare(&w);
     write_method_list(NULL, &w);
     xmlrpc_end_bare(&w);
-    reply_bytes(call, &sb);
+    rpc_call_reply_bytes(call, &sb);
 }
 
 static void
@@ -232,6 +167,8 @@ run_free(struct run *r)
     free(r);
 }
 
+static void fail(struct rpc_call *call, const struct xmsg *m, struct run *r, struct xerr *err);
+
 /* Runs the message, writing its result value to @w. */
 static bool
 run_message(struct run *r, struct wire_writer *w, struct xerr **errp)
@@ -267,12 +204,28 @@ run_sync(struct run *r)
         log_failure(call, err);
         strbuf_reset(&sb);
         wire_writer_init(&w, call->format, &sb);
-        write_failure(call, &w, err);
+        rpc_call_write_failure(call, &w, err);
         xerr_free(err);
     }
     r->call = NULL;
     run_free(r);
-    reply_bytes(call, &sb);
+    rpc_call_reply_bytes(call, &sb);
+}
+
+static void
+run_sync_job(void *opaque)
+{
+    run_sync(opaque);
+}
+
+static void
+drop_sync_job(void *opaque)
+{
+    struct run *r = opaque;
+    struct rpc_call *call = r->call;
+    struct xerr *err = NULL;
+    xerr_raise0(&err, "TASK_CANCELLED");
+    fail(call, r->msg, r, err);
 }
 
 static void
@@ -558,6 +511,8 @@ execute(struct rpc_call *call)
         free(args);
         return;
     }
+    if (m->async && workpool_submit(call->srv->workers, run_sync_job, drop_sync_job, r) == 0)
+        return; /* the job replies (rpc/http.c suspends the connection meanwhile) */
     run_sync(r);
 }
 
@@ -594,7 +549,14 @@ rpc_handle_http(void *opaque, struct http_request *req)
     call->ctx.db = srv->db;
     call->ctx.session = "";
     call->ctx.user = "";
-    call->ctx.peer = http_request_peer(req);
+    /* A copy: an Async call's job outlives the request it came in on. */
+    call->peer = strdup(http_request_peer(req));
+    if (!call->peer) {
+        free(call);
+        reply_http_error(req, 500, "out of memory");
+        return;
+    }
+    call->ctx.peer = call->peer;
     call->ctx.transport = http_request_transport(req);
     char why[256] = "";
     int rc;

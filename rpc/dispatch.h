@@ -12,33 +12,9 @@
 #ifndef VESSEL_RPC_DISPATCH_H
 #define VESSEL_RPC_DISPATCH_H
 
-#include "common/xval.h"
-#include "rpc/ctx.h"
-#include "rpc/http.h"
-#include "rpc/jsonrpc.h"
-
-/* One call in flight: how to answer it and who asked. */
-struct rpc_call {
-    struct server *srv;
-    struct http_request *req;
-    enum wire_format format;
-    enum jsonrpc_version json_version;
-    struct xval *json_id;
-    char *method;
-    struct xval *params; /* XVAL_ARRAY */
-    struct call_ctx ctx;
-    char *session_ref;
-    char *user;
-    char *originator;
-};
+#include "http/http.h"
+#include "rpc/call.h"
 
 void rpc_handle_http(void *opaque, struct http_request *req);
-
-/* Answering a call (any thread), then freeing it. The success writer gets a
- * wire_writer positioned where the result value goes. */
-typedef void rpc_result_fn(void *opaque, struct wire_writer *w);
-void rpc_call_reply_success(struct rpc_call *call, rpc_result_fn *fn, void *opaque);
-void rpc_call_reply_error(struct rpc_call *call, const struct xerr *err);
-void rpc_call_free(struct rpc_call *call);
 
 #endif

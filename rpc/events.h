@@ -11,7 +11,7 @@
 #ifndef VESSEL_RPC_EVENTS_H
 #define VESSEL_RPC_EVENTS_H
 
-#include "rpc/dispatch.h"
+#include "rpc/call.h"
 
 int events_start(struct server *srv, struct events **out);
 /* Answers every waiter (SESSION_INVALID) and stops the thread; later calls

@@ -30,6 +30,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "common/testhook.h"
 #include "storage/sr_file_int.h"
 #include "vhd/vhd.h"
 
@@ -261,7 +262,9 @@ sr_file_destroy(const char *path)
         char uuid[37];
         bool hidden;
         size_t n = strlen(e->d_name);
-        bool part = e->d_name[0] == '.' && n > 5 && strcmp(e->d_name + n - 5, ".part") == 0;
+        bool part = e->d_name[0] == '.' &&
+                    ((n > 5 && strcmp(e->d_name + n - 5, ".part") == 0) ||
+                     (n > 7 && strcmp(e->d_name + n - 7, ".intent") == 0));
         if (!part && strcmp(e->d_name, MARK_NAME) != 0 && !sr_file_name_parse(e->d_name, uuid, &hidden))
             continue;
         if (unlinkat(dirfd(d), e->d_name, 0) < 0 && errno != ENOENT && rc == 0)
@@ -502,6 +505,7 @@ snapshot_locked(const char *leaf, const char *base, const char *fresh, const cha
         unlink(base);
         return rc;
     }
+    test_crash_point("sr_file.snapshot.before_rename");
     if (rename(work, leaf) < 0) {
         rc = sr_file_fail(-errno, "rename onto %s: %s", leaf, strerror(errno));
         if (fresh)

@@ -5,8 +5,9 @@
  *
  * Names in the directory (invariant 1): a VDI is the file <vdi-uuid>.vhd, always
  * a chain's leaf; a hidden base - the read-only parent a snapshot or clone left
- * behind - is <base-uuid>.base.vhd; anything else (work files named .*.part, a
- * user's notes) is ignored by every function here.
+ * behind - is <base-uuid>.base.vhd; anything else (work files named .*.part,
+ * intents .<uuid>.intent, a user's notes) is ignored by every function here
+ * but sr_file_recover and sr_file_destroy.
  * Invariant 2: a base is never written again and is removed as soon as no file
  * in the directory names it as its parent (sr_file_vdi_destroy walks up).
  *
@@ -118,6 +119,33 @@ int sr_file_vdi_unsplit(const char *path, const char *uuid, const char *base_uui
  * On failure nothing is left open. -ENOENT, -ELOOP (more than @max). */
 int sr_file_vdi_chain_fds(const char *path, const char *uuid, int *fds, unsigned max,
                           unsigned *n);
+
+/* ---- intents and crash recovery (sr_file_intent.c) ----
+ * A VDI's file is made before its record commits. Whoever makes one
+ * (VDI.create, clone, snapshot, copy) calls sr_file_intent_begin first and
+ * sr_file_intent_end once the record committed or the file is gone again;
+ * sr_file_recover, run while no such operation is in flight, then tells a
+ * crashed creation's file from a user's disk by the intent alone. */
+
+/* Records durably that VDI @uuid's file is about to be made in @path; @what
+ * (one line, e.g. "clone <leaf-uuid>") is kept for the log. -errno. */
+int sr_file_intent_begin(const char *path, const char *uuid, const char *what);
+/* Drops the intent of @uuid (absent: nothing happens). */
+void sr_file_intent_end(const char *path, const char *uuid);
+/* Whether a creation of @uuid is unfinished (SR.scan must not adopt it). */
+bool sr_file_intent_exists(const char *path, const char *uuid);
+
+/* Whether VDI @uuid has a committed record. */
+typedef bool sr_file_committed_fn(void *opaque, const char *uuid);
+/* Told of each file recovery removed, with a few words why. */
+typedef void sr_file_removed_fn(void *opaque, const char *file, const char *why);
+/* Removes what a crash left in @path: the file of every creation whose intent
+ * has no committed record, every intent, every work file (.*.part), every
+ * base that is a hard link of a VDI's leaf (a snapshot stopped before its
+ * rename). Only while no operation on the SR is in flight. A file with no
+ * intent is never touched. *@n_removed (may be NULL) counts files removed. */
+int sr_file_recover(const char *path, sr_file_committed_fn *committed, sr_file_removed_fn *removed,
+                    void *opaque, unsigned *n_removed);
 
 /* ---- garbage collection (sr_file_gc.c) ----
  * A base with exactly one child is a node no snapshot needs any more (its

@@ -17,7 +17,7 @@ int
 vhd_bat_load(struct vhd_image *img)
 {
     size_t bytes = (size_t)img->n_bat * 4;
-    _vhd_cleanup_free_ uint8_t *raw = malloc(bytes ? bytes : 1);
+    _cleanup_free_ uint8_t *raw = malloc(bytes ? bytes : 1);
     img->bat = malloc(bytes ? bytes : 1);
     if (!raw || !img->bat)
         return -ENOMEM;
@@ -69,7 +69,7 @@ vhd_bat_validate(struct vhd_image *img, char *why, size_t why_size)
     uint32_t n_alloc = 0;
     for (uint32_t i = 0; i < img->n_bat; i++)
         n_alloc += img->bat[i] != VHD_BAT_UNUSED;
-    _vhd_cleanup_free_ struct bat_span *spans = malloc((n_alloc ? n_alloc : 1) * sizeof(*spans));
+    _cleanup_free_ struct bat_span *spans = malloc((n_alloc ? n_alloc : 1) * sizeof(*spans));
     if (!spans)
         return -ENOMEM;
     uint32_t n = 0;

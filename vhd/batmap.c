@@ -40,7 +40,7 @@ vhd_batmap_write_empty(int fd, const struct vhd_header *h, uint32_t n_blocks)
     int rc = vhd_io_pwrite(fd, hdr, sizeof(hdr), hoff);
     if (rc < 0)
         return rc;
-    _vhd_cleanup_free_ uint8_t *map = calloc(sectors, VHD_SECTOR);
+    _cleanup_free_ uint8_t *map = calloc(sectors, VHD_SECTOR);
     if (!map)
         return -ENOMEM;
     return vhd_io_pwrite(fd, map, (size_t)sectors * VHD_SECTOR, hoff + VHD_SECTOR);
@@ -80,7 +80,7 @@ vhd_batmap_check(const struct vhd_image *img, char *why, size_t why_size)
                  (unsigned long long)moff, sectors);
         return -EINVAL;
     }
-    _vhd_cleanup_free_ uint8_t *map = malloc((size_t)sectors * VHD_SECTOR);
+    _cleanup_free_ uint8_t *map = malloc((size_t)sectors * VHD_SECTOR);
     if (!map)
         return -ENOMEM;
     int rc = vhd_io_pread(img->fd, map, (size_t)sectors * VHD_SECTOR, moff);

@@ -49,8 +49,8 @@ vhd_chain_close(struct vhd_chain *c)
             int rc = vhd_image_batch_commit(img);
             if (rc == 0)
                 rc = vhd_image_sync_footer(img);
-            if (rc == 0 && fdatasync(img->fd) != 0)
-                rc = -errno;
+            if (rc == 0)
+                rc = vhd_io_sync(img->fd, true);
             if (rc < 0 && first == 0)
                 first = rc;
         }
@@ -98,7 +98,7 @@ open_parents(struct vhd_chain *c, unsigned flags)
             return 0;
         if (c->n_images == VHD_MAX_CHAIN_DEPTH)
             return vhd_fail(-ELOOP, "chain deeper than %d images", VHD_MAX_CHAIN_DEPTH);
-        _vhd_cleanup_free_ char *ppath = NULL;
+        _cleanup_free_ char *ppath = NULL;
         int rc = parent_path(child, &ppath);
         if (rc < 0)
             return rc;
@@ -122,7 +122,7 @@ open_parents(struct vhd_chain *c, unsigned flags)
 int
 vhd_chain_open(const char *path, unsigned flags, struct vhd_chain **out)
 {
-    _vhd_cleanup_(vhd_chain_freep) struct vhd_chain *c = calloc(1, sizeof(*c));
+    _cleanup_(vhd_chain_freep) struct vhd_chain *c = calloc(1, sizeof(*c));
     if (!c)
         return -ENOMEM;
     int rc = open_one(path, flags, &c->images[0]);
@@ -186,7 +186,7 @@ vhd_chain_open_fds(const int *fds, unsigned n, unsigned flags, struct vhd_chain 
         return vhd_fail(-EINVAL, "no descriptors, or NO_PARENTS asked of a full chain");
     if (n > VHD_MAX_CHAIN_DEPTH)
         return vhd_fail(-ELOOP, "chain deeper than %d images", VHD_MAX_CHAIN_DEPTH);
-    _vhd_cleanup_(vhd_chain_freep) struct vhd_chain *c = calloc(1, sizeof(*c));
+    _cleanup_(vhd_chain_freep) struct vhd_chain *c = calloc(1, sizeof(*c));
     if (!c)
         return -ENOMEM;
     if (flags & VHD_OPEN_RDWR) {

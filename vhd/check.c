@@ -227,7 +227,7 @@ vhd_check(const char *path, struct vhd_check_report *report)
     memset(report, 0, sizeof(*report));
     struct check_ctx cx = {.report = report, .name = path};
     struct vhd_image *chain[VHD_MAX_CHAIN_DEPTH] = {0};
-    _vhd_cleanup_free_ char *cur = strdup(path);
+    _cleanup_free_ char *cur = strdup(path);
     unsigned n = 0;
     if (!cur)
         return -ENOMEM;

@@ -27,7 +27,7 @@ copy_present(struct vhd_chain *child, struct vhd_chain *parent, vhd_progress_fn 
     uint64_t size = img->footer.curr_size, off = 0, done = 0, total = 0;
     for (uint32_t i = 0; i < img->n_bat; i++)
         total += img->bat[i] != VHD_BAT_UNUSED ? img->block_size : 0;
-    _vhd_cleanup_free_ uint8_t *buf = malloc(COALESCE_CHUNK);
+    _cleanup_free_ uint8_t *buf = malloc(COALESCE_CHUNK);
     if (!buf)
         return -ENOMEM;
     while (off < size) {
@@ -69,7 +69,7 @@ vhd_coalesce(const char *child_path, vhd_progress_fn *progress, void *opaque)
         vhd_chain_close(full);
         return vhd_fail(-EINVAL, "%s is not a differencing disk", child_path);
     }
-    _vhd_cleanup_free_ char *parent_path = strdup(full->images[1]->path);
+    _cleanup_free_ char *parent_path = strdup(full->images[1]->path);
     uint64_t child_size = vhd_chain_size(full);
     uint64_t parent_size = full->images[1]->footer.curr_size;
     vhd_chain_close(full);

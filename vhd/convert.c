@@ -52,7 +52,7 @@ static int
 copy_chain(struct vhd_chain *c, struct sink *s, vhd_progress_fn *progress, void *opaque)
 {
     uint64_t size = vhd_chain_size(c), off = 0;
-    _vhd_cleanup_free_ uint8_t *buf = malloc(CONVERT_CHUNK);
+    _cleanup_free_ uint8_t *buf = malloc(CONVERT_CHUNK);
     if (!buf)
         return -ENOMEM;
     while (off < size) {
@@ -104,8 +104,8 @@ vhd_convert_to(struct vhd_chain *c, const char *out_path, bool to_vhd, vhd_progr
         rc = rc < 0 ? rc : rc2;
     }
     if (s.fd >= 0) {
-        if (rc == 0 && fsync(s.fd) != 0)
-            rc = -errno;
+        if (rc == 0)
+            rc = vhd_io_sync(s.fd, false);
         close(s.fd);
     }
     if (rc < 0 && rc != -EEXIST)
@@ -117,7 +117,7 @@ static int
 copy_raw(int fd, uint64_t raw_size, struct vhd_chain *dst, vhd_progress_fn *progress,
          void *opaque)
 {
-    _vhd_cleanup_free_ uint8_t *buf = malloc(CONVERT_CHUNK);
+    _cleanup_free_ uint8_t *buf = malloc(CONVERT_CHUNK);
     if (!buf)
         return -ENOMEM;
     struct sink s = {.fd = -1, .vhd = dst};
@@ -154,7 +154,7 @@ int
 vhd_convert_from_raw(const char *raw_path, const char *out_path, vhd_progress_fn *progress,
                      void *opaque)
 {
-    _vhd_cleanup_close_ int fd = open(raw_path, O_RDONLY | O_CLOEXEC);
+    _cleanup_close_ int fd = open(raw_path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return vhd_fail(-errno, "cannot open %s: %s", raw_path, strerror(errno));
     struct stat st;

@@ -91,7 +91,7 @@ create_sparse(int fd, uint64_t size_bytes, enum vhd_type type, const struct vhd_
         batmap_off + VHD_SECTOR + (uint64_t)vhd_batmap_sectors(h->max_bat_entries) * VHD_SECTOR;
     if (type == VHD_TYPE_DIFF)
         meta_end += 3 * 2 * VHD_SECTOR;
-    _vhd_cleanup_free_ uint8_t *meta = calloc(1, meta_end);
+    _cleanup_free_ uint8_t *meta = calloc(1, meta_end);
     if (!meta)
         return -ENOMEM;
     if (type == VHD_TYPE_DIFF) {
@@ -132,8 +132,8 @@ vhd_create_image(const char *path, uint64_t size_bytes, enum vhd_type type,
         rc = create_fixed(fd, size_bytes);
     else
         rc = create_sparse(fd, size_bytes, type, parent, parent_name);
-    if (rc == 0 && fsync(fd) != 0)
-        rc = -errno;
+    if (rc == 0)
+        rc = vhd_io_sync(fd, false);
     close(fd);
     if (rc < 0)
         unlink(path);
@@ -152,7 +152,7 @@ vhd_create(const char *path, uint64_t size_bytes, enum vhd_type type)
 static int
 dir_of(const char *path, char *out)
 {
-    _vhd_cleanup_free_ char *copy = strdup(path);
+    _cleanup_free_ char *copy = strdup(path);
     if (!copy)
         return -ENOMEM;
     if (!realpath(dirname(copy), out))
@@ -262,14 +262,14 @@ vhd_reparent(const char *child_path, const char *new_parent_path)
     rc = vhd_chain_open(child_path, VHD_OPEN_NO_PARENTS | VHD_OPEN_HEAD_FOOTER, &cc);
     if (rc < 0)
         return rc;
-    _vhd_cleanup_(vhd_chain_closep) struct vhd_chain *child = cc;
+    _cleanup_(vhd_chain_closep) struct vhd_chain *child = cc;
     const struct vhd_image *ci = child->images[0];
     if (ci->footer.type != VHD_TYPE_DIFF)
         return vhd_fail(-EINVAL, "%s is not a differencing disk", child_path);
     rc = vhd_chain_open(new_parent_path, VHD_OPEN_RDONLY, &cc);
     if (rc < 0)
         return rc;
-    _vhd_cleanup_(vhd_chain_closep) struct vhd_chain *parent = cc;
+    _cleanup_(vhd_chain_closep) struct vhd_chain *parent = cc;
     for (unsigned i = 0; i < parent->n_images; i++) {
         if (parent->images[i]->dev == ci->dev && parent->images[i]->ino == ci->ino)
             return vhd_fail(-ELOOP, "%s is in the new parent's chain", child_path);
@@ -278,7 +278,7 @@ vhd_reparent(const char *child_path, const char *new_parent_path)
         return vhd_fail(-ELOOP, "chain would be deeper than %d", VHD_MAX_CHAIN_DEPTH);
     if (vhd_chain_size(parent) > ci->footer.curr_size)
         return vhd_fail(-EINVAL, "the new parent is larger than the child");
-    _vhd_cleanup_close_ int wfd = open(child_path, O_WRONLY | O_CLOEXEC);
+    _cleanup_close_ int wfd = open(child_path, O_WRONLY | O_CLOEXEC);
     if (wfd < 0)
         return vhd_fail(-errno, "cannot open %s for writing: %s", child_path, strerror(errno));
     struct stat st;
@@ -291,12 +291,12 @@ vhd_reparent(const char *child_path, const char *new_parent_path)
     rc = relink_header(ci, wfd, parent->images[0], slash ? slash + 1 : new_parent_path, &h);
     if (rc < 0)
         return rc;
-    if (fdatasync(wfd) != 0)        /* locator data before the header that points at it */
-        return -errno;
+    if ((rc = vhd_io_sync(wfd, true)) < 0) /* locator data before the header that points at it */
+        return rc;
     uint8_t buf[VHD_HEADER_SIZE];
     vhd_header_serialize(&h, buf);
     rc = vhd_io_pwrite(wfd, buf, sizeof(buf), ci->footer.data_offset);
     if (rc < 0)
         return rc;
-    return fdatasync(wfd) == 0 ? 0 : -errno;
+    return vhd_io_sync(wfd, true);
 }

@@ -39,8 +39,6 @@ vhd_image_freep(struct vhd_image **p)
     vhd_image_free(*p);
 }
 
-#define _cleanup_img_ __attribute__((cleanup(vhd_image_freep)))
-
 static _Thread_local char last_error[160];
 
 const char *
@@ -185,7 +183,7 @@ int
 vhd_image_open_fd(int fd, unsigned flags, const char *path, struct vhd_image **out)
 {
     last_error[0] = '\0';
-    _cleanup_img_ struct vhd_image *img = calloc(1, sizeof(*img));
+    _cleanup_(vhd_image_freep) struct vhd_image *img = calloc(1, sizeof(*img));
     if (!img) {
         close(fd);
         return -ENOMEM;

@@ -101,7 +101,7 @@ grow_bat(struct vhd_image *img, uint32_t new_max)
                                               .data_offset = loc_off + n_loc * 2 * VHD_SECTOR};
         n_loc++;
     }
-    _vhd_cleanup_free_ uint8_t *buf = malloc(img->bitmap_bytes + img->block_size);
+    _cleanup_free_ uint8_t *buf = malloc(img->bitmap_bytes + img->block_size);
     if (!buf)
         return -ENOMEM;
     /* Cut the old trailing footer now: moved blocks must land after the new metadata. */
@@ -118,7 +118,7 @@ grow_bat(struct vhd_image *img, uint32_t new_max)
         }
     }
     /* The larger BAT: entries of the old BAT, then unused slots. */
-    _vhd_cleanup_free_ uint8_t *bat = malloc(bat_bytes);
+    _cleanup_free_ uint8_t *bat = malloc(bat_bytes);
     if (!bat)
         return -ENOMEM;
     memset(bat, 0xFF, bat_bytes);

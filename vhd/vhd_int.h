@@ -21,6 +21,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "common/cleanup.h"
 #include "vhd/vhd.h"
 
 #define VHD_FOOTER_SIZE 512u
@@ -178,35 +179,20 @@ vhd_round_up(uint64_t v, uint64_t to)
     return (v + to - 1) / to * to;
 }
 
-/* ---- cleanup helpers (no common/cleanup.h yet) ---- */
-static inline void
-vhd_freep(void *p)
-{
-    free(*(void **)p);
-}
-
-static inline void
-vhd_closep(int *fd)
-{
-    if (*fd >= 0)
-        close(*fd);
-}
-
+/* ---- cleanup (common/cleanup.h) of the library's own types ---- */
 static inline void
 vhd_chain_closep(struct vhd_chain **c)
 {
     vhd_chain_close(*c);        /* NULL is a no-op; flush errors are the owner's to fetch */
 }
 
-#define _vhd_cleanup_free_ __attribute__((cleanup(vhd_freep)))
-#define _vhd_cleanup_close_ __attribute__((cleanup(vhd_closep)))
-#define _vhd_cleanup_(f) __attribute__((cleanup(f)))
-
 int vhd_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- io.c ---- */
 int vhd_io_pread(int fd, void *buf, size_t len, uint64_t off);
 int vhd_io_pwrite(int fd, const void *buf, size_t len, uint64_t off);
+/* fdatasync (@data_only) or fsync; 0 or -errno. */
+int vhd_io_sync(int fd, bool data_only);
 
 /* ---- footer.c ---- */
 uint32_t vhd_checksum(const uint8_t *buf, size_t len, size_t checksum_off);

@@ -257,6 +257,20 @@ field_from_json(struct xenops_domain_config *c, const char *k, json_t *v)
         return c->memory_bytes = (uint64_t)json_integer_value(v), 0;
     if (!strcmp(k, "vcpus") && json_is_integer(v) && json_integer_value(v) > 0)
         return c->vcpus = (unsigned)json_integer_value(v), 0;
+    if ((!strcmp(k, "uid") || !strcmp(k, "gid") || !strcmp(k, "cpu_weight") ||
+         !strcmp(k, "cpu_cap")) &&
+        json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) < (1ll << 31)) {
+        unsigned n = (unsigned)json_integer_value(v);
+        if (k[0] == 'u')
+            c->uid = n;
+        else if (k[0] == 'g')
+            c->gid = n;
+        else if (!strcmp(k, "cpu_weight"))
+            c->cpu_weight = n;
+        else
+            c->cpu_cap = n;
+        return 0;
+    }
     if (!strcmp(k, "start_paused") && json_is_boolean(v))
         return c->start_paused = json_is_true(v), 0;
     if (!strcmp(k, "boot"))
@@ -361,6 +375,16 @@ xenops_config_to_json(const struct xenops_domain_config *c)
         jstr(c->boot_order), "disks", disks, "nics", nics ? nics : json_array(), "accel", accel_names[c->accel], "start_paused",
         c->start_paused, "on_poweroff", action_names[c->on_poweroff], "on_reboot",
         action_names[c->on_reboot], "on_crash", action_names[c->on_crash]);
+    /* the ids and limits only when set: older readers and the golden cases
+     * see what they always saw */
+    if (o && c->uid)
+        json_object_set_new(o, "uid", json_integer(c->uid));
+    if (o && c->gid)
+        json_object_set_new(o, "gid", json_integer(c->gid));
+    if (o && c->cpu_weight)
+        json_object_set_new(o, "cpu_weight", json_integer(c->cpu_weight));
+    if (o && c->cpu_cap)
+        json_object_set_new(o, "cpu_cap", json_integer(c->cpu_cap));
     if (!o)
         return NULL;
     char *s = json_dumps(o, JSON_COMPACT);

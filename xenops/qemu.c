@@ -1,9 +1,11 @@
 /* xenops/qemu.c - the qemu backend: one qemu-system-x86_64 per domain.
  *
- * Each domain has a directory <run_dir>/<uuid>/ holding qmp.sock,
- * console.sock, vnc.sock (made by qemu), qemu.pid and config.json (ours) and
- * qemu.log (qemu's stderr). qemu is spawned detached (double fork + setsid):
- * it is nobody's child we must reap and outlives the toolstack, which finds it
+ * Each domain has a directory <run_dir>/<uuid>/ holding qemu.pid, config.json
+ * and accel (ours) and qemu.log (qemu's stderr), and in it dm/, qemu's working
+ * directory, where qemu makes qmp.sock, console.sock and vnc.sock. qemu is
+ * spawned detached (double fork + setsid) under the domain's own uid, in
+ * namespaces and a cgroup of its own (xenops/spawn.c says what it keeps): it is
+ * nobody's child we must reap and outlives the toolstack, which finds it
  * again through that directory (qemu_recover). Supervision is a pidfd.
  *
  * One supervisor thread per domain polls the pidfd, the QMP socket and the
@@ -24,7 +26,11 @@
  *  (4) d->cfg->nics is the domain's NIC list as qemu has it: changed only under
  *      d->nic_lock (and d->lock, which readers take), after the QMP commands
  *      succeeded, and written to config.json at once, so recovery and a
- *      respawn see hotplugged NICs.
+ *      respawn see hotplugged NICs;
+ *  (5) what qemu's uid may change is dm/ and nothing we read back: d->dir and
+ *      the files we write there are root's (a config.json qemu could write
+ *      would choose the next qemu's uid); names in dm/ are only connected
+ *      to, and the peer checked (peer_is), never opened or followed.
  * Facts: QEMU docs/interop/qmp-spec.txt, qapi/run-state.json (SHUTDOWN reasons,
  * RESET, STOP, RESUME, GUEST_PANICKED), qapi/migration.json (migrate fd:,
  * query-migrate), qapi/machine.json (query-cpus-fast thread-id), proc(5);
@@ -42,11 +48,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 
 #include "common/hashmap.h"
 #include "common/log.h"
@@ -66,7 +70,8 @@ struct console_sub {
 struct qdom {
     int refs;                 /* (3) */
     char uuid[37];
-    char *dir;
+    char *dir;                /* (5) ours: root's, 0711 */
+    char *dm_dir;             /* (5) qemu's: <dir>/dm, its uid's, 0700 */
     struct xenops_domain_config *cfg;
     char accel[8];
     pid_t pid;
@@ -131,6 +136,7 @@ qdom_unref(struct qdom *d)
     json_decref(d->reply);
     xenops_config_free(d->cfg);
     free(d->dir);
+    free(d->dm_dir);
     pthread_mutex_destroy(&d->lock);
     pthread_mutex_destroy(&d->cmd_lock);
     pthread_mutex_destroy(&d->con_lock);
@@ -184,6 +190,11 @@ qdom_new(struct xenops *x, const struct xenops_domain_config *cfg)
     if (!(d->cfg = xenops_config_copy(cfg)) ||
         asprintf(&d->dir, "%s/%s", x->run_dir, cfg->uuid) < 0) {
         d->dir = NULL;
+        qdom_unref(d);
+        return NULL;
+    }
+    if (asprintf(&d->dm_dir, "%s/dm", d->dir) < 0) {
+        d->dm_dir = NULL;
         qdom_unref(d);
         return NULL;
     }
@@ -404,7 +415,7 @@ qemu_vnc_path(struct xenops *x, const char *uuid, char **path)
         return -ENOENT;
     if (d->cfg->machine == XENOPS_MACHINE_MICROVM)
         return -ENOTSUP;
-    return asprintf(path, "%s/vnc.sock", d->dir) < 0 ? -ENOMEM : 0;
+    return asprintf(path, "%s/vnc.sock", d->dm_dir) < 0 ? -ENOMEM : 0;
 }
 
 /* ================= supervision ================= */
@@ -476,13 +487,24 @@ qdom_qmp_line(struct xenops *x, struct qdom *d, const char *line)
     json_decref(j);
 }
 
-/* Removes every file we or qemu left in the domain's directory. */
+/* Removes every file we or qemu left in the domain's directory. qemu's own
+ * directory may hold anything its uid could make there: each entry goes
+ * (unlinkat does not follow symlinks), one level deep. */
 static void
 qdom_clean_dir(struct qdom *d)
 {
-    static const char *const files[] = {"qmp.sock", "console.sock", "vnc.sock", "qemu.pid",
-                                        "config.json", "config.json.new", "accel", "qemu.log"};
+    static const char *const files[] = {"qemu.pid", "config.json", "config.json.new", "accel",
+                                        "qemu.log"};
     char path[4400];
+    DIR *dm = opendir(d->dm_dir);
+    struct dirent *e;
+    while (dm && (e = readdir(dm)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+            unlinkat(dirfd(dm), e->d_name, 0) < 0)
+            unlinkat(dirfd(dm), e->d_name, AT_REMOVEDIR);
+    if (dm)
+        closedir(dm);
+    rmdir(d->dm_dir);
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         snprintf(path, sizeof(path), "%s/%s", d->dir, files[i]);
         unlink(path);
@@ -505,6 +527,7 @@ qdom_exited(struct xenops *x, struct qdom *d)
     /* before anyone waiting hears of the exit: a start right after a shutdown
      * must find the directory gone, not fail on it (1) */
     qdom_clean_dir(d);
+    xenops_cgroup_remove(x, d->uuid);
     pthread_mutex_lock(&d->lock);
     d->exited = true;
     int ev = d->exit_event;
@@ -621,6 +644,20 @@ qdom_supervise(void *arg)
     return NULL;
 }
 
+/* 0 when the process at the other end of @fd is @pid: qemu's directory is its
+ * own (5), so a name in it may be a link to some other socket; the kernel's
+ * word on the peer is what counts (SO_PEERCRED: the pid as our namespace
+ * sees it). -EPERM otherwise. */
+static int
+peer_is(int fd, pid_t pid)
+{
+    struct ucred peer;
+    socklen_t len = sizeof(peer);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0)
+        return -errno;
+    return peer.pid == pid ? 0 : -EPERM;
+}
+
 /* Connects QMP and the console of d's qemu (pid/pidfd known), starts its
  * supervisor and puts it in the map. On failure the caller kills qemu. */
 static int
@@ -629,15 +666,19 @@ qdom_attach(struct xenops *x, struct qdom *d, unsigned timeout_ms)
     struct qbackend *b = x->priv;
     char path[4200];
     uint64_t deadline = xenops_now_ms() + timeout_ms;
-    snprintf(path, sizeof(path), "%s/qmp.sock", d->dir);
+    snprintf(path, sizeof(path), "%s/qmp.sock", d->dm_dir);
     if ((d->qmp_fd = qmp_connect(path, d->pidfd, deadline)) < 0)
         return d->qmp_fd;
-    int rc = qmp_handshake(&d->qmp_in, d->qmp_fd, timeout_ms);
+    int rc = peer_is(d->qmp_fd, d->pid);
+    if (rc == 0)
+        rc = qmp_handshake(&d->qmp_in, d->qmp_fd, timeout_ms);
     if (rc < 0)
         return rc;
-    snprintf(path, sizeof(path), "%s/console.sock", d->dir);
+    snprintf(path, sizeof(path), "%s/console.sock", d->dm_dir);
     if ((d->con_fd = qmp_connect(path, d->pidfd, deadline)) < 0)
         return d->con_fd;
+    if ((rc = peer_is(d->con_fd, d->pid)) < 0)
+        return rc;
     if ((d->wake_fd = eventfd(0, EFD_CLOEXEC)) < 0)
         return -errno;
     /* the supervisor reads whatever is there and goes back to poll: it must
@@ -703,84 +744,6 @@ find_binary(const char *name)
     return NULL;
 }
 
-/* In the grandchild: becomes qemu or _exit()s, writing errno to @errfd. */
-__attribute__((noreturn)) static void
-child_exec(struct xenops *x, const char *bin, char **argv, int logfd, int resume_fd, int errfd)
-{
-    /* move what we keep above the low fds first, so no dup2 clobbers another */
-    errfd = fcntl(errfd, F_DUPFD_CLOEXEC, 10);
-    int rfd = resume_fd >= 0 ? fcntl(resume_fd, F_DUPFD, 10) : -1;
-    int nul = open("/dev/null", O_RDWR);
-    if (errfd < 0 || nul < 0 || (resume_fd >= 0 && rfd < 0))
-        goto fail;
-    if (dup2(nul, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
-        goto fail;
-    if (rfd >= 0 ? dup2(rfd, 3) < 0 : (close(3), false))
-        goto fail;
-    if (dup2(errfd, 4) < 0 || fcntl(4, F_SETFD, FD_CLOEXEC) < 0)
-        goto fail;
-    errfd = 4;
-    /* qemu keeps: stdio (stdout/stderr to qemu.log), the resume image as fd 3,
-     * the exec-error pipe until exec; nothing else of ours. */
-    syscall(SYS_close_range, 5, ~0U, 0);
-    if (x->set_ids && (setgroups(0, NULL) < 0 || setresgid(x->gid, x->gid, x->gid) < 0 ||
-                       setresuid(x->uid, x->uid, x->uid) < 0))
-        goto fail;
-    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-    signal(SIGPIPE, SIG_DFL);
-    sigset_t all;
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL);
-    execv(bin, argv);
-fail:;
-    int e = errno;
-    if (errfd >= 0)
-        (void)!write(errfd, &e, sizeof(e));
-    _exit(127);
-}
-
-/* Double fork: qemu's parent is gone before we return, so init reaps it and
- * it outlives us. Returns qemu's pid or -errno (exec failures included). */
-static pid_t
-spawn_detached(struct xenops *x, const char *bin, char **argv, int logfd, int resume_fd)
-{
-    int pidpipe[2], errpipe[2];
-    if (pipe2(pidpipe, O_CLOEXEC) < 0)
-        return -errno;
-    if (pipe2(errpipe, O_CLOEXEC) < 0) {
-        close(pidpipe[0]);
-        close(pidpipe[1]);
-        return -errno;
-    }
-    pid_t mid = fork();
-    if (mid == 0) {
-        setsid();
-        pid_t pid = fork();
-        if (pid == 0)
-            child_exec(x, bin, argv, logfd, resume_fd, errpipe[1]);
-        (void)!write(pidpipe[1], &pid, sizeof(pid));
-        _exit(0);
-    }
-    close(pidpipe[1]);
-    close(errpipe[1]);
-    pid_t pid = -1;
-    int err = 0;
-    if (mid < 0)
-        err = errno;
-    else
-        waitpid(mid, NULL, 0);
-    if (!err && read(pidpipe[0], &pid, sizeof(pid)) != sizeof(pid))
-        err = EIO;
-    if (!err && pid < 0)
-        err = -pid;
-    int child_err;
-    if (!err && read(errpipe[0], &child_err, sizeof(child_err)) == sizeof(child_err))
-        err = child_err; /* the exec failed */
-    close(pidpipe[0]);
-    close(errpipe[0]);
-    return err ? -err : pid;
-}
-
 static int
 write_file(const char *dir, const char *name, const char *text)
 {
@@ -816,6 +779,51 @@ qdom_wait_incoming(struct qdom *d)
     return -ETIMEDOUT;
 }
 
+/* @path as qemu names it from its working directory d->dm_dir (5): a socket
+ * under the run dir (a disk server's, DATA/run/disks/) relative to it, so
+ * that qemu needs no search permission above the run dir (DATA is 0700).
+ * Other paths as they are. Malloc'd, or NULL. */
+static char *
+qemu_path(struct xenops *x, const char *path)
+{
+    size_t n = strlen(x->run_dir);
+    char *out = NULL;
+    if (!strncmp(path, x->run_dir, n) && path[n] == '/')
+        return asprintf(&out, "../../%s", path + n + 1) < 0 ? NULL : out;
+    return strdup(path);
+}
+
+/* The config the command line is made from: @cfg as qemu sees it (5): the
+ * kernel and initrd as the descriptors it inherits, disks by qemu_path(). */
+static struct xenops_domain_config *
+qemu_view(struct xenops *x, const struct xenops_domain_config *cfg)
+{
+    _cleanup_(xenops_config_freep) struct xenops_domain_config *v = xenops_config_copy(cfg);
+    if (!v)
+        return NULL;
+    char fdpath[32];
+    if (v->kernel) {
+        free(v->kernel);
+        snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", QEMU_FD_KERNEL);
+        if (!(v->kernel = strdup(fdpath)))
+            return NULL;
+    }
+    if (v->initrd) {
+        free(v->initrd);
+        snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", QEMU_FD_INITRD);
+        if (!(v->initrd = strdup(fdpath)))
+            return NULL;
+    }
+    for (size_t i = 0; i < v->n_disks; i++) {
+        char *p = qemu_path(x, v->disks[i].path);
+        if (!p)
+            return NULL;
+        free(v->disks[i].path);
+        v->disks[i].path = p;
+    }
+    return steal_ptr(&v);
+}
+
 static int
 qemu_spawn_domain(struct xenops *x, const struct xenops_domain_config *cfg,
                   const char *resume_path, bool announce)
@@ -828,9 +836,20 @@ qemu_spawn_domain(struct xenops *x, const struct xenops_domain_config *cfg,
                         : cfg->accel == XENOPS_ACCEL_TCG ? "tcg"
                                                          : xenops_kvm_probe(x->qemu_binary, 3000);
     snprintf(d->accel, sizeof(d->accel), "%s", accel);
+    /* the files qemu boots from, opened here: it gets descriptors (5) */
+    _cleanup_close_ int kernel_fd = -1, initrd_fd = -1;
+    if (cfg->boot == XENOPS_BOOT_DIRECT &&
+        (kernel_fd = open(cfg->kernel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+        return errno == ELOOP ? -EINVAL : -errno;
+    if (cfg->boot == XENOPS_BOOT_DIRECT && cfg->initrd &&
+        (initrd_fd = open(cfg->initrd, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+        return errno == ELOOP ? -EINVAL : -errno;
+    _cleanup_(xenops_config_freep) struct xenops_domain_config *view = qemu_view(x, d->cfg);
+    if (!view)
+        return -ENOMEM;
     char **argv = NULL;
     size_t argc = 0;
-    int rc = xenops_qemu_argv(d->cfg, accel, d->dir, x->qemu_binary, &argv, &argc);
+    int rc = xenops_qemu_argv(view, accel, ".", x->qemu_binary, &argv, &argc);
     if (rc < 0)
         return rc;
     if (resume_path) {
@@ -855,9 +874,12 @@ qemu_spawn_domain(struct xenops *x, const struct xenops_domain_config *cfg,
         rc = bin ? -ENOMEM : -ENOENT;
     if (rc == 0 && resume_path && resume_fd < 0)
         rc = -errno;
-    if (rc == 0 && mkdir(d->dir, 0700) < 0)
+    /* (5) ours 0711 (qemu passes through to dm/), dm/ qemu's alone */
+    if (rc == 0 && mkdir(d->dir, 0711) < 0)
         rc = errno == EEXIST ? -EEXIST : -errno; /* (1): a live or unrecovered domain */
-    if (rc == 0 && x->set_ids && chown(d->dir, x->uid, x->gid) < 0)
+    if (rc == 0 && (chmod(d->dir, 0711) < 0 || mkdir(d->dm_dir, 0700) < 0))
+        rc = -errno;
+    if (rc == 0 && cfg->uid && chown(d->dm_dir, cfg->uid, cfg->gid) < 0)
         rc = -errno;
     char logpath[4200];
     snprintf(logpath, sizeof(logpath), "%s/qemu.log", d->dir);
@@ -868,42 +890,70 @@ qemu_spawn_domain(struct xenops *x, const struct xenops_domain_config *cfg,
         rc = write_file(d->dir, "config.json", cfg_json);
     if (rc == 0)
         rc = write_file(d->dir, "accel", accel);
+    char cgroup[4200] = "";
+    if (rc == 0)
+        xenops_cgroup_create(x, d->cfg, accel, cgroup, sizeof(cgroup));
+    char procs[4300];
+    snprintf(procs, sizeof(procs), "%s/cgroup.procs", cgroup);
+    _cleanup_close_ int cgroup_fd = cgroup[0] ? open(procs, O_WRONLY | O_CLOEXEC) : -1;
+    struct xenops_spawn_plan plan = {.bin = bin, .argv = argv, .dm_dir = d->dm_dir, .logfd = logfd,
+                              .keep = {resume_fd, kernel_fd, initrd_fd}, .cgroup_fd = cgroup_fd,
+                              .uid = cfg->uid, .gid = cfg->gid};
+    struct group *kvm = NULL, kvm_buf;
+    char kvm_text[1024];
+    /* /dev/kvm is the kvm group's (Debian's udev rule); TCG needs no group */
+    if (!strcmp(accel, "kvm") && getgrnam_r("kvm", &kvm_buf, kvm_text, sizeof(kvm_text), &kvm) == 0 &&
+        kvm) {
+        plan.groups[0] = kvm->gr_gid;
+        plan.n_groups = 1;
+    }
+    const char *step = "prepare"; /* for the log of a failure */
     if (rc == 0) {
+        int ns_errno = 0;
+        step = "spawn";
         d->start_time_ms = xenops_realtime_ms();
-        d->pid = spawn_detached(x, bin, argv, logfd, resume_fd);
+        d->pid = xenops_spawn_detached(&plan, &ns_errno);
         if (d->pid < 0)
             rc = d->pid;
+        if (rc == 0 && ns_errno)
+            log_warn_errno(ns_errno, "xenops.namespaces", "vm=%s: qemu runs without mount, "
+                           "PID and IPC namespaces of its own", cfg->uuid);
     }
     xenops_strv_free(argv, argc);
     if (rc == 0 && (d->pidfd = (int)syscall(SYS_pidfd_open, d->pid, 0)) < 0)
         rc = -errno;
     if (rc == 0) {
         char pidtext[32];
+        step = "pidfile";
         snprintf(pidtext, sizeof(pidtext), "%d\n", (int)d->pid);
         rc = write_file(d->dir, "qemu.pid", pidtext);
     }
     d->announce_resume = announce;
     bool attached = false;
-    if (rc == 0)
+    if (rc == 0 && (step = "attach"))
         attached = (rc = qdom_attach(x, d, 10000)) == 0;
-    if (rc == 0 && resume_path)
+    if (rc == 0 && resume_path && (step = "incoming"))
         rc = qdom_wait_incoming(d);
-    if (rc == 0 && !cfg->start_paused)
+    if (rc == 0 && !cfg->start_paused && (step = "cont"))
         rc = qdom_qmp(d, "cont", NULL);
     if (rc < 0 && rc != -EEXIST) {
         /* rollback: the qemu we started (if any) goes, and its directory */
-        log_warn_errno(-rc, "xenops.start_failed", "vm=%s pid=%d", cfg->uuid, (int)d->pid);
+        log_warn_errno(-rc, "xenops.start_failed", "vm=%s pid=%d step=%s", cfg->uuid, (int)d->pid,
+                       step);
         pthread_mutex_lock(&d->lock);
         d->exit_event = XENOPS_EVENT_HALTED;
         pthread_mutex_unlock(&d->lock);
         if (d->pid > 0)
             kill(d->pid, SIGKILL);
-        if (!attached) /* else its supervisor sees the exit and cleans up */
+        if (!attached) { /* else its supervisor sees the exit and cleans up */
             qdom_clean_dir(d);
+            xenops_cgroup_remove(x, d->uuid);
+        }
         return rc;
     }
     if (rc == 0)
-        log_info("xenops.qemu_start", "vm=%s pid=%d accel=%s", d->uuid, (int)d->pid, accel);
+        log_info("xenops.qemu_start", "vm=%s pid=%d accel=%s uid=%u", d->uuid, (int)d->pid,
+                 accel, (unsigned)cfg->uid);
     return rc;
 }
 
@@ -1096,6 +1146,48 @@ qemu_suspend(struct xenops *x, const char *uuid, const char *path)
     return rc < 0 ? rc : qdom_kill(d, XENOPS_EVENT_SUSPENDED);
 }
 
+/* The id our namespace gives thread @ns_tid of @pid: qemu is pid 1 of a PID
+ * namespace of its own, and QMP reports its threads' ids as it sees them.
+ * NSpid in /proc/PID/task/TID/status lists a thread's id in each namespace,
+ * ours first (proc(5)). @ns_tid itself when @pid has no namespace of its own. */
+static long
+host_tid(pid_t pid, long ns_tid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *dir = opendir(path);
+    struct dirent *e;
+    long found = ns_tid;
+    bool done = false;
+    while (dir && !done && (e = readdir(dir))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char spath[320], line[256];
+        snprintf(spath, sizeof(spath), "/proc/%d/task/%s/status", (int)pid, e->d_name);
+        FILE *f = fopen(spath, "re");
+        while (f && fgets(line, sizeof(line), f)) {
+            if (strncmp(line, "NSpid:", 6))
+                continue;
+            long ids[8];
+            int k = 0, off = 6, used;
+            while (k < 8 && sscanf(line + off, "%ld%n", &ids[k], &used) == 1) {
+                off += used;
+                k++;
+            }
+            if (k > 1 && ids[k - 1] == ns_tid) {
+                found = ids[0];
+                done = true;
+            }
+            break;
+        }
+        if (f)
+            fclose(f);
+    }
+    if (dir)
+        closedir(dir);
+    return found;
+}
+
 /* utime + stime of /proc/<pid>/task/<tid>/stat, in ns. */
 static uint64_t
 thread_cpu_ns(pid_t pid, long tid)
@@ -1154,7 +1246,7 @@ qemu_stats(struct xenops *x, const char *uuid, struct xenops_stats *out)
             json_int_t idx = json_integer_value(json_object_get(c, "cpu-index"));
             json_int_t tid = json_integer_value(json_object_get(c, "thread-id"));
             if (idx >= 0 && idx < 64 && tid > 0)
-                out->vcpu_time_ns[idx] = thread_cpu_ns(d->pid, (long)tid);
+                out->vcpu_time_ns[idx] = thread_cpu_ns(d->pid, host_tid(d->pid, (long)tid));
         }
     }
     json_decref(cpus);
@@ -1397,10 +1489,13 @@ qemu_disk_plug(struct xenops *x, const char *uuid, unsigned slot, const struct x
         return -ENOTSUP; /* q35's hotplug ports are the NICs'; microvm has none */
     char node[XENOPS_DISK_ID_LEN], dev[XENOPS_DISK_ID_LEN];
     xenops_disk_ids(slot, node, dev);
+    _cleanup_free_ char *path = qemu_path(x, disk->path);
+    if (!path)
+        return -ENOMEM;
     pthread_mutex_lock(&d->nic_lock); /* one hotplug at a time: it owns nic_waiting */
     int rc = qdom_qmp_fd(d, json_pack("{s:s,s:{s:s,s:s,s:{s:s,s:s},s:b}}", "execute",
                                       "blockdev-add", "arguments", "driver", "nbd", "node-name",
-                                      node, "server", "type", "unix", "path", disk->path,
+                                      node, "server", "type", "unix", "path", path,
                                       "read-only", disk->read_only),
                          -1, NULL);
     bool node_added = rc == 0;
@@ -1460,23 +1555,22 @@ read_small(const char *dir, const char *name)
     return buf;
 }
 
-/* True when @pid's command line names @dir's QMP socket: it is our qemu, not
- * a process that reused the pid. */
+/* True when @pid's command line is domain @uuid's qemu ("-uuid" "<uuid>"):
+ * it is our qemu, not a process that reused the pid. */
 static bool
-pid_is_domain(pid_t pid, const char *dir)
+pid_is_domain(pid_t pid, const char *uuid)
 {
-    char path[64], buf[8192], want[4300];
+    char path[64], buf[8192];
     snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-    snprintf(want, sizeof(want), "path=%s/qmp.sock,", dir);
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
     ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
     if (n <= 0)
         return false;
-    for (ssize_t i = 0; i < n; i++)
-        if (buf[i] == '\0')
-            buf[i] = ' ';
     buf[n] = '\0';
-    return strstr(buf, want) != NULL;
+    for (const char *a = buf; a < buf + n; a += strlen(a) + 1)
+        if (!strcmp(a, "-uuid") && a + strlen(a) + 1 < buf + n && !strcmp(a + strlen(a) + 1, uuid))
+            return true;
+    return false;
 }
 
 static void
@@ -1494,7 +1588,7 @@ recover_one(struct xenops *x, const char *name)
     _cleanup_(qdom_unrefp) struct qdom *d = cfg ? qdom_new(x, cfg) : NULL;
     int rc = d ? 0 : -ENOENT;
     if (rc == 0 && (pid <= 0 || (d->pidfd = (int)syscall(SYS_pidfd_open, pid, 0)) < 0 ||
-                    !pid_is_domain(pid, dir)))
+                    !pid_is_domain(pid, name)))
         rc = -ESRCH;
     if (rc == 0) {
         d->pid = pid;

@@ -10,6 +10,9 @@
  * The console is a byte buffer: "VESSEL-GUEST-UP\n" at start, writes echoed,
  * to the buffer and live to up to SIM_CONSOLE_SUBS subscribers (called under
  * the lock, as xenops.h allows: they only copy or forward the bytes).
+ * A domain started with cfg->sim_ignore_shutdown is a guest that ignores the
+ * power button: clean shutdown and reboot wait their timeout, as qemu's do for
+ * such a guest, and end early only when the domain goes (hard shutdown).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -46,6 +49,7 @@ struct sim {
     uint64_t next_sub_id;
     pthread_mutex_t lock;
     pthread_cond_t cond;
+    pthread_cond_t gone; /* a domain was unlinked (stubborn guests' waiters) */
     struct hashmap doms; /* uuid -> struct sim_dom */
     struct sim_dom *all;  /* the same domains, listed */
     struct sim_event *head, *tail;
@@ -119,6 +123,7 @@ sim_link(struct sim *s, struct sim_dom *d)
 static void
 sim_unlink(struct sim *s, struct sim_dom *d)
 {
+    pthread_cond_broadcast(&s->gone);
     hashmap_remove(&s->doms, d->uuid);
     if (d->prev)
         d->prev->next = d->next;
@@ -139,6 +144,7 @@ sim_init(struct xenops *x)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->cond, &ca);
+    pthread_cond_init(&s->gone, &ca);
     pthread_condattr_destroy(&ca);
     hashmap_init(&s->doms);
     x->priv = s;
@@ -176,6 +182,7 @@ sim_fini(struct xenops *x)
     hashmap_release_with(&s->doms, sim_dom_free);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cond);
+    pthread_cond_destroy(&s->gone);
     free(s);
 }
 
@@ -260,6 +267,31 @@ sim_unpause(struct xenops *x, const char *uuid)
     return sim_set_power(x, uuid, XENOPS_POWER_PAUSED, XENOPS_POWER_RUNNING, XENOPS_EVENT_RESUMED);
 }
 
+/* A stubborn guest (s->lock held, released here): waits @timeout_ms for the
+ * domain to go by other means; 0 if it went, else -ETIMEDOUT. */
+static int
+sim_ignore(struct sim *s, struct sim_dom *d, unsigned timeout_ms)
+{
+    char uuid[37];
+    memcpy(uuid, d->uuid, sizeof(uuid));
+    uint64_t deadline = xenops_now_ms() + timeout_ms;
+    int rc = -ETIMEDOUT;
+    for (uint64_t now; (now = xenops_now_ms()) < deadline;) {
+        if (hashmap_get(&s->doms, uuid) != d) {
+            rc = 0;
+            break;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t ns = (uint64_t)ts.tv_nsec + (deadline - now) * 1000000;
+        ts.tv_sec += (time_t)(ns / 1000000000);
+        ts.tv_nsec = (long)(ns % 1000000000);
+        pthread_cond_timedwait(&s->gone, &s->lock, &ts);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
 static int
 sim_shutdown(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms)
 {
@@ -267,6 +299,8 @@ sim_shutdown(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms)
     struct sim_dom *d = sim_get_locked(s, uuid);
     if (!d)
         return -ENOENT;
+    if (!hard && d->cfg->sim_ignore_shutdown)
+        return sim_ignore(s, d, timeout_ms);
     int rc = 0;
     if (!hard && d->power == XENOPS_POWER_PAUSED) {
         rc = -ETIMEDOUT; /* a paused guest cannot answer the power button */
@@ -286,6 +320,8 @@ sim_reboot(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms)
     struct sim_dom *d = sim_get_locked(s, uuid);
     if (!d)
         return -ENOENT;
+    if (!hard && d->cfg->sim_ignore_shutdown)
+        return sim_ignore(s, d, timeout_ms);
     int rc = 0;
     if (!hard && d->power == XENOPS_POWER_PAUSED) {
         rc = -ETIMEDOUT;

@@ -89,9 +89,7 @@ xenops_new(const struct xenops_init *init, struct xenops **out)
     x->log_dir = strdup(init->log_dir ? init->log_dir : init->run_dir ? init->run_dir : "/tmp");
     x->qemu_binary = strdup(init->qemu_binary ? init->qemu_binary : "qemu-system-x86_64");
     x->log_max_bytes = init->log_max_bytes ? init->log_max_bytes : 1u << 20;
-    x->uid = init->uid;
-    x->gid = init->gid;
-    x->set_ids = init->set_ids;
+    x->cgroup_root = init->cgroup_root ? strdup(init->cgroup_root) : NULL;
     x->sim_delay_ms = init->sim_delay_ms;
     x->on_event = init->on_event;
     x->opaque = init->opaque;
@@ -100,9 +98,12 @@ xenops_new(const struct xenops_init *init, struct xenops **out)
         rc = -ENOMEM;
     if (!rc && x->run_dir)
         rc = xenops_mkdir_p(x->run_dir, 0700);
-    /* a qemu running as uid must reach its own (chown'd) domain dir */
-    if (!rc && x->run_dir && x->set_ids && chmod(x->run_dir, 0711) < 0)
+    /* a qemu running as its own uid reaches its (chown'd, 0700) domain dir
+     * and, through ../disks/, its disk servers' sockets: search, no listing */
+    if (!rc && x->run_dir && chmod(x->run_dir, 0711) < 0)
         rc = -errno;
+    if (!rc && ops == &xenops_qemu_ops)
+        xenops_cgroup_probe(x);
     if (!rc && x->log_dir)
         rc = xenops_mkdir_p(x->log_dir, 0700);
     if (!rc)
@@ -111,6 +112,7 @@ xenops_new(const struct xenops_init *init, struct xenops **out)
         free(x->run_dir);
         free(x->log_dir);
         free(x->qemu_binary);
+        free(x->cgroup_root);
         free(x);
         return rc;
     }
@@ -127,6 +129,7 @@ xenops_free(struct xenops *x)
     free(x->run_dir);
     free(x->log_dir);
     free(x->qemu_binary);
+    free(x->cgroup_root);
     free(x);
 }
 

@@ -78,6 +78,18 @@ struct xenops_domain_config {
     enum xenops_accel accel;
     bool start_paused;
     enum xenops_action on_poweroff, on_reboot, on_crash;
+    /* sim only, a test aid: the guest ignores clean shutdown and reboot, so
+     * they wait their whole timeout (as a guest without ACPI support would).
+     * Not part of the JSON form. */
+    bool sim_ignore_shutdown;
+    /* qemu backend: the device model's own uid and gid (0: as the caller);
+     * the caller hands out ids no other process uses (api/domains.c) */
+    uid_t uid;
+    gid_t gid;
+    /* xapi's VCPUs_params: weight (Xen credit scheduler, 1..65535, 256 the
+     * default; 0 = default) and cap (% of one CPU, 0 = none): the domain's
+     * cgroup gets cpu.weight and cpu.max from them (xenops/cgroup.c) */
+    unsigned cpu_weight, cpu_cap;
 };
 
 /* Frees every string and the disk array, then @cfg itself. NULL is a no-op. */
@@ -96,7 +108,8 @@ int xenops_config_check(const struct xenops_domain_config *cfg, const char **why
  *  "disks":[{"path":..,"format":"raw|nbd","export":..,"read_only":b,"cdrom":b}],
  *  "nics":[{"tap":..,"mac":..,"port":n}]   (port optional, 0..XENOPS_Q35_PORTS),
  *  "accel":"auto|kvm|tcg","start_paused":b,
- *  "on_poweroff"/"on_reboot"/"on_crash":"destroy|restart|preserve"}.
+ *  "on_poweroff"/"on_reboot"/"on_crash":"destroy|restart|preserve",
+ *  "uid":n,"gid":n,"cpu_weight":n,"cpu_cap":n}  (the last four optional, 0).
  * Parse: 0 and *out (free with xenops_config_free), or -EINVAL. Unparse: a
  * malloc'd string or NULL on ENOMEM. */
 int xenops_config_from_json(const char *json, struct xenops_domain_config **out);
@@ -128,9 +141,9 @@ struct xenops_init {
     const char *log_dir;  /* qemu: console logs <uuid>.log (+ .log.1 rotated);
                              NULL = run_dir */
     size_t log_max_bytes; /* rotate a console log past this; 0 = 1 MiB */
-    uid_t uid;            /* qemu runs as uid/gid when set_ids (needs root) */
-    gid_t gid;
-    bool set_ids;
+    const char *cgroup_root; /* qemu: a cgroup v2 mount; each domain gets a group
+                                under <root>/vessel.slice/ (xenops/cgroup.c);
+                                NULL or not cgroup v2: none, with a warning */
     const char *qemu_binary; /* NULL = "qemu-system-x86_64" from PATH */
     unsigned sim_delay_ms;   /* sim: power transitions complete after this delay */
     xenops_event_fn *on_event;
@@ -273,6 +286,18 @@ int xenops_console_vnc_path(struct xenops *x, const char *uuid, char **path);
 const char *xenops_kvm_probe(const char *qemu_binary, unsigned timeout_ms);
 
 /* ---- pure helpers, exposed for tests ---- */
+
+/* The cgroup v2 limits of a domain (xenops/cgroup.c): cpu.weight (1..10000)
+ * from cfg->cpu_weight scaled so that xapi's default 256 is cgroup's 100;
+ * cpu.max ("max 100000" or "<cap * 1000> 100000": cap % of one CPU per
+ * 100 ms period); memory.max in bytes: the guest's memory plus the device
+ * model's overhead (XENOPS_QEMU_OVERHEAD_BYTES + memory/16, and qemu's TCG
+ * translation cache under @accel "tcg"). */
+#define XENOPS_QEMU_OVERHEAD_BYTES (256ull << 20)
+#define XENOPS_TCG_CACHE_BYTES (1ull << 30)
+void xenops_cgroup_limits(const struct xenops_domain_config *cfg, const char *accel,
+                          unsigned *cpu_weight, char *cpu_max, size_t cpu_max_len,
+                          uint64_t *memory_max);
 
 /* The qemu command line for @cfg with accelerator @accel ("kvm"/"tcg") and
  * the domain's run dir @dom_dir (sockets live there). *argv: NULL-terminated,

@@ -70,9 +70,7 @@ struct xenops {
     const struct xenops_ops *ops;
     char *run_dir, *log_dir, *qemu_binary;
     size_t log_max_bytes;
-    uid_t uid;
-    gid_t gid;
-    bool set_ids;
+    char *cgroup_root; /* NULL: no per-domain groups (xenops/cgroup.c) */
     unsigned sim_delay_ms;
     xenops_event_fn *on_event;
     void *opaque;
@@ -117,6 +115,43 @@ steal_fd(int *fd)
     *fd = -1;
     return v;
 }
+
+/* xenops/cgroup.c: the group of domain @uuid, made with the limits of @cfg
+ * (xenops_cgroup_limits); its directory in @path (empty when there is none:
+ * no cgroup v2 root, or it could not be made, logged as a warning). A
+ * missing controller file is a warning, not a failure. */
+void xenops_cgroup_create(struct xenops *x, const struct xenops_domain_config *cfg,
+                          const char *accel, char *path, size_t len);
+/* Removes the group (it must be empty: its qemu has exited). */
+void xenops_cgroup_remove(struct xenops *x, const char *uuid);
+/* True when @x->cgroup_root is a writable cgroup v2 mount; sets it NULL
+ * (with a warning) otherwise. */
+void xenops_cgroup_probe(struct xenops *x);
+
+/* What the grandchild needs to become a domain's qemu; everything is found,
+ * opened and allocated before fork (the child of a threaded process may only
+ * make async-signal-safe calls). */
+struct xenops_spawn_plan {
+    const char *bin;
+    char **argv;
+    const char *dm_dir;      /* the working directory: qemu names its files relative to it */
+    int logfd;               /* stdout and stderr */
+    int keep[3];             /* become fds 3, 4, 5 (or stay closed when -1): the resume
+                                image, the kernel, the initrd (QEMU_FD_*) */
+    int cgroup_fd;           /* the domain group's cgroup.procs, or -1 */
+    uid_t uid;               /* 0: keep ours */
+    gid_t gid;
+    gid_t groups[1];         /* supplementary: the kvm group when the accelerator is kvm */
+    size_t n_groups;
+};
+
+enum { QEMU_FD_RESUME = 3, QEMU_FD_KERNEL = 4, QEMU_FD_INITRD = 5, QEMU_FD_ERR = 6 };
+
+/* xenops/spawn.c: starts @plan's qemu detached (double fork: init reaps it,
+ * it outlives vesseld), as pid 1 of new PID, mount and IPC namespaces when
+ * the kernel allows (else *@ns_errno says why). Returns its pid as we see it,
+ * or -errno (a failed exec included). */
+pid_t xenops_spawn_detached(const struct xenops_spawn_plan *plan, int *ns_errno);
 
 uint64_t xenops_now_ms(void);          /* CLOCK_MONOTONIC */
 uint64_t xenops_realtime_ms(void);     /* CLOCK_REALTIME */

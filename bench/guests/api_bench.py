@@ -100,7 +100,7 @@ def main():
     guest = os.path.join(build, 'bench-guest')
     subprocess.run(['sh', os.path.join(HERE, '..', '..', 'tests', 'guest', 'build-guest.sh'), guest],
                    check=True, capture_output=True)
-    d = Vesseld(os.path.join(build, 'vesseld'), extra=['--backend', 'qemu'])
+    d = Vesseld(os.path.join(build, 'vesseld'), extra=['--backend', 'qemu', '--guest-kernel-dir', guest])
     try:
         d.start()
         s = d.proxy()
@@ -133,8 +133,7 @@ def main():
         for v, _ in vms:
             s.VM.hard_shutdown(sess, v)
     finally:
-        d.kill()
-        subprocess.run(['pkill', '-9', '-f', d.dir], capture_output=True)
+        d.kill_all()
         d.cleanup()
 
 

@@ -1,12 +1,12 @@
-/* tests/fuzz/http_headers_fuzz.c - fuzz the parsers of rpc/http.c that are ours.
+/* tests/fuzz/http_headers_fuzz.c - fuzz the parsers of http/http.c that are ours.
  *
  * libmicrohttpd parses the request line, headers, cookies and query; what
- * rpc/http.c parses itself is small but faces configuration and clients:
+ * http/http.c parses itself is small but faces configuration and clients:
  * listen addresses ("HOST:PORT", "[V6]:PORT"), comma-separated header token
  * lists (Connection: keep-alive, Upgrade) and Basic credentials. The input is
  * split at its first newline: the part before is fed to every parser, the
  * part after is the token looked for (default "upgrade"). Each parser's
- * result is checked against what its contract promises (rpc/http.h).
+ * result is checked against what its contract promises (http/http.h).
  * Corpus: tests/fuzz/corpus/http_headers/ (replayed under gcc by replay_main.c).
  */
 #include <arpa/inet.h>
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rpc/http.h"
+#include "http/http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

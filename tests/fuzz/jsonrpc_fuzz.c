@@ -22,9 +22,9 @@
 
 #include "common/strbuf.h"
 #include "common/xval.h"
-#include "rpc/jsonrpc.h"
-#include "rpc/wire.h"
-#include "rpc/xmlrpc.h"
+#include "wire/jsonrpc.h"
+#include "wire/wire.h"
+#include "wire/xmlrpc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -38,7 +38,7 @@ check(bool ok, const char *what)
 }
 
 /* Rewrites the valid UTF-8 text @s in place into what XML can carry (as
- * rpc/wire.c writes it): C0 controls other than TAB/LF/CR dropped, U+FFFE
+ * wire/wire.c writes it): C0 controls other than TAB/LF/CR dropped, U+FFFE
  * and U+FFFF replaced by U+FFFD (same length). Returns the new length. */
 static size_t
 xml_text(char *s, size_t len)

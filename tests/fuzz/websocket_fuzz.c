@@ -1,10 +1,10 @@
-/* tests/fuzz/websocket_fuzz.c - fuzz rpc/websocket.c's frame parser.
+/* tests/fuzz/websocket_fuzz.c - fuzz http/websocket.c's frame parser.
  *
  * The input is what a WebSocket client sends after the handshake: its first
  * byte picks the payload limit (0..255 * 64 bytes), the rest is parsed frame
  * after frame as ws_bridge_run() does, through the fragmentation rules,
  * until the bytes run out or an error ends the connection. Each frame is
- * checked against the contract (rpc/websocket.h): the size stays in the
+ * checked against the contract (http/websocket.h): the size stays in the
  * buffer, the payload under the limit, control frames whole and short. The
  * input as a string also goes through ws_accept_key(). Corpus:
  * tests/fuzz/corpus/websocket/ (replayed under gcc by replay_main.c).
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rpc/websocket.h"
+#include "http/websocket.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -22,9 +22,9 @@
 
 #include "common/strbuf.h"
 #include "common/xval.h"
-#include "rpc/jsonrpc.h"
-#include "rpc/wire.h"
-#include "rpc/xmlrpc.h"
+#include "wire/jsonrpc.h"
+#include "wire/wire.h"
+#include "wire/xmlrpc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -156,10 +156,18 @@ class Vesseld:
 
     def kill_all(self):
         """Kills vesseld and what it left running: guests and disk servers
-        outlive vesseld by design, so a test ends its own (they all name the
-        data directory on their command line)."""
+        outlive vesseld by design, so a test ends its own (disk servers name
+        the data directory on their command line, device models work in
+        their directory under it)."""
         self.kill()
         subprocess.run(['pkill', '-9', '-f', self.dir], capture_output=True)
+        real = os.path.realpath(self.dir) + '/'
+        for pid in os.listdir('/proc'):
+            try:
+                if pid.isdigit() and os.readlink('/proc/%s/cwd' % pid).startswith(real):
+                    os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
 
     def cleanup(self):
         self.kill()

@@ -240,7 +240,7 @@ def vt100_of(s, sess, vm):
 def inner(binary, guest):
     t = Tap()
     ip('link', 'set', 'lo', 'up')
-    d = Vesseld(binary, extra=['--backend', 'qemu'])
+    d = Vesseld(binary, extra=['--backend', 'qemu', '--guest-kernel-dir', guest])
     try:
         d.start()
         s = d.proxy()
@@ -273,6 +273,11 @@ def inner(binary, guest):
                            'VESSEL-PING-OK', 60)
         t.ok(MARKER in out, 'the console tunnel replays the guest\'s earlier output')
         t.ok('VESSEL-PING-OK' in out, 'guest 1 pings guest 2 (typed on its serial console)', out[-500:])
+        rfb = [c for c in value(s.VM.get_consoles(sess, vms[0][0]))
+               if value(s.console.get_protocol(sess, c)) == 'rfb'][0]
+        out = console_type(d, sess, rfb, '', 'RFB 003', 10)
+        t.ok(out.startswith('RFB 003'), 'the rfb console reaches the guest\'s own VNC server '
+             '(in the device model\'s directory, its peer checked)', out[:200])
         s, sess = hotplug_checks(t, d, s, sess, vms, net, vt100)
         taps = ['vif%s.0' % value(s.VM.get_domid(sess, vm)) for vm, _ in vms]
         for vm, _ in vms:
@@ -287,8 +292,7 @@ def inner(binary, guest):
         import traceback
         t.ok(False, 'test raised %s' % type(exc).__name__, traceback.format_exc())
     finally:
-        d.kill()
-        subprocess.run(['pkill', '-9', '-f', d.dir], capture_output=True)
+        d.kill_all()
         d.cleanup()
     return t.done()
 

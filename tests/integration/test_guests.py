@@ -17,6 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Tap, Vesseld, console_log, error, value, wait_for  # noqa: E402
+from depriv_checks import cgroup2_root, check_device_model  # noqa: E402
 
 MARKER = 'VESSEL-GUEST-UP'
 
@@ -39,6 +40,7 @@ def make_vm(s, sess, guest, name):
     value(s.VM.set_PV_ramdisk(sess, vm, os.path.join(guest, 'initramfs.cpio')))
     value(s.VM.set_PV_args(sess, vm, 'console=ttyS0 quiet panic=-1'))
     value(s.VM.add_to_platform(sess, vm, 'accel', 'tcg'))
+    value(s.VM.set_VCPUs_params(sess, vm, {'weight': '512', 'cap': '50'}))
     return vm
 
 
@@ -55,6 +57,11 @@ def lifecycle(t, d, guest):
     rec = value(s.VM.get_record(sess, vm))
     t.eq(rec['power_state'], 'Running', 'power_state Running')
     t.ok(len(qemu_pids(uuid)) == 1, 'one qemu runs for the VM')
+    # issue 11: the device model apart (uid, no_new_privs, namespaces, cgroup)
+    mem = int(value(s.VM.get_memory_dynamic_max(sess, vm)))
+    mem = (mem + (1 << 20) - 1) & ~((1 << 20) - 1)
+    check_device_model(t, d, qemu_pids(uuid)[0], uuid, cgroup2_root(), weight='200',
+                       cap='50000 100000', memory=str(mem + (256 << 20) + mem // 16 + (1 << 30)))
     metrics = value(s.VM.get_metrics(sess, vm))
 
     def sampled():
@@ -128,7 +135,9 @@ def main():
         if r.returncode != 0:
             t.ok(False, 'build the test guest', r.stderr)
             return t.done()
-    d = Vesseld(binary, extra=['--backend', 'qemu', '--metrics-period', '1'])
+    cg = cgroup2_root()
+    d = Vesseld(binary, extra=['--backend', 'qemu', '--metrics-period', '1', '--guest-kernel-dir', guest,
+                               '--cgroup-root', cg or 'none'])
     try:
         d.start()
         lifecycle(t, d, guest)
@@ -137,9 +146,7 @@ def main():
         import traceback
         t.ok(False, 'test raised %s' % type(exc).__name__, traceback.format_exc())
     finally:
-        d.kill()
-        # guests and disk servers outlive vesseld by design: end this test's own
-        subprocess.run(['pkill', '-9', '-f', d.dir], capture_output=True)
+        d.kill_all()  # guests and disk servers outlive vesseld by design
         d.cleanup()
     return t.done()
 

@@ -280,8 +280,21 @@ def copy_scan(t, d, s, sess, host, sr, path, vdi, f, vhd_tool, tmp):
     t.ok(e and e[0] == 'SR_BACKEND_FAILURE' and 'No such file' in e[3], 'SR.probe of a missing path', e)
     e = error(s.SR.probe(sess, host, {}, 'ext', {}))
     t.ok(e and e[0] == 'SR_BACKEND_FAILURE', 'SR.probe without a path', e)
-    sr3 = value(s.SR.introduce(sess, sr3_uuid, 'sr3', '', 'ext', 'user', False, {}))
-    t.eq(value(s.SR.get_uuid(sess, sr3)), sr3_uuid, 'SR.introduce with the old uuid')
+    # issue 11, finding 16: SR.introduce stored any string as the uuid
+    n_srs = len(value(s.SR.get_all(sess)))
+    for bad in ('not-a-uuid', '../../../etc/passwd', sr3_uuid + 'x', sr3_uuid[:-1] + 'g',
+                sr3_uuid.replace('-', '_')):
+        e = error(s.SR.introduce(sess, bad, 'bad', '', 'ext', 'user', False, {}))
+        t.eq(e, ['INVALID_VALUE', 'uuid', bad], 'SR.introduce %r: INVALID_VALUE [uuid, value]' % bad)
+    t.eq(len(value(s.SR.get_all(sess))), n_srs, 'no SR record was made for them')
+    e = error(s.SR.introduce(sess, value(s.SR.get_uuid(sess, sr)), 'dup', '', 'ext', 'user',
+                             False, {}))
+    t.eq(e and e[0], 'SR_UUID_EXISTS', 'SR.introduce of a uuid in use: SR_UUID_EXISTS (xapi_sr.ml)')
+    fresh = value(s.SR.introduce(sess, '', 'fresh', '', 'ext', 'user', False, {}))
+    t.ok(len(value(s.SR.get_uuid(sess, fresh))) == 36, 'SR.introduce with "": a new uuid')
+    value(s.SR.forget(sess, fresh))
+    sr3 = value(s.SR.introduce(sess, sr3_uuid.upper(), 'sr3', '', 'ext', 'user', False, {}))
+    t.eq(value(s.SR.get_uuid(sess, sr3)), sr3_uuid, 'SR.introduce with the old uuid (any case)')
     pbd3 = value(s.PBD.create(sess, {'host': host, 'SR': sr3, 'device_config': {'path': path3},
                                      'other_config': {}}))
     value(s.PBD.plug(sess, pbd3))

@@ -234,6 +234,47 @@ def errors(t, d, s, sess, vdi):
          float(rec['progress']) == 1.0, 'task_id: the client task reports the export', rec)
 
 
+def export_failures(t, d, s, sess, sr):
+    """Issue 11, finding 16: an export that cannot read its VDI answers what
+    xapi's export_raw_vdi.ml does, never IMPORT_ERROR, and no answer names a
+    server path (the log does)."""
+    sr_dir = os.path.join(d.dir, 'data', 'sr', 'local')
+    secret = os.path.join(d.dir, 'data')
+    vdi = value(s.VDI.create(sess, vdi_args(sr, 4 * MiB, 'damaged')))
+    uuid = value(s.VDI.get_uuid(sess, vdi))
+    with open(os.path.join(sr_dir, uuid + '.vhd'), 'r+b') as f:
+        size = f.seek(0, 2)
+        f.seek(0)
+        f.write(b'\xff' * 1024)        # the footer copy, and the header behind it
+        f.seek(size - 512)
+        f.write(b'\xff' * 512)         # and the footer itself
+    for fmt in ('raw', 'vhd'):
+        task = value(s.task.create(sess, 'export ' + fmt, ''))
+        st, _, body = get(d, '/export_raw_vdi?' + query(vdi=vdi, format=fmt, session_id=sess,
+                                                        task_id=task))
+        rec = task_record(s, sess, task)
+        t.ok(st == 500 and body == b'VDI_IO_ERROR Device I/O errors\n',
+             'export (%s) of a damaged VDI: VDI_IO_ERROR, not IMPORT_ERROR' % fmt, (st, body))
+        t.eq(rec['error_info'], ['VDI_IO_ERROR', 'Device I/O errors'],
+             'the task fails with the same error (%s)' % fmt)
+        t.ok(secret.encode() not in body and secret not in repr(rec),
+             'no server path in the answer or the task (%s)' % fmt, (body, rec))
+    os.unlink(os.path.join(sr_dir, uuid + '.vhd'))
+    st, _, body = get(d, '/export_raw_vdi?' + query(vdi=vdi, session_id=sess))
+    t.ok(st == 404 and body == ('VDI_MISSING %s %s\n' % (sr, vdi)).encode(),
+         'export of a VDI whose file is gone: 404 VDI_MISSING [sr, vdi]', (st, body))
+    st, _, body = put(d, '/import_raw_vdi?' + query(vdi=vdi, session_id=sess), b'x' * 512)
+    t.ok(st >= 400 and secret.encode() not in body and b'/' not in body,
+         'import into it: refused without a server path', (st, body))
+    e = s.VDI.resize(sess, vdi, str(8 * MiB))
+    t.ok(e['Status'] == 'Failure' and secret not in repr(e), 'API errors name no server path', e)
+    with open(d.log_path) as f:
+        log = f.read()
+    t.ok('vdi.transfer_detail' in log and sr_dir in log, 'the log keeps the detail with the path')
+    t.ok(value(s.VDI.get_all(sess)) is not None, 'vesseld keeps serving')
+    value(s.VDI.forget(sess, vdi))
+
+
 def big_transfer(t, d, s, sess, sr, tmp):
     size = 200 * MiB
     vdi = value(s.VDI.create(sess, vdi_args(sr, size, 'big')))
@@ -298,6 +339,7 @@ def main():
         data, raw = raw_round_trip(t, d, s, sess, vdi, tmp)
         vhd_formats(t, d, s, sess, vdi, data, raw, vhd_tool, tmp)
         errors(t, d, s, sess, vdi)
+        export_failures(t, d, s, sess, sr)
         big_transfer(t, d, s, sess, sr, tmp)
         r = subprocess.run([vhd_tool, 'check', os.path.join(
             d.dir, 'data', 'sr', 'local', value(s.VDI.get_uuid(sess, vdi)) + '.vhd')],

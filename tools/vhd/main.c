@@ -26,7 +26,7 @@ static const struct tool_command commands[] = {
     {"convert", tool_cmd_convert, "convert --to raw|vhd IN OUT"},
     {"map", tool_cmd_map, "map [--json] FILE"},
     {"serve", tool_cmd_serve,
-     "serve --socket PATH [--control PATH] [--read-only] [--threads N] FILE"},
+     "serve --socket PATH [--control PATH] [--read-only] [--threads N] [--user UID[:GID]] FILE"},
 };
 
 static void

@@ -3,8 +3,8 @@
  *
  * One process per disk (the tapdisk of this platform). Order of events: open the chain
  * (leaf read-write unless --read-only, parents read-only), bind the NBD socket and, with
- * --control, the control socket, block SIGTERM and SIGINT and start the thread that waits
- * for them, then enter the sandbox (sandbox.c: no_new_privs, landlock, seccomp) and only
+ * --control, the control socket, with --user become that uid and gid (no groups), block
+ * SIGTERM and SIGINT and start the thread that waits for them, then enter the sandbox (sandbox.c: no_new_privs, landlock, seccomp) and only
  * then accept clients. After that no file can be opened by path: a new chain can only
  * arrive as descriptors over the control socket (vhd_chain_open_fds()).
  *
@@ -50,6 +50,8 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -474,13 +476,25 @@ tool_cmd_serve(int argc, char **argv)
         {"control", required_argument, NULL, 'c'},
         {"read-only", no_argument, NULL, 'r'},
         {"threads", required_argument, NULL, 't'},
+        {"user", required_argument, NULL, 'u'},
         {NULL, 0, NULL, 0},
     };
     const char *sock = NULL, *ctl = NULL;
+    unsigned long uid = 0, gid = 0;
+    bool set_user = false;
     unsigned threads = SERVE_WORKERS;
     int ch;
-    while ((ch = getopt_long(argc, argv, "s:c:rt:", opts, NULL)) != -1) {
-        if (ch == 's') {
+    while ((ch = getopt_long(argc, argv, "s:c:rt:u:", opts, NULL)) != -1) {
+        if (ch == 'u') {
+            char *end;
+            uid = strtoul(optarg, &end, 10);
+            gid = *end == ':' ? strtoul(end + 1, &end, 10) : uid;
+            if (*end || uid == 0 || gid == 0 || uid >= UINT32_MAX || gid >= UINT32_MAX) {
+                fprintf(stderr, "vhd serve: --user takes UID[:GID], not root\n");
+                return 2;
+            }
+            set_user = true;
+        } else if (ch == 's') {
             sock = optarg;
         } else if (ch == 'c') {
             ctl = optarg;
@@ -500,7 +514,7 @@ tool_cmd_serve(int argc, char **argv)
     }
     if (!sock || optind != argc - 1) {
         fprintf(stderr, "vhd serve: usage: vhd serve --socket PATH [--control PATH] "
-                        "[--read-only] [--threads N] FILE\n");
+                        "[--read-only] [--threads N] [--user UID[:GID]] FILE\n");
         return 2;
     }
     const char *file = argv[optind];
@@ -522,6 +536,16 @@ tool_cmd_serve(int argc, char **argv)
     if (ctl && (rc = nbd_listen_unix(ctl, &cfd)) < 0) {
         vhd_chain_close(chain);
         return tool_fail("serve", rc, "cannot listen on %s", ctl);
+    }
+    /* Opened and bound: from here on the chain's descriptors and the two
+     * listening sockets are all it needs, so it stops being root (a uid of
+     * its own per domain, vesseld's choice: api/disk_servers.c) before any
+     * thread exists and before a byte is read from a client. */
+    if (set_user && (setgroups(0, NULL) < 0 || setresgid((gid_t)gid, (gid_t)gid, (gid_t)gid) < 0 ||
+                     setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid) < 0)) {
+        rc = -errno;
+        vhd_chain_close(chain);
+        return tool_fail("serve", rc, "cannot become uid %lu gid %lu", uid, gid);
     }
     static sigset_t set;
     sigemptyset(&set);

@@ -1,4 +1,4 @@
-/* tests/unit/http/test_http.c - rpc/http.c driven over real sockets.
+/* tests/unit/http/test_http.c - http/http.c driven over real sockets.
  *
  * Each case starts its own server (loopback TCP on port 0, a unix socket in
  * a temporary directory, TLS with a certificate generated there) and talks
@@ -40,8 +40,8 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
-#include "rpc/http.h"
-#include "rpc/tls_cert.h"
+#include "http/http.h"
+#include "http/tls_cert.h"
 
 #define MAX_DEFERRED 64
 #define TEST_HOSTNAME "vessel-test.example"

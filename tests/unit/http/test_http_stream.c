@@ -1,4 +1,4 @@
-/* tests/unit/http/test_http_stream.c - streamed bodies and replies of rpc/http.c.
+/* tests/unit/http/test_http_stream.c - streamed bodies and replies of http/http.c.
  *
  * A server on loopback TCP (port 0) with stream routes:
  *   PUT  /sink      counts and checksums the body; finish() replies "N SUM" (or,
@@ -32,7 +32,7 @@
 
 #include <cmocka.h>
 
-#include "rpc/http.h"
+#include "http/http.h"
 
 #define BIG (HTTP_MAX_BODY * 3 + 12345) /* over the buffered cap on purpose */
 

@@ -1,4 +1,4 @@
-/* tests/unit/http/test_static_files.c - path checks of rpc/static_files.c.
+/* tests/unit/http/test_static_files.c - path checks of http/static_files.c.
  *
  * A temporary root with index.html, assets/app.js, a directory, a symlink to
  * a file inside and one to a file outside; each URL path a browser (or an
@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "rpc/static_files.h"
+#include "http/static_files.h"
 
 static char base_dir[PATH_MAX]; /* the temporary dir, removed at the end */
 static char root[PATH_MAX];     /* realpath of the served dir */

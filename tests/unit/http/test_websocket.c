@@ -1,4 +1,4 @@
-/* tests/unit/http/test_websocket.c - rpc/websocket.c: handshake key, frame
+/* tests/unit/http/test_websocket.c - http/websocket.c: handshake key, frame
  * parser and writer, fragmentation rules, and the bridge over a socketpair.
  *
  * Frames are built here as a client builds them (masked). The bridge runs on
@@ -22,7 +22,7 @@
 
 #include <cmocka.h>
 
-#include "rpc/websocket.h"
+#include "http/websocket.h"
 
 /* A masked client frame of @op with @payload into @out; returns its size. */
 static size_t

@@ -12,7 +12,7 @@
 #include "common/strbuf.h"
 #include "model/xmodel.h"
 #include "model/xmsg.h"
-#include "rpc/jsonrpc.h"
+#include "wire/jsonrpc.h"
 #include "xapi_model.h"
 
 static struct xval *

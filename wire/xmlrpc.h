@@ -1,18 +1,18 @@
-/* rpc/xmlrpc.h - XML-RPC requests in, XenAPI-shaped XML-RPC replies out.
+/* wire/xmlrpc.h - XML-RPC requests in, XenAPI-shaped XML-RPC replies out.
  *
  * Parsing uses expat with a hard limit on depth and size; any malformed or
  * hostile body gives a negative errno and a short human reason, never a crash.
  * Replies are written without whitespace between tags (shared/spec/clients.md).
  * Thread-safe: no shared state.
  */
-#ifndef VESSEL_RPC_XMLRPC_H
-#define VESSEL_RPC_XMLRPC_H
+#ifndef VESSEL_WIRE_XMLRPC_H
+#define VESSEL_WIRE_XMLRPC_H
 
 #include <stddef.h>
 
 #include "common/strbuf.h"
 #include "common/xval.h"
-#include "rpc/wire.h"
+#include "wire/wire.h"
 
 /* Deepest nesting of <array>/<struct> accepted in a request. */
 #define XMLRPC_MAX_DEPTH 32

@@ -1,4 +1,4 @@
-/* tests/unit/rpc/test_wire.c - the streaming writers and the datetime form.
+/* tests/unit/wire/test_wire.c - the streaming writers and the datetime form.
  *
  * Output is compared byte for byte: XML-RPC as xapi writes it (no whitespace
  * between tags, untyped strings and int64s, shared/spec/xenapi.md 1.2) and
@@ -17,7 +17,7 @@
 
 #include "common/strbuf.h"
 #include "common/xval.h"
-#include "rpc/wire.h"
+#include "wire/wire.h"
 
 struct fixture {
     struct strbuf sb;

@@ -1,4 +1,4 @@
-/* tests/unit/rpc/test_xmlrpc.c - XML-RPC parsing and XenAPI reply framing.
+/* tests/unit/wire/test_xmlrpc.c - XML-RPC parsing and XenAPI reply framing.
  *
  * Replies are compared whole against golden files in data/ (exact bytes, as
  * xapi writes them: shared/spec/xenapi.md 1.2). Parsing is checked for every
@@ -21,8 +21,8 @@
 
 #include "common/strbuf.h"
 #include "common/xval.h"
-#include "rpc/wire.h"
-#include "rpc/xmlrpc.h"
+#include "wire/wire.h"
+#include "wire/xmlrpc.h"
 
 static char why[256];
 
@@ -32,7 +32,7 @@ static char *
 read_data(const char *name, size_t *len)
 {
     char path[512];
-    snprintf(path, sizeof(path), "%s/%s", RPC_TEST_DATA, name);
+    snprintf(path, sizeof(path), "%s/%s", WIRE_TEST_DATA, name);
     FILE *f = fopen(path, "rb");
     if (!f)
         fail_msg("cannot open %s", path);
@@ -768,7 +768,7 @@ test_fail_files(void **state)
 {
     (void)state;
     char dir[512];
-    snprintf(dir, sizeof(dir), "%s/xmlrpc", RPC_TEST_DATA);
+    snprintf(dir, sizeof(dir), "%s/xmlrpc", WIRE_TEST_DATA);
     DIR *d = opendir(dir);
     assert_non_null(d);
     struct dirent *e;

@@ -1,4 +1,4 @@
-/* rpc/static_files.c - the web UI's files, served read-only from one directory.
+/* http/static_files.c - the web UI's files, served read-only from one directory.
  *
  * vesseld serves the UI that `vite build` wrote (ui/, see ui/build.sh) on the
  * same listeners as the API, so the page and /jsonrpc share one origin and the
@@ -22,7 +22,7 @@
  * frame-ancestors, nosniff, and no Referer (the console's URL carries a
  * session id). The files hold no secret, so shared caches may keep them.
  */
-#include "rpc/static_files.h"
+#include "http/static_files.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
-/* rpc/websocket.h - WebSocket (RFC 6455) server side: handshake, frames, and a
+/* http/websocket.h - WebSocket (RFC 6455) server side: handshake, frames, and a
  * bridge that turns a WebSocket connection into the plain byte stream a
- * tunnel callback (rpc/http.h) expects.
+ * tunnel callback (http/http.h) expects.
  *
  * The parsers are pure (no I/O) and any thread may call them. ws_bridge_run()
  * blocks for the connection's life on the calling thread (a tunnel thread)
@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "rpc/http.h"
+#include "http/http.h"
 
 #define WS_MAX_PAYLOAD (1u << 20)       /* largest client frame accepted by default */
 #define WS_SEND_TIMEOUT_MS 30000        /* a client that takes nothing this long is dropped */

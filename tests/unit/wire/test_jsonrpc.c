@@ -1,4 +1,4 @@
-/* tests/unit/rpc/test_jsonrpc.c - JSON-RPC request parsing and reply framing.
+/* tests/unit/wire/test_jsonrpc.c - JSON-RPC request parsing and reply framing.
  *
  * shared/spec/xenapi.md 1.3: version detection, the required id, params
  * rules per version, reply shapes (compared whole), and hostile bodies
@@ -17,8 +17,8 @@
 
 #include "common/strbuf.h"
 #include "common/xval.h"
-#include "rpc/jsonrpc.h"
-#include "rpc/wire.h"
+#include "wire/jsonrpc.h"
+#include "wire/wire.h"
 
 static char why[256];
 

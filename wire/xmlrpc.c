@@ -1,4 +1,4 @@
-/* rpc/xmlrpc.c - XML-RPC bodies into xval trees, and XenAPI reply framing.
+/* wire/xmlrpc.c - XML-RPC bodies into xval trees, and XenAPI reply framing.
  *
  * Parsing is one pass of expat's callbacks over a fixed stack of frames, one
  * per open element; each element's allowed children are checked as it opens,
@@ -21,7 +21,7 @@
  *      whitespace, which is ignored.
  * Memory is bounded by the body (the HTTP layer bounds that).
  */
-#include "rpc/xmlrpc.h"
+#include "wire/xmlrpc.h"
 
 #include <pthread.h>
 #include <sys/random.h>

@@ -1,4 +1,4 @@
-/* rpc/tls_cert.c - generate, keep and fingerprint the HTTPS key and certificate.
+/* http/tls_cert.c - generate, keep and fingerprint the HTTPS key and certificate.
  *
  * xapi ships a self-signed certificate made at first boot; clients either pin
  * it (XenCenter asks once, then compares the fingerprint) or ignore it (XO's
@@ -16,11 +16,9 @@
  *      leaves "both missing" (only a crash between the two renames leaves
  *      half a pair, which the next start reports instead of guessing).
  */
-#include "rpc/tls_cert.h"
+#include "http/tls_cert.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,19 +31,12 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
+#include "common/cleanup.h"
+#include "common/errtext.h"
+#include "common/fileio.h"
+
 #define TLS_CERT_VALID_SECS (10LL * 366 * 24 * 3600)
 #define TLS_CERT_MAX_FILE (1u << 20)
-
-static void
-why_set(char *why, size_t why_len, const char *fmt, ...)
-{
-    if (!why || why_len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, why_len, fmt, ap);
-    va_end(ap);
-}
 
 static void
 gnutls_datum_freep(gnutls_datum_t *d)
@@ -68,88 +59,18 @@ x509_crt_freep(gnutls_x509_crt_t *c)
         gnutls_x509_crt_deinit(*c);
 }
 
-static void
-freep(void *p)
-{
-    free(*(void **)p);
-}
-
 int
 tls_cert_read_file(const char *path, char **out)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
-    if (st.st_size < 0 || (unsigned long long)st.st_size > TLS_CERT_MAX_FILE) {
-        close(fd);
-        return -EFBIG;
-    }
-    size_t size = (size_t)st.st_size, got = 0;
-    char *buf = malloc(size + 1);
-    if (!buf) {
-        close(fd);
-        return -ENOMEM;
-    }
-    while (got < size) {
-        ssize_t n = read(fd, buf + got, size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            int e = n < 0 ? errno : EIO;
-            free(buf);
-            close(fd);
-            return -e;
-        }
-        got += (size_t)n;
-    }
-    close(fd);
-    buf[got] = '\0';
-    *out = buf;
-    return 0;
+    return fileio_read_all(path, TLS_CERT_MAX_FILE, out, NULL);
 }
 
-/* Writes @data to @path through "@path.tmp" (O_EXCL, @mode) and rename(), so
- * that @path is either absent or whole (invariant 1). */
+/* @data to @path whole or not at all (invariant 1: the temporary is created
+ * with @mode under O_EXCL). */
 static int
 write_file_atomic(const char *path, const gnutls_datum_t *data, mode_t mode)
 {
-    char *tmp __attribute__((cleanup(freep))) = NULL;
-    if (asprintf(&tmp, "%s.tmp", path) < 0)
-        return -ENOMEM;
-    (void)unlink(tmp); /* a leftover of a crash between open and rename */
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-    if (fd < 0)
-        return -errno;
-    size_t done = 0;
-    while (done < data->size) {
-        ssize_t n = write(fd, data->data + done, data->size - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            return -e;
-        }
-        done += (size_t)n;
-    }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return -e;
-    }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return -e;
-    }
-    return 0;
+    return fileio_write_atomic(path, data->data, data->size, mode);
 }
 
 static int
@@ -194,31 +115,31 @@ static int
 generate_pair(const char *key_path, const char *cert_path, const char *host, char *why,
               size_t why_len)
 {
-    gnutls_x509_privkey_t key __attribute__((cleanup(x509_privkey_freep))) = NULL;
-    gnutls_x509_crt_t crt __attribute__((cleanup(x509_crt_freep))) = NULL;
-    gnutls_datum_t key_pem __attribute__((cleanup(gnutls_datum_freep))) = {NULL, 0};
-    gnutls_datum_t crt_pem __attribute__((cleanup(gnutls_datum_freep))) = {NULL, 0};
+    gnutls_x509_privkey_t key _cleanup_(x509_privkey_freep) = NULL;
+    gnutls_x509_crt_t crt _cleanup_(x509_crt_freep) = NULL;
+    gnutls_datum_t key_pem _cleanup_(gnutls_datum_freep) = {NULL, 0};
+    gnutls_datum_t crt_pem _cleanup_(gnutls_datum_freep) = {NULL, 0};
     int rc;
 
     if ((rc = gnutls_x509_privkey_init(&key)) < 0 ||
         (rc = gnutls_x509_privkey_generate(
              key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0)) < 0 ||
         (rc = gnutls_x509_privkey_export2(key, GNUTLS_X509_FMT_PEM, &key_pem)) < 0) {
-        why_set(why, why_len, "generating key: %s", gnutls_strerror(rc));
+        errtext_set(why, why_len, "generating key: %s", gnutls_strerror(rc));
         return -EIO;
     }
     if (gnutls_x509_crt_init(&crt) < 0 || crt_fill(crt, key, host) < 0 ||
         (rc = gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &crt_pem)) < 0) {
-        why_set(why, why_len, "building self-signed certificate for %s", host);
+        errtext_set(why, why_len, "building self-signed certificate for %s", host);
         return -EIO;
     }
     /* certificate first, key last: see invariant 2 */
     if ((rc = write_file_atomic(cert_path, &crt_pem, 0644)) < 0) {
-        why_set(why, why_len, "writing %s: %s", cert_path, strerror(-rc));
+        errtext_set(why, why_len, "writing %s: %s", cert_path, strerror(-rc));
         return rc;
     }
     if ((rc = write_file_atomic(key_path, &key_pem, 0600)) < 0) {
-        why_set(why, why_len, "writing %s: %s", key_path, strerror(-rc));
+        errtext_set(why, why_len, "writing %s: %s", key_path, strerror(-rc));
         (void)unlink(cert_path); /* back to "both missing": the next start retries */
         return rc;
     }
@@ -234,7 +155,7 @@ tls_cert_ensure(const char *key_path, const char *cert_path, const char *hostnam
     if (key_there && cert_there)
         return 0;
     if (key_there != cert_there) {
-        why_set(why, why_len, "%s exists but %s does not; refusing to replace half a pair",
+        errtext_set(why, why_len, "%s exists but %s does not; refusing to replace half a pair",
                 key_there ? key_path : cert_path, key_there ? cert_path : key_path);
         return -ENOENT;
     }
@@ -251,11 +172,11 @@ tls_cert_ensure(const char *key_path, const char *cert_path, const char *hostnam
 int
 tls_cert_fingerprint(const char *cert_path, char *out, size_t out_len)
 {
-    char *pem __attribute__((cleanup(freep))) = NULL;
+    char *pem _cleanup_free_ = NULL;
     int rc = tls_cert_read_file(cert_path, &pem);
     if (rc < 0)
         return rc;
-    gnutls_x509_crt_t crt __attribute__((cleanup(x509_crt_freep))) = NULL;
+    gnutls_x509_crt_t crt _cleanup_(x509_crt_freep) = NULL;
     gnutls_datum_t in = {(unsigned char *)pem, (unsigned)strlen(pem)};
     unsigned char digest[32];
     size_t digest_len = sizeof(digest);

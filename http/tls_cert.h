@@ -1,10 +1,10 @@
-/* rpc/tls_cert.h - the HTTPS listener's key and certificate.
+/* http/tls_cert.h - the HTTPS listener's key and certificate.
  *
  * Any thread; no shared state. Functions return 0 or a negative errno and,
  * where they take @why, a one-line reason for the log.
  */
-#ifndef VESSEL_RPC_TLS_CERT_H
-#define VESSEL_RPC_TLS_CERT_H
+#ifndef VESSEL_HTTP_TLS_CERT_H
+#define VESSEL_HTTP_TLS_CERT_H
 
 #include <stddef.h>
 

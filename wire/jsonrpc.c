@@ -1,4 +1,4 @@
-/* rpc/jsonrpc.c - JSON-RPC 1.0/2.0 requests into xval trees, and reply framing.
+/* wire/jsonrpc.c - JSON-RPC 1.0/2.0 requests into xval trees, and reply framing.
  *
  * jansson does the parsing (RFC 8259: UTF-8 checked, duplicate keys and NUL
  * bytes in strings rejected, trailing garbage rejected); this file adds what
@@ -14,7 +14,7 @@
  *      reads as reals. Integers that fit stay exact XVAL_INTs.
  * A pre-scan of invalid JSON may count wrongly; jansson rejects it anyway.
  */
-#include "rpc/jsonrpc.h"
+#include "wire/jsonrpc.h"
 
 #include <errno.h>
 #include <jansson.h>

@@ -1,4 +1,4 @@
-/* rpc/http.h - the HTTP front: listeners, requests, deferred replies.
+/* http/http.h - the HTTP front: listeners, requests, deferred replies.
  *
  * Built on libmicrohttpd (internal polling thread + a small thread pool). One
  * http_server owns up to three listeners: a unix socket (local clients, xe),
@@ -17,8 +17,8 @@
  * Access-Control-Allow-Origin: * and Access-Control-Allow-Headers:
  * X-Requested-With. OPTIONS on any path is answered here (CORS pre-flight).
  */
-#ifndef VESSEL_RPC_HTTP_H
-#define VESSEL_RPC_HTTP_H
+#ifndef VESSEL_HTTP_HTTP_H
+#define VESSEL_HTTP_HTTP_H
 
 #include <stdbool.h>
 #include <stddef.h>

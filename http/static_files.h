@@ -1,4 +1,4 @@
-/* rpc/static_files.h - the web UI's files, served read-only from one directory.
+/* http/static_files.h - the web UI's files, served read-only from one directory.
  *
  * Any request thread may call these once the set is open; the set is never
  * changed after static_files_open() and holds no lock.
@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "rpc/http.h"
+#include "http/http.h"
 
 #define STATIC_FILES_MAX_BYTES (32u << 20) /* larger files are refused (500), never streamed */
 

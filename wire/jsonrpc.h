@@ -1,4 +1,4 @@
-/* rpc/jsonrpc.h - JSON-RPC 1.0 and 2.0 requests in, XenAPI-shaped replies out.
+/* wire/jsonrpc.h - JSON-RPC 1.0 and 2.0 requests in, XenAPI-shaped replies out.
  *
  * shared/spec/xenapi.md 1.3: "jsonrpc":"2.0" selects v2, absence v1, any other
  * value is a parse failure; the id (string or integer) is required; v1 params
@@ -6,13 +6,13 @@
  * object is passed as one struct argument. Parsing uses jansson with a depth
  * limit, rejecting duplicate keys and NUL bytes inside strings. Thread-safe.
  */
-#ifndef VESSEL_RPC_JSONRPC_H
-#define VESSEL_RPC_JSONRPC_H
+#ifndef VESSEL_WIRE_JSONRPC_H
+#define VESSEL_WIRE_JSONRPC_H
 
 #include <stddef.h>
 
 #include "common/xval.h"
-#include "rpc/wire.h"
+#include "wire/wire.h"
 
 #define JSONRPC_MAX_DEPTH 32
 

@@ -1,4 +1,4 @@
-/* rpc/wire.h - streaming value writers: one interface, an XML-RPC and a JSON body.
+/* wire/wire.h - streaming value writers: one interface, an XML-RPC and a JSON body.
  *
  * Replies are written straight from typed records into a strbuf, with no
  * intermediate tree: the generated encoders call these functions in order
@@ -23,8 +23,8 @@
  * A writer is used by one thread at a time. Nesting depth is bounded by
  * WIRE_MAX_DEPTH; deeper begin_* calls set w->overflow and write nothing.
  */
-#ifndef VESSEL_RPC_WIRE_H
-#define VESSEL_RPC_WIRE_H
+#ifndef VESSEL_WIRE_WIRE_H
+#define VESSEL_WIRE_WIRE_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,4 +1,4 @@
-/* rpc/wire.c - streaming XML-RPC and JSON value writers, and the datetime form.
+/* wire/wire.c - streaming XML-RPC and JSON value writers, and the datetime form.
  *
  * Every value goes straight into the caller's strbuf: no tree, no allocation
  * per value (the strbuf grows by doubling). Text is escaped by scanning runs of
@@ -9,7 +9,7 @@
  * (JSON string escapes), XML 1.0 section 2.2 (the Char production: what may
  * appear in a document at all), RFC 3629 (UTF-8).
  *
- * Writer state (see rpc/wire.h):
+ * Writer state (see wire/wire.h):
  *  (1) depth counts open containers and keeps counting past WIRE_MAX_DEPTH;
  *      while depth > WIRE_MAX_DEPTH nothing at all is written (overflow set),
  *      so begin/end pairs stay balanced and the output is merely truncated.
@@ -23,7 +23,7 @@
  * Hinnant's days_from_civil/civil_from_days), not gmtime_r/timegm, which take
  * the libc timezone lock on every call.
  */
-#include "rpc/wire.h"
+#include "wire/wire.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -1,4 +1,4 @@
-/* rpc/http.c - the HTTP front of vesseld on libmicrohttpd (MHD).
+/* http/http.c - the HTTP front of vesseld on libmicrohttpd (MHD).
  *
  * Each listener (unix socket, plain TCP, TLS) is an MHD daemon of its own,
  * with an internal polling thread pool and suspend/resume. We create and bind
@@ -38,9 +38,9 @@
  * shared/spec/clients.md (Content-Type exactly as given), RFC 9110 9.3.6
  * (CONNECT), RFC 7617 (Basic).
  */
-#include "rpc/http.h"
+#include "http/http.h"
 
-#include "rpc/tls_cert.h"
+#include "http/tls_cert.h"
 
 #include <arpa/inet.h>
 #include <assert.h>

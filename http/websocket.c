@@ -1,4 +1,4 @@
-/* rpc/websocket.c - WebSocket (RFC 6455) for the consoles: handshake key,
+/* http/websocket.c - WebSocket (RFC 6455) for the consoles: handshake key,
  * frame parser and writer, and a bridge to a plain byte stream.
  *
  * The consoles' tunnels (api/console.c) speak raw bytes on a socket. A browser
@@ -17,7 +17,7 @@
  * client never block without bound: a client that accepts no byte for
  * send_timeout_ms is dropped, so a reader that stalls cannot pin the tunnel.
  */
-#include "rpc/websocket.h"
+#include "http/websocket.h"
 
 #include <errno.h>
 #include <gnutls/crypto.h>
