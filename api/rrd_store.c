@@ -18,7 +18,7 @@
  *
  * HTTP: /rrd_updates is xapi's (any role may read it, as xapi's
  * http/get_rrd_updates allows read-only), the same document Xen Orchestra
- * reads for its stats. /metrics is the newest 5 s AVERAGE of every data
+ * reads for its stats; /host_rrd and /vm_rrd?uuid= dump one rrd whole. /metrics is the newest 5 s AVERAGE of every data
  * source in Prometheus' text format, behind a session too.
  */
 #include "api/rrd_store.h"
@@ -721,12 +721,40 @@ serve_metrics(struct rrd_store *rs, struct http_request *req)
     http_reply_take(req, 200, "text/plain; version=0.0.4; charset=utf-8", body, len);
 }
 
+/* GET /host_rrd, GET /vm_rrd?uuid=: one rrd whole, as xapi dumps it. */
+static void
+serve_rrd_dump(struct rrd_store *rs, struct http_request *req, bool host)
+{
+    const char *uuid = host ? NULL : http_request_query(req, "uuid");
+    if (!host && !uuid) {
+        reply_text(req, 400, "vm_rrd: uuid= is needed\n");
+        return;
+    }
+    struct strbuf out = STRBUF_INIT;
+    int rc = -ENOENT;
+    pthread_mutex_lock(&rs->mu);
+    const struct vm_rrd *v = host ? NULL : vm_rrd_of(rs, uuid, false);
+    if (host || v)
+        rc = rrd_dump_xml(host ? rs->host : v->rrd, &out);
+    pthread_mutex_unlock(&rs->mu);
+    if (rc < 0) {
+        strbuf_release(&out);
+        reply_text(req, rc == -ENOENT ? 404 : 500,
+                   rc == -ENOENT ? "vm_rrd: no metrics for this VM\n" : "rrd: out of memory\n");
+        return;
+    }
+    size_t len = 0;
+    char *body = strbuf_steal(&out, &len);
+    http_reply_take(req, 200, "text/xml", body, len);
+}
+
 bool
 rrd_store_http_handle(struct rrd_store *rs, struct http_request *req)
 {
     const char *path = http_request_path(req);
     bool updates = strcmp(path, "/rrd_updates") == 0, metrics = strcmp(path, "/metrics") == 0;
-    if (!rs || (!updates && !metrics))
+    bool host_rrd = strcmp(path, "/host_rrd") == 0, vm_rrd = strcmp(path, "/vm_rrd") == 0;
+    if (!rs || (!updates && !metrics && !host_rrd && !vm_rrd))
         return false;
     if (strcmp(http_request_method(req), "GET") != 0) {
         reply_text(req, 405, "use GET\n");
@@ -736,7 +764,9 @@ rrd_store_http_handle(struct rrd_store *rs, struct http_request *req)
         return true;
     if (updates)
         serve_rrd_updates(rs, req);
-    else
+    else if (metrics)
         serve_metrics(rs, req);
+    else
+        serve_rrd_dump(rs, req, host_rrd);
     return true;
 }

@@ -374,6 +374,54 @@ rrd_updates_export(const struct rrd_source *src, size_t n, int64_t start, int64_
     return strbuf_ok(out) ? 0 : -ENOMEM;
 }
 
+int
+rrd_dump_xml(const struct rrd *r, struct strbuf *out)
+{
+    strbuf_printf(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rrd><version>0003</version>"
+                  "<step>%u</step><lastupdate>%lld</lastupdate>",
+                  r->step, (long long)r->last_updated);
+    for (unsigned d = 0; d < r->n_ds; d++) {
+        /* Gauges with no bounds; the heartbeat is xapi's default for its
+         * data sources (300 s); last_ds is the newest sample. */
+        strbuf_printf(out, "<ds><name>%s</name><type>GAUGE</type><minimal_heartbeat>300.0"
+                      "</minimal_heartbeat><min>-Infinity</min><max>Infinity</max><last_ds>",
+                      r->names[d]);
+        put_number(out, rrd_latest(r, d, RRD_CF_AVERAGE));
+        strbuf_puts(out, "</last_ds><value>0.0</value><unknown_sec>0</unknown_sec></ds>");
+    }
+    for (unsigned scale = 0; scale < RRD_N_TIMESCALES; scale++) {
+        for (int cf = 0; cf < RRD_N_CF; cf++) {
+            const struct rra *a = rra_of(r, (enum rrd_cf)cf, scale);
+            strbuf_printf(out, "<rra><cf>%s</cf><pdp_per_row>%u</pdp_per_row><params><xff>0.5"
+                          "</xff></params><cdp_prep>",
+                          rrd_cf_name((enum rrd_cf)cf), a->pdp_cnt);
+            for (unsigned d = 0; d < r->n_ds; d++) {
+                double v = a->acc_n[d] == 0 ? NAN
+                           : a->cf == RRD_CF_AVERAGE ? a->acc[d] / a->acc_n[d] : a->acc[d];
+                strbuf_puts(out, "<ds><primary_value>0.0</primary_value><secondary_value>0.0"
+                                 "</secondary_value><value>");
+                put_number(out, v);
+                strbuf_printf(out, "</value><unknown_datapoints>%u</unknown_datapoints></ds>", 0u);
+            }
+            strbuf_puts(out, "</cdp_prep><database>");
+            for (unsigned row = 0; row < a->rows; row++) {
+                /* oldest first: the row after head is the oldest */
+                unsigned idx = (a->head + 1 + row) % a->rows;
+                strbuf_puts(out, "<row>");
+                for (unsigned d = 0; d < r->n_ds; d++) {
+                    strbuf_puts(out, "<v>");
+                    put_number(out, a->ring[(size_t)idx * r->n_ds + d]);
+                    strbuf_puts(out, "</v>");
+                }
+                strbuf_puts(out, "</row>");
+            }
+            strbuf_puts(out, "</database></rra>");
+        }
+    }
+    strbuf_puts(out, "</rrd>");
+    return strbuf_ok(out) ? 0 : -ENOMEM;
+}
+
 /* ------------------------------------------------------------------ persistence */
 
 #define RRD_MAGIC "VESSEL-RRD-1\n"

@@ -64,6 +64,11 @@ struct rrd_source {
 int rrd_updates_export(const struct rrd_source *src, size_t n, int64_t start, int64_t interval,
                        int cf, bool json, struct strbuf *out);
 
+/* The whole rrd as xapi's RRD XML dump (Rrd.xml_to_output: GET /host_rrd,
+ * GET /vm_rrd), appended to @out: version 0003, step, lastupdate, one <ds>
+ * per data source, one <rra> per archive with its rows oldest first. */
+int rrd_dump_xml(const struct rrd *r, struct strbuf *out);
+
 /* A whole rrd to and from bytes (vesseld's own format, for persistence
  * across restarts). rrd_load checks every size against @len: -EINVAL for
  * anything malformed, -ENOMEM. */

@@ -117,13 +117,34 @@ def main():
         meta, legend, rows = parse_xml(text)
         t.eq(meta['step'], 60, 'interval=60: the 1-minute archive')
 
+        # The whole rrds, as xapi dumps them (Rrd.xml_to_output).
+        status, _, text = get(d, '/host_rrd?session_id=%s' % ro)
+        r = ET.fromstring(text)
+        rras = r.findall('rra')
+        ds = [x.find('name').text for x in r.findall('ds')]
+        t.ok(status == 200 and r.find('version').text == '0003' and r.find('step').text == '5',
+             'GET /host_rrd: version 0003, step 5', status)
+        t.ok('cpu_avg' in ds and 'memory_total_kib' in ds, 'host_rrd lists its data sources', ds)
+        t.eq(sorted((x.find('cf').text, int(x.find('pdp_per_row').text), len(x.find('database'))) for x in rras),
+             sorted((cf, p, n) for cf in ('AVERAGE', 'MIN', 'MAX')
+                    for p, n in ((1, 120), (12, 120), (720, 168), (17280, 366))),
+             'host_rrd: AVERAGE, MIN, MAX at 5 s x 120, 1 min x 120, 1 h x 168, 1 day x 366')
+        t.ok(all(len(row) == len(ds) for x in rras for row in x.find('database')), 'host_rrd: one value per ds a row')
+        status, _, text = get(d, '/vm_rrd?session_id=%s&uuid=%s' % (ro, vm_uuid))
+        t.ok(status == 200 and 'memory' in [x.find('name').text for x in ET.fromstring(text).findall('ds')],
+             'GET /vm_rrd?uuid=: that VM\'s rrd', status)
+        status, _, _ = get(d, '/vm_rrd?session_id=%s&uuid=00000000-0000-0000-0000-000000000000' % ro)
+        t.eq(status, 404, 'vm_rrd of a VM with no metrics: 404')
+
         for what, path, code in [
                 ('no session', '/rrd_updates?start=-60&host=true', 401),
                 ('a bad session', '/rrd_updates?session_id=OpaqueRef:nope&start=-60&host=true', 401),
                 ('no start', '/rrd_updates?session_id=%s&host=true' % ro, 400),
                 ('a bad cf', '/rrd_updates?session_id=%s&start=-60&cf=MEDIAN' % ro, 400),
                 ('a bad interval', '/rrd_updates?session_id=%s&start=-60&interval=x' % ro, 400),
-                ('/metrics without a session', '/metrics', 401)]:
+                ('/metrics without a session', '/metrics', 401),
+                ('/host_rrd without a session', '/host_rrd', 401),
+                ('/vm_rrd without uuid', '/vm_rrd?session_id=%s' % ro, 400)]:
             status, _, _ = get(d, path)
             t.eq(status, code, '%s: %d' % (what, code))
         t.ok(value(s.session.get_this_host(root, root)).startswith('OpaqueRef:'), 'vesseld serves after refusals')

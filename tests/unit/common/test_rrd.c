@@ -136,6 +136,34 @@ save_load_round_trip(void **state)
 }
 
 static void
+xml_dump_layout(void **state)
+{
+    (void)state;
+    struct rrd *r = rrd_new(5);
+    rrd_ds_index(r, "cpu0");
+    double v = 0.25;
+    rrd_update(r, T0, &v, 1);
+    struct strbuf sb = STRBUF_INIT;
+    assert_int_equal(rrd_dump_xml(r, &sb), 0);
+    char head[256];
+    snprintf(head, sizeof(head), "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rrd><version>0003"
+             "</version><step>5</step><lastupdate>%lld</lastupdate><ds><name>cpu0</name>"
+             "<type>GAUGE</type>", (long long)T0);
+    assert_memory_equal(sb.buf, head, strlen(head));
+    size_t n_rra = 0, n_rows = 0;
+    for (const char *p = sb.buf; (p = strstr(p, "<rra>")); p++)
+        n_rra++;
+    for (const char *p = sb.buf; (p = strstr(p, "<row>")); p++)
+        n_rows++;
+    assert_int_equal(n_rra, 12);
+    assert_int_equal(n_rows, 3 * (120 + 120 + 168 + 366));
+    /* the 5 s AVERAGE archive ends with the sample, oldest rows first */
+    assert_non_null(strstr(sb.buf, "<v>NaN</v></row><row><v>0.25</v></row></database></rra>"));
+    strbuf_release(&sb);
+    rrd_free(r);
+}
+
+static void
 export_needs_data(void **state)
 {
     (void)state;
@@ -157,6 +185,7 @@ main(void)
         cmocka_unit_test(five_second_rows_json_and_gaps),
         cmocka_unit_test(new_data_source_has_nan_past),
         cmocka_unit_test(save_load_round_trip),
+        cmocka_unit_test(xml_dump_layout),
         cmocka_unit_test(export_needs_data),
     };
     return cmocka_run_group_tests_name("common-rrd", tests, NULL, NULL);
