@@ -8,6 +8,7 @@ parsed by prometheus_client's own text-format parser; refusals without a
 session or with bad parameters; and the archives surviving a restart.
 Usage: test_rrd.py BUILD/vesseld
 """
+import calendar
 import json
 import os
 import re
@@ -109,6 +110,27 @@ def main():
         t.ok(all(x.startswith('AVERAGE:') for x in legend), 'cf=AVERAGE keeps AVERAGE only')
         t.ok(all(isinstance(v, str) for _, vals in rows for v in vals),
              'JSON values are strings, as xapi writes them ("NaN", "0.0", "%0.15g")')
+
+        # As Xen Orchestra's xo-server asks (src/xapi-stats.mjs): start = the host's
+        # servertime - 120 steps + 1 step, cf=AVERAGE, host=true, json=true; it
+        # insists that meta.step is the step it asked for, splits each legend
+        # with /^AVERAGE:([^:]+):(.+):(.+)$/ and knows these names.
+        st = value(s.host.get_servertime(ro, value(s.session.get_this_host(ro, ro))))
+        now = calendar.timegm(time.strptime(str(st).rstrip('Z')[:17], '%Y%m%dT%H:%M:%S'))
+        status, _, text = get(d, '/rrd_updates?session_id=%s&cf=AVERAGE&host=true&interval=5&json=true&start=%d'
+                              % (ro, now - 600 + 5))
+        meta, legend, rows = parse_json(text)
+        t.eq(meta['step'], 5, 'xo-server\'s query gets the step it asked for (5)')
+        split = [re.match(r'^AVERAGE:([^:]+):(.+):(.+)$', x).groups() for x in legend]
+        host_names = {n for k, u, n in split if k == 'host' and u == host_uuid}
+        vm_names = {n for k, u, n in split if k == 'vm' and u == vm_uuid}
+        t.ok({'loadavg', 'memory_free_kib', 'memory_total_kib', 'cpu0', 'pif_eth0_rx'} <= host_names
+             or {'loadavg', 'memory_free_kib', 'memory_total_kib', 'cpu0'} <= host_names,
+             'host names xo-server charts: loadavg, memory_free_kib, memory_total_kib, cpuN', sorted(host_names))
+        t.ok({'memory', 'memory_target', 'cpu0'} <= vm_names, 'VM names xo-server charts: memory, memory_target, cpuN',
+             sorted(vm_names))
+        t.ok(all(v == 'NaN' or not (float(v) != float(v)) for _, vals in rows for v in vals),
+             'every value is a number or "NaN" (xo-server\'s parseNumber)')
 
         status, _, text = get(d, '/rrd_updates?session_id=%s&start=-120&interval=5&vm_uuid=%s' % (ro, vm_uuid))
         _, legend, _ = parse_xml(text)
