@@ -9,7 +9,8 @@
  *    for this host's PIFs);
  *  - each running VM: cpu<N> (fraction of one CPU per vCPU, from the
  *    backend's vCPU times), memory (bytes resident) and memory_target
- *    (bytes configured), from xenops_domain_stats.
+ *    (bytes configured), from xenops_domain_stats; vif_<device>_rx/_tx in
+ *    bytes per second from its attached VIFs' VIF_metrics.
  * The lock covers the rrds only; /proc and the backend are read outside it.
  *
  * Persistence: DATA/rrd/host.rrd and DATA/rrd/<vm uuid>.rrd (common/rrd.c's
@@ -286,7 +287,53 @@ sample_host(struct rrd_store *rs, int64_t t)
 
 struct running_vm {
     char uuid[40];
+    char ref[48];
 };
+
+/* An attached VIF: its VM, device and metrics object. */
+struct vif_row {
+    char vm[48];
+    char device[16];
+    char metrics[48];
+};
+
+static bool
+collect_vif(void *opaque, const char *ref, const void *rec)
+{
+    const struct xapi_vif_record *v = rec;
+    struct strbuf *sb = opaque;
+    if (!v->currently_attached)
+        return true;
+    struct vif_row r;
+    memset(&r, 0, sizeof(r));
+    snprintf(r.vm, sizeof(r.vm), "%s", v->VM);
+    snprintf(r.device, sizeof(r.device), "%s", v->device);
+    snprintf(r.metrics, sizeof(r.metrics), "%s", v->metrics);
+    strbuf_append(sb, (const char *)&r, sizeof(r));
+    return sb->len < MAX_VMS * 8 * sizeof(r);
+}
+
+/* vif_<device>_rx/_tx in bytes per second, as xapi names them, from the
+ * VIF_metrics that api/vif_tap.c keeps (io_read_kbs: what the guest got). */
+static void
+vif_values(struct rrd_store *rs, const struct strbuf *vifs, const char *vm_ref,
+           struct ds_values *dv)
+{
+    const struct vif_row *rows = (const struct vif_row *)vifs->buf;
+    for (size_t i = 0; i < vifs->len / sizeof(*rows); i++) {
+        if (strcmp(rows[i].vm, vm_ref) != 0)
+            continue;
+        struct xapi_vif_metrics_record *m = NULL;
+        if (!db_get(rs->srv->db, &xapi_class_vif_metrics, rows[i].metrics, (void **)&m, NULL))
+            continue;
+        char name[48];
+        snprintf(name, sizeof(name), "vif_%s_rx", rows[i].device);
+        ds_put(dv, name, m->io_read_kbs * 1024);
+        snprintf(name, sizeof(name), "vif_%s_tx", rows[i].device);
+        ds_put(dv, name, m->io_write_kbs * 1024);
+        xapi_vif_metrics_record_free(m);
+    }
+}
 
 static bool
 collect_running(void *opaque, const char *ref, const void *rec)
@@ -296,8 +343,9 @@ collect_running(void *opaque, const char *ref, const void *rec)
     if (vm->is_control_domain || (vm->power_state != XAPI_VM_POWER_STATE_RUNNING &&
                                   vm->power_state != XAPI_VM_POWER_STATE_PAUSED))
         return true;
-    struct running_vm r = {{0}};
+    struct running_vm r = {{0}, {0}};
     snprintf(r.uuid, sizeof(r.uuid), "%s", vm->uuid);
+    snprintf(r.ref, sizeof(r.ref), "%s", ref);
     strbuf_append(sb, (const char *)&r, sizeof(r));
     return sb->len < MAX_VMS * sizeof(r);
 }
@@ -327,8 +375,9 @@ vm_rrd_of(struct rrd_store *rs, const char *uuid, bool create)
 static void
 sample_vms(struct rrd_store *rs, int64_t t)
 {
-    struct strbuf sb = STRBUF_INIT;
+    struct strbuf sb = STRBUF_INIT, vifs = STRBUF_INIT;
     db_foreach(rs->srv->db, &xapi_class_vm, collect_running, &sb);
+    db_foreach(rs->srv->db, &xapi_class_vif, collect_vif, &vifs);
     struct xenops *x = domains_xenops(rs->srv);
     size_t n = sb.len / sizeof(struct running_vm);
     const struct running_vm *list = (const struct running_vm *)sb.buf;
@@ -339,6 +388,7 @@ sample_vms(struct rrd_store *rs, int64_t t)
             continue;
         uint64_t now = mono_ns();
         dv->n = 0;
+        vif_values(rs, &vifs, list[i].ref, dv); /* reads the store: outside our lock */
         pthread_mutex_lock(&rs->mu);
         struct vm_rrd *v = vm_rrd_of(rs, list[i].uuid, true);
         if (v) {
@@ -363,6 +413,7 @@ sample_vms(struct rrd_store *rs, int64_t t)
     }
     free(dv);
     strbuf_release(&sb);
+    strbuf_release(&vifs);
 }
 
 void

@@ -75,6 +75,9 @@ def main():
         tmpl = [r for r, v in vms.items() if v['name_label'] == 'Direct kernel boot'][0]
         vm = value(s.VM.clone(root, tmpl, 'rrd'))
         value(s.VM.set_is_a_template(root, vm, False))
+        net = list(value(s.network.get_all_records(root)).keys())[0]
+        value(s.VIF.create(root, {'device': '0', 'network': net, 'VM': vm, 'MAC': '', 'MTU': '1500',
+                                  'other_config': {}, 'qos_algorithm_type': '', 'qos_algorithm_params': {}}))
         value(s.VM.start(root, vm, False, False))
         vm_uuid = value(s.VM.get_uuid(root, vm))
         host_uuid = value(s.host.get_uuid(root, value(s.session.get_this_host(root, root))))
@@ -95,7 +98,8 @@ def main():
         t.eq(meta['step'], 5, 'XML: interval=5 gives the 5 s archive')
         for name in ('host:%s:cpu_avg' % host_uuid, 'host:%s:memory_total_kib' % host_uuid,
                      'host:%s:memory_free_kib' % host_uuid, 'host:%s:loadavg' % host_uuid,
-                     'vm:%s:memory' % vm_uuid, 'vm:%s:cpu0' % vm_uuid):
+                     'vm:%s:memory' % vm_uuid, 'vm:%s:cpu0' % vm_uuid, 'vm:%s:vif_0_rx' % vm_uuid,
+                     'vm:%s:vif_0_tx' % vm_uuid):
             t.ok(all(('%s:%s' % (cf, name)) in legend for cf in ('AVERAGE', 'MIN', 'MAX')),
                  'legend has ' + name.split(':', 2)[0] + ' ' + name.rsplit(':', 1)[1] + ' for each CF')
         total = [x for x in column(legend, rows, 'host:%s:memory_total_kib' % host_uuid) if x == x]
