@@ -16,10 +16,22 @@
  *  - vt100: the last 64 KiB of the serial console first, then live output,
  *    and the client's keystrokes to the guest (xenops console calls).
  * A tunnel runs on a thread of the HTTP server for its whole life.
+ *
+ * vt100 output reaches a reader through a buffer of its own: the guest's
+ * supervisor thread, which also writes the console log and feeds every
+ * other reader, only appends to it (never a socket call that could block),
+ * and the tunnel's thread sends from it as the client takes the bytes.
+ * Invariants:
+ *  (1) vt100_output() never blocks on a client: it copies or drops;
+ *  (2) a reader whose buffer would pass CONSOLE_READER_MAX_BYTES is dropped
+ *      (its connection shut down, its subscription ended by its own
+ *      thread): a reader that does not read costs at most that much memory
+ *      and never slows the guest, its log or the other readers.
  */
 #include "api/console.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -37,12 +49,22 @@
 #include "http/websocket.h"
 #include "xenops/xenops.h"
 
+/* What one vt100 reader may have waiting before it is dropped (invariant 2):
+ * a screenful is a few KiB, so this is minutes of a chatty guest's output. */
+#define CONSOLE_READER_MAX_BYTES (1u << 20)
+#define CONSOLE_SOCKET_SNDBUF (64 * 1024)
+
 struct tunnel {
     struct server *srv;
     char uuid[40];
     int peer_fd;  /* rfb: the VNC socket */
     pthread_mutex_t mu;
-    int client_fd; /* vt100: where live output goes, -1 once closed */
+    int client_fd; /* vt100: the client's socket, -1 before the tunnel starts */
+    /* vt100, under mu: output not yet sent, buf[head, head + len) */
+    char *buf;
+    size_t head, len, cap;
+    bool dropped;  /* the reader fell behind: no more output is taken */
+    int wake[2];   /* pipe: the supervisor tells the tunnel's thread "more" */
 };
 
 static bool
@@ -61,22 +83,6 @@ write_all(int fd, const char *p, size_t n)
         n -= (size_t)w;
     }
     return true;
-}
-
-/* The tunnel's socket may be non-blocking (it comes from the HTTP server's
- * event loop): wait for input rather than take EAGAIN for the end. */
-static bool
-wait_readable(int fd)
-{
-    struct pollfd p = {fd, POLLIN, 0};
-    for (;;) {
-        int r = poll(&p, 1, -1);
-        if (r > 0)
-            return true;
-        if (r < 0 && errno == EINTR)
-            continue;
-        return false;
-    }
 }
 
 /* ------------------------------------------------------------------ rfb */
@@ -105,14 +111,120 @@ done:
 
 /* ------------------------------------------------------------------ vt100 */
 
+/* Appends to the reader's buffer; t->mu held. false: it would pass the
+ * bound (or memory ran out), and the reader is to be dropped. */
+static bool
+vt100_buffer_put(struct tunnel *t, const char *data, size_t len)
+{
+    if (len > CONSOLE_READER_MAX_BYTES - t->len)
+        return false;
+    if (t->head + t->len + len > t->cap) {
+        if (t->head > 0) { /* slide the unsent bytes to the front first */
+            memmove(t->buf, t->buf + t->head, t->len);
+            t->head = 0;
+        }
+        if (t->len + len > t->cap) {
+            size_t cap = t->cap ? t->cap : 16384;
+            while (cap < t->len + len)
+                cap *= 2;
+            char *grown = realloc(t->buf, cap);
+            if (!grown)
+                return false;
+            t->buf = grown;
+            t->cap = cap;
+        }
+    }
+    memcpy(t->buf + t->head + t->len, data, len);
+    t->len += len;
+    return true;
+}
+
+/* On the guest's supervisor thread, under its console lock: copies, never
+ * blocks (invariant 1). */
 static void
 vt100_output(void *opaque, const char *data, size_t len)
 {
     struct tunnel *t = opaque;
+    bool wake = false;
     pthread_mutex_lock(&t->mu);
-    if (t->client_fd >= 0 && !write_all(t->client_fd, data, len))
-        t->client_fd = -1;
+    if (t->dropped) {
+        /* nothing: its thread is on its way out */
+    } else if (vt100_buffer_put(t, data, len)) {
+        wake = t->len == len; /* it was empty: the thread polls for input only */
+    } else {
+        t->dropped = wake = true;
+        /* the client sees its connection end; the tunnel's thread wakes up,
+         * logs, and unsubscribes (which is not allowed from here) */
+        if (t->client_fd >= 0)
+            shutdown(t->client_fd, SHUT_RDWR);
+    }
     pthread_mutex_unlock(&t->mu);
+    if (wake) {
+        char one = 1;
+        ssize_t ignored = write(t->wake[1], &one, 1); /* full pipe: a wake-up is pending */
+        (void)ignored;
+    }
+}
+
+/* Sends what the client's socket takes now; false when it is gone. */
+static bool
+vt100_flush(struct tunnel *t, int fd)
+{
+    pthread_mutex_lock(&t->mu);
+    bool ok = true;
+    while (t->len > 0) {
+        ssize_t n = send(fd, t->buf + t->head, t->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (n <= 0) {
+            ok = false;
+            break;
+        }
+        t->head += (size_t)n;
+        t->len -= (size_t)n;
+    }
+    if (t->len == 0)
+        t->head = 0;
+    pthread_mutex_unlock(&t->mu);
+    return ok;
+}
+
+/* The tunnel's loop: output from the buffer when the client takes it,
+ * keystrokes to the guest, until the client leaves or is dropped. */
+static void
+vt100_pump(struct tunnel *t, struct xenops *x, int fd)
+{
+    char buf[1024];
+    for (;;) {
+        pthread_mutex_lock(&t->mu);
+        bool pending = t->len > 0, dropped = t->dropped;
+        pthread_mutex_unlock(&t->mu);
+        if (dropped)
+            return;
+        struct pollfd p[2] = {{fd, (short)(POLLIN | (pending ? POLLOUT : 0)), 0},
+                              {t->wake[0], POLLIN, 0}};
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return;
+        }
+        if (p[1].revents & POLLIN) {
+            while (read(t->wake[0], buf, sizeof(buf)) > 0) {
+            }
+        }
+        if ((p[0].revents & POLLOUT) && !vt100_flush(t, fd))
+            return;
+        if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+            ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+                continue;
+            if (n <= 0)
+                return;
+            xenops_console_write(x, t->uuid, buf, (size_t)n);
+        }
+    }
 }
 
 static void
@@ -122,25 +234,30 @@ vt100_tunnel(void *opaque, int fd)
     struct xenops *x = domains_xenops(t->srv);
     uint64_t sub = 0;
     bool subscribed = false;
-    if (fd >= 0 && x) {
+    if (fd >= 0 && x && pipe2(t->wake, O_CLOEXEC | O_NONBLOCK) == 0) {
+        /* The kernel's send buffer would otherwise grow (autotuning) to
+         * megabytes that invariant 2 does not count: keep it small, the
+         * reader's backlog lives in t->buf. */
+        http_tunnel_set_sndbuf(fd, CONSOLE_SOCKET_SNDBUF);
         pthread_mutex_lock(&t->mu);
         t->client_fd = fd;
         pthread_mutex_unlock(&t->mu);
         /* the replay comes as the first chunk, atomically with the subscription */
         subscribed = xenops_console_subscribe_replay(x, t->uuid, vt100_output, t, &sub) == 0;
-        char buf[1024];
-        while (subscribed && wait_readable(fd)) {
-            ssize_t n = read(fd, buf, sizeof(buf));
-            if (n < 0 && (errno == EAGAIN || errno == EINTR))
-                continue;
-            if (n <= 0)
-                break;
-            xenops_console_write(x, t->uuid, buf, (size_t)n);
-        }
+        if (subscribed)
+            vt100_pump(t, x, fd);
     }
     if (subscribed)
-        xenops_console_unsubscribe(x, t->uuid, sub);
+        xenops_console_unsubscribe(x, t->uuid, sub); /* vt100_output no longer runs */
+    if (t->dropped)
+        log_warn("console.reader_dropped", "vm=%s backlog_bytes=%zu limit_bytes=%u", t->uuid,
+                 t->len, CONSOLE_READER_MAX_BYTES);
+    if (t->wake[0] >= 0) {
+        close(t->wake[0]);
+        close(t->wake[1]);
+    }
     pthread_mutex_destroy(&t->mu);
+    free(t->buf);
     free(t);
 }
 
@@ -313,6 +430,7 @@ console_http_handle(struct server *srv, struct http_request *req)
     }
     bool allowed = si.superuser || si.role >= XR_VM_OPERATOR;
     session_info_release(&si);
+    http_request_set_authenticated(req);
     if (!allowed) {
         reply_text(req, 403, "console: RBAC_PERMISSION_DENIED (vm-operator needed)\n");
         return true;
@@ -335,6 +453,7 @@ console_http_handle(struct server *srv, struct http_request *req)
     t->srv = srv;
     snprintf(t->uuid, sizeof(t->uuid), "%s", vm->uuid);
     t->client_fd = -1;
+    t->wake[0] = t->wake[1] = -1;
     pthread_mutex_init(&t->mu, NULL);
     struct xenops *x = domains_xenops(srv);
     if (p.protocol == XAPI_CONSOLE_PROTOCOL_RFB) {

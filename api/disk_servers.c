@@ -35,7 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "api/domains.h"
+#include "api/helper_ids.h"
 #include "api/storage_api.h"
 #include "common/log.h"
 #include "db/db.h"

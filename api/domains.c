@@ -29,6 +29,7 @@
 
 #include "api/disk_servers.h"
 #include "api/guest_kernel.h"
+#include "api/helper_ids.h"
 #include "api/net_api.h"
 #include "common/log.h"
 #include "db/db.h"
@@ -44,6 +45,7 @@ clean_timeout_s(const struct server *srv)
 
 struct domains {
     struct server *srv;
+    domains_event_fn *on_event;
     struct xenops *x;
     atomic_llong next_domid;
 };
@@ -51,24 +53,25 @@ struct domains {
 static void
 on_xenops_event(void *opaque, const char *uuid, enum xenops_event ev)
 {
-    struct server *srv = opaque;
+    struct domains *d = opaque;
+    struct server *srv = d->srv;
     switch (ev) {
     case XENOPS_EVENT_HALTED:
         /* first: a VM whose actions say restart gets new disk servers */
         disk_servers_stop(srv, uuid);
-        vm_lifecycle_on_domain_event(srv, uuid, DOMAIN_HALTED);
+        d->on_event(srv, uuid, DOMAIN_HALTED);
         break;
     case XENOPS_EVENT_REBOOTED:
-        vm_lifecycle_on_domain_event(srv, uuid, DOMAIN_REBOOTED);
+        d->on_event(srv, uuid, DOMAIN_REBOOTED);
         break;
     case XENOPS_EVENT_CRASHED:
-        vm_lifecycle_on_domain_event(srv, uuid, DOMAIN_CRASHED);
+        d->on_event(srv, uuid, DOMAIN_CRASHED);
         break;
     case XENOPS_EVENT_PAUSED:
-        vm_lifecycle_on_domain_event(srv, uuid, DOMAIN_PAUSED);
+        d->on_event(srv, uuid, DOMAIN_PAUSED);
         break;
     case XENOPS_EVENT_RESUMED:
-        vm_lifecycle_on_domain_event(srv, uuid, DOMAIN_RESUMED);
+        d->on_event(srv, uuid, DOMAIN_RESUMED);
         break;
     case XENOPS_EVENT_SUSPENDED:
         break; /* only VM.suspend suspends, and it records the outcome */
@@ -101,13 +104,14 @@ max_domid_one(void *opaque, const char *ref, const void *rec)
 }
 
 int
-domains_open(struct server *srv, const char *backend, struct domains **out, char *why,
-             size_t why_len)
+domains_open(struct server *srv, const char *backend, domains_event_fn *on_event,
+             struct domains **out, char *why, size_t why_len)
 {
     struct domains *d = calloc(1, sizeof(*d));
     if (!d)
         return -ENOMEM;
     d->srv = srv;
+    d->on_event = on_event;
     atomic_init(&d->next_domid, 1);
     const char *name = backend;
     if (strcmp(backend, "auto") == 0)
@@ -123,7 +127,7 @@ domains_open(struct server *srv, const char *backend, struct domains **out, char
         .log_max_bytes = 4u << 20,
         .cgroup_root = srv->cgroup_root,
         .on_event = on_xenops_event,
-        .opaque = srv,
+        .opaque = d,
     };
     int rc = xenops_new(&init, &d->x);
     if (rc < 0) {
@@ -160,27 +164,6 @@ const char *
 domains_backend_name(const struct domains *d)
 {
     return xenops_backend_name(d->x);
-}
-
-/* ------------------------------------------------------------------ helper ids */
-
-/* Each domain's helpers run under ids no other domain's share, so one
- * guest's device model or disk server that is taken over reaches nothing of
- * another's (ptrace, /proc/PID/mem, sockets): base + domid, as xapi's
- * qemu-dm depriv does. The range wraps after DOMAINS_UID_RANGE domains of one
- * vesseld's life; domids of running domains are never that far apart. */
-#define DOMAINS_UID_RANGE 65536
-
-unsigned
-domains_qemu_uid(const struct server *srv, int64_t domid)
-{
-    return srv->qemu_uid_base ? srv->qemu_uid_base + (unsigned)(domid % DOMAINS_UID_RANGE) : 0;
-}
-
-unsigned
-domains_vhd_uid(const struct server *srv, int64_t domid)
-{
-    return srv->vhd_uid_base ? srv->vhd_uid_base + (unsigned)(domid % DOMAINS_UID_RANGE) : 0;
 }
 
 /* ------------------------------------------------------------------ config */

@@ -3,7 +3,9 @@
  * api/vm_lifecycle.c decides what may happen to a VM and records it; this
  * module turns a VM record into a domain description, calls the chosen
  * backend (qemu or sim), and routes the backend's events (the guest powered
- * off, rebooted, crashed) back to vm_lifecycle_on_domain_event. Domains are
+ * off, rebooted, crashed) to the handler given at open (daemon/main.c gives
+ * vm_lifecycle_on_domain_event: the layer above is called back, never named
+ * here). Domains are
  * named by the VM's uuid, so they are found again after a restart.
  */
 #ifndef VESSEL_API_DOMAINS_H
@@ -26,9 +28,14 @@ enum domain_event {
 struct domains;
 struct xenops;
 
-/* @backend: "qemu", "sim" or "auto" (qemu when qemu-system-x86_64 is there). */
-int domains_open(struct server *srv, const char *backend, struct domains **out, char *why,
-                 size_t why_len);
+/* A domain changed by itself (any thread). */
+typedef void domains_event_fn(struct server *srv, const char *uuid, enum domain_event ev);
+
+/* @backend: "qemu", "sim" or "auto" (qemu when qemu-system-x86_64 is there).
+ * @on_event gets every change a domain makes by itself, from the first one
+ * (domains adopted while opening included). */
+int domains_open(struct server *srv, const char *backend, domains_event_fn *on_event,
+                 struct domains **out, char *why, size_t why_len);
 void domains_close(struct domains *d);
 const char *domains_backend_name(const struct domains *d);
 
@@ -50,15 +57,10 @@ int64_t domains_memory_actual(struct server *srv, const char *uuid);
 /* Removes the taps of @vm's VIFs for its current domid (it stopped). */
 void domains_detach_nics(struct server *srv, const struct xapi_vm_record *vm);
 
-/* The uid (and gid) the device model / the disk servers of domain @domid
- * run under; 0 when they run as vesseld (--qemu-uid-base / --vhd-uid-base 0). */
-unsigned domains_qemu_uid(const struct server *srv, int64_t domid);
-unsigned domains_vhd_uid(const struct server *srv, int64_t domid);
-
 /* The xenops instance behind the backend (consoles), or NULL. */
 struct xenops *domains_xenops(struct server *srv);
 
-/* Called by domains.c (any thread) when a domain changes by itself. */
+/* api/vm_lifecycle.c's domains_event_fn: applies a domain's own change to its VM. */
 void vm_lifecycle_on_domain_event(struct server *srv, const char *uuid, enum domain_event ev);
 /* At start: every VM recorded as running on this host whose domain is gone
  * becomes Halted; those still running stay managed. */

@@ -38,18 +38,6 @@
 
 #define NULL_REF "OpaqueRef:NULL"
 
-
-bool
-net_pif_metrics_new(struct db *db, bool carrier, char **ref, struct xerr **errp)
-{
-    struct xapi_pif_metrics_record *m = xrecord_new(&xapi_class_pif_metrics);
-    if (!m)
-        return xerr_nomem(errp);
-    m->carrier = carrier;
-    m->last_updated = time(NULL);
-    return db_create(db, &xapi_class_pif_metrics, NULL, m, ref, errp);
-}
-
 /* ------------------------------------------------------------------ scan */
 
 static bool

@@ -1,5 +1,7 @@
 /* api/storage_api.h - what api/sr.c, vdi.c, vbd.c, pbd.c and vm_provision.c share:
  * the step from XenAPI records (SR, PBD, VDI, VBD) to the SR drivers of storage/.
+ * The SR helpers are defined in api/sr_records.c, which calls no other file of
+ * api/; VDI and VBD creation in api/vdi.c and api/vbd.c.
  *
  * Contract: every function takes errp last and returns success; records and
  * strings handed out are the caller's (free() / xapi_*_record_free). Any worker
@@ -40,6 +42,13 @@ bool storage_sr_refresh(struct db *db, const char *sr, const char *path, struct 
  * the SR's sizes. */
 bool storage_sr_refresh_vdis(struct db *db, const char *sr, const char *path,
                              struct xerr **errp);
+
+/* The refs of the unshared SRs of a type we drive (ext, file) that @keep (may
+ * be NULL) accepts: the SRs whose files only this host writes. *@refs is new
+ * (free each and the array), also when false is returned (out of memory: the
+ * list is short). */
+typedef bool storage_sr_keep_fn(const struct xapi_sr_record *sr);
+bool storage_local_srs(struct db *db, storage_sr_keep_fn *keep, char ***refs, size_t *n);
 
 /* After a PBD of @sr was plugged or unplugged: allowed_operations again, and
  * the sizes when @path (the directory, now plugged) is given. */

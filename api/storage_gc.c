@@ -256,48 +256,33 @@ collect_sr(struct server *srv, const char *sr, const char *path)
     }
 }
 
-struct sr_refs {
-    char **refs;
-    size_t n;
-};
-
+/* other_config:coalesce=false switches the collector off for an SR, as in SM.
+ * Shared SRs are left out (storage_local_srs): they would need one collector
+ * for the pool (its master's), which is not built, as another host's guest
+ * may be writing a leaf. */
 static bool
-sr_collect(void *opaque, const char *ref, const void *rec)
+collectable(const struct xapi_sr_record *s)
 {
-    struct sr_refs *l = opaque;
-    const struct xapi_sr_record *s = rec;
-    if (strcmp(s->type, "ext") != 0 && strcmp(s->type, "file") != 0)
-        return true;
-    /* other_config:coalesce=false switches the collector off for an SR, as in SM.
-     * A shared SR would need one collector for the pool (its master's), which
-     * is not built: another host's guest may be writing a leaf. */
     const char *flag = xmap_get_str((const struct xmap *)&s->other_config, "coalesce");
-    if ((flag && strcmp(flag, "false") == 0) || s->shared)
-        return true;
-    char **grown = realloc(l->refs, (l->n + 1) * sizeof(*grown));
-    if (!grown)
-        return false;
-    l->refs = grown;
-    if ((grown[l->n] = strdup(ref)))
-        l->n++;
-    return true;
+    return !flag || strcmp(flag, "false") != 0;
 }
 
 static void
 pass(struct server *srv)
 {
-    struct sr_refs l = {0};
-    db_foreach(srv->db, &xapi_class_sr, sr_collect, &l);
-    for (size_t i = 0; i < l.n; i++) {
+    char **refs = NULL;
+    size_t n_refs = 0;
+    storage_local_srs(srv->db, collectable, &refs, &n_refs); /* short on ENOMEM: next pass */
+    for (size_t i = 0; i < n_refs; i++) {
         char *path = NULL;
         struct xerr *err = NULL;
-        if (storage_sr_path(srv->db, srv->host_ref, l.refs[i], &path, &err))
-            collect_sr(srv, l.refs[i], path);
+        if (storage_sr_path(srv->db, srv->host_ref, refs[i], &path, &err))
+            collect_sr(srv, refs[i], path);
         xerr_free(err);
         free(path);
-        free(l.refs[i]);
+        free(refs[i]);
     }
-    free(l.refs);
+    free(refs);
 }
 
 static void *

@@ -21,27 +21,6 @@
 #include "storage/sr_file.h"
 #include "xapi_model.h"
 
-struct sr_list {
-    char **refs;
-    size_t n;
-};
-
-static bool
-sr_collect(void *opaque, const char *ref, const void *rec)
-{
-    struct sr_list *l = opaque;
-    const struct xapi_sr_record *s = rec;
-    if ((strcmp(s->type, "ext") != 0 && strcmp(s->type, "file") != 0) || s->shared)
-        return true;
-    char **grown = realloc(l->refs, (l->n + 1) * sizeof(*grown));
-    if (!grown)
-        return false;
-    l->refs = grown;
-    if ((grown[l->n] = strdup(ref)))
-        l->n++;
-    return true;
-}
-
 struct sr_ctx {
     struct server *srv;
     const char *sr;
@@ -67,27 +46,28 @@ removed(void *opaque, const char *file, const char *why)
 unsigned
 storage_recover(struct server *srv)
 {
-    struct sr_list l = {0};
+    char **refs = NULL;
+    size_t n_refs = 0;
     unsigned total = 0;
-    db_foreach(srv->db, &xapi_class_sr, sr_collect, &l);
-    for (size_t i = 0; i < l.n; i++) {
+    storage_local_srs(srv->db, NULL, &refs, &n_refs); /* a short list on ENOMEM: recover those */
+    for (size_t i = 0; i < n_refs; i++) {
         char *path = NULL;
         struct xerr *err = NULL;
-        struct sr_ctx c = {srv, l.refs[i]};
+        struct sr_ctx c = {srv, refs[i]};
         unsigned n = 0;
-        if (!storage_sr_path(srv->db, srv->host_ref, l.refs[i], &path, &err)) {
+        if (!storage_sr_path(srv->db, srv->host_ref, refs[i], &path, &err)) {
             xerr_free(err); /* not plugged here: nothing of ours to recover */
         } else if (sr_file_recover(path, committed, removed, &c, &n) < 0) {
-            log_warn("storage.recover", "sr=%s error=\"%s\"", l.refs[i], sr_file_last_error());
+            log_warn("storage.recover", "sr=%s error=\"%s\"", refs[i], sr_file_last_error());
         } else if (n) {
-            log_info("storage.recovered", "sr=%s files=%u", l.refs[i], n);
-            if (!storage_sr_refresh_vdis(srv->db, l.refs[i], path, &err))
+            log_info("storage.recovered", "sr=%s files=%u", refs[i], n);
+            if (!storage_sr_refresh_vdis(srv->db, refs[i], path, &err))
                 xerr_free(err); /* the collector's pass refreshes them again */
             total += n;
         }
         free(path);
-        free(l.refs[i]);
+        free(refs[i]);
     }
-    free(l.refs);
+    free(refs);
     return total;
 }

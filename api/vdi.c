@@ -36,29 +36,6 @@
 #define NULL_REF "OpaqueRef:NULL"
 
 
-bool
-storage_vdi_ops_refresh(struct xapi_vdi_record *vdi, bool attached)
-{
-    enum xapi_vdi_operations ops[8];
-    size_t n = 0;
-    ops[n++] = XAPI_VDI_OPERATIONS_CLONE;
-    ops[n++] = XAPI_VDI_OPERATIONS_COPY;
-    ops[n++] = XAPI_VDI_OPERATIONS_SNAPSHOT;
-    if (!attached) {
-        ops[n++] = XAPI_VDI_OPERATIONS_RESIZE;
-        ops[n++] = XAPI_VDI_OPERATIONS_DESTROY;
-        ops[n++] = XAPI_VDI_OPERATIONS_FORGET;
-    }
-    enum xapi_vdi_operations *items = malloc(n * sizeof(*items));
-    if (!items)
-        return false;
-    memcpy(items, ops, n * sizeof(*items));
-    free(vdi->allowed_operations.items);
-    vdi->allowed_operations.items = items;
-    vdi->allowed_operations.n = n;
-    return true;
-}
-
 /* ------------------------------------------------------------------ helpers */
 
 static void

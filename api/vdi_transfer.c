@@ -313,6 +313,7 @@ xfer_authorise(struct server *srv, struct http_request *req, const char *permiss
     who->user = user;
     who->superuser = superuser;
     who->role = superuser ? XR_POOL_ADMIN : (enum xrole)role;
+    http_request_set_authenticated(req); /* a transfer may pause longer than a stranger */
     return true;
 }
 

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "api/domains.h"
+#include "api/helper_ids.h"
 #include "api/net_api.h"
 #include "common/log.h"
 #include "db/db.h"

@@ -30,6 +30,19 @@
 #define NULL_REF "OpaqueRef:NULL"
 
 
+/* A PIF_metrics record for a new PIF (the VLAN's here, a scanned NIC's in
+ * api/pif.c). */
+bool
+net_pif_metrics_new(struct db *db, bool carrier, char **ref, struct xerr **errp)
+{
+    struct xapi_pif_metrics_record *m = xrecord_new(&xapi_class_pif_metrics);
+    if (!m)
+        return xerr_nomem(errp);
+    m->carrier = carrier;
+    m->last_updated = time(NULL);
+    return db_create(db, &xapi_class_pif_metrics, NULL, m, ref, errp);
+}
+
 bool
 net_vlan_link_name(const char *device, int64_t tag, char *buf, size_t len)
 {

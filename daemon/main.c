@@ -32,10 +32,12 @@
 #include "api/storage_gc.h"
 #include "api/storage_recover.h"
 #include "api/vm_ops.h"
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/workpool.h"
 #include "daemon/data_dir.h"
 #include "db/db.h"
+#include "http/tls_policy.h"
 #include "model/xmodel.h"
 #include "rpc/audit.h"
 #include "rpc/auth.h"
@@ -75,6 +77,9 @@ struct options {
     size_t n_kernel_dirs;
     long qemu_uid_base, vhd_uid_base; /* -1: the default */
     const char *cgroup_root;
+    unsigned max_connections;
+    unsigned max_per_address;
+    unsigned unauth_timeout_s;
 };
 
 static void
@@ -116,6 +121,14 @@ usage(FILE *out)
             "                            as root; 0: as vesseld)\n"
             "  --cgroup-root DIR         cgroup v2 mount for per-VM groups (default\n"
             "                            /sys/fs/cgroup; none: no groups)\n"
+            "  --max-connections N       connections per TCP/TLS listener (default 10000;\n"
+            "                            lowered to fit the descriptor limit)\n"
+            "  --max-connections-per-address N  connections one client address may hold,\n"
+            "                            TCP and TLS together (default 128; 127.0.0.1 and\n"
+            "                            ::1 are not limited per address)\n"
+            "  --unauthenticated-timeout SECONDS  a TCP/TLS connection that has made no\n"
+            "                            authenticated request is closed after this many\n"
+            "                            idle seconds (default 10; afterwards 120)\n"
             "  --log-level error|warn|info|debug\n"
             "  --ui-dir DIR              the web UI's files, served at / (default: ui/ beside\n"
             "                            the vesseld binary, where the build puts them; none)\n"
@@ -162,24 +175,6 @@ open_ui_dir(const char *opt)
     else
         log_info("vesseld.ui", "dir=%s", static_files_root(ui_files));
     free(dir);
-}
-
-static int
-mkdir_p(const char *dir, mode_t mode)
-{
-    char buf[4096];
-    snprintf(buf, sizeof(buf), "%s", dir);
-    for (char *s = buf + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(buf, mode) != 0 && errno != EEXIST)
-            return -errno;
-        *s = '/';
-    }
-    if (mkdir(buf, mode) != 0 && errno != EEXIST)
-        return -errno;
-    return 0;
 }
 
 static int
@@ -274,7 +269,7 @@ cmd_passwd(int argc, char **argv)
     }
     char *file = path_in(dir, "passwd");
     struct auth *auth = NULL;
-    int rc = file && mkdir_p(dir, 0700) == 0 ? auth_open(file, &auth) : -ENOMEM;
+    int rc = file && fileio_mkdir_p(dir, 0700) == 0 ? auth_open(file, &auth) : -ENOMEM;
     if (rc == 0)
         rc = auth_set_password(auth, user, pw);
     explicit_bzero(pw, sizeof(pw));
@@ -311,8 +306,11 @@ parse_options(int argc, char **argv, struct options *o)
         {"qemu-uid-base", required_argument, NULL, 'Q'},
         {"vhd-uid-base", required_argument, NULL, 'D'},
         {"cgroup-root", required_argument, NULL, 'R'},
+        {"max-connections", required_argument, NULL, 'N'},
+        {"max-connections-per-address", required_argument, NULL, 'P'},
+        {"unauthenticated-timeout", required_argument, NULL, 'U'},
         {"log-level", required_argument, NULL, 'L'},
-        {"ui-dir", required_argument, NULL, 'U'},
+        {"ui-dir", required_argument, NULL, 'w'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -325,7 +323,7 @@ parse_options(int argc, char **argv, struct options *o)
         case 't': o->tls_listen = optarg; break;
         case 'u': o->unix_path = optarg; break;
         case 'A': o->audit_log = optarg; break;
-        case 'U': o->ui_dir = optarg; break;
+        case 'w': o->ui_dir = optarg; break;
         case 'r': o->root_password_file = optarg; break;
         case 'b':
             if (strcmp(optarg, "qemu") && strcmp(optarg, "sim") && strcmp(optarg, "auto")) {
@@ -388,6 +386,22 @@ parse_options(int argc, char **argv, struct options *o)
             break;
         }
         case 'R': o->cgroup_root = optarg; break;
+        case 'N':
+        case 'P':
+        case 'U': {
+            long v = atol(optarg);
+            if (v < 1 || v > 1000000) {
+                fprintf(stderr, "vesseld: --%s takes 1 to 1000000\n",
+                        c == 'N' ? "max-connections"
+                        : c == 'P' ? "max-connections-per-address"
+                                   : "unauthenticated-timeout");
+                return 2;
+            }
+            *(c == 'N' ? &o->max_connections
+              : c == 'P' ? &o->max_per_address
+                         : &o->unauth_timeout_s) = (unsigned)v;
+            break;
+        }
         case 'L': {
             int level = log_parse_level(optarg);
             if (level < 0) {
@@ -429,6 +443,21 @@ workers_saturated(void *opaque, const struct workpool_stats *st)
     (void)opaque;
     log_warn("vesseld.workers_saturated", "threads=%u queued=%zu times=%lu", st->threads,
              st->queued, st->saturations);
+}
+
+/* The HTTPS policy persisted in the host record (host.set_ssl_legacy). */
+static void
+tls_policy_load(struct server *srv)
+{
+    struct xapi_host_record *h = NULL;
+    if (!db_get(srv->db, &xapi_class_host, srv->host_ref, (void **)&h, NULL))
+        return;
+    if (h->ssl_legacy) {
+        log_warn("vesseld.tls", "ssl_legacy=true reason=\"TLS 1.0 and 1.1 accepted "
+                 "(host.set_ssl_legacy)\"");
+        tls_policy_set_legacy(true);
+    }
+    xapi_host_record_free(h);
 }
 
 static void
@@ -473,7 +502,7 @@ main(int argc, char **argv)
 
     /* Everything vesseld creates is its own: the store holds bearer tokens. */
     umask(077);
-    if ((rc = mkdir_p(o.data_dir, 0700)) < 0) {
+    if ((rc = fileio_mkdir_p(o.data_dir, 0700)) < 0) {
         log_write_errno(LOG_ERROR, -rc, "vesseld.data_dir", "dir=%s", o.data_dir);
         return 1;
     }
@@ -503,7 +532,7 @@ main(int argc, char **argv)
         log_error("vesseld.start", "reason=out-of-memory");
         return 1;
     }
-    mkdir_p(tls_dir, 0700);
+    fileio_mkdir_p(tls_dir, 0700);
 
     /* helpers get ids of their own only when we can hand them out */
     bool root = geteuid() == 0;
@@ -563,7 +592,9 @@ main(int argc, char **argv)
         log_error("vesseld.bootstrap", "error=\"%s\"", xerr_describe(err, d, sizeof(d)));
         goto out;
     }
-    if ((rc = domains_open(&srv, o.backend, &srv.domains, why, sizeof(why))) < 0) {
+    tls_policy_load(&srv);
+    if ((rc = domains_open(&srv, o.backend, vm_lifecycle_on_domain_event, &srv.domains, why,
+                           sizeof(why))) < 0) {
         log_error("vesseld.backend", "backend=%s reason=\"%s\"", o.backend, why);
         goto out;
     }
@@ -590,6 +621,9 @@ main(int argc, char **argv)
         .tls_cert_pem_path = cert,
         .tls_hostname = hostname,
         .n_threads = o.threads,
+        .max_connections = o.max_connections,
+        .max_per_address = o.max_per_address,
+        .unauth_timeout_s = o.unauth_timeout_s,
         .handler = vesseld_http,
         .opaque = &srv,
     };

@@ -693,7 +693,7 @@ def wrapper(cname, m, call):
     for i, (n, t) in enumerate(names):
         # A hand-written create takes its record with the constructor's rules.
         decode = 'xtype_ctor_decode' if (m['name'] == 'create' and t.kind == 'record') \
-            else 'xtype_value_decode'
+            else 'xtype_arg_decode'
         lines.append('    if (!%s(&xapi_type_%s, args[%d], &%s, "%s", errp)) {\n' % (
             decode, t.desc_tag, i, n, n.rstrip('_')))
         for (pn, pt) in reversed(ok_cleanup):

@@ -34,13 +34,26 @@
  *      resume_connection are called under srv->lock). MHD calls our callbacks
  *      without holding its mutexes because MHD_ALLOW_UPGRADE is not used.
  *
+ * Connection limits (http.h): libmicrohttpd's per-listener limit and idle
+ * timeout, an accept policy and connection notifications that count
+ * connections per address (http/http_limit.c) and hand each TLS session the
+ * current protocol policy (http/tls_policy.c), and a per-connection timeout
+ * that on_request_ready() sets on the connection's thread, the only place
+ * libmicrohttpd allows it: short until a request is authenticated, long
+ * afterwards. Setting it also restarts the idle clock, which matters after a
+ * handler that ran longer than the timeout: libmicrohttpd checks the timeout
+ * before it sends a reply that was queued late.
+ *
  * Facts: shared/spec/xenapi.md 1.1 (endpoints, CORS headers, close on 500),
  * shared/spec/clients.md (Content-Type exactly as given), RFC 9110 9.3.6
- * (CONNECT), RFC 7617 (Basic).
+ * (CONNECT), RFC 7617 (Basic), RFC 9110 8.6 and RFC 9112 6.1, 6.3 (message
+ * framing: Content-Length and Transfer-Encoding).
  */
 #include "http/http.h"
 
+#include "http/http_limit.h"
 #include "http/tls_cert.h"
+#include "http/tls_policy.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -57,6 +70,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -64,10 +78,13 @@
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
 
-/* event.from long-polls for up to ~65 s, but suspended connections do not
- * time out in MHD; this only closes idle keep-alive connections. */
-#define HTTP_IDLE_TIMEOUT_S 120u
-#define HTTP_LISTEN_BACKLOG 128
+#include "common/log.h"
+
+/* HTTP_IDLE_TIMEOUT_S (http.h): event.from long-polls for up to ~65 s, but
+ * suspended connections do not time out in MHD; it only closes idle
+ * keep-alive connections. The backlog absorbs bursts of connects while the
+ * listener threads accept. */
+#define HTTP_LISTEN_BACKLOG 1024
 
 enum req_state {
     REQ_READING,   /* body arriving; the application has not seen the request */
@@ -121,6 +138,10 @@ struct http_server {
     struct http_listener lst[LST_COUNT];
     char *unix_path;
     char *tls_key_pem, *tls_cert_pem; /* must outlive the TLS daemon */
+    struct http_limit *limit;         /* per-address counts, TCP and TLS */
+    unsigned unauth_timeout_s;
+    unsigned max_per_address;
+    unsigned tcp_max_connections;     /* per TCP/TLS listener, after the fd budget */
     /* guarded by lock; only grows until stop */
     struct http_stream_route routes[HTTP_MAX_STREAM_ROUTES];
     unsigned n_routes;
@@ -153,6 +174,7 @@ struct http_request {
     struct http_body_sink sink;
     bool sink_active;
     bool sink_failed;            /* a write failed: the rest is discarded */
+    atomic_bool authenticated;   /* http_request_set_authenticated() */
 };
 
 
@@ -162,6 +184,12 @@ struct http_request {
  * close the connection, and pre-flights precede the real POST on it. */
 static char answered_early;
 static char options_pending;
+/* A body whose Content-Length is over HTTP_MAX_BODY but not over
+ * HTTP_DRAIN_MAX: read and dropped, then 413. Answering before the body
+ * would close on a client still sending it, which then sees a reset
+ * (EPIPE/ECONNRESET) instead of the status; reading costs time, no memory. */
+static char too_large_draining;
+#define HTTP_DRAIN_MAX (16u << 20)
 
 static void
 why_set(char *why, size_t why_len, const char *fmt, ...)
@@ -544,6 +572,12 @@ http_request_basic_auth(const struct http_request *req, char **user, char **pass
     return http_parse_basic_auth(http_request_header(req, "Authorization"), user, password);
 }
 
+void
+http_request_set_authenticated(struct http_request *req)
+{
+    atomic_store(&req->authenticated, true);
+}
+
 /*==== Replies ====*/
 
 static void
@@ -890,16 +924,23 @@ send_all_plain(int fd, const char *buf, size_t len)
     return true;
 }
 
-/* The session's socket is non-blocking (MHD's); wait for it as GnuTLS asks. */
+/* The session's socket is non-blocking (MHD's); wait for it as GnuTLS asks,
+ * or until @hup_fd hangs up: the application ended the tunnel, and a client
+ * that does not read (a console reader that was dropped) must not hold this
+ * thread and its connection. */
 static bool
-send_all_tls(gnutls_session_t s, int fd, const char *buf, size_t len)
+send_all_tls(gnutls_session_t s, int fd, int hup_fd, const char *buf, size_t len)
 {
     while (len > 0) {
         ssize_t n = gnutls_record_send(s, buf, len);
         if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
-            struct pollfd p = {.fd = fd,
-                               .events = gnutls_record_get_direction(s) ? POLLOUT : POLLIN};
-            if (poll(&p, 1, -1) < 0 && errno != EINTR)
+            struct pollfd p[2] = {
+                {.fd = fd, .events = gnutls_record_get_direction(s) ? POLLOUT : POLLIN},
+                {.fd = hup_fd, .events = 0}, /* POLLHUP is always reported */
+            };
+            if (poll(p, 2, -1) < 0 && errno != EINTR)
+                return false;
+            if (p[1].revents & (POLLHUP | POLLERR))
                 return false;
             continue;
         }
@@ -916,6 +957,20 @@ struct tunnel_app {
     void *opaque;
     int fd;
 };
+
+void
+http_tunnel_set_sndbuf(int fd, int bytes)
+{
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
+}
+
+static int
+sndbuf_of(int fd)
+{
+    int v = 0;
+    socklen_t len = sizeof(v);
+    return getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, &len) == 0 ? v : 0;
+}
 
 static void *
 tunnel_app_main(void *arg)
@@ -938,6 +993,9 @@ tunnel_pump_tls(struct http_request *req, const char *head, size_t head_len)
         return;
     }
     struct tunnel_app app = {req->tunnel_fn, req->tunnel_opaque, sp[1]};
+    /* http_tunnel_set_sndbuf() on sp[1] is seen as a change from this */
+    int app_sndbuf = sndbuf_of(sp[1]);
+    bool sndbuf_checked = false;
     pthread_t app_thread;
     if (pthread_create(&app_thread, NULL, tunnel_app_main, &app) != 0) {
         close(sp[0]);
@@ -948,7 +1006,7 @@ tunnel_pump_tls(struct http_request *req, const char *head, size_t head_len)
     gnutls_session_t s = req->tls;
     int fd = req->tunnel_fd;
     char buf[16384];
-    bool ok = send_all_tls(s, fd, head, head_len);
+    bool ok = send_all_tls(s, fd, sp[0], head, head_len);
     while (ok) {
         struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = sp[0], .events = POLLIN}};
         /* records already decrypted into GnuTLS's buffer do not wake poll */
@@ -967,7 +1025,14 @@ tunnel_pump_tls(struct http_request *req, const char *head, size_t head_len)
             ssize_t n = read(sp[0], buf, sizeof(buf));
             if (n < 0 && errno == EINTR)
                 continue;
-            ok = n > 0 && send_all_tls(s, fd, buf, (size_t)n);
+            if (n > 0 && !sndbuf_checked) {
+                /* the application set its buffer before its first byte */
+                int v = sndbuf_of(sp[1]);
+                if (v > 0 && v != app_sndbuf)
+                    http_tunnel_set_sndbuf(fd, v / 2); /* the kernel reports it doubled */
+                sndbuf_checked = true;
+            }
+            ok = n > 0 && send_all_tls(s, fd, sp[0], buf, (size_t)n);
         }
     }
     shutdown(sp[0], SHUT_RDWR); /* the callback reads EOF and returns */
@@ -1076,7 +1141,74 @@ queue_simple(struct MHD_Connection *conn, unsigned status, bool options)
     return ret;
 }
 
+/* 413 (RFC 9110 15.5.14) with the limit in a text body, and close. */
+static enum MHD_Result
+queue_too_large(struct MHD_Connection *conn)
+{
+    static const char text[] = "request body over the limit of " HTTP_STR(HTTP_MAX_BODY_BYTES)
+                               " bytes\n";
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(sizeof(text) - 1, (void *)text, MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    response_add_cors(r);
+    MHD_add_response_header(r, "Content-Type", "text/plain");
+    MHD_add_response_header(r, "Connection", "close");
+    enum MHD_Result ret = MHD_queue_response(conn, 413, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static enum MHD_Result on_request_ready(struct http_request *req);
+static void conn_timeout_refresh(struct http_request *req);
+
+/* Framing headers as libmicrohttpd left them: it reads the body by the first
+ * Content-Length, or by Transfer-Encoding when there is one, and says nothing
+ * about the rest; a proxy in front may have framed the message otherwise. */
+struct framing {
+    const char *content_length; /* the first value */
+    bool cl_conflict;           /* another Content-Length with a different value */
+    const char *transfer_encoding;
+    unsigned n_te;
+};
+
+static enum MHD_Result
+framing_visit(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    struct framing *f = cls;
+    (void)kind;
+    if (!key)
+        return MHD_YES;
+    if (strcasecmp(key, "Content-Length") == 0) {
+        if (!f->content_length)
+            f->content_length = value ? value : "";
+        else if (strcmp(f->content_length, value ? value : "") != 0)
+            f->cl_conflict = true;
+    } else if (strcasecmp(key, "Transfer-Encoding") == 0) {
+        f->transfer_encoding = value ? value : "";
+        f->n_te++;
+    }
+    return MHD_YES;
+}
+
+/* 0 when the request's framing is unambiguous, else the status to answer
+ * (and close with): RFC 9110 8.6 / RFC 9112 6.3 (differing Content-Length:
+ * 400; Content-Length with Transfer-Encoding: the server may reject, and
+ * must close), RFC 9112 6.1 (a coding other than chunked: 501). */
+static unsigned
+framing_check(struct MHD_Connection *conn)
+{
+    struct framing f = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_visit, &f);
+    if (f.cl_conflict)
+        return 400;
+    if (f.transfer_encoding && f.content_length)
+        return 400;
+    if (f.transfer_encoding &&
+        (f.n_te > 1 || strcasecmp(f.transfer_encoding, "chunked") != 0))
+        return 501;
+    return 0;
+}
 
 /* The first call for a stream route's request: the head is in. The begin
  * function runs as a handler would (state HANDLING, the application's
@@ -1099,6 +1231,7 @@ stream_start(struct http_listener *lst, struct MHD_Connection *conn, const char 
     bool take = route->begin(route->opaque, req, &sink);
     pthread_mutex_lock(&srv->lock);
     if (take && req->state == REQ_HANDLING && sink.write && sink.finish && sink.abort) {
+        conn_timeout_refresh(req); /* a body that waits on the disk is not idle */
         req->sink = sink;
         req->sink_active = true;
         req->state = REQ_READING;
@@ -1127,6 +1260,11 @@ static enum MHD_Result
 on_request_start(struct http_listener *lst, struct MHD_Connection *conn, const char *url,
                  const char *method, void **req_cls)
 {
+    unsigned bad = framing_check(conn);
+    if (bad) {
+        *req_cls = &answered_early;
+        return queue_simple(conn, bad, false); /* no byte of the body is read */
+    }
     if (strcmp(method, "OPTIONS") == 0) {
         *req_cls = &options_pending; /* CORS pre-flight, no handler */
         return MHD_YES;
@@ -1147,8 +1285,13 @@ on_request_start(struct http_listener *lst, struct MHD_Connection *conn, const c
         char *end;
         unsigned long long n = strtoull(cl, &end, 10);
         if (errno == 0 && end != cl && n > HTTP_MAX_BODY) {
+            const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect");
+            if (n <= HTTP_DRAIN_MAX && !expect) {
+                *req_cls = &too_large_draining;
+                return MHD_YES;
+            }
             *req_cls = &answered_early;
-            return queue_simple(conn, 413, false); /* before a byte of the body is read */
+            return queue_too_large(conn); /* before a byte of the body is read */
         }
     }
     struct http_request *req = req_new(lst, conn, url, method);
@@ -1179,6 +1322,22 @@ body_append(struct http_request *req, const char *data, size_t len)
     return true;
 }
 
+/* The connection's idle timeout after this request: long once a request was
+ * authenticated, short before (unix: always long). Setting 0 first restarts
+ * MHD's idle clock (MHD_set_connection_option() does only when the timeout
+ * was 0), so a handler's own run time is not counted as idle time. On the
+ * connection's thread, before a suspension. */
+static void
+conn_timeout_refresh(struct http_request *req)
+{
+    struct http_server *srv = req->srv;
+    unsigned t = req->transport == HTTP_TRANSPORT_UNIX || atomic_load(&req->authenticated)
+                     ? HTTP_IDLE_TIMEOUT_S
+                     : srv->unauth_timeout_s;
+    MHD_set_connection_option(req->conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+    MHD_set_connection_option(req->conn, MHD_CONNECTION_OPTION_TIMEOUT, t);
+}
+
 /* Acts on req->state after the handler returned or MHD resumed us;
  * srv->lock held, released on return. */
 static enum MHD_Result
@@ -1188,6 +1347,9 @@ on_request_ready(struct http_request *req)
     enum MHD_Result ret = MHD_YES;
     struct MHD_Response *resp = NULL;
     bool run_dead = false;
+
+    if (req->state == REQ_HANDLING || req->state == REQ_REPLIED)
+        conn_timeout_refresh(req);
 
     switch (req->state) {
     case REQ_HANDLING: /* no reply yet */
@@ -1242,6 +1404,14 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
         return on_request_start(lst, conn, url, method, req_cls);
     if ((void *)req == &answered_early)
         return MHD_YES;
+    if ((void *)req == &too_large_draining) {
+        if (*upload_data_size > 0) {
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        *req_cls = &answered_early;
+        return queue_too_large(conn);
+    }
     if ((void *)req == &options_pending) {
         if (*upload_data_size > 0) {
             *upload_data_size = 0; /* a pre-flight's body means nothing */
@@ -1288,7 +1458,8 @@ on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 {
     struct http_request *req = *req_cls;
     *req_cls = NULL;
-    if (!req || (void *)req == &answered_early || (void *)req == &options_pending)
+    if (!req || (void *)req == &answered_early || (void *)req == &options_pending ||
+        (void *)req == &too_large_draining)
         return;
     struct http_server *srv = req->srv;
     bool run_dead = false;
@@ -1310,6 +1481,39 @@ on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         req_unref(req);
     }
     req_unref(req); /* MHD's */
+}
+
+/* Accept policy of the TCP and TLS listeners: the per-address limit. */
+static enum MHD_Result
+on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    struct http_listener *lst = cls;
+    return http_limit_admit(lst->srv->limit, addr, addrlen) ? MHD_YES : MHD_NO;
+}
+
+/* Connection start and end on the TCP and TLS listeners: MHD pairs them on
+ * every path, and calls STARTED before any byte is read, so the TLS session
+ * gets the current protocol policy before its handshake. */
+static void
+on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+              enum MHD_ConnectionNotificationCode code)
+{
+    struct http_listener *lst = cls;
+    struct http_server *srv = lst->srv;
+    if (code != MHD_CONNECTION_NOTIFY_STARTED) {
+        http_limit_release(srv->limit, *socket_context);
+        *socket_context = NULL;
+        return;
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    *socket_context = http_limit_acquire(srv->limit, ci ? ci->client_addr : NULL);
+    if (lst->transport == HTTP_TRANSPORT_TLS) {
+        ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        /* on failure the session keeps MHD's priorities: the modern ones */
+        if (ci && ci->tls_session)
+            (void)tls_policy_apply((gnutls_session_t)ci->tls_session);
+    }
 }
 
 static void
@@ -1397,26 +1601,37 @@ listener_start(struct http_server *srv, struct http_listener *lst, unsigned n_th
                char *why, size_t why_len)
 {
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    bool is_unix = lst->transport == HTTP_TRANSPORT_UNIX;
     if (srv->debug)
         flags |= MHD_USE_ERROR_LOG;
     if (v6)
         flags |= MHD_USE_IPv6;
     if (lst->transport == HTTP_TRANSPORT_TLS)
         flags |= MHD_USE_TLS;
-    struct MHD_OptionItem opts[] = {
+    struct MHD_OptionItem opts[16] = {
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL}, /* MHD wants it first */
         {MHD_OPTION_LISTEN_SOCKET, lst->listen_fd, NULL},
         {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)n_threads, NULL},
-        {MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_TIMEOUT_S, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, is_unix ? HTTP_IDLE_TIMEOUT_S : srv->unauth_timeout_s,
+         NULL},
+        {MHD_OPTION_CONNECTION_LIMIT,
+         is_unix ? HTTP_UNIX_MAX_CONNECTIONS : srv->tcp_max_connections, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL},
-        /* without TLS the array ends here, before the key and certificate */
-        {lst->transport == HTTP_TRANSPORT_TLS ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0,
-         srv->tls_key_pem},
-        {MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert_pem},
-        {MHD_OPTION_END, 0, NULL},
     };
-    lst->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_access, lst, MHD_OPTION_ARRAY, opts,
-                                MHD_OPTION_END);
+    size_t n = 6;
+    if (!is_unix)
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION,
+                                            (intptr_t)on_connection, lst};
+    if (lst->transport == HTTP_TRANSPORT_TLS) {
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key_pem};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert_pem};
+        /* the modern set, should a session ever miss on_connection()'s choice */
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+                                            (void *)TLS_POLICY_MODERN};
+    }
+    opts[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    lst->mhd = MHD_start_daemon(flags, 0, is_unix ? NULL : on_accept, lst, on_access, lst,
+                                MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (!lst->mhd) {
         why_set(why, why_len, "cannot start the %s listener (libmicrohttpd)",
                 lst->transport == HTTP_TRANSPORT_UNIX  ? "unix"
@@ -1456,6 +1671,53 @@ tls_material_load(struct http_server *srv, const struct http_config *cfg, char *
     return 0;
 }
 
+/* Raises the soft descriptor limit towards the hard one, as far as @want;
+ * returns the soft limit in force afterwards. */
+static rlim_t
+nofile_raise(rlim_t want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 1024;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rlim_t to = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+        struct rlimit raised = {to, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            rl.rlim_cur = to;
+    }
+    return rl.rlim_cur;
+}
+
+/* Each TCP/TLS listener's connection limit: what was asked, within the
+ * descriptors left after the reserve and the unix listener (http.h). */
+static void
+server_budget(struct http_server *srv, const struct http_config *cfg)
+{
+    unsigned n_tcp = (unsigned)listen_configured(cfg->listen) +
+                     (unsigned)listen_configured(cfg->tls_listen);
+    unsigned want = cfg->max_connections ? cfg->max_connections : HTTP_DEFAULT_MAX_CONNECTIONS;
+    rlim_t fixed = HTTP_FD_RESERVE + HTTP_UNIX_MAX_CONNECTIONS;
+    rlim_t have = nofile_raise(fixed + (rlim_t)want * (n_tcp ? n_tcp : 1));
+    rlim_t fit = have > fixed + 64u * (n_tcp ? n_tcp : 1) ? (have - fixed) / (n_tcp ? n_tcp : 1)
+                                                          : 64u;
+    srv->tcp_max_connections = fit < want ? (unsigned)fit : want;
+    srv->unauth_timeout_s =
+        cfg->unauth_timeout_s ? cfg->unauth_timeout_s : HTTP_DEFAULT_UNAUTH_TIMEOUT_S;
+    srv->max_per_address =
+        cfg->max_per_address ? cfg->max_per_address : HTTP_DEFAULT_MAX_PER_ADDRESS;
+    if (n_tcp == 0)
+        return;
+    if (srv->tcp_max_connections < want)
+        log_warn("http.limits", "max_connections=%u wanted=%u nofile=%llu reason=\"descriptor "
+                 "limit; raise LimitNOFILE\"", srv->tcp_max_connections, want,
+                 (unsigned long long)have);
+    log_info("http.limits",
+             "max_connections=%u max_per_address=%u unauth_timeout_s=%u idle_timeout_s=%u "
+             "unix_max_connections=%u nofile=%llu",
+             srv->tcp_max_connections, srv->max_per_address, srv->unauth_timeout_s,
+             HTTP_IDLE_TIMEOUT_S, HTTP_UNIX_MAX_CONNECTIONS, (unsigned long long)have);
+}
+
 static int
 server_listen_all(struct http_server *srv, const struct http_config *cfg, char *why,
                   size_t why_len)
@@ -1464,6 +1726,13 @@ server_listen_all(struct http_server *srv, const struct http_config *cfg, char *
     if (n_threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         n_threads = n > 2 ? (unsigned)n : 2;
+    }
+    server_budget(srv, cfg);
+    if (!(srv->limit = http_limit_new(srv->max_per_address)))
+        return -ENOMEM;
+    if (listen_configured(cfg->tls_listen) && tls_policy_init() < 0) {
+        why_set(why, why_len, "GnuTLS refused the TLS priority strings");
+        return -EINVAL;
     }
     int fd;
     bool v6 = false;
@@ -1567,6 +1836,8 @@ http_server_stop(struct http_server *srv)
     }
     free(srv->tls_key_pem);
     free(srv->tls_cert_pem);
+    http_limit_free(srv->limit); /* every connection is closed: none holds an entry */
+    srv->limit = NULL;
     for (unsigned i = 0; i < srv->n_routes; i++) { /* no connection is left to use them */
         free(srv->routes[i].method);
         free(srv->routes[i].path);
@@ -1585,4 +1856,11 @@ int
 http_server_tls_port(const struct http_server *srv)
 {
     return srv ? srv->lst[LST_TLS].port : 0;
+}
+
+unsigned
+http_server_max_connections(const struct http_server *srv)
+{
+    return srv && (srv->lst[LST_TCP].mhd || srv->lst[LST_TLS].mhd) ? srv->tcp_max_connections
+                                                                   : 0;
 }

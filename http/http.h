@@ -26,7 +26,12 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-#define HTTP_MAX_BODY (4u << 20) /* RPC bodies; xapi allows 300 KiB, we allow bulk creates */
+/* RPC bodies (docs/request-limits.md); xapi allows 300 KiB, we allow bulk
+ * creates. Kept as a decimal literal too, for the 413's text. */
+#define HTTP_MAX_BODY_BYTES 4194304 /* 4 MiB */
+#define HTTP_MAX_BODY ((unsigned)HTTP_MAX_BODY_BYTES)
+#define HTTP_STR_(x) #x
+#define HTTP_STR(x) HTTP_STR_(x)
 
 enum http_transport { HTTP_TRANSPORT_UNIX, HTTP_TRANSPORT_TCP, HTTP_TRANSPORT_TLS };
 
@@ -47,6 +52,10 @@ struct http_config {
     http_handler_fn *handler;
     void *opaque;
     bool debug;                    /* libmicrohttpd's own error messages go to stderr */
+    /* Connection limits (see "Connection limits" below); 0 = the default. */
+    unsigned max_connections;      /* per TCP or TLS listener */
+    unsigned max_per_address;      /* per client address, TCP and TLS together */
+    unsigned unauth_timeout_s;     /* idle limit before an authenticated request */
 };
 
 struct http_server;
@@ -88,9 +97,15 @@ void http_reply_take(struct http_request *req, unsigned status, const char *cont
  * - Accessors read a copy taken before the handler runs, so they work from
  *   any thread until the reply, even after the client or the server is gone.
  *   The body is also NUL-terminated (not counted in *len); "" when empty.
- * - A body over HTTP_MAX_BODY: 413 and close when Content-Length says so,
- *   the connection cut when a chunked body grows past it. The handler never
- *   sees either.
+ * - A body over HTTP_MAX_BODY: 413 (text/plain, naming the limit) and close
+ *   when Content-Length says so; the body is read and dropped first when it
+ *   is at most 16 MiB and no Expect header asks for an early answer, so a
+ *   client that sends it whole still reads the status. A chunked body that
+ *   grows past the limit has its connection cut. The handler never sees any.
+ * - Framing that could be read two ways is refused before the handler runs
+ *   (400 and close): Content-Length repeated with different values, or
+ *   together with Transfer-Encoding (RFC 9110 8.6, RFC 9112 6.3); a
+ *   Transfer-Encoding other than "chunked" gets 501 (RFC 9112 6.1).
  * - The unix socket file is replaced when stale; a live server answering
  *   on it makes start fail with -EADDRINUSE; a non-socket file, -EEXIST.
  * - http_server_stop() must not be called from a handler or tunnel thread
@@ -128,6 +143,13 @@ void http_reply_upgrade(struct http_request *req, http_tunnel_fn *fn, void *opaq
  * Sec-WebSocket-Accept. Ignored for CONNECT. */
 void http_reply_upgrade_with_headers(struct http_request *req, const char *const *headers,
                                      size_t n_headers, http_tunnel_fn *fn, void *opaque);
+
+/* From a tunnel callback: bounds the kernel's send buffer towards the client
+ * at about @bytes (SO_SNDBUF; autotuning would otherwise let it grow to
+ * megabytes), for an application that keeps and bounds its own backlog.
+ * @fd is the callback's; behind TLS the setting carries over to the client's
+ * socket before the application's first byte is forwarded. */
+void http_tunnel_set_sndbuf(int fd, int bytes);
 
 /* Requests whose connection is suspended waiting for http_reply(). For tests
  * and diagnostics. */
@@ -195,6 +217,44 @@ typedef void http_stream_free_fn(void *opaque);
 void http_reply_stream(struct http_request *req, unsigned status, const char *content_type,
                        const char *const *headers, size_t n_headers, int64_t content_length,
                        http_stream_read_fn *read, http_stream_free_fn *free_fn, void *opaque);
+
+/* ---- Connection limits ----
+ *
+ * What keeps one client from locking the others out (idle connections cost
+ * the server a descriptor and a slot; they used to lock new clients out at
+ * ~1,020 per listener, for up to 120 s):
+ * - each TCP and TLS listener accepts at most max_connections (default
+ *   HTTP_DEFAULT_MAX_CONNECTIONS), lowered at start to fit the descriptor
+ *   limit: start raises the soft RLIMIT_NOFILE towards the hard one as far
+ *   as the listeners need, and keeps HTTP_FD_RESERVE descriptors plus the
+ *   unix listener's HTTP_UNIX_MAX_CONNECTIONS out of the TCP budget, so a
+ *   TCP flood never starves the unix socket or the rest of the daemon;
+ * - one client address holds at most max_per_address of them (default
+ *   HTTP_DEFAULT_MAX_PER_ADDRESS); more are closed at accept. 127.0.0.1 and
+ *   ::1 are exempt (local clients and a local reverse proxy share them);
+ * - a TCP or TLS connection that has not yet made an authenticated request
+ *   is closed after unauth_timeout_s idle seconds (default
+ *   HTTP_DEFAULT_UNAUTH_TIMEOUT_S; a TLS handshake counts as idle time);
+ *   once a request on it is marked with http_request_set_authenticated(),
+ *   the connection may idle HTTP_IDLE_TIMEOUT_S between requests. A request
+ *   waiting for its reply (event.from), a tunnel, and a transfer that moves
+ *   bytes never time out;
+ * - the unix listener (mode 0600) is a daemon of its own with its own
+ *   limit, HTTP_UNIX_MAX_CONNECTIONS, and the long idle timeout. */
+#define HTTP_DEFAULT_MAX_CONNECTIONS 10000u
+#define HTTP_DEFAULT_MAX_PER_ADDRESS 128u
+#define HTTP_DEFAULT_UNAUTH_TIMEOUT_S 10u
+#define HTTP_IDLE_TIMEOUT_S 120u
+#define HTTP_UNIX_MAX_CONNECTIONS 512u
+#define HTTP_FD_RESERVE 1024u
+
+/* The request carried valid credentials (a session, a password): its
+ * connection gets the long idle timeout from its reply on. Any thread,
+ * before the reply. */
+void http_request_set_authenticated(struct http_request *req);
+/* The connection limit each TCP and TLS listener got (after fitting the
+ * descriptor limit), or 0 without such a listener. */
+unsigned http_server_max_connections(const struct http_server *srv);
 
 /* ---- Parsers, pure (no I/O); exposed for the fuzz target and tests ---- */
 

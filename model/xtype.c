@@ -483,9 +483,149 @@ decode_key(const struct xtype *t, const char *text, void *out, const char *what,
     return decode_scalar(t, &tmp, out, what, errp);
 }
 
+/* ---- duplicate keys: sort, then compare neighbours (O(n log n) worst case) */
+
+struct key_order {
+    const struct xtype *t;
+    const char *keys;
+};
+
+static int
+key_compare(const struct xtype *t, const void *a, const void *b)
+{
+    switch (t->kind) {
+    case XT_STRING:
+    case XT_REF: {
+        const char *x = *(char *const *)a, *y = *(char *const *)b;
+        return strcmp(x ? x : "", y ? y : "");
+    }
+    case XT_INT:
+    case XT_DATETIME: {
+        int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+        return (x > y) - (x < y);
+    }
+    case XT_FLOAT: {
+        double x = *(const double *)a, y = *(const double *)b;
+        return (x > y) - (x < y);
+    }
+    case XT_BOOL:
+        return (int)*(const bool *)a - (int)*(const bool *)b;
+    case XT_ENUM:
+        return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b);
+    default:
+        return 0; /* keys are scalars (decode_key) */
+    }
+}
+
+/* Orders key indices by key, then by index, so that equal keys are adjacent
+ * with the earliest first. */
+static int
+key_index_compare(const void *pa, const void *pb, void *opaque)
+{
+    const struct key_order *o = opaque;
+    size_t a = *(const size_t *)pa, b = *(const size_t *)pb;
+    int c = key_compare(o->t, o->keys + a * o->t->size, o->keys + b * o->t->size);
+    return c ? c : (a > b) - (a < b);
+}
+
+/* The smallest i such that key i equals an earlier key (the one a scan in
+ * order meets first), n when all @n keys differ, or SIZE_MAX out of memory.
+ * A pairwise scan was O(n^2): 43 s of CPU for one 100,000-key other_config
+ * in a request, and again at every start for each stored one. A hash set
+ * would be linear but FNV (common/hashmap.c) is unseeded, so keys chosen to
+ * collide would make it quadratic again; sorting has no such worst case. */
+static size_t
+first_duplicate_key(const struct xtype *t, const void *keys, size_t n)
+{
+    if (n < 2)
+        return n;
+    size_t *idx = malloc(n * sizeof(*idx));
+    if (!idx)
+        return SIZE_MAX;
+    for (size_t i = 0; i < n; i++)
+        idx[i] = i;
+    struct key_order o = {t, keys};
+    qsort_r(idx, n, sizeof(*idx), key_index_compare, &o);
+    size_t first = n;
+    for (size_t i = 1; i < n; i++)
+        if (idx[i] < first &&
+            key_compare(t, (const char *)keys + idx[i - 1] * t->size,
+                        (const char *)keys + idx[i] * t->size) == 0)
+            first = idx[i];
+    free(idx);
+    return first;
+}
+
+/* ---- decoding; @limited: a client's argument (XTYPE_MAX_MAP_KEYS applies) */
+
+static bool value_decode(const struct xtype *t, const struct xval *v, void *out,
+                         const char *what, bool limited, struct xerr **errp);
+static bool record_decode(const struct xclass *cls, const struct xval *v, void *rec,
+                          bool lenient, bool ctor, bool limited, struct xerr **errp);
+
+static bool
+map_decode(const struct xtype *t, const struct xval *v, struct xmap *m, const char *what,
+           bool limited, struct xerr **errp)
+{
+    if (v->kind != XVAL_STRUCT)
+        return type_error(errp, what);
+    if (v->st.n == 0)
+        return true;
+    if (limited && v->st.n > XTYPE_MAX_MAP_KEYS) {
+        char n[48];
+        snprintf(n, sizeof(n), "%zu keys", v->st.n);
+        return xerr_raise(errp, "VALUE_NOT_SUPPORTED", what, n,
+                          "a map holds at most " XTYPE_STR(XTYPE_MAX_MAP_KEYS) " keys");
+    }
+    m->keys = calloc(v->st.n, t->key->size);
+    m->values = calloc(v->st.n, t->elem->size);
+    if (!m->keys || !m->values) {
+        xtype_value_clear(t, m);
+        return xerr_nomem(errp);
+    }
+    for (size_t i = 0; i < v->st.n; i++) {
+        void *k = (char *)m->keys + i * t->key->size;
+        if (!decode_key(t->key, v->st.keys[i], k, what, errp)) {
+            xtype_value_clear(t, m);
+            return false;
+        }
+        if (!value_decode(t->elem, v->st.vals[i], (char *)m->values + i * t->elem->size, what,
+                          limited, errp)) {
+            xtype_value_clear(t->key, k);
+            xtype_value_clear(t, m);
+            return false;
+        }
+        m->n = i + 1;
+    }
+    size_t dup = first_duplicate_key(t->key, m->keys, m->n);
+    if (dup == SIZE_MAX) {
+        xtype_value_clear(t, m);
+        return xerr_nomem(errp);
+    }
+    if (dup < m->n) {
+        xtype_value_clear(t, m);
+        return xerr_raise(errp, "MAP_DUPLICATE_KEY", "", what, "", v->st.keys[dup]);
+    }
+    return true;
+}
+
 bool
 xtype_value_decode(const struct xtype *t, const struct xval *v, void *out, const char *what,
                    struct xerr **errp)
+{
+    return value_decode(t, v, out, what, false, errp);
+}
+
+bool
+xtype_arg_decode(const struct xtype *t, const struct xval *v, void *out, const char *what,
+                 struct xerr **errp)
+{
+    return value_decode(t, v, out, what, true, errp);
+}
+
+static bool
+value_decode(const struct xtype *t, const struct xval *v, void *out, const char *what,
+             bool limited, struct xerr **errp)
 {
     memset(out, 0, t->size);
     switch (t->kind) {
@@ -499,8 +639,8 @@ xtype_value_decode(const struct xtype *t, const struct xval *v, void *out, const
         if (!s->items)
             return xerr_nomem(errp);
         for (size_t i = 0; i < v->arr.n; i++) {
-            if (!xtype_value_decode(t->elem, v->arr.items[i],
-                                    (char *)s->items + i * t->elem->size, what, errp)) {
+            if (!value_decode(t->elem, v->arr.items[i], (char *)s->items + i * t->elem->size,
+                              what, limited, errp)) {
                 xtype_value_clear(t, s);
                 return false;
             }
@@ -508,39 +648,8 @@ xtype_value_decode(const struct xtype *t, const struct xval *v, void *out, const
         }
         return true;
     }
-    case XT_MAP: {
-        struct xmap *m = out;
-        if (v->kind != XVAL_STRUCT)
-            return type_error(errp, what);
-        if (v->st.n == 0)
-            return true;
-        m->keys = calloc(v->st.n, t->key->size);
-        m->values = calloc(v->st.n, t->elem->size);
-        if (!m->keys || !m->values) {
-            xtype_value_clear(t, m);
-            return xerr_nomem(errp);
-        }
-        for (size_t i = 0; i < v->st.n; i++) {
-            void *k = (char *)m->keys + i * t->key->size;
-            if (!decode_key(t->key, v->st.keys[i], k, what, errp)) {
-                xtype_value_clear(t, m);
-                return false;
-            }
-            if (!xtype_value_decode(t->elem, v->st.vals[i], (char *)m->values + i * t->elem->size,
-                                    what, errp)) {
-                xtype_value_clear(t->key, k);
-                xtype_value_clear(t, m);
-                return false;
-            }
-            m->n = i + 1;
-            for (size_t j = 0; j < i; j++)
-                if (xtype_value_equal(t->key, (char *)m->keys + j * t->key->size, k)) {
-                    xtype_value_clear(t, m);
-                    return xerr_raise(errp, "MAP_DUPLICATE_KEY", "", what, "", v->st.keys[i]);
-                }
-        }
-        return true;
-    }
+    case XT_MAP:
+        return map_decode(t, v, out, what, limited, errp);
     case XT_RECORD: {
         if (!t->cls)
             return type_error(errp, what);
@@ -549,7 +658,7 @@ xtype_value_decode(const struct xtype *t, const struct xval *v, void *out, const
         void *r = xrecord_new(t->cls);
         if (!r)
             return xerr_nomem(errp);
-        if (!xrecord_decode(t->cls, v, r, false, false, errp)) {
+        if (!record_decode(t->cls, v, r, false, false, limited, errp)) {
             xrecord_free(t->cls, r);
             return false;
         }
@@ -562,7 +671,7 @@ xtype_value_decode(const struct xtype *t, const struct xval *v, void *out, const
         void *o = calloc(1, t->elem->size);
         if (!o)
             return xerr_nomem(errp);
-        if (!xtype_value_decode(t->elem, v, o, what, errp)) {
+        if (!value_decode(t->elem, v, o, what, limited, errp)) {
             free(o);
             return false;
         }
@@ -584,7 +693,7 @@ xtype_ctor_decode(const struct xtype *t, const struct xval *v, void *out, const 
     void *r = xrecord_new(t->cls);
     if (!r)
         return xerr_nomem(errp);
-    if (!xrecord_decode(t->cls, v, r, false, true, errp)) {
+    if (!record_decode(t->cls, v, r, false, true, true, errp)) {
         xrecord_free(t->cls, r);
         return false;
     }
@@ -658,6 +767,13 @@ bool
 xrecord_decode(const struct xclass *cls, const struct xval *v, void *rec, bool lenient, bool ctor,
                struct xerr **errp)
 {
+    return record_decode(cls, v, rec, lenient, ctor, false, errp);
+}
+
+static bool
+record_decode(const struct xclass *cls, const struct xval *v, void *rec, bool lenient, bool ctor,
+              bool limited, struct xerr **errp)
+{
     if (v->kind != XVAL_STRUCT)
         return type_error(errp, cls->name);
     for (size_t i = 0; i < v->st.n; i++) {
@@ -670,7 +786,7 @@ xrecord_decode(const struct xclass *cls, const struct xval *v, void *rec, bool l
             return type_error(errp, v->st.keys[i]);
         }
         union xvalue_storage tmp;
-        if (!xtype_value_decode(f->type, v->st.vals[i], &tmp, f->name, errp))
+        if (!value_decode(f->type, v->st.vals[i], &tmp, f->name, limited, errp))
             return false;
         void *slot = xrecord_field_ptr(rec, f);
         xtype_value_clear(f->type, slot);
@@ -749,6 +865,12 @@ xset_add_str(struct xset *s, const char *v)
 {
     if (xset_contains_str(s, v))
         return 0;
+    return xset_append_str(s, v);
+}
+
+int
+xset_append_str(struct xset *s, const char *v)
+{
     char *c = strdup(v);
     char **items = realloc(s->items, (s->n + 1) * sizeof(char *));
     if (!c || !items) {

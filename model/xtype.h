@@ -143,12 +143,30 @@ void xtype_value_encode(const struct xtype *t, const void *p, struct wire_writer
 /* Decodes @v into @out (uninitialised; on failure left zeroed). Accepts what
  * clients send: ints as decimal strings, datetimes as strings, enum names in any
  * case, doubles for floats given as ints. Errors: FIELD_TYPE_ERROR [what] for a
- * shape mismatch, INVALID_VALUE [what, value] for a bad enum or number. */
+ * shape mismatch, INVALID_VALUE [what, value] for a bad enum or number,
+ * MAP_DUPLICATE_KEY [, what, , key] for a key given twice (found in
+ * O(n log n)). */
 bool xtype_value_decode(const struct xtype *t, const struct xval *v, void *out, const char *what,
                         struct xerr **errp);
 
+/* Most keys one map may have in what a client sends (docs/request-limits.md).
+ * XenAPI maps hold tens of keys; the limit keeps one
+ * call's decoding, storing and every later load of the record small. Replies
+ * and the store are decoded without it (a record stored by an older build
+ * still loads). */
+#define XTYPE_MAX_MAP_KEYS 10000
+#define XTYPE_STR_(x) #x
+#define XTYPE_STR(x) XTYPE_STR_(x)
+
+/* xtype_value_decode for an argument a client sent: the same, and a map
+ * (at any depth, records' fields included) with more than
+ * XTYPE_MAX_MAP_KEYS keys is VALUE_NOT_SUPPORTED [what, "<n> keys", reason]. */
+bool xtype_arg_decode(const struct xtype *t, const struct xval *v, void *out, const char *what,
+                      struct xerr **errp);
+
 /* Decodes a constructor's record argument (@t an XT_RECORD): defaults for
- * what is not given, SRO/RW fields only, mandatory ones required. */
+ * what is not given, SRO/RW fields only, mandatory ones required; the limits
+ * of xtype_arg_decode apply. */
 bool xtype_ctor_decode(const struct xtype *t, const struct xval *v, void *out, const char *what,
                        struct xerr **errp);
 
@@ -202,6 +220,8 @@ bool xstr_set(char **slot, const char *v);
 /* Set helpers on string-like sets (strings, refs). */
 bool xset_contains_str(const struct xset *s, const char *v);
 int xset_add_str(struct xset *s, const char *v);     /* no-op when present; 0 / -ENOMEM */
+/* Appends @v without looking for it first: for callers that know it is absent. */
+int xset_append_str(struct xset *s, const char *v);
 bool xset_remove_str(struct xset *s, const char *v); /* true when removed */
 /* (string -> string) maps and other maps with string-like keys. */
 const void *xmap_find_str(const struct xtype *t, const struct xmap *m, const char *key);

@@ -200,6 +200,10 @@ run_sync(struct run *r)
             jsonrpc_end_success(&w, call->json_version, call->json_id);
         else
             xmlrpc_end_success(&w);
+        /* a session-less message that succeeded is a login: the client
+         * proved a password, its next call follows on this connection */
+        if (!r->msg->session && call->req)
+            http_request_set_authenticated(call->req);
     } else {
         log_failure(call, err);
         strbuf_reset(&sb);
@@ -346,6 +350,8 @@ check_session(struct rpc_call *call, const struct xval *arg, struct xerr **errp)
     call->ctx.originator = call->originator;
     call->ctx.role = si.role;
     call->ctx.superuser = si.superuser;
+    if (call->req) /* its connection may now idle as long as a client's (http/http.h) */
+        http_request_set_authenticated(call->req);
     return true;
 }
 

@@ -16,6 +16,7 @@
 
 #include "db/db.h"
 #include "rpc/task.h"
+#include "rpc/where.h"
 #include "xapi_errors.h"
 #include "xapi_model.h"
 
@@ -53,7 +54,7 @@ static bool
 list_one(void *opaque, const char *ref, const void *rec)
 {
     struct lister *l = opaque;
-    if (l->where && !where_match(l->where, l->cls, rec))
+    if (l->where && !where_match(l->where, rec))
         return true;
     if (l->label) {
         const struct xfield *f = &l->cls->fields[l->cls->name_label_field];
@@ -80,7 +81,7 @@ list_objects(struct call_ctx *ctx, const struct xclass *cls, const char *where_t
              const char *label, bool records, struct wire_writer *w, struct xerr **errp)
 {
     struct where_expr *where = NULL;
-    if (where_text && !(where = where_compile(where_text, errp)))
+    if (where_text && !(where = where_compile(cls, where_text, errp)))
         return false;
     size_t n = db_count(ctx->db, cls);
     struct lister l = {w, n > 1 && !where && !label ? n - 1 : 0, false, cls, where, label, records};
@@ -170,6 +171,9 @@ field_op_write(struct field_op *op, void *rec, struct xerr **errp)
         if (xmap_find_str(t, m, op->key_text))
             return xerr_raise(errp, "MAP_DUPLICATE_KEY", op->cls->name, op->f->name,
                               xrecord_uuid(op->cls, rec), op->key_text);
+        if (m->n >= XTYPE_MAX_MAP_KEYS) /* what a set_ of the whole map may hold */
+            return xerr_raise(errp, "VALUE_NOT_SUPPORTED", op->f->name, op->key_text,
+                              "a map holds at most " XTYPE_STR(XTYPE_MAX_MAP_KEYS) " keys");
         void *keys = realloc(m->keys, (m->n + 1) * t->key->size);
         if (keys)
             m->keys = keys;
@@ -234,17 +238,17 @@ field_write(struct call_ctx *ctx, const struct xmsg *m, struct xval *const *args
     const struct xtype *key_t = t->kind == XT_MAP ? t->key : t->elem;
     switch (m->kind) {
     case XM_SET_FIELD:
-        if (!xtype_value_decode(t, args[1], &op.value, f->name, errp))
+        if (!xtype_arg_decode(t, args[1], &op.value, f->name, errp))
             return false;
         have_value = true;
         if (!check_refs(ctx, t, &op.value, errp))
             goto out;
         break;
     case XM_MAP_ADD:
-        if (!xtype_value_decode(key_t, args[1], &op.key, "key", errp))
+        if (!xtype_arg_decode(key_t, args[1], &op.key, "key", errp))
             return false;
         have_key = true;
-        if (!xtype_value_decode(t->elem, args[2], &op.value, "value", errp))
+        if (!xtype_arg_decode(t->elem, args[2], &op.value, "value", errp))
             goto out;
         have_value = true;
         op.key_text = arg_text(args[1]);
@@ -254,7 +258,7 @@ field_write(struct call_ctx *ctx, const struct xmsg *m, struct xval *const *args
         break;
     case XM_SET_ADD:
     case XM_SET_REMOVE:
-        if (!xtype_value_decode(key_t, args[1], &op.key, "value", errp))
+        if (!xtype_arg_decode(key_t, args[1], &op.key, "value", errp))
             return false;
         have_key = true;
         if (m->kind == XM_SET_ADD && !check_refs(ctx, key_t, &op.key, errp))

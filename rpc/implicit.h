@@ -20,12 +20,4 @@ void rpc_implicit_after_write(const struct xclass *cls, implicit_after_write_fn 
 bool rpc_implicit_call(struct call_ctx *ctx, const struct xmsg *m, struct xval *const *args,
                        struct wire_writer *out, struct xerr **errp);
 
-/* get_all_records_where's expression language: true, false, field "f" = "v",
- * and, or, not, parentheses (f uses "__" for xapi's namespaces). Compiles
- * @expr; NULL with INVALID_VALUE on a syntax error. */
-struct where_expr;
-struct where_expr *where_compile(const char *expr, struct xerr **errp);
-bool where_match(const struct where_expr *e, const struct xclass *cls, const void *rec);
-void where_free(struct where_expr *e);
-
 #endif

@@ -30,6 +30,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "common/testhook.h"
 #include "storage/sr_file_int.h"
 #include "vhd/vhd.h"
@@ -148,25 +149,6 @@ sr_file_sync_dir(const char *path)
 
 /* ------------------------------------------------------------------ the SR */
 
-static int
-mkdir_p(const char *path)
-{
-    char buf[PATH_MAX];
-    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-        return -ENAMETOOLONG;
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-        return -errno;
-    return 0;
-}
-
 int
 sr_file_attach(const char *path, bool create)
 {
@@ -178,7 +160,7 @@ sr_file_attach(const char *path, bool create)
         int rc = -errno;
         if (rc != -ENOENT || !create)
             return sr_file_fail(rc, "%s: %s", path, strerror(-rc));
-        if ((rc = mkdir_p(path)) < 0)
+        if ((rc = fileio_mkdir_p(path, 0700)) < 0)
             return sr_file_fail(rc, "cannot create %s: %s", path, strerror(-rc));
         return 0;
     }

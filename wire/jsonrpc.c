@@ -23,23 +23,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/errtext.h"
+
 /* Nesting allowed by json_parse_xval: anything our writer can produce, inside
  * a reply envelope. */
 #define JSON_XVAL_MAX_DEPTH (WIRE_MAX_DEPTH + 2)
-
-static void
-set_why(char *why, size_t why_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void
-set_why(char *why, size_t why_len, const char *fmt, ...)
-{
-    if (!why || !why_len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, why_len, fmt, ap);
-    va_end(ap);
-}
 
 /* ===================================================================== */
 /* Pre-scan                                                               */
@@ -166,7 +154,7 @@ load_json(const char *text, size_t len, int max_depth, size_t flags, int *rc, ch
 {
     long n_big = prescan(text, len, max_depth, NULL);
     if (n_big < 0) {
-        set_why(why, why_len, "JSON nested deeper than %d", max_depth);
+        errtext_set(why, why_len, "JSON nested deeper than %d", max_depth);
         *rc = -E2BIG;
         return NULL;
     }
@@ -175,7 +163,7 @@ load_json(const char *text, size_t len, int max_depth, size_t flags, int *rc, ch
         prescan(text, len, max_depth, &copy); /* (2) */
         if (!strbuf_ok(&copy)) {
             strbuf_release(&copy);
-            set_why(why, why_len, "out of memory");
+            errtext_set(why, why_len, "out of memory");
             *rc = -ENOMEM;
             return NULL;
         }
@@ -186,7 +174,7 @@ load_json(const char *text, size_t len, int max_depth, size_t flags, int *rc, ch
     json_t *root = json_loadb(text, len, flags | JSON_REJECT_DUPLICATES, &err);
     strbuf_release(&copy);
     if (!root) {
-        set_why(why, why_len, "JSON error at line %d column %d: %s", err.line, err.column,
+        errtext_set(why, why_len, "JSON error at line %d column %d: %s", err.line, err.column,
                 err.text);
         *rc = json_error_code(&err) == json_error_out_of_memory ? -ENOMEM : -EINVAL;
     }
@@ -206,7 +194,7 @@ json_parse_xval(const char *text, size_t len, struct xval **out, char *why, size
     struct xval *v = xval_from_json(root);
     json_decref(root);
     if (!v) {
-        set_why(why, why_len, "out of memory");
+        errtext_set(why, why_len, "out of memory");
         return -ENOMEM;
     }
     *out = v;
@@ -222,35 +210,35 @@ static int
 call_from_json(json_t *root, struct jsonrpc_call *call, char *why, size_t why_len)
 {
     if (!json_is_object(root)) {
-        set_why(why, why_len, "a JSON-RPC request must be an object");
+        errtext_set(why, why_len, "a JSON-RPC request must be an object");
         return -EINVAL;
     }
     json_t *ver = json_object_get(root, "jsonrpc");
     if (ver && !(json_is_string(ver) && strcmp(json_string_value(ver), "2.0") == 0)) {
-        set_why(why, why_len, "unsupported \"jsonrpc\" version (only \"2.0\" is)");
+        errtext_set(why, why_len, "unsupported \"jsonrpc\" version (only \"2.0\" is)");
         return -EINVAL;
     }
     call->version = ver ? JSONRPC_V2 : JSONRPC_V1;
 
     json_t *method = json_object_get(root, "method");
     if (!json_is_string(method) || json_string_length(method) == 0) {
-        set_why(why, why_len, "\"method\" missing or not a non-empty string");
+        errtext_set(why, why_len, "\"method\" missing or not a non-empty string");
         return -EINVAL;
     }
     json_t *id = json_object_get(root, "id");
     if (!json_is_string(id) && !json_is_integer(id)) {
-        set_why(why, why_len, "\"id\" missing or not a string or integer");
+        errtext_set(why, why_len, "\"id\" missing or not a string or integer");
         return -EINVAL;
     }
     json_t *params = json_object_get(root, "params");
     if (params && !json_is_array(params) && !(call->version == JSONRPC_V2 &&
                                                json_is_object(params))) {
-        set_why(why, why_len, "\"params\" must be an array%s",
+        errtext_set(why, why_len, "\"params\" must be an array%s",
                 call->version == JSONRPC_V2 ? " or an object" : "");
         return -EINVAL;
     }
     if (!params && call->version == JSONRPC_V1) {
-        set_why(why, why_len, "\"params\" missing (required in JSON-RPC 1.0)");
+        errtext_set(why, why_len, "\"params\" missing (required in JSON-RPC 1.0)");
         return -EINVAL;
     }
 
@@ -266,7 +254,7 @@ call_from_json(json_t *root, struct jsonrpc_call *call, char *why, size_t why_le
             xval_freep(&call->params);
     }
     if (!call->method || !call->id || !call->params) {
-        set_why(why, why_len, "out of memory");
+        errtext_set(why, why_len, "out of memory");
         return -ENOMEM;
     }
     return 0;

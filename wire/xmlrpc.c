@@ -33,6 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/errtext.h"
+
 /* Nested array/struct levels cost three frames each (value, array, data). */
 #define MAX_FRAMES (3 * XMLRPC_MAX_DEPTH + 12)
 
@@ -126,13 +128,6 @@ fail(struct parse_state *ps, int err, const char *fmt, ...)
     }
     if (ps->parser)
         XML_StopParser(ps->parser, XML_FALSE);
-}
-
-static void
-set_why(char *why, size_t why_len, const char *fmt, const char *arg)
-{
-    if (why && why_len)
-        snprintf(why, why_len, fmt, arg);
 }
 
 /* ===================================================================== */
@@ -629,7 +624,7 @@ parse_run(struct parse_state *ps, enum parse_mode mode, const char *body, size_t
     /* The encoding argument overrides any declaration: the body is UTF-8. */
     ps->parser = XML_ParserCreate("UTF-8");
     if (!ps->parser) {
-        set_why(why, why_len, "%s", "out of memory");
+        errtext_set(why, why_len, "%s", "out of memory");
         return -ENOMEM;
     }
     pthread_once(&hash_salt_once, hash_salt_init);
@@ -663,7 +658,7 @@ parse_run(struct parse_state *ps, enum parse_mode mode, const char *body, size_t
         return code == XML_ERROR_NO_MEMORY ? -ENOMEM : -EINVAL;
     }
     if (!ps->root_done) {
-        set_why(why, why_len, "%s", "no document element");
+        errtext_set(why, why_len, "%s", "no document element");
         return -EINVAL;
     }
     return 0;
@@ -695,7 +690,7 @@ xmlrpc_parse_response(const char *body, size_t len, struct xval **value, char *w
         *value = ps.result;
         ps.result = NULL;
         if (ps.fault) {
-            set_why(why, why_len, "%s", "XML-RPC fault");
+            errtext_set(why, why_len, "%s", "XML-RPC fault");
             rc = -EPROTO;
         }
     }

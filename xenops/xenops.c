@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "common/fileio.h"
 #include "xenops/xenops_int.h"
 
 static const char *const event_names[] = {"halted", "rebooted", "crashed",
@@ -49,25 +50,6 @@ xenops_realtime_ms(void)
 }
 
 int
-xenops_mkdir_p(const char *path, mode_t mode)
-{
-    _cleanup_free_ char *p = strdup(path);
-    if (!p)
-        return -ENOMEM;
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0755) < 0 && errno != EEXIST)
-            return -errno;
-        *s = '/';
-    }
-    if (mkdir(p, mode) < 0 && errno != EEXIST)
-        return -errno;
-    return 0;
-}
-
-int
 xenops_new(const struct xenops_init *init, struct xenops **out)
 {
     const struct xenops_ops *ops = NULL;
@@ -97,7 +79,7 @@ xenops_new(const struct xenops_init *init, struct xenops **out)
     if ((init->run_dir && !x->run_dir) || !x->log_dir || !x->qemu_binary)
         rc = -ENOMEM;
     if (!rc && x->run_dir)
-        rc = xenops_mkdir_p(x->run_dir, 0700);
+        rc = fileio_mkdir_p(x->run_dir, 0700);
     /* a qemu running as its own uid reaches its (chown'd, 0700) domain dir
      * and, through ../disks/, its disk servers' sockets: search, no listing */
     if (!rc && x->run_dir && chmod(x->run_dir, 0711) < 0)
@@ -105,7 +87,7 @@ xenops_new(const struct xenops_init *init, struct xenops **out)
     if (!rc && ops == &xenops_qemu_ops)
         xenops_cgroup_probe(x);
     if (!rc && x->log_dir)
-        rc = xenops_mkdir_p(x->log_dir, 0700);
+        rc = fileio_mkdir_p(x->log_dir, 0700);
     if (!rc)
         rc = ops->init(x);
     if (rc < 0) {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "common/cleanup.h"
 #include "xenops/xenops.h"
 
 /* The backend interface. Each op has the contract of the xenops_* function
@@ -84,38 +85,6 @@ xenops_emit(struct xenops *x, const char *uuid, enum xenops_event ev)
         x->on_event(x->opaque, uuid, ev);
 }
 
-/* cleanup helpers */
-static inline void
-xenops_freep_(void *p)
-{
-    free(*(void **)p);
-}
-static inline void
-xenops_closep_(int *fd)
-{
-    if (*fd >= 0)
-        close(*fd);
-}
-#define _cleanup_free_ __attribute__((cleanup(xenops_freep_)))
-#define _cleanup_close_ __attribute__((cleanup(xenops_closep_)))
-#define _cleanup_(f) __attribute__((cleanup(f)))
-static inline void *
-xenops_steal_ptr_(void *pp)
-{
-    void **p = pp;
-    void *v = *p;
-    *p = NULL;
-    return v;
-}
-#define steal_ptr(pp) xenops_steal_ptr_(pp)
-static inline int
-steal_fd(int *fd)
-{
-    int v = *fd;
-    *fd = -1;
-    return v;
-}
-
 /* xenops/cgroup.c: the group of domain @uuid, made with the limits of @cfg
  * (xenops_cgroup_limits); its directory in @path (empty when there is none:
  * no cgroup v2 root, or it could not be made, logged as a warning). A
@@ -155,6 +124,5 @@ pid_t xenops_spawn_detached(const struct xenops_spawn_plan *plan, int *ns_errno)
 
 uint64_t xenops_now_ms(void);          /* CLOCK_MONOTONIC */
 uint64_t xenops_realtime_ms(void);     /* CLOCK_REALTIME */
-int xenops_mkdir_p(const char *path, mode_t mode);
 
 #endif

@@ -12,10 +12,10 @@ call_thing_poke(struct call_ctx *ctx, struct xval *const *args, struct wire_writ
     char *self;
     int64_t times;
     char *result;
-    if (!xtype_value_decode(&xapi_type_ref_thing, args[0], &self, "self", errp)) {
+    if (!xtype_arg_decode(&xapi_type_ref_thing, args[0], &self, "self", errp)) {
         return false;
     }
-    if (!xtype_value_decode(&xapi_type_int, args[1], &times, "times", errp)) {
+    if (!xtype_arg_decode(&xapi_type_int, args[1], &times, "times", errp)) {
         xtype_value_clear(&xapi_type_ref_thing, &self);
         return false;
     }
