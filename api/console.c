@@ -1,5 +1,13 @@
 /* api/console.c - HTTP CONNECT (or GET with Upgrade) on a console's location.
  *
+ * A GET with "Upgrade: websocket" gets the WebSocket handshake (RFC 6455
+ * 4.2.2: Sec-WebSocket-Accept, and the "binary" subprotocol when offered, as
+ * noVNC asks) and the same tunnel inside binary frames (http/websocket.c), so
+ * a browser can reach the consoles. A WebSocket authenticated by a cookie
+ * must come from this host's own origin (a page elsewhere could otherwise
+ * open it with the user's cookie: cross-site WebSocket hijacking); one with
+ * session_id in its URL proves its own right.
+ *
  * console.location is https://<host>/console?ref=<console ref>; a client
  * connects with its session as the session_id query parameter or cookie
  * (xapi's doc/content/xen-api/wire-protocol.md). After checking the session and its role (vm-operator, as
@@ -29,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -37,6 +46,7 @@
 #include "common/log.h"
 #include "db/db.h"
 #include "rpc/session.h"
+#include "http/websocket.h"
 #include "xenops/xenops.h"
 
 /* What one vt100 reader may have waiting before it is dropped (invariant 2):
@@ -251,6 +261,67 @@ vt100_tunnel(void *opaque, int fd)
     free(t);
 }
 
+/* ------------------------------------------------------------------ WebSocket */
+
+static void reply_text(struct http_request *req, unsigned status, const char *text);
+
+struct ws_wrap {
+    http_tunnel_fn *fn;
+    void *opaque;
+};
+
+static void
+ws_tunnel(void *opaque, int fd)
+{
+    struct ws_wrap *w = opaque;
+    ws_bridge_run(fd, NULL, w->fn, w->opaque);
+    free(w);
+}
+
+/* Whether @origin ("scheme://host[:port]") names the host the client asked
+ * for in its Host header. */
+static bool
+same_origin(const char *origin, const char *host)
+{
+    const char *sep = origin ? strstr(origin, "://") : NULL;
+    return sep && host && strcasecmp(sep + 3, host) == 0;
+}
+
+/* Checks a WebSocket handshake; on success @accept holds the answer's
+ * Sec-WebSocket-Accept value. Otherwise answers @req and returns false. */
+static bool
+ws_handshake_check(struct http_request *req, bool cookie_session, char accept[29])
+{
+    if (strcmp(http_request_method(req), "GET") != 0) {
+        reply_text(req, 405, "console: a WebSocket handshake is a GET\n");
+        return false;
+    }
+    const char *version = http_request_header(req, "Sec-WebSocket-Version");
+    if (!version || strcmp(version, "13") != 0) {
+        static const char *const hdr[] = {"Sec-WebSocket-Version: 13"};
+        static const char msg[] = "console: WebSocket version 13 only\n";
+        http_reply_with_headers(req, 426, "text/plain", hdr, 1, msg, sizeof(msg) - 1);
+        return false;
+    }
+    if (!ws_accept_key(http_request_header(req, "Sec-WebSocket-Key"), accept)) {
+        reply_text(req, 400, "console: bad Sec-WebSocket-Key\n");
+        return false;
+    }
+    const char *origin = http_request_header(req, "Origin");
+    if (cookie_session && origin && !same_origin(origin, http_request_header(req, "Host"))) {
+        reply_text(req, 403, "console: a cookie session from another origin\n");
+        return false;
+    }
+    return true;
+}
+
+static bool
+is_websocket(struct http_request *req)
+{
+    const char *up = http_request_header(req, "Upgrade");
+    return up && strcasecmp(up, "websocket") == 0;
+}
+
 /* ------------------------------------------------------------------ entry */
 
 struct console_peek {
@@ -291,6 +362,29 @@ connect_unix(const char *path)
     return fd;
 }
 
+/* The tunnel, in WebSocket frames when the client asked for them. */
+static void
+reply_tunnel(struct http_request *req, bool ws, const char *accept, http_tunnel_fn *fn,
+             void *opaque)
+{
+    struct ws_wrap *w = ws ? malloc(sizeof(*w)) : NULL;
+    if (!w) {
+        if (ws) {
+            fn(opaque, -1); /* releases @opaque on its one path */
+            reply_text(req, 500, "console: out of memory\n");
+            return;
+        }
+        http_reply_upgrade(req, fn, opaque);
+        return;
+    }
+    *w = (struct ws_wrap){fn, opaque};
+    char accept_hdr[64];
+    snprintf(accept_hdr, sizeof(accept_hdr), "Sec-WebSocket-Accept: %s", accept);
+    const char *headers[] = {accept_hdr, "Sec-WebSocket-Protocol: binary"};
+    bool binary = ws_protocol_offered(http_request_header(req, "Sec-WebSocket-Protocol"), "binary");
+    http_reply_upgrade_with_headers(req, headers, binary ? 2 : 1, ws_tunnel, w);
+}
+
 /* @fd, connected to domain @uuid's VNC socket, leads to that domain's device
  * model: the socket lives in qemu's own directory, where qemu (its own uid)
  * could have left a link to another socket we, root, may reach. The
@@ -322,8 +416,13 @@ console_http_handle(struct server *srv, struct http_request *req)
         return true;
     }
     const char *session = http_request_query(req, "session_id");
+    bool cookie_session = !session;
     if (!session)
         session = http_request_cookie(req, "session_id");
+    bool ws = is_websocket(req);
+    char accept[29] = "";
+    if (ws && !ws_handshake_check(req, cookie_session, accept))
+        return true;
     struct session_info si = {0};
     if (!session || !session_check(srv, session, &si, NULL)) {
         reply_text(req, 401, "console: no valid session_id\n");
@@ -369,11 +468,11 @@ console_http_handle(struct server *srv, struct http_request *req)
             reply_text(req, 503, "console: the VNC server cannot be reached\n");
             goto out;
         }
-        log_info("console.connect", "vm=%s protocol=rfb", vm->uuid);
-        http_reply_upgrade(req, rfb_tunnel, t);
+        log_info("console.connect", "vm=%s protocol=rfb websocket=%d", vm->uuid, ws);
+        reply_tunnel(req, ws, accept, rfb_tunnel, t);
     } else {
-        log_info("console.connect", "vm=%s protocol=vt100", vm->uuid);
-        http_reply_upgrade(req, vt100_tunnel, t);
+        log_info("console.connect", "vm=%s protocol=vt100 websocket=%d", vm->uuid, ws);
+        reply_tunnel(req, ws, accept, vt100_tunnel, t);
     }
 out:
     xapi_vm_record_free(vm);

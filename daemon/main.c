@@ -28,6 +28,7 @@
 #include "api/domains.h"
 #include "api/guest_kernel.h"
 #include "api/metrics.h"
+#include "api/rrd_store.h"
 #include "api/storage_gc.h"
 #include "api/storage_recover.h"
 #include "api/vm_ops.h"
@@ -43,10 +44,16 @@
 #include "rpc/dispatch.h"
 #include "rpc/events.h"
 #include "rpc/session.h"
+#include "http/static_files.h"
 #include "rpc/task.h"
 
 #define VESSELD_VERSION "0.1.0"
 #define WORKERS_MIN 4 /* worker threads kept while idle */
+
+/* The web UI's files (http/static_files.h), or NULL when there is none. */
+static struct static_files *ui_files;
+/* The host's and VMs' metrics (api/rrd_store.h), or NULL before start. */
+static struct rrd_store *rrd_store;
 
 struct options {
     const char *data_dir;
@@ -58,6 +65,7 @@ struct options {
     const char *tls_cert;
     const char *tls_key;
     const char *audit_log;
+    const char *ui_dir;
     int session_idle_s;
     int task_keep_s;
     int metrics_s;
@@ -122,6 +130,8 @@ usage(FILE *out)
             "                            authenticated request is closed after this many\n"
             "                            idle seconds (default 10; afterwards 120)\n"
             "  --log-level error|warn|info|debug\n"
+            "  --ui-dir DIR              the web UI's files, served at / (default: ui/ beside\n"
+            "                            the vesseld binary, where the build puts them; none)\n"
             "  --help, --version\n"
             "\n"
             "When every listener accepts it writes DIR/vesseld.pid and logs one line\n"
@@ -135,6 +145,36 @@ path_in(const char *dir, const char *name)
     if (asprintf(&p, "%s/%s", dir, name) < 0)
         return NULL;
     return p;
+}
+
+/* Opens the web UI's directory: --ui-dir, or ui/ beside this binary (the
+ * build writes build/ui next to build/vesseld). A missing UI is not fatal:
+ * the API works without it, and / then answers with a short text page. */
+static void
+open_ui_dir(const char *opt)
+{
+    if (opt && strcmp(opt, "none") == 0)
+        return;
+    char *dir = NULL;
+    if (opt) {
+        dir = strdup(opt);
+    } else {
+        char *exe = realpath("/proc/self/exe", NULL);
+        char *slash = exe ? strrchr(exe, '/') : NULL;
+        if (slash) {
+            *slash = '\0';
+            dir = path_in(exe, "ui");
+        }
+        free(exe);
+    }
+    if (!dir)
+        return;
+    int rc = static_files_open(dir, &ui_files);
+    if (rc < 0)
+        log_write_errno(opt ? LOG_WARN : LOG_INFO, -rc, "vesseld.ui", "dir=%s", dir);
+    else
+        log_info("vesseld.ui", "dir=%s", static_files_root(ui_files));
+    free(dir);
 }
 
 static int
@@ -270,6 +310,7 @@ parse_options(int argc, char **argv, struct options *o)
         {"max-connections-per-address", required_argument, NULL, 'P'},
         {"unauthenticated-timeout", required_argument, NULL, 'U'},
         {"log-level", required_argument, NULL, 'L'},
+        {"ui-dir", required_argument, NULL, 'w'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -282,6 +323,7 @@ parse_options(int argc, char **argv, struct options *o)
         case 't': o->tls_listen = optarg; break;
         case 'u': o->unix_path = optarg; break;
         case 'A': o->audit_log = optarg; break;
+        case 'w': o->ui_dir = optarg; break;
         case 'r': o->root_password_file = optarg; break;
         case 'b':
             if (strcmp(optarg, "qemu") && strcmp(optarg, "sim") && strcmp(optarg, "auto")) {
@@ -381,11 +423,15 @@ parse_options(int argc, char **argv, struct options *o)
     return 0;
 }
 
-/* The HTTP routes: console tunnels, then the RPC endpoints. */
+/* The HTTP routes: console tunnels, the UI's files, then the RPC endpoints. */
 static void
 vesseld_http(void *opaque, struct http_request *req)
 {
     if (console_http_handle(opaque, req))
+        return;
+    if (rrd_store_http_handle(rrd_store, req))
+        return;
+    if (static_files_handle(ui_files, req))
         return;
     rpc_handle_http(opaque, req);
 }
@@ -560,6 +606,11 @@ main(int argc, char **argv)
     }
     db_set_commit_hook(srv.db, events_on_commit, srv.events);
 
+    if ((rc = rrd_store_start(&srv, &rrd_store)) < 0) {
+        log_write_errno(LOG_ERROR, -rc, "vesseld.rrd", "dir=%s/rrd", o.data_dir);
+        goto out;
+    }
+    open_ui_dir(o.ui_dir);
     char hostname[256] = "localhost";
     gethostname(hostname, sizeof(hostname) - 1);
     struct http_config hc = {
@@ -616,6 +667,8 @@ out:
     storage_gc_stop(&srv);
     events_stop(srv.events); /* answers long polls while their connections live */
     http_server_stop(http);
+    rrd_store_stop(rrd_store); /* saves the rrds in DATA/rrd/ */
+    static_files_free(ui_files);
     events_free(srv.events);
     workpool_stop(srv.workers);
     domains_close(srv.domains);

@@ -168,6 +168,7 @@ struct http_request {
     http_tunnel_fn *tunnel_fn;
     void *tunnel_opaque;
     int tunnel_fd;               /* the connection's socket, REQ_TUNNELING */
+    char *tunnel_headers;        /* extra "Name: value\r\n" lines of a 101, or NULL */
     gnutls_session_t tls;        /* the connection's TLS session, or NULL */
     /* a streamed body (stream routes): set when begin returned a sink, until
      * finish() or abort() was called; only the connection's thread uses it */
@@ -398,6 +399,7 @@ req_unref(struct http_request *req)
     free(req->method);
     free(req->path);
     free(req->body);
+    free(req->tunnel_headers);
     free(req);
     server_unref(srv);
 }
@@ -875,6 +877,28 @@ http_reply_upgrade(struct http_request *req, http_tunnel_fn *fn, void *opaque)
     }
 }
 
+void
+http_reply_upgrade_with_headers(struct http_request *req, const char *const *headers,
+                                size_t n_headers, http_tunnel_fn *fn, void *opaque)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < n_headers; i++)
+        len += strlen(headers[i]) + 2;
+    char *block = len <= 1024 ? malloc(len) : NULL;
+    if (block) {
+        char *p = block;
+        for (size_t i = 0; i < n_headers; i++) {
+            /* a line break inside would end the header block early */
+            if (strpbrk(headers[i], "\r\n") || !strchr(headers[i], ':'))
+                continue;
+            p += sprintf(p, "%s\r\n", headers[i]);
+        }
+        *p = '\0';
+    }
+    req->tunnel_headers = block; /* on failure the 101 goes without them */
+    http_reply_upgrade(req, fn, opaque);
+}
+
 static bool
 send_all_plain(int fd, const char *buf, size_t len)
 {
@@ -1012,7 +1036,7 @@ tunnel_main(void *arg)
 {
     struct http_request *req = arg;
     struct http_server *srv = req->srv;
-    char head[512];
+    char head[2048];
     if (strcmp(req->method, "CONNECT") == 0) {
         snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\n\r\n");
     } else {
@@ -1021,8 +1045,8 @@ tunnel_main(void *arg)
         if (!proto || strpbrk(proto, "\r\n") || strlen(proto) > 256)
             proto = "";
         snprintf(head, sizeof(head),
-                 "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n",
-                 proto);
+                 "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n%s\r\n",
+                 proto, req->tunnel_headers ? req->tunnel_headers : "");
     }
     if (req->tls) {
         tunnel_pump_tls(req, head, strlen(head));

@@ -137,6 +137,13 @@ typedef void http_tunnel_fn(void *opaque, int fd);
  * (clients wait for the reply line before speaking: RFB, xapi's CONNECT). */
 void http_reply_upgrade(struct http_request *req, http_tunnel_fn *fn, void *opaque);
 
+/* http_reply_upgrade() whose 101 also carries @n_headers "Name: value"
+ * strings (copied; one with a line break or no colon is skipped; all of them
+ * together at most 1 KiB, else none), e.g. a WebSocket handshake's
+ * Sec-WebSocket-Accept. Ignored for CONNECT. */
+void http_reply_upgrade_with_headers(struct http_request *req, const char *const *headers,
+                                     size_t n_headers, http_tunnel_fn *fn, void *opaque);
+
 /* From a tunnel callback: bounds the kernel's send buffer towards the client
  * at about @bytes (SO_SNDBUF; autotuning would otherwise let it grow to
  * megabytes), for an application that keeps and bounds its own backlog.

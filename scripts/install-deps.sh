@@ -6,6 +6,7 @@ packages=(
   build-essential pkg-config meson ninja-build python3 clang
   libmicrohttpd-dev libjansson-dev libexpat1-dev libsqlite3-dev libgnutls28-dev libcrypt-dev
   libcmocka-dev libmnl-dev
+  chromium python3-prometheus-client
   qemu-utils libnbd-bin nbdkit curl
   qemu-system-x86 linux-image-cloud-amd64 busybox-static cpio lz4 iproute2 e2fsprogs
 )
@@ -13,6 +14,10 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# The web UI's build needs node >= 20 and npm; a node from elsewhere (its own
+# npm inside) is kept, Debian's are installed only when there is none.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

@@ -7,7 +7,9 @@
  * caller sees the same asynchrony as with qemu (events on a backend thread,
  * after the call returned or while it waits). Suspend writes a small file
  * holding the uuid, so resume can check it was given a real suspend image.
- * The console is a byte buffer: "VESSEL-GUEST-UP\n" at start, writes echoed.
+ * The console is a byte buffer: "VESSEL-GUEST-UP\n" at start, writes echoed,
+ * to the buffer and live to up to SIM_CONSOLE_SUBS subscribers (called under
+ * the lock, as xenops.h allows: they only copy or forward the bytes).
  * A domain started with cfg->sim_ignore_shutdown is a guest that ignores the
  * power button: clean shutdown and reboot wait their timeout, as qemu's do for
  * such a guest, and end early only when the domain goes (hard shutdown).
@@ -28,7 +30,13 @@ struct sim_dom {
     uint64_t start_time_ms;
     char console[256];
     size_t console_len;
+    struct sim_console_sub {
+        xenops_console_fn *fn; /* NULL: a free slot */
+        void *opaque;
+        uint64_t id;
+    } subs[4];
 };
+#define SIM_CONSOLE_SUBS 4
 
 struct sim_event {
     struct sim_event *next;
@@ -38,6 +46,7 @@ struct sim_event {
 };
 
 struct sim {
+    uint64_t next_sub_id;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     pthread_cond_t gone; /* a domain was unlinked (stubborn guests' waiters) */
@@ -401,12 +410,36 @@ static int
 sim_console_subscribe(struct xenops *x, const char *uuid, xenops_console_fn *fn, void *opaque,
                       bool replay, uint64_t *id)
 {
-    return -ENOTSUP;
+    struct sim *s = x->priv;
+    struct sim_dom *d = sim_get_locked(s, uuid);
+    if (!d)
+        return -ENOENT;
+    int rc = -ENOSPC;
+    for (int i = 0; i < SIM_CONSOLE_SUBS; i++) {
+        if (d->subs[i].fn)
+            continue;
+        d->subs[i] = (struct sim_console_sub){fn, opaque, ++s->next_sub_id};
+        *id = d->subs[i].id;
+        if (replay && d->console_len)
+            fn(opaque, d->console, d->console_len);
+        rc = 0;
+        break;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
 }
 
 static void
 sim_console_unsubscribe(struct xenops *x, const char *uuid, uint64_t id)
 {
+    struct sim *s = x->priv;
+    struct sim_dom *d = sim_get_locked(s, uuid);
+    if (!d)
+        return;
+    for (int i = 0; i < SIM_CONSOLE_SUBS; i++)
+        if (d->subs[i].fn && d->subs[i].id == id)
+            d->subs[i].fn = NULL;
+    pthread_mutex_unlock(&s->lock);
 }
 
 static int
@@ -416,6 +449,9 @@ sim_console_write(struct xenops *x, const char *uuid, const char *data, size_t l
     struct sim_dom *d = sim_get_locked(s, uuid);
     if (!d)
         return -ENOENT;
+    for (int i = 0; i < SIM_CONSOLE_SUBS; i++)
+        if (d->subs[i].fn)
+            d->subs[i].fn(d->subs[i].opaque, data, len);
     size_t room = sizeof(d->console) - 1 - d->console_len;
     if (len > room)
         len = room;

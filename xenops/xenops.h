@@ -262,7 +262,7 @@ int xenops_console_read(struct xenops *x, const char *uuid, char **buf, size_t *
  * under the console's lock: it must not call xenops_console_* for the same
  * domain (deadlock) and should only copy or forward the bytes. Output between
  * an earlier xenops_console_read() and this call is not replayed. *id names
- * the subscription. -ENOTSUP for sim. */
+ * the subscription. -ENOSPC past the backend's subscriber limit (sim: 4). */
 typedef void xenops_console_fn(void *opaque, const char *data, size_t len);
 int xenops_console_subscribe(struct xenops *x, const char *uuid, xenops_console_fn *fn,
                              void *opaque, uint64_t *id);
