@@ -37,7 +37,6 @@
 #include "common/workpool.h"
 #include "daemon/data_dir.h"
 #include "db/db.h"
-#include "http/tls_policy.h"
 #include "model/xmodel.h"
 #include "rpc/audit.h"
 #include "rpc/auth.h"
@@ -445,21 +444,6 @@ workers_saturated(void *opaque, const struct workpool_stats *st)
              st->queued, st->saturations);
 }
 
-/* The HTTPS policy persisted in the host record (host.set_ssl_legacy). */
-static void
-tls_policy_load(struct server *srv)
-{
-    struct xapi_host_record *h = NULL;
-    if (!db_get(srv->db, &xapi_class_host, srv->host_ref, (void **)&h, NULL))
-        return;
-    if (h->ssl_legacy) {
-        log_warn("vesseld.tls", "ssl_legacy=true reason=\"TLS 1.0 and 1.1 accepted "
-                 "(host.set_ssl_legacy)\"");
-        tls_policy_set_legacy(true);
-    }
-    xapi_host_record_free(h);
-}
-
 static void
 housekeeping(struct server *srv)
 {
@@ -592,7 +576,6 @@ main(int argc, char **argv)
         log_error("vesseld.bootstrap", "error=\"%s\"", xerr_describe(err, d, sizeof(d)));
         goto out;
     }
-    tls_policy_load(&srv);
     if ((rc = domains_open(&srv, o.backend, vm_lifecycle_on_domain_event, &srv.domains, why,
                            sizeof(why))) < 0) {
         log_error("vesseld.backend", "backend=%s reason=\"%s\"", o.backend, why);
