@@ -18,7 +18,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Tap, Vesseld, error, value  # noqa: E402
+from harness import Tap, Vesseld, add_account, error, value  # noqa: E402
 
 TIMEOUT_S = 6   # --clean-shutdown-timeout: long enough to act while they wait
 N_ASYNC = 10    # more than the old pool's 4 threads
@@ -27,16 +27,7 @@ N_SYNC = 3      # more than --threads 2
 
 def operator(t, d, s, root):
     """A vm-operator account 'olga', logged in."""
-    p = subprocess.run([d.binary, 'passwd', 'olga', '--data-dir', os.path.join(d.dir, 'data')],
-                       input=b'olga-password\n', capture_output=True)
-    t.ok(p.returncode == 0, 'vesseld passwd sets a local account', p.stderr)
-    role = value(s.role.get_by_name_label(root, 'vm-operator'))[0]
-    subj = value(s.subject.create(root, {'subject_identifier': 'local:olga',
-                                         'other_config': {'subject-name': 'olga'}}))
-    old = value(s.subject.get_roles(root, subj))
-    value(s.subject.add_to_roles(root, subj, role))
-    for r in old:
-        value(s.subject.remove_from_roles(root, subj, r))
+    add_account(d, root, 'olga', 'olga-password', 'vm-operator')
     return value(s.session.login_with_password('olga', 'olga-password', '1.0', 'it'))
 
 

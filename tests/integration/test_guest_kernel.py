@@ -18,21 +18,12 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Tap, Vesseld, error, value  # noqa: E402
+from harness import Tap, Vesseld, add_account, error, value  # noqa: E402
 
 
 def vm_admin_session(t, d, s, sess):
-    vesseld = os.path.join(os.path.dirname(d.binary), 'vesseld')
-    p = subprocess.run([vesseld, 'passwd', 'mallory', '--data-dir', os.path.join(d.dir, 'data')],
-                       input=b'mallory-password\n', capture_output=True)
-    t.ok(p.returncode == 0, 'vesseld passwd makes the account', p.stderr)
-    subj = value(s.subject.create(sess, {'subject_identifier': 'local:mallory',
-                                         'other_config': {'subject-name': 'mallory'}}))
+    subj = add_account(d, sess, 'mallory', 'mallory-password', 'vm-admin')
     vm_admin = value(s.role.get_by_name_label(sess, 'vm-admin'))[0]
-    value(s.subject.add_to_roles(sess, subj, vm_admin))
-    for r in value(s.subject.get_roles(sess, subj)):
-        if r != vm_admin:
-            value(s.subject.remove_from_roles(sess, subj, r))
     t.eq(value(s.subject.get_roles(sess, subj)), [vm_admin], 'the attacker is a vm-admin, no more')
     return value(s.session.login_with_password('mallory', 'mallory-password', '1.0', 'it'))
 

@@ -24,7 +24,7 @@ import time
 import xmlrpc.client
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Tap, Vesseld, error, value  # noqa: E402
+from harness import Tap, Vesseld, add_account, error, value  # noqa: E402
 
 MAX_TERMS = 1024        # rpc/where.h WHERE_MAX_TERMS
 MAX_DEPTH = 64          # rpc/where.h WHERE_MAX_DEPTH
@@ -111,20 +111,10 @@ def json_error(reply):
 
 
 def read_only_session(t, d, root):
-    """A local account holding read-only and nothing else (README "Accounts").
-    The role is added explicitly, and any other role a new subject may hold
-    removed, so this works whether subject.create grants a role or not."""
+    """A local account holding read-only and nothing else (README "Accounts")."""
     s = d.proxy()
-    p = subprocess.run([d.binary, 'passwd', 'reader', '--data-dir', os.path.join(d.dir, 'data')],
-                       input=b'reader-password\n', capture_output=True)
-    t.ok(p.returncode == 0, 'vesseld passwd makes a local account', p.stderr)
+    subj = add_account(d, root, 'reader', 'reader-password', 'read-only')
     ro = value(s.role.get_by_name_label(root, 'read-only'))[0]
-    subj = value(s.subject.create(root, {'subject_identifier': 'local:reader',
-                                         'other_config': {'subject-name': 'reader'}}))
-    value(s.subject.add_to_roles(root, subj, ro))
-    for r in value(s.subject.get_roles(root, subj)):
-        if r != ro:
-            value(s.subject.remove_from_roles(root, subj, r))
     t.eq(value(s.subject.get_roles(root, subj)), [ro], 'the account holds read-only only')
     return value(s.session.login_with_password('reader', 'reader-password', '1.0', 'limits'))
 

@@ -16,7 +16,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Tap, Vesseld, error, value  # noqa: E402
+from harness import Tap, Vesseld, add_account, error, value  # noqa: E402
 
 
 def handshake(port, *args):
@@ -42,18 +42,8 @@ LOW = ['-cipher', 'DEFAULT@SECLEVEL=0']
 
 
 def read_only_session(t, d, sess):
-    s = d.proxy()
-    p = subprocess.run([d.binary, 'passwd', 'reader', '--data-dir', os.path.join(d.dir, 'data')],
-                       input=b'reader-password\n', capture_output=True)
-    t.ok(p.returncode == 0, 'a local account "reader"', p.stderr)
-    ro = value(s.role.get_by_name_label(sess, 'read-only'))[0]
-    subj = value(s.subject.create(sess, {'subject_identifier': 'local:reader',
-                                         'other_config': {'subject-name': 'reader'}}))
-    value(s.subject.add_to_roles(sess, subj, ro))
-    for r in value(s.subject.get_roles(sess, subj)):
-        if r != ro:
-            s.subject.remove_from_roles(sess, subj, r)
-    return value(s.session.login_with_password('reader', 'reader-password', '1.0', 'tls'))
+    add_account(d, sess, 'reader', 'reader-password', 'read-only')
+    return value(d.proxy().session.login_with_password('reader', 'reader-password', '1.0', 'tls'))
 
 
 def modern_only(t, port, when):
