@@ -19,6 +19,10 @@ int fileio_read_all(const char *path, size_t max_bytes, char **out, size_t *len)
  * the caller, so use it on blocking fds). */
 int fileio_write_all(int fd, const void *buf, size_t len);
 
+/* The same on a socket: send(2) with MSG_NOSIGNAL, so a peer that closed is
+ * -EPIPE, never SIGPIPE. For blocking sockets (-EAGAIN otherwise). */
+int fileio_send_all(int fd, const void *buf, size_t len);
+
 /* Replaces @path with @len bytes of @data: "@path.tmp" created anew
  * (O_EXCL, @mode less the umask), fsync, rename, fsync of the directory, so a
  * crash leaves the old file or the new one, never a mix. One writer per @path

@@ -79,6 +79,7 @@
 #include <microhttpd.h>
 
 #include "common/errtext.h"
+#include "common/fileio.h"
 #include "common/log.h"
 
 /* HTTP_IDLE_TIMEOUT_S (http.h): event.from long-polls for up to ~65 s, but
@@ -899,21 +900,6 @@ http_reply_upgrade_with_headers(struct http_request *req, const char *const *hea
     http_reply_upgrade(req, fn, opaque);
 }
 
-static bool
-send_all_plain(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
 /* The session's socket is non-blocking (MHD's); wait for it as GnuTLS asks,
  * or until @hup_fd hangs up: the application ended the tunnel, and a client
  * that does not read (a console reader that was dropped) must not hold this
@@ -1009,7 +995,7 @@ tunnel_pump_tls(struct http_request *req, const char *head, size_t head_len)
             ssize_t n = gnutls_record_recv(s, buf, sizeof(buf));
             if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
                 continue;
-            ok = n > 0 && send_all_plain(sp[0], buf, (size_t)n);
+            ok = n > 0 && fileio_send_all(sp[0], buf, (size_t)n) == 0;
         }
         if (ok && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
             ssize_t n = read(sp[0], buf, sizeof(buf));
@@ -1057,7 +1043,7 @@ tunnel_main(void *arg)
          * gets its flags back before MHD sees the socket again */
         if (flags >= 0)
             fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-        (void)send_all_plain(fd, head, strlen(head)); /* on failure the callback reads EOF */
+        (void)fileio_send_all(fd, head, strlen(head)); /* on failure the callback reads EOF */
         req->tunnel_fn(req->tunnel_opaque, fd);
         shutdown(fd, SHUT_RDWR);
         if (flags >= 0)

@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
+
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11" /* RFC 6455 1.3 */
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -218,21 +220,6 @@ send_close(int fd, uint16_t code, int timeout_ms)
     (void)send_frame(fd, WS_OP_CLOSE, p, sizeof(p), timeout_ms);
 }
 
-static bool
-write_all_blocking(int fd, const uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
 struct inner_run {
     http_tunnel_fn *fn;
     void *opaque;
@@ -274,7 +261,7 @@ consume_frames(int client, int inner, uint8_t *buf, size_t *have, size_t max_pay
         case WS_OP_CONTINUATION:
         case WS_OP_TEXT:
         case WS_OP_BINARY:
-            if (f.len && !write_all_blocking(inner, f.payload, (size_t)f.len))
+            if (f.len && fileio_send_all(inner, f.payload, (size_t)f.len) < 0)
                 end = WS_CLOSE_GOING_AWAY;
             break;
         case WS_OP_PING:

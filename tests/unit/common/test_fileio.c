@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -122,6 +123,22 @@ test_write_all_through_a_pipe(void **state)
 }
 
 static void
+test_send_all_on_a_socket(void **state)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    assert_int_equal(fileio_send_all(sv[0], "hello", 5), 0);
+    char buf[8] = "";
+    assert_int_equal(read(sv[1], buf, sizeof(buf)), 5);
+    assert_memory_equal(buf, "hello", 5);
+    close(sv[1]);
+    /* a peer that is gone: -EPIPE, and no SIGPIPE kills the caller */
+    signal(SIGPIPE, SIG_DFL);
+    assert_int_equal(fileio_send_all(sv[0], "x", 1), -EPIPE);
+    close(sv[0]);
+}
+
+static void
 test_write_atomic_replaces_or_keeps(void **state)
 {
     char p[128];
@@ -221,6 +238,7 @@ main(void)
         cmocka_unit_test(test_read_all),
         cmocka_unit_test(test_read_all_of_proc),
         cmocka_unit_test(test_write_all_through_a_pipe),
+        cmocka_unit_test(test_send_all_on_a_socket),
         cmocka_unit_test(test_write_atomic_replaces_or_keeps),
         cmocka_unit_test(test_mkdir_p),
         cmocka_unit_test(test_cleanup_and_steal),
