@@ -317,6 +317,8 @@ fail(const struct server *srv, int rc, const char *what, const char *uuid, struc
         free(ref);
         return ok;
     }
+    if (rc == -ECANCELED) /* the task's ref is filled in when the task finishes */
+        return xerr_task_cancelled(errp, "OpaqueRef:NULL");
     return xerr_internal(errp, "%s of VM %s failed: %s", what, uuid, strerror(-rc));
 }
 
@@ -356,6 +358,12 @@ domains_stop(struct server *srv, const char *uuid, bool clean, struct xerr **err
     if (rc == 0)
         disk_servers_stop(srv, uuid);
     return rc == 0 || fail(srv, rc, clean ? "clean shutdown" : "hard shutdown", uuid, errp);
+}
+
+void
+domains_cancel_waits(struct server *srv, const char *uuid)
+{
+    xenops_domain_cancel_waits(srv->domains->x, uuid); /* no domain: nothing waits */
 }
 
 bool

@@ -44,6 +44,9 @@ bool domains_start(struct server *srv, const char *ref, const struct xapi_vm_rec
                    bool paused, int64_t *domid, struct xerr **errp);
 bool domains_stop(struct server *srv, const char *uuid, bool clean, struct xerr **errp);
 bool domains_reboot(struct server *srv, const char *uuid, bool clean, struct xerr **errp);
+/* Ends the clean shutdowns and reboots of @uuid waiting for its guest: they
+ * fail with TASK_CANCELLED and the guest is left as it is. */
+void domains_cancel_waits(struct server *srv, const char *uuid);
 bool domains_pause(struct server *srv, const char *uuid, bool pause, struct xerr **errp);
 /* Saves the domain's memory to @path and destroys it / rebuilds it from @path. */
 bool domains_suspend(struct server *srv, const char *uuid, const char *path, struct xerr **errp);
@@ -62,6 +65,10 @@ struct xenops *domains_xenops(struct server *srv);
 
 /* api/vm_lifecycle.c's domains_event_fn: applies a domain's own change to its VM. */
 void vm_lifecycle_on_domain_event(struct server *srv, const char *uuid, enum domain_event ev);
+/* task.cancel of a VM operation's task: a wait of it for the guest (a clean
+ * shutdown or reboot) ends at once with TASK_CANCELLED; the guest is left as
+ * it is. */
+void vm_lifecycle_cancel_task(struct server *srv, const char *task);
 /* At start: every VM recorded as running on this host whose domain is gone
  * becomes Halted; those still running stay managed. */
 void vm_lifecycle_reconcile(struct server *srv);

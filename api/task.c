@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/domains.h"
 #include "db/db.h"
 #include "rpc/ctx.h"
 #include "rpc/task.h"
@@ -57,8 +58,10 @@ api_task_cancel(struct call_ctx *ctx, const char *task, struct xerr **errp)
     if (!assert_owner(ctx, task, errp) ||
         !db_with(ctx->db, &xapi_class_task, task, peek_status, &status, errp))
         return false;
-    if (status == XAPI_TASK_STATUS_TYPE_PENDING)
+    if (status == XAPI_TASK_STATUS_TYPE_PENDING) {
         task_request_cancel(ctx->srv, task);
+        vm_lifecycle_cancel_task(ctx->srv, task); /* a wait for a guest ends now */
+    }
     return true;
 }
 

@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "db/db.h"
 #include "rpc/ctx.h"
+#include "rpc/task.h"
 #include "xapi_handlers.h"
 #include "xapi_errors.h"
 
@@ -261,6 +262,125 @@ struct power_op {
                  const struct power_op *p, struct xerr **errp);
 };
 
+/* ------------------------------------------------------------------ hard overrides clean */
+
+/* The operations a hard shutdown or reboot cancels and waits out before it
+ * acts (xapi's message_forwarding.ml VM.hard_shutdown / hard_reboot): that is
+ * how an administrator gets rid of a guest that ignores its power button. */
+static bool
+overridden_by(enum xapi_vm_operations hard, enum xapi_vm_operations running)
+{
+    switch (running) {
+    case XAPI_VM_OPERATIONS_CLEAN_SHUTDOWN:
+    case XAPI_VM_OPERATIONS_CLEAN_REBOOT:
+    case XAPI_VM_OPERATIONS_POOL_MIGRATE:
+    case XAPI_VM_OPERATIONS_CALL_PLUGIN:
+    case XAPI_VM_OPERATIONS_SUSPEND:
+        return true;
+    case XAPI_VM_OPERATIONS_HARD_REBOOT:
+    case XAPI_VM_OPERATIONS_SHUTDOWN:
+        return hard == XAPI_VM_OPERATIONS_HARD_SHUTDOWN;
+    default:
+        return false;
+    }
+}
+
+struct overridden {
+    enum xapi_vm_operations hard;
+    const char *own_key;
+    char uuid[37];
+    char *keys[16];
+    size_t n;
+};
+
+static void
+peek_overridden(void *opaque, const void *rec)
+{
+    struct overridden *o = opaque;
+    const struct xapi_vm_record *vm = rec;
+    snprintf(o->uuid, sizeof(o->uuid), "%s", vm->uuid);
+    o->n = 0;
+    for (size_t i = 0; i < vm->current_operations.n && o->n < 16; i++)
+        if (overridden_by(o->hard, vm->current_operations.values[i]) &&
+            strcmp(vm->current_operations.keys[i], o->own_key) != 0 &&
+            (o->keys[o->n] = strdup(vm->current_operations.keys[i])))
+            o->n++;
+}
+
+static void
+overridden_release(struct overridden *o)
+{
+    for (size_t i = 0; i < o->n; i++)
+        free(o->keys[i]);
+    o->n = 0;
+}
+
+#define OVERRIDE_WAIT_MS 10000
+
+/* Cancels the operations @hard overrides on @vm_ref and waits (at most
+ * OVERRIDE_WAIT_MS) until they have ended, each failing with
+ * TASK_CANCELLED. Their tasks are marked cancelling; their waits for the
+ * guest end at once (domains_cancel_waits). */
+static void
+cancel_overridden(struct call_ctx *ctx, const char *vm_ref, enum xapi_vm_operations hard,
+                  const char *own_key)
+{
+    struct overridden o = {.hard = hard, .own_key = own_key};
+    if (!db_with(ctx->db, &xapi_class_vm, vm_ref, peek_overridden, &o, NULL) || o.n == 0)
+        return;
+    for (size_t i = 0; i < o.n; i++) {
+        if (db_exists(ctx->db, &xapi_class_task, o.keys[i]))
+            task_request_cancel(ctx->srv, o.keys[i]);
+        log_info("vm.override", "vm=%s op=%s cancels=%s", o.uuid,
+                 xenum_name(&xapi_enum_vm_operations, (int)hard), o.keys[i]);
+    }
+    domains_cancel_waits(ctx->srv, o.uuid);
+    for (unsigned waited = 0; waited < OVERRIDE_WAIT_MS; waited += 10) {
+        struct overridden now = {.hard = hard, .own_key = own_key};
+        if (!db_with(ctx->db, &xapi_class_vm, vm_ref, peek_overridden, &now, NULL))
+            break;
+        bool pending = false;
+        for (size_t i = 0; i < now.n && !pending; i++)
+            for (size_t j = 0; j < o.n && !pending; j++)
+                pending = strcmp(now.keys[i], o.keys[j]) == 0;
+        overridden_release(&now);
+        if (!pending)
+            break;
+        domains_cancel_waits(ctx->srv, o.uuid); /* one that began to wait after the first */
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    overridden_release(&o);
+}
+
+struct task_op_find {
+    const char *task;
+    char uuid[37];
+    bool found;
+};
+
+static bool
+find_task_op(void *opaque, const char *ref, const void *rec)
+{
+    struct task_op_find *f = opaque;
+    const struct xapi_vm_record *vm = rec;
+    for (size_t i = 0; i < vm->current_operations.n && !f->found; i++)
+        if (strcmp(vm->current_operations.keys[i], f->task) == 0) {
+            snprintf(f->uuid, sizeof(f->uuid), "%s", vm->uuid);
+            f->found = true;
+        }
+    return !f->found;
+}
+
+void
+vm_lifecycle_cancel_task(struct server *srv, const char *task)
+{
+    struct task_op_find f = {.task = task};
+    db_foreach(srv->db, &xapi_class_vm, find_task_op, &f);
+    if (f.found)
+        domains_cancel_waits(srv, f.uuid);
+}
+
 /* Every operation runs the same way (file header): record it, work, record
  * the outcome, forget it. */
 static bool
@@ -276,6 +396,8 @@ run_power_op(struct call_ctx *ctx, const char *vm_ref, const char *host,
     op_key(ctx, key, sizeof(key));
     if (!vm_op_begin(ctx->db, vm_ref, p->op, key, errp))
         return false;
+    if (p->op == XAPI_VM_OPERATIONS_HARD_SHUTDOWN || p->op == XAPI_VM_OPERATIONS_HARD_REBOOT)
+        cancel_overridden(ctx, vm_ref, p->op, key);
     struct xapi_vm_record *vm = NULL;
     bool ok = db_get(ctx->db, &xapi_class_vm, vm_ref, (void **)&vm, errp) &&
               p->work(ctx, vm_ref, vm, p, errp);
@@ -316,8 +438,14 @@ stop_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *vm
         if (p->try_clean) {
             struct xerr *clean_err = NULL;
             if (vm->power_state != XAPI_VM_POWER_STATE_RUNNING ||
-                !domains_stop(ctx->srv, vm->uuid, true, &clean_err))
+                !domains_stop(ctx->srv, vm->uuid, true, &clean_err)) {
+                if (clean_err && strcmp(clean_err->code, "TASK_CANCELLED") == 0) {
+                    /* overridden by a hard shutdown: that one halts the guest */
+                    xerr_free(clean_err);
+                    return xerr_task_cancelled(errp, "OpaqueRef:NULL");
+                }
                 ok = domains_stop(ctx->srv, vm->uuid, false, errp);
+            }
             xerr_free(clean_err);
         } else {
             ok = domains_stop(ctx->srv, vm->uuid, p->clean, errp);

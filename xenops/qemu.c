@@ -90,6 +90,7 @@ struct qdom {
     char shutdown_reason[32]; /* last SHUTDOWN event's reason */
     bool announce_resume;     /* RESUME events become RESUMED (not the initial cont) */
     uint64_t reboots;         /* RESET events seen: clean reboot waits on it */
+    uint64_t cancels;         /* cancel_waits calls: clean waits end when it moves */
     uint64_t cmd_seq;         /* QMP command ids */
     char nic_waiting[32];     /* (4) the device id an unplug waits for */
     bool nic_deleted;         /* its DEVICE_DELETED came */
@@ -1019,6 +1020,20 @@ qdom_wait_exit(struct qdom *d, unsigned timeout_ms)
     return exited;
 }
 
+/* A clean shutdown's wait for qemu to go: 0 when it went, -ETIMEDOUT after
+ * @timeout_ms, -ECANCELED when cancel_waits was called since @cancels. */
+static int
+qdom_wait_clean_exit(struct qdom *d, uint64_t cancels, unsigned timeout_ms)
+{
+    uint64_t deadline = xenops_now_ms() + timeout_ms;
+    pthread_mutex_lock(&d->lock);
+    while (!d->exited && d->cancels == cancels && qdom_wait(d, deadline))
+        ;
+    int rc = d->exited ? 0 : d->cancels != cancels ? -ECANCELED : -ETIMEDOUT;
+    pthread_mutex_unlock(&d->lock);
+    return rc;
+}
+
 static int
 qdom_kill(struct qdom *d, int exit_event)
 {
@@ -1048,6 +1063,7 @@ qemu_shutdown(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms
     /* a clean shutdown is a halt whatever on_poweroff says (2) */
     pthread_mutex_lock(&d->lock);
     d->exit_event = XENOPS_EVENT_HALTED;
+    uint64_t cancels = d->cancels;
     pthread_mutex_unlock(&d->lock);
     int rc;
     if (d->cfg->machine == XENOPS_MACHINE_MICROVM) {
@@ -1060,8 +1076,8 @@ qemu_shutdown(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms
     } else {
         rc = qdom_qmp(d, "system_powerdown", NULL);
     }
-    if (rc == 0 && !qdom_wait_exit(d, timeout_ms))
-        rc = -ETIMEDOUT;
+    if (rc == 0)
+        rc = qdom_wait_clean_exit(d, cancels, timeout_ms);
     if (rc < 0) {
         pthread_mutex_lock(&d->lock);
         bool exited = d->exited;
@@ -1077,13 +1093,26 @@ qemu_shutdown(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms
 }
 
 static int
+qemu_cancel_waits(struct xenops *x, const char *uuid)
+{
+    _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, uuid);
+    if (!d)
+        return -ENOENT;
+    pthread_mutex_lock(&d->lock);
+    d->cancels++;
+    pthread_cond_broadcast(&d->cond);
+    pthread_mutex_unlock(&d->lock);
+    return 0;
+}
+
+static int
 qemu_reboot(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms)
 {
     _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, uuid);
     if (!d)
         return -ENOENT;
     pthread_mutex_lock(&d->lock);
-    uint64_t before = d->reboots;
+    uint64_t before = d->reboots, cancels = d->cancels;
     pthread_mutex_unlock(&d->lock);
     int rc = hard ? qdom_qmp(d, "system_reset", NULL)
                   : qemu_console_write(x, uuid, "\nreboot\n", 8);
@@ -1091,9 +1120,9 @@ qemu_reboot(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms)
         return rc;
     uint64_t deadline = xenops_now_ms() + (hard ? 5000 : timeout_ms);
     pthread_mutex_lock(&d->lock);
-    while (d->reboots == before && !d->exited && qdom_wait(d, deadline))
+    while (d->reboots == before && !d->exited && d->cancels == cancels && qdom_wait(d, deadline))
         ;
-    rc = d->reboots != before ? 0 : d->exited ? 0 : -ETIMEDOUT;
+    rc = d->reboots != before ? 0 : d->exited ? 0 : d->cancels != cancels ? -ECANCELED : -ETIMEDOUT;
     pthread_mutex_unlock(&d->lock);
     return rc;
 }
@@ -1703,6 +1732,7 @@ const struct xenops_ops xenops_qemu_ops = {
     .pause = qemu_pause,
     .unpause = qemu_unpause,
     .shutdown = qemu_shutdown,
+    .cancel_waits = qemu_cancel_waits,
     .reboot = qemu_reboot,
     .suspend = qemu_suspend,
     .stats = qemu_stats,

@@ -28,6 +28,7 @@ struct sim_dom {
     enum xenops_power power;
     struct xenops_domain_config *cfg;
     uint64_t start_time_ms;
+    uint64_t cancels; /* cancel_waits calls: a stubborn guest's waiters end */
     char console[256];
     size_t console_len;
     struct sim_console_sub {
@@ -268,17 +269,22 @@ sim_unpause(struct xenops *x, const char *uuid)
 }
 
 /* A stubborn guest (s->lock held, released here): waits @timeout_ms for the
- * domain to go by other means; 0 if it went, else -ETIMEDOUT. */
+ * domain to go by other means; 0 if it went, -ECANCELED when cancel_waits
+ * came first, else -ETIMEDOUT. */
 static int
 sim_ignore(struct sim *s, struct sim_dom *d, unsigned timeout_ms)
 {
     char uuid[37];
     memcpy(uuid, d->uuid, sizeof(uuid));
-    uint64_t deadline = xenops_now_ms() + timeout_ms;
+    uint64_t deadline = xenops_now_ms() + timeout_ms, cancels = d->cancels;
     int rc = -ETIMEDOUT;
     for (uint64_t now; (now = xenops_now_ms()) < deadline;) {
         if (hashmap_get(&s->doms, uuid) != d) {
             rc = 0;
+            break;
+        }
+        if (d->cancels != cancels) {
+            rc = -ECANCELED;
             break;
         }
         struct timespec ts;
@@ -311,6 +317,19 @@ sim_shutdown(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms)
     }
     pthread_mutex_unlock(&s->lock);
     return rc;
+}
+
+static int
+sim_cancel_waits(struct xenops *x, const char *uuid)
+{
+    struct sim *s = x->priv;
+    struct sim_dom *d = sim_get_locked(s, uuid);
+    if (!d)
+        return -ENOENT;
+    d->cancels++;
+    pthread_cond_broadcast(&s->gone);
+    pthread_mutex_unlock(&s->lock);
+    return 0;
 }
 
 static int
@@ -500,6 +519,7 @@ const struct xenops_ops xenops_sim_ops = {
     .pause = sim_pause,
     .unpause = sim_unpause,
     .shutdown = sim_shutdown,
+    .cancel_waits = sim_cancel_waits,
     .reboot = sim_reboot,
     .suspend = sim_suspend,
     .stats = sim_stats,

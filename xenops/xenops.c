@@ -193,6 +193,13 @@ xenops_domain_reboot(struct xenops *x, const char *uuid, bool hard, unsigned tim
 }
 
 int
+xenops_domain_cancel_waits(struct xenops *x, const char *uuid)
+{
+    NEED_UUID(uuid);
+    return x->ops->cancel_waits(x, uuid);
+}
+
+int
 xenops_domain_suspend(struct xenops *x, const char *uuid, const char *path)
 {
     NEED_UUID(uuid);

@@ -186,6 +186,10 @@ int xenops_domain_shutdown(struct xenops *x, const char *uuid, bool hard, unsign
  * Both emit REBOOTED when on_reboot is RESTART; with DESTROY, qemu follows
  * its reboot action and the domain halts (HALTED). */
 int xenops_domain_reboot(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms);
+/* Ends every clean shutdown or reboot of domain @uuid waiting for its guest
+ * now: they return -ECANCELED and the guest is left as it is (a hard
+ * shutdown that overrides them, task.cancel). -ENOENT: no such domain. */
+int xenops_domain_cancel_waits(struct xenops *x, const char *uuid);
 /* Pauses, writes the domain's state to @path (created 0600), stops it: emits
  * SUSPENDED. */
 int xenops_domain_suspend(struct xenops *x, const char *uuid, const char *path);

@@ -23,6 +23,7 @@ struct xenops_ops {
     int (*unpause)(struct xenops *x, const char *uuid);
     int (*shutdown)(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms);
     int (*reboot)(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms);
+    int (*cancel_waits)(struct xenops *x, const char *uuid);
     int (*suspend)(struct xenops *x, const char *uuid, const char *path);
     int (*stats)(struct xenops *x, const char *uuid, struct xenops_stats *out);
     int (*list)(struct xenops *x, char ***uuids, size_t *n);
