@@ -41,6 +41,10 @@ copy_vm(struct call_ctx *ctx, const char *vm, const char *new_name, enum vm_copy
     free(dst->name_label);
     dst->name_label = name;
     dst->is_default_template = false;
+    /* xapi_vm_clone.ml drops the key too: Xen Orchestra takes a VM that has it
+     * for a built-in template and refuses to delete it */
+    xmap_remove_key(&xapi_type_string_string_map, (struct xmap *)&dst->other_config,
+                    "default_template");
     dst->is_a_snapshot = false;
     dst->domid = -1;
     free(dst->snapshot_of);

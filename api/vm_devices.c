@@ -189,6 +189,8 @@ fresh_copy(struct call_ctx *ctx, const char *vm, const struct xapi_vm_record *sr
     dst->power_state = XAPI_VM_POWER_STATE_HALTED;
     dst->domid = -1;
     dst->is_default_template = false;
+    xmap_remove_key(&xapi_type_string_string_map, (struct xmap *)&dst->other_config,
+                    "default_template"); /* as xapi_vm_clone.ml: a copy is no built-in */
     dst->is_control_domain = false;
     if (snapshot) {
         dst->is_a_snapshot = true;

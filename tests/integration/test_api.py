@@ -83,6 +83,13 @@ def implicit_messages(t, d, sess, templates):
     rec = value(s.VM.get_record(sess, vm))
     t.eq(rec['name_label'], 'it-vm', 'clone has the new name')
     t.eq(rec['is_default_template'], False, 'clone is not a default template')
+    t.eq(value(s.VM.get_other_config(sess, tmpl)).get('default_template'), 'true',
+         'the built-in template has other_config:default_template')
+    t.ok('default_template' not in rec['other_config'],
+         'its clone does not (Xen Orchestra would take it for a built-in and refuse to delete it)')
+    cp = value(s.VM.copy(sess, tmpl, 'it-copy', 'OpaqueRef:NULL'))
+    t.ok('default_template' not in value(s.VM.get_other_config(sess, cp)), 'nor does a copy')
+    value(s.VM.destroy(sess, cp))
     t.ok(rec['metrics'] != 'OpaqueRef:NULL' and value(s.VM_metrics.get_record(sess, rec['metrics'])),
          'clone has its own VM_metrics')
     t.eq(value(s.VM.get_by_uuid(sess, rec['uuid'])), vm, 'get_by_uuid finds it')
