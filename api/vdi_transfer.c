@@ -862,9 +862,15 @@ begin_export(void *opaque, struct http_request *req, struct http_body_sink *sink
 bool
 vdi_transfer_register(struct server *srv, struct http_server *http)
 {
+    /* Both spellings: Xen Orchestra writes "/import_raw_vdi/?..."; xapi finds a
+     * handler by the longest matching path prefix (http_svr.ml), so it takes both. */
     int rc = http_server_add_stream_route(http, "PUT", "/import_raw_vdi", begin_import, srv);
     if (rc == 0)
+        rc = http_server_add_stream_route(http, "PUT", "/import_raw_vdi/", begin_import, srv);
+    if (rc == 0)
         rc = http_server_add_stream_route(http, "GET", "/export_raw_vdi", begin_export, srv);
+    if (rc == 0)
+        rc = http_server_add_stream_route(http, "GET", "/export_raw_vdi/", begin_export, srv);
     if (rc < 0) {
         log_error("vdi.transfer", "reason=\"cannot add the routes: %s\"", strerror(-rc));
         return false;

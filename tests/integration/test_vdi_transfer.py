@@ -149,6 +149,11 @@ def raw_round_trip(t, d, s, sess, vdi, tmp):
     bad = base64.b64encode(b'root:wrong').decode()
     st, hdr, _ = get(d, '/export_raw_vdi?vdi=' + vdi, headers={'Authorization': 'Basic ' + bad})
     t.eq(st, 401, 'a wrong Basic password: 401')
+    # Xen Orchestra writes the paths with a slash before the query (issue 14)
+    st, _, _ = put(d, '/import_raw_vdi/?' + query(vdi=vdi, format='raw', session_id=sess), data)
+    t.eq(st, 200, 'PUT /import_raw_vdi/?... (as Xen Orchestra writes it): 200')
+    st, _, back3 = get(d, '/export_raw_vdi/?' + query(vdi=vdi, format='raw', session_id=sess))
+    t.ok(st == 200 and back3 == back, 'GET /export_raw_vdi/?... reads the same')
     return data, raw
 
 
