@@ -352,3 +352,26 @@ api_vbd_unplug(struct call_ctx *ctx, const char *self, struct xerr **errp)
 {
     return vbd_hotplug(ctx, self, false, errp);
 }
+
+/* ------------------------------------------------------------------ VM.get_allowed_VBD_devices */
+
+/* The free disk slots of @vm, as xapi_vm.ml's get_allowed_VBD_devices lists
+ * them (xapi offers 0..254; a VM here has VBD_SLOTS). Clients call it to add a
+ * disk without choosing its position (Xen Orchestra, Ansible's
+ * xenserver_guest on every run). */
+bool
+api_vm_get_allowed_VBD_devices(struct call_ctx *ctx, const char *vm,
+                               struct xapi_string_set *result, struct xerr **errp)
+{
+    if (!db_exists(ctx->db, &xapi_class_vm, vm))
+        return xerr_handle_invalid(errp, "VM", vm);
+    struct slots s = {.vm = vm};
+    db_foreach(ctx->db, &xapi_class_vbd, slots_one, &s);
+    for (int i = 0; i < VBD_SLOTS; i++) {
+        char n[8];
+        snprintf(n, sizeof(n), "%d", i);
+        if (!s.used[i] && xset_add_str((struct xset *)result, n) < 0)
+            return xerr_nomem(errp);
+    }
+    return true;
+}

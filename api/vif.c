@@ -650,3 +650,24 @@ api_vif_add_to_qos_algorithm_params(struct call_ctx *ctx, const char *self, cons
     struct vif_change c = {.what = CH_QADD, .key = key, .value = value};
     return vif_change(ctx, self, &c, errp);
 }
+
+/* ------------------------------------------------------------------ VM.get_allowed_VIF_devices */
+
+/* The free NIC positions of @vm among xapi's 0..15 (xapi_vm_helpers.ml
+ * allowed_VIF_devices; VIF.create takes up to VIF_SLOTS here). */
+bool
+api_vm_get_allowed_VIF_devices(struct call_ctx *ctx, const char *vm,
+                               struct xapi_string_set *result, struct xerr **errp)
+{
+    if (!db_exists(ctx->db, &xapi_class_vm, vm))
+        return xerr_handle_invalid(errp, "VM", vm);
+    struct slots s = {.vm = vm};
+    db_foreach(ctx->db, &xapi_class_vif, slots_one, &s);
+    for (int i = 0; i < 16; i++) {
+        char n[8];
+        snprintf(n, sizeof(n), "%d", i);
+        if (!s.used[i] && xset_add_str((struct xset *)result, n) < 0)
+            return xerr_nomem(errp);
+    }
+    return true;
+}

@@ -126,7 +126,11 @@ def vifs(t, s, sess, n1):
         rec.update(extra)
         return s.VIF.create(sess, rec)
 
+    t.eq(value(s.VM.get_allowed_VIF_devices(sess, vm)), [str(i) for i in range(16)],
+         "VM.get_allowed_VIF_devices: xapi's 0..15 on a VM without NICs")
     v0 = value(vif('0'))
+    t.eq(value(s.VM.get_allowed_VIF_devices(sess, vm)), [str(i) for i in range(1, 16)],
+         'a NIC takes its position out of the list')
     r0 = value(s.VIF.get_record(sess, v0))
     first = int(r0['MAC'][:2], 16) if MAC_RE.match(r0['MAC']) else 1
     t.ok(MAC_RE.match(r0['MAC']) and first & 2 and not first & 1,

@@ -309,7 +309,13 @@ def copy_scan(t, d, s, sess, host, sr, path, vdi, f, vhd_tool, tmp):
 
 def vbds(t, d, s, sess, sr, vdi, templates):
     vm = value(s.VM.clone(sess, templates['Other install media'], 'vbd-vm'))
+    before = value(s.VM.get_allowed_VBD_devices(sess, vm))
     vbd = value(s.VBD.create(sess, vbd_args(vm, vdi, '0')))
+    after = value(s.VM.get_allowed_VBD_devices(sess, vm))
+    t.ok('0' in before and '0' not in after and set(before) - set(after) == {'0'} and
+         after[0] == '1', 'VM.get_allowed_VBD_devices: the free slots, a taken one gone', after)
+    e = error(s.VM.get_allowed_VBD_devices(sess, 'OpaqueRef:nonexistent'))
+    t.eq(e and e[0], 'HANDLE_INVALID', 'get_allowed_VBD_devices of no VM: HANDLE_INVALID')
     rec = value(s.VBD.get_record(sess, vbd))
     t.ok(rec['VM'] == vm and rec['VDI'] == vdi and not rec['currently_attached'], 'VBD.create')
     t.ok(vbd in value(s.VM.get_VBDs(sess, vm)) and vbd in value(s.VDI.get_VBDs(sess, vdi)),
