@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,12 +72,13 @@ fileio_read_all(const char *path, size_t max_bytes, char **out, size_t *len)
     return 0;
 }
 
-int
-fileio_write_all(int fd, const void *buf, size_t len)
+/* The loop both share: short transfers and EINTR, once. */
+static int
+put_all(int fd, const void *buf, size_t len, bool socket)
 {
     const char *p = buf;
     while (len > 0) {
-        ssize_t w = write(fd, p, len);
+        ssize_t w = socket ? send(fd, p, len, MSG_NOSIGNAL) : write(fd, p, len);
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0)
@@ -90,21 +92,15 @@ fileio_write_all(int fd, const void *buf, size_t len)
 }
 
 int
+fileio_write_all(int fd, const void *buf, size_t len)
+{
+    return put_all(fd, buf, len, false);
+}
+
+int
 fileio_send_all(int fd, const void *buf, size_t len)
 {
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        if (w == 0)
-            return -EIO;
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
+    return put_all(fd, buf, len, true);
 }
 
 static int
