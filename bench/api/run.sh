@@ -48,13 +48,8 @@ mkdir "$tmp/data"
 "$vesseld" --data-dir "$tmp/data" --listen 127.0.0.1:0 --tls-listen none \
   --unix "$tmp/xapi.sock" --root-password-file "$tmp/pw" 2> "$tmp/vesseld.log" &
 pid=$!
-port=
-for _ in $(seq 150); do
-  port=$(sed -n 's/.*vesseld\.ready.* http_port=\([0-9][0-9]*\).*/\1/p' "$tmp/vesseld.log" | head -n1)
-  [ -n "$port" ] && break
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.1
-done
+. "$root/scripts/vesseld-port.sh"
+port=$(vesseld_port "$tmp/vesseld.log" "$pid" 150)
 if [ -z "$port" ]; then
   cat "$tmp/vesseld.log" >&2
   echo "bench/api: vesseld did not become ready" >&2

@@ -65,13 +65,8 @@ mkdir "$tmp/data"
   --unix "$tmp/xapi.sock" --root-password-file "$tmp/pw" 2> "$tmp/vesseld.log" &
 pid=$!
 
-port=
-for _ in $(seq 100); do
-  port=$(sed -n 's/.*vesseld\.ready.* http_port=\([0-9][0-9]*\).*/\1/p' "$tmp/vesseld.log" | head -n1)
-  [ -n "$port" ] && break
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.1
-done
+. "$here/../../scripts/vesseld-port.sh"
+port=$(vesseld_port "$tmp/vesseld.log" "$pid")
 if [ -z "$port" ]; then
   cat "$tmp/vesseld.log" >&2
   bail "vesseld did not become ready"
