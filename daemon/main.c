@@ -45,6 +45,7 @@
 #include "rpc/session.h"
 #include "http/static_files.h"
 #include "rpc/task.h"
+#include "xapi_model.h"
 
 #define VESSELD_VERSION "0.1.0"
 #define WORKERS_MIN 4 /* worker threads kept while idle */
@@ -79,6 +80,10 @@ struct options {
     unsigned max_connections;
     unsigned max_per_address;
     unsigned unauth_timeout_s;
+    const char *store;          /* sqlite or etcd */
+    const char *etcd_endpoints; /* --etcd-endpoints, comma-separated URLs */
+    const char *etcd_prefix;
+    bool pool_member;
 };
 
 static void
@@ -128,6 +133,17 @@ usage(FILE *out)
             "  --unauthenticated-timeout SECONDS  a TCP/TLS connection that has made no\n"
             "                            authenticated request is closed after this many\n"
             "                            idle seconds (default 10; afterwards 120)\n"
+            "  --store sqlite|etcd       where objects are kept: DIR/vessel.db (default), or\n"
+            "                            a pool's etcd cluster (etcd 3.4 or later, v3 API)\n"
+            "  --etcd-endpoints URL,...  the etcd members' client URLs, tried in turn\n"
+            "                            (default http://127.0.0.1:2379)\n"
+            "  --etcd-prefix PREFIX      the pool's keys in etcd, e.g. /vessel/pool0\n"
+            "                            (default /vessel/default)\n"
+            "  --pool-member             with --store etcd: use the pool and host already\n"
+            "                            in the store instead of this host's own objects;\n"
+            "                            leaves VMs, storage collection and host metrics to\n"
+            "                            the vesseld that made them (pool membership comes\n"
+            "                            later)\n"
             "  --log-level error|warn|info|debug\n"
             "  --ui-dir DIR              the web UI's files, served at / (default: ui/ beside\n"
             "                            the vesseld binary, where the build puts them; none)\n"
@@ -310,6 +326,10 @@ parse_options(int argc, char **argv, struct options *o)
         {"unauthenticated-timeout", required_argument, NULL, 'U'},
         {"log-level", required_argument, NULL, 'L'},
         {"ui-dir", required_argument, NULL, 'w'},
+        {"store", required_argument, NULL, 's'},
+        {"etcd-endpoints", required_argument, NULL, 'e'},
+        {"etcd-prefix", required_argument, NULL, 'p'},
+        {"pool-member", no_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -410,16 +430,68 @@ parse_options(int argc, char **argv, struct options *o)
             log_set_level((enum log_level)level);
             break;
         }
+        case 's':
+            if (strcmp(optarg, "sqlite") && strcmp(optarg, "etcd")) {
+                fprintf(stderr, "vesseld: --store takes sqlite or etcd\n");
+                return 2;
+            }
+            o->store = optarg;
+            break;
+        case 'e': o->etcd_endpoints = optarg; break;
+        case 'p':
+            /* ';' separates the endpoints from the prefix in the store's spec (db/store.h) */
+            if (optarg[0] != '/' || strpbrk(optarg, ";@")) {
+                fprintf(stderr, "vesseld: --etcd-prefix starts with / and has no ; or @\n");
+                return 2;
+            }
+            o->etcd_prefix = optarg;
+            break;
+        case 'm': o->pool_member = true; break;
         case 'h': usage(stdout); return 1;
         case 'V': printf("vesseld %s\n", VESSELD_VERSION); return 1;
         default: usage(stderr); return 2;
         }
+    }
+    if (strcmp(o->store, "etcd") && (o->pool_member || o->etcd_endpoints || o->etcd_prefix)) {
+        fprintf(stderr, "vesseld: --etcd-endpoints, --etcd-prefix and --pool-member need "
+                        "--store etcd\n");
+        return 2;
     }
     if (optind < argc) {
         fprintf(stderr, "vesseld: unexpected argument %s\n", argv[optind]);
         return 2;
     }
     return 0;
+}
+
+static bool
+first_pool(void *opaque, const char *ref, const void *rec)
+{
+    (void)ref;
+    const struct xapi_pool_record *p = rec;
+    char **refs = opaque;
+    refs[0] = strdup(ref);
+    refs[1] = strdup(p->master);
+    return false;
+}
+
+/* --pool-member: the pool and host that the store's first vesseld made stand
+ * for this one too, until pool.join gives each host its own objects. */
+static bool
+use_pool_in_store(struct server *srv, struct xerr **errp)
+{
+    char *refs[2] = {NULL, NULL};
+    db_foreach(srv->db, &xapi_class_pool, first_pool, refs);
+    if (!refs[0] || !refs[1]) {
+        free(refs[0]);
+        free(refs[1]);
+        return xerr_internal(errp, "--pool-member: the store has no pool yet; start its first "
+                                   "vesseld without --pool-member");
+    }
+    srv->pool_ref = refs[0];
+    srv->host_ref = refs[1];
+    log_info("vesseld.pool_member", "pool=%s host=%s", refs[0], refs[1]);
+    return true;
 }
 
 /* The HTTP routes: console tunnels, the UI's files, then the RPC endpoints. */
@@ -471,6 +543,7 @@ main(int argc, char **argv)
         .qemu_uid_base = -1,
         .vhd_uid_base = -1,
         .cgroup_root = "/sys/fs/cgroup",
+        .store = "sqlite",
     };
     int rc = parse_options(argc, argv, &o);
     if (rc)
@@ -504,7 +577,15 @@ main(int argc, char **argv)
         return 1;
     }
     o.data_dir = data_dir_abs;
-    char *db_path = path_in(o.data_dir, "vessel.db");
+    char *db_path = NULL;
+    if (strcmp(o.store, "etcd") == 0) {
+        if (asprintf(&db_path, "etcd:%s;%s",
+                     o.etcd_endpoints ? o.etcd_endpoints : "http://127.0.0.1:2379",
+                     o.etcd_prefix ? o.etcd_prefix : "/vessel/default") < 0)
+            db_path = NULL;
+    } else {
+        db_path = path_in(o.data_dir, "vessel.db");
+    }
     char *passwd_path = path_in(o.data_dir, "passwd");
     char *tls_dir = path_in(o.data_dir, "tls");
     char *cert = o.tls_cert ? strdup(o.tls_cert) : path_in(o.data_dir, "tls/cert.pem");
@@ -571,7 +652,7 @@ main(int argc, char **argv)
     }
     if (ensure_root(srv.auth, &o) < 0)
         goto out;
-    if (!bootstrap_run(&srv, &err)) {
+    if (o.pool_member ? !use_pool_in_store(&srv, &err) : !bootstrap_run(&srv, &err)) {
         char d[512];
         log_error("vesseld.bootstrap", "error=\"%s\"", xerr_describe(err, d, sizeof(d)));
         goto out;
@@ -581,8 +662,10 @@ main(int argc, char **argv)
         log_error("vesseld.backend", "backend=%s reason=\"%s\"", o.backend, why);
         goto out;
     }
-    vm_lifecycle_reconcile(&srv);
-    storage_recover(&srv); /* before any call can start a storage operation */
+    if (!o.pool_member) { /* a member's store holds another vesseld's VMs and SRs */
+        vm_lifecycle_reconcile(&srv);
+        storage_recover(&srv); /* before any call can start a storage operation */
+    }
     if (events_start(&srv, &srv.events) < 0) {
         log_error("vesseld.start", "reason=events-thread");
         goto out;
@@ -629,7 +712,8 @@ main(int argc, char **argv)
               http_server_port(http), o.tls_listen, http_server_tls_port(http), unix_path,
               o.data_dir, domains_backend_name(srv.domains));
 
-    storage_gc_start(&srv, (unsigned)o.storage_gc_s);
+    if (!o.pool_member)
+        storage_gc_start(&srv, (unsigned)o.storage_gc_s);
 
     /* Metrics every --metrics-period seconds, garbage collection every minute. */
     unsigned gc_every = (unsigned)((60 + o.metrics_s - 1) / o.metrics_s);
@@ -640,7 +724,8 @@ main(int argc, char **argv)
             log_info("vesseld.stop", "signal=%s", sig == SIGTERM ? "TERM" : "INT");
             break;
         }
-        metrics_update(&srv);
+        if (!o.pool_member)
+            metrics_update(&srv);
         if (ticks % gc_every == 0)
             housekeeping(&srv);
     }

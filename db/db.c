@@ -16,24 +16,40 @@
  *      generation, and db->gen moves to it only once the backend committed;
  *  (4) reverse-link sets are only written by relink(): they always equal the
  *      set of objects whose forward ref names the object.
+ *
+ * A shared store (etcd: db/store_etcd.c) has other writers. Then a commit's
+ * generation is the one the backend gave it (the etcd revision), stamped on
+ * the batch's objects after the commit; db->gen, the generation event.from
+ * reports complete up to, moves only as the backend's follower reports
+ * generations in order (apply_remote), our own commits included, so no
+ * token ever skips another writer's earlier commit. A commit that lost a
+ * compare-and-swap (-EAGAIN) is rolled back in memory like any failed batch;
+ * the single-object writes (db_update, db_create, db_destroy, db_touch) wait
+ * for the follower to bring the other writer's change, then run again.
  */
 #include "db/db.h"
 
 #include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "common/hashmap.h"
+#include "common/log.h"
 #include "common/strbuf.h"
 #include "db/store.h"
 #include "wire/jsonrpc.h"
 #include "xapi_errors.h"
 
 #define TOMB_MAX 100000
+/* Attempts of a single-object write that keeps losing compare-and-swaps. */
+#define CONFLICT_RETRIES 16
+#define CATCH_UP_WAIT_MS 5000
 
 struct dbobj {
     char *ref;
@@ -99,6 +115,10 @@ struct db {
 
     db_commit_fn *on_commit;
     void *on_commit_opaque;
+
+    bool shared;             /* store_shared(): other writers commit too */
+    pthread_mutex_t gen_mu;  /* with gen_cv: waits for db->gen to reach a generation */
+    pthread_cond_t gen_cv;
 };
 
 /* ------------------------------------------------------------------ ids */
@@ -368,7 +388,7 @@ tomb_add(struct db *db, const struct xclass *cls, const char *ref, uint64_t gen,
 }
 
 static int
-persist(struct db *db)
+persist(struct db *db, uint64_t *committed)
 {
     int rc = store_begin(db->store);
     if (rc < 0)
@@ -378,7 +398,8 @@ persist(struct db *db)
         struct dbobj *o = u->obj;
         if (u->deleted) {
             if (u->existed)
-                rc = store_delete(db->store, u->cls, o->ref, db->batch_gen, o->gen_created);
+                rc = store_delete(db->store, u->cls, o->ref, db->batch_gen, o->gen_created,
+                                  u->old_gen_modified);
             continue;
         }
         size_t len;
@@ -387,17 +408,39 @@ persist(struct db *db)
             rc = -ENOMEM;
             break;
         }
-        rc = store_put(db->store, u->cls, o->ref, o->gen_created, o->gen_modified, json, len);
+        rc = store_put(db->store, u->cls, o->ref, o->gen_created, o->gen_modified,
+                       u->existed ? u->old_gen_modified : 0, json, len);
         free(json);
     }
     if (rc == 0)
-        return store_commit(db->store, db->batch_gen);
+        return store_commit(db->store, db->batch_gen, committed);
     store_rollback(db->store);
     return rc;
 }
 
-bool
-db_batch_end(struct db *db, bool ok, struct xerr **errp)
+/* A shared store gave the commit generation @gen, not batch_gen: the
+ * batch's objects move to it (and to the tail of their lists). */
+static void
+restamp(struct db *db, uint64_t gen)
+{
+    for (size_t i = 0; i < db->n_undo; i++) {
+        struct undo *u = &db->undo[i];
+        if (u->deleted)
+            continue;
+        if (!u->existed)
+            u->obj->gen_created = gen;
+        u->obj->gen_modified = gen;
+        struct dbclass *dc = dbclass_of(db, u->cls);
+        list_unlink(dc, u->obj);
+        list_insert_ordered(dc, u->obj);
+    }
+    db->batch_gen = gen;
+}
+
+/* Ends the outermost batch. On a lost compare-and-swap, *@conflict (when not
+ * NULL) is the generation to wait for before trying again. */
+static bool
+batch_end(struct db *db, bool ok, struct xerr **errp, uint64_t *conflict)
 {
     assert(in_batch(db) && db->batch_depth > 0); /* invariant 1: we hold the write lock */
     if (--db->batch_depth > 0) {
@@ -407,16 +450,19 @@ db_batch_end(struct db *db, bool ok, struct xerr **errp)
     }
     bool failed = !ok || db->batch_failed;
     int rc = 0;
-    uint64_t committed = 0;
+    uint64_t committed = 0, stamped = 0;
     if (!failed && db->n_undo > 0) {
-        rc = persist(db);
+        rc = persist(db, &stamped);
         if (rc < 0)
             failed = true;
     }
     if (failed) {
         rollback_memory(db);
     } else if (db->n_undo > 0) {
-        assert(db->batch_gen == db->gen + 1); /* invariant 3: one generation per batch */
+        /* invariant 3: one generation per batch */
+        assert(db->shared ? stamped > db->gen : stamped == db->gen + 1);
+        if (stamped != db->batch_gen)
+            restamp(db, stamped);
         for (size_t i = 0; i < db->n_undo; i++) {
             struct undo *u = &db->undo[i];
             if (u->deleted) {
@@ -425,8 +471,10 @@ db_batch_end(struct db *db, bool ok, struct xerr **errp)
                 obj_free(u->cls, u->obj);
             }
         }
-        db->gen = db->batch_gen;
-        committed = db->gen;
+        if (!db->shared) {
+            db->gen = db->batch_gen;
+            committed = db->gen; /* shared: apply_remote reports it in order */
+        }
     }
     for (size_t i = 0; i < db->n_undo; i++)
         xrecord_free(db->undo[i].cls, db->undo[i].old_rec);
@@ -437,9 +485,51 @@ db_batch_end(struct db *db, bool ok, struct xerr **errp)
     pthread_mutex_unlock(&db->writer);
     if (committed && db->on_commit)
         db->on_commit(db->on_commit_opaque, committed);
+    if (rc == -EAGAIN) {
+        /* Another host changed an object this batch wrote: nothing was
+         * written; the caller may try again on the newer state. */
+        if (conflict)
+            *conflict = stamped;
+        return xerr_too_busy(errp);
+    }
     if (rc < 0)
         return xerr_internal(errp, "database commit failed: %s", store_error(db->store));
     return !failed;
+}
+
+bool
+db_batch_end(struct db *db, bool ok, struct xerr **errp)
+{
+    return batch_end(db, ok, errp, NULL);
+}
+
+/* Waits (bounded) until the follower applied generation @gen. */
+static void
+wait_for_gen(struct db *db, uint64_t gen)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += CATCH_UP_WAIT_MS / 1000;
+    pthread_mutex_lock(&db->gen_mu);
+    while (db_generation(db) < gen)
+        if (pthread_cond_timedwait(&db->gen_cv, &db->gen_mu, &until) != 0)
+            break;
+    pthread_mutex_unlock(&db->gen_mu);
+}
+
+/* Whether a single-object write that just ended should run again: it lost a
+ * compare-and-swap, was not inside a caller's batch, and has attempts left. */
+static bool
+retry_after_conflict(struct db *db, bool ok, uint64_t conflict, int *attempt, struct xerr **errp)
+{
+    if (ok || !conflict || ++*attempt >= CONFLICT_RETRIES)
+        return false;
+    if (errp) {
+        xerr_free(*errp);
+        *errp = NULL;
+    }
+    wait_for_gen(db, conflict);
+    return true;
 }
 
 /* ------------------------------------------------------------------ reverse links */
@@ -481,9 +571,9 @@ relink(struct db *db, const struct xclass *cls, const char *ref, const void *old
 
 /* ------------------------------------------------------------------ writes */
 
-bool
-db_create(struct db *db, const struct xclass *cls, const char *ref, void *rec, char **ref_out,
-          struct xerr **errp)
+static bool
+create_once(struct db *db, const struct xclass *cls, const char *ref, void *rec, char **ref_out,
+            struct xerr **errp, uint64_t *conflict)
 {
     char **uuidp = xrecord_field_ptr(rec, &cls->fields[cls->uuid_field]);
     struct dbobj *o = calloc(1, sizeof(*o));
@@ -534,7 +624,7 @@ db_create(struct db *db, const struct xclass *cls, const char *ref, void *rec, c
         ok = xerr_nomem(errp);
     if (o)
         obj_free(cls, o);
-    if (!db_batch_end(db, ok, errp)) {
+    if (!batch_end(db, ok, errp, conflict)) {
         free(copy);
         return false;
     }
@@ -544,7 +634,27 @@ db_create(struct db *db, const struct xclass *cls, const char *ref, void *rec, c
 }
 
 bool
-db_destroy(struct db *db, const struct xclass *cls, const char *ref, struct xerr **errp)
+db_create(struct db *db, const struct xclass *cls, const char *ref, void *rec, char **ref_out,
+          struct xerr **errp)
+{
+    if (!db->shared || in_batch(db))
+        return create_once(db, cls, ref, rec, ref_out, errp, NULL);
+    /* A retry needs the record again: each attempt gets a copy. */
+    bool ok;
+    int attempt = 0;
+    uint64_t conflict;
+    do {
+        conflict = 0;
+        void *copy = xrecord_copy(cls, rec);
+        ok = copy ? create_once(db, cls, ref, copy, ref_out, errp, &conflict) : xerr_nomem(errp);
+    } while (retry_after_conflict(db, ok, conflict, &attempt, errp));
+    xrecord_free(cls, rec);
+    return ok;
+}
+
+static bool
+destroy_once(struct db *db, const struct xclass *cls, const char *ref, struct xerr **errp,
+             uint64_t *conflict)
 {
     db_batch_begin(db);
     struct dbobj *o = lookup(db, cls, ref);
@@ -560,19 +670,32 @@ db_destroy(struct db *db, const struct xclass *cls, const char *ref, struct xerr
             undo_of(db, o)->deleted = true;
         }
     }
-    return db_batch_end(db, ok, errp);
+    return batch_end(db, ok, errp, conflict);
 }
 
 bool
-db_update(struct db *db, const struct xclass *cls, const char *ref, db_update_fn *fn,
-          void *opaque, struct xerr **errp)
+db_destroy(struct db *db, const struct xclass *cls, const char *ref, struct xerr **errp)
+{
+    bool outer = db->shared && !in_batch(db), ok;
+    int attempt = 0;
+    uint64_t conflict;
+    do {
+        conflict = 0;
+        ok = destroy_once(db, cls, ref, errp, outer ? &conflict : NULL);
+    } while (retry_after_conflict(db, ok, conflict, &attempt, errp));
+    return ok;
+}
+
+static bool
+update_once(struct db *db, const struct xclass *cls, const char *ref, db_update_fn *fn,
+            void *opaque, struct xerr **errp, uint64_t *conflict)
 {
     db_batch_begin(db);
     struct dbobj *o = lookup(db, cls, ref);
     bool ok;
     if (!o) {
         ok = xerr_handle_invalid(errp, cls->name, ref);
-        return db_batch_end(db, ok, errp);
+        return batch_end(db, ok, errp, conflict);
     }
     bool fresh = o->batch_seen != db->batch_id;
     void *before = xrecord_copy(cls, o->rec);
@@ -614,7 +737,21 @@ db_update(struct db *db, const struct xclass *cls, const char *ref, db_update_fn
         before = NULL;
     }
     xrecord_free(cls, before);
-    return db_batch_end(db, ok, errp);
+    return batch_end(db, ok, errp, conflict);
+}
+
+bool
+db_update(struct db *db, const struct xclass *cls, const char *ref, db_update_fn *fn,
+          void *opaque, struct xerr **errp)
+{
+    bool outer = db->shared && !in_batch(db), ok;
+    int attempt = 0;
+    uint64_t conflict;
+    do {
+        conflict = 0;
+        ok = update_once(db, cls, ref, fn, opaque, errp, outer ? &conflict : NULL);
+    } while (retry_after_conflict(db, ok, conflict, &attempt, errp));
+    return ok;
 }
 
 struct set_field_args {
@@ -643,8 +780,9 @@ db_set_field(struct db *db, const struct xclass *cls, const char *ref, const str
     return db_update(db, cls, ref, set_field_cb, &a, errp);
 }
 
-bool
-db_touch(struct db *db, const struct xclass *cls, const char *ref, struct xerr **errp)
+static bool
+touch_once(struct db *db, const struct xclass *cls, const char *ref, struct xerr **errp,
+           uint64_t *conflict)
 {
     db_batch_begin(db);
     struct dbobj *o = lookup(db, cls, ref);
@@ -653,7 +791,20 @@ db_touch(struct db *db, const struct xclass *cls, const char *ref, struct xerr *
         ok = xerr_handle_invalid(errp, cls->name, ref);
     else
         ok = touch_in_batch(db, cls, o) == 0 || xerr_nomem(errp);
-    return db_batch_end(db, ok, errp);
+    return batch_end(db, ok, errp, conflict);
+}
+
+bool
+db_touch(struct db *db, const struct xclass *cls, const char *ref, struct xerr **errp)
+{
+    bool outer = db->shared && !in_batch(db), ok;
+    int attempt = 0;
+    uint64_t conflict;
+    do {
+        conflict = 0;
+        ok = touch_once(db, cls, ref, errp, outer ? &conflict : NULL);
+    } while (retry_after_conflict(db, ok, conflict, &attempt, errp));
+    return ok;
 }
 
 bool
@@ -849,13 +1000,17 @@ db_changes_since(struct db *db, uint64_t since, const uint64_t *class_mask, db_c
         struct dbobj *o = dbclass_of(db, cls)->tail;
         while (o && o->gen_modified > since)
             o = o->prev;
-        for (o = o ? o->next : dbclass_of(db, cls)->head; o; o = o->next)
+        /* Objects past db->gen: a shared store's own commits the follower
+         * has not reported yet (they come with that generation). */
+        for (o = o ? o->next : dbclass_of(db, cls)->head; o && o->gen_modified <= db->gen;
+             o = o->next)
             fn(opaque, cls, o->gen_created > since ? DB_CHANGE_ADD : DB_CHANGE_MOD, o->ref,
                o->gen_modified, o->rec);
     }
     for (size_t i = 0; i < db->n_tombs; i++) {
         const struct tomb *t = &db->tombs[(db->tomb_head + i) % TOMB_MAX];
-        if (t->gen > since && t->gen_created <= since && masked(class_mask, t->cls->id))
+        if (t->gen > since && t->gen <= db->gen && t->gen_created <= since &&
+            masked(class_mask, t->cls->id))
             fn(opaque, t->cls, DB_CHANGE_DEL, t->ref, t->gen, NULL);
     }
     *now = db->gen;
@@ -981,6 +1136,156 @@ rebuild_links(struct db *db)
     return 0;
 }
 
+/* ------------------------------------------------------------------ other writers */
+
+static void *
+decode_row(const struct xclass *cls, const char *ref, const char *json, size_t len)
+{
+    struct xval *v = NULL;
+    char why[128];
+    struct xerr *err = NULL;
+    void *rec = NULL;
+    if (json_parse_xval(json, len, &v, why, sizeof(why)) < 0) {
+        log_warn("db.remote", "class=%s ref=%s reason=\"%s\"", cls->name, ref, why);
+        return NULL;
+    }
+    if (!(rec = xrecord_new(cls)) || !xrecord_decode(cls, v, rec, true, false, &err) ||
+        !xrecord_uuid(cls, rec)) {
+        char d[160];
+        log_warn("db.remote", "class=%s ref=%s reason=\"%s\"", cls->name, ref,
+                 err ? xerr_describe(err, d, sizeof(d)) : "out of memory");
+        xrecord_free(cls, rec);
+        rec = NULL;
+    }
+    xerr_free(err);
+    xval_free(v);
+    return rec;
+}
+
+/* Step 1 of applying a change: the record replaced, added or removed; the
+ * undo entry keeps the record as it was for step 2 (relink). */
+static void
+apply_one(struct db *db, uint64_t gen, const struct store_change *c, void *rec)
+{
+    struct dbclass *dc = dbclass_of(db, c->cls);
+    struct dbobj *o = lookup(db, c->cls, c->ref);
+    if (o && o->gen_modified >= gen) {
+        xrecord_free(c->cls, rec); /* our own commit, applied when it was made */
+        return;
+    }
+    if (!c->json) {
+        if (o && save_undo(db, c->cls, o, true) == 0) {
+            index_remove(dc, o);
+            undo_of(db, o)->deleted = true;
+        }
+        return;
+    }
+    if (!rec)
+        return;
+    if (o) {
+        if (save_undo(db, c->cls, o, true) < 0) {
+            xrecord_free(c->cls, rec);
+            return;
+        }
+        /* Reverse-link sets are derived here (invariant 4), never stored. */
+        for (size_t i = 0; i < c->cls->n_fields; i++) {
+            const struct xfield *f = &c->cls->fields[i];
+            if (!f->inverse_class)
+                continue;
+            union xvalue_storage tmp;
+            memcpy(&tmp, xrecord_field_ptr(rec, f), f->type->size);
+            memcpy(xrecord_field_ptr(rec, f), xrecord_field_ptr(o->rec, f), f->type->size);
+            memcpy(xrecord_field_ptr(o->rec, f), &tmp, f->type->size);
+        }
+        xrecord_free(c->cls, o->rec);
+        o->rec = rec;
+        mark_modified(db, c->cls, o);
+        return;
+    }
+    o = calloc(1, sizeof(*o));
+    if (!o || !(o->ref = strdup(c->ref)) || !(o->uuid = strdup(xrecord_uuid(c->cls, rec))) ||
+        hashmap_get(&dc->by_uuid, o->uuid)) {
+        log_warn("db.remote", "class=%s ref=%s reason=\"cannot add\"", c->cls->name, c->ref);
+        if (o)
+            o->rec = rec;
+        obj_free(c->cls, o);
+        return;
+    }
+    o->rec = rec;
+    o->gen_created = c->gen_created ? c->gen_created : gen;
+    o->gen_modified = gen;
+    if (index_add(dc, o) < 0) {
+        obj_free(c->cls, o);
+        return;
+    }
+    if (save_undo(db, c->cls, o, false) < 0)
+        log_warn("db.remote", "class=%s ref=%s reason=out-of-memory", c->cls->name, c->ref);
+}
+
+/* store_change_fn: another writer's commit (or our own, coming back) at
+ * generation @gen, applied as a batch that the store already holds. */
+static void
+apply_remote(void *opaque, uint64_t gen, const struct store_change *changes, size_t n)
+{
+    struct db *db = opaque;
+    void **recs = calloc(n + 1, sizeof(*recs));
+    if (!recs) {
+        log_error("db.remote", "generation=%" PRIu64 " reason=out-of-memory", gen);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (changes[i].json)
+            recs[i] = decode_row(changes[i].cls, changes[i].ref, changes[i].json, changes[i].len);
+
+    pthread_mutex_lock(&db->writer);
+    pthread_rwlock_wrlock(&db->lock);
+    this_batch_db = db;
+    db->batch_depth = 1;
+    db->batch_id++;
+    db->batch_gen = gen;
+    db->n_undo = 0;
+    /* All records first, then the links: a commit may add an object and
+     * another that points at it, in any order. */
+    for (size_t i = 0; i < n; i++)
+        apply_one(db, gen, &changes[i], recs[i]);
+    size_t applied = db->n_undo;
+    for (size_t i = 0; i < applied; i++) {
+        struct undo *u = &db->undo[i]; /* relink may move db->undo: index again each time */
+        const struct xclass *cls = u->cls;
+        struct dbobj *o = u->obj;
+        if (relink(db, cls, o->ref, u->existed ? u->old_rec : NULL,
+                   u->deleted ? NULL : o->rec) < 0)
+            log_error("db.remote", "generation=%" PRIu64 " reason=out-of-memory", gen);
+    }
+    for (size_t i = 0; i < db->n_undo; i++) {
+        struct undo *u = &db->undo[i];
+        if (u->deleted) {
+            tomb_add(db, u->cls, u->obj->ref, gen, u->obj->gen_created);
+            obj_free(u->cls, u->obj);
+        }
+        xrecord_free(u->cls, u->old_rec);
+    }
+    db->n_undo = 0;
+    db->batch_depth = 0;
+    this_batch_db = NULL;
+    bool advanced = gen > db->gen;
+    if (advanced)
+        db->gen = gen;
+    db_commit_fn *hook = db->on_commit;
+    void *hook_opaque = db->on_commit_opaque;
+    pthread_rwlock_unlock(&db->lock);
+    pthread_mutex_unlock(&db->writer);
+    free(recs);
+
+    pthread_mutex_lock(&db->gen_mu);
+    pthread_cond_broadcast(&db->gen_cv);
+    pthread_mutex_unlock(&db->gen_mu);
+    if (advanced && hook)
+        hook(hook_opaque, gen);
+}
+
+/* ------------------------------------------------------------------ open / close */
+
 int
 db_open(const char *path, struct db **out, char *why, size_t why_len)
 {
@@ -989,6 +1294,8 @@ db_open(const char *path, struct db **out, char *why, size_t why_len)
         return -ENOMEM;
     pthread_rwlock_init(&db->lock, NULL);
     pthread_mutex_init(&db->writer, NULL);
+    pthread_mutex_init(&db->gen_mu, NULL);
+    pthread_cond_init(&db->gen_cv, NULL);
     db->classes = calloc(xapi_n_classes, sizeof(*db->classes));
     db->tombs = calloc(TOMB_MAX, sizeof(*db->tombs));
     if (!db->classes || !db->tombs) {
@@ -1016,6 +1323,9 @@ db_open(const char *path, struct db **out, char *why, size_t why_len)
         rc = store_load_tombstones(db->store, load_tomb, db);
     if (rc == 0)
         rc = rebuild_links(db);
+    db->shared = store_shared(db->store);
+    if (rc == 0 && (rc = store_follow(db->store, apply_remote, db)) < 0)
+        snprintf(why, why_len, "following %s: %s", path, strerror(-rc));
     if (rc < 0) {
         if (!why[0])
             snprintf(why, why_len, "loading %s: %s", path, store_error(db->store));
@@ -1031,6 +1341,7 @@ db_close(struct db *db)
 {
     if (!db)
         return;
+    store_close(db->store); /* first: its follower calls into db */
     for (size_t c = 0; db->classes && c < xapi_n_classes; c++) {
         struct dbclass *dc = &db->classes[c];
         struct dbobj *o = dc->head;
@@ -1048,15 +1359,20 @@ db_close(struct db *db)
     free(db->tombs);
     free(db->classes);
     free(db->undo);
-    store_close(db->store);
     pthread_rwlock_destroy(&db->lock);
     pthread_mutex_destroy(&db->writer);
+    pthread_mutex_destroy(&db->gen_mu);
+    pthread_cond_destroy(&db->gen_cv);
     free(db);
 }
 
 void
 db_set_commit_hook(struct db *db, db_commit_fn *fn, void *opaque)
 {
+    pthread_mutex_lock(&db->writer); /* the follower's thread reads it */
+    pthread_rwlock_wrlock(&db->lock);
     db->on_commit = fn;
     db->on_commit_opaque = opaque;
+    pthread_rwlock_unlock(&db->lock);
+    pthread_mutex_unlock(&db->writer);
 }
