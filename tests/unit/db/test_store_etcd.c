@@ -1,0 +1,518 @@
+/* tests/unit/db/test_store_etcd.c - the object store on etcd (db/store_etcd.c)
+ * against a real etcd: a single member on ephemeral 127.0.0.1 ports in a
+ * temporary directory, started here and killed (by its pid) at the end.
+ * Two stores opened on one prefix stand for two hosts of a pool.
+ * Skipped when etcd is not installed. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "db/db.h"
+#include "model/xmodel.h"
+#include "xapi_errors.h"
+#include "xapi_model.h"
+
+#define ETCD_BIN "/usr/bin/etcd"
+#define WAIT_S 20 /* a bound for a failing test, not a speed expectation */
+
+static pid_t etcd_pid;
+static char etcd_dir[64];
+static char endpoint[64];
+static int prefix_n;
+
+static int
+free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void
+sleep_ms(int ms)
+{
+    nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
+}
+
+static char *
+spec(const char *prefix)
+{
+    char *s = NULL;
+    assert_true(asprintf(&s, "etcd:%s;%s", endpoint, prefix) > 0);
+    return s;
+}
+
+static struct db *
+open_store(const char *prefix)
+{
+    char *path = spec(prefix);
+    char why[256] = "";
+    struct db *db = NULL;
+    int rc = db_open(path, &db, why, sizeof(why));
+    if (rc < 0)
+        fail_msg("db_open %s: %s", path, why);
+    free(path);
+    return db;
+}
+
+static void
+stop_etcd(void)
+{
+    if (etcd_pid > 0) {
+        kill(etcd_pid, SIGKILL);
+        waitpid(etcd_pid, NULL, 0);
+        etcd_pid = 0;
+    }
+    if (etcd_dir[0]) {
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", etcd_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "# could not remove %s\n", etcd_dir);
+        etcd_dir[0] = 0;
+    }
+}
+
+static int
+start_etcd(void)
+{
+    snprintf(etcd_dir, sizeof(etcd_dir), "/tmp/vessel-test-etcd-XXXXXX");
+    if (!mkdtemp(etcd_dir))
+        return -1;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        int cport = free_port(), pport = free_port();
+        char curl[64], purl[64], cluster[96], data[96], log[96];
+        snprintf(curl, sizeof(curl), "http://127.0.0.1:%d", cport);
+        snprintf(purl, sizeof(purl), "http://127.0.0.1:%d", pport);
+        snprintf(cluster, sizeof(cluster), "t=%s", purl);
+        snprintf(data, sizeof(data), "%s/data", etcd_dir);
+        snprintf(log, sizeof(log), "%s/etcd.log", etcd_dir);
+        pid_t pid = fork();
+        if (pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives a crashed test */
+            if (!freopen(log, "a", stdout) || !freopen(log, "a", stderr))
+                _exit(126);
+            execl(ETCD_BIN, ETCD_BIN, "--name", "t", "--data-dir", data, "--listen-client-urls",
+                  curl, "--advertise-client-urls", curl, "--listen-peer-urls", purl,
+                  "--initial-advertise-peer-urls", purl, "--initial-cluster", cluster,
+                  (char *)NULL);
+            _exit(127);
+        }
+        etcd_pid = pid;
+        snprintf(endpoint, sizeof(endpoint), "%s", curl);
+        for (int i = 0; i < WAIT_S * 10; i++) {
+            if (waitpid(pid, NULL, WNOHANG) == pid) {
+                etcd_pid = 0; /* a port was taken meanwhile: again */
+                break;
+            }
+            char *path = NULL, why[256];
+            struct db *db = NULL;
+            if (asprintf(&path, "etcd:%s;/probe", curl) > 0 &&
+                db_open(path, &db, why, sizeof(why)) == 0) {
+                db_close(db);
+                free(path);
+                return 0;
+            }
+            free(path);
+            sleep_ms(100);
+        }
+        if (etcd_pid) {
+            stop_etcd();
+            return -1;
+        }
+    }
+    return -1;
+}
+
+/* Each test has a prefix of its own: a fresh, empty pool. */
+struct pair {
+    char prefix[64];
+    struct db *a, *b;
+};
+
+static int
+setup(void **state)
+{
+    struct pair *p = calloc(1, sizeof(*p));
+    snprintf(p->prefix, sizeof(p->prefix), "/vessel-test/%d", ++prefix_n);
+    p->a = open_store(p->prefix);
+    p->b = open_store(p->prefix);
+    *state = p;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct pair *p = *state;
+    db_close(p->a);
+    db_close(p->b);
+    free(p);
+    return 0;
+}
+
+static char *
+new_vm(struct db *db, const char *name)
+{
+    struct xapi_vm_record *vm = xapi_vm_record_new();
+    free(vm->name_label);
+    vm->name_label = strdup(name);
+    char *ref = NULL;
+    struct xerr *err = NULL;
+    if (!db_create(db, &xapi_class_vm, NULL, vm, &ref, &err)) {
+        char d[256];
+        fail_msg("create: %s", xerr_describe(err, d, sizeof(d)));
+    }
+    return ref;
+}
+
+static char *
+name_of(struct db *db, const char *ref)
+{
+    char *name = NULL;
+    if (!db_get_field(db, &xapi_class_vm, ref, xclass_field(&xapi_class_vm, "name_label"), &name,
+                      NULL))
+        return NULL;
+    return name;
+}
+
+/* Polls @db until its VM @ref is named @want (NULL: until it is gone). */
+static bool
+wait_name(struct db *db, const char *ref, const char *want)
+{
+    for (int i = 0; i < WAIT_S * 100; i++) {
+        char *got = name_of(db, ref);
+        bool done = want ? got && strcmp(got, want) == 0 : !db_exists(db, &xapi_class_vm, ref);
+        free(got);
+        if (done)
+            return true;
+        sleep_ms(10);
+    }
+    return false;
+}
+
+static bool
+wait_gen(struct db *db, uint64_t gen)
+{
+    for (int i = 0; i < WAIT_S * 100 && db_generation(db) < gen; i++)
+        sleep_ms(10);
+    return db_generation(db) >= gen;
+}
+
+static bool
+set_name(struct db *db, const char *ref, const char *name, struct xerr **errp)
+{
+    return db_set_field(db, &xapi_class_vm, ref, xclass_field(&xapi_class_vm, "name_label"),
+                        &name, errp);
+}
+
+/* ------------------------------------------------------------------ tests */
+
+static void
+test_other_store_sees_writes(void **state)
+{
+    struct pair *p = *state;
+    char *vm = new_vm(p->a, "made-on-a");
+    assert_true(wait_name(p->b, vm, "made-on-a"));
+    assert_true(set_name(p->b, vm, "renamed-on-b", NULL));
+    assert_true(wait_name(p->a, vm, "renamed-on-b"));
+    assert_true(db_destroy(p->a, &xapi_class_vm, vm, NULL));
+    assert_true(wait_name(p->b, vm, NULL));
+    free(vm);
+}
+
+static void
+test_generation_is_the_revision(void **state)
+{
+    struct pair *p = *state;
+    char *vm = new_vm(p->a, "g");
+    assert_true(wait_name(p->a, vm, "g"));
+    uint64_t gen = db_generation(p->a);
+    /* A third store loads at the revision the others reached, with the same generations. */
+    assert_true(wait_gen(p->b, gen));
+    struct db *c = open_store(p->prefix);
+    assert_true(db_generation(c) >= gen);
+    assert_true(set_name(c, vm, "g2", NULL));
+    assert_true(wait_name(p->a, vm, "g2"));
+    assert_true(wait_name(p->b, vm, "g2"));
+    /* Each host's generation follows the etcd revisions: one commit later,
+     * all three agree on the generation of the change. */
+    uint64_t ga = db_generation(p->a), gb = db_generation(p->b);
+    assert_true(wait_gen(c, ga));
+    assert_int_equal(ga, gb);
+    assert_true(ga > gen);
+    db_close(c);
+    free(vm);
+}
+
+struct seen {
+    int adds, mods, dels;
+};
+
+static void
+count_changes(void *opaque, const struct xclass *cls, enum db_change_op op, const char *ref,
+              uint64_t gen, const void *rec)
+{
+    struct seen *s = opaque;
+    if (op == DB_CHANGE_ADD)
+        s->adds++;
+    else if (op == DB_CHANGE_MOD)
+        s->mods++;
+    else
+        s->dels++;
+}
+
+static void
+test_changes_reach_the_other_store(void **state)
+{
+    struct pair *p = *state;
+    uint64_t mask[4] = {0};
+    mask[xapi_class_vm.id / 64] |= 1ull << (xapi_class_vm.id % 64);
+    char *a = new_vm(p->a, "a");
+    assert_true(wait_name(p->b, a, "a"));
+    uint64_t token = db_generation(p->b);
+    char *b = new_vm(p->a, "b");                         /* add */
+    assert_true(db_touch(p->a, &xapi_class_vm, a, NULL)); /* mod, then del */
+    assert_true(db_destroy(p->a, &xapi_class_vm, a, NULL));
+    assert_true(set_name(p->a, b, "b-done", NULL));
+    assert_true(wait_name(p->b, b, "b-done"));
+    struct seen s = {0};
+    uint64_t now = 0;
+    assert_true(db_changes_since(p->b, token, mask, count_changes, &s, &now));
+    assert_int_equal(s.adds, 1);
+    assert_int_equal(s.mods, 0);
+    assert_int_equal(s.dels, 1);
+    assert_int_equal(now, db_generation(p->b));
+    /* the deletion survives a restart: the tombstone is in etcd */
+    struct db *c = open_store(p->prefix);
+    struct seen s2 = {0};
+    assert_true(db_changes_since(c, token, mask, count_changes, &s2, &now));
+    assert_int_equal(s2.dels, 1);
+    assert_int_equal(s2.adds, 1);
+    db_close(c);
+    free(a);
+    free(b);
+}
+
+static void
+test_reverse_links_follow(void **state)
+{
+    struct pair *p = *state;
+    char *vm = new_vm(p->a, "with-disk");
+    /* The VM and a VBD pointing at it arrive on b in one revision. */
+    db_batch_begin(p->a);
+    char *vm2 = new_vm(p->a, "in-batch");
+    struct xapi_vbd_record *vbd = xapi_vbd_record_new();
+    free(vbd->VM);
+    vbd->VM = strdup(vm2);
+    char *vbd_ref = NULL;
+    assert_true(db_create(p->a, &xapi_class_vbd, NULL, vbd, &vbd_ref, NULL));
+    assert_true(db_batch_end(p->a, true, NULL));
+    assert_true(wait_name(p->b, vm2, "in-batch"));
+    struct xapi_vm_record *got = NULL;
+    assert_true(db_get(p->b, &xapi_class_vm, vm2, (void **)&got, NULL));
+    assert_int_equal(got->VBDs.n, 1);
+    xapi_vm_record_free(got);
+    /* Moving the VBD on a updates both VMs' sets on b. */
+    const char *to = vm;
+    assert_true(db_set_field(p->a, &xapi_class_vbd, vbd_ref, xclass_field(&xapi_class_vbd, "VM"),
+                             &to, NULL));
+    assert_true(set_name(p->a, vm, "moved", NULL));
+    assert_true(wait_name(p->b, vm, "moved"));
+    assert_true(db_get(p->b, &xapi_class_vm, vm2, (void **)&got, NULL));
+    assert_int_equal(got->VBDs.n, 0);
+    xapi_vm_record_free(got);
+    assert_true(db_get(p->b, &xapi_class_vm, vm, (void **)&got, NULL));
+    assert_int_equal(got->VBDs.n, 1);
+    xapi_vm_record_free(got);
+    free(vm);
+    free(vm2);
+    free(vbd_ref);
+}
+
+struct rename {
+    struct db *db;
+    const char *ref, *name;
+    bool ok;
+};
+
+static void *
+rename_main(void *opaque)
+{
+    struct rename *r = opaque;
+    r->ok = set_name(r->db, r->ref, r->name, NULL);
+    return NULL;
+}
+
+/* A batch of b's that read the VM before a changed it commits nothing. */
+static void
+test_lost_compare_and_swap(void **state)
+{
+    struct pair *p = *state;
+    char *vm = new_vm(p->a, "base");
+    assert_true(wait_name(p->b, vm, "base"));
+    db_batch_begin(p->b);
+    assert_true(set_name(p->b, vm, "from-b", NULL)); /* inside b's batch: not yet committed */
+    char *other = NULL;
+    struct xapi_vm_record *rec = xapi_vm_record_new();
+    free(rec->name_label);
+    rec->name_label = strdup("b-also-made-this");
+    assert_true(db_create(p->b, &xapi_class_vm, NULL, rec, &other, NULL));
+    /* a commits meanwhile (from another thread: a thread holds one store's batch at a time) */
+    struct rename r = {p->a, vm, "from-a", false};
+    pthread_t t;
+    pthread_create(&t, NULL, rename_main, &r);
+    pthread_join(t, NULL);
+    assert_true(r.ok);
+    struct xerr *err = NULL;
+    assert_false(db_batch_end(p->b, true, &err));
+    assert_non_null(err);
+    assert_string_equal(err->code, "TOO_BUSY");
+    xerr_free(err);
+    /* b's memory is back as it was, then a's change arrives; nothing of
+     * b's batch reached etcd (a never sees the VM b created). */
+    assert_false(db_exists(p->b, &xapi_class_vm, other));
+    assert_true(wait_name(p->b, vm, "from-a"));
+    assert_true(wait_gen(p->a, db_generation(p->b)));
+    assert_false(db_exists(p->a, &xapi_class_vm, other));
+    char *n = name_of(p->a, vm);
+    assert_string_equal(n, "from-a");
+    free(n);
+    free(other);
+    free(vm);
+}
+
+/* Read-modify-write from both stores at once: every increment lands. */
+struct incr {
+    struct db *db;
+    const char *ref;
+    int times;
+    bool ok;
+};
+
+static bool
+incr_cb(void *opaque, void *rec, struct xerr **errp)
+{
+    (void)opaque;
+    (void)errp;
+    struct xapi_vm_record *vm = rec;
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%d", atoi(vm->name_label) + 1);
+    free(vm->name_label);
+    vm->name_label = strdup(buf);
+    return vm->name_label != NULL;
+}
+
+static void *
+incr_main(void *opaque)
+{
+    struct incr *in = opaque;
+    in->ok = true;
+    for (int i = 0; i < in->times; i++) {
+        struct xerr *err = NULL;
+        if (!db_update(in->db, &xapi_class_vm, in->ref, incr_cb, NULL, &err)) {
+            char d[256];
+            fprintf(stderr, "# update: %s\n", xerr_describe(err, d, sizeof(d)));
+            xerr_free(err);
+            in->ok = false;
+        }
+    }
+    return NULL;
+}
+
+static void
+test_no_lost_update(void **state)
+{
+    struct pair *p = *state;
+    char *vm = new_vm(p->a, "0");
+    assert_true(wait_name(p->b, vm, "0"));
+    enum { THREADS = 4, TIMES = 15 };
+    struct incr in[THREADS];
+    pthread_t t[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        in[i] = (struct incr){i % 2 ? p->b : p->a, vm, TIMES, false};
+        pthread_create(&t[i], NULL, incr_main, &in[i]);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        assert_true(in[i].ok);
+    }
+    char want[16];
+    snprintf(want, sizeof(want), "%d", THREADS * TIMES);
+    assert_true(wait_name(p->a, vm, want));
+    assert_true(wait_name(p->b, vm, want));
+    free(vm);
+}
+
+/* Last: with etcd gone, a write fails cleanly and memory keeps the old record. */
+static void
+test_etcd_gone(void **state)
+{
+    struct pair *p = *state;
+    char *vm = new_vm(p->a, "kept");
+    stop_etcd();
+    struct xerr *err = NULL;
+    assert_false(set_name(p->a, vm, "lost", &err));
+    assert_non_null(err);
+    assert_string_equal(err->code, "INTERNAL_ERROR");
+    xerr_free(err);
+    char *n = name_of(p->a, vm);
+    assert_string_equal(n, "kept");
+    free(n);
+    char why[256] = "";
+    struct db *db = NULL;
+    char *path = spec(p->prefix);
+    assert_true(db_open(path, &db, why, sizeof(why)) < 0);
+    assert_non_null(strstr(why, "etcd"));
+    free(path);
+    free(vm);
+}
+
+int
+main(void)
+{
+    if (access(ETCD_BIN, X_OK) != 0) {
+        printf("1..0 # SKIP %s is not installed\n", ETCD_BIN);
+        return 0;
+    }
+    if (xmodel_init() < 0 || start_etcd() < 0) {
+        fprintf(stderr, "could not start etcd (log in %s)\n", etcd_dir);
+        stop_etcd();
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_other_store_sees_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_generation_is_the_revision, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_changes_reach_the_other_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reverse_links_follow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_compare_and_swap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_lost_update, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_etcd_gone, setup, teardown),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    stop_etcd();
+    return rc;
+}
