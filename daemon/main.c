@@ -734,6 +734,8 @@ out:
     srv.stopping = true;
     storage_gc_stop(&srv);
     events_stop(srv.events); /* answers long polls while their connections live */
+    if (srv.db) /* the store's follower thread commits until db_close */
+        db_set_commit_hook(srv.db, NULL, NULL);
     http_server_stop(http);
     rrd_store_stop(rrd_store); /* saves the rrds in DATA/rrd/ */
     static_files_free(ui_files);

@@ -1271,17 +1271,17 @@ apply_remote(void *opaque, uint64_t gen, const struct store_change *changes, siz
     bool advanced = gen > db->gen;
     if (advanced)
         db->gen = gen;
-    db_commit_fn *hook = db->on_commit;
-    void *hook_opaque = db->on_commit_opaque;
     pthread_rwlock_unlock(&db->lock);
+    /* Still holding the writer lock: db_set_commit_hook(NULL) then waits
+     * for this call, so the hook's owner may free it afterwards. */
+    if (advanced && db->on_commit)
+        db->on_commit(db->on_commit_opaque, gen);
     pthread_mutex_unlock(&db->writer);
     free(recs);
 
     pthread_mutex_lock(&db->gen_mu);
     pthread_cond_broadcast(&db->gen_cv);
     pthread_mutex_unlock(&db->gen_mu);
-    if (advanced && hook)
-        hook(hook_opaque, gen);
 }
 
 /* ------------------------------------------------------------------ open / close */

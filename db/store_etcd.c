@@ -25,10 +25,14 @@
  * long), the prefix is read again and every object and tombstone newer than
  * the last revision seen is reported as one change.
  *
- * Endpoints are tried in turn when one refuses connections; a request that
- * reached a member and failed (no leader, timeout) fails: every write is a
- * compare-and-swap, but whether a timed-out one committed is not known, so it
- * is not sent again (its effect, if any, arrives through the watch).
+ * Endpoints are tried in turn when one refuses connections. A transaction
+ * that failed otherwise (the leader died under it, an election, a timeout)
+ * may or may not have committed, so each one also writes a marker key of
+ * this store's own, P/txn/<instance>, with a nonce: reading the marker back
+ * says whether it did, and one that did not is sent again (safe: it is a
+ * compare-and-swap) until COMMIT_DEADLINE_MS. So losing a member, the
+ * leader included, costs a slow commit, not a failed one; losing quorum
+ * fails the commit once the deadline passes.
  */
 #include "db/store.h"
 
@@ -45,11 +49,17 @@
 
 #include "common/log.h"
 #include "common/strbuf.h"
+#include "db/db.h"
 
 #define CONNECT_TIMEOUT_MS 1000L
 /* Longer than etcd's own request timeout (5 s + 2 election timeouts), so
  * that a member without quorum answers with its reason first. */
-#define REQUEST_TIMEOUT_MS 15000L
+#define REQUEST_TIMEOUT_MS 10000L
+/* No new attempt of a commit starts after this: enough for an election
+ * after a leader's death (etcd's default election timeout is 1 s) and
+ * etcd's 7 s timeout of a proposal the dead leader took with it. */
+#define COMMIT_DEADLINE_MS 10000L
+#define RETRY_PAUSE_MS 200
 #define WATCH_RETRY_MS 200
 
 struct loaded {
@@ -67,6 +77,8 @@ struct store_etcd {
     size_t n_endpoints;
     atomic_size_t cur; /* the endpoint that last answered */
     char *prefix;      /* without a trailing '/' */
+    char *marker;      /* P/txn/<instance>: which of our commits happened */
+    uint64_t n_commits;
     CURL *curl;        /* for db.c's calls (under its write lock) */
 
     json_t *compare, *success; /* the open transaction */
@@ -482,15 +494,84 @@ etcd_delete(struct store *st_, const struct xclass *cls, const char *ref, uint64
     return rc;
 }
 
+static long
+ms_since(const struct timespec *t0)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - t0->tv_sec) * 1000L + (now.tv_nsec - t0->tv_nsec) / 1000000L;
+}
+
+static void
+sleep_ms(int ms)
+{
+    nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
+}
+
+/* After a failed attempt: 1 and *@rev when the marker holds @nonce (the
+ * transaction committed at *@rev), 0 when it does not (it did not), -EIO
+ * when etcd cannot tell before the deadline. */
+static int
+marker_check(struct store_etcd *st, const char *nonce, const struct timespec *t0, uint64_t *rev)
+{
+    while (ms_since(t0) < COMMIT_DEADLINE_MS) {
+        sleep_ms(RETRY_PAUSE_MS);
+        json_t *req = json_pack("{s:o}", "key", json_b64(st->marker, strlen(st->marker)));
+        json_t *resp = NULL;
+        char saved[sizeof(st->err)];
+        memcpy(saved, st->err, sizeof(saved));
+        int rc = req ? etcd_call(st, st->curl, "/v3/kv/range", req, &resp) : -ENOMEM;
+        json_decref(req);
+        if (rc < 0) {
+            memcpy(st->err, saved, sizeof(saved)); /* the commit's reason is the one to tell */
+            continue;
+        }
+        json_t *kv = json_array_get(json_object_get(resp, "kvs"), 0);
+        size_t len = 0;
+        const char *v64 = json_string_value(json_object_get(kv, "value"));
+        char *value = v64 ? b64_decode(v64, &len) : NULL;
+        int found = value && strcmp(value, nonce) == 0;
+        if (found)
+            *rev = json_u64(kv, "mod_revision");
+        free(value);
+        json_decref(resp);
+        return found;
+    }
+    return -EIO;
+}
+
 static int
 etcd_commit(struct store *st_, uint64_t gen, uint64_t *committed)
 {
     (void)gen;
     struct store_etcd *st = (struct store_etcd *)st_;
-    json_t *req = json_pack("{s:O, s:O}", "compare", st->compare, "success", st->success);
+    char nonce[40];
+    snprintf(nonce, sizeof(nonce), "%" PRIu64 "-%ld", ++st->n_commits, (long)time(NULL));
+    int rc = add_put(st, st->marker, nonce, strlen(nonce));
+    json_t *req = rc == 0 ? json_pack("{s:O, s:O}", "compare", st->compare, "success", st->success)
+                          : NULL;
     txn_clear(st);
+    if (!req)
+        return -ENOMEM;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     json_t *resp = NULL;
-    int rc = req ? etcd_call(st, st->curl, "/v3/kv/txn", req, &resp) : -ENOMEM;
+    for (;;) {
+        rc = etcd_call(st, st->curl, "/v3/kv/txn", req, &resp);
+        if (rc == 0 || rc == -ENOMEM)
+            break;
+        int done = marker_check(st, nonce, &t0, committed);
+        if (done != 0) {
+            json_decref(req);
+            if (done > 0)
+                log_info("db.etcd.commit", "revision=%" PRIu64 " after=\"%s\"", *committed,
+                         st->err);
+            return done > 0 ? 0 : -EIO;
+        }
+        if (ms_since(&t0) >= COMMIT_DEADLINE_MS)
+            break; /* it did not commit: say why */
+        log_info("db.etcd.commit", "again=true reason=\"%s\"", st->err);
+    }
     json_decref(req);
     if (rc < 0)
         return rc;
@@ -764,11 +845,19 @@ etcd_close(struct store *st_)
         atomic_store(&st->stop, true);
         pthread_join(st->watcher, NULL);
     }
+    if (st->n_commits && st->curl) { /* best effort: a crash leaves one small key */
+        json_t *req = json_pack("{s:o}", "key", json_b64(st->marker, strlen(st->marker)));
+        json_t *resp = NULL;
+        if (req && etcd_call(st, st->curl, "/v3/kv/deleterange", req, &resp) == 0)
+            json_decref(resp);
+        json_decref(req);
+    }
     txn_clear(st);
     rows_free(st->rows, st->n_rows);
     for (size_t i = 0; i < st->n_endpoints; i++)
         free(st->endpoints[i]);
     free(st->endpoints);
+    free(st->marker);
     free(st->prefix);
     if (st->curl)
         curl_easy_cleanup(st->curl);
@@ -853,6 +942,10 @@ store_etcd_open(const char *spec, struct store **out, char *why, size_t why_len)
     st->base.ops = &etcd_ops;
     int rc = parse_spec(st, spec, why, why_len);
     if (rc == 0 && !(st->curl = curl_easy_init()))
+        rc = -ENOMEM;
+    char instance[37];
+    db_uuid_generate(instance); /* this process's, not the host's: two may share a host */
+    if (rc == 0 && !(st->marker = key_of(st, "txn", "commit", instance)))
         rc = -ENOMEM;
     if (rc == 0 && (rc = read_prefix(st, st->curl, &st->rows, &st->n_rows, &st->revision)) < 0)
         snprintf(why, why_len, "%s", st->err);
