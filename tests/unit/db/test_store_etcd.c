@@ -4,8 +4,10 @@
  * Two stores opened on one prefix stand for two hosts of a pool.
  * Skipped when etcd is not installed. */
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -227,6 +229,144 @@ set_name(struct db *db, const char *ref, const char *name, struct xerr **errp)
 {
     return db_set_field(db, &xapi_class_vm, ref, xclass_field(&xapi_class_vm, "name_label"),
                         &name, errp);
+}
+
+
+/* ------------------------------------------------------------------ a cuttable link */
+
+/* A TCP relay to etcd on its own port: cutting it closes every connection
+ * and refuses new ones, as a host cut off from etcd sees it. */
+struct relay {
+    int port, target;
+    int lfd;
+    int fds[64][2];
+    int n;
+    pthread_t th;
+    volatile int stop;
+};
+
+static int
+tcp_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void *
+relay_main(void *opaque)
+{
+    struct relay *r = opaque;
+    while (!r->stop) {
+        struct pollfd p[129];
+        int np = 0;
+        p[np++] = (struct pollfd){.fd = r->lfd, .events = POLLIN};
+        for (int i = 0; i < r->n; i++) {
+            p[np++] = (struct pollfd){.fd = r->fds[i][0], .events = POLLIN};
+            p[np++] = (struct pollfd){.fd = r->fds[i][1], .events = POLLIN};
+        }
+        if (poll(p, (nfds_t)np, 50) <= 0)
+            continue;
+        if ((p[0].revents & POLLIN) && r->n < 64) {
+            int c = accept(r->lfd, NULL, NULL), e = c >= 0 ? tcp_connect(r->target) : -1;
+            if (c >= 0 && e >= 0) {
+                r->fds[r->n][0] = c;
+                r->fds[r->n][1] = e;
+                r->n++;
+            } else if (c >= 0) {
+                close(c);
+            }
+        }
+        for (int i = 0; i < r->n; i++) {
+            for (int side = 0; side < 2; side++) {
+                short ev = p[1 + 2 * i + side].revents;
+                if (!ev)
+                    continue;
+                char buf[65536];
+                ssize_t got = read(r->fds[i][side], buf, sizeof(buf));
+                if (got <= 0 || write(r->fds[i][!side], buf, (size_t)got) != got) {
+                    close(r->fds[i][0]);
+                    close(r->fds[i][1]);
+                    r->fds[i][0] = r->fds[i][1] = -1;
+                }
+            }
+        }
+        int k = 0;
+        for (int i = 0; i < r->n; i++)
+            if (r->fds[i][0] >= 0) {
+                r->fds[k][0] = r->fds[i][0];
+                r->fds[k][1] = r->fds[i][1];
+                k++;
+            }
+        r->n = k;
+    }
+    return NULL;
+}
+
+static void
+relay_start(struct relay *r)
+{
+    r->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(r->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)r->port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    assert_int_equal(bind(r->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(r->lfd, 16), 0);
+    getsockname(r->lfd, (struct sockaddr *)&a, &len);
+    r->port = ntohs(a.sin_port);
+    r->n = 0;
+    r->stop = 0;
+    pthread_create(&r->th, NULL, relay_main, r);
+}
+
+static void
+relay_cut(struct relay *r)
+{
+    r->stop = 1;
+    pthread_join(r->th, NULL);
+    close(r->lfd);
+    for (int i = 0; i < r->n; i++) {
+        close(r->fds[i][0]);
+        close(r->fds[i][1]);
+    }
+    r->n = 0;
+}
+
+static size_t
+keep_answer(char *data, size_t size, size_t n, void *opaque)
+{
+    char *buf = opaque;
+    size_t have = strlen(buf), len = size * n;
+    if (have + len < 4096) {
+        memcpy(buf + have, data, len);
+        buf[have + len] = 0;
+    }
+    return len;
+}
+
+/* POSTs @body to etcd; its answer's header.revision. */
+static uint64_t
+etcd_post(const char *path, const char *body)
+{
+    char url[128], answer[4096] = "";
+    snprintf(url, sizeof(url), "%s%s", endpoint, path);
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_answer);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, answer);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    curl_easy_cleanup(c);
+    const char *r = strstr(answer, "\"revision\":\"");
+    assert_non_null(r);
+    return strtoull(r + strlen("\"revision\":\""), NULL, 10);
 }
 
 /* ------------------------------------------------------------------ tests */
@@ -467,6 +607,53 @@ test_no_lost_update(void **state)
     free(vm);
 }
 
+
+/* A host cut off from etcd while the others wrote and etcd compacted its
+ * history: when it is back, it catches up by reading the prefix again. */
+static void
+test_catch_up_after_compaction(void **state)
+{
+    struct pair *p = *state;
+    char *stay = new_vm(p->a, "stay"), *gone = new_vm(p->a, "gone");
+    struct relay r = {.target = atoi(strrchr(endpoint, ':') + 1)};
+    relay_start(&r);
+    char *path = NULL;
+    assert_true(asprintf(&path, "etcd:http://127.0.0.1:%d;%s", r.port, p->prefix) > 0);
+    char why[256] = "";
+    struct db *c = NULL;
+    assert_int_equal(db_open(path, &c, why, sizeof(why)), 0);
+    assert_true(wait_name(c, gone, "gone"));
+    uint64_t token = db_generation(c);
+    relay_cut(&r);
+    assert_true(set_name(p->a, stay, "changed-while-cut", NULL));
+    assert_true(db_destroy(p->a, &xapi_class_vm, gone, NULL));
+    char *made = new_vm(p->a, "made-while-cut");
+    char body[64];
+    uint64_t rev = etcd_post("/v3/kv/put", "{\"key\":\"L2NvbXBhY3Q=\",\"value\":\"eA==\"}");
+    snprintf(body, sizeof(body), "{\"revision\":\"%llu\",\"physical\":true}",
+             (unsigned long long)rev);
+    etcd_post("/v3/kv/compaction", body);
+    relay_start(&r); /* the same port again */
+    assert_true(wait_name(c, stay, "changed-while-cut"));
+    assert_true(wait_name(c, made, "made-while-cut"));
+    assert_false(db_exists(c, &xapi_class_vm, gone));
+    /* event.from from before the cut reports all three */
+    uint64_t mask[4] = {0};
+    mask[xapi_class_vm.id / 64] |= 1ull << (xapi_class_vm.id % 64);
+    struct seen s = {0};
+    uint64_t now;
+    assert_true(db_changes_since(c, token, mask, count_changes, &s, &now));
+    assert_int_equal(s.adds, 1);
+    assert_int_equal(s.mods, 1);
+    assert_int_equal(s.dels, 1);
+    db_close(c);
+    relay_cut(&r);
+    free(path);
+    free(stay);
+    free(gone);
+    free(made);
+}
+
 /* Last: with etcd gone, a write fails cleanly and memory keeps the old record. */
 static void
 test_etcd_gone(void **state)
@@ -510,6 +697,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_reverse_links_follow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_compare_and_swap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_lost_update, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catch_up_after_compaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_etcd_gone, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
