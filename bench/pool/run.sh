@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # bench/pool/run.sh - the pool store's benchmark (issue 15): a commit's
 # latency on the etcd store against SQLite in the same run, and etcd's share
-# of it (bench/pool/poolbench.c).
+# of it (bench/pool/poolbench.c); then the same seen through the API, with
+# event propagation from one vesseld to another (bench/pool/api_pool.py,
+# its own 3-member etcd cluster).
 #
 #   bash bench/pool/run.sh [BUILD_DIR]        (default: $BUILD or ./build)
 #
-# Environment: POOLBENCH_SAMPLES (500).
+# Environment: POOLBENCH_SAMPLES (500), POOLAPI_SAMPLES (200).
 # Starts its own single-member etcd on free 127.0.0.1 ports in a temporary
 # directory (killed by its pid at the end), runs poolbench against it and a
 # SQLite store in the same directory. Prints a table and a POOLBENCH_JSON line.
@@ -66,3 +68,4 @@ echo "bench/pool: $("$etcd" --version | head -n1), $(nproc) CPUs, $(uname -r), d
   cat "$tmp/poolbench.log" >&2
   exit 1
 }
+python3 "$here/api_pool.py" "$build" "${POOLAPI_SAMPLES:-200}"
