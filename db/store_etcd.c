@@ -239,52 +239,37 @@ collect(char *data, size_t size, size_t n, void *opaque)
     return size * n;
 }
 
-/* POSTs @req to @path on the first endpoint that accepts a connection,
- * starting with the last one that did. Returns 0 and *resp (json_decref),
- * or -EIO with the reason in st->err (etcd's own message when it answered
- * with an error). */
+/* One POST of @body to endpoint @ep. 0 and *resp, or -EIO with the reason in
+ * st->err; *@sent is false when the request surely never reached etcd. */
 static int
-etcd_call(struct store_etcd *st, CURL *c, const char *path, json_t *req, json_t **resp)
+post_once(struct store_etcd *st, CURL *c, size_t ep, const char *path, const char *body,
+          json_t **resp, bool *sent)
 {
-    char *body = json_dumps(req, JSON_COMPACT);
-    if (!body) {
-        snprintf(st->err, sizeof(st->err), "out of memory");
-        return -ENOMEM;
-    }
+    char url[512];
+    snprintf(url, sizeof(url), "%s%s", st->endpoints[ep], path);
     struct strbuf out = STRBUF_INIT;
-    CURLcode cc = CURLE_COULDNT_CONNECT;
     long status = 0;
-    size_t first = atomic_load(&st->cur);
-    size_t used = first;
-    for (size_t i = 0; i < st->n_endpoints && cc == CURLE_COULDNT_CONNECT; i++) {
-        used = (first + i) % st->n_endpoints;
-        char url[512];
-        snprintf(url, sizeof(url), "%s%s", st->endpoints[used], path);
-        strbuf_reset(&out);
-        curl_easy_reset(c);
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
-        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
-        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        cc = curl_easy_perform(c);
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    }
-    free(body);
+    curl_easy_reset(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    CURLcode cc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    *sent = cc != CURLE_COULDNT_CONNECT && cc != CURLE_COULDNT_RESOLVE_HOST;
     if (cc != CURLE_OK) {
-        snprintf(st->err, sizeof(st->err), "etcd %s: %s", st->endpoints[used],
+        snprintf(st->err, sizeof(st->err), "etcd %s: %s", st->endpoints[ep],
                  curl_easy_strerror(cc));
         strbuf_release(&out);
         return -EIO;
     }
-    atomic_store(&st->cur, used);
-    json_error_t jerr;
-    json_t *r = json_loadb(out.buf ? out.buf : "", out.len, 0, &jerr);
+    json_t *r = json_loadb(out.buf ? out.buf : "", out.len, 0, NULL);
     strbuf_release(&out);
     if (!r) {
-        snprintf(st->err, sizeof(st->err), "etcd %s: HTTP %ld, not JSON", st->endpoints[used],
+        snprintf(st->err, sizeof(st->err), "etcd %s: HTTP %ld, not JSON", st->endpoints[ep],
                  status);
         return -EIO;
     }
@@ -292,13 +277,40 @@ etcd_call(struct store_etcd *st, CURL *c, const char *path, json_t *req, json_t 
     if (!msg)
         msg = json_string_value(json_object_get(r, "message"));
     if (status != 200 || msg) {
-        snprintf(st->err, sizeof(st->err), "etcd %s: %s", st->endpoints[used],
+        snprintf(st->err, sizeof(st->err), "etcd %s: %s", st->endpoints[ep],
                  msg ? msg : "unexpected answer");
         json_decref(r);
         return -EIO;
     }
     *resp = r;
     return 0;
+}
+
+/* POSTs @req to @path, starting with the endpoint that last answered. The
+ * next endpoint is tried when the request never left, and after any failure
+ * when @idempotent (a read). Returns 0 and *resp (json_decref), or -EIO with
+ * the reason in st->err (etcd's own message when it answered with an error);
+ * after a failure the next call starts with another endpoint. */
+static int
+etcd_call(struct store_etcd *st, CURL *c, const char *path, json_t *req, bool idempotent,
+          json_t **resp)
+{
+    char *body = json_dumps(req, JSON_COMPACT);
+    if (!body) {
+        snprintf(st->err, sizeof(st->err), "out of memory");
+        return -ENOMEM;
+    }
+    size_t first = atomic_load(&st->cur), ep = first;
+    int rc = -EIO;
+    for (size_t i = 0; i < st->n_endpoints; i++) {
+        ep = (first + i) % st->n_endpoints;
+        bool sent;
+        if ((rc = post_once(st, c, ep, path, body, resp, &sent)) == 0 || (sent && !idempotent))
+            break;
+    }
+    free(body);
+    atomic_store(&st->cur, rc == 0 ? ep : (ep + 1) % st->n_endpoints);
+    return rc;
 }
 
 static json_t *
@@ -332,7 +344,7 @@ read_prefix(struct store_etcd *st, CURL *c, struct loaded **rows_out, size_t *n_
     json_t *req = range_request(st), *resp = NULL;
     if (!req)
         return -ENOMEM;
-    int rc = etcd_call(st, c, "/v3/kv/range", req, &resp);
+    int rc = etcd_call(st, c, "/v3/kv/range", req, true, &resp);
     json_decref(req);
     if (rc < 0)
         return rc;
@@ -520,7 +532,7 @@ marker_check(struct store_etcd *st, const char *nonce, const struct timespec *t0
         json_t *resp = NULL;
         char saved[sizeof(st->err)];
         memcpy(saved, st->err, sizeof(saved));
-        int rc = req ? etcd_call(st, st->curl, "/v3/kv/range", req, &resp) : -ENOMEM;
+        int rc = req ? etcd_call(st, st->curl, "/v3/kv/range", req, true, &resp) : -ENOMEM;
         json_decref(req);
         if (rc < 0) {
             memcpy(st->err, saved, sizeof(saved)); /* the commit's reason is the one to tell */
@@ -557,7 +569,7 @@ etcd_commit(struct store *st_, uint64_t gen, uint64_t *committed)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     json_t *resp = NULL;
     for (;;) {
-        rc = etcd_call(st, st->curl, "/v3/kv/txn", req, &resp);
+        rc = etcd_call(st, st->curl, "/v3/kv/txn", req, false, &resp);
         if (rc == 0 || rc == -ENOMEM)
             break;
         int done = marker_check(st, nonce, &t0, committed);
@@ -848,7 +860,7 @@ etcd_close(struct store *st_)
     if (st->n_commits && st->curl) { /* best effort: a crash leaves one small key */
         json_t *req = json_pack("{s:o}", "key", json_b64(st->marker, strlen(st->marker)));
         json_t *resp = NULL;
-        if (req && etcd_call(st, st->curl, "/v3/kv/deleterange", req, &resp) == 0)
+        if (req && etcd_call(st, st->curl, "/v3/kv/deleterange", req, false, &resp) == 0)
             json_decref(resp);
         json_decref(req);
     }
