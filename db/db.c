@@ -87,6 +87,11 @@ struct dbclass {
     size_t n_links;
 };
 
+struct unconfirmed_del {
+    char *ref;
+    uint64_t gen;
+};
+
 struct undo {
     const struct xclass *cls;
     struct dbobj *obj;  /* the live object (or the removed one, when deleted) */
@@ -117,6 +122,10 @@ struct db {
     void *on_commit_opaque;
 
     bool shared;             /* store_shared(): other writers commit too */
+    /* Shared store: objects this process deleted whose deletion the follower
+     * has not reported yet (struct unconfirmed_del by ref), so that an
+     * earlier commit arriving meanwhile does not bring them back. */
+    struct hashmap unconfirmed_dels;
     pthread_mutex_t gen_mu;  /* with gen_cv: waits for db->gen to reach a generation */
     pthread_cond_t gen_cv;
 };
@@ -418,6 +427,27 @@ persist(struct db *db, uint64_t *committed)
     return rc;
 }
 
+static void
+unconfirmed_del_free(void *v)
+{
+    struct unconfirmed_del *d = v;
+    free(d->ref);
+    free(d);
+}
+
+static void
+remember_deletion(struct db *db, const char *ref, uint64_t gen)
+{
+    struct unconfirmed_del *d = calloc(1, sizeof(*d));
+    if (!d || !(d->ref = strdup(ref)) || hashmap_put(&db->unconfirmed_dels, d->ref, d) < 0) {
+        if (d)
+            free(d->ref);
+        free(d);
+        log_warn("db.remote", "ref=%s reason=out-of-memory", ref); /* at worst it reappears
+                                                                      until the deletion comes */
+    }
+}
+
 /* A shared store gave the commit generation @gen, not batch_gen: the
  * batch's objects move to it (and to the tail of their lists). */
 static void
@@ -466,8 +496,11 @@ batch_end(struct db *db, bool ok, struct xerr **errp, uint64_t *conflict)
         for (size_t i = 0; i < db->n_undo; i++) {
             struct undo *u = &db->undo[i];
             if (u->deleted) {
-                if (u->existed)
+                if (u->existed) {
                     tomb_add(db, u->cls, u->obj->ref, db->batch_gen, u->obj->gen_created);
+                    if (db->shared)
+                        remember_deletion(db, u->obj->ref, db->batch_gen);
+                }
                 obj_free(u->cls, u->obj);
             }
         }
@@ -1173,15 +1206,20 @@ apply_one(struct db *db, uint64_t gen, const struct store_change *c, void *rec)
         xrecord_free(c->cls, rec); /* our own commit, applied when it was made */
         return;
     }
+    struct unconfirmed_del *ours = hashmap_get(&db->unconfirmed_dels, c->ref);
     if (!c->json) {
         if (o && save_undo(db, c->cls, o, true) == 0) {
             index_remove(dc, o);
             undo_of(db, o)->deleted = true;
         }
+        if (ours && gen >= ours->gen)
+            unconfirmed_del_free(hashmap_remove(&db->unconfirmed_dels, c->ref));
         return;
     }
-    if (!rec)
+    if (!rec || (!o && ours && ours->gen > gen)) {
+        xrecord_free(c->cls, rec); /* deleted here since: not back to life */
         return;
+    }
     if (o) {
         if (save_undo(db, c->cls, o, true) < 0) {
             xrecord_free(c->cls, rec);
@@ -1296,6 +1334,7 @@ db_open(const char *path, struct db **out, char *why, size_t why_len)
     pthread_mutex_init(&db->writer, NULL);
     pthread_mutex_init(&db->gen_mu, NULL);
     pthread_cond_init(&db->gen_cv, NULL);
+    hashmap_init(&db->unconfirmed_dels);
     db->classes = calloc(xapi_n_classes, sizeof(*db->classes));
     db->tombs = calloc(TOMB_MAX, sizeof(*db->tombs));
     if (!db->classes || !db->tombs) {
@@ -1363,6 +1402,7 @@ db_close(struct db *db)
     pthread_mutex_destroy(&db->writer);
     pthread_mutex_destroy(&db->gen_mu);
     pthread_cond_destroy(&db->gen_cv);
+    hashmap_release_with(&db->unconfirmed_dels, unconfirmed_del_free);
     free(db);
 }
 
