@@ -47,8 +47,10 @@
 #include "xapi_errors.h"
 
 #define TOMB_MAX 100000
-/* Attempts of a single-object write that keeps losing compare-and-swaps. */
-#define CONFLICT_RETRIES 16
+/* How long a single-object write keeps trying while other hosts' commits
+ * to the same object keep winning (a host writing one object in a loop wins
+ * until it stops: its own memory is always current). */
+#define CONFLICT_RETRY_MS 10000
 #define CATCH_UP_WAIT_MS 5000
 
 struct dbobj {
@@ -439,6 +441,8 @@ static void
 remember_deletion(struct db *db, const char *ref, uint64_t gen)
 {
     struct unconfirmed_del *d = calloc(1, sizeof(*d));
+    if (d)
+        d->gen = gen;
     if (!d || !(d->ref = strdup(ref)) || hashmap_put(&db->unconfirmed_dels, d->ref, d) < 0) {
         if (d)
             free(d->ref);
@@ -550,18 +554,40 @@ wait_for_gen(struct db *db, uint64_t gen)
     pthread_mutex_unlock(&db->gen_mu);
 }
 
-/* Whether a single-object write that just ended should run again: it lost a
- * compare-and-swap, was not inside a caller's batch, and has attempts left. */
-static bool
-retry_after_conflict(struct db *db, bool ok, uint64_t conflict, int *attempt, struct xerr **errp)
+static long
+ms_since(const struct timespec *t0)
 {
-    if (ok || !conflict || ++*attempt >= CONFLICT_RETRIES)
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - t0->tv_sec) * 1000L + (now.tv_nsec - t0->tv_nsec) / 1000000L;
+}
+
+/* Whether a single-object write that just ended should run again: it lost a
+ * compare-and-swap, was not inside a caller's batch, and has time left. It
+ * then waits for the winner's change, and a little more the more it lost
+ * (up to 32 ms, at random), so that two hosts on one object take turns. */
+static bool
+retry_after_conflict(struct db *db, bool ok, uint64_t conflict, struct timespec *t0,
+                     int *attempt, struct xerr **errp)
+{
+    if (ok || !conflict)
+        return false;
+    if (*attempt == 0)
+        clock_gettime(CLOCK_MONOTONIC, t0);
+    else if (ms_since(t0) >= CONFLICT_RETRY_MS)
         return false;
     if (errp) {
         xerr_free(*errp);
         *errp = NULL;
     }
     wait_for_gen(db, conflict);
+    unsigned r = 0;
+    if (getrandom(&r, sizeof(r), 0) == sizeof(r)) {
+        unsigned cap = *attempt < 5 ? 1u << *attempt : 32u;
+        unsigned us = r % (cap * 1000u);
+        nanosleep(&(struct timespec){0, (long)us * 1000L}, NULL);
+    }
+    ++*attempt;
     return true;
 }
 
@@ -675,12 +701,13 @@ db_create(struct db *db, const struct xclass *cls, const char *ref, void *rec, c
     /* A retry needs the record again: each attempt gets a copy. */
     bool ok;
     int attempt = 0;
+    struct timespec t0;
     uint64_t conflict;
     do {
         conflict = 0;
         void *copy = xrecord_copy(cls, rec);
         ok = copy ? create_once(db, cls, ref, copy, ref_out, errp, &conflict) : xerr_nomem(errp);
-    } while (retry_after_conflict(db, ok, conflict, &attempt, errp));
+    } while (retry_after_conflict(db, ok, conflict, &t0, &attempt, errp));
     xrecord_free(cls, rec);
     return ok;
 }
@@ -711,11 +738,12 @@ db_destroy(struct db *db, const struct xclass *cls, const char *ref, struct xerr
 {
     bool outer = db->shared && !in_batch(db), ok;
     int attempt = 0;
+    struct timespec t0;
     uint64_t conflict;
     do {
         conflict = 0;
         ok = destroy_once(db, cls, ref, errp, outer ? &conflict : NULL);
-    } while (retry_after_conflict(db, ok, conflict, &attempt, errp));
+    } while (retry_after_conflict(db, ok, conflict, &t0, &attempt, errp));
     return ok;
 }
 
@@ -779,11 +807,12 @@ db_update(struct db *db, const struct xclass *cls, const char *ref, db_update_fn
 {
     bool outer = db->shared && !in_batch(db), ok;
     int attempt = 0;
+    struct timespec t0;
     uint64_t conflict;
     do {
         conflict = 0;
         ok = update_once(db, cls, ref, fn, opaque, errp, outer ? &conflict : NULL);
-    } while (retry_after_conflict(db, ok, conflict, &attempt, errp));
+    } while (retry_after_conflict(db, ok, conflict, &t0, &attempt, errp));
     return ok;
 }
 
@@ -832,11 +861,12 @@ db_touch(struct db *db, const struct xclass *cls, const char *ref, struct xerr *
 {
     bool outer = db->shared && !in_batch(db), ok;
     int attempt = 0;
+    struct timespec t0;
     uint64_t conflict;
     do {
         conflict = 0;
         ok = touch_once(db, cls, ref, errp, outer ? &conflict : NULL);
-    } while (retry_after_conflict(db, ok, conflict, &attempt, errp));
+    } while (retry_after_conflict(db, ok, conflict, &t0, &attempt, errp));
     return ok;
 }
 

@@ -608,6 +608,126 @@ test_no_lost_update(void **state)
 }
 
 
+/* Refs destroyed by the churn threads, watched by a checker. */
+static struct {
+    pthread_mutex_t mu;
+    char *refs[1024];
+    int n;
+    volatile int done;
+    int revived;
+} destroyed = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+struct churn {
+    struct db *db;
+    const char *vm;
+    int times;
+    bool ok;
+};
+
+static void *
+revival_check(void *opaque)
+{
+    struct db *db = opaque;
+    while (!destroyed.done) {
+        pthread_mutex_lock(&destroyed.mu);
+        int n = destroyed.n;
+        pthread_mutex_unlock(&destroyed.mu);
+        for (int i = 0; i < n; i++)
+            if (db_exists(db, &xapi_class_vbd, destroyed.refs[i]))
+                destroyed.revived++;
+    }
+    return NULL;
+}
+
+/* Creates and destroys VBDs of one VM. */
+static void *
+churn_main(void *opaque)
+{
+    struct churn *c = opaque;
+    c->ok = true;
+    for (int i = 0; i < c->times && c->ok; i++) {
+        struct xapi_vbd_record *vbd = xapi_vbd_record_new();
+        free(vbd->VM);
+        vbd->VM = strdup(c->vm);
+        char *ref = NULL;
+        struct xerr *err = NULL;
+        c->ok = db_create(c->db, &xapi_class_vbd, NULL, vbd, &ref, &err) &&
+                db_destroy(c->db, &xapi_class_vbd, ref, &err);
+        pthread_mutex_lock(&destroyed.mu);
+        if (c->ok && destroyed.n < 1024) {
+            destroyed.refs[destroyed.n++] = ref;
+            ref = NULL;
+        }
+        pthread_mutex_unlock(&destroyed.mu);
+        if (err) {
+            char d[256];
+            fprintf(stderr, "# churn: %s\n", xerr_describe(err, d, sizeof(d)));
+            xerr_free(err);
+        }
+        free(ref);
+    }
+    return NULL;
+}
+
+static void
+gen_of(void *opaque, const struct xclass *cls, enum db_change_op op, const char *ref,
+       uint64_t gen, const void *rec)
+{
+    struct {
+        const char *ref;
+        uint64_t gen;
+    } *want = opaque;
+    if (strcmp(ref, want->ref) == 0)
+        want->gen = gen;
+}
+
+/* The watch brings a store's own commits back after they were applied: a
+ * creation arriving after the object's deletion must not revive it (nor
+ * touch, through its links, what it pointed at). */
+static void
+test_own_commits_come_back(void **state)
+{
+    struct pair *p = *state;
+    char *vm = new_vm(p->a, "holder");
+    /* several writers at once, so that the watch falls behind them */
+    struct churn c[4];
+    pthread_t t[4], checker;
+    pthread_create(&checker, NULL, revival_check, p->a);
+    for (int i = 0; i < 4; i++) {
+        c[i] = (struct churn){p->a, vm, 100, false};
+        pthread_create(&t[i], NULL, churn_main, &c[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_true(c[i].ok);
+    }
+    assert_true(set_name(p->a, vm, "end", NULL));
+    struct {
+        const char *ref;
+        uint64_t gen;
+    } want = {vm, 0};
+    uint64_t mask[4] = {0}, now;
+    mask[xapi_class_vm.id / 64] |= 1ull << (xapi_class_vm.id % 64);
+    db_report_all(p->a, mask, gen_of, &want, &now);
+    assert_true(want.gen > 0);
+    assert_true(wait_gen(p->a, want.gen)); /* every own commit has come back */
+    destroyed.done = 1;
+    pthread_join(checker, NULL);
+    for (int i = 0; i < destroyed.n; i++)
+        free(destroyed.refs[i]);
+    assert_int_equal(destroyed.revived, 0); /* no destroyed VBD was ever seen again */
+    assert_int_equal(db_count(p->a, &xapi_class_vbd), 0);
+    struct xapi_vm_record *got = NULL;
+    assert_true(db_get(p->a, &xapi_class_vm, vm, (void **)&got, NULL));
+    assert_int_equal(got->VBDs.n, 0);
+    xapi_vm_record_free(got);
+    /* the VM's generation is still its key's: a batch (no retry) commits */
+    db_batch_begin(p->a);
+    assert_true(set_name(p->a, vm, "after", NULL));
+    assert_true(db_batch_end(p->a, true, NULL));
+    free(vm);
+}
+
 /* A host cut off from etcd while the others wrote and etcd compacted its
  * history: when it is back, it catches up by reading the prefix again. */
 static void
@@ -697,6 +817,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_reverse_links_follow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_compare_and_swap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_lost_update, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_own_commits_come_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catch_up_after_compaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_etcd_gone, setup, teardown),
     };
