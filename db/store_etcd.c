@@ -25,6 +25,11 @@
  * long), the prefix is read again and every object and tombstone newer than
  * the last revision seen is reported as one change.
  *
+ * A watch can go quiet without an error: its member is cut off from the
+ * others but not from us. Our own commits come back through the watch, so
+ * one that has not come back WATCH_STALE_MS after it committed means the
+ * watch is stale: it starts again on the next member.
+ *
  * Endpoints are tried in turn when one refuses connections. A transaction
  * that failed otherwise (the leader died under it, an election, a timeout)
  * may or may not have committed, so each one also writes a marker key of
@@ -61,6 +66,7 @@
 #define COMMIT_DEADLINE_MS 10000L
 #define RETRY_PAUSE_MS 200
 #define WATCH_RETRY_MS 200
+#define WATCH_STALE_MS 3000
 
 struct loaded {
     const struct xclass *cls;
@@ -92,6 +98,9 @@ struct store_etcd {
     store_change_fn *on_change;
     void *opaque;
     uint64_t next_rev; /* the watch's next revision (watch thread only) */
+    /* our last commit, for the watch's staleness check */
+    _Atomic uint64_t last_commit_rev;
+    _Atomic long last_commit_ms;
 
     char err[256];
 };
@@ -507,6 +516,21 @@ etcd_delete(struct store *st_, const struct xclass *cls, const char *ref, uint64
 }
 
 static long
+now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000L + t.tv_nsec / 1000000L;
+}
+
+static void
+note_commit(struct store_etcd *st, uint64_t rev)
+{
+    atomic_store(&st->last_commit_ms, now_ms());
+    atomic_store(&st->last_commit_rev, rev);
+}
+
+static long
 ms_since(const struct timespec *t0)
 {
     struct timespec now;
@@ -575,9 +599,11 @@ etcd_commit(struct store *st_, uint64_t gen, uint64_t *committed)
         int done = marker_check(st, nonce, &t0, committed);
         if (done != 0) {
             json_decref(req);
-            if (done > 0)
+            if (done > 0) {
                 log_info("db.etcd.commit", "revision=%" PRIu64 " after=\"%s\"", *committed,
                          st->err);
+                note_commit(st, *committed);
+            }
             return done > 0 ? 0 : -EIO;
         }
         if (ms_since(&t0) >= COMMIT_DEADLINE_MS)
@@ -592,6 +618,8 @@ etcd_commit(struct store *st_, uint64_t gen, uint64_t *committed)
         snprintf(st->err, sizeof(st->err), "another writer changed an object (revision %" PRIu64 ")",
                  *committed);
         rc = -EAGAIN;
+    } else {
+        note_commit(st, *committed);
     }
     json_decref(resp);
     return rc;
@@ -624,6 +652,8 @@ struct watch_stream {
     struct strbuf line;
     bool compacted;
     bool failed;
+    bool stale;
+    long started_ms;
 };
 
 /* Reports one revision's events [from, to) of @events. */
@@ -732,8 +762,19 @@ static int
 watch_progress(void *opaque, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
 {
     (void)a, (void)b, (void)c, (void)d;
-    struct store_etcd *st = opaque;
-    return atomic_load(&st->stop) ? 1 : 0;
+    struct watch_stream *ws = opaque;
+    struct store_etcd *st = ws->st;
+    if (atomic_load(&st->stop))
+        return 1;
+    uint64_t rev = atomic_load(&st->last_commit_rev);
+    long since = atomic_load(&st->last_commit_ms);
+    if (since < ws->started_ms)
+        since = ws->started_ms; /* a new stream gets its time too */
+    if (rev >= st->next_rev && now_ms() - since > WATCH_STALE_MS) {
+        ws->stale = true; /* our own commit has not come back */
+        return 1;
+    }
+    return 0;
 }
 
 /* After a compaction passed next_rev: every object and tombstone newer than
@@ -796,7 +837,7 @@ watch_main(void *opaque)
         size_t ep = atomic_load(&st->cur);
         char url[512];
         snprintf(url, sizeof(url), "%s/v3/watch", st->endpoints[ep]);
-        struct watch_stream ws = {.st = st, .line = STRBUF_INIT};
+        struct watch_stream ws = {.st = st, .line = STRBUF_INIT, .started_ms = now_ms()};
         curl_easy_reset(c);
         curl_easy_setopt(c, CURLOPT_URL, url);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
@@ -805,7 +846,7 @@ watch_main(void *opaque)
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
         curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, watch_progress);
-        curl_easy_setopt(c, CURLOPT_XFERINFODATA, st);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, &ws);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
         CURLcode cc = curl_easy_perform(c);
         free(body);
@@ -818,7 +859,8 @@ watch_main(void *opaque)
         }
         log_warn("db.etcd.watch", "endpoint=%s next=%" PRIu64 " reason=\"%s\"",
                  st->endpoints[ep], st->next_rev,
-                 ws.failed ? "stream failed" : curl_easy_strerror(cc));
+                 ws.stale ? "stale: an own commit did not come back"
+                 : ws.failed ? "stream failed" : curl_easy_strerror(cc));
         /* The next member, unless a request meanwhile found a better one. */
         size_t expected = ep;
         atomic_compare_exchange_strong(&st->cur, &expected, (ep + 1) % st->n_endpoints);

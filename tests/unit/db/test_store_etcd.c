@@ -240,6 +240,8 @@ struct relay {
     int port, target;
     int lfd;
     int fds[64][2];
+    bool watch[64];         /* the connection carries a /v3/watch stream */
+    volatile int freeze_watch; /* set: etcd's side of watch streams is not read */
     int n;
     pthread_t th;
     volatile int stop;
@@ -268,7 +270,8 @@ relay_main(void *opaque)
         p[np++] = (struct pollfd){.fd = r->lfd, .events = POLLIN};
         for (int i = 0; i < r->n; i++) {
             p[np++] = (struct pollfd){.fd = r->fds[i][0], .events = POLLIN};
-            p[np++] = (struct pollfd){.fd = r->fds[i][1], .events = POLLIN};
+            p[np++] = (struct pollfd){.fd = r->fds[i][1],
+                                      .events = r->freeze_watch && r->watch[i] ? 0 : POLLIN};
         }
         if (poll(p, (nfds_t)np, 50) <= 0)
             continue;
@@ -277,6 +280,7 @@ relay_main(void *opaque)
             if (c >= 0 && e >= 0) {
                 r->fds[r->n][0] = c;
                 r->fds[r->n][1] = e;
+                r->watch[r->n] = false;
                 r->n++;
             } else if (c >= 0) {
                 close(c);
@@ -289,6 +293,8 @@ relay_main(void *opaque)
                     continue;
                 char buf[65536];
                 ssize_t got = read(r->fds[i][side], buf, sizeof(buf));
+                if (side == 0 && got > 0 && memmem(buf, (size_t)got, "/v3/watch", 9))
+                    r->watch[i] = true;
                 if (got <= 0 || write(r->fds[i][!side], buf, (size_t)got) != got) {
                     close(r->fds[i][0]);
                     close(r->fds[i][1]);
@@ -301,6 +307,7 @@ relay_main(void *opaque)
             if (r->fds[i][0] >= 0) {
                 r->fds[k][0] = r->fds[i][0];
                 r->fds[k][1] = r->fds[i][1];
+                r->watch[k] = r->watch[i];
                 k++;
             }
         r->n = k;
@@ -728,6 +735,41 @@ test_own_commits_come_back(void **state)
     free(vm);
 }
 
+/* A watch whose member stops sending (cut off from the others, not from
+ * us) is noticed when our own commit does not come back, and starts again
+ * on the next member. */
+static void
+test_stale_watch_moves_on(void **state)
+{
+    struct pair *p = *state;
+    char *vm = new_vm(p->a, "watched");
+    struct relay r = {.target = atoi(strrchr(endpoint, ':') + 1)};
+    relay_start(&r);
+    char *path = NULL;
+    assert_true(asprintf(&path, "etcd:http://127.0.0.1:%d,%s;%s", r.port, endpoint, p->prefix) > 0);
+    char why[256] = "";
+    struct db *c = NULL;
+    assert_int_equal(db_open(path, &c, why, sizeof(why)), 0);
+    assert_true(wait_name(c, vm, "watched"));
+    r.freeze_watch = 1;
+    assert_true(set_name(c, vm, "written-by-c", NULL)); /* through the relay, not a watch */
+    struct {
+        const char *ref;
+        uint64_t gen;
+    } want = {vm, 0};
+    uint64_t mask[4] = {0}, now;
+    mask[xapi_class_vm.id / 64] |= 1ull << (xapi_class_vm.id % 64);
+    db_report_all(c, mask, gen_of, &want, &now);
+    assert_true(want.gen > now); /* committed, not yet back */
+    assert_true(wait_gen(c, want.gen));
+    assert_true(set_name(p->a, vm, "from-a-later", NULL));
+    assert_true(wait_name(c, vm, "from-a-later"));
+    db_close(c);
+    relay_cut(&r);
+    free(path);
+    free(vm);
+}
+
 /* A host cut off from etcd while the others wrote and etcd compacted its
  * history: when it is back, it catches up by reading the prefix again. */
 static void
@@ -818,6 +860,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_lost_compare_and_swap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_lost_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_own_commits_come_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_watch_moves_on, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catch_up_after_compaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_etcd_gone, setup, teardown),
     };
