@@ -34,9 +34,8 @@
  * that failed otherwise (the leader died under it, an election, a timeout)
  * may or may not have committed, so each one also writes a marker key of
  * this store's own, P/txn/commit/<instance> (deleted at close), with a
- * nonce: reading the marker back
- * says whether it did, and one that did not is sent again (safe: it is a
- * compare-and-swap) until COMMIT_DEADLINE_MS. So losing a member, the
+ * nonce: reading the marker back says whether it did, and one that did not
+ * is sent again (safe: it is a compare-and-swap) until COMMIT_DEADLINE_MS. So losing a member, the
  * leader included, costs a slow commit, not a failed one; losing quorum
  * fails the commit once the deadline passes.
  */
