@@ -23,7 +23,16 @@
  *  (1) a transfer's task is finished exactly once, by xfer_end(), on every path
  *      (reply sent, client gone, server stopping);
  *  (2) a struct xfer is used by one thread at a time: the connection's thread
- *      while the body streams or the reply is read, a worker in between.
+ *      while the body streams or the reply is read, a worker in between;
+ *  (3) an import's HTTP status depends on its head alone: what the head
+ *      decides (credentials, VDI, format, a Content-Length past the VDI's
+ *      size) is refused with a 4xx before the body is read; once the body is
+ *      accepted the answer is 200 with Task-Id, and anything wrong with the
+ *      body (an empty or malformed image, a chunked body past the end) fails
+ *      the task only. xapi's ocaml/xapi/import_raw_vdi.ml sends its 200 before
+ *      reading the body; Xen Orchestra relies on it: before streaming it
+ *      probes the route with an empty body and no task_id, and gives up on
+ *      anything but 200 or a 302 redirect.
  *
  * Facts: xapi's doc/content/xen-api/wire-protocol.md (session_id as query parameter, cookie or
  * Basic auth; task_id) and 5 (tasks), the VHD specification (Microsoft's Virtual Hard Disk Image Format Specification) (VHD layout).
@@ -176,7 +185,11 @@ xfer_end(struct xfer *x)
                  x->import ? "import" : "export", x->vdi, x->vhd ? "vhd" : "raw", x->task,
                  xerr_describe(x->err, d, sizeof(d)));
     } else {
-        task_finish_success(x->srv, x->task, "");
+        /* an import's result is the VDI, as xapi's import_raw_vdi.ml completes it */
+        char result[160] = "";
+        if (x->import && x->vdi)
+            snprintf(result, sizeof(result), "<value>%s</value>", x->vdi);
+        task_finish_success(x->srv, x->task, result);
         log_info("vdi.transfer", "op=%s vdi=%s format=%s task=%s bytes=%" PRIu64,
                  x->import ? "import" : "export", x->vdi, x->vhd ? "vhd" : "raw", x->task,
                  x->import ? x->received : x->sent);
@@ -203,12 +216,14 @@ xfer_free(struct xfer *x)
     free(x);
 }
 
-/* Answers @req from @x's outcome and frees @x. */
+/* Answers @req from @x's outcome and frees @x. An import that got past its
+ * head answers 200 with its task whatever the body held (invariant 3): the
+ * task carries the error. */
 static void
 xfer_reply_and_free(struct xfer *x, struct http_request *req)
 {
     xfer_end(x);
-    if (x->err) {
+    if (x->err && !x->import) {
         reply_error(req, x->task, x->err);
     } else {
         char hdr[160];
