@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/role.h"
 #include "api/storage_api.h"
 #include "api/vm_ops.h"
 #include "common/log.h"
@@ -145,31 +146,6 @@ read_sys(const char *nic, const char *what, char *out, size_t len)
 }
 
 /* ------------------------------------------------------------------ objects */
-
-static bool
-create_roles(struct db *db, struct xerr **errp)
-{
-    for (int r = 0; r < XR_COUNT; r++) {
-        if (db_exists(db, &xapi_class_role, session_role_ref(r)))
-            continue;
-        struct xapi_role_record *role = xapi_role_record_new();
-        if (!role || !xstr_set(&role->uuid, session_role_uuid(r)) ||
-            !xstr_set(&role->name_label, xrole_names[r]) ||
-            !xstr_set(&role->name_description, "Built-in role")) {
-            xapi_role_record_free(role);
-            return xerr_nomem(errp);
-        }
-        /* A higher role holds the lower ones as subroles. */
-        for (int s = 0; s < r; s++)
-            if (!add(&role->subroles, session_role_ref(s))) {
-                xapi_role_record_free(role);
-                return xerr_nomem(errp);
-            }
-        if (!db_create(db, &xapi_class_role, session_role_ref(r), role, NULL, errp))
-            return false;
-    }
-    return true;
-}
 
 static bool
 create_sm(struct db *db, const char *type, const char *label, const char *descr,
@@ -454,7 +430,7 @@ first_start(struct server *srv, struct xerr **errp)
         xapi_pool_record_free(pool);
         return xerr_nomem(errp);
     }
-    bool ok = create_roles(db, errp) &&
+    bool ok = role_bootstrap(db, errp) &&
               create_sm(db, "ext", "Local EXT3 VHD", "SR plugin representing disks as VHD files stored on a local path", errp) &&
               create_sm(db, "file", "Local Path VHD", "SR plugin representing disks as VHD files stored on a local or shared path", errp) &&
               create_host_metrics(db, &metrics, errp);
@@ -511,9 +487,10 @@ bootstrap_run(struct server *srv, struct xerr **errp)
         log_info("bootstrap.first_start", "objects=created");
         db_foreach(srv->db, &xapi_class_pool, take_first, &pool);
     }
-    /* Roles are fixed by name: a store from an older version gains missing ones. */
+    /* Roles and permissions are fixed by the build: a store from another
+     * version is brought to this one's. */
     db_batch_begin(srv->db);
-    if (!db_batch_end(srv->db, create_roles(srv->db, errp), errp)) {
+    if (!db_batch_end(srv->db, role_bootstrap(srv->db, errp), errp)) {
         free(pool.ref);
         return false;
     }

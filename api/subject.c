@@ -7,6 +7,7 @@
  */
 #include <string.h>
 
+#include "api/role.h"
 #include "db/db.h"
 #include "rpc/ctx.h"
 #include "rpc/session.h"
@@ -48,4 +49,19 @@ api_subject_remove_from_roles(struct call_ctx *ctx, const char *self, const char
 {
     struct role_change c = {role, false};
     return db_update(ctx->db, &xapi_class_subject, self, change_roles, &c, errp);
+}
+
+/* The union of the permissions of the subject's roles (xapi_subject.ml). */
+bool
+api_subject_get_permissions_name_label(struct call_ctx *ctx, const char *self,
+                                       struct xapi_string_set *result, struct xerr **errp)
+{
+    struct xapi_subject_record *s = NULL;
+    if (!db_get(ctx->db, &xapi_class_subject, self, (void **)&s, errp))
+        return false;
+    bool ok = true;
+    for (size_t i = 0; ok && i < s->roles.n; i++)
+        ok = role_permissions_name_label(ctx->db, s->roles.items[i], (struct xset *)result, errp);
+    xapi_subject_record_free(s);
+    return ok;
 }

@@ -21,6 +21,7 @@ The schema format is described in datamodel/README.md. A message whose
 "status" is "todo" is listed and dispatched but answers NOT_IMPLEMENTED: the
 surface is the XenAPI's, what is built is said per message.
 """
+import hashlib
 import json
 import os
 import re
@@ -227,6 +228,9 @@ def load(dm_dir):
             d = json.load(fp)
         if fn == 'errors.json':
             model['errors'] = d['errors']
+            continue
+        if fn == 'rbac.json':
+            model['extra_permissions'] = d['permissions']
             continue
         name = d['class']
         if fn != name + '.json':
@@ -678,8 +682,38 @@ def write_dispatch(model, out):
             e['role'].upper().replace('-', '_'), b(e['session']), b(e['async_']), e['flags'],
             e['call']))
     w.append('};\nconst size_t xapi_n_messages = %d;\n' % len(entries))
+    w.append(permissions_table(model, entries))
     out.write(''.join(w))
     return entries
+
+
+def permission_uuid(name):
+    """xapi's gen_rbac.ml: a permission's uuid is the MD5 of its name (as
+    written, before lower-casing) laid out as a uuid."""
+    h = hashlib.md5(name.encode()).hexdigest()
+    return '%s-%s-%s-%s-%s' % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
+
+
+def permissions_table(model, entries):
+    """The static permissions (xapi's rbac_static.ml, written by gen_rbac.ml):
+    one per synchronous wire name of every message, plus datamodel/rbac.json's
+    (http actions, task.destroy/any), each with the least role holding it; a
+    role holds every permission whose least role is at or below it. The name
+    label is the lower-cased name ("vm.start", as xapi's GUI team asked)."""
+    perms = [(e['wire'], e['role']) for e in entries]
+    perms += [tuple(p) for p in model.get('extra_permissions', [])]
+    seen = set()
+    w = ['\n/* Static RBAC permissions, sorted by name label. */\n'
+         'const struct xperm xapi_permissions[] = {\n']
+    for (name, role) in sorted(perms, key=lambda p: p[0].lower()):
+        label = name.lower()
+        if label in seen:
+            die('permission %s twice' % label)
+        seen.add(label)
+        w.append('    {"%s", "%s", XR_%s},\n' % (label, permission_uuid(name),
+                                               role.upper().replace('-', '_')))
+    w.append('};\nconst size_t xapi_n_permissions = %d;\n' % len(perms))
+    return ''.join(w)
 
 
 def wrapper(cname, m, call):
