@@ -528,7 +528,8 @@ main(int argc, char **argv)
                                                      : root ? 200000 : 0),
                          .vhd_uid_base = (unsigned)(o.vhd_uid_base >= 0 ? o.vhd_uid_base
                                                     : root ? 300000 : 0),
-                         .cgroup_root = strcmp(o.cgroup_root, "none") ? o.cgroup_root : NULL};
+                         .cgroup_root = strcmp(o.cgroup_root, "none") ? o.cgroup_root : NULL,
+                         .tls_cert_path = cert};
     if (srv.qemu_uid_base && srv.vhd_uid_base &&
         (srv.qemu_uid_base > srv.vhd_uid_base ? srv.qemu_uid_base - srv.vhd_uid_base
                                               : srv.vhd_uid_base - srv.qemu_uid_base) < 65536) {

@@ -764,6 +764,10 @@ def wrapper(cname, m, call):
 
 # ----------------------------------------------------------------------------- client
 
+# Names the client stubs use for themselves: a parameter so named gets a '_'.
+CLIENT_LOCALS = {'xc', 'call', 'result', 'errp'}
+
+
 def write_client(model, entries, out_h, out_c):
     """Client stubs: one function per built or implicit message, encoding typed
     arguments and decoding the typed result through a transport callback."""
@@ -777,7 +781,7 @@ def write_client(model, entries, out_h, out_c):
         ps = ['struct xclient *xc']
         for (t, n, d) in e['params']:
             pn = cident(n)
-            if pn in C_KEYWORDS:
+            if pn in C_KEYWORDS or pn in CLIENT_LOCALS:
                 pn += '_'
             ps.append('%s%s' % (t.param_ctype(), pn))
         if e['result'] is not None:
@@ -789,7 +793,7 @@ def write_client(model, entries, out_h, out_c):
                 '    xclient_call_begin(xc, &call, "%s", %s);\n' % (e['wire'], b(e['session']))]
         for (t, n, d) in e['params']:
             pn = cident(n)
-            if pn in C_KEYWORDS:
+            if pn in C_KEYWORDS or pn in CLIENT_LOCALS:
                 pn += '_'
             ref = pn if t.kind not in ('int', 'float', 'bool', 'datetime', 'enum') else '&' + pn
             if t.kind in ('string', 'ref'):

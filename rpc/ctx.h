@@ -49,6 +49,7 @@ struct server {
      * domid (gid the same number); 0: as vesseld itself. */
     unsigned qemu_uid_base, vhd_uid_base;
     const char *cgroup_root; /* cgroup v2 mount for the per-VM groups */
+    const char *tls_cert_path; /* the HTTPS listener's certificate (PEM) */
 };
 
 struct call_ctx {
