@@ -642,6 +642,9 @@ def write_dispatch(model, out):
                 continue
             if status == 'implicit':
                 continue
+            if status == 'removed' and not m.get('removed'):
+                die('%s.%s: status removed needs "removed": true' % (cname, m['name']))
+            # todo answers NOT_IMPLEMENTED, removed MESSAGE_REMOVED (XMF_REMOVED)
             kind = {'built': 'XM_EXPLICIT', 'special': 'XM_SPECIAL'}.get(status, 'XM_TODO')
             flags = []
             if m.get('deprecated'):
@@ -657,7 +660,7 @@ def write_dispatch(model, out):
                 ps.append((t, p[1], json.dumps(p[2]) if len(p) > 2 else None))
             entries.append(dict(wire='%s.%s' % (cname, m['name']), cls=cls_ref, name=m['name'],
                                 kind=kind, field='NULL', params=ps,
-                                result=m['result_t'] if status != 'todo' else None,
+                                result=m['result_t'] if status not in ('todo', 'removed') else None,
                                 role=m.get('role', 'pool-admin'), session=m.get('session', True),
                                 async_=m.get('async', False), flags=' | '.join(flags) or '0',
                                 call=call))
