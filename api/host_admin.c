@@ -16,6 +16,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -746,4 +748,45 @@ api_host_local_management_reconfigure(struct call_ctx *ctx, const char *interfac
                                       struct xerr **errp)
 {
     return xerr_not_in_emergency_mode(errp);
+}
+
+/*==== The agent itself ====*/
+
+static void *
+stop_soon(void *arg)
+{
+    (void)arg;
+    sleep(1); /* the reply goes out first, as xapi's one-second fuse */
+    kill(getpid(), SIGTERM);
+    return NULL;
+}
+
+static bool
+stop_after_reply(struct xerr **errp)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, stop_soon, NULL) != 0)
+        return xerr_internal(errp, "cannot schedule the stop");
+    pthread_detach(t);
+    return true;
+}
+
+/* vesseld stops cleanly (as on SIGTERM) a second after answering. */
+bool
+api_host_shutdown_agent(struct call_ctx *ctx, struct xerr **errp)
+{
+    log_info("host.shutdown_agent", "stop_in_s=1");
+    return stop_after_reply(errp);
+}
+
+/* A clean stop, then the same program again (daemon/main.c): guests keep
+ * running and are found again at start. */
+bool
+api_host_restart_agent(struct call_ctx *ctx, const char *host, struct xerr **errp)
+{
+    if (!host_exists(ctx, host, errp))
+        return false;
+    log_info("host.restart_agent", "restart_in_s=1");
+    ctx->srv->restart_requested = true;
+    return stop_after_reply(errp);
 }

@@ -675,5 +675,13 @@ out:
     free(audit_path);
     free(data_dir_abs);
     guest_kernel_dirs_free(&srv);
+    if (status == 0 && srv.restart_requested) {
+        /* host.restart_agent: the same program and options, a fresh process
+         * image (guests and their disk servers are found again at start) */
+        log_info("vesseld.restart", "exec=/proc/self/exe");
+        execv("/proc/self/exe", argv);
+        log_error("vesseld.restart", "exec failed: %s", strerror(errno));
+        return 1;
+    }
     return status;
 }
