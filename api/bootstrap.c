@@ -199,6 +199,39 @@ create_host_metrics(struct db *db, char **ref, struct xerr **errp)
     return db_create(db, &xapi_class_host_metrics, NULL, m, ref, errp);
 }
 
+/* The machine's SMBIOS strings under xapi's keys (ocaml/xapi/bios_strings.ml,
+ * which reads dmidecode; the kernel exports the same in /sys/class/dmi/id):
+ * VM.copy_bios_strings gives them to a guest. */
+static bool
+fill_bios_strings(struct xapi_host_record *h)
+{
+    static const char *const keys[][2] = {
+        {"bios-vendor", "bios_vendor"},
+        {"bios-version", "bios_version"},
+        {"system-manufacturer", "sys_vendor"},
+        {"system-product-name", "product_name"},
+        {"system-version", "product_version"},
+        {"system-serial-number", "product_serial"},
+        {"baseboard-manufacturer", "board_vendor"},
+        {"baseboard-product-name", "board_name"},
+        {"baseboard-version", "board_version"},
+        {"baseboard-serial-number", "board_serial"},
+    };
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        char path[128], v[256] = "";
+        snprintf(path, sizeof(path), "/sys/class/dmi/id/%s", keys[i][1]);
+        FILE *f = fopen(path, "r"); /* absent without SMBIOS: "" as dmidecode's */
+        if (f) {
+            if (fgets(v, (int)sizeof(v), f))
+                v[strcspn(v, "\n")] = '\0';
+            fclose(f);
+        }
+        if (!put(&h->bios_strings, keys[i][0], v))
+            return false;
+    }
+    return put(&h->bios_strings, "hp-rombios", "");
+}
+
 static bool
 fill_host(struct xapi_host_record *h, const struct cpu_facts *c, const char *hostname,
           const char *address)
@@ -235,7 +268,7 @@ fill_host(struct xapi_host_record *h, const struct cpu_facts *c, const char *hos
            put(&h->cpu_info, "model", c->model) && put(&h->cpu_info, "stepping", c->stepping) &&
            put(&h->cpu_info, "flags", c->flags) && add(&h->capabilities, "hvm-3.0-x86_64") &&
            add(&h->capabilities, "hvm-3.0-x86_32") && add(&h->supported_bootloaders, "pygrub") &&
-           add(&h->supported_bootloaders, "eliloader");
+           add(&h->supported_bootloaders, "eliloader") && fill_bios_strings(h);
 }
 
 static bool

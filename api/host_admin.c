@@ -27,6 +27,7 @@
 #include "common/fileio.h"
 #include "common/log.h"
 #include "http/tls_cert.h"
+#include "api/host_admin.h"
 #include "db/db.h"
 #include "rpc/ctx.h"
 #include "xapi_errors.h"
@@ -661,6 +662,8 @@ api_host_get_server_certificate(struct call_ctx *ctx, const char *host, char **r
         return (*result = strdup("")) != NULL || xerr_nomem(errp);
     char *pem = NULL;
     int rc = tls_cert_read_file(ctx->srv->tls_cert_path, &pem);
+    if (rc == -ENOENT) /* no HTTPS listener was ever started: no certificate */
+        return (*result = strdup("")) != NULL || xerr_nomem(errp);
     if (rc < 0)
         return xerr_internal(errp, "reading the server certificate: %s", strerror(-rc));
     *result = pem;
@@ -761,8 +764,8 @@ stop_soon(void *arg)
     return NULL;
 }
 
-static bool
-stop_after_reply(struct xerr **errp)
+bool
+host_agent_stop_soon(struct xerr **errp)
 {
     pthread_t t;
     if (pthread_create(&t, NULL, stop_soon, NULL) != 0)
@@ -776,7 +779,7 @@ bool
 api_host_shutdown_agent(struct call_ctx *ctx, struct xerr **errp)
 {
     log_info("host.shutdown_agent", "stop_in_s=1");
-    return stop_after_reply(errp);
+    return host_agent_stop_soon(errp);
 }
 
 /* A clean stop, then the same program again (daemon/main.c): guests keep
@@ -788,5 +791,5 @@ api_host_restart_agent(struct call_ctx *ctx, const char *host, struct xerr **err
         return false;
     log_info("host.restart_agent", "restart_in_s=1");
     ctx->srv->restart_requested = true;
-    return stop_after_reply(errp);
+    return host_agent_stop_soon(errp);
 }

@@ -419,3 +419,19 @@ api_vbd_unplug_force(struct call_ctx *ctx, const char *self, struct xerr **errp)
 {
     return api_vbd_unplug(ctx, self, errp);
 }
+
+/* SR.probe_ext is SMAPIv3's structured probe; xapi answers the drivers of
+ * SMAPIv1 (a raw XML probe, as ext and file give: SR.probe) with
+ * SR_OPERATION_NOT_SUPPORTED and no parameter (xapi_sr.ml). */
+bool
+api_sr_probe_ext(struct call_ctx *ctx, const char *host,
+                 const struct xapi_string_string_map *device_config, const char *type,
+                 const struct xapi_string_string_map *sm_config,
+                 struct xapi_probe_result_record_set *result, struct xerr **errp)
+{
+    if (strcmp(type, "ext") != 0 && strcmp(type, "file") != 0)
+        return xerr_sr_unknown_driver(errp, type);
+    if (!db_exists(ctx->db, &xapi_class_host, host))
+        return xerr_handle_invalid(errp, "host", host);
+    return xerr_sr_operation_not_supported_bare(errp);
+}

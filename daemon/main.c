@@ -529,7 +529,8 @@ main(int argc, char **argv)
                          .vhd_uid_base = (unsigned)(o.vhd_uid_base >= 0 ? o.vhd_uid_base
                                                     : root ? 300000 : 0),
                          .cgroup_root = strcmp(o.cgroup_root, "none") ? o.cgroup_root : NULL,
-                         .tls_cert_path = cert};
+                         .tls_cert_path = cert,
+                         .tls_key_path = key};
     if (srv.qemu_uid_base && srv.vhd_uid_base &&
         (srv.qemu_uid_base > srv.vhd_uid_base ? srv.qemu_uid_base - srv.vhd_uid_base
                                               : srv.vhd_uid_base - srv.qemu_uid_base) < 65536) {

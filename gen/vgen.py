@@ -490,6 +490,10 @@ def write_errors(model, out_h, out_c):
     setters = []
     for e in model['errors']:
         setters.append((e['code'], 'xerr_' + e['code'].lower(), e['params']))
+        # xapi also raises some codes with no parameter at all
+        # (SR_OPERATION_NOT_SUPPORTED [] from SR.probe_ext): xerr_<code>_bare
+        if e.get('bare'):
+            setters.append((e['code'], 'xerr_' + e['code'].lower() + '_bare', []))
         # a longer form xapi also raises (INVALID_VALUE [field, value, reason])
         if e.get('longer'):
             setters.append((e['code'], 'xerr_' + e['code'].lower() + '_' + e['longer'][-1],

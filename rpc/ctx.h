@@ -50,6 +50,7 @@ struct server {
     unsigned qemu_uid_base, vhd_uid_base;
     const char *cgroup_root; /* cgroup v2 mount for the per-VM groups */
     const char *tls_cert_path; /* the HTTPS listener's certificate (PEM) */
+    const char *tls_key_path;  /* and its private key */
     /* host.restart_agent: after a clean stop, main() executes vesseld again */
     volatile bool restart_requested;
 };
