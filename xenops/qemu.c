@@ -55,55 +55,7 @@
 #include "common/fileio.h"
 #include "common/hashmap.h"
 #include "common/log.h"
-#include "xenops/qmp.h"
-#include "xenops/xenops_int.h"
-
-#define CONSOLE_RING 65536u
-#define QMP_TIMEOUT_MS 10000u
-
-struct console_sub {
-    struct console_sub *next;
-    uint64_t id;
-    xenops_console_fn *fn;
-    void *opaque;
-};
-
-struct qdom {
-    int refs;                 /* (3) */
-    char uuid[37];
-    char *dir;                /* (5) ours: root's, 0711 */
-    char *dm_dir;             /* (5) qemu's: <dir>/dm, its uid's, 0700 */
-    struct xenops_domain_config *cfg;
-    char accel[8];
-    pid_t pid;
-    int pidfd, qmp_fd, con_fd, wake_fd;
-    uint64_t start_time_ms;
-    struct qmp_reader qmp_in;
-
-    pthread_mutex_t lock;     /* everything below */
-    pthread_cond_t cond;
-    pthread_mutex_t cmd_lock; /* one QMP command in flight */
-    json_t *reply;            /* the waiting caller's reply, or NULL */
-    bool exited;              /* (1) the supervisor saw qemu go */
-    bool stop;                /* xenops_free: stop supervising, leave qemu */
-    int exit_event;           /* (2) -1 or an enum xenops_event */
-    char shutdown_reason[32]; /* last SHUTDOWN event's reason */
-    bool announce_resume;     /* RESUME events become RESUMED (not the initial cont) */
-    uint64_t reboots;         /* RESET events seen: clean reboot waits on it */
-    uint64_t cancels;         /* cancel_waits calls: clean waits end when it moves */
-    uint64_t cmd_seq;         /* QMP command ids */
-    char nic_waiting[32];     /* (4) the device id an unplug waits for */
-    bool nic_deleted;         /* its DEVICE_DELETED came */
-    pthread_mutex_t nic_lock; /* (4) one NIC hotplug at a time; taken before cmd_lock */
-
-    pthread_mutex_t con_lock; /* ring, log, subscribers; held while calling them */
-    char ring[CONSOLE_RING];
-    size_t ring_head, ring_len;
-    int log_fd;
-    size_t log_size;
-    struct console_sub *subs;
-    uint64_t next_sub;
-};
+#include "xenops/qemu_int.h"
 
 struct qbackend {
     pthread_mutex_t lock;
@@ -118,7 +70,7 @@ static int qemu_spawn_domain(struct xenops *x, const struct xenops_domain_config
 
 /* ================= references ================= */
 
-static void
+void
 qdom_unref(struct qdom *d)
 {
     pthread_mutex_lock(&d->lock);
@@ -147,7 +99,7 @@ qdom_unref(struct qdom *d)
     free(d);
 }
 
-static void
+void
 qdom_unrefp(struct qdom **d)
 {
     if (*d)
@@ -155,7 +107,7 @@ qdom_unrefp(struct qdom **d)
 }
 
 /* A new reference to the running domain @uuid, or NULL. */
-static struct qdom *
+struct qdom *
 qdom_get(struct xenops *x, const char *uuid)
 {
     struct qbackend *b = x->priv;
@@ -204,7 +156,7 @@ qdom_new(struct xenops *x, const struct xenops_domain_config *cfg)
 }
 
 /* Waits on d->cond (d->lock held) until @deadline_ms; false on timeout. */
-static bool
+bool
 qdom_wait(struct qdom *d, uint64_t deadline_ms)
 {
     uint64_t now = xenops_now_ms();
@@ -223,7 +175,7 @@ qdom_wait(struct qdom *d, uint64_t deadline_ms)
 
 /* Runs @cmd (consumed) and returns its "return" value in *ret (may be NULL;
  * a new reference). -EIO on a QMP error, -ESRCH if qemu went away. */
-static int
+int
 qdom_qmp_fd(struct qdom *d, json_t *cmd, int pass_fd, json_t **ret)
 {
     if (!cmd)
@@ -273,7 +225,7 @@ qdom_qmp_fd(struct qdom *d, json_t *cmd, int pass_fd, json_t **ret)
     return rc;
 }
 
-static int
+int
 qdom_qmp(struct qdom *d, const char *command, json_t **ret)
 {
     return qdom_qmp_fd(d, json_pack("{s:s}", "execute", command), -1, ret);
@@ -650,7 +602,7 @@ qdom_supervise(void *arg)
  * own (5), so a name in it may be a link to some other socket; the kernel's
  * word on the peer is what counts (SO_PEERCRED: the pid as our namespace
  * sees it). -EPERM otherwise. */
-static int
+int
 peer_is(int fd, pid_t pid)
 {
     struct ucred peer;
@@ -1323,7 +1275,7 @@ nic_find(const struct qdom *d, const char *tap)
 
 /* config.json from d->cfg, replaced atomically (a crash leaves the old or the
  * new one). d->nic_lock held. */
-static int
+int
 qdom_save_config(struct qdom *d)
 {
     pthread_mutex_lock(&d->lock);
@@ -1438,7 +1390,7 @@ nic_forget(struct qdom *d, const char *tap)
  * @timeout_ms for the guest to let go: its DEVICE_DELETED. d->nic_lock held
  * (one unplug at a time owns nic_waiting). 0, -ETIMEDOUT, or -ENOENT when the
  * domain exited meanwhile. */
-static int
+int
 qdom_device_del(struct qdom *d, const char *dev, bool force, unsigned timeout_ms)
 {
     pthread_mutex_lock(&d->lock);
