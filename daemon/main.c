@@ -26,6 +26,7 @@
 #include "api/console.h"
 #include "api/vdi_transfer.h"
 #include "api/domains.h"
+#include "api/guest_metrics.h"
 #include "api/guest_kernel.h"
 #include "api/metrics.h"
 #include "api/rrd_store.h"
@@ -630,6 +631,8 @@ main(int argc, char **argv)
               o.data_dir, domains_backend_name(srv.domains));
 
     storage_gc_start(&srv, (unsigned)o.storage_gc_s);
+    if ((rc = guest_metrics_start(&srv, 10)) < 0)
+        log_warn_errno(-rc, "vesseld.guest_metrics", "no guest metrics: the thread did not start");
 
     /* Metrics every --metrics-period seconds, garbage collection every minute. */
     unsigned gc_every = (unsigned)((60 + o.metrics_s - 1) / o.metrics_s);
@@ -648,6 +651,7 @@ main(int argc, char **argv)
 out:
     srv.stopping = true;
     storage_gc_stop(&srv);
+    guest_metrics_stop(&srv);
     events_stop(srv.events); /* answers long polls while their connections live */
     http_server_stop(http);
     rrd_store_stop(rrd_store); /* saves the rrds in DATA/rrd/ */

@@ -50,6 +50,14 @@ struct qdom {
     bool nic_deleted;         /* its DEVICE_DELETED came */
     pthread_mutex_t nic_lock; /* (4) one NIC hotplug at a time; taken before cmd_lock */
 
+    int agent_port;           /* the guest's agent port: 1 open, 0 closed, -1 not
+                                 known (an adopted domain); under d->lock */
+    uint64_t balloon_actual;  /* BALLOON_CHANGE's last word; 0 none yet; d->lock */
+    pthread_mutex_t agent_lock; /* the agent channel below: one exchange at a time */
+    int agent_fd;             /* agent.sock, connected on first use; -1 */
+    uint64_t agent_seq;       /* guest-sync ids */
+    struct qmp_reader *agent_in;
+
     pthread_mutex_t con_lock; /* ring, log, subscribers; held while calling them */
     char ring[CONSOLE_RING];
     size_t ring_head, ring_len;
@@ -78,5 +86,15 @@ int qdom_device_del(struct qdom *d, const char *dev, bool force, unsigned timeou
 int qdom_save_config(struct qdom *d);
 /* 0 when the process at the other end of unix socket @fd is @pid. */
 int peer_is(int fd, pid_t pid);
+
+/* xenops/qemu_agent.c: the guest agent, the balloon and vCPU hotplug of a
+ * running domain (the xenops.h contracts of the same names). */
+int qdom_agent_shutdown(struct qdom *d, const char *mode);
+void qdom_agent_close(struct qdom *d);
+int qemu_agent_state(struct xenops *x, const char *uuid);
+int qemu_agent_info(struct xenops *x, const char *uuid, unsigned timeout_ms,
+                    struct xenops_guest_info **out);
+int qemu_set_memory_target(struct xenops *x, const char *uuid, uint64_t bytes);
+int qemu_set_vcpus(struct xenops *x, const char *uuid, unsigned vcpus, unsigned timeout_ms);
 
 #endif

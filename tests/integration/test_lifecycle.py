@@ -15,7 +15,7 @@ from harness import Tap, Vesseld, error, value  # noqa: E402
 HALTED_OPS = {'clone', 'copy', 'start', 'start_on', 'changing_dynamic_range', 'changing_static_range',
               'make_into_template', 'destroy'}
 RUNNING_OPS = {'clean_shutdown', 'clean_reboot', 'hard_shutdown', 'hard_reboot', 'pause', 'suspend',
-               'changing_dynamic_range'}
+               'changing_dynamic_range', 'changing_VCPUs_live'}
 PAUSED_OPS = {'unpause', 'hard_shutdown', 'hard_reboot'}
 SUSPENDED_OPS = {'resume', 'resume_on', 'hard_shutdown', 'clone', 'copy', 'destroy'}
 
