@@ -180,6 +180,15 @@ rrd_ds_index(struct rrd *r, const char *name)
 }
 
 int
+rrd_ds_find(const struct rrd *r, const char *name)
+{
+    for (unsigned i = 0; i < r->n_ds; i++)
+        if (strcmp(r->names[i], name) == 0)
+            return (int)i;
+    return -ENOENT;
+}
+
+int
 rrd_ds_remove(struct rrd *r, const char *name)
 {
     unsigned k = 0;
