@@ -594,6 +594,7 @@ main(int argc, char **argv)
         log_write_errno(LOG_ERROR, -rc, "vesseld.rrd", "dir=%s/rrd", o.data_dir);
         goto out;
     }
+    srv.rrd = rrd_store;
     open_ui_dir(o.ui_dir);
     char hostname[256] = "localhost";
     gethostname(hostname, sizeof(hostname) - 1);
@@ -654,6 +655,7 @@ out:
     guest_metrics_stop(&srv);
     events_stop(srv.events); /* answers long polls while their connections live */
     http_server_stop(http);
+    srv.rrd = NULL;
     rrd_store_stop(rrd_store); /* saves the rrds in DATA/rrd/ */
     static_files_free(ui_files);
     events_free(srv.events);
