@@ -137,6 +137,12 @@ session_check(struct server *srv, const char *ref, struct session_info *out, str
 }
 
 static void
+peek_identifier(void *opaque, const void *rec)
+{
+    xstr_set(opaque, ((const struct xapi_subject_record *)rec)->subject_identifier);
+}
+
+static void
 peek_all_roles(void *opaque, const void *rec)
 {
     const struct xapi_subject_record *s = rec;
@@ -201,6 +207,9 @@ session_create(struct server *srv, const char *user, bool superuser, const char 
     s->subject = sub;
     s->is_local_superuser = superuser;
     s->last_active = s->validation_time = time(NULL);
+    /* the subject's identifier, as xapi records an external user's SID */
+    if (!superuser && subject)
+        db_with(srv->db, &xapi_class_subject, subject, peek_identifier, &s->auth_user_sid, NULL);
     if (!superuser && subject && !session_fill_permissions(srv, subject, (struct xset *)&s->rbac_permissions)) {
         xapi_session_record_free(s);
         return xerr_nomem(errp);

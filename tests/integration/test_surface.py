@@ -106,6 +106,16 @@ def rbac(t, d, s, root):
     t.eq(roles[start]['uuid'], str(uuid.UUID(bytes=hashlib.md5(b'VM.start').digest())),
          'a permission\'s uuid is the MD5 of its name, as xapi\'s gen_rbac.ml')
     subj = value(s.session.get_subject(root, sess))
+    sid = value(s.session.get_auth_user_sid(root, sess))
+    t.eq(sid, value(s.subject.get_subject_identifier(root, subj)),
+         'a non-root session\'s auth_user_sid is its subject\'s identifier')
+    t.eq(value(s.auth.get_subject_identifier(root, 'vmop')), sid,
+         'auth.get_subject_identifier finds the account')
+    t.eq(value(s.auth.get_subject_information_from_identifier(root, sid)).get('subject-name'),
+         'vmop', 'auth.get_subject_information_from_identifier: the subject\'s other_config')
+    t.eq(value(s.auth.get_group_membership(root, sid)), [], 'a local account has no groups')
+    t.eq(err(s.auth.get_group_membership(root, 'nobody')), ['SUBJECT_CANNOT_BE_RESOLVED'],
+         'an unknown identifier cannot be resolved')
     t.eq(sorted(value(s.subject.get_permissions_name_label(root, subj))),
          sorted(p for p in perms if p != 'vm-operator'), 'subject.get_permissions_name_label')
     return sess
@@ -129,7 +139,11 @@ def xencenter_start(t, d, s, sess, label):
     superuser = call('session.get_is_local_superuser', sess)
     if not superuser:
         call('session.get_subject', sess)
-        call('session.get_auth_user_sid', sess)
+        sid = call('session.get_auth_user_sid', sess)
+        # UserDetails.UpdateDetails (XenModel/XenAPI/UserDetails.cs)
+        call('auth.get_subject_information_from_identifier', sid)
+        for group in call('auth.get_group_membership', sid) or []:
+            call('auth.get_subject_information_from_identifier', group)
         call('session.get_rbac_permissions', sess)
         call('role.get_all_records')
     # XenObjectDownloader.GetAllObjects: roles, then event.from(["*"], "")
