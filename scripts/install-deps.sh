@@ -7,7 +7,7 @@ packages=(
   libmicrohttpd-dev libjansson-dev libexpat1-dev libsqlite3-dev libgnutls28-dev libcrypt-dev
   libcmocka-dev libmnl-dev
   chromium python3-prometheus-client
-  qemu-utils libnbd-bin nbdkit curl
+  qemu-utils libnbd-bin nbdkit curl openssl
   qemu-system-x86 linux-image-cloud-amd64 busybox-static cpio lz4 iproute2 e2fsprogs
   qemu-guest-agent
 )
