@@ -1,0 +1,36 @@
+/* api/transfer_auth.h - authorising and answering the bulk-transfer routes.
+ * Any HTTP connection thread or worker may call these. */
+#ifndef VESSEL_API_TRANSFER_AUTH_H
+#define VESSEL_API_TRANSFER_AUTH_H
+
+#include <stdbool.h>
+
+#include "model/xerr.h"
+#include "model/xmsg.h"
+
+struct http_request;
+struct server;
+
+/* Who is transferring: the account name ("" for none; the caller frees it),
+ * whether local root, the effective role. */
+struct transfer_caller {
+    char *user;
+    bool superuser;
+    enum xrole role;
+};
+
+/* The caller of @req, who must hold vm-admin: RBAC_PERMISSION_DENIED
+ * [@permission, text] otherwise, SESSION_INVALID / SESSION_AUTHENTICATION_FAILED
+ * / SESSION_AUTHORIZATION_FAILED for bad credentials. Marks the request
+ * authenticated on success. */
+bool transfer_authorise(struct server *srv, struct http_request *req, const char *permission,
+                        struct transfer_caller *who, struct xerr **errp);
+
+/* The HTTP status that answers @e (500 for codes not listed). */
+unsigned transfer_http_status(const struct xerr *e);
+
+/* Answers @req with @err's status; the body is "CODE param..." on one line,
+ * with a Task-Id header when @task is given. */
+void transfer_reply_error(struct http_request *req, const char *task, const struct xerr *err);
+
+#endif
