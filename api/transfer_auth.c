@@ -19,6 +19,7 @@
 #include "rpc/auth.h"
 #include "rpc/ctx.h"
 #include "rpc/session.h"
+#include "rpc/task.h"
 #include "xapi_errors.h"
 #include "xapi_model.h"
 
@@ -33,7 +34,12 @@ transfer_http_status(const struct xerr *e)
         {"SESSION_AUTHORIZATION_FAILED", 401}, {"RBAC_PERMISSION_DENIED", 403},
         {"HANDLE_INVALID", 404},        {"VDI_MISSING", 404},
         {"INVALID_VALUE", 400},         {"VDI_TOO_SMALL", 400},
-        {"IMPORT_ERROR", 400},          {"VDI_IN_USE", 409},
+        {"IMPORT_ERROR", 400},          {"IMPORT_ERROR_PREMATURE_EOF", 400},
+        {"IMPORT_ERROR_UNEXPECTED_FILE", 400}, {"IMPORT_ERROR_SOME_CHECKSUMS_FAILED", 400},
+        {"IMPORT_ERROR_FAILED_TO_FIND_OBJECT", 400}, {"UUID_INVALID", 404},
+        {"VM_BAD_POWER_STATE", 409},    {"OTHER_OPERATION_IN_PROGRESS", 409},
+        {"OPERATION_NOT_ALLOWED", 409}, {"SR_OPERATION_NOT_SUPPORTED", 400},
+        {"SR_FULL", 507},          {"VDI_IN_USE", 409},
         {"VDI_READONLY", 409},
     };
     for (size_t i = 0; e && i < sizeof(map) / sizeof(map[0]); i++)
@@ -155,3 +161,15 @@ transfer_authorise(struct server *srv, struct http_request *req, const char *per
     return true;
 }
 
+
+bool
+transfer_task(struct server *srv, struct http_request *req, const struct transfer_caller *who,
+              const char *label, char **task, struct xerr **errp)
+{
+    const char *given = http_request_query(req, "task_id");
+    if (!given)
+        return task_create(srv, label, "", who->user, true, task, errp);
+    if (!task_assert_owner(srv, given, who->user, who->superuser, who->role, errp))
+        return false; /* a client reports only into a task it may change */
+    return (*task = strdup(given)) != NULL || xerr_nomem(errp);
+}

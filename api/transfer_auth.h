@@ -26,6 +26,12 @@ struct transfer_caller {
 bool transfer_authorise(struct server *srv, struct http_request *req, const char *permission,
                         struct transfer_caller *who, struct xerr **errp);
 
+/* The task a transfer reports into: the request's task_id, which @who must
+ * be allowed to change (HANDLE_INVALID, RBAC_PERMISSION_DENIED), or a new
+ * cancellable task labelled @label owned by @who. *@task is new (free()). */
+bool transfer_task(struct server *srv, struct http_request *req, const struct transfer_caller *who,
+                   const char *label, char **task, struct xerr **errp);
+
 /* The HTTP status that answers @e (500 for codes not listed). */
 unsigned transfer_http_status(const struct xerr *e);
 

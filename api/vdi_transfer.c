@@ -223,15 +223,8 @@ xfer_prepare(struct server *srv, struct http_request *req, bool import, struct x
     x->import = import;
     x->fd = -1;
     x->body_len = -1;
-    const char *task = http_request_query(req, "task_id");
-    bool have_task;
-    if (!task)
-        have_task = task_create(srv, import ? "VDI import" : "VDI export", "", who.user, true,
-                                &x->task, errp);
-    else if (!task_assert_owner(srv, task, who.user, who.superuser, who.role, errp))
-        have_task = false; /* a client reports only into a task it may change */
-    else
-        have_task = (x->task = strdup(task)) != NULL || xerr_nomem(errp);
+    bool have_task =
+        transfer_task(srv, req, &who, import ? "VDI import" : "VDI export", &x->task, errp);
     free(who.user);
     if (!have_task) {
         free(x);
