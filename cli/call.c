@@ -113,6 +113,30 @@ cli_ref_uuid(void *opaque, const char *ref_class, const char *ref)
     return e ? e->uuid : NULL;
 }
 
+const char *
+cli_ref_name_label(struct cli_ctx *c, const char *ref_class, const char *ref)
+{
+    char key[300]; /* names share the uuid cache under their own keys */
+    snprintf(key, sizeof(key), "name-label/%s", ref);
+    struct uuid_entry *e = hashmap_get(&c->uuids, key);
+    if (e)
+        return e->uuid;
+    char method[128];
+    snprintf(method, sizeof(method), "%s.get_name_label", ref_class);
+    char *name = NULL;
+    const struct xtype *t = &xapi_type_string;
+    const void *v = &ref;
+    struct xerr *err = NULL;
+    if (!cli_call(c, method, 1, &t, &v, &xapi_type_string, &name, &err)) {
+        xerr_free(err);
+        name = NULL;
+    }
+    cache_put(c, key, name);
+    free(name);
+    e = hashmap_get(&c->uuids, key);
+    return e ? e->uuid : NULL;
+}
+
 bool
 cli_uuid_ref(void *opaque, const char *ref_class, const char *uuid, char **ref,
              struct xerr **errp)
@@ -219,17 +243,17 @@ cli_print_error(struct cli_ctx *c, const struct xerr *e)
 
 /* ------------------------------------------------------------------ tasks */
 
-static int64_t
-mono_ms(void)
+int64_t
+cli_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void
-draw_progress(struct cli_ctx *c, const char *label, double progress, int64_t elapsed_ms,
-              int *last_shown)
+void
+cli_progress_draw(struct cli_ctx *c, const char *label, double progress, int64_t elapsed_ms,
+                  int *last_shown)
 {
     int pct = (int)(progress * 100.0 + 0.5);
     if (pct < 0)
@@ -290,7 +314,7 @@ bool
 cli_task_wait(struct cli_ctx *c, const char *task, const char *label, const struct xtype *rt,
               void *result, struct xerr **errp)
 {
-    int64_t start = mono_ms();
+    int64_t start = cli_mono_ms();
     int last_shown = c->progress_tty ? -1 : 0;
     enum xapi_task_status_type st = XAPI_TASK_STATUS_TYPE_PENDING;
     bool ok = true;
@@ -302,12 +326,12 @@ cli_task_wait(struct cli_ctx *c, const char *task, const char *label, const stru
         double progress = 0;
         if (!xc_task_get_progress(c->xc, task, &progress, errp))
             return false;
-        draw_progress(c, label, progress, mono_ms() - start, &last_shown);
+        cli_progress_draw(c, label, progress, cli_mono_ms() - start, &last_shown);
         usleep(200 * 1000);
     }
     if (c->progress_tty && last_shown >= 0) {
         if (st == XAPI_TASK_STATUS_TYPE_SUCCESS)
-            draw_progress(c, label, 1.0, mono_ms() - start, &last_shown);
+            cli_progress_draw(c, label, 1.0, cli_mono_ms() - start, &last_shown);
         fprintf(c->err, "\n");
     }
     if (st == XAPI_TASK_STATUS_TYPE_SUCCESS)

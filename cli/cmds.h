@@ -62,6 +62,16 @@ CLI_CMD(cli_cmd_vlan_create);
 CLI_CMD(cli_cmd_host_cpu_info);
 CLI_CMD(cli_cmd_host_get_vms_which_prevent_evacuation);
 
+/* transfer.c */
+CLI_CMD(cli_cmd_vm_export);
+CLI_CMD(cli_cmd_vm_import);
+CLI_CMD(cli_cmd_vdi_export);
+CLI_CMD(cli_cmd_vdi_import);
+
+/* vm_disks.c */
+CLI_CMD(cli_cmd_vm_disk_list);
+CLI_CMD(cli_cmd_vm_cd_list);
+
 /* console.c */
 CLI_CMD(cli_cmd_console);
 
