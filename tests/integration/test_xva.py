@@ -31,6 +31,7 @@ from harness import Tap, Vesseld, value  # noqa: E402
 
 MiB = 1024 * 1024
 DISK = 8 * MiB
+BRIDGES = ['xvaa%d' % (os.getpid() % 10000), 'xvab%d' % (os.getpid() % 10000)]
 
 
 def query(**kw):
@@ -79,7 +80,8 @@ def make_vm(d, s, sess, content):
                               'empty': False, 'other_config': {}, 'qos_algorithm_type': '',
                               'qos_algorithm_params': {}}))
     net = value(s.network.create(sess, {'name_label': 'xva-net', 'name_description': '',
-                                        'MTU': '1500', 'other_config': {}}))
+                                        'MTU': '1500', 'other_config': {},
+                                        'bridge': BRIDGES[0]}))
     value(s.VIF.create(sess, {'device': '0', 'network': net, 'VM': vm, 'MAC': '', 'MTU': '1500',
                               'other_config': {}, 'qos_algorithm_type': '',
                               'qos_algorithm_params': {}}))
@@ -370,7 +372,8 @@ def main():
         content = disk_content()
         vm, vdi, net = make_vm(a, sa, sess_a, content)
         net_b = value(sb.network.create(sess_b, {'name_label': 'xva-net', 'name_description': '',
-                                                 'MTU': '1500', 'other_config': {}}))
+                                                 'MTU': '1500', 'other_config': {},
+                                                 'bridge': BRIDGES[1]}))
         round_trip(t, a, b, sa, sb, sess_a, sess_b, vm, vdi, content, tmp)
         independent(t, b, sb, sess_b)
         metadata(t, a, sa, sess_a, vm, vdi)
@@ -383,6 +386,8 @@ def main():
     finally:
         a.cleanup()
         b.cleanup()
+        for br in BRIDGES:  # network.create made them on this host
+            subprocess.run(['ip', 'link', 'del', br], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
     t.done()
 
