@@ -1,5 +1,6 @@
-/* api/transfer_auth.c - who may move bulk data over HTTP, and how a refused
- * or failed transfer is answered.
+/* api/transfer_auth.c - who may move bulk data over HTTP, how a refused or
+ * failed transfer is answered, and what every transfer route shares (task
+ * progress, zero blocks, route registration).
  *
  * Shared by the stream routes (api/vdi_transfer.c, api/vm_export.c,
  * api/vm_import.c): the caller is authenticated by session_id (query or
@@ -15,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "db/db.h"
+#include "http/http.h"
 #include "rpc/auth.h"
 #include "rpc/ctx.h"
 #include "rpc/session.h"
@@ -172,4 +175,44 @@ transfer_task(struct server *srv, struct http_request *req, const struct transfe
     if (!task_assert_owner(srv, given, who->user, who->superuser, who->role, errp))
         return false; /* a client reports only into a task it may change */
     return (*task = strdup(given)) != NULL || xerr_nomem(errp);
+}
+
+void
+transfer_progress(struct server *srv, const char *task, double *last, uint64_t done,
+                  uint64_t total)
+{
+    double p = total ? (double)done / (double)total : 0.0;
+    if (p > 0.99)
+        p = 0.99; /* 1.0 is the finish's (xapi's ocaml/xapi/taskHelper.ml) */
+    if (p - *last >= 0.01) {
+        *last = p;
+        task_set_progress(srv, task, p);
+    }
+}
+
+bool
+transfer_block_is_zero(const char *p, size_t len)
+{
+    static const char zeros[4096];
+    for (size_t off = 0; off < len; off += sizeof(zeros)) {
+        size_t n = len - off < sizeof(zeros) ? len - off : sizeof(zeros);
+        if (memcmp(p + off, zeros, n) != 0)
+            return false;
+    }
+    return true;
+}
+
+bool
+transfer_add_routes(struct server *srv, struct http_server *http, const char *method,
+                    const struct transfer_route *routes, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = http_server_add_stream_route(http, method, routes[i].path, routes[i].begin, srv);
+        if (rc < 0) {
+            log_error("transfer.routes", "path=%s reason=\"cannot add the route: %s\"",
+                      routes[i].path, strerror(-rc));
+            return false;
+        }
+    }
+    return true;
 }

@@ -4,11 +4,14 @@
 #define VESSEL_API_TRANSFER_AUTH_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http/http.h"
 
 #include "model/xerr.h"
 #include "model/xmsg.h"
 
-struct http_request;
 struct server;
 
 /* Who is transferring: the account name ("" for none; the caller frees it),
@@ -38,5 +41,21 @@ unsigned transfer_http_status(const struct xerr *e);
 /* Answers @req with @err's status; the body is "CODE param..." on one line,
  * with a Task-Id header when @task is given. */
 void transfer_reply_error(struct http_request *req, const char *task, const struct xerr *err);
+
+/* Sets @task's progress to @done/@total when it moved by 1% since *@last
+ * (kept below 1.0: the finish sets that). */
+void transfer_progress(struct server *srv, const char *task, double *last, uint64_t done,
+                       uint64_t total);
+
+/* Whether @len bytes at @p are all zero (a block a sparse disk need not hold). */
+bool transfer_block_is_zero(const char *p, size_t len);
+
+struct transfer_route {
+    const char *path;
+    http_stream_begin_fn *begin;
+};
+/* Adds @n stream routes for @method served with @srv; false after logging. */
+bool transfer_add_routes(struct server *srv, struct http_server *http, const char *method,
+                         const struct transfer_route *routes, size_t n);
 
 #endif

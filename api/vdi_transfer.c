@@ -98,13 +98,7 @@ xfer_fail(struct xfer *x, struct xerr **err)
 static void
 xfer_progress(struct xfer *x, uint64_t done, uint64_t total)
 {
-    double p = total ? (double)done / (double)total : 0.0;
-    if (p > 0.99)
-        p = 0.99; /* 1.0 is the finish's (xapi's ocaml/xapi/taskHelper.ml) */
-    if (p - x->progress >= 0.01) {
-        x->progress = p;
-        task_set_progress(x->srv, x->task, p);
-    }
+    transfer_progress(x->srv, x->task, &x->progress, done, total);
 }
 
 /* Whether the task was cancelled; records TASK_CANCELLED then. */
@@ -314,25 +308,13 @@ xfer_refuse(struct http_request *req, struct xfer *x, struct xerr *err)
 
 /*==== Import ====*/
 
-static bool
-block_is_zero(const char *p, size_t len)
-{
-    static const char zeros[4096];
-    for (size_t off = 0; off < len; off += sizeof(zeros)) {
-        size_t n = len - off < sizeof(zeros) ? len - off : sizeof(zeros);
-        if (memcmp(p + off, zeros, n) != 0)
-            return false;
-    }
-    return true;
-}
-
 /* Writes the gathered block to the chain. */
 static bool
 raw_block_flush(struct xfer *x)
 {
     if (x->block_fill == 0)
         return true;
-    int rc = block_is_zero(x->block, x->block_fill)
+    int rc = transfer_block_is_zero(x->block, x->block_fill)
                  ? vhd_chain_zero(x->chain, x->block_off, x->block_fill, false)
                  : vhd_chain_write(x->chain, x->block, x->block_off, x->block_fill, false);
     if (rc < 0) {
@@ -441,7 +423,7 @@ vhd_copy_into(struct xfer *x, struct vhd_chain *src)
             xfer_storage_fail(x, rc, "read the image");
             return false;
         }
-        rc = allocated && !block_is_zero(x->block, (size_t)len)
+        rc = allocated && !transfer_block_is_zero(x->block, (size_t)len)
                  ? vhd_chain_write(x->chain, x->block, off, (size_t)len, false)
                  : vhd_chain_zero(x->chain, off, len, false);
         if (rc < 0) {
@@ -716,16 +698,12 @@ vdi_transfer_register(struct server *srv, struct http_server *http)
 {
     /* Both spellings: Xen Orchestra writes "/import_raw_vdi/?..."; xapi finds a
      * handler by the longest matching path prefix (http_svr.ml), so it takes both. */
-    int rc = http_server_add_stream_route(http, "PUT", "/import_raw_vdi", begin_import, srv);
-    if (rc == 0)
-        rc = http_server_add_stream_route(http, "PUT", "/import_raw_vdi/", begin_import, srv);
-    if (rc == 0)
-        rc = http_server_add_stream_route(http, "GET", "/export_raw_vdi", begin_export, srv);
-    if (rc == 0)
-        rc = http_server_add_stream_route(http, "GET", "/export_raw_vdi/", begin_export, srv);
-    if (rc < 0) {
-        log_error("vdi.transfer", "reason=\"cannot add the routes: %s\"", strerror(-rc));
+    static const struct transfer_route puts[] = {{"/import_raw_vdi", begin_import},
+                                                 {"/import_raw_vdi/", begin_import}};
+    static const struct transfer_route gets[] = {{"/export_raw_vdi", begin_export},
+                                                 {"/export_raw_vdi/", begin_export}};
+    if (!transfer_add_routes(srv, http, "PUT", puts, 2) ||
+        !transfer_add_routes(srv, http, "GET", gets, 2))
         return false;
-    }
     return true;
 }

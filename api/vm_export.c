@@ -102,18 +102,6 @@ exp_free(struct vm_export *x)
 
 /*==== Streaming the disks ====*/
 
-static bool
-is_zero(const char *p, size_t len)
-{
-    static const char zeros[4096];
-    for (size_t off = 0; off < len; off += sizeof(zeros)) {
-        size_t n = len - off < sizeof(zeros) ? len - off : sizeof(zeros);
-        if (memcmp(p + off, zeros, n) != 0)
-            return false;
-    }
-    return true;
-}
-
 static int
 storage_error(struct vm_export *x, int rc, const char *what)
 {
@@ -153,13 +141,7 @@ static void
 exp_progress(struct vm_export *x, uint64_t n)
 {
     x->done += n;
-    double p = x->total ? (double)x->done / (double)x->total : 0.0;
-    if (p > 0.99)
-        p = 0.99;
-    if (p - x->progress >= 0.01) {
-        x->progress = p;
-        task_set_progress(x->srv, x->task, p);
-    }
+    transfer_progress(x->srv, x->task, &x->progress, x->done, x->total);
 }
 
 /* Appends the next chunk worth sending (or the archive's end) to the writer. */
@@ -196,7 +178,7 @@ produce(struct vm_export *x)
         exp_progress(x, len);
         if (task_cancel_requested(x->srv, x->task))
             return xerr_task_cancelled(&x->err, x->task), -ECANCELED;
-        if (!edge && is_zero(x->block, len))
+        if (!edge && transfer_block_is_zero(x->block, len))
             continue;
         rc = xva_writer_chunk(x->w, x->disks[x->disk].prefix, no, x->block, len);
         return rc < 0 ? (xerr_nomem(&x->err), rc) : 0;
@@ -391,22 +373,11 @@ begin_export_metadata(void *opaque, struct http_request *req, struct http_body_s
 bool
 vm_export_register(struct server *srv, struct http_server *http)
 {
-    static const struct {
-        const char *path;
-        http_stream_begin_fn *fn;
-    } routes[] = {
+    static const struct transfer_route routes[] = {
         {"/export", begin_export},
         {"/export/", begin_export},
         {"/export_metadata", begin_export_metadata},
         {"/export_metadata/", begin_export_metadata},
     };
-    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        int rc = http_server_add_stream_route(http, "GET", routes[i].path, routes[i].fn, srv);
-        if (rc < 0) {
-            log_error("vm.export", "reason=\"cannot add the route %s: %s\"", routes[i].path,
-                      strerror(-rc));
-            return false;
-        }
-    }
-    return true;
+    return transfer_add_routes(srv, http, "GET", routes, sizeof(routes) / sizeof(routes[0]));
 }

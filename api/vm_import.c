@@ -429,30 +429,12 @@ rollback(struct vm_import *im)
 
 /*==== Data ====*/
 
-static bool
-is_zero(const char *p, size_t len)
-{
-    static const char zeros[4096];
-    for (size_t off = 0; off < len; off += sizeof(zeros)) {
-        size_t n = len - off < sizeof(zeros) ? len - off : sizeof(zeros);
-        if (memcmp(p + off, zeros, n) != 0)
-            return false;
-    }
-    return true;
-}
-
 static void
 imp_progress(struct vm_import *im)
 {
-    if (im->body_len <= 0)
-        return;
-    double p = (double)im->received / (double)im->body_len;
-    if (p > 0.99)
-        p = 0.99;
-    if (p - im->progress >= 0.01) {
-        im->progress = p;
-        task_set_progress(im->srv, im->task, p);
-    }
+    if (im->body_len > 0)
+        transfer_progress(im->srv, im->task, &im->progress, im->received,
+                          (uint64_t)im->body_len);
 }
 
 static int
@@ -506,7 +488,7 @@ on_chunk(void *opaque, const char *prefix, uint64_t no, const char *data, size_t
         if (rc < 0)
             return storage_error(im, d, rc, "open");
     }
-    if (is_zero(data, len))
+    if (transfer_block_is_zero(data, len))
         return 0; /* a new VDI reads as zeros */
     int rc = vhd_chain_write(d->chain, data, off, len, false);
     if (rc < 0)
@@ -801,22 +783,11 @@ begin_import_metadata(void *opaque, struct http_request *req, struct http_body_s
 bool
 vm_import_register(struct server *srv, struct http_server *http)
 {
-    static const struct {
-        const char *path;
-        http_stream_begin_fn *fn;
-    } routes[] = {
+    static const struct transfer_route routes[] = {
         {"/import", begin_import},
         {"/import/", begin_import},
         {"/import_metadata", begin_import_metadata},
         {"/import_metadata/", begin_import_metadata},
     };
-    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        int rc = http_server_add_stream_route(http, "PUT", routes[i].path, routes[i].fn, srv);
-        if (rc < 0) {
-            log_error("vm.import", "reason=\"cannot add the route %s: %s\"", routes[i].path,
-                      strerror(-rc));
-            return false;
-        }
-    }
-    return true;
+    return transfer_add_routes(srv, http, "PUT", routes, sizeof(routes) / sizeof(routes[0]));
 }

@@ -90,27 +90,35 @@ cli_cache_uuid(struct cli_ctx *c, const char *ref, const char *uuid)
     cache_put(c, ref, uuid);
 }
 
-const char *
-cli_ref_uuid(void *opaque, const char *ref_class, const char *ref)
+/* @ref's field @field (a string) through <@ref_class>.get_<field>, cached
+ * under @key; NULL when the call fails (the ref names nothing). */
+static const char *
+cached_field(struct cli_ctx *c, const char *ref_class, const char *ref, const char *field,
+             const char *key)
 {
-    struct cli_ctx *c = opaque;
-    struct uuid_entry *e = hashmap_get(&c->uuids, ref);
+    struct uuid_entry *e = hashmap_get(&c->uuids, key);
     if (e)
         return e->uuid;
     char method[128];
-    snprintf(method, sizeof(method), "%s.get_uuid", ref_class);
-    char *uuid = NULL;
+    snprintf(method, sizeof(method), "%s.get_%s", ref_class, field);
+    char *value = NULL;
     const struct xtype *t = &xapi_type_string;
     const void *v = &ref;
     struct xerr *err = NULL;
-    if (!cli_call(c, method, 1, &t, &v, &xapi_type_string, &uuid, &err)) {
+    if (!cli_call(c, method, 1, &t, &v, &xapi_type_string, &value, &err)) {
         xerr_free(err);
-        uuid = NULL;
+        value = NULL;
     }
-    cache_put(c, ref, uuid);
-    free(uuid);
-    e = hashmap_get(&c->uuids, ref);
+    cache_put(c, key, value);
+    free(value);
+    e = hashmap_get(&c->uuids, key);
     return e ? e->uuid : NULL;
+}
+
+const char *
+cli_ref_uuid(void *opaque, const char *ref_class, const char *ref)
+{
+    return cached_field(opaque, ref_class, ref, "uuid", ref);
 }
 
 const char *
@@ -118,23 +126,7 @@ cli_ref_name_label(struct cli_ctx *c, const char *ref_class, const char *ref)
 {
     char key[300]; /* names share the uuid cache under their own keys */
     snprintf(key, sizeof(key), "name-label/%s", ref);
-    struct uuid_entry *e = hashmap_get(&c->uuids, key);
-    if (e)
-        return e->uuid;
-    char method[128];
-    snprintf(method, sizeof(method), "%s.get_name_label", ref_class);
-    char *name = NULL;
-    const struct xtype *t = &xapi_type_string;
-    const void *v = &ref;
-    struct xerr *err = NULL;
-    if (!cli_call(c, method, 1, &t, &v, &xapi_type_string, &name, &err)) {
-        xerr_free(err);
-        name = NULL;
-    }
-    cache_put(c, key, name);
-    free(name);
-    e = hashmap_get(&c->uuids, key);
-    return e ? e->uuid : NULL;
+    return cached_field(c, ref_class, ref, "name_label", key);
 }
 
 bool
