@@ -44,6 +44,7 @@
 #include "api/vm_ops.h"
 #include "common/log.h"
 #include "db/db.h"
+#include "http/fetch.h"
 #include "http/http.h"
 #include "rpc/ctx.h"
 #include "rpc/task.h"
@@ -92,6 +93,7 @@ struct vm_import {
     double progress;
     struct xerr *err;
     bool ended;
+    bool finish_task; /* false: the dispatcher finishes it (Async VM.import) */
 };
 
 /*==== The table of export ids ====*/
@@ -559,7 +561,8 @@ imp_end(struct vm_import *im)
             vm_op_end(im->srv->db, im->map[i].ref, im->task);
     char d[512];
     if (im->err) {
-        task_finish_failure(im->srv, im->task, im->err);
+        if (im->finish_task)
+            task_finish_failure(im->srv, im->task, im->err);
         log_warn("vm.import", "task=%s metadata=%d bytes=%" PRIu64 " error=\"%s\"", im->task,
                  im->metadata, im->received, xerr_describe(im->err, d, sizeof(d)));
         return;
@@ -572,7 +575,8 @@ imp_end(struct vm_import *im)
         if (im->map[i].cls == &xapi_class_vm)
             wire_string(&w, im->map[i].ref);
     wire_end_array(&w);
-    task_finish_success(im->srv, im->task, strbuf_ok(&sb) ? sb.buf : "");
+    if (im->finish_task)
+        task_finish_success(im->srv, im->task, strbuf_ok(&sb) ? sb.buf : "");
     strbuf_release(&sb);
     log_info("vm.import", "task=%s metadata=%d bytes=%" PRIu64 " objects=%zu disks=%zu",
              im->task, im->metadata, im->received, im->n_map, im->n_disks);
@@ -624,10 +628,10 @@ imp_write(void *ctx, const char *data, size_t len)
     return 0;
 }
 
+/* The input is over: the archive must be complete; the disks are flushed. */
 static void
-imp_finish(void *ctx, struct http_request *req)
+imp_complete(struct vm_import *im)
 {
-    struct vm_import *im = ctx;
     if (!im->err) {
         int rc = xva_reader_finish(im->reader, false);
         if (rc < 0)
@@ -643,6 +647,13 @@ imp_finish(void *ctx, struct http_request *req)
     if (!im->err && !im->metadata)
         storage_sr_refresh_vdis(im->srv->db, im->sr, im->sr_path, NULL);
     imp_end(im);
+}
+
+static void
+imp_finish(void *ctx, struct http_request *req)
+{
+    struct vm_import *im = ctx;
+    imp_complete(im);
     if (im->err) {
         transfer_reply_error(req, im->task, im->err);
     } else {
@@ -669,6 +680,8 @@ query_flag(struct http_request *req, const char *key)
     const char *v = http_request_query(req, key);
     return v && strcmp(v, "true") == 0;
 }
+
+static bool sr_usable(struct vm_import *im, struct xerr **errp);
 
 /* The target SR: sr_id, sr_uuid, or the pool's default SR (import.ml). */
 static bool
@@ -699,6 +712,14 @@ target_sr(struct vm_import *im, struct http_request *req, struct xerr **errp)
     }
     if (!im->sr)
         return xerr_nomem(errp);
+    return sr_usable(im, errp);
+}
+
+/* im->sr takes imports: not an ISO library, plugged here (its directory). */
+static bool
+sr_usable(struct vm_import *im, struct xerr **errp)
+{
+    struct db *db = im->srv->db;
     struct xapi_sr_record *sr = NULL;
     if (!db_get(db, &xapi_class_sr, im->sr, (void **)&sr, errp))
         return false;
@@ -752,6 +773,7 @@ begin(struct server *srv, struct http_request *req, struct http_body_sink *sink,
                                  &im->task, &err)) {
             im->srv = srv;
             im->metadata = metadata;
+            im->finish_task = true;
             if (imp_prepare(im, req, &who, &err)) {
                 task_set_progress(srv, im->task, 0.0);
                 *sink = (struct http_body_sink){imp_write, imp_finish, imp_abort, im};
@@ -790,4 +812,67 @@ vm_import_register(struct server *srv, struct http_server *http)
         {"/import_metadata/", begin_import_metadata},
     };
     return transfer_add_routes(srv, http, "PUT", routes, sizeof(routes) / sizeof(routes[0]));
+}
+
+/*==== VM.import (the URL form) ====*/
+
+static int
+fetched(void *opaque, const char *data, size_t len)
+{
+    return imp_write(opaque, data, len) < 0 ? -ECANCELED : 0;
+}
+
+/* xapi's VM.import: the server downloads the XVA at @url into @sr and
+ * returns the new VMs. A sync call gets a task of its own for the import's
+ * bookkeeping (operations, progress); an Async one reports into its own. */
+bool
+api_vm_import(struct call_ctx *ctx, const char *url, const char *sr, bool full_restore,
+              bool force, struct xapi_ref_set *result, struct xerr **errp)
+{
+    if (!db_exists(ctx->db, &xapi_class_sr, sr))
+        return xerr_handle_invalid(errp, "SR", sr);
+    struct vm_import *im = calloc(1, sizeof(*im));
+    if (!im)
+        return xerr_nomem(errp);
+    im->srv = ctx->srv;
+    im->ctx = *ctx;
+    im->restore = full_restore;
+    im->force = force;
+    im->body_len = -1;
+    im->finish_task = !ctx->task;
+    bool ok = ctx->task ? (im->task = strdup(ctx->task)) != NULL || xerr_nomem(errp)
+                        : task_create(ctx->srv, "VM.import", url, ctx->user, true, &im->task,
+                                      errp);
+    if (ok && !(im->sr = strdup(sr)))
+        ok = xerr_nomem(errp);
+    if (ok)
+        ok = sr_usable(im, errp);
+    if (ok && !(im->reader = xva_reader_new(&reader_ops, im, !force)))
+        ok = xerr_nomem(errp);
+    if (!ok) {
+        im->ended = true; /* nothing made; a task of our own still ends */
+        if (im->task && im->finish_task) {
+            struct xerr *e = NULL;
+            xerr_internal(&e, "VM.import could not start");
+            task_finish_failure(ctx->srv, im->task, errp && *errp ? *errp : e);
+            xerr_free(e);
+        }
+        imp_free(im);
+        return false;
+    }
+    im->ctx.task = im->task;
+    char why[256];
+    int rc = http_fetch(url, 120 * 1000, fetched, im, why, sizeof(why));
+    if (rc < 0 && !im->err)
+        xerr_import_error(&im->err, why);
+    imp_complete(im);
+    ok = !im->err;
+    for (size_t i = 0; ok && i < im->n_map; i++)
+        if (im->map[i].cls == &xapi_class_vm && xset_append_str((struct xset *)result,
+                                                                im->map[i].ref) < 0)
+            ok = xerr_nomem(errp);
+    if (!ok && im->err)
+        xerr_propagate(errp, &im->err);
+    imp_free(im);
+    return ok;
 }

@@ -325,10 +325,11 @@ const struct cli_cmd cli_commands[] = {
     {"vm-export", cli_cmd_vm_export, "filename",
      "vm,compress,metadata,include-snapshots,preserve-power-state,<vm filters>",
      "Export a VM to an XVA file (compress=true|gzip|zstd; metadata=true: ova.xml alone)."},
-    {"vm-import", cli_cmd_vm_import, "filename",
-     "sr-uuid,sr-name-label,preserve,force,metadata",
-     "Import a VM from an XVA file into the SR (the pool's default without one); preserve=true "
-     "keeps uuid and MACs; prints the new VM's uuid."},
+    {"vm-import", cli_cmd_vm_import, "",
+     "filename,url,sr-uuid,sr-name-label,preserve,force,metadata",
+     "Import a VM from an XVA file (or one the server downloads from url=) into the SR (the "
+     "pool's default without one); preserve=true keeps uuid and MACs; prints the new VM's "
+     "uuid."},
     {"vdi-export", cli_cmd_vdi_export, "uuid,filename", "format,base,progress,--progress",
      "Write a VDI's content to a file (format=raw or vhd)."},
     {"vdi-import", cli_cmd_vdi_import, "uuid,filename", "format,progress,--progress",

@@ -405,10 +405,29 @@ cli_cmd_vm_export(struct cli_ctx *c, const struct cli_args *a, struct xerr **err
     return ok ? 0 : 1;
 }
 
+/* vm-import url=: the server downloads the XVA itself (VM.import). */
+static bool
+import_url(struct cli_ctx *c, const char *url, const char *sr, bool preserve, bool force,
+           struct xapi_ref_set *vms, struct xerr **errp)
+{
+    const struct xtype *types[] = {&xapi_type_string, &xapi_type_string, &xapi_type_bool,
+                                   &xapi_type_bool};
+    const void *vals[] = {&url, &sr, &preserve, &force};
+    return cli_async(c, "VM.import", 4, types, vals, "Import", &xapi_type_ref_VM_set, vms,
+                     errp);
+}
+
 int
 cli_cmd_vm_import(struct cli_ctx *c, const struct cli_args *a, struct xerr **errp)
 {
     const char *filename = cli_arg_get(a, "filename");
+    const char *url = cli_arg_get(a, "url");
+    if (url && filename)
+        return cli_err_syntax(errp, "Invalid arguments. The 'url' and 'filename' parameters "
+                                    "should not both be specified."),
+               1;
+    if (!url && !filename)
+        return cli_err_required(errp, "filename"), 1;
     bool preserve = false, force = false, metadata = false;
     const char *pv = cli_arg_get(a, "preserve"), *mv = cli_arg_get(a, "metadata");
     if ((pv && !cli_parse_bool(pv, &preserve)) || (mv && !cli_parse_bool(mv, &metadata)) ||
@@ -420,10 +439,11 @@ cli_cmd_vm_import(struct cli_ctx *c, const struct cli_args *a, struct xerr **err
     if (!metadata && !cli_sr_arg(c, a, true, &sr, &given, errp))
         return 1;
     uint64_t size = 0;
-    int fd = open_in(filename, &size, errp);
+    int fd = url ? -1 : open_in(filename, &size, errp);
     struct xapi_ref_set vms = {0};
-    bool ok = fd >= 0;
-    if (ok) {
+    bool ok = url ? import_url(c, url, sr ? sr : "OpaqueRef:NULL", preserve, force, &vms, errp)
+                  : fd >= 0;
+    if (ok && !url) {
         char query[512];
         snprintf(query, sizeof(query), "restore=%s&force=%s%s%s", preserve ? "true" : "false",
                  force ? "true" : "false", sr ? "&sr_id=" : "", sr ? sr : "");

@@ -630,6 +630,23 @@ def run_xva(t, xe, tmp):
     rc, out, err = xe('vdi-export', 'uuid=' + new_vdi, 'filename=' + back)
     with open(back, 'rb') as f:
         t.ok(rc == 0 and f.read() == data, 'vdi-export of the imported disk: the same bytes')
+    import http.server
+    import threading
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=tmp)  # noqa: E731
+    web = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        url = 'http://127.0.0.1:%d/xe.xva' % web.server_address[1]
+        rc, out, err = xe('vm-import', 'url=' + url)
+        from_url = out.strip()
+        t.ok(rc == 0 and is_uuid(from_url) and from_url not in (vm, new),
+             'vm-import url=: the server downloads it (VM.import)', out + err)
+        if is_uuid(from_url):
+            xe('vm-uninstall', 'vm=' + from_url, '--force')
+        rc, out, err = xe('vm-import', 'url=' + url, 'filename=' + xva)
+        t.ok(rc != 0 and 'should not both be specified' in err, 'url= and filename= clash', err)
+    finally:
+        web.shutdown()
     zxva = os.path.join(tmp, 'xe.zst.xva')
     rc, out, err = xe('vm-export', 'vm=' + vm, 'filename=' + zxva, 'compress=zstd')
     with open(zxva, 'rb') as f:

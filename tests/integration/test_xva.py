@@ -358,6 +358,71 @@ def metadata(t, a, sa, sess_a, vm, vdi):
         t.eq(disk_of(sa, sess_a, vms[0]), vdi, 'its VBD is on the same VDI, found by uuid')
 
 
+def serve_files(files):
+    """A local HTTP server for {path: bytes}; returns (server, base url)."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = files.get(self.path)
+            if body is None:
+                self.send_response(404)
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header('Content-Length', str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, 'http://127.0.0.1:%d' % srv.server_address[1]
+
+
+def url_import(t, b, sb, sess_b):
+    """VM.import: the server downloads the XVA itself (sync and Async)."""
+    content = disk_content()
+    srv, base = serve_files({'/vm.xva': independent_xva(content, DISK),
+                             '/cut.xva': independent_xva(content, DISK)[:300000]})
+    try:
+        sr = sr_of(sb, sess_b)
+        r = getattr(sb.VM, 'import')(sess_b, base + '/vm.xva', sr, False, False)
+        refs = r.get('Value') if r.get('Status') == 'Success' else None
+        t.ok(refs and len(refs) == 1, 'VM.import(url): the new VM', r)
+        if refs:
+            t.ok(raw_of(b, sess_b, disk_of(sb, sess_b, refs[0])) == content,
+                 'VM.import(url): its disk reads back')
+            destroy_vm(sb, sess_b, refs[0])
+        task = value(getattr(sb.Async.VM, 'import')(sess_b, base + '/vm.xva', sr, False, False))
+        import time
+        deadline = time.time() + 60
+        while value(sb.task.get_status(sess_b, task)) == 'pending' and time.time() < deadline:
+            time.sleep(0.1)
+        rec = value(sb.task.get_record(sess_b, task))
+        got = [x for x in rec['result'].replace('<', ' ').replace('>', ' ').split()
+               if x.startswith('OpaqueRef:')]
+        t.ok(rec['status'] == 'success' and len(got) == 1,
+             'Async.VM.import: the task names the new VM', rec)
+        for vm in got:
+            destroy_vm(sb, sess_b, vm)
+        before, files = counts(sb, sess_b), sr_files(b)
+        for path, want, what in (('/cut.xva', 'IMPORT_ERROR_PREMATURE_EOF', 'a cut download'),
+                                 ('/missing.xva', 'IMPORT_ERROR', 'a 404'),
+                                 (None, 'IMPORT_ERROR', 'a URL that is not http(s)')):
+            url = base + path if path else 'ftp://127.0.0.1/x.xva'
+            r = getattr(sb.VM, 'import')(sess_b, url, sr, False, False)
+            e = r.get('ErrorDescription') or ['']
+            t.eq(e[0], want, 'VM.import of %s: %s' % (what, want))
+        t.eq((counts(sb, sess_b), sr_files(b) - files), (before, set()),
+             'failed URL imports leave no object and no file behind')
+    finally:
+        srv.shutdown()
+
+
 def main():
     binary = sys.argv[1]
     t = Tap()
@@ -376,6 +441,7 @@ def main():
                                                  'bridge': BRIDGES[1]}))
         round_trip(t, a, b, sa, sb, sess_a, sess_b, vm, vdi, content, tmp)
         independent(t, b, sb, sess_b)
+        url_import(t, b, sb, sess_b)
         metadata(t, a, sa, sess_a, vm, vdi)
         for s, sess, n in ((sb, sess_b, net_b),):
             value(s.network.destroy(sess, n))
