@@ -23,9 +23,10 @@
  * every object the import made, with the VDIs' files (xapi's cleanup stack;
  * force=true keeps them, and lets checksum mismatches pass, as xapi).
  *
- * Not imported: snapshots (VMs with is_a_snapshot) and their devices, VM
- * metrics and guest metrics records (the constructors make their own), hosts,
- * GPUs, VTPMs.
+ * Snapshots in the archive (export_metadata with export_snapshots) are made
+ * as VMs and then linked as xapi's update_snapshot_and_parent_links does.
+ * Not imported: VM metrics and guest metrics records (the constructors make
+ * their own), hosts, GPUs, VTPMs.
  *
  * Invariant: the task is finished exactly once, by imp_end(), on every path;
  * the connection's thread owns the import until then.
@@ -63,6 +64,7 @@ struct mapped {
     const char *id;  /* the export's id (borrowed from the header) */
     char *ref;       /* the object here */
     bool created;    /* by this import: removed on failure */
+    bool snapshot;   /* a VM that is a snapshot (not in the task's result) */
 };
 
 struct disk {
@@ -116,7 +118,7 @@ map_add(struct vm_import *im, const struct xclass *cls, const char *id, char *re
         return xerr_nomem(&im->err);
     }
     im->map = m;
-    im->map[im->n_map++] = (struct mapped){cls, id, ref, created};
+    im->map[im->n_map++] = (struct mapped){cls, id, ref, created, false};
     return true;
 }
 
@@ -255,8 +257,8 @@ vdi_of_export(struct vm_import *im, const struct xva_object *o)
 static bool
 vm_of_export(struct vm_import *im, const struct xva_object *o)
 {
-    if (snap_bool(o->snapshot, "is_a_snapshot") || snap_bool(o->snapshot, "is_control_domain"))
-        return true; /* snapshots are not imported (yet); their devices are skipped */
+    if (snap_bool(o->snapshot, "is_control_domain"))
+        return true; /* a host's own domain is never imported */
     struct xapi_vm_record *vm = record_from_snapshot(im, &xapi_class_vm, o->snapshot);
     if (!vm)
         return xerr_nomem(&im->err);
@@ -279,6 +281,7 @@ vm_of_export(struct vm_import *im, const struct xva_object *o)
     xapi_vm_record_free(vm);
     if (!ok || !map_add(im, &xapi_class_vm, o->id, ref, true))
         return false;
+    im->map[im->n_map - 1].snapshot = snap_bool(o->snapshot, "is_a_snapshot");
     /* nobody starts it while its disks are written (xapi: "import" operation) */
     return im->metadata || vm_op_begin(im->srv->db, ref, XAPI_VM_OPERATIONS_IMPORT, im->task,
                                        &im->err);
@@ -367,6 +370,51 @@ vif_of_export(struct vm_import *im, const struct xva_object *o)
     return ok && map_add(im, &xapi_class_vif, o->id, ref, true);
 }
 
+struct snap_links {
+    struct vm_import *im;
+    const struct xval *snap;
+};
+
+static bool
+apply_snap_links(void *opaque, void *rec, struct xerr **errp)
+{
+    const struct snap_links *l = opaque;
+    struct xapi_vm_record *vm = rec;
+    const char *of = map_lookup(l->im, snap_str(l->snap, "snapshot_of"));
+    const char *parent = map_lookup(l->im, snap_str(l->snap, "parent"));
+    const struct xval *when = xval_struct_get(l->snap, "snapshot_time");
+    int64_t t = 0;
+    struct xerr *ignored = NULL;
+    if (when && !xtype_value_decode(&xapi_type_datetime, when, &t, "snapshot_time", &ignored))
+        xerr_free(ignored);
+    vm->is_a_snapshot = snap_bool(l->snap, "is_a_snapshot");
+    vm->snapshot_time = t;
+    return (xstr_set(&vm->snapshot_of, of ? of : NULL_REF) &&
+            xstr_set(&vm->parent, parent ? parent : NULL_REF) &&
+            xstr_set(&vm->transportable_snapshot_id,
+                     snap_str(l->snap, "transportable_snapshot_id"))) ||
+           xerr_nomem(errp);
+}
+
+/* xapi's update_snapshot_and_parent_links: a snapshot VM made by the import
+ * is a snapshot again, of the VM made from its snapshot_of (constructors
+ * cannot set these fields). */
+static bool
+snapshot_links(struct vm_import *im)
+{
+    for (size_t i = 0; i < im->n_map; i++) {
+        const struct xva_object *o = export_object(im, im->map[i].id);
+        if (im->map[i].cls != &xapi_class_vm || !im->map[i].created || !o)
+            continue;
+        struct snap_links l = {im, o->snapshot};
+        if ((im->map[i].snapshot || map_lookup(im, snap_str(o->snapshot, "parent"))) &&
+            !db_update(im->srv->db, &xapi_class_vm, im->map[i].ref, apply_snap_links, &l,
+                       &im->err))
+            return false;
+    }
+    return true;
+}
+
 /* More objects than any VM has: an archive naming more is refused before
  * anything is made (each would be a file in the SR). */
 #define MAX_IMPORT_OBJECTS 4096
@@ -388,6 +436,8 @@ create_objects(struct vm_import *im)
             if (strcmp(im->hdr.objects[i].cls, handlers[h].cls) == 0 &&
                 !handlers[h].fn(im, &im->hdr.objects[i]))
                 return false;
+    if (!snapshot_links(im))
+        return false;
     for (size_t i = 0; i < im->n_map; i++)
         if (im->map[i].cls == &xapi_class_vm)
             return true;
@@ -548,6 +598,21 @@ reader_fail(struct vm_import *im, int rc)
 
 /*==== The request ====*/
 
+/* Whether map entry @i is one of the import's result: its VMs, less the
+ * snapshots unless there are only snapshots (import.ml complete_import). */
+static bool
+imp_result_vm(const struct vm_import *im, size_t i)
+{
+    if (im->map[i].cls != &xapi_class_vm)
+        return false;
+    if (!im->map[i].snapshot)
+        return true;
+    for (size_t k = 0; k < im->n_map; k++)
+        if (im->map[k].cls == &xapi_class_vm && !im->map[k].snapshot)
+            return false;
+    return true;
+}
+
 static void
 imp_end(struct vm_import *im)
 {
@@ -572,7 +637,7 @@ imp_end(struct vm_import *im)
     wire_writer_init(&w, WIRE_XMLRPC, &sb);
     wire_begin_array(&w);
     for (size_t i = 0; i < im->n_map; i++)
-        if (im->map[i].cls == &xapi_class_vm)
+        if (imp_result_vm(im, i))
             wire_string(&w, im->map[i].ref);
     wire_end_array(&w);
     if (im->finish_task)
@@ -868,8 +933,7 @@ api_vm_import(struct call_ctx *ctx, const char *url, const char *sr, bool full_r
     imp_complete(im);
     ok = !im->err;
     for (size_t i = 0; ok && i < im->n_map; i++)
-        if (im->map[i].cls == &xapi_class_vm && xset_append_str((struct xset *)result,
-                                                                im->map[i].ref) < 0)
+        if (imp_result_vm(im, i) && xset_append_str((struct xset *)result, im->map[i].ref) < 0)
             ok = xerr_nomem(errp);
     if (!ok && im->err)
         xerr_propagate(errp, &im->err);

@@ -343,19 +343,40 @@ def independent(t, b, sb, sess_b):
 
 def metadata(t, a, sa, sess_a, vm, vdi):
     uuid = value(sa.VM.get_uuid(sess_a, vm))
+    snap = value(sa.VM.snapshot(sess_a, vm, 'xva-snap'))
+    snap_uuid = value(sa.VM.get_uuid(sess_a, snap))
+    snap_vdis = [value(sa.VBD.get_VDI(sess_a, x)) for x in value(sa.VM.get_VBDs(sess_a, snap))]
     st, hdr, blob = request(a, 'GET', '/export_metadata?' + query(uuid=uuid, session_id=sess_a))
     t.ok(st == 200 and int(hdr.get('Content-Length', -1)) == len(blob),
          'GET /export_metadata: 200 with a Content-Length')
-    names = tarfile.open(fileobj=io.BytesIO(blob)).getnames()
-    t.eq(names, ['ova.xml'], 'a metadata export holds ova.xml alone')
+    tf = tarfile.open(fileobj=io.BytesIO(blob))
+    t.eq(tf.getnames(), ['ova.xml'], 'a metadata export holds ova.xml alone')
+    ova = tf.extractfile('ova.xml').read().decode()
+    t.ok(snap_uuid in ova and '<name>is_a_snapshot</name><value><boolean>1</boolean>' in ova,
+         'export_snapshots (default true): the snapshot is in ova.xml')
+    value(sa.VM.destroy(sess_a, snap))
     value(sa.VM.destroy(sess_a, vm))
     st, hdr, data = request(a, 'PUT', '/import_metadata?' + query(session_id=sess_a, restore='true'),
                             blob)
     t.eq(st, 200, 'PUT /import_metadata: 200')
-    vms = [r for r, v in value(sa.VM.get_all_records(sess_a)).items() if v['uuid'] == uuid]
-    t.eq(len(vms), 1, 'restore=true brings the VM back with its uuid')
-    if vms:
+    task = value(sa.task.get_record(sess_a, hdr['Task-Id'])) if hdr.get('Task-Id') else {}
+    recs = value(sa.VM.get_all_records(sess_a))
+    vms = [r for r, v in recs.items() if v['uuid'] == uuid]
+    snaps = [r for r, v in recs.items() if v['uuid'] == snap_uuid]
+    t.eq((len(vms), len(snaps)), (1, 1), 'restore=true brings the VM and its snapshot back, '
+         'uuids kept')
+    if vms and snaps:
         t.eq(disk_of(sa, sess_a, vms[0]), vdi, 'its VBD is on the same VDI, found by uuid')
+        s = recs[snaps[0]]
+        t.eq((s['is_a_snapshot'], s['snapshot_of'], snaps[0] in recs[vms[0]]['snapshots']),
+             (True, vms[0], True), 'the snapshot is a snapshot of the imported VM again')
+        t.eq([value(sa.VBD.get_VDI(sess_a, x)) for x in s['VBDs']], snap_vdis,
+             'the snapshot\'s disks are its own VDIs again')
+        t.ok(vms[0] in task.get('result', '') and snaps[0] not in task.get('result', ''),
+             'the task\'s result names the VM, not its snapshot', task.get('result'))
+        value(sa.VM.destroy(sess_a, snaps[0]))
+        for v in snap_vdis:
+            value(sa.VDI.destroy(sess_a, v))
 
 
 def serve_files(files):
