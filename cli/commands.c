@@ -392,6 +392,13 @@ const struct cli_cmd cli_commands[] = {
      "Copy a VDI into an SR (a full copy, with progress); prints the copy's uuid."},
     {"vdi-resize", cli_cmd_vdi_resize, "uuid,disk-size", "",
      "Grow a VDI to disk-size (bytes or with a unit)."},
+    {"vdi-enable-cbt", cli_cmd_vdi_enable_cbt, "uuid", "",
+     "Enable changed block tracking on a VDI."},
+    {"vdi-disable-cbt", cli_cmd_vdi_disable_cbt, "uuid", "",
+     "Disable changed block tracking on a VDI."},
+    {"vdi-list-changed-blocks", cli_cmd_vdi_list_changed_blocks, "vdi-from-uuid,vdi-to-uuid", "",
+     "Write the changed blocks between the two given VDIs to the standard output as a "
+     "base64-encoded bitmap string."},
     {"vbd-create", cli_cmd_vbd_create, "vm-uuid,device", "vdi-uuid,bootable,type,mode,unpluggable",
      "Create a VBD: a disk (type=Disk, vdi-uuid=) or a CD drive (type=CD, empty without "
      "vdi-uuid=); prints its uuid."},

@@ -662,6 +662,20 @@ def run_xva(t, xe, tmp):
     rc, out, err = xe('vm-export', 'vm=' + vm)
     t.ok(rc != 0 and 'Required parameter not found: filename' in err, 'vm-export needs filename=',
          err)
+    rc, out, err = xe('vdi-enable-cbt', 'uuid=' + vdi)
+    t.eq((rc, xe('vdi-param-get', 'uuid=' + vdi, 'param-name=cbt-enabled')[1].strip()),
+         (0, 'true'), 'vdi-enable-cbt')
+    snaps = [xe('vdi-snapshot', 'uuid=' + vdi)[1].strip() for _ in range(2)]
+    rc, out, err = xe('vdi-list-changed-blocks', 'vdi-from-uuid=' + snaps[0],
+                      'vdi-to-uuid=' + snaps[1])
+    import base64
+    t.ok(rc == 0 and base64.b64decode(out.strip()) == bytes(4 * 1024 * 1024 // 65536 // 8),
+         'vdi-list-changed-blocks: a base64 bitmap, nothing written in between', out + err)
+    rc, out, err = xe('vdi-disable-cbt', 'uuid=' + vdi)
+    t.eq((rc, xe('vdi-param-get', 'uuid=' + vdi, 'param-name=cbt-enabled')[1].strip()),
+         (0, 'false'), 'vdi-disable-cbt')
+    for v in snaps:
+        xe('vdi-destroy', 'uuid=' + v)
     for v in (new, vm):
         xe('vm-uninstall', 'vm=' + v, '--force')
 
