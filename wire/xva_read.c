@@ -386,11 +386,13 @@ gzip_feed(struct xva_reader *r, const char *data, size_t len)
         r->zs.next_out = (unsigned char *)r->out;
         r->zs.avail_out = OUT_BUF;
         int zrc = inflate(&r->zs, Z_NO_FLUSH);
-        if (zrc != Z_OK && zrc != Z_STREAM_END && zrc != Z_BUF_ERROR)
-            return fail(r, -EINVAL, "gzip: %s", r->zs.msg ? r->zs.msg : "corrupt data");
+        /* what came out before a damaged spot is read first, however the
+         * input was split (the same archive gives the same answer) */
         size_t n = OUT_BUF - r->zs.avail_out;
         if (n && tar_feed(r, r->out, n) < 0)
             return r->err;
+        if (zrc != Z_OK && zrc != Z_STREAM_END && zrc != Z_BUF_ERROR)
+            return fail(r, -EINVAL, "gzip: %s", r->zs.msg ? r->zs.msg : "corrupt data");
         if (zrc == Z_STREAM_END)
             r->zs_ended = true;
         else if (zrc == Z_BUF_ERROR && n == 0)
@@ -406,11 +408,11 @@ zstd_feed(struct xva_reader *r, const char *data, size_t len)
     while (in.pos < in.size) {
         ZSTD_outBuffer out = {r->out, OUT_BUF, 0};
         size_t zrc = ZSTD_decompressStream(r->zd, &out, &in);
+        if (out.pos && tar_feed(r, r->out, out.pos) < 0)
+            return r->err;
         if (ZSTD_isError(zrc))
             return fail(r, -EINVAL, "zstd: %s", ZSTD_getErrorName(zrc));
         r->zd_hint = zrc;
-        if (out.pos && tar_feed(r, r->out, out.pos) < 0)
-            return r->err;
     }
     return 0;
 }
