@@ -183,8 +183,10 @@ test_truncated_anywhere_is_premature_eof(void **state)
     for (size_t i = 0; i < 3; i++) {
         size_t len;
         char *a = make_archive(cs[i], &len);
-        size_t cuts[] = {0, 3, 100, 600, len / 2, len - 1030};
+        size_t cuts[] = {0, 3, 100, 600, len / 2, len > 1030 ? len - 1030 : len - 1};
         for (size_t j = 0; j < sizeof(cuts) / sizeof(cuts[0]); j++) {
+            if (cuts[j] >= len)
+                continue; /* a compressed archive is short */
             struct seen s = {0};
             int rc = read_all(a, cuts[j], 4096, true, &s);
             assert_true(rc == -EPIPE || (cs[i] != XVA_COMPRESS_NONE && rc == -EINVAL));
