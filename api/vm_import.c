@@ -79,6 +79,7 @@ struct vm_import {
     struct server *srv;
     struct call_ctx ctx;
     char *user;
+    char *peer; /* copied: an aborted import is cleaned up after its request is gone */
     char *task;
     char *sr;       /* full import: the target SR */
     char *sr_path;
@@ -671,6 +672,7 @@ imp_free(struct vm_import *im)
     xva_reader_free(im->reader);
     xerr_free(im->err);
     free(im->user);
+    free(im->peer);
     free(im->task);
     free(im->sr);
     free(im->sr_path);
@@ -813,7 +815,7 @@ imp_prepare(struct vm_import *im, struct http_request *req, struct transfer_call
         .role = who->role,
         .superuser = who->superuser,
         .task = im->task,
-        .peer = http_request_peer(req),
+        .peer = (im->peer = strdup(http_request_peer(req))) ? im->peer : "",
         .transport = http_request_transport(req),
         .originator = "",
     };
