@@ -216,3 +216,16 @@ transfer_add_routes(struct server *srv, struct http_server *http, const char *me
     }
     return true;
 }
+
+void
+transfer_reply_outcome(struct http_request *req, const char *task, const struct xerr *err)
+{
+    if (err) {
+        transfer_reply_error(req, task, err);
+        return;
+    }
+    char hdr[160];
+    snprintf(hdr, sizeof(hdr), "Task-Id: %s", task);
+    const char *hdrs[] = {hdr};
+    http_reply_with_headers(req, 200, "text/plain", hdrs, 1, "", 0);
+}

@@ -42,6 +42,10 @@ unsigned transfer_http_status(const struct xerr *e);
  * with a Task-Id header when @task is given. */
 void transfer_reply_error(struct http_request *req, const char *task, const struct xerr *err);
 
+/* Answers @req with @err as above, or 200 with an empty body and the
+ * Task-Id header when @err is NULL. */
+void transfer_reply_outcome(struct http_request *req, const char *task, const struct xerr *err);
+
 /* Sets @task's progress to @done/@total when it moved by 1% since *@last
  * (kept below 1.0: the finish sets that). */
 void transfer_progress(struct server *srv, const char *task, double *last, uint64_t done,

@@ -159,14 +159,7 @@ static void
 xfer_reply_and_free(struct xfer *x, struct http_request *req)
 {
     xfer_end(x);
-    if (x->err) {
-        transfer_reply_error(req, x->task, x->err);
-    } else {
-        char hdr[160];
-        snprintf(hdr, sizeof(hdr), "Task-Id: %s", x->task);
-        const char *hdrs[] = {hdr};
-        http_reply_with_headers(req, 200, "text/plain", hdrs, 1, "", 0);
-    }
+    transfer_reply_outcome(req, x->task, x->err);
     xfer_free(x);
 }
 

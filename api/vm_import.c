@@ -721,14 +721,7 @@ imp_finish(void *ctx, struct http_request *req)
 {
     struct vm_import *im = ctx;
     imp_complete(im);
-    if (im->err) {
-        transfer_reply_error(req, im->task, im->err);
-    } else {
-        char hdr[160];
-        snprintf(hdr, sizeof(hdr), "Task-Id: %s", im->task);
-        const char *hdrs[] = {hdr};
-        http_reply_with_headers(req, 200, "text/plain", hdrs, 1, "", 0);
-    }
+    transfer_reply_outcome(req, im->task, im->err);
     imp_free(im);
 }
 
