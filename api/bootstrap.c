@@ -320,7 +320,7 @@ create_template(struct db *db, const char *label, const char *descr, bool direct
     if (direct_boot) {
         vm->domain_type = XAPI_DOMAIN_TYPE_PVH;
         ok = xstr_set(&vm->PV_args, "console=ttyS0") &&
-             put(&vm->platform, "machine", "microvm") &&
+             put(&vm->platform, "machine", "pc") && put(&vm->platform, "acpi", "1") &&
              put(&vm->other_config, "default_template", "true") &&
              put(&vm->other_config, "disks",
                  "<provision><disk device=\"0\" size=\"1073741824\" sr=\"\" bootable=\"true\" "

@@ -28,6 +28,7 @@
 #include "api/vm_export.h"
 #include "api/vm_import.h"
 #include "api/domains.h"
+#include "api/guest_metrics.h"
 #include "api/guest_kernel.h"
 #include "api/metrics.h"
 #include "api/rrd_store.h"
@@ -595,6 +596,7 @@ main(int argc, char **argv)
         log_write_errno(LOG_ERROR, -rc, "vesseld.rrd", "dir=%s/rrd", o.data_dir);
         goto out;
     }
+    srv.rrd = rrd_store;
     open_ui_dir(o.ui_dir);
     char hostname[256] = "localhost";
     gethostname(hostname, sizeof(hostname) - 1);
@@ -633,6 +635,8 @@ main(int argc, char **argv)
               o.data_dir, domains_backend_name(srv.domains));
 
     storage_gc_start(&srv, (unsigned)o.storage_gc_s);
+    if ((rc = guest_metrics_start(&srv, 10)) < 0)
+        log_warn_errno(-rc, "vesseld.guest_metrics", "no guest metrics: the thread did not start");
 
     /* Metrics every --metrics-period seconds, garbage collection every minute. */
     unsigned gc_every = (unsigned)((60 + o.metrics_s - 1) / o.metrics_s);
@@ -651,8 +655,10 @@ main(int argc, char **argv)
 out:
     srv.stopping = true;
     storage_gc_stop(&srv);
+    guest_metrics_stop(&srv);
     events_stop(srv.events); /* answers long polls while their connections live */
     http_server_stop(http);
+    srv.rrd = NULL;
     rrd_store_stop(rrd_store); /* saves the rrds in DATA/rrd/ */
     static_files_free(ui_files);
     events_free(srv.events);

@@ -167,6 +167,12 @@ def parse_type(s, model):
     die('unknown type ' + s)
 
 
+def in_db(c):
+    """False for a class xapi declares in_db:false with fields (data_source):
+    records carried in results, never kept in the store, no implicit messages."""
+    return c.get('in_db', True)
+
+
 def representable(t, classes):
     """Whether a type can be carried by the generic runtime (records of classes
     outside our model cannot)."""
@@ -267,6 +273,9 @@ def prepare(model):
             fs.append(f)
         c['fields_t'] = fs
         names = [f['name'] for f in fs]
+        if not in_db(c):  # a record with no objects (data_source): no uuid, no lookups
+            c['uuid_idx'] = c['name_label_idx'] = -1
+            continue
         if 'uuid' not in names:
             die(cname + ' has no uuid')
         c['uuid_idx'] = names.index('uuid')
@@ -317,7 +326,7 @@ def collect_types(model):
     # implicit messages' types
     for cname in model['order']:
         c = model['classes'][cname]
-        if not c.get('stored', True):
+        if not c.get('stored', True) or not in_db(c):
             continue
         visit(Type('ref', cname + ' ref', cls=cname))
         visit(Type('set', cname + ' ref set', elem=Type('ref', cname + ' ref', cls=cname)))
@@ -429,8 +438,10 @@ def write_model_c(model, types, out):
         w.append('const struct xtype xapi_type_%s = {%s};\n' % (t.desc_tag, ', '.join(parts)))
     w.append('\n')
     stored = [c for c in model['order'] if model['classes'][c].get('stored', True)]
-    for i, cname in enumerate(stored):
+    in_store = [c for c in stored if in_db(model['classes'][c])]
+    for cname in stored:
         c = model['classes'][cname]
+        i = in_store.index(cname) if cname in in_store else 0
         lc = c['lower']
         w.append('const struct xfield xapi_fields_%s[] = {\n' % lc)
         for f in c['fields_t']:
@@ -454,15 +465,15 @@ def write_model_c(model, types, out):
         w.append('const struct xclass xapi_class_%s = {\n    .name = "%s", .lower = "%s", .id = %d,\n'
                  '    .record_size = sizeof(struct xapi_%s_record), .fields = xapi_fields_%s,\n'
                  '    .n_fields = %d, .uuid_field = %d, .name_label_field = %d,\n'
-                 '    .ctor = %s, .get_all = %s, .events = %s, .stored = true,\n'
+                 '    .ctor = %s, .get_all = %s, .events = %s, .stored = %s,\n'
                  '    .default_role = "%s",\n};\n\n' % (
                      lc, cname, cname.lower(), i, lc, lc, len(c['fields_t']), c['uuid_idx'],
                      c['name_label_idx'], b(c.get('ctor')), b(c.get('get_all')),
-                     b(c.get('events', True)), SETTER_ROLE.get(cname, 'pool-operator')))
+                     b(c.get('events', True)), b(in_db(c)), SETTER_ROLE.get(cname, 'pool-operator')))
     w.append('const struct xclass *const xapi_classes[] = {\n')
-    for cname in stored:
+    for cname in in_store:
         w.append('    &xapi_class_%s,\n' % lower(cname))
-    w.append('};\nconst size_t xapi_n_classes = %d;\n\n' % len(stored))
+    w.append('};\nconst size_t xapi_n_classes = %d;\n\n' % len(in_store))
     w.append('const struct xclass *\nxapi_class_by_name(const char *name)\n{\n'
              '    for (size_t i = 0; i < xapi_n_classes; i++)\n'
              '        if (strcmp(xapi_classes[i]->name, name) == 0)\n'
@@ -555,7 +566,7 @@ def implicit_messages(model, cname):
     """(name, kind, field, params[(type, name)], result type string, role, async)"""
     c = model['classes'][cname]
     out = []
-    if not c.get('stored', True):
+    if not c.get('stored', True) or not in_db(c):
         return out
     ref = cname + ' ref'
     # A class may keep its reads above read-only (secret: pool-operator, as xapi's
