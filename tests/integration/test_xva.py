@@ -27,7 +27,7 @@ import tarfile
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Tap, Vesseld, value  # noqa: E402
+from harness import Tap, Vesseld, add_account, value  # noqa: E402
 
 MiB = 1024 * 1024
 DISK = 8 * MiB
@@ -341,6 +341,31 @@ def independent(t, b, sb, sess_b):
             'bytes that are no archive')
 
 
+def refusals(t, a, sa, sess_a, vm):
+    """Who may export, and when: xapi's RBAC (vm-admin) and the VM's state."""
+    add_account(a, sess_a, 'xva-ro', 'xva-ro-pw', 'read-only')
+    ro = value(sa.session.login_with_password('xva-ro', 'xva-ro-pw', '1.0', 'test'))
+    st, _, body = request(a, 'GET', '/export?' + query(ref=vm, session_id=ro))
+    t.ok(st == 403 and body.decode().startswith('RBAC_PERMISSION_DENIED http/get_export'),
+         'a read-only session may not export: 403 RBAC_PERMISSION_DENIED', (st, body))
+    st, _, body = request(a, 'PUT', '/import?' + query(session_id=ro), b'x' * 1024)
+    t.ok(st == 403 and body.decode().startswith('RBAC_PERMISSION_DENIED http/put_import'),
+         'nor import', (st, body))
+    st, _, body = request(a, 'GET', '/export?' + query(ref='OpaqueRef:nonesuch',
+                                                      session_id=sess_a))
+    t.ok(st == 404 and body.decode().startswith('HANDLE_INVALID VM'),
+         'an unknown VM: 404 HANDLE_INVALID', (st, body))
+    st, _, body = request(a, 'GET', '/export?' + query(uuid=vm))
+    t.eq(st, 401, 'no session: 401')
+    value(sa.VM.start(sess_a, vm, False, False))
+    st, _, body = request(a, 'GET', '/export?' + query(ref=vm, session_id=sess_a))
+    t.ok(st == 409 and body.decode().startswith('VM_BAD_POWER_STATE ' + vm),
+         'a running VM is not exported: 409 VM_BAD_POWER_STATE', (st, body))
+    value(sa.VM.hard_shutdown(sess_a, vm))
+    t.eq(value(sa.VM.get_current_operations(sess_a, vm)), {},
+         'a refused export leaves no operation on the VM')
+
+
 def metadata(t, a, sa, sess_a, vm, vdi):
     uuid = value(sa.VM.get_uuid(sess_a, vm))
     snap = value(sa.VM.snapshot(sess_a, vm, 'xva-snap'))
@@ -463,6 +488,7 @@ def main():
         round_trip(t, a, b, sa, sb, sess_a, sess_b, vm, vdi, content, tmp)
         independent(t, b, sb, sess_b)
         url_import(t, b, sb, sess_b)
+        refusals(t, a, sa, sess_a, vm)
         metadata(t, a, sa, sess_a, vm, vdi)
         for s, sess, n in ((sb, sess_b, net_b),):
             value(s.network.destroy(sess, n))
