@@ -25,6 +25,8 @@
 #include "api/bootstrap.h"
 #include "api/console.h"
 #include "api/vdi_transfer.h"
+#include "api/vm_export.h"
+#include "api/vm_import.h"
 #include "api/domains.h"
 #include "api/guest_metrics.h"
 #include "api/guest_kernel.h"
@@ -618,7 +620,8 @@ main(int argc, char **argv)
         log_error("vesseld.listen", "reason=\"%s\"", why);
         goto out;
     }
-    if (!vdi_transfer_register(&srv, http))
+    if (!vdi_transfer_register(&srv, http) || !vm_export_register(&srv, http) ||
+        !vm_import_register(&srv, http))
         goto out;
     char pid[32];
     snprintf(pid, sizeof(pid), "%ld", (long)getpid());

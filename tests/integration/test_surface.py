@@ -52,11 +52,9 @@ ALLOWED_NOT_IMPLEMENTED = {
     # data sources of SRs: the UI helper
     'SR.get_data_sources': 'UI helper', 'SR.query_data_source': 'UI helper',
     'SR.record_data_source': 'UI helper', 'SR.forget_data_source_archives': 'UI helper',
-    # export, import, checkpoints, changed-block tracking: the backup helper
-    'VM.import': 'backup helper',
-    'VM.checkpoint': 'backup helper', 'VDI.enable_cbt': 'backup helper',
-    'VDI.disable_cbt': 'backup helper', 'VDI.list_changed_blocks': 'backup helper',
-    'VDI.data_destroy': 'backup helper', 'VDI.get_nbd_info': 'backup helper',
+    # checkpoints, data_destroy and NBD: the backup helper
+    'VM.checkpoint': 'backup helper', 'VDI.data_destroy': 'backup helper',
+    'VDI.get_nbd_info': 'backup helper',
 }
 
 
