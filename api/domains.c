@@ -1,9 +1,14 @@
 /* api/domains.c - VM records to domains, through xenops/ (qemu or sim).
  *
- * A VM record becomes a struct xenops_domain_config: memory_dynamic_max and
- * VCPUs_at_startup size it; PV_kernel/PV_ramdisk/PV_args mean a direct
- * kernel boot (microvm unless platform:machine says pc or q35), otherwise
- * firmware boot with HVM_boot_params:order; platform:accel (kvm|tcg|auto)
+ * A VM record becomes a struct xenops_domain_config: memory_static_max sizes
+ * it and its balloon is set to memory_dynamic_max; VCPUs_at_startup vCPUs run
+ * and it may grow to VCPUs_max; PV_kernel/PV_ramdisk/PV_args mean a direct
+ * kernel boot, otherwise firmware boot with HVM_boot_params:order. The
+ * machine is pc unless platform:machine says q35 or microvm (firmware boot:
+ * q35 unless it says pc): pc gives a stock kernel everything (ACPI power
+ * button, PCI hotplug of disks and NICs, vCPU hotplug) for about 0.3 s more
+ * boot under TCG than microvm, which stays a choice (with ACPI unless
+ * platform:acpi=0, and no hotplug); platform:accel (kvm|tcg|auto)
  * chooses the accelerator; actions_after_reboot is handed to xenops (a reboot
  * restarts in place), crashes are decided by the API when they happen. Disks: each attached VBD's VDI is
  * served by its own `vhd serve` process over NBD (api/disk_servers.c); each
@@ -28,6 +33,7 @@
 #include <unistd.h>
 
 #include "api/disk_servers.h"
+#include "api/guest_metrics.h"
 #include "api/guest_kernel.h"
 #include "api/helper_ids.h"
 #include "api/net_api.h"
@@ -76,6 +82,9 @@ on_xenops_event(void *opaque, const char *uuid, enum xenops_event ev)
         break;
     case XENOPS_EVENT_SUSPENDED:
         break; /* only VM.suspend suspends, and it records the outcome */
+    case XENOPS_EVENT_AGENT:
+        guest_metrics_kick(srv);
+        break;
     }
 }
 
@@ -169,6 +178,12 @@ domains_backend_name(const struct domains *d)
 
 /* ------------------------------------------------------------------ config */
 
+static uint64_t
+mib_up(int64_t bytes)
+{
+    return ((uint64_t)bytes + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1);
+}
+
 static char *
 dup_or_null(const char *s)
 {
@@ -230,10 +245,23 @@ build_config(struct server *srv, const char *ref, const struct xapi_vm_record *v
         return xerr_nomem(errp);
     c->uuid = strdup(vm->uuid);
     c->name = strdup(vm->name_label);
-    c->memory_bytes = ((uint64_t)vm->memory_dynamic_max + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1);
+    c->memory_bytes = mib_up(vm->memory_static_max > vm->memory_dynamic_max
+                                         ? vm->memory_static_max
+                                         : vm->memory_dynamic_max);
     c->vcpus = (unsigned)vm->VCPUs_at_startup;
+    c->vcpus_max = vm->VCPUs_max > vm->VCPUs_at_startup ? (unsigned)vm->VCPUs_max : 0;
     const struct xmap *platform = (const struct xmap *)&vm->platform;
     const char *machine = xmap_get_str(platform, "machine");
+    if (machine && strcmp(machine, "pc") && strcmp(machine, "q35") && strcmp(machine, "microvm")) {
+        xenops_config_free(c);
+        return xerr_value_not_supported(errp, "platform:machine", machine,
+                                        "the machine types are pc, q35 and microvm");
+    }
+    if (!vm->PV_kernel[0] && machine && !strcmp(machine, "microvm")) {
+        xenops_config_free(c);
+        return xerr_value_not_supported(errp, "platform:machine", machine,
+                                        "microvm has no firmware: it needs a direct kernel boot");
+    }
     if (vm->PV_kernel[0]) {
         c->boot = XENOPS_BOOT_DIRECT;
         /* before anything starts: the files must come from an allowed directory */
@@ -244,9 +272,11 @@ build_config(struct server *srv, const char *ref, const struct xapi_vm_record *v
             return false;
         }
         c->cmdline = dup_or_null(vm->PV_args);
-        c->machine = machine && !strcmp(machine, "pc")    ? XENOPS_MACHINE_PC
-                     : machine && !strcmp(machine, "q35") ? XENOPS_MACHINE_Q35
-                                                          : XENOPS_MACHINE_MICROVM;
+        c->machine = machine && !strcmp(machine, "microvm") ? XENOPS_MACHINE_MICROVM
+                     : machine && !strcmp(machine, "q35")   ? XENOPS_MACHINE_Q35
+                                                            : XENOPS_MACHINE_PC;
+        const char *acpi = xmap_get_str(platform, "acpi");
+        c->no_acpi = c->machine == XENOPS_MACHINE_MICROVM && acpi && !strcmp(acpi, "0");
     } else {
         c->boot = XENOPS_BOOT_FIRMWARE;
         const char *order = xmap_get_str((const struct xmap *)&vm->HVM_boot_params, "order");
@@ -319,6 +349,13 @@ fail(const struct server *srv, int rc, const char *what, const char *uuid, struc
     }
     if (rc == -ECANCELED) /* the task's ref is filled in when the task finishes */
         return xerr_task_cancelled(errp, "OpaqueRef:NULL");
+    if (rc == -ENOTSUP) { /* no agent, and for a shutdown no ACPI either */
+        char *ref = NULL;
+        db_ref_by_uuid(srv->db, &xapi_class_vm, uuid, &ref, NULL);
+        bool ok = xerr_vm_lacks_feature(errp, ref ? ref : uuid);
+        free(ref);
+        return ok;
+    }
     return xerr_internal(errp, "%s of VM %s failed: %s", what, uuid, strerror(-rc));
 }
 
@@ -334,6 +371,12 @@ domains_start(struct server *srv, const char *ref, const struct xapi_vm_record *
     if (!build_config(srv, ref, vm, paused, id, &c, errp))
         return false;
     int rc = xenops_domain_start(d->x, c);
+    /* the balloon holds what dynamic_max does not give (xapi's squeezed
+     * without memory pressure: every guest at its dynamic_max) */
+    uint64_t target = mib_up(vm->memory_dynamic_max);
+    if (rc == 0 && target < c->memory_bytes &&
+        xenops_domain_set_memory_target(d->x, vm->uuid, target) < 0)
+        log_warn("domains.balloon", "vm=%s target=%" PRIu64 ": not set", vm->uuid, target);
     if (rc < 0) {
         disk_servers_stop(srv, vm->uuid);
         for (size_t i = 0; i < vm->VIFs.n && i < c->n_nics; i++)
@@ -419,6 +462,39 @@ domains_resume(struct server *srv, const char *ref, const struct xapi_vm_record 
     unlink(path); /* consumed, as xapi destroys the suspend VDI */
     *domid = id;
     return true;
+}
+
+bool
+domains_set_memory_target(struct server *srv, const char *uuid, int64_t bytes, struct xerr **errp)
+{
+    int rc = xenops_domain_set_memory_target(srv->domains->x, uuid, mib_up(bytes) & ~0ull);
+    return rc == 0 || fail(srv, rc, "memory target", uuid, errp);
+}
+
+bool
+domains_set_vcpus(struct server *srv, const char *uuid, unsigned vcpus, struct xerr **errp)
+{
+    int rc = xenops_domain_set_vcpus(srv->domains->x, uuid, vcpus, 10000);
+    char n[16];
+    snprintf(n, sizeof(n), "%u", vcpus);
+    if (rc == -ENOTSUP)
+        return xerr_operation_not_allowed(
+            errp, "vCPU hotplug needs platform:machine pc or q35: microvm has no CPU hotplug");
+    if (rc == -EINVAL)
+        return xerr_invalid_value(errp, "VCPU values must satisfy: 0 < VCPUs \u2264 VCPUs_max",
+                                  n);
+    if (rc == -ETIMEDOUT)
+        return xerr_operation_not_allowed(errp, "the guest did not release the vCPUs in time");
+    return rc == 0 || fail(srv, rc, "vCPU change", uuid, errp);
+}
+
+int
+domains_agent_info(struct server *srv, const char *uuid, struct xenops_guest_info **out)
+{
+    int state = xenops_agent_state(srv->domains->x, uuid);
+    if (state <= 0)
+        return state == 0 ? -ENOTCONN : state;
+    return xenops_agent_info(srv->domains->x, uuid, 3000, out);
 }
 
 bool

@@ -54,6 +54,17 @@ bool domains_resume(struct server *srv, const char *ref, const struct xapi_vm_re
                     const char *path, bool paused, int64_t *domid, struct xerr **errp);
 /* Is the domain of VM @uuid alive (used to reconcile power states at start). */
 bool domains_alive(struct server *srv, const char *uuid);
+/* The balloon's target, @bytes rounded up to 1 MiB (VM.set_memory_dynamic_range). */
+bool domains_set_memory_target(struct server *srv, const char *uuid, int64_t bytes,
+                               struct xerr **errp);
+/* vCPU hotplug to @vcpus (VM.set_VCPUs_number_live): OPERATION_NOT_ALLOWED
+ * where the machine cannot (microvm) or the guest would not let go. */
+bool domains_set_vcpus(struct server *srv, const char *uuid, unsigned vcpus, struct xerr **errp);
+/* The guest agent's report of domain @uuid (xenops_agent_info): 0 and *out,
+ * -ENOTCONN when its port is closed, -ETIMEDOUT when no agent answers,
+ * -ENOTSUP for a backend without agents, -ENOENT. */
+struct xenops_guest_info;
+int domains_agent_info(struct server *srv, const char *uuid, struct xenops_guest_info **out);
 /* Memory the domain uses now, in bytes (0 when unknown). */
 int64_t domains_memory_actual(struct server *srv, const char *uuid);
 

@@ -4,12 +4,14 @@
  * (changing_VCPUs). Memory: static_min <= dynamic_min <= dynamic_max <=
  * static_max always (MEMORY_CONSTRAINT_VIOLATION otherwise); the static range
  * changes while Halted (changing_static_range), the dynamic range also while
- * Running (changing_dynamic_range). The check and the write are one
- * db_update, so a concurrent start cannot slip between them.
+ * Running (changing_dynamic_range), when the guest's balloon follows. The
+ * check and the write are one db_update, so a concurrent start cannot slip
+ * between them. vCPUs change live by hotplug (changing_VCPUs_live).
  */
 #include <inttypes.h>
 #include <stdio.h>
 
+#include "api/domains.h"
 #include "api/vm_ops.h"
 #include "db/db.h"
 #include "rpc/ctx.h"
@@ -129,11 +131,94 @@ api_vm_set_memory_static_max(struct call_ctx *ctx, const char *self, int64_t val
     return memory(ctx, self, -1, value, -1, -1, XAPI_VM_OPERATIONS_CHANGING_STATIC_RANGE, errp);
 }
 
+/* A running VM's balloon follows its dynamic_max: xapi's squeezed gives
+ * every guest its dynamic_max while the host has memory to spare. */
+static bool
+balloon_follows(struct call_ctx *ctx, const char *self, struct xerr **errp)
+{
+    struct xapi_vm_record *vm = NULL;
+    if (!db_get(ctx->db, &xapi_class_vm, self, (void **)&vm, errp))
+        return false;
+    bool ok = vm->power_state != XAPI_VM_POWER_STATE_RUNNING ||
+              domains_set_memory_target(ctx->srv, vm->uuid, vm->memory_dynamic_max, errp);
+    xapi_vm_record_free(vm);
+    return ok;
+}
+
 bool
 api_vm_set_memory_dynamic_range(struct call_ctx *ctx, const char *self, int64_t min, int64_t max,
                                 struct xerr **errp)
 {
-    return memory(ctx, self, -1, -1, min, max, XAPI_VM_OPERATIONS_CHANGING_DYNAMIC_RANGE, errp);
+    return memory(ctx, self, -1, -1, min, max, XAPI_VM_OPERATIONS_CHANGING_DYNAMIC_RANGE, errp) &&
+           balloon_follows(ctx, self, errp);
+}
+
+/* Deprecated in xapi (a no-op there, "use set_memory_dynamic_range"); here
+ * it moves the running guest's balloon to @target within its dynamic range,
+ * which is what its name promises, without changing the range. */
+bool
+api_vm_set_memory_target_live(struct call_ctx *ctx, const char *self, int64_t target,
+                              struct xerr **errp)
+{
+    struct xapi_vm_record *vm = NULL;
+    if (!db_get(ctx->db, &xapi_class_vm, self, (void **)&vm, errp))
+        return false;
+    bool ok = true;
+    if (vm->power_state != XAPI_VM_POWER_STATE_RUNNING)
+        ok = xerr_vm_bad_power_state(errp, self, "running",
+                                     xenum_name(&xapi_enum_vm_power_state, (int)vm->power_state));
+    else if (target < vm->memory_dynamic_min || target > vm->memory_dynamic_max)
+        ok = xerr_memory_constraint_violation(
+            errp, "memory_dynamic_min <= target <= memory_dynamic_max");
+    else
+        ok = domains_set_memory_target(ctx->srv, vm->uuid, target, errp);
+    xapi_vm_record_free(vm);
+    return ok;
+}
+
+struct vcpus_live {
+    int64_t n;
+};
+
+static bool
+apply_vcpus_live(void *opaque, void *rec, struct xerr **errp)
+{
+    struct xapi_vm_record *vm = rec;
+    vm->VCPUs_at_startup = ((const struct vcpus_live *)opaque)->n;
+    return vm_ops_refresh(vm) || xerr_nomem(errp);
+}
+
+static bool
+apply_vcpus_number(void *opaque, void *rec, struct xerr **errp)
+{
+    ((struct xapi_vm_metrics_record *)rec)->VCPUs_number = ((const struct vcpus_live *)opaque)->n;
+    return true;
+}
+
+/* xapi: VCPUs_at_startup and VM_metrics.VCPUs_number follow the live count
+ * (xapi_xenops.ml set_vcpus); out of 1..VCPUs_max is INVALID_VALUE. */
+bool
+api_vm_set_VCPUs_number_live(struct call_ctx *ctx, const char *self, int64_t nvcpu,
+                             struct xerr **errp)
+{
+    char key[64];
+    vm_op_key(ctx, key, sizeof(key));
+    if (!vm_op_begin(ctx->db, self, XAPI_VM_OPERATIONS_CHANGING_VCPUS_LIVE, key, errp))
+        return false;
+    struct xapi_vm_record *vm = NULL;
+    bool ok = db_get(ctx->db, &xapi_class_vm, self, (void **)&vm, errp);
+    char n[24];
+    snprintf(n, sizeof(n), "%" PRId64, nvcpu);
+    if (ok && (nvcpu < 1 || nvcpu > vm->VCPUs_max))
+        ok = xerr_invalid_value(errp, "VCPU values must satisfy: 0 < VCPUs \u2264 VCPUs_max", n);
+    ok = ok && domains_set_vcpus(ctx->srv, vm->uuid, (unsigned)nvcpu, errp);
+    struct vcpus_live v = {nvcpu};
+    ok = ok && db_update(ctx->db, &xapi_class_vm, self, apply_vcpus_live, &v, errp);
+    if (ok && db_exists(ctx->db, &xapi_class_vm_metrics, vm->metrics))
+        ok = db_update(ctx->db, &xapi_class_vm_metrics, vm->metrics, apply_vcpus_number, &v, errp);
+    xapi_vm_record_free(vm);
+    vm_op_end(ctx->db, self, key);
+    return ok;
 }
 
 bool

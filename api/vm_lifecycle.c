@@ -19,6 +19,7 @@
 
 #include "api/disk_servers.h"
 #include "api/domains.h"
+#include "api/guest_metrics.h"
 #include "api/net_api.h"
 #include "api/vm_ops.h"
 #include "common/log.h"
@@ -29,21 +30,6 @@
 #include "xapi_errors.h"
 
 #define NULL_REF "OpaqueRef:NULL"
-
-/* The key an operation is recorded under: the task of an Async call, else a
- * fresh unique string (xapi makes a task for sync calls too). */
-static void
-op_key(const struct call_ctx *ctx, char *out, size_t len)
-{
-    if (ctx->task) {
-        snprintf(out, len, "%s", ctx->task);
-        return;
-    }
-    char *ref = db_new_ref();
-    snprintf(out, len, "%s", ref ? ref : "OpaqueRef:sync");
-    free(ref);
-}
-
 
 /* ------------------------------------------------------------------ recording states */
 
@@ -61,6 +47,9 @@ apply_power_state(void *opaque, void *rec, struct xerr **errp)
     vm->power_state = st->ps;
     if (st->ps == XAPI_VM_POWER_STATE_HALTED || st->ps == XAPI_VM_POWER_STATE_SUSPENDED) {
         vm->domid = -1;
+        vm->guest_agent = false; /* its guest metrics go (record_power_state) */
+        if (!xstr_set(&vm->guest_metrics, NULL_REF))
+            return xerr_nomem(errp);
         if (!xstr_set(&vm->resident_on, NULL_REF) ||
             !xstr_set(&vm->scheduled_to_be_resident_on, NULL_REF))
             return xerr_nomem(errp);
@@ -68,6 +57,10 @@ apply_power_state(void *opaque, void *rec, struct xerr **errp)
     } else {
         if (st->domid >= 0)
             vm->domid = st->domid;
+        /* a simulated guest has every feature, as xapi treats a PV guest;
+         * a real one has the agent's once it answers (api/guest_metrics.c) */
+        if (!strcmp(domains_backend_name(st->srv->domains), "sim"))
+            vm->guest_agent = true;
         if (!xstr_set(&vm->resident_on, st->srv->host_ref))
             return xerr_nomem(errp);
     }
@@ -201,7 +194,8 @@ record_power_state(struct server *srv, const char *vm_ref, enum xapi_vm_power_st
     db_batch_begin(srv->db);
     struct running_state st = {srv, ps, domid};
     struct metrics_state ms = {ps, vm->memory_dynamic_max, vm->VCPUs_at_startup, started};
-    bool ok = db_update(srv->db, &xapi_class_vm, vm_ref, apply_power_state, &st, errp);
+    bool ok = running || guest_metrics_forget(srv, vm, errp);
+    ok = ok && db_update(srv->db, &xapi_class_vm, vm_ref, apply_power_state, &st, errp);
     if (ok && db_exists(srv->db, &xapi_class_vm_metrics, vm->metrics))
         ok = db_update(srv->db, &xapi_class_vm_metrics, vm->metrics, apply_metrics, &ms, errp);
     for (size_t i = 0; ok && i < vm->VBDs.n; i++)
@@ -393,7 +387,7 @@ run_power_op(struct call_ctx *ctx, const char *vm_ref, const char *host,
         return xerr_host_offline(errp, host); /* pools come later: one host */
     }
     char key[64];
-    op_key(ctx, key, sizeof(key));
+    vm_op_key(ctx, key, sizeof(key));
     if (!vm_op_begin(ctx->db, vm_ref, p->op, key, errp))
         return false;
     if (p->op == XAPI_VM_OPERATIONS_HARD_SHUTDOWN || p->op == XAPI_VM_OPERATIONS_HARD_REBOOT)

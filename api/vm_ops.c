@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "db/db.h"
+#include "rpc/ctx.h"
 #include "rpc/implicit.h"
 #include "xapi_errors.h"
 
@@ -130,7 +131,10 @@ implemented(enum xapi_vm_operations op)
     case XAPI_VM_OPERATIONS_CHANGING_STATIC_RANGE:
     case XAPI_VM_OPERATIONS_CHANGING_MEMORY_LIMITS:
     case XAPI_VM_OPERATIONS_CHANGING_VCPUS:
+    case XAPI_VM_OPERATIONS_CHANGING_VCPUS_LIVE:
     case XAPI_VM_OPERATIONS_MAKE_INTO_TEMPLATE:
+    case XAPI_VM_OPERATIONS_SNAPSHOT:
+    case XAPI_VM_OPERATIONS_REVERT:
         return true;
     default:
         return false;
@@ -182,6 +186,30 @@ compatible(enum xapi_vm_operations running, enum xapi_vm_operations op)
 #undef IN
 }
 
+/* What needs the guest's help (xapi_vm_lifecycle.ml check_op_for_feature):
+ * a guest whose agent answers has every feature, as xapi's "has PV drivers";
+ * without one a clean shutdown still has the ACPI power button (not on a
+ * microvm with platform:acpi=0) and a clean reboot has nothing. vCPU hotplug
+ * is the machine's: microvm has none. */
+static bool
+guest_features(const struct xapi_vm_record *vm, const char *ref, enum xapi_vm_operations op,
+               struct xerr **errp)
+{
+    const struct xmap *platform = (const struct xmap *)&vm->platform;
+    const char *machine = xmap_get_str(platform, "machine");
+    const char *acpi = xmap_get_str(platform, "acpi");
+    bool microvm = machine && !strcmp(machine, "microvm");
+    if (op == XAPI_VM_OPERATIONS_CHANGING_VCPUS_LIVE && microvm)
+        return xerr_operation_not_allowed(
+            errp, "vCPU hotplug needs platform:machine pc or q35: microvm has no CPU hotplug");
+    if (vm->power_state != XAPI_VM_POWER_STATE_RUNNING || vm->guest_agent)
+        return true;
+    if (op == XAPI_VM_OPERATIONS_CLEAN_REBOOT ||
+        (op == XAPI_VM_OPERATIONS_CLEAN_SHUTDOWN && microvm && acpi && !strcmp(acpi, "0")))
+        return xerr_vm_lacks_feature(errp, ref);
+    return true;
+}
+
 bool
 vm_op_check(const struct xapi_vm_record *vm, const char *ref, enum xapi_vm_operations op,
             struct xerr **errp)
@@ -202,6 +230,8 @@ vm_op_check(const struct xapi_vm_record *vm, const char *ref, enum xapi_vm_opera
                               xenum_name(&xapi_enum_vm_operations,
                                          (int)vm->current_operations.values[i]),
                               vm->current_operations.keys[i]);
+    if (!guest_features(vm, ref, op, errp))
+        return false;
     if (vm->is_a_template && !vm->is_a_snapshot) {
         switch (op) {
         case XAPI_VM_OPERATIONS_CHANGING_DYNAMIC_RANGE:
@@ -320,6 +350,20 @@ apply_op(void *opaque, void *rec, struct xerr **errp)
         xmap_remove_key(&xapi_type_string_vm_operations_map, (struct xmap *)m, c->key);
     }
     return vm_ops_refresh(vm) || xerr_nomem(errp);
+}
+
+/* The key an operation is recorded under: the task of an Async call, else a
+ * fresh unique string (xapi makes a task for sync calls too). */
+void
+vm_op_key(const struct call_ctx *ctx, char *out, size_t len)
+{
+    if (ctx->task) {
+        snprintf(out, len, "%s", ctx->task);
+        return;
+    }
+    char *ref = db_new_ref();
+    snprintf(out, len, "%s", ref ? ref : "OpaqueRef:sync");
+    free(ref);
 }
 
 bool

@@ -24,6 +24,9 @@ bool vm_op_check(const struct xapi_vm_record *vm, const char *ref, enum xapi_vm_
 bool vm_ops_refresh(struct xapi_vm_record *vm);
 /* Checks @op and records current_operations[@key] = @op in one commit; @key is
  * the caller's task ref (or another unique string for sync calls). */
+/* The key an operation is recorded under in current_operations (@len >= 64). */
+struct call_ctx;
+void vm_op_key(const struct call_ctx *ctx, char *out, size_t len);
 bool vm_op_begin(struct db *db, const char *vm, enum xapi_vm_operations op, const char *key,
                  struct xerr **errp);
 void vm_op_end(struct db *db, const char *vm, const char *key);

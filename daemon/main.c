@@ -25,7 +25,10 @@
 #include "api/bootstrap.h"
 #include "api/console.h"
 #include "api/vdi_transfer.h"
+#include "api/vm_export.h"
+#include "api/vm_import.h"
 #include "api/domains.h"
+#include "api/guest_metrics.h"
 #include "api/guest_kernel.h"
 #include "api/metrics.h"
 #include "api/rrd_store.h"
@@ -609,7 +612,9 @@ main(int argc, char **argv)
                                                      : root ? 200000 : 0),
                          .vhd_uid_base = (unsigned)(o.vhd_uid_base >= 0 ? o.vhd_uid_base
                                                     : root ? 300000 : 0),
-                         .cgroup_root = strcmp(o.cgroup_root, "none") ? o.cgroup_root : NULL};
+                         .cgroup_root = strcmp(o.cgroup_root, "none") ? o.cgroup_root : NULL,
+                         .tls_cert_path = cert,
+                         .tls_key_path = key};
     if (srv.qemu_uid_base && srv.vhd_uid_base &&
         (srv.qemu_uid_base > srv.vhd_uid_base ? srv.qemu_uid_base - srv.vhd_uid_base
                                               : srv.vhd_uid_base - srv.qemu_uid_base) < 65536) {
@@ -676,6 +681,7 @@ main(int argc, char **argv)
         log_write_errno(LOG_ERROR, -rc, "vesseld.rrd", "dir=%s/rrd", o.data_dir);
         goto out;
     }
+    srv.rrd = rrd_store;
     open_ui_dir(o.ui_dir);
     char hostname[256] = "localhost";
     gethostname(hostname, sizeof(hostname) - 1);
@@ -697,7 +703,8 @@ main(int argc, char **argv)
         log_error("vesseld.listen", "reason=\"%s\"", why);
         goto out;
     }
-    if (!vdi_transfer_register(&srv, http))
+    if (!vdi_transfer_register(&srv, http) || !vm_export_register(&srv, http) ||
+        !vm_import_register(&srv, http))
         goto out;
     char pid[32];
     snprintf(pid, sizeof(pid), "%ld", (long)getpid());
@@ -714,6 +721,8 @@ main(int argc, char **argv)
 
     if (!o.pool_member)
         storage_gc_start(&srv, (unsigned)o.storage_gc_s);
+    if ((rc = guest_metrics_start(&srv, 10)) < 0)
+        log_warn_errno(-rc, "vesseld.guest_metrics", "no guest metrics: the thread did not start");
 
     /* Metrics every --metrics-period seconds, garbage collection every minute. */
     unsigned gc_every = (unsigned)((60 + o.metrics_s - 1) / o.metrics_s);
@@ -733,10 +742,12 @@ main(int argc, char **argv)
 out:
     srv.stopping = true;
     storage_gc_stop(&srv);
+    guest_metrics_stop(&srv);
     events_stop(srv.events); /* answers long polls while their connections live */
     if (srv.db) /* the store's follower thread commits until db_close */
         db_set_commit_hook(srv.db, NULL, NULL);
     http_server_stop(http);
+    srv.rrd = NULL;
     rrd_store_stop(rrd_store); /* saves the rrds in DATA/rrd/ */
     static_files_free(ui_files);
     events_free(srv.events);
@@ -761,5 +772,13 @@ out:
     free(audit_path);
     free(data_dir_abs);
     guest_kernel_dirs_free(&srv);
+    if (status == 0 && srv.restart_requested) {
+        /* host.restart_agent: the same program and options, a fresh process
+         * image (guests and their disk servers are found again at start) */
+        log_info("vesseld.restart", "exec=/proc/self/exe");
+        execv("/proc/self/exe", argv);
+        log_error("vesseld.restart", "exec failed: %s", strerror(errno));
+        return 1;
+    }
     return status;
 }

@@ -14,12 +14,18 @@
  *    RESET event tells us), reboot=shutdown otherwise (qemu exits, SHUTDOWN
  *    reason guest-reset); panic=none with a pvpanic device (pc/q35): the
  *    GUEST_PANICKED event lets the backend apply on_crash itself;
- *  - microvm runs with acpi=off: with ACPI on, the Debian 6.1 cloud kernel
- *    under TCG on this host hung in TSC calibration in 8 of 10 boots (no
- *    HPET/PM timer in microvm's ACPI tables), so microvm guests are asked to
- *    shut down on their serial console instead of by the ACPI power button.
+ *  - every machine has the guest agent's channel (a virtio-serial port named
+ *    org.qemu.guest_agent.0 on agent.sock) and a virtio-balloon device: clean
+ *    shutdown and reboot, the guest's metrics and live memory go through
+ *    them, standard channels every distribution's qemu-guest-agent and
+ *    kernel speak; nothing is ever typed on a guest's console;
+ *  - microvm runs with ACPI (its GED delivers the power button and its DSDT
+ *    lists the virtio-mmio devices, without which a stock kernel finds no
+ *    disk) unless the config says no_acpi; pc and q35 get "-smp N,maxcpus=M"
+ *    so vCPUs can be plugged later.
  * Facts: QEMU 7.2 qemu-options.hx (-action, -sandbox, -blockdev, -vnc unix:),
- * docs/system/i386/microvm.rst, qapi/block-core.json (BlockdevOptionsNbd).
+ * docs/system/i386/microvm.rst, qapi/block-core.json (BlockdevOptionsNbd),
+ * docs/interop/qemu-ga.rst (the channel), docs/system/cpu-hotplug.rst.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -66,7 +72,7 @@ machine_arg(const struct xenops_domain_config *cfg)
 {
     switch (cfg->machine) {
     case XENOPS_MACHINE_MICROVM:
-        return "microvm,acpi=off";
+        return cfg->no_acpi ? "microvm,acpi=off" : "microvm,acpi=on";
     case XENOPS_MACHINE_PC:
         return "pc";
     case XENOPS_MACHINE_Q35:
@@ -128,6 +134,22 @@ add_nics(struct argv_builder *b, const struct xenops_domain_config *cfg)
     }
 }
 
+/* The agent's channel and the balloon: virtio-mmio on microvm, PCI elsewhere. */
+static void
+add_agent_and_balloon(struct argv_builder *b, const struct xenops_domain_config *cfg,
+                      const char *dom_dir)
+{
+    bool mmio = cfg->machine == XENOPS_MACHINE_MICROVM;
+    arg_add(b, "-chardev");
+    arg_add(b, "socket,id=agent,path=%s/agent.sock,server=on,wait=off", dom_dir);
+    arg_add(b, "-device");
+    arg_add(b, "%s,id=vserial0", mmio ? "virtio-serial-device" : "virtio-serial-pci");
+    arg_add(b, "-device");
+    arg_add(b, "virtserialport,chardev=agent,name=" XENOPS_AGENT_PORT ",id=" XENOPS_AGENT_DEVICE);
+    arg_add(b, "-device");
+    arg_add(b, "%s,id=balloon0", mmio ? "virtio-balloon-device" : "virtio-balloon-pci");
+}
+
 int
 xenops_qemu_argv(const struct xenops_domain_config *cfg, const char *accel, const char *dom_dir,
                  const char *qemu_binary, char ***argv, size_t *n)
@@ -161,7 +183,10 @@ xenops_qemu_argv(const struct xenops_domain_config *cfg, const char *accel, cons
     arg_add(&b, "-m");
     arg_add(&b, "%" PRIu64 "M", cfg->memory_bytes >> 20);
     arg_add(&b, "-smp");
-    arg_add(&b, "%u", cfg->vcpus);
+    if (cfg->machine != XENOPS_MACHINE_MICROVM && cfg->vcpus_max > cfg->vcpus)
+        arg_add(&b, "%u,maxcpus=%u", cfg->vcpus, cfg->vcpus_max);
+    else
+        arg_add(&b, "%u", cfg->vcpus);
     arg_add(&b, "-nodefaults");
     arg_add(&b, "-no-user-config");
     arg_add(&b, "-sandbox");
@@ -206,6 +231,7 @@ xenops_qemu_argv(const struct xenops_domain_config *cfg, const char *accel, cons
     }
     add_disks(&b, cfg);
     add_nics(&b, cfg);
+    add_agent_and_balloon(&b, cfg, dom_dir);
     if (b.oom) {
         xenops_strv_free(b.v, b.n);
         return -ENOMEM;

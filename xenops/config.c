@@ -126,6 +126,10 @@ xenops_config_check(const struct xenops_domain_config *cfg, const char **why)
         *why = "memory_bytes";
     else if (cfg->vcpus < 1 || cfg->vcpus > 64)
         *why = "vcpus";
+    else if (cfg->vcpus_max && (cfg->vcpus_max < cfg->vcpus || cfg->vcpus_max > 64))
+        *why = "vcpus_max";
+    else if (cfg->no_acpi && cfg->machine != XENOPS_MACHINE_MICROVM)
+        *why = "no_acpi needs microvm";
     else if (cfg->name && strchr(cfg->name, ','))
         *why = "name";
     else if (cfg->boot == XENOPS_BOOT_DIRECT && !opt_safe(cfg->kernel))
@@ -257,6 +261,11 @@ field_from_json(struct xenops_domain_config *c, const char *k, json_t *v)
         return c->memory_bytes = (uint64_t)json_integer_value(v), 0;
     if (!strcmp(k, "vcpus") && json_is_integer(v) && json_integer_value(v) > 0)
         return c->vcpus = (unsigned)json_integer_value(v), 0;
+    if (!strcmp(k, "vcpus_max") && json_is_integer(v) && json_integer_value(v) > 0 &&
+        json_integer_value(v) <= 64)
+        return c->vcpus_max = (unsigned)json_integer_value(v), 0;
+    if (!strcmp(k, "no_acpi") && json_is_boolean(v))
+        return c->no_acpi = json_is_true(v), 0;
     if ((!strcmp(k, "uid") || !strcmp(k, "gid") || !strcmp(k, "cpu_weight") ||
          !strcmp(k, "cpu_cap")) &&
         json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) < (1ll << 31)) {
@@ -385,6 +394,10 @@ xenops_config_to_json(const struct xenops_domain_config *c)
         json_object_set_new(o, "cpu_weight", json_integer(c->cpu_weight));
     if (o && c->cpu_cap)
         json_object_set_new(o, "cpu_cap", json_integer(c->cpu_cap));
+    if (o && c->vcpus_max)
+        json_object_set_new(o, "vcpus_max", json_integer(c->vcpus_max));
+    if (o && c->no_acpi)
+        json_object_set_new(o, "no_acpi", json_true());
     if (!o)
         return NULL;
     char *s = json_dumps(o, JSON_COMPACT);

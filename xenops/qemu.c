@@ -55,55 +55,7 @@
 #include "common/fileio.h"
 #include "common/hashmap.h"
 #include "common/log.h"
-#include "xenops/qmp.h"
-#include "xenops/xenops_int.h"
-
-#define CONSOLE_RING 65536u
-#define QMP_TIMEOUT_MS 10000u
-
-struct console_sub {
-    struct console_sub *next;
-    uint64_t id;
-    xenops_console_fn *fn;
-    void *opaque;
-};
-
-struct qdom {
-    int refs;                 /* (3) */
-    char uuid[37];
-    char *dir;                /* (5) ours: root's, 0711 */
-    char *dm_dir;             /* (5) qemu's: <dir>/dm, its uid's, 0700 */
-    struct xenops_domain_config *cfg;
-    char accel[8];
-    pid_t pid;
-    int pidfd, qmp_fd, con_fd, wake_fd;
-    uint64_t start_time_ms;
-    struct qmp_reader qmp_in;
-
-    pthread_mutex_t lock;     /* everything below */
-    pthread_cond_t cond;
-    pthread_mutex_t cmd_lock; /* one QMP command in flight */
-    json_t *reply;            /* the waiting caller's reply, or NULL */
-    bool exited;              /* (1) the supervisor saw qemu go */
-    bool stop;                /* xenops_free: stop supervising, leave qemu */
-    int exit_event;           /* (2) -1 or an enum xenops_event */
-    char shutdown_reason[32]; /* last SHUTDOWN event's reason */
-    bool announce_resume;     /* RESUME events become RESUMED (not the initial cont) */
-    uint64_t reboots;         /* RESET events seen: clean reboot waits on it */
-    uint64_t cancels;         /* cancel_waits calls: clean waits end when it moves */
-    uint64_t cmd_seq;         /* QMP command ids */
-    char nic_waiting[32];     /* (4) the device id an unplug waits for */
-    bool nic_deleted;         /* its DEVICE_DELETED came */
-    pthread_mutex_t nic_lock; /* (4) one NIC hotplug at a time; taken before cmd_lock */
-
-    pthread_mutex_t con_lock; /* ring, log, subscribers; held while calling them */
-    char ring[CONSOLE_RING];
-    size_t ring_head, ring_len;
-    int log_fd;
-    size_t log_size;
-    struct console_sub *subs;
-    uint64_t next_sub;
-};
+#include "xenops/qemu_int.h"
 
 struct qbackend {
     pthread_mutex_t lock;
@@ -118,7 +70,7 @@ static int qemu_spawn_domain(struct xenops *x, const struct xenops_domain_config
 
 /* ================= references ================= */
 
-static void
+void
 qdom_unref(struct qdom *d)
 {
     pthread_mutex_lock(&d->lock);
@@ -136,6 +88,8 @@ qdom_unref(struct qdom *d)
         free(s);
     }
     json_decref(d->reply);
+    qdom_agent_close(d);
+    free(d->agent_in);
     xenops_config_free(d->cfg);
     free(d->dir);
     free(d->dm_dir);
@@ -143,11 +97,12 @@ qdom_unref(struct qdom *d)
     pthread_mutex_destroy(&d->cmd_lock);
     pthread_mutex_destroy(&d->con_lock);
     pthread_mutex_destroy(&d->nic_lock);
+    pthread_mutex_destroy(&d->agent_lock);
     pthread_cond_destroy(&d->cond);
     free(d);
 }
 
-static void
+void
 qdom_unrefp(struct qdom **d)
 {
     if (*d)
@@ -155,7 +110,7 @@ qdom_unrefp(struct qdom **d)
 }
 
 /* A new reference to the running domain @uuid, or NULL. */
-static struct qdom *
+struct qdom *
 qdom_get(struct xenops *x, const char *uuid)
 {
     struct qbackend *b = x->priv;
@@ -177,13 +132,14 @@ qdom_new(struct xenops *x, const struct xenops_domain_config *cfg)
     if (!d)
         return NULL;
     d->refs = 1;
-    d->pidfd = d->qmp_fd = d->con_fd = d->wake_fd = d->log_fd = -1;
+    d->pidfd = d->qmp_fd = d->con_fd = d->wake_fd = d->log_fd = d->agent_fd = -1;
     d->exit_event = -1;
     snprintf(d->uuid, sizeof(d->uuid), "%s", cfg->uuid);
     pthread_mutex_init(&d->lock, NULL);
     pthread_mutex_init(&d->cmd_lock, NULL);
     pthread_mutex_init(&d->con_lock, NULL);
     pthread_mutex_init(&d->nic_lock, NULL);
+    pthread_mutex_init(&d->agent_lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -204,7 +160,7 @@ qdom_new(struct xenops *x, const struct xenops_domain_config *cfg)
 }
 
 /* Waits on d->cond (d->lock held) until @deadline_ms; false on timeout. */
-static bool
+bool
 qdom_wait(struct qdom *d, uint64_t deadline_ms)
 {
     uint64_t now = xenops_now_ms();
@@ -223,7 +179,7 @@ qdom_wait(struct qdom *d, uint64_t deadline_ms)
 
 /* Runs @cmd (consumed) and returns its "return" value in *ret (may be NULL;
  * a new reference). -EIO on a QMP error, -ESRCH if qemu went away. */
-static int
+int
 qdom_qmp_fd(struct qdom *d, json_t *cmd, int pass_fd, json_t **ret)
 {
     if (!cmd)
@@ -273,7 +229,7 @@ qdom_qmp_fd(struct qdom *d, json_t *cmd, int pass_fd, json_t **ret)
     return rc;
 }
 
-static int
+int
 qdom_qmp(struct qdom *d, const char *command, json_t **ret)
 {
     return qdom_qmp_fd(d, json_pack("{s:s}", "execute", command), -1, ret);
@@ -469,6 +425,20 @@ qdom_qmp_line(struct xenops *x, struct qdom *d, const char *line)
             pthread_cond_broadcast(&d->cond);
         }
         pthread_mutex_unlock(&d->lock);
+    } else if (!strcmp(ev, "VSERPORT_CHANGE")) {
+        const char *id = json_string_value(json_object_get(data, "id"));
+        if (id && !strcmp(id, XENOPS_AGENT_DEVICE)) {
+            pthread_mutex_lock(&d->lock);
+            d->agent_port = json_is_true(json_object_get(data, "open"));
+            pthread_mutex_unlock(&d->lock);
+            xenops_emit(x, d->uuid, XENOPS_EVENT_AGENT);
+        }
+    } else if (!strcmp(ev, "BALLOON_CHANGE")) {
+        json_t *actual = json_object_get(data, "actual");
+        pthread_mutex_lock(&d->lock);
+        if (json_is_integer(actual) && json_integer_value(actual) > 0)
+            d->balloon_actual = (uint64_t)json_integer_value(actual);
+        pthread_mutex_unlock(&d->lock);
     } else if (!strcmp(ev, "GUEST_PANICKED")) {
         xenops_emit(x, d->uuid, XENOPS_EVENT_CRASHED);
         /* on_crash, applied without waiting on our own reply: the supervisor
@@ -650,7 +620,7 @@ qdom_supervise(void *arg)
  * own (5), so a name in it may be a link to some other socket; the kernel's
  * word on the peer is what counts (SO_PEERCRED: the pid as our namespace
  * sees it). -EPERM otherwise. */
-static int
+int
 peer_is(int fd, pid_t pid)
 {
     struct ucred peer;
@@ -1065,29 +1035,18 @@ qemu_shutdown(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms
     d->exit_event = XENOPS_EVENT_HALTED;
     uint64_t cancels = d->cancels;
     pthread_mutex_unlock(&d->lock);
-    int rc;
-    if (d->cfg->machine == XENOPS_MACHINE_MICROVM) {
-        /* no ACPI: the guest cannot power off, so Vessel's guests reset when
-         * asked for "poweroff" on the console, and a reset now ends qemu */
-        rc = qdom_qmp_fd(d, json_pack("{s:s,s:{s:s}}", "execute", "set-action", "arguments",
-                                      "reboot", "shutdown"), -1, NULL);
-        if (rc == 0)
-            rc = qemu_console_write(x, uuid, "\npoweroff\n", 10);
-    } else {
+    /* the agent first (it also reaches a guest that ignores ACPI), then the
+     * power button; nothing is ever typed on the guest's console */
+    int rc = qdom_agent_shutdown(d, "powerdown");
+    if (rc == -ENOTSUP && !d->cfg->no_acpi)
         rc = qdom_qmp(d, "system_powerdown", NULL);
-    }
     if (rc == 0)
         rc = qdom_wait_clean_exit(d, cancels, timeout_ms);
     if (rc < 0) {
         pthread_mutex_lock(&d->lock);
-        bool exited = d->exited;
-        if (!exited)
+        if (!d->exited)
             d->exit_event = -1;
         pthread_mutex_unlock(&d->lock);
-        if (!exited && d->cfg->machine == XENOPS_MACHINE_MICROVM &&
-            d->cfg->on_reboot == XENOPS_ACTION_RESTART) /* rollback */
-            qdom_qmp_fd(d, json_pack("{s:s,s:{s:s}}", "execute", "set-action", "arguments",
-                                     "reboot", "reset"), -1, NULL);
     }
     return rc == -ESRCH ? 0 : rc;
 }
@@ -1114,8 +1073,9 @@ qemu_reboot(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms)
     pthread_mutex_lock(&d->lock);
     uint64_t before = d->reboots, cancels = d->cancels;
     pthread_mutex_unlock(&d->lock);
-    int rc = hard ? qdom_qmp(d, "system_reset", NULL)
-                  : qemu_console_write(x, uuid, "\nreboot\n", 8);
+    /* ACPI has no reboot button: without an agent a clean reboot cannot be
+     * asked for (-ENOTSUP), as xapi refuses it to a guest lacking the feature */
+    int rc = hard ? qdom_qmp(d, "system_reset", NULL) : qdom_agent_shutdown(d, "reboot");
     if (rc < 0)
         return rc;
     uint64_t deadline = xenops_now_ms() + (hard ? 5000 : timeout_ms);
@@ -1236,21 +1196,6 @@ thread_cpu_ns(pid_t pid, long tid)
     return (ut + st) * (1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK));
 }
 
-static uint64_t
-process_rss_bytes(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "re");
-    unsigned long long kb = 0;
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %llu kB", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kb * 1024;
-}
-
 static int
 qemu_stats(struct xenops *x, const char *uuid, struct xenops_stats *out)
 {
@@ -1264,8 +1209,11 @@ qemu_stats(struct xenops *x, const char *uuid, struct xenops_stats *out)
     out->power = running ? XENOPS_POWER_RUNNING : XENOPS_POWER_PAUSED;
     out->pid = d->pid;
     out->memory_bytes = d->cfg->memory_bytes;
-    out->memory_actual_bytes = process_rss_bytes(d->pid);
+    pthread_mutex_lock(&d->lock);
+    /* the balloon's word once it spoke; before, the guest has all it was given */
+    out->memory_actual_bytes = d->balloon_actual ? d->balloon_actual : d->cfg->memory_bytes;
     out->vcpus = d->cfg->vcpus;
+    pthread_mutex_unlock(&d->lock);
     out->start_time_ms = d->start_time_ms;
     snprintf(out->accel, sizeof(out->accel), "%s", d->accel);
     json_t *cpus = NULL;
@@ -1323,7 +1271,7 @@ nic_find(const struct qdom *d, const char *tap)
 
 /* config.json from d->cfg, replaced atomically (a crash leaves the old or the
  * new one). d->nic_lock held. */
-static int
+int
 qdom_save_config(struct qdom *d)
 {
     pthread_mutex_lock(&d->lock);
@@ -1438,7 +1386,7 @@ nic_forget(struct qdom *d, const char *tap)
  * @timeout_ms for the guest to let go: its DEVICE_DELETED. d->nic_lock held
  * (one unplug at a time owns nic_waiting). 0, -ETIMEDOUT, or -ENOENT when the
  * domain exited meanwhile. */
-static int
+int
 qdom_device_del(struct qdom *d, const char *dev, bool force, unsigned timeout_ms)
 {
     pthread_mutex_lock(&d->lock);
@@ -1615,6 +1563,7 @@ recover_one(struct xenops *x, const char *name)
     if (rc == 0) {
         d->pid = pid;
         d->announce_resume = true;
+        d->agent_port = -1; /* its guest may have opened the port long ago */
         snprintf(d->accel, sizeof(d->accel), "%s", accel ? accel : "tcg");
         struct stat st;
         char p[4300];
@@ -1747,4 +1696,8 @@ const struct xenops_ops xenops_qemu_ops = {
     .nic_present = qemu_nic_present,
     .disk_plug = qemu_disk_plug,
     .disk_unplug = qemu_disk_unplug,
+    .agent_state = qemu_agent_state,
+    .agent_info = qemu_agent_info,
+    .set_memory_target = qemu_set_memory_target,
+    .set_vcpus = qemu_set_vcpus,
 };

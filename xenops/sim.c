@@ -29,6 +29,7 @@ struct sim_dom {
     struct xenops_domain_config *cfg;
     uint64_t start_time_ms;
     uint64_t cancels; /* cancel_waits calls: a stubborn guest's waiters end */
+    uint64_t memory_target; /* the balloon's target; 0: none set (all memory) */
     char console[256];
     size_t console_len;
     struct sim_console_sub {
@@ -383,7 +384,9 @@ sim_stats(struct xenops *x, const char *uuid, struct xenops_stats *out)
     if (!d)
         return -ENOENT;
     out->power = d->power;
-    out->memory_bytes = out->memory_actual_bytes = d->cfg->memory_bytes;
+    out->memory_bytes = d->cfg->memory_bytes;
+    /* a simulated balloon complies at once */
+    out->memory_actual_bytes = d->memory_target ? d->memory_target : d->cfg->memory_bytes;
     out->vcpus = d->cfg->vcpus;
     out->start_time_ms = d->start_time_ms;
     snprintf(out->accel, sizeof(out->accel), "sim");
@@ -510,6 +513,36 @@ sim_disk_unplug(struct xenops *x, const char *uuid, unsigned slot, unsigned time
     return sim_disk_hotplug(x, uuid);
 }
 
+static int
+sim_set_memory_target(struct xenops *x, const char *uuid, uint64_t bytes)
+{
+    struct sim *s = x->priv;
+    struct sim_dom *d = sim_get_locked(s, uuid);
+    if (!d)
+        return -ENOENT;
+    int rc = bytes > d->cfg->memory_bytes ? -EINVAL : 0;
+    if (rc == 0)
+        d->memory_target = bytes;
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* Simulated guests plug vCPUs like a pc machine: up to vcpus_max. */
+static int
+sim_set_vcpus(struct xenops *x, const char *uuid, unsigned vcpus, unsigned timeout_ms)
+{
+    struct sim *s = x->priv;
+    struct sim_dom *d = sim_get_locked(s, uuid);
+    if (!d)
+        return -ENOENT;
+    unsigned max = d->cfg->vcpus_max ? d->cfg->vcpus_max : d->cfg->vcpus;
+    int rc = vcpus > max ? -EINVAL : 0;
+    if (rc == 0)
+        d->cfg->vcpus = vcpus;
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
 const struct xenops_ops xenops_sim_ops = {
     .name = "sim",
     .init = sim_init,
@@ -531,4 +564,6 @@ const struct xenops_ops xenops_sim_ops = {
     .vnc_path = sim_vnc_path,
     .disk_plug = sim_disk_plug,
     .disk_unplug = sim_disk_unplug,
+    .set_memory_target = sim_set_memory_target,
+    .set_vcpus = sim_set_vcpus,
 };

@@ -14,8 +14,8 @@
 #include "common/fileio.h"
 #include "xenops/xenops_int.h"
 
-static const char *const event_names[] = {"halted", "rebooted", "crashed",
-                                          "paused", "resumed",  "suspended"};
+static const char *const event_names[] = {"halted",  "rebooted",  "crashed", "paused",
+                                          "resumed", "suspended", "agent"};
 
 const char *
 xenops_event_name(enum xenops_event ev)
@@ -317,4 +317,40 @@ xenops_nic_present(struct xenops *x, const char *uuid, const char *tap)
     if (!tap)
         return -EINVAL;
     return x->ops->nic_present ? x->ops->nic_present(x, uuid, tap) : -ENOTSUP;
+}
+
+int
+xenops_agent_state(struct xenops *x, const char *uuid)
+{
+    NEED_UUID(uuid);
+    return x->ops->agent_state ? x->ops->agent_state(x, uuid) : -ENOTSUP;
+}
+
+int
+xenops_agent_info(struct xenops *x, const char *uuid, unsigned timeout_ms,
+                  struct xenops_guest_info **out)
+{
+    NEED_UUID(uuid);
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    return x->ops->agent_info ? x->ops->agent_info(x, uuid, timeout_ms, out) : -ENOTSUP;
+}
+
+int
+xenops_domain_set_memory_target(struct xenops *x, const char *uuid, uint64_t bytes)
+{
+    NEED_UUID(uuid);
+    if (bytes < (16u << 20) || bytes % (1u << 20))
+        return -EINVAL;
+    return x->ops->set_memory_target(x, uuid, bytes);
+}
+
+int
+xenops_domain_set_vcpus(struct xenops *x, const char *uuid, unsigned vcpus, unsigned timeout_ms)
+{
+    NEED_UUID(uuid);
+    if (vcpus < 1 || vcpus > 64)
+        return -EINVAL;
+    return x->ops->set_vcpus(x, uuid, vcpus, timeout_ms);
 }

@@ -69,6 +69,9 @@ struct xenops_domain_config {
     unsigned vcpus;
     enum xenops_boot boot;
     enum xenops_machine machine;  /* FIRMWARE boot requires PC or Q35 */
+    bool no_acpi;        /* microvm only: without ACPI (no power button, and a
+                            stock kernel finds no virtio-mmio device) */
+    unsigned vcpus_max;  /* vCPUs it may grow to (pc/q35 hotplug); 0 = vcpus */
     char *kernel, *initrd, *cmdline;  /* DIRECT boot; initrd and cmdline may be NULL */
     char *boot_order;    /* FIRMWARE boot: e.g. "cd"; NULL = "cd" */
     struct xenops_disk *disks;
@@ -109,7 +112,8 @@ int xenops_config_check(const struct xenops_domain_config *cfg, const char **why
  *  "nics":[{"tap":..,"mac":..,"port":n}]   (port optional, 0..XENOPS_Q35_PORTS),
  *  "accel":"auto|kvm|tcg","start_paused":b,
  *  "on_poweroff"/"on_reboot"/"on_crash":"destroy|restart|preserve",
- *  "uid":n,"gid":n,"cpu_weight":n,"cpu_cap":n}  (the last four optional, 0).
+ *  "uid":n,"gid":n,"cpu_weight":n,"cpu_cap":n,"vcpus_max":n,"no_acpi":b}
+ *  (the last six optional: 0, false).
  * Parse: 0 and *out (free with xenops_config_free), or -EINVAL. Unparse: a
  * malloc'd string or NULL on ENOMEM. */
 int xenops_config_from_json(const char *json, struct xenops_domain_config **out);
@@ -126,6 +130,7 @@ enum xenops_event {
     XENOPS_EVENT_PAUSED,
     XENOPS_EVENT_RESUMED,
     XENOPS_EVENT_SUSPENDED, /* its memory is in the suspend file; no longer running */
+    XENOPS_EVENT_AGENT,     /* the guest opened or closed its agent's port */
 };
 const char *xenops_event_name(enum xenops_event ev); /* "halted", ... */
 
@@ -175,16 +180,20 @@ void xenops_strv_free(char **v, size_t n);
 int xenops_domain_start(struct xenops *x, const struct xenops_domain_config *cfg);
 int xenops_domain_pause(struct xenops *x, const char *uuid);
 int xenops_domain_unpause(struct xenops *x, const char *uuid);
-/* Clean: asks the guest (ACPI power button on pc/q35; on microvm, which has no
- * ACPI here, the line "poweroff" on its serial console, which Vessel's guests
- * understand) and waits up to @timeout_ms for it to halt: -ETIMEDOUT if not.
- * Hard: the device model is stopped (QMP quit, SIGKILL after 2 s). Both emit
- * HALTED and ignore on_poweroff. */
+/* Clean: asks the guest through standard channels only, never its console:
+ * the guest agent's guest-shutdown when an agent answers, else the ACPI
+ * power button (pc, q35, microvm with ACPI); -ENOTSUP when the domain has
+ * neither (microvm with acpi off). Waits up to @timeout_ms for it to halt:
+ * -ETIMEDOUT if not, the guest keeps running. Hard: the device model is
+ * stopped (QMP quit, SIGKILL after 2 s). Both emit HALTED and ignore
+ * on_poweroff. */
 int xenops_domain_shutdown(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms);
-/* Clean: the line "reboot" on the serial console, waiting up to @timeout_ms
- * for the guest to reset (-ETIMEDOUT if it does not); hard: a system reset.
- * Both emit REBOOTED when on_reboot is RESTART; with DESTROY, qemu follows
- * its reboot action and the domain halts (HALTED). */
+/* Clean: the guest agent's guest-shutdown mode=reboot, waiting up to
+ * @timeout_ms for the guest to reset (-ETIMEDOUT if it does not); -ENOTSUP
+ * when no agent answers (ACPI has no reboot button: xapi refuses a clean
+ * reboot to a guest without the feature). Hard: a system reset. Both emit
+ * REBOOTED when on_reboot is RESTART; with DESTROY, qemu follows its reboot
+ * action and the domain halts (HALTED). */
 int xenops_domain_reboot(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms);
 /* Ends every clean shutdown or reboot of domain @uuid waiting for its guest
  * now: they return -ECANCELED and the guest is left as it is (a hard
@@ -203,7 +212,7 @@ struct xenops_stats {
     enum xenops_power power;
     pid_t pid;                 /* the device model's pid; 0 for sim */
     uint64_t memory_bytes;     /* configured */
-    uint64_t memory_actual_bytes; /* resident (qemu: VmRSS), or configured for sim */
+    uint64_t memory_actual_bytes; /* what the guest has: memory less its balloon */
     unsigned vcpus;
     uint64_t vcpu_time_ns[64]; /* per vCPU, from its thread's utime+stime */
     uint64_t start_time_ms;    /* CLOCK_REALTIME when started */
@@ -212,6 +221,55 @@ struct xenops_stats {
 int xenops_domain_stats(struct xenops *x, const char *uuid, struct xenops_stats *out);
 /* Uuids of all running or paused domains, as for xenops_recover(). */
 int xenops_domain_list(struct xenops *x, char ***uuids, size_t *n);
+
+/* ---- the guest agent ---- */
+
+/* What the guest's agent (qemu-ga) reports; any string may be NULL and any
+ * list empty when the agent lacks the command. */
+struct xenops_guest_nic {
+    char *name, *mac;
+    char **ipv4, **ipv6; /* addresses without prefix length */
+    size_t n_ipv4, n_ipv6;
+};
+struct xenops_guest_fs {
+    char *mountpoint, *type;
+    uint64_t total_bytes, used_bytes; /* 0 when the agent did not say */
+};
+struct xenops_guest_info {
+    char *agent_version;                     /* guest-info: "7.2.19" */
+    char *os_id, *os_name, *os_pretty_name;  /* guest-get-osinfo (os-release) */
+    char *os_version, *os_version_id;
+    char *kernel_release, *kernel_version, *machine; /* uname */
+    struct xenops_guest_nic *nics;
+    size_t n_nics;
+    struct xenops_guest_fs *fs;
+    size_t n_fs;
+};
+void xenops_guest_info_free(struct xenops_guest_info *info);
+void xenops_guest_info_freep(struct xenops_guest_info **info);
+
+/* Whether the guest holds the agent's port open (QEMU's VSERPORT_CHANGE):
+ * 1 open, 0 closed, -ENOENT no such domain, -ENOTSUP for a backend without
+ * agents (sim: a guest that implicitly has every feature, as xapi treats a
+ * PV guest). Changes emit XENOPS_EVENT_AGENT. */
+int xenops_agent_state(struct xenops *x, const char *uuid);
+/* Asks the agent (within @timeout_ms per command) for everything in
+ * struct xenops_guest_info: 0 and *out (free with xenops_guest_info_free),
+ * -ETIMEDOUT when no agent answers, -ENOENT, -ENOTSUP as above. */
+int xenops_agent_info(struct xenops *x, const char *uuid, unsigned timeout_ms,
+                      struct xenops_guest_info **out);
+
+/* ---- live memory and vCPUs ---- */
+
+/* Sets the balloon's target (virtio-balloon; a multiple of 1 MiB, at most
+ * the domain's memory): the guest gives memory back or takes it again as its
+ * balloon driver complies. -ENOENT, -EINVAL above the domain's memory. */
+int xenops_domain_set_memory_target(struct xenops *x, const char *uuid, uint64_t bytes);
+/* Plugs or unplugs vCPUs until the domain has @vcpus (1..cfg->vcpus_max):
+ * pc and q35 (ACPI CPU hotplug), -ENOTSUP on microvm. Unplugging waits up to
+ * @timeout_ms for the guest to let each one go (-ETIMEDOUT: it kept some). */
+int xenops_domain_set_vcpus(struct xenops *x, const char *uuid, unsigned vcpus,
+                            unsigned timeout_ms);
 
 /* ---- NIC hotplug ---- */
 

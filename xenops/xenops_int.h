@@ -11,6 +11,11 @@
 #include "common/cleanup.h"
 #include "xenops/xenops.h"
 
+/* The guest agent's virtio-serial port: the name qemu-ga opens in the guest,
+ * and the id of its device (QEMU's VSERPORT_CHANGE events carry it). */
+#define XENOPS_AGENT_PORT "org.qemu.guest_agent.0"
+#define XENOPS_AGENT_DEVICE "agent0"
+
 /* The backend interface. Each op has the contract of the xenops_* function
  * of the same name in xenops.h; the front end (xenops.c) checks arguments. */
 struct xenops_ops {
@@ -42,6 +47,12 @@ struct xenops_ops {
     int (*disk_plug)(struct xenops *x, const char *uuid, unsigned slot,
                      const struct xenops_disk *disk);
     int (*disk_unplug)(struct xenops *x, const char *uuid, unsigned slot, unsigned timeout_ms);
+    /* the guest agent: NULL when the backend has none (-ENOTSUP) */
+    int (*agent_state)(struct xenops *x, const char *uuid);
+    int (*agent_info)(struct xenops *x, const char *uuid, unsigned timeout_ms,
+                      struct xenops_guest_info **out);
+    int (*set_memory_target)(struct xenops *x, const char *uuid, uint64_t bytes);
+    int (*set_vcpus)(struct xenops *x, const char *uuid, unsigned vcpus, unsigned timeout_ms);
 };
 
 /* QMP ids of the NIC on @tap (xenops.h struct xenops_nic): "net-<tap>" and

@@ -16,11 +16,17 @@
 #    line, sets that address on eth0, and keeps doing so (once a second) for
 #    any eth* without an IPv4 address: a NIC hotplugged later (VIF.plug) comes
 #    up with the same address;
-#  - reads lines from the serial console: "poweroff" -> poweroff -f,
+#  - starts the QEMU guest agent (qemu-ga, copied from the host with its
+#    libraries) on the virtio-serial port org.qemu.guest_agent.0, unless
+#    vessel.noagent; vessel.noacpid leaves the power button unheard (a guest
+#    that ignores clean shutdowns when both are given);
+#  - vessel.plain: reports /proc/partitions and its links on the console, pings
+#    each vessel.ping=ADDR, and never reads the console;
+#  - otherwise reads lines from the serial console: "poweroff" -> poweroff -f,
 #    "reboot" -> reboot -f, "crash" -> sysrq crash (panic), "echo WORD" -> prints
 #    "VESSEL-ECHO WORD", "run CMD" -> sh -c CMD (debugging); anything else is
 #    ignored. Without ACPI (microvm) "poweroff" resets instead: see /init.
-# Needs: busybox (static), cpio, lz4. Idempotent: outputs are rebuilt only when
+# Needs: busybox (static), cpio, lz4, qemu-guest-agent (for qemu-ga). Idempotent: outputs are rebuilt only when
 # missing.
 set -eu
 out=${1:?usage: build-guest.sh OUTDIR}
@@ -61,12 +67,36 @@ if [ ! -s "$out/initramfs.cpio" ] || [ "$0" -nt "$out/initramfs.cpio" ]; then
     # dependency order (modules.dep of the cloud kernel)
     n=0
     for m in drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_pci_legacy_dev \
-             drivers/virtio/virtio_pci_modern_dev drivers/virtio/virtio_pci net/core/failover \
-             drivers/net/net_failover drivers/net/virtio_net drivers/block/virtio_blk; do
+             drivers/virtio/virtio_pci_modern_dev drivers/virtio/virtio_pci drivers/virtio/virtio_mmio \
+             net/core/failover drivers/net/net_failover drivers/net/virtio_net \
+             drivers/block/virtio_blk drivers/char/virtio_console drivers/virtio/virtio_balloon; do
         n=$((n + 1))
         f=/lib/modules/$kver/kernel/$m.ko
-        [ -r "$f" ] && cp "$f" "$root/lib/modules/0$n-$(basename "$m").ko" || true
+        [ -r "$f" ] && cp "$f" "$root/lib/modules/$(printf %02d $n)-$(basename "$m").ko" || true
     done
+    # the QEMU guest agent, as every distribution packages it (qemu-guest-agent),
+    # with the libraries it links: Vessel shuts guests down and learns their
+    # addresses through it. qemu-ga runs shutdown(8) for guest-shutdown.
+    ga=$(command -v qemu-ga || echo /usr/sbin/qemu-ga)
+    if [ -x "$ga" ]; then
+        mkdir -p "$root/usr/sbin" "$root/sbin"
+        cp "$ga" "$root/usr/sbin/qemu-ga"
+        for lib in $(ldd "$ga" | grep -o '/[^ ]*'); do
+            mkdir -p "$root$(dirname "$lib")"
+            cp -L "$lib" "$root$lib"
+        done
+        cat > "$root/sbin/shutdown" <<'SHUTDOWN'
+#!/bin/sh
+# shutdown(8) as qemu-ga calls it: -h/-P power off, -r reboot, -H halt
+case " $* " in
+*" -r "*) reboot -f ;;
+*) poweroff -f ;;
+esac
+SHUTDOWN
+        chmod 755 "$root/sbin/shutdown"
+    fi
+    printf 'NAME="Vessel test guest"\nID=vessel-test\nVERSION_ID="1.0"\nPRETTY_NAME="Vessel test guest 1.0"\n' \
+        > "$root/etc/os-release"
     # busybox acpid runs /etc/acpi/<action> for an event; PWRF/00000080 is
     # its default action name for the power button (busybox util-linux/acpid.c)
     mkdir -p "$root/etc/acpi/PWRF"
@@ -81,7 +111,29 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 for m in /lib/modules/*.ko; do [ -e "$m" ] && insmod "$m" 2>/dev/null; done
 mkdir -p /var/log /var/run
-[ -e /lib/modules/evdev.ko ] && acpid -c /etc/acpi -l /dev/null 2>/dev/null
+noacpid=
+noagent=
+plain=
+pings=
+for a in $(cat /proc/cmdline); do
+    case "$a" in
+    vessel.noacpid) noacpid=1 ;;
+    vessel.noagent) noagent=1 ;;
+    vessel.plain) plain=1 ;;
+    vessel.ping=*) pings="$pings ${a#vessel.ping=}" ;;
+    esac
+done
+[ -z "$noacpid" ] && [ -e /lib/modules/evdev.ko ] && acpid -c /etc/acpi -l /dev/null 2>/dev/null
+# the agent on its virtio-serial port (udev would name it /dev/virtio-ports/<name>)
+if [ -z "$noagent" ] && [ -x /usr/sbin/qemu-ga ]; then
+    (for i in 1 2 3 4 5 6 7 8 9 10; do
+        for p in /sys/class/virtio-ports/*; do
+            [ "$(cat "$p/name" 2>/dev/null)" = org.qemu.guest_agent.0 ] || continue
+            exec /usr/sbin/qemu-ga -m virtio-serial -p "/dev/${p##*/}" -t /var/run
+        done
+        sleep 0.5
+    done) </dev/null >/dev/null 2>&1 &
+fi
 # vessel.ip=ADDR/PREFIX on the kernel command line configures eth0, and any
 # NIC hotplugged later (a background loop: no hotplug helper runs here)
 vip=
@@ -117,6 +169,19 @@ if [ -n "$vip" ]; then
     done) </dev/null >/dev/null 2>&1 &
 fi
 echo VESSEL-GUEST-UP > /dev/console
+# vessel.plain: a guest that only reports what it sees and never reads its
+# console (what a stock system's boot shows: its disks, its NICs, a ping)
+if [ -n "$plain" ]; then
+    { echo VESSEL-PARTITIONS; cat /proc/partitions; echo VESSEL-LINKS; ip -o link; } > /dev/console
+    for target in $pings; do
+        for i in 1 2 3 4 5 6 7 8 9 10; do
+            ping -c 1 -W 1 "$target" >/dev/null 2>&1 && break
+        done
+        ping -c 1 -W 1 "$target" >/dev/null 2>&1 && echo "VESSEL-PING $target ok" > /dev/console ||
+            echo "VESSEL-PING $target failed" > /dev/console
+    done
+    while :; do sleep 3600; done
+fi
 exec < /dev/console > /dev/console 2>&1
 stty -echo 2>/dev/null
 while read -r cmd arg; do

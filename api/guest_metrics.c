@@ -1,0 +1,384 @@
+/* api/guest_metrics.c - VM_guest_metrics from the guests' agents
+ * (api/guest_metrics.h says what the record means).
+ *
+ * One thread asks each running VM's agent in turn (domains_agent_info: a
+ * few commands, each bounded), every period and after a kick. What the agent
+ * says is written in xapi's shapes, as XenServer's Linux guest tools report
+ * them and clients read them (xapi's ocaml/xapi/xapi_guest_agent.ml):
+ *  - os_version: name (the pretty name), distro, major, minor, uname;
+ *  - networks: "<VIF device>/ip", "<device>/ipv4/<n>", "<device>/ipv6/<n>",
+ *    the guest's NICs matched to the VM's VIFs by MAC address;
+ *  - PV_drivers_version: major, minor, micro, build of the agent (qemu-ga
+ *    7.2.19 -> 7, 2, 19, 0): a version there is what xapi calls "has PV
+ *    drivers", which gives a guest every feature (xapi_vm_lifecycle.ml);
+ *  - disks (a deprecated map xapi leaves empty): "<n>/mount_point",
+ *    "<n>/type", "<n>/total", "<n>/used" per file system the agent lists;
+ *  - other: the feature-* flags the guest has through its agent.
+ * The VM's internal guest_agent flag follows, in the same batch: the
+ * allowed operations read it (api/vm_ops.c).
+ */
+#include "api/guest_metrics.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "api/domains.h"
+#include "common/log.h"
+#include "db/db.h"
+#include "rpc/ctx.h"
+#include "api/vm_ops.h"
+#include "xapi_errors.h"
+#include "xenops/xenops.h"
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_t thread;
+    bool running, kicked, stop;
+    unsigned period_s;
+    struct server *srv;
+} gm = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+/* ---- building the maps ---- */
+
+static bool
+map_clear(void *rec, const char *field)
+{
+    const struct xfield *f = xclass_field(&xapi_class_vm_guest_metrics, field);
+    xtype_value_clear(f->type, (char *)rec + f->offset);
+    return true;
+}
+
+static bool
+put(struct xapi_string_string_map *m, const char *k, const char *v)
+{
+    return !v || xmap_put_str((struct xmap *)m, k, v) == 0;
+}
+
+static bool
+putf(struct xapi_string_string_map *m, const char *k, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static bool
+putf(struct xapi_string_string_map *m, const char *k, const char *fmt, ...)
+{
+    char v[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v, sizeof(v), fmt, ap);
+    va_end(ap);
+    return put(m, k, v);
+}
+
+/* A VIF of the VM: its device number and MAC, to name the guest's NICs. */
+struct vif_mac {
+    char device[16];
+    char mac[18];
+};
+
+struct report {
+    const struct xenops_guest_info *info; /* NULL: the agent is gone */
+    const struct vif_mac *vifs;
+    size_t n_vifs;
+    bool hotplug;      /* the machine has ACPI PCI and CPU hotplug (not microvm) */
+    bool disk_hotplug; /* and takes hotplugged disks (pc: api/vbd.c) */
+};
+
+static const char *
+vif_device(const struct report *r, const char *mac)
+{
+    for (size_t i = 0; mac && i < r->n_vifs; i++)
+        if (!strcasecmp(r->vifs[i].mac, mac))
+            return r->vifs[i].device;
+    return NULL;
+}
+
+static bool
+fill_os(struct xapi_vm_guest_metrics_record *g, const struct xenops_guest_info *in)
+{
+    char major[32] = "", minor[32] = "";
+    if (in->os_version_id)
+        sscanf(in->os_version_id, "%31[0-9].%31[0-9]", major, minor);
+    return put(&g->os_version, "name", in->os_pretty_name ? in->os_pretty_name : in->os_name) &&
+           put(&g->os_version, "distro", in->os_id) &&
+           (!major[0] || put(&g->os_version, "major", major)) &&
+           (!minor[0] || put(&g->os_version, "minor", minor)) &&
+           put(&g->os_version, "uname", in->kernel_release);
+}
+
+static bool
+fill_networks(struct xapi_vm_guest_metrics_record *g, const struct report *r)
+{
+    for (size_t i = 0; i < r->info->n_nics; i++) {
+        const struct xenops_guest_nic *n = &r->info->nics[i];
+        const char *dev = vif_device(r, n->mac);
+        if (!dev)
+            continue; /* loopback, or a NIC that is none of the VM's VIFs */
+        char k[64];
+        snprintf(k, sizeof(k), "%s/ip", dev);
+        if (n->n_ipv4 && !put(&g->networks, k, n->ipv4[0]))
+            return false;
+        for (size_t a = 0; a < n->n_ipv4; a++) {
+            snprintf(k, sizeof(k), "%s/ipv4/%zu", dev, a);
+            if (!put(&g->networks, k, n->ipv4[a]))
+                return false;
+        }
+        for (size_t a = 0; a < n->n_ipv6; a++) {
+            snprintf(k, sizeof(k), "%s/ipv6/%zu", dev, a);
+            if (!put(&g->networks, k, n->ipv6[a]))
+                return false;
+        }
+    }
+    return true;
+}
+
+static bool
+fill_disks(struct xapi_vm_guest_metrics_record *g, const struct xenops_guest_info *in)
+{
+    for (size_t i = 0; i < in->n_fs; i++) {
+        const struct xenops_guest_fs *f = &in->fs[i];
+        char k[48];
+        snprintf(k, sizeof(k), "%zu/mount_point", i);
+        if (!put(&g->disks, k, f->mountpoint))
+            return false;
+        snprintf(k, sizeof(k), "%zu/type", i);
+        if (!put(&g->disks, k, f->type))
+            return false;
+        if (!f->total_bytes)
+            continue;
+        snprintf(k, sizeof(k), "%zu/total", i);
+        if (!putf(&g->disks, k, "%" PRIu64, f->total_bytes))
+            return false;
+        snprintf(k, sizeof(k), "%zu/used", i);
+        if (!putf(&g->disks, k, "%" PRIu64, f->used_bytes))
+            return false;
+    }
+    return true;
+}
+
+static bool
+fill_drivers(struct xapi_vm_guest_metrics_record *g, const struct report *r)
+{
+    unsigned v[3] = {0, 0, 0};
+    if (r->info->agent_version)
+        sscanf(r->info->agent_version, "%u.%u.%u", &v[0], &v[1], &v[2]);
+    static const char *const features[] = {"feature-shutdown", "feature-poweroff",
+                                           "feature-reboot", "feature-balloon"};
+    for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++)
+        if (!put(&g->other, features[i], "1"))
+            return false;
+    return putf(&g->PV_drivers_version, "major", "%u", v[0]) &&
+           putf(&g->PV_drivers_version, "minor", "%u", v[1]) &&
+           putf(&g->PV_drivers_version, "micro", "%u", v[2]) &&
+           put(&g->PV_drivers_version, "build", "0") &&
+           (!r->hotplug || put(&g->other, "feature-vcpu-hotplug", "1"));
+}
+
+static bool
+apply_report(void *opaque, void *rec, struct xerr **errp)
+{
+    const struct report *r = opaque;
+    struct xapi_vm_guest_metrics_record *g = rec;
+    g->last_updated = time(NULL);
+    map_clear(g, "PV_drivers_version");
+    map_clear(g, "other");
+    if (!r->info) { /* keep what it said last (addresses, OS): clients show them */
+        g->live = g->PV_drivers_detected = false;
+        g->can_use_hotplug_vbd = g->can_use_hotplug_vif = XAPI_TRISTATE_TYPE_UNSPECIFIED;
+        return true;
+    }
+    map_clear(g, "os_version");
+    map_clear(g, "networks");
+    map_clear(g, "disks");
+    g->live = g->PV_drivers_detected = g->PV_drivers_up_to_date = true;
+    g->can_use_hotplug_vbd = r->disk_hotplug ? XAPI_TRISTATE_TYPE_YES : XAPI_TRISTATE_TYPE_NO;
+    g->can_use_hotplug_vif = r->hotplug ? XAPI_TRISTATE_TYPE_YES : XAPI_TRISTATE_TYPE_NO;
+    return (fill_os(g, r->info) && fill_networks(g, r) && fill_disks(g, r->info) &&
+            fill_drivers(g, r)) ||
+           xerr_nomem(errp);
+}
+
+/* ---- the VM side ---- */
+
+struct vm_link {
+    const char *gm_ref;
+    bool agent;
+};
+
+static bool
+apply_vm_link(void *opaque, void *rec, struct xerr **errp)
+{
+    const struct vm_link *l = opaque;
+    struct xapi_vm_record *vm = rec;
+    /* a VM that stopped meanwhile has had its record dropped: none again */
+    if (vm->power_state != XAPI_VM_POWER_STATE_RUNNING &&
+        vm->power_state != XAPI_VM_POWER_STATE_PAUSED)
+        return xerr_vm_bad_power_state(errp, "", "running", "halted");
+    vm->guest_agent = l->agent;
+    if (l->gm_ref && !xstr_set(&vm->guest_metrics, l->gm_ref))
+        return xerr_nomem(errp);
+    return vm_ops_refresh(vm) || xerr_nomem(errp);
+}
+
+/* The VIFs of @vm (device, MAC): *out malloc'd. */
+static size_t
+vm_vifs(struct db *db, const struct xapi_vm_record *vm, struct vif_mac **out)
+{
+    *out = calloc(vm->VIFs.n + 1, sizeof(**out));
+    size_t n = 0;
+    for (size_t i = 0; *out && i < vm->VIFs.n; i++) {
+        struct xapi_vif_record *vif = NULL;
+        if (!db_get(db, &xapi_class_vif, vm->VIFs.items[i], (void **)&vif, NULL))
+            continue;
+        snprintf((*out)[n].device, sizeof((*out)[n].device), "%s", vif->device);
+        snprintf((*out)[n].mac, sizeof((*out)[n].mac), "%s", vif->MAC);
+        n++;
+        xapi_vif_record_free(vif);
+    }
+    return n;
+}
+
+/* One VM: ask its agent, write what it said (or that it is gone). */
+static void
+refresh_one(struct server *srv, const char *uuid)
+{
+    struct xenops_guest_info *info = NULL;
+    int rc = domains_agent_info(srv, uuid, &info);
+    if (rc == -ENOTSUP || rc == -ENOENT)
+        return; /* a simulated guest (every feature implicitly), or gone */
+    char *vm_ref = NULL;
+    struct xapi_vm_record *vm = NULL;
+    if (!db_ref_by_uuid(srv->db, &xapi_class_vm, uuid, &vm_ref, NULL) ||
+        !db_get(srv->db, &xapi_class_vm, vm_ref, (void **)&vm, NULL)) {
+        free(vm_ref);
+        xenops_guest_info_free(info);
+        return;
+    }
+    bool have = db_exists(srv->db, &xapi_class_vm_guest_metrics, vm->guest_metrics);
+    if (rc < 0 && (!have || !vm->guest_agent)) {
+        /* no agent, and nothing said otherwise: nothing to write */
+        xapi_vm_record_free(vm);
+        free(vm_ref);
+        return;
+    }
+    struct vif_mac *vifs = NULL;
+    /* the machine api/domains.c gives it: pc for a direct kernel boot,
+     * q35 for firmware, unless platform:machine says otherwise */
+    const char *machine = xmap_get_str((const struct xmap *)&vm->platform, "machine");
+    if (!machine || (strcmp(machine, "microvm") && strcmp(machine, "q35") && strcmp(machine, "pc")))
+        machine = vm->PV_kernel[0] ? "pc" : "q35";
+    struct report r = {.info = rc == 0 ? info : NULL,
+                       .n_vifs = vm_vifs(srv->db, vm, &vifs),
+                       .hotplug = strcmp(machine, "microvm") != 0,
+                       .disk_hotplug = strcmp(machine, "pc") == 0};
+    r.vifs = vifs;
+    struct xerr *err = NULL;
+    char *gm_ref = NULL;
+    db_batch_begin(srv->db);
+    bool ok = true;
+    if (!have) {
+        struct xapi_vm_guest_metrics_record *g = xapi_vm_guest_metrics_record_new();
+        ok = g && db_create(srv->db, &xapi_class_vm_guest_metrics, NULL, g, &gm_ref, &err);
+    }
+    ok = ok && db_update(srv->db, &xapi_class_vm_guest_metrics, have ? vm->guest_metrics : gm_ref,
+                         apply_report, &r, &err);
+    struct vm_link link = {gm_ref, rc == 0};
+    ok = ok && db_update(srv->db, &xapi_class_vm, vm_ref, apply_vm_link, &link, &err);
+    db_batch_end(srv->db, ok, NULL);
+    if (!ok && err && strcmp(err->code, "VM_BAD_POWER_STATE"))
+        log_warn("guest_metrics.write", "vm=%s error=%s", uuid, err->code);
+    else if (ok && (!have || !vm->guest_agent) && rc == 0)
+        log_info("guest_metrics.agent", "vm=%s agent=%s os=\"%s\"", uuid,
+                 info->agent_version ? info->agent_version : "?",
+                 info->os_pretty_name ? info->os_pretty_name : "?");
+    else if (ok && rc < 0)
+        log_info("guest_metrics.agent_gone", "vm=%s rc=%d", uuid, rc);
+    xerr_free(err);
+    free(gm_ref);
+    free(vifs);
+    xapi_vm_record_free(vm);
+    free(vm_ref);
+    xenops_guest_info_free(info);
+}
+
+static void *
+gm_thread(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&gm.lock);
+    while (!gm.stop) {
+        gm.kicked = false;
+        struct server *srv = gm.srv;
+        pthread_mutex_unlock(&gm.lock);
+        char **uuids = NULL;
+        size_t n = 0;
+        struct xenops *x = domains_xenops(srv);
+        if (x && xenops_domain_list(x, &uuids, &n) == 0)
+            for (size_t i = 0; i < n && !gm.stop; i++)
+                refresh_one(srv, uuids[i]);
+        xenops_strv_free(uuids, n);
+        pthread_mutex_lock(&gm.lock);
+        if (gm.kicked || gm.stop)
+            continue;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += gm.period_s;
+        while (!gm.kicked && !gm.stop &&
+               pthread_cond_timedwait(&gm.wake, &gm.lock, &ts) != ETIMEDOUT)
+            ;
+    }
+    pthread_mutex_unlock(&gm.lock);
+    return NULL;
+}
+
+int
+guest_metrics_start(struct server *srv, unsigned period_s)
+{
+    pthread_mutex_lock(&gm.lock);
+    gm.srv = srv;
+    gm.period_s = period_s ? period_s : 10;
+    gm.stop = false;
+    int rc = gm.running ? 0 : -pthread_create(&gm.thread, NULL, gm_thread, NULL);
+    if (rc == 0)
+        gm.running = true;
+    pthread_mutex_unlock(&gm.lock);
+    return rc;
+}
+
+void
+guest_metrics_kick(struct server *srv)
+{
+    (void)srv;
+    pthread_mutex_lock(&gm.lock);
+    gm.kicked = true;
+    pthread_cond_signal(&gm.wake);
+    pthread_mutex_unlock(&gm.lock);
+}
+
+void
+guest_metrics_stop(struct server *srv)
+{
+    (void)srv;
+    pthread_mutex_lock(&gm.lock);
+    bool running = gm.running;
+    gm.stop = true;
+    gm.running = false;
+    pthread_cond_signal(&gm.wake);
+    pthread_mutex_unlock(&gm.lock);
+    if (running)
+        pthread_join(gm.thread, NULL);
+}
+
+bool
+guest_metrics_forget(struct server *srv, const struct xapi_vm_record *vm, struct xerr **errp)
+{
+    if (!db_exists(srv->db, &xapi_class_vm_guest_metrics, vm->guest_metrics))
+        return true;
+    return db_destroy(srv->db, &xapi_class_vm_guest_metrics, vm->guest_metrics, errp);
+}

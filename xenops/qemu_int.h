@@ -1,0 +1,100 @@
+/* xenops/qemu_int.h - what the qemu backend's files share: a running domain
+ * (struct qdom, its invariants in xenops/qemu.c's header) and the calls that
+ * run QMP commands on it. Internal to xenops/.
+ */
+#ifndef VESSEL_XENOPS_QEMU_INT_H
+#define VESSEL_XENOPS_QEMU_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "xenops/qmp.h"
+#include "xenops/xenops_int.h"
+
+#define CONSOLE_RING 65536u
+#define QMP_TIMEOUT_MS 10000u
+
+struct console_sub {
+    struct console_sub *next;
+    uint64_t id;
+    xenops_console_fn *fn;
+    void *opaque;
+};
+
+struct qdom {
+    int refs;                 /* (3) */
+    char uuid[37];
+    char *dir;                /* (5) ours: root's, 0711 */
+    char *dm_dir;             /* (5) qemu's: <dir>/dm, its uid's, 0700 */
+    struct xenops_domain_config *cfg;
+    char accel[8];
+    pid_t pid;
+    int pidfd, qmp_fd, con_fd, wake_fd;
+    uint64_t start_time_ms;
+    struct qmp_reader qmp_in;
+
+    pthread_mutex_t lock;     /* everything below */
+    pthread_cond_t cond;
+    pthread_mutex_t cmd_lock; /* one QMP command in flight */
+    json_t *reply;            /* the waiting caller's reply, or NULL */
+    bool exited;              /* (1) the supervisor saw qemu go */
+    bool stop;                /* xenops_free: stop supervising, leave qemu */
+    int exit_event;           /* (2) -1 or an enum xenops_event */
+    char shutdown_reason[32]; /* last SHUTDOWN event's reason */
+    bool announce_resume;     /* RESUME events become RESUMED (not the initial cont) */
+    uint64_t reboots;         /* RESET events seen: clean reboot waits on it */
+    uint64_t cancels;         /* cancel_waits calls: clean waits end when it moves */
+    uint64_t cmd_seq;         /* QMP command ids */
+    char nic_waiting[32];     /* (4) the device id an unplug waits for */
+    bool nic_deleted;         /* its DEVICE_DELETED came */
+    pthread_mutex_t nic_lock; /* (4) one NIC hotplug at a time; taken before cmd_lock */
+
+    int agent_port;           /* the guest's agent port: 1 open, 0 closed, -1 not
+                                 known (an adopted domain); under d->lock */
+    uint64_t balloon_actual;  /* BALLOON_CHANGE's last word; 0 none yet; d->lock */
+    pthread_mutex_t agent_lock; /* the agent channel below: one exchange at a time */
+    int agent_fd;             /* agent.sock, connected on first use; -1 */
+    uint64_t agent_seq;       /* guest-sync ids */
+    struct qmp_reader *agent_in;
+
+    pthread_mutex_t con_lock; /* ring, log, subscribers; held while calling them */
+    char ring[CONSOLE_RING];
+    size_t ring_head, ring_len;
+    int log_fd;
+    size_t log_size;
+    struct console_sub *subs;
+    uint64_t next_sub;
+};
+
+/* A new reference to the running domain @uuid, or NULL; drop it with
+ * qdom_unref (or _cleanup_(qdom_unrefp)). */
+struct qdom *qdom_get(struct xenops *x, const char *uuid);
+void qdom_unref(struct qdom *d);
+void qdom_unrefp(struct qdom **d);
+/* Waits on d->cond (d->lock held) until @deadline_ms; false on timeout. */
+bool qdom_wait(struct qdom *d, uint64_t deadline_ms);
+/* Runs @cmd (consumed), passing @pass_fd (if >= 0) with it, and returns its
+ * "return" value in *ret (may be NULL; a new reference). -EIO on a QMP
+ * error, -ESRCH if qemu went away. */
+int qdom_qmp_fd(struct qdom *d, json_t *cmd, int pass_fd, json_t **ret);
+int qdom_qmp(struct qdom *d, const char *command, json_t **ret);
+/* QMP device_del of @dev and (unless @force) a wait of up to @timeout_ms for
+ * its DEVICE_DELETED; d->nic_lock held. 0, -ETIMEDOUT, -ENOENT. */
+int qdom_device_del(struct qdom *d, const char *dev, bool force, unsigned timeout_ms);
+/* Writes d->cfg to config.json (atomically). */
+int qdom_save_config(struct qdom *d);
+/* 0 when the process at the other end of unix socket @fd is @pid. */
+int peer_is(int fd, pid_t pid);
+
+/* xenops/qemu_agent.c: the guest agent, the balloon and vCPU hotplug of a
+ * running domain (the xenops.h contracts of the same names). */
+int qdom_agent_shutdown(struct qdom *d, const char *mode);
+void qdom_agent_close(struct qdom *d);
+int qemu_agent_state(struct xenops *x, const char *uuid);
+int qemu_agent_info(struct xenops *x, const char *uuid, unsigned timeout_ms,
+                    struct xenops_guest_info **out);
+int qemu_set_memory_target(struct xenops *x, const char *uuid, uint64_t bytes);
+int qemu_set_vcpus(struct xenops *x, const char *uuid, unsigned vcpus, unsigned timeout_ms);
+
+#endif
