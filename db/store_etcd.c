@@ -249,7 +249,9 @@ collect(char *data, size_t size, size_t n, void *opaque)
 }
 
 /* One POST of @body to endpoint @ep. 0 and *resp, or -EIO with the reason in
- * st->err; *@sent is false when the request surely never reached etcd. */
+ * st->err; *@sent is false when the request surely never reached etcd, and
+ * -EINVAL when etcd refused it as such (HTTP 4xx: a bad or too large
+ * request), which sending again cannot change. */
 static int
 post_once(struct store_etcd *st, CURL *c, size_t ep, const char *path, const char *body,
           json_t **resp, bool *sent)
@@ -286,10 +288,13 @@ post_once(struct store_etcd *st, CURL *c, size_t ep, const char *path, const cha
     if (!msg)
         msg = json_string_value(json_object_get(r, "message"));
     if (status != 200 || msg) {
-        snprintf(st->err, sizeof(st->err), "etcd %s: %s", st->endpoints[ep],
-                 msg ? msg : "unexpected answer");
+        /* etcd's default --max-txn-ops (128) is low for a host's first start */
+        bool ops = msg && strstr(msg, "too many operations");
+        snprintf(st->err, sizeof(st->err), "etcd %s: %s%s", st->endpoints[ep],
+                 msg ? msg : "unexpected answer",
+                 ops ? " (start etcd with a larger --max-txn-ops)" : "");
         json_decref(r);
-        return -EIO;
+        return status >= 400 && status < 500 ? -EINVAL : -EIO;
     }
     *resp = r;
     return 0;
@@ -297,9 +302,10 @@ post_once(struct store_etcd *st, CURL *c, size_t ep, const char *path, const cha
 
 /* POSTs @req to @path, starting with the endpoint that last answered. The
  * next endpoint is tried when the request never left, and after any failure
- * when @idempotent (a read). Returns 0 and *resp (json_decref), or -EIO with
- * the reason in st->err (etcd's own message when it answered with an error);
- * after a failure the next call starts with another endpoint. */
+ * when @idempotent (a read). Returns 0 and *resp (json_decref), or -EIO
+ * (-EINVAL when etcd refused the request itself) with the reason in st->err
+ * (etcd's own message when it answered with an error); after a failure the
+ * next call starts with another endpoint. */
 static int
 etcd_call(struct store_etcd *st, CURL *c, const char *path, json_t *req, bool idempotent,
           json_t **resp)
@@ -314,11 +320,12 @@ etcd_call(struct store_etcd *st, CURL *c, const char *path, json_t *req, bool id
     for (size_t i = 0; i < st->n_endpoints; i++) {
         ep = (first + i) % st->n_endpoints;
         bool sent;
-        if ((rc = post_once(st, c, ep, path, body, resp, &sent)) == 0 || (sent && !idempotent))
+        rc = post_once(st, c, ep, path, body, resp, &sent);
+        if (rc == 0 || rc == -EINVAL || (sent && !idempotent))
             break;
     }
     free(body);
-    atomic_store(&st->cur, rc == 0 ? ep : (ep + 1) % st->n_endpoints);
+    atomic_store(&st->cur, rc == 0 || rc == -EINVAL ? ep : (ep + 1) % st->n_endpoints);
     return rc;
 }
 
@@ -594,8 +601,8 @@ etcd_commit(struct store *st_, uint64_t gen, uint64_t *committed)
     json_t *resp = NULL;
     for (;;) {
         rc = etcd_call(st, st->curl, "/v3/kv/txn", req, false, &resp);
-        if (rc == 0 || rc == -ENOMEM)
-            break;
+        if (rc == 0 || rc == -ENOMEM || rc == -EINVAL)
+            break; /* -EINVAL: refused as it stands, so surely not committed */
         int done = marker_check(st, nonce, &t0, committed);
         if (done != 0) {
             json_decref(req);

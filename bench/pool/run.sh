@@ -44,7 +44,7 @@ for _ in 1 2 3; do
   "$etcd" --name bench --data-dir "$tmp/etcd" --listen-client-urls "$url" \
     --advertise-client-urls "$url" --listen-peer-urls "http://127.0.0.1:$pport" \
     --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
-    --initial-cluster "bench=http://127.0.0.1:$pport" > "$tmp/etcd.log" 2>&1 &
+    --initial-cluster "bench=http://127.0.0.1:$pport" --max-txn-ops 4096 > "$tmp/etcd.log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do
     curl -sf -m 1 "$url/health" 2>/dev/null | grep -q '"true"' && break

@@ -73,7 +73,9 @@ class Etcd:
              '--listen-peer-urls', 'http://127.0.0.1:%d' % self.peer[i],
              '--initial-advertise-peer-urls', 'http://127.0.0.1:%d' % self.peer[i],
              '--initial-cluster', self.cluster, '--initial-cluster-state', 'new',
-             '--initial-cluster-token', 'vessel-it-%d' % os.getpid()],
+             '--initial-cluster-token', 'vessel-it-%d' % os.getpid(),
+             # a host's first start writes its objects in one transaction
+             '--max-txn-ops', '4096'],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
 
     def kill(self, i):

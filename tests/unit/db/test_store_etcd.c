@@ -120,7 +120,7 @@ start_etcd(void)
             execl(ETCD_BIN, ETCD_BIN, "--name", "t", "--data-dir", data, "--listen-client-urls",
                   curl, "--advertise-client-urls", curl, "--listen-peer-urls", purl,
                   "--initial-advertise-peer-urls", purl, "--initial-cluster", cluster,
-                  (char *)NULL);
+                  "--max-txn-ops", "4096", (char *)NULL);
             _exit(127);
         }
         etcd_pid = pid;
@@ -816,6 +816,32 @@ test_catch_up_after_compaction(void **state)
     free(made);
 }
 
+/* A transaction etcd refuses as it stands (too large) fails with etcd's
+ * reason, and memory keeps nothing of it. */
+static void
+test_refused_batch_fails_cleanly(void **state)
+{
+    struct pair *p = *state;
+    size_t before = db_count(p->a, &xapi_class_vm);
+    db_batch_begin(p->a);
+    for (int i = 0; i < 1000; i++) {
+        struct xapi_vm_record *vm = xapi_vm_record_new();
+        assert_true(db_create(p->a, &xapi_class_vm, NULL, vm, NULL, NULL));
+    }
+    struct xerr *err = NULL;
+    assert_false(db_batch_end(p->a, true, &err));
+    assert_non_null(err);
+    assert_string_equal(err->code, "INTERNAL_ERROR");
+    /* etcd's reason: its gRPC layer's size limit (2 MiB) or --max-request-bytes */
+    assert_true(strstr(err->params[0], "larger than max") || strstr(err->params[0], "too large"));
+    xerr_free(err);
+    assert_int_equal(db_count(p->a, &xapi_class_vm), before);
+    /* and the store goes on */
+    char *vm = new_vm(p->a, "after");
+    assert_true(wait_name(p->b, vm, "after"));
+    free(vm);
+}
+
 /* Last: with etcd gone, a write fails cleanly and memory keeps the old record. */
 static void
 test_etcd_gone(void **state)
@@ -862,6 +888,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_own_commits_come_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_watch_moves_on, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catch_up_after_compaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_batch_fails_cleanly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_etcd_gone, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
