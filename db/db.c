@@ -22,7 +22,9 @@
  * the batch's objects after the commit; db->gen, the generation event.from
  * reports complete up to, moves only as the backend's follower reports
  * generations in order (apply_remote), our own commits included, so no
- * token ever skips another writer's earlier commit. A commit that lost a
+ * token ever skips another writer's earlier commit; a write returns once
+ * its own generation came back that way, so a token read after it covers
+ * it, as on one host. A commit that lost a
  * compare-and-swap (-EAGAIN) is rolled back in memory like any failed batch;
  * the single-object writes (db_update, db_create, db_destroy, db_touch) wait
  * for the follower to bring the other writer's change, then run again.
@@ -452,6 +454,8 @@ remember_deletion(struct db *db, const char *ref, uint64_t gen)
     }
 }
 
+static void wait_for_gen(struct db *db, uint64_t gen);
+
 /* A shared store gave the commit generation @gen, not batch_gen: the
  * batch's objects move to it (and to the tail of their lists). */
 static void
@@ -484,7 +488,7 @@ batch_end(struct db *db, bool ok, struct xerr **errp, uint64_t *conflict)
     }
     bool failed = !ok || db->batch_failed;
     int rc = 0;
-    uint64_t committed = 0, stamped = 0;
+    uint64_t committed = 0, stamped = 0, own = 0;
     if (!failed && db->n_undo > 0) {
         rc = persist(db, &stamped);
         if (rc < 0)
@@ -510,7 +514,9 @@ batch_end(struct db *db, bool ok, struct xerr **errp, uint64_t *conflict)
         }
         if (!db->shared) {
             db->gen = db->batch_gen;
-            committed = db->gen; /* shared: apply_remote reports it in order */
+            committed = db->gen;
+        } else {
+            own = db->batch_gen; /* apply_remote reports it, in order */
         }
     }
     for (size_t i = 0; i < db->n_undo; i++)
@@ -522,6 +528,11 @@ batch_end(struct db *db, bool ok, struct xerr **errp, uint64_t *conflict)
     pthread_mutex_unlock(&db->writer);
     if (committed && db->on_commit)
         db->on_commit(db->on_commit_opaque, committed);
+    /* A call that returns has its change in the generation event.from
+     * answers from (a token read after a write covers it, as on one host):
+     * wait for the watch to bring it back, a millisecond or so. */
+    if (own)
+        wait_for_gen(db, own);
     if (rc == -EAGAIN) {
         /* Another host changed an object this batch wrote: nothing was
          * written; the caller may try again on the newer state. */
