@@ -6,11 +6,13 @@
  *   1. sqlite: db_set_field of one VM's name_label on a store in DIR
  *      (SQLite, WAL): a whole commit, memory and disk;
  *   2. etcd:   the same on the etcd store (db/store_etcd.c) at URL, under a
- *      prefix of its own;
+ *      prefix of its own: the transaction, then the wait for the watch to
+ *      bring it back (a write returns once event.from can report it);
  *   3. raw:    an etcd transaction of the same shape sent by libcurl alone
  *      (compare one key's mod_revision, put the same record and the commit
  *      marker): etcd's own part, HTTP and JSON included;
- * then etcd's share of a commit = raw p50 / etcd p50. Prints a table and one
+ * then etcd's share of a commit = raw p50 / etcd p50 (the transaction's
+ * round trip only; the watch's echo is counted as the store's). Prints a table and one
  * line starting with "POOLBENCH_JSON ". Exit status 0 when it ran, 1 on an
  * error.
  */
