@@ -275,6 +275,7 @@ relay_main(void *opaque)
         }
         if (poll(p, (nfds_t)np, 50) <= 0)
             continue;
+        int polled = r->n; /* an accepted connection waits for the next poll */
         if ((p[0].revents & POLLIN) && r->n < 64) {
             int c = accept(r->lfd, NULL, NULL), e = c >= 0 ? tcp_connect(r->target) : -1;
             if (c >= 0 && e >= 0) {
@@ -286,10 +287,10 @@ relay_main(void *opaque)
                 close(c);
             }
         }
-        for (int i = 0; i < r->n; i++) {
+        for (int i = 0; i < polled; i++) {
             for (int side = 0; side < 2; side++) {
                 short ev = p[1 + 2 * i + side].revents;
-                if (!ev)
+                if (!ev || r->fds[i][0] < 0)
                     continue;
                 char buf[65536];
                 ssize_t got = read(r->fds[i][side], buf, sizeof(buf));
