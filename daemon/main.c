@@ -440,7 +440,13 @@ parse_options(int argc, char **argv, struct options *o)
             }
             o->store = optarg;
             break;
-        case 'e': o->etcd_endpoints = optarg; break;
+        case 'e':
+            if (strchr(optarg, ';')) {
+                fprintf(stderr, "vesseld: --etcd-endpoints takes URLs separated by commas\n");
+                return 2;
+            }
+            o->etcd_endpoints = optarg;
+            break;
         case 'p':
             /* ';' separates the endpoints from the prefix in the store's spec (db/store.h) */
             if (optarg[0] != '/' || strpbrk(optarg, ";@")) {
@@ -470,7 +476,6 @@ parse_options(int argc, char **argv, struct options *o)
 static bool
 first_pool(void *opaque, const char *ref, const void *rec)
 {
-    (void)ref;
     const struct xapi_pool_record *p = rec;
     char **refs = opaque;
     refs[0] = strdup(ref);
