@@ -160,7 +160,7 @@ fi
 # writes to them. OUTDIR/.debian-hash says which build they are.
 if [ "$(cat "$out/.debian-hash" 2>/dev/null)" != "$hash" ] || [ ! -s "$out/debian.img" ]; then
     rm -f "$out/.debian-hash"
-    for f in vmlinuz initrd.img debian.img; do
+    for f in kernel-version vmlinuz initrd.img debian.img; do
         cp --sparse=always "$final/$f" "$out/$f.tmp"
         mv "$out/$f.tmp" "$out/$f"
     done

@@ -40,7 +40,7 @@ terminal_output serial console
 set timeout=1
 menuentry 'Vessel test guest' {
     echo 'VESSEL-GRUB loading the kernel'
-    linux /boot/vmlinuz console=ttyS0 quiet
+    linux /boot/vmlinuz console=ttyS0
     initrd /boot/initramfs.cpio
 }
 EOF
