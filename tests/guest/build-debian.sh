@@ -60,6 +60,19 @@ mirror() {
     echo http://deb.debian.org/debian
 }
 
+# debootstrap mounts /proc, /sys and (in a container) binds /dev nodes into
+# the tree; it unmounts them when it exits, but not when it is killed. What is
+# still mounted under @1 is unmounted (deepest first) before the tree goes.
+unmount_under() {
+    awk -v d="$1/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r |
+        while read -r m; do umount -l "$m" 2>/dev/null || true; done
+}
+
+remove_tree() {
+    unmount_under "$1"
+    rm -rf --one-file-system "$1"
+}
+
 build() {
     tmp=$1
     root=$tmp/root
@@ -132,7 +145,7 @@ EOF
     size=$((used + used / 5 + 200))
     mkfs.ext4 -q -F -L debian-root -d "$root" "$tmp/debian.img" "${size}M"
     chmod 0644 "$tmp/debian.img" "$tmp/vmlinuz" "$tmp/initrd.img"
-    rm -rf "$root"
+    remove_tree "$root"
 }
 
 mkdir -p "$cache" "$out"
@@ -141,17 +154,19 @@ if [ ! -s "$final/debian.img" ]; then
     flock 9
     if [ ! -s "$final/debian.img" ]; then
         # leftovers of an interrupted build (the lock is ours: nobody builds)
-        rm -rf "$cache/.debian-$hash".tmp.*
+        for old in "$cache/.debian-$hash".tmp.*; do
+            [ -d "$old" ] && remove_tree "$old"
+        done
         tmp=$(mktemp -d "$cache/.debian-$hash.tmp.XXXXXX")
+        trap 'remove_tree "$tmp"' EXIT
+        trap 'exit 130' INT TERM HUP
         start=$(date +%s)
-        if ! build "$tmp"; then
-            rm -rf "$tmp"
-            exit 1
-        fi
+        build "$tmp"
         echo "build-debian: built in $(($(date +%s) - start)) s" >&2
         rm -f "$tmp/debootstrap.log"
         chmod 0755 "$tmp"
         mv -T "$tmp" "$final"
+        trap - EXIT INT TERM HUP
     fi
     exec 9>&-
 fi
