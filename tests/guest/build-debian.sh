@@ -27,7 +27,8 @@
 # reused when present. A build goes into a temporary directory beside it and
 # is renamed into place when complete, under a lock (flock), so concurrent
 # runs build once and an interrupted build is never seen (its leftovers are
-# removed by the next build).
+# removed by the next build). Builds of other versions of the script are
+# removed once unused for two days.
 set -eu
 out=${1:?usage: build-debian.sh OUTDIR}
 
@@ -165,11 +166,20 @@ if [ ! -s "$final/debian.img" ]; then
         echo "build-debian: built in $(($(date +%s) - start)) s" >&2
         rm -f "$tmp/debootstrap.log"
         chmod 0755 "$tmp"
+        touch "$tmp/.used"
         mv -T "$tmp" "$final"
         trap - EXIT INT TERM HUP
     fi
     exec 9>&-
 fi
+
+# Builds of other versions of this script (other hashes) unused for two days
+# go; .used is touched at each use, so a checkout still testing keeps its own.
+touch "$final/.used"
+find "$cache" -mindepth 1 -maxdepth 1 -type d -name 'debian-*' ! -name "debian-$hash" |
+    while read -r d; do
+        [ -n "$(find "$d" -maxdepth 1 -name .used -mmin -2880)" ] || rm -rf --one-file-system "$d"
+    done
 
 # OUTDIR gets copies (sparse): the cache must not change under a caller that
 # writes to them. OUTDIR/.debian-hash says which build they are.
