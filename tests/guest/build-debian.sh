@@ -50,7 +50,7 @@ mirror() {
     for f in /etc/apt/sources.list.d/*.sources; do
         [ -r "$f" ] || continue
         awk -v s="$suite" '
-            /^[ \t]*$/ { if (uri != "" && ok) { print uri; exit } uri = ""; ok = 0; next }
+            /^[ \t]*$/ { if (uri != "" && ok) exit; uri = ""; ok = 0; next }
             /^URIs:/ { uri = $2 }
             /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == s) ok = 1 }
             END { if (uri != "" && ok) print uri }' "$f"
@@ -178,7 +178,9 @@ fi
 touch "$final/.used"
 find "$cache" -mindepth 1 -maxdepth 1 -type d -name 'debian-*' ! -name "debian-$hash" |
     while read -r d; do
-        [ -n "$(find "$d" -maxdepth 1 -name .used -mmin -2880)" ] || rm -rf --one-file-system "$d"
+        [ -n "$(find "$d" -maxdepth 1 -name .used -mmin -2880)" ] && continue
+        rm -rf --one-file-system "$d"
+        rm -f "$cache/.${d##*/}.lock"
     done
 
 # OUTDIR gets copies (sparse): the cache must not change under a caller that
