@@ -182,7 +182,7 @@ def debian_guest(d, s, sess, images, net=None, dhcp=None, name='debian', machine
     g = Guest()
     g.vif = g.mac = g.ip = None
     g.booted = False
-    g.boot_seconds = None
+    g.boot_seconds = g.started_at = None
     size = os.path.getsize(images['image'])
     size = (size + BLOCK - 1) // BLOCK * BLOCK
     g.vdi = value(s.VDI.create(sess, {'name_label': name + '-root', 'name_description': '',
@@ -214,7 +214,7 @@ def debian_guest(d, s, sess, images, net=None, dhcp=None, name='debian', machine
     g.uuid = value(s.VM.get_uuid(sess, g.vm))
     if not start:
         return g
-    t0 = time.time()
+    t0 = g.started_at = time.time()
     value(s.VM.start(sess, g.vm, False, False))
     g.booted = bool(wait_for(lambda: 'login:' in console_log(d, g.uuid), boot_timeout, 1))
     if g.booted:

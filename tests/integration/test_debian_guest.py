@@ -11,9 +11,14 @@ network's bridge gets the host address 10.98.0.1/24 and dnsmasq serves DHCP
 on it, as a LAN would. Checked: the guest's own kernel boots, its
 initramfs mounts root from the virtio disk, systemd reaches the serial
 getty's "login:", the guest takes an address by DHCP and answers the host's
-ping over the bridge, VM.hard_shutdown ends it, and the disk, exported
-through GET /export_raw_vdi, checks clean once its journal is replayed (a
-hard shutdown is a crash to the guest).
+ping over the bridge. Its qemu-guest-agent (Debian's package) gives
+VM_guest_metrics: the DHCP address in networks within 60 s of VM.start, an
+os_version naming Debian 12; clean_reboot goes through the agent; with the
+agent stopped in the guest (systemctl, typed on its console by the test),
+clean_reboot is refused with VM_LACKS_FEATURE and clean_shutdown powers it
+off by ACPI, leaving a clean file system. Started again, VM.hard_shutdown
+ends it, and the disk, exported through GET /export_raw_vdi, checks clean
+once its journal is replayed (a hard shutdown is a crash to the guest).
 Usage: test_debian_guest.py BUILD/vesseld GUEST_DIR
 """
 import os
@@ -21,9 +26,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Tap, Vesseld, console_log, error, value, wait_for  # noqa: E402
+from harness import Tap, Vesseld, console_log, console_type, error, value, wait_for  # noqa: E402
 import debian_guest  # noqa: E402
 
 
@@ -35,6 +41,55 @@ def ping(addr, count=1, wait=2):
 def qemu_pids(uuid):
     out = subprocess.run(['pgrep', '-f', 'qemu-system-x86_64.*' + uuid], capture_output=True, text=True)
     return [int(p) for p in out.stdout.split()]
+
+
+def guest_metrics(s, sess, vm):
+    ref = value(s.VM.get_guest_metrics(sess, vm))
+    return None if ref == 'OpaqueRef:NULL' else value(s.VM_guest_metrics.get_record(sess, ref))
+
+
+def agent_checks(t, d, s, sess, g, tmp):
+    """The guest agent: metrics, clean reboot, and what is left without it."""
+    left = max(5, 60 - (time.time() - g.started_at))
+    gm = wait_for(lambda: (lambda m: m if m and g.ip and m['networks'].get('0/ip') == g.ip else None)(
+        guest_metrics(s, sess, g.vm)), left, 0.5)
+    t.ok(gm, 'VM_guest_metrics.networks shows its address %s within 60 s of VM.start (%.1f s)'
+         % (g.ip, time.time() - g.started_at), guest_metrics(s, sess, g.vm))
+    gm = gm or guest_metrics(s, sess, g.vm) or {}
+    osv = gm.get('os_version', {})
+    t.ok('Debian GNU/Linux 12' in osv.get('name', '') and osv.get('distro') == 'debian' and
+         osv.get('major') == '12', 'os_version names Debian 12', osv)
+    t.ok(gm.get('PV_drivers_detected') and gm.get('live'), 'the agent counts as guest tools, live')
+    n = console_log(d, g.uuid).count('login:')
+    t.eq(error(s.VM.clean_reboot(sess, g.vm)), None, 'clean_reboot through the agent')
+    t.ok(wait_for(lambda: console_log(d, g.uuid).count('login:') > n, 600, 1),
+         'the guest comes back to login:')
+    t.ok(wait_for(lambda: (guest_metrics(s, sess, g.vm) or {}).get('live'), 120, 1),
+         'its agent answers again after the reboot')
+    # stop the agent inside the guest, as an administrator would
+    con = [c for c in value(s.VM.get_consoles(sess, g.vm))
+           if value(s.console.get_protocol(sess, c)) == 'vt100'][0]
+    # each line waits for its prompt: what is typed early goes to the wrong
+    # reader (the console's replay holds the boot's output, "#1 SMP" too)
+    console_type(d, sess, con, 'root', 'Password:', 60)
+    console_type(d, sess, con, debian_guest.ROOT_PASSWORD, 'root@vessel-debian:~#', 60)
+    out = console_type(d, sess, con, 'systemctl stop qemu-guest-agent; echo VESSEL-$((6*7))',
+                       'VESSEL-42', 60)
+    t.ok('VESSEL-42' in out, 'the agent is stopped in the guest', out[-500:])
+    t.ok(wait_for(lambda: not (guest_metrics(s, sess, g.vm) or {}).get('live', True), 60, 1),
+         'its guest metrics go not live')
+    t.eq(error(s.VM.clean_reboot(sess, g.vm)), ['VM_LACKS_FEATURE', g.vm],
+         'without the agent clean_reboot is refused: VM_LACKS_FEATURE')
+    t0 = time.time()
+    t.eq(error(s.VM.clean_shutdown(sess, g.vm)), None,
+         'clean_shutdown still works, by the ACPI power button')
+    t.ok(value(s.VM.get_power_state(sess, g.vm)) == 'Halted',
+         'Halted after %.1f s' % (time.time() - t0))
+    raw = os.path.join(tmp, 'clean.img')
+    debian_guest.export_raw(d, sess, g.vdi, raw)
+    r = subprocess.run(['e2fsck', '-fn', raw], capture_output=True, text=True)
+    t.eq(r.returncode, 0, 'after a clean shutdown its file system is clean without any recovery')
+    os.unlink(raw)
 
 
 def checks(t, d, guest_dir, tmp):
@@ -62,6 +117,11 @@ def checks(t, d, guest_dir, tmp):
             t.ok(wait_for(lambda: ping(g.ip, 1, 2), 60, 1),
                  'the guest answers the host\'s ping over the bridge')
         t.eq(value(s.VM.get_power_state(sess, g.vm)), 'Running', 'power_state Running')
+        agent_checks(t, d, s, sess, g, tmp)
+        n = console_log(d, g.uuid).count('login:')
+        value(s.VM.start(sess, g.vm, False, False))
+        t.ok(wait_for(lambda: console_log(d, g.uuid).count('login:') > n, 600, 1),
+             'started again, it reaches login:')
         t.eq(error(s.VM.hard_shutdown(sess, g.vm)), None, 'VM.hard_shutdown')
         t.ok(value(s.VM.get_power_state(sess, g.vm)) == 'Halted' and not qemu_pids(g.uuid),
              'the guest is Halted and its device model gone')
