@@ -10,7 +10,7 @@ packages=(
   chromium python3-prometheus-client
   qemu-utils libnbd-bin nbdkit curl openssl
   qemu-system-x86 linux-image-cloud-amd64 busybox-static cpio lz4 iproute2 e2fsprogs
-  qemu-guest-agent
+  qemu-guest-agent debootstrap dnsmasq-base grub-pc-bin grub-common xorriso mtools
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -41,20 +41,17 @@ ALLOWED_NOT_IMPLEMENTED = {
     # xapi's own answer on every host (ocaml/xapi/xapi_host.ml, xapi_vm.ml)
     'host.dmesg_clear': 'xapi', 'VM.query_services': 'xapi', 'VM.send_sysrq': 'xapi',
     'VM.send_trigger': 'xapi',
-    # pools, joining and migration: the pool helper
-    'VM.pool_migrate': 'pool helper', 'VM.migrate_send': 'pool helper',
-    'VM.assert_can_migrate': 'pool helper', 'host.migrate_receive': 'pool helper',
-    'host.declare_dead': 'pool helper', 'VDI.pool_migrate': 'pool helper',
-    'host.disable': 'pool helper', 'host.enable': 'pool helper',
-    'host.evacuate': 'pool helper', 'host.destroy': 'pool helper',
-    'host.get_vms_which_prevent_evacuation': 'pool helper',
-    'host.assert_can_evacuate': 'pool helper',
-    # data sources of SRs: the UI helper
-    'SR.get_data_sources': 'UI helper', 'SR.query_data_source': 'UI helper',
-    'SR.record_data_source': 'UI helper', 'SR.forget_data_source_archives': 'UI helper',
-    # checkpoints, data_destroy and NBD: the backup helper
-    'VM.checkpoint': 'backup helper', 'VDI.data_destroy': 'backup helper',
-    'VDI.get_nbd_info': 'backup helper',
+    # pools, joining and migration: built with pools (issue 15)
+    'VM.pool_migrate': 'issue 15 (pools)', 'VM.migrate_send': 'issue 15 (pools)',
+    'VM.assert_can_migrate': 'issue 15 (pools)', 'host.migrate_receive': 'issue 15 (pools)',
+    'host.declare_dead': 'issue 15 (pools)', 'VDI.pool_migrate': 'issue 15 (pools)',
+    'host.disable': 'issue 15 (pools)', 'host.enable': 'issue 15 (pools)',
+    'host.evacuate': 'issue 15 (pools)', 'host.destroy': 'issue 15 (pools)',
+    'host.get_vms_which_prevent_evacuation': 'issue 15 (pools)',
+    'host.assert_can_evacuate': 'issue 15 (pools)',
+    # checkpoints, data_destroy and NBD: built with backups (issue 17)
+    'VM.checkpoint': 'issue 17 (backups)', 'VDI.data_destroy': 'issue 17 (backups)',
+    'VDI.get_nbd_info': 'issue 17 (backups)',
 }
 
 
@@ -264,7 +261,7 @@ def walk(t, d, s, root):
         called += 1
         err = r.get('ErrorDescription') or []
         if err[:1] == ['NOT_IMPLEMENTED'] and wire not in ALLOWED_NOT_IMPLEMENTED and \
-                not wire.startswith('pool.'):  # pool.*: the pool helper
+                not wire.startswith('pool.'):  # pool.*: built with pools (issue 15)
             not_impl.append(wire)
         if err[:1] != ['NOT_IMPLEMENTED'] and wire in ALLOWED_NOT_IMPLEMENTED:
             built.append(wire)

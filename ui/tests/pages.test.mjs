@@ -1,5 +1,5 @@
 // Vessel's web UI, the pages beyond the first run (browser.test.mjs): VM
-// copy, boot settings, CD insert/eject, disk resize/attach/detach, a NIC's
+// copy, boot settings, a new VM with its disk size and boot settings, CD insert/eject, disk resize/attach/detach, a NIC's
 // network and locking mode, networks and VLANs, VDI snapshot chains, disk
 // download, and what a read-only session sees of each. Each action is done
 // in the page and checked through the API, as another client sees it.
@@ -304,6 +304,30 @@ test('SR page: a disk snapshot shows in its chain; a disk downloads', async () =
     'the raw image is the disk\'s virtual size')
 })
 
+test('a new VM from a template: disk size and boot settings', async () => {
+  await page.goto(`${BASE}/#/new-vm/${encodeURIComponent(template)}`)
+  await page.locator('[data-test=new-vm-page]').waitFor({ timeout: 10000 })
+  await page.fill('[data-test=new-vm-name]', 'sized-vm')
+  await page.fill('[data-test=new-vm-disk]', '2')
+  await page.fill('[data-test=new-vm-kernel]', 'vmlinuz-new-vm')
+  await page.fill('[data-test=new-vm-ramdisk]', 'initrd-new-vm')
+  await page.fill('[data-test=new-vm-args]', 'console=ttyS0 quiet new-vm-arg')
+  await page.click('[data-test=new-vm-create]')
+  await page.locator('[data-test=vm-name]:has-text("sized-vm")').waitFor({ timeout: 30000 })
+  const [vm] = await api('VM.get_by_name_label', [root, 'sized-vm'])
+  const rec = await until(async () => {
+    const r = await api('VM.get_record', [root, vm])
+    return r.PV_args.includes('new-vm-arg') ? r : null
+  })
+  assert.equal(rec.is_a_template, false)
+  assert.equal(rec.PV_kernel, 'vmlinuz-new-vm')
+  assert.equal(rec.PV_ramdisk, 'initrd-new-vm')
+  assert.equal(rec.VBDs.length, 1, 'the template\'s disk was provisioned')
+  const vdi = await api('VBD.get_VDI', [root, rec.VBDs[0]])
+  assert.equal(Number(await api('VDI.get_virtual_size', [root, vdi])), 2 * 1073741824, 'at the size asked for')
+  await shot(page, 'new-vm-created')
+})
+
 test('a read-only session sees none of these buttons', async () => {
   const p = await context.newPage()
   watchPage(p)
@@ -313,6 +337,10 @@ test('a read-only session sees none of these buttons', async () => {
   assert.equal(await p.locator('[data-op=copy], [data-op=eject], [data-op=insert], [data-op=resize], ' +
     '[data-op=detach], [data-op=add-cd], [data-test=attach-disk], [data-test=boot-edit], [data-test=copy-sr]').count(), 0)
   assert.equal(await p.locator('[data-test=nic-network], [data-test=nic-locking]').count(), 0)
+  await p.goto(`${BASE}/#/new-vm/${encodeURIComponent(template)}`)
+  await p.locator('[data-test=new-vm-page]').waitFor()
+  assert.equal(await p.locator('[data-test=new-vm-create]').count(), 0, 'no new VM form')
+  await openVm(p, copied)
   assert.match(await p.locator('[data-test=boot]').textContent(), /Boot order/, 'boot settings shown, read-only')
   await shot(p, 'vm-pages-read-only')
   await p.goto(`${BASE}/#/networks`)
