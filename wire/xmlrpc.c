@@ -578,6 +578,62 @@ on_entity_decl(void *opaque, const XML_Char *name, int is_param, const XML_Char 
 /* Driver                                                                 */
 /* ===================================================================== */
 
+/* expat draws a hash salt from getrandom(2) for every new parser unless given
+ * one: a syscall per request. One random salt per process keeps the
+ * protection against crafted hash collisions without it. */
+static unsigned long hash_salt;
+static pthread_once_t hash_salt_once = PTHREAD_ONCE_INIT;
+
+/* Each thread keeps one parser and resets it for the next body: creating and
+ * freeing one per call was a tenth of a small call's CPU (issue 18).
+ * XML_ParserReset returns it to the state of a new one (handlers and salt
+ * cleared, the document forgotten), keeping its memory. */
+static pthread_key_t parser_key;
+
+static void
+parser_key_free(void *p)
+{
+    XML_ParserFree(p);
+}
+
+static void
+hash_salt_init(void)
+{
+    unsigned long v = 0;
+    while (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
+        ;
+    hash_salt = v | 1; /* expat treats 0 as "draw your own" */
+    if (pthread_key_create(&parser_key, parser_key_free) != 0)
+        abort(); /* only at the process's first parse, out of keys */
+}
+
+/* A parser in the state of a new one: the thread's own, or a new one when
+ * the thread's is in use (a parse inside a parse) or cannot be reset. */
+static XML_Parser
+parser_get(void)
+{
+    pthread_once(&hash_salt_once, hash_salt_init);
+    XML_Parser p = pthread_getspecific(parser_key);
+    if (p) {
+        pthread_setspecific(parser_key, NULL);
+        if (XML_ParserReset(p, "UTF-8"))
+            return p;
+        XML_ParserFree(p);
+    }
+    /* The encoding argument overrides any declaration: the body is UTF-8. */
+    return XML_ParserCreate("UTF-8");
+}
+
+/* Gives @p back to the thread (or frees it when the thread has one). */
+static void
+parser_put(XML_Parser p)
+{
+    if (!p)
+        return;
+    if (pthread_getspecific(parser_key) || pthread_setspecific(parser_key, p) != 0)
+        XML_ParserFree(p);
+}
+
 static void
 parse_state_release(struct parse_state *ps)
 {
@@ -590,24 +646,10 @@ parse_state_release(struct parse_state *ps)
     free(ps->method);
     xval_free(ps->params);
     xval_free(ps->result);
-    if (ps->parser)
-        XML_ParserFree(ps->parser);
+    parser_put(ps->parser);
+    ps->parser = NULL;
 }
 
-/* expat draws a hash salt from getrandom(2) for every new parser unless given
- * one: a syscall per request. One random salt per process keeps the
- * protection against crafted hash collisions without it. */
-static unsigned long hash_salt;
-static pthread_once_t hash_salt_once = PTHREAD_ONCE_INIT;
-
-static void
-hash_salt_init(void)
-{
-    unsigned long v = 0;
-    while (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
-        ;
-    hash_salt = v | 1; /* expat treats 0 as "draw your own" */
-}
 
 /* Runs the parser over @body; 0 with the results in @ps, or a negative errno. */
 static int
@@ -621,13 +663,11 @@ parse_run(struct parse_state *ps, enum parse_mode mode, const char *body, size_t
     if (why && why_len)
         why[0] = '\0';
     strbuf_init(&ps->text);
-    /* The encoding argument overrides any declaration: the body is UTF-8. */
-    ps->parser = XML_ParserCreate("UTF-8");
+    ps->parser = parser_get();
     if (!ps->parser) {
         errtext_set(why, why_len, "%s", "out of memory");
         return -ENOMEM;
     }
-    pthread_once(&hash_salt_once, hash_salt_init);
     XML_SetHashSalt(ps->parser, hash_salt);
     XML_SetUserData(ps->parser, ps);
     XML_SetElementHandler(ps->parser, on_start, on_end);

@@ -569,6 +569,36 @@ nested_arrays(int n)
     return strbuf_steal(&sb, NULL);
 }
 
+/* A thread reuses its parser: whatever the last body did to it (cut short,
+ * refused mid-way, a DOCTYPE), the next one starts from a clean state. */
+static void
+test_parse_after_failures(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "<methodCall><methodName>a.b</methodName><params><param><value><struct>",
+        "<methodCall><methodName>a.b</methodName><params><param><value><i4>x</i4>",
+        "<!DOCTYPE x [<!ENTITY e \"boom\">]><methodCall><methodName>&e;</methodName>"
+        "</methodCall>",
+        "<methodCall><methodName>a.b</methodName></methodCall><extra/>",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *method;
+        struct xval *params;
+        assert_true(parse_call(bad[i], &method, &params) < 0);
+        assert_null(method);
+        assert_int_equal(parse_call("<methodCall><methodName>VM.get_record</methodName><params>"
+                                    "<param><value>s</value></param></params></methodCall>",
+                                    &method, &params),
+                         0);
+        assert_string_equal(method, "VM.get_record");
+        assert_int_equal(params->arr.n, 1);
+        assert_string_equal(params->arr.items[0]->str.s, "s");
+        free(method);
+        xval_free(params);
+    }
+}
+
 static void
 test_depth_limit(void **state)
 {
@@ -816,6 +846,7 @@ main(void)
         cmocka_unit_test(test_parse_bad_scalars),
         cmocka_unit_test(test_parse_bad_structure),
         cmocka_unit_test(test_hostile_doctype_and_entities),
+        cmocka_unit_test(test_parse_after_failures),
         cmocka_unit_test(test_depth_limit),
         cmocka_unit_test(test_many_members),
         cmocka_unit_test(test_parse_response_and_fault),
