@@ -127,8 +127,10 @@ class Nginx:
         while time.time() < deadline:
             try:
                 socket.create_connection(('127.0.0.1', self.port), timeout=1).close()
+                with open('/proc/%d/task/%d/children' % (self.proc.pid, self.proc.pid)) as f:
+                    self.worker = int(f.read().split()[0])  # its one worker
                 return
-            except OSError:
+            except (OSError, IndexError):
                 time.sleep(0.05)
         raise RuntimeError('nginx did not start')
 
@@ -157,29 +159,44 @@ def wrk_script(tmp, name, method, path, body):
     return fn
 
 
-def wrk(port, script, conns, seconds):
+def cpu_ticks(pid):
+    """utime + stime of @pid (all its threads), in clock ticks."""
+    with open('/proc/%d/stat' % pid) as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def wrk(port, script, conns, seconds, pid):
+    """calls/s, and the server's CPU µs per call (@pid: the serving process)."""
+    t0 = cpu_ticks(pid)
     out = subprocess.run(['wrk', '-t1', '-c%d' % conns, '-d%ds' % seconds, '-s', script,
                           'http://127.0.0.1:%d/' % port],
                          capture_output=True, text=True, timeout=seconds + 60).stdout
+    ticks = cpu_ticks(pid) - t0
     m = re.search(r'Requests/sec:\s+([\d.]+)', out)
-    if not m:
+    n = re.search(r'(\d+) requests in', out)
+    if not m or not n:
         raise RuntimeError('wrk printed no rate: %s' % out)
     if 'Non-2xx' in out or 'Socket errors' in out:
         raise RuntimeError('wrk saw errors: %s' % out)
-    return float(m.group(1))
+    return float(m.group(1)), ticks * 1e6 / os.sysconf('SC_CLK_TCK') / int(n.group(1))
 
 
-def wrk_pairs(d_port, n_port, v_script, n_script, conns, seconds, runs):
+def wrk_pairs(d, nginx, v_script, n_script, conns, seconds, runs):
     """Alternating runs (the order flips each time); per-pair ratios."""
-    v, n = [], []
+    v, n, v_cpu, n_cpu = [], [], [], []
     for i in range(runs):
-        order = [('v', d_port, v_script), ('n', n_port, n_script)]
+        order = [('v', d.port, v_script, d.proc.pid), ('n', nginx.port, n_script, nginx.worker)]
         if i % 2:
             order.reverse()
-        for who, port, script in order:
-            (v if who == 'v' else n).append(wrk(port, script, conns, seconds))
+        for who, port, script, pid in order:
+            rate, cpu = wrk(port, script, conns, seconds, pid)
+            (v if who == 'v' else n).append(rate)
+            (v_cpu if who == 'v' else n_cpu).append(cpu)
     ratios = [a / b for a, b in zip(v, n)]
-    return {'vesseld': v, 'nginx': n, 'ratios': ratios, 'median_ratio': statistics.median(ratios)}
+    return {'vesseld': v, 'nginx': n, 'ratios': ratios, 'median_ratio': statistics.median(ratios),
+            'cpu_us_per_call': {'vesseld': statistics.median(v_cpu),
+                                'nginx': statistics.median(n_cpu)}}
 
 
 # --------------------------------------------------------------------------- libvirt
@@ -350,7 +367,7 @@ def main():
                 if got.status != 200 or body != reply:
                     raise RuntimeError('nginx answered %d, %d bytes' % (got.status, len(body)))
                 for conns in (1, 8):
-                    r = wrk_pairs(d.port, nginx.port, vs, ns, conns, a.seconds, a.runs)
+                    r = wrk_pairs(d, nginx, vs, ns, conns, a.seconds, a.runs)
                     res['wrk_c%d' % conns] = r
             else:
                 skipped.append('wrk/nginx (not installed: bash bench/install-deps.sh)')
@@ -404,6 +421,9 @@ def main():
             statistics.median(r['vesseld']), statistics.median(r['nginx']), r['median_ratio'],
             '>= %.1f %s' % (GOAL_WRK, verdict(r['median_ratio'] >= GOAL_WRK))))
         print('%-52s %s' % ('  per-run ratios', ' '.join('%.3f' % x for x in r['ratios'])))
+        c = r['cpu_us_per_call']
+        print('%-52s %10.1f %10.1f %7.2f' % ('  server CPU µs per call (median)', c['vesseld'],
+                                            c['nginx'], c['vesseld'] / c['nginx']))
     if 'python_p50_us' in res:
         p = res['python_p50_us']
         print('%-52s %10.1f %10.1f %7.2f %8s' % (
