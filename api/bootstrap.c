@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/role.h"
 #include "api/storage_api.h"
 #include "api/vm_ops.h"
 #include "common/log.h"
@@ -147,31 +148,6 @@ read_sys(const char *nic, const char *what, char *out, size_t len)
 /* ------------------------------------------------------------------ objects */
 
 static bool
-create_roles(struct db *db, struct xerr **errp)
-{
-    for (int r = 0; r < XR_COUNT; r++) {
-        if (db_exists(db, &xapi_class_role, session_role_ref(r)))
-            continue;
-        struct xapi_role_record *role = xapi_role_record_new();
-        if (!role || !xstr_set(&role->uuid, session_role_uuid(r)) ||
-            !xstr_set(&role->name_label, xrole_names[r]) ||
-            !xstr_set(&role->name_description, "Built-in role")) {
-            xapi_role_record_free(role);
-            return xerr_nomem(errp);
-        }
-        /* A higher role holds the lower ones as subroles. */
-        for (int s = 0; s < r; s++)
-            if (!add(&role->subroles, session_role_ref(s))) {
-                xapi_role_record_free(role);
-                return xerr_nomem(errp);
-            }
-        if (!db_create(db, &xapi_class_role, session_role_ref(r), role, NULL, errp))
-            return false;
-    }
-    return true;
-}
-
-static bool
 create_sm(struct db *db, const char *type, const char *label, const char *descr,
           struct xerr **errp)
 {
@@ -223,6 +199,39 @@ create_host_metrics(struct db *db, char **ref, struct xerr **errp)
     return db_create(db, &xapi_class_host_metrics, NULL, m, ref, errp);
 }
 
+/* The machine's SMBIOS strings under xapi's keys (ocaml/xapi/bios_strings.ml,
+ * which reads dmidecode; the kernel exports the same in /sys/class/dmi/id):
+ * VM.copy_bios_strings gives them to a guest. */
+static bool
+fill_bios_strings(struct xapi_host_record *h)
+{
+    static const char *const keys[][2] = {
+        {"bios-vendor", "bios_vendor"},
+        {"bios-version", "bios_version"},
+        {"system-manufacturer", "sys_vendor"},
+        {"system-product-name", "product_name"},
+        {"system-version", "product_version"},
+        {"system-serial-number", "product_serial"},
+        {"baseboard-manufacturer", "board_vendor"},
+        {"baseboard-product-name", "board_name"},
+        {"baseboard-version", "board_version"},
+        {"baseboard-serial-number", "board_serial"},
+    };
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        char path[128], v[256] = "";
+        snprintf(path, sizeof(path), "/sys/class/dmi/id/%s", keys[i][1]);
+        FILE *f = fopen(path, "r"); /* absent without SMBIOS: "" as dmidecode's */
+        if (f) {
+            if (fgets(v, (int)sizeof(v), f))
+                v[strcspn(v, "\n")] = '\0';
+            fclose(f);
+        }
+        if (!put(&h->bios_strings, keys[i][0], v))
+            return false;
+    }
+    return put(&h->bios_strings, "hp-rombios", "");
+}
+
 static bool
 fill_host(struct xapi_host_record *h, const struct cpu_facts *c, const char *hostname,
           const char *address)
@@ -259,7 +268,7 @@ fill_host(struct xapi_host_record *h, const struct cpu_facts *c, const char *hos
            put(&h->cpu_info, "model", c->model) && put(&h->cpu_info, "stepping", c->stepping) &&
            put(&h->cpu_info, "flags", c->flags) && add(&h->capabilities, "hvm-3.0-x86_64") &&
            add(&h->capabilities, "hvm-3.0-x86_32") && add(&h->supported_bootloaders, "pygrub") &&
-           add(&h->supported_bootloaders, "eliloader");
+           add(&h->supported_bootloaders, "eliloader") && fill_bios_strings(h);
 }
 
 static bool
@@ -454,7 +463,7 @@ first_start(struct server *srv, struct xerr **errp)
         xapi_pool_record_free(pool);
         return xerr_nomem(errp);
     }
-    bool ok = create_roles(db, errp) &&
+    bool ok = role_bootstrap(db, errp) &&
               create_sm(db, "ext", "Local EXT3 VHD", "SR plugin representing disks as VHD files stored on a local path", errp) &&
               create_sm(db, "file", "Local Path VHD", "SR plugin representing disks as VHD files stored on a local or shared path", errp) &&
               create_host_metrics(db, &metrics, errp);
@@ -511,9 +520,10 @@ bootstrap_run(struct server *srv, struct xerr **errp)
         log_info("bootstrap.first_start", "objects=created");
         db_foreach(srv->db, &xapi_class_pool, take_first, &pool);
     }
-    /* Roles are fixed by name: a store from an older version gains missing ones. */
+    /* Roles and permissions are fixed by the build: a store from another
+     * version is brought to this one's. */
     db_batch_begin(srv->db);
-    if (!db_batch_end(srv->db, create_roles(srv->db, errp), errp)) {
+    if (!db_batch_end(srv->db, role_bootstrap(srv->db, errp), errp)) {
         free(pool.ref);
         return false;
     }

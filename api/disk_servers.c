@@ -23,6 +23,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,6 +32,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -490,6 +492,39 @@ disk_servers_slot(struct server *srv, const char *vm_uuid, const char *vbd_ref)
     disks_dir(srv, dir, sizeof(dir));
     /* without the lock: callers may hold a db batch, and the lock's holders read the db */
     return slot_of(dir, vm_uuid, vbd_ref);
+}
+
+/* ------------------------------------------------------------------ I/O counters */
+
+int
+disk_servers_stats(struct server *srv, const char *vm_uuid, const char *vbd_ref,
+                   struct disk_io_stats *out)
+{
+    char dir[4096], ctl[4200], reply[256];
+    disks_dir(srv, dir, sizeof(dir));
+    int slot = slot_of(dir, vm_uuid, vbd_ref);
+    if (slot < 0)
+        return -ENOENT;
+    snprintf(ctl, sizeof(ctl), "%s/%s.%d.ctl", dir, vm_uuid, slot);
+    int fd = -1, rc = serve_ctl_connect(ctl, &fd);
+    if (rc < 0)
+        return rc;
+    /* A server serves one control connection at a time: while a snapshot
+     * holds it paused, give up on this sample rather than wait. */
+    struct timeval tv = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    rc = serve_ctl_command(fd, "stats", NULL, 0, reply, sizeof(reply));
+    close(fd);
+    if (rc < 0)
+        return rc;
+    struct disk_io_stats st = {0};
+    if (sscanf(reply, "ok rd_reqs=%" SCNu64 " rd_bytes=%" SCNu64 " rd_usec=%" SCNu64
+                      " wr_reqs=%" SCNu64 " wr_bytes=%" SCNu64 " wr_usec=%" SCNu64 " inflight=%u",
+               &st.rd_reqs, &st.rd_bytes, &st.rd_usec, &st.wr_reqs, &st.wr_bytes, &st.wr_usec,
+               &st.inflight) != 7)
+        return -EPROTO;
+    *out = st;
+    return 0;
 }
 
 /* ------------------------------------------------------------------ pause and reload */

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "rpc/ctx.h"
 #include "xapi_model.h"
@@ -29,6 +30,18 @@ void disk_servers_unplug(struct server *srv, const char *vm_uuid, const char *vb
 /* The slot of VBD @vbd_ref's server in VM @vm_uuid, or -1 when none runs.
  * Reads the files without disk_servers_lock: safe inside a db batch. */
 int disk_servers_slot(struct server *srv, const char *vm_uuid, const char *vbd_ref);
+
+/* A disk server's I/O counters since it started (`vhd serve` "stats"). */
+struct disk_io_stats {
+    uint64_t rd_reqs, rd_bytes, rd_usec; /* usec: time spent serving, summed */
+    uint64_t wr_reqs, wr_bytes, wr_usec;
+    unsigned inflight;
+};
+/* The counters of VBD @vbd_ref's server in VM @vm_uuid, asked on its control
+ * socket (a second at most; no lock taken). 0, -ENOENT when none runs,
+ * another -errno when it did not answer. */
+int disk_servers_stats(struct server *srv, const char *vm_uuid, const char *vbd_ref,
+                       struct disk_io_stats *out);
 
 /* The lock that orders a served VDI's chain changes against its servers
  * starting and stopping. Held around pause ... reload ... resume. */

@@ -2,7 +2,9 @@
  * (api/guest_metrics.h says what the record means).
  *
  * One thread asks each running VM's agent in turn (domains_agent_info: a
- * few commands, each bounded), every period and after a kick. What the agent
+ * few commands, each bounded), every period, every second while a guest's
+ * agent answers but its NICs have no IPv4 address yet (DHCP at boot: clients
+ * wait for the address), and all of them after a kick. What the agent
  * says is written in xapi's shapes, as XenServer's Linux guest tools report
  * them and clients read them (xapi's ocaml/xapi/xapi_guest_agent.ml):
  *  - os_version: name (the pretty name), distro, major, minor, uname;
@@ -30,6 +32,7 @@
 #include <time.h>
 
 #include "api/domains.h"
+#include "common/hashmap.h"
 #include "common/log.h"
 #include "db/db.h"
 #include "rpc/ctx.h"
@@ -244,28 +247,44 @@ vm_vifs(struct db *db, const struct xapi_vm_record *vm, struct vif_mac **out)
     return n;
 }
 
+/* What a refresh found: no agent (the next kick says when one comes), an
+ * agent whose guest has an IPv4 address on a VIF (settled: the period), or
+ * one without yet (its network is coming up: ask again soon). */
+enum refresh { REFRESH_NO_AGENT, REFRESH_SETTLED, REFRESH_UNSETTLED };
+
+static bool
+has_vif_ipv4(const struct report *r)
+{
+    if (!r->n_vifs)
+        return true; /* no NIC to wait for */
+    for (size_t i = 0; r->info && i < r->info->n_nics; i++)
+        if (r->info->nics[i].n_ipv4 && vif_device(r, r->info->nics[i].mac))
+            return true;
+    return false;
+}
+
 /* One VM: ask its agent, write what it said (or that it is gone). */
-static void
+static enum refresh
 refresh_one(struct server *srv, const char *uuid)
 {
     struct xenops_guest_info *info = NULL;
     int rc = domains_agent_info(srv, uuid, &info);
     if (rc == -ENOTSUP || rc == -ENOENT)
-        return; /* a simulated guest (every feature implicitly), or gone */
+        return REFRESH_NO_AGENT; /* a simulated guest (every feature implicitly), or gone */
     char *vm_ref = NULL;
     struct xapi_vm_record *vm = NULL;
     if (!db_ref_by_uuid(srv->db, &xapi_class_vm, uuid, &vm_ref, NULL) ||
         !db_get(srv->db, &xapi_class_vm, vm_ref, (void **)&vm, NULL)) {
         free(vm_ref);
         xenops_guest_info_free(info);
-        return;
+        return REFRESH_NO_AGENT;
     }
     bool have = db_exists(srv->db, &xapi_class_vm_guest_metrics, vm->guest_metrics);
     if (rc < 0 && (!have || !vm->guest_agent)) {
         /* no agent, and nothing said otherwise: nothing to write */
         xapi_vm_record_free(vm);
         free(vm_ref);
-        return;
+        return REFRESH_NO_AGENT;
     }
     struct vif_mac *vifs = NULL;
     /* the machine api/domains.c gives it: pc for a direct kernel boot,
@@ -299,41 +318,108 @@ refresh_one(struct server *srv, const char *uuid)
                  info->os_pretty_name ? info->os_pretty_name : "?");
     else if (ok && rc < 0)
         log_info("guest_metrics.agent_gone", "vm=%s rc=%d", uuid, rc);
+    enum refresh result = rc < 0          ? REFRESH_NO_AGENT
+                          : has_vif_ipv4(&r) ? REFRESH_SETTLED
+                                             : REFRESH_UNSETTLED;
     xerr_free(err);
     free(gm_ref);
     free(vifs);
     xapi_vm_record_free(vm);
     free(vm_ref);
     xenops_guest_info_free(info);
+    return result;
+}
+
+/* When each domain is next asked: for FAST_FOR_MS after its agent first
+ * answers, a guest still without an address every UNSETTLED_MS (DHCP takes
+ * seconds; clients wait for the address), others every period. Keyed by the
+ * entry's own uuid. */
+#define UNSETTLED_MS 1000u
+#define FAST_FOR_MS 120000u
+struct due {
+    char uuid[37];
+    uint64_t next_ms;
+    uint64_t fast_until; /* 0: its agent has not answered since it was seen without */
+};
+
+static uint64_t
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* One pass over the running domains: refreshes those due (all of them after
+ * a kick); *dues is replaced by the entries of the domains that still run.
+ * Returns the soonest next time. */
+static uint64_t
+refresh_due(struct server *srv, struct hashmap *dues, bool all, unsigned period_s)
+{
+    struct hashmap next;
+    hashmap_init(&next);
+    uint64_t soonest = now_ms() + period_s * 1000ull;
+    char **uuids = NULL;
+    size_t n = 0;
+    struct xenops *x = domains_xenops(srv);
+    if (x && xenops_domain_list(x, &uuids, &n) < 0)
+        n = 0;
+    for (size_t i = 0; i < n && !gm.stop; i++) {
+        struct due *e = hashmap_remove(dues, uuids[i]);
+        if (!e && (e = calloc(1, sizeof(*e))))
+            snprintf(e->uuid, sizeof(e->uuid), "%s", uuids[i]);
+        if (!e)
+            continue;
+        uint64_t now = now_ms();
+        if (all || now >= e->next_ms) {
+            enum refresh r = refresh_one(srv, e->uuid);
+            if (r == REFRESH_NO_AGENT)
+                e->fast_until = 0;
+            else if (!e->fast_until)
+                e->fast_until = now + FAST_FOR_MS;
+            bool fast = r == REFRESH_UNSETTLED && now < e->fast_until;
+            e->next_ms = now_ms() + (fast ? UNSETTLED_MS : period_s * 1000ull);
+        }
+        if (e->next_ms < soonest)
+            soonest = e->next_ms;
+        if (hashmap_put(&next, e->uuid, e) < 0)
+            free(e);
+    }
+    xenops_strv_free(uuids, n);
+    hashmap_release_with(dues, free);
+    *dues = next;
+    return soonest;
 }
 
 static void *
 gm_thread(void *arg)
 {
     (void)arg;
+    struct hashmap dues;
+    hashmap_init(&dues);
     pthread_mutex_lock(&gm.lock);
     while (!gm.stop) {
+        bool all = gm.kicked;
         gm.kicked = false;
         struct server *srv = gm.srv;
+        unsigned period_s = gm.period_s;
         pthread_mutex_unlock(&gm.lock);
-        char **uuids = NULL;
-        size_t n = 0;
-        struct xenops *x = domains_xenops(srv);
-        if (x && xenops_domain_list(x, &uuids, &n) == 0)
-            for (size_t i = 0; i < n && !gm.stop; i++)
-                refresh_one(srv, uuids[i]);
-        xenops_strv_free(uuids, n);
+        uint64_t soonest = refresh_due(srv, &dues, all, period_s);
         pthread_mutex_lock(&gm.lock);
-        if (gm.kicked || gm.stop)
+        uint64_t now = now_ms();
+        if (gm.kicked || gm.stop || soonest <= now)
             continue;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += gm.period_s;
+        uint64_t ns = (uint64_t)ts.tv_nsec + (soonest - now) * 1000000ull;
+        ts.tv_sec += (time_t)(ns / 1000000000ull);
+        ts.tv_nsec = (long)(ns % 1000000000ull);
         while (!gm.kicked && !gm.stop &&
                pthread_cond_timedwait(&gm.wake, &gm.lock, &ts) != ETIMEDOUT)
             ;
     }
     pthread_mutex_unlock(&gm.lock);
+    hashmap_release_with(&dues, free);
     return NULL;
 }
 

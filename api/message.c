@@ -98,3 +98,16 @@ api_message_get(struct call_ctx *ctx, enum xapi_cls cls, const char *obj_uuid, i
     db_foreach(ctx->db, &xapi_class_message, collect_message, &f);
     return f.oom ? xerr_nomem(errp) : true;
 }
+
+/* xapi_message.ml: each destroyed in turn; here all or none (one batch), so
+ * an unknown ref in the list (HANDLE_INVALID) leaves every message. */
+bool
+api_message_destroy_many(struct call_ctx *ctx, const struct xapi_ref_set *messages,
+                         struct xerr **errp)
+{
+    db_batch_begin(ctx->db);
+    bool ok = true;
+    for (size_t i = 0; ok && i < messages->n; i++)
+        ok = db_destroy(ctx->db, &xapi_class_message, messages->items[i], errp);
+    return db_batch_end(ctx->db, ok, errp);
+}

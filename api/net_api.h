@@ -85,7 +85,14 @@ bool net_vif_locking_apply(struct server *srv, const char *vif_ref, const char *
 
 bool net_api_errno(struct xerr **errp, int rc, const char *what, const char *name);
 
-/* ---- between api/pif.c and api/vlan.c ---- */
+/* ---- between api/pif.c, api/vlan.c and api/net_admin.c ---- */
+
+struct net_link;
+/* A PIF (physical, unplugged, managed, with PIF_metrics) for NIC @l of
+ * @host and a network of its own, as PIF.scan makes them; *@ref_out (may be
+ * NULL) is the PIF's new ref. */
+bool net_pif_new(struct db *db, const char *host, const struct net_link *l, char **ref_out,
+                 struct xerr **errp);
 
 /* A new PIF_metrics record with @carrier; *@ref is new (free()). */
 bool net_pif_metrics_new(struct db *db, bool carrier, char **ref, struct xerr **errp);

@@ -140,8 +140,9 @@ scan_new_network(struct db *db, const char *device, int64_t mtu, char **ref, str
     return db_create(db, &xapi_class_network, NULL, n, ref, errp);
 }
 
-static bool
-scan_new_pif(struct db *db, const char *host, const struct net_link *l, struct xerr **errp)
+bool
+net_pif_new(struct db *db, const char *host, const struct net_link *l, char **ref_out,
+            struct xerr **errp)
 {
     char mac[NET_MAC_STRLEN] = "";
     char *net = NULL, *metrics = NULL;
@@ -167,7 +168,7 @@ scan_new_pif(struct db *db, const char *host, const struct net_link *l, struct x
     p->currently_attached = false;
     p->managed = true;
     log_info("pif.scan", "device=%s mac=%s carrier=%d", l->name, mac, l->carrier);
-    return db_create(db, &xapi_class_pif, NULL, p, NULL, errp);
+    return db_create(db, &xapi_class_pif, NULL, p, ref_out, errp);
 }
 
 bool
@@ -192,7 +193,7 @@ api_pif_scan(struct call_ctx *ctx, const char *host, struct xerr **errp)
         struct pif_find f = {.host = host, .device = l->name, .mac = l->has_mac ? mac : NULL};
         db_foreach(ctx->db, &xapi_class_pif, pif_find_one, &f);
         if (!f.found) {
-            ok = scan_new_pif(ctx->db, host, l, errp);
+            ok = net_pif_new(ctx->db, host, l, NULL, errp);
             continue;
         }
         struct pif_refresh r = {mac, l->mtu};

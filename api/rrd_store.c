@@ -7,11 +7,26 @@
  *    (/proc/meminfo MemTotal, MemAvailable), xapi_memory_usage_kib (this
  *    daemon's VmRSS), pif_<device>_rx/_tx in bytes per second (/proc/net/dev
  *    for this host's PIFs);
+ *    and, not recorded until host.record_data_source asks (xapi's rrdp-netdev
+ *    makes them non-default), pif_<device>_rx_errors/_tx_errors;
  *  - each running VM: cpu<N> (fraction of one CPU per vCPU, from the
  *    backend's vCPU times), memory (bytes resident) and memory_target
  *    (bytes configured), from xenops_domain_stats; vif_<device>_rx/_tx in
- *    bytes per second from its attached VIFs' VIF_metrics.
- * The lock covers the rrds only; /proc and the backend are read outside it.
+ *    bytes per second from its attached VIFs' VIF_metrics; for each attached
+ *    VBD served by a disk server, xapi's rrdp-iostat names
+ *    vbd_<device>_{read,write} (B/s), _{read,write}_latency (us per request),
+ *    _iops_{read,write,total}, _io_throughput_{read,write,total} (MiB/s),
+ *    _iowait (s/s) and _inflight, from the server's "stats" counters.
+ * The lock covers the rrds only; /proc, the backend and the disk servers
+ * are read outside it.
+ *
+ * Data sources, as xcp-rrdd keeps them (rrdd_server.ml): each rrd has the
+ * sources its last sample produced (the "live" ones, with units, range and
+ * whether they are standard) and the ones it records. A standard source is
+ * recorded as soon as it appears; another only after record_data_source.
+ * forget_data_source_archives drops a recorded source and its history (a
+ * standard one starts again at the next sample). get_data_sources lists
+ * the union; query_data_source reads the newest 5 s average of a recorded one.
  *
  * Persistence: DATA/rrd/host.rrd and DATA/rrd/<vm uuid>.rrd (common/rrd.c's
  * format), written atomically every minute and at stop, read at start, so
@@ -38,6 +53,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/disk_servers.h"
 #include "api/domains.h"
 #include "common/log.h"
 #include "common/rrd.h"
@@ -51,12 +67,43 @@
 #define MAX_VMS 4096
 #define SAVE_EVERY_STEPS 12 /* one minute */
 
+/* What a data source is, as xapi's Ds.ds_make describes it. */
+struct ds_def {
+    const char *description, *units;
+    double min, max;
+    bool standard; /* xapi's ds_default: recorded without being asked */
+};
+
+/* A data source of the last sample: name, kind, value. */
+struct live_ds {
+    char name[48];
+    const struct ds_def *def;
+    double value;
+};
+
+struct live_set {
+    struct live_ds *ds;
+    unsigned n;
+};
+
+/* A VBD's previous disk server counters, for rates. */
+struct vbd_prev {
+    char device[16];
+    struct disk_io_stats st;
+    uint64_t when_ns;
+};
+
+#define MAX_VBDS 16
+
 struct vm_rrd {
     char uuid[40];
     struct rrd *rrd;
+    struct live_set live;
     uint64_t vcpu_ns[64]; /* previous sample, for rates */
     uint64_t when_ns;
     unsigned vcpus;
+    struct vbd_prev vbds[MAX_VBDS];
+    unsigned n_vbds;
 };
 
 struct rrd_store {
@@ -68,6 +115,7 @@ struct rrd_store {
     bool stop;
     pthread_t thread;
     struct rrd *host;
+    struct live_set host_live;
     struct vm_rrd *vms;
     size_t n_vms;
     /* previous host counters (sampler thread only) */
@@ -75,7 +123,7 @@ struct rrd_store {
     bool have_cpu;
     struct pif_counter {
         char dev[32];
-        unsigned long long rx, tx;
+        unsigned long long rx, tx, rx_err, tx_err;
     } pifs[32];
     size_t n_pifs;
     uint64_t pif_when_ns;
@@ -91,36 +139,95 @@ mono_ns(void)
 
 /* ------------------------------------------------------------------ samples */
 
+/* Units and ranges as xapi's plugins declare them (rrdp-cpu, rrdp-netdev,
+ * rrdp-iostat, xcp-rrdd's own host and VM memory); the descriptions are ours. */
+static const struct ds_def
+    DS_CPU = {"Physical CPU busy, fraction of time", "(fraction)", 0, 1, true},
+    DS_CPU_AVG = {"Average busy fraction of all physical CPUs", "(fraction)", 0, 1, true},
+    DS_LOADAVG = {"Domain 0 load average", "(fraction)", 0, INFINITY, true},
+    DS_MEM_TOTAL = {"Total memory of the host", "KiB", 0, INFINITY, true},
+    DS_MEM_FREE = {"Memory available on the host", "KiB", 0, INFINITY, true},
+    DS_XAPI_MEM = {"Memory used by the toolstack (resident)", "KiB", 0, INFINITY, true},
+    DS_PIF_RX = {"Bytes per second received on the physical interface", "B/s", 0, INFINITY, true},
+    DS_PIF_TX = {"Bytes per second sent on the physical interface", "B/s", 0, INFINITY, true},
+    DS_PIF_RX_ERR = {"Receive errors per second on the physical interface", "err/s", 0,
+                     INFINITY, false},
+    DS_PIF_TX_ERR = {"Transmit errors per second on the physical interface", "err/s", 0,
+                     INFINITY, false},
+    DS_VCPU = {"Virtual CPU busy, fraction of one physical CPU", "(fraction)", 0, 1, true},
+    DS_VM_MEM = {"Memory the VM's domain uses", "B", 0, INFINITY, true},
+    DS_VM_TARGET = {"Memory the VM's domain is given", "B", 0, INFINITY, true},
+    DS_VIF_RX = {"Bytes per second the virtual interface received", "B/s", 0, INFINITY, true},
+    DS_VIF_TX = {"Bytes per second the virtual interface sent", "B/s", 0, INFINITY, true},
+    DS_VBD_READ = {"Bytes per second read from the virtual disk", "B/s", 0, INFINITY, true},
+    DS_VBD_WRITE = {"Bytes per second written to the virtual disk", "B/s", 0, INFINITY, true},
+    DS_VBD_RLAT = {"Average time to serve a read, in microseconds", "\u03bcs", 0, INFINITY, true},
+    DS_VBD_WLAT = {"Average time to serve a write, in microseconds", "\u03bcs", 0, INFINITY,
+                   true},
+    DS_VBD_TPUT = {"Virtual disk throughput, in MiB per second", "MiB/s", 0, INFINITY, true},
+    DS_VBD_IOPS = {"Virtual disk requests per second", "requests/s", 0, INFINITY, true},
+    DS_VBD_IOWAIT = {"Time spent serving the virtual disk's requests, per second", "s/s", 0,
+                     INFINITY, true},
+    DS_VBD_INFLIGHT = {"Virtual disk requests being served", "requests", 0, INFINITY, true};
+
+#define DS_CAP (MAX_CPUS + 80 + MAX_VBDS * 12)
+
 struct ds_values {
-    const char *names[MAX_CPUS + 80];
-    char name_buf[MAX_CPUS + 80][48];
-    double v[MAX_CPUS + 80];
+    struct live_ds ds[DS_CAP];
     unsigned n;
 };
 
 static void
-ds_put(struct ds_values *dv, const char *name, double v)
+ds_put(struct ds_values *dv, const char *name, double v, const struct ds_def *def)
 {
-    if (dv->n >= sizeof(dv->v) / sizeof(dv->v[0]))
+    if (dv->n >= DS_CAP)
         return;
-    snprintf(dv->name_buf[dv->n], sizeof(dv->name_buf[0]), "%s", name);
-    dv->names[dv->n] = dv->name_buf[dv->n];
-    dv->v[dv->n++] = v;
+    struct live_ds *d = &dv->ds[dv->n++];
+    snprintf(d->name, sizeof(d->name), "%s", name);
+    d->def = def;
+    d->value = v;
 }
 
-/* Into @r under the lock: names to indices, then one update at @t. */
 static void
-ds_record(struct rrd *r, const struct ds_values *dv, int64_t t)
+live_release(struct live_set *l)
 {
+    free(l->ds);
+    l->ds = NULL;
+    l->n = 0;
+}
+
+static const struct live_ds *
+live_find(const struct live_set *l, const char *name)
+{
+    for (unsigned i = 0; i < l->n; i++)
+        if (strcmp(l->ds[i].name, name) == 0)
+            return &l->ds[i];
+    return NULL;
+}
+
+/* Into @r under the lock: the sample becomes the live set; recorded sources
+ * and new standard ones get their value, in one update at @t. */
+static void
+ds_record(struct rrd *r, struct live_set *live, const struct ds_values *dv, int64_t t)
+{
+    struct live_ds *copy = malloc(sizeof(*copy) * (dv->n ? dv->n : 1));
+    if (copy) {
+        memcpy(copy, dv->ds, sizeof(*copy) * dv->n);
+        live_release(live);
+        live->ds = copy;
+        live->n = dv->n;
+    }
     double row[RRD_MAX_DS];
     unsigned n = 0;
     for (unsigned i = 0; i < RRD_MAX_DS; i++)
         row[i] = NAN;
     for (unsigned i = 0; i < dv->n; i++) {
-        int idx = rrd_ds_index(r, dv->names[i]);
+        int idx = rrd_ds_find(r, dv->ds[i].name);
+        if (idx < 0 && dv->ds[i].def->standard)
+            idx = rrd_ds_index(r, dv->ds[i].name);
         if (idx < 0)
             continue;
-        row[idx] = dv->v[i];
+        row[idx] = dv->ds[i].value;
         if ((unsigned)idx + 1 > n)
             n = (unsigned)idx + 1;
     }
@@ -163,11 +270,12 @@ sample_cpus(struct rrd_store *rs, struct ds_values *dv)
             unsigned long long dt = total[i] - rs->cpu_total[i];
             char name[16];
             snprintf(name, sizeof(name), "cpu%d", i);
-            ds_put(dv, name, dt ? (double)(busy[i] - rs->cpu_busy[i]) / (double)dt : 0);
+            ds_put(dv, name, dt ? (double)(busy[i] - rs->cpu_busy[i]) / (double)dt : 0, &DS_CPU);
         }
         unsigned long long dt = total[MAX_CPUS] - rs->cpu_total[MAX_CPUS];
         ds_put(dv, "cpu_avg",
-               dt ? (double)(busy[MAX_CPUS] - rs->cpu_busy[MAX_CPUS]) / (double)dt : 0);
+               dt ? (double)(busy[MAX_CPUS] - rs->cpu_busy[MAX_CPUS]) / (double)dt : 0,
+               &DS_CPU_AVG);
     }
     memcpy(rs->cpu_busy, busy, sizeof(busy));
     memcpy(rs->cpu_total, total, sizeof(total));
@@ -231,23 +339,30 @@ sample_pifs(struct rrd_store *rs, struct ds_values *dv)
         char *dev = line;
         while (*dev == ' ')
             dev++;
-        unsigned long long rx = 0, tx = 0, skip;
-        if (sscanf(colon + 1, "%llu %llu %llu %llu %llu %llu %llu %llu %llu", &rx, &skip, &skip,
-                   &skip, &skip, &skip, &skip, &skip, &tx) != 9)
+        /* rx: bytes packets errs drop fifo frame compressed multicast; tx: bytes packets errs */
+        unsigned long long rx = 0, tx = 0, rx_err = 0, tx_err = 0, skip;
+        if (sscanf(colon + 1, "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &rx, &skip,
+                   &rx_err, &skip, &skip, &skip, &skip, &skip, &tx, &skip, &tx_err) != 11)
             continue;
         for (size_t i = 0; i < rs->n_pifs; i++) {
             if (strcmp(rs->pifs[i].dev, dev) != 0)
                 continue;
             rs->pifs[i].rx = rx;
             rs->pifs[i].tx = tx;
+            rs->pifs[i].rx_err = rx_err;
+            rs->pifs[i].tx_err = tx_err;
             for (size_t j = 0; j < n_prev && dt > 0; j++) {
                 if (strcmp(prev[j].dev, dev) != 0)
                     continue;
                 char name[48];
                 snprintf(name, sizeof(name), "pif_%.30s_rx", dev);
-                ds_put(dv, name, (double)(rx - prev[j].rx) / dt);
+                ds_put(dv, name, (double)(rx - prev[j].rx) / dt, &DS_PIF_RX);
                 snprintf(name, sizeof(name), "pif_%.30s_tx", dev);
-                ds_put(dv, name, (double)(tx - prev[j].tx) / dt);
+                ds_put(dv, name, (double)(tx - prev[j].tx) / dt, &DS_PIF_TX);
+                snprintf(name, sizeof(name), "pif_%.30s_rx_errors", dev);
+                ds_put(dv, name, (double)(rx_err - prev[j].rx_err) / dt, &DS_PIF_RX_ERR);
+                snprintf(name, sizeof(name), "pif_%.30s_tx_errors", dev);
+                ds_put(dv, name, (double)(tx_err - prev[j].tx_err) / dt, &DS_PIF_TX_ERR);
             }
         }
     }
@@ -265,22 +380,22 @@ sample_host(struct rrd_store *rs, int64_t t)
     FILE *f = fopen("/proc/loadavg", "re");
     if (f) {
         if (fscanf(f, "%lf", &load) == 1)
-            ds_put(dv, "loadavg", load);
+            ds_put(dv, "loadavg", load, &DS_LOADAVG);
         fclose(f);
     }
     long long total = kib_field("/proc/meminfo", "MemTotal:");
     long long avail = kib_field("/proc/meminfo", "MemAvailable:");
     long long rss = kib_field("/proc/self/status", "VmRSS:");
     if (total >= 0)
-        ds_put(dv, "memory_total_kib", (double)total);
+        ds_put(dv, "memory_total_kib", (double)total, &DS_MEM_TOTAL);
     if (avail >= 0)
-        ds_put(dv, "memory_free_kib", (double)avail);
+        ds_put(dv, "memory_free_kib", (double)avail, &DS_MEM_FREE);
     if (rss >= 0)
-        ds_put(dv, "xapi_memory_usage_kib", (double)rss);
+        ds_put(dv, "xapi_memory_usage_kib", (double)rss, &DS_XAPI_MEM);
     sample_pifs(rs, dv);
     pthread_mutex_lock(&rs->mu);
     if (rs->host)
-        ds_record(rs->host, dv, t);
+        ds_record(rs->host, &rs->host_live, dv, t);
     pthread_mutex_unlock(&rs->mu);
     free(dv);
 }
@@ -328,10 +443,116 @@ vif_values(struct rrd_store *rs, const struct strbuf *vifs, const char *vm_ref,
             continue;
         char name[48];
         snprintf(name, sizeof(name), "vif_%s_rx", rows[i].device);
-        ds_put(dv, name, m->io_read_kbs * 1024);
+        ds_put(dv, name, m->io_read_kbs * 1024, &DS_VIF_RX);
         snprintf(name, sizeof(name), "vif_%s_tx", rows[i].device);
-        ds_put(dv, name, m->io_write_kbs * 1024);
+        ds_put(dv, name, m->io_write_kbs * 1024, &DS_VIF_TX);
         xapi_vif_metrics_record_free(m);
+    }
+}
+
+/* An attached VBD with a disk: its VM and the device that names it. */
+struct vbd_row {
+    char vm[48];
+    char ref[48];
+    char device[16];
+};
+
+static bool
+collect_vbd(void *opaque, const char *ref, const void *rec)
+{
+    const struct xapi_vbd_record *v = rec;
+    struct strbuf *sb = opaque;
+    if (!v->currently_attached || v->empty)
+        return true;
+    struct vbd_row r;
+    memset(&r, 0, sizeof(r));
+    snprintf(r.vm, sizeof(r.vm), "%s", v->VM);
+    snprintf(r.ref, sizeof(r.ref), "%s", ref);
+    /* xapi's rrdp-iostat names a VBD by its device ("xvda"); before the
+     * backend names one, the name xapi gives userdevice N: xvd + letter N */
+    char *end = NULL;
+    long n = strtol(v->userdevice, &end, 10);
+    if (*v->device)
+        snprintf(r.device, sizeof(r.device), "%s", v->device);
+    else if (end && end != v->userdevice && !*end && n >= 0 && n < 26)
+        snprintf(r.device, sizeof(r.device), "xvd%c", (char)('a' + n));
+    else
+        snprintf(r.device, sizeof(r.device), "%s", v->userdevice);
+    strbuf_append(sb, (const char *)&r, sizeof(r));
+    return sb->len < MAX_VMS * 8 * sizeof(r);
+}
+
+/* A VBD's counters read this sample (outside the lock). */
+struct vbd_now {
+    char device[16];
+    struct disk_io_stats st;
+    uint64_t when_ns;
+};
+
+static unsigned
+vbd_read_all(struct rrd_store *rs, const struct strbuf *vbds, const char *vm_ref,
+             const char *vm_uuid, struct vbd_now *out)
+{
+    const struct vbd_row *rows = (const struct vbd_row *)vbds->buf;
+    unsigned n = 0;
+    for (size_t i = 0; i < vbds->len / sizeof(*rows) && n < MAX_VBDS; i++) {
+        if (strcmp(rows[i].vm, vm_ref) != 0 || !rows[i].device[0])
+            continue;
+        if (disk_servers_stats(rs->srv, vm_uuid, rows[i].ref, &out[n].st) < 0)
+            continue;
+        memcpy(out[n].device, rows[i].device, sizeof(out[n].device));
+        out[n++].when_ns = mono_ns();
+    }
+    return n;
+}
+
+static void
+vbd_put(struct ds_values *dv, const char *device, const char *what, double v,
+        const struct ds_def *def)
+{
+    char name[48];
+    snprintf(name, sizeof(name), "vbd_%.15s_%.24s", device, what);
+    ds_put(dv, name, v, def);
+}
+
+/* Rates since the previous sample of the same device (lock held: @v). */
+static void
+vbd_values(struct vm_rrd *v, const struct vbd_now *now, unsigned n, struct ds_values *dv)
+{
+    for (unsigned i = 0; i < n; i++) {
+        const struct vbd_prev *p = NULL;
+        for (unsigned j = 0; j < v->n_vbds; j++)
+            if (strcmp(v->vbds[j].device, now[i].device) == 0)
+                p = &v->vbds[j];
+        const struct disk_io_stats *a = p ? &p->st : NULL, *b = &now[i].st;
+        /* a new server (hotplug, restart) starts from zero: no rate this time */
+        if (!a || now[i].when_ns <= p->when_ns || b->rd_reqs < a->rd_reqs ||
+            b->wr_reqs < a->wr_reqs)
+            continue;
+        double dt = (double)(now[i].when_ns - p->when_ns) / 1e9;
+        double rd = (double)(b->rd_reqs - a->rd_reqs), wr = (double)(b->wr_reqs - a->wr_reqs);
+        double rb = (double)(b->rd_bytes - a->rd_bytes), wb = (double)(b->wr_bytes - a->wr_bytes);
+        double ru = (double)(b->rd_usec - a->rd_usec), wu = (double)(b->wr_usec - a->wr_usec);
+        const char *d = now[i].device;
+        vbd_put(dv, d, "read", rb / dt, &DS_VBD_READ);
+        vbd_put(dv, d, "write", wb / dt, &DS_VBD_WRITE);
+        vbd_put(dv, d, "read_latency", rd > 0 ? ru / rd : 0, &DS_VBD_RLAT);
+        vbd_put(dv, d, "write_latency", wr > 0 ? wu / wr : 0, &DS_VBD_WLAT);
+        vbd_put(dv, d, "io_throughput_read", rb / dt / 1048576, &DS_VBD_TPUT);
+        vbd_put(dv, d, "io_throughput_write", wb / dt / 1048576, &DS_VBD_TPUT);
+        vbd_put(dv, d, "io_throughput_total", (rb + wb) / dt / 1048576, &DS_VBD_TPUT);
+        vbd_put(dv, d, "iops_read", rd / dt, &DS_VBD_IOPS);
+        vbd_put(dv, d, "iops_write", wr / dt, &DS_VBD_IOPS);
+        vbd_put(dv, d, "iops_total", (rd + wr) / dt, &DS_VBD_IOPS);
+        vbd_put(dv, d, "iowait", (ru + wu) / 1e6 / dt, &DS_VBD_IOWAIT);
+        vbd_put(dv, d, "inflight", b->inflight, &DS_VBD_INFLIGHT);
+    }
+    v->n_vbds = 0;
+    for (unsigned i = 0; i < n; i++) {
+        struct vbd_prev *p = &v->vbds[v->n_vbds++];
+        memcpy(p->device, now[i].device, sizeof(p->device));
+        p->st = now[i].st;
+        p->when_ns = now[i].when_ns;
     }
 }
 
@@ -375,9 +596,11 @@ vm_rrd_of(struct rrd_store *rs, const char *uuid, bool create)
 static void
 sample_vms(struct rrd_store *rs, int64_t t)
 {
-    struct strbuf sb = STRBUF_INIT, vifs = STRBUF_INIT;
+    struct strbuf sb = STRBUF_INIT, vifs = STRBUF_INIT, vbds = STRBUF_INIT;
     db_foreach(rs->srv->db, &xapi_class_vm, collect_running, &sb);
     db_foreach(rs->srv->db, &xapi_class_vif, collect_vif, &vifs);
+    db_foreach(rs->srv->db, &xapi_class_vbd, collect_vbd, &vbds);
+    struct vbd_now vbd_now[MAX_VBDS];
     struct xenops *x = domains_xenops(rs->srv);
     size_t n = sb.len / sizeof(struct running_vm);
     const struct running_vm *list = (const struct running_vm *)sb.buf;
@@ -389,6 +612,7 @@ sample_vms(struct rrd_store *rs, int64_t t)
         uint64_t now = mono_ns();
         dv->n = 0;
         vif_values(rs, &vifs, list[i].ref, dv); /* reads the store: outside our lock */
+        unsigned n_vbd = vbd_read_all(rs, &vbds, list[i].ref, list[i].uuid, vbd_now);
         pthread_mutex_lock(&rs->mu);
         struct vm_rrd *v = vm_rrd_of(rs, list[i].uuid, true);
         if (v) {
@@ -399,21 +623,23 @@ sample_vms(struct rrd_store *rs, int64_t t)
                                   (double)(now - v->when_ns);
                     char name[16];
                     snprintf(name, sizeof(name), "cpu%u", c);
-                    ds_put(dv, name, used < 0 ? 0 : used);
+                    ds_put(dv, name, used < 0 ? 0 : used, &DS_VCPU);
                 }
             }
             v->when_ns = now;
             v->vcpus = vcpus;
             memcpy(v->vcpu_ns, st.vcpu_time_ns, sizeof(v->vcpu_ns));
-            ds_put(dv, "memory", (double)st.memory_actual_bytes);
-            ds_put(dv, "memory_target", (double)st.memory_bytes);
-            ds_record(v->rrd, dv, t);
+            ds_put(dv, "memory", (double)st.memory_actual_bytes, &DS_VM_MEM);
+            ds_put(dv, "memory_target", (double)st.memory_bytes, &DS_VM_TARGET);
+            vbd_values(v, vbd_now, n_vbd, dv);
+            ds_record(v->rrd, &v->live, dv, t);
         }
         pthread_mutex_unlock(&rs->mu);
     }
     free(dv);
     strbuf_release(&sb);
     strbuf_release(&vifs);
+    strbuf_release(&vbds);
 }
 
 void
@@ -603,13 +829,124 @@ rrd_store_stop(struct rrd_store *rs)
         pthread_join(rs->thread, NULL);
     save_all(rs);
     rrd_free(rs->host);
-    for (size_t i = 0; i < rs->n_vms; i++)
+    live_release(&rs->host_live);
+    for (size_t i = 0; i < rs->n_vms; i++) {
         rrd_free(rs->vms[i].rrd);
+        live_release(&rs->vms[i].live);
+    }
     free(rs->vms);
     pthread_cond_destroy(&rs->cond);
     pthread_mutex_destroy(&rs->mu);
     free(rs->dir);
     free(rs);
+}
+
+/* ------------------------------------------------------------------ data sources */
+
+/* The rrd and live set of the host (@vm_uuid NULL) or of a VM; lock held.
+ * NULL when that VM has none. */
+static struct rrd *
+rrd_of(struct rrd_store *rs, const char *vm_uuid, struct live_set **live)
+{
+    if (!vm_uuid) {
+        *live = &rs->host_live;
+        return rs->host;
+    }
+    struct vm_rrd *v = vm_rrd_of(rs, vm_uuid, false);
+    *live = v ? &v->live : NULL;
+    return v ? v->rrd : NULL;
+}
+
+static int
+by_name(const void *a, const void *b)
+{
+    return strcmp(((const struct rrd_ds_info *)a)->name, ((const struct rrd_ds_info *)b)->name);
+}
+
+int
+rrd_store_data_sources(struct rrd_store *rs, const char *vm_uuid, struct rrd_ds_info **out,
+                       size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    pthread_mutex_lock(&rs->mu);
+    struct live_set *live;
+    struct rrd *r = rrd_of(rs, vm_uuid, &live);
+    if (!r) {
+        pthread_mutex_unlock(&rs->mu);
+        return 0;
+    }
+    size_t cap = live->n + rrd_n_ds(r), n = 0;
+    struct rrd_ds_info *list = calloc(cap ? cap : 1, sizeof(*list));
+    if (!list) {
+        pthread_mutex_unlock(&rs->mu);
+        return -ENOMEM;
+    }
+    /* the live ones, enabled when recorded; then what only the archives know */
+    for (unsigned i = 0; i < live->n; i++) {
+        const struct live_ds *d = &live->ds[i];
+        list[n++] = (struct rrd_ds_info){.description = d->def->description,
+                                         .units = d->def->units,
+                                         .min = d->def->min,
+                                         .max = d->def->max,
+                                         .standard = d->def->standard,
+                                         .enabled = rrd_ds_find(r, d->name) >= 0};
+        snprintf(list[n - 1].name, sizeof(list[0].name), "%s", d->name);
+    }
+    for (unsigned i = 0; i < rrd_n_ds(r); i++) {
+        if (live_find(live, rrd_ds_name(r, i)))
+            continue;
+        list[n++] = (struct rrd_ds_info){.description = "description not available",
+                                         .units = "unknown",
+                                         .min = -INFINITY,
+                                         .max = INFINITY};
+        snprintf(list[n - 1].name, sizeof(list[0].name), "%s", rrd_ds_name(r, i));
+    }
+    pthread_mutex_unlock(&rs->mu);
+    qsort(list, n, sizeof(*list), by_name);
+    *out = list;
+    *n_out = n;
+    return 0;
+}
+
+int
+rrd_store_query(struct rrd_store *rs, const char *vm_uuid, const char *name, double *value)
+{
+    pthread_mutex_lock(&rs->mu);
+    struct live_set *live;
+    struct rrd *r = rrd_of(rs, vm_uuid, &live);
+    int idx = r ? rrd_ds_find(r, name) : -ENOENT;
+    int rc = !r ? -ENOENT : idx < 0 ? -ESRCH : 0;
+    if (rc == 0)
+        *value = rrd_latest(r, (unsigned)idx, RRD_CF_AVERAGE);
+    pthread_mutex_unlock(&rs->mu);
+    return rc;
+}
+
+int
+rrd_store_record(struct rrd_store *rs, const char *vm_uuid, const char *name)
+{
+    pthread_mutex_lock(&rs->mu);
+    struct live_set *live;
+    struct rrd *r = rrd_of(rs, vm_uuid, &live);
+    int rc = !r ? -ENOENT : !live_find(live, name) ? -ESRCH : 0;
+    if (rc == 0) {
+        int idx = rrd_ds_index(r, name); /* its past is NaN, as xapi's rrd_add_ds */
+        rc = idx < 0 ? idx : 0;
+    }
+    pthread_mutex_unlock(&rs->mu);
+    return rc;
+}
+
+void
+rrd_store_forget(struct rrd_store *rs, const char *vm_uuid, const char *name)
+{
+    pthread_mutex_lock(&rs->mu);
+    struct live_set *live;
+    struct rrd *r = rrd_of(rs, vm_uuid, &live);
+    if (r)
+        (void)rrd_ds_remove(r, name); /* none: nothing, as xapi's rrd_remove_ds */
+    pthread_mutex_unlock(&rs->mu);
 }
 
 /* ------------------------------------------------------------------ HTTP */

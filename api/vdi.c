@@ -301,6 +301,7 @@ vdi_snapshot_or_clone(struct call_ctx *ctx, const char *vdi, bool snapshot, char
         xtype_value_clear(&xapi_type_ref_VDI_set, &dst->snapshots);
         dst->is_a_snapshot = snapshot;
         dst->snapshot_time = snapshot ? (int64_t)time(NULL) : 0;
+        dst->cbt_enabled = snapshot && src->cbt_enabled; /* a clone starts untracked (xapi) */
         dst->physical_utilisation = (int64_t)fresh.physical_size;
         struct parent_set ps = {base, (int64_t)leaf.physical_size};
         test_crash_point("vdi.clone.before_commit");
@@ -435,6 +436,7 @@ api_vdi_copy(struct call_ctx *ctx, const char *vdi, const char *sr, const char *
         xtype_value_clear(&xapi_type_ref_VDI_set, &dst->snapshots);
         dst->is_a_snapshot = false;
         dst->snapshot_time = 0;
+        dst->cbt_enabled = false; /* a copy has no history with the original's chain */
         dst->physical_utilisation = (int64_t)info.physical_size;
         test_crash_point("vdi.copy.before_commit");
         ok = db_create(ctx->db, &xapi_class_vdi, NULL, dst, result, errp);

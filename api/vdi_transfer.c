@@ -23,7 +23,16 @@
  *  (1) a transfer's task is finished exactly once, by xfer_end(), on every path
  *      (reply sent, client gone, server stopping);
  *  (2) a struct xfer is used by one thread at a time: the connection's thread
- *      while the body streams or the reply is read, a worker in between.
+ *      while the body streams or the reply is read, a worker in between;
+ *  (3) an import's HTTP status depends on its head alone: what the head
+ *      decides (credentials, VDI, format, a Content-Length past the VDI's
+ *      size) is refused with a 4xx before the body is read; once the body is
+ *      accepted the answer is 200 with Task-Id, and anything wrong with the
+ *      body (an empty or malformed image, a chunked body past the end) fails
+ *      the task only. xapi's ocaml/xapi/import_raw_vdi.ml sends its 200 before
+ *      reading the body; Xen Orchestra relies on it: before streaming it
+ *      probes the route with an empty body and no task_id, and gives up on
+ *      anything but 200 or a 302 redirect.
  *
  * Facts: xapi's doc/content/xen-api/wire-protocol.md (session_id as query parameter, cookie or
  * Basic auth; task_id) and 5 (tasks), the VHD specification (Microsoft's Virtual Hard Disk Image Format Specification) (VHD layout).
@@ -41,6 +50,7 @@
 
 #include "api/storage_api.h"
 #include "api/storage_gc.h"
+#include "api/transfer_auth.h"
 #include "common/log.h"
 #include "common/workpool.h"
 #include "db/db.h"
@@ -87,50 +97,6 @@ struct xfer {
 
 /*==== Errors, tasks, replies ====*/
 
-static unsigned
-xfer_http_status(const struct xerr *e)
-{
-    static const struct {
-        const char *code;
-        unsigned status;
-    } map[] = {
-        {"SESSION_INVALID", 401},       {"SESSION_AUTHENTICATION_FAILED", 401},
-        {"SESSION_AUTHORIZATION_FAILED", 401}, {"RBAC_PERMISSION_DENIED", 403},
-        {"HANDLE_INVALID", 404},        {"VDI_MISSING", 404},
-        {"INVALID_VALUE", 400},         {"VDI_TOO_SMALL", 400},
-        {"IMPORT_ERROR", 400},          {"VDI_IN_USE", 409},
-        {"VDI_READONLY", 409},
-    };
-    for (size_t i = 0; e && i < sizeof(map) / sizeof(map[0]); i++)
-        if (strcmp(e->code, map[i].code) == 0)
-            return map[i].status;
-    return 500;
-}
-
-/* Answers @req with @err's status; the body is "CODE param..." on one line. */
-static void
-reply_error(struct http_request *req, const char *task, const struct xerr *err)
-{
-    char body[1024];
-    size_t n = (size_t)snprintf(body, sizeof(body), "%s", err ? err->code : "INTERNAL_ERROR");
-    for (size_t i = 0; err && i < err->n_params && n < sizeof(body); i++)
-        n += (size_t)snprintf(body + n, sizeof(body) - n, " %s", err->params[i]);
-    if (n >= sizeof(body) - 1)
-        n = sizeof(body) - 2;
-    body[n++] = '\n';
-    unsigned status = xfer_http_status(err);
-    char task_hdr[160];
-    const char *hdrs[2];
-    size_t n_hdrs = 0;
-    if (task) {
-        snprintf(task_hdr, sizeof(task_hdr), "Task-Id: %s", task);
-        hdrs[n_hdrs++] = task_hdr;
-    }
-    if (status == 401)
-        hdrs[n_hdrs++] = "WWW-Authenticate: Basic realm=\"xapi\"";
-    http_reply_with_headers(req, status, "text/plain", hdrs, n_hdrs, body, n);
-}
-
 /* Records the first failure of @x; returns false. */
 static bool
 xfer_fail(struct xfer *x, struct xerr **err)
@@ -141,13 +107,7 @@ xfer_fail(struct xfer *x, struct xerr **err)
 static void
 xfer_progress(struct xfer *x, uint64_t done, uint64_t total)
 {
-    double p = total ? (double)done / (double)total : 0.0;
-    if (p > 0.99)
-        p = 0.99; /* 1.0 is the finish's (xapi's ocaml/xapi/taskHelper.ml) */
-    if (p - x->progress >= 0.01) {
-        x->progress = p;
-        task_set_progress(x->srv, x->task, p);
-    }
+    transfer_progress(x->srv, x->task, &x->progress, done, total);
 }
 
 /* Whether the task was cancelled; records TASK_CANCELLED then. */
@@ -176,7 +136,11 @@ xfer_end(struct xfer *x)
                  x->import ? "import" : "export", x->vdi, x->vhd ? "vhd" : "raw", x->task,
                  xerr_describe(x->err, d, sizeof(d)));
     } else {
-        task_finish_success(x->srv, x->task, "");
+        /* an import's result is the VDI, as xapi's import_raw_vdi.ml completes it */
+        char result[160] = "";
+        if (x->import && x->vdi)
+            snprintf(result, sizeof(result), "<value>%s</value>", x->vdi);
+        task_finish_success(x->srv, x->task, result);
         log_info("vdi.transfer", "op=%s vdi=%s format=%s task=%s bytes=%" PRIu64,
                  x->import ? "import" : "export", x->vdi, x->vhd ? "vhd" : "raw", x->task,
                  x->import ? x->received : x->sent);
@@ -203,118 +167,16 @@ xfer_free(struct xfer *x)
     free(x);
 }
 
-/* Answers @req from @x's outcome and frees @x. */
+/* Answers @req from @x's outcome and frees @x. An import that got past its
+ * head answers 200 with its task whatever the body held (invariant 3): the
+ * task carries the error. */
 static void
 xfer_reply_and_free(struct xfer *x, struct http_request *req)
 {
     xfer_end(x);
-    if (x->err) {
-        reply_error(req, x->task, x->err);
-    } else {
-        char hdr[160];
-        snprintf(hdr, sizeof(hdr), "Task-Id: %s", x->task);
-        const char *hdrs[] = {hdr};
-        http_reply_with_headers(req, 200, "text/plain", hdrs, 1, "", 0);
-    }
+    /* invariant 3: an accepted import answers 200, its task carries the error */
+    transfer_reply_outcome(req, x->task, x->import ? NULL : x->err);
     xfer_free(x);
-}
-
-/*==== Who is asking ====*/
-
-struct subject_role {
-    const char *name;
-    int role;
-};
-
-static bool
-subject_role_visit(void *opaque, const char *ref, const void *rec)
-{
-    struct subject_role *f = opaque;
-    const struct xapi_subject_record *s = rec;
-    const char *name = xmap_get_str((const struct xmap *)&s->other_config, "subject-name");
-    if (!name || strcmp(name, f->name) != 0)
-        return true;
-    for (size_t i = 0; i < s->roles.n; i++) {
-        int r = session_role_of_ref(s->roles.items[i]);
-        if (r > f->role)
-            f->role = r;
-    }
-    return false;
-}
-
-/* HTTP Basic credentials, checked as session.login_with_password does (on
- * the unix socket any password is root's). */
-static bool
-auth_basic(struct server *srv, struct http_request *req, const char *user, const char *pwd,
-           bool *superuser, int *role, struct xerr **errp)
-{
-    bool local = http_request_transport(req) == HTTP_TRANSPORT_UNIX;
-    if (!local) {
-        enum auth_result ar = auth_check(srv->auth, user, pwd, http_request_peer(req));
-        if (ar != AUTH_OK)
-            return xerr_session_authentication_failed(
-                errp, user, ar == AUTH_THROTTLED ? "Too many failed logins; try later"
-                                                 : "Authentication failure");
-    }
-    *superuser = local || strcmp(user, "root") == 0;
-    if (*superuser)
-        return true;
-    struct subject_role f = {user, -1};
-    db_foreach(srv->db, &xapi_class_subject, subject_role_visit, &f);
-    if (f.role < 0)
-        return xerr_session_authorization_failed(errp, user,
-                          "The account has no subject with a role in this pool");
-    *role = f.role;
-    return true;
-}
-
-/* The caller must hold vm-admin. *@session is the session ref ("" for Basic). */
-struct xfer_caller {
-    char *user; /* account name, "" for none */
-    bool superuser;
-    enum xrole role;
-};
-
-static bool
-xfer_authorise(struct server *srv, struct http_request *req, const char *permission,
-               struct xfer_caller *who, struct xerr **errp)
-{
-    const char *session = http_request_query(req, "session_id");
-    if (!session)
-        session = http_request_cookie(req, "session_id");
-    bool superuser = false;
-    int role = -1;
-    char *user = NULL;
-    if (session) {
-        struct session_info si = {0};
-        if (!session_check(srv, session, &si, errp))
-            return false;
-        superuser = si.superuser;
-        role = (int)si.role;
-        user = si.user;
-        si.user = NULL;
-        session_info_release(&si);
-    } else {
-        char *pwd = NULL;
-        if (!http_request_basic_auth(req, &user, &pwd))
-            return xerr_session_invalid(errp, "");
-        bool ok = auth_basic(srv, req, user, pwd, &superuser, &role, errp);
-        free(pwd);
-        if (!ok) {
-            free(user);
-            return false;
-        }
-    }
-    if (!superuser && role < (int)XR_VM_ADMIN) {
-        free(user);
-        return xerr_rbac_permission_denied(errp, permission,
-                                           "The vm-admin role is needed for this transfer");
-    }
-    who->user = user;
-    who->superuser = superuser;
-    who->role = superuser ? XR_POOL_ADMIN : (enum xrole)role;
-    http_request_set_authenticated(req); /* a transfer may pause longer than a stranger */
-    return true;
 }
 
 /*==== The common preamble ====*/
@@ -352,8 +214,8 @@ xfer_prepare(struct server *srv, struct http_request *req, bool import, struct x
              struct xerr **errp)
 {
     const char *perm = import ? "http/put_import_raw_vdi" : "http/get_export_raw_vdi";
-    struct xfer_caller who = {0};
-    if (!xfer_authorise(srv, req, perm, &who, errp))
+    struct transfer_caller who = {0};
+    if (!transfer_authorise(srv, req, perm, &who, errp))
         return false;
     struct xfer *x = calloc(1, sizeof(*x));
     if (!x) {
@@ -364,15 +226,8 @@ xfer_prepare(struct server *srv, struct http_request *req, bool import, struct x
     x->import = import;
     x->fd = -1;
     x->body_len = -1;
-    const char *task = http_request_query(req, "task_id");
-    bool have_task;
-    if (!task)
-        have_task = task_create(srv, import ? "VDI import" : "VDI export", "", who.user, true,
-                                &x->task, errp);
-    else if (!task_assert_owner(srv, task, who.user, who.superuser, who.role, errp))
-        have_task = false; /* a client reports only into a task it may change */
-    else
-        have_task = (x->task = strdup(task)) != NULL || xerr_nomem(errp);
+    bool have_task =
+        transfer_task(srv, req, &who, import ? "VDI import" : "VDI export", &x->task, errp);
     free(who.user);
     if (!have_task) {
         free(x);
@@ -454,7 +309,7 @@ xfer_storage_fail(struct xfer *x, int rc, const char *what)
 static bool
 xfer_refuse(struct http_request *req, struct xfer *x, struct xerr *err)
 {
-    reply_error(req, x ? x->task : NULL, err);
+    transfer_reply_error(req, x ? x->task : NULL, err);
     xerr_free(err);
     xfer_free(x); /* finishes the task as failure (x->err) */
     return false;
@@ -462,25 +317,13 @@ xfer_refuse(struct http_request *req, struct xfer *x, struct xerr *err)
 
 /*==== Import ====*/
 
-static bool
-block_is_zero(const char *p, size_t len)
-{
-    static const char zeros[4096];
-    for (size_t off = 0; off < len; off += sizeof(zeros)) {
-        size_t n = len - off < sizeof(zeros) ? len - off : sizeof(zeros);
-        if (memcmp(p + off, zeros, n) != 0)
-            return false;
-    }
-    return true;
-}
-
 /* Writes the gathered block to the chain. */
 static bool
 raw_block_flush(struct xfer *x)
 {
     if (x->block_fill == 0)
         return true;
-    int rc = block_is_zero(x->block, x->block_fill)
+    int rc = transfer_block_is_zero(x->block, x->block_fill)
                  ? vhd_chain_zero(x->chain, x->block_off, x->block_fill, false)
                  : vhd_chain_write(x->chain, x->block, x->block_off, x->block_fill, false);
     if (rc < 0) {
@@ -589,7 +432,7 @@ vhd_copy_into(struct xfer *x, struct vhd_chain *src)
             xfer_storage_fail(x, rc, "read the image");
             return false;
         }
-        rc = allocated && !block_is_zero(x->block, (size_t)len)
+        rc = allocated && !transfer_block_is_zero(x->block, (size_t)len)
                  ? vhd_chain_write(x->chain, x->block, off, (size_t)len, false)
                  : vhd_chain_zero(x->chain, off, len, false);
         if (rc < 0) {
@@ -864,16 +707,12 @@ vdi_transfer_register(struct server *srv, struct http_server *http)
 {
     /* Both spellings: Xen Orchestra writes "/import_raw_vdi/?..."; xapi finds a
      * handler by the longest matching path prefix (http_svr.ml), so it takes both. */
-    int rc = http_server_add_stream_route(http, "PUT", "/import_raw_vdi", begin_import, srv);
-    if (rc == 0)
-        rc = http_server_add_stream_route(http, "PUT", "/import_raw_vdi/", begin_import, srv);
-    if (rc == 0)
-        rc = http_server_add_stream_route(http, "GET", "/export_raw_vdi", begin_export, srv);
-    if (rc == 0)
-        rc = http_server_add_stream_route(http, "GET", "/export_raw_vdi/", begin_export, srv);
-    if (rc < 0) {
-        log_error("vdi.transfer", "reason=\"cannot add the routes: %s\"", strerror(-rc));
+    static const struct transfer_route puts[] = {{"/import_raw_vdi", begin_import},
+                                                 {"/import_raw_vdi/", begin_import}};
+    static const struct transfer_route gets[] = {{"/export_raw_vdi", begin_export},
+                                                 {"/export_raw_vdi/", begin_export}};
+    if (!transfer_add_routes(srv, http, "PUT", puts, 2) ||
+        !transfer_add_routes(srv, http, "GET", gets, 2))
         return false;
-    }
     return true;
 }

@@ -133,6 +133,8 @@ implemented(enum xapi_vm_operations op)
     case XAPI_VM_OPERATIONS_CHANGING_VCPUS:
     case XAPI_VM_OPERATIONS_CHANGING_VCPUS_LIVE:
     case XAPI_VM_OPERATIONS_MAKE_INTO_TEMPLATE:
+    case XAPI_VM_OPERATIONS_SNAPSHOT:
+    case XAPI_VM_OPERATIONS_REVERT:
         return true;
     default:
         return false;

@@ -2,7 +2,7 @@
  *
  * argv holds connection options (-s host, -p port, -u user, -pw password,
  * -pwf file, --nossl, --insecure, --debug, --unix path) anywhere, xe flags
- * (--minimal, --multiple, --all, --force), the command (the first other
+ * (--minimal, --multiple, --all, --force, --progress), the command (the first other
  * token), and its arguments key=value or key:subkey=value (the key ends at the
  * first '=', so values may hold '=' and ':'; the subkey starts after the first
  * ':' of the key, so subkeys may hold ':'). Quoting is the shell's business:
@@ -194,6 +194,8 @@ parse_flag(const char *tok, struct cli_opts *o, struct cli_args *a, char *why, s
         a->all = true;
     else if (strcmp(name, "force") == 0)
         a->force = true;
+    else if (strcmp(name, "progress") == 0)
+        a->progress = true;
     else if (strcmp(name, "nossl") == 0 || strcmp(name, "insecure") == 0 ||
              strcmp(name, "debug") == 0)
         return opt_set(o, name, "true", why, why_len);

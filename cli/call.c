@@ -90,27 +90,43 @@ cli_cache_uuid(struct cli_ctx *c, const char *ref, const char *uuid)
     cache_put(c, ref, uuid);
 }
 
-const char *
-cli_ref_uuid(void *opaque, const char *ref_class, const char *ref)
+/* @ref's field @field (a string) through <@ref_class>.get_<field>, cached
+ * under @key; NULL when the call fails (the ref names nothing). */
+static const char *
+cached_field(struct cli_ctx *c, const char *ref_class, const char *ref, const char *field,
+             const char *key)
 {
-    struct cli_ctx *c = opaque;
-    struct uuid_entry *e = hashmap_get(&c->uuids, ref);
+    struct uuid_entry *e = hashmap_get(&c->uuids, key);
     if (e)
         return e->uuid;
     char method[128];
-    snprintf(method, sizeof(method), "%s.get_uuid", ref_class);
-    char *uuid = NULL;
+    snprintf(method, sizeof(method), "%s.get_%s", ref_class, field);
+    char *value = NULL;
     const struct xtype *t = &xapi_type_string;
     const void *v = &ref;
     struct xerr *err = NULL;
-    if (!cli_call(c, method, 1, &t, &v, &xapi_type_string, &uuid, &err)) {
+    if (!cli_call(c, method, 1, &t, &v, &xapi_type_string, &value, &err)) {
         xerr_free(err);
-        uuid = NULL;
+        value = NULL;
     }
-    cache_put(c, ref, uuid);
-    free(uuid);
-    e = hashmap_get(&c->uuids, ref);
+    cache_put(c, key, value);
+    free(value);
+    e = hashmap_get(&c->uuids, key);
     return e ? e->uuid : NULL;
+}
+
+const char *
+cli_ref_uuid(void *opaque, const char *ref_class, const char *ref)
+{
+    return cached_field(opaque, ref_class, ref, "uuid", ref);
+}
+
+const char *
+cli_ref_name_label(struct cli_ctx *c, const char *ref_class, const char *ref)
+{
+    char key[300]; /* names share the uuid cache under their own keys */
+    snprintf(key, sizeof(key), "name-label/%s", ref);
+    return cached_field(c, ref_class, ref, "name_label", key);
 }
 
 bool
@@ -219,17 +235,17 @@ cli_print_error(struct cli_ctx *c, const struct xerr *e)
 
 /* ------------------------------------------------------------------ tasks */
 
-static int64_t
-mono_ms(void)
+int64_t
+cli_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void
-draw_progress(struct cli_ctx *c, const char *label, double progress, int64_t elapsed_ms,
-              int *last_shown)
+void
+cli_progress_draw(struct cli_ctx *c, const char *label, double progress, int64_t elapsed_ms,
+                  int *last_shown)
 {
     int pct = (int)(progress * 100.0 + 0.5);
     if (pct < 0)
@@ -290,7 +306,7 @@ bool
 cli_task_wait(struct cli_ctx *c, const char *task, const char *label, const struct xtype *rt,
               void *result, struct xerr **errp)
 {
-    int64_t start = mono_ms();
+    int64_t start = cli_mono_ms();
     int last_shown = c->progress_tty ? -1 : 0;
     enum xapi_task_status_type st = XAPI_TASK_STATUS_TYPE_PENDING;
     bool ok = true;
@@ -302,12 +318,12 @@ cli_task_wait(struct cli_ctx *c, const char *task, const char *label, const stru
         double progress = 0;
         if (!xc_task_get_progress(c->xc, task, &progress, errp))
             return false;
-        draw_progress(c, label, progress, mono_ms() - start, &last_shown);
+        cli_progress_draw(c, label, progress, cli_mono_ms() - start, &last_shown);
         usleep(200 * 1000);
     }
     if (c->progress_tty && last_shown >= 0) {
         if (st == XAPI_TASK_STATUS_TYPE_SUCCESS)
-            draw_progress(c, label, 1.0, mono_ms() - start, &last_shown);
+            cli_progress_draw(c, label, 1.0, cli_mono_ms() - start, &last_shown);
         fprintf(c->err, "\n");
     }
     if (st == XAPI_TASK_STATUS_TYPE_SUCCESS)

@@ -15,6 +15,9 @@
  *   network.c  network-*, vif-*, pif-*, vlan-create
  *   host.c     host-cpu-info, host-get-vms-which-prevent-evacuation
  *   console.c  console: the vt100 console over HTTP CONNECT
+ *   tunnel.c   a raw HTTP connection to the server (console, transfers)
+ *   transfer.c vm-export, vm-import, vdi-export, vdi-import (files over HTTP)
+ *   vm_disks.c vm-disk-list, vm-cd-list
  *   main.c     main()
  * The syntax and output are those of xapi's xe (xapi's ocaml/xapi-cli-server/cli_frontend.ml and records.ml); the
  * transport is our XML-RPC client, not the thin-CLI protocol: every command
@@ -63,6 +66,7 @@ struct cli_args {
     struct cli_arg *v;
     size_t n;
     bool minimal, multiple, all, force;
+    bool progress; /* --progress: a bar for vdi-import/vdi-export */
 };
 
 /* Splits @argv (without argv[0]) into connection options and the command.
@@ -117,6 +121,20 @@ const char *cli_field_cli_name(const char *wire, char *buf, size_t len);
 /* The field whose CLI name is @name (case-insensitive; '_' accepted for '-'),
  * or NULL. Removed fields are not found. */
 const struct xfield *cli_field_find(const struct xclass *cls, const char *name);
+/* A field xapi's records.ml adds to a class: the uuid or name-label of the
+ * object a reference field names (VBD "vm-uuid" = VBD.VM's uuid). */
+struct cli_alias {
+    const char *cls;       /* class name as in the model: "VBD" */
+    const char *name;      /* CLI name: "vm-uuid" */
+    const char *ref_field; /* wire name of the reference field: "VM" */
+    const char *target;    /* "uuid" or "name_label" of the referenced object */
+};
+/* The alias of @cls named @name (case-insensitive, '_' for '-'), or NULL. */
+const struct cli_alias *cli_alias_find(const struct xclass *cls, const char *name);
+/* The aliases of @cls in table order: start with *@pos = 0; NULL at the end. */
+const struct cli_alias *cli_alias_at(const struct xclass *cls, size_t *pos);
+/* @al's reference field in @cls, or NULL when the model lacks it. */
+const struct xfield *cli_alias_ref_field(const struct xclass *cls, const struct cli_alias *al);
 /* " RO", " RW", "SRO", "SRW", "MRO", "MRW". */
 const char *cli_field_qual(const struct xfield *f);
 
@@ -178,6 +196,9 @@ bool cli_call(struct cli_ctx *c, const char *method, size_t n, const struct xtyp
 void cli_cache_uuid(struct cli_ctx *c, const char *ref, const char *uuid);
 /* cli_ref_to_uuid_fn over the client (cached). */
 const char *cli_ref_uuid(void *opaque, const char *ref_class, const char *ref);
+/* The name-label of @ref (of @ref_class), cached as uuids are; NULL when it
+ * names nothing. */
+const char *cli_ref_name_label(struct cli_ctx *c, const char *ref_class, const char *ref);
 /* cli_uuid_to_ref_fn over the client (<class>.get_by_uuid). */
 bool cli_uuid_ref(void *opaque, const char *ref_class, const char *uuid, char **ref,
                   struct xerr **errp);
@@ -188,6 +209,14 @@ void cli_print_error(struct cli_ctx *c, const struct xerr *e);
 /* Usage errors, raised as xerr so that they print through one path. */
 bool cli_err_required(struct xerr **errp, const char *param);
 bool cli_err_syntax(struct xerr **errp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Milliseconds of a monotonic clock. */
+int64_t cli_mono_ms(void);
+/* Shows @progress (0..1) of @label: a bar redrawn in place on a terminal
+ * (c->progress_tty), else a line per 10% after the first second. Start with
+ * *@last_shown = -1 on a terminal, 0 otherwise. */
+void cli_progress_draw(struct cli_ctx *c, const char *label, double progress, int64_t elapsed_ms,
+                       int *last_shown);
 
 /* Waits for task @task (polling every 200 ms; a progress bar on a tty) and
  * returns its result decoded as @rt (NULL: ignore it), then destroys the task.
@@ -216,6 +245,11 @@ int cli_generic_run(struct cli_ctx *c, const struct xclass *cls, const char *op,
                     const struct cli_args *a, struct xerr **errp);
 /* The generic verbs, NULL-terminated: "list", "param-list", ... */
 extern const char *const cli_generic_ops[];
+/* Prints @rec of @cls as one block of the columns @spec names ("a,b,c" or
+ * "all": fields and records.ml aliases alike); an unknown name is xe's
+ * "Unknown field" error. */
+bool cli_print_record(struct cli_ctx *c, const struct xclass *cls, const void *rec,
+                      const char *spec, struct xerr **errp);
 /* Ref of the object of @cls named by uuid=<uuid> in @a. */
 bool cli_ref_from_uuid_arg(struct cli_ctx *c, const struct xclass *cls, const struct cli_args *a,
                            char **ref, struct xerr **errp);

@@ -36,6 +36,9 @@ CLI_CMD(cli_cmd_vdi_snapshot);
 CLI_CMD(cli_cmd_vdi_clone);
 CLI_CMD(cli_cmd_vdi_copy);
 CLI_CMD(cli_cmd_vdi_resize);
+CLI_CMD(cli_cmd_vdi_enable_cbt);
+CLI_CMD(cli_cmd_vdi_disable_cbt);
+CLI_CMD(cli_cmd_vdi_list_changed_blocks);
 CLI_CMD(cli_cmd_vbd_create);
 CLI_CMD(cli_cmd_vbd_plug);
 CLI_CMD(cli_cmd_vbd_unplug);
@@ -61,6 +64,16 @@ CLI_CMD(cli_cmd_vlan_create);
 /* host.c */
 CLI_CMD(cli_cmd_host_cpu_info);
 CLI_CMD(cli_cmd_host_get_vms_which_prevent_evacuation);
+
+/* transfer.c */
+CLI_CMD(cli_cmd_vm_export);
+CLI_CMD(cli_cmd_vm_import);
+CLI_CMD(cli_cmd_vdi_export);
+CLI_CMD(cli_cmd_vdi_import);
+
+/* vm_disks.c */
+CLI_CMD(cli_cmd_vm_disk_list);
+CLI_CMD(cli_cmd_vm_cd_list);
 
 /* console.c */
 CLI_CMD(cli_cmd_console);

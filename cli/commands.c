@@ -317,6 +317,23 @@ const struct cli_cmd cli_commands[] = {
      "List the templates."},
     {"snapshot-list", cmd_snapshot_list, "", "params,--minimal,<field filters>",
      "List the VM snapshots."},
+    {"vm-disk-list", cli_cmd_vm_disk_list, "", "vm,vbd-params,vdi-params,<vm filters>",
+     "The VM's disks: each VBD's record then its VDI's (vbd-params=, vdi-params= choose the "
+     "columns)."},
+    {"vm-cd-list", cli_cmd_vm_cd_list, "", "vm,vbd-params,vdi-params,<vm filters>",
+     "The VM's CD drives: each VBD's record then its CD's VDI (none when empty)."},
+    {"vm-export", cli_cmd_vm_export, "filename",
+     "vm,compress,metadata,include-snapshots,preserve-power-state,<vm filters>",
+     "Export a VM to an XVA file (compress=true|gzip|zstd; metadata=true: ova.xml alone)."},
+    {"vm-import", cli_cmd_vm_import, "",
+     "filename,url,sr-uuid,sr-name-label,preserve,force,metadata",
+     "Import a VM from an XVA file (or one the server downloads from url=) into the SR (the "
+     "pool's default without one); preserve=true keeps uuid and MACs; prints the new VM's "
+     "uuid."},
+    {"vdi-export", cli_cmd_vdi_export, "uuid,filename", "format,base,progress,--progress",
+     "Write a VDI's content to a file (format=raw or vhd)."},
+    {"vdi-import", cli_cmd_vdi_import, "uuid,filename", "format,progress,--progress",
+     "Write a file (format=raw or vhd) over a VDI's content."},
     {"vm-vif-list", cli_cmd_vm_vif_list, "", "vm,params,--minimal,<vm filters>",
      "List the VIFs of a VM."},
     /* VM power */
@@ -375,6 +392,13 @@ const struct cli_cmd cli_commands[] = {
      "Copy a VDI into an SR (a full copy, with progress); prints the copy's uuid."},
     {"vdi-resize", cli_cmd_vdi_resize, "uuid,disk-size", "",
      "Grow a VDI to disk-size (bytes or with a unit)."},
+    {"vdi-enable-cbt", cli_cmd_vdi_enable_cbt, "uuid", "",
+     "Enable changed block tracking on a VDI."},
+    {"vdi-disable-cbt", cli_cmd_vdi_disable_cbt, "uuid", "",
+     "Disable changed block tracking on a VDI."},
+    {"vdi-list-changed-blocks", cli_cmd_vdi_list_changed_blocks, "vdi-from-uuid,vdi-to-uuid", "",
+     "Write the changed blocks between the two given VDIs to the standard output as a "
+     "base64-encoded bitmap string."},
     {"vbd-create", cli_cmd_vbd_create, "vm-uuid,device", "vdi-uuid,bootable,type,mode,unpluggable",
      "Create a VBD: a disk (type=Disk, vdi-uuid=) or a CD drive (type=CD, empty without "
      "vdi-uuid=); prints its uuid."},

@@ -41,19 +41,34 @@ static const struct {
     {"pool", "uuid,name-label,master"},
 };
 
-/* The fields to show: from "a,b,c", or every field for "all". */
+/* A column of a list or record: a field of the class, or an alias of
+ * records.ml (the uuid or name-label of the object a reference names). */
+struct col {
+    const struct xfield *f;
+    const struct cli_alias *alias;
+};
+
+/* The columns to show: from "a,b,c", or every field then every alias for
+ * "all". Free *out with free(). */
 static bool
-select_fields(const struct xclass *cls, const char *spec, bool strict,
-              const struct xfield ***out, size_t *n_out, struct xerr **errp)
+select_fields(const struct xclass *cls, const char *spec, bool strict, struct col **out,
+              size_t *n_out, struct xerr **errp)
 {
-    const struct xfield **v = calloc(cls->n_fields + 1, sizeof(*v));
+    size_t n_alias = 0, pos = 0;
+    while (cli_alias_at(cls, &pos))
+        n_alias++;
+    size_t cap = cls->n_fields + n_alias + 1;
+    struct col *v = calloc(cap, sizeof(*v));
     size_t n = 0;
     if (!v)
         return xerr_nomem(errp);
     if (strcmp(spec, "all") == 0) {
         for (size_t i = 0; i < cls->n_fields; i++)
             if (!(cls->fields[i].flags & XF_REMOVED))
-                v[n++] = &cls->fields[i];
+                v[n++].f = &cls->fields[i];
+        pos = 0;
+        for (const struct cli_alias *al; (al = cli_alias_at(cls, &pos));)
+            v[n++].alias = al;
     } else {
         char *copy = strdup(spec);
         char *save = NULL;
@@ -63,14 +78,15 @@ select_fields(const struct xclass *cls, const char *spec, bool strict,
         }
         for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
             const struct xfield *f = cli_field_find(cls, t);
-            if (!f && strict) {
+            const struct cli_alias *al = f ? NULL : cli_alias_find(cls, t);
+            if (!f && !al && strict) {
                 cli_err_syntax(errp, "Unknown field '%s'", t);
                 free(copy);
                 free(v);
                 return false;
             }
-            if (f && n < cls->n_fields)
-                v[n++] = f;
+            if ((f || al) && n + 1 < cap)
+                v[n++] = (struct col){f, al};
         }
         free(copy);
     }
@@ -116,6 +132,40 @@ field_text(struct cli_ctx *c, const void *rec, const struct xfield *f, struct st
     cli_value_text(f->type, xrecord_field_cptr(rec, f), cli_ref_uuid, c, sb);
     if (!sb->buf)
         strbuf_puts(sb, "");
+}
+
+/* An alias's value: the referenced object's uuid or name-label, or
+ * "<not in database>" as xe shows a dangling reference. */
+static void
+alias_text(struct cli_ctx *c, const struct xclass *cls, const void *rec,
+           const struct cli_alias *al, struct strbuf *sb)
+{
+    const struct xfield *rf = cli_alias_ref_field(cls, al);
+    const char *ref = *(char *const *)xrecord_field_cptr(rec, rf);
+    const char *v = strcmp(al->target, "uuid") == 0
+                        ? cli_ref_uuid(c, rf->type->ref_class, ref)
+                        : cli_ref_name_label(c, rf->type->ref_class, ref);
+    strbuf_reset(sb);
+    strbuf_puts(sb, v ? v : "<not in database>");
+}
+
+static void
+col_text(struct cli_ctx *c, const struct xclass *cls, const void *rec, const struct col *col,
+         struct strbuf *sb)
+{
+    if (col->alias)
+        alias_text(c, cls, rec, col->alias, sb);
+    else
+        field_text(c, rec, col->f, sb);
+}
+
+static void
+col_key(const struct col *col, struct strbuf *sb)
+{
+    if (col->alias)
+        strbuf_printf(sb, "%s ( RO)", col->alias->name);
+    else
+        cli_field_key(col->f, sb);
 }
 
 /* Whether one filter holds: @value against the field's text, or with
@@ -170,6 +220,16 @@ cli_record_matches(struct cli_ctx *c, const struct xclass *cls, const void *rec,
         if (!arg->value || skipped(arg->key, skip))
             continue;
         const struct xfield *f = cli_field_find(cls, arg->key);
+        const struct cli_alias *al = f ? NULL : cli_alias_find(cls, arg->key);
+        if (al && !arg->subkey) {
+            struct strbuf sb = STRBUF_INIT;
+            alias_text(c, cls, rec, al, &sb);
+            bool holds = strcmp(sb.buf ? sb.buf : "", arg->value) == 0;
+            strbuf_release(&sb);
+            if (!holds)
+                return false;
+            continue;
+        }
         if (!f)
             return cli_err_syntax(errp, "Unknown field '%s'", arg->key);
         if (arg->subkey && f->type->kind != XT_MAP)
@@ -191,14 +251,15 @@ has_filter(const struct cli_args *a, const char *key)
 }
 
 static void
-print_record(struct cli_ctx *c, const void *rec, const struct xfield *const *fields, size_t n)
+print_record(struct cli_ctx *c, const struct xclass *cls, const void *rec,
+             const struct col *fields, size_t n)
 {
     char **keys = calloc(n ? n : 1, sizeof(char *));
     char **vals = calloc(n ? n : 1, sizeof(char *));
     for (size_t i = 0; keys && vals && i < n; i++) {
         struct strbuf k = STRBUF_INIT, v = STRBUF_INIT;
-        cli_field_key(fields[i], &k);
-        field_text(c, rec, fields[i], &v);
+        col_key(&fields[i], &k);
+        col_text(c, cls, rec, &fields[i], &v);
         keys[i] = strbuf_steal(&k, NULL);
         vals[i] = strbuf_steal(&v, NULL);
     }
@@ -218,10 +279,10 @@ cli_cmd_list(struct cli_ctx *c, const struct xclass *cls, const struct cli_args 
 {
     const struct cli_class_types *ct = cli_class_types(cls);
     const char *params = cli_arg_get(a, "params");
-    const struct xfield **fields = NULL;
+    struct col *fields = NULL;
     size_t n_fields = 0;
-    if (!select_fields(cls, params ? params : columns ? columns : default_columns(cls), params != NULL, &fields,
-                       &n_fields, errp))
+    if (!select_fields(cls, params ? params : columns ? columns : default_columns(cls),
+                       params != NULL, &fields, &n_fields, errp))
         return false;
     /* Implicit filters (vm-list hides templates) unless the user chose. */
     struct cli_args implicit = {0};
@@ -259,12 +320,12 @@ cli_cmd_list(struct cli_ctx *c, const struct xclass *cls, const struct cli_args 
                 strbuf_putc(&minimal, ',');
             if (n_fields > 0) {
                 struct strbuf v = STRBUF_INIT;
-                field_text(c, rec, fields[0], &v);
+                col_text(c, cls, rec, &fields[0], &v);
                 cli_minimal_escape(&minimal, v.buf);
                 strbuf_release(&v);
             }
         } else {
-            print_record(c, rec, fields, n_fields);
+            print_record(c, cls, rec, fields, n_fields);
             fprintf(c->out, "\n");
         }
         shown++;
@@ -280,6 +341,20 @@ cli_cmd_list(struct cli_ctx *c, const struct xclass *cls, const struct cli_args 
     }
     free(fields);
     return ok;
+}
+
+bool
+cli_print_record(struct cli_ctx *c, const struct xclass *cls, const void *rec, const char *spec,
+                 struct xerr **errp)
+{
+    struct col *cols = NULL;
+    size_t n = 0;
+    if (!select_fields(cls, spec, true, &cols, &n, errp))
+        return false;
+    print_record(c, cls, rec, cols, n);
+    fprintf(c->out, "\n");
+    free(cols);
+    return true;
 }
 
 bool
@@ -325,11 +400,11 @@ cmd_param_list(struct cli_ctx *c, const struct xclass *cls, const struct cli_arg
         free(ref);
         return false;
     }
-    const struct xfield **fields = NULL;
+    struct col *fields = NULL;
     size_t n = 0;
     bool ok = select_fields(cls, "all", false, &fields, &n, errp);
     if (ok) {
-        print_record(c, rec, fields, n);
+        print_record(c, cls, rec, fields, n);
         fprintf(c->out, "\n");
     }
     free(fields);
@@ -351,6 +426,26 @@ param_field(const struct xclass *cls, const struct cli_args *a, const struct xfi
     return true;
 }
 
+/* param-get of an alias (param-name=vm-uuid). */
+static bool
+alias_param_get(struct cli_ctx *c, const struct xclass *cls, const struct cli_args *a,
+                const struct cli_alias *al, struct xerr **errp)
+{
+    char *ref = NULL;
+    void *rec = NULL;
+    if (!cli_ref_from_uuid_arg(c, cls, a, &ref, errp) || !get_record(c, cls, ref, &rec, errp)) {
+        free(ref);
+        return false;
+    }
+    struct strbuf sb = STRBUF_INIT;
+    alias_text(c, cls, rec, al, &sb);
+    fprintf(c->out, "%s\n", sb.buf ? sb.buf : "");
+    strbuf_release(&sb);
+    xrecord_free(cls, rec);
+    free(ref);
+    return true;
+}
+
 static bool
 cmd_param_get(struct cli_ctx *c, const struct xclass *cls, const struct cli_args *a,
               struct xerr **errp)
@@ -358,6 +453,11 @@ cmd_param_get(struct cli_ctx *c, const struct xclass *cls, const struct cli_args
     const struct xfield *f;
     char *ref = NULL;
     void *rec = NULL;
+    const char *pname = cli_arg_get(a, "param-name");
+    const struct cli_alias *al =
+        pname && !cli_field_find(cls, pname) ? cli_alias_find(cls, pname) : NULL;
+    if (al)
+        return alias_param_get(c, cls, a, al, errp);
     if (!param_field(cls, a, &f, errp) || !cli_ref_from_uuid_arg(c, cls, a, &ref, errp))
         return false;
     if (!get_record(c, cls, ref, &rec, errp)) {

@@ -94,6 +94,97 @@ cli_field_find(const struct xclass *cls, const char *name)
     return NULL;
 }
 
+/* xapi's records.ml shows, beside a record's own fields, the uuid and
+ * name-label of the objects some of its references name, and xe filters and
+ * prints them like fields: `xe vbd-list vm-uuid=<uuid> params=vdi-uuid`.
+ * One table for every class: (class, CLI name, the reference field, the
+ * referenced object's field). Rows whose class or field this model lacks are
+ * never found. */
+static const struct cli_alias aliases[] = {
+    {"VBD", "vm-uuid", "VM", "uuid"},
+    {"VBD", "vm-name-label", "VM", "name_label"},
+    {"VBD", "vdi-uuid", "VDI", "uuid"},
+    {"VBD", "vdi-name-label", "VDI", "name_label"},
+    {"VIF", "vm-uuid", "VM", "uuid"},
+    {"VIF", "vm-name-label", "VM", "name_label"},
+    {"VIF", "network-uuid", "network", "uuid"},
+    {"VIF", "network-name-label", "network", "name_label"},
+    {"VDI", "sr-uuid", "SR", "uuid"},
+    {"VDI", "sr-name-label", "SR", "name_label"},
+    {"PBD", "host-uuid", "host", "uuid"},
+    {"PBD", "host-name-label", "host", "name_label"},
+    {"PBD", "sr-uuid", "SR", "uuid"},
+    {"PBD", "sr-name-label", "SR", "name_label"},
+    {"PIF", "host-uuid", "host", "uuid"},
+    {"PIF", "host-name-label", "host", "name_label"},
+    {"PIF", "network-uuid", "network", "uuid"},
+    {"PIF", "network-name-label", "network", "name_label"},
+    {"console", "vm-uuid", "VM", "uuid"},
+    {"console", "vm-name-label", "VM", "name_label"},
+    {"crashdump", "vm-uuid", "VM", "uuid"},
+    {"crashdump", "vm-name-label", "VM", "name_label"},
+    {"crashdump", "vdi-uuid", "VDI", "uuid"},
+    {"host_crashdump", "host-uuid", "host", "uuid"},
+    {"host_cpu", "host-uuid", "host", "uuid"},
+    {"host", "crash-dump-sr-uuid", "crash_dump_sr", "uuid"},
+    {"host", "suspend-image-sr-uuid", "suspend_image_sr", "uuid"},
+    {"host", "control-domain-uuid", "control_domain", "uuid"},
+    {"PCI", "host-uuid", "host", "uuid"},
+    {"PCI", "host-name-label", "host", "name_label"},
+    {"PGPU", "host-uuid", "host", "uuid"},
+    {"PGPU", "host-name-label", "host", "name_label"},
+    {"PGPU", "gpu-group-uuid", "GPU_group", "uuid"},
+    {"PGPU", "gpu-group-name-label", "GPU_group", "name_label"},
+    {"PGPU", "pci-uuid", "PCI", "uuid"},
+    {"VGPU", "vm-uuid", "VM", "uuid"},
+    {"VGPU", "vm-name-label", "VM", "name_label"},
+    {"VGPU", "gpu-group-uuid", "GPU_group", "uuid"},
+    {"VGPU", "gpu-group-name-label", "GPU_group", "name_label"},
+    {"VGPU", "type-uuid", "type", "uuid"},
+    {"VTPM", "vm-uuid", "VM", "uuid"},
+    {"VTPM", "vm-name-label", "VM", "name_label"},
+    {"PUSB", "host-uuid", "host", "uuid"},
+    {"PUSB", "host-name-label", "host", "name_label"},
+    {"PUSB", "usb-group-uuid", "USB_group", "uuid"},
+    {"VUSB", "vm-uuid", "VM", "uuid"},
+    {"VUSB", "vm-name-label", "VM", "name_label"},
+    {"VUSB", "usb-group-uuid", "USB_group", "uuid"},
+    {"VUSB", "usb-group-name-label", "USB_group", "name_label"},
+    {"PVS_proxy", "pvs-site-uuid", "site", "uuid"},
+    {"PVS_proxy", "vif-uuid", "VIF", "uuid"},
+    {"PVS_server", "pvs-site-uuid", "site", "uuid"},
+    {"PVS_cache_storage", "host-uuid", "host", "uuid"},
+    {"PVS_cache_storage", "sr-uuid", "SR", "uuid"},
+    {"PVS_cache_storage", "vdi-uuid", "VDI", "uuid"},
+    {"PVS_cache_storage", "pvs-site-uuid", "site", "uuid"},
+};
+
+const struct cli_alias *
+cli_alias_find(const struct xclass *cls, const char *name)
+{
+    for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++)
+        if (strcmp(aliases[i].cls, cls->name) == 0 && name_eq(aliases[i].name, name) &&
+            cli_alias_ref_field(cls, &aliases[i]))
+            return &aliases[i];
+    return NULL;
+}
+
+const struct cli_alias *
+cli_alias_at(const struct xclass *cls, size_t *pos)
+{
+    for (; *pos < sizeof(aliases) / sizeof(aliases[0]); (*pos)++)
+        if (strcmp(aliases[*pos].cls, cls->name) == 0 && cli_alias_ref_field(cls, &aliases[*pos]))
+            return &aliases[(*pos)++];
+    return NULL;
+}
+
+const struct xfield *
+cli_alias_ref_field(const struct xclass *cls, const struct cli_alias *al)
+{
+    const struct xfield *f = xclass_field(cls, al->ref_field);
+    return f && f->type->kind == XT_REF && f->type->cls ? f : NULL;
+}
+
 const char *
 cli_field_qual(const struct xfield *f)
 {

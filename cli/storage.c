@@ -157,6 +157,34 @@ cli_cmd_vdi_resize(struct cli_ctx *c, const struct cli_args *a, struct xerr **er
     return ok ? 0 : 1;
 }
 
+int
+cli_cmd_vdi_enable_cbt(struct cli_ctx *c, const struct cli_args *a, struct xerr **errp)
+{
+    return cli_verb_on_uuid(c, a, "VDI", xc_vdi_enable_cbt, errp);
+}
+
+int
+cli_cmd_vdi_disable_cbt(struct cli_ctx *c, const struct cli_args *a, struct xerr **errp)
+{
+    return cli_verb_on_uuid(c, a, "VDI", xc_vdi_disable_cbt, errp);
+}
+
+/* The bitmap as VDI.list_changed_blocks gives it (base64), on stdout. */
+int
+cli_cmd_vdi_list_changed_blocks(struct cli_ctx *c, const struct cli_args *a, struct xerr **errp)
+{
+    char *from = NULL, *to = NULL, *bitmap = NULL;
+    bool ok = cli_ref_arg(c, a, "vdi-from-uuid", "VDI", &from, errp) &&
+              cli_ref_arg(c, a, "vdi-to-uuid", "VDI", &to, errp) &&
+              xc_vdi_list_changed_blocks(c->xc, from, to, &bitmap, errp);
+    if (ok)
+        fprintf(c->out, "%s\n", bitmap);
+    free(from);
+    free(to);
+    free(bitmap);
+    return ok ? 0 : 1;
+}
+
 /* ------------------------------------------------------------------ VBD */
 
 /* vbd-create: a Disk (vdi-uuid= required) or a CD drive (empty without

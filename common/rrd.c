@@ -179,6 +179,39 @@ rrd_ds_index(struct rrd *r, const char *name)
     return (int)r->n_ds++;
 }
 
+int
+rrd_ds_find(const struct rrd *r, const char *name)
+{
+    for (unsigned i = 0; i < r->n_ds; i++)
+        if (strcmp(r->names[i], name) == 0)
+            return (int)i;
+    return -ENOENT;
+}
+
+int
+rrd_ds_remove(struct rrd *r, const char *name)
+{
+    unsigned k = 0;
+    while (k < r->n_ds && strcmp(r->names[k], name) != 0)
+        k++;
+    if (k == r->n_ds)
+        return -ENOENT;
+    unsigned old = r->n_ds, narrow = old - 1;
+    /* in place: row by row, each row moves left over the removed column */
+    for (int i = 0; i < N_RRA; i++) {
+        struct rra *a = &r->rra[i];
+        for (unsigned row = 0; row < a->rows; row++)
+            for (unsigned d = 0; d < narrow; d++)
+                a->ring[row * narrow + d] = a->ring[row * old + d + (d >= k)];
+        memmove(a->acc + k, a->acc + k + 1, sizeof(*a->acc) * (old - k - 1));
+        memmove(a->acc_n + k, a->acc_n + k + 1, sizeof(*a->acc_n) * (old - k - 1));
+    }
+    free(r->names[k]);
+    memmove(r->names + k, r->names + k + 1, sizeof(*r->names) * (old - k - 1));
+    r->n_ds = narrow;
+    return 0;
+}
+
 /* One primary data point at time @t (a multiple of the step). */
 static void
 push_pdp(struct rrd *r, int64_t t, const double *v, unsigned n)

@@ -31,6 +31,11 @@ void rrd_free(struct rrd *r);
  * -ENOSPC past RRD_MAX_DS, -EINVAL for an empty name or one with a control
  * character, -ENOMEM. */
 int rrd_ds_index(struct rrd *r, const char *name);
+/* Drops data source @name and every archived value of it (xapi's
+ * Rrd.rrd_remove_ds); the others keep theirs. 0, or -ENOENT when missing. */
+int rrd_ds_remove(struct rrd *r, const char *name);
+/* The index of data source @name, or -ENOENT. */
+int rrd_ds_find(const struct rrd *r, const char *name);
 unsigned rrd_n_ds(const struct rrd *r);
 const char *rrd_ds_name(const struct rrd *r, unsigned i);
 

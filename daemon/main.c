@@ -25,6 +25,8 @@
 #include "api/bootstrap.h"
 #include "api/console.h"
 #include "api/vdi_transfer.h"
+#include "api/vm_export.h"
+#include "api/vm_import.h"
 #include "api/domains.h"
 #include "api/guest_metrics.h"
 #include "api/guest_kernel.h"
@@ -46,6 +48,7 @@
 #include "rpc/session.h"
 #include "http/static_files.h"
 #include "rpc/task.h"
+#include "xapi_model.h"
 
 #define VESSELD_VERSION "0.1.0"
 #define WORKERS_MIN 4 /* worker threads kept while idle */
@@ -80,6 +83,10 @@ struct options {
     unsigned max_connections;
     unsigned max_per_address;
     unsigned unauth_timeout_s;
+    const char *store;          /* sqlite or etcd */
+    const char *etcd_endpoints; /* --etcd-endpoints, comma-separated URLs */
+    const char *etcd_prefix;
+    bool pool_member;
 };
 
 static void
@@ -129,6 +136,17 @@ usage(FILE *out)
             "  --unauthenticated-timeout SECONDS  a TCP/TLS connection that has made no\n"
             "                            authenticated request is closed after this many\n"
             "                            idle seconds (default 10; afterwards 120)\n"
+            "  --store sqlite|etcd       where objects are kept: DIR/vessel.db (default), or\n"
+            "                            a pool's etcd cluster (etcd 3.4 or later, v3 API)\n"
+            "  --etcd-endpoints URL,...  the etcd members' client URLs, tried in turn\n"
+            "                            (default http://127.0.0.1:2379)\n"
+            "  --etcd-prefix PREFIX      the pool's keys in etcd, e.g. /vessel/pool0\n"
+            "                            (default /vessel/default)\n"
+            "  --pool-member             with --store etcd: use the pool and host already\n"
+            "                            in the store instead of this host's own objects;\n"
+            "                            leaves VMs, storage collection and host metrics to\n"
+            "                            the vesseld that made them (pool membership comes\n"
+            "                            later)\n"
             "  --log-level error|warn|info|debug\n"
             "  --ui-dir DIR              the web UI's files, served at / (default: ui/ beside\n"
             "                            the vesseld binary, where the build puts them; none)\n"
@@ -311,6 +329,10 @@ parse_options(int argc, char **argv, struct options *o)
         {"unauthenticated-timeout", required_argument, NULL, 'U'},
         {"log-level", required_argument, NULL, 'L'},
         {"ui-dir", required_argument, NULL, 'w'},
+        {"store", required_argument, NULL, 's'},
+        {"etcd-endpoints", required_argument, NULL, 'e'},
+        {"etcd-prefix", required_argument, NULL, 'p'},
+        {"pool-member", no_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -411,16 +433,73 @@ parse_options(int argc, char **argv, struct options *o)
             log_set_level((enum log_level)level);
             break;
         }
+        case 's':
+            if (strcmp(optarg, "sqlite") && strcmp(optarg, "etcd")) {
+                fprintf(stderr, "vesseld: --store takes sqlite or etcd\n");
+                return 2;
+            }
+            o->store = optarg;
+            break;
+        case 'e':
+            if (strchr(optarg, ';')) {
+                fprintf(stderr, "vesseld: --etcd-endpoints takes URLs separated by commas\n");
+                return 2;
+            }
+            o->etcd_endpoints = optarg;
+            break;
+        case 'p':
+            /* ';' separates the endpoints from the prefix in the store's spec (db/store.h) */
+            if (optarg[0] != '/' || strpbrk(optarg, ";@")) {
+                fprintf(stderr, "vesseld: --etcd-prefix starts with / and has no ; or @\n");
+                return 2;
+            }
+            o->etcd_prefix = optarg;
+            break;
+        case 'm': o->pool_member = true; break;
         case 'h': usage(stdout); return 1;
         case 'V': printf("vesseld %s\n", VESSELD_VERSION); return 1;
         default: usage(stderr); return 2;
         }
+    }
+    if (strcmp(o->store, "etcd") && (o->pool_member || o->etcd_endpoints || o->etcd_prefix)) {
+        fprintf(stderr, "vesseld: --etcd-endpoints, --etcd-prefix and --pool-member need "
+                        "--store etcd\n");
+        return 2;
     }
     if (optind < argc) {
         fprintf(stderr, "vesseld: unexpected argument %s\n", argv[optind]);
         return 2;
     }
     return 0;
+}
+
+static bool
+first_pool(void *opaque, const char *ref, const void *rec)
+{
+    const struct xapi_pool_record *p = rec;
+    char **refs = opaque;
+    refs[0] = strdup(ref);
+    refs[1] = strdup(p->master);
+    return false;
+}
+
+/* --pool-member: the pool and host that the store's first vesseld made stand
+ * for this one too, until pool.join gives each host its own objects. */
+static bool
+use_pool_in_store(struct server *srv, struct xerr **errp)
+{
+    char *refs[2] = {NULL, NULL};
+    db_foreach(srv->db, &xapi_class_pool, first_pool, refs);
+    if (!refs[0] || !refs[1]) {
+        free(refs[0]);
+        free(refs[1]);
+        return xerr_internal(errp, "--pool-member: the store has no pool yet; start its first "
+                                   "vesseld without --pool-member");
+    }
+    srv->pool_ref = refs[0];
+    srv->host_ref = refs[1];
+    log_info("vesseld.pool_member", "pool=%s host=%s", refs[0], refs[1]);
+    return true;
 }
 
 /* The HTTP routes: console tunnels, the UI's files, then the RPC endpoints. */
@@ -472,6 +551,7 @@ main(int argc, char **argv)
         .qemu_uid_base = -1,
         .vhd_uid_base = -1,
         .cgroup_root = "/sys/fs/cgroup",
+        .store = "sqlite",
     };
     int rc = parse_options(argc, argv, &o);
     if (rc)
@@ -505,7 +585,15 @@ main(int argc, char **argv)
         return 1;
     }
     o.data_dir = data_dir_abs;
-    char *db_path = path_in(o.data_dir, "vessel.db");
+    char *db_path = NULL;
+    if (strcmp(o.store, "etcd") == 0) {
+        if (asprintf(&db_path, "etcd:%s;%s",
+                     o.etcd_endpoints ? o.etcd_endpoints : "http://127.0.0.1:2379",
+                     o.etcd_prefix ? o.etcd_prefix : "/vessel/default") < 0)
+            db_path = NULL;
+    } else {
+        db_path = path_in(o.data_dir, "vessel.db");
+    }
     char *passwd_path = path_in(o.data_dir, "passwd");
     char *tls_dir = path_in(o.data_dir, "tls");
     char *cert = o.tls_cert ? strdup(o.tls_cert) : path_in(o.data_dir, "tls/cert.pem");
@@ -529,7 +617,9 @@ main(int argc, char **argv)
                                                      : root ? 200000 : 0),
                          .vhd_uid_base = (unsigned)(o.vhd_uid_base >= 0 ? o.vhd_uid_base
                                                     : root ? 300000 : 0),
-                         .cgroup_root = strcmp(o.cgroup_root, "none") ? o.cgroup_root : NULL};
+                         .cgroup_root = strcmp(o.cgroup_root, "none") ? o.cgroup_root : NULL,
+                         .tls_cert_path = cert,
+                         .tls_key_path = key};
     if (srv.qemu_uid_base && srv.vhd_uid_base &&
         (srv.qemu_uid_base > srv.vhd_uid_base ? srv.qemu_uid_base - srv.vhd_uid_base
                                               : srv.vhd_uid_base - srv.qemu_uid_base) < 65536) {
@@ -572,7 +662,7 @@ main(int argc, char **argv)
     }
     if (ensure_root(srv.auth, &o) < 0)
         goto out;
-    if (!bootstrap_run(&srv, &err)) {
+    if (o.pool_member ? !use_pool_in_store(&srv, &err) : !bootstrap_run(&srv, &err)) {
         char d[512];
         log_error("vesseld.bootstrap", "error=\"%s\"", xerr_describe(err, d, sizeof(d)));
         goto out;
@@ -582,8 +672,10 @@ main(int argc, char **argv)
         log_error("vesseld.backend", "backend=%s reason=\"%s\"", o.backend, why);
         goto out;
     }
-    vm_lifecycle_reconcile(&srv);
-    storage_recover(&srv); /* before any call can start a storage operation */
+    if (!o.pool_member) { /* a member's store holds another vesseld's VMs and SRs */
+        vm_lifecycle_reconcile(&srv);
+        storage_recover(&srv); /* before any call can start a storage operation */
+    }
     if (events_start(&srv, &srv.events) < 0) {
         log_error("vesseld.start", "reason=events-thread");
         goto out;
@@ -594,6 +686,7 @@ main(int argc, char **argv)
         log_write_errno(LOG_ERROR, -rc, "vesseld.rrd", "dir=%s/rrd", o.data_dir);
         goto out;
     }
+    srv.rrd = rrd_store;
     open_ui_dir(o.ui_dir);
     char hostname[256] = "localhost";
     gethostname(hostname, sizeof(hostname) - 1);
@@ -615,7 +708,8 @@ main(int argc, char **argv)
         log_error("vesseld.listen", "reason=\"%s\"", why);
         goto out;
     }
-    if (!vdi_transfer_register(&srv, http))
+    if (!vdi_transfer_register(&srv, http) || !vm_export_register(&srv, http) ||
+        !vm_import_register(&srv, http))
         goto out;
     char pid[32];
     snprintf(pid, sizeof(pid), "%ld", (long)getpid());
@@ -630,7 +724,8 @@ main(int argc, char **argv)
               http_server_port(http), o.tls_listen, http_server_tls_port(http), unix_path,
               o.data_dir, domains_backend_name(srv.domains));
 
-    storage_gc_start(&srv, (unsigned)o.storage_gc_s);
+    if (!o.pool_member)
+        storage_gc_start(&srv, (unsigned)o.storage_gc_s);
     if ((rc = guest_metrics_start(&srv, 10)) < 0)
         log_warn_errno(-rc, "vesseld.guest_metrics", "no guest metrics: the thread did not start");
 
@@ -643,7 +738,8 @@ main(int argc, char **argv)
             log_info("vesseld.stop", "signal=%s", sig == SIGTERM ? "TERM" : "INT");
             break;
         }
-        metrics_update(&srv);
+        if (!o.pool_member)
+            metrics_update(&srv);
         if (ticks % gc_every == 0)
             housekeeping(&srv);
     }
@@ -653,7 +749,10 @@ out:
     storage_gc_stop(&srv);
     guest_metrics_stop(&srv);
     events_stop(srv.events); /* answers long polls while their connections live */
+    if (srv.db) /* the store's follower thread commits until db_close */
+        db_set_commit_hook(srv.db, NULL, NULL);
     http_server_stop(http);
+    srv.rrd = NULL;
     rrd_store_stop(rrd_store); /* saves the rrds in DATA/rrd/ */
     static_files_free(ui_files);
     events_free(srv.events);
@@ -678,5 +777,13 @@ out:
     free(audit_path);
     free(data_dir_abs);
     guest_kernel_dirs_free(&srv);
+    if (status == 0 && srv.restart_requested) {
+        /* host.restart_agent: the same program and options, a fresh process
+         * image (guests and their disk servers are found again at start) */
+        log_info("vesseld.restart", "exec=/proc/self/exe");
+        execv("/proc/self/exe", argv);
+        log_error("vesseld.restart", "exec failed: %s", strerror(errno));
+        return 1;
+    }
     return status;
 }

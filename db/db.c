@@ -16,18 +16,33 @@
  *      generation, and db->gen moves to it only once the backend committed;
  *  (4) reverse-link sets are only written by relink(): they always equal the
  *      set of objects whose forward ref names the object.
+ *
+ * A shared store (etcd: db/store_etcd.c) has other writers. Then a commit's
+ * generation is the one the backend gave it (the etcd revision), stamped on
+ * the batch's objects after the commit; db->gen, the generation event.from
+ * reports complete up to, moves only as the backend's follower reports
+ * generations in order (apply_remote), our own commits included, so no
+ * token ever skips another writer's earlier commit; a write returns once
+ * its own generation came back that way, so a token read after it covers
+ * it, as on one host. A commit that lost a
+ * compare-and-swap (-EAGAIN) is rolled back in memory like any failed batch;
+ * the single-object writes (db_update, db_create, db_destroy, db_touch) wait
+ * for the follower to bring the other writer's change, then run again.
  */
 #include "db/db.h"
 
 #include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "common/hashmap.h"
+#include "common/log.h"
 #include "common/strbuf.h"
 #include "db/enc_cache.h"
 #include "db/store.h"
@@ -35,6 +50,11 @@
 #include "xapi_errors.h"
 
 #define TOMB_MAX 100000
+/* How long a single-object write keeps trying while other hosts' commits
+ * to the same object keep winning (a host writing one object in a loop wins
+ * until it stops: its own memory is always current). */
+#define CONFLICT_RETRY_MS 10000
+#define CATCH_UP_WAIT_MS 5000
 
 struct dbobj {
     char *ref;
@@ -73,6 +93,11 @@ struct dbclass {
     size_t n_links;
 };
 
+struct unconfirmed_del {
+    char *ref;
+    uint64_t gen;
+};
+
 struct undo {
     const struct xclass *cls;
     struct dbobj *obj;  /* the live object (or the removed one, when deleted) */
@@ -101,6 +126,14 @@ struct db {
 
     db_commit_fn *on_commit;
     void *on_commit_opaque;
+
+    bool shared;             /* store_shared(): other writers commit too */
+    /* Shared store: objects this process deleted whose deletion the follower
+     * has not reported yet (struct unconfirmed_del by ref), so that an
+     * earlier commit arriving meanwhile does not bring them back. */
+    struct hashmap unconfirmed_dels;
+    pthread_mutex_t gen_mu;  /* with gen_cv: waits for db->gen to reach a generation */
+    pthread_cond_t gen_cv;
 };
 
 /* ------------------------------------------------------------------ ids */
@@ -372,7 +405,7 @@ tomb_add(struct db *db, const struct xclass *cls, const char *ref, uint64_t gen,
 }
 
 static int
-persist(struct db *db)
+persist(struct db *db, uint64_t *committed)
 {
     int rc = store_begin(db->store);
     if (rc < 0)
@@ -382,7 +415,8 @@ persist(struct db *db)
         struct dbobj *o = u->obj;
         if (u->deleted) {
             if (u->existed)
-                rc = store_delete(db->store, u->cls, o->ref, db->batch_gen, o->gen_created);
+                rc = store_delete(db->store, u->cls, o->ref, db->batch_gen, o->gen_created,
+                                  u->old_gen_modified);
             continue;
         }
         size_t len;
@@ -391,17 +425,64 @@ persist(struct db *db)
             rc = -ENOMEM;
             break;
         }
-        rc = store_put(db->store, u->cls, o->ref, o->gen_created, o->gen_modified, json, len);
+        rc = store_put(db->store, u->cls, o->ref, o->gen_created, o->gen_modified,
+                       u->existed ? u->old_gen_modified : 0, json, len);
         free(json);
     }
     if (rc == 0)
-        return store_commit(db->store, db->batch_gen);
+        return store_commit(db->store, db->batch_gen, committed);
     store_rollback(db->store);
     return rc;
 }
 
-bool
-db_batch_end(struct db *db, bool ok, struct xerr **errp)
+static void
+unconfirmed_del_free(void *v)
+{
+    struct unconfirmed_del *d = v;
+    free(d->ref);
+    free(d);
+}
+
+static void
+remember_deletion(struct db *db, const char *ref, uint64_t gen)
+{
+    struct unconfirmed_del *d = calloc(1, sizeof(*d));
+    if (d)
+        d->gen = gen;
+    if (!d || !(d->ref = strdup(ref)) || hashmap_put(&db->unconfirmed_dels, d->ref, d) < 0) {
+        if (d)
+            free(d->ref);
+        free(d);
+        log_warn("db.remote", "ref=%s reason=out-of-memory", ref); /* at worst it reappears
+                                                                      until the deletion comes */
+    }
+}
+
+static void wait_for_gen(struct db *db, uint64_t gen);
+
+/* A shared store gave the commit generation @gen, not batch_gen: the
+ * batch's objects move to it (and to the tail of their lists). */
+static void
+restamp(struct db *db, uint64_t gen)
+{
+    for (size_t i = 0; i < db->n_undo; i++) {
+        struct undo *u = &db->undo[i];
+        if (u->deleted)
+            continue;
+        if (!u->existed)
+            u->obj->gen_created = gen;
+        u->obj->gen_modified = gen;
+        struct dbclass *dc = dbclass_of(db, u->cls);
+        list_unlink(dc, u->obj);
+        list_insert_ordered(dc, u->obj);
+    }
+    db->batch_gen = gen;
+}
+
+/* Ends the outermost batch. On a lost compare-and-swap, *@conflict (when not
+ * NULL) is the generation to wait for before trying again. */
+static bool
+batch_end(struct db *db, bool ok, struct xerr **errp, uint64_t *conflict)
 {
     assert(in_batch(db) && db->batch_depth > 0); /* invariant 1: we hold the write lock */
     if (--db->batch_depth > 0) {
@@ -411,26 +492,36 @@ db_batch_end(struct db *db, bool ok, struct xerr **errp)
     }
     bool failed = !ok || db->batch_failed;
     int rc = 0;
-    uint64_t committed = 0;
+    uint64_t committed = 0, stamped = 0, own = 0;
     if (!failed && db->n_undo > 0) {
-        rc = persist(db);
+        rc = persist(db, &stamped);
         if (rc < 0)
             failed = true;
     }
     if (failed) {
         rollback_memory(db);
     } else if (db->n_undo > 0) {
-        assert(db->batch_gen == db->gen + 1); /* invariant 3: one generation per batch */
+        /* invariant 3: one generation per batch */
+        assert(db->shared ? stamped > db->gen : stamped == db->gen + 1);
+        if (stamped != db->batch_gen)
+            restamp(db, stamped);
         for (size_t i = 0; i < db->n_undo; i++) {
             struct undo *u = &db->undo[i];
             if (u->deleted) {
-                if (u->existed)
+                if (u->existed) {
                     tomb_add(db, u->cls, u->obj->ref, db->batch_gen, u->obj->gen_created);
+                    if (db->shared)
+                        remember_deletion(db, u->obj->ref, db->batch_gen);
+                }
                 obj_free(u->cls, u->obj);
             }
         }
-        db->gen = db->batch_gen;
-        committed = db->gen;
+        if (!db->shared) {
+            db->gen = db->batch_gen;
+            committed = db->gen;
+        } else {
+            own = db->batch_gen; /* apply_remote reports it, in order */
+        }
     }
     for (size_t i = 0; i < db->n_undo; i++)
         xrecord_free(db->undo[i].cls, db->undo[i].old_rec);
@@ -441,9 +532,78 @@ db_batch_end(struct db *db, bool ok, struct xerr **errp)
     pthread_mutex_unlock(&db->writer);
     if (committed && db->on_commit)
         db->on_commit(db->on_commit_opaque, committed);
+    /* A call that returns has its change in the generation event.from
+     * answers from (a token read after a write covers it, as on one host):
+     * wait for the watch to bring it back, a millisecond or so. */
+    if (own)
+        wait_for_gen(db, own);
+    if (rc == -EAGAIN) {
+        /* Another host changed an object this batch wrote: nothing was
+         * written; the caller may try again on the newer state. */
+        if (conflict)
+            *conflict = stamped;
+        return xerr_too_busy(errp);
+    }
     if (rc < 0)
         return xerr_internal(errp, "database commit failed: %s", store_error(db->store));
     return !failed;
+}
+
+bool
+db_batch_end(struct db *db, bool ok, struct xerr **errp)
+{
+    return batch_end(db, ok, errp, NULL);
+}
+
+/* Waits (bounded) until the follower applied generation @gen. */
+static void
+wait_for_gen(struct db *db, uint64_t gen)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += CATCH_UP_WAIT_MS / 1000;
+    pthread_mutex_lock(&db->gen_mu);
+    while (db_generation(db) < gen)
+        if (pthread_cond_timedwait(&db->gen_cv, &db->gen_mu, &until) != 0)
+            break;
+    pthread_mutex_unlock(&db->gen_mu);
+}
+
+static long
+ms_since(const struct timespec *t0)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - t0->tv_sec) * 1000L + (now.tv_nsec - t0->tv_nsec) / 1000000L;
+}
+
+/* Whether a single-object write that just ended should run again: it lost a
+ * compare-and-swap, was not inside a caller's batch, and has time left. It
+ * then waits for the winner's change, and a little more the more it lost
+ * (up to 32 ms, at random), so that two hosts on one object take turns. */
+static bool
+retry_after_conflict(struct db *db, bool ok, uint64_t conflict, struct timespec *t0,
+                     int *attempt, struct xerr **errp)
+{
+    if (ok || !conflict)
+        return false;
+    if (*attempt == 0)
+        clock_gettime(CLOCK_MONOTONIC, t0);
+    else if (ms_since(t0) >= CONFLICT_RETRY_MS)
+        return false;
+    if (errp) {
+        xerr_free(*errp);
+        *errp = NULL;
+    }
+    wait_for_gen(db, conflict);
+    unsigned r = 0;
+    if (getrandom(&r, sizeof(r), 0) == sizeof(r)) {
+        unsigned cap = *attempt < 5 ? 1u << *attempt : 32u;
+        unsigned us = r % (cap * 1000u);
+        nanosleep(&(struct timespec){0, (long)us * 1000L}, NULL);
+    }
+    ++*attempt;
+    return true;
 }
 
 /* ------------------------------------------------------------------ reverse links */
@@ -485,9 +645,9 @@ relink(struct db *db, const struct xclass *cls, const char *ref, const void *old
 
 /* ------------------------------------------------------------------ writes */
 
-bool
-db_create(struct db *db, const struct xclass *cls, const char *ref, void *rec, char **ref_out,
-          struct xerr **errp)
+static bool
+create_once(struct db *db, const struct xclass *cls, const char *ref, void *rec, char **ref_out,
+            struct xerr **errp, uint64_t *conflict)
 {
     char **uuidp = xrecord_field_ptr(rec, &cls->fields[cls->uuid_field]);
     struct dbobj *o = calloc(1, sizeof(*o));
@@ -538,7 +698,7 @@ db_create(struct db *db, const struct xclass *cls, const char *ref, void *rec, c
         ok = xerr_nomem(errp);
     if (o)
         obj_free(cls, o);
-    if (!db_batch_end(db, ok, errp)) {
+    if (!batch_end(db, ok, errp, conflict)) {
         free(copy);
         return false;
     }
@@ -548,7 +708,28 @@ db_create(struct db *db, const struct xclass *cls, const char *ref, void *rec, c
 }
 
 bool
-db_destroy(struct db *db, const struct xclass *cls, const char *ref, struct xerr **errp)
+db_create(struct db *db, const struct xclass *cls, const char *ref, void *rec, char **ref_out,
+          struct xerr **errp)
+{
+    if (!db->shared || in_batch(db))
+        return create_once(db, cls, ref, rec, ref_out, errp, NULL);
+    /* A retry needs the record again: each attempt gets a copy. */
+    bool ok;
+    int attempt = 0;
+    struct timespec t0;
+    uint64_t conflict;
+    do {
+        conflict = 0;
+        void *copy = xrecord_copy(cls, rec);
+        ok = copy ? create_once(db, cls, ref, copy, ref_out, errp, &conflict) : xerr_nomem(errp);
+    } while (retry_after_conflict(db, ok, conflict, &t0, &attempt, errp));
+    xrecord_free(cls, rec);
+    return ok;
+}
+
+static bool
+destroy_once(struct db *db, const struct xclass *cls, const char *ref, struct xerr **errp,
+             uint64_t *conflict)
 {
     db_batch_begin(db);
     struct dbobj *o = lookup(db, cls, ref);
@@ -564,19 +745,33 @@ db_destroy(struct db *db, const struct xclass *cls, const char *ref, struct xerr
             undo_of(db, o)->deleted = true;
         }
     }
-    return db_batch_end(db, ok, errp);
+    return batch_end(db, ok, errp, conflict);
 }
 
 bool
-db_update(struct db *db, const struct xclass *cls, const char *ref, db_update_fn *fn,
-          void *opaque, struct xerr **errp)
+db_destroy(struct db *db, const struct xclass *cls, const char *ref, struct xerr **errp)
+{
+    bool outer = db->shared && !in_batch(db), ok;
+    int attempt = 0;
+    struct timespec t0;
+    uint64_t conflict;
+    do {
+        conflict = 0;
+        ok = destroy_once(db, cls, ref, errp, outer ? &conflict : NULL);
+    } while (retry_after_conflict(db, ok, conflict, &t0, &attempt, errp));
+    return ok;
+}
+
+static bool
+update_once(struct db *db, const struct xclass *cls, const char *ref, db_update_fn *fn,
+            void *opaque, struct xerr **errp, uint64_t *conflict)
 {
     db_batch_begin(db);
     struct dbobj *o = lookup(db, cls, ref);
     bool ok;
     if (!o) {
         ok = xerr_handle_invalid(errp, cls->name, ref);
-        return db_batch_end(db, ok, errp);
+        return batch_end(db, ok, errp, conflict);
     }
     bool fresh = o->batch_seen != db->batch_id;
     void *before = xrecord_copy(cls, o->rec);
@@ -618,7 +813,22 @@ db_update(struct db *db, const struct xclass *cls, const char *ref, db_update_fn
         before = NULL;
     }
     xrecord_free(cls, before);
-    return db_batch_end(db, ok, errp);
+    return batch_end(db, ok, errp, conflict);
+}
+
+bool
+db_update(struct db *db, const struct xclass *cls, const char *ref, db_update_fn *fn,
+          void *opaque, struct xerr **errp)
+{
+    bool outer = db->shared && !in_batch(db), ok;
+    int attempt = 0;
+    struct timespec t0;
+    uint64_t conflict;
+    do {
+        conflict = 0;
+        ok = update_once(db, cls, ref, fn, opaque, errp, outer ? &conflict : NULL);
+    } while (retry_after_conflict(db, ok, conflict, &t0, &attempt, errp));
+    return ok;
 }
 
 struct set_field_args {
@@ -647,8 +857,9 @@ db_set_field(struct db *db, const struct xclass *cls, const char *ref, const str
     return db_update(db, cls, ref, set_field_cb, &a, errp);
 }
 
-bool
-db_touch(struct db *db, const struct xclass *cls, const char *ref, struct xerr **errp)
+static bool
+touch_once(struct db *db, const struct xclass *cls, const char *ref, struct xerr **errp,
+           uint64_t *conflict)
 {
     db_batch_begin(db);
     struct dbobj *o = lookup(db, cls, ref);
@@ -657,7 +868,21 @@ db_touch(struct db *db, const struct xclass *cls, const char *ref, struct xerr *
         ok = xerr_handle_invalid(errp, cls->name, ref);
     else
         ok = touch_in_batch(db, cls, o) == 0 || xerr_nomem(errp);
-    return db_batch_end(db, ok, errp);
+    return batch_end(db, ok, errp, conflict);
+}
+
+bool
+db_touch(struct db *db, const struct xclass *cls, const char *ref, struct xerr **errp)
+{
+    bool outer = db->shared && !in_batch(db), ok;
+    int attempt = 0;
+    struct timespec t0;
+    uint64_t conflict;
+    do {
+        conflict = 0;
+        ok = touch_once(db, cls, ref, errp, outer ? &conflict : NULL);
+    } while (retry_after_conflict(db, ok, conflict, &t0, &attempt, errp));
+    return ok;
 }
 
 bool
@@ -856,13 +1081,17 @@ db_changes_since(struct db *db, uint64_t since, const uint64_t *class_mask, db_c
         struct dbobj *o = dbclass_of(db, cls)->tail;
         while (o && o->gen_modified > since)
             o = o->prev;
-        for (o = o ? o->next : dbclass_of(db, cls)->head; o; o = o->next)
+        /* Objects past db->gen: a shared store's own commits the follower
+         * has not reported yet (they come with that generation). */
+        for (o = o ? o->next : dbclass_of(db, cls)->head; o && o->gen_modified <= db->gen;
+             o = o->next)
             fn(opaque, cls, o->gen_created > since ? DB_CHANGE_ADD : DB_CHANGE_MOD, o->ref,
                o->gen_modified, o->rec);
     }
     for (size_t i = 0; i < db->n_tombs; i++) {
         const struct tomb *t = &db->tombs[(db->tomb_head + i) % TOMB_MAX];
-        if (t->gen > since && t->gen_created <= since && masked(class_mask, t->cls->id))
+        if (t->gen > since && t->gen <= db->gen && t->gen_created <= since &&
+            masked(class_mask, t->cls->id))
             fn(opaque, t->cls, DB_CHANGE_DEL, t->ref, t->gen, NULL);
     }
     *now = db->gen;
@@ -988,6 +1217,161 @@ rebuild_links(struct db *db)
     return 0;
 }
 
+/* ------------------------------------------------------------------ other writers */
+
+static void *
+decode_row(const struct xclass *cls, const char *ref, const char *json, size_t len)
+{
+    struct xval *v = NULL;
+    char why[128];
+    struct xerr *err = NULL;
+    void *rec = NULL;
+    if (json_parse_xval(json, len, &v, why, sizeof(why)) < 0) {
+        log_warn("db.remote", "class=%s ref=%s reason=\"%s\"", cls->name, ref, why);
+        return NULL;
+    }
+    if (!(rec = xrecord_new(cls)) || !xrecord_decode(cls, v, rec, true, false, &err) ||
+        !xrecord_uuid(cls, rec)) {
+        char d[160];
+        log_warn("db.remote", "class=%s ref=%s reason=\"%s\"", cls->name, ref,
+                 err ? xerr_describe(err, d, sizeof(d)) : "out of memory");
+        xrecord_free(cls, rec);
+        rec = NULL;
+    }
+    xerr_free(err);
+    xval_free(v);
+    return rec;
+}
+
+/* Step 1 of applying a change: the record replaced, added or removed; the
+ * undo entry keeps the record as it was for step 2 (relink). */
+static void
+apply_one(struct db *db, uint64_t gen, const struct store_change *c, void *rec)
+{
+    struct dbclass *dc = dbclass_of(db, c->cls);
+    struct dbobj *o = lookup(db, c->cls, c->ref);
+    if (o && o->gen_modified >= gen) {
+        xrecord_free(c->cls, rec); /* our own commit, applied when it was made */
+        return;
+    }
+    struct unconfirmed_del *ours = hashmap_get(&db->unconfirmed_dels, c->ref);
+    if (!c->json) {
+        if (o && save_undo(db, c->cls, o, true) == 0) {
+            index_remove(dc, o);
+            undo_of(db, o)->deleted = true;
+        }
+        if (ours && gen >= ours->gen)
+            unconfirmed_del_free(hashmap_remove(&db->unconfirmed_dels, c->ref));
+        return;
+    }
+    if (!rec || (!o && ours && ours->gen > gen)) {
+        xrecord_free(c->cls, rec); /* deleted here since: not back to life */
+        return;
+    }
+    if (o) {
+        if (save_undo(db, c->cls, o, true) < 0) {
+            xrecord_free(c->cls, rec);
+            return;
+        }
+        /* Reverse-link sets are derived here (invariant 4), never stored. */
+        for (size_t i = 0; i < c->cls->n_fields; i++) {
+            const struct xfield *f = &c->cls->fields[i];
+            if (!f->inverse_class)
+                continue;
+            union xvalue_storage tmp;
+            memcpy(&tmp, xrecord_field_ptr(rec, f), f->type->size);
+            memcpy(xrecord_field_ptr(rec, f), xrecord_field_ptr(o->rec, f), f->type->size);
+            memcpy(xrecord_field_ptr(o->rec, f), &tmp, f->type->size);
+        }
+        xrecord_free(c->cls, o->rec);
+        o->rec = rec;
+        mark_modified(db, c->cls, o);
+        return;
+    }
+    o = calloc(1, sizeof(*o));
+    if (!o || !(o->ref = strdup(c->ref)) || !(o->uuid = strdup(xrecord_uuid(c->cls, rec))) ||
+        hashmap_get(&dc->by_uuid, o->uuid)) {
+        log_warn("db.remote", "class=%s ref=%s reason=\"cannot add\"", c->cls->name, c->ref);
+        if (o)
+            o->rec = rec;
+        obj_free(c->cls, o);
+        return;
+    }
+    o->rec = rec;
+    o->gen_created = c->gen_created ? c->gen_created : gen;
+    o->gen_modified = gen;
+    if (index_add(dc, o) < 0) {
+        obj_free(c->cls, o);
+        return;
+    }
+    if (save_undo(db, c->cls, o, false) < 0)
+        log_warn("db.remote", "class=%s ref=%s reason=out-of-memory", c->cls->name, c->ref);
+}
+
+/* store_change_fn: another writer's commit (or our own, coming back) at
+ * generation @gen, applied as a batch that the store already holds. */
+static void
+apply_remote(void *opaque, uint64_t gen, const struct store_change *changes, size_t n)
+{
+    struct db *db = opaque;
+    void **recs = calloc(n + 1, sizeof(*recs));
+    if (!recs) {
+        log_error("db.remote", "generation=%" PRIu64 " reason=out-of-memory", gen);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (changes[i].json)
+            recs[i] = decode_row(changes[i].cls, changes[i].ref, changes[i].json, changes[i].len);
+
+    pthread_mutex_lock(&db->writer);
+    pthread_rwlock_wrlock(&db->lock);
+    this_batch_db = db;
+    db->batch_depth = 1;
+    db->batch_id++;
+    db->batch_gen = gen;
+    db->n_undo = 0;
+    /* All records first, then the links: a commit may add an object and
+     * another that points at it, in any order. */
+    for (size_t i = 0; i < n; i++)
+        apply_one(db, gen, &changes[i], recs[i]);
+    size_t applied = db->n_undo;
+    for (size_t i = 0; i < applied; i++) {
+        struct undo *u = &db->undo[i]; /* relink may move db->undo: index again each time */
+        const struct xclass *cls = u->cls;
+        struct dbobj *o = u->obj;
+        if (relink(db, cls, o->ref, u->existed ? u->old_rec : NULL,
+                   u->deleted ? NULL : o->rec) < 0)
+            log_error("db.remote", "generation=%" PRIu64 " reason=out-of-memory", gen);
+    }
+    for (size_t i = 0; i < db->n_undo; i++) {
+        struct undo *u = &db->undo[i];
+        if (u->deleted) {
+            tomb_add(db, u->cls, u->obj->ref, gen, u->obj->gen_created);
+            obj_free(u->cls, u->obj);
+        }
+        xrecord_free(u->cls, u->old_rec);
+    }
+    db->n_undo = 0;
+    db->batch_depth = 0;
+    this_batch_db = NULL;
+    bool advanced = gen > db->gen;
+    if (advanced)
+        db->gen = gen;
+    pthread_rwlock_unlock(&db->lock);
+    /* Still holding the writer lock: db_set_commit_hook(NULL) then waits
+     * for this call, so the hook's owner may free it afterwards. */
+    if (advanced && db->on_commit)
+        db->on_commit(db->on_commit_opaque, gen);
+    pthread_mutex_unlock(&db->writer);
+    free(recs);
+
+    pthread_mutex_lock(&db->gen_mu);
+    pthread_cond_broadcast(&db->gen_cv);
+    pthread_mutex_unlock(&db->gen_mu);
+}
+
+/* ------------------------------------------------------------------ open / close */
+
 int
 db_open(const char *path, struct db **out, char *why, size_t why_len)
 {
@@ -996,6 +1380,9 @@ db_open(const char *path, struct db **out, char *why, size_t why_len)
         return -ENOMEM;
     pthread_rwlock_init(&db->lock, NULL);
     pthread_mutex_init(&db->writer, NULL);
+    pthread_mutex_init(&db->gen_mu, NULL);
+    pthread_cond_init(&db->gen_cv, NULL);
+    hashmap_init(&db->unconfirmed_dels);
     db->classes = calloc(xapi_n_classes, sizeof(*db->classes));
     db->tombs = calloc(TOMB_MAX, sizeof(*db->tombs));
     if (!db->classes || !db->tombs) {
@@ -1023,6 +1410,9 @@ db_open(const char *path, struct db **out, char *why, size_t why_len)
         rc = store_load_tombstones(db->store, load_tomb, db);
     if (rc == 0)
         rc = rebuild_links(db);
+    db->shared = store_shared(db->store);
+    if (rc == 0 && (rc = store_follow(db->store, apply_remote, db)) < 0)
+        snprintf(why, why_len, "following %s: %s", path, strerror(-rc));
     if (rc < 0) {
         if (!why[0])
             snprintf(why, why_len, "loading %s: %s", path, store_error(db->store));
@@ -1038,6 +1428,7 @@ db_close(struct db *db)
 {
     if (!db)
         return;
+    store_close(db->store); /* first: its follower calls into db */
     for (size_t c = 0; db->classes && c < xapi_n_classes; c++) {
         struct dbclass *dc = &db->classes[c];
         struct dbobj *o = dc->head;
@@ -1055,15 +1446,21 @@ db_close(struct db *db)
     free(db->tombs);
     free(db->classes);
     free(db->undo);
-    store_close(db->store);
     pthread_rwlock_destroy(&db->lock);
     pthread_mutex_destroy(&db->writer);
+    pthread_mutex_destroy(&db->gen_mu);
+    pthread_cond_destroy(&db->gen_cv);
+    hashmap_release_with(&db->unconfirmed_dels, unconfirmed_del_free);
     free(db);
 }
 
 void
 db_set_commit_hook(struct db *db, db_commit_fn *fn, void *opaque)
 {
+    pthread_mutex_lock(&db->writer); /* the follower's thread reads it */
+    pthread_rwlock_wrlock(&db->lock);
     db->on_commit = fn;
     db->on_commit_opaque = opaque;
+    pthread_rwlock_unlock(&db->lock);
+    pthread_mutex_unlock(&db->writer);
 }

@@ -38,8 +38,9 @@ struct db;
 typedef void db_commit_fn(void *opaque, uint64_t gen);
 
 /* Opens (creating when missing) the store at @path ("x.db"; ":memory:" for a
- * store that does not outlive the process). Returns 0 and *out, or a negative
- * errno with a reason in @why. */
+ * store that does not outlive the process; "etcd:URL[,URL...];/PREFIX" for a
+ * pool's store shared with other hosts, db/store_etcd.c). Returns 0 and
+ * *out, or a negative errno with a reason in @why. */
 int db_open(const char *path, struct db **out, char *why, size_t why_len);
 void db_close(struct db *db);
 void db_set_commit_hook(struct db *db, db_commit_fn *fn, void *opaque);
@@ -88,7 +89,13 @@ bool db_create(struct db *db, const struct xclass *cls, const char *ref, void *r
 bool db_destroy(struct db *db, const struct xclass *cls, const char *ref, struct xerr **errp);
 /* Runs @fn on the live record under the write lock. If @fn returns false the
  * record is restored and its error returned; if it changed nothing, nothing is
- * written and no event is produced. */
+ * written and no event is produced. On a shared store (etcd), @fn runs again
+ * on the newer record when another host changed the object meanwhile: it must
+ * decide from the record alone.
+ *
+ * On a shared store, a write that lost a compare-and-swap to another host
+ * fails with TOO_BUSY, nothing written; the single-object writes here retry
+ * by themselves unless called inside a db_batch. */
 typedef bool db_update_fn(void *opaque, void *rec, struct xerr **errp);
 bool db_update(struct db *db, const struct xclass *cls, const char *ref, db_update_fn *fn,
                void *opaque, struct xerr **errp);

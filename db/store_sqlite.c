@@ -24,7 +24,8 @@ struct class_stmts {
     sqlite3_stmt *del;
 };
 
-struct store {
+struct store_sqlite {
+    struct store base;
     sqlite3 *db;
     struct class_stmts *stmts; /* by class id */
     sqlite3_stmt *tomb_put;
@@ -32,8 +33,11 @@ struct store {
     char err[256];
 };
 
+static void sqlite_close(struct store *st_);
+static void sqlite_rollback(struct store *st_);
+
 static int
-exec_sql(struct store *st, const char *sql)
+exec_sql(struct store_sqlite *st, const char *sql)
 {
     char *msg = NULL;
     if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
@@ -45,7 +49,7 @@ exec_sql(struct store *st, const char *sql)
 }
 
 static int
-prepare(struct store *st, const char *sql, sqlite3_stmt **out)
+prepare(struct store_sqlite *st, const char *sql, sqlite3_stmt **out)
 {
     if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) != SQLITE_OK) {
         snprintf(st->err, sizeof(st->err), "%s: %s", sql, sqlite3_errmsg(st->db));
@@ -55,7 +59,7 @@ prepare(struct store *st, const char *sql, sqlite3_stmt **out)
 }
 
 static int
-create_schema(struct store *st)
+create_schema(struct store_sqlite *st)
 {
     int rc = exec_sql(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
                           "PRAGMA foreign_keys=OFF;"
@@ -94,10 +98,12 @@ create_schema(struct store *st)
                    &st->meta_put);
 }
 
+static const struct store_ops sqlite_ops;
+
 int
-store_open(const char *path, struct store **out, char *why, size_t why_len)
+store_sqlite_open(const char *path, struct store **out, char *why, size_t why_len)
 {
-    struct store *st = calloc(1, sizeof(*st));
+    struct store_sqlite *st = calloc(1, sizeof(*st));
     if (!st)
         return -ENOMEM;
     st->stmts = calloc(xapi_n_classes, sizeof(*st->stmts));
@@ -105,26 +111,28 @@ store_open(const char *path, struct store **out, char *why, size_t why_len)
         free(st);
         return -ENOMEM;
     }
+    st->base.ops = &sqlite_ops;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path, &st->db, flags, NULL) != SQLITE_OK) {
         snprintf(why, why_len, "sqlite open %s: %s", path,
                  st->db ? sqlite3_errmsg(st->db) : "out of memory");
-        store_close(st);
+        sqlite_close(&st->base);
         return -EIO;
     }
     sqlite3_busy_timeout(st->db, 5000);
     if (create_schema(st) < 0) {
         snprintf(why, why_len, "%s", st->err);
-        store_close(st);
+        sqlite_close(&st->base);
         return -EIO;
     }
-    *out = st;
+    *out = &st->base;
     return 0;
 }
 
-void
-store_close(struct store *st)
+static void
+sqlite_close(struct store *st_)
 {
+    struct store_sqlite *st = (struct store_sqlite *)st_;
     if (!st)
         return;
     for (size_t i = 0; st->stmts && i < xapi_n_classes; i++) {
@@ -138,9 +146,10 @@ store_close(struct store *st)
     free(st);
 }
 
-int
-store_load(struct store *st, const struct xclass *cls, store_row_fn *fn, void *opaque)
+static int
+sqlite_load(struct store *st_, const struct xclass *cls, store_row_fn *fn, void *opaque)
 {
+    struct store_sqlite *st = (struct store_sqlite *)st_;
     char sql[256];
     sqlite3_stmt *s;
     snprintf(sql, sizeof(sql), "SELECT ref, gen_created, gen_modified, data FROM \"obj_%s\"",
@@ -168,9 +177,10 @@ store_load(struct store *st, const struct xclass *cls, store_row_fn *fn, void *o
     return rc;
 }
 
-int
-store_load_tombstones(struct store *st, store_tomb_fn *fn, void *opaque)
+static int
+sqlite_load_tombstones(struct store *st_, store_tomb_fn *fn, void *opaque)
 {
+    struct store_sqlite *st = (struct store_sqlite *)st_;
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(st->db, "SELECT gen, class, ref, gen_created FROM tombstone ORDER BY gen",
                            -1, &s, NULL) != SQLITE_OK)
@@ -189,9 +199,10 @@ store_load_tombstones(struct store *st, store_tomb_fn *fn, void *opaque)
     return rc;
 }
 
-uint64_t
-store_generation(struct store *st)
+static uint64_t
+sqlite_generation(struct store *st_)
 {
+    struct store_sqlite *st = (struct store_sqlite *)st_;
     sqlite3_stmt *s;
     uint64_t gen = 0;
     if (sqlite3_prepare_v2(st->db, "SELECT value FROM meta WHERE key = 'generation'", -1, &s,
@@ -206,7 +217,7 @@ store_generation(struct store *st)
 /* The fault-injection sites of the store (common/fault.h): an injected failure
  * looks like a failed statement. */
 static bool
-injected(struct store *st, const char *site)
+injected(struct store_sqlite *st, const char *site)
 {
     if (!FAULT_POINT(site))
         return false;
@@ -214,16 +225,17 @@ injected(struct store *st, const char *site)
     return true;
 }
 
-int
-store_begin(struct store *st)
+static int
+sqlite_begin(struct store *st_)
 {
+    struct store_sqlite *st = (struct store_sqlite *)st_;
     if (injected(st, "db.begin"))
         return -EIO;
     return exec_sql(st, "BEGIN IMMEDIATE");
 }
 
 static int
-run(struct store *st, sqlite3_stmt *s)
+run(struct store_sqlite *st, sqlite3_stmt *s)
 {
     if (injected(st, "db.write")) {
         sqlite3_clear_bindings(s);
@@ -239,10 +251,12 @@ run(struct store *st, sqlite3_stmt *s)
     return 0;
 }
 
-int
-store_put(struct store *st, const struct xclass *cls, const char *ref, uint64_t gen_created,
-          uint64_t gen_modified, const char *json, size_t len)
+static int
+sqlite_put(struct store *st_, const struct xclass *cls, const char *ref, uint64_t gen_created,
+           uint64_t gen_modified, uint64_t gen_read, const char *json, size_t len)
 {
+    (void)gen_read; /* one writer: nothing to compare with */
+    struct store_sqlite *st = (struct store_sqlite *)st_;
     sqlite3_stmt *s = st->stmts[cls->id].put;
     sqlite3_bind_text(s, 1, ref, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)gen_created);
@@ -251,10 +265,12 @@ store_put(struct store *st, const struct xclass *cls, const char *ref, uint64_t 
     return run(st, s);
 }
 
-int
-store_delete(struct store *st, const struct xclass *cls, const char *ref, uint64_t gen,
-             uint64_t gen_created)
+static int
+sqlite_delete(struct store *st_, const struct xclass *cls, const char *ref, uint64_t gen,
+              uint64_t gen_created, uint64_t gen_read)
 {
+    (void)gen_read;
+    struct store_sqlite *st = (struct store_sqlite *)st_;
     sqlite3_stmt *s = st->stmts[cls->id].del;
     sqlite3_bind_text(s, 1, ref, -1, SQLITE_STATIC);
     int rc = run(st, s);
@@ -268,44 +284,64 @@ store_delete(struct store *st, const struct xclass *cls, const char *ref, uint64
     return run(st, s);
 }
 
-int
-store_commit(struct store *st, uint64_t gen)
+static int
+sqlite_commit(struct store *st_, uint64_t gen, uint64_t *committed)
 {
+    struct store_sqlite *st = (struct store_sqlite *)st_;
     char text[32];
     snprintf(text, sizeof(text), "%" PRIu64, gen);
     sqlite3_bind_text(st->meta_put, 1, text, -1, SQLITE_TRANSIENT);
     int rc = run(st, st->meta_put);
     if (rc < 0) {
-        store_rollback(st);
+        sqlite_rollback(st_);
         return rc;
     }
     if (injected(st, "db.commit") || (rc = exec_sql(st, "COMMIT")) < 0) {
         /* A failed COMMIT (disk full, I/O error) may leave the transaction
          * open; the next BEGIN would then fail for good. */
-        store_rollback(st);
+        sqlite_rollback(st_);
         return -EIO;
     }
+    *committed = gen;
     return 0;
 }
 
-void
-store_rollback(struct store *st)
+static void
+sqlite_rollback(struct store *st_)
 {
+    struct store_sqlite *st = (struct store_sqlite *)st_;
     char *msg = NULL;
     sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, &msg);
     sqlite3_free(msg);
 }
 
-int
-store_prune_tombstones(struct store *st, uint64_t gen)
+static int
+sqlite_prune_tombstones(struct store *st_, uint64_t gen)
 {
+    struct store_sqlite *st = (struct store_sqlite *)st_;
     char sql[128];
     snprintf(sql, sizeof(sql), "DELETE FROM tombstone WHERE gen < %" PRIu64, gen);
     return exec_sql(st, sql);
 }
 
-const char *
-store_error(struct store *st)
+static const char *
+sqlite_error(struct store *st_)
 {
+    struct store_sqlite *st = (struct store_sqlite *)st_;
     return st->err;
 }
+
+static const struct store_ops sqlite_ops = {
+    .close = sqlite_close,
+    .load = sqlite_load,
+    .load_tombstones = sqlite_load_tombstones,
+    .generation = sqlite_generation,
+    .begin = sqlite_begin,
+    .put = sqlite_put,
+    .del = sqlite_delete,
+    .commit = sqlite_commit,
+    .rollback = sqlite_rollback,
+    .prune_tombstones = sqlite_prune_tombstones,
+    .error = sqlite_error,
+    .follow = NULL,
+};

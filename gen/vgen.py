@@ -21,6 +21,7 @@ The schema format is described in datamodel/README.md. A message whose
 "status" is "todo" is listed and dispatched but answers NOT_IMPLEMENTED: the
 surface is the XenAPI's, what is built is said per message.
 """
+import hashlib
 import json
 import os
 import re
@@ -167,6 +168,12 @@ def parse_type(s, model):
     die('unknown type ' + s)
 
 
+def in_db(c):
+    """False for a class xapi declares in_db:false with fields (data_source):
+    records carried in results, never kept in the store, no implicit messages."""
+    return c.get('in_db', True)
+
+
 def representable(t, classes):
     """Whether a type can be carried by the generic runtime (records of classes
     outside our model cannot)."""
@@ -228,6 +235,9 @@ def load(dm_dir):
         if fn == 'errors.json':
             model['errors'] = d['errors']
             continue
+        if fn == 'rbac.json':
+            model['extra_permissions'] = d['permissions']
+            continue
         name = d['class']
         if fn != name + '.json':
             die('%s must hold class %s' % (fn, name))
@@ -267,6 +277,9 @@ def prepare(model):
             fs.append(f)
         c['fields_t'] = fs
         names = [f['name'] for f in fs]
+        if not in_db(c):  # a record with no objects (data_source): no uuid, no lookups
+            c['uuid_idx'] = c['name_label_idx'] = -1
+            continue
         if 'uuid' not in names:
             die(cname + ' has no uuid')
         c['uuid_idx'] = names.index('uuid')
@@ -317,7 +330,7 @@ def collect_types(model):
     # implicit messages' types
     for cname in model['order']:
         c = model['classes'][cname]
-        if not c.get('stored', True):
+        if not c.get('stored', True) or not in_db(c):
             continue
         visit(Type('ref', cname + ' ref', cls=cname))
         visit(Type('set', cname + ' ref set', elem=Type('ref', cname + ' ref', cls=cname)))
@@ -429,8 +442,10 @@ def write_model_c(model, types, out):
         w.append('const struct xtype xapi_type_%s = {%s};\n' % (t.desc_tag, ', '.join(parts)))
     w.append('\n')
     stored = [c for c in model['order'] if model['classes'][c].get('stored', True)]
-    for i, cname in enumerate(stored):
+    in_store = [c for c in stored if in_db(model['classes'][c])]
+    for cname in stored:
         c = model['classes'][cname]
+        i = in_store.index(cname) if cname in in_store else 0
         lc = c['lower']
         w.append('const struct xfield xapi_fields_%s[] = {\n' % lc)
         for f in c['fields_t']:
@@ -454,15 +469,15 @@ def write_model_c(model, types, out):
         w.append('const struct xclass xapi_class_%s = {\n    .name = "%s", .lower = "%s", .id = %d,\n'
                  '    .record_size = sizeof(struct xapi_%s_record), .fields = xapi_fields_%s,\n'
                  '    .n_fields = %d, .uuid_field = %d, .name_label_field = %d,\n'
-                 '    .ctor = %s, .get_all = %s, .events = %s, .stored = true,\n'
+                 '    .ctor = %s, .get_all = %s, .events = %s, .stored = %s,\n'
                  '    .default_role = "%s",\n};\n\n' % (
                      lc, cname, cname.lower(), i, lc, lc, len(c['fields_t']), c['uuid_idx'],
                      c['name_label_idx'], b(c.get('ctor')), b(c.get('get_all')),
-                     b(c.get('events', True)), SETTER_ROLE.get(cname, 'pool-operator')))
+                     b(c.get('events', True)), b(in_db(c)), SETTER_ROLE.get(cname, 'pool-operator')))
     w.append('const struct xclass *const xapi_classes[] = {\n')
-    for cname in stored:
+    for cname in in_store:
         w.append('    &xapi_class_%s,\n' % lower(cname))
-    w.append('};\nconst size_t xapi_n_classes = %d;\n\n' % len(stored))
+    w.append('};\nconst size_t xapi_n_classes = %d;\n\n' % len(in_store))
     w.append('const struct xclass *\nxapi_class_by_name(const char *name)\n{\n'
              '    for (size_t i = 0; i < xapi_n_classes; i++)\n'
              '        if (strcmp(xapi_classes[i]->name, name) == 0)\n'
@@ -486,6 +501,10 @@ def write_errors(model, out_h, out_c):
     setters = []
     for e in model['errors']:
         setters.append((e['code'], 'xerr_' + e['code'].lower(), e['params']))
+        # xapi also raises some codes with no parameter at all
+        # (SR_OPERATION_NOT_SUPPORTED [] from SR.probe_ext): xerr_<code>_bare
+        if e.get('bare'):
+            setters.append((e['code'], 'xerr_' + e['code'].lower() + '_bare', []))
         # a longer form xapi also raises (INVALID_VALUE [field, value, reason])
         if e.get('longer'):
             setters.append((e['code'], 'xerr_' + e['code'].lower() + '_' + e['longer'][-1],
@@ -555,7 +574,7 @@ def implicit_messages(model, cname):
     """(name, kind, field, params[(type, name)], result type string, role, async)"""
     c = model['classes'][cname]
     out = []
-    if not c.get('stored', True):
+    if not c.get('stored', True) or not in_db(c):
         return out
     ref = cname + ' ref'
     # A class may keep its reads above read-only (secret: pool-operator, as xapi's
@@ -638,6 +657,9 @@ def write_dispatch(model, out):
                 continue
             if status == 'implicit':
                 continue
+            if status == 'removed' and not m.get('removed'):
+                die('%s.%s: status removed needs "removed": true' % (cname, m['name']))
+            # todo answers NOT_IMPLEMENTED, removed MESSAGE_REMOVED (XMF_REMOVED)
             kind = {'built': 'XM_EXPLICIT', 'special': 'XM_SPECIAL'}.get(status, 'XM_TODO')
             flags = []
             if m.get('deprecated'):
@@ -653,7 +675,7 @@ def write_dispatch(model, out):
                 ps.append((t, p[1], json.dumps(p[2]) if len(p) > 2 else None))
             entries.append(dict(wire='%s.%s' % (cname, m['name']), cls=cls_ref, name=m['name'],
                                 kind=kind, field='NULL', params=ps,
-                                result=m['result_t'] if status != 'todo' else None,
+                                result=m['result_t'] if status not in ('todo', 'removed') else None,
                                 role=m.get('role', 'pool-admin'), session=m.get('session', True),
                                 async_=m.get('async', False), flags=' | '.join(flags) or '0',
                                 call=call))
@@ -678,8 +700,38 @@ def write_dispatch(model, out):
             e['role'].upper().replace('-', '_'), b(e['session']), b(e['async_']), e['flags'],
             e['call']))
     w.append('};\nconst size_t xapi_n_messages = %d;\n' % len(entries))
+    w.append(permissions_table(model, entries))
     out.write(''.join(w))
     return entries
+
+
+def permission_uuid(name):
+    """xapi's gen_rbac.ml: a permission's uuid is the MD5 of its name (as
+    written, before lower-casing) laid out as a uuid."""
+    h = hashlib.md5(name.encode()).hexdigest()
+    return '%s-%s-%s-%s-%s' % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
+
+
+def permissions_table(model, entries):
+    """The static permissions (xapi's rbac_static.ml, written by gen_rbac.ml):
+    one per synchronous wire name of every message, plus datamodel/rbac.json's
+    (http actions, task.destroy/any), each with the least role holding it; a
+    role holds every permission whose least role is at or below it. The name
+    label is the lower-cased name ("vm.start", as xapi's GUI team asked)."""
+    perms = [(e['wire'], e['role']) for e in entries]
+    perms += [tuple(p) for p in model.get('extra_permissions', [])]
+    seen = set()
+    w = ['\n/* Static RBAC permissions, sorted by name label. */\n'
+         'const struct xperm xapi_permissions[] = {\n']
+    for (name, role) in sorted(perms, key=lambda p: p[0].lower()):
+        label = name.lower()
+        if label in seen:
+            die('permission %s twice' % label)
+        seen.add(label)
+        w.append('    {"%s", "%s", XR_%s},\n' % (label, permission_uuid(name),
+                                               role.upper().replace('-', '_')))
+    w.append('};\nconst size_t xapi_n_permissions = %d;\n' % len(perms))
+    return ''.join(w)
 
 
 def wrapper(cname, m, call):
@@ -730,6 +782,10 @@ def wrapper(cname, m, call):
 
 # ----------------------------------------------------------------------------- client
 
+# Names the client stubs use for themselves: a parameter so named gets a '_'.
+CLIENT_LOCALS = {'xc', 'call', 'result', 'errp'}
+
+
 def write_client(model, entries, out_h, out_c):
     """Client stubs: one function per built or implicit message, encoding typed
     arguments and decoding the typed result through a transport callback."""
@@ -743,7 +799,7 @@ def write_client(model, entries, out_h, out_c):
         ps = ['struct xclient *xc']
         for (t, n, d) in e['params']:
             pn = cident(n)
-            if pn in C_KEYWORDS:
+            if pn in C_KEYWORDS or pn in CLIENT_LOCALS:
                 pn += '_'
             ps.append('%s%s' % (t.param_ctype(), pn))
         if e['result'] is not None:
@@ -755,7 +811,7 @@ def write_client(model, entries, out_h, out_c):
                 '    xclient_call_begin(xc, &call, "%s", %s);\n' % (e['wire'], b(e['session']))]
         for (t, n, d) in e['params']:
             pn = cident(n)
-            if pn in C_KEYWORDS:
+            if pn in C_KEYWORDS or pn in CLIENT_LOCALS:
                 pn += '_'
             ref = pn if t.kind not in ('int', 'float', 'bool', 'datetime', 'enum') else '&' + pn
             if t.kind in ('string', 'ref'):

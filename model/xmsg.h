@@ -85,6 +85,17 @@ struct xmsg {
     xmsg_call_fn *call; /* explicit: generated wrapper; implicit: NULL */
 };
 
+/* A static RBAC permission (xapi's gen_rbac.ml): every message, http action
+ * and extra permission, held by @role and every role above it. Its record
+ * is a `role` with no subroles: ref "OpaqueRef:" + uuid. */
+struct xperm {
+    const char *name_label; /* "vm.start", "http/put_import_raw_vdi" */
+    const char *uuid;       /* MD5 of the name as written ("VM.start") */
+    enum xrole role;        /* the least role holding it */
+};
+extern const struct xperm xapi_permissions[]; /* sorted by name_label */
+extern const size_t xapi_n_permissions;
+
 extern const struct xmsg xapi_messages[];
 extern const size_t xapi_n_messages;
 /* Exact wire name ("VM.start"; also "VM_start" as xapi accepts), or NULL. */

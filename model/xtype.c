@@ -986,7 +986,8 @@ static void **templates; /* by class id; built once by xmodel_init, then read-on
 const void *
 xmodel_template(const struct xclass *cls)
 {
-    return templates ? templates[cls->id] : NULL;
+    /* only classes kept in the store have templates (data_source has none) */
+    return templates && cls->stored ? templates[cls->id] : NULL;
 }
 
 int

@@ -24,6 +24,7 @@ struct auth;
 struct tasks;
 struct domains;
 struct audit;
+struct rrd_store;
 
 struct server {
     struct db *db;
@@ -36,6 +37,7 @@ struct server {
     struct tasks *tasks;      /* cancellation flags of running tasks */
     struct domains *domains;  /* the guest backend (api/domains.h) */
     struct audit *audit;      /* the audit log (rpc/audit.h), or NULL */
+    struct rrd_store *rrd;    /* metrics (api/rrd_store.h), or NULL before they start */
     int session_idle_s;       /* idle sessions expire after this */
     int task_keep_s;          /* finished tasks are destroyed after this */
     int clean_shutdown_timeout_s; /* clean_shutdown/clean_reboot wait this long */
@@ -49,6 +51,10 @@ struct server {
      * domid (gid the same number); 0: as vesseld itself. */
     unsigned qemu_uid_base, vhd_uid_base;
     const char *cgroup_root; /* cgroup v2 mount for the per-VM groups */
+    const char *tls_cert_path; /* the HTTPS listener's certificate (PEM) */
+    const char *tls_key_path;  /* and its private key */
+    /* host.restart_agent: after a clean stop, main() executes vesseld again */
+    volatile bool restart_requested;
 };
 
 struct call_ctx {

@@ -136,6 +136,50 @@ session_check(struct server *srv, const char *ref, struct session_info *out, str
     return true;
 }
 
+static void
+peek_identifier(void *opaque, const void *rec)
+{
+    xstr_set(opaque, ((const struct xapi_subject_record *)rec)->subject_identifier);
+}
+
+static void
+peek_all_roles(void *opaque, const void *rec)
+{
+    const struct xapi_subject_record *s = rec;
+    bool *held = opaque;
+    for (size_t i = 0; i < s->roles.n; i++) {
+        int r = session_role_of_ref(s->roles.items[i]);
+        if (r >= 0)
+            held[r] = true;
+    }
+}
+
+/* session.rbac_permissions as xapi's xapi_session.ml get_permissions makes
+ * it at login: for each role of the subject its name, then the name labels
+ * of its permissions (XenCenter finds the session's roles among these names
+ * and builds its menus from the rest). The local superuser's list is empty:
+ * it may do anything. Names are unique: a role's permissions are those whose
+ * least role is at or below it. */
+static bool
+session_fill_permissions(struct server *srv, const char *subject, struct xset *out)
+{
+    bool held[XR_COUNT] = {false};
+    db_with(srv->db, &xapi_class_subject, subject, peek_all_roles, held, NULL);
+    int top = -1;
+    for (int r = 0; r < XR_COUNT; r++) {
+        if (!held[r])
+            continue;
+        top = r;
+        if (xset_append_str(out, xrole_names[r]) < 0)
+            return false;
+    }
+    for (size_t i = 0; top >= 0 && i < xapi_n_permissions; i++)
+        if ((int)xapi_permissions[i].role <= top &&
+            xset_append_str(out, xapi_permissions[i].name_label) < 0)
+            return false;
+    return true;
+}
+
 bool
 session_create(struct server *srv, const char *user, bool superuser, const char *subject,
                const char *originator, char **ref_out, struct xerr **errp)
@@ -163,6 +207,13 @@ session_create(struct server *srv, const char *user, bool superuser, const char 
     s->subject = sub;
     s->is_local_superuser = superuser;
     s->last_active = s->validation_time = time(NULL);
+    /* the subject's identifier, as xapi records an external user's SID */
+    if (!superuser && subject)
+        db_with(srv->db, &xapi_class_subject, subject, peek_identifier, &s->auth_user_sid, NULL);
+    if (!superuser && subject && !session_fill_permissions(srv, subject, (struct xset *)&s->rbac_permissions)) {
+        xapi_session_record_free(s);
+        return xerr_nomem(errp);
+    }
     return db_create(srv->db, &xapi_class_session, NULL, s, ref_out, errp);
 }
 

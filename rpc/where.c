@@ -1,35 +1,47 @@
-/* rpc/where.c - the expression language of get_all_records_where (used by xe).
+/* rpc/where.c - the expression language of get_all_records_where and
+ * get_all_where (xe sends it; XenCenter and scripts write it by hand).
  *
- * Grammar (xapi's ocaml/database/db_filter_parse.mly, restated):
- *   expr   := term ("or" term)*
- *   term   := factor ("and" factor)*
- *   factor := "not" factor | "(" expr ")" | "true" | "false" | "field" STR "=" STR
- * Keywords are matched in any case. STR is a double-quoted string in which a
- * backslash takes the next character literally (\" and \\). A field name uses
- * "__" where the model namespaces ("name__label"); a field the class lacks
- * matches nothing. Values compare as their wire text (enums by name, any case).
- * (xapi gives and/or one precedence, left to right, and allows no escapes;
- * this stricter reading is the one xe's expressions, a single and-chain of
- * field terms, mean the same under.)
+ * Language, exactly xapi's (ocaml/database/db_filter_lex.mll and
+ * db_filter_parse.mly):
+ *   tokens: blanks are ' ', '\t' and '\n' only; the keywords true, false,
+ *           field, and, or, not, in lower case (matched as the longest token,
+ *           so "trueand" is TRUE AND); '=', '(', ')'; a string is '"', any
+ *           bytes but '"', '"' (no escapes: a backslash is itself). Anything
+ *           else cannot be lexed.
+ *   value := STRING | "field" STRING
+ *   expr  := value "=" value | expr "and" expr | expr "or" expr | "not" expr
+ *          | "true" | "false" | "(" expr ")"
+ *   and/or share one precedence and group to the left ("a or b and c" is
+ *   "(a or b) and c"); not is declared first, so it binds loosest and takes
+ *   the whole chain to its right ("not a and b" is "not (a and b)").
+ * Errors are xapi's for Db_filter.Expression_error (ocaml/xapi/exnHelper.ml):
+ * INVALID_VALUE [expr, reason], the reason OCaml's text of the exception:
+ * `Failure("lexing: empty token")` when a token cannot be lexed,
+ * `Stdlib.Parsing.Parse_error` when the tokens do not parse. Whichever the
+ * parser meets first, as xapi's parser pulls tokens one at a time.
+ *
+ * Matching: a field name uses "__" where the model namespaces
+ * ("name__label"); a value is compared with the field's text as xapi's
+ * database stores it (Schema.Value.marshal): strings and refs as they are,
+ * bools "true"/"false", ints in decimal, enums by name (in any case here),
+ * sets "('a' 'b')" and maps "(('k' 'v'))" with ' and \ escaped by a
+ * backslash (ocaml/libs/sexpr/sExpr.ml). A field the class lacks matches
+ * nothing (xapi fails the whole call then).
  *
  * The expression is untrusted text from any read-only session, up to the
  * HTTP body limit (http/http.h), so:
- *  (1) a chain of and/or is one node with n children, built in a loop: the
- *      tree is no deeper than its nesting, and parsing, matching and freeing
- *      recurse at most a few frames per level of parentheses or `not`;
- *  (2) nesting is at most WHERE_MAX_DEPTH and the terms at most
- *      WHERE_MAX_TERMS; the parse stops at the first term over either, so a
- *      refused expression costs no more than an accepted one;
- *  (3) every allocation is sized by what it holds (a literal its own bytes, a
- *      chain its children), so memory is linear in the text.
- * Errors have the shape xapi gives a malformed expression, INVALID_VALUE
- * [expr, reason] (ocaml/xapi/exnHelper.ml maps Db_filter.Expression_error
- * so); xapi has no limits, so an expression over one is refused the same
- * way, with a reason that says which.
+ *  (1) an and/or chain is one node holding its operands and operators, built
+ *      in a loop: the tree is no deeper than its nesting, and parsing,
+ *      matching and freeing recurse a few frames per `(` or `not`;
+ *  (2) nesting (parentheses and nots) is at most WHERE_MAX_DEPTH and the
+ *      terms (true, false, =) at most WHERE_MAX_TERMS; the parse stops at the
+ *      first over either, so a refused expression costs no more than an
+ *      accepted one; xapi has no limits, so the reason then says which;
+ *  (3) every allocation is sized by what it holds, so memory is linear in
+ *      the text.
  */
 #include "rpc/where.h"
 
-#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,14 +53,80 @@
 #define STR_(x) #x
 #define XSTR(x) STR_(x)
 
-enum where_op { W_TRUE, W_FALSE, W_FIELD, W_AND, W_OR, W_NOT };
+#define LEX_ERROR "Failure(\"lexing: empty token\")"
+#define PARSE_ERROR "Stdlib.Parsing.Parse_error"
+
+/*==== Tokens ====*/
+
+enum tok { T_EOF, T_EQ, T_TRUE, T_FALSE, T_LPAREN, T_RPAREN, T_FIELD, T_AND, T_OR, T_NOT,
+           T_STRING, T_BAD };
+
+struct lexer {
+    const char *p;
+    enum tok tok;      /* the current token */
+    const char *str;   /* T_STRING: its bytes (not terminated) */
+    size_t str_len;
+};
+
+static void
+lex_next(struct lexer *lx)
+{
+    static const struct {
+        const char *word;
+        enum tok tok;
+    } words[] = {{"true", T_TRUE}, {"false", T_FALSE}, {"field", T_FIELD},
+                 {"and", T_AND},   {"or", T_OR},       {"not", T_NOT}};
+    while (*lx->p == ' ' || *lx->p == '\t' || *lx->p == '\n')
+        lx->p++;
+    char c = *lx->p;
+    if (c == '\0') {
+        lx->tok = T_EOF;
+        return;
+    }
+    if (c == '=' || c == '(' || c == ')') {
+        lx->tok = c == '=' ? T_EQ : c == '(' ? T_LPAREN : T_RPAREN;
+        lx->p++;
+        return;
+    }
+    if (c == '"') {
+        const char *end = strchr(lx->p + 1, '"');
+        if (!end) {
+            lx->tok = T_BAD;
+            return;
+        }
+        lx->tok = T_STRING;
+        lx->str = lx->p + 1;
+        lx->str_len = (size_t)(end - lx->str);
+        lx->p = end + 1;
+        return;
+    }
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        size_t n = strlen(words[i].word);
+        if (strncmp(lx->p, words[i].word, n) == 0) {
+            lx->tok = words[i].tok;
+            lx->p += n;
+            return;
+        }
+    }
+    lx->tok = T_BAD;
+}
+
+/*==== Tree ====*/
+
+enum where_op { W_TRUE, W_FALSE, W_EQ, W_CHAIN, W_NOT };
+
+struct where_value {
+    const struct xfield *field; /* a field: NULL when the class has none */
+    bool is_field;
+    char *text; /* a literal */
+};
 
 struct where_node {
     enum where_op op;
-    const struct xfield *field; /* W_FIELD: NULL when the class has no such field */
-    char *value;                /* W_FIELD */
-    size_t n;                   /* W_AND, W_OR: children; W_NOT: 1 */
+    struct where_value lhs, rhs; /* W_EQ */
+    size_t n;                    /* W_CHAIN: operands; W_NOT: 1 */
     struct where_node **kids;
+    bool *is_or;                 /* W_CHAIN: the operator before kids[i], i >= 1 */
 };
 
 struct where_expr {
@@ -57,11 +135,11 @@ struct where_expr {
 };
 
 struct parser {
-    const char *start, *p;
+    struct lexer lx;
+    const char *start;
     const struct xclass *cls;
     size_t n_terms;
     const char *why; /* first error, static text; NULL while all is well */
-    size_t why_at;   /* its offset in the text */
 };
 
 static void
@@ -72,84 +150,74 @@ node_free(struct where_node *e)
     for (size_t i = 0; i < e->n; i++)
         node_free(e->kids[i]); /* depth bounded by (1) and (2) */
     free(e->kids);
-    free(e->value);
+    free(e->is_or);
+    free(e->lhs.text);
+    free(e->rhs.text);
     free(e);
 }
 
 static void *
 fail(struct parser *ps, const char *why)
 {
-    if (!ps->why) {
+    if (!ps->why)
         ps->why = why;
-        ps->why_at = (size_t)(ps->p - ps->start);
-    }
     return NULL;
 }
 
+/* The error for the current token: it could not be lexed, or not parsed. */
+static void *
+fail_here(struct parser *ps)
+{
+    return fail(ps, ps->lx.tok == T_BAD ? LEX_ERROR : PARSE_ERROR);
+}
+
 static void
-skip_space(struct parser *ps)
+advance(struct parser *ps)
 {
-    while (isspace((unsigned char)*ps->p))
-        ps->p++;
-}
-
-static bool
-keyword(struct parser *ps, const char *kw)
-{
-    skip_space(ps);
-    size_t n = strlen(kw);
-    if (strncasecmp(ps->p, kw, n) == 0 && !isalnum((unsigned char)ps->p[n]) && ps->p[n] != '_') {
-        ps->p += n;
-        return true;
-    }
-    return false;
-}
-
-/* A double-quoted literal, unescaped, in a buffer of exactly its size (3). */
-static char *
-string_lit(struct parser *ps)
-{
-    skip_space(ps);
-    if (*ps->p != '"')
-        return fail(ps, "expected a double-quoted string");
-    const char *s = ps->p + 1;
-    size_t n = 0;
-    for (; *s && *s != '"'; s++, n++)
-        if (*s == '\\' && s[1])
-            s++;
-    if (*s != '"')
-        return fail(ps, "unterminated string");
-    char *out = malloc(n + 1);
-    if (!out)
-        return fail(ps, "out of memory");
-    n = 0;
-    for (s = ps->p + 1; *s != '"'; s++) {
-        if (*s == '\\' && s[1])
-            s++;
-        out[n++] = *s;
-    }
-    out[n] = '\0';
-    ps->p = s + 1;
-    return out;
+    lex_next(&ps->lx);
 }
 
 /* The class's field for an expression's name, each "__" standing for "_":
  * *@out, NULL when the class has none. false when out of memory. */
 static bool
-resolve_field(const struct xclass *cls, const char *name, const struct xfield **out)
+resolve_field(const struct xclass *cls, const char *name, size_t len, const struct xfield **out)
 {
-    char *wire = malloc(strlen(name) + 1);
+    char *wire = malloc(len + 1);
     if (!wire)
         return false;
     size_t n = 0;
-    for (const char *s = name; *s; s++) {
-        if (s[0] == '_' && s[1] == '_')
-            s++;
-        wire[n++] = *s;
+    for (size_t i = 0; i < len; i++) {
+        if (name[i] == '_' && i + 1 < len && name[i + 1] == '_')
+            i++;
+        wire[n++] = name[i];
     }
     wire[n] = '\0';
     *out = cls ? xclass_wire_field(cls, wire) : NULL; /* internal fields are not the wire's */
     free(wire);
+    return true;
+}
+
+/* value := STRING | "field" STRING (3: a literal is a buffer of its size). */
+static bool
+parse_value(struct parser *ps, struct where_value *v)
+{
+    v->is_field = ps->lx.tok == T_FIELD;
+    if (v->is_field)
+        advance(ps);
+    if (ps->lx.tok != T_STRING) {
+        fail_here(ps);
+        return false;
+    }
+    if (v->is_field) {
+        if (!resolve_field(ps->cls, ps->lx.str, ps->lx.str_len, &v->field)) {
+            fail(ps, "out of memory");
+            return false;
+        }
+    } else if (!(v->text = strndup(ps->lx.str, ps->lx.str_len))) {
+        fail(ps, "out of memory");
+        return false;
+    }
+    advance(ps);
     return true;
 }
 
@@ -163,48 +231,32 @@ node_new(struct parser *ps, enum where_op op)
     return e;
 }
 
-/* A leaf: counts against WHERE_MAX_TERMS before anything is allocated (2). */
-static struct where_node *
-parse_term(struct parser *ps, enum where_op op, const char *at)
+static struct where_node *parse_chain(struct parser *ps, int depth);
+
+/* A leaf counts against WHERE_MAX_TERMS before anything is allocated (2). */
+static bool
+count_term(struct parser *ps)
 {
-    if (++ps->n_terms > WHERE_MAX_TERMS) {
-        ps->p = at; /* the error names where the first term too many starts */
-        return fail(ps, "more than " XSTR(WHERE_MAX_TERMS) " terms");
-    }
-    struct where_node *e = node_new(ps, op);
-    if (!e || op != W_FIELD)
-        return e;
-    char *name = string_lit(ps);
-    skip_space(ps);
-    if (name && *ps->p != '=')
-        fail(ps, "expected =");
-    if (!ps->why) {
-        ps->p++;
-        e->value = string_lit(ps);
-    }
-    if (!ps->why && !resolve_field(ps->cls, name, &e->field))
-        fail(ps, "out of memory");
-    free(name);
-    if (ps->why) {
-        node_free(e);
-        return NULL;
-    }
-    return e;
+    if (++ps->n_terms <= WHERE_MAX_TERMS)
+        return true;
+    fail(ps, "more than " XSTR(WHERE_MAX_TERMS) " terms");
+    return false;
 }
 
-static struct where_node *parse_chain(struct parser *ps, int depth, enum where_op op);
-
+/* An operand of a chain: not, (...), true, false or value = value. */
 static struct where_node *
-parse_factor(struct parser *ps, int depth)
+parse_operand(struct parser *ps, int depth)
 {
     if (depth > WHERE_MAX_DEPTH)
         return fail(ps, "nested deeper than " XSTR(WHERE_MAX_DEPTH));
-    skip_space(ps);
-    if (keyword(ps, "not")) {
+    switch (ps->lx.tok) {
+    case T_NOT: {
+        advance(ps);
         struct where_node *e = node_new(ps, W_NOT);
         if (!e)
             return NULL;
-        struct where_node *kid = parse_factor(ps, depth + 1);
+        /* not binds loosest: its operand is the whole chain to its right */
+        struct where_node *kid = parse_chain(ps, depth + 1);
         if (!kid || !(e->kids = malloc(sizeof(*e->kids)))) {
             node_free(kid);
             node_free(e);
@@ -213,65 +265,91 @@ parse_factor(struct parser *ps, int depth)
         e->kids[e->n++] = kid;
         return e;
     }
-    if (*ps->p == '(') {
-        ps->p++;
-        struct where_node *e = parse_chain(ps, depth + 1, W_OR);
-        skip_space(ps);
-        if (e && *ps->p != ')') {
+    case T_LPAREN: {
+        advance(ps);
+        struct where_node *e = parse_chain(ps, depth + 1);
+        if (e && ps->lx.tok != T_RPAREN) {
             node_free(e);
-            return fail(ps, "expected )");
+            return fail_here(ps);
         }
         if (e)
-            ps->p++;
+            advance(ps);
         return e;
     }
-    const char *at = ps->p;
-    if (keyword(ps, "true"))
-        return parse_term(ps, W_TRUE, at);
-    if (keyword(ps, "false"))
-        return parse_term(ps, W_FALSE, at);
-    if (keyword(ps, "field"))
-        return parse_term(ps, W_FIELD, at);
-    return fail(ps, *ps->p ? "expected not, (, true, false or field" : "unexpected end");
+    case T_TRUE:
+    case T_FALSE: {
+        enum where_op op = ps->lx.tok == T_TRUE ? W_TRUE : W_FALSE;
+        if (!count_term(ps))
+            return NULL;
+        advance(ps);
+        return node_new(ps, op);
+    }
+    case T_STRING:
+    case T_FIELD: {
+        if (!count_term(ps))
+            return NULL;
+        struct where_node *e = node_new(ps, W_EQ);
+        bool ok = e && parse_value(ps, &e->lhs);
+        if (ok && ps->lx.tok != T_EQ)
+            ok = fail_here(ps);
+        if (ok) {
+            advance(ps);
+            ok = parse_value(ps, &e->rhs);
+        }
+        if (!ok) {
+            node_free(e);
+            return NULL;
+        }
+        return e;
+    }
+    default:
+        return fail_here(ps);
+    }
 }
 
-/* "a or b or c" (@op W_OR, operands and-chains) or "a and b" (W_AND,
- * operands factors) as one node with n children (1); a chain of one is its
- * operand. Recursion depth: parse_chain(OR) -> parse_chain(AND) -> factor. */
+/* operand ((and|or) operand)*: one node, evaluated left to right (1); a
+ * chain of one is its operand. */
 static struct where_node *
-parse_chain(struct parser *ps, int depth, enum where_op op)
+parse_chain(struct parser *ps, int depth)
 {
-    struct where_node *first =
-        op == W_OR ? parse_chain(ps, depth, W_AND) : parse_factor(ps, depth);
-    if (!first || !keyword(ps, op == W_OR ? "or" : "and"))
+    struct where_node *first = parse_operand(ps, depth);
+    if (!first || (ps->lx.tok != T_AND && ps->lx.tok != T_OR))
         return first;
-    struct where_node *e = node_new(ps, op);
+    struct where_node *e = node_new(ps, W_CHAIN);
     size_t cap = 4;
-    if (!e || !(e->kids = malloc(cap * sizeof(*e->kids)))) {
+    if (!e || !(e->kids = malloc(cap * sizeof(*e->kids))) ||
+        !(e->is_or = malloc(cap * sizeof(*e->is_or)))) {
         node_free(e);
         node_free(first);
         return fail(ps, "out of memory");
     }
+    e->is_or[0] = false;
     e->kids[e->n++] = first;
-    do {
-        struct where_node *next =
-            op == W_OR ? parse_chain(ps, depth, W_AND) : parse_factor(ps, depth);
+    while (ps->lx.tok == T_AND || ps->lx.tok == T_OR) {
+        bool is_or = ps->lx.tok == T_OR;
+        advance(ps);
+        struct where_node *next = parse_operand(ps, depth);
         if (!next) {
             node_free(e);
             return NULL;
         }
         if (e->n == cap) {
-            struct where_node **grown = realloc(e->kids, 2 * cap * sizeof(*grown));
-            if (!grown) {
+            struct where_node **kids = realloc(e->kids, 2 * cap * sizeof(*kids));
+            if (kids)
+                e->kids = kids;
+            bool *ors = kids ? realloc(e->is_or, 2 * cap * sizeof(*ors)) : NULL;
+            if (ors)
+                e->is_or = ors;
+            if (!kids || !ors) {
                 node_free(next);
                 node_free(e);
                 return fail(ps, "out of memory");
             }
-            e->kids = grown;
             cap *= 2;
         }
+        e->is_or[e->n] = is_or;
         e->kids[e->n++] = next;
-    } while (keyword(ps, op == W_OR ? "or" : "and"));
+    }
     return e;
 }
 
@@ -290,19 +368,17 @@ raise_invalid(const struct parser *ps, struct xerr **errp)
     }
     memcpy(shown, ps->start, len);
     strcpy(shown + len, strlen(ps->start) > len ? "..." : "");
-    char reason[128];
-    snprintf(reason, sizeof(reason), "%s at offset %zu", ps->why, ps->why_at);
-    return xerr_invalid_value(errp, shown, reason);
+    return xerr_invalid_value(errp, shown, ps->why);
 }
 
 struct where_expr *
 where_compile(const struct xclass *cls, const char *expr, struct xerr **errp)
 {
-    struct parser ps = {.start = expr, .p = expr, .cls = cls};
-    struct where_node *root = parse_chain(&ps, 0, W_OR);
-    skip_space(&ps);
-    if (root && *ps.p)
-        fail(&ps, *ps.p == ')' ? "unbalanced )" : "expected and, or or the end");
+    struct parser ps = {.lx = {.p = expr}, .start = expr, .cls = cls};
+    advance(&ps);
+    struct where_node *root = parse_chain(&ps, 0);
+    if (root && ps.lx.tok != T_EOF)
+        fail_here(&ps);
     struct where_expr *e = NULL;
     if (!ps.why && !(e = malloc(sizeof(*e))))
         fail(&ps, "out of memory");
@@ -325,27 +401,107 @@ where_free(struct where_expr *e)
     free(e);
 }
 
+/*==== Matching ====*/
+
+/* One element of a set or map as xapi's database writes it: 'text' with '
+ * and \ escaped. Compared against @want from *@pos on; false on mismatch. */
 static bool
-field_matches(const struct xfield *f, const void *rec, const char *value)
+sexpr_string(const char *s, const char *want, size_t *pos)
+{
+    if (want[(*pos)++] != '\'')
+        return false;
+    for (; *s; s++) {
+        if ((*s == '\'' || *s == '\\') && want[(*pos)++] != '\\')
+            return false;
+        if (want[(*pos)++] != *s)
+            return false;
+    }
+    return want[(*pos)++] == '\'';
+}
+
+/* The text of one scalar of type @t at @p into @buf (or a pointer into the
+ * record); NULL for a type the database has no text for here. */
+static const char *
+scalar_text(const struct xtype *t, const void *p, char *buf, size_t len)
+{
+    switch (t->kind) {
+    case XT_STRING:
+    case XT_REF:
+        return *(char *const *)p;
+    case XT_ENUM:
+        return xenum_name(t->en, *(const int *)p);
+    case XT_BOOL:
+        return *(const bool *)p ? "true" : "false";
+    case XT_INT:
+        snprintf(buf, len, "%" PRId64, *(const int64_t *)p);
+        return buf;
+    default:
+        return NULL;
+    }
+}
+
+static bool
+collection_matches(const struct xtype *t, const void *p, const char *want)
+{
+    size_t pos = 0;
+    char buf[24], kbuf[24];
+    if (want[pos++] != '(')
+        return false;
+    if (t->kind == XT_SET) {
+        const struct xset *s = p;
+        for (size_t i = 0; i < s->n; i++) {
+            const char *v = scalar_text(t->elem, (const char *)s->items + i * t->elem->size, buf,
+                                        sizeof(buf));
+            if (!v || (i && want[pos++] != ' ') || !sexpr_string(v, want, &pos))
+                return false;
+        }
+    } else {
+        const struct xmap *m = p;
+        for (size_t i = 0; i < m->n; i++) {
+            const char *k = scalar_text(t->key, (const char *)m->keys + i * t->key->size, kbuf,
+                                        sizeof(kbuf));
+            const char *v = scalar_text(t->elem, (const char *)m->values + i * t->elem->size,
+                                        buf, sizeof(buf));
+            if (!k || !v || (i && want[pos++] != ' ') || want[pos++] != '(' ||
+                !sexpr_string(k, want, &pos) || want[pos++] != ' ' ||
+                !sexpr_string(v, want, &pos) || want[pos++] != ')')
+                return false;
+        }
+    }
+    return want[pos++] == ')' && want[pos] == '\0';
+}
+
+/* Whether field @f of @rec reads as @want. */
+static bool
+field_is(const struct xfield *f, const void *rec, const char *want)
 {
     if (!f)
         return false;
     const void *p = xrecord_field_cptr(rec, f);
+    if (f->type->kind == XT_SET || f->type->kind == XT_MAP)
+        return collection_matches(f->type, p, want);
     char buf[24];
-    switch (f->type->kind) {
-    case XT_STRING:
-    case XT_REF:
-        return strcmp(*(char *const *)p, value) == 0;
-    case XT_ENUM:
-        return strcasecmp(xenum_name(f->type->en, *(const int *)p), value) == 0;
-    case XT_BOOL:
-        return strcasecmp(*(const bool *)p ? "true" : "false", value) == 0;
-    case XT_INT:
-        snprintf(buf, sizeof(buf), "%" PRId64, *(const int64_t *)p);
-        return strcmp(buf, value) == 0;
-    default:
+    const char *text = scalar_text(f->type, p, buf, sizeof(buf));
+    if (!text)
         return false;
+    return f->type->kind == XT_ENUM ? strcasecmp(text, want) == 0 : strcmp(text, want) == 0;
+}
+
+static bool
+eq_match(const struct where_node *e, const void *rec)
+{
+    const struct where_value *a = &e->lhs, *b = &e->rhs;
+    if (!a->is_field && !b->is_field)
+        return strcmp(a->text, b->text) == 0;
+    if (a->is_field && b->is_field) { /* both fields: compare their texts */
+        if (!a->field || !b->field || a->field->type != b->field->type)
+            return false;
+        char buf[24];
+        const char *t = scalar_text(b->field->type, xrecord_field_cptr(rec, b->field), buf,
+                                    sizeof(buf));
+        return t && field_is(a->field, rec, t);
     }
+    return a->is_field ? field_is(a->field, rec, b->text) : field_is(b->field, rec, a->text);
 }
 
 /* Recursion depth is the tree's, bounded by (1) and (2). */
@@ -357,18 +513,15 @@ node_match(const struct where_node *e, const void *rec)
         return true;
     case W_FALSE:
         return false;
-    case W_FIELD:
-        return field_matches(e->field, rec, e->value);
-    case W_AND:
-        for (size_t i = 0; i < e->n; i++)
-            if (!node_match(e->kids[i], rec))
-                return false;
-        return true;
-    case W_OR:
-        for (size_t i = 0; i < e->n; i++)
-            if (node_match(e->kids[i], rec))
-                return true;
-        return false;
+    case W_EQ:
+        return eq_match(e, rec);
+    case W_CHAIN: {
+        bool acc = node_match(e->kids[0], rec);
+        for (size_t i = 1; i < e->n; i++) /* left to right: ((a op b) op c) */
+            acc = e->is_or[i] ? acc || node_match(e->kids[i], rec)
+                              : acc && node_match(e->kids[i], rec);
+        return acc;
+    }
     case W_NOT:
         return !node_match(e->kids[0], rec);
     }

@@ -16,7 +16,7 @@
 /* Limits on one expression (docs/request-limits.md). Both are far
  * above what xe writes (one term per param=value) and small enough that a
  * match costs at most WHERE_MAX_TERMS comparisons per record. */
-#define WHERE_MAX_TERMS 1024 /* true, false and field "f" = "v" terms */
+#define WHERE_MAX_TERMS 1024 /* true, false and value = value terms */
 #define WHERE_MAX_DEPTH 64   /* nested parentheses and `not`s */
 
 struct where_expr;

@@ -5,11 +5,12 @@ set -euo pipefail
 packages=(
   build-essential pkg-config meson ninja-build python3 clang
   libmicrohttpd-dev libjansson-dev libexpat1-dev libsqlite3-dev libgnutls28-dev libcrypt-dev
-  libcmocka-dev libmnl-dev
+  libcmocka-dev libmnl-dev zlib1g-dev libzstd-dev libxxhash-dev nettle-dev
+  libcurl4-openssl-dev etcd-server etcd-client
   chromium python3-prometheus-client
-  qemu-utils libnbd-bin nbdkit curl
+  qemu-utils libnbd-bin nbdkit curl openssl
   qemu-system-x86 linux-image-cloud-amd64 busybox-static cpio lz4 iproute2 e2fsprogs
-  qemu-guest-agent
+  qemu-guest-agent debootstrap dnsmasq-base grub-pc-bin grub-common xorriso mtools
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -5,9 +5,13 @@
 #   2. first render of a pool with N sim VMs (default 1000) in headless
 #      Chromium: from the login click to the VM list showing all N rows
 #      ("time to interactive"), and to the tree showing them;
+#      and, as its peer, the same objects fetched by a client that draws
+#      nothing (event.from from token ""): the ratio is the UI's own cost;
 #   3. metrics collection cost: vesseld's CPU use with M running sim VMs
-#      (default 50) sampled every 5 s, over 60 s, and the sampler's own
-#      time per step (its rrd.sample debug lines).
+#      (default 50, a disk each, so each step also reads their disk
+#      servers' counters) sampled every 5 s, over 60 s, against the same
+#      vesseld with no VM running, and the sampler's own time per step (its
+#      rrd.sample debug lines) as a share of the 5 s step.
 #
 #   bash bench/ui/run.sh BUILD_DIR [N_VMS [N_RUNNING]]
 set -u -o pipefail
@@ -31,11 +35,15 @@ done
 echo "all assets: $total_raw B, $total_gz B gzipped; first load (index.html's script and style): $first_gz B gzipped"
 echo "bench.ui.bundle_first_load_gzip_bytes=$first_gz"
 echo "bench.ui.bundle_total_gzip_bytes=$total_gz"
+echo "bench.ui.bundle_first_load_share=$(awk -v a="$first_gz" -v b="$total_gz" 'BEGIN { printf "%.2f", a / b }')"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vessel-uibench.XXXXXX")
 pid=
 cleanup() {
   [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  # the disk servers of the running VMs outlive vesseld by design: end
+  # ours, each by its pid (they name our data dir on their command line)
+  for p in $(pgrep -f -- "$tmp/data" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
   rm -rf "$tmp"
 }
 trap cleanup EXIT

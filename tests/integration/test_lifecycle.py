@@ -13,11 +13,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Tap, Vesseld, error, value  # noqa: E402
 
 HALTED_OPS = {'clone', 'copy', 'start', 'start_on', 'changing_dynamic_range', 'changing_static_range',
-              'make_into_template', 'destroy'}
+              'make_into_template', 'destroy', 'snapshot'}
 RUNNING_OPS = {'clean_shutdown', 'clean_reboot', 'hard_shutdown', 'hard_reboot', 'pause', 'suspend',
-               'changing_dynamic_range', 'changing_VCPUs_live'}
-PAUSED_OPS = {'unpause', 'hard_shutdown', 'hard_reboot'}
-SUSPENDED_OPS = {'resume', 'resume_on', 'hard_shutdown', 'clone', 'copy', 'destroy'}
+               'changing_dynamic_range', 'changing_VCPUs_live', 'snapshot'}
+# snapshot in every power state, as xapi's allowed_power_states
+PAUSED_OPS = {'unpause', 'hard_shutdown', 'hard_reboot', 'snapshot'}
+SUSPENDED_OPS = {'resume', 'resume_on', 'hard_shutdown', 'clone', 'copy', 'destroy', 'snapshot'}
 
 
 def new_vm(s, sess, tmpl, name):

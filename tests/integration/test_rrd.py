@@ -5,7 +5,10 @@ checked against xapi's documented layout (ocaml/libs/xapi-rrd
 rrd_updates.ml: meta start/step/end/rows/columns/legend, rows newest first,
 "CF:host:UUID:name" legends); its filters (cf, vm_uuid, host); GET /metrics
 parsed by prometheus_client's own text-format parser; refusals without a
-session or with bad parameters; and the archives surviving a restart.
+session or with bad parameters; the archives surviving a restart; the
+host.* and VM.* data source messages (xcp-rrdd's semantics: standard and
+non-standard sources, record, query, forget, errors); and a VBD's I/O
+through its disk server (NBD writes) showing as xapi's vbd_<device>_* sources.
 Usage: test_rrd.py BUILD/vesseld
 """
 import calendar
@@ -19,7 +22,9 @@ import urllib.request
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Tap, Vesseld, add_account, value  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'storage'))
+from harness import Tap, Vesseld, add_account, error, value, wait_for  # noqa: E402
+from vhd_control import NbdClient  # noqa: E402
 
 LEGEND = re.compile(r'^(AVERAGE|MIN|MAX):(host|vm):[0-9a-f-]{36}:[A-Za-z0-9_]+$')
 
@@ -62,6 +67,120 @@ def column(legend, rows, suffix):
     return [float(v[idx[0]]) for _, v in rows] if idx else []
 
 
+def data_source_checks(t, d, s, root, ro, host, vm, vm_uuid, host_uuid):
+    """host.* and VM.* data sources, as xcp-rrdd answers them."""
+    dss = value(s.host.get_data_sources(ro, host))
+    by = {x['name_label']: x for x in dss}
+    t.ok(set(dss[0]) == {'name_label', 'name_description', 'enabled', 'standard', 'units', 'min', 'max',
+                         'value'}, 'host.get_data_sources: data_source records', dss[0])
+    t.eq([x['name_label'] for x in dss], sorted(by), 'host.get_data_sources: sorted by name, each once')
+    m = by.get('memory_total_kib', {})
+    t.ok(m.get('enabled') and m.get('standard') and m.get('units') == 'KiB' and m.get('value') == 0.0,
+         'memory_total_kib: enabled, standard, KiB, value 0 (as xapi lists it)', m)
+    t.ok(by.get('cpu_avg', {}).get('max') == 1.0, 'cpu_avg: a fraction, max 1', by.get('cpu_avg'))
+    v = value(s.host.query_data_source(ro, host, 'memory_total_kib'))
+    t.ok(isinstance(v, float) and v > 1024, 'host.query_data_source memory_total_kib (read-only session)', v)
+    e = error(s.host.query_data_source(ro, host, 'no_such_source'))
+    t.ok(e and e[0] == 'INTERNAL_ERROR' and 'no_such_source' in e[1], 'query of an unknown source: INTERNAL_ERROR', e)
+    e = error(s.host.record_data_source(ro, host, 'loadavg'))
+    t.ok(e and e[0] == 'RBAC_PERMISSION_DENIED', 'host.record_data_source needs pool-operator', e)
+    e = error(s.host.record_data_source(root, host, 'no_such_source'))
+    t.ok(e and e[0] == 'INTERNAL_ERROR' and 'no_such_source' in e[1], 'record of an unknown source: INTERNAL_ERROR', e)
+    e = error(s.host.get_data_sources(ro, 'OpaqueRef:nope'))
+    t.ok(e and e[0] == 'HANDLE_INVALID', 'a bad host ref: HANDLE_INVALID', e)
+
+    # A non-standard source (xapi's rrdp-netdev pif_<dev>_rx_errors): listed, not
+    # recorded, not queryable, until record_data_source.
+    errs = [x for x in dss if x['name_label'].startswith('pif_') and x['name_label'].endswith('_rx_errors')]
+    if not value(s.PIF.get_all(root)):  # PIFs are this machine's physical NICs
+        print('ok %d - non-standard sources # SKIP this host has no physical NIC, so no PIF' % (t.n + 1))
+        t.n += 1
+    elif t.ok(errs, 'a PIF gives a non-standard pif_<dev>_rx_errors source', sorted(by)):
+        name = errs[0]['name_label']
+        t.ok(not errs[0]['standard'] and not errs[0]['enabled'] and errs[0]['units'] == 'err/s',
+             name + ': not standard, not enabled, err/s', errs[0])
+        e = error(s.host.query_data_source(ro, host, name))
+        t.ok(e and e[0] == 'INTERNAL_ERROR', 'query of a source not recorded: INTERNAL_ERROR', e)
+        value(s.host.record_data_source(root, host, name))
+        x = [y for y in value(s.host.get_data_sources(ro, host)) if y['name_label'] == name]
+        t.ok(x and x[0]['enabled'] and not x[0]['standard'], 'record_data_source: now enabled', x)
+        q = '/rrd_updates?session_id=%s&start=-30&interval=5&host=true&cf=AVERAGE' % ro
+        got = wait_for(lambda: [v for v in column(*parse_xml(get(d, q)[2])[1:], 'host:%s:%s' % (host_uuid, name))
+                                if v == v], timeout=20)
+        t.ok(got and all(v >= 0 for v in got), 'and sampled into /rrd_updates from then on', got)
+        t.ok(isinstance(value(s.host.query_data_source(ro, host, name)), float), 'and queryable')
+
+    # forget: the history goes; a standard source starts again, empty.
+    before = int(time.time()) - 10
+    value(s.host.forget_data_source_archives(root, host, 'loadavg'))
+    value(s.host.forget_data_source_archives(root, host, 'no_such_source'))
+    t.ok(True, 'forget_data_source_archives of an unknown source is no error')
+    _, legend, rows = parse_xml(get(d, '/rrd_updates?session_id=%s&start=-60&interval=5&host=true' % ro)[2])
+    old = [r for r in rows if r[0] <= before]
+    load = column(legend, old, 'AVERAGE:host:%s:loadavg' % host_uuid)
+    mem = column(legend, old, 'AVERAGE:host:%s:memory_total_kib' % host_uuid)
+    t.ok(old and all(v != v for v in load) and any(v == v for v in mem),
+         'forget loadavg: its past is gone, the others keep theirs', (load[:3], mem[:3]))
+
+    # The VM's.
+    vds = {x['name_label']: x for x in value(s.VM.get_data_sources(ro, vm))}
+    t.ok({'memory', 'memory_target', 'cpu0', 'vif_0_rx', 'vif_0_tx'} <= set(vds),
+         'VM.get_data_sources: memory, memory_target, cpu0, vif_0_rx/tx', sorted(vds))
+    t.ok(vds.get('memory', {}).get('units') == 'B' and vds['memory']['enabled'], 'memory: B, enabled', vds.get('memory'))
+    v = value(s.VM.query_data_source(ro, vm, 'memory'))
+    t.ok(isinstance(v, float) and v > 0, 'VM.query_data_source memory', v)
+    e = error(s.VM.query_data_source(ro, vm, 'nope'))
+    t.ok(e and e[0] == 'INTERNAL_ERROR', 'VM query of an unknown source: INTERNAL_ERROR', e)
+    e = error(s.VM.record_data_source(ro, vm, 'memory'))
+    t.ok(e and e[0] == 'RBAC_PERMISSION_DENIED', 'VM.record_data_source needs vm-admin', e)
+    value(s.VM.record_data_source(root, vm, 'memory'))
+    t.ok(True, 'VM.record_data_source of a recorded source changes nothing')
+    e = error(s.VM.get_data_sources(ro, 'OpaqueRef:nope'))
+    t.ok(e and e[0] == 'HANDLE_INVALID', 'a bad VM ref: HANDLE_INVALID', e)
+    halted = [r for r, x in value(s.VM.get_all_records(root)).items()
+              if not x['is_a_template'] and not x['is_control_domain'] and x['power_state'] == 'Halted']
+    if halted:
+        t.eq(value(s.VM.get_data_sources(ro, halted[0])), [], 'a halted VM has no data sources')
+        e = error(s.VM.query_data_source(ro, halted[0], 'memory'))
+        t.ok(e and e[0] == 'INTERNAL_ERROR' and 'VM: ' in e[1], 'query on a halted VM: INTERNAL_ERROR', e)
+
+
+def vbd_checks(t, d, s, root, ro, vm_uuid):
+    """I/O through the disk server shows as xapi's vbd_<device>_* sources."""
+    disks = os.path.join(d.dir, 'data', 'run', 'disks')
+    socks = [x for x in os.listdir(disks) if x.startswith(vm_uuid) and x.endswith('.sock')]
+    if not t.ok(socks, 'the VM\'s disk is served', os.listdir(disks)):
+        return
+    nbd = NbdClient(os.path.join(disks, socks[0]))
+    q = '/rrd_updates?session_id=%s&start=-30&interval=5&vm_uuid=%s&cf=AVERAGE' % (ro, vm_uuid)
+
+    def written():
+        # keep writing (4 MiB per try) until a sample shows it
+        for i in range(4):
+            nbd.write(i * (1 << 20), bytes([i + 1]) * (1 << 20))
+        nbd.read(0, 1 << 20)
+        _, legend, rows = parse_xml(get(d, q)[2])
+        w = [v for v in column(legend, rows, ':vbd_xvda_write') if v == v and v > 0]
+        return (legend, rows) if w else None
+    got = wait_for(written, timeout=30, step=1)
+    nbd.close()
+    if not t.ok(got, 'NBD writes to the VM\'s disk server show as vbd_xvda_write > 0'):
+        return
+    legend, rows = got
+    names = {x.rsplit(':', 1)[1] for x in legend}
+    want = {'vbd_xvda_' + k for k in ('read', 'write', 'read_latency', 'write_latency', 'iops_read', 'iops_write',
+                                      'iops_total', 'io_throughput_read', 'io_throughput_write',
+                                      'io_throughput_total', 'iowait', 'inflight')}
+    t.ok(want <= names, 'xapi\'s rrdp-iostat names for the VBD', sorted(names))
+    iops = [v for v in column(legend, rows, ':vbd_xvda_iops_write') if v == v and v > 0]
+    lat = [v for v in column(legend, rows, ':vbd_xvda_write_latency') if v == v and v > 0]
+    t.ok(iops and lat, 'write IOPS and latency are measured', (iops[:3], lat[:3]))
+    tput = [v for v in column(legend, rows, ':vbd_xvda_io_throughput_write') if v == v and v > 0]
+    wb = [v for v in column(legend, rows, ':vbd_xvda_write') if v == v and v > 0]
+    t.ok(tput and wb and abs(max(tput) * 1048576 - max(wb)) < 1e-6 * max(wb) + 1,
+         'io_throughput_write is write in MiB/s', (tput[:2], wb[:2]))
+
+
 def main():
     t = Tap()
     d = Vesseld(sys.argv[1], extra=['--backend', 'sim'])
@@ -75,6 +194,16 @@ def main():
         tmpl = [r for r, v in vms.items() if v['name_label'] == 'Direct kernel boot'][0]
         vm = value(s.VM.clone(root, tmpl, 'rrd'))
         value(s.VM.set_is_a_template(root, vm, False))
+        srs = value(s.SR.get_all_records(root))
+        sr = [r for r, x in srs.items() if x['content_type'] == 'user'][0]
+        vdi = value(s.VDI.create(root, {'SR': sr, 'virtual_size': str(16 << 20), 'type': 'user', 'sharable': False,
+                                        'read_only': False, 'other_config': {}, 'name_label': 'rrd disk',
+                                        'name_description': '', 'sm_config': {}, 'xenstore_data': {}, 'tags': []}))
+        value(s.VBD.create(root, {'VM': vm, 'VDI': vdi, 'userdevice': '0', 'bootable': True, 'mode': 'RW',
+                                  'type': 'Disk', 'empty': False, 'other_config': {}, 'qos_algorithm_type': '',
+                                  'qos_algorithm_params': {}}))
+        halted = value(s.VM.clone(root, vm, 'rrd halted'))
+        value(s.VM.set_is_a_template(root, halted, False))
         net = list(value(s.network.get_all_records(root)).keys())[0]
         value(s.VIF.create(root, {'device': '0', 'network': net, 'VM': vm, 'MAC': '', 'MTU': '1500',
                                   'other_config': {}, 'qos_algorithm_type': '', 'qos_algorithm_params': {}}))
@@ -190,6 +319,10 @@ def main():
             t.ok(any(x.labels['ds'] == 'memory' for x in vm_samples), 'and the running VM\'s memory')
         except ImportError:
             t.ok(False, 'prometheus_client is installed (scripts/install-deps.sh)')
+
+        host = value(s.session.get_this_host(root, root))
+        data_source_checks(t, d, s, root, ro, host, vm, vm_uuid, host_uuid)
+        vbd_checks(t, d, s, root, ro, vm_uuid)
 
         # Restart: the archives come back from DATA/rrd/.
         before = time.time()

@@ -87,6 +87,7 @@ def main():
         run_lifecycle(t, xe, tmp)
         run_storage(t, xe, tmp)
         run_network(t, xe)
+        run_xva(t, xe, tmp)
     finally:
         if proc:
             proc.send_signal(signal.SIGTERM)
@@ -533,6 +534,150 @@ def run_network(t, xe):
     t.eq(rc, 0, 'task-list')
     rc, out, err = xe('help', 'vm-start')
     t.ok(rc == 0 and 'vm-start' in out and '--multiple' in out, 'help of vm-start', out)
+
+
+def xe_pty(xe, *args):
+    """Runs xe with stderr on a pseudo-terminal (so that it draws its bars):
+    (rc, stdout, what the terminal showed)."""
+    import pty
+    import select
+    master, slave = pty.openpty()
+    p = subprocess.Popen([xe.exe] + list(args), stdout=subprocess.PIPE, stderr=slave,
+                         env=xe.env, text=False)
+    os.close(slave)
+    shown = b''
+    while True:
+        r, _, _ = select.select([master], [], [], 60)
+        if not r:
+            break
+        try:
+            data = os.read(master, 4096)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not data:
+            break
+        shown += data
+    out = p.stdout.read().decode()
+    rc = p.wait(60)
+    os.close(master)
+    return rc, out, shown.decode(errors='replace')
+
+
+def run_xva(t, xe, tmp):
+    """Record field aliases, vm-disk-list / vm-cd-list, and vm-export / vm-import /
+    vdi-export / vdi-import round trips, with the progress bar on a pseudo-tty."""
+    rc, out, err = xe('vm-install', 'template=Direct kernel boot', 'new-name-label=xe-xva')
+    vm = out.strip()
+    sr = xe('pool-list', 'params=default-SR', '--minimal')[1].strip()
+    vdi = xe('vdi-create', 'sr-uuid=' + sr, 'name-label=xe-xva-data', 'virtual-size=4MiB')[1].strip()
+    rc, out, err = xe('vbd-create', 'vm-uuid=' + vm, 'vdi-uuid=' + vdi, 'device=1')
+    t.eq(rc, 0, 'a data disk for the export', )
+    raw = os.path.join(tmp, 'd.raw')
+    data = os.urandom(3 * 1024 * 1024) + bytes(1024 * 1024)
+    with open(raw, 'wb') as f:
+        f.write(data)
+    rc, out, shown = xe_pty(xe, 'vdi-import', 'uuid=' + vdi, 'filename=' + raw, 'format=raw',
+                            '--progress')
+    t.ok(rc == 0 and re.search(r'VDI import \[#+\] 100%', shown), 'vdi-import --progress: '
+         'a bar on the terminal', shown)
+
+    # the record field aliases of xapi's records.ml
+    rc, out, err = xe('vbd-list', 'vm-uuid=' + vm, 'params=vdi-uuid', '--minimal')
+    t.ok(rc == 0 and vdi in out.strip().split(','), 'vbd-list vm-uuid= params=vdi-uuid', out + err)
+    rc, out, err = xe('vbd-list', 'vm-name-label=xe-xva', 'vdi-uuid=' + vdi, 'params=uuid,vm-uuid')
+    t.ok(rc == 0 and re.search(r'vm-uuid \( RO\): ' + vm, out) and
+         len(re.findall(r'^uuid \( RO\)', out, re.M)) == 1,
+         'vbd-list vm-name-label= vdi-uuid=: one VBD, vm-uuid shown', out + err)
+    rc, out, err = xe('vdi-list', 'sr-uuid=' + sr, 'name-label=xe-xva-data',
+                      'params=sr-name-label', '--minimal')
+    t.eq(out.strip(), 'Local storage', 'vdi-list sr-uuid= params=sr-name-label')
+    rc, out, err = xe('vif-list', 'vm-uuid=' + vm, '--minimal')
+    t.eq(rc, 0, 'vif-list vm-uuid=')
+    rc, out, err = xe('vbd-param-get', 'uuid=' + xe('vbd-list', 'vdi-uuid=' + vdi, '--minimal')[1]
+                      .strip(), 'param-name=vm-name-label')
+    t.eq(out.strip(), 'xe-xva', 'vbd-param-get param-name=vm-name-label')
+    rc, out, err = xe('vbd-list', 'vm-uuidx=' + vm)
+    t.ok(rc != 0 and "Unknown field 'vm-uuidx'" in err, 'an unknown field keeps xe\'s error', err)
+    rc, out, err = xe('vbd-list', 'params=vm-uuid,nonesuch')
+    t.ok(rc != 0 and "Unknown field 'nonesuch'" in err, 'params= with an unknown field', err)
+
+    rc, out, err = xe('vm-disk-list', 'vm=xe-xva')
+    t.ok(rc == 0 and 'Disk 1 VBD:' in out and 'Disk 1 VDI:' in out and
+         re.search(r'sr-name-label \( RO\): Local storage', out) and
+         re.search(r'vm-name-label \( RO\): xe-xva', out), 'vm-disk-list: VBD and VDI blocks',
+         out + err)
+    rc, out, err = xe('vm-disk-list', 'vm=xe-xva', 'vdi-params=uuid', 'vbd-params=userdevice')
+    t.ok(rc == 0 and vdi in out and 'virtual-size' not in out, 'vm-disk-list vdi-params=', out)
+    rc, out, err = xe('vm-cd-list', 'vm=xe-xva')
+    t.ok(rc == 0 and 'Disk' not in out, 'vm-cd-list lists no disks', out + err)
+
+    xva = os.path.join(tmp, 'xe.xva')
+    rc, out, shown = xe_pty(xe, 'vm-export', 'vm=' + vm, 'filename=' + xva)
+    t.ok(rc == 0 and out.strip() == 'Export succeeded' and re.search(r'Export \[#+\] 100%', shown),
+         'vm-export: "Export succeeded", a bar on the terminal', out + shown)
+    with open(xva, 'rb') as f:
+        head = f.read(512)
+    t.ok(head.startswith(b'ova.xml\0'), 'the file is an XVA (ova.xml first)')
+    rc, out, shown = xe_pty(xe, 'vm-import', 'filename=' + xva)
+    new = out.strip()
+    t.ok(rc == 0 and is_uuid(new) and new != vm and re.search(r'Import \[#+\] 100%', shown),
+         'vm-import: the new VM\'s uuid, a bar on the terminal', out + shown)
+    rc, out, err = xe('vm-param-get', 'uuid=' + new, 'param-name=name-label')
+    t.eq(out.strip(), 'xe-xva', 'the imported VM has the name')
+    new_vdi = xe('vbd-list', 'vm-uuid=' + new, 'userdevice=1', 'params=vdi-uuid',
+                 '--minimal')[1].strip()
+    back = os.path.join(tmp, 'back.raw')
+    rc, out, err = xe('vdi-export', 'uuid=' + new_vdi, 'filename=' + back)
+    with open(back, 'rb') as f:
+        t.ok(rc == 0 and f.read() == data, 'vdi-export of the imported disk: the same bytes')
+    import http.server
+    import threading
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=tmp)  # noqa: E731
+    web = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        url = 'http://127.0.0.1:%d/xe.xva' % web.server_address[1]
+        rc, out, err = xe('vm-import', 'url=' + url)
+        from_url = out.strip()
+        t.ok(rc == 0 and is_uuid(from_url) and from_url not in (vm, new),
+             'vm-import url=: the server downloads it (VM.import)', out + err)
+        if is_uuid(from_url):
+            xe('vm-uninstall', 'vm=' + from_url, '--force')
+        rc, out, err = xe('vm-import', 'url=' + url, 'filename=' + xva)
+        t.ok(rc != 0 and 'should not both be specified' in err, 'url= and filename= clash', err)
+    finally:
+        web.shutdown()
+    zxva = os.path.join(tmp, 'xe.zst.xva')
+    rc, out, err = xe('vm-export', 'vm=' + vm, 'filename=' + zxva, 'compress=zstd')
+    with open(zxva, 'rb') as f:
+        t.ok(rc == 0 and f.read(4) == b'\x28\xb5\x2f\xfd', 'vm-export compress=zstd', err)
+    cut = os.path.join(tmp, 'cut.xva')
+    with open(xva, 'rb') as f, open(cut, 'wb') as g:
+        g.write(f.read(200000))
+    before = xe('vm-list', '--minimal')[1]
+    rc, out, err = xe('vm-import', 'filename=' + cut)
+    t.ok(rc != 0 and 'IMPORT_ERROR_PREMATURE_EOF' in err, 'vm-import of a cut file: '
+         'IMPORT_ERROR_PREMATURE_EOF', err)
+    t.eq(xe('vm-list', '--minimal')[1], before, 'and no VM is left behind')
+    rc, out, err = xe('vm-export', 'vm=' + vm)
+    t.ok(rc != 0 and 'Required parameter not found: filename' in err, 'vm-export needs filename=',
+         err)
+    rc, out, err = xe('vdi-enable-cbt', 'uuid=' + vdi)
+    t.eq((rc, xe('vdi-param-get', 'uuid=' + vdi, 'param-name=cbt-enabled')[1].strip()),
+         (0, 'true'), 'vdi-enable-cbt')
+    snaps = [xe('vdi-snapshot', 'uuid=' + vdi)[1].strip() for _ in range(2)]
+    rc, out, err = xe('vdi-list-changed-blocks', 'vdi-from-uuid=' + snaps[0],
+                      'vdi-to-uuid=' + snaps[1])
+    import base64
+    t.ok(rc == 0 and base64.b64decode(out.strip()) == bytes(4 * 1024 * 1024 // 65536 // 8),
+         'vdi-list-changed-blocks: a base64 bitmap, nothing written in between', out + err)
+    rc, out, err = xe('vdi-disable-cbt', 'uuid=' + vdi)
+    t.eq((rc, xe('vdi-param-get', 'uuid=' + vdi, 'param-name=cbt-enabled')[1].strip()),
+         (0, 'false'), 'vdi-disable-cbt')
+    for v in snaps:
+        xe('vdi-destroy', 'uuid=' + v)
+    for v in (new, vm):
+        xe('vm-uninstall', 'vm=' + v, '--force')
 
 
 if __name__ == '__main__':

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """tests/storage/control_test.py - `vhd serve --control`: pause, live snapshot by reload,
-auto-resume, refused reloads; printed as TAP.
+auto-resume, refused reloads, I/O stats; printed as TAP.
 
 Usage: control_test.py PATH/TO/vhd
 One NBD connection (vhd_control.NbdClient) stays open across every pause and reload, as
@@ -102,6 +102,16 @@ def main():
            "size=%d" % (16 * MiB) in r, r)
         old_uuid = info("A.vhd")["image"]["uuid"]
         ok("info names the leaf's uuid", "leaf=%s" % old_uuid in r, r)
+        r = ctl.cmd("stats")
+        st = dict(kv.split("=") for kv in r.split()[1:]) if r.startswith("ok ") else {}
+        ok("stats counts the write and the read so far (requests and bytes)",
+           st.get("wr_reqs") == "1" and st.get("wr_bytes") == str(MiB) and
+           st.get("rd_reqs") == "1" and st.get("rd_bytes") == str(MiB) and
+           st.get("inflight") == "0" and int(st.get("wr_usec", "-1")) >= 0, r)
+        nbd.read(0, 4096)
+        st2 = dict(kv.split("=") for kv in ctl.cmd("stats").split()[1:])
+        ok("stats: one more read of 4096 bytes", int(st2.get("rd_reqs", 0)) == 2 and
+           int(st2.get("rd_bytes", 0)) == MiB + 4096, st2)
 
         # ---- live snapshot --------------------------------------------------------------
         ok("pause", ctl.cmd("pause") == "ok")

@@ -44,6 +44,11 @@
  *                The received descriptors are closed in every case (the chain keeps dups).
  *   resume       end the pause; "ok" ("error EINVAL not paused" otherwise).
  *   info         "ok depth=N leaf=UUID size=BYTES paused=0|1".
+ *   stats        "ok rd_reqs=N rd_bytes=N rd_usec=N wr_reqs=N wr_bytes=N wr_usec=N inflight=N":
+ *                counters since the server started (reads; writes including write-zeroes;
+ *                the microseconds spent serving each kind, a request's latency summed) and
+ *                the requests being served now. vesseld turns them into the VBD's I/O
+ *                rates and latencies (xapi's vbd_<device>_* data sources).
  * Anything else, an over-long line (the connection is then closed), descriptors with any
  * other command or a count that differs from N: "error EINVAL ...", descriptors closed.
  * Facts: the NBD protocol (NetworkBlockDevice/nbd doc/proto.md), 6.6; STYLE.md section 10; unix(7) SCM_RIGHTS.
@@ -54,6 +59,7 @@
 #include <stdint.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,21 +86,54 @@ static bool read_only;
 
 /*==== NBD backend ======================================================================*/
 
+/* I/O counters for "stats": relaxed atomics, read whole by the control thread. */
+static atomic_ullong rd_reqs, rd_bytes, rd_usec, wr_reqs, wr_bytes, wr_usec;
+static atomic_uint inflight;
+
+static uint64_t
+usec_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t
+io_begin(void)
+{
+    atomic_fetch_add_explicit(&inflight, 1, memory_order_relaxed);
+    return usec_now();
+}
+
+static void
+io_end(bool write, uint64_t t0, uint64_t len)
+{
+    uint64_t us = usec_now() - t0;
+    atomic_fetch_add_explicit(write ? &wr_reqs : &rd_reqs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(write ? &wr_bytes : &rd_bytes, len, memory_order_relaxed);
+    atomic_fetch_add_explicit(write ? &wr_usec : &rd_usec, us, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&inflight, 1, memory_order_relaxed);
+}
+
 static int
 be_read(void *o, void *buf, uint64_t off, uint32_t len)
 {
+    uint64_t t0 = io_begin();
     pthread_rwlock_rdlock(&chain_lock);
     int rc = vhd_chain_read(chain, buf, off, len);
     pthread_rwlock_unlock(&chain_lock);
+    io_end(false, t0, len);
     return rc;
 }
 
 static int
 be_write(void *o, const void *buf, uint64_t off, uint32_t len, bool fua)
 {
+    uint64_t t0 = io_begin();
     pthread_rwlock_wrlock(&chain_lock);
     int rc = vhd_chain_write(chain, buf, off, len, fua);
     pthread_rwlock_unlock(&chain_lock);
+    io_end(true, t0, len);
     return rc;
 }
 
@@ -110,9 +149,11 @@ be_flush(void *o)
 static int
 be_zero(void *o, uint64_t off, uint32_t len, bool fua)
 {
+    uint64_t t0 = io_begin();
     pthread_rwlock_wrlock(&chain_lock);
     int rc = vhd_chain_zero(chain, off, len, fua);
     pthread_rwlock_unlock(&chain_lock);
+    io_end(true, t0, len);
     return rc;
 }
 
@@ -343,6 +384,17 @@ ctl_info(struct ctl_conn *cc)
               (unsigned long long)in.size_bytes, p);
 }
 
+static int
+ctl_stats(struct ctl_conn *cc)
+{
+#define LOAD(x) (unsigned long long)atomic_load_explicit(&(x), memory_order_relaxed)
+    return ctl_reply(cc, "ok rd_reqs=%llu rd_bytes=%llu rd_usec=%llu wr_reqs=%llu wr_bytes=%llu "
+                     "wr_usec=%llu inflight=%u", LOAD(rd_reqs), LOAD(rd_bytes), LOAD(rd_usec),
+                     LOAD(wr_reqs), LOAD(wr_bytes), LOAD(wr_usec),
+                     atomic_load_explicit(&inflight, memory_order_relaxed));
+#undef LOAD
+}
+
 /* "reload N": N in 1..CONTROL_MAX_FDS, digits only. 0 if malformed. */
 static unsigned
 parse_count(const char *s)
@@ -375,6 +427,8 @@ ctl_command(struct ctl_conn *cc, char *line)
         ctl_resume(cc);
     } else if (strcmp(line, "info") == 0) {
         ctl_info(cc);
+    } else if (strcmp(line, "stats") == 0) {
+        ctl_stats(cc);
     } else {
         ctl_error(cc, -EINVAL, "unknown command");
     }

@@ -98,6 +98,45 @@ new_data_source_has_nan_past(void **state)
     rrd_free(r);
 }
 
+/* Removing the middle data source keeps the other two columns' archives and
+ * accumulators exact; a missing name is -ENOENT; a re-added name starts over. */
+static void
+remove_data_source(void **state)
+{
+    (void)state;
+    struct rrd *r = rrd_new(5);
+    rrd_ds_index(r, "a");
+    rrd_ds_index(r, "b");
+    rrd_ds_index(r, "c");
+    for (int i = 1; i <= 18; i++) { /* a minute and a half: an open 1-minute CDP */
+        double v[3] = {i, 100 + i, 1000 + i};
+        rrd_update(r, T0 + 5 * i, v, 3);
+    }
+    assert_int_equal(rrd_ds_remove(r, "b"), 0);
+    assert_int_equal(rrd_ds_remove(r, "b"), -ENOENT);
+    assert_int_equal(rrd_n_ds(r), 2);
+    assert_string_equal(rrd_ds_name(r, 0), "a");
+    assert_string_equal(rrd_ds_name(r, 1), "c");
+    assert_true(rrd_latest(r, 0, RRD_CF_AVERAGE) == 18.0);
+    assert_true(rrd_latest(r, 1, RRD_CF_MAX) == 1018.0);
+    for (int i = 19; i <= 24; i++) { /* closes the second minute */
+        double v[2] = {i, 1000 + i};
+        rrd_update(r, T0 + 5 * i, v, 2);
+    }
+    struct strbuf sb = STRBUF_INIT;
+    assert_int_equal(rrd_updates_export(&(struct rrd_source){"h:", r}, 1, T0, 60, RRD_CF_AVERAGE,
+                                        false, &sb), 0);
+    assert_null(strstr(sb.buf, "h:b<"));
+    char row[128];
+    snprintf(row, sizeof(row), "<row><t>%lld</t><v>18.5</v><v>1018.5</v></row>",
+             (long long)(T0 + 120));
+    assert_non_null(strstr(sb.buf, row));
+    strbuf_release(&sb);
+    assert_int_equal(rrd_ds_index(r, "b"), 2);
+    assert_true(isnan(rrd_latest(r, 2, RRD_CF_AVERAGE)));
+    rrd_free(r);
+}
+
 static void
 save_load_round_trip(void **state)
 {
@@ -184,6 +223,7 @@ main(void)
         cmocka_unit_test(averages_min_max_per_minute),
         cmocka_unit_test(five_second_rows_json_and_gaps),
         cmocka_unit_test(new_data_source_has_nan_past),
+        cmocka_unit_test(remove_data_source),
         cmocka_unit_test(save_load_round_trip),
         cmocka_unit_test(xml_dump_layout),
         cmocka_unit_test(export_needs_data),

@@ -162,3 +162,42 @@ const struct xmsg xapi_messages[] = {
     {"thing.set_tags", &xapi_class_thing, "set_tags", XM_SET_FIELD, &xapi_fields_thing[4], params_32, 2, 2, NULL, XR_POOL_OPERATOR, true, false, 0, NULL},
 };
 const size_t xapi_n_messages = 33;
+
+/* Static RBAC permissions, sorted by name label. */
+const struct xperm xapi_permissions[] = {
+    {"http/get_thing", "fd718e9d-a4af-a5ad-0183-e49b1ee4c72b", XR_VM_ADMIN},
+    {"part.get_all", "fc8d7332-bcb2-6a54-a00e-462aa107bcf4", XR_READ_ONLY},
+    {"part.get_all_records", "86c387e3-f6a1-c2cf-b92c-1c5ffaadc3f8", XR_READ_ONLY},
+    {"part.get_all_records_where", "9fa7a070-4497-9472-f8ba-80c746ae985e", XR_READ_ONLY},
+    {"part.get_all_where", "30593879-796e-959b-0685-052fb771225a", XR_READ_ONLY},
+    {"part.get_by_uuid", "198c3a89-022b-f82e-919a-23c80d568695", XR_READ_ONLY},
+    {"part.get_owner", "d6916e81-fa89-9b91-d22b-66c723f4260c", XR_READ_ONLY},
+    {"part.get_record", "e7ba9e6d-74c2-26ea-225a-275eb7ea1855", XR_READ_ONLY},
+    {"part.get_uuid", "d1b52c76-af09-32de-68be-54c5ba580de9", XR_READ_ONLY},
+    {"thing.add_tags", "bd0c8978-00c4-7df9-4d4a-9355a976a0f6", XR_POOL_OPERATOR},
+    {"thing.add_to_other_config", "9279a949-23e2-f94a-f307-a37845f579e4", XR_POOL_OPERATOR},
+    {"thing.create", "84fb5b1b-cf0a-d20b-9387-87ba25fb5654", XR_POOL_OPERATOR},
+    {"thing.destroy", "27bf037e-dc63-9ead-95f3-3e383f9ccbe4", XR_POOL_OPERATOR},
+    {"thing.get_all", "650e944b-05bb-3988-a02f-7232dbaaa8a6", XR_READ_ONLY},
+    {"thing.get_all_records", "80feb4ce-fbbf-64ff-90d9-bb1bdd12718a", XR_READ_ONLY},
+    {"thing.get_all_records_where", "1f1a260c-27dd-30e0-e56f-d099f2f67cca", XR_READ_ONLY},
+    {"thing.get_all_where", "beb2e1da-555f-d73b-3ca6-8ea55fef07aa", XR_READ_ONLY},
+    {"thing.get_by_name_label", "0214a90c-e121-2a47-80ab-26225e22dd8d", XR_READ_ONLY},
+    {"thing.get_by_uuid", "b1830230-5226-3285-ee07-9da035c91474", XR_READ_ONLY},
+    {"thing.get_name_label", "4e1b8c96-c916-2fea-1de0-22d7551a9a6b", XR_READ_ONLY},
+    {"thing.get_other_config", "3e64c3eb-d6d4-81a2-d217-5f7ac546937c", XR_READ_ONLY},
+    {"thing.get_parts", "94569d1f-17ea-30fe-4424-1ad61a1bf2a1", XR_READ_ONLY},
+    {"thing.get_record", "d1aac280-2419-86cf-026e-ad6507d2f56e", XR_READ_ONLY},
+    {"thing.get_size", "6d5f630b-f369-4407-1656-b21d4980a7d0", XR_READ_ONLY},
+    {"thing.get_state", "d48fb389-c6c9-2614-4581-85bf499a39c9", XR_READ_ONLY},
+    {"thing.get_tags", "b0ad00b7-b6d6-5c3b-e782-4928949452a2", XR_READ_ONLY},
+    {"thing.get_uuid", "d17b39f5-2677-ca15-77cf-0532e6285a0b", XR_READ_ONLY},
+    {"thing.later", "035fe3b7-f924-d391-116a-13d23fdaa3a8", XR_POOL_ADMIN},
+    {"thing.poke", "a85a2ff6-4ac5-8695-e3d6-cc3b38bf1a69", XR_VM_OPERATOR},
+    {"thing.remove_from_other_config", "db0da4bd-6392-e197-8240-997b92925c0a", XR_POOL_OPERATOR},
+    {"thing.remove_tags", "65b0fa61-73d4-6e88-a30c-3bf4e868a485", XR_POOL_OPERATOR},
+    {"thing.set_name_label", "ed50866f-8dfd-0b30-e830-2ebc5f8f70eb", XR_POOL_OPERATOR},
+    {"thing.set_other_config", "bb3f05e9-009c-f221-9ae5-a31ac53f26b8", XR_POOL_OPERATOR},
+    {"thing.set_tags", "64f62959-0af3-7e52-b32b-e653009a1c54", XR_POOL_OPERATOR},
+};
+const size_t xapi_n_permissions = 34;

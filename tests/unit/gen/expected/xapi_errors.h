@@ -16,6 +16,12 @@ xerr_thing_busy_at(struct xerr **errp, const char *file, int line, const char *t
     return xerr_set_at(errp, file, line, "THING_BUSY", 2, (const char *[]){thing, default_1});
 }
 #define xerr_thing_busy(errp, thing, default_1) xerr_thing_busy_at((errp), __FILE__, __LINE__, thing, default_1)
+static inline bool
+xerr_thing_busy_bare_at(struct xerr **errp, const char *file, int line)
+{
+    return xerr_set_at(errp, file, line, "THING_BUSY", 0, NULL);
+}
+#define xerr_thing_busy_bare(errp) xerr_thing_busy_bare_at((errp), __FILE__, __LINE__)
 
 extern const char *const xapi_error_codes[];
 extern const unsigned char xapi_error_arity[];

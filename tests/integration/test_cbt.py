@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""tests/integration/test_cbt.py - VDI.enable_cbt, disable_cbt, list_changed_blocks.
+
+A VDI with changed block tracking gets known writes between snapshots, made
+the way a guest makes them: over NBD to `vhd serve` on the VDI's leaf (the
+disk server VMs use), with qemu-io. list_changed_blocks between two snapshots
+must name exactly the 64 KiB blocks written (bit i, most significant bit
+first, as xapi's base64 bitmap), in either order, across three snapshots, and
+still after the garbage collector folded the chain once a middle snapshot was
+destroyed. Snapshots inherit the flag, clones and copies do not; the xapi
+errors: a snapshot cannot change its flag, a VDI without tracking has no
+metadata.
+Usage: test_cbt.py BUILD/vesseld BUILD/vhd
+"""
+import base64
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Tap, Vesseld, error, value  # noqa: E402
+
+MiB = 1024 * 1024
+K64 = 64 * 1024
+
+
+def blocks(b64):
+    data = base64.b64decode(b64)
+    return {i for i in range(len(data) * 8) if data[i // 8] & (0x80 >> (i % 8))}
+
+
+def guest_write(vhd, leaf, sock, writes):
+    """Writes (offset, length) ranges into @leaf through `vhd serve` over NBD."""
+    srv = subprocess.Popen([vhd, 'serve', '--socket', sock, leaf],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 10
+        while not os.path.exists(sock) and time.time() < deadline:
+            time.sleep(0.02)
+        cmds = []
+        for off, n in writes:
+            cmds += ['-c', 'write -P 0xab %d %d' % (off, n)]
+        subprocess.run(['qemu-io', '-f', 'raw', 'nbd+unix:///?socket=' + sock] + cmds,
+                       check=True, capture_output=True)
+    finally:
+        srv.terminate()
+        srv.wait(10)
+        if os.path.exists(sock):
+            os.unlink(sock)
+
+
+def expect(writes):
+    out = set()
+    for off, n in writes:
+        out.update(range(off // K64, (off + n - 1) // K64 + 1))
+    return out
+
+
+def main():
+    vesseld, vhd = sys.argv[1], sys.argv[2]
+    t = Tap()
+    if not shutil.which('qemu-io'):
+        print('1..0 # SKIP qemu-io (qemu-utils) is not installed')
+        return 0
+    d = Vesseld(vesseld, extra=['--backend', 'sim'])
+    try:
+        d.start()
+        s = d.proxy()
+        sess = d.login()
+        sr = value(s.pool.get_all_records(sess)).popitem()[1]['default_SR']
+        path = value(s.PBD.get_device_config(sess, value(s.SR.get_PBDs(sess, sr))[0]))['path']
+        sock = os.path.join(d.dir, 'nbd.sock')
+
+        def new_vdi(name):
+            return value(s.VDI.create(sess, {'name_label': name, 'name_description': '',
+                                             'SR': sr, 'virtual_size': str(16 * MiB),
+                                             'type': 'user', 'sharable': False,
+                                             'read_only': False, 'other_config': {}}))
+
+        vdi = new_vdi('cbt')
+        leaf = os.path.join(path, value(s.VDI.get_uuid(sess, vdi)) + '.vhd')
+        value(s.VDI.enable_cbt(sess, vdi))
+        t.eq(value(s.VDI.get_cbt_enabled(sess, vdi)), True, 'enable_cbt sets cbt_enabled')
+        t.eq((error(s.VDI.enable_cbt(sess, vdi)), value(s.VDI.get_cbt_enabled(sess, vdi))),
+             (None, True), 'enable_cbt is idempotent')
+        guest_write(vhd, leaf, sock, [(0, 16 * MiB)])  # the disk's first life
+        s1 = value(s.VDI.snapshot(sess, vdi, {}))
+        t.eq(value(s.VDI.get_cbt_enabled(sess, s1)), True, 'a snapshot inherits cbt_enabled')
+        clone = value(s.VDI.clone(sess, vdi, {}))
+        t.eq(value(s.VDI.get_cbt_enabled(sess, clone)), False, 'a clone starts untracked')
+
+        w1 = [(K64, K64), (3 * MiB + 100, 100), (10 * MiB, 128 * 1024), (16 * MiB - 512, 512)]
+        guest_write(vhd, leaf, sock, w1)
+        s2 = value(s.VDI.snapshot(sess, vdi, {}))
+        got = blocks(value(s.VDI.list_changed_blocks(sess, s1, s2)))
+        t.eq(sorted(got), sorted(expect(w1)), 'list_changed_blocks(s1, s2): exactly the written '
+             '64 KiB blocks')
+        raw = base64.b64decode(value(s.VDI.list_changed_blocks(sess, s1, s2)))
+        t.eq(len(raw), 16 * MiB // K64 // 8, 'the bitmap covers vdi_to at one bit per 64 KiB')
+        t.eq(blocks(value(s.VDI.list_changed_blocks(sess, s2, s1))), got, 'in either order')
+        t.eq(blocks(value(s.VDI.list_changed_blocks(sess, s1, s1))), set(), 'a VDI against itself')
+        t.eq(blocks(value(s.VDI.list_changed_blocks(sess, s1, vdi))), got,
+             'against the (unattached) VDI itself')
+
+        w2 = [(5 * MiB, 3 * K64), (K64 + 10, 20)]
+        guest_write(vhd, leaf, sock, w2)
+        s3 = value(s.VDI.snapshot(sess, vdi, {}))
+        t.eq(blocks(value(s.VDI.list_changed_blocks(sess, s2, s3))), expect(w2),
+             'list_changed_blocks(s2, s3): the second round alone')
+        t.eq(blocks(value(s.VDI.list_changed_blocks(sess, s1, s3))), expect(w1) | expect(w2),
+             'list_changed_blocks(s1, s3): both rounds')
+        value(s.VDI.destroy(sess, s2))
+        time.sleep(2)  # the collector may fold s2's base away meanwhile; either way:
+        t.eq(blocks(value(s.VDI.list_changed_blocks(sess, s1, s3))), expect(w1) | expect(w2),
+             'after s2 is destroyed (and its base folded): still both rounds')
+
+        vms = value(s.VM.get_all_records(sess))
+        tmpl = [r for r, v in vms.items() if v['name_label'] == 'Direct kernel boot'][0]
+        vm = value(s.VM.clone(sess, tmpl, 'cbt-vm'))
+        value(s.VM.set_is_a_template(sess, vm, False))
+        for vbd in value(s.VM.get_VBDs(sess, vm)):
+            value(s.VBD.destroy(sess, vbd))
+        value(s.VBD.create(sess, {'VM': vm, 'VDI': vdi, 'userdevice': '0', 'bootable': True,
+                                  'mode': 'RW', 'type': 'Disk', 'unpluggable': False,
+                                  'empty': False, 'other_config': {},
+                                  'qos_algorithm_type': '', 'qos_algorithm_params': {}}))
+        value(s.VM.start(sess, vm, False, False))
+        e = error(s.VDI.list_changed_blocks(sess, s1, vdi))
+        t.eq(e, ['VDI_IN_USE', vdi, 'list_changed_blocks'],
+             'vdi_to attached to a running VM: VDI_IN_USE')
+        value(s.VM.hard_shutdown(sess, vm))
+        value(s.VM.destroy(sess, vm))
+
+        plain = new_vdi('plain')
+        e = error(s.VDI.list_changed_blocks(sess, plain, s3))
+        t.eq(e, ['VDI_NO_CBT_METADATA', plain], 'a VDI without tracking: VDI_NO_CBT_METADATA')
+        e = error(s.VDI.enable_cbt(sess, s1))
+        t.eq(e, ['OPERATION_NOT_ALLOWED', 'VDI is a snapshot: ' + s1],
+             'a snapshot cannot change its tracking')
+        value(s.VDI.disable_cbt(sess, vdi))
+        t.eq(value(s.VDI.get_cbt_enabled(sess, vdi)), False, 'disable_cbt clears cbt_enabled')
+        e = error(s.VDI.list_changed_blocks(sess, s1, vdi))
+        t.eq(e, ['VDI_NO_CBT_METADATA', vdi], 'and list_changed_blocks on it is refused')
+        t.eq(blocks(value(s.VDI.list_changed_blocks(sess, s1, s3))), expect(w1) | expect(w2),
+             'its snapshots keep theirs')
+        for v in (s1, s3, clone, plain, vdi):
+            value(s.VDI.destroy(sess, v))
+    finally:
+        d.cleanup()
+    return t.done()
+
+
+if __name__ == '__main__':
+    sys.exit(main())
