@@ -44,6 +44,7 @@
 #include "common/hashmap.h"
 #include "common/log.h"
 #include "common/strbuf.h"
+#include "db/enc_cache.h"
 #include "db/store.h"
 #include "wire/jsonrpc.h"
 #include "xapi_errors.h"
@@ -64,6 +65,7 @@ struct dbobj {
     uint64_t batch_seen; /* the batch that saved an undo entry for it */
     struct dbobj *prev, *next;
     bool linked;
+    struct enc_cache enc; /* reply bytes of gen_modified (db/enc_cache.h) */
 };
 
 struct tomb {
@@ -254,6 +256,7 @@ obj_free(const struct xclass *cls, struct dbobj *o)
 {
     if (!o)
         return;
+    enc_cache_drop(&o->enc);
     xrecord_free(cls, o->rec);
     free(o->ref);
     free(o->uuid);
@@ -301,6 +304,7 @@ static int
 save_undo(struct db *db, const struct xclass *cls, struct dbobj *o, bool existed)
 {
     assert(in_batch(db));
+    enc_cache_drop(&o->enc); /* the write lock is held: no reader has the bytes */
     if (o->batch_seen == db->batch_id)
         return 0;
     if (db->n_undo == db->cap_undo) {
@@ -896,6 +900,7 @@ db_set_volatile(struct db *db, const struct xclass *cls, const char *ref, const 
         void *slot = xrecord_field_ptr(o->rec, f);
         xtype_value_clear(f->type, slot);
         memcpy(slot, &tmp, f->type->size);
+        enc_cache_drop(&o->enc); /* a change without a generation */
     }
     if (locked)
         pthread_rwlock_unlock(&db->lock);
@@ -968,8 +973,10 @@ db_encode(struct db *db, const struct xclass *cls, const char *ref, struct wire_
 {
     read_lock(db);
     struct dbobj *o = lookup(db, cls, ref);
-    if (o)
-        xrecord_encode(cls, o->rec, w, false);
+    if (o && in_batch(db))
+        xrecord_encode(cls, o->rec, w, false); /* maybe uncommitted: not cached */
+    else if (o)
+        enc_cache_encode(&o->enc, o->gen_modified, cls, o->rec, w);
     read_unlock(db);
     if (!o)
         return xerr_handle_invalid(errp, cls->name, ref ? ref : "");

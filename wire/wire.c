@@ -270,6 +270,13 @@ wire_stringn(struct wire_writer *w, const char *s, size_t len)
 }
 
 void
+wire_raw_value(struct wire_writer *w, const char *bytes, size_t len)
+{
+    if (value_begin(w))
+        strbuf_append(w->out, bytes, len);
+}
+
+void
 wire_string(struct wire_writer *w, const char *s)
 {
     if (!s)

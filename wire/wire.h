@@ -63,6 +63,10 @@ void wire_begin_struct(struct wire_writer *w);
 void wire_member(struct wire_writer *w, const char *name);
 void wire_membern(struct wire_writer *w, const char *name, size_t len);
 void wire_end_struct(struct wire_writer *w);
+/* Appends @len bytes that a writer of the same format wrote for one whole
+ * value, starting at depth 0 (a record encoded earlier: db/enc_cache.h), as
+ * the next value here (JSON: with the comma it needs). */
+void wire_raw_value(struct wire_writer *w, const char *bytes, size_t len);
 /* Writes a decoded value back out (used to echo JSON-RPC ids, and by tests). */
 struct xval;
 void wire_xval(struct wire_writer *w, const struct xval *v);

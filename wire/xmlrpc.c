@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <expat.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -578,6 +579,62 @@ on_entity_decl(void *opaque, const XML_Char *name, int is_param, const XML_Char 
 /* Driver                                                                 */
 /* ===================================================================== */
 
+/* expat draws a hash salt from getrandom(2) for every new parser unless given
+ * one: a syscall per request. One random salt per process keeps the
+ * protection against crafted hash collisions without it. */
+static unsigned long hash_salt;
+static pthread_once_t hash_salt_once = PTHREAD_ONCE_INIT;
+
+/* Each thread keeps one parser and resets it for the next body: creating and
+ * freeing one per call was a tenth of a small call's CPU (issue 18).
+ * XML_ParserReset returns it to the state of a new one (handlers and salt
+ * cleared, the document forgotten), keeping its memory. */
+static pthread_key_t parser_key;
+
+static void
+parser_key_free(void *p)
+{
+    XML_ParserFree(p);
+}
+
+static void
+hash_salt_init(void)
+{
+    unsigned long v = 0;
+    while (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
+        ;
+    hash_salt = v | 1; /* expat treats 0 as "draw your own" */
+    if (pthread_key_create(&parser_key, parser_key_free) != 0)
+        abort(); /* only at the process's first parse, out of keys */
+}
+
+/* A parser in the state of a new one: the thread's own, or a new one when
+ * the thread's is in use (a parse inside a parse) or cannot be reset. */
+static XML_Parser
+parser_get(void)
+{
+    pthread_once(&hash_salt_once, hash_salt_init);
+    XML_Parser p = pthread_getspecific(parser_key);
+    if (p) {
+        pthread_setspecific(parser_key, NULL);
+        if (XML_ParserReset(p, "UTF-8"))
+            return p;
+        XML_ParserFree(p);
+    }
+    /* The encoding argument overrides any declaration: the body is UTF-8. */
+    return XML_ParserCreate("UTF-8");
+}
+
+/* Gives @p back to the thread (or frees it when the thread has one). */
+static void
+parser_put(XML_Parser p)
+{
+    if (!p)
+        return;
+    if (pthread_getspecific(parser_key) || pthread_setspecific(parser_key, p) != 0)
+        XML_ParserFree(p);
+}
+
 static void
 parse_state_release(struct parse_state *ps)
 {
@@ -590,24 +647,10 @@ parse_state_release(struct parse_state *ps)
     free(ps->method);
     xval_free(ps->params);
     xval_free(ps->result);
-    if (ps->parser)
-        XML_ParserFree(ps->parser);
+    parser_put(ps->parser);
+    ps->parser = NULL;
 }
 
-/* expat draws a hash salt from getrandom(2) for every new parser unless given
- * one: a syscall per request. One random salt per process keeps the
- * protection against crafted hash collisions without it. */
-static unsigned long hash_salt;
-static pthread_once_t hash_salt_once = PTHREAD_ONCE_INIT;
-
-static void
-hash_salt_init(void)
-{
-    unsigned long v = 0;
-    while (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
-        ;
-    hash_salt = v | 1; /* expat treats 0 as "draw your own" */
-}
 
 /* Runs the parser over @body; 0 with the results in @ps, or a negative errno. */
 static int
@@ -621,13 +664,11 @@ parse_run(struct parse_state *ps, enum parse_mode mode, const char *body, size_t
     if (why && why_len)
         why[0] = '\0';
     strbuf_init(&ps->text);
-    /* The encoding argument overrides any declaration: the body is UTF-8. */
-    ps->parser = XML_ParserCreate("UTF-8");
+    ps->parser = parser_get();
     if (!ps->parser) {
         errtext_set(why, why_len, "%s", "out of memory");
         return -ENOMEM;
     }
-    pthread_once(&hash_salt_once, hash_salt_init);
     XML_SetHashSalt(ps->parser, hash_salt);
     XML_SetUserData(ps->parser, ps);
     XML_SetElementHandler(ps->parser, on_start, on_end);
@@ -664,9 +705,171 @@ parse_run(struct parse_state *ps, enum parse_mode mode, const char *body, size_t
     return 0;
 }
 
+/* ===================================================================== */
+/* Fast path: the common call                                             */
+/* ===================================================================== */
+
+/* Most calls are a method name and a few plain ASCII string params (refs,
+ * uuids, names) in one shape, as the XenAPI SDKs and xe write them. For such
+ * a body, expat's set-up costs more than the whole parse (issue 18), so it is
+ * read here; any other body - another type, a reference, a byte outside
+ * printable ASCII, a comment, an attribute, a self-closing tag - goes to
+ * expat, whose result this one equals (tests/fuzz/xmlrpc_fuzz.c compares the
+ * two on every input it accepts):
+ *
+ *   body  := [decl] S? "<methodCall>" S? "<methodName>" NAME "</methodName>" S?
+ *            "<params>" S? (param S?)* "</params>" S? "</methodCall>" S?
+ *   decl  := <?xml version="1.0"?> | <?xml version='1.0'?>
+ *   param := "<param>" S? "<value>" (TEXT | "<string>" TEXT "</string>")
+ *            "</value>" S? "</param>"
+ *   NAME  := one or more of 0x21-0x7e but < > &;  TEXT := zero or more of
+ *            0x20-0x7e but < > &, TAB, LF;  S := spaces, TABs, LFs, CRs
+ */
+struct fast {
+    const char *p, *end;
+};
+
+static void
+fast_space(struct fast *f)
+{
+    while (f->p < f->end && is_xml_space(*f->p))
+        f->p++;
+}
+
+static bool
+fast_lit(struct fast *f, const char *lit, size_t n)
+{
+    if ((size_t)(f->end - f->p) < n || memcmp(f->p, lit, n) != 0)
+        return false;
+    f->p += n;
+    return true;
+}
+
+#define FAST_LIT(f, lit) fast_lit((f), (lit), sizeof(lit) - 1)
+
+/* Text up to the next '<': its length, or -1 when a byte is not plain. */
+static ptrdiff_t
+fast_text(struct fast *f, bool name)
+{
+    const char *start = f->p;
+    for (; f->p < f->end && *f->p != '<'; f->p++) {
+        unsigned char c = (unsigned char)*f->p;
+        bool plain = c >= 0x20 && c <= 0x7e && c != '>' && c != '&';
+        if (!plain && (name || (c != '\t' && c != '\n')))
+            return -1;
+        if (name && c == ' ')
+            return -1;
+    }
+    if (f->p == f->end)
+        return -1;
+    return f->p - start;
+}
+
+/* 1 with the results, 0 when the body is not of the fast shape (nothing
+ * allocated), or -ENOMEM. */
+static int
+fast_parse_call(const char *body, size_t len, char **method, struct xval **params)
+{
+    struct fast f = {body, body + len};
+    if (!FAST_LIT(&f, "<?xml version=\"1.0\"?>"))
+        (void)FAST_LIT(&f, "<?xml version='1.0'?>");
+    fast_space(&f);
+    if (!FAST_LIT(&f, "<methodCall>"))
+        return 0;
+    fast_space(&f);
+    if (!FAST_LIT(&f, "<methodName>"))
+        return 0;
+    const char *name = f.p;
+    ptrdiff_t name_len = fast_text(&f, true);
+    if (name_len <= 0 || !FAST_LIT(&f, "</methodName>"))
+        return 0;
+    fast_space(&f);
+    if (!FAST_LIT(&f, "<params>"))
+        return 0;
+    /* Count first: nothing is allocated for a body that then goes to expat. */
+    const char *params_at = f.p;
+    size_t n = 0;
+    for (;;) {
+        fast_space(&f);
+        if (FAST_LIT(&f, "</params>"))
+            break;
+        if (!FAST_LIT(&f, "<param>"))
+            return 0;
+        fast_space(&f);
+        if (!FAST_LIT(&f, "<value>"))
+            return 0;
+        bool typed = FAST_LIT(&f, "<string>");
+        if (fast_text(&f, false) < 0)
+            return 0;
+        if (typed && !FAST_LIT(&f, "</string>"))
+            return 0;
+        if (!FAST_LIT(&f, "</value>"))
+            return 0;
+        fast_space(&f);
+        if (!FAST_LIT(&f, "</param>"))
+            return 0;
+        n++;
+    }
+    fast_space(&f);
+    if (!FAST_LIT(&f, "</methodCall>"))
+        return 0;
+    fast_space(&f);
+    if (f.p != f.end)
+        return 0;
+
+    struct xval *arr = xval_new_array();
+    char *m = strndup(name, (size_t)name_len);
+    if (!arr || !m)
+        goto oom;
+    f.p = params_at;
+    for (size_t i = 0; i < n; i++) { /* the shape is known now: no checks */
+        fast_space(&f);
+        FAST_LIT(&f, "<param>");
+        fast_space(&f);
+        FAST_LIT(&f, "<value>");
+        bool typed = FAST_LIT(&f, "<string>");
+        const char *text = f.p;
+        ptrdiff_t text_len = fast_text(&f, false);
+        struct xval *v = xval_new_stringn(text, (size_t)text_len);
+        if (!v || xval_array_append(arr, v) < 0) {
+            xval_free(v);
+            goto oom;
+        }
+        if (typed)
+            FAST_LIT(&f, "</string>");
+        FAST_LIT(&f, "</value>");
+        fast_space(&f);
+        FAST_LIT(&f, "</param>");
+    }
+    *method = m;
+    *params = arr;
+    return 1;
+oom:
+    xval_free(arr);
+    free(m);
+    return -ENOMEM;
+}
+
 int
 xmlrpc_parse_call(const char *body, size_t len, char **method, struct xval **params,
                   char *why, size_t why_len)
+{
+    int rc = fast_parse_call(body, len, method, params);
+    if (rc == 1) {
+        if (why && why_len)
+            why[0] = '\0';
+        return 0;
+    }
+    if (rc < 0) {
+        errtext_set(why, why_len, "%s", "out of memory");
+        return rc;
+    }
+    return xmlrpc_parse_call_expat(body, len, method, params, why, why_len);
+}
+
+int
+xmlrpc_parse_call_expat(const char *body, size_t len, char **method, struct xval **params,
+                        char *why, size_t why_len)
 {
     struct parse_state ps;
     int rc = parse_run(&ps, MODE_CALL, body, len, why, why_len);

@@ -5,7 +5,11 @@
 #
 #   bash bench/api/run.sh [BUILD_DIR]        (default: $BUILD or ./build)
 #
-# Environment: APIBENCH_SECONDS (5), APIBENCH_SAMPLES (200), APIBENCH_VMS (10000).
+# Then bench/api/peers.py: the request path against nginx (wrk, 1 and 8
+# connections) and libvirt (a Python client's p50), with their own vesseld.
+#
+# Environment: APIBENCH_SECONDS (5), APIBENCH_SAMPLES (200), APIBENCH_VMS (10000),
+# PEERS_SECONDS (4), PEERS_RUNS (3).
 # Starts its own vesseld on a temporary data dir and a free 127.0.0.1 port,
 # runs apibench against it, stops it. Prints a table and an APIBENCH_JSON line.
 set -eu -o pipefail
@@ -59,3 +63,7 @@ fi
 echo "bench/api: vesseld $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?') pid $pid port $port, $(nproc) CPUs, $(uname -r)" >&2
 "$apibench" --port "$port" --password-file "$tmp/pw" --pid "$pid" \
   --seconds "${APIBENCH_SECONDS:-5}" --samples "${APIBENCH_SAMPLES:-200}" --vms "${APIBENCH_VMS:-10000}"
+cleanup  # its vesseld, with the VMs it made, is not the one peers.py measures
+pid=
+echo
+python3 "$here/peers.py" "$build" --seconds "${PEERS_SECONDS:-4}" --runs "${PEERS_RUNS:-3}"

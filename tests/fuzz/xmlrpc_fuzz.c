@@ -10,6 +10,9 @@
  * struct with a repeated member name cannot be read back (JSON rejects
  * duplicate keys). A mismatch aborts: libFuzzer reports it as a crash.
  *
+ * A call is also parsed by expat alone: the fast path for common calls
+ * (wire/xmlrpc.c) must give the same result.
+ *
  * Debugging a failure: build the gcc replay (tests/fuzz/xmlrpc_replay) and run
  * it on the crashing file; it prints which check failed.
  */
@@ -203,7 +206,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     char *method = NULL;
     struct xval *params = NULL;
-    if (xmlrpc_parse_call(body, size, &method, &params, why, sizeof(why)) == 0) {
+    int call_rc = xmlrpc_parse_call(body, size, &method, &params, why, sizeof(why));
+    /* The fast path must answer exactly as expat does (wire/xmlrpc.c). */
+    char *method_x = NULL;
+    struct xval *params_x = NULL;
+    int call_rc_x = xmlrpc_parse_call_expat(body, size, &method_x, &params_x, why, sizeof(why));
+    check(call_rc == call_rc_x || (call_rc < 0 && call_rc_x < 0), "fast path: result differs");
+    if (call_rc == 0) {
+        check(strcmp(method, method_x) == 0, "fast path: method differs");
+        check(xval_equal(params, params_x), "fast path: params differ");
+    }
+    free(method_x);
+    xval_free(params_x);
+    if (call_rc == 0) {
         check(method != NULL && params != NULL && params->kind == XVAL_ARRAY, "call shape");
         round_trip_call(method, params);
         free(method);

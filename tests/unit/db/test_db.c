@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "common/strbuf.h"
 #include "db/db.h"
 #include "model/xmodel.h"
 #include "xapi_model.h"
@@ -153,6 +154,85 @@ test_batch_rollback(void **state)
     free(keep);
 }
 
+/* db_encode's bytes, as the store encodes them now (from its cache or not),
+ * inside an array after one element: JSON needs the comma. */
+static char *
+encode(struct db *db, const char *ref, enum wire_format f)
+{
+    struct strbuf sb = STRBUF_INIT;
+    struct wire_writer w;
+    wire_writer_init(&w, f, &sb);
+    wire_begin_array(&w);
+    wire_int(&w, 1);
+    assert_true(db_encode(db, &xapi_class_vm, ref, &w, NULL));
+    wire_end_array(&w);
+    return strbuf_steal(&sb, NULL);
+}
+
+/* The same, from a copy of the record: what db_encode must equal. */
+static char *
+encode_copy(struct db *db, const char *ref, enum wire_format f)
+{
+    void *rec = NULL;
+    assert_true(db_get(db, &xapi_class_vm, ref, &rec, NULL));
+    struct strbuf sb = STRBUF_INIT;
+    struct wire_writer w;
+    wire_writer_init(&w, f, &sb);
+    wire_begin_array(&w);
+    wire_int(&w, 1);
+    xrecord_encode(&xapi_class_vm, rec, &w, false);
+    wire_end_array(&w);
+    xrecord_free(&xapi_class_vm, rec);
+    return strbuf_steal(&sb, NULL);
+}
+
+static void
+expect_encoding(struct db *db, const char *ref, const char *name)
+{
+    for (int f = WIRE_XMLRPC; f <= WIRE_JSON; f++)
+        for (int i = 0; i < 2; i++) { /* the second one from the cache */
+            char *got = encode(db, ref, (enum wire_format)f), *want = encode_copy(db, ref, (enum wire_format)f);
+            assert_string_equal(got, want);
+            assert_non_null(strstr(got, name));
+            free(got);
+            free(want);
+        }
+}
+
+static bool
+rename_to(void *opaque, void *rec, struct xerr **errp)
+{
+    struct xapi_vm_record *vm = rec;
+    free(vm->name_label);
+    vm->name_label = strdup(opaque);
+    return vm->name_label || xerr_nomem(errp);
+}
+
+/* Encoded records are reused only while nothing changed them. */
+static void
+test_encode_follows_changes(void **state)
+{
+    struct db *db = *state;
+    char *ref = new_vm(db, "enc-one");
+    expect_encoding(db, ref, "enc-one");
+    assert_true(db_update(db, &xapi_class_vm, ref, rename_to, "enc-two", NULL));
+    expect_encoding(db, ref, "enc-two");
+    char *three = "enc-three";
+    const struct xfield *f = xclass_field(&xapi_class_vm, "name_label");
+    assert_true(db_set_volatile(db, &xapi_class_vm, ref, f, &three, NULL));
+    expect_encoding(db, ref, "enc-three");
+    /* a batch sees its own change; after a rollback the old bytes again */
+    db_batch_begin(db);
+    assert_true(db_update(db, &xapi_class_vm, ref, rename_to, "enc-four", NULL));
+    char *inside = encode(db, ref, WIRE_XMLRPC);
+    assert_non_null(strstr(inside, "enc-four"));
+    free(inside);
+    assert_false(db_batch_end(db, false, NULL));
+    expect_encoding(db, ref, "enc-three");
+    assert_true(db_destroy(db, &xapi_class_vm, ref, NULL));
+    free(ref);
+}
+
 static void
 test_reverse_links(void **state)
 {
@@ -265,6 +345,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_duplicate_uuid_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_update_restores, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_rollback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_encode_follows_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reverse_links, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changes_since, setup, teardown),
         cmocka_unit_test_setup_teardown(test_survives_reopen, setup, teardown),

@@ -569,6 +569,98 @@ nested_arrays(int n)
     return strbuf_steal(&sb, NULL);
 }
 
+/* A thread reuses its parser: whatever the last body did to it (cut short,
+ * refused mid-way, a DOCTYPE), the next one starts from a clean state. */
+static void
+test_parse_after_failures(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "<methodCall><methodName>a.b</methodName><params><param><value><struct>",
+        "<methodCall><methodName>a.b</methodName><params><param><value><i4>x</i4>",
+        "<!DOCTYPE x [<!ENTITY e \"boom\">]><methodCall><methodName>&e;</methodName>"
+        "</methodCall>",
+        "<methodCall><methodName>a.b</methodName></methodCall><extra/>",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *method;
+        struct xval *params;
+        assert_true(parse_call(bad[i], &method, &params) < 0);
+        assert_null(method);
+        assert_int_equal(parse_call("<methodCall><methodName>VM.get_record</methodName><params>"
+                                    "<param><value>s</value></param></params></methodCall>",
+                                    &method, &params),
+                         0);
+        assert_string_equal(method, "VM.get_record");
+        assert_int_equal(params->arr.n, 1);
+        assert_string_equal(params->arr.items[0]->str.s, "s");
+        free(method);
+        xval_free(params);
+    }
+}
+
+/* The fast path for common calls gives what expat gives, on bodies it takes
+ * and on near misses that it must leave to expat. */
+static void
+test_fast_path_same_as_expat(void **state)
+{
+    (void)state;
+    static const char *const bodies[] = {
+        /* the fast shape: C clients, Python's xmlrpc.client, xe */
+        "<methodCall><methodName>VM.get_record</methodName><params><param><value>"
+        "OpaqueRef:1</value></param><param><value>OpaqueRef:2</value></param></params>"
+        "</methodCall>",
+        "<?xml version='1.0'?>\n<methodCall>\n<methodName>VM.get_power_state</methodName>\n"
+        "<params>\n<param>\n<value><string>OpaqueRef:1</string></value>\n</param>\n"
+        "</params>\n</methodCall>\n",
+        "<?xml version=\"1.0\"?><methodCall><methodName>a.b</methodName><params></params>"
+        "</methodCall>",
+        "  <methodCall><methodName>a.b</methodName><params><param><value></value></param>"
+        "<param><value> x\ty\n </value></param><param><value><string></string></value>"
+        "</param></params></methodCall>\r\n",
+        /* near misses: expat decides */
+        "<methodCall><methodName>a.b</methodName><params><param><value>a&amp;b</value>"
+        "</param></params></methodCall>",
+        "<methodCall><methodName>a.b</methodName><params><param><value>x\ry</value>"
+        "</param></params></methodCall>",
+        "<methodCall><methodName>a.b</methodName><params><param><value>caf\xc3\xa9</value>"
+        "</param></params></methodCall>",
+        "<methodCall><methodName>a.b</methodName><params><param><value/></param></params>"
+        "</methodCall>",
+        "<methodCall><methodName>a.b</methodName><params><param><value><int>1</int></value>"
+        "</param></params></methodCall>",
+        "<methodCall><methodName>a b</methodName><params/></methodCall>",
+        "<methodCall><methodName></methodName><params></params></methodCall>",
+        "<methodCall><methodName>a.b</methodName><params></params></methodCall><x/>",
+        "<methodCall><methodName>a.b</methodName><params></params></methodCall>junk",
+        "<methodCall><methodName>a.b</methodName><params><param><value>x</value></param>",
+        "<methodCall><methodName>a.b</methodName><params><param><value>a>b</value>"
+        "</param></params></methodCall>",
+        " <?xml version='1.0'?><methodCall><methodName>a.b</methodName><params></params>"
+        "</methodCall>",
+        "<methodCall><methodName>a.b</methodName><params><param><value><string>x</string>"
+        " </value></param></params></methodCall>",
+    };
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        char *m1 = NULL, *m2 = NULL;
+        struct xval *p1 = NULL, *p2 = NULL;
+        char why2[160];
+        size_t len = strlen(bodies[i]);
+        int rc1 = xmlrpc_parse_call(bodies[i], len, &m1, &p1, why, sizeof(why));
+        int rc2 = xmlrpc_parse_call_expat(bodies[i], len, &m2, &p2, why2, sizeof(why2));
+        assert_int_equal(rc1, rc2);
+        assert_string_equal(why, why2);
+        if (rc1 == 0) {
+            assert_string_equal(m1, m2);
+            assert_true(xval_equal(p1, p2));
+        }
+        free(m1);
+        free(m2);
+        xval_free(p1);
+        xval_free(p2);
+    }
+}
+
 static void
 test_depth_limit(void **state)
 {
@@ -816,6 +908,8 @@ main(void)
         cmocka_unit_test(test_parse_bad_scalars),
         cmocka_unit_test(test_parse_bad_structure),
         cmocka_unit_test(test_hostile_doctype_and_entities),
+        cmocka_unit_test(test_parse_after_failures),
+        cmocka_unit_test(test_fast_path_same_as_expat),
         cmocka_unit_test(test_depth_limit),
         cmocka_unit_test(test_many_members),
         cmocka_unit_test(test_parse_response_and_fault),
