@@ -22,7 +22,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import console_log, value, wait_for  # noqa: E402
+from harness import console_log, run_in_netns, value, wait_for  # noqa: E402,F401
 import ext4_image  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -42,25 +42,6 @@ def build(outdir):
     return {'image': os.path.join(outdir, 'debian.img'),
             'kernel': os.path.join(outdir, 'vmlinuz'),
             'initrd': os.path.join(outdir, 'initrd.img')}
-
-
-def run_in_netns(prefix, argv):
-    """Runs @argv in a network namespace made for it (named @prefix-PID) and
-    removes the namespace (killing what is left in it) afterwards; its exit
-    status, or None when no namespace can be made."""
-    ns = '%s-%d' % (prefix, os.getpid())
-    if subprocess.run(['ip', 'netns', 'add', ns], capture_output=True).returncode != 0:
-        return None
-    try:
-        return subprocess.run(['ip', 'netns', 'exec', ns] + list(argv)).returncode
-    finally:
-        for pid in subprocess.run(['ip', 'netns', 'pids', ns], capture_output=True,
-                                  text=True).stdout.split():
-            try:
-                os.kill(int(pid), 9)
-            except (OSError, ValueError):
-                pass
-        subprocess.run(['ip', 'netns', 'del', ns])
 
 
 def import_raw(d, sess, vdi, path):

@@ -254,3 +254,22 @@ def add_account(d, sess, name, password, role):
                                          'other_config': {'subject-name': name}}))
     value(s.subject.add_to_roles(sess, subj, value(s.role.get_by_name_label(sess, role))[0]))
     return subj
+
+
+def run_in_netns(prefix, argv):
+    """Runs @argv in a network namespace made for it (named @prefix-PID) and
+    removes the namespace (killing what is left in it) afterwards; its exit
+    status, or None when no namespace can be made."""
+    ns = '%s-%d' % (prefix, os.getpid())
+    if subprocess.run(['ip', 'netns', 'add', ns], capture_output=True).returncode != 0:
+        return None
+    try:
+        return subprocess.run(['ip', 'netns', 'exec', ns] + list(argv)).returncode
+    finally:
+        for pid in subprocess.run(['ip', 'netns', 'pids', ns], capture_output=True,
+                                  text=True).stdout.split():
+            try:
+                os.kill(int(pid), 9)
+            except (OSError, ValueError):
+                pass
+        subprocess.run(['ip', 'netns', 'del', ns])
