@@ -27,7 +27,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'tests', 'integration'))
-from harness import Vesseld, value  # noqa: E402
+from harness import Vesseld, run_in_netns, value  # noqa: E402
 import debian_guest  # noqa: E402
 
 
@@ -147,7 +147,7 @@ def main():
         print('debian_bench: needs root (a network namespace, taps)')
         return 0
     debian_guest.build(guest_dir)  # outside the namespace: it may download
-    rc = debian_guest.run_in_netns('vessel-debbench', [sys.executable, os.path.abspath(__file__),
+    rc = run_in_netns('vessel-debbench', [sys.executable, os.path.abspath(__file__),
                                                        build, str(reps), '--inner'])
     return rc or 0
 

@@ -7,7 +7,7 @@ wired link, qemu-guest-agent on the virtio-serial port org.qemu.guest_agent.0.
 
 For a test:
     images = build(GUEST_DIR)                  # before entering a netns: it may download
-    ...inside a network namespace of the test's own (run_in_netns):
+    ...inside a network namespace of the test's own (harness.run_in_netns):
     d = Vesseld(binary, extra=['--backend', 'qemu', '--guest-kernel-dir', GUEST_DIR])
     net, dhcp = lan(s, sess, tmp)              # a network, its bridge's host address, dnsmasq
     g = debian_guest(d, s, sess, images, net, dhcp)
@@ -22,7 +22,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import console_log, run_in_netns, value, wait_for  # noqa: E402,F401
+from harness import console_log, value, wait_for  # noqa: E402
 import ext4_image  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -29,7 +29,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Tap, Vesseld, console_log, console_type, error, value, wait_for  # noqa: E402
+from harness import Tap, Vesseld, console_log, console_type, error, run_in_netns, value, wait_for  # noqa: E402
 import debian_guest  # noqa: E402
 
 
@@ -174,7 +174,7 @@ def outer(argv):
             print('#   ' + line)
         print('1..1')
         return 1
-    rc = debian_guest.run_in_netns('vessel-deb', [sys.executable, os.path.abspath(__file__),
+    rc = run_in_netns('vessel-deb', [sys.executable, os.path.abspath(__file__),
                                                   '--inner', argv[1], guest_dir])
     if rc is None:
         print('1..0 # SKIP no network namespace support')

@@ -28,7 +28,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Tap, Vesseld, console_log, console_type, error, value, wait_for  # noqa: E402
+from harness import Tap, Vesseld, console_log, console_type, error, run_in_netns, value, wait_for  # noqa: E402
 
 MARKER = 'VESSEL-GUEST-UP'
 HOST = '10.98.0.1'
@@ -269,20 +269,11 @@ def outer(argv):
     if r.returncode != 0:
         print('not ok 1 - build the test guest\n1..1')
         return 1
-    ns = 'vessel-agent-%d' % os.getpid()
-    if subprocess.run(['ip', 'netns', 'add', ns], capture_output=True).returncode != 0:
+    rc = run_in_netns('vessel-agent', [sys.executable, os.path.abspath(__file__), '--inner', argv[1], guest])
+    if rc is None:
         print('1..0 # SKIP no network namespace support')
         return 0
-    try:
-        return subprocess.run(['ip', 'netns', 'exec', ns, sys.executable, os.path.abspath(__file__),
-                               '--inner', argv[1], guest]).returncode
-    finally:
-        for pid in subprocess.run(['ip', 'netns', 'pids', ns], capture_output=True, text=True).stdout.split():
-            try:
-                os.kill(int(pid), 9)
-            except (OSError, ValueError):
-                pass
-        subprocess.run(['ip', 'netns', 'del', ns])
+    return rc
 
 
 if __name__ == '__main__':
