@@ -2,7 +2,7 @@
  * (api/guest_metrics.h says what the record means).
  *
  * One thread asks each running VM's agent in turn (domains_agent_info: a
- * few commands, each bounded), every period, every second while a guest's
+ * few commands, each bounded), every period, every half second while a guest's
  * agent answers but its NICs have no IPv4 address yet (DHCP at boot: clients
  * wait for the address), and all of them after a kick. What the agent
  * says is written in xapi's shapes, as XenServer's Linux guest tools report
@@ -334,7 +334,7 @@ refresh_one(struct server *srv, const char *uuid)
  * answers, a guest still without an address every UNSETTLED_MS (DHCP takes
  * seconds; clients wait for the address), others every period. Keyed by the
  * entry's own uuid. */
-#define UNSETTLED_MS 1000u
+#define UNSETTLED_MS 500u
 #define FAST_FOR_MS 120000u
 struct due {
     char uuid[37];

@@ -48,8 +48,9 @@ def agent_ipv4(sock_path, deadline):
                 buf += chunk
             s.close()
             lines = [x.lstrip(b'\xff') for x in buf.split(b'\n') if x.strip()]
-            for line in lines[1:]:
-                for nic in json.loads(line).get('return', []):
+            for line in lines:
+                ret = json.loads(line).get('return')
+                for nic in ret if isinstance(ret, list) else []:
                     for a in nic.get('ip-addresses', []):
                         if a.get('ip-address-type') == 'ipv4' and not a['ip-address'].startswith('127.'):
                             return a['ip-address']
