@@ -461,6 +461,7 @@ domains_resume(struct server *srv, const char *ref, const struct xapi_vm_record 
         return fail(srv, rc, "resume", vm->uuid, errp);
     unlink(path); /* consumed, as xapi destroys the suspend VDI */
     *domid = id;
+    guest_metrics_kick(srv); /* its agent may answer at once: no port event says so */
     return true;
 }
 
