@@ -236,6 +236,31 @@ domains_detach_nics(struct server *srv, const struct xapi_vm_record *vm)
         net_vif_detach(srv, vm->VIFs.items[i], vm->domid, NULL);
 }
 
+bool
+domains_machine(const struct xapi_vm_record *vm, enum xenops_machine *out)
+{
+    const char *machine = xmap_get_str((const struct xmap *)&vm->platform, "machine");
+    if (!machine)
+        *out = vm->PV_kernel[0] ? XENOPS_MACHINE_PC : XENOPS_MACHINE_Q35;
+    else if (!strcmp(machine, "pc"))
+        *out = XENOPS_MACHINE_PC;
+    else if (!strcmp(machine, "q35"))
+        *out = XENOPS_MACHINE_Q35;
+    else if (!strcmp(machine, "microvm"))
+        *out = XENOPS_MACHINE_MICROVM;
+    else
+        return false;
+    return true;
+}
+
+bool
+domains_no_acpi(const struct xapi_vm_record *vm)
+{
+    enum xenops_machine m;
+    const char *acpi = xmap_get_str((const struct xmap *)&vm->platform, "acpi");
+    return domains_machine(vm, &m) && m == XENOPS_MACHINE_MICROVM && acpi && !strcmp(acpi, "0");
+}
+
 static bool
 build_config(struct server *srv, const char *ref, const struct xapi_vm_record *vm, bool paused,
              int64_t domid, struct xenops_domain_config **out, struct xerr **errp)
@@ -252,16 +277,18 @@ build_config(struct server *srv, const char *ref, const struct xapi_vm_record *v
     c->vcpus_max = vm->VCPUs_max > vm->VCPUs_at_startup ? (unsigned)vm->VCPUs_max : 0;
     const struct xmap *platform = (const struct xmap *)&vm->platform;
     const char *machine = xmap_get_str(platform, "machine");
-    if (machine && strcmp(machine, "pc") && strcmp(machine, "q35") && strcmp(machine, "microvm")) {
+    enum xenops_machine m;
+    if (!domains_machine(vm, &m)) {
         xenops_config_free(c);
         return xerr_value_not_supported(errp, "platform:machine", machine,
                                         "the machine types are pc, q35 and microvm");
     }
-    if (!vm->PV_kernel[0] && machine && !strcmp(machine, "microvm")) {
+    if (!vm->PV_kernel[0] && m == XENOPS_MACHINE_MICROVM) {
         xenops_config_free(c);
         return xerr_value_not_supported(errp, "platform:machine", machine,
                                         "microvm has no firmware: it needs a direct kernel boot");
     }
+    c->machine = m;
     if (vm->PV_kernel[0]) {
         c->boot = XENOPS_BOOT_DIRECT;
         /* before anything starts: the files must come from an allowed directory */
@@ -272,16 +299,11 @@ build_config(struct server *srv, const char *ref, const struct xapi_vm_record *v
             return false;
         }
         c->cmdline = dup_or_null(vm->PV_args);
-        c->machine = machine && !strcmp(machine, "microvm") ? XENOPS_MACHINE_MICROVM
-                     : machine && !strcmp(machine, "q35")   ? XENOPS_MACHINE_Q35
-                                                            : XENOPS_MACHINE_PC;
-        const char *acpi = xmap_get_str(platform, "acpi");
-        c->no_acpi = c->machine == XENOPS_MACHINE_MICROVM && acpi && !strcmp(acpi, "0");
+        c->no_acpi = domains_no_acpi(vm);
     } else {
         c->boot = XENOPS_BOOT_FIRMWARE;
         const char *order = xmap_get_str((const struct xmap *)&vm->HVM_boot_params, "order");
         c->boot_order = strdup(order && *order ? order : "cd");
-        c->machine = machine && !strcmp(machine, "pc") ? XENOPS_MACHINE_PC : XENOPS_MACHINE_Q35;
     }
     const char *accel = xmap_get_str(platform, "accel");
     c->accel = accel && !strcmp(accel, "kvm")   ? XENOPS_ACCEL_KVM
@@ -468,7 +490,7 @@ domains_resume(struct server *srv, const char *ref, const struct xapi_vm_record 
 bool
 domains_set_memory_target(struct server *srv, const char *uuid, int64_t bytes, struct xerr **errp)
 {
-    int rc = xenops_domain_set_memory_target(srv->domains->x, uuid, mib_up(bytes) & ~0ull);
+    int rc = xenops_domain_set_memory_target(srv->domains->x, uuid, mib_up(bytes));
     return rc == 0 || fail(srv, rc, "memory target", uuid, errp);
 }
 
@@ -492,10 +514,7 @@ domains_set_vcpus(struct server *srv, const char *uuid, unsigned vcpus, struct x
 int
 domains_agent_info(struct server *srv, const char *uuid, struct xenops_guest_info **out)
 {
-    int state = xenops_agent_state(srv->domains->x, uuid);
-    if (state <= 0)
-        return state == 0 ? -ENOTCONN : state;
-    return xenops_agent_info(srv->domains->x, uuid, 3000, out);
+    return xenops_agent_info(srv->domains->x, uuid, 3000, out); /* -ENOTCONN: port closed */
 }
 
 bool

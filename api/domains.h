@@ -16,6 +16,7 @@
 
 #include "rpc/ctx.h"
 #include "xapi_model.h"
+#include "xenops/xenops.h"
 
 enum domain_event {
     DOMAIN_HALTED,   /* the guest powered off */
@@ -54,6 +55,12 @@ bool domains_resume(struct server *srv, const char *ref, const struct xapi_vm_re
                     const char *path, bool paused, int64_t *domid, struct xerr **errp);
 /* Is the domain of VM @uuid alive (used to reconcile power states at start). */
 bool domains_alive(struct server *srv, const char *uuid);
+/* The machine @vm runs on: its platform:machine, else pc for a direct kernel
+ * boot and q35 for firmware. false for a name that is no machine type (VM.start
+ * refuses it). */
+bool domains_machine(const struct xapi_vm_record *vm, enum xenops_machine *out);
+/* A microvm asked to run without ACPI (platform:acpi=0): no power button. */
+bool domains_no_acpi(const struct xapi_vm_record *vm);
 /* The balloon's target, @bytes rounded up to 1 MiB (VM.set_memory_dynamic_range). */
 bool domains_set_memory_target(struct server *srv, const char *uuid, int64_t bytes,
                                struct xerr **errp);
@@ -63,7 +70,6 @@ bool domains_set_vcpus(struct server *srv, const char *uuid, unsigned vcpus, str
 /* The guest agent's report of domain @uuid (xenops_agent_info): 0 and *out,
  * -ENOTCONN when its port is closed, -ETIMEDOUT when no agent answers,
  * -ENOTSUP for a backend without agents, -ENOENT. */
-struct xenops_guest_info;
 int domains_agent_info(struct server *srv, const char *uuid, struct xenops_guest_info **out);
 /* Memory the domain uses now, in bytes (0 when unknown). */
 int64_t domains_memory_actual(struct server *srv, const char *uuid);

@@ -287,15 +287,13 @@ refresh_one(struct server *srv, const char *uuid)
         return REFRESH_NO_AGENT;
     }
     struct vif_mac *vifs = NULL;
-    /* the machine api/domains.c gives it: pc for a direct kernel boot,
-     * q35 for firmware, unless platform:machine says otherwise */
-    const char *machine = xmap_get_str((const struct xmap *)&vm->platform, "machine");
-    if (!machine || (strcmp(machine, "microvm") && strcmp(machine, "q35") && strcmp(machine, "pc")))
-        machine = vm->PV_kernel[0] ? "pc" : "q35";
+    enum xenops_machine m;
+    if (!domains_machine(vm, &m))
+        m = XENOPS_MACHINE_PC; /* not reached: VM.start refuses such a name */
     struct report r = {.info = rc == 0 ? info : NULL,
                        .n_vifs = vm_vifs(srv->db, vm, &vifs),
-                       .hotplug = strcmp(machine, "microvm") != 0,
-                       .disk_hotplug = strcmp(machine, "pc") == 0};
+                       .hotplug = m != XENOPS_MACHINE_MICROVM,
+                       .disk_hotplug = m == XENOPS_MACHINE_PC};
     r.vifs = vifs;
     struct xerr *err = NULL;
     char *gm_ref = NULL;

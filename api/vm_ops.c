@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/domains.h"
 #include "db/db.h"
 #include "rpc/ctx.h"
 #include "rpc/implicit.h"
@@ -195,17 +196,15 @@ static bool
 guest_features(const struct xapi_vm_record *vm, const char *ref, enum xapi_vm_operations op,
                struct xerr **errp)
 {
-    const struct xmap *platform = (const struct xmap *)&vm->platform;
-    const char *machine = xmap_get_str(platform, "machine");
-    const char *acpi = xmap_get_str(platform, "acpi");
-    bool microvm = machine && !strcmp(machine, "microvm");
+    enum xenops_machine m;
+    bool microvm = domains_machine(vm, &m) && m == XENOPS_MACHINE_MICROVM;
     if (op == XAPI_VM_OPERATIONS_CHANGING_VCPUS_LIVE && microvm)
         return xerr_operation_not_allowed(
             errp, "vCPU hotplug needs platform:machine pc or q35: microvm has no CPU hotplug");
     if (vm->power_state != XAPI_VM_POWER_STATE_RUNNING || vm->guest_agent)
         return true;
     if (op == XAPI_VM_OPERATIONS_CLEAN_REBOOT ||
-        (op == XAPI_VM_OPERATIONS_CLEAN_SHUTDOWN && microvm && acpi && !strcmp(acpi, "0")))
+        (op == XAPI_VM_OPERATIONS_CLEAN_SHUTDOWN && domains_no_acpi(vm)))
         return xerr_vm_lacks_feature(errp, ref);
     return true;
 }

@@ -1699,7 +1699,6 @@ const struct xenops_ops xenops_qemu_ops = {
     .nic_present = qemu_nic_present,
     .disk_plug = qemu_disk_plug,
     .disk_unplug = qemu_disk_unplug,
-    .agent_state = qemu_agent_state,
     .agent_info = qemu_agent_info,
     .set_memory_target = qemu_set_memory_target,
     .set_vcpus = qemu_set_vcpus,

@@ -102,15 +102,6 @@ qdom_agent_shutdown(struct qdom *d, const char *mode)
 }
 
 int
-qemu_agent_state(struct xenops *x, const char *uuid)
-{
-    _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, uuid);
-    if (!d)
-        return -ENOENT;
-    return agent_port(d) != 0; /* not known: worth asking */
-}
-
-int
 qemu_agent_info(struct xenops *x, const char *uuid, unsigned timeout_ms,
                 struct xenops_guest_info **out)
 {

@@ -91,7 +91,6 @@ int peer_is(int fd, pid_t pid);
  * running domain (the xenops.h contracts of the same names). */
 int qdom_agent_shutdown(struct qdom *d, const char *mode);
 void qdom_agent_close(struct qdom *d);
-int qemu_agent_state(struct xenops *x, const char *uuid);
 int qemu_agent_info(struct xenops *x, const char *uuid, unsigned timeout_ms,
                     struct xenops_guest_info **out);
 int qemu_set_memory_target(struct xenops *x, const char *uuid, uint64_t bytes);

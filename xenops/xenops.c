@@ -320,13 +320,6 @@ xenops_nic_present(struct xenops *x, const char *uuid, const char *tap)
 }
 
 int
-xenops_agent_state(struct xenops *x, const char *uuid)
-{
-    NEED_UUID(uuid);
-    return x->ops->agent_state ? x->ops->agent_state(x, uuid) : -ENOTSUP;
-}
-
-int
 xenops_agent_info(struct xenops *x, const char *uuid, unsigned timeout_ms,
                   struct xenops_guest_info **out)
 {

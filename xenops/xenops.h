@@ -248,14 +248,12 @@ struct xenops_guest_info {
 void xenops_guest_info_free(struct xenops_guest_info *info);
 void xenops_guest_info_freep(struct xenops_guest_info **info);
 
-/* Whether the guest holds the agent's port open (QEMU's VSERPORT_CHANGE):
- * 1 open, 0 closed, -ENOENT no such domain, -ENOTSUP for a backend without
- * agents (sim: a guest that implicitly has every feature, as xapi treats a
- * PV guest). Changes emit XENOPS_EVENT_AGENT. */
-int xenops_agent_state(struct xenops *x, const char *uuid);
 /* Asks the agent (within @timeout_ms per command) for everything in
  * struct xenops_guest_info: 0 and *out (free with xenops_guest_info_free),
- * -ETIMEDOUT when no agent answers, -ENOENT, -ENOTSUP as above. */
+ * -ENOTCONN when the guest holds the agent's port closed (QEMU's
+ * VSERPORT_CHANGE; a change emits XENOPS_EVENT_AGENT), -ETIMEDOUT when no
+ * agent answers, -ENOENT, -ENOTSUP for a backend without agents (sim: a
+ * guest that implicitly has every feature, as xapi treats a PV guest). */
 int xenops_agent_info(struct xenops *x, const char *uuid, unsigned timeout_ms,
                       struct xenops_guest_info **out);
 

@@ -48,7 +48,6 @@ struct xenops_ops {
                      const struct xenops_disk *disk);
     int (*disk_unplug)(struct xenops *x, const char *uuid, unsigned slot, unsigned timeout_ms);
     /* the guest agent: NULL when the backend has none (-ENOTSUP) */
-    int (*agent_state)(struct xenops *x, const char *uuid);
     int (*agent_info)(struct xenops *x, const char *uuid, unsigned timeout_ms,
                       struct xenops_guest_info **out);
     int (*set_memory_target)(struct xenops *x, const char *uuid, uint64_t bytes);
