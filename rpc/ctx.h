@@ -29,6 +29,7 @@ struct rrd_store;
 struct server {
     struct db *db;
     const char *data_dir;
+    const char *store_spec; /* db_open's path: a SQLite file or "etcd:ENDPOINTS;PREFIX" */
     char *pool_ref;      /* the pool (one per store) */
     char *host_ref;      /* this host */
     struct workpool *workers; /* Async and long calls, VDI transfers (elastic) */
