@@ -3,10 +3,13 @@
 A 3-member etcd cluster on 127.0.0.1 (test_pool_store.py's), host A started
 with --store etcd (HTTPS on an ephemeral port), hosts B and C standalone on
 SQLite, all with the sim backend. Checks: refused joins (a wrong password,
-a running VM on the joiner, joining oneself) change nothing; B joins A
+no HTTPS at the address, a master on SQLite, a running VM on the joiner,
+joining oneself) change nothing; B joins A
 through pool.join and C through `xe pool-join`, each keeping its host uuid,
 PIFs, local SR with its PBD and VDIs, and its halted VM; A then lists three
-hosts; host.disable/enable; host.destroy refuses a live host; pool.eject
+hosts; host.disable/enable; a VM that B starts stays running when A
+restarts (each vesseld reconciles only its own VMs); host.destroy refuses a
+live host; pool.eject
 refuses the master, and pool.eject of C returns C to a host of its own (its
 host uuid, local SR and VDIs, its VM; login works) while A lists two hosts.
 Every process started here is killed by its pid at the end.
@@ -96,7 +99,7 @@ def main():
         a = Vesseld(binary, extra=sim + ['--store', 'etcd', '--etcd-endpoints', etcd.endpoints(),
                                          '--etcd-prefix', '/vessel/join-%d' % os.getpid()],
                     tls=True).start()
-        b = Vesseld(binary, extra=sim).start()
+        b = Vesseld(binary, extra=sim, tls=True).start()
         c = Vesseld(binary, extra=sim).start()
         A, B, C = a.proxy(), b.proxy(), c.proxy()
         sa, sb, sc = a.login(), b.login(), c.login()
@@ -116,6 +119,10 @@ def main():
         t.eq(error(B.pool.join(sb, '127.0.0.1:%d' % a.port, 'root', ROOT_PASSWORD))[:1],
              ['JOINING_HOST_CONNECTION_FAILED'], 'a master that does not speak HTTPS there: '
              'JOINING_HOST_CONNECTION_FAILED')
+        t.eq(error(C.pool.join(sc, '127.0.0.1:%d' % b.tls_port, 'root', ROOT_PASSWORD)),
+             ['OPERATION_NOT_ALLOWED', 'the pool\'s master keeps its database on this host '
+              'only: a pool\'s master runs with --store etcd'],
+             'a master on SQLite is refused')
         tmpl = value(C.VM.get_by_name_label(sc, 'Direct kernel boot'))[0]
         running = value(C.VM.clone(sc, tmpl, 'running-on-c'))
         value(C.VM.set_is_a_template(sc, running, False))
@@ -179,7 +186,23 @@ def main():
         t.eq(len([v for v in value(A.VM.get_all_records(sa)).values() if v['is_control_domain']]),
              3, 'a control domain per host')
 
-        # ---- host.disable / enable, host.destroy of a live host
+        # ---- each vesseld runs its own VMs: B starts its VM; A restarted
+        # (its reconcile sees no such domain of its own) leaves it running
+        B = b.proxy()
+        sbl = value(B.session.slave_local_login_with_password('root', ROOT_PASSWORD))
+        vm = by_uuid(A, sa, 'VM', vm_b)
+        r = B.VM.start(sbl, vm, False, False)
+        t.eq(r.get('Status'), 'Success', 'B starts its VM (%r)' % r.get('ErrorDescription'))
+        t.ok(wait_for(lambda: value(A.VM.get_resident_on(sa, vm)) == hb, 20),
+             'A sees it running on B')
+        a.stop()
+        a.start()
+        A = a.proxy()
+        sa = a.login()
+        t.eq((value(A.VM.get_power_state(sa, vm)), value(A.VM.get_resident_on(sa, vm))),
+             ('Running', hb), 'A restarted leaves B\'s running VM alone')
+        value(B.VM.hard_shutdown(sbl, vm))
+
         value(A.host.disable(sa, hb))
         t.eq(value(A.host.get_enabled(sa, hb)), False, 'host.disable clears enabled')
         value(A.host.enable(sa, hb))
