@@ -43,15 +43,11 @@ api_host_disable(struct call_ctx *ctx, const char *host, struct xerr **errp)
     return host_set_enabled(ctx, host, false, errp);
 }
 
+/* xapi's assert_safe_to_reenable refuses only under HA (unplugged PBDs) or
+ * after host.disable's auto_enable=false, neither of which exists here. */
 bool
 api_host_enable(struct call_ctx *ctx, const char *host, struct xerr **errp)
 {
-    bool ha = false;
-    if (db_get_field(ctx->db, &xapi_class_pool, ctx->srv->pool_ref,
-                     xclass_field(&xapi_class_pool, "ha_enabled"), &ha, NULL) && ha) {
-        /* xapi's assert_safe_to_reenable checks the PBDs only under HA:
-         * there is no HA here yet, so nothing refuses */
-    }
     return host_set_enabled(ctx, host, true, errp);
 }
 

@@ -263,6 +263,7 @@ watch_main(void *arg)
         bool ok = eject_self(srv, &err);
         if (ok) {
             log_info("pool.eject", "self=true restart_in_s=1");
+            srv->restart_store_from_data_dir = true;
             srv->restart_requested = true;
             ok = host_agent_stop_soon(&err);
         }

@@ -351,6 +351,7 @@ join_common(struct call_ctx *ctx, const char *address, const char *user, const c
                            ctx->srv->data_dir, strerror(-rc));
     if (ok) {
         log_info("pool.join", "master=%s prefix=%s restart_in_s=1", address, conf.prefix);
+        ctx->srv->restart_store_from_data_dir = true;
         ctx->srv->restart_requested = true;
         ok = host_agent_stop_soon(errp);
     }

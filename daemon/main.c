@@ -500,6 +500,28 @@ workers_saturated(void *opaque, const struct workpool_stats *st)
              st->queued, st->saturations);
 }
 
+/* Removes --store, --etcd-endpoints, --etcd-prefix (with their values) and
+ * --pool-member from @argv, in place. */
+static void
+drop_store_args(char **argv)
+{
+    static const char *const with_value[] = {"--store", "--etcd-endpoints", "--etcd-prefix"};
+    int out = 1;
+    for (int i = 1; argv[i]; i++) {
+        bool drop = strcmp(argv[i], "--pool-member") == 0, skip_next = false;
+        for (size_t k = 0; k < 3 && !drop; k++) {
+            size_t n = strlen(with_value[k]);
+            if (strncmp(argv[i], with_value[k], n) == 0 && (argv[i][n] == '\0' || argv[i][n] == '='))
+                drop = true, skip_next = argv[i][n] == '\0';
+        }
+        if (!drop)
+            argv[out++] = argv[i];
+        else if (skip_next && argv[i + 1])
+            i++;
+    }
+    argv[out] = NULL;
+}
+
 static void
 housekeeping(struct server *srv)
 {
@@ -773,6 +795,8 @@ out:
     if (status == 0 && srv.restart_requested) {
         /* host.restart_agent: the same program and options, a fresh process
          * image (guests and their disk servers are found again at start) */
+        if (srv.restart_store_from_data_dir)
+            drop_store_args(argv);
         log_info("vesseld.restart", "exec=/proc/self/exe");
         execv("/proc/self/exe", argv);
         log_error("vesseld.restart", "exec failed: %s", strerror(errno));

@@ -56,6 +56,9 @@ struct server {
     const char *tls_key_path;  /* and its private key */
     /* host.restart_agent: after a clean stop, main() executes vesseld again */
     volatile bool restart_requested;
+    /* pool.join/eject: the restart drops --store and the etcd options, so
+     * that DATA/pool.conf (or its absence) says where the objects are */
+    volatile bool restart_store_from_data_dir;
 };
 
 struct call_ctx {

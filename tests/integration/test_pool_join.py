@@ -100,7 +100,8 @@ def main():
                                          '--etcd-prefix', '/vessel/join-%d' % os.getpid()],
                     tls=True).start()
         b = Vesseld(binary, extra=sim, tls=True).start()
-        c = Vesseld(binary, extra=sim).start()
+        # an explicit --store: the restarts of join and eject drop it
+        c = Vesseld(binary, extra=sim + ['--store', 'sqlite']).start()
         A, B, C = a.proxy(), b.proxy(), c.proxy()
         sa, sb, sc = a.login(), b.login(), c.login()
         master = '127.0.0.1:%d' % a.tls_port
