@@ -148,46 +148,13 @@ transport_failed(const struct xerr *e)
            strncmp(e->params[0], "xclient:", 8) == 0;
 }
 
-/* "ADDR", "ADDR:PORT", "[V6]:PORT": host and port (443 when not given). */
-static bool
-split_address(const char *addr, char *host, size_t len, int *port)
-{
-    *port = 443;
-    const char *colon = NULL;
-    if (addr[0] == '[') {
-        const char *end = strchr(addr, ']');
-        if (!end || (size_t)(end - addr - 1) >= len)
-            return false;
-        snprintf(host, len, "%.*s", (int)(end - addr - 1), addr + 1);
-        colon = end[1] == ':' ? end + 1 : NULL;
-        if (!colon && end[1])
-            return false;
-    } else {
-        colon = strchr(addr, ':');
-        if (colon && strchr(colon + 1, ':'))
-            colon = NULL; /* a bare IPv6 address */
-        size_t n = colon ? (size_t)(colon - addr) : strlen(addr);
-        if (n == 0 || n >= len)
-            return false;
-        snprintf(host, len, "%.*s", (int)n, addr);
-    }
-    if (colon) {
-        char *end;
-        long p = strtol(colon + 1, &end, 10);
-        if (*end || p < 1 || p > 65535)
-            return false;
-        *port = (int)p;
-    }
-    return true;
-}
-
 static bool
 master_open(struct master *m, const char *address, const char *user, const char *password,
             struct xerr **errp)
 {
     char host[256];
     int port;
-    if (!split_address(address, host, sizeof(host), &port))
+    if (!pool_address_split(address, host, sizeof(host), &port))
         return xerr_joining_host_connection_failed(errp);
     struct xclient_config cfg = {.transport = XCLIENT_TLS, .host = host, .port = port,
                                  .tls_insecure = true, .timeout_ms = JOIN_TIMEOUT_MS};
