@@ -682,6 +682,16 @@ main(int argc, char **argv)
         log_error("vesseld.bootstrap", "error=\"%s\"", xerr_describe(err, d, sizeof(d)));
         goto out;
     }
+    if (!o.pool_member && strcmp(o.store, "etcd") == 0) {
+        /* the pool's first host makes the pool secret; members get it from
+         * pool.join (pool.initial_auth) */
+        char *secret = NULL;
+        if ((rc = pool_secret_ensure(o.data_dir, &secret)) < 0)
+            log_warn_errno(-rc, "vesseld.ptoken", "dir=%s", o.data_dir);
+        if (secret)
+            explicit_bzero(secret, strlen(secret));
+        free(secret);
+    }
     if ((rc = domains_open(&srv, o.backend, vm_lifecycle_on_domain_event, &srv.domains, why,
                            sizeof(why))) < 0) {
         log_error("vesseld.backend", "backend=%s reason=\"%s\"", o.backend, why);

@@ -154,6 +154,9 @@ def main():
         t.ok('"etcd"' in conf and '/vessel/join-' in conf, 'B\'s pool.conf names the pool store')
         t.eq(oct(os.stat(os.path.join(b.dir, 'data', 'ptoken')).st_mode & 0o777), '0o600',
              'B has the pool secret, 0600')
+        with open(os.path.join(b.dir, 'data', 'ptoken')) as f1, \
+                open(os.path.join(a.dir, 'data', 'ptoken')) as f2:
+            t.ok(f1.read() == f2.read(), 'the secret is the one A made')
 
         # ---- C joins through xe
         n = len(ready_lines(c))
@@ -203,6 +206,10 @@ def main():
         t.ok(wait_restarted(c, n), 'C restarts (host.restart_agent)')
         t.eq((value(A.VM.get_power_state(sa, vm)), value(A.VM.get_resident_on(sa, vm))),
              ('Running', hb), 'C restarted leaves B\'s running VM alone')
+        t.eq(error(A.pool.eject(sa, hb)), ['OPERATION_NOT_ALLOWED', 'VM resident on host'],
+             'pool.eject refuses a host with a running VM')
+        t.eq(len(value(A.host.get_all(sa))), 3,
+             'and the pool keeps its three hosts')
         value(B.VM.hard_shutdown(sbl, vm))
 
         value(A.host.disable(sa, hb))
