@@ -104,8 +104,9 @@ mapped_network(const struct owned *o, const char *ref)
     return ref;
 }
 
-/* Copies one object of the joiner's store into the pool's, same ref and
- * uuid; @network names a field to map to the pool's network. */
+/* Copies one object of @from into @to, same ref and uuid; @network names a
+ * field to map to @to's network. A host arrives without an eject mark: the
+ * mark belongs to the store it was set in. */
 static bool
 carry_one(struct carry *c, const struct xclass *cls, const char *ref, const char *network,
           struct xerr **errp)
@@ -116,6 +117,8 @@ carry_one(struct carry *c, const struct xclass *cls, const char *ref, const char
     if (!db_get(c->from, cls, ref, &rec, errp))
         return false;
     bool ok = clear_reverse_links(cls, rec);
+    if (cls == &xapi_class_host)
+        ((struct xapi_host_record *)rec)->eject_requested = false;
     if (ok && network) {
         const char *was = *(char **)xrecord_field_ptr(rec, xclass_field(cls, network));
         ok = ref_is_null(was) || set_str(rec, cls, network, mapped_network(c->o, was));

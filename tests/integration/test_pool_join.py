@@ -246,6 +246,20 @@ def main():
         r = C.VM.start(sc, vm, False, False)
         t.eq(r.get('Status'), 'Success', 'C starts its VM from its own SR (%r)' %
              r.get('ErrorDescription'))
+        value(C.VM.hard_shutdown(sc, vm))
+
+        # ---- and C may join again, its objects under the same refs
+        before_c = host_objects(C, sc, hc0)
+        n = len(ready_lines(c))
+        r = C.pool.join(sc, master, 'root', ROOT_PASSWORD)
+        t.eq(r.get('Status'), 'Success', 'C joins again (%r)' % r.get('ErrorDescription'))
+        t.ok(wait_restarted(c, n), 'C restarts onto the pool store again')
+        t.eq(sorted(value(A.host.get_all(sa))), sorted([ha, hb, hc0]), 'A lists three hosts again')
+        t.eq(host_objects(A, sa, hc0), before_c, 'with C\'s objects')
+        # a mark carried in would have C leave within its watch's 200 ms
+        time.sleep(2)
+        t.ok(hc0 in value(A.host.get_all(sa)) and len(ready_lines(c)) == n + 1,
+             'and C stays (no eject mark came with it)')
     finally:
         for v in (a, b, c):
             if v:
