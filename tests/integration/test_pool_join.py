@@ -45,6 +45,10 @@ def wait_restarted(v, before, timeout=60):
     return True
 
 
+def one_line(text):
+    return ' '.join(text.split())
+
+
 def host_objects(api, sess, host):
     """host -> (uuid, PIF uuids, {local SR uuid: [VDI uuids]}, PBD uuids)."""
     rec = value(api.host.get_record(sess, host))
@@ -166,7 +170,7 @@ def main():
                             'master-username=root', 'master-password=' + ROOT_PASSWORD],
                            capture_output=True, text=True, env=env, timeout=60)
         t.ok(x.returncode == 0 and 'join pool' in x.stdout, 'xe pool-join (%s%s)' %
-             (x.stdout.strip(), x.stderr.strip()))
+             (x.stdout.strip(), one_line(x.stderr)))
         t.ok(wait_restarted(c, n), 'C restarts onto the pool store')
 
         # ---- A sees three hosts, each with its own objects
@@ -260,6 +264,29 @@ def main():
         time.sleep(2)
         t.ok(hc0 in value(A.host.get_all(sa)) and len(ready_lines(c)) == n + 1,
              'and C stays (no eject mark came with it)')
+
+        # ---- xe on the master: host-disable, host-enable, pool-eject
+        env = dict(os.environ, HOME=a.dir, XE_UNIX_SOCKET=a.unix)
+        env.pop('XE_EXTRA_ARGS', None)
+
+        def xe(*args):
+            return subprocess.run([xe_exe] + list(args), capture_output=True, text=True,
+                                  env=env, timeout=90)
+        x = xe('host-disable', 'uuid=' + before_c[0])
+        t.ok(x.returncode == 0 and value(A.host.get_enabled(sa, hc0)) is False,
+             'xe host-disable uuid= (%s)' % one_line(x.stderr))
+        x = xe('host-enable', 'uuid=' + before_c[0])
+        t.ok(x.returncode == 0 and value(A.host.get_enabled(sa, hc0)) is True,
+             'xe host-enable uuid= (%s)' % one_line(x.stderr))
+        n = len(ready_lines(c))
+        x = xe('pool-eject', 'host-uuid=' + before_c[0])
+        t.ok(x.returncode == 0 and 'new pool' in x.stdout, 'xe pool-eject (%s%s)' %
+             (x.stdout.strip(), one_line(x.stderr)))
+        t.ok(wait_restarted(c, n), 'C restarts on its own again')
+        t.eq(sorted(value(A.host.get_all(sa))), sorted([ha, hb]), 'A lists two hosts again')
+        x = xe('pool-eject', 'host-uuid=' + value(A.host.get_uuid(sa, ha)))
+        t.ok(x.returncode != 0 and 'Cannot_eject_master' in x.stderr,
+             'xe pool-eject of the master fails (%s)' % one_line(x.stderr))
     finally:
         for v in (a, b, c):
             if v:
