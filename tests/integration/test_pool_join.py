@@ -170,7 +170,7 @@ def main():
                             'master-username=root', 'master-password=' + ROOT_PASSWORD],
                            capture_output=True, text=True, env=env, timeout=60)
         t.ok(x.returncode == 0 and 'join pool' in x.stdout, 'xe pool-join (%s%s)' %
-             (x.stdout.strip(), one_line(x.stderr)))
+             (one_line(x.stdout), one_line(x.stderr)))
         t.ok(wait_restarted(c, n), 'C restarts onto the pool store')
 
         # ---- A sees three hosts, each with its own objects
@@ -281,7 +281,7 @@ def main():
         n = len(ready_lines(c))
         x = xe('pool-eject', 'host-uuid=' + before_c[0])
         t.ok(x.returncode == 0 and 'new pool' in x.stdout, 'xe pool-eject (%s%s)' %
-             (x.stdout.strip(), one_line(x.stderr)))
+             (one_line(x.stdout), one_line(x.stderr)))
         t.ok(wait_restarted(c, n), 'C restarts on its own again')
         t.eq(sorted(value(A.host.get_all(sa))), sorted([ha, hb]), 'A lists two hosts again')
         x = xe('pool-eject', 'host-uuid=' + value(A.host.get_uuid(sa, ha)))
