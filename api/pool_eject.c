@@ -41,11 +41,16 @@ set_mark(void *opaque, void *rec, struct xerr **errp)
     return true;
 }
 
+struct busy_host {
+    const char *host;
+    bool busy; /* a VM other than the control domain is not halted there */
+};
+
 static bool
 vm_running_here(void *opaque, const char *ref, const void *rec)
 {
     const struct xapi_vm_record *vm = rec;
-    struct { const char *host; bool busy; } *c = opaque;
+    struct busy_host *c = opaque;
     (void)ref;
     if (!vm->is_control_domain && vm->resident_on && strcmp(vm->resident_on, c->host) == 0 &&
         vm->power_state != XAPI_VM_POWER_STATE_HALTED)
@@ -67,7 +72,7 @@ api_pool_eject(struct call_ctx *ctx, const char *host, struct xerr **errp)
         return xerr_ha_is_enabled(errp);
     if (master) /* xapi raises its exception Cannot_eject_master */
         return xerr_internal(errp, "Xapi_pool.Cannot_eject_master");
-    struct { const char *host; bool busy; } c = {host, false};
+    struct busy_host c = {host, false};
     db_foreach(ctx->db, &xapi_class_vm, vm_running_here, &c);
     if (c.busy)
         return xerr_operation_not_allowed(errp, "VM resident on host");
