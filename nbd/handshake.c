@@ -42,7 +42,7 @@ nbd_transmission_flags(const struct nbd_export *exp)
 {
     uint16_t f = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA | NBD_FLAG_SEND_DF;
     if (exp->read_only)
-        f |= NBD_FLAG_READ_ONLY;
+        f |= NBD_FLAG_READ_ONLY | NBD_FLAG_CAN_MULTI_CONN; /* nothing to keep coherent */
     else
         f |= NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES;
     return f;

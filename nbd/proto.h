@@ -49,6 +49,7 @@
 #define NBD_FLAG_SEND_TRIM (1u << 5)
 #define NBD_FLAG_SEND_WRITE_ZEROES (1u << 6)
 #define NBD_FLAG_SEND_DF (1u << 7)
+#define NBD_FLAG_CAN_MULTI_CONN (1u << 8)
 
 #define NBD_CMD_READ 0u
 #define NBD_CMD_WRITE 1u

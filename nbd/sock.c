@@ -301,12 +301,6 @@ nbd_sock_tls(const struct nbd_sock *s)
 }
 
 void
-nbd_sock_shutdown(struct nbd_sock *s)
-{
-    shutdown(s->fd, SHUT_RDWR);
-}
-
-void
 nbd_sock_free(struct nbd_sock *s)
 {
     if (!s)

@@ -12,8 +12,7 @@
  *  - With TLS, one thread may receive while another sends (the NBD library's recv and
  *    send locks), the use GnuTLS allows on one session; replies are corked into as few
  *    records as possible.
- *  - nbd_sock_shutdown() may be called from any thread: it wakes every wait of the
- *    connection (they fail) so that a stopping server need not wait for clients.
+ *  - shutdown(2) of the socket, from any thread, ends every wait of the connection.
  *  - The socket is not closed by this module.
  */
 #ifndef VESSEL_NBD_SOCK_H
@@ -39,8 +38,6 @@ int nbd_sock_new(int fd, gnutls_certificate_credentials_t cred, nbd_sock_tls_ini
 const struct nbd_transport *nbd_sock_transport(struct nbd_sock *s);
 /* Whether TLS was negotiated. */
 bool nbd_sock_tls(const struct nbd_sock *s);
-/* Ends every wait of the connection (any thread). */
-void nbd_sock_shutdown(struct nbd_sock *s);
 /* Ends TLS politely when it can (close_notify, best effort) and frees @s. */
 void nbd_sock_free(struct nbd_sock *s);
 

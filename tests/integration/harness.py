@@ -67,8 +67,10 @@ class UnixTransport(xmlrpc.client.Transport):
 
 
 class Vesseld:
-    def __init__(self, binary, data_dir=None, extra=(), tls=False):
+    def __init__(self, binary, data_dir=None, extra=(), tls=False, nbd=False):
         self.binary = binary
+        self.nbd = nbd
+        self.nbd_port = None
         self.own_dir = data_dir is None
         self.dir = data_dir or tempfile.mkdtemp(prefix='vessel-it-')
         self.extra = list(extra)
@@ -87,7 +89,8 @@ class Vesseld:
         log_start = log.tell()
         self.proc = subprocess.Popen(
             [self.binary, '--data-dir', os.path.join(self.dir, 'data'), '--listen', '127.0.0.1:0',
-             '--tls-listen', '127.0.0.1:0' if self.tls else 'none', '--root-password-file', pw] +
+             '--tls-listen', '127.0.0.1:0' if self.tls else 'none', '--root-password-file', pw,
+             '--nbd-listen', '127.0.0.1:0' if self.nbd else 'none'] +
             self.extra,
             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         deadline = time.time() + timeout
@@ -100,6 +103,8 @@ class Vesseld:
                 self.port = int(m.group(1))
                 self.tls_port = int(m.group(2))
                 self.unix = m.group(3)
+                n = re.search(r'vesseld\.ready .*nbd_port=(\d+)', text)
+                self.nbd_port = int(n.group(1)) if n else None
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError('vesseld exited with status %s: %s' % (self.proc.returncode, text[-2000:]))
