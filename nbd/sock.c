@@ -198,21 +198,40 @@ tls_send_all(gnutls_session_t tls, const uint8_t *p, size_t len)
     return 0;
 }
 
+/* TLS: the first record gathers the small pieces (a reply's header) with the start of the
+ * payload, so that a header never costs a record of its own; the rest of the payload goes
+ * to GnuTLS as it is, which cuts it into full records without copying it first. */
+#define TLS_FIRST_RECORD 16384u
+
+static int
+tls_send_iov(struct nbd_sock *s, const struct iovec *iov, int n_iov)
+{
+    uint8_t first[TLS_FIRST_RECORD];
+    size_t fill = 0;
+    int i = 0;
+    size_t skip = 0;    /* bytes of iov[i] already in @first */
+    for (; i < n_iov; i++) {
+        size_t room = sizeof(first) - fill;
+        size_t take = iov[i].iov_len < room ? iov[i].iov_len : room;
+        memcpy(first + fill, iov[i].iov_base, take);
+        fill += take;
+        if (take < iov[i].iov_len) {
+            skip = take;
+            break;
+        }
+    }
+    int rc = fill ? tls_send_all(s->tls, first, fill) : 0;
+    for (; rc == 0 && i < n_iov; i++, skip = 0)
+        rc = tls_send_all(s->tls, (const uint8_t *)iov[i].iov_base + skip, iov[i].iov_len - skip);
+    return rc;
+}
+
 static int
 sock_send(void *opaque, const struct iovec *iov_in, int n_iov)
 {
     struct nbd_sock *s = opaque;
-    if (s->tls) {
-        gnutls_record_cork(s->tls);
-        int rc = 0;
-        for (int i = 0; i < n_iov && rc == 0; i++)
-            rc = tls_send_all(s->tls, iov_in[i].iov_base, iov_in[i].iov_len);
-        int u;
-        do
-            u = gnutls_record_uncork(s->tls, GNUTLS_RECORD_WAIT);
-        while (u == GNUTLS_E_AGAIN || u == GNUTLS_E_INTERRUPTED);
-        return rc < 0 ? rc : u < 0 ? tls_error(u) : 0;
-    }
+    if (s->tls)
+        return tls_send_iov(s, iov_in, n_iov);
     struct iovec iov[4];
     if (n_iov > 4)
         return -EINVAL;

@@ -10,8 +10,8 @@
  *  - Before TLS, reads are unbuffered, so nothing a client sends after STARTTLS can have
  *    been read in clear (no plaintext injection into the TLS stream).
  *  - With TLS, one thread may receive while another sends (the NBD library's recv and
- *    send locks), the use GnuTLS allows on one session; replies are corked into as few
- *    records as possible.
+ *    send locks), the use GnuTLS allows on one session; a reply's header shares a record
+ *    with the start of its payload.
  *  - shutdown(2) of the socket, from any thread, ends every wait of the connection.
  *  - The socket is not closed by this module.
  */
