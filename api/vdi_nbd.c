@@ -240,8 +240,11 @@ tls_choice(void)
     return p.nbd == p.insecure ? -1 : p.nbd;
 }
 
+/* The client's end: it leaves the list, its socket is closed and it is freed under the
+ * lock, so that vdi_nbd_stop never shuts a descriptor already reused, and nothing of it is
+ * left once the last client is counted out. */
 static void
-client_unlink(struct client *c)
+client_end(struct client *c)
 {
     pthread_mutex_lock(&L.lock);
     for (struct client **pp = &L.clients; *pp; pp = &(*pp)->next) {
@@ -250,6 +253,8 @@ client_unlink(struct client *c)
             break;
         }
     }
+    close(c->fd);
+    free(c);
     if (--L.n_clients == 0)
         pthread_cond_broadcast(&L.idle);
     pthread_mutex_unlock(&L.lock);
@@ -280,11 +285,9 @@ client_main(void *arg)
     }
     log_info("vdi.nbd_end", "peer=%s tls=%d rc=%d", c->peer, sock && nbd_sock_tls(sock), rc);
     nbd_sock_free(sock);
-    client_unlink(c);   /* before close: vdi_nbd_stop shuts the descriptor of a listed client */
-    close(c->fd);
     if (cred)
         gnutls_certificate_free_credentials(cred);
-    free(c);
+    client_end(c);
     return NULL;
 }
 
@@ -347,9 +350,7 @@ accept_one(int fd)
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     if (pthread_create(&t, &attr, client_main, c) != 0) {
         log_warn("vdi.nbd_refused", "peer=%s reason=\"no thread for the client\"", c->peer);
-        client_unlink(c);
-        close(fd);
-        free(c);
+        client_end(c);
     }
     pthread_attr_destroy(&attr);
 }
@@ -363,7 +364,7 @@ accept_main(void *arg)
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN)
                 continue;
-            if (L.stopping)
+            if (__atomic_load_n(&L.stopping, __ATOMIC_ACQUIRE))
                 return NULL;
             if (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOBUFS) {
                 usleep(100000); /* out of descriptors: let connections end */
@@ -443,7 +444,7 @@ vdi_nbd_stop(void)
         return;
     __atomic_store_n(&L.port, 0, __ATOMIC_RELEASE);
     pthread_mutex_lock(&L.lock);
-    L.stopping = true;
+    __atomic_store_n(&L.stopping, true, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&L.lock);
     shutdown(L.fd, SHUT_RDWR); /* wakes accept() */
     pthread_join(L.thread, NULL);
