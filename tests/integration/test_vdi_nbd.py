@@ -13,8 +13,8 @@ A VDI gets known content, is snapshotted, and then changed; the snapshot must th
 back over NBD exactly as it was written:
   - get_nbd_info is empty until a network has the purpose nbd, then gives xapi's record
     (exportname /<uuid>?session_id=<session>, 192.0.2.5, 10809, the certificate, its
-    DNS subject); a cbt_metadata VDI is refused as xapi refuses it (not built here:
-    no such VDI can be made yet);
+    DNS subject); a cbt_metadata VDI is refused as xapi refuses it (VDI_INCOMPATIBLE_TYPE,
+    and ERR_POLICY over NBD);
   - nbdcopy (libnbd) and qemu-img, both verifying the certificate against the CA, read
     the snapshot equal to what was written, and not the VDI's later content;
   - a raw client (this script, with Python's ssl after STARTTLS) gets xapi-nbd's
@@ -215,6 +215,12 @@ def checks(t, d, tmp, ca_dir, cert_path):
             'cert': cert, 'subject': SUBJECT}
     t.eq(info, [want], "get_nbd_info: xapi's record for the PIF's address on the nbd network")
     name = info[0]['exportname'] if info else want['exportname']
+    meta = value(s.VDI.create(sess, {'name_label': 'meta', 'name_description': '', 'SR': sr,
+                                     'virtual_size': str(MiB), 'type': 'cbt_metadata',
+                                     'sharable': False, 'read_only': False, 'other_config': {}}))
+    t.eq(error(s.VDI.get_nbd_info(sess, meta)), ['VDI_INCOMPATIBLE_TYPE', meta, 'cbt_metadata'],
+         'get_nbd_info of a cbt_metadata VDI: VDI_INCOMPATIBLE_TYPE')
+    meta_name = '/%s?session_id=%s' % (value(s.VDI.get_uuid(sess, meta)), sess)
 
     # real clients, verifying the host against the CA
     out = os.path.join(tmp, 'nbdcopy.raw')
@@ -245,6 +251,7 @@ def checks(t, d, tmp, ca_dir, cert_path):
     t.eq(go_tls('/%s?session_id=%s' % ('0' * 8 + '-0000-0000-0000-' + '0' * 12, sess), ca_dir),
          ERR_UNKNOWN, 'an unknown VDI: ERR_UNKNOWN')
     t.eq(go_tls('not-a-uri', ca_dir), ERR_UNKNOWN, 'a name of another form: ERR_UNKNOWN')
+    t.eq(go_tls(meta_name, ca_dir), ERR_POLICY, 'a cbt_metadata VDI: ERR_POLICY')
     add_account(d, sess, 'nbdreader', 'pw-nbdreader', 'read-only')
     ro = value(d.proxy().session.login_with_password('nbdreader', 'pw-nbdreader', '1.0', 'test'))
     t.eq(go_tls('/%s?session_id=%s' % (snap_uuid, ro), ca_dir), ERR_POLICY,
