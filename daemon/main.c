@@ -45,6 +45,7 @@
 #include "rpc/auth.h"
 #include "rpc/dispatch.h"
 #include "rpc/events.h"
+#include "rpc/peers.h"
 #include "rpc/session.h"
 #include "http/static_files.h"
 #include "rpc/task.h"
@@ -662,6 +663,13 @@ main(int argc, char **argv)
     }
     if (ensure_root(srv.auth, &o) < 0)
         goto out;
+    /* The pool's first host makes the pool secret; a member is given it
+     * (pool.join). Hosts prove it to each other (rpc/peers.h). */
+    if ((rc = pool_secret_ensure(o.data_dir, !o.pool_member, why, sizeof(why))) < 0 ||
+        peers_new(&srv.peers) < 0) {
+        log_error("vesseld.pool_secret", "reason=\"%s\"", why[0] ? why : "out of memory");
+        goto out;
+    }
     if (o.pool_member ? !use_pool_in_store(&srv, &err) : !bootstrap_run(&srv, &err)) {
         char d[512];
         log_error("vesseld.bootstrap", "error=\"%s\"", xerr_describe(err, d, sizeof(d)));
@@ -759,6 +767,7 @@ out:
     workpool_stop(srv.workers);
     domains_close(srv.domains);
     tasks_free(srv.tasks);
+    peers_free(srv.peers);
     auth_close(srv.auth);
     audit_close(srv.audit);
     db_close(srv.db);
