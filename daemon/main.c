@@ -88,6 +88,7 @@ struct options {
     const char *etcd_endpoints; /* --etcd-endpoints, comma-separated URLs */
     const char *etcd_prefix;
     bool pool_member;
+    const char *address; /* --address: host.address, how other hosts reach this one */
 };
 
 static void
@@ -147,6 +148,9 @@ usage(FILE *out)
             "                            store as a host of its own (made at its first\n"
             "                            start); VMs, storage collection and host metrics\n"
             "                            stay with the pool's first vesseld for now\n"
+            "  --address ADDR[:PORT]     host.address: where clients and the pool's other\n"
+            "                            hosts reach this host's HTTPS listener (default:\n"
+            "                            the primary IPv4 address, port 443)\n"
             "  --log-level error|warn|info|debug\n"
             "  --ui-dir DIR              the web UI's files, served at / (default: ui/ beside\n"
             "                            the vesseld binary, where the build puts them; none)\n"
@@ -333,6 +337,7 @@ parse_options(int argc, char **argv, struct options *o)
         {"etcd-endpoints", required_argument, NULL, 'e'},
         {"etcd-prefix", required_argument, NULL, 'p'},
         {"pool-member", no_argument, NULL, 'm'},
+        {"address", required_argument, NULL, 'a'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -456,6 +461,7 @@ parse_options(int argc, char **argv, struct options *o)
             o->etcd_prefix = optarg;
             break;
         case 'm': o->pool_member = true; break;
+        case 'a': o->address = optarg; break;
         case 'h': usage(stdout); return 1;
         case 'V': printf("vesseld %s\n", VESSELD_VERSION); return 1;
         default: usage(stderr); return 2;
@@ -643,6 +649,12 @@ main(int argc, char **argv)
     if (!bootstrap_run(&srv, o.pool_member, &err)) {
         char d[512];
         log_error("vesseld.bootstrap", "error=\"%s\"", xerr_describe(err, d, sizeof(d)));
+        goto out;
+    }
+    if (o.address && !db_set_field(srv.db, &xapi_class_host, srv.host_ref,
+                                   xclass_field(&xapi_class_host, "address"), &o.address, &err)) {
+        char d[512];
+        log_error("vesseld.address", "error=\"%s\"", xerr_describe(err, d, sizeof(d)));
         goto out;
     }
     if ((rc = domains_open(&srv, o.backend, vm_lifecycle_on_domain_event, &srv.domains, why,
