@@ -15,11 +15,21 @@
  *   SR:        a non-shared SR's host (the host of its PBD); a shared SR's
  *              operations run where called (every host sees it)
  *   VDI:       its SR's, as SR
+ * A halted VM's disk operations (snapshot, clone, copy, export) need its
+ * disks: a VM that is not running goes to the host of the first of its
+ * disks on a non-shared SR, if any (forward_to_access_srs).
+ *
+ * The transfer routes redirect instead (forward_transfer_redirect).
  */
+#include "api/forward.h"
+
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/placement.h"
+#include "api/transfer_auth.h"
+#include "common/log.h"
 #include "db/db.h"
 #include "rpc/ctx.h"
 #include "xapi_errors.h"
@@ -41,22 +51,50 @@ answer(struct db *db, const char *ref, char **host, struct xerr **errp)
     return (*host = strdup(ref)) != NULL || xerr_nomem(errp);
 }
 
+struct vm_place {
+    char *resident; /* running or paused: where */
+    struct xapi_ref_set vbds;
+};
+
 static void
 peek_vm(void *opaque, const void *rec)
 {
     const struct xapi_vm_record *vm = rec;
+    struct vm_place *p = opaque;
     if (vm->power_state == XAPI_VM_POWER_STATE_RUNNING ||
         vm->power_state == XAPI_VM_POWER_STATE_PAUSED)
-        xstr_set(opaque, vm->resident_on);
+        xstr_set(&p->resident, vm->resident_on);
+    else
+        xtype_value_copy(&xapi_type_ref_VBD_set, &p->vbds, &vm->VBDs);
+}
+
+static void
+peek_vbd_vdi(void *opaque, const void *rec)
+{
+    const struct xapi_vbd_record *b = rec;
+    if (!b->empty)
+        xstr_set(opaque, b->VDI);
 }
 
 bool
 api_forward_by_vm(struct call_ctx *ctx, const char *ref, char **host, struct xerr **errp)
 {
-    char *resident = NULL;
-    db_with(ctx->db, &xapi_class_vm, ref, peek_vm, &resident, NULL);
-    bool ok = answer(ctx->db, resident, host, errp);
-    free(resident);
+    struct vm_place p = {0};
+    *host = NULL;
+    db_with(ctx->db, &xapi_class_vm, ref, peek_vm, &p, NULL);
+    bool ok = true;
+    if (p.resident) {
+        ok = answer(ctx->db, p.resident, host, errp);
+    } else {
+        for (size_t i = 0; ok && !*host && i < p.vbds.n; i++) {
+            char *vdi = NULL;
+            db_with(ctx->db, &xapi_class_vbd, p.vbds.items[i], peek_vbd_vdi, &vdi, NULL);
+            ok = !vdi || api_forward_by_VDI(ctx, vdi, host, errp);
+            free(vdi);
+        }
+    }
+    free(p.resident);
+    xtype_value_clear(&xapi_type_ref_VBD_set, &p.vbds);
     return ok;
 }
 
@@ -183,4 +221,61 @@ api_forward_by_VDI(struct call_ctx *ctx, const char *ref, char **host, struct xe
     bool ok = !sr || api_forward_by_SR(ctx, sr, host, errp);
     free(sr);
     return ok;
+}
+
+/* ------------------------------------------------------------------ transfers */
+
+static bool
+redirect(struct server *srv, struct http_request *req, const char *host)
+{
+    char *address = NULL;
+    db_get_field(srv->db, &xapi_class_host, host, xclass_field(&xapi_class_host, "address"),
+                 &address, NULL);
+    char *query = http_request_query_string(req);
+    char *location = NULL;
+    bool ok = address && address[0] && query &&
+              asprintf(&location, "Location: https://%s%s%s%s", address, http_request_path(req),
+                       query[0] ? "?" : "", query) >= 0;
+    if (ok) {
+        log_info("forward.redirect", "path=%s host=%s address=%s", http_request_path(req), host,
+                 address);
+        const char *headers[] = {location};
+        http_reply_with_headers(req, 302, NULL, headers, 1, "", 0);
+    }
+    free(location);
+    free(query);
+    free(address);
+    return ok;
+}
+
+bool
+forward_transfer_redirect(struct server *srv, struct http_request *req, const char *permission,
+                          enum forward_object what, const char *ref, bool by_uuid)
+{
+    static const struct xclass *const classes[] = {&xapi_class_vm, &xapi_class_sr,
+                                                   &xapi_class_vdi};
+    if (!ref)
+        return false;
+    char *owned = NULL;
+    if (by_uuid && !db_ref_by_uuid(srv->db, classes[what], ref, &owned, NULL))
+        return false;
+    struct call_ctx ctx = {.srv = srv, .db = srv->db};
+    char *host = NULL;
+    const char *r = owned ? owned : ref;
+    bool found = what == FORWARD_VM    ? api_forward_by_vm(&ctx, r, &host, NULL)
+                 : what == FORWARD_SR ? api_forward_by_SR(&ctx, r, &host, NULL)
+                                      : api_forward_by_VDI(&ctx, r, &host, NULL);
+    free(owned);
+    bool done = false;
+    if (found && host && strcmp(host, srv->host_ref) != 0) {
+        /* credentials first, as xapi's handlers: a stranger learns nothing */
+        struct transfer_caller who = {0};
+        struct xerr *err = NULL;
+        if (transfer_authorise(srv, req, permission, &who, &err))
+            done = redirect(srv, req, host);
+        free(who.user);
+        xerr_free(err);
+    }
+    free(host);
+    return done;
 }

@@ -566,9 +566,11 @@ def write_handlers_h(model, out):
         for m in model['classes'][cname].get('messages', []):
             if m.get('status') == 'built':
                 w.append(handler_signature(cname, m).replace('\n', ' ') + ';\n')
-    w.append('\n/* The host that runs a message with a "forward" key, found from one of its\n'
-             ' * arguments (a ref): *host owned by the caller, NULL for this host. */\n')
-    for by in FORWARD_BY:
+    used = forward_kinds(model)
+    if used:
+        w.append('\n/* The host that runs a message with a "forward" key, found from one of its\n'
+                 ' * arguments (a ref): *host owned by the caller, NULL for this host. */\n')
+    for by in used:
         w.append('bool api_forward_by_%s(struct call_ctx *ctx, const char *ref, char **host, '
                  'struct xerr **errp);\n' % by)
     w.append('\n#endif\n')
@@ -602,6 +604,13 @@ def forward_resolver(cname, m):
             '    return !ref || api_forward_by_%s(ctx, ref, host, errp);\n}\n\n' % (
                 fn, names.index(pname), json.dumps(member) if member else 'NULL', by))
     return fn, body
+
+
+def forward_kinds(model):
+    """The forward kinds the model uses, in FORWARD_BY's order."""
+    used = {m['forward'].get('by') for c in model['classes'].values()
+            for m in c.get('messages', []) if m.get('forward')}
+    return [k for k in FORWARD_BY if k in used]
 
 
 FORWARD_ARG = '''/* A forwarded message's ref argument, or a ref field of its record
@@ -673,7 +682,7 @@ def write_dispatch(model, out):
     w.append('#include <stddef.h>\n#include <stdlib.h>\n#include <string.h>\n\n'
              '#include "common/xval.h"\n#include "model/xmsg.h"\n#include "xapi_handlers.h"\n\n')
     entries = []  # (wire, cls, name, kind, field, params, result, role, session, async, flags, call)
-    wrappers = [FORWARD_ARG]
+    wrappers = [FORWARD_ARG] if forward_kinds(model) else []
     for cname in model['order']:
         c = model['classes'][cname]
         lc = c['lower']

@@ -14,6 +14,8 @@ Every call below goes to A; checks:
     resident_on B; a call B receives with a slave session and a task-id
     header reports its progress into that task;
   - VM.hard_shutdown through A is forwarded to B (B's log has it, A's not);
+  - VM.clone of the halted VM, whose disk is on B's SR, is made by B;
+  - GET /export_raw_vdi of B's VDI on A answers 302 to B, which serves it;
   - VM.start without a host picks B when A lacks the memory (placement),
     and VM.get_possible_hosts and host.compute_free_memory agree;
   - session.slave_login refuses a wrong pool secret;
@@ -26,6 +28,7 @@ usage: test_pool_forward.py VESSELD
 import http.client
 import os
 import shutil
+import ssl
 import sys
 import tempfile
 import xmlrpc.client
@@ -101,7 +104,8 @@ def main():
             secret = f.read().strip()
         t.ok(len(secret) == 64 and all(c in '0123456789abcdef' for c in secret) and
              st.st_mode & 0o777 == 0o600, 'the first host made DATA/ptoken: 32 bytes hex, 0600')
-        b = Vesseld(binary, extra=common + https(free_port()) + ['--pool-member'])
+        b_port = free_port()
+        b = Vesseld(binary, extra=common + https(b_port) + ['--pool-member'])
         os.makedirs(os.path.join(b.dir, 'data'), mode=0o700)
         shutil.copy(ptoken, os.path.join(b.dir, 'data', 'ptoken'))
         b.start()
@@ -180,6 +184,35 @@ def main():
              'VM.hard_shutdown through A halts B\'s VM', r)
         t.ok(power_logged(b, uuid, 'hard_shutdown') and not power_logged(a, uuid, 'hard_shutdown'),
              'B shut it down, A did not')
+
+        # ---- a halted VM's disk operation goes to its disks' host
+        r = A.VM.clone(sa, vm, 'clone-on-b')
+        clone_vdis = [value(A.VBD.get_VDI(sa, vbd))
+                      for vbd in value(A.VM.get_VBDs(sa, value(r)))] if error(r) is None else []
+        t.ok(len(clone_vdis) == 1 and value(A.VDI.get_SR(sa, clone_vdis[0])) == sr_b,
+             'VM.clone through A of a halted VM with a disk on B: B clones it', r)
+
+        # ---- transfer routes redirect to the disk's host
+        c = http.client.HTTPConnection('127.0.0.1', a.port, timeout=30)
+        c.request('GET', '/export_raw_vdi?vdi=%s&format=raw&session_id=%s' % (vdi, sa))
+        resp = c.getresponse()
+        resp.read()
+        location = resp.getheader('Location') or ''
+        c.close()
+        t.ok(resp.status == 302 and location.startswith('https://127.0.0.1:%d/export_raw_vdi?'
+                                                        % b_port) and vdi in location,
+             'GET /export_raw_vdi of B\'s VDI through A: 302 to B', (resp.status, location))
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        c = http.client.HTTPSConnection('127.0.0.1', b_port, timeout=30, context=ctx)
+        c.request('GET', location[len('https://127.0.0.1:%d' % b_port):])
+        resp = c.getresponse()
+        length = resp.getheader('Content-Length')
+        resp.read(4096)
+        c.close()
+        t.ok(resp.status == 200 and length == str(64 * MIB),
+             'and B serves it', (resp.status, length))
 
         # ---- placement: A lacks the memory, B has it
         total = int(value(A.host_metrics.get_memory_total(sa, value(A.host.get_metrics(sa, ha)))))
