@@ -15,6 +15,8 @@
  *   SR:        a non-shared SR's host (the host of its PBD); a shared SR's
  *              operations run where called (every host sees it)
  *   VDI:       its SR's, as SR
+ *   task:      the host a pending task's call was forwarded to (task.cancel
+ *              reaches the operation where it runs)
  * A halted VM's disk operations (snapshot, clone, copy, export) need its
  * disks: a VM that is not running goes to the host of the first of its
  * disks on a non-shared SR, if any (forward_to_access_srs).
@@ -220,6 +222,25 @@ api_forward_by_VDI(struct call_ctx *ctx, const char *ref, char **host, struct xe
     db_with(ctx->db, &xapi_class_vdi, ref, peek_vdi_sr, &sr, NULL);
     bool ok = !sr || api_forward_by_SR(ctx, sr, host, errp);
     free(sr);
+    return ok;
+}
+
+static void
+peek_forwarded(void *opaque, const void *rec)
+{
+    const struct xapi_task_record *t = rec;
+    if (t->forwarded && (t->status == XAPI_TASK_STATUS_TYPE_PENDING ||
+                         t->status == XAPI_TASK_STATUS_TYPE_CANCELLING))
+        xstr_set(opaque, t->forwarded_to);
+}
+
+bool
+api_forward_by_task(struct call_ctx *ctx, const char *ref, char **host, struct xerr **errp)
+{
+    char *h = NULL;
+    db_with(ctx->db, &xapi_class_task, ref, peek_forwarded, &h, NULL);
+    bool ok = answer(ctx->db, h, host, errp);
+    free(h);
     return ok;
 }
 

@@ -193,8 +193,12 @@ static bool
 run_forwarded(struct run *r, struct wire_writer *w, struct xerr **errp)
 {
     struct server *srv = r->call->srv;
-    if (r->task)
+    if (r->task) {
         db_update(srv->db, &xapi_class_task, r->task, mark_forwarded, r->forward_host, NULL);
+        /* a cancel that came before the mark stayed here: the work never starts */
+        if (task_cancel_requested(srv, r->task))
+            return xerr_task_cancelled(errp, r->task);
+    }
     struct xval *v = NULL;
     if (!peers_call(srv, r->forward_host, r->msg->wire_name, r->msg->session,
                     (const struct xval *const *)r->args, r->n_args, r->task, &v, errp))
@@ -248,6 +252,8 @@ run_sync(struct run *r)
         rpc_call_write_failure(call, &w, err);
         xerr_free(err);
     }
+    if (r->task) /* another host's task (task-id): its cancel request was ours only */
+        task_forget_cancel(call->srv, r->task);
     r->call = NULL;
     run_free(r);
     rpc_call_reply_bytes(call, &sb);

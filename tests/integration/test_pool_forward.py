@@ -13,6 +13,7 @@ Every call below goes to A; checks:
   - Async.VM.snapshot of B's VM through A: A's task ends with B's result,
     resident_on B; a call B receives with a slave session and a task-id
     header reports its progress into that task;
+  - task.cancel through A of that kind of task ends B's wait for a guest;
   - VM.hard_shutdown through A is forwarded to B (B's log has it, A's not);
   - VM.clone of the halted VM, whose disk is on B's SR, is made by B;
   - GET /export_raw_vdi of B's VDI on A answers 302 to B, which serves it;
@@ -136,6 +137,8 @@ def main():
         # ---- VM.start_on(vm, B) through A
         vm = new_vm(A, sa, 'on-b', 256 * MIB)
         uuid = value(A.VM.get_uuid(sa, vm))
+        # the sim's guest that ignores its power button (docs/guests.md)
+        value(A.VM.add_to_other_config(sa, vm, 'sim-ignore-shutdown', 'true'))
         value(A.VBD.create(sa, {
             'VM': vm, 'VDI': vdi, 'userdevice': '0', 'bootable': True, 'mode': 'RW',
             'type': 'Disk', 'empty': False, 'other_config': {}, 'qos_algorithm_type': '',
@@ -177,6 +180,16 @@ def main():
         progress = float(value(A.task.get_progress(sa, probe)))
         t.ok(r.get('Status') == 'Success' and 0.0 < progress < 1.0,
              'B reports its progress into the caller\'s task (%.2f)' % progress, r)
+
+        # ---- task.cancel through A reaches the operation on B
+        task = value(A.Async.VM.clean_shutdown(sa, vm))
+        t.ok(wait_for(lambda: task in value(A.VM.get_current_operations(sa, vm)), 30),
+             'Async.VM.clean_shutdown through A waits on B for a guest that ignores it')
+        value(A.task.cancel(sa, task))
+        status, err = wait_task(sa, A, task)
+        t.eq((status, err, value(A.VM.get_power_state(sa, vm))),
+             ('cancelled', ['TASK_CANCELLED', task], 'Running'),
+             'task.cancel through A ends the wait on B; the guest keeps running')
 
         # ---- hard_shutdown through A runs on B
         r = A.VM.hard_shutdown(sa, vm)
