@@ -8,6 +8,10 @@
  * another host.
  *   vm:        the resident host of a running or paused VM (forward_vm_op);
  *              a halted or suspended VM's operations run where called
+ *   vm_srs:    as vm, but a VM that is not running goes to the host of the
+ *              first of its disks on a non-shared SR, if any: its disk
+ *              operations (snapshot, clone, copy, export) need the disks
+ *              (forward_to_access_srs)
  *   placement: VM.start: a host the VM can boot on (api/placement.h)
  *   host:      that host (host.* messages, VM.start_on, SR.create ...)
  *   VBD, VIF:  their VM's, as vm (forward_vbd_op, forward_vif_op)
@@ -17,9 +21,6 @@
  *   VDI:       its SR's, as SR
  *   task:      the host a pending task's call was forwarded to (task.cancel
  *              reaches the operation where it runs)
- * A halted VM's disk operations (snapshot, clone, copy, export) need its
- * disks: a VM that is not running goes to the host of the first of its
- * disks on a non-shared SR, if any (forward_to_access_srs).
  *
  * The transfer routes redirect instead (forward_transfer_redirect).
  */
@@ -78,8 +79,8 @@ peek_vbd_vdi(void *opaque, const void *rec)
         xstr_set(opaque, b->VDI);
 }
 
-bool
-api_forward_by_vm(struct call_ctx *ctx, const char *ref, char **host, struct xerr **errp)
+static bool
+vm_host(struct call_ctx *ctx, const char *ref, bool disks, char **host, struct xerr **errp)
 {
     struct vm_place p = {0};
     *host = NULL;
@@ -87,7 +88,7 @@ api_forward_by_vm(struct call_ctx *ctx, const char *ref, char **host, struct xer
     bool ok = true;
     if (p.resident) {
         ok = answer(ctx->db, p.resident, host, errp);
-    } else {
+    } else if (disks) {
         for (size_t i = 0; ok && !*host && i < p.vbds.n; i++) {
             char *vdi = NULL;
             db_with(ctx->db, &xapi_class_vbd, p.vbds.items[i], peek_vbd_vdi, &vdi, NULL);
@@ -98,6 +99,18 @@ api_forward_by_vm(struct call_ctx *ctx, const char *ref, char **host, struct xer
     free(p.resident);
     xtype_value_clear(&xapi_type_ref_VBD_set, &p.vbds);
     return ok;
+}
+
+bool
+api_forward_by_vm(struct call_ctx *ctx, const char *ref, char **host, struct xerr **errp)
+{
+    return vm_host(ctx, ref, false, host, errp);
+}
+
+bool
+api_forward_by_vm_srs(struct call_ctx *ctx, const char *ref, char **host, struct xerr **errp)
+{
+    return vm_host(ctx, ref, true, host, errp);
 }
 
 static void
@@ -283,7 +296,7 @@ forward_transfer_redirect(struct server *srv, struct http_request *req, const ch
     struct call_ctx ctx = {.srv = srv, .db = srv->db};
     char *host = NULL;
     const char *r = owned ? owned : ref;
-    bool found = what == FORWARD_VM    ? api_forward_by_vm(&ctx, r, &host, NULL)
+    bool found = what == FORWARD_VM    ? api_forward_by_vm_srs(&ctx, r, &host, NULL)
                  : what == FORWARD_SR ? api_forward_by_SR(&ctx, r, &host, NULL)
                                       : api_forward_by_VDI(&ctx, r, &host, NULL);
     free(owned);

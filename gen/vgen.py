@@ -579,7 +579,7 @@ def write_handlers_h(model, out):
 
 # How a message names the host that runs it (datamodel/README.md "forward"):
 # api/forward.c defines api_forward_by_<kind>() for each.
-FORWARD_BY = ['vm', 'placement', 'host', 'VBD', 'VIF', 'PBD', 'PIF', 'SR', 'VDI', 'task']
+FORWARD_BY = ['vm', 'vm_srs', 'placement', 'host', 'VBD', 'VIF', 'PBD', 'PIF', 'SR', 'VDI', 'task']
 
 
 def forward_resolver(cname, m):
