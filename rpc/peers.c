@@ -172,28 +172,44 @@ peer_find(struct peers *p, const char *host, const char *address)
     return e;
 }
 
-/* ADDR[:PORT], [V6]:PORT or a bare V6 address; port 443 by default. */
 static bool
-parse_address(const char *address, char *host, size_t host_len, int *port)
+parse_port(const char *s, int *port)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v <= 0 || v > 65535)
+        return false;
+    *port = (int)v;
+    return true;
+}
+
+bool
+peers_parse_address(const char *address, char *host, size_t host_len, int *port)
 {
     *port = 443;
-    const char *colon = strrchr(address, ':');
-    if (address[0] == '[') {
+    const char *colon = strchr(address, ':');
+    size_t n;
+    const char *start = address, *rest;
+    if (address[0] == '[') { /* [V6] or [V6]:PORT */
         const char *end = strchr(address, ']');
-        if (!end || (size_t)(end - address - 1) >= host_len)
+        if (!end || (end[1] && end[1] != ':'))
             return false;
-        snprintf(host, host_len, "%.*s", (int)(end - address - 1), address + 1);
-        if (end[1] == ':')
-            *port = atoi(end + 2);
-    } else if (colon && strchr(address, ':') == colon) {
-        if ((size_t)(colon - address) >= host_len)
-            return false;
-        snprintf(host, host_len, "%.*s", (int)(colon - address), address);
-        *port = atoi(colon + 1);
-    } else {
-        snprintf(host, host_len, "%s", address);
+        start = address + 1;
+        n = (size_t)(end - start);
+        rest = end[1] ? end + 2 : NULL;
+    } else if (colon && !strchr(colon + 1, ':')) { /* ADDR:PORT */
+        n = (size_t)(colon - address);
+        rest = colon + 1;
+    } else { /* ADDR, or a bare V6 address */
+        n = strlen(address);
+        rest = NULL;
     }
-    return host[0] && *port > 0 && *port <= 65535;
+    if (n == 0 || n >= host_len || (rest && !parse_port(rest, port)))
+        return false;
+    memcpy(host, start, n);
+    host[n] = '\0';
+    return true;
 }
 
 struct host_view {
@@ -268,7 +284,7 @@ peers_call(struct server *srv, const char *host, const char *method, bool with_s
         return xerr_host_offline(errp, host);
     char name[256];
     int port;
-    if (!parse_address(address, name, sizeof(name), &port))
+    if (!peers_parse_address(address, name, sizeof(name), &port))
         return cannot_contact(host, "no usable host.address", errp);
 
     struct peers *p = srv->peers;

@@ -36,6 +36,10 @@ int pool_secret_ensure(const char *data_dir, bool create, char *why, size_t why_
  * false when the host has none. */
 bool pool_secret_check(const char *data_dir, const char *psecret);
 
+/* host.address as ADDR[:PORT], [V6]:PORT or a bare IPv6 address into @host
+ * and *@port (443 when none is given); false when it is not usable. */
+bool peers_parse_address(const char *address, char *host, size_t host_len, int *port);
+
 /* Calls @method on @host with @args (the peer's slave session put first when
  * @with_session), the peer reporting progress into @task (NULL: none). The
  * peer's reply value is *@out (free with xval_free); its XenAPI error is
