@@ -2,13 +2,10 @@
 #include "rpc/peers.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "client/xclient.h"
@@ -22,7 +19,6 @@
 #include "xapi_model.h"
 
 #define PEERS_IDLE_MAX 4
-#define SECRET_BYTES 32
 
 /* ------------------------------------------------------------------ the secret */
 
@@ -30,32 +26,6 @@ static void
 secret_path(const char *data_dir, char *out, size_t len)
 {
     snprintf(out, len, "%s/ptoken", data_dir);
-}
-
-int
-pool_secret_ensure(const char *data_dir, bool create, char *why, size_t why_len)
-{
-    char path[4096];
-    secret_path(data_dir, path, sizeof(path));
-    if (access(path, F_OK) == 0 || !create)
-        return 0;
-    unsigned char raw[SECRET_BYTES];
-    for (size_t got = 0; got < sizeof(raw);) {
-        ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
-        if (n < 0 && errno != EINTR) {
-            snprintf(why, why_len, "getrandom: %s", strerror(errno));
-            return -errno;
-        }
-        if (n > 0)
-            got += (size_t)n;
-    }
-    char hex[2 * SECRET_BYTES + 1];
-    for (size_t i = 0; i < sizeof(raw); i++)
-        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
-    int rc = fileio_write_atomic(path, hex, 2 * SECRET_BYTES, 0600);
-    if (rc < 0)
-        snprintf(why, why_len, "cannot write %s: %s", path, strerror(-rc));
-    return rc;
 }
 
 /* The secret as written, without a trailing newline; NULL when there is none. */

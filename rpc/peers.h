@@ -2,7 +2,7 @@
  *
  * Hosts authenticate to each other with the pool secret (DATA/ptoken, as
  * xapi's /etc/xensource/ptoken: 32 random bytes in hex, made by the pool's
- * first host, given to a joiner by pool.join) through
+ * first host, given to a joiner by pool.join: api/pool_conf.h) through
  * session.slave_login(host, psecret), whose session has every permission
  * and is marked `pool` (a call made with it is never forwarded again). A
  * call goes over HTTPS to the peer's host.address (ADDR[:PORT], port 443 by
@@ -29,9 +29,6 @@ struct peers;
 int peers_new(struct peers **out);
 void peers_free(struct peers *p);
 
-/* Makes DATA/ptoken (0600) when it is missing and @create; 0 when the file
- * is there afterwards (or was not wanted), -errno with a reason otherwise. */
-int pool_secret_ensure(const char *data_dir, bool create, char *why, size_t why_len);
 /* Whether @psecret is this host's pool secret (compared in constant time);
  * false when the host has none. */
 bool pool_secret_check(const char *data_dir, const char *psecret);

@@ -1,8 +1,8 @@
-/* tests/unit/rpc/test_peers.c - the pool secret file and host addresses.
+/* tests/unit/rpc/test_peers.c - the pool secret check and host addresses.
  *
- * DATA/ptoken is made only when asked, 32 random bytes in hex with mode
- * 0600, never replaced once there; the check accepts exactly the secret
- * (a trailing newline in the file is tolerated, not in what a peer sends).
+ * session.slave_login's check accepts exactly DATA/ptoken's secret (a
+ * trailing newline in the file is tolerated, not in what a peer sends) and
+ * nothing when the host has none.
  * host.address parses as ADDR[:PORT], [V6]:PORT or a bare IPv6 address.
  */
 #include <setjmp.h>
@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -21,49 +20,33 @@
 
 static char dir[] = "/tmp/vessel-test-peers-XXXXXX";
 
-static char *
-read_secret(void)
+static void
+write_secret(const char *text)
 {
-    char path[128], *s = NULL;
+    char path[128];
     snprintf(path, sizeof(path), "%s/ptoken", dir);
-    if (fileio_read_all(path, 4096, &s, NULL) < 0)
-        return NULL;
-    return s;
+    assert_int_equal(fileio_write_atomic(path, text, strlen(text), 0600), 0);
 }
 
 static void
-test_secret_made_only_when_asked(void **state)
+test_no_secret_no_login(void **state)
 {
-    char why[256] = "", path[128];
+    char path[128];
     snprintf(path, sizeof(path), "%s/ptoken", dir);
     unlink(path);
-    assert_int_equal(pool_secret_ensure(dir, false, why, sizeof(why)), 0);
-    assert_int_not_equal(access(path, F_OK), 0);
     assert_false(pool_secret_check(dir, ""));
-    assert_int_equal(pool_secret_ensure(dir, true, why, sizeof(why)), 0);
-    struct stat st;
-    assert_int_equal(stat(path, &st), 0);
-    assert_int_equal(st.st_mode & 0777, 0600);
-    char *s = read_secret();
-    assert_non_null(s);
-    assert_int_equal(strlen(s), 64);
-    assert_int_equal(strspn(s, "0123456789abcdef"), 64);
-    /* a second start keeps it: the pool's hosts share it */
-    assert_int_equal(pool_secret_ensure(dir, true, why, sizeof(why)), 0);
-    char *again = read_secret();
-    assert_string_equal(s, again);
-    free(again);
-    free(s);
+    assert_false(pool_secret_check(dir, "anything"));
+    write_secret("\n");
+    assert_false(pool_secret_check(dir, ""));
 }
 
 static void
 test_secret_check_is_exact(void **state)
 {
-    char why[256] = "";
-    assert_int_equal(pool_secret_ensure(dir, true, why, sizeof(why)), 0);
-    char *s = read_secret();
+    const char *s = "3b9f0c1d2e4a5b6c7d8e9f00112233445566778899aabbccddeeff0011223344";
+    write_secret(s);
     assert_true(pool_secret_check(dir, s));
-    char longer[80], shorter[80], other[80];
+    char longer[80], shorter[80], other[80], body[80];
     snprintf(longer, sizeof(longer), "%s0", s);
     snprintf(shorter, sizeof(shorter), "%.63s", s);
     snprintf(other, sizeof(other), "%s", s);
@@ -73,13 +56,10 @@ test_secret_check_is_exact(void **state)
     assert_false(pool_secret_check(dir, other));
     assert_false(pool_secret_check(dir, NULL));
     /* the file as a person or pool.join may write it: with a newline */
-    char path[128], body[80];
-    snprintf(path, sizeof(path), "%s/ptoken", dir);
     snprintf(body, sizeof(body), "%s\n", s);
-    assert_int_equal(fileio_write_atomic(path, body, strlen(body), 0600), 0);
+    write_secret(body);
     assert_true(pool_secret_check(dir, s));
     assert_false(pool_secret_check(dir, body));
-    free(s);
 }
 
 static void
@@ -135,7 +115,7 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_secret_made_only_when_asked),
+        cmocka_unit_test(test_no_secret_no_login),
         cmocka_unit_test(test_secret_check_is_exact),
         cmocka_unit_test(test_addresses),
     };
