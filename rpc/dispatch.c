@@ -203,9 +203,23 @@ run_forwarded(struct run *r, struct wire_writer *w, struct xerr **errp)
     if (!peers_call(srv, r->forward_host, r->msg->wire_name, r->msg->session,
                     (const struct xval *const *)r->args, r->n_args, r->task, &v, errp))
         return false;
-    wire_xval(w, v);
+    /* through the result's type, as a local run writes it: the peer spoke
+     * XML-RPC, the caller may speak JSON-RPC (ints, dates) */
+    const struct xtype *t = r->msg->result;
+    bool ok = true;
+    if (!t) {
+        wire_string(w, "");
+    } else {
+        void *value = calloc(1, t->size);
+        ok = value ? xtype_value_decode(t, v, value, "result", errp) : xerr_nomem(errp);
+        if (ok)
+            xtype_value_encode(t, value, w);
+        if (value)
+            xtype_value_clear(t, value);
+        free(value);
+    }
     xval_free(v);
-    return true;
+    return ok;
 }
 
 /* Runs the message, writing its result value to @w. */

@@ -10,6 +10,8 @@ Every call below goes to A; checks:
     backend runs it (VM.pause on B with a slave session, which is never
     forwarded, works on it);
   - an error raised on B (VM_BAD_POWER_STATE) reaches A's caller unchanged;
+  - a JSON-RPC caller of A gets B's answers and errors in JSON-RPC, typed
+    as local answers;
   - Async.VM.snapshot of B's VM through A: A's task ends with B's result,
     resident_on B; a call B receives with a slave session and a task-id
     header reports its progress into that task;
@@ -27,6 +29,7 @@ Every process started here is killed by its pid at the end.
 usage: test_pool_forward.py VESSELD
 """
 import http.client
+import json
 import os
 import shutil
 import ssl
@@ -164,6 +167,19 @@ def main():
         t.eq(error(A.VM.set_VCPUs_number_live(sa, vm, '0')),
              error(Bs.VM.set_VCPUs_number_live(slave, vm, '0')),
              'a forwarded live change fails as it does on B itself')
+
+        # ---- a JSON-RPC caller gets B's answer in its own codec, typed as a
+        # local answer (the hosts speak XML-RPC between them)
+        def jget(method, params):
+            st, _, body = a.jsonrpc(method, params)
+            return json.loads(body)
+        here, there = jget('host.get_servertime', [sa, ha]), jget('host.get_servertime', [sa, hb])
+        t.ok(type(there.get('result')) is type(here.get('result')) and
+             len(there['result']) == len(here['result']),
+             'JSON-RPC host.get_servertime of B through A: the local answer\'s form', (here, there))
+        e = jget('VM.set_VCPUs_number_live', [sa, vm, 0]).get('error', {})
+        t.eq([e.get('message')] + e.get('data', []), error(A.VM.set_VCPUs_number_live(sa, vm, '0')),
+             'and B\'s errors as JSON-RPC errors')
 
         # ---- Async through A: B's result in A's task
         task = value(A.Async.VM.snapshot(sa, vm, 'snap-through-a'))
