@@ -24,6 +24,7 @@
 
 #include "api/bootstrap.h"
 #include "api/console.h"
+#include "api/vdi_nbd.h"
 #include "api/vdi_transfer.h"
 #include "api/vm_export.h"
 #include "api/vm_import.h"
@@ -65,6 +66,9 @@ struct options {
     const char *data_dir;
     const char *listen;
     const char *tls_listen;
+    const char *nbd_listen;
+    bool nbd_listen_given;
+    unsigned nbd_negotiate_s;
     const char *unix_path;
     const char *root_password_file;
     const char *backend;
@@ -106,6 +110,10 @@ usage(FILE *out)
             "  --data-dir DIR            state directory (default ./var)\n"
             "  --listen HOST:PORT        plain HTTP listener (default 127.0.0.1:8080; none)\n"
             "  --tls-listen HOST:PORT    HTTPS listener (default 0.0.0.0:8443; none)\n"
+            "  --nbd-listen HOST:PORT    NBD server of VDIs, TLS with the HTTPS certificate\n"
+            "                            (default 0.0.0.0:10809, xapi-nbd's port; none)\n"
+            "  --nbd-negotiate-timeout SECONDS  an NBD client that has not finished its\n"
+            "                            handshake by then is dropped (default 10)\n"
             "  --unix PATH               local socket (default DIR/xapi.sock); logins on it\n"
             "                            are the local superuser\n"
             "  --tls-cert FILE           certificate (default DIR/tls/cert.pem, made on first start)\n"
@@ -316,6 +324,8 @@ parse_options(int argc, char **argv, struct options *o)
         {"data-dir", required_argument, NULL, 'd'},
         {"listen", required_argument, NULL, 'l'},
         {"tls-listen", required_argument, NULL, 't'},
+        {"nbd-listen", required_argument, NULL, 'n'},
+        {"nbd-negotiate-timeout", required_argument, NULL, 'O'},
         {"unix", required_argument, NULL, 'u'},
         {"root-password-file", required_argument, NULL, 'r'},
         {"backend", required_argument, NULL, 'b'},
@@ -353,6 +363,19 @@ parse_options(int argc, char **argv, struct options *o)
         case 'd': o->data_dir = optarg; break;
         case 'l': o->listen = optarg; break;
         case 't': o->tls_listen = optarg; break;
+        case 'n':
+            o->nbd_listen = optarg;
+            o->nbd_listen_given = true;
+            break;
+        case 'O': {
+            long v = atol(optarg);
+            if (v < 1 || v > 3600) {
+                fprintf(stderr, "vesseld: --nbd-negotiate-timeout takes 1 to 3600 seconds\n");
+                return 2;
+            }
+            o->nbd_negotiate_s = (unsigned)v;
+            break;
+        }
         case 'u': o->unix_path = optarg; break;
         case 'A': o->audit_log = optarg; break;
         case 'w': o->ui_dir = optarg; break;
@@ -546,6 +569,8 @@ main(int argc, char **argv)
         .data_dir = "./var",
         .listen = "127.0.0.1:8080",
         .tls_listen = "0.0.0.0:8443",
+        .nbd_listen = "0.0.0.0:10809",
+        .nbd_negotiate_s = 10,
         .backend = "auto",
         .session_idle_s = 86400,
         .task_keep_s = 3900,
@@ -752,6 +777,19 @@ main(int argc, char **argv)
     if (!vdi_transfer_register(&srv, http) || !vm_export_register(&srv, http) ||
         !vm_import_register(&srv, http))
         goto out;
+    if (strcmp(o.nbd_listen, "none") != 0) {
+        struct vdi_nbd_config nc = {.listen = o.nbd_listen, .cert_path = cert, .key_path = key,
+                                    .hostname = hostname, .negotiate_s = o.nbd_negotiate_s};
+        if ((rc = vdi_nbd_start(&srv, &nc, why, sizeof(why))) < 0) {
+            /* the default port may be another vesseld's on a shared test machine: only a
+             * listener asked for by name is worth refusing to start */
+            if (o.nbd_listen_given) {
+                log_error("vesseld.nbd_listen", "reason=\"%s\"", why);
+                goto out;
+            }
+            log_warn("vesseld.nbd_listen", "reason=\"%s\" nbd=off", why);
+        }
+    }
     char pid[32];
     snprintf(pid, sizeof(pid), "%ld", (long)getpid());
     int fd = open(pid_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -761,9 +799,10 @@ main(int argc, char **argv)
         close(fd);
     }
     log_write(LOG_INFO, "vesseld.ready",
-              "http=%s http_port=%d https=%s https_port=%d unix=%s data=%s backend=%s", o.listen,
+              "http=%s http_port=%d https=%s https_port=%d unix=%s data=%s backend=%s "
+              "nbd_port=%d", o.listen,
               http_server_port(http), o.tls_listen, http_server_tls_port(http), unix_path,
-              o.data_dir, domains_backend_name(srv.domains));
+              o.data_dir, domains_backend_name(srv.domains), vdi_nbd_port());
 
     storage_gc_start(&srv, (unsigned)o.storage_gc_s);
     if ((rc = pool_eject_watch_start(&srv)) < 0)
@@ -793,6 +832,7 @@ out:
     events_stop(srv.events); /* answers long polls while their connections live */
     if (srv.db) /* the store's follower thread commits until db_close */
         db_set_commit_hook(srv.db, NULL, NULL);
+    vdi_nbd_stop();
     http_server_stop(http);
     srv.rrd = NULL;
     rrd_store_stop(rrd_store); /* saves the rrds in DATA/rrd/ */
