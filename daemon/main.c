@@ -48,6 +48,7 @@
 #include "rpc/auth.h"
 #include "rpc/dispatch.h"
 #include "rpc/events.h"
+#include "rpc/peers.h"
 #include "rpc/session.h"
 #include "http/static_files.h"
 #include "rpc/task.h"
@@ -93,6 +94,7 @@ struct options {
     const char *etcd_endpoints; /* --etcd-endpoints, comma-separated URLs */
     const char *etcd_prefix;
     bool pool_member;
+    const char *address; /* --address: host.address, how other hosts reach this one */
     bool store_given; /* --store: DATA/pool.conf is not read */
 };
 
@@ -159,6 +161,9 @@ usage(FILE *out)
             "                            store as a host of its own (made at its first\n"
             "                            start); each vesseld runs its own VMs, SRs and\n"
             "                            metrics\n"
+            "  --address ADDR[:PORT]     host.address: where clients and the pool's other\n"
+            "                            hosts reach this host's HTTPS listener (default:\n"
+            "                            the primary IPv4 address, port 443)\n"
             "  --log-level error|warn|info|debug\n"
             "  --ui-dir DIR              the web UI's files, served at / (default: ui/ beside\n"
             "                            the vesseld binary, where the build puts them; none)\n"
@@ -347,6 +352,7 @@ parse_options(int argc, char **argv, struct options *o)
         {"etcd-endpoints", required_argument, NULL, 'e'},
         {"etcd-prefix", required_argument, NULL, 'p'},
         {"pool-member", no_argument, NULL, 'm'},
+        {"address", required_argument, NULL, 'a'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -484,6 +490,7 @@ parse_options(int argc, char **argv, struct options *o)
             o->etcd_prefix = optarg;
             break;
         case 'm': o->pool_member = true; break;
+        case 'a': o->address = optarg; break;
         case 'h': usage(stdout); return 1;
         case 'V': printf("vesseld %s\n", VESSELD_VERSION); return 1;
         default: usage(stderr); return 2;
@@ -702,9 +709,20 @@ main(int argc, char **argv)
     }
     if (ensure_root(srv.auth, &o) < 0)
         goto out;
+    /* calls to the pool's other hosts, with the pool secret (rpc/peers.h) */
+    if (peers_new(&srv.peers) < 0) {
+        log_error("vesseld.start", "reason=out-of-memory");
+        goto out;
+    }
     if (!bootstrap_run(&srv, o.pool_member, &err)) {
         char d[512];
         log_error("vesseld.bootstrap", "error=\"%s\"", xerr_describe(err, d, sizeof(d)));
+        goto out;
+    }
+    if (o.address && !db_set_field(srv.db, &xapi_class_host, srv.host_ref,
+                                   xclass_field(&xapi_class_host, "address"), &o.address, &err)) {
+        char d[512];
+        log_error("vesseld.address", "error=\"%s\"", xerr_describe(err, d, sizeof(d)));
         goto out;
     }
     if (!o.pool_member && strcmp(o.store, "etcd") == 0) {
@@ -823,6 +841,7 @@ out:
     workpool_stop(srv.workers);
     domains_close(srv.domains);
     tasks_free(srv.tasks);
+    peers_free(srv.peers);
     auth_close(srv.auth);
     audit_close(srv.audit);
     db_close(srv.db);
