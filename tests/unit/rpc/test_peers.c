@@ -91,6 +91,8 @@ test_addresses(void **state)
     check_address("10.0.0.1:80x", false, NULL, 0);
     check_address("[::1]x", false, NULL, 0);
     check_address("[::1", false, NULL, 0);
+    check_address("[::1]:", false, NULL, 0);
+    check_address("[]:1", false, NULL, 0);
     check_address("a-name-longer-than-the-buffer-the-caller-gave-for-it-0123456789abc", false,
                   NULL, 0);
 }
