@@ -82,4 +82,10 @@ bool storage_vdi_ops_refresh(struct xapi_vdi_record *vdi, bool attached);
 bool storage_vbd_create(struct call_ctx *ctx, const struct xapi_vbd_record *args, char **ref,
                         struct xerr **errp);
 
+/* Checks the changed block log of VDI @vdi_uuid (in the SR at @path) against
+ * its leaf; a leaf replaced outside vesseld resets the log, which is logged
+ * and told as the message VDI_CBT_METADATA_INCONSISTENT (api/vdi_cbt.c). */
+void vdi_cbt_check(struct call_ctx *ctx, const char *path, const char *vdi_uuid);
+void vdi_cbt_check_srv(struct server *srv, const char *path, const char *vdi_uuid);
+
 #endif

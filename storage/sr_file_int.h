@@ -37,4 +37,12 @@ int sr_file_describe(const char *file, const char *uuid, bool hidden, struct sr_
 size_t sr_file_count_children(const struct sr_file_vhd *v, size_t n, const char *uuid,
                               size_t *last);
 
+/* Under sr_file_names_lock, around every replacement of a VDI's leaf node
+ * (sr_file_cbt.c): fold saves the node's blocks into the VDI's log (if it
+ * has one), track records the node that replaced it. */
+int sr_file_cbt_fold_locked(const char *path, const char *uuid);
+int sr_file_cbt_track_locked(const char *path, const char *uuid);
+/* sr_file_cbt_remove under the lock (crash recovery). */
+int sr_file_cbt_remove_locked(const char *path, const char *uuid);
+
 #endif
