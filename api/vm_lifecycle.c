@@ -843,7 +843,7 @@ api_vm_checkpoint(struct call_ctx *ctx, const char *vm_ref, const char *new_name
         ok = db_get(ctx->db, &xapi_class_vm, snap, (void **)&s, errp) &&
              share_image(ctx->srv, vm->uuid, s->uuid, errp) &&
              db_update(ctx->db, &xapi_class_vm, snap, checkpoint_mark,
-                       (void *)vm_power_state_lower(was), errp);
+                       (void *)xenum_name(&xapi_enum_vm_power_state, (int)was), errp);
         xapi_vm_record_free(s);
     }
     /* the VM runs again whatever happened to the snapshot (xapi) */

@@ -39,6 +39,7 @@ CLI_CMD(cli_cmd_vdi_copy);
 CLI_CMD(cli_cmd_vdi_resize);
 CLI_CMD(cli_cmd_vdi_enable_cbt);
 CLI_CMD(cli_cmd_vdi_disable_cbt);
+CLI_CMD(cli_cmd_vdi_data_destroy);
 CLI_CMD(cli_cmd_vdi_list_changed_blocks);
 CLI_CMD(cli_cmd_vbd_create);
 CLI_CMD(cli_cmd_vbd_plug);

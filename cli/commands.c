@@ -402,6 +402,8 @@ const struct cli_cmd cli_commands[] = {
      "Enable changed block tracking on a VDI."},
     {"vdi-disable-cbt", cli_cmd_vdi_disable_cbt, "uuid", "",
      "Disable changed block tracking on a VDI."},
+    {"vdi-data-destroy", cli_cmd_vdi_data_destroy, "uuid", "",
+     "Delete the data of the VDI, but keep its changed block tracking metadata."},
     {"vdi-list-changed-blocks", cli_cmd_vdi_list_changed_blocks, "vdi-from-uuid,vdi-to-uuid", "",
      "Write the changed blocks between the two given VDIs to the standard output as a "
      "base64-encoded bitmap string."},

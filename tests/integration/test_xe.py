@@ -134,6 +134,16 @@ def run_checkpoint(t, xe, tmp):
                       'filename=' + xva + '2')
     t.ok(rc != 0 and 'is not a VM snapshot' in err and not os.path.exists(xva + '2'),
          'snapshot-export-to-template of a VM that is not a snapshot', err)
+    disk = xe('vbd-list', 'vm-uuid=' + vm, 'params=vdi-uuid', '--minimal')[1].strip().split(',')[0]
+    xe('vdi-enable-cbt', 'uuid=' + disk)
+    snap = xe('vdi-snapshot', 'uuid=' + disk)[1].strip()
+    rc, out, err = xe('vdi-data-destroy', 'uuid=' + snap)
+    typ = xe('vdi-param-get', 'uuid=' + snap, 'param-name=type')[1].strip()
+    t.ok(rc == 0 and typ.lower().replace(' ', '_') == 'cbt_metadata',
+         'vdi-data-destroy: the snapshot keeps its CBT metadata only', out + err + typ)
+    rc, out, err = xe('vdi-data-destroy', 'uuid=' + disk)
+    t.ok(rc != 0 and 'OPERATION_NOT_ALLOWED' in err, 'vdi-data-destroy of a VDI that is not a snapshot', err)
+    xe('vdi-destroy', 'uuid=' + snap)
     xe('vm-shutdown', 'vm=xe-cp', '--force')
     xe('vm-uninstall', 'uuid=' + vm, '--force')
 
