@@ -88,4 +88,13 @@ bool storage_vbd_create(struct call_ctx *ctx, const struct xapi_vbd_record *args
 void vdi_cbt_check(struct call_ctx *ctx, const char *path, const char *vdi_uuid);
 void vdi_cbt_check_srv(struct server *srv, const char *path, const char *vdi_uuid);
 
+/* The words xapi's errors use for a VDI type (Record_util.vdi_type_to_string). */
+const char *vdi_type_words(enum xapi_vdi_type t);
+/* xapi's refusals tied to changed block tracking, for an operation on VDI
+ * @v (@ref): one that @needs_data is refused on a cbt_metadata VDI
+ * (VDI_INCOMPATIBLE_TYPE [vdi, "CBT metadata"]); one @refused_when_tracked
+ * on a VDI with tracking (VDI_CBT_ENABLED [vdi]). */
+bool vdi_cbt_op_check(const struct xapi_vdi_record *v, const char *ref, bool needs_data,
+                      bool refused_when_tracked, struct xerr **errp);
+
 #endif

@@ -279,8 +279,8 @@ vdi_snapshot_or_clone(struct call_ctx *ctx, const char *vdi, bool snapshot, char
     char uuid[37], base[37];
     if (!vdi_open(ctx, vdi, &src, &path, errp))
         return false;
-    if (src->type == XAPI_VDI_TYPE_CBT_METADATA) /* no data to snapshot (xapi) */
-        return xerr_vdi_incompatible_type(errp, vdi, "cbt_metadata");
+    if (!vdi_cbt_op_check(src, vdi, true, false, errp)) /* no data to snapshot (xapi) */
+        return false;
     db_uuid_generate(uuid);
     char what[64];
     snprintf(what, sizeof(what), "%s %s", snapshot ? "snapshot" : "clone", src->uuid);
@@ -414,6 +414,12 @@ bool
 api_vdi_copy(struct call_ctx *ctx, const char *vdi, const char *sr, const char *base_vdi,
              const char *into_vdi, char **result, struct xerr **errp)
 {
+    {
+        _cleanup_(xapi_vdi_record_freep) struct xapi_vdi_record *v = NULL;
+        if (db_get(ctx->db, &xapi_class_vdi, vdi, (void **)&v, NULL) &&
+            !vdi_cbt_op_check(v, vdi, true, false, errp)) /* no data to copy (xapi) */
+            return false;
+    }
     if (strcmp(into_vdi, NULL_REF) != 0)
         return vdi_copy_into(ctx, vdi, base_vdi, into_vdi, result, errp);
     if (strcmp(base_vdi, NULL_REF) != 0 && !db_exists(ctx->db, &xapi_class_vdi, base_vdi))
@@ -485,12 +491,14 @@ api_vdi_resize(struct call_ctx *ctx, const char *vdi, int64_t size, struct xerr 
     char *path = NULL;
     if (!vdi_open(ctx, vdi, &v, &path, errp))
         return false;
-    bool ok;
+    bool ok = vdi_cbt_op_check(v, vdi, true, false, errp);
     int rc;
     char now[24];
     snprintf(now, sizeof(now), "%" PRId64, v->virtual_size);
     struct sr_file_vhd info;
-    if (vdi_attached(ctx->db, v))
+    if (!ok)
+        ;
+    else if (vdi_attached(ctx->db, v))
         ok = xerr_vdi_in_use(errp, vdi, "resize");
     else if (size < v->virtual_size)
         ok = xerr_vdi_too_small(errp, vdi, now);

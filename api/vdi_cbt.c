@@ -45,6 +45,39 @@
 
 /*==== enable_cbt, disable_cbt ====*/
 
+const char *
+vdi_type_words(enum xapi_vdi_type t)
+{
+    /* xapi's Record_util.vdi_type_to_string, used in its error parameters */
+    switch (t) {
+    case XAPI_VDI_TYPE_SYSTEM: return "System";
+    case XAPI_VDI_TYPE_USER: return "User";
+    case XAPI_VDI_TYPE_EPHEMERAL: return "Ephemeral";
+    case XAPI_VDI_TYPE_SUSPEND: return "Suspend";
+    case XAPI_VDI_TYPE_CRASHDUMP: return "Crashdump";
+    case XAPI_VDI_TYPE_HA_STATEFILE: return "HA statefile";
+    case XAPI_VDI_TYPE_METADATA: return "Metadata";
+    case XAPI_VDI_TYPE_REDO_LOG: return "Redo log";
+    case XAPI_VDI_TYPE_RRD: return "rrd";
+    case XAPI_VDI_TYPE_PVS_CACHE: return "PVS cache";
+    case XAPI_VDI_TYPE_CBT_METADATA: return "CBT metadata";
+    default: return xenum_name(&xapi_enum_vdi_type, (int)t);
+    }
+}
+
+bool
+vdi_cbt_op_check(const struct xapi_vdi_record *v, const char *ref, bool needs_data,
+                 bool refused_when_tracked, struct xerr **errp)
+{
+    /* xapi_vdi.ml check_operation_error: allowed_for_cbt_metadata_vdi, then
+     * allowed_when_cbt_enabled */
+    if (needs_data && v->type == XAPI_VDI_TYPE_CBT_METADATA)
+        return xerr_vdi_incompatible_type(errp, ref, vdi_type_words(v->type));
+    if (refused_when_tracked && v->cbt_enabled)
+        return xerr_vdi_cbt_enabled(errp, ref);
+    return true;
+}
+
 /* xapi_vdi.ml check_operation_error for `enable_cbt | `disable_cbt. */
 static bool
 cbt_configurable(struct call_ctx *ctx, const char *self, struct xapi_vdi_record **vp,
@@ -55,7 +88,7 @@ cbt_configurable(struct call_ctx *ctx, const char *self, struct xapi_vdi_record 
     struct xapi_vdi_record *v = *vp;
     char msg[160];
     snprintf(msg, sizeof(msg), "VDI is a snapshot: %s", self);
-    const char *type = xenum_name(&xapi_enum_vdi_type, (int)v->type);
+    const char *type = vdi_type_words(v->type);
     if (v->type == XAPI_VDI_TYPE_CBT_METADATA) /* xapi checks that first */
         return xerr_vdi_incompatible_type(errp, self, type);
     if (v->is_a_snapshot)

@@ -112,8 +112,13 @@ def data_destroy_checks(t, s, sess, sr, path, vhd, sock, new_vdi, tmpl):
     t.eq((value(s.VDI.get_type(sess, a)), os.path.exists(os.path.join(path, a_uuid + '.vhd'))),
          ('cbt_metadata', False), 'data_destroy: the data goes, the VDI is type cbt_metadata')
     t.eq(error(s.VDI.data_destroy(sess, a)), None, 'data_destroy again: nothing to do')
-    t.eq(error(s.VDI.snapshot(sess, a, {}))[0:3], ['VDI_INCOMPATIBLE_TYPE', a, 'cbt_metadata'],
-         'a cbt_metadata VDI has no data to snapshot')
+    refused = ['VDI_INCOMPATIBLE_TYPE', a, 'CBT metadata']  # Record_util's words
+    t.eq([error(s.VDI.snapshot(sess, a, {})), error(s.VDI.clone(sess, a, {})),
+          error(s.VDI.copy(sess, a, sr, 'OpaqueRef:NULL', 'OpaqueRef:NULL')),
+          error(s.VDI.resize(sess, a, str(32 * MiB))), error(s.VDI.enable_cbt(sess, a))],
+         [refused] * 5, 'a cbt_metadata VDI has no data to snapshot, clone, copy or resize')
+    t.eq(error(s.VDI.set_on_boot(sess, vdi, 'reset')), ['VDI_CBT_ENABLED', vdi],
+         'a tracked VDI cannot be reset on boot: VDI_CBT_ENABLED')
     t.eq(blocks(value(s.VDI.list_changed_blocks(sess, a, b))), expect(wa),
          'list_changed_blocks from a data-destroyed snapshot: exactly the blocks written')
     value(s.VDI.data_destroy(sess, b))
