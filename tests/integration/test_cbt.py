@@ -153,6 +153,65 @@ def data_destroy_checks(t, s, sess, sr, path, vhd, sock, new_vdi, tmpl):
         value(s.VDI.destroy(sess, v))
 
 
+def crash_checks(t, d, vhd, sock):
+    """A crash between a snapshot's files (its log made, the disk's restarted)
+    and its record: at start the snapshot goes and its blocks return to the
+    disk's log; a restart by itself resets nothing."""
+    import xmlrpc.client
+    s = d.proxy()
+    sess = d.login()
+    sr = value(s.pool.get_all_records(sess)).popitem()[1]['default_SR']
+    path = value(s.PBD.get_device_config(sess, value(s.SR.get_PBDs(sess, sr))[0]))['path']
+    vdi = value(s.VDI.create(sess, {'name_label': 'cbt-crash', 'name_description': '', 'SR': sr,
+                                    'virtual_size': str(16 * MiB), 'type': 'user',
+                                    'sharable': False, 'read_only': False, 'other_config': {}}))
+    uuid = value(s.VDI.get_uuid(sess, vdi))
+    leaf = os.path.join(path, uuid + '.vhd')
+    value(s.VDI.enable_cbt(sess, vdi))
+    s1 = value(s.VDI.snapshot(sess, vdi, {}))
+    w = [(4 * MiB, 3 * K64), (9 * MiB + 7, 1)]
+    guest_write(vhd, leaf, sock, w)
+    d.stop()
+    os.environ['VESSEL_TEST_CRASH_AT'] = 'vdi.clone.before_commit'
+    try:
+        d.start()
+    finally:
+        del os.environ['VESSEL_TEST_CRASH_AT']
+    s = d.proxy()
+    sess = d.login()
+    try:
+        s.VDI.snapshot(sess, vdi, {})
+        answered = True
+    except (OSError, xmlrpc.client.ProtocolError, ConnectionError):
+        answered = False
+    rc = d.proc.wait(10)
+    d.proc = None
+    t.ok(not answered and rc == -9, 'vesseld killed between a snapshot\'s files and its record')
+    d.start()
+    s = d.proxy()
+    sess = d.login()
+    snaps = value(s.VDI.get_snapshots(sess, vdi))
+    logs = sorted(f for f in os.listdir(path) if f.endswith('.cbtlog'))
+    t.eq((snaps, blocks(value(s.VDI.list_changed_blocks(sess, s1, vdi)))), ([s1], expect(w)),
+         'after the crash: the half-made snapshot is gone, its blocks back with the disk')
+    t.ok(all(f[:36] in (uuid, value(s.VDI.get_uuid(sess, s1))) or not f.startswith(uuid)
+             for f in logs) and len([f for f in logs if f.startswith(uuid)]) == 1,
+         'and its log with it', logs)
+    w2 = [(0, 512)]
+    guest_write(vhd, leaf, sock, w2)
+    d.stop()
+    d.start()
+    s = d.proxy()
+    sess = d.login()
+    s2 = value(s.VDI.snapshot(sess, vdi, {}))
+    msgs = [m for m in value(s.message.get_all_records(sess)).values()
+            if m['name'] == 'VDI_CBT_METADATA_INCONSISTENT' and m['obj_uuid'] == uuid]
+    t.eq((blocks(value(s.VDI.list_changed_blocks(sess, s1, s2))), len(msgs)),
+         (expect(w) | expect(w2), 0), 'a restart resets nothing: no write could be missed')
+    for v in (s1, s2, vdi):
+        value(s.VDI.destroy(sess, v))
+
+
 def main():
     vesseld, vhd = sys.argv[1], sys.argv[2]
     t = Tap()
@@ -229,6 +288,10 @@ def main():
         value(s.VM.destroy(sess, vm))
 
         data_destroy_checks(t, s, sess, sr, path, vhd, sock, new_vdi, tmpl)
+
+        crash_checks(t, d, vhd, sock)
+        s = d.proxy()
+        sess = d.login()
 
         plain = new_vdi('plain')
         e = error(s.VDI.list_changed_blocks(sess, plain, s3))
