@@ -91,6 +91,57 @@ from_dash(char out[37], const char *s)
     return true;
 }
 
+/* Parses a log file's bytes (@file names it in errors). -EINVAL when they
+ * are not a log. */
+static int
+log_parse(const char *file, const char *text, size_t len, struct cbt_log *out)
+{
+    memset(out, 0, sizeof(*out));
+    const char *nl = memchr(text, '\n', len < 256 ? len : 256);
+    char line[256], parent[40], child[40], node[40], tail;
+    int live = 0;
+    if (!nl)
+        return sr_file_fail(-EINVAL, "%s: not a changed block log", file);
+    memcpy(line, text, (size_t)(nl - text));
+    line[nl - text] = '\0';
+    /* %c after the last field: nothing may follow it on the line */
+    if (sscanf(line, CBT_MAGIC " size=%" SCNu64 " parent=%39s child=%39s node=%39s live=%d%c",
+               &out->size, parent, child, node, &live, &tail) != 5 ||
+        strncmp(line, CBT_MAGIC " size=", sizeof(CBT_MAGIC " size=") - 1) != 0 ||
+        (live != 0 && live != 1))
+        return sr_file_fail(-EINVAL, "%s: not a changed block log", file);
+    size_t head = (size_t)(nl - text) + 1, n = bitmap_bytes(out->size);
+    if (out->size > ((uint64_t)1 << 50) || len - head != n)
+        return sr_file_fail(-EINVAL, "%s: its bitmap is %zu bytes, not %zu", file, len - head, n);
+    if (!from_dash(out->parent, parent) || !from_dash(out->child, child) ||
+        !from_dash(out->node, node))
+        return sr_file_fail(-EINVAL, "%s: a link is not a uuid", file);
+    out->live = live != 0;
+    if (!(out->bits = calloc(n + 1, 1)))
+        return -ENOMEM;
+    memcpy(out->bits, text + head, n);
+    return 0;
+}
+
+/* The bytes of log @l, freed with free(). */
+static int
+log_format(const struct cbt_log *l, uint8_t **out, size_t *len)
+{
+    char head[256];
+    int h = snprintf(head, sizeof(head), CBT_MAGIC " size=%" PRIu64 " parent=%s child=%s node=%s live=%d\n",
+                     l->size, or_dash(l->parent), or_dash(l->child), or_dash(l->node), l->live);
+    size_t n = bitmap_bytes(l->size);
+    uint8_t *buf = malloc((size_t)h + n + 1);
+    if (!buf)
+        return -ENOMEM;
+    memcpy(buf, head, (size_t)h);
+    if (n)
+        memcpy(buf + h, l->bits, n);
+    *out = buf;
+    *len = (size_t)h + n;
+    return 0;
+}
+
 /* -ENOENT when @uuid has no log. */
 static int
 log_read(const char *path, const char *uuid, struct cbt_log *out)
@@ -103,53 +154,45 @@ log_read(const char *path, const char *uuid, struct cbt_log *out)
     memset(out, 0, sizeof(*out));
     if ((rc = fileio_read_all(file, (size_t)1 << 30, &text, &len)) < 0)
         return rc;
-    char *nl = memchr(text, '\n', len);
-    char parent[40], child[40], node[40];
-    int live = 0;
-    if (!nl || sscanf(text, CBT_MAGIC " size=%" SCNu64 " parent=%39s child=%39s node=%39s live=%d",
-                      &out->size, parent, child, node, &live) != 5) {
-        free(text);
-        return sr_file_fail(-EINVAL, "%s: not a changed block log", file);
-    }
-    size_t head = (size_t)(nl - text) + 1, n = bitmap_bytes(out->size);
-    if (len - head != n) {
-        free(text);
-        return sr_file_fail(-EINVAL, "%s: its bitmap is %zu bytes, not %zu", file, len - head, n);
-    }
-    if (!from_dash(out->parent, parent) || !from_dash(out->child, child) ||
-        !from_dash(out->node, node)) {
-        free(text);
-        return sr_file_fail(-EINVAL, "%s: a link is not a uuid", file);
-    }
-    out->live = live != 0;
-    out->bits = calloc(n + 1, 1);
-    if (!out->bits) {
-        free(text);
-        return -ENOMEM;
-    }
-    memcpy(out->bits, text + head, n);
+    rc = log_parse(file, text, len, out);
     free(text);
-    return 0;
+    return rc;
+}
+
+int
+sr_file_cbt_parse_roundtrip(const char *data, size_t len)
+{
+    struct cbt_log a, b;
+    int rc = log_parse("input", data, len, &a);
+    if (rc < 0)
+        return rc;
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    if ((rc = log_format(&a, &buf, &n)) == 0) {
+        if ((rc = log_parse("formatted", (const char *)buf, n, &b)) == 0) {
+            bool same = a.size == b.size && a.live == b.live && !strcmp(a.parent, b.parent) &&
+                        !strcmp(a.child, b.child) && !strcmp(a.node, b.node) &&
+                        memcmp(a.bits, b.bits, bitmap_bytes(a.size)) == 0;
+            log_free(&b);
+            rc = same ? 0 : -EPROTO;
+        }
+        free(buf);
+    }
+    log_free(&a);
+    return rc;
 }
 
 /* Replaces @uuid's log in one step (write to a new file, fsync, rename). */
 static int
 log_write(const char *path, const char *uuid, const struct cbt_log *l)
 {
-    char file[PATH_MAX], head[256];
+    char file[PATH_MAX];
+    uint8_t *buf = NULL;
+    size_t n = 0;
     int rc = log_path(file, sizeof(file), path, uuid);
-    if (rc < 0)
+    if (rc < 0 || (rc = log_format(l, &buf, &n)) < 0)
         return rc;
-    int h = snprintf(head, sizeof(head), CBT_MAGIC " size=%" PRIu64 " parent=%s child=%s node=%s live=%d\n",
-                     l->size, or_dash(l->parent), or_dash(l->child), or_dash(l->node), l->live);
-    size_t n = bitmap_bytes(l->size);
-    uint8_t *buf = malloc((size_t)h + n);
-    if (!buf)
-        return -ENOMEM;
-    memcpy(buf, head, (size_t)h);
-    if (n)
-        memcpy(buf + h, l->bits, n);
-    rc = fileio_write_atomic(file, buf, (size_t)h + n, 0600);
+    rc = fileio_write_atomic(file, buf, n, 0600);
     free(buf);
     return rc < 0 ? sr_file_fail(rc, "write %s: %s", file, strerror(-rc)) : 0;
 }
