@@ -49,8 +49,7 @@ ALLOWED_NOT_IMPLEMENTED = {
     'host.evacuate': 'issue 15 (pools)', 'host.destroy': 'issue 15 (pools)',
     'host.get_vms_which_prevent_evacuation': 'issue 15 (pools)',
     'host.assert_can_evacuate': 'issue 15 (pools)',
-    # checkpoints, data_destroy and NBD: built with backups (issue 17)
-    'VM.checkpoint': 'issue 17 (backups)', 'VDI.data_destroy': 'issue 17 (backups)',
+    # NBD: built with backups (issue 17)
     'VDI.get_nbd_info': 'issue 17 (backups)',
 }
 
