@@ -425,6 +425,8 @@ start_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *v
     return false;
 }
 
+static void suspend_path(struct server *srv, const char *uuid, char *out, size_t len);
+
 static bool
 stop_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *vm,
           const struct power_op *p, struct xerr **errp)
@@ -446,6 +448,13 @@ stop_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *vm
         } else {
             ok = domains_stop(ctx->srv, vm->uuid, p->clean, errp);
         }
+    }
+    if (ok && vm->power_state == XAPI_VM_POWER_STATE_SUSPENDED) {
+        /* its memory image goes, as xapi destroys the suspend VDI (a
+         * checkpoint keeps its own name of a shared image) */
+        char path[512];
+        suspend_path(ctx->srv, vm->uuid, path, sizeof(path));
+        unlink(path);
     }
     return ok && record_power_state(ctx->srv, ref, XAPI_VM_POWER_STATE_HALTED, -1, false, errp);
 }

@@ -144,7 +144,16 @@ def run_checkpoint(t, xe, tmp):
     rc, out, err = xe('vdi-data-destroy', 'uuid=' + disk)
     t.ok(rc != 0 and 'OPERATION_NOT_ALLOWED' in err, 'vdi-data-destroy of a VDI that is not a snapshot', err)
     xe('vdi-destroy', 'uuid=' + snap)
+    # a revert to the checkpoint leaves the VM suspended, with its own image
+    rc, out, err = xe('snapshot-revert', 'snapshot-uuid=' + cp)
+    image = os.path.join(tmp, 'data', 'suspend', vm + '.img')
+    got = (rc, xe('vm-param-get', 'uuid=' + vm, 'param-name=power-state')[1].strip(),
+           os.path.exists(image))
+    t.eq(got, (0, 'suspended', True), 'snapshot-revert to a checkpoint: the VM is suspended')
     xe('vm-shutdown', 'vm=xe-cp', '--force')
+    t.ok(not os.path.exists(image) and
+         os.path.exists(os.path.join(tmp, 'data', 'suspend', cp + '.img')),
+         'a forced shutdown drops its memory image; the checkpoint keeps its own')
     xe('vm-uninstall', 'uuid=' + vm, '--force')
 
 
