@@ -148,10 +148,10 @@ log_read(const char *path, const char *uuid, struct cbt_log *out)
 {
     char file[PATH_MAX], *text = NULL;
     size_t len = 0;
+    memset(out, 0, sizeof(*out)); /* callers free it whatever happens */
     int rc = log_path(file, sizeof(file), path, uuid);
     if (rc < 0)
         return rc;
-    memset(out, 0, sizeof(*out));
     if ((rc = fileio_read_all(file, (size_t)1 << 30, &text, &len)) < 0)
         return rc;
     rc = log_parse(file, text, len, out);
