@@ -31,6 +31,8 @@
 #include "api/guest_metrics.h"
 #include "api/guest_kernel.h"
 #include "api/metrics.h"
+#include "api/pool_conf.h"
+#include "api/pool_eject.h"
 #include "api/rrd_store.h"
 #include "api/storage_gc.h"
 #include "api/storage_recover.h"
@@ -87,6 +89,7 @@ struct options {
     const char *etcd_endpoints; /* --etcd-endpoints, comma-separated URLs */
     const char *etcd_prefix;
     bool pool_member;
+    bool store_given; /* --store: DATA/pool.conf is not read */
 };
 
 static void
@@ -137,16 +140,17 @@ usage(FILE *out)
             "                            authenticated request is closed after this many\n"
             "                            idle seconds (default 10; afterwards 120)\n"
             "  --store sqlite|etcd       where objects are kept: DIR/vessel.db (default), or\n"
-            "                            a pool's etcd cluster (etcd 3.4 or later, v3 API)\n"
+            "                            a pool's etcd cluster (etcd 3.4 or later, v3 API);\n"
+            "                            without it, DIR/pool.conf (written by pool.join)\n"
+            "                            makes this host a member of that pool\n"
             "  --etcd-endpoints URL,...  the etcd members' client URLs, tried in turn\n"
             "                            (default http://127.0.0.1:2379)\n"
             "  --etcd-prefix PREFIX      the pool's keys in etcd, e.g. /vessel/pool0\n"
             "                            (default /vessel/default)\n"
-            "  --pool-member             with --store etcd: use the pool and host already\n"
-            "                            in the store instead of this host's own objects;\n"
-            "                            leaves VMs, storage collection and host metrics to\n"
-            "                            the vesseld that made them (pool membership comes\n"
-            "                            later)\n"
+            "  --pool-member             with --store etcd: join the pool already in the\n"
+            "                            store as a host of its own (made at its first\n"
+            "                            start); each vesseld runs its own VMs, SRs and\n"
+            "                            metrics\n"
             "  --log-level error|warn|info|debug\n"
             "  --ui-dir DIR              the web UI's files, served at / (default: ui/ beside\n"
             "                            the vesseld binary, where the build puts them; none)\n"
@@ -434,6 +438,7 @@ parse_options(int argc, char **argv, struct options *o)
             break;
         }
         case 's':
+            o->store_given = true;
             if (strcmp(optarg, "sqlite") && strcmp(optarg, "etcd")) {
                 fprintf(stderr, "vesseld: --store takes sqlite or etcd\n");
                 return 2;
@@ -473,35 +478,6 @@ parse_options(int argc, char **argv, struct options *o)
     return 0;
 }
 
-static bool
-first_pool(void *opaque, const char *ref, const void *rec)
-{
-    const struct xapi_pool_record *p = rec;
-    char **refs = opaque;
-    refs[0] = strdup(ref);
-    refs[1] = strdup(p->master);
-    return false;
-}
-
-/* --pool-member: the pool and host that the store's first vesseld made stand
- * for this one too, until pool.join gives each host its own objects. */
-static bool
-use_pool_in_store(struct server *srv, struct xerr **errp)
-{
-    char *refs[2] = {NULL, NULL};
-    db_foreach(srv->db, &xapi_class_pool, first_pool, refs);
-    if (!refs[0] || !refs[1]) {
-        free(refs[0]);
-        free(refs[1]);
-        return xerr_internal(errp, "--pool-member: the store has no pool yet; start its first "
-                                   "vesseld without --pool-member");
-    }
-    srv->pool_ref = refs[0];
-    srv->host_ref = refs[1];
-    log_info("vesseld.pool_member", "pool=%s host=%s", refs[0], refs[1]);
-    return true;
-}
-
 /* The HTTP routes: console tunnels, the UI's files, then the RPC endpoints. */
 static void
 vesseld_http(void *opaque, struct http_request *req)
@@ -522,6 +498,28 @@ workers_saturated(void *opaque, const struct workpool_stats *st)
     (void)opaque;
     log_warn("vesseld.workers_saturated", "threads=%u queued=%zu times=%lu", st->threads,
              st->queued, st->saturations);
+}
+
+/* Removes --store, --etcd-endpoints, --etcd-prefix (with their values) and
+ * --pool-member from @argv, in place. */
+static void
+drop_store_args(char **argv)
+{
+    static const char *const with_value[] = {"--store", "--etcd-endpoints", "--etcd-prefix"};
+    int out = 1;
+    for (int i = 1; argv[i]; i++) {
+        bool drop = strcmp(argv[i], "--pool-member") == 0, skip_next = false;
+        for (size_t k = 0; k < 3 && !drop; k++) {
+            size_t n = strlen(with_value[k]);
+            if (strncmp(argv[i], with_value[k], n) == 0 && (argv[i][n] == '\0' || argv[i][n] == '='))
+                drop = true, skip_next = argv[i][n] == '\0';
+        }
+        if (!drop)
+            argv[out++] = argv[i];
+        else if (skip_next && argv[i + 1])
+            i++;
+    }
+    argv[out] = NULL;
 }
 
 static void
@@ -585,6 +583,22 @@ main(int argc, char **argv)
         return 1;
     }
     o.data_dir = data_dir_abs;
+    /* A pool member's store is the pool's (DATA/pool.conf, written by
+     * pool.join); an explicit --store wins. */
+    struct pool_conf pc = {0};
+    if (!o.store_given) {
+        char pwhy[256];
+        int prc = pool_conf_read(o.data_dir, &pc, pwhy, sizeof(pwhy));
+        if (prc == 0) {
+            o.store = "etcd";
+            o.etcd_endpoints = pc.endpoints;
+            o.etcd_prefix = pc.prefix;
+            o.pool_member = true;
+        } else if (prc != -ENOENT) {
+            log_error("vesseld.pool_conf", "dir=%s reason=\"%s\"", o.data_dir, pwhy);
+            return 1;
+        }
+    }
     char *db_path = NULL;
     if (strcmp(o.store, "etcd") == 0) {
         if (asprintf(&db_path, "etcd:%s;%s",
@@ -610,6 +624,7 @@ main(int argc, char **argv)
     /* helpers get ids of their own only when we can hand them out */
     bool root = geteuid() == 0;
     struct server srv = {.data_dir = o.data_dir,
+                         .store_spec = db_path,
                          .session_idle_s = o.session_idle_s,
                          .task_keep_s = o.task_keep_s,
                          .clean_shutdown_timeout_s = o.clean_shutdown_timeout_s,
@@ -662,20 +677,28 @@ main(int argc, char **argv)
     }
     if (ensure_root(srv.auth, &o) < 0)
         goto out;
-    if (o.pool_member ? !use_pool_in_store(&srv, &err) : !bootstrap_run(&srv, &err)) {
+    if (!bootstrap_run(&srv, o.pool_member, &err)) {
         char d[512];
         log_error("vesseld.bootstrap", "error=\"%s\"", xerr_describe(err, d, sizeof(d)));
         goto out;
+    }
+    if (!o.pool_member && strcmp(o.store, "etcd") == 0) {
+        /* the pool's first host makes the pool secret; members get it from
+         * pool.join (pool.initial_auth) */
+        char *secret = NULL;
+        if ((rc = pool_secret_ensure(o.data_dir, &secret)) < 0)
+            log_warn_errno(-rc, "vesseld.ptoken", "dir=%s", o.data_dir);
+        if (secret)
+            explicit_bzero(secret, strlen(secret));
+        free(secret);
     }
     if ((rc = domains_open(&srv, o.backend, vm_lifecycle_on_domain_event, &srv.domains, why,
                            sizeof(why))) < 0) {
         log_error("vesseld.backend", "backend=%s reason=\"%s\"", o.backend, why);
         goto out;
     }
-    if (!o.pool_member) { /* a member's store holds another vesseld's VMs and SRs */
-        vm_lifecycle_reconcile(&srv);
-        storage_recover(&srv); /* before any call can start a storage operation */
-    }
+    vm_lifecycle_reconcile(&srv); /* this host's VMs and SRs only */
+    storage_recover(&srv);        /* before any call can start a storage operation */
     if (events_start(&srv, &srv.events) < 0) {
         log_error("vesseld.start", "reason=events-thread");
         goto out;
@@ -724,8 +747,9 @@ main(int argc, char **argv)
               http_server_port(http), o.tls_listen, http_server_tls_port(http), unix_path,
               o.data_dir, domains_backend_name(srv.domains));
 
-    if (!o.pool_member)
-        storage_gc_start(&srv, (unsigned)o.storage_gc_s);
+    storage_gc_start(&srv, (unsigned)o.storage_gc_s);
+    if ((rc = pool_eject_watch_start(&srv)) < 0)
+        log_warn_errno(-rc, "vesseld.pool_eject", "pool.eject of this host will time out");
     if ((rc = guest_metrics_start(&srv, 10)) < 0)
         log_warn_errno(-rc, "vesseld.guest_metrics", "no guest metrics: the thread did not start");
 
@@ -738,14 +762,14 @@ main(int argc, char **argv)
             log_info("vesseld.stop", "signal=%s", sig == SIGTERM ? "TERM" : "INT");
             break;
         }
-        if (!o.pool_member)
-            metrics_update(&srv);
+        metrics_update(&srv);
         if (ticks % gc_every == 0)
             housekeeping(&srv);
     }
     status = 0;
 out:
     srv.stopping = true;
+    pool_eject_watch_stop(&srv);
     storage_gc_stop(&srv);
     guest_metrics_stop(&srv);
     events_stop(srv.events); /* answers long polls while their connections live */
@@ -768,6 +792,7 @@ out:
     free(srv.pool_ref);
     free(srv.host_ref);
     free(db_path);
+    pool_conf_clear(&pc);
     free(passwd_path);
     free(tls_dir);
     free(cert);
@@ -780,6 +805,8 @@ out:
     if (status == 0 && srv.restart_requested) {
         /* host.restart_agent: the same program and options, a fresh process
          * image (guests and their disk servers are found again at start) */
+        if (srv.restart_store_from_data_dir)
+            drop_store_args(argv);
         log_info("vesseld.restart", "exec=/proc/self/exe");
         execv("/proc/self/exe", argv);
         log_error("vesseld.restart", "exec failed: %s", strerror(errno));

@@ -45,8 +45,7 @@ ALLOWED_NOT_IMPLEMENTED = {
     'VM.pool_migrate': 'issue 15 (pools)', 'VM.migrate_send': 'issue 15 (pools)',
     'VM.assert_can_migrate': 'issue 15 (pools)', 'host.migrate_receive': 'issue 15 (pools)',
     'host.declare_dead': 'issue 15 (pools)', 'VDI.pool_migrate': 'issue 15 (pools)',
-    'host.disable': 'issue 15 (pools)', 'host.enable': 'issue 15 (pools)',
-    'host.evacuate': 'issue 15 (pools)', 'host.destroy': 'issue 15 (pools)',
+    'host.evacuate': 'issue 15 (pools)',
     'host.get_vms_which_prevent_evacuation': 'issue 15 (pools)',
     'host.assert_can_evacuate': 'issue 15 (pools)',
     # NBD: built with backups (issue 17)
