@@ -280,13 +280,15 @@ vm_of_export(struct vm_import *im, const struct xva_object *o)
     }
     char *ref = NULL;
     bool ok = api_vm_create(&im->ctx, vm, &ref, &im->err);
+    bool tmpl = vm->is_a_template; /* a template or snapshot (snapshot-export-to-template) */
     xapi_vm_record_free(vm);
     if (!ok || !map_add(im, &xapi_class_vm, o->id, ref, true))
         return false;
     im->map[im->n_map - 1].snapshot = snap_bool(o->snapshot, "is_a_snapshot");
-    /* nobody starts it while its disks are written (xapi: "import" operation) */
-    return im->metadata || vm_op_begin(im->srv->db, ref, XAPI_VM_OPERATIONS_IMPORT, im->task,
-                                       &im->err);
+    /* nobody starts it while its disks are written (xapi: "import" operation);
+     * nobody starts a template anyway, and no operation may be recorded on one */
+    return im->metadata || tmpl ||
+           vm_op_begin(im->srv->db, ref, XAPI_VM_OPERATIONS_IMPORT, im->task, &im->err);
 }
 
 struct net_find {

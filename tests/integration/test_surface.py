@@ -48,8 +48,6 @@ ALLOWED_NOT_IMPLEMENTED = {
     'host.evacuate': 'issue 15 (pools)',
     'host.get_vms_which_prevent_evacuation': 'issue 15 (pools)',
     'host.assert_can_evacuate': 'issue 15 (pools)',
-    # checkpoints and data_destroy: built with backups (issue 17)
-    'VM.checkpoint': 'issue 17 (backups)', 'VDI.data_destroy': 'issue 17 (backups)',
 }
 
 
