@@ -142,11 +142,10 @@ usage(FILE *out)
             "                            (default http://127.0.0.1:2379)\n"
             "  --etcd-prefix PREFIX      the pool's keys in etcd, e.g. /vessel/pool0\n"
             "                            (default /vessel/default)\n"
-            "  --pool-member             with --store etcd: use the pool and host already\n"
-            "                            in the store instead of this host's own objects;\n"
-            "                            leaves VMs, storage collection and host metrics to\n"
-            "                            the vesseld that made them (pool membership comes\n"
-            "                            later)\n"
+            "  --pool-member             with --store etcd: join the pool already in the\n"
+            "                            store as a host of its own (made at its first\n"
+            "                            start); VMs, storage collection and host metrics\n"
+            "                            stay with the pool's first vesseld for now\n"
             "  --log-level error|warn|info|debug\n"
             "  --ui-dir DIR              the web UI's files, served at / (default: ui/ beside\n"
             "                            the vesseld binary, where the build puts them; none)\n"
@@ -473,35 +472,6 @@ parse_options(int argc, char **argv, struct options *o)
     return 0;
 }
 
-static bool
-first_pool(void *opaque, const char *ref, const void *rec)
-{
-    const struct xapi_pool_record *p = rec;
-    char **refs = opaque;
-    refs[0] = strdup(ref);
-    refs[1] = strdup(p->master);
-    return false;
-}
-
-/* --pool-member: the pool and host that the store's first vesseld made stand
- * for this one too, until pool.join gives each host its own objects. */
-static bool
-use_pool_in_store(struct server *srv, struct xerr **errp)
-{
-    char *refs[2] = {NULL, NULL};
-    db_foreach(srv->db, &xapi_class_pool, first_pool, refs);
-    if (!refs[0] || !refs[1]) {
-        free(refs[0]);
-        free(refs[1]);
-        return xerr_internal(errp, "--pool-member: the store has no pool yet; start its first "
-                                   "vesseld without --pool-member");
-    }
-    srv->pool_ref = refs[0];
-    srv->host_ref = refs[1];
-    log_info("vesseld.pool_member", "pool=%s host=%s", refs[0], refs[1]);
-    return true;
-}
-
 /* The HTTP routes: console tunnels, the UI's files, then the RPC endpoints. */
 static void
 vesseld_http(void *opaque, struct http_request *req)
@@ -662,7 +632,7 @@ main(int argc, char **argv)
     }
     if (ensure_root(srv.auth, &o) < 0)
         goto out;
-    if (o.pool_member ? !use_pool_in_store(&srv, &err) : !bootstrap_run(&srv, &err)) {
+    if (!bootstrap_run(&srv, o.pool_member, &err)) {
         char d[512];
         log_error("vesseld.bootstrap", "error=\"%s\"", xerr_describe(err, d, sizeof(d)));
         goto out;

@@ -140,6 +140,46 @@ def wait_task(sess, api, task, timeout=60):
     return status, err
 
 
+def inventory_uuid(vesseld):
+    with open(os.path.join(vesseld.dir, 'data', 'inventory')) as f:
+        for line in f:
+            if line.startswith('INSTALLATION_UUID='):
+                return line.split('=', 1)[1].strip().strip("'")
+    return None
+
+
+def check_identity(t, a, b, A, sa):
+    """B (--pool-member) has its own host record, PIFs on the pool's networks
+    and its own local SR; the pool and its master stay A's."""
+    hosts = value(A.host.get_all_records(sa))
+    ua, ub = inventory_uuid(a), inventory_uuid(b)
+    by_uuid = {h['uuid']: ref for ref, h in hosts.items()}
+    t.ok(len(hosts) == 2 and ua in by_uuid and ub in by_uuid and ua != ub,
+         'two hosts, each the one its data directory\'s inventory names (%s)'
+         % sorted(by_uuid))
+    ha, hb = by_uuid.get(ua), by_uuid.get(ub)
+    pools = value(A.pool.get_all(sa))
+    t.ok(len(pools) == 1 and value(A.pool.get_master(sa, pools[0])) == ha,
+         'one pool, its master still A')
+    pifs = value(A.PIF.get_all_records(sa)).values()
+    nets_a = {p['network'] for p in pifs if p['host'] == ha}
+    nets_b = {p['network'] for p in pifs if p['host'] == hb}
+    t.eq(nets_b, nets_a, 'B\'s PIFs are on the networks of A\'s bridges (none made twice)')
+    local = {}
+    for pbd in value(A.PBD.get_all_records(sa)).values():
+        sr = value(A.SR.get_record(sa, pbd['SR']))
+        if sr['other_config'].get('vessel-local') == 'true':
+            local.setdefault(pbd['host'], []).append(pbd['SR'])
+    t.ok(len(local.get(ha, [])) == 1 and len(local.get(hb, [])) == 1 and
+         local[ha] != local[hb], 'each host has its own local SR, plugged on it')
+    t.eq(len([v for v in value(A.VM.get_all_records(sa)).values()
+              if v['is_control_domain']]), 2, 'a control domain per host')
+    b.stop()
+    b.start()
+    t.eq(sorted(value(A.host.get_all(sa))), sorted([ha, hb]),
+         'B restarted is the same host (no third host record)')
+
+
 def main():
     binary = sys.argv[1]
     t = Tap()
@@ -171,6 +211,10 @@ def main():
              'with every field as A has it')
         uuid = value(A.VM.get_uuid(sa, vm))
         t.eq(value(B.VM.get_by_uuid(sb, uuid)), vm, 'B finds it by uuid')
+
+        # ---- each vesseld is its own host of the one pool
+        check_identity(t, a, b, A, sa)
+        B = b.proxy()  # restarted: a new port
 
         # ---- event.from on B sees A's changes
         token = value(getattr(B.event, 'from')(sb, ['vm'], '', 0.0))['token']
