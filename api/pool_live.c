@@ -308,6 +308,12 @@ pool_live_host_is_live(struct server *srv, const char *host_ref)
 static void
 reconcile_all(struct pool_live *pl)
 {
+    pthread_mutex_lock(&pl->lock);
+    bool known = pl->live_known;
+    pthread_mutex_unlock(&pl->lock);
+    if (!known)
+        return; /* before the live watch listed, every other host would look dead:
+                 * its SYNCED does this once it has */
     struct host_list hosts = {0};
     db_foreach(pl->srv->db, &xapi_class_host, collect_host, &hosts);
     bool ha = pool_ha_enabled(pl->srv);

@@ -9,7 +9,7 @@ through a TCP proxy this test owns, runs the qemu backend and the test guest
 
 Checks: every host is live; login on a member answers HOST_IS_SLAVE with the
 master's address, slave_local_login stays local; designate_new_master moves
-the master and back; SIGKILL of B makes it not live once its lease ends (and
+the master and back, emergency_transition_to_master takes it; SIGKILL of B makes it not live once its lease ends (and
 it is live again when restarted); SIGKILL of the master makes another host
 pool.master, where login works; the HA messages' errors; with HA on, cutting
 C from etcd (the proxy dies) kills C's guest before C's live key expires
@@ -235,6 +235,17 @@ def main():
         t.eq(value(A.pool.recover_slaves(sa)) and sorted(value(A.pool.recover_slaves(sa))),
              sorted([by['b'], by['c']]), 'pool.recover_slaves on the master: the live members')
 
+        C = hosts['c'].proxy()
+        sc = hosts['c'].local_login()
+        t.eq(value(C.pool.recover_slaves(sc)), [], 'pool.recover_slaves on a member: nothing')
+        t.eq(error(C.pool.emergency_transition_to_master(sc)), None,
+             'pool.emergency_transition_to_master on member C')
+        t.ok(wait_for(lambda: value(A.pool.get_master(sa, pool)) == by['c'], 10),
+             'C is pool.master')
+        check_masters(t, hosts, by, ports, 'abc')
+        t.eq(error(C.pool.designate_new_master(sc, by['a'])), None, 'and A again')
+        t.eq(value(A.pool.get_master(sa, pool)), by['a'], 'A is pool.master')
+
         # ---- a member dies: not live once its lease ends
         t0 = time.time()
         hosts['b'].kill()
@@ -294,8 +305,6 @@ def main():
         t.eq(error(A.pool.ha_prevent_restarts_for(sa, '0')), None, 'ha_prevent_restarts_for 0')
 
         # ---- fencing: C cut off from etcd kills its guest before its lease ends
-        C = hosts['c'].proxy()
-        sc = hosts['c'].local_login()
         uuid = value(A.VM.get_uuid(sa, vm))
         t.eq(error(C.VM.start(sc, vm, False, False)), None, 'VM.start of the protected guest on C')
         t.ok(wait_for(lambda: MARKER in console_log(hosts['c'], uuid), 90),
