@@ -218,6 +218,8 @@ def main():
         check_masters(t, hosts, by, ports, 'abc')
         sb = hosts['b'].local_login()
         t.ok(sb.startswith('OpaqueRef:'), 'slave_local_login_with_password on a member works')
+        r = hosts['b'].unix_proxy().session.login_with_password('root', '', '1.0', 'xe')
+        t.eq(error(r), None, 'login on a member\'s local socket stays local (xe there works)')
 
         # ---- a planned hand-over and back
         t0 = time.time()
