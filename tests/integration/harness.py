@@ -67,8 +67,12 @@ class UnixTransport(xmlrpc.client.Transport):
 
 
 class Vesseld:
-    def __init__(self, binary, data_dir=None, extra=(), tls=False):
+    def __init__(self, binary, data_dir=None, extra=(), tls=False, addr='127.0.0.1', wrap=()):
+        """@addr: the address it listens on and is reached at; @wrap: a
+        command prefix (ip netns exec NS: a host in its own namespace)."""
         self.binary = binary
+        self.addr = addr
+        self.wrap = list(wrap)
         self.own_dir = data_dir is None
         self.dir = data_dir or tempfile.mkdtemp(prefix='vessel-it-')
         self.extra = list(extra)
@@ -86,8 +90,9 @@ class Vesseld:
         log = open(self.log_path, 'a')
         log_start = log.tell()
         self.proc = subprocess.Popen(
-            [self.binary, '--data-dir', os.path.join(self.dir, 'data'), '--listen', '127.0.0.1:0',
-             '--tls-listen', '127.0.0.1:0' if self.tls else 'none', '--root-password-file', pw] +
+            self.wrap +
+            [self.binary, '--data-dir', os.path.join(self.dir, 'data'), '--listen', self.addr + ':0',
+             '--tls-listen', self.addr + ':0' if self.tls else 'none', '--root-password-file', pw] +
             self.extra,
             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         deadline = time.time() + timeout
@@ -107,7 +112,7 @@ class Vesseld:
         raise RuntimeError('vesseld did not become ready')
 
     def url(self, path='/'):
-        return 'http://127.0.0.1:%d%s' % (self.port, path)
+        return 'http://%s:%d%s' % (self.addr, self.port, path)
 
     def proxy(self, path='/'):
         return xmlrpc.client.ServerProxy(self.url(path), allow_none=False)
@@ -136,7 +141,7 @@ class Vesseld:
         return self.post('/jsonrpc', json.dumps(body).encode(), 'application/json')
 
     def post(self, path, body, ctype='text/xml'):
-        c = http.client.HTTPConnection('127.0.0.1', self.port, timeout=30)
+        c = http.client.HTTPConnection(self.addr, self.port, timeout=30)
         c.request('POST', path, body=body, headers={'Content-Type': ctype})
         r = c.getresponse()
         data = r.read()
@@ -211,7 +216,7 @@ def wait_for(fn, timeout=30.0, step=0.1):
 def console_type(d, sess, console_ref, line, expect, timeout=30.0):
     """Types @line on a vt100 console through CONNECT /console; returns what
     came back until @expect appeared (or the timeout)."""
-    s = socket.create_connection(('127.0.0.1', d.port), timeout=timeout)
+    s = socket.create_connection((d.addr, d.port), timeout=timeout)
     s.sendall(('CONNECT /console?ref=%s&session_id=%s HTTP/1.1\r\nHost: x\r\n\r\n'
                % (console_ref, sess)).encode())
     data = b''

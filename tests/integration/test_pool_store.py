@@ -49,16 +49,23 @@ def die_with_parent():
 class Etcd:
     """A 3-member cluster; members are killed and restarted by index."""
 
-    def __init__(self, root, n=3):
+    def __init__(self, root, n=3, addrs=None, wraps=None):
+        """@addrs: each member's address (default 127.0.0.1); @wraps: each
+        member's command prefix (e.g. ip netns exec NS)."""
         self.root = root
         self.n = n
+        self.addrs = addrs or ['127.0.0.1'] * n
+        self.wraps = wraps or [[]] * n
         self.client = [free_port() for _ in range(n)]
         self.peer = [free_port() for _ in range(n)]
         self.procs = [None] * n
-        self.cluster = ','.join('m%d=http://127.0.0.1:%d' % (i, self.peer[i]) for i in range(n))
+        self.cluster = ','.join('m%d=%s' % (i, self.peer_url(i)) for i in range(n))
 
     def url(self, i):
-        return 'http://127.0.0.1:%d' % self.client[i]
+        return 'http://%s:%d' % (self.addrs[i], self.client[i])
+
+    def peer_url(self, i):
+        return 'http://%s:%d' % (self.addrs[i], self.peer[i])
 
     def endpoints(self):
         return ','.join(self.url(i) for i in range(self.n))
@@ -68,10 +75,11 @@ class Etcd:
         os.makedirs(d, exist_ok=True)
         log = open(os.path.join(d, 'etcd.log'), 'a')
         self.procs[i] = subprocess.Popen(
+            self.wraps[i] +
             [ETCD, '--name', 'm%d' % i, '--data-dir', os.path.join(d, 'data'),
              '--listen-client-urls', self.url(i), '--advertise-client-urls', self.url(i),
-             '--listen-peer-urls', 'http://127.0.0.1:%d' % self.peer[i],
-             '--initial-advertise-peer-urls', 'http://127.0.0.1:%d' % self.peer[i],
+             '--listen-peer-urls', self.peer_url(i),
+             '--initial-advertise-peer-urls', self.peer_url(i),
              '--initial-cluster', self.cluster, '--initial-cluster-state', 'new',
              '--initial-cluster-token', 'vessel-it-%d' % os.getpid(),
              # a host's first start writes its objects in one transaction
