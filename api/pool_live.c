@@ -57,13 +57,14 @@ struct pool_live {
     char live_key[80];
 
     pthread_mutex_t lock;
-    pthread_cond_t wake;
+    pthread_cond_t wake;       /* the heartbeat and the watchdog sleep on it */
+    pthread_cond_t role_wake;  /* the role thread sleeps on it */
     bool stop;
-    int64_t lease;             /* 0: none (heartbeat thread only) */
+    _Atomic int64_t lease;     /* 0: none; written by the heartbeat thread */
     char master[64];           /* P/master's holder, "" none */
     bool master_known;         /* the master watch has listed */
     bool master_listed;        /* a PUT came within the current listing */
-    bool was_master;           /* heartbeat thread only */
+    bool was_master;           /* role thread only */
     char **live;               /* uuids with a live key */
     size_t n_live;
     char **listing;            /* being listed by the live watch */
@@ -76,7 +77,10 @@ struct pool_live {
      * etcd that is out of reach (db/db.c holds its lock over the commit) */
     atomic_bool ha;
     long fenced_ok_ms;         /* the last_ok_ms a fencing was for (watchdog) */
-    pthread_t heartbeat, watchdog;
+    /* Three threads, so that renewing the lease never waits for the store:
+     * the heartbeat talks to etcd only; the role thread reads and writes the
+     * store (pool.master, liveness, the HA flag); the watchdog reads neither. */
+    pthread_t heartbeat, role, watchdog;
     bool running;
 };
 
@@ -414,7 +418,7 @@ on_master_key(void *opaque, enum etcd_watch_event ev, const char *key, const cha
         pl->master_known = true;
         break;
     }
-    pthread_cond_broadcast(&pl->wake); /* an election may be due */
+    pthread_cond_broadcast(&pl->role_wake); /* an election may be due */
     pthread_mutex_unlock(&pl->lock);
 }
 
@@ -423,7 +427,7 @@ on_master_key(void *opaque, enum etcd_watch_event ev, const char *key, const cha
 static int
 put_live_key(struct pool_live *pl)
 {
-    return etcd_lease_put(pl->el, pl->live_key, pl->srv->host_ref, pl->lease);
+    return etcd_lease_put(pl->el, pl->live_key, pl->srv->host_ref, atomic_load(&pl->lease));
 }
 
 /* Grants a lease and puts the live key on it; 0 or -errno. */
@@ -435,10 +439,10 @@ take_lease(struct pool_live *pl, long t_send)
     int rc = etcd_lease_grant(pl->el, (int)(atomic_load(&pl->ttl_ms) / 1000), &id, &ttl);
     if (rc < 0)
         return rc;
-    pl->lease = id;
+    atomic_store(&pl->lease, id);
     if ((rc = put_live_key(pl)) < 0) {
         etcd_lease_revoke(pl->el, id);
-        pl->lease = 0;
+        atomic_store(&pl->lease, 0);
         return rc;
     }
     atomic_store(&pl->ttl_ms, ttl * 1000L);
@@ -450,7 +454,7 @@ take_lease(struct pool_live *pl, long t_send)
 
 /* The master key: taken when absent (1); its holder makes pool.master say so. */
 static void
-elect(struct pool_live *pl)
+elect(struct pool_live *pl, int64_t lease)
 {
     pthread_mutex_lock(&pl->lock);
     bool absent = pl->master_known && !pl->master[0];
@@ -458,7 +462,7 @@ elect(struct pool_live *pl)
     pthread_mutex_unlock(&pl->lock);
     if (absent) {
         bool created = false;
-        if (etcd_lease_create(pl->el, "master", pl->uuid, pl->lease, &created) == 0 && created) {
+        if (etcd_lease_create(pl->el, "master", pl->uuid, lease, &created) == 0 && created) {
             log_info("pool.master.elected", "host=%s uuid=%s", pl->srv->host_ref, pl->uuid);
             pthread_mutex_lock(&pl->lock);
             snprintf(pl->master, sizeof(pl->master), "%s", pl->uuid);
@@ -485,6 +489,17 @@ elect(struct pool_live *pl)
     }
 }
 
+static void
+wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, long ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    long ns = until.tv_nsec + (ms % 1000) * 1000000L;
+    until.tv_sec += ms / 1000 + ns / 1000000000L;
+    until.tv_nsec = ns % 1000000000L;
+    pthread_cond_timedwait(cond, lock, &until);
+}
+
 static void *
 heartbeat_main(void *opaque)
 {
@@ -495,16 +510,16 @@ heartbeat_main(void *opaque)
         pthread_mutex_unlock(&pl->lock);
         long t_send = now_ms();
         int rc, ttl = 0;
-        if (!pl->lease) {
+        int64_t lease = atomic_load(&pl->lease);
+        if (!lease) {
             rc = take_lease(pl, t_send);
-        } else if ((rc = etcd_lease_keepalive(pl->el, pl->lease, &ttl)) == 0) {
+        } else if ((rc = etcd_lease_keepalive(pl->el, lease, &ttl)) == 0) {
             atomic_store(&pl->ttl_ms, ttl * 1000L);
             atomic_store(&pl->last_ok_ms, t_send);
         } else if (rc == -ENOENT) {
             log_warn("pool.live.lease", "host=%s lease=%" PRIx64 " reason=expired",
-                     pl->srv->host_ref, (uint64_t)pl->lease);
-            pl->lease = 0;
-            pl->was_master = false;
+                     pl->srv->host_ref, (uint64_t)lease);
+            atomic_store(&pl->lease, 0);
         }
         if (rc < 0 && !failing)
             log_warn("pool.live.renew", "host=%s reason=\"%s\"", pl->srv->host_ref,
@@ -512,19 +527,36 @@ heartbeat_main(void *opaque)
         else if (rc == 0 && failing)
             log_info("pool.live.renew", "host=%s renewed=again", pl->srv->host_ref);
         failing = rc < 0;
-        if (pl->lease && rc == 0) {
-            atomic_store(&pl->ha, pool_ha_enabled(pl->srv));
-            elect(pl);
-        }
         pthread_mutex_lock(&pl->lock);
-        if (pl->stop || (rc == -ENOENT && !pl->lease))
+        if (rc == 0)
+            pthread_cond_broadcast(&pl->role_wake);
+        if (pl->stop || rc == -ENOENT)
             continue; /* a new lease at once */
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        long ns = until.tv_nsec + (pl->renew_ms % 1000) * 1000000L;
-        until.tv_sec += pl->renew_ms / 1000 + ns / 1000000000L;
-        until.tv_nsec = ns % 1000000000L;
-        pthread_cond_timedwait(&pl->wake, &pl->lock, &until);
+        wait_ms(&pl->wake, &pl->lock, pl->renew_ms);
+    }
+    pthread_mutex_unlock(&pl->lock);
+    return NULL;
+}
+
+/* After each renewal, and when the master key changes: the HA flag the
+ * watchdog uses, and the election. */
+static void *
+role_main(void *opaque)
+{
+    struct pool_live *pl = opaque;
+    pthread_mutex_lock(&pl->lock);
+    while (!pl->stop) {
+        wait_ms(&pl->role_wake, &pl->lock, pl->renew_ms);
+        if (pl->stop)
+            break;
+        pthread_mutex_unlock(&pl->lock);
+        int64_t lease = atomic_load(&pl->lease);
+        atomic_store(&pl->ha, pool_ha_enabled(pl->srv));
+        if (lease)
+            elect(pl, lease);
+        else
+            pl->was_master = false;
+        pthread_mutex_lock(&pl->lock);
     }
     pthread_mutex_unlock(&pl->lock);
     return NULL;
@@ -549,12 +581,7 @@ watchdog_main(void *opaque)
                      pl->srv->host_ref, n, since, now_ms() - ok, ttl);
         }
         pthread_mutex_lock(&pl->lock);
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        long ns = until.tv_nsec + WATCHDOG_MS * 1000000L;
-        until.tv_sec += ns / 1000000000L;
-        until.tv_nsec = ns % 1000000000L;
-        pthread_cond_timedwait(&pl->wake, &pl->lock, &until);
+        wait_ms(&pl->wake, &pl->lock, WATCHDOG_MS);
     }
     pthread_mutex_unlock(&pl->lock);
     return NULL;
@@ -618,8 +645,8 @@ pool_live_take_master(struct server *srv, struct xerr **errp)
     if (!pl || !pl->el)
         return true; /* a standalone host is its own master */
     pthread_mutex_lock(&pl->lock);
-    int64_t lease = pl->lease;
     pthread_mutex_unlock(&pl->lock);
+    int64_t lease = atomic_load(&pl->lease);
     if (!lease)
         return xerr_internal(errp, "this host holds no lease: etcd is out of reach");
     if (etcd_lease_put(pl->el, "master", pl->uuid, lease) < 0)
@@ -643,6 +670,7 @@ pool_live_start(struct server *srv, const struct pool_live_config *cfg, char *wh
     pl->srv = srv;
     pthread_mutex_init(&pl->lock, NULL);
     pthread_cond_init(&pl->wake, NULL);
+    pthread_cond_init(&pl->role_wake, NULL);
     srv->live = pl;
     set_host_live(srv, srv->host_ref, true); /* a host says it is live itself, at start */
     if (!cfg->etcd_spec)
@@ -669,12 +697,16 @@ pool_live_start(struct server *srv, const struct pool_live_config *cfg, char *wh
     }
     if (pthread_create(&pl->heartbeat, NULL, heartbeat_main, pl) != 0)
         return -EAGAIN;
-    if (pthread_create(&pl->watchdog, NULL, watchdog_main, pl) != 0) {
+    bool role = pthread_create(&pl->role, NULL, role_main, pl) == 0;
+    if (!role || pthread_create(&pl->watchdog, NULL, watchdog_main, pl) != 0) {
         pthread_mutex_lock(&pl->lock);
         pl->stop = true;
         pthread_cond_broadcast(&pl->wake);
+        pthread_cond_broadcast(&pl->role_wake);
         pthread_mutex_unlock(&pl->lock);
         pthread_join(pl->heartbeat, NULL);
+        if (role)
+            pthread_join(pl->role, NULL);
         return -EAGAIN;
     }
     pl->running = true;
@@ -694,17 +726,20 @@ pool_live_stop(struct server *srv)
         pthread_mutex_lock(&pl->lock);
         pl->stop = true;
         pthread_cond_broadcast(&pl->wake);
+        pthread_cond_broadcast(&pl->role_wake);
         pthread_mutex_unlock(&pl->lock);
         pthread_join(pl->heartbeat, NULL);
+        pthread_join(pl->role, NULL);
         pthread_join(pl->watchdog, NULL);
     }
-    if (pl->el && pl->lease && etcd_lease_revoke(pl->el, pl->lease) == 0)
+    if (pl->el && atomic_load(&pl->lease) && etcd_lease_revoke(pl->el, atomic_load(&pl->lease)) == 0)
         log_info("pool.live.stop", "host=%s lease=revoked", srv->host_ref);
     etcd_lease_close(pl->el); /* stops the watches */
     srv->live = NULL;
     set_free(pl->live, pl->n_live);
     set_free(pl->listing, pl->n_listing);
     pthread_cond_destroy(&pl->wake);
+    pthread_cond_destroy(&pl->role_wake);
     pthread_mutex_destroy(&pl->lock);
     free(pl);
 }
