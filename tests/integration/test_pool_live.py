@@ -13,7 +13,8 @@ the master and back, emergency_transition_to_master takes it; SIGKILL of B makes
 it is live again when restarted); SIGKILL of the master makes another host
 pool.master, where login works; the HA messages' errors; with HA on, cutting
 C from etcd (the proxy dies) kills C's guest before C's live key expires
-(fencing), and the master restarts C's protected VM on itself. Times are
+(fencing), and the master restarts C's protected VM on itself; with HA off
+the same cut only makes C not live, and C is live again once back. Times are
 printed, not asserted. Every process started here is killed by its pid.
 
 usage: test_pool_live.py VESSELD GUEST_DIR
@@ -40,30 +41,38 @@ MARKER = 'VESSEL-GUEST-UP'
 
 
 class Proxy:
-    """Forwards each listening port to one etcd member until kill(), which
-    closes the listeners and every connection at once: the host behind it is
-    cut off from etcd, as by a link going down."""
+    """Forwards each listening port to one etcd member. cut() closes the
+    listeners and every connection at once, as a link going down would
+    leave the host behind it without etcd; restore() listens again on the
+    same ports."""
 
     def __init__(self, targets):
         self.targets = targets
+        self.ports = [0] * len(targets)
         self.listeners = []
         self.conns = []
         self.lock = threading.Lock()
-        self.dead = False
-        for _ in targets:
-            s = socket.socket()
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(('127.0.0.1', 0))
-            s.listen(64)
-            self.listeners.append(s)
-        for s, target in zip(self.listeners, targets):
-            threading.Thread(target=self.accept, args=(s, target), daemon=True).start()
+        self.dead = True
+        self.restore()
 
     def endpoints(self):
-        return ','.join('http://127.0.0.1:%d' % s.getsockname()[1] for s in self.listeners)
+        return ','.join('http://127.0.0.1:%d' % p for p in self.ports)
+
+    def restore(self):
+        with self.lock:
+            self.dead = False
+            self.listeners = []
+            for i, target in enumerate(self.targets):
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(('127.0.0.1', self.ports[i]))
+                s.listen(64)
+                self.ports[i] = s.getsockname()[1]
+                self.listeners.append(s)
+                threading.Thread(target=self.accept, args=(s, target), daemon=True).start()
 
     def accept(self, listener, target):
-        while not self.dead:
+        while True:
             try:
                 c, _ = listener.accept()
             except OSError:
@@ -83,14 +92,14 @@ class Proxy:
 
     def pump(self, a, b):
         try:
-            while not self.dead:
+            while True:
                 r, _, _ = select.select([a, b], [], [], 0.5)
                 for s in r:
                     data = s.recv(65536)
                     if not data:
                         return
                     (b if s is a else a).sendall(data)
-        except OSError:
+        except (OSError, ValueError):
             pass
         finally:
             for s in (a, b):
@@ -99,7 +108,7 @@ class Proxy:
                 except OSError:
                     pass
 
-    def kill(self):
+    def cut(self):
         with self.lock:
             self.dead = True
             for s in self.listeners + self.conns:
@@ -108,6 +117,7 @@ class Proxy:
                 except OSError:
                     pass
                 s.close()
+            self.listeners, self.conns = [], []
 
 
 def etcd_has(etcd, key):
@@ -294,6 +304,24 @@ def main():
         t.eq(error(A.VM.set_ha_restart_priority(sa, vm, 'always')),
              ['INVALID_VALUE', 'ha_restart_priority', 'always'], 'an unknown priority: INVALID_VALUE')
         t.eq(error(A.VM.set_ha_restart_priority(sa, vm, 'restart')), None, 'priority restart')
+
+        # ---- the guest on C; with HA off, a cut costs C its liveness, not its guest
+        uuid = value(A.VM.get_uuid(sa, vm))
+        t.eq(error(C.VM.start(sc, vm, False, False)), None, 'VM.start of the protected guest on C')
+        t.ok(wait_for(lambda: MARKER in console_log(hosts['c'], uuid), 90),
+             'the guest runs on C (its console marker)')
+        t.eq(value(A.VM.get_resident_on(sa, vm)), by['c'], 'resident_on C')
+        pids = qemu_pids(uuid)
+        t.ok(len(pids) == 1, 'one qemu runs it')
+        proxy.cut()
+        t.ok(wait_for(lambda: not live_of(A, sa, by['c']), TTL + 15, 0.05),
+             'HA off: C cut off from etcd is not live once its lease ends')
+        time.sleep(1)
+        t.eq(qemu_pids(uuid), pids, 'HA off: no fencing, C\'s guest runs on')
+        t.eq(value(A.VM.get_power_state(sa, vm)), 'Running', 'and its VM stays Running')
+        proxy.restore()
+        t.ok(wait_for(lambda: live_of(A, sa, by['c']), 20),
+             'C back on etcd: live again with a new lease')
         srs = value(A.SR.get_all(sa))
         t.eq(error(A.pool.enable_ha(sa, srs[:1], {})), None, 'pool.enable_ha')
         t.eq(error(A.pool.enable_ha(sa, [], {})), ['HA_IS_ENABLED'], 'again: HA_IS_ENABLED')
@@ -307,12 +335,7 @@ def main():
         t.eq(error(A.pool.ha_prevent_restarts_for(sa, '0')), None, 'ha_prevent_restarts_for 0')
 
         # ---- fencing: C cut off from etcd kills its guest before its lease ends
-        uuid = value(A.VM.get_uuid(sa, vm))
-        t.eq(error(C.VM.start(sc, vm, False, False)), None, 'VM.start of the protected guest on C')
-        t.ok(wait_for(lambda: MARKER in console_log(hosts['c'], uuid), 90),
-             'the guest runs on C (its console marker)')
-        t.eq(value(A.VM.get_resident_on(sa, vm)), by['c'], 'resident_on C')
-        t.ok(len(qemu_pids(uuid)) == 1, 'one qemu runs it')
+        t.eq(qemu_pids(uuid), pids, 'the guest still runs on C')
         key = '%s/live/%s' % (prefix, inventory_uuid(hosts['c']))
         t.ok(etcd_has(etcd, key), 'C\'s live key exists')
         events = {}
@@ -327,7 +350,7 @@ def main():
                 time.sleep(0.02)
         w = threading.Thread(target=watch)
         t_cut = time.time()
-        proxy.kill()
+        proxy.cut()
         w.start()
         w.join()
         t.ok('qemu' in events, 'fencing: C\'s guest is killed')
@@ -350,7 +373,7 @@ def main():
         t.eq(error(A.pool.disable_ha(sa)), None, 'pool.disable_ha')
     finally:
         if proxy:
-            proxy.kill()
+            proxy.cut()
         for h in hosts.values():
             h.kill_all()
         if not os.environ.get('VESSEL_KEEP'):
