@@ -20,6 +20,10 @@
  *      (100 ms), a SIGKILL and the device model's exit (milliseconds), with
  *      room for a stalled scheduler. xapi's Xapi_ha fences through its
  *      watchdog the same way, before its own liveness timeout.
+ *  (4) A fenced host starts no guest again by itself until a renewal
+ *      succeeds: its guests' deaths are not acted on (pool_live_fenced, read
+ *      by vm_lifecycle_on_domain_event), or an actions_after_shutdown of
+ *      "restart" would run a guest the master is restarting elsewhere.
  *
  * A dead master's key ends with its lease; every host watches P/master, and
  * the first one whose create succeeds is master, within one renewal period
@@ -76,7 +80,7 @@ struct pool_live {
      * touches the store, whose reads wait while a commit retries against an
      * etcd that is out of reach (db/db.c holds its lock over the commit) */
     atomic_bool ha;
-    long fenced_ok_ms;         /* the last_ok_ms a fencing was for (watchdog) */
+    _Atomic long fenced_ok_ms; /* the last_ok_ms a fencing was for (watchdog) */
     /* Three threads, so that renewing the lease never waits for the store:
      * the heartbeat talks to etcd only; the role thread reads and writes the
      * store (pool.master, liveness, the HA flag); the watchdog reads neither. */
@@ -290,6 +294,14 @@ holds_master(struct pool_live *pl)
     bool mine = pl->master_known && strcmp(pl->master, pl->uuid) == 0;
     pthread_mutex_unlock(&pl->lock);
     return mine;
+}
+
+bool
+pool_live_fenced(struct server *srv)
+{
+    struct pool_live *pl = srv->live;
+    return pl && pl->el && atomic_load(&pl->fenced_ok_ms) &&
+           atomic_load(&pl->fenced_ok_ms) == atomic_load(&pl->last_ok_ms);
 }
 
 bool
@@ -573,8 +585,9 @@ watchdog_main(void *opaque)
         pthread_mutex_unlock(&pl->lock);
         long ok = atomic_load(&pl->last_ok_ms), ttl = atomic_load(&pl->ttl_ms);
         long since = now_ms() - ok;
-        if (ok && ok != pl->fenced_ok_ms && since >= ttl - ttl / 3 && atomic_load(&pl->ha)) {
-            pl->fenced_ok_ms = ok; /* once per silence */
+        if (ok && ok != atomic_load(&pl->fenced_ok_ms) && since >= ttl - ttl / 3 &&
+            atomic_load(&pl->ha)) {
+            atomic_store(&pl->fenced_ok_ms, ok); /* once per silence; before the kills (4) */
             int n = pool_ha_fence(pl->srv);
             log_warn("pool.fence", "host=%s guests_killed=%d since_renewal_ms=%ld "
                      "fenced_in_ms=%ld ttl_ms=%ld",

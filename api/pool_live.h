@@ -47,6 +47,9 @@ bool pool_live_is_master(struct server *srv);
 char *pool_live_master_address(struct server *srv);
 /* Sets this host's host.address (--address ADDR[:PORT]). */
 bool pool_live_set_address(struct server *srv, const char *address, struct xerr **errp);
+/* Whether this host fenced itself and has not renewed its lease since: it
+ * then acts on no guest's own change (no restart after a fencing kill). */
+bool pool_live_fenced(struct server *srv);
 /* Whether host @ref's live key exists (a standalone host: always). */
 bool pool_live_host_is_live(struct server *srv, const char *host_ref);
 

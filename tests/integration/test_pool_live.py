@@ -304,6 +304,9 @@ def main():
         t.eq(error(A.VM.set_ha_restart_priority(sa, vm, 'always')),
              ['INVALID_VALUE', 'ha_restart_priority', 'always'], 'an unknown priority: INVALID_VALUE')
         t.eq(error(A.VM.set_ha_restart_priority(sa, vm, 'restart')), None, 'priority restart')
+        # a guest that dies restarts where it ran: unless its host fenced it
+        value(A.VM.set_actions_after_shutdown(sa, vm, 'restart'))
+        value(A.VM.set_actions_after_crash(sa, vm, 'restart'))
 
         # ---- the guest on C; with HA off, a cut costs C its liveness, not its guest
         uuid = value(A.VM.get_uuid(sa, vm))
@@ -370,6 +373,8 @@ def main():
         if rec:
             print('# restarted on the master %.2f s after the cut' % (time.time() - t_cut))
         t.ok(not live_of(A, sa, by['c']), 'C is not live')
+        time.sleep(1)
+        t.eq(qemu_pids(uuid), [], 'C did not start the fenced guest again: it ran once at a time')
         t.eq(error(A.pool.disable_ha(sa)), None, 'pool.disable_ha')
     finally:
         if proxy:
