@@ -19,6 +19,7 @@
 
 #include "api/disk_servers.h"
 #include "api/domains.h"
+#include "api/host_owns.h"
 #include "api/guest_metrics.h"
 #include "api/net_api.h"
 #include "api/pool_live.h"
@@ -747,7 +748,8 @@ collect_running(void *opaque, const char *ref, const void *rec)
 {
     struct running_vms *r = opaque;
     const struct xapi_vm_record *vm = rec;
-    if (vm->is_control_domain || (vm->power_state != XAPI_VM_POWER_STATE_RUNNING &&
+    if (vm->is_control_domain || !host_owns_vm(r->srv->host_ref, vm) ||
+        (vm->power_state != XAPI_VM_POWER_STATE_RUNNING &&
                                   vm->power_state != XAPI_VM_POWER_STATE_PAUSED))
         return true;
     char **refs = realloc(r->refs, (r->n + 1) * sizeof(char *));

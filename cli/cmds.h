@@ -63,6 +63,10 @@ CLI_CMD(cli_cmd_vlan_create);
 
 /* host.c */
 CLI_CMD(cli_cmd_host_cpu_info);
+CLI_CMD(cli_cmd_pool_join);
+CLI_CMD(cli_cmd_pool_eject);
+CLI_CMD(cli_cmd_host_disable);
+CLI_CMD(cli_cmd_host_enable);
 CLI_CMD(cli_cmd_host_get_vms_which_prevent_evacuation);
 
 /* transfer.c */

@@ -429,6 +429,12 @@ const struct cli_cmd cli_commands[] = {
     {"vlan-create", cli_cmd_vlan_create, "pif-uuid,network-uuid,vlan", "",
      "Create a VLAN on a PIF, into a network; prints the VLAN's uuid."},
     /* hosts, tasks, users, console */
+    {"pool-join", cli_cmd_pool_join, "master-address,master-username,master-password", "force",
+     "Instruct host to join an existing pool."},
+    {"pool-eject", cli_cmd_pool_eject, "host-uuid", "", "Instruct host to leave an existing pool."},
+    {"host-disable", cli_cmd_host_disable, "", "uuid",
+     "Disable the host (the pool master without uuid=): no new VMs start there."},
+    {"host-enable", cli_cmd_host_enable, "", "uuid", "Enable the host."},
     {"host-cpu-info", cli_cmd_host_cpu_info, "", "uuid",
      "The CPUs of a host (the pool master by default)."},
     {"host-get-vms-which-prevent-evacuation", cli_cmd_host_get_vms_which_prevent_evacuation,

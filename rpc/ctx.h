@@ -30,6 +30,7 @@ struct pool_live;
 struct server {
     struct db *db;
     const char *data_dir;
+    const char *store_spec; /* db_open's path: a SQLite file or "etcd:ENDPOINTS;PREFIX" */
     char *pool_ref;      /* the pool (one per store) */
     char *host_ref;      /* this host */
     struct workpool *workers; /* Async and long calls, VDI transfers (elastic) */
@@ -57,6 +58,9 @@ struct server {
     const char *tls_key_path;  /* and its private key */
     /* host.restart_agent: after a clean stop, main() executes vesseld again */
     volatile bool restart_requested;
+    /* pool.join/eject: the restart drops --store and the etcd options, so
+     * that DATA/pool.conf (or its absence) says where the objects are */
+    volatile bool restart_store_from_data_dir;
 };
 
 struct call_ctx {

@@ -67,12 +67,16 @@ class UnixTransport(xmlrpc.client.Transport):
 
 
 class Vesseld:
-    def __init__(self, binary, data_dir=None, extra=(), tls=False, addr='127.0.0.1', wrap=()):
+    def __init__(self, binary, data_dir=None, extra=(), tls=False, addr='127.0.0.1', wrap=(),
+                 nbd=False):
         """@addr: the address it listens on and is reached at; @wrap: a
-        command prefix (ip netns exec NS: a host in its own namespace)."""
+        command prefix (ip netns exec NS: a host in its own namespace); @nbd:
+        the NBD listener on @addr, an ephemeral port (nbd_port), else none."""
         self.binary = binary
         self.addr = addr
         self.wrap = list(wrap)
+        self.nbd = nbd
+        self.nbd_port = None
         self.own_dir = data_dir is None
         self.dir = data_dir or tempfile.mkdtemp(prefix='vessel-it-')
         self.extra = list(extra)
@@ -92,7 +96,8 @@ class Vesseld:
         self.proc = subprocess.Popen(
             self.wrap +
             [self.binary, '--data-dir', os.path.join(self.dir, 'data'), '--listen', self.addr + ':0',
-             '--tls-listen', self.addr + ':0' if self.tls else 'none', '--root-password-file', pw] +
+             '--tls-listen', self.addr + ':0' if self.tls else 'none', '--root-password-file', pw,
+             '--nbd-listen', self.addr + ':0' if self.nbd else 'none'] +
             self.extra,
             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         deadline = time.time() + timeout
@@ -105,6 +110,8 @@ class Vesseld:
                 self.port = int(m.group(1))
                 self.tls_port = int(m.group(2))
                 self.unix = m.group(3)
+                n = re.search(r'vesseld\.ready .*nbd_port=(\d+)', text)
+                self.nbd_port = int(n.group(1)) if n else None
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError('vesseld exited with status %s: %s' % (self.proc.returncode, text[-2000:]))
