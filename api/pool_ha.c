@@ -76,11 +76,12 @@ pool_ha_enabled(struct server *srv)
 /* ------------------------------------------------------------------ fencing */
 
 int
-pool_ha_fence(struct server *srv)
+pool_ha_fence(struct server *srv, char ***killed)
 {
     struct xenops *x = domains_xenops(srv);
     char **uuids = NULL;
     size_t n = 0;
+    *killed = NULL;
     if (!x || xenops_domain_list(x, &uuids, &n) < 0)
         return 0;
     /* every device model first, at once: the stops below may each wait */
@@ -92,9 +93,16 @@ pool_ha_fence(struct server *srv)
     for (size_t i = 0; i < n; i++) {
         domains_stop(srv, uuids[i], false, NULL); /* sim domains, and the bookkeeping */
         log_warn("pool.fence.guest", "vm=%s", uuids[i]);
-        free(uuids[i]);
     }
-    free(uuids);
+    char **list = realloc(uuids, (n + 1) * sizeof(*list));
+    if (!list) {
+        for (size_t i = 0; i < n; i++)
+            free(uuids[i]);
+        free(uuids);
+        return (int)n;
+    }
+    list[n] = NULL;
+    *killed = list;
     return (int)n;
 }
 
@@ -218,6 +226,93 @@ host_died_job(void *opaque)
     }
     free(vs.v);
     died_free(d);
+}
+
+struct fenced {
+    struct server *srv;
+    char **uuids; /* NULL-terminated */
+};
+
+static void
+fenced_free(void *opaque)
+{
+    struct fenced *f = opaque;
+    for (size_t i = 0; f->uuids && f->uuids[i]; i++)
+        free(f->uuids[i]);
+    free(f->uuids);
+    free(f);
+}
+
+/* The guests a fencing killed, once the lease is renewed again: still this
+ * host's (the master saw no death), so this host resets them and restarts
+ * the protected ones itself. */
+static void
+recover_fenced_job(void *opaque)
+{
+    struct fenced *f = opaque;
+    struct server *srv = f->srv;
+    struct victims vs = {.host = srv->host_ref};
+    for (size_t i = 0; f->uuids[i]; i++) {
+        char *ref = NULL;
+        if (db_ref_by_uuid(srv->db, &xapi_class_vm, f->uuids[i], &ref, NULL)) {
+            struct victims one = {.host = srv->host_ref};
+            struct xapi_vm_record *vm = NULL;
+            if (db_get(srv->db, &xapi_class_vm, ref, (void **)&vm, NULL)) {
+                collect_victim(&one, ref, vm);
+                xapi_vm_record_free(vm);
+            }
+            struct victim *g = one.n ? realloc(vs.v, (vs.n + 1) * sizeof(*g)) : NULL;
+            if (g) {
+                vs.v = g;
+                vs.v[vs.n++] = one.v[0];
+            } else if (one.n) {
+                free(one.v[0].ref);
+            }
+            free(one.v);
+        }
+        free(ref);
+    }
+    qsort(vs.v, vs.n, sizeof(*vs.v), victim_cmp);
+    struct call_ctx ctx = system_ctx(srv);
+    bool ha = pool_ha_enabled(srv);
+    for (size_t i = 0; i < vs.n; i++) {
+        struct xerr *err = NULL;
+        if (api_vm_power_state_reset(&ctx, vs.v[i].ref, &err)) {
+            log_warn("pool.ha.fenced_reset", "vm=%s", vs.v[i].ref);
+            if (ha && vs.v[i].rank < 2 && ha_restart_vm(srv, vs.v[i].ref, &err))
+                log_info("pool.ha.restart", "vm=%s host=%s after=fencing", vs.v[i].ref,
+                         srv->host_ref);
+        }
+        if (err) {
+            char m[256];
+            log_error("pool.ha.fenced_reset", "vm=%s error=\"%s\"", vs.v[i].ref,
+                      xerr_describe(err, m, sizeof(m)));
+            xerr_free(err);
+        }
+        free(vs.v[i].ref);
+    }
+    free(vs.v);
+    fenced_free(f);
+}
+
+void
+pool_ha_recover_fenced(struct server *srv, char **uuids)
+{
+    struct fenced *f = calloc(1, sizeof(*f));
+    if (f) {
+        f->srv = srv;
+        f->uuids = uuids;
+        if (workpool_submit(srv->workers, recover_fenced_job, fenced_free, f) == 0)
+            return;
+    }
+    log_error("pool.ha.fenced_reset", "reason=out-of-memory");
+    if (f)
+        fenced_free(f);
+    else {
+        for (size_t i = 0; uuids && uuids[i]; i++)
+            free(uuids[i]);
+        free(uuids);
+    }
 }
 
 void

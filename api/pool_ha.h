@@ -26,7 +26,12 @@ void pool_ha_host_died(struct server *srv, const char *host_ref);
 bool ha_restart_vm(struct server *srv, const char *vm, struct xerr **errp);
 
 /* Fencing: kills every guest this host runs, now (SIGKILL of each device
- * model, then the domain's own hard stop). Returns how many were running. */
-int pool_ha_fence(struct server *srv);
+ * model, then the domain's own hard stop). Returns how many were running;
+ * *@killed their uuids, NULL-terminated (free each and the array), or NULL. */
+int pool_ha_fence(struct server *srv, char ***killed);
+/* After a fencing that the lease survived (renewed before it ended, so the
+ * master saw no death): the VMs of @uuids (taken) still resident here are
+ * reset to Halted and the protected ones restarted here, on a worker. */
+void pool_ha_recover_fenced(struct server *srv, char **uuids);
 
 #endif

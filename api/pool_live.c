@@ -81,6 +81,8 @@ struct pool_live {
      * etcd that is out of reach (db/db.c holds its lock over the commit) */
     atomic_bool ha;
     _Atomic long fenced_ok_ms; /* the last_ok_ms a fencing was for (watchdog) */
+    char **fenced;             /* the uuids it killed, until recovered (lock) */
+    int64_t fenced_lease;      /* the lease then (lock) */
     /* Three threads, so that renewing the lease never waits for the store:
      * the heartbeat talks to etcd only; the role thread reads and writes the
      * store (pool.master, liveness, the HA flag); the watchdog reads neither. */
@@ -283,6 +285,14 @@ static void
 set_free(char **set, size_t n)
 {
     for (size_t i = 0; i < n; i++)
+        free(set[i]);
+    free(set);
+}
+
+static void
+set_free_null(char **set)
+{
+    for (size_t i = 0; set && set[i]; i++)
         free(set[i]);
     free(set);
 }
@@ -550,6 +560,29 @@ heartbeat_main(void *opaque)
     return NULL;
 }
 
+/* A renewal came after a fencing. If it renewed the lease the fencing was
+ * under, the master saw no death: the killed VMs are this host's to reset
+ * and restart. Under a new lease the master has them (pool_ha_host_died). */
+static void
+recover_fenced(struct pool_live *pl, int64_t lease)
+{
+    if (pool_live_fenced(pl->srv))
+        return;
+    pthread_mutex_lock(&pl->lock);
+    char **killed = pl->fenced;
+    bool same = lease && lease == pl->fenced_lease;
+    pl->fenced = NULL;
+    pthread_mutex_unlock(&pl->lock);
+    if (!killed)
+        return;
+    log_warn("pool.fence.over", "host=%s lease=%s", pl->srv->host_ref,
+             same ? "kept" : "new: the master restarts them");
+    if (same)
+        pool_ha_recover_fenced(pl->srv, killed);
+    else
+        set_free_null(killed);
+}
+
 /* After each renewal, and when the master key changes: the HA flag the
  * watchdog uses, and the election. */
 static void *
@@ -563,6 +596,7 @@ role_main(void *opaque)
             break;
         pthread_mutex_unlock(&pl->lock);
         int64_t lease = atomic_load(&pl->lease);
+        recover_fenced(pl, lease);
         atomic_store(&pl->ha, pool_ha_enabled(pl->srv));
         if (lease)
             elect(pl, lease);
@@ -588,7 +622,14 @@ watchdog_main(void *opaque)
         if (ok && ok != atomic_load(&pl->fenced_ok_ms) && since >= ttl - ttl / 3 &&
             atomic_load(&pl->ha)) {
             atomic_store(&pl->fenced_ok_ms, ok); /* once per silence; before the kills (4) */
-            int n = pool_ha_fence(pl->srv);
+            char **killed = NULL;
+            int64_t lease = atomic_load(&pl->lease);
+            int n = pool_ha_fence(pl->srv, &killed);
+            pthread_mutex_lock(&pl->lock);
+            set_free_null(pl->fenced);
+            pl->fenced = killed;
+            pl->fenced_lease = lease;
+            pthread_mutex_unlock(&pl->lock);
             log_warn("pool.fence", "host=%s guests_killed=%d since_renewal_ms=%ld "
                      "fenced_in_ms=%ld ttl_ms=%ld",
                      pl->srv->host_ref, n, since, now_ms() - ok, ttl);
@@ -751,6 +792,7 @@ pool_live_stop(struct server *srv)
     srv->live = NULL;
     set_free(pl->live, pl->n_live);
     set_free(pl->listing, pl->n_listing);
+    set_free_null(pl->fenced);
     pthread_cond_destroy(&pl->wake);
     pthread_cond_destroy(&pl->role_wake);
     pthread_mutex_destroy(&pl->lock);

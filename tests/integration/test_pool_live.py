@@ -13,8 +13,10 @@ the master and back, emergency_transition_to_master takes it; SIGKILL of B makes
 it is live again when restarted); SIGKILL of the master makes another host
 pool.master, where login works; the HA messages' errors; with HA on, cutting
 C from etcd (the proxy dies) kills C's guest before C's live key expires
-(fencing), and the master restarts C's protected VM on itself; with HA off
-the same cut only makes C not live, and C is live again once back. Times are
+(fencing), C starts nothing again, and the master restarts C's protected VM
+on itself; a short cut (back before the lease ends) leaves the fenced guest
+running again exactly once; with HA off a cut only makes C not live, and C is
+live again once back. Times are
 printed, not asserted. Every process started here is killed by its pid.
 
 usage: test_pool_live.py VESSELD GUEST_DIR
@@ -375,6 +377,32 @@ def main():
         t.ok(not live_of(A, sa, by['c']), 'C is not live')
         time.sleep(1)
         t.eq(qemu_pids(uuid), [], 'C did not start the fenced guest again: it ran once at a time')
+
+        # ---- a short cut: fenced, back before the lease ends (or just after)
+        proxy.restore()
+        t.ok(wait_for(lambda: live_of(A, sa, by['c']), 20), 'C back: live again')
+        vm2 = make_guest(A, sa, guest, 'protected-2')
+        value(A.VM.set_ha_restart_priority(sa, vm2, 'restart'))
+        uuid2 = value(A.VM.get_uuid(sa, vm2))
+        t.eq(error(C.VM.start(sc, vm2, False, False)), None, 'a second protected guest on C')
+        t.ok(wait_for(lambda: len(qemu_pids(uuid2)) == 1, 30), 'it runs')
+        proxy.cut()
+        killed = wait_for(lambda: not qemu_pids(uuid2), TTL + 10, 0.02)
+        proxy.restore()
+        t.ok(killed, 'fenced')
+
+        def settled():
+            rec = value(A.VM.get_record(sa, vm2))
+            return rec if rec['power_state'] == 'Running' else None
+        rec = wait_for(settled, 30, 0.1)
+        t.ok(rec and rec['resident_on'] in (by['a'], by['c']), 'the guest runs again')
+        time.sleep(1)
+        rec = value(A.VM.get_record(sa, vm2))
+        where = 'C' if rec['resident_on'] == by['c'] else 'A'
+        t.eq(len(qemu_pids(uuid2)), 1 if where == 'C' else 0,
+             'once: on C when its lease survived the cut, else on the master only')
+        print('# short cut: the guest runs again on %s (%s)' %
+              (where, 'the lease was renewed in time' if where == 'C' else 'the lease ended'))
         t.eq(error(A.pool.disable_ha(sa)), None, 'pool.disable_ha')
     finally:
         if proxy:
