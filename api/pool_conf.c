@@ -138,36 +138,3 @@ pool_secret_ensure(const char *data_dir, char **out)
     *out = strdup(hex);
     return *out ? 0 : -ENOMEM;
 }
-
-/* "ADDR", "ADDR:PORT", "[V6]:PORT": host and port (443 when not given). */
-bool
-pool_address_split(const char *addr, char *host, size_t len, int *port)
-{
-    *port = 443;
-    const char *colon = NULL;
-    if (addr[0] == '[') {
-        const char *end = strchr(addr, ']');
-        if (!end || end == addr + 1 || (size_t)(end - addr - 1) >= len)
-            return false;
-        snprintf(host, len, "%.*s", (int)(end - addr - 1), addr + 1);
-        colon = end[1] == ':' ? end + 1 : NULL;
-        if (!colon && end[1])
-            return false;
-    } else {
-        colon = strchr(addr, ':');
-        if (colon && strchr(colon + 1, ':'))
-            colon = NULL; /* a bare IPv6 address */
-        size_t n = colon ? (size_t)(colon - addr) : strlen(addr);
-        if (n == 0 || n >= len)
-            return false;
-        snprintf(host, len, "%.*s", (int)n, addr);
-    }
-    if (colon) {
-        char *end;
-        long p = strtol(colon + 1, &end, 10);
-        if (*end || p < 1 || p > 65535)
-            return false;
-        *port = (int)p;
-    }
-    return true;
-}

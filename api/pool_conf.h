@@ -38,10 +38,4 @@ int pool_secret_read(const char *data_dir, char **out);
 int pool_secret_write(const char *data_dir, const char *secret);
 int pool_secret_ensure(const char *data_dir, char **out);
 
-/* A host address as pool.join and host-to-host calls take it: "ADDR",
- * "ADDR:PORT" or "[IPV6]:PORT" (a bare IPv6 address too); the port is 443
- * when not given. False when it is none of these or the host does not fit
- * @len. */
-bool pool_address_split(const char *addr, char *host, size_t len, int *port);
-
 #endif

@@ -38,6 +38,7 @@
 #include "api/pool_objects.h"
 #include "api/host_admin.h"
 #include "rpc/ctx.h"
+#include "rpc/peers.h"
 #include "client/xclient.h"
 #include "common/log.h"
 #include "db/db.h"
@@ -154,7 +155,7 @@ master_open(struct master *m, const char *address, const char *user, const char 
 {
     char host[256];
     int port;
-    if (!pool_address_split(address, host, sizeof(host), &port))
+    if (!peers_parse_address(address, host, sizeof(host), &port))
         return xerr_joining_host_connection_failed(errp);
     struct xclient_config cfg = {.transport = XCLIENT_TLS, .host = host, .port = port,
                                  .tls_insecure = true, .timeout_ms = JOIN_TIMEOUT_MS};

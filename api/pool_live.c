@@ -194,20 +194,6 @@ apply_master(void *opaque, void *rec, struct xerr **errp)
     return strcmp(p->master, opaque) == 0 || xstr_set(&p->master, opaque) || xerr_nomem(errp);
 }
 
-static bool
-apply_address(void *opaque, void *rec, struct xerr **errp)
-{
-    struct xapi_host_record *h = rec;
-    return strcmp(h->address, opaque) == 0 || xstr_set(&h->address, opaque) || xerr_nomem(errp);
-}
-
-bool
-pool_live_set_address(struct server *srv, const char *address, struct xerr **errp)
-{
-    return db_update(srv->db, &xapi_class_host, srv->host_ref, apply_address, (void *)address,
-                     errp);
-}
-
 struct host_list {
     char **refs, **uuids;
     size_t n;

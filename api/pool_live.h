@@ -45,8 +45,6 @@ void pool_live_stop(struct server *srv);
 bool pool_live_is_master(struct server *srv);
 /* The master's host.address (a new string, free()), NULL without one. */
 char *pool_live_master_address(struct server *srv);
-/* Sets this host's host.address (--address ADDR[:PORT]). */
-bool pool_live_set_address(struct server *srv, const char *address, struct xerr **errp);
 /* Whether this host fenced itself and has not renewed its lease since: it
  * then acts on no guest's own change (no restart after a fencing kill). */
 bool pool_live_fenced(struct server *srv);

@@ -48,6 +48,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/forward.h"
 #include "api/storage_api.h"
 #include "api/storage_gc.h"
 #include "api/transfer_auth.h"
@@ -599,6 +600,10 @@ begin_import(void *opaque, struct http_request *req, struct http_body_sink *sink
     struct server *srv = opaque;
     struct xfer *x = NULL;
     struct xerr *err = NULL;
+    /* a VDI on another host's SR: import there (xapi's import_raw_vdi.ml) */
+    if (forward_transfer_redirect(srv, req, "http/put_import_raw_vdi", FORWARD_VDI,
+                                  http_request_query(req, "vdi"), false))
+        return false;
     if (!xfer_prepare(srv, req, true, &x, &err))
         return xfer_refuse(req, x, err);
     const char *cl = http_request_header(req, "Content-Length");
@@ -777,6 +782,9 @@ begin_export(void *opaque, struct http_request *req, struct http_body_sink *sink
     struct server *srv = opaque;
     struct xfer *x = NULL;
     struct xerr *err = NULL;
+    if (forward_transfer_redirect(srv, req, "http/get_export_raw_vdi", FORWARD_VDI,
+                                  http_request_query(req, "vdi"), false))
+        return false;
     if (!xfer_prepare(srv, req, false, &x, &err))
         return xfer_refuse(req, x, err);
     *sink = (struct http_body_sink){export_write, export_finish, export_abort, x};

@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/forward.h"
 #include "api/storage_api.h"
 #include "api/storage_gc.h"
 #include "api/transfer_auth.h"
@@ -825,6 +826,12 @@ begin(struct server *srv, struct http_request *req, struct http_body_sink *sink,
     struct xerr *err = NULL;
     struct vm_import *im = NULL;
     const char *perm = metadata ? "http/put_import_metadata" : "http/put_import";
+    /* an SR of another host: import there (xapi's import.ml) */
+    const char *sr_id = http_request_query(req, "sr_id");
+    if (!metadata &&
+        forward_transfer_redirect(srv, req, perm, FORWARD_SR,
+                                  sr_id ? sr_id : http_request_query(req, "sr_uuid"), !sr_id))
+        return false;
     if (transfer_authorise(srv, req, perm, &who, &err)) {
         im = calloc(1, sizeof(*im));
         if (!im) {

@@ -386,7 +386,9 @@ run_power_op(struct call_ctx *ctx, const char *vm_ref, const char *host,
     if (host && strcmp(host, ctx->srv->host_ref) != 0) {
         if (!db_exists(ctx->db, &xapi_class_host, host))
             return xerr_handle_invalid(errp, "host", host);
-        return xerr_host_offline(errp, host); /* pools come later: one host */
+        /* rpc/dispatch.c forwarded a call for another host there; one that
+         * reaches this far came from another host and is not ours to run */
+        return xerr_host_offline(errp, host);
     }
     char key[64];
     vm_op_key(ctx, key, sizeof(key));

@@ -49,6 +49,7 @@
 #include "rpc/auth.h"
 #include "rpc/dispatch.h"
 #include "rpc/events.h"
+#include "rpc/peers.h"
 #include "rpc/session.h"
 #include "http/static_files.h"
 #include "rpc/task.h"
@@ -94,8 +95,8 @@ struct options {
     const char *etcd_endpoints; /* --etcd-endpoints, comma-separated URLs */
     const char *etcd_prefix;
     bool pool_member;
+    const char *address; /* --address: host.address, how other hosts reach this one */
     bool store_given; /* --store: DATA/pool.conf is not read */
-    const char *address; /* --address: host.address */
     int lease_ttl_s, lease_renew_ms;
 };
 
@@ -162,8 +163,9 @@ usage(FILE *out)
             "                            store as a host of its own (made at its first\n"
             "                            start); each vesseld runs its own VMs, SRs and\n"
             "                            metrics\n"
-            "  --address ADDR[:PORT]     this host's host.address, how clients and other\n"
-            "                            hosts reach it (default: the primary IPv4)\n"
+            "  --address ADDR[:PORT]     host.address: where clients and the pool's other\n"
+            "                            hosts reach this host's HTTPS listener (default:\n"
+            "                            the primary IPv4 address, port 443)\n"
             "  --lease-ttl S             with --store etcd: the host's lease, after which a\n"
             "                            silent host is not live (default 6)\n"
             "  --lease-renew-ms MS       how often the lease is renewed (default 1000)\n"
@@ -355,7 +357,7 @@ parse_options(int argc, char **argv, struct options *o)
         {"etcd-endpoints", required_argument, NULL, 'e'},
         {"etcd-prefix", required_argument, NULL, 'p'},
         {"pool-member", no_argument, NULL, 'm'},
-        {"address", required_argument, NULL, 1001},
+        {"address", required_argument, NULL, 'a'},
         {"lease-ttl", required_argument, NULL, 1002},
         {"lease-renew-ms", required_argument, NULL, 1003},
         {"help", no_argument, NULL, 'h'},
@@ -495,7 +497,7 @@ parse_options(int argc, char **argv, struct options *o)
             o->etcd_prefix = optarg;
             break;
         case 'm': o->pool_member = true; break;
-        case 1001: o->address = optarg; break;
+        case 'a': o->address = optarg; break;
         case 1002:
         case 1003: {
             int v = atoi(optarg);
@@ -735,9 +737,20 @@ main(int argc, char **argv)
     }
     if (ensure_root(srv.auth, &o) < 0)
         goto out;
+    /* calls to the pool's other hosts, with the pool secret (rpc/peers.h) */
+    if (peers_new(&srv.peers) < 0) {
+        log_error("vesseld.start", "reason=out-of-memory");
+        goto out;
+    }
     if (!bootstrap_run(&srv, o.pool_member, &err)) {
         char d[512];
         log_error("vesseld.bootstrap", "error=\"%s\"", xerr_describe(err, d, sizeof(d)));
+        goto out;
+    }
+    if (o.address && !db_set_field(srv.db, &xapi_class_host, srv.host_ref,
+                                   xclass_field(&xapi_class_host, "address"), &o.address, &err)) {
+        char d[512];
+        log_error("vesseld.address", "error=\"%s\"", xerr_describe(err, d, sizeof(d)));
         goto out;
     }
     if (!o.pool_member && strcmp(o.store, "etcd") == 0) {
@@ -787,11 +800,6 @@ main(int argc, char **argv)
     };
     if ((rc = http_server_start(&hc, &http, why, sizeof(why))) < 0) {
         log_error("vesseld.listen", "reason=\"%s\"", why);
-        goto out;
-    }
-    if (o.address && !pool_live_set_address(&srv, o.address, &err)) {
-        char d[512];
-        log_error("vesseld.address", "error=\"%s\"", xerr_describe(err, d, sizeof(d)));
         goto out;
     }
     struct pool_live_config lc = {
@@ -871,6 +879,7 @@ out:
     workpool_stop(srv.workers);
     domains_close(srv.domains);
     tasks_free(srv.tasks);
+    peers_free(srv.peers);
     auth_close(srv.auth);
     audit_close(srv.audit);
     db_close(srv.db);

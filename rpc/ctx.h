@@ -26,6 +26,7 @@ struct domains;
 struct audit;
 struct rrd_store;
 struct pool_live;
+struct peers;
 
 struct server {
     struct db *db;
@@ -41,6 +42,7 @@ struct server {
     struct audit *audit;      /* the audit log (rpc/audit.h), or NULL */
     struct rrd_store *rrd;    /* metrics (api/rrd_store.h), or NULL before they start */
     struct pool_live *live;   /* lease, master election, fencing (api/pool_live.h) */
+    struct peers *peers;      /* calls to the pool's other hosts (rpc/peers.h) */
     int session_idle_s;       /* idle sessions expire after this */
     int task_keep_s;          /* finished tasks are destroyed after this */
     int clean_shutdown_timeout_s; /* clean_shutdown/clean_reboot wait this long */
@@ -75,6 +77,7 @@ struct call_ctx {
     const char *peer;     /* client address ("unix" on the local socket) */
     enum http_transport transport;
     const char *originator;
+    bool pool_session;    /* another host's slave session: the call is never forwarded */
 };
 
 /* Checks @ctx->role against what @needed requires; RBAC_PERMISSION_DENIED

@@ -45,7 +45,7 @@ def start_vesseld(exe, tmp):
         f.write(PASSWORD + '\n')
     data = os.path.join(tmp, 'data')
     proc = subprocess.Popen([exe, '--data-dir', data, '--listen', '127.0.0.1:0',
-                             '--tls-listen', 'none', '--root-password-file', pwfile,
+                             '--tls-listen', 'none', '--nbd-listen', 'none', '--root-password-file', pwfile,
                              '--backend', 'sim'],
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     deadline = time.time() + 30

@@ -1,5 +1,5 @@
-/* tests/unit/api/test_pool_conf.c - DATA/pool.conf, DATA/ptoken and host
- * addresses (api/pool_conf.h). */
+/* tests/unit/api/test_pool_conf.c - DATA/pool.conf and DATA/ptoken
+ * (api/pool_conf.h). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -117,33 +117,6 @@ secret_made_once(void **state)
     free(b);
 }
 
-static void
-addresses(void **state)
-{
-    (void)state;
-    char host[64];
-    int port = 0;
-    assert_true(pool_address_split("10.0.0.1", host, sizeof(host), &port));
-    assert_string_equal(host, "10.0.0.1");
-    assert_int_equal(port, 443);
-    assert_true(pool_address_split("127.0.0.1:8443", host, sizeof(host), &port));
-    assert_string_equal(host, "127.0.0.1");
-    assert_int_equal(port, 8443);
-    assert_true(pool_address_split("[fe80::1]:9", host, sizeof(host), &port));
-    assert_string_equal(host, "fe80::1");
-    assert_int_equal(port, 9);
-    assert_true(pool_address_split("fe80::1", host, sizeof(host), &port));
-    assert_string_equal(host, "fe80::1");
-    assert_int_equal(port, 443);
-    assert_true(pool_address_split("master.example", host, sizeof(host), &port));
-    static const char *const bad[] = {"", ":443", "h:", "h:0", "h:65536", "h:1x", "[::1",
-                                      "[::1]x", "[::1]:", "[]:1"};
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_false(pool_address_split(bad[i], host, sizeof(host), &port));
-    char small[4];
-    assert_false(pool_address_split("abcdef:1", small, sizeof(small), &port));
-}
-
 int
 main(void)
 {
@@ -151,7 +124,6 @@ main(void)
         cmocka_unit_test_setup_teardown(conf_round_trip, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(conf_refuses_bad_shapes, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(secret_made_once, make_dir, remove_dir),
-        cmocka_unit_test(addresses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
