@@ -11,7 +11,9 @@
  * When the master sees a host's lease end with HA on (pool_ha_host_died),
  * every VM resident on that host is reset to Halted (VM.power_state_reset),
  * then the protected ones restart: priority "restart" before "best-effort",
- * each in VM.order, through ha_restart_vm. A failed "restart" is logged with
+ * each in VM.order, through ha_restart_vm, placed as VM.start without a host
+ * (api/placement.h: the master first when it can run the VM) and forwarded
+ * to the chosen host (rpc/peers.h). A failed "restart" is logged with
  * its error; xapi retries in its monitor loop, which is not built here.
  *
  * The failover plan (ha_compute_max_host_failures_to_tolerate) is a memory
@@ -30,10 +32,12 @@
 #include <time.h>
 
 #include "api/domains.h"
+#include "api/placement.h"
 #include "api/pool_live.h"
 #include "common/log.h"
 #include "common/workpool.h"
 #include "db/db.h"
+#include "rpc/peers.h"
 #include "xapi_errors.h"
 #include "xapi_handlers.h"
 #include "xapi_model.h"
@@ -165,7 +169,26 @@ bool
 ha_restart_vm(struct server *srv, const char *vm, struct xerr **errp)
 {
     struct call_ctx ctx = system_ctx(srv);
-    return api_vm_start(&ctx, vm, false, false, errp);
+    char *host = NULL;
+    /* VM.start without a host, as a client's would be placed (api/placement.h):
+     * a live, enabled host that sees the VM's SRs and has the memory */
+    if (!placement_choose_host(&ctx, vm, &host, errp))
+        return false;
+    if (!host)
+        return api_vm_start(&ctx, vm, false, false, errp);
+    struct xval *args[3] = {xval_new_string(vm), xval_new_bool(false), xval_new_bool(false)};
+    struct xval *out = NULL;
+    bool ok = args[0] && args[1] && args[2]
+                  ? peers_call(srv, host, "VM.start", true, (const struct xval *const *)args, 3,
+                               NULL, &out, errp)
+                  : xerr_nomem(errp);
+    for (size_t i = 0; i < 3; i++)
+        xval_free(args[i]);
+    xval_free(out);
+    if (ok)
+        log_info("pool.ha.restart", "vm=%s placed_on=%s", vm, host);
+    free(host);
+    return ok;
 }
 
 struct died {

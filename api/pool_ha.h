@@ -20,9 +20,9 @@ bool pool_ha_enabled(struct server *srv);
  * thread; returns at once. */
 void pool_ha_host_died(struct server *srv, const char *host_ref);
 
-/* Restarts protected VM @vm after its host died. Today: VM.start on this host
- * (the master). With host-to-host forwarding this is the one place to point at
- * another host (a placement over live hosts, then a forwarded VM.start). */
+/* Restarts protected VM @vm after its host died: on the host VM.start
+ * without a host would pick (api/placement.h; this host first when it can
+ * run it), forwarded there when it is another (rpc/peers.h). */
 bool ha_restart_vm(struct server *srv, const char *vm, struct xerr **errp);
 
 /* Fencing: kills every guest this host runs, now (SIGKILL of each device
