@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/pool_live.h"
 #include "common/log.h"
 #include "db/db.h"
 #include "rpc/auth.h"
@@ -86,6 +87,15 @@ api_session_login_with_password(struct call_ctx *ctx, const char *uname, const c
                                 struct xerr **errp)
 {
     (void)version;
+    /* xapi_session.ml: a member sends clients to its master. The local
+     * socket stays local: it is xe's on this host, and xe on an xapi member
+     * works too (its CLI server forwards). */
+    if (ctx->transport != HTTP_TRANSPORT_UNIX && !pool_live_is_master(ctx->srv)) {
+        char *master = pool_live_master_address(ctx->srv);
+        bool r = xerr_host_is_slave(errp, master ? master : "");
+        free(master);
+        return r;
+    }
     return login(ctx, uname, pwd, originator, result, errp);
 }
 

@@ -24,6 +24,7 @@
 #include "api/host_owns.h"
 #include "api/guest_metrics.h"
 #include "api/net_api.h"
+#include "api/pool_live.h"
 #include "api/vm_ops.h"
 #include "common/log.h"
 #include "db/db.h"
@@ -693,8 +694,8 @@ wants_restart(const struct find_uuid *f, bool after_crash)
 void
 vm_lifecycle_on_domain_event(struct server *srv, const char *uuid, enum domain_event ev)
 {
-    if (srv->stopping)
-        return;
+    if (srv->stopping || pool_live_fenced(srv))
+        return; /* a fenced host restarts nothing (api/pool_live.c (4)) */
     struct find_uuid f = {uuid, NULL, false, 0, 0, 0, 0};
     db_foreach(srv->db, &xapi_class_vm, find_by_uuid, &f);
     if (!f.ref)

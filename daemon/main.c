@@ -34,6 +34,7 @@
 #include "api/metrics.h"
 #include "api/pool_conf.h"
 #include "api/pool_eject.h"
+#include "api/pool_live.h"
 #include "api/rrd_store.h"
 #include "api/storage_gc.h"
 #include "api/storage_recover.h"
@@ -96,6 +97,7 @@ struct options {
     bool pool_member;
     const char *address; /* --address: host.address, how other hosts reach this one */
     bool store_given; /* --store: DATA/pool.conf is not read */
+    int lease_ttl_s, lease_renew_ms;
 };
 
 static void
@@ -164,6 +166,9 @@ usage(FILE *out)
             "  --address ADDR[:PORT]     host.address: where clients and the pool's other\n"
             "                            hosts reach this host's HTTPS listener (default:\n"
             "                            the primary IPv4 address, port 443)\n"
+            "  --lease-ttl S             with --store etcd: the host's lease, after which a\n"
+            "                            silent host is not live (default 6)\n"
+            "  --lease-renew-ms MS       how often the lease is renewed (default 1000)\n"
             "  --log-level error|warn|info|debug\n"
             "  --ui-dir DIR              the web UI's files, served at / (default: ui/ beside\n"
             "                            the vesseld binary, where the build puts them; none)\n"
@@ -353,6 +358,8 @@ parse_options(int argc, char **argv, struct options *o)
         {"etcd-prefix", required_argument, NULL, 'p'},
         {"pool-member", no_argument, NULL, 'm'},
         {"address", required_argument, NULL, 'a'},
+        {"lease-ttl", required_argument, NULL, 1002},
+        {"lease-renew-ms", required_argument, NULL, 1003},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -491,6 +498,17 @@ parse_options(int argc, char **argv, struct options *o)
             break;
         case 'm': o->pool_member = true; break;
         case 'a': o->address = optarg; break;
+        case 1002:
+        case 1003: {
+            int v = atoi(optarg);
+            if (c == 1002 ? v < 2 || v > 3600 : v < 100 || v > 60000) {
+                fprintf(stderr, "vesseld: %s\n", c == 1002 ? "--lease-ttl takes 2 to 3600 s"
+                                                          : "--lease-renew-ms takes 100 to 60000");
+                return 2;
+            }
+            *(c == 1002 ? &o->lease_ttl_s : &o->lease_renew_ms) = v;
+            break;
+        }
         case 'h': usage(stdout); return 1;
         case 'V': printf("vesseld %s\n", VESSELD_VERSION); return 1;
         default: usage(stderr); return 2;
@@ -499,6 +517,16 @@ parse_options(int argc, char **argv, struct options *o)
     if (strcmp(o->store, "etcd") && (o->pool_member || o->etcd_endpoints || o->etcd_prefix)) {
         fprintf(stderr, "vesseld: --etcd-endpoints, --etcd-prefix and --pool-member need "
                         "--store etcd\n");
+        return 2;
+    }
+    if (!o->lease_ttl_s)
+        o->lease_ttl_s = POOL_LIVE_TTL_S;
+    if (!o->lease_renew_ms) /* at least three renewals before fencing starts */
+        o->lease_renew_ms = o->lease_ttl_s * 1000 / 4 < POOL_LIVE_RENEW_MS ? o->lease_ttl_s * 1000 / 4
+                                                                           : POOL_LIVE_RENEW_MS;
+    if (o->lease_renew_ms * 3 > o->lease_ttl_s * 1000) {
+        /* fencing starts at TTL - TTL/3 (api/pool_live.c): renewals must come well before */
+        fprintf(stderr, "vesseld: --lease-renew-ms must be at most a third of --lease-ttl\n");
         return 2;
     }
     if (optind < argc) {
@@ -774,6 +802,15 @@ main(int argc, char **argv)
         log_error("vesseld.listen", "reason=\"%s\"", why);
         goto out;
     }
+    struct pool_live_config lc = {
+        .etcd_spec = strncmp(db_path, "etcd:", 5) == 0 ? db_path + 5 : NULL,
+        .ttl_s = o.lease_ttl_s,
+        .renew_ms = o.lease_renew_ms,
+    };
+    if ((rc = pool_live_start(&srv, &lc, why, sizeof(why))) < 0) {
+        log_error("vesseld.lease", "reason=\"%s\"", why);
+        goto out;
+    }
     if (!vdi_transfer_register(&srv, http) || !vm_export_register(&srv, http) ||
         !vm_import_register(&srv, http))
         goto out;
@@ -834,6 +871,7 @@ out:
         db_set_commit_hook(srv.db, NULL, NULL);
     vdi_nbd_stop();
     http_server_stop(http);
+    pool_live_stop(&srv); /* revokes the lease: this host is not live any more */
     srv.rrd = NULL;
     rrd_store_stop(rrd_store); /* saves the rrds in DATA/rrd/ */
     static_files_free(ui_files);

@@ -25,6 +25,7 @@ struct tasks;
 struct domains;
 struct audit;
 struct rrd_store;
+struct pool_live;
 struct peers;
 
 struct server {
@@ -40,6 +41,7 @@ struct server {
     struct domains *domains;  /* the guest backend (api/domains.h) */
     struct audit *audit;      /* the audit log (rpc/audit.h), or NULL */
     struct rrd_store *rrd;    /* metrics (api/rrd_store.h), or NULL before they start */
+    struct pool_live *live;   /* lease, master election, fencing (api/pool_live.h) */
     struct peers *peers;      /* calls to the pool's other hosts (rpc/peers.h) */
     int session_idle_s;       /* idle sessions expire after this */
     int task_keep_s;          /* finished tasks are destroyed after this */

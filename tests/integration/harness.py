@@ -133,6 +133,14 @@ class Vesseld:
             raise RuntimeError('login failed: %r' % r)
         return r['Value']
 
+    def local_login(self, user='root', password=ROOT_PASSWORD):
+        """A session on this host even when it is a pool member, which
+        answers login_with_password with HOST_IS_SLAVE."""
+        r = self.proxy().session.slave_local_login_with_password(user, password)
+        if r['Status'] != 'Success':
+            raise RuntimeError('login failed: %r' % r)
+        return r['Value']
+
     def jsonrpc(self, method, params, version='2.0', req_id=1):
         body = {'method': method, 'params': params, 'id': req_id}
         if version:

@@ -64,7 +64,7 @@ def main():
         hosts.append(b)
         b.start(timeout=60)
         A, B = a.proxy(), b.proxy()
-        sa, sb = a.login(), b.login()
+        sa, sb = a.login(), b.local_login()  # B is a member: HOST_IS_SLAVE
         t.eq(len(value(A.host.get_all(sa))), 2,
              'two hosts of one pool, each in its own namespace')
 

@@ -206,7 +206,7 @@ def main():
         a = Vesseld(binary, extra=common).start()
         b = Vesseld(binary, extra=common + ['--pool-member']).start()
         A, B = a.proxy(), b.proxy()
-        sa, sb = a.login(), b.login()
+        sa, sb = a.login(), b.local_login()  # B is a member: HOST_IS_SLAVE
 
         # ---- an object made through A is read through B
         tmpl = value(A.VM.get_by_name_label(sa, 'Other install media'))[0]

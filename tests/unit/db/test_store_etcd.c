@@ -1,7 +1,8 @@
 /* tests/unit/db/test_store_etcd.c - the object store on etcd (db/store_etcd.c)
  * against a real etcd: a single member on ephemeral 127.0.0.1 ports in a
  * temporary directory, started here and killed (by its pid) at the end.
- * Two stores opened on one prefix stand for two hosts of a pool.
+ * Two stores opened on one prefix stand for two hosts of a pool; the host
+ * leases (db/etcd_lease.c) are tested on the same member.
  * Skipped when etcd is not installed. */
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -26,6 +27,7 @@
 #include <cmocka.h>
 
 #include "db/db.h"
+#include "db/etcd_lease.h"
 #include "model/xmodel.h"
 #include "xapi_errors.h"
 #include "xapi_model.h"
@@ -850,6 +852,173 @@ test_refused_batch_fails_cleanly(void **state)
     free(vm);
 }
 
+/* ---- host leases (db/etcd_lease.c) on the same etcd ---- */
+
+static struct etcd_lease *
+open_leases(const char *prefix)
+{
+    char *s = NULL, why[256] = "";
+    struct etcd_lease *el = NULL;
+    assert_true(asprintf(&s, "%s;%s", endpoint, prefix) > 0);
+    if (etcd_lease_open(s, 1000, &el, why, sizeof(why)) < 0)
+        fail_msg("etcd_lease_open %s: %s", s, why);
+    free(s);
+    return el;
+}
+
+static void
+test_lease_grant_renew_revoke(void **state)
+{
+    struct pair *p = *state;
+    struct etcd_lease *el = open_leases(p->prefix);
+    int64_t id = 0;
+    int ttl = 0;
+    assert_int_equal(etcd_lease_grant(el, 5, &id, &ttl), 0);
+    assert_int_equal(ttl, 5);
+    assert_int_equal(etcd_lease_put(el, "live/h1", "{\"x\":1}", id), 0);
+    char *v = NULL;
+    int64_t on = 0;
+    assert_int_equal(etcd_lease_get(el, "live/h1", &v, &on), 0);
+    assert_string_equal(v, "{\"x\":1}");
+    assert_int_equal(on, id);
+    free(v);
+    assert_int_equal(etcd_lease_keepalive(el, id, &ttl), 0);
+    assert_int_equal(ttl, 5);
+    assert_int_equal(etcd_lease_revoke(el, id), 0);
+    assert_int_equal(etcd_lease_get(el, "live/h1", &v, NULL), -ENOENT); /* went with it */
+    assert_int_equal(etcd_lease_keepalive(el, id, &ttl), -ENOENT);
+    etcd_lease_close(el);
+}
+
+static void
+test_lease_create_if_absent(void **state)
+{
+    struct pair *p = *state;
+    struct etcd_lease *el = open_leases(p->prefix);
+    int64_t a, b;
+    int ttl;
+    assert_int_equal(etcd_lease_grant(el, 5, &a, &ttl), 0);
+    assert_int_equal(etcd_lease_grant(el, 5, &b, &ttl), 0);
+    bool created = false, done = true;
+    assert_int_equal(etcd_lease_create(el, "master", "A", a, &created), 0);
+    assert_true(created);
+    assert_int_equal(etcd_lease_create(el, "master", "B", b, &created), 0);
+    assert_false(created); /* only one candidate wins */
+    assert_int_equal(etcd_lease_replace(el, "master", "B", "C", b, &done), 0);
+    assert_false(done); /* it holds A */
+    assert_int_equal(etcd_lease_replace(el, "master", "A", "B", b, &done), 0);
+    assert_true(done);
+    assert_int_equal(etcd_lease_delete(el, "master", "A"), 0); /* not A's any more */
+    char *v = NULL;
+    int64_t on = 0;
+    assert_int_equal(etcd_lease_get(el, "master", &v, &on), 0);
+    assert_string_equal(v, "B");
+    assert_int_equal(on, b);
+    free(v);
+    assert_int_equal(etcd_lease_revoke(el, b), 0); /* the holder's lease ends: the key too */
+    assert_int_equal(etcd_lease_get(el, "master", &v, NULL), -ENOENT);
+    assert_int_equal(etcd_lease_revoke(el, a), 0);
+    etcd_lease_close(el);
+}
+
+struct lease_seen {
+    pthread_mutex_t lock;
+    int resets, synced, puts, deletes;
+    char last[64];
+};
+
+static void
+on_watch(void *opaque, enum etcd_watch_event ev, const char *key, const char *value)
+{
+    (void)value;
+    struct lease_seen *s = opaque;
+    pthread_mutex_lock(&s->lock);
+    if (ev == ETCD_WATCH_RESET)
+        s->resets++;
+    else if (ev == ETCD_WATCH_SYNCED)
+        s->synced++;
+    else if (ev == ETCD_WATCH_PUT)
+        s->puts++;
+    else
+        s->deletes++;
+    if (key)
+        snprintf(s->last, sizeof(s->last), "%s", key);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static int
+lease_seen_count(struct lease_seen *s, int *field)
+{
+    pthread_mutex_lock(&s->lock);
+    int n = *field;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+static bool
+lease_wait_count(struct lease_seen *s, int *field, int n, int ms)
+{
+    for (int i = 0; i < ms / 10; i++) {
+        if (lease_seen_count(s, field) >= n)
+            return true;
+        sleep_ms(10);
+    }
+    return false;
+}
+
+/* A watch lists what is there, then reports puts and the expiry of an
+ * unrenewed lease's key as a deletion. */
+static void
+test_lease_expiry_is_watched(void **state)
+{
+    struct pair *p = *state;
+    struct etcd_lease *el = open_leases(p->prefix);
+    int64_t keep, lapse;
+    int ttl;
+    assert_int_equal(etcd_lease_grant(el, 30, &keep, &ttl), 0);
+    assert_int_equal(etcd_lease_grant(el, 2, &lapse, &ttl), 0);
+    assert_int_equal(etcd_lease_put(el, "live/old", "1", keep), 0);
+    assert_int_equal(etcd_lease_put(el, "master", "not-in-range", keep), 0);
+    struct lease_seen s = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    assert_int_equal(etcd_lease_watch(el, "live/", on_watch, &s), 0);
+    assert_true(lease_wait_count(&s, &s.synced, 1, WAIT_S * 1000));
+    assert_int_equal(lease_seen_count(&s, &s.puts), 1); /* live/old, not master */
+    assert_int_equal(etcd_lease_put(el, "live/new", "2", lapse), 0);
+    assert_true(lease_wait_count(&s, &s.puts, 2, WAIT_S * 1000));
+    assert_true(lease_wait_count(&s, &s.deletes, 1, WAIT_S * 1000)); /* nobody renewed it */
+    pthread_mutex_lock(&s.lock);
+    assert_string_equal(s.last, "live/new");
+    pthread_mutex_unlock(&s.lock);
+    char *v = NULL;
+    assert_int_equal(etcd_lease_get(el, "live/old", &v, NULL), 0);
+    free(v);
+    etcd_lease_revoke(el, keep);
+    etcd_lease_close(el);
+}
+
+/* Nothing answers: a renewal fails within the timeout, not later. */
+static void
+test_lease_unreachable_fails_in_time(void **state)
+{
+    (void)state;
+    char *s = NULL, why[256] = "";
+    struct etcd_lease *el = NULL;
+    int port = free_port(); /* nothing listens there */
+    assert_true(asprintf(&s, "http://127.0.0.1:%d;/vessel-test/none", port) > 0);
+    assert_int_equal(etcd_lease_open(s, 300, &el, why, sizeof(why)), 0);
+    struct timespec t0, t1;
+    int ttl;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(etcd_lease_keepalive(el, 1, &ttl), -EIO);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    assert_true(ms < 5000); /* a bound for a broken timeout, not a speed expectation */
+    assert_non_null(strstr(etcd_lease_error(), "etcd"));
+    etcd_lease_close(el);
+    free(s);
+    assert_int_equal(etcd_lease_open("no-prefix", 300, &el, why, sizeof(why)), -EINVAL);
+}
+
 /* Last: with etcd gone, a write fails cleanly and memory keeps the old record. */
 static void
 test_etcd_gone(void **state)
@@ -897,6 +1066,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_stale_watch_moves_on, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catch_up_after_compaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_batch_fails_cleanly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_grant_renew_revoke, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_create_if_absent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_expiry_is_watched, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_unreachable_fails_in_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_etcd_gone, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,60 @@
+/* api/pool_live.h - a pool host's liveness, the master's election and
+ * fencing, on etcd leases (db/etcd_lease.h).
+ *
+ * Each host of a pool on etcd holds a lease it renews, and the key
+ * P/live/<host uuid> on it; the master is whoever holds P/master (created on
+ * its holder's lease only when absent), and writes host_metrics.live of every
+ * host as their keys come and go. A standalone host (SQLite) has no lease: it
+ * is always live and always master, and nothing here runs for it.
+ *
+ * Started by daemon/main.c once the listeners run, stopped before the store
+ * closes. The other functions may be called from any thread.
+ */
+#ifndef VESSEL_API_POOL_LIVE_H
+#define VESSEL_API_POOL_LIVE_H
+
+#include <stdbool.h>
+
+#include "rpc/ctx.h"
+
+struct pool_live_config {
+    /* the pool store's "ENDPOINTS;/PREFIX" (db/store.h), NULL for SQLite */
+    const char *etcd_spec;
+    int ttl_s;    /* the lease's TTL (--lease-ttl) */
+    int renew_ms; /* how often it is renewed (--lease-renew-ms) */
+};
+
+/* Defaults, and why: a dead host is noticed within TTL (6 s: a few seconds
+ * is what an HA restart may cost; etcd's own floor is 1.5 election timeouts,
+ * 1.5 s by default). Renewing every second lets four renewals fail before
+ * fencing starts at TTL - TTL/3, so a short hiccup of etcd (a leader
+ * election takes ~1 s) costs nothing. */
+#define POOL_LIVE_TTL_S 6
+#define POOL_LIVE_RENEW_MS 1000
+
+/* For a store on etcd: grants the lease, puts this host's live key, starts
+ * the renewals, the watches and the fencing watchdog. For SQLite: marks the
+ * host live. Returns 0, or -errno with the reason in @why. */
+int pool_live_start(struct server *srv, const struct pool_live_config *cfg, char *why,
+                    size_t why_len);
+/* Revokes the lease (this host is not live any more, the master key moves at
+ * once when it held it) and stops the threads. */
+void pool_live_stop(struct server *srv);
+
+/* Whether this host is the pool's master (pool.master). */
+bool pool_live_is_master(struct server *srv);
+/* The master's host.address (a new string, free()), NULL without one. */
+char *pool_live_master_address(struct server *srv);
+/* Whether this host fenced itself and has not renewed its lease since: it
+ * then acts on no guest's own change (no restart after a fencing kill). */
+bool pool_live_fenced(struct server *srv);
+/* Whether host @ref's live key exists (a standalone host: always). */
+bool pool_live_host_is_live(struct server *srv, const char *host_ref);
+
+/* pool.designate_new_master: hands the master key over to live host @host
+ * and waits (bounded) until pool.master names it. */
+bool pool_live_designate(struct server *srv, const char *host, struct xerr **errp);
+/* pool.emergency_transition_to_master: takes the master key whoever holds it. */
+bool pool_live_take_master(struct server *srv, struct xerr **errp);
+
+#endif
