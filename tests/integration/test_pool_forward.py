@@ -193,7 +193,9 @@ def main():
         # header reports into that task, which nobody else touches here
         probe = value(A.task.create(sa, 'progress-probe', ''))
         r = raw_call(b, 'VM.snapshot', [slave, vm, 'snap-probe'], {'task-id': probe})
-        progress = float(value(A.task.get_progress(sa, probe)))
+        # B wrote it; A sees it once the store's watch brought B's commit
+        progress = float(wait_for(lambda: float(value(A.task.get_progress(sa, probe))), 20)
+                         or 0.0)
         t.ok(r.get('Status') == 'Success' and 0.0 < progress < 1.0,
              'B reports its progress into the caller\'s task (%.2f)' % progress, r)
 
