@@ -175,6 +175,7 @@ def main():
         run_network(t, xe)
         run_xva(t, xe, tmp)
         run_checkpoint(t, xe, tmp)
+        run_ha(t, xe)
     finally:
         if proc:
             proc.send_signal(signal.SIGTERM)
@@ -621,6 +622,35 @@ def run_network(t, xe):
     t.eq(rc, 0, 'task-list')
     rc, out, err = xe('help', 'vm-start')
     t.ok(rc == 0 and 'vm-start' in out and '--multiple' in out, 'help of vm-start', out)
+
+
+def run_ha(t, xe):
+    """The master hand-over and HA commands on a single host (always live,
+    always its own master)."""
+    host = xe('host-list', '--minimal')[1].strip()
+    pool = xe('pool-list', '--minimal')[1].strip()
+    sr = xe('sr-list', 'name-label=Local storage', '--minimal')[1].strip()
+    rc, out, err = xe('pool-designate-new-master', 'host-uuid=' + host)
+    t.eq(rc, 0, 'pool-designate-new-master to the master itself: nothing to do')
+    rc, out, err = xe('pool-designate-new-master')
+    t.ok(rc != 0 and 'host-uuid' in err, 'pool-designate-new-master needs host-uuid=', err)
+    rc, out, err = xe('pool-ha-compute-max-host-failures-to-tolerate')
+    t.ok(rc == 0 and re.fullmatch(r'\d+\n', out), 'pool-ha-compute-max-host-failures-to-tolerate '
+         'prints a number', out + err)
+    rc, out, err = xe('pool-ha-enable', 'heartbeat-sr-uuids=' + sr, 'ha-config:timeout=30')
+    t.ok(rc == 0 and xe('pool-param-get', 'uuid=' + pool, 'param-name=ha-enabled')[1].strip()
+         == 'true', 'pool-ha-enable heartbeat-sr-uuids= ha-config:', out + err)
+    rc, out, err = xe('pool-ha-enable')
+    t.ok(rc != 0 and 'HA_IS_ENABLED' in err, 'pool-ha-enable twice: HA_IS_ENABLED', err)
+    rc, out, err = xe('pool-ha-prevent-restarts-for', 'seconds=x')
+    t.ok(rc != 0 and 'seconds=x' in err, 'pool-ha-prevent-restarts-for refuses a non-number', err)
+    rc, out, err = xe('pool-ha-prevent-restarts-for', 'seconds=60')
+    t.eq(rc, 0, 'pool-ha-prevent-restarts-for seconds=60')
+    rc, out, err = xe('pool-ha-disable')
+    t.ok(rc == 0 and xe('pool-param-get', 'uuid=' + pool, 'param-name=ha-enabled')[1].strip()
+         == 'false', 'pool-ha-disable', out + err)
+    rc, out, err = xe('pool-ha-enable', 'heartbeat-sr-uuids=not-a-uuid')
+    t.ok(rc != 0, 'pool-ha-enable with an unknown SR fails', err)
 
 
 def xe_pty(xe, *args):
