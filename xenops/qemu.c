@@ -948,9 +948,9 @@ qemu_spawn_domain(struct xenops *x, const struct xenops_domain_config *cfg,
         rc = qdom_write_file(d->dir, "qemu.pid", pidtext);
     }
     d->announce_resume = announce;
-    /* a resumed guest may hold its agent's port open since before it was
-     * suspended: QEMU migrates that state without an event, so ask */
-    d->agent_port = resume_path ? -1 : 0;
+    /* a resumed or migrated guest may hold its agent's port open since
+     * before: QEMU migrates that state without an event, so ask */
+    d->agent_port = resume_path || incoming ? -1 : 0;
     bool attached = false;
     if (rc == 0 && (step = "attach"))
         attached = (rc = qdom_attach(x, d, 10000)) == 0;
