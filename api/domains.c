@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -662,14 +663,36 @@ domains_migrate_send(struct server *srv, const char *uuid, const char *uri,
     return rc == 0 || fail(srv, rc, "migration", uuid, errp);
 }
 
+struct servers_stop {
+    struct server *srv;
+    const char *uuid;
+};
+
+static void *
+servers_stop_main(void *arg)
+{
+    struct servers_stop *st = arg;
+    disk_servers_stop(st->srv, st->uuid); /* each flushes and closes its chain, then exits */
+    return NULL;
+}
+
 void
 domains_migrate_source_done(struct server *srv, const struct xapi_vm_record *vm)
 {
+    /* the guest waits for both: the source's qemu, paused with its images
+     * inactive (it writes nothing more), quits while its disk servers flush
+     * and exit */
+    struct servers_stop st = {srv, vm->uuid};
+    pthread_t t;
+    bool apart = pthread_create(&t, NULL, servers_stop_main, &st) == 0;
     int rc = xenops_domain_migrate_finish(srv->domains->x, vm->uuid);
     if (rc < 0 && rc != -ENOENT)
         log_warn("domains.migrate_finish", "vm=%s error=\"%s\"", vm->uuid, strerror(-rc));
-    disk_servers_stop(srv, vm->uuid); /* each flushes and closes its chain, then exits */
-    domains_detach_nics(srv, vm);     /* the old domid's taps */
+    if (apart)
+        pthread_join(t, NULL);
+    else
+        disk_servers_stop(srv, vm->uuid);
+    domains_detach_nics(srv, vm); /* the old domid's taps */
 }
 
 bool

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/domains.h"
 #include "api/vm_ops.h"
@@ -228,6 +229,14 @@ vm_migrate_send_rollback(struct server *srv, const struct xapi_vm_record *vm, st
 
 /* ------------------------------------------------------------------ both on this host */
 
+static uint64_t
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 /* A failure of the machinery becomes xapi's VM_MIGRATE_FAILED [vm, source,
  * destination, msg]; a cancel and a refusal stay what they are. */
 static bool
@@ -270,6 +279,7 @@ migrate_local(struct call_ctx *ctx, const char *vm_ref, const struct xapi_vm_rec
     }
     /* the source is paused with its images released; until the destination
      * holds the whole state it can still take them back */
+    uint64_t t0 = now_ms();
     if (!vm_migrate_receive_wait(srv, vm_ref, errp)) {
         vm_migrate_receive_end(srv, vm_ref, id, false, NULL);
         struct xerr *err = NULL;
@@ -279,9 +289,15 @@ migrate_local(struct call_ctx *ctx, const char *vm_ref, const struct xapi_vm_rec
         }
         return false;
     }
+    uint64_t t1 = now_ms();
     vm_migrate_send_done(srv, vm);
+    uint64_t t2 = now_ms();
     ctx_progress(ctx, 0.97);
-    if (!vm_migrate_receive_end(srv, vm_ref, id, true, errp)) {
+    bool ok = vm_migrate_receive_end(srv, vm_ref, id, true, errp);
+    /* the hand-over's share of the guest's pause, after QEMU's downtime */
+    log_info("vm.migrate_handover", "vm=%s received_ms=%" PRIu64 " source_gone_ms=%" PRIu64
+             " destination_running_ms=%" PRIu64, vm->uuid, t1 - t0, t2 - t1, now_ms() - t2);
+    if (!ok) {
         /* the source is gone and the destination cannot run: the VM is lost,
          * as in xapi when the destination fails after the source's end */
         vm_migrate_receive_end(srv, vm_ref, id, false, NULL);
