@@ -12,6 +12,7 @@
 #include "api/bootstrap.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <ifaddrs.h>
 #include <dirent.h>
 #include <net/if.h>
@@ -22,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/inventory.h"
 #include "api/role.h"
 #include "api/storage_api.h"
 #include "api/vm_ops.h"
@@ -352,6 +354,31 @@ create_template(struct db *db, const char *label, const char *descr, bool direct
     return db_create(db, &xapi_class_vm, NULL, vm, NULL, errp);
 }
 
+struct bridge_find {
+    const char *bridge;
+    char *ref;
+};
+
+static bool
+bridge_find_one(void *opaque, const char *ref, const void *rec)
+{
+    struct bridge_find *f = opaque;
+    const struct xapi_network_record *n = rec;
+    if (strcmp(n->bridge, f->bridge) != 0)
+        return true;
+    f->ref = strdup(ref);
+    return false;
+}
+
+/* The pool's network on @bridge (a new reference), or NULL. */
+static char *
+network_by_bridge(struct db *db, const char *bridge)
+{
+    struct bridge_find f = {bridge, NULL};
+    db_foreach(db, &xapi_class_network, bridge_find_one, &f);
+    return f.ref;
+}
+
 static bool
 create_networks(struct db *db, const char *host, struct xerr **errp)
 {
@@ -368,25 +395,29 @@ create_networks(struct db *db, const char *host, struct xerr **errp)
         read_sys(e->d_name, "address", mac, sizeof(mac));
         read_sys(e->d_name, "mtu", mtu, sizeof(mtu));
         read_sys(e->d_name, "carrier", carrier, sizeof(carrier));
-        struct xapi_network_record *net = xapi_network_record_new();
         char label[320], bridge[64];
         snprintf(label, sizeof(label), "Pool-wide network associated with %s", e->d_name);
         snprintf(bridge, sizeof(bridge), "xenbr%u", n);
-        if (!net || !xstr_set(&net->name_label, label) || !xstr_set(&net->bridge, bridge)) {
+        long net_mtu = atol(mtu) > 0 ? atol(mtu) : 1500;
+        /* A pool's hosts share a network per bridge name, as xapi's join does. */
+        char *net_ref = network_by_bridge(db, bridge), *metrics_ref = NULL;
+        struct xapi_network_record *net = net_ref ? NULL : xapi_network_record_new();
+        if (!net_ref && (!net || !xstr_set(&net->name_label, label) ||
+                         !xstr_set(&net->bridge, bridge))) {
             xapi_network_record_free(net);
             closedir(d);
             return xerr_nomem(errp);
         }
-        net->MTU = atol(mtu) > 0 ? atol(mtu) : 1500;
-        char *net_ref = NULL, *metrics_ref = NULL;
+        if (net)
+            net->MTU = net_mtu;
         struct xapi_pif_metrics_record *pm = xapi_pif_metrics_record_new();
         if (pm) {
             pm->carrier = carrier[0] == '1';
             pm->last_updated = time(NULL);
         }
         struct xapi_pif_record *pif = xapi_pif_record_new();
-        bool ok = db_create(db, &xapi_class_network, NULL, net, &net_ref, errp) && pm &&
-                  db_create(db, &xapi_class_pif_metrics, NULL, pm, &metrics_ref, errp);
+        bool ok = (net_ref || db_create(db, &xapi_class_network, NULL, net, &net_ref, errp)) &&
+                  pm && db_create(db, &xapi_class_pif_metrics, NULL, pm, &metrics_ref, errp);
         if (!ok || !pif || !xstr_set(&pif->device, e->d_name) || !xstr_set(&pif->MAC, mac) ||
             !xstr_set(&pif->network, net_ref) || !xstr_set(&pif->host, host) ||
             !xstr_set(&pif->metrics, metrics_ref)) {
@@ -400,7 +431,7 @@ create_networks(struct db *db, const char *host, struct xerr **errp)
             closedir(d);
             return false;
         }
-        pif->MTU = net->MTU;
+        pif->MTU = net_mtu;
         pif->VLAN = -1;
         pif->physical = true;
         pif->currently_attached = carrier[0] == '1';
@@ -417,7 +448,13 @@ create_networks(struct db *db, const char *host, struct xerr **errp)
         closedir(d);
     if (n > 0)
         return true;
-    /* No physical NIC (a container, a test namespace): one host-internal network. */
+    /* No physical NIC (a container, a test namespace): one host-internal network
+     * (one per pool). */
+    char *internal = network_by_bridge(db, "xenapi");
+    if (internal) {
+        free(internal);
+        return true;
+    }
     struct xapi_network_record *net = xapi_network_record_new();
     if (!net || !xstr_set(&net->name_label, "Host internal management network") ||
         !xstr_set(&net->bridge, "xenapi") ||
@@ -444,30 +481,22 @@ take_first(void *opaque, const char *ref, const void *rec)
     return false;
 }
 
+/* This host's own objects, with @uuid: its metrics, record, CPUs, control
+ * domain, and a PIF per NIC on the pool's network of that bridge. */
 static bool
-first_start(struct server *srv, struct xerr **errp)
+create_host(struct db *db, const char *host_ref, const char *uuid, const struct cpu_facts *cpu,
+            struct xerr **errp)
 {
-    struct db *db = srv->db;
-    struct cpu_facts cpu;
-    read_cpu_facts(&cpu);
     char hostname[256] = "localhost", address[64];
     gethostname(hostname, sizeof(hostname) - 1);
     primary_address(address, sizeof(address));
-
-    char *host_ref = db_new_ref(), *metrics = NULL, *dom0 = NULL;
+    char *metrics = NULL, *dom0 = NULL;
     struct xapi_host_record *h = xapi_host_record_new();
-    struct xapi_pool_record *pool = xapi_pool_record_new();
-    if (!host_ref || !h || !pool) {
-        free(host_ref);
-        xapi_host_record_free(h);
-        xapi_pool_record_free(pool);
+    if (!h)
         return xerr_nomem(errp);
-    }
-    bool ok = role_bootstrap(db, errp) &&
-              create_sm(db, "ext", "Local EXT3 VHD", "SR plugin representing disks as VHD files stored on a local path", errp) &&
-              create_sm(db, "file", "Local Path VHD", "SR plugin representing disks as VHD files stored on a local or shared path", errp) &&
-              create_host_metrics(db, &metrics, errp);
-    if (ok && (!fill_host(h, &cpu, hostname, address) || !xstr_set(&h->metrics, metrics)))
+    bool ok = create_host_metrics(db, &metrics, errp);
+    if (ok && (!fill_host(h, cpu, hostname, address) || !xstr_set(&h->metrics, metrics) ||
+               !xstr_set(&h->uuid, uuid)))
         ok = xerr_nomem(errp);
     if (ok) {
         h->API_version_major = 2;
@@ -476,68 +505,131 @@ first_start(struct server *srv, struct xerr **errp)
         ok = db_create(db, &xapi_class_host, host_ref, h, NULL, errp);
         h = NULL;
     }
-    ok = ok && create_host_cpus(db, host_ref, &cpu, errp) &&
-         create_dom0(db, host_ref, hostname, &cpu, &dom0, errp);
-    if (ok) {
-        ok = db_set_field(db, &xapi_class_host, host_ref,
-                          xclass_field(&xapi_class_host, "control_domain"), &dom0, errp);
-    }
+    ok = ok && create_host_cpus(db, host_ref, cpu, errp) &&
+         create_dom0(db, host_ref, hostname, cpu, &dom0, errp) &&
+         db_set_field(db, &xapi_class_host, host_ref,
+                      xclass_field(&xapi_class_host, "control_domain"), &dom0, errp) &&
+         create_networks(db, host_ref, errp);
+    xapi_host_record_free(h);
+    free(metrics);
+    free(dom0);
+    return ok;
+}
+
+/* A new store: the pool with this host as its master, the roles, the SM
+ * drivers and the built-in templates. */
+static bool
+create_pool(struct db *db, const char *host_ref, const struct cpu_facts *cpu, struct xerr **errp)
+{
+    struct xapi_pool_record *pool = xapi_pool_record_new();
+    if (!pool)
+        return xerr_nomem(errp);
     char count[24];
-    snprintf(count, sizeof(count), "%ld", cpu.count);
+    snprintf(count, sizeof(count), "%ld", cpu->count);
+    bool ok = role_bootstrap(db, errp) &&
+              create_sm(db, "ext", "Local EXT3 VHD", "SR plugin representing disks as VHD files stored on a local path", errp) &&
+              create_sm(db, "file", "Local Path VHD", "SR plugin representing disks as VHD files stored on a local or shared path", errp);
     if (ok && (!xstr_set(&pool->master, host_ref) || !put(&pool->cpu_info, "cpu_count", count) ||
                !put(&pool->cpu_info, "socket_count", "1") ||
-               !put(&pool->cpu_info, "vendor", cpu.vendor)))
+               !put(&pool->cpu_info, "vendor", cpu->vendor)))
         ok = xerr_nomem(errp);
     if (ok) {
         ok = db_create(db, &xapi_class_pool, NULL, pool, NULL, errp);
         pool = NULL;
     }
-    ok = ok && create_networks(db, host_ref, errp) &&
+    ok = ok &&
          create_template(db, "Direct kernel boot",
                          "A guest booted from a kernel, initrd and command line on the host "
                          "(PV_kernel, PV_ramdisk, PV_args)",
                          true, errp) &&
          create_template(db, "Other install media",
                          "A guest installed from a CD image with firmware boot", false, errp);
-    xapi_host_record_free(h);
     xapi_pool_record_free(pool);
-    free(host_ref);
-    free(metrics);
-    free(dom0);
     return ok;
 }
 
-bool
-bootstrap_run(struct server *srv, struct xerr **errp)
+/* Which host of the store this one is: the inventory's uuid, else (a data
+ * directory from before the inventory: one host) the pool's master. NULL when
+ * the inventory names a host the store does not have yet. */
+static char *
+find_own_host(struct server *srv, const char *uuid, const char *pool_ref, struct xerr **errp)
 {
-    struct first_ref pool = {NULL}, host = {NULL};
-    db_foreach(srv->db, &xapi_class_pool, take_first, &pool);
-    if (!pool.ref) {
-        db_batch_begin(srv->db);
-        bool ok = first_start(srv, errp);
-        if (!db_batch_end(srv->db, ok, errp))
-            return false;
-        log_info("bootstrap.first_start", "objects=created");
-        db_foreach(srv->db, &xapi_class_pool, take_first, &pool);
+    char *ref = NULL;
+    if (uuid[0]) {
+        struct xerr *miss = NULL;
+        if (db_ref_by_uuid(srv->db, &xapi_class_host, uuid, &ref, &miss))
+            return ref;
+        xerr_free(miss);
+        return NULL;
     }
-    /* Roles and permissions are fixed by the build: a store from another
-     * version is brought to this one's. */
-    db_batch_begin(srv->db);
-    if (!db_batch_end(srv->db, role_bootstrap(srv->db, errp), errp)) {
+    struct xapi_pool_record *p = NULL;
+    if (!db_get(srv->db, &xapi_class_pool, pool_ref, (void **)&p, errp))
+        return NULL;
+    ref = strdup(p->master);
+    xapi_pool_record_free(p);
+    return ref;
+}
+
+bool
+bootstrap_run(struct server *srv, bool member, struct xerr **errp)
+{
+    char uuid[37] = "";
+    int rc = inventory_read(srv->data_dir, uuid);
+    if (rc < 0 && rc != -ENOENT)
+        return xerr_internal(errp, "%s/inventory names no host uuid (INSTALLATION_UUID=)",
+                             srv->data_dir);
+    struct first_ref pool = {NULL};
+    db_foreach(srv->db, &xapi_class_pool, take_first, &pool);
+    if (!pool.ref && member)
+        return xerr_internal(errp, "the store has no pool yet: start its first vesseld without "
+                                   "--pool-member");
+    struct cpu_facts cpu;
+    read_cpu_facts(&cpu);
+    if (!uuid[0] && (member || !pool.ref))
+        db_uuid_generate(uuid);
+    char *host_ref = pool.ref ? find_own_host(srv, uuid, pool.ref, errp) : NULL;
+    if (errp && *errp) {
         free(pool.ref);
         return false;
     }
-    struct xapi_pool_record *p = NULL;
-    if (!pool.ref || !db_get(srv->db, &xapi_class_pool, pool.ref, (void **)&p, errp)) {
-        free(pool.ref);
-        return pool.ref ? false : xerr_internal(errp, "no pool after first start");
+    if (!host_ref) {
+        /* A new store, or a host new to its pool: one batch, so that a crash
+         * half way leaves nothing and the next start begins again. */
+        if (!(host_ref = db_new_ref())) {
+            free(pool.ref);
+            return xerr_nomem(errp);
+        }
+        db_batch_begin(srv->db);
+        bool ok = create_host(srv->db, host_ref, uuid, &cpu, errp) &&
+                  (pool.ref || create_pool(srv->db, host_ref, &cpu, errp));
+        if (!db_batch_end(srv->db, ok, errp)) {
+            free(host_ref);
+            free(pool.ref);
+            return false;
+        }
+        log_info("bootstrap.first_start", "objects=created host_uuid=%s pool=%s", uuid,
+                 pool.ref ? "joined" : "new");
+        if (!pool.ref)
+            db_foreach(srv->db, &xapi_class_pool, take_first, &pool);
     }
-    host.ref = strdup(p->master);
-    xapi_pool_record_free(p);
     srv->pool_ref = pool.ref;
-    srv->host_ref = host.ref;
-    if (!host.ref)
-        return xerr_nomem(errp);
+    srv->host_ref = host_ref;
+    if (!pool.ref)
+        return xerr_internal(errp, "no pool after first start");
+    if (!uuid[0]) { /* the host of a data directory from before the inventory */
+        struct xapi_host_record *h = NULL;
+        if (!db_get(srv->db, &xapi_class_host, host_ref, (void **)&h, errp))
+            return false;
+        snprintf(uuid, sizeof(uuid), "%s", h->uuid);
+        xapi_host_record_free(h);
+    }
+    if ((rc = inventory_write(srv->data_dir, uuid)) < 0)
+        return xerr_internal(errp, "cannot write %s/inventory: %s", srv->data_dir, strerror(-rc));
+    /* Roles and permissions are fixed by the build: a store from another
+     * version is brought to this one's. */
+    db_batch_begin(srv->db);
+    if (!db_batch_end(srv->db, role_bootstrap(srv->db, errp), errp))
+        return false;
     /* The local SR (idempotent): made on first start, found again later. */
     return sr_bootstrap_local(srv, errp);
 }

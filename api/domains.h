@@ -119,5 +119,10 @@ void vm_lifecycle_cancel_task(struct server *srv, const char *task);
 /* At start: every VM recorded as running on this host whose domain is gone
  * becomes Halted; those still running stay managed. */
 void vm_lifecycle_reconcile(struct server *srv);
+/* VM @to_uuid's memory image becomes a second name of VM @from_uuid's
+ * (a checkpoint's, a revert to one); drop removes VM @uuid's. */
+void vm_lifecycle_image_share(struct server *srv, const char *from_uuid, const char *to_uuid,
+                              bool *ok, struct xerr **errp);
+void vm_lifecycle_image_drop(struct server *srv, const char *uuid);
 
 #endif

@@ -24,6 +24,7 @@
 #include <sys/klog.h>
 #include <unistd.h>
 
+#include "api/placement.h"
 #include "common/fileio.h"
 #include "common/log.h"
 #include "http/tls_cert.h"
@@ -442,22 +443,18 @@ api_host_compute_memory_overhead(struct call_ctx *ctx, const char *host, int64_t
     return true;
 }
 
-/* What a new guest may take: the host's available memory, the same figure
- * VM.start checks (api/vm_lifecycle.c). */
+/* What a new guest may take on any host of the pool, the figure placement
+ * uses (api/placement.h). */
 bool
 api_host_compute_free_memory(struct call_ctx *ctx, const char *host, int64_t *result,
                              struct xerr **errp)
 {
     struct xapi_host_record *h = NULL;
-    struct xapi_host_metrics_record *m = NULL;
     if (!host_get(ctx, host, &h, errp))
         return false;
-    bool ok = db_get(ctx->db, &xapi_class_host_metrics, h->metrics, (void **)&m, errp);
-    if (ok)
-        *result = m->memory_free;
     xapi_host_record_free(h);
-    xapi_host_metrics_record_free(m);
-    return ok;
+    *result = placement_host_free_memory(ctx->db, host);
+    return *result >= 0 || xerr_internal(errp, "host %s has no metrics", host);
 }
 
 /*==== Names, logs, services ====*/

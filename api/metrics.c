@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "api/domains.h"
+#include "api/host_owns.h"
 #include "api/net_api.h"
 #include "db/db.h"
 #include "xapi_model.h"
@@ -65,12 +66,19 @@ now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+struct collect_ctx {
+    const char *host;
+    struct running *list;
+};
+
 static bool
 collect(void *opaque, const char *ref, const void *rec)
 {
     const struct xapi_vm_record *vm = rec;
-    struct running **list = opaque;
-    if (vm->is_control_domain || (vm->power_state != XAPI_VM_POWER_STATE_RUNNING &&
+    struct collect_ctx *c = opaque;
+    struct running **list = &c->list;
+    if (vm->is_control_domain || !host_owns_vm(c->host, vm) ||
+        (vm->power_state != XAPI_VM_POWER_STATE_RUNNING &&
                                   vm->power_state != XAPI_VM_POWER_STATE_PAUSED))
         return true;
     size_t n = 0;
@@ -187,8 +195,9 @@ apply_host_metrics(void *opaque, void *rec, struct xerr **errp)
 void
 metrics_update(struct server *srv)
 {
-    struct running *list = NULL;
-    db_foreach(srv->db, &xapi_class_vm, collect, &list);
+    struct collect_ctx c = {srv->host_ref, NULL};
+    db_foreach(srv->db, &xapi_class_vm, collect, &c); /* this host's VMs only */
+    struct running *list = c.list;
     struct xenops *x = domains_xenops(srv);
     for (size_t i = 0; list && list[i].ref; i++) {
         update_vm(srv, x, &list[i]);

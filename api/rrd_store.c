@@ -54,6 +54,7 @@
 #include <unistd.h>
 
 #include "api/disk_servers.h"
+#include "api/host_owns.h"
 #include "api/domains.h"
 #include "common/log.h"
 #include "common/rrd.h"
@@ -556,12 +557,19 @@ vbd_values(struct vm_rrd *v, const struct vbd_now *now, unsigned n, struct ds_va
     }
 }
 
+struct running_here {
+    struct strbuf *sb;
+    const char *host;
+};
+
 static bool
 collect_running(void *opaque, const char *ref, const void *rec)
 {
     const struct xapi_vm_record *vm = rec;
-    struct strbuf *sb = opaque;
-    if (vm->is_control_domain || (vm->power_state != XAPI_VM_POWER_STATE_RUNNING &&
+    struct running_here *h = opaque;
+    struct strbuf *sb = h->sb;
+    if (vm->is_control_domain || !host_owns_vm(h->host, vm) ||
+        (vm->power_state != XAPI_VM_POWER_STATE_RUNNING &&
                                   vm->power_state != XAPI_VM_POWER_STATE_PAUSED))
         return true;
     struct running_vm r = {{0}, {0}};
@@ -597,7 +605,8 @@ static void
 sample_vms(struct rrd_store *rs, int64_t t)
 {
     struct strbuf sb = STRBUF_INIT, vifs = STRBUF_INIT, vbds = STRBUF_INIT;
-    db_foreach(rs->srv->db, &xapi_class_vm, collect_running, &sb);
+    struct running_here here = {&sb, rs->srv->host_ref};
+    db_foreach(rs->srv->db, &xapi_class_vm, collect_running, &here); /* this host's VMs */
     db_foreach(rs->srv->db, &xapi_class_vif, collect_vif, &vifs);
     db_foreach(rs->srv->db, &xapi_class_vbd, collect_vbd, &vbds);
     struct vbd_now vbd_now[MAX_VBDS];

@@ -18,6 +18,7 @@
 #include "db/db.h"
 #include "rpc/auth.h"
 #include "rpc/ctx.h"
+#include "rpc/peers.h"
 #include "rpc/session.h"
 #include "xapi_handlers.h"
 #include "xapi_errors.h"
@@ -200,4 +201,23 @@ api_session_create_from_db_file(struct call_ctx *ctx, const char *filename, char
         return xerr_internal(errp, "%s: %s", filename, strerror(errno));
     return xerr_could_not_import_database(errp,
                                           "a database dump cannot be opened beside the store");
+}
+
+/* xapi_session.ml slave_login: another host of the pool proves the pool
+ * secret (rpc/peers.h) and gets a session with every permission, through
+ * which it forwards calls to this host. */
+bool
+api_session_slave_login(struct call_ctx *ctx, const char *host, const char *psecret,
+                        char **result, struct xerr **errp)
+{
+    if (!pool_secret_check(ctx->srv->data_dir, psecret)) {
+        log_warn("session.slave_login_failed", "host=%s peer=%s", host, ctx->peer);
+        return xerr_session_authentication_failed(errp, host, "Pool credentials invalid");
+    }
+    if (!db_exists(ctx->db, &xapi_class_host, host))
+        return xerr_handle_invalid(errp, "host", host);
+    bool ok = session_create_pool(ctx->srv, host, result, errp);
+    if (ok)
+        log_info("session.slave_login", "host=%s peer=%s", host, ctx->peer);
+    return ok;
 }

@@ -352,6 +352,8 @@ storage_sr_plugged(struct call_ctx *ctx, const char *sr, const char *path, struc
 /* ------------------------------------------------------------------ first start */
 
 struct local_find {
+    struct db *db;
+    const char *host;
     char *ref;
 };
 
@@ -359,22 +361,28 @@ static bool
 local_find_one(void *opaque, const char *ref, const void *rec)
 {
     struct local_find *f = opaque;
-    const struct xapi_sr_record *s = rec;
+    const struct xapi_pbd_record *pbd = rec;
+    struct xapi_sr_record *s = NULL;
+    if (strcmp(pbd->host, f->host) != 0 ||
+        !db_get(f->db, &xapi_class_sr, pbd->SR, (void **)&s, NULL))
+        return true;
     const char *mark = xmap_get_str((const struct xmap *)&s->other_config, "vessel-local");
-    if (mark && strcmp(mark, "true") == 0) {
-        f->ref = strdup(ref);
-        return false;
-    }
-    return true;
+    if (mark && strcmp(mark, "true") == 0)
+        f->ref = strdup(pbd->SR);
+    xapi_sr_record_free(s);
+    (void)ref;
+    return !f->ref;
 }
 
+/* The first host's local SR becomes the pool's default, suspend-image and
+ * crash-dump SR; a host joining later leaves what the pool has. */
 static bool
 pool_sr_default(void *opaque, void *rec, struct xerr **errp)
 {
     struct xapi_pool_record *p = rec;
     char **slots[] = {&p->default_SR, &p->suspend_image_SR, &p->crash_dump_SR};
     for (size_t i = 0; i < 3; i++)
-        if ((i == 0 || strcmp(*slots[i], NULL_REF) == 0) && !xstr_set(slots[i], opaque))
+        if (strcmp(*slots[i], NULL_REF) == 0 && !xstr_set(slots[i], opaque))
             return xerr_nomem(errp);
     return true;
 }
@@ -382,8 +390,8 @@ pool_sr_default(void *opaque, void *rec, struct xerr **errp)
 bool
 sr_bootstrap_local(struct server *srv, struct xerr **errp)
 {
-    struct local_find f = {NULL};
-    db_foreach(srv->db, &xapi_class_sr, local_find_one, &f);
+    struct local_find f = {srv->db, srv->host_ref, NULL};
+    db_foreach(srv->db, &xapi_class_pbd, local_find_one, &f);
     if (f.ref) {
         free(f.ref);
         return true;

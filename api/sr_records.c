@@ -382,7 +382,8 @@ sr_reconcile(struct db *db, const char *sr, const char *path, struct sr_file_vhd
                 break;
         if (j < n_files)
             ok = db_update(db, &xapi_class_vdi, l.refs[i], vdi_sizes_apply, &files[j], errp);
-        else if (adopt && !file_exists(path, l.uuids[i]))
+        else if (adopt && !file_exists(path, l.uuids[i]) &&
+                 !sr_file_cbt_exists(path, l.uuids[i])) /* data_destroy leaves the log */
             ok = vdi_records_drop(db, l.refs[i], errp);
         /* a file that exists but could not be read now (being written, damaged)
          * keeps its record: a scan never forgets a VDI whose data is there */

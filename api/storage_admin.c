@@ -196,7 +196,8 @@ api_vdi_set_on_boot(struct call_ctx *ctx, const char *self, enum xapi_on_boot va
     if (!db_get(ctx->db, &xapi_class_vdi, self, (void **)&v, errp))
         return false;
     char *path = NULL;
-    bool ok = storage_sr_path(ctx->db, ctx->srv->host_ref, v->SR, &path, errp);
+    bool ok = vdi_cbt_op_check(v, self, true, true, errp) &&
+              storage_sr_path(ctx->db, ctx->srv->host_ref, v->SR, &path, errp);
     xapi_vdi_record_free(v);
     free(path);
     return ok && db_update(ctx->db, &xapi_class_vdi, self, set_on_boot, &value, errp);

@@ -82,4 +82,19 @@ bool storage_vdi_ops_refresh(struct xapi_vdi_record *vdi, bool attached);
 bool storage_vbd_create(struct call_ctx *ctx, const struct xapi_vbd_record *args, char **ref,
                         struct xerr **errp);
 
+/* Checks the changed block log of VDI @vdi_uuid (in the SR at @path) against
+ * its leaf; a leaf replaced outside vesseld resets the log, which is logged
+ * and told as the message VDI_CBT_METADATA_INCONSISTENT (api/vdi_cbt.c). */
+void vdi_cbt_check(struct call_ctx *ctx, const char *path, const char *vdi_uuid);
+void vdi_cbt_check_srv(struct server *srv, const char *path, const char *vdi_uuid);
+
+/* The words xapi's errors use for a VDI type (Record_util.vdi_type_to_string). */
+const char *vdi_type_words(enum xapi_vdi_type t);
+/* xapi's refusals tied to changed block tracking, for an operation on VDI
+ * @v (@ref): one that @needs_data is refused on a cbt_metadata VDI
+ * (VDI_INCOMPATIBLE_TYPE [vdi, "CBT metadata"]); one @refused_when_tracked
+ * on a VDI with tracking (VDI_CBT_ENABLED [vdi]). */
+bool vdi_cbt_op_check(const struct xapi_vdi_record *v, const char *ref, bool needs_data,
+                      bool refused_when_tracked, struct xerr **errp);
+
 #endif

@@ -12,6 +12,7 @@
  */
 #include "api/storage_recover.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +44,42 @@ removed(void *opaque, const char *file, const char *why)
     log_warn("storage.recover", "sr=%s file=%s removed=\"%s\"", c->sr, file, why);
 }
 
+struct tracked {
+    const char *sr;
+    char (*uuids)[37];
+    size_t n;
+};
+
+static bool
+collect_tracked(void *opaque, const char *ref, const void *rec)
+{
+    struct tracked *t = opaque;
+    const struct xapi_vdi_record *v = rec;
+    if (!v->cbt_enabled || v->is_a_snapshot || v->type == XAPI_VDI_TYPE_CBT_METADATA ||
+        strcmp(v->SR, t->sr) != 0)
+        return true;
+    char(*grown)[37] = realloc(t->uuids, (t->n + 1) * sizeof(*grown));
+    if (!grown)
+        return false;
+    t->uuids = grown;
+    snprintf(t->uuids[t->n++], 37, "%s", v->uuid);
+    return true;
+}
+
+/* At start, each tracked disk's log against its leaf: the disk servers kept
+ * writing while vesseld was down, into the leaf node the log counts, so a
+ * restart alone never needs a reset; a leaf replaced meanwhile does
+ * (storage/sr_file_cbt.c). */
+static void
+check_tracked(struct server *srv, const char *sr, const char *path)
+{
+    struct tracked t = {sr, NULL, 0};
+    db_foreach(srv->db, &xapi_class_vdi, collect_tracked, &t);
+    for (size_t i = 0; i < t.n; i++)
+        vdi_cbt_check_srv(srv, path, t.uuids[i]);
+    free(t.uuids);
+}
+
 unsigned
 storage_recover(struct server *srv)
 {
@@ -59,7 +96,10 @@ storage_recover(struct server *srv)
             xerr_free(err); /* not plugged here: nothing of ours to recover */
         } else if (sr_file_recover(path, committed, removed, &c, &n) < 0) {
             log_warn("storage.recover", "sr=%s error=\"%s\"", refs[i], sr_file_last_error());
-        } else if (n) {
+        } else {
+            check_tracked(srv, refs[i], path);
+        }
+        if (path && n) {
             log_info("storage.recovered", "sr=%s files=%u", refs[i], n);
             if (!storage_sr_refresh_vdis(srv->db, refs[i], path, &err))
                 xerr_free(err); /* the collector's pass refreshes them again */

@@ -203,6 +203,8 @@ api_vdi_destroy(struct call_ctx *ctx, const char *self, struct xerr **errp)
         ok = xerr_vdi_in_use(errp, self, "destroy");
     else if ((rc = sr_file_vdi_destroy(path, v->uuid)) < 0 && rc != -ENOENT)
         ok = storage_fail(errp, rc, v->SR, self);
+    else if ((rc = sr_file_cbt_remove(path, v->uuid)) < 0) /* its blocks go to the next log */
+        ok = storage_fail(errp, rc, v->SR, self);
     else
         ok = vdi_records_destroy(ctx->db, v, self, errp);
     if (ok)
@@ -277,6 +279,8 @@ vdi_snapshot_or_clone(struct call_ctx *ctx, const char *vdi, bool snapshot, char
     char uuid[37], base[37];
     if (!vdi_open(ctx, vdi, &src, &path, errp))
         return false;
+    if (!vdi_cbt_op_check(src, vdi, true, false, errp)) /* no data to snapshot (xapi) */
+        return false;
     db_uuid_generate(uuid);
     char what[64];
     snprintf(what, sizeof(what), "%s %s", snapshot ? "snapshot" : "clone", src->uuid);
@@ -285,6 +289,17 @@ vdi_snapshot_or_clone(struct call_ctx *ctx, const char *vdi, bool snapshot, char
         sr_file_intent_end(path, uuid);
     if (rc < 0)
         return storage_fail(errp, rc, src->SR, vdi);
+    /* a tracked disk's changes since its previous snapshot become the new
+     * snapshot's log (storage/sr_file_cbt.c); one tracked before the logs
+     * existed starts its list here */
+    if (snapshot && src->cbt_enabled &&
+        (rc = sr_file_cbt_snapshot(path, src->uuid, uuid)) == -ENOENT)
+        rc = sr_file_cbt_enable(path, src->uuid);
+    if (rc < 0) {
+        sr_file_vdi_destroy(path, uuid);
+        sr_file_intent_end(path, uuid);
+        return storage_fail(errp, rc, src->SR, vdi);
+    }
     struct sr_file_vhd leaf = {.physical_size = 0}, fresh = {.physical_size = 0};
     sr_file_vdi_info(path, src->uuid, &leaf);
     sr_file_vdi_info(path, uuid, &fresh);
@@ -312,6 +327,7 @@ vdi_snapshot_or_clone(struct call_ctx *ctx, const char *vdi, bool snapshot, char
     }
     if (!ok) {
         sr_file_vdi_destroy(path, uuid); /* the base stays: vdi's leaf is its child */
+        sr_file_cbt_remove(path, uuid);  /* its blocks go back to vdi's log */
         sr_file_intent_end(path, uuid);
     } else {
         intent_done(ctx, path, uuid);
@@ -398,6 +414,12 @@ bool
 api_vdi_copy(struct call_ctx *ctx, const char *vdi, const char *sr, const char *base_vdi,
              const char *into_vdi, char **result, struct xerr **errp)
 {
+    {
+        _cleanup_(xapi_vdi_record_freep) struct xapi_vdi_record *v = NULL;
+        if (db_get(ctx->db, &xapi_class_vdi, vdi, (void **)&v, NULL) &&
+            !vdi_cbt_op_check(v, vdi, true, false, errp)) /* no data to copy (xapi) */
+            return false;
+    }
     if (strcmp(into_vdi, NULL_REF) != 0)
         return vdi_copy_into(ctx, vdi, base_vdi, into_vdi, result, errp);
     if (strcmp(base_vdi, NULL_REF) != 0 && !db_exists(ctx->db, &xapi_class_vdi, base_vdi))
@@ -469,12 +491,14 @@ api_vdi_resize(struct call_ctx *ctx, const char *vdi, int64_t size, struct xerr 
     char *path = NULL;
     if (!vdi_open(ctx, vdi, &v, &path, errp))
         return false;
-    bool ok;
+    bool ok = vdi_cbt_op_check(v, vdi, true, false, errp);
     int rc;
     char now[24];
     snprintf(now, sizeof(now), "%" PRId64, v->virtual_size);
     struct sr_file_vhd info;
-    if (vdi_attached(ctx->db, v))
+    if (!ok)
+        ;
+    else if (vdi_attached(ctx->db, v))
         ok = xerr_vdi_in_use(errp, vdi, "resize");
     else if (size < v->virtual_size)
         ok = xerr_vdi_too_small(errp, vdi, now);

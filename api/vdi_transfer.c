@@ -48,9 +48,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/forward.h"
 #include "api/storage_api.h"
 #include "api/storage_gc.h"
 #include "api/transfer_auth.h"
+#include "api/vdi_delta.h"
 #include "common/log.h"
 #include "common/workpool.h"
 #include "db/db.h"
@@ -65,6 +67,9 @@
 #include "xapi_model.h"
 
 #define XFER_BLOCK VHD_BLOCK_SIZE_DEFAULT
+/* A delta's unit: xapi's CBT block (VDI.list_changed_blocks), so that the blocks a delta
+ * holds are the blocks list_changed_blocks names between the same two VDIs. */
+#define DELTA_BLOCK (64u * 1024)
 
 struct xfer {
     struct server *srv;
@@ -75,6 +80,7 @@ struct xfer {
     char *task;            /* the task reporting progress */
     char sr_path[4096];    /* the SR's directory */
     char path[4096];       /* the VDI's file */
+    char base_path[4096];  /* export with base=: the base VDI's file ("" without) */
     uint64_t vsize;        /* the VDI's virtual size */
     int64_t body_len;      /* import: Content-Length, -1 when chunked */
     struct vhd_chain *chain;
@@ -207,6 +213,28 @@ vdi_attached(struct db *db, const char *vdi)
     return f.attached;
 }
 
+/* An export's base= (xapi's Importexport.base_vdi_of_req): a VDI of the same SR, whose
+ * file the delta names as its parent; only with format=vhd (a raw stream has no way to
+ * say which blocks it leaves out). */
+static bool
+xfer_base(struct xfer *x, struct server *srv, const struct xapi_vdi_record *rec, const char *base)
+{
+    struct xapi_vdi_record *b = NULL;
+    bool ok = false;
+    if (!x->vhd)
+        xerr_invalid_value(&x->err, "base", base);
+    else if (!db_get(srv->db, &xapi_class_vdi, base, (void **)&b, NULL))
+        xerr_handle_invalid(&x->err, "VDI", base);
+    else if (strcmp(b->SR, rec->SR) != 0)
+        xerr_invalid_value(&x->err, "base", base); /* no shared history across SRs */
+    else if (sr_file_vdi_path(x->sr_path, b->uuid, x->base_path, sizeof(x->base_path)) < 0)
+        storage_fail(&x->err, -ENAMETOOLONG, rec->SR, base);
+    else
+        ok = true;
+    xapi_vdi_record_free(b);
+    return ok;
+}
+
 /* Everything but the data: who, which VDI, which format, which task. Before
  * the task exists errors go to *@errp only; after, also into x->err. */
 static bool
@@ -265,6 +293,9 @@ xfer_prepare(struct server *srv, struct http_request *req, bool import, struct x
             ok = xerr_nomem(&x->err);
     }
     x->vhd = format && strcmp(format, "vhd") == 0;
+    const char *base = import ? NULL : http_request_query(req, "base");
+    if (ok && base)
+        ok = xfer_base(x, srv, rec, base);
     if (rec)
         x->vsize = (uint64_t)rec->virtual_size;
     xapi_vdi_record_free(rec);
@@ -446,6 +477,46 @@ vhd_copy_into(struct xfer *x, struct vhd_chain *src)
     return true;
 }
 
+/* A differencing image is a delta (what GET /export_raw_vdi?format=vhd&base= gives, and
+ * Xen Orchestra's incremental restores send): the sectors it holds are written over the
+ * VDI and every other sector is left as it is, as xapi's vhd-tool writes only the data a
+ * VHD stream carries. Its parent is not looked for: the VDI it is applied to stands for
+ * it. */
+static bool
+vhd_apply_delta(struct xfer *x, struct vhd_chain *src)
+{
+    uint64_t ssize = vhd_chain_size(src);
+    if (ssize > x->vsize) {
+        char min[32];
+        snprintf(min, sizeof(min), "%" PRIu64, ssize);
+        struct xerr *e = NULL;
+        xerr_vdi_too_small(&e, x->vdi, min);
+        return xfer_fail(x, &e);
+    }
+    for (uint64_t off = 0; off < ssize;) {
+        uint64_t run = 0;
+        bool allocated = false;
+        uint64_t want = ssize - off < XFER_BLOCK ? ssize - off : XFER_BLOCK;
+        int rc = vhd_chain_block_status(src, off, want, &run, &allocated);
+        if (rc == 0 && run == 0)
+            rc = -EIO;
+        if (rc == 0 && allocated) {
+            rc = vhd_chain_read(src, x->block, off, (size_t)run);
+            if (rc == 0)
+                rc = vhd_chain_write(x->chain, x->block, off, (size_t)run, false);
+        }
+        if (rc < 0) {
+            xfer_storage_fail(x, rc, allocated ? "apply the delta" : "read the image");
+            return false;
+        }
+        off += run;
+        xfer_progress(x, x->vsize + off, x->vsize + ssize);
+        if (xfer_cancelled(x))
+            return false;
+    }
+    return true;
+}
+
 static void
 vhd_import_job(void *opaque)
 {
@@ -456,13 +527,11 @@ vhd_import_job(void *opaque)
     struct vhd_info info;
     if (rc < 0) {
         xfer_storage_fail(x, rc == -EIO ? -EINVAL : rc, "not a valid VHD");
-    } else if (vhd_chain_info(src, 0, &info) == 0 && info.type == VHD_TYPE_DIFF) {
-        struct xerr *e = NULL;
-        xerr_import_error(&e, "a differencing VHD cannot be imported (no parent)");
-        xfer_fail(x, &e);
+    } else if ((rc = vhd_chain_info(src, 0, &info)) < 0) {
+        xfer_storage_fail(x, rc, "not a valid VHD");
     } else if ((rc = sr_file_chain_open(x->path, VHD_OPEN_RDWR, &x->chain)) < 0) {
         xfer_storage_fail(x, rc, "open the VDI");
-    } else if (vhd_copy_into(x, src)) {
+    } else if (info.type == VHD_TYPE_DIFF ? vhd_apply_delta(x, src) : vhd_copy_into(x, src)) {
         rc = vhd_chain_close(x->chain);
         x->chain = NULL;
         if (rc < 0)
@@ -531,6 +600,10 @@ begin_import(void *opaque, struct http_request *req, struct http_body_sink *sink
     struct server *srv = opaque;
     struct xfer *x = NULL;
     struct xerr *err = NULL;
+    /* a VDI on another host's SR: import there (xapi's import_raw_vdi.ml) */
+    if (forward_transfer_redirect(srv, req, "http/put_import_raw_vdi", FORWARD_VDI,
+                                  http_request_query(req, "vdi"), false))
+        return false;
     if (!xfer_prepare(srv, req, true, &x, &err))
         return xfer_refuse(req, x, err);
     const char *cl = http_request_header(req, "Content-Length");
@@ -627,6 +700,20 @@ export_convert_progress(void *opaque, uint64_t done, uint64_t total)
     xfer_progress(x, done, 2 * total);
 }
 
+/* The delta from the base to the VDI (api/vdi_delta.h) as a differencing VHD at @path. */
+static int
+delta_write(struct xfer *x, const char *path)
+{
+    uint8_t *bits = NULL;
+    size_t n_bits = 0;
+    int rc = vdi_delta_blocks(x->sr_path, x->base_path, x->path, DELTA_BLOCK, &bits, &n_bits);
+    if (rc == 0)
+        rc = vdi_delta_write(x->chain, x->base_path, path, bits, DELTA_BLOCK,
+                             export_convert_progress, x);
+    free(bits);
+    return rc;
+}
+
 static void
 vhd_export_job(void *opaque)
 {
@@ -634,7 +721,8 @@ vhd_export_job(void *opaque)
     struct http_request *req = x->req;
     char path[4200];
     xfer_work_file(x, path, sizeof(path));
-    int rc = vhd_convert_to(x->chain, path, true, export_convert_progress, x);
+    int rc = x->base_path[0] ? delta_write(x, path)
+                             : vhd_convert_to(x->chain, path, true, export_convert_progress, x);
     if (rc == 0) {
         x->fd = open(path, O_RDONLY | O_CLOEXEC);
         rc = x->fd < 0 ? -errno : 0;
@@ -694,6 +782,9 @@ begin_export(void *opaque, struct http_request *req, struct http_body_sink *sink
     struct server *srv = opaque;
     struct xfer *x = NULL;
     struct xerr *err = NULL;
+    if (forward_transfer_redirect(srv, req, "http/get_export_raw_vdi", FORWARD_VDI,
+                                  http_request_query(req, "vdi"), false))
+        return false;
     if (!xfer_prepare(srv, req, false, &x, &err))
         return xfer_refuse(req, x, err);
     *sink = (struct http_body_sink){export_write, export_finish, export_abort, x};

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/domains.h"
 #include "api/vm_devices.h"
 #include "api/vm_ops.h"
 #include "db/db.h"
@@ -205,6 +206,8 @@ api_vm_destroy(struct call_ctx *ctx, const char *self, struct xerr **errp)
              db_destroy(ctx->db, &xapi_class_vm, self, errp);
         ok = db_batch_end(ctx->db, ok, errp);
     }
+    if (ok && vm->power_state == XAPI_VM_POWER_STATE_SUSPENDED)
+        vm_lifecycle_image_drop(ctx->srv, vm->uuid); /* a checkpoint's memory */
     xapi_vm_record_free(vm);
     return ok;
 }

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/domains.h"
 #include "api/vm_ops.h"
 #include "common/log.h"
 #include "db/db.h"
@@ -275,6 +276,14 @@ apply_revert(void *opaque, void *rec, struct xerr **errp)
     return vm_ops_refresh(rec) || xerr_nomem(errp);
 }
 
+static bool
+set_power_state(void *opaque, void *rec, struct xerr **errp)
+{
+    struct xapi_vm_record *vm = rec;
+    vm->power_state = *(const enum xapi_vm_power_state *)opaque;
+    return vm_ops_refresh(vm) || xerr_nomem(errp);
+}
+
 bool
 api_vm_revert(struct call_ctx *ctx, const char *snapshot, struct xerr **errp)
 {
@@ -311,6 +320,13 @@ api_vm_revert(struct call_ctx *ctx, const char *snapshot, struct xerr **errp)
     }
     ok = ok && db_update(ctx->db, &xapi_class_vm, target, apply_revert, snap, errp) &&
          vm_devices_copy(ctx, snap, target, VM_COPY_CLONE, NULL, NULL, errp);
+    /* xapi ends the VM in the snapshot's power state: a checkpoint's VM is
+     * Suspended with a copy of its memory image, for VM.resume */
+    if (ok && snap->power_state == XAPI_VM_POWER_STATE_SUSPENDED) {
+        vm_lifecycle_image_share(ctx->srv, snap->uuid, vm->uuid, &ok, errp);
+        enum xapi_vm_power_state ps = XAPI_VM_POWER_STATE_SUSPENDED;
+        ok = ok && db_update(ctx->db, &xapi_class_vm, target, set_power_state, &ps, errp);
+    }
     if (ok)
         log_info("vm.revert", "vm=%s snapshot=%s", vm->uuid, snap->uuid);
     xapi_vm_record_free(snap);

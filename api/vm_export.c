@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/forward.h"
 #include "api/storage_api.h"
 #include "api/transfer_auth.h"
 #include "api/vm_ops.h"
@@ -331,6 +332,11 @@ begin(struct server *srv, struct http_request *req, struct http_body_sink *sink,
     struct xerr *err = NULL;
     struct vm_export *x = NULL;
     const char *perm = metadata ? "http/get_export_metadata" : "http/get_export";
+    /* a VM whose disks are another host's: export there (xapi's export.ml) */
+    const char *ref = http_request_query(req, "ref");
+    if (!metadata && forward_transfer_redirect(srv, req, perm, FORWARD_VM,
+                                               ref ? ref : http_request_query(req, "uuid"), !ref))
+        return false;
     if (transfer_authorise(srv, req, perm, &who, &err)) {
         x = calloc(1, sizeof(*x));
         if (!x)

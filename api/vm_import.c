@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/forward.h"
 #include "api/storage_api.h"
 #include "api/storage_gc.h"
 #include "api/transfer_auth.h"
@@ -279,13 +280,15 @@ vm_of_export(struct vm_import *im, const struct xva_object *o)
     }
     char *ref = NULL;
     bool ok = api_vm_create(&im->ctx, vm, &ref, &im->err);
+    bool tmpl = vm->is_a_template; /* a template or snapshot (snapshot-export-to-template) */
     xapi_vm_record_free(vm);
     if (!ok || !map_add(im, &xapi_class_vm, o->id, ref, true))
         return false;
     im->map[im->n_map - 1].snapshot = snap_bool(o->snapshot, "is_a_snapshot");
-    /* nobody starts it while its disks are written (xapi: "import" operation) */
-    return im->metadata || vm_op_begin(im->srv->db, ref, XAPI_VM_OPERATIONS_IMPORT, im->task,
-                                       &im->err);
+    /* nobody starts it while its disks are written (xapi: "import" operation);
+     * nobody starts a template anyway, and no operation may be recorded on one */
+    return im->metadata || tmpl ||
+           vm_op_begin(im->srv->db, ref, XAPI_VM_OPERATIONS_IMPORT, im->task, &im->err);
 }
 
 struct net_find {
@@ -825,6 +828,12 @@ begin(struct server *srv, struct http_request *req, struct http_body_sink *sink,
     struct xerr *err = NULL;
     struct vm_import *im = NULL;
     const char *perm = metadata ? "http/put_import_metadata" : "http/put_import";
+    /* an SR of another host: import there (xapi's import.ml) */
+    const char *sr_id = http_request_query(req, "sr_id");
+    if (!metadata &&
+        forward_transfer_redirect(srv, req, perm, FORWARD_SR,
+                                  sr_id ? sr_id : http_request_query(req, "sr_uuid"), !sr_id))
+        return false;
     if (transfer_authorise(srv, req, perm, &who, &err)) {
         im = calloc(1, sizeof(*im));
         if (!im) {

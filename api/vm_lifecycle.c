@@ -10,15 +10,18 @@
  * vm_lifecycle_on_domain_event, which applies the VM's actions_after_* the same
  * way. Entering Halted resets the running state (xapi's ocaml/xapi/xapi_vm_lifecycle.ml).
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api/disk_servers.h"
 #include "api/domains.h"
+#include "api/host_owns.h"
 #include "api/guest_metrics.h"
 #include "api/net_api.h"
 #include "api/vm_migrate.h"
@@ -385,7 +388,9 @@ run_power_op(struct call_ctx *ctx, const char *vm_ref, const char *host,
     if (host && strcmp(host, ctx->srv->host_ref) != 0) {
         if (!db_exists(ctx->db, &xapi_class_host, host))
             return xerr_handle_invalid(errp, "host", host);
-        return xerr_host_offline(errp, host); /* pools come later: one host */
+        /* rpc/dispatch.c forwarded a call for another host there; one that
+         * reaches this far came from another host and is not ours to run */
+        return xerr_host_offline(errp, host);
     }
     char key[64];
     vm_op_key(ctx, key, sizeof(key));
@@ -424,6 +429,8 @@ start_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *v
     return false;
 }
 
+static void suspend_path(struct server *srv, const char *uuid, char *out, size_t len);
+
 static bool
 stop_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *vm,
           const struct power_op *p, struct xerr **errp)
@@ -445,6 +452,13 @@ stop_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *vm
         } else {
             ok = domains_stop(ctx->srv, vm->uuid, p->clean, errp);
         }
+    }
+    if (ok && vm->power_state == XAPI_VM_POWER_STATE_SUSPENDED) {
+        /* its memory image goes, as xapi destroys the suspend VDI (a
+         * checkpoint keeps its own name of a shared image) */
+        char path[512];
+        suspend_path(ctx->srv, vm->uuid, path, sizeof(path));
+        unlink(path);
     }
     return ok && record_power_state(ctx->srv, ref, XAPI_VM_POWER_STATE_HALTED, -1, false, errp);
 }
@@ -807,7 +821,8 @@ collect_running(void *opaque, const char *ref, const void *rec)
 {
     struct running_vms *r = opaque;
     const struct xapi_vm_record *vm = rec;
-    if (vm->is_control_domain || (vm->power_state != XAPI_VM_POWER_STATE_RUNNING &&
+    if (vm->is_control_domain || !host_owns_vm(r->srv->host_ref, vm) ||
+        (vm->power_state != XAPI_VM_POWER_STATE_RUNNING &&
                                   vm->power_state != XAPI_VM_POWER_STATE_PAUSED))
         return true;
     char **refs = realloc(r->refs, (r->n + 1) * sizeof(char *));
@@ -842,4 +857,102 @@ vm_lifecycle_reconcile(struct server *srv)
     }
     free(r.refs);
     free(r.uuids);
+}
+
+/* ------------------------------------------------------------------ checkpoint */
+
+static bool
+checkpoint_mark(void *opaque, void *rec, struct xerr **errp)
+{
+    struct xapi_vm_record *snap = rec;
+    const char *at = opaque;
+    snap->power_state = XAPI_VM_POWER_STATE_SUSPENDED;
+    /* xapi_vm_clone.ml snapshot_info */
+    return (xmap_put_str((struct xmap *)&snap->snapshot_info, "power-state-at-snapshot", at) == 0 &&
+            xmap_put_str((struct xmap *)&snap->snapshot_info, "disk-snapshot-type",
+                         "crash_consistent") == 0) ||
+           xerr_nomem(errp);
+}
+
+/* The memory image of VM @from becomes also @to's (a second name: the
+ * image is never written again, and each name is dropped on its own). */
+static bool
+share_image(struct server *srv, const char *from, const char *to, struct xerr **errp)
+{
+    char a[512], b[512];
+    suspend_path(srv, from, a, sizeof(a));
+    suspend_path(srv, to, b, sizeof(b));
+    unlink(b);
+    if (link(a, b) == 0)
+        return true;
+    return xerr_internal(errp, "suspend image %s: %s", a, strerror(errno));
+}
+
+/* xapi_vm_snapshot.ml checkpoint: a running VM is suspended (its memory
+ * saved, the guest stopped), its disks are snapshotted while nothing writes
+ * them, the snapshot takes a copy of the memory image and the power state
+ * Suspended, and the VM is resumed from the image. A suspended VM's
+ * checkpoint shares its image; a paused one's is a disk snapshot. */
+bool
+api_vm_checkpoint(struct call_ctx *ctx, const char *vm_ref, const char *new_name, char **result,
+                  struct xerr **errp)
+{
+    char key[64];
+    vm_op_key(ctx, key, sizeof(key));
+    if (!vm_op_begin(ctx->db, vm_ref, XAPI_VM_OPERATIONS_CHECKPOINT, key, errp))
+        return false;
+    struct xapi_vm_record *vm = NULL;
+    bool ok = db_get(ctx->db, &xapi_class_vm, vm_ref, (void **)&vm, errp);
+    enum xapi_vm_power_state was = ok ? vm->power_state : XAPI_VM_POWER_STATE_HALTED;
+    struct power_op p = {.op = XAPI_VM_OPERATIONS_CHECKPOINT};
+    if (ok && was == XAPI_VM_POWER_STATE_RUNNING && !suspend_work(ctx, vm_ref, vm, &p, errp))
+        ok = false;
+    char *snap = NULL;
+    struct xapi_ref_set none = {0};
+    if (ok)
+        ok = api_vm_snapshot(ctx, vm_ref, new_name, &none, &snap, errp);
+    bool memory = was == XAPI_VM_POWER_STATE_RUNNING || was == XAPI_VM_POWER_STATE_SUSPENDED;
+    if (ok && memory) {
+        struct xapi_vm_record *s = NULL;
+        ok = db_get(ctx->db, &xapi_class_vm, snap, (void **)&s, errp) &&
+             share_image(ctx->srv, vm->uuid, s->uuid, errp) &&
+             db_update(ctx->db, &xapi_class_vm, snap, checkpoint_mark,
+                       (void *)xenum_name(&xapi_enum_vm_power_state, (int)was), errp);
+        xapi_vm_record_free(s);
+    }
+    /* the VM runs again whatever happened to the snapshot (xapi) */
+    if (was == XAPI_VM_POWER_STATE_RUNNING && vm) {
+        struct xerr *rerr = NULL;
+        if (!resume_work(ctx, vm_ref, vm, &p, &rerr)) {
+            if (ok)
+                *errp = rerr;
+            else
+                xerr_free(rerr);
+            ok = false;
+        }
+    }
+    if (ok) {
+        *result = snap;
+        snap = NULL;
+        log_info("vm.checkpoint", "vm=%s memory=%d", vm->uuid, memory);
+    }
+    free(snap);
+    xapi_vm_record_free(vm);
+    vm_op_end(ctx->db, vm_ref, key);
+    return ok;
+}
+
+void
+vm_lifecycle_image_share(struct server *srv, const char *from_uuid, const char *to_uuid,
+                         bool *ok, struct xerr **errp)
+{
+    *ok = share_image(srv, from_uuid, to_uuid, errp);
+}
+
+void
+vm_lifecycle_image_drop(struct server *srv, const char *uuid)
+{
+    char path[512];
+    suspend_path(srv, uuid, path, sizeof(path));
+    unlink(path);
 }

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "api/domains.h"
+#include "api/placement.h"
 #include "api/vm_ops.h"
 #include "db/db.h"
 #include "rpc/ctx.h"
@@ -266,11 +267,11 @@ check_srs(struct call_ctx *ctx, const char *vm_ref, const struct xapi_vm_record 
     return true;
 }
 
-/* xapi_vm_helpers.ml assert_can_boot_here on one host: the VM's own
- * constraints, the host enabled and live, its SRs there, and memory. */
-static bool
-can_boot_here(struct call_ctx *ctx, const char *vm_ref, const struct xapi_vm_record *vm,
-              const char *host, struct xerr **errp)
+/* api/placement.h: the VM's own constraints, the host enabled and live,
+ * its SRs there, and memory. */
+bool
+vm_can_boot_here(struct call_ctx *ctx, const char *vm_ref, const struct xapi_vm_record *vm,
+                 const char *host, bool memory, struct xerr **errp)
 {
     struct xapi_host_record *h = NULL;
     if (!db_get(ctx->db, &xapi_class_host, host, (void **)&h, errp))
@@ -281,11 +282,13 @@ can_boot_here(struct call_ctx *ctx, const char *vm_ref, const struct xapi_vm_rec
     if (!metrics)
         return xerr_nomem(errp);
     struct xapi_host_metrics_record *m = NULL;
-    int64_t free_bytes = -1;
-    if (db_get(ctx->db, &xapi_class_host_metrics, metrics, (void **)&m, NULL))
-        free_bytes = m->memory_free;
+    bool live = true; /* this host answers: it is live */
+    if (strcmp(host, ctx->srv->host_ref) != 0 &&
+        db_get(ctx->db, &xapi_class_host_metrics, metrics, (void **)&m, NULL))
+        live = m->live;
     xapi_host_metrics_record_free(m);
     free(metrics);
+    int64_t free_bytes = memory ? placement_host_free_memory(ctx->db, host) : -1;
     if (!(vm->memory_static_min <= vm->memory_dynamic_min &&
           vm->memory_dynamic_min <= vm->memory_dynamic_max &&
           vm->memory_dynamic_max <= vm->memory_static_max))
@@ -296,6 +299,8 @@ can_boot_here(struct call_ctx *ctx, const char *vm_ref, const struct xapi_vm_rec
         return xerr_vm_no_vcpus(errp, vm_ref);
     if (!enabled && !vm->is_control_domain)
         return xerr_host_disabled(errp, host);
+    if (!live)
+        return xerr_host_not_live(errp);
     if (!check_srs(ctx, vm_ref, vm, host, errp))
         return false;
     bool resident_here = vm->power_state == XAPI_VM_POWER_STATE_RUNNING &&
@@ -316,9 +321,32 @@ api_vm_assert_can_boot_here(struct call_ctx *ctx, const char *self, const char *
     struct xapi_vm_record *r = NULL;
     if (!vm_get(ctx, self, &r, errp))
         return false;
-    bool ok = can_boot_here(ctx, self, r, host, errp);
+    bool ok = vm_can_boot_here(ctx, self, r, host, true, errp);
     xapi_vm_record_free(r);
     return ok;
+}
+
+struct host_list {
+    char **refs;
+    size_t n;
+    bool oom;
+};
+
+static bool
+list_host(void *opaque, const char *ref, const void *rec)
+{
+    struct host_list *l = opaque;
+    (void)rec;
+    char **grown = realloc(l->refs, (l->n + 1) * sizeof(*grown));
+    if (!grown || !(grown[l->n] = strdup(ref))) {
+        if (grown)
+            l->refs = grown;
+        l->oom = true;
+        return false;
+    }
+    l->refs = grown;
+    l->n++;
+    return true;
 }
 
 bool
@@ -328,14 +356,23 @@ api_vm_get_possible_hosts(struct call_ctx *ctx, const char *vm, struct xapi_ref_
     struct xapi_vm_record *r = NULL;
     if (!vm_get(ctx, vm, &r, errp))
         return false;
-    const char *host = ctx->srv->host_ref;
     bool scheduled = r->scheduled_to_be_resident_on[0] &&
                      strcmp(r->scheduled_to_be_resident_on, "OpaqueRef:NULL") != 0;
+    struct host_list hosts = {0};
     bool ok = true;
-    if (scheduled)
+    if (scheduled) {
         ok = xset_append_str((struct xset *)result, r->scheduled_to_be_resident_on) == 0;
-    else if (can_boot_here(ctx, vm, r, host, NULL))
-        ok = xset_append_str((struct xset *)result, host) == 0;
+    } else {
+        /* every host of the pool the VM could boot on (xapi_vm.ml get_possible_hosts) */
+        db_foreach(ctx->db, &xapi_class_host, list_host, &hosts);
+        ok = !hosts.oom;
+        for (size_t i = 0; ok && i < hosts.n; i++)
+            if (vm_can_boot_here(ctx, vm, r, hosts.refs[i], true, NULL))
+                ok = xset_append_str((struct xset *)result, hosts.refs[i]) == 0;
+    }
+    for (size_t i = 0; i < hosts.n; i++)
+        free(hosts.refs[i]);
+    free(hosts.refs);
     xapi_vm_record_free(r);
     return ok || xerr_nomem(errp);
 }

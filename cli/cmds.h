@@ -21,6 +21,7 @@ CLI_CMD(cli_cmd_vm_reset_powerstate);
 
 /* vm_verbs.c */
 CLI_CMD(cli_cmd_vm_snapshot);
+CLI_CMD(cli_cmd_vm_checkpoint);
 CLI_CMD(cli_cmd_snapshot_revert);
 CLI_CMD(cli_cmd_vm_uninstall);
 CLI_CMD(cli_cmd_vm_disk_add);
@@ -38,6 +39,7 @@ CLI_CMD(cli_cmd_vdi_copy);
 CLI_CMD(cli_cmd_vdi_resize);
 CLI_CMD(cli_cmd_vdi_enable_cbt);
 CLI_CMD(cli_cmd_vdi_disable_cbt);
+CLI_CMD(cli_cmd_vdi_data_destroy);
 CLI_CMD(cli_cmd_vdi_list_changed_blocks);
 CLI_CMD(cli_cmd_vbd_create);
 CLI_CMD(cli_cmd_vbd_plug);
@@ -63,10 +65,15 @@ CLI_CMD(cli_cmd_vlan_create);
 
 /* host.c */
 CLI_CMD(cli_cmd_host_cpu_info);
+CLI_CMD(cli_cmd_pool_join);
+CLI_CMD(cli_cmd_pool_eject);
+CLI_CMD(cli_cmd_host_disable);
+CLI_CMD(cli_cmd_host_enable);
 CLI_CMD(cli_cmd_host_get_vms_which_prevent_evacuation);
 
 /* transfer.c */
 CLI_CMD(cli_cmd_vm_export);
+CLI_CMD(cli_cmd_snapshot_export_to_template);
 CLI_CMD(cli_cmd_vm_import);
 CLI_CMD(cli_cmd_vdi_export);
 CLI_CMD(cli_cmd_vdi_import);
@@ -77,5 +84,9 @@ CLI_CMD(cli_cmd_vm_cd_list);
 
 /* console.c */
 CLI_CMD(cli_cmd_console);
+
+/* data_sources.c */
+CLI_CMD(cli_cmd_host_data_source_list);
+CLI_CMD(cli_cmd_vm_data_source_list);
 
 #endif

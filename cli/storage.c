@@ -169,6 +169,12 @@ cli_cmd_vdi_disable_cbt(struct cli_ctx *c, const struct cli_args *a, struct xerr
     return cli_verb_on_uuid(c, a, "VDI", xc_vdi_disable_cbt, errp);
 }
 
+int
+cli_cmd_vdi_data_destroy(struct cli_ctx *c, const struct cli_args *a, struct xerr **errp)
+{
+    return cli_verb_on_uuid(c, a, "VDI", xc_vdi_data_destroy, errp);
+}
+
 /* The bitmap as VDI.list_changed_blocks gives it (base64), on stdout. */
 int
 cli_cmd_vdi_list_changed_blocks(struct cli_ctx *c, const struct cli_args *a, struct xerr **errp)

@@ -366,8 +366,11 @@ open_in(const char *filename, uint64_t *size, struct xerr **errp)
 
 /*==== The commands ====*/
 
-int
-cli_cmd_vm_export(struct cli_ctx *c, const struct cli_args *a, struct xerr **errp)
+/* vm-export and snapshot-export-to-template: the VM is @vm_uuid's when
+ * given (checked to be a snapshot), else the one the selectors name. */
+static int
+export_vm(struct cli_ctx *c, const struct cli_args *a, const char *snapshot_uuid,
+          struct xerr **errp)
 {
     static const char *const skip[] = {"filename", "metadata", "compress", "preserve-power-state",
                                        "include-snapshots", "excluded-device-types", NULL};
@@ -384,8 +387,21 @@ cli_cmd_vm_export(struct cli_ctx *c, const struct cli_args *a, struct xerr **err
     else if (compress && strcmp(compress, "gzip") != 0 && strcmp(compress, "zstd") != 0)
         return cli_err_syntax(errp, "Error: compress= takes true, false, gzip or zstd"), 1;
     char *vm = NULL;
-    if (!cli_select_one_vm(c, a, "vm", skip, CLI_VM_ANY, &vm, errp))
+    if (snapshot_uuid) {
+        struct xerr *e = NULL;
+        bool snap = false;
+        if (!xc_vm_get_by_uuid(c->xc, snapshot_uuid, &vm, &e) ||
+            !xc_vm_get_is_a_snapshot(c->xc, vm, &snap, &e) || !snap) {
+            xerr_free(e);
+            free(vm);
+            /* xapi's words (cli_operations.ml vm_export_aux) */
+            return cli_err_syntax(errp, "This operation can only be performed on a VM snapshot. "
+                                        "%s is not a VM snapshot.", snapshot_uuid),
+                   1;
+        }
+    } else if (!cli_select_one_vm(c, a, "vm", skip, CLI_VM_ANY, &vm, errp)) {
         return 1;
+    }
     int fd = open_out(filename, errp);
     bool ok = fd >= 0;
     if (ok) {
@@ -403,6 +419,19 @@ cli_cmd_vm_export(struct cli_ctx *c, const struct cli_args *a, struct xerr **err
     if (ok)
         fprintf(c->out, "Export succeeded\n");
     return ok ? 0 : 1;
+}
+
+int
+cli_cmd_vm_export(struct cli_ctx *c, const struct cli_args *a, struct xerr **errp)
+{
+    return export_vm(c, a, NULL, errp);
+}
+
+int
+cli_cmd_snapshot_export_to_template(struct cli_ctx *c, const struct cli_args *a,
+                                    struct xerr **errp)
+{
+    return export_vm(c, a, cli_arg_get(a, "snapshot-uuid"), errp);
 }
 
 /* vm-import url=: the server downloads the XVA itself (VM.import). */

@@ -23,8 +23,10 @@
 
 /* ------------------------------------------------------------------ snapshots */
 
-int
-cli_cmd_vm_snapshot(struct cli_ctx *c, const struct cli_args *a, struct xerr **errp)
+/* vm-snapshot and vm-checkpoint (xapi's vm_clone_aux): the VM selected, the
+ * new snapshot's name and description, its uuid printed. */
+static int
+snapshot_like(struct cli_ctx *c, const struct cli_args *a, bool checkpoint, struct xerr **errp)
 {
     static const char *const skip[] = {"new-name-label", "new-name-description", NULL};
     const char *name = cli_arg_get(a, "new-name-label");
@@ -33,8 +35,9 @@ cli_cmd_vm_snapshot(struct cli_ctx *c, const struct cli_args *a, struct xerr **e
     const struct xtype *t[3] = {&xapi_type_ref_VM, &xapi_type_string, &xapi_type_ref_VDI_set};
     const void *v[3] = {&vm, &name, &none};
     bool ok = cli_select_one_vm(c, a, "vm", skip, CLI_VM_PLAIN, &vm, errp) &&
-              cli_async(c, "VM.snapshot", 3, t, v, "Snapshotting", &xapi_type_string, &snap,
-                        errp);
+              cli_async(c, checkpoint ? "VM.checkpoint" : "VM.snapshot", checkpoint ? 2 : 3, t,
+                        v, checkpoint ? "Checkpointing" : "Snapshotting", &xapi_type_string,
+                        &snap, errp);
     const char *desc = cli_arg_get(a, "new-name-description");
     if (ok && desc)
         ok = xc_vm_set_name_description(c->xc, snap, desc, errp);
@@ -43,6 +46,18 @@ cli_cmd_vm_snapshot(struct cli_ctx *c, const struct cli_args *a, struct xerr **e
     free(vm);
     free(snap);
     return ok ? 0 : 1;
+}
+
+int
+cli_cmd_vm_snapshot(struct cli_ctx *c, const struct cli_args *a, struct xerr **errp)
+{
+    return snapshot_like(c, a, false, errp);
+}
+
+int
+cli_cmd_vm_checkpoint(struct cli_ctx *c, const struct cli_args *a, struct xerr **errp)
+{
+    return snapshot_like(c, a, true, errp);
 }
 
 int

@@ -57,6 +57,8 @@ struct xclient {
     int timeout_ms;
 
     char *session;
+    char *task_id;                /* sent as "task-id" (xapi's http.ml), or NULL */
+    bool transport_failed;        /* the last call failed before a XenAPI reply */
     int fd;                       /* -1: not connected */
     gnutls_session_t tls;         /* NULL unless XCLIENT_TLS and connected */
     gnutls_certificate_credentials_t cred;
@@ -143,6 +145,7 @@ xclient_free(struct xclient *xc)
     free(xc->unix_path);
     free(xc->host);
     free(xc->tls_fingerprint);
+    free(xc->task_id);
     free(xc->session);
     free(xc->rbuf);
     free(xc);
@@ -153,6 +156,23 @@ xclient_set_session(struct xclient *xc, const char *session_ref)
 {
     free(xc->session);
     xc->session = session_ref ? strdup(session_ref) : NULL;
+}
+
+int
+xclient_set_task_id(struct xclient *xc, const char *task_id)
+{
+    char *t = NULL;
+    if (task_id && !(t = strdup(task_id)))
+        return -ENOMEM;
+    free(xc->task_id);
+    xc->task_id = t;
+    return 0;
+}
+
+bool
+xclient_transport_failed(const struct xclient *xc)
+{
+    return xc->transport_failed;
 }
 
 const char *
@@ -641,11 +661,15 @@ http_post(struct xclient *xc, const char *xml, size_t xml_len, struct strbuf *bo
 {
     struct strbuf req = STRBUF_INIT;
     const char *host = xc->transport == XCLIENT_UNIX ? "localhost" : xc->host;
+    xc->transport_failed = false;
     strbuf_printf(&req,
                   "POST / HTTP/1.1\r\nHost: %s\r\nUser-Agent: vessel-xclient/0.1\r\n"
                   "Content-Type: text/xml\r\nContent-Length: %zu\r\n"
-                  "Connection: keep-alive\r\n\r\n",
+                  "Connection: keep-alive\r\n",
                   host, xml_len);
+    if (xc->task_id)
+        strbuf_printf(&req, "task-id: %s\r\n", xc->task_id);
+    strbuf_puts(&req, "\r\n");
     strbuf_append(&req, xml, xml_len);
     if (!strbuf_ok(&req)) {
         strbuf_release(&req);
@@ -674,6 +698,7 @@ http_post(struct xclient *xc, const char *xml, size_t xml_len, struct strbuf *bo
             break;
     }
     strbuf_release(&req);
+    xc->transport_failed = rc < 0 || r.status != 200;
     if (rc < 0) {
         xclient_disconnect(xc);
         if (rc == -ETIMEDOUT)

@@ -45,6 +45,14 @@ void xclient_free(struct xclient *xc);
 void xclient_set_session(struct xclient *xc, const char *session_ref);
 const char *xclient_session(const struct xclient *xc);
 
+/* The task the server should report into, sent with every call as the
+ * "task-id" header (xapi's http.ml; a pool's hosts forward calls with it);
+ * NULL: none. 0 or -ENOMEM. */
+int xclient_set_task_id(struct xclient *xc, const char *task_id);
+/* Whether the last call failed in transport (no connection, a broken or
+ * non-200 reply) rather than with a XenAPI error from the server. */
+bool xclient_transport_failed(const struct xclient *xc);
+
 /* ---- what the generated stubs call ---- */
 struct xclient_call {
     struct xclient *xc;

@@ -24,6 +24,7 @@
 
 #include "api/bootstrap.h"
 #include "api/console.h"
+#include "api/vdi_nbd.h"
 #include "api/vdi_transfer.h"
 #include "api/vm_export.h"
 #include "api/vm_import.h"
@@ -31,6 +32,8 @@
 #include "api/guest_metrics.h"
 #include "api/guest_kernel.h"
 #include "api/metrics.h"
+#include "api/pool_conf.h"
+#include "api/pool_eject.h"
 #include "api/rrd_store.h"
 #include "api/storage_gc.h"
 #include "api/storage_recover.h"
@@ -45,6 +48,7 @@
 #include "rpc/auth.h"
 #include "rpc/dispatch.h"
 #include "rpc/events.h"
+#include "rpc/peers.h"
 #include "rpc/session.h"
 #include "http/static_files.h"
 #include "rpc/task.h"
@@ -62,6 +66,9 @@ struct options {
     const char *data_dir;
     const char *listen;
     const char *tls_listen;
+    const char *nbd_listen;
+    bool nbd_listen_given;
+    unsigned nbd_negotiate_s;
     const char *unix_path;
     const char *root_password_file;
     const char *backend;
@@ -87,6 +94,8 @@ struct options {
     const char *etcd_endpoints; /* --etcd-endpoints, comma-separated URLs */
     const char *etcd_prefix;
     bool pool_member;
+    const char *address; /* --address: host.address, how other hosts reach this one */
+    bool store_given; /* --store: DATA/pool.conf is not read */
 };
 
 static void
@@ -101,6 +110,10 @@ usage(FILE *out)
             "  --data-dir DIR            state directory (default ./var)\n"
             "  --listen HOST:PORT        plain HTTP listener (default 127.0.0.1:8080; none)\n"
             "  --tls-listen HOST:PORT    HTTPS listener (default 0.0.0.0:8443; none)\n"
+            "  --nbd-listen HOST:PORT    NBD server of VDIs, TLS with the HTTPS certificate\n"
+            "                            (default 0.0.0.0:10809, xapi-nbd's port; none)\n"
+            "  --nbd-negotiate-timeout SECONDS  an NBD client that has not finished its\n"
+            "                            handshake by then is dropped (default 10)\n"
             "  --unix PATH               local socket (default DIR/xapi.sock); logins on it\n"
             "                            are the local superuser\n"
             "  --tls-cert FILE           certificate (default DIR/tls/cert.pem, made on first start)\n"
@@ -137,16 +150,20 @@ usage(FILE *out)
             "                            authenticated request is closed after this many\n"
             "                            idle seconds (default 10; afterwards 120)\n"
             "  --store sqlite|etcd       where objects are kept: DIR/vessel.db (default), or\n"
-            "                            a pool's etcd cluster (etcd 3.4 or later, v3 API)\n"
+            "                            a pool's etcd cluster (etcd 3.4 or later, v3 API);\n"
+            "                            without it, DIR/pool.conf (written by pool.join)\n"
+            "                            makes this host a member of that pool\n"
             "  --etcd-endpoints URL,...  the etcd members' client URLs, tried in turn\n"
             "                            (default http://127.0.0.1:2379)\n"
             "  --etcd-prefix PREFIX      the pool's keys in etcd, e.g. /vessel/pool0\n"
             "                            (default /vessel/default)\n"
-            "  --pool-member             with --store etcd: use the pool and host already\n"
-            "                            in the store instead of this host's own objects;\n"
-            "                            leaves VMs, storage collection and host metrics to\n"
-            "                            the vesseld that made them (pool membership comes\n"
-            "                            later)\n"
+            "  --pool-member             with --store etcd: join the pool already in the\n"
+            "                            store as a host of its own (made at its first\n"
+            "                            start); each vesseld runs its own VMs, SRs and\n"
+            "                            metrics\n"
+            "  --address ADDR[:PORT]     host.address: where clients and the pool's other\n"
+            "                            hosts reach this host's HTTPS listener (default:\n"
+            "                            the primary IPv4 address, port 443)\n"
             "  --log-level error|warn|info|debug\n"
             "  --ui-dir DIR              the web UI's files, served at / (default: ui/ beside\n"
             "                            the vesseld binary, where the build puts them; none)\n"
@@ -307,6 +324,8 @@ parse_options(int argc, char **argv, struct options *o)
         {"data-dir", required_argument, NULL, 'd'},
         {"listen", required_argument, NULL, 'l'},
         {"tls-listen", required_argument, NULL, 't'},
+        {"nbd-listen", required_argument, NULL, 'n'},
+        {"nbd-negotiate-timeout", required_argument, NULL, 'O'},
         {"unix", required_argument, NULL, 'u'},
         {"root-password-file", required_argument, NULL, 'r'},
         {"backend", required_argument, NULL, 'b'},
@@ -333,6 +352,7 @@ parse_options(int argc, char **argv, struct options *o)
         {"etcd-endpoints", required_argument, NULL, 'e'},
         {"etcd-prefix", required_argument, NULL, 'p'},
         {"pool-member", no_argument, NULL, 'm'},
+        {"address", required_argument, NULL, 'a'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -343,6 +363,19 @@ parse_options(int argc, char **argv, struct options *o)
         case 'd': o->data_dir = optarg; break;
         case 'l': o->listen = optarg; break;
         case 't': o->tls_listen = optarg; break;
+        case 'n':
+            o->nbd_listen = optarg;
+            o->nbd_listen_given = true;
+            break;
+        case 'O': {
+            long v = atol(optarg);
+            if (v < 1 || v > 3600) {
+                fprintf(stderr, "vesseld: --nbd-negotiate-timeout takes 1 to 3600 seconds\n");
+                return 2;
+            }
+            o->nbd_negotiate_s = (unsigned)v;
+            break;
+        }
         case 'u': o->unix_path = optarg; break;
         case 'A': o->audit_log = optarg; break;
         case 'w': o->ui_dir = optarg; break;
@@ -434,6 +467,7 @@ parse_options(int argc, char **argv, struct options *o)
             break;
         }
         case 's':
+            o->store_given = true;
             if (strcmp(optarg, "sqlite") && strcmp(optarg, "etcd")) {
                 fprintf(stderr, "vesseld: --store takes sqlite or etcd\n");
                 return 2;
@@ -456,6 +490,7 @@ parse_options(int argc, char **argv, struct options *o)
             o->etcd_prefix = optarg;
             break;
         case 'm': o->pool_member = true; break;
+        case 'a': o->address = optarg; break;
         case 'h': usage(stdout); return 1;
         case 'V': printf("vesseld %s\n", VESSELD_VERSION); return 1;
         default: usage(stderr); return 2;
@@ -471,35 +506,6 @@ parse_options(int argc, char **argv, struct options *o)
         return 2;
     }
     return 0;
-}
-
-static bool
-first_pool(void *opaque, const char *ref, const void *rec)
-{
-    const struct xapi_pool_record *p = rec;
-    char **refs = opaque;
-    refs[0] = strdup(ref);
-    refs[1] = strdup(p->master);
-    return false;
-}
-
-/* --pool-member: the pool and host that the store's first vesseld made stand
- * for this one too, until pool.join gives each host its own objects. */
-static bool
-use_pool_in_store(struct server *srv, struct xerr **errp)
-{
-    char *refs[2] = {NULL, NULL};
-    db_foreach(srv->db, &xapi_class_pool, first_pool, refs);
-    if (!refs[0] || !refs[1]) {
-        free(refs[0]);
-        free(refs[1]);
-        return xerr_internal(errp, "--pool-member: the store has no pool yet; start its first "
-                                   "vesseld without --pool-member");
-    }
-    srv->pool_ref = refs[0];
-    srv->host_ref = refs[1];
-    log_info("vesseld.pool_member", "pool=%s host=%s", refs[0], refs[1]);
-    return true;
 }
 
 /* The HTTP routes: console tunnels, the UI's files, then the RPC endpoints. */
@@ -524,6 +530,28 @@ workers_saturated(void *opaque, const struct workpool_stats *st)
              st->queued, st->saturations);
 }
 
+/* Removes --store, --etcd-endpoints, --etcd-prefix (with their values) and
+ * --pool-member from @argv, in place. */
+static void
+drop_store_args(char **argv)
+{
+    static const char *const with_value[] = {"--store", "--etcd-endpoints", "--etcd-prefix"};
+    int out = 1;
+    for (int i = 1; argv[i]; i++) {
+        bool drop = strcmp(argv[i], "--pool-member") == 0, skip_next = false;
+        for (size_t k = 0; k < 3 && !drop; k++) {
+            size_t n = strlen(with_value[k]);
+            if (strncmp(argv[i], with_value[k], n) == 0 && (argv[i][n] == '\0' || argv[i][n] == '='))
+                drop = true, skip_next = argv[i][n] == '\0';
+        }
+        if (!drop)
+            argv[out++] = argv[i];
+        else if (skip_next && argv[i + 1])
+            i++;
+    }
+    argv[out] = NULL;
+}
+
 static void
 housekeeping(struct server *srv)
 {
@@ -541,6 +569,8 @@ main(int argc, char **argv)
         .data_dir = "./var",
         .listen = "127.0.0.1:8080",
         .tls_listen = "0.0.0.0:8443",
+        .nbd_listen = "0.0.0.0:10809",
+        .nbd_negotiate_s = 10,
         .backend = "auto",
         .session_idle_s = 86400,
         .task_keep_s = 3900,
@@ -585,6 +615,22 @@ main(int argc, char **argv)
         return 1;
     }
     o.data_dir = data_dir_abs;
+    /* A pool member's store is the pool's (DATA/pool.conf, written by
+     * pool.join); an explicit --store wins. */
+    struct pool_conf pc = {0};
+    if (!o.store_given) {
+        char pwhy[256];
+        int prc = pool_conf_read(o.data_dir, &pc, pwhy, sizeof(pwhy));
+        if (prc == 0) {
+            o.store = "etcd";
+            o.etcd_endpoints = pc.endpoints;
+            o.etcd_prefix = pc.prefix;
+            o.pool_member = true;
+        } else if (prc != -ENOENT) {
+            log_error("vesseld.pool_conf", "dir=%s reason=\"%s\"", o.data_dir, pwhy);
+            return 1;
+        }
+    }
     char *db_path = NULL;
     if (strcmp(o.store, "etcd") == 0) {
         if (asprintf(&db_path, "etcd:%s;%s",
@@ -610,6 +656,7 @@ main(int argc, char **argv)
     /* helpers get ids of their own only when we can hand them out */
     bool root = geteuid() == 0;
     struct server srv = {.data_dir = o.data_dir,
+                         .store_spec = db_path,
                          .session_idle_s = o.session_idle_s,
                          .task_keep_s = o.task_keep_s,
                          .clean_shutdown_timeout_s = o.clean_shutdown_timeout_s,
@@ -662,20 +709,39 @@ main(int argc, char **argv)
     }
     if (ensure_root(srv.auth, &o) < 0)
         goto out;
-    if (o.pool_member ? !use_pool_in_store(&srv, &err) : !bootstrap_run(&srv, &err)) {
+    /* calls to the pool's other hosts, with the pool secret (rpc/peers.h) */
+    if (peers_new(&srv.peers) < 0) {
+        log_error("vesseld.start", "reason=out-of-memory");
+        goto out;
+    }
+    if (!bootstrap_run(&srv, o.pool_member, &err)) {
         char d[512];
         log_error("vesseld.bootstrap", "error=\"%s\"", xerr_describe(err, d, sizeof(d)));
         goto out;
+    }
+    if (o.address && !db_set_field(srv.db, &xapi_class_host, srv.host_ref,
+                                   xclass_field(&xapi_class_host, "address"), &o.address, &err)) {
+        char d[512];
+        log_error("vesseld.address", "error=\"%s\"", xerr_describe(err, d, sizeof(d)));
+        goto out;
+    }
+    if (!o.pool_member && strcmp(o.store, "etcd") == 0) {
+        /* the pool's first host makes the pool secret; members get it from
+         * pool.join (pool.initial_auth) */
+        char *secret = NULL;
+        if ((rc = pool_secret_ensure(o.data_dir, &secret)) < 0)
+            log_warn_errno(-rc, "vesseld.ptoken", "dir=%s", o.data_dir);
+        if (secret)
+            explicit_bzero(secret, strlen(secret));
+        free(secret);
     }
     if ((rc = domains_open(&srv, o.backend, vm_lifecycle_on_domain_event, &srv.domains, why,
                            sizeof(why))) < 0) {
         log_error("vesseld.backend", "backend=%s reason=\"%s\"", o.backend, why);
         goto out;
     }
-    if (!o.pool_member) { /* a member's store holds another vesseld's VMs and SRs */
-        vm_lifecycle_reconcile(&srv);
-        storage_recover(&srv); /* before any call can start a storage operation */
-    }
+    vm_lifecycle_reconcile(&srv); /* this host's VMs and SRs only */
+    storage_recover(&srv);        /* before any call can start a storage operation */
     if (events_start(&srv, &srv.events) < 0) {
         log_error("vesseld.start", "reason=events-thread");
         goto out;
@@ -711,6 +777,19 @@ main(int argc, char **argv)
     if (!vdi_transfer_register(&srv, http) || !vm_export_register(&srv, http) ||
         !vm_import_register(&srv, http))
         goto out;
+    if (strcmp(o.nbd_listen, "none") != 0) {
+        struct vdi_nbd_config nc = {.listen = o.nbd_listen, .cert_path = cert, .key_path = key,
+                                    .hostname = hostname, .negotiate_s = o.nbd_negotiate_s};
+        if ((rc = vdi_nbd_start(&srv, &nc, why, sizeof(why))) < 0) {
+            /* the default port may be another vesseld's on a shared test machine: only a
+             * listener asked for by name is worth refusing to start */
+            if (o.nbd_listen_given) {
+                log_error("vesseld.nbd_listen", "reason=\"%s\"", why);
+                goto out;
+            }
+            log_warn("vesseld.nbd_listen", "reason=\"%s\" nbd=off", why);
+        }
+    }
     char pid[32];
     snprintf(pid, sizeof(pid), "%ld", (long)getpid());
     int fd = open(pid_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -720,12 +799,14 @@ main(int argc, char **argv)
         close(fd);
     }
     log_write(LOG_INFO, "vesseld.ready",
-              "http=%s http_port=%d https=%s https_port=%d unix=%s data=%s backend=%s", o.listen,
+              "http=%s http_port=%d https=%s https_port=%d unix=%s data=%s backend=%s "
+              "nbd_port=%d", o.listen,
               http_server_port(http), o.tls_listen, http_server_tls_port(http), unix_path,
-              o.data_dir, domains_backend_name(srv.domains));
+              o.data_dir, domains_backend_name(srv.domains), vdi_nbd_port());
 
-    if (!o.pool_member)
-        storage_gc_start(&srv, (unsigned)o.storage_gc_s);
+    storage_gc_start(&srv, (unsigned)o.storage_gc_s);
+    if ((rc = pool_eject_watch_start(&srv)) < 0)
+        log_warn_errno(-rc, "vesseld.pool_eject", "pool.eject of this host will time out");
     if ((rc = guest_metrics_start(&srv, 10)) < 0)
         log_warn_errno(-rc, "vesseld.guest_metrics", "no guest metrics: the thread did not start");
 
@@ -738,19 +819,20 @@ main(int argc, char **argv)
             log_info("vesseld.stop", "signal=%s", sig == SIGTERM ? "TERM" : "INT");
             break;
         }
-        if (!o.pool_member)
-            metrics_update(&srv);
+        metrics_update(&srv);
         if (ticks % gc_every == 0)
             housekeeping(&srv);
     }
     status = 0;
 out:
     srv.stopping = true;
+    pool_eject_watch_stop(&srv);
     storage_gc_stop(&srv);
     guest_metrics_stop(&srv);
     events_stop(srv.events); /* answers long polls while their connections live */
     if (srv.db) /* the store's follower thread commits until db_close */
         db_set_commit_hook(srv.db, NULL, NULL);
+    vdi_nbd_stop();
     http_server_stop(http);
     srv.rrd = NULL;
     rrd_store_stop(rrd_store); /* saves the rrds in DATA/rrd/ */
@@ -759,6 +841,7 @@ out:
     workpool_stop(srv.workers);
     domains_close(srv.domains);
     tasks_free(srv.tasks);
+    peers_free(srv.peers);
     auth_close(srv.auth);
     audit_close(srv.audit);
     db_close(srv.db);
@@ -768,6 +851,7 @@ out:
     free(srv.pool_ref);
     free(srv.host_ref);
     free(db_path);
+    pool_conf_clear(&pc);
     free(passwd_path);
     free(tls_dir);
     free(cert);
@@ -780,6 +864,8 @@ out:
     if (status == 0 && srv.restart_requested) {
         /* host.restart_agent: the same program and options, a fresh process
          * image (guests and their disk servers are found again at start) */
+        if (srv.restart_store_from_data_dir)
+            drop_store_args(argv);
         log_info("vesseld.restart", "exec=/proc/self/exe");
         execv("/proc/self/exe", argv);
         log_error("vesseld.restart", "exec failed: %s", strerror(errno));

@@ -566,8 +566,64 @@ def write_handlers_h(model, out):
         for m in model['classes'][cname].get('messages', []):
             if m.get('status') == 'built':
                 w.append(handler_signature(cname, m).replace('\n', ' ') + ';\n')
+    used = forward_kinds(model)
+    if used:
+        w.append('\n/* The host that runs a message with a "forward" key, found from one of its\n'
+                 ' * arguments (a ref): *host owned by the caller, NULL for this host. */\n')
+    for by in used:
+        w.append('bool api_forward_by_%s(struct call_ctx *ctx, const char *ref, char **host, '
+                 'struct xerr **errp);\n' % by)
     w.append('\n#endif\n')
     out.write(''.join(w))
+
+
+# How a message names the host that runs it (datamodel/README.md "forward"):
+# api/forward.c defines api_forward_by_<kind>() for each.
+FORWARD_BY = ['vm', 'vm_srs', 'placement', 'host', 'VBD', 'VIF', 'PBD', 'PIF', 'SR', 'VDI', 'task']
+
+
+def forward_resolver(cname, m):
+    """The generated resolver of a message's "forward" key: which argument
+    (a ref, or a ref field of a record argument: "args.SR") and how."""
+    f = m['forward']
+    by, param = f.get('by'), f.get('param', '')
+    if by not in FORWARD_BY:
+        die('%s.%s: forward by %r: one of %s' % (cname, m['name'], by, FORWARD_BY))
+    pname, _, member = param.partition('.')
+    names = [p[1] for p in m['params']]
+    if pname not in names:
+        die('%s.%s: forward param %r is not a parameter' % (cname, m['name'], pname))
+    t = m['params_t'][names.index(pname)]
+    if (t.kind != 'ref') == (not member) or (member and t.kind != 'record'):
+        die('%s.%s: forward param %r must be a ref or a record\'s field' % (
+            cname, m['name'], param))
+    fn = 'fwd_%s_%s' % (lower(cname), cident(m['name']))
+    body = ('static bool\n%s(struct call_ctx *ctx, struct xval *const *args, char **host, '
+            'struct xerr **errp)\n{\n'
+            '    const char *ref = forward_arg(args[%d], %s);\n'
+            '    return !ref || api_forward_by_%s(ctx, ref, host, errp);\n}\n\n' % (
+                fn, names.index(pname), json.dumps(member) if member else 'NULL', by))
+    return fn, body
+
+
+def forward_kinds(model):
+    """The forward kinds the model uses, in FORWARD_BY's order."""
+    used = {m['forward'].get('by') for c in model['classes'].values()
+            for m in c.get('messages', []) if m.get('forward')}
+    return [k for k in FORWARD_BY if k in used]
+
+
+FORWARD_ARG = '''/* A forwarded message's ref argument, or a ref field of its record
+ * argument; NULL when it is not a string (the handler then rejects it). */
+static const char *
+forward_arg(const struct xval *v, const char *member)
+{
+    if (v && member)
+        v = v->kind == XVAL_STRUCT ? xval_struct_get(v, member) : NULL;
+    return v && v->kind == XVAL_STRING ? v->str.s : NULL;
+}
+
+'''
 
 
 def implicit_messages(model, cname):
@@ -624,9 +680,9 @@ def implicit_messages(model, cname):
 def write_dispatch(model, out):
     w = [header_line('<class>.json')]
     w.append('#include <stddef.h>\n#include <stdlib.h>\n#include <string.h>\n\n'
-             '#include "model/xmsg.h"\n#include "xapi_handlers.h"\n\n')
+             '#include "common/xval.h"\n#include "model/xmsg.h"\n#include "xapi_handlers.h"\n\n')
     entries = []  # (wire, cls, name, kind, field, params, result, role, session, async, flags, call)
-    wrappers = []
+    wrappers = [FORWARD_ARG] if forward_kinds(model) else []
     for cname in model['order']:
         c = model['classes'][cname]
         lc = c['lower']
@@ -640,7 +696,8 @@ def write_dispatch(model, out):
                                 field=('&xapi_fields_%s[%d]' % (lc, c['fields_t'].index(f))) if f else 'NULL',
                                 params=[(parse_type(t, model), n, None) for (t, n) in params],
                                 result=parse_type(result, model) if result else None,
-                                role=role, session=True, async_=async_, flags=0, call='NULL'))
+                                role=role, session=True, async_=async_, flags=0, call='NULL',
+                                forward='NULL'))
         for m in c.get('messages', []):
             status = m.get('status', 'todo')
             fields = [f['name'] for f in c.get('fields_t', [])]
@@ -653,7 +710,7 @@ def write_dispatch(model, out):
                                     field='&xapi_fields_%s[%d]' % (lc, c['fields_t'].index(f)),
                                     params=[(t, p[1], None) for (p, t) in zip(m['params'], m['params_t'])],
                                     result=None, role=m.get('role', 'pool-admin'), session=True,
-                                    async_=False, flags='0', call='NULL'))
+                                    async_=False, flags='0', call='NULL', forward='NULL'))
                 continue
             if status == 'implicit':
                 continue
@@ -667,9 +724,15 @@ def write_dispatch(model, out):
             if m.get('removed'):
                 flags.append('XMF_REMOVED')
             call = 'NULL'
+            forward = 'NULL'
             if status == 'built':
                 call = 'call_%s_%s' % (lc, cident(m['name']))
                 wrappers.append(wrapper(cname, m, call))
+            if m.get('forward'):
+                if status != 'built':
+                    die('%s.%s: forward on a message that is not built' % (cname, m['name']))
+                forward, body = forward_resolver(cname, m)
+                wrappers.append(body)
             ps = []
             for (p, t) in zip(m['params'], m['params_t']):
                 ps.append((t, p[1], json.dumps(p[2]) if len(p) > 2 else None))
@@ -678,7 +741,7 @@ def write_dispatch(model, out):
                                 result=m['result_t'] if status not in ('todo', 'removed') else None,
                                 role=m.get('role', 'pool-admin'), session=m.get('session', True),
                                 async_=m.get('async', False), flags=' | '.join(flags) or '0',
-                                call=call))
+                                call=call, forward=forward, hidden=m.get('hidden', False)))
     w.extend(wrappers)
     entries.sort(key=lambda e: e['wire'])
     for i, e in enumerate(entries):
@@ -694,11 +757,11 @@ def write_dispatch(model, out):
     for i, e in enumerate(entries):
         n_req = len([p for p in e['params'] if p[2] is None])
         res = '&xapi_type_%s' % e['result'].desc_tag if e['result'] is not None else 'NULL'
-        w.append('    {"%s", %s, "%s", %s, %s, %s, %d, %d, %s, XR_%s, %s, %s, %s, %s},\n' % (
+        w.append('    {"%s", %s, "%s", %s, %s, %s, %d, %d, %s, XR_%s, %s, %s, %s, %s, %s},\n' % (
             e['wire'], e['cls'], e['name'], e['kind'], e['field'],
             'params_%d' % i if e['params'] else 'NULL', len(e['params']), n_req, res,
             e['role'].upper().replace('-', '_'), b(e['session']), b(e['async_']), e['flags'],
-            e['call']))
+            e['call'], e['forward']))
     w.append('};\nconst size_t xapi_n_messages = %d;\n' % len(entries))
     w.append(permissions_table(model, entries))
     out.write(''.join(w))
@@ -857,6 +920,8 @@ def write_docs(model, entries, docs_dir):
         p.append('\n## Messages\n\n| message | parameters | result | role | async | status |\n'
                  '|---|---|---|---|---|---|\n')
         for e in msgs:
+            if e.get('hidden'):
+                continue  # xapi's hide_from_docs (session.slave_login)
             params = ', '.join('%s `%s`' % (n, t.name) for (t, n, d) in e['params'])
             status = {'XM_TODO': 'todo', 'XM_SPECIAL': 'built'}.get(e['kind'], 'built')
             res = e['result'].name if e['result'] is not None else 'void'

@@ -81,6 +81,7 @@
 #include "common/errtext.h"
 #include "common/fileio.h"
 #include "common/log.h"
+#include "common/strbuf.h"
 
 /* HTTP_IDLE_TIMEOUT_S (http.h): event.from long-polls for up to ~65 s, but
  * suspended connections do not time out in MHD; it only closes idle
@@ -541,6 +542,38 @@ const char *
 http_request_query(const struct http_request *req, const char *key)
 {
     return req_lookup(req, MHD_GET_ARGUMENT_KIND, key);
+}
+
+static void
+percent_encode(struct strbuf *sb, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '_' || c == '.' || c == '~' || c == ':')
+            strbuf_append(sb, s, 1);
+        else
+            strbuf_printf(sb, "%%%02X", c);
+    }
+}
+
+char *
+http_request_query_string(const struct http_request *req)
+{
+    struct strbuf sb = STRBUF_INIT;
+    for (size_t i = 0; i < req->n_kv; i++) {
+        const struct http_kv *kv = &req->kv[i];
+        if (kv->kind != MHD_GET_ARGUMENT_KIND)
+            continue;
+        if (sb.len)
+            strbuf_puts(&sb, "&");
+        percent_encode(&sb, kv->key);
+        if (kv->value) {
+            strbuf_puts(&sb, "=");
+            percent_encode(&sb, kv->value);
+        }
+    }
+    return strbuf_steal(&sb, NULL);
 }
 
 const char *

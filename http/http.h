@@ -76,6 +76,9 @@ const char *http_request_method(const struct http_request *req); /* "POST" */
 const char *http_request_path(const struct http_request *req);   /* "/jsonrpc", no query */
 const char *http_request_query(const struct http_request *req, const char *key); /* or NULL */
 const char *http_request_header(const struct http_request *req, const char *name); /* case-insensitive */
+/* The query arguments again as "k=v&k2=v2" (percent-encoded; "" for none),
+ * e.g. to redirect the request elsewhere. NULL when out of memory; free(). */
+char *http_request_query_string(const struct http_request *req);
 const char *http_request_cookie(const struct http_request *req, const char *name);
 const char *http_request_body(const struct http_request *req, size_t *len);
 enum http_transport http_request_transport(const struct http_request *req);

@@ -67,6 +67,11 @@ struct xmsg_param {
  * written to @out is then discarded by the caller. */
 typedef bool xmsg_call_fn(struct call_ctx *ctx, struct xval *const *args, struct wire_writer *out,
                           struct xerr **errp);
+/* Names the host that must run the message (datamodel "forward"): *host is
+ * a host ref owned by the caller, or NULL for this host; rpc/dispatch.c
+ * forwards the call when it is another host (xapi's message_forwarding.ml). */
+typedef bool xmsg_forward_fn(struct call_ctx *ctx, struct xval *const *args, char **host,
+                             struct xerr **errp);
 
 struct xmsg {
     const char *wire_name; /* "VM.start" */
@@ -83,6 +88,7 @@ struct xmsg {
     bool async;   /* Async.<wire_name> allowed */
     unsigned flags;
     xmsg_call_fn *call; /* explicit: generated wrapper; implicit: NULL */
+    xmsg_forward_fn *forward; /* NULL: runs on the host that received it */
 };
 
 /* A static RBAC permission (xapi's gen_rbac.ml): every message, http action

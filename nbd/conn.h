@@ -25,7 +25,10 @@ struct nbd_shared {
  * the payload buffer is the thread's own. */
 struct nbd_conn {
     const struct nbd_transport *t;
-    const struct nbd_export *exp;
+    const struct nbd_server *srv;  /* finds exports by name */
+    const struct nbd_export *exp;  /* the export chosen (GO, EXPORT_NAME), then served */
+    bool fixed;                /* srv serves one export (nbd_serve): LIST names it */
+    bool tls;                  /* STARTTLS done */
     bool no_zeroes;
     bool structured;
     bool meta_base_allocation;
@@ -73,6 +76,16 @@ static inline uint64_t
 nbd_get64(const uint8_t *p)
 {
     return (uint64_t)nbd_get32(p) << 32 | nbd_get32(p + 4);
+}
+
+/* The largest READ/WRITE payload of the export being served. */
+static inline uint32_t
+nbd_max_payload(const struct nbd_export *exp)
+{
+    uint32_t m = exp->max_payload;
+    if (m == 0 || m > NBD_MAX_PAYLOAD)
+        return NBD_MAX_PAYLOAD;
+    return m < NBD_PREF_BLOCK ? NBD_PREF_BLOCK : m;
 }
 
 /* 0: go to transmission; 1: orderly end (ABORT); <0: error. */

@@ -7,6 +7,10 @@
  * the connection), and every length inside the body is checked against what is left.
  * Unknown options are answered ERR_UNSUP and negotiation goes on (clients probe with
  * EXTENDED_HEADERS first). SET_META_CONTEXT before STRUCTURED_REPLY is ERR_INVALID.
+ * Exports are found by name through the server's open() (INFO and the meta-context
+ * options open and close one just to answer); STARTTLS hands the connection to the
+ * transport's TLS handshake after its ACK, and a server that requires TLS answers
+ * every other option but ABORT with ERR_TLS_REQD until then.
  * Facts: the NBD protocol (NetworkBlockDevice/nbd doc/proto.md), 3.4.
  */
 #include <errno.h>
@@ -38,28 +42,87 @@ nbd_transmission_flags(const struct nbd_export *exp)
 {
     uint16_t f = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA | NBD_FLAG_SEND_DF;
     if (exp->read_only)
-        f |= NBD_FLAG_READ_ONLY;
+        f |= NBD_FLAG_READ_ONLY | NBD_FLAG_CAN_MULTI_CONN; /* nothing to keep coherent */
     else
         f |= NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES;
     return f;
 }
 
+/* The name in @data as a C string in @out (NBD_MAX_NAME_BYTES + 1): false when it is too
+ * long or holds a NUL. */
 static bool
-name_matches(const struct nbd_conn *c, const uint8_t *name, uint32_t len)
+name_copy(const uint8_t *data, uint32_t len, char *out)
 {
-    const char *ours = c->exp->name ? c->exp->name : "";
-    return len == 0 || (strlen(ours) == len && memcmp(ours, name, len) == 0);
+    if (len > NBD_MAX_NAME_BYTES || memchr(data, 0, len))
+        return false;
+    memcpy(out, data, len);
+    out[len] = 0;
+    return true;
+}
+
+/* Finds export @name through the server: 0, or the NBD_REP_ERR_* that refuses it. */
+static uint32_t
+export_open(struct nbd_conn *c, const char *name, const struct nbd_export **out)
+{
+    int rc = c->srv->open(c->srv->opaque, name, c->tls, out);
+    if (rc == 0)
+        return 0;
+    return rc == -ENOENT ? NBD_REP_ERR_UNKNOWN : NBD_REP_ERR_POLICY;
+}
+
+static void
+export_close(struct nbd_conn *c, const struct nbd_export *exp)
+{
+    if (c->srv->close)
+        c->srv->close(c->srv->opaque, exp);
 }
 
 static int
 opt_export_name(struct nbd_conn *c, const uint8_t *data, uint32_t len)
 {
-    if (!name_matches(c, data, len))
+    char name[NBD_MAX_NAME_BYTES + 1];
+    const struct nbd_export *exp = NULL;
+    if (!name_copy(data, len, name) || export_open(c, name, &exp) != 0)
         return -ENOENT;     /* the legacy option has no error reply: just close */
+    c->exp = exp;
     uint8_t r[10 + 124] = {0};
-    nbd_put64(r, c->exp->size);
-    nbd_put16(r + 8, nbd_transmission_flags(c->exp));
+    nbd_put64(r, exp->size);
+    nbd_put16(r + 8, nbd_transmission_flags(exp));
     return send_bytes(c, r, c->no_zeroes ? 10 : sizeof(r), NULL, 0);
+}
+
+/* The INFO replies of @exp: EXPORT always, the others when asked for. */
+static int
+info_replies(struct nbd_conn *c, uint32_t opt, const struct nbd_export *exp, bool want_block,
+             bool want_name, bool want_desc)
+{
+    uint8_t ie[12];
+    nbd_put16(ie, NBD_INFO_EXPORT);
+    nbd_put64(ie + 2, exp->size);
+    nbd_put16(ie + 10, nbd_transmission_flags(exp));
+    int rc = reply(c, opt, NBD_REP_INFO, ie, sizeof(ie));
+    if (rc == 0 && want_block) {
+        uint8_t ib[14];
+        nbd_put16(ib, NBD_INFO_BLOCK_SIZE);
+        nbd_put32(ib + 2, NBD_MIN_BLOCK);
+        nbd_put32(ib + 6, NBD_PREF_BLOCK);
+        nbd_put32(ib + 10, nbd_max_payload(exp));
+        rc = reply(c, opt, NBD_REP_INFO, ib, sizeof(ib));
+    }
+    const char *strs[2] = {want_name ? (exp->name ? exp->name : "") : NULL,
+                           want_desc ? exp->description : NULL};
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        if (!strs[k])
+            continue;
+        size_t sl = strlen(strs[k]);
+        if (sl > NBD_MAX_NAME_BYTES)
+            sl = NBD_MAX_NAME_BYTES;
+        uint8_t tmp[2 + NBD_MAX_NAME_BYTES];
+        nbd_put16(tmp, k == 0 ? NBD_INFO_NAME : NBD_INFO_DESCRIPTION);
+        memcpy(tmp + 2, strs[k], sl);
+        rc = reply(c, opt, NBD_REP_INFO, tmp, (uint32_t)(2 + sl));
+    }
+    return rc;
 }
 
 /* INFO (go == false) and GO. Returns 0 after replying; *@done when transmission starts. */
@@ -74,8 +137,9 @@ opt_info_go(struct nbd_conn *c, uint32_t opt, const uint8_t *d, uint32_t len, bo
     uint16_t n_req = nbd_get16(d + 4 + name_len);
     if ((uint64_t)len != 4ull + name_len + 2 + 2ull * n_req)
         return reply(c, opt, NBD_REP_ERR_INVALID, NULL, 0);
-    if (!name_matches(c, d + 4, name_len))
-        return reply(c, opt, NBD_REP_ERR_UNKNOWN, NULL, 0);
+    char name[NBD_MAX_NAME_BYTES + 1];
+    if (!name_copy(d + 4, name_len, name))
+        return reply(c, opt, NBD_REP_ERR_INVALID, NULL, 0);
     bool want_block = false, want_name = false, want_desc = false;
     for (uint16_t i = 0; i < n_req; i++) {
         uint16_t what = nbd_get16(d + 4 + name_len + 2 + 2 * i);
@@ -83,36 +147,19 @@ opt_info_go(struct nbd_conn *c, uint32_t opt, const uint8_t *d, uint32_t len, bo
         want_name |= what == NBD_INFO_NAME;
         want_desc |= what == NBD_INFO_DESCRIPTION;
     }
-    uint8_t ie[12];
-    nbd_put16(ie, NBD_INFO_EXPORT);
-    nbd_put64(ie + 2, c->exp->size);
-    nbd_put16(ie + 10, nbd_transmission_flags(c->exp));
-    int rc = reply(c, opt, NBD_REP_INFO, ie, sizeof(ie));
-    if (rc == 0 && want_block) {
-        uint8_t ib[14];
-        nbd_put16(ib, NBD_INFO_BLOCK_SIZE);
-        nbd_put32(ib + 2, NBD_MIN_BLOCK);
-        nbd_put32(ib + 6, NBD_PREF_BLOCK);
-        nbd_put32(ib + 10, NBD_MAX_PAYLOAD);
-        rc = reply(c, opt, NBD_REP_INFO, ib, sizeof(ib));
-    }
-    const char *strs[2] = {want_name ? (c->exp->name ? c->exp->name : "") : NULL,
-                           want_desc ? c->exp->description : NULL};
-    for (int k = 0; k < 2 && rc == 0; k++) {
-        if (!strs[k])
-            continue;
-        size_t sl = strlen(strs[k]);
-        if (sl > NBD_MAX_NAME_BYTES)
-            sl = NBD_MAX_NAME_BYTES;
-        uint8_t tmp[2 + NBD_MAX_NAME_BYTES];
-        nbd_put16(tmp, k == 0 ? NBD_INFO_NAME : NBD_INFO_DESCRIPTION);
-        memcpy(tmp + 2, strs[k], sl);
-        rc = reply(c, opt, NBD_REP_INFO, tmp, (uint32_t)(2 + sl));
-    }
+    const struct nbd_export *exp = NULL;
+    uint32_t err = export_open(c, name, &exp);
+    if (err)
+        return reply(c, opt, err, NULL, 0);
+    int rc = info_replies(c, opt, exp, want_block, want_name, want_desc);
     if (rc == 0)
         rc = reply(c, opt, NBD_REP_ACK, NULL, 0);
-    if (rc == 0 && opt == NBD_OPT_GO)
+    if (rc == 0 && opt == NBD_OPT_GO) {
+        c->exp = exp;
         *done = true;
+    } else {
+        export_close(c, exp);
+    }
     return rc;
 }
 
@@ -145,8 +192,14 @@ opt_meta_context(struct nbd_conn *c, uint32_t opt, const uint8_t *d, uint32_t le
     }
     if (pos != len)
         return reply(c, opt, NBD_REP_ERR_INVALID, NULL, 0);
-    if (!name_matches(c, d + 4, name_len))
-        return reply(c, opt, NBD_REP_ERR_UNKNOWN, NULL, 0);
+    char name[NBD_MAX_NAME_BYTES + 1];
+    const struct nbd_export *exp = NULL;
+    if (!name_copy(d + 4, name_len, name))
+        return reply(c, opt, NBD_REP_ERR_INVALID, NULL, 0);
+    uint32_t err = export_open(c, name, &exp);
+    if (err)
+        return reply(c, opt, err, NULL, 0);
+    export_close(c, exp);
     if (!set && n_q == 0)
         match = true;       /* LIST with no query lists every context */
     if (set)
@@ -167,7 +220,10 @@ opt_list(struct nbd_conn *c, uint32_t len)
 {
     if (len != 0)
         return reply(c, NBD_OPT_LIST, NBD_REP_ERR_INVALID, NULL, 0);
-    const char *name = c->exp->name ? c->exp->name : "";
+    if (!c->fixed)
+        return reply(c, NBD_OPT_LIST, NBD_REP_ERR_POLICY, NULL, 0);
+    const struct nbd_export *exp = c->srv->opaque;
+    const char *name = exp->name ? exp->name : "";
     size_t nl = strlen(name);
     if (nl > NBD_MAX_NAME_BYTES)
         nl = NBD_MAX_NAME_BYTES;
@@ -178,12 +234,37 @@ opt_list(struct nbd_conn *c, uint32_t len)
     return rc < 0 ? rc : reply(c, NBD_OPT_LIST, NBD_REP_ACK, NULL, 0);
 }
 
+/* STARTTLS: ACK, then the transport's TLS handshake; what was negotiated in clear is
+ * forgotten (proto.md, "TLS support"). */
+static int
+opt_starttls(struct nbd_conn *c, uint32_t len)
+{
+    if (len != 0 || c->tls)
+        return reply(c, NBD_OPT_STARTTLS, NBD_REP_ERR_INVALID, NULL, 0);
+    if (!c->t->starttls)
+        return reply(c, NBD_OPT_STARTTLS, NBD_REP_ERR_POLICY, NULL, 0);
+    int rc = reply(c, NBD_OPT_STARTTLS, NBD_REP_ACK, NULL, 0);
+    if (rc == 0)
+        rc = c->t->starttls(c->t->opaque);
+    if (rc < 0)
+        return rc;
+    c->tls = true;
+    c->structured = false;
+    c->meta_base_allocation = false;
+    return 0;
+}
+
 /* One option. Returns 0 to continue, 1 to start transmission, 2 to end, <0 on error. */
 static int
 handle_option(struct nbd_conn *c, uint32_t opt, const uint8_t *d, uint32_t len)
 {
     bool done = false;
     int rc;
+    if (c->srv->tls_required && !c->tls && opt != NBD_OPT_STARTTLS && opt != NBD_OPT_ABORT) {
+        if (opt == NBD_OPT_EXPORT_NAME)
+            return -EACCES;     /* no error reply exists for it: close */
+        return reply(c, opt, NBD_REP_ERR_TLS_REQD, NULL, 0);
+    }
     switch (opt) {
     case NBD_OPT_EXPORT_NAME:
         rc = opt_export_name(c, d, len);
@@ -194,7 +275,7 @@ handle_option(struct nbd_conn *c, uint32_t opt, const uint8_t *d, uint32_t len)
     case NBD_OPT_LIST:
         return opt_list(c, len);
     case NBD_OPT_STARTTLS:
-        return reply(c, opt, NBD_REP_ERR_POLICY, NULL, 0);
+        return opt_starttls(c, len);
     case NBD_OPT_INFO:
     case NBD_OPT_GO:
         rc = opt_info_go(c, opt, d, len, &done);

@@ -58,6 +58,10 @@ struct nbd_export {
     const struct nbd_backend_ops *ops;
     void *opaque;
     unsigned n_workers;        /* threads per connection, see above; capped at NBD_MAX_WORKERS */
+    /* Largest READ/WRITE payload (advertised as the maximum block size; larger requests
+     * are refused with EINVAL): what bounds a connection's memory, n_workers buffers of
+     * this size. 0: NBD_MAX_PAYLOAD; at least NBD_PREF_BLOCK, at most NBD_MAX_PAYLOAD. */
+    uint32_t max_payload;
 };
 
 #define NBD_MAX_WORKERS 16u
@@ -68,10 +72,47 @@ struct nbd_transport {
     void *opaque;
     int (*recv)(void *opaque, void *buf, size_t len);
     int (*send)(void *opaque, const struct iovec *iov, int n_iov);
+    /* Optional. Called after the ACK to NBD_OPT_STARTTLS went out (every reply before it
+     * flushed): runs the TLS handshake, after which recv and send carry TLS records.
+     * 0, or -errno (the connection ends). NULL: STARTTLS is answered ERR_POLICY.
+     * A transport that buffers received bytes must fail here when any are buffered: the
+     * client may send nothing between STARTTLS and the handshake (plaintext injection). */
+    int (*starttls)(void *opaque);
+    /* Optional. Negotiation ended and transmission starts (e.g. to lift a deadline that
+     * bounds the handshake). */
+    void (*negotiated)(void *opaque);
 };
 
 /* Serve @exp to the client behind @t. */
 int nbd_serve(const struct nbd_transport *t, const struct nbd_export *exp);
+
+/* A server whose exports are found by name at negotiation (NBD_OPT_INFO, NBD_OPT_GO,
+ * NBD_OPT_EXPORT_NAME) rather than fixed. LIST is answered ERR_POLICY: names are not
+ * enumerated. */
+struct nbd_server {
+    /* Before TLS (nbd_transport.starttls) every option but STARTTLS and ABORT is answered
+     * NBD_REP_ERR_TLS_REQD, and EXPORT_NAME (which has no error reply) ends the
+     * connection. After STARTTLS what was negotiated before is forgotten (proto.md). */
+    bool tls_required;
+    /* Finds export @name (NUL-terminated, no NUL inside, at most NBD_MAX_NAME_BYTES).
+     * 0 and *@out (valid until close), or -ENOENT (answered ERR_UNKNOWN) or any other
+     * -errno (ERR_POLICY: refused). @tls: whether the connection is under TLS by now. */
+    int (*open)(void *opaque, const char *name, bool tls, const struct nbd_export **out);
+    /* Releases an export open() gave (after INFO's reply, or when serving ends). */
+    void (*close)(void *opaque, const struct nbd_export *exp);
+    void *opaque;
+};
+
+/* Serve the exports of @srv to the client behind @t (result as nbd_serve). */
+int nbd_serve_server(const struct nbd_transport *t, const struct nbd_server *srv);
+
+/* The export-name form of a URI path with a query, as xapi's xapi-nbd reads it
+ * ("/<vdi-uuid>?session_id=<ref>"): the path (the leading '/' dropped) into @path and the
+ * first value of query parameter @key into @value, both percent-decoded and
+ * NUL-terminated. 0; -EINVAL (no leading '/', a bad %-escape, a decoded NUL); -ENOENT
+ * (no such parameter); -ENAMETOOLONG (a result does not fit its buffer). */
+int nbd_export_uri_parse(const char *name, char *path, size_t path_len, const char *key,
+                         char *value, size_t value_len);
 
 /* Serve @exp on the connected socket @fd (not closed). */
 int nbd_serve_fd(int fd, const struct nbd_export *exp);

@@ -18,17 +18,46 @@
 #include "nbd/conn.h"
 #include "nbd/proto.h"
 
-int
-nbd_serve(const struct nbd_transport *t, const struct nbd_export *exp)
+static int
+serve(const struct nbd_transport *t, const struct nbd_server *srv, bool fixed)
 {
-    struct nbd_conn c = {.t = t, .exp = exp};
+    struct nbd_conn c = {.t = t, .srv = srv, .fixed = fixed};
     int rc = nbd_handshake(&c);
+    if (rc == 0 && t->negotiated)
+        t->negotiated(t->opaque);
     if (rc == 0)
         rc = nbd_transmission(&c);
     else if (rc == 1)
         rc = 0;
+    if (c.exp && srv->close)
+        srv->close(srv->opaque, c.exp);
     free(c.buf);
     return rc;
+}
+
+int
+nbd_serve_server(const struct nbd_transport *t, const struct nbd_server *srv)
+{
+    return serve(t, srv, false);
+}
+
+/* The one export of nbd_serve(): the default name "" or its own. */
+static int
+fixed_open(void *opaque, const char *name, bool tls, const struct nbd_export **out)
+{
+    (void)tls;
+    const struct nbd_export *exp = opaque;
+    if (name[0] && strcmp(name, exp->name ? exp->name : "") != 0)
+        return -ENOENT;
+    *out = exp;
+    return 0;
+}
+
+int
+nbd_serve(const struct nbd_transport *t, const struct nbd_export *exp)
+{
+    struct nbd_server srv = {.open = fixed_open, .opaque = (void *)exp};
+    return serve(t, &srv, true);
 }
 
 /* The socket transport. Received bytes are buffered: one recv() takes whatever the client

@@ -218,7 +218,7 @@ validate(struct nbd_conn *c, uint16_t flags, uint16_t type, uint64_t off, uint32
         return -EINVAL;
     if (off > c->exp->size || len > c->exp->size - off)
         return (type == NBD_CMD_WRITE || type == NBD_CMD_WRITE_ZEROES) ? -ENOSPC : -EINVAL;
-    if ((type == NBD_CMD_READ || type == NBD_CMD_WRITE) && len > NBD_MAX_PAYLOAD)
+    if ((type == NBD_CMD_READ || type == NBD_CMD_WRITE) && len > nbd_max_payload(c->exp))
         return -EINVAL;
     if (c->exp->read_only && (type == NBD_CMD_WRITE || type == NBD_CMD_TRIM ||
                               type == NBD_CMD_WRITE_ZEROES))
@@ -234,7 +234,8 @@ do_zero(struct nbd_conn *c, uint64_t off, uint32_t len, bool fua)
     const struct nbd_backend_ops *ops = c->exp->ops;
     if (ops->zero)
         return ops->zero(c->exp->opaque, off, len, fua);
-    int rc = nbd_conn_buffer(c, len < NBD_MAX_PAYLOAD ? len : NBD_MAX_PAYLOAD);
+    uint32_t max = nbd_max_payload(c->exp);
+    int rc = nbd_conn_buffer(c, len < max ? len : max);
     if (rc < 0)
         return rc;
     memset(c->buf, 0, c->buf_size);
@@ -259,7 +260,7 @@ handle_request(struct nbd_conn *c, const uint8_t h[28])
         return 1;
     int v = validate(c, flags, type, off, len);
     if (type == NBD_CMD_WRITE) {
-        if (len > NBD_MAX_PAYLOAD)
+        if (len > nbd_max_payload(c->exp))
             return -EPROTO;             /* cannot stay in sync without reading it all */
         int rc = nbd_conn_buffer(c, len);
         if (rc == 0)

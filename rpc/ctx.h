@@ -25,10 +25,12 @@ struct tasks;
 struct domains;
 struct audit;
 struct rrd_store;
+struct peers;
 
 struct server {
     struct db *db;
     const char *data_dir;
+    const char *store_spec; /* db_open's path: a SQLite file or "etcd:ENDPOINTS;PREFIX" */
     char *pool_ref;      /* the pool (one per store) */
     char *host_ref;      /* this host */
     struct workpool *workers; /* Async and long calls, VDI transfers (elastic) */
@@ -38,6 +40,7 @@ struct server {
     struct domains *domains;  /* the guest backend (api/domains.h) */
     struct audit *audit;      /* the audit log (rpc/audit.h), or NULL */
     struct rrd_store *rrd;    /* metrics (api/rrd_store.h), or NULL before they start */
+    struct peers *peers;      /* calls to the pool's other hosts (rpc/peers.h) */
     int session_idle_s;       /* idle sessions expire after this */
     int task_keep_s;          /* finished tasks are destroyed after this */
     int clean_shutdown_timeout_s; /* clean_shutdown/clean_reboot wait this long */
@@ -55,6 +58,9 @@ struct server {
     const char *tls_key_path;  /* and its private key */
     /* host.restart_agent: after a clean stop, main() executes vesseld again */
     volatile bool restart_requested;
+    /* pool.join/eject: the restart drops --store and the etcd options, so
+     * that DATA/pool.conf (or its absence) says where the objects are */
+    volatile bool restart_store_from_data_dir;
 };
 
 struct call_ctx {
@@ -69,6 +75,7 @@ struct call_ctx {
     const char *peer;     /* client address ("unix" on the local socket) */
     enum http_transport transport;
     const char *originator;
+    bool pool_session;    /* another host's slave session: the call is never forwarded */
 };
 
 /* Checks @ctx->role against what @needed requires; RBAC_PERMISSION_DENIED

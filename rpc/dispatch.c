@@ -34,10 +34,12 @@
 #include "rpc/audit.h"
 #include "rpc/events.h"
 #include "rpc/implicit.h"
+#include "rpc/peers.h"
 #include "rpc/session.h"
 #include "rpc/task.h"
 #include "wire/xmlrpc.h"
 #include "xapi_errors.h"
+#include "xapi_model.h"
 
 static void
 reply_http_error(struct http_request *req, unsigned status, const char *why)
@@ -154,6 +156,7 @@ struct run {
     struct xval **args; /* n_params, defaults filled in */
     size_t n_args;
     char *task;
+    char *forward_host; /* the host that runs it, when not this one */
 };
 
 static void
@@ -165,10 +168,59 @@ run_free(struct run *r)
         xval_free(r->args[i]);
     free(r->args);
     free(r->task);
+    free(r->forward_host);
     free(r);
 }
 
 static void fail(struct rpc_call *call, const struct xmsg *m, struct run *r, struct xerr *err);
+
+/* xapi's message_forwarding.ml set_forwarding_on_task: the caller's task
+ * says where its work runs. */
+static bool
+mark_forwarded(void *opaque, void *rec, struct xerr **errp)
+{
+    struct xapi_task_record *t = rec;
+    (void)errp;
+    t->forwarded = true;
+    return xstr_set(&t->forwarded_to, opaque) && xstr_set(&t->resident_on, opaque);
+}
+
+/* The call as the caller made it, run by the host that owns what it acts
+ * on; an Async call's task travels in the task-id header, so that host
+ * reports progress into it (tasks are in the pool's store) and the result
+ * or error lands in it here. */
+static bool
+run_forwarded(struct run *r, struct wire_writer *w, struct xerr **errp)
+{
+    struct server *srv = r->call->srv;
+    if (r->task) {
+        db_update(srv->db, &xapi_class_task, r->task, mark_forwarded, r->forward_host, NULL);
+        /* a cancel that came before the mark stayed here: the work never starts */
+        if (task_cancel_requested(srv, r->task))
+            return xerr_task_cancelled(errp, r->task);
+    }
+    struct xval *v = NULL;
+    if (!peers_call(srv, r->forward_host, r->msg->wire_name, r->msg->session,
+                    (const struct xval *const *)r->args, r->n_args, r->task, &v, errp))
+        return false;
+    /* through the result's type, as a local run writes it: the peer spoke
+     * XML-RPC, the caller may speak JSON-RPC (ints, dates) */
+    const struct xtype *t = r->msg->result;
+    bool ok = true;
+    if (!t) {
+        wire_string(w, "");
+    } else {
+        void *value = calloc(1, t->size);
+        ok = value ? xtype_value_decode(t, v, value, "result", errp) : xerr_nomem(errp);
+        if (ok)
+            xtype_value_encode(t, value, w);
+        if (value)
+            xtype_value_clear(t, value);
+        free(value);
+    }
+    xval_free(v);
+    return ok;
+}
 
 /* Runs the message, writing its result value to @w. */
 static bool
@@ -177,6 +229,8 @@ run_message(struct run *r, struct wire_writer *w, struct xerr **errp)
     struct call_ctx *ctx = &r->call->ctx;
     ctx->msg = r->msg;
     ctx->task = r->task;
+    if (r->forward_host)
+        return run_forwarded(r, w, errp);
     if (r->msg->kind == XM_EXPLICIT)
         return r->msg->call(ctx, r->args, w, errp);
     return rpc_implicit_call(ctx, r->msg, r->args, w, errp);
@@ -212,6 +266,8 @@ run_sync(struct run *r)
         rpc_call_write_failure(call, &w, err);
         xerr_free(err);
     }
+    if (r->task) /* another host's task (task-id): its cancel request was ours only */
+        task_forget_cancel(call->srv, r->task);
     r->call = NULL;
     run_free(r);
     rpc_call_reply_bytes(call, &sb);
@@ -351,6 +407,7 @@ check_session(struct rpc_call *call, const struct xval *arg, struct xerr **errp)
     call->ctx.originator = call->originator;
     call->ctx.role = si.role;
     call->ctx.superuser = si.superuser;
+    call->ctx.pool_session = si.pool;
     if (call->req) /* its connection may now idle as long as a client's (http/http.h) */
         http_request_set_authenticated(call->req);
     return true;
@@ -491,6 +548,27 @@ execute(struct rpc_call *call)
         fail(call, m, r, err);
         return;
     }
+    if (m->forward && !call->ctx.pool_session && call->srv->peers) {
+        /* the generated resolver (datamodel "forward") names the host */
+        char *host = NULL;
+        if (!m->forward(&call->ctx, (struct xval *const *)r->args, &host, &err)) {
+            fail(call, m, r, err);
+            return;
+        }
+        if (host && strcmp(host, call->srv->host_ref) != 0)
+            r->forward_host = host;
+        else
+            free(host);
+    }
+    if (!async && call->ctx.pool_session && call->req) {
+        /* forwarded by another host: report into the caller's task there */
+        const char *task = http_request_header(call->req, "task-id");
+        if (task && db_exists(call->srv->db, &xapi_class_task, task) && !(r->task = strdup(task))) {
+            xerr_nomem(&err);
+            fail(call, m, r, err);
+            return;
+        }
+    }
     if (async) {
         if (!m->async) {
             char text[300];
@@ -518,7 +596,8 @@ execute(struct rpc_call *call)
         free(args);
         return;
     }
-    if (m->async && workpool_submit(call->srv->workers, run_sync_job, drop_sync_job, r) == 0)
+    if ((m->async || r->forward_host) &&
+        workpool_submit(call->srv->workers, run_sync_job, drop_sync_job, r) == 0)
         return; /* the job replies (rpc/http.c suspends the connection meanwhile) */
     run_sync(r);
 }

@@ -79,6 +79,7 @@ struct session_peek {
     char *originator;
     char *subject;
     bool superuser;
+    bool pool;
     int64_t last_active;
 };
 
@@ -91,6 +92,7 @@ peek_session(void *opaque, const void *rec)
     p->originator = strdup(s->originator);
     p->subject = strdup(s->subject);
     p->superuser = s->is_local_superuser;
+    p->pool = s->pool;
     p->last_active = s->last_active;
 }
 
@@ -132,6 +134,7 @@ session_check(struct server *srv, const char *ref, struct session_info *out, str
     out->user = p.user;
     out->originator = p.originator;
     out->superuser = p.superuser;
+    out->pool = p.pool;
     out->role = p.superuser ? XR_POOL_ADMIN : (enum xrole)role;
     return true;
 }
@@ -180,9 +183,9 @@ session_fill_permissions(struct server *srv, const char *subject, struct xset *o
     return true;
 }
 
-bool
-session_create(struct server *srv, const char *user, bool superuser, const char *subject,
-               const char *originator, char **ref_out, struct xerr **errp)
+static bool
+session_make(struct server *srv, const char *user, bool superuser, const char *subject,
+             const char *originator, bool pool, char **ref_out, struct xerr **errp)
 {
     struct xapi_session_record *s = xapi_session_record_new();
     if (!s)
@@ -206,6 +209,7 @@ session_create(struct server *srv, const char *user, bool superuser, const char 
     free(s->subject);
     s->subject = sub;
     s->is_local_superuser = superuser;
+    s->pool = pool;
     s->last_active = s->validation_time = time(NULL);
     /* the subject's identifier, as xapi records an external user's SID */
     if (!superuser && subject)
@@ -215,6 +219,20 @@ session_create(struct server *srv, const char *user, bool superuser, const char 
         return xerr_nomem(errp);
     }
     return db_create(srv->db, &xapi_class_session, NULL, s, ref_out, errp);
+}
+
+bool
+session_create(struct server *srv, const char *user, bool superuser, const char *subject,
+               const char *originator, char **ref_out, struct xerr **errp)
+{
+    return session_make(srv, user, superuser, subject, originator, false, ref_out, errp);
+}
+
+bool
+session_create_pool(struct server *srv, const char *host, char **ref_out, struct xerr **errp)
+{
+    /* xapi_session.ml slave_login: the host's ref as the user name, every permission */
+    return session_make(srv, host, true, NULL, "", true, ref_out, errp);
 }
 
 struct expired {

@@ -21,6 +21,7 @@ struct session_info {
     char *originator;
     enum xrole role;
     bool superuser;
+    bool pool; /* a slave session (session.slave_login) */
 };
 
 void session_info_release(struct session_info *si);
@@ -31,6 +32,10 @@ bool session_check(struct server *srv, const char *ref, struct session_info *out
 /* A new session for @user; @subject is the account's subject ref or NULL. */
 bool session_create(struct server *srv, const char *user, bool superuser, const char *subject,
                     const char *originator, char **ref_out, struct xerr **errp);
+/* A slave session for another host of the pool (session.slave_login): every
+ * permission, `pool` set, its user name the host's ref. */
+bool session_create_pool(struct server *srv, const char *host, char **ref_out,
+                         struct xerr **errp);
 /* Destroys sessions idle for longer than srv->session_idle_s; returns how many. */
 unsigned session_gc(struct server *srv);
 /* The role refs (deterministic: MD5 of the name laid out as a uuid). */

@@ -244,6 +244,12 @@ task_request_cancel(struct server *srv, const char *ref)
     db_update(srv->db, &xapi_class_task, ref, apply_cancel_request, (void *)"cancel", NULL);
 }
 
+void
+task_forget_cancel(struct server *srv, const char *ref)
+{
+    forget_cancel(srv, ref);
+}
+
 bool
 task_cancel_requested(struct server *srv, const char *ref)
 {

@@ -39,6 +39,9 @@ void task_set_progress(struct server *srv, const char *ref, double progress);
 /* Marks a cancel request; the operation notices it at its next check. */
 void task_request_cancel(struct server *srv, const char *ref);
 bool task_cancel_requested(struct server *srv, const char *ref);
+/* Drops this host's cancel request of @ref: another host's task, whose work
+ * it did for a forwarded call (rpc/dispatch.c), ends there. */
+void task_forget_cancel(struct server *srv, const char *ref);
 /* Destroys tasks finished more than srv->task_keep_s ago; returns how many. */
 unsigned task_gc(struct server *srv);
 

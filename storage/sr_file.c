@@ -244,9 +244,10 @@ sr_file_destroy(const char *path)
         char uuid[37];
         bool hidden;
         size_t n = strlen(e->d_name);
-        bool part = e->d_name[0] == '.' &&
-                    ((n > 5 && strcmp(e->d_name + n - 5, ".part") == 0) ||
-                     (n > 7 && strcmp(e->d_name + n - 7, ".intent") == 0));
+        bool part = (e->d_name[0] == '.' &&
+                     ((n > 5 && strcmp(e->d_name + n - 5, ".part") == 0) ||
+                      (n > 7 && strcmp(e->d_name + n - 7, ".intent") == 0))) ||
+                    (n == 36 + 7 && strcmp(e->d_name + 36, ".cbtlog") == 0);
         if (!part && strcmp(e->d_name, MARK_NAME) != 0 && !sr_file_name_parse(e->d_name, uuid, &hidden))
             continue;
         if (unlinkat(dirfd(d), e->d_name, 0) < 0 && errno != ENOENT && rc == 0)
@@ -514,7 +515,12 @@ snapshot(const char *path, const char *uuid, const char *new_uuid, char base_uui
     if (snprintf(work, sizeof(work), "%s/.%s.part", path, uuid) >= (int)sizeof(work))
         return sr_file_fail(-ENAMETOOLONG, "path too long under %s", path);
     pthread_mutex_lock(&sr_file_names_lock);
-    rc = snapshot_locked(leaf, base, new_uuid ? fresh : NULL, work);
+    /* the leaf node is about to become the base: its blocks go to the log */
+    rc = sr_file_cbt_fold_locked(path, uuid);
+    if (rc == 0)
+        rc = snapshot_locked(leaf, base, new_uuid ? fresh : NULL, work);
+    if (rc == 0)
+        sr_file_cbt_track_locked(path, uuid); /* failing, the next check adopts it */
     pthread_mutex_unlock(&sr_file_names_lock);
     if (rc < 0)
         return rc;

@@ -217,4 +217,33 @@ int sr_file_vdi_copy_into(const char *src_path, const char *uuid, const char *ba
                           const char *base_uuid, const char *dst_path, const char *dst_uuid,
                           sr_file_progress_fn *progress, void *opaque);
 
+/* ---- changed block tracking logs (sr_file_cbt.c) ----
+ * `<uuid>.cbtlog` beside a VDI's file: the 64 KiB blocks changed between one
+ * snapshot of a disk and the next, linked oldest first (the file's header
+ * says how the bits are kept). Every call returns 0 or a negative errno. */
+#define SR_FILE_CBT_BLOCK (64u * 1024)
+/* Whether @uuid has a log. */
+bool sr_file_cbt_exists(const char *path, const char *uuid);
+/* Starts tracking VDI @uuid (a live log, empty, linked to nothing); a log
+ * that exists is kept. */
+int sr_file_cbt_enable(const char *path, const char *uuid);
+/* Drops @uuid's log; the log before it then ends the list. */
+int sr_file_cbt_disable(const char *path, const char *uuid);
+/* After VDI @uuid's files were snapshotted as @snap_uuid: the snapshot's
+ * log takes the blocks changed since the previous snapshot, and @uuid's log
+ * starts afresh after it. */
+int sr_file_cbt_snapshot(const char *path, const char *uuid, const char *snap_uuid);
+/* Drops @uuid's log (its VDI is destroyed), handing its blocks to the next
+ * log of the list so that the list still covers them. */
+int sr_file_cbt_remove(const char *path, const char *uuid);
+/* Checks VDI @uuid's live log against its leaf: 1 when the leaf was replaced
+ * outside this driver and the log was reset (its list cut), else 0. */
+int sr_file_cbt_check(const char *path, const char *uuid);
+/* The blocks changed from log @from to log @to (a later one of the same
+ * list): *@bits (freed with free()) covers *@size bytes of @to's disk, bit i
+ * the block at i * 64 KiB, most significant first. -ENOENT when @from's list
+ * does not reach @to. */
+int sr_file_cbt_changed(const char *path, const char *from, const char *to, uint8_t **bits,
+                        uint64_t *size);
+
 #endif

@@ -72,6 +72,11 @@ sr_file_gc_find(const char *path, bool (*skip)(void *opaque, const char *child_u
         if (!v[i].hidden || sr_file_count_children(v, n, v[i].uuid, &only) != 1 ||
             (skip && skip(opaque, v[only].uuid)))
             continue;
+        /* A tracked leaf keeps its node: its changed blocks are the blocks
+         * that node holds (sr_file_cbt.c), which a merge or split would mix
+         * with older data. Its interior nodes are still folded. */
+        if (!v[only].hidden && sr_file_cbt_exists(path, v[only].uuid))
+            continue;
         if (v[only].hidden)
             base_at = only;
         else if (leaf_at == SIZE_MAX)

@@ -37,4 +37,16 @@ int sr_file_describe(const char *file, const char *uuid, bool hidden, struct sr_
 size_t sr_file_count_children(const struct sr_file_vhd *v, size_t n, const char *uuid,
                               size_t *last);
 
+/* Under sr_file_names_lock, around every replacement of a VDI's leaf node
+ * (sr_file_cbt.c): fold saves the node's blocks into the VDI's log (if it
+ * has one), track records the node that replaced it. */
+int sr_file_cbt_fold_locked(const char *path, const char *uuid);
+int sr_file_cbt_track_locked(const char *path, const char *uuid);
+/* For the fuzzer (tests/fuzz/cbtlog_fuzz.c): parses @data as a log file; 0
+ * when it is one and its bytes as written again parse to the same log,
+ * -EINVAL when it is none, -EPROTO when the round trip differs. */
+int sr_file_cbt_parse_roundtrip(const char *data, size_t len);
+/* sr_file_cbt_remove under the lock (crash recovery). */
+int sr_file_cbt_remove_locked(const char *path, const char *uuid);
+
 #endif

@@ -145,6 +145,9 @@ recover_intent(struct recovery *r, const char *name, const char *uuid)
         snprintf(vdi, sizeof(vdi), "%s%s", uuid, LEAF_SUFFIX);
         snprintf(why, sizeof(why), "uncommitted VDI (%s)", what[0] ? what : "unknown operation");
         remove_file(r, vdi, why);
+        /* a snapshot's log hands its blocks back to the VDI's */
+        if (sr_file_cbt_exists(r->path, uuid) && sr_file_cbt_remove_locked(r->path, uuid) == 0)
+            r->removed(r->opaque, uuid, "its changed block log (.cbtlog) too");
     }
     remove_file(r, name, "intent");
 }

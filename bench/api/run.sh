@@ -49,7 +49,7 @@ trap 'exit 130' INT TERM
 head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$tmp/pw"
 chmod 600 "$tmp/pw"
 mkdir "$tmp/data"
-"$vesseld" --data-dir "$tmp/data" --listen 127.0.0.1:0 --tls-listen none \
+"$vesseld" --data-dir "$tmp/data" --listen 127.0.0.1:0 --tls-listen none --nbd-listen none \
   --unix "$tmp/xapi.sock" --root-password-file "$tmp/pw" 2> "$tmp/vesseld.log" &
 pid=$!
 . "$root/scripts/vesseld-port.sh"

@@ -7,7 +7,8 @@
 #
 #   bash bench/pool/run.sh [BUILD_DIR]        (default: $BUILD or ./build)
 #
-# Environment: POOLBENCH_SAMPLES (500), POOLAPI_SAMPLES (200).
+# Environment: POOLBENCH_SAMPLES (500), POOLAPI_SAMPLES (200), POOLSCALE_HOSTS (16),
+# POOLSCALE_VMS (10000), POOLSCALE_REPS (5).
 # Starts its own single-member etcd on free 127.0.0.1 ports in a temporary
 # directory (killed by its pid at the end), runs poolbench against it and a
 # SQLite store in the same directory. Prints a table and a POOLBENCH_JSON line.
@@ -69,3 +70,6 @@ echo "bench/pool: $("$etcd" --version | head -n1), $(nproc) CPUs, $(uname -r), d
   exit 1
 }
 python3 "$here/api_pool.py" "$build" "${POOLAPI_SAMPLES:-200}"
+# VM.get_all_records in a pool of many sim hosts against one SQLite host with
+# as many VMs (bench/pool/scale.py; about 4 minutes at the defaults)
+python3 "$here/scale.py" "$build" "${POOLSCALE_HOSTS:-16}" "${POOLSCALE_VMS:-10000}" "${POOLSCALE_REPS:-5}"

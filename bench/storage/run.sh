@@ -2,6 +2,8 @@
 # bench/storage/run.sh - vhd serve vs nbdkit (raw) and qemu-nbd (vpc); coalesce; snapshot.
 #
 # Usage: bench/storage/run.sh PATH/TO/vhd [SIZE_GIB=1] [RUNTIME_S=5]
+# Then, when vesseld is beside vhd (a build directory): nbd_bench.py, VDI reads over NBD
+# with TLS against nbdkit --tls=require.
 # Method (bench/storage): fio's nbd engine over a unix socket, one job, seq =
 # 1 MiB at QD8, rand = 4 KiB at QD32; every target measured in the same session on the same
 # machine, interleaved, reported as a ratio. The VHD is a QEMU-made dynamic disk, filled
@@ -12,6 +14,7 @@
 # and the same at the end of a 20-deep chain of a 67 GiB disk.
 set -eu
 VHD=$(realpath "$1"); SZ=${2:-1}; RT=${3:-5}
+HERE=$(cd "$(dirname "$0")" && pwd)
 D=$(mktemp -d /tmp/vhd-bench.XXXXXX); P=
 trap '[ -n "$P" ] && kill $P 2>/dev/null; rm -rf "$D"' EXIT
 cd "$D"
@@ -96,3 +99,7 @@ print(f"{'coalesce MiB/s':<24}{co:>12.0f}{'':>12}{'':>8}{qc:>14.0f}{co/qc:>8.2f}
 print(f"{'snapshot 100G ms':<24}{sn/1000:>12.1f}{'':>12}{'':>8}{qn/1000:>14.1f}{qn/sn:>8.2f}   (peer: qemu-img create -b; ratio = peer/ours)")
 print(f"{'snapshot depth 20 ms':<24}{sd/1000:>12.1f}{'':>12}{'':>8}{qd/1000:>14.1f}{qd/sd:>8.2f}   (67 GiB chain; peer: qemu-img create -b on a qcow2 chain)")
 PY
+if [ -x "$(dirname "$VHD")/vesseld" ]; then
+    echo
+    python3 "$HERE/nbd_bench.py" "$(dirname "$VHD")"
+fi

@@ -50,7 +50,7 @@ trap cleanup EXIT
 password="bench-$RANDOM-$RANDOM"
 printf '%s\n' "$password" > "$tmp/pw"
 mkdir -m 700 "$tmp/data"
-"$build/vesseld" --data-dir "$tmp/data" --listen 127.0.0.1:0 --tls-listen none --backend sim \
+"$build/vesseld" --data-dir "$tmp/data" --listen 127.0.0.1:0 --tls-listen none --nbd-listen none --backend sim \
   --unix "$tmp/xapi.sock" --root-password-file "$tmp/pw" --log-level debug 2> "$tmp/vesseld.log" &
 pid=$!
 port=

@@ -67,8 +67,16 @@ class UnixTransport(xmlrpc.client.Transport):
 
 
 class Vesseld:
-    def __init__(self, binary, data_dir=None, extra=(), tls=False):
+    def __init__(self, binary, data_dir=None, extra=(), tls=False, addr='127.0.0.1', wrap=(),
+                 nbd=False):
+        """@addr: the address it listens on and is reached at; @wrap: a
+        command prefix (ip netns exec NS: a host in its own namespace); @nbd:
+        the NBD listener on @addr, an ephemeral port (nbd_port), else none."""
         self.binary = binary
+        self.addr = addr
+        self.wrap = list(wrap)
+        self.nbd = nbd
+        self.nbd_port = None
         self.own_dir = data_dir is None
         self.dir = data_dir or tempfile.mkdtemp(prefix='vessel-it-')
         self.extra = list(extra)
@@ -86,8 +94,10 @@ class Vesseld:
         log = open(self.log_path, 'a')
         log_start = log.tell()
         self.proc = subprocess.Popen(
-            [self.binary, '--data-dir', os.path.join(self.dir, 'data'), '--listen', '127.0.0.1:0',
-             '--tls-listen', '127.0.0.1:0' if self.tls else 'none', '--root-password-file', pw] +
+            self.wrap +
+            [self.binary, '--data-dir', os.path.join(self.dir, 'data'), '--listen', self.addr + ':0',
+             '--tls-listen', self.addr + ':0' if self.tls else 'none', '--root-password-file', pw,
+             '--nbd-listen', self.addr + ':0' if self.nbd else 'none'] +
             self.extra,
             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         deadline = time.time() + timeout
@@ -100,6 +110,8 @@ class Vesseld:
                 self.port = int(m.group(1))
                 self.tls_port = int(m.group(2))
                 self.unix = m.group(3)
+                n = re.search(r'vesseld\.ready .*nbd_port=(\d+)', text)
+                self.nbd_port = int(n.group(1)) if n else None
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError('vesseld exited with status %s: %s' % (self.proc.returncode, text[-2000:]))
@@ -107,7 +119,7 @@ class Vesseld:
         raise RuntimeError('vesseld did not become ready')
 
     def url(self, path='/'):
-        return 'http://127.0.0.1:%d%s' % (self.port, path)
+        return 'http://%s:%d%s' % (self.addr, self.port, path)
 
     def proxy(self, path='/'):
         return xmlrpc.client.ServerProxy(self.url(path), allow_none=False)
@@ -128,7 +140,7 @@ class Vesseld:
         return self.post('/jsonrpc', json.dumps(body).encode(), 'application/json')
 
     def post(self, path, body, ctype='text/xml'):
-        c = http.client.HTTPConnection('127.0.0.1', self.port, timeout=30)
+        c = http.client.HTTPConnection(self.addr, self.port, timeout=30)
         c.request('POST', path, body=body, headers={'Content-Type': ctype})
         r = c.getresponse()
         data = r.read()
@@ -203,7 +215,7 @@ def wait_for(fn, timeout=30.0, step=0.1):
 def console_type(d, sess, console_ref, line, expect, timeout=30.0):
     """Types @line on a vt100 console through CONNECT /console; returns what
     came back until @expect appeared (or the timeout)."""
-    s = socket.create_connection(('127.0.0.1', d.port), timeout=timeout)
+    s = socket.create_connection((d.addr, d.port), timeout=timeout)
     s.sendall(('CONNECT /console?ref=%s&session_id=%s HTTP/1.1\r\nHost: x\r\n\r\n'
                % (console_ref, sess)).encode())
     data = b''

@@ -61,7 +61,7 @@ password="node-$RANDOM-$RANDOM-$$"
 printf '%s\n' "$password" > "$tmp/pw"
 chmod 600 "$tmp/pw"
 mkdir "$tmp/data"
-"$vesseld" --data-dir "$tmp/data" --listen 127.0.0.1:0 --tls-listen none \
+"$vesseld" --data-dir "$tmp/data" --listen 127.0.0.1:0 --tls-listen none --nbd-listen none \
   --unix "$tmp/xapi.sock" --root-password-file "$tmp/pw" 2> "$tmp/vesseld.log" &
 pid=$!
 

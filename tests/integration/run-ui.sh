@@ -54,7 +54,7 @@ chmod 600 "$tmp/pw"
 mkdir -m 700 "$tmp/data"
 printf '%s\n' "$reader_password" | "$vesseld" passwd reader --data-dir "$tmp/data" >&2 ||
   bail "vesseld passwd reader failed"
-"$vesseld" --data-dir "$tmp/data" --listen 127.0.0.1:0 --tls-listen none --backend "$backend" \
+"$vesseld" --data-dir "$tmp/data" --listen 127.0.0.1:0 --tls-listen none --nbd-listen none --backend "$backend" \
   --unix "$tmp/xapi.sock" --root-password-file "$tmp/pw" --ui-dir "$build/ui" \
   --metrics-period 1 2> "$tmp/vesseld.log" &
 pid=$!

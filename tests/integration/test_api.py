@@ -135,7 +135,7 @@ def implicit_messages(t, d, sess, templates):
     t.eq(e, ['MESSAGE_METHOD_UNKNOWN', 'VM.no_such_message'], 'MESSAGE_METHOD_UNKNOWN')
     e = error(s.VM.start(sess, vm, False, False))
     t.eq(e, ['VM_IS_TEMPLATE', vm, 'start'], 'a template cannot start: VM_IS_TEMPLATE [vm, op]')
-    e = error(s.VM.checkpoint(sess, vm, 'x'))
+    e = error(s.VM.send_sysrq(sess, vm, 'b'))
     t.ok(e and e[0] == 'NOT_IMPLEMENTED', 'a message not built yet says NOT_IMPLEMENTED', e)
     t.eq(error(s.VM_get_name_label(sess, vm)), None,
          'Class_message spelling is accepted (VM_get_name_label)')

@@ -49,16 +49,23 @@ def die_with_parent():
 class Etcd:
     """A 3-member cluster; members are killed and restarted by index."""
 
-    def __init__(self, root, n=3):
+    def __init__(self, root, n=3, addrs=None, wraps=None):
+        """@addrs: each member's address (default 127.0.0.1); @wraps: each
+        member's command prefix (e.g. ip netns exec NS)."""
         self.root = root
         self.n = n
+        self.addrs = addrs or ['127.0.0.1'] * n
+        self.wraps = wraps or [[]] * n
         self.client = [free_port() for _ in range(n)]
         self.peer = [free_port() for _ in range(n)]
         self.procs = [None] * n
-        self.cluster = ','.join('m%d=http://127.0.0.1:%d' % (i, self.peer[i]) for i in range(n))
+        self.cluster = ','.join('m%d=%s' % (i, self.peer_url(i)) for i in range(n))
 
     def url(self, i):
-        return 'http://127.0.0.1:%d' % self.client[i]
+        return 'http://%s:%d' % (self.addrs[i], self.client[i])
+
+    def peer_url(self, i):
+        return 'http://%s:%d' % (self.addrs[i], self.peer[i])
 
     def endpoints(self):
         return ','.join(self.url(i) for i in range(self.n))
@@ -68,10 +75,11 @@ class Etcd:
         os.makedirs(d, exist_ok=True)
         log = open(os.path.join(d, 'etcd.log'), 'a')
         self.procs[i] = subprocess.Popen(
+            self.wraps[i] +
             [ETCD, '--name', 'm%d' % i, '--data-dir', os.path.join(d, 'data'),
              '--listen-client-urls', self.url(i), '--advertise-client-urls', self.url(i),
-             '--listen-peer-urls', 'http://127.0.0.1:%d' % self.peer[i],
-             '--initial-advertise-peer-urls', 'http://127.0.0.1:%d' % self.peer[i],
+             '--listen-peer-urls', self.peer_url(i),
+             '--initial-advertise-peer-urls', self.peer_url(i),
              '--initial-cluster', self.cluster, '--initial-cluster-state', 'new',
              '--initial-cluster-token', 'vessel-it-%d' % os.getpid(),
              # a host's first start writes its objects in one transaction
@@ -140,6 +148,46 @@ def wait_task(sess, api, task, timeout=60):
     return status, err
 
 
+def inventory_uuid(vesseld):
+    with open(os.path.join(vesseld.dir, 'data', 'inventory')) as f:
+        for line in f:
+            if line.startswith('INSTALLATION_UUID='):
+                return line.split('=', 1)[1].strip().strip("'")
+    return None
+
+
+def check_identity(t, a, b, A, sa):
+    """B (--pool-member) has its own host record, PIFs on the pool's networks
+    and its own local SR; the pool and its master stay A's."""
+    hosts = value(A.host.get_all_records(sa))
+    ua, ub = inventory_uuid(a), inventory_uuid(b)
+    by_uuid = {h['uuid']: ref for ref, h in hosts.items()}
+    t.ok(len(hosts) == 2 and ua in by_uuid and ub in by_uuid and ua != ub,
+         'two hosts, each the one its data directory\'s inventory names (%s)'
+         % sorted(by_uuid))
+    ha, hb = by_uuid.get(ua), by_uuid.get(ub)
+    pools = value(A.pool.get_all(sa))
+    t.ok(len(pools) == 1 and value(A.pool.get_master(sa, pools[0])) == ha,
+         'one pool, its master still A')
+    pifs = value(A.PIF.get_all_records(sa)).values()
+    nets_a = {p['network'] for p in pifs if p['host'] == ha}
+    nets_b = {p['network'] for p in pifs if p['host'] == hb}
+    t.eq(nets_b, nets_a, 'B\'s PIFs are on the networks of A\'s bridges (none made twice)')
+    local = {}
+    for pbd in value(A.PBD.get_all_records(sa)).values():
+        sr = value(A.SR.get_record(sa, pbd['SR']))
+        if sr['other_config'].get('vessel-local') == 'true':
+            local.setdefault(pbd['host'], []).append(pbd['SR'])
+    t.ok(len(local.get(ha, [])) == 1 and len(local.get(hb, [])) == 1 and
+         local[ha] != local[hb], 'each host has its own local SR, plugged on it')
+    t.eq(len([v for v in value(A.VM.get_all_records(sa)).values()
+              if v['is_control_domain']]), 2, 'a control domain per host')
+    b.stop()
+    b.start()
+    t.eq(sorted(value(A.host.get_all(sa))), sorted([ha, hb]),
+         'B restarted is the same host (no third host record)')
+
+
 def main():
     binary = sys.argv[1]
     t = Tap()
@@ -171,6 +219,10 @@ def main():
              'with every field as A has it')
         uuid = value(A.VM.get_uuid(sa, vm))
         t.eq(value(B.VM.get_by_uuid(sb, uuid)), vm, 'B finds it by uuid')
+
+        # ---- each vesseld is its own host of the one pool
+        check_identity(t, a, b, A, sa)
+        B = b.proxy()  # restarted: a new port
 
         # ---- event.from on B sees A's changes
         token = value(getattr(B.event, 'from')(sb, ['vm'], '', 0.0))['token']

@@ -87,7 +87,7 @@ class Vesseld:
         self.log_path = os.path.join(self.tmp, "vesseld.log")
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [binary, "--data-dir", self.data, "--listen", "127.0.0.1:0", "--tls-listen", "none",
+            [binary, "--data-dir", self.data, "--listen", "127.0.0.1:0", "--tls-listen", "none", "--nbd-listen", "none",
              "--unix", os.path.join(self.tmp, "xapi.sock"), "--root-password-file", pwfile],
             stdout=subprocess.DEVNULL, stderr=self.log)
         self.port = None

@@ -199,7 +199,7 @@ def data_dir_modes(t, d, binary):
     os.mkdir(other, 0o700)
     os.chown(other, 65534, 65534)
     p = subprocess.run([binary, '--data-dir', other, '--listen', '127.0.0.1:0',
-                        '--tls-listen', 'none', '--unix', os.path.join(d.dir, 'x.sock')],
+                        '--tls-listen', 'none', '--nbd-listen', 'none', '--unix', os.path.join(d.dir, 'x.sock')],
                        capture_output=True, timeout=20)
     t.ok(p.returncode != 0 and b'vesseld.data_dir' in p.stderr,
          'finding 6: a data dir owned by another user is refused with a clear message',

@@ -44,13 +44,9 @@ ALLOWED_NOT_IMPLEMENTED = {
     # pools, joining and migration: built with pools (issue 15)
     'VM.migrate_send': 'issue 15 (pools)', 'host.migrate_receive': 'issue 15 (pools)',
     'host.declare_dead': 'issue 15 (pools)', 'VDI.pool_migrate': 'issue 15 (pools)',
-    'host.disable': 'issue 15 (pools)', 'host.enable': 'issue 15 (pools)',
-    'host.evacuate': 'issue 15 (pools)', 'host.destroy': 'issue 15 (pools)',
+    'host.evacuate': 'issue 15 (pools)',
     'host.get_vms_which_prevent_evacuation': 'issue 15 (pools)',
     'host.assert_can_evacuate': 'issue 15 (pools)',
-    # checkpoints, data_destroy and NBD: built with backups (issue 17)
-    'VM.checkpoint': 'issue 17 (backups)', 'VDI.data_destroy': 'issue 17 (backups)',
-    'VDI.get_nbd_info': 'issue 17 (backups)',
 }
 
 

@@ -45,8 +45,8 @@ def start_vesseld(exe, tmp):
         f.write(PASSWORD + '\n')
     data = os.path.join(tmp, 'data')
     proc = subprocess.Popen([exe, '--data-dir', data, '--listen', '127.0.0.1:0',
-                             '--tls-listen', 'none', '--root-password-file', pwfile,
-                             '--backend', 'sim'],
+                             '--tls-listen', 'none', '--nbd-listen', 'none', '--root-password-file', pwfile,
+                             '--backend', 'sim', '--metrics-period', '2'],
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -71,6 +71,92 @@ class Xe:
         return r.returncode, r.stdout, r.stderr
 
 
+def ds_blocks(out):
+    """The data source blocks of an xe *-data-source-list: [{key: value}]."""
+    blocks = []
+    for chunk in out.strip().split('\n\n'):
+        kv = {}
+        for line in chunk.splitlines():
+            k, _, v = line.partition(':')
+            kv[k.strip()] = v.strip()
+        blocks.append(kv)
+    return blocks
+
+
+def run_checkpoint(t, xe, tmp):
+    """vm-checkpoint, vm-data-source-list, host-data-source-list,
+    snapshot-export-to-template."""
+    rc, out, err = xe('vm-install', 'template=Direct kernel boot', 'new-name-label=xe-cp')
+    vm = out.strip()
+    xe('vm-start', 'vm=xe-cp')
+    rc, out, err = xe('vm-checkpoint', 'vm=xe-cp', 'new-name-label=xe-cp1',
+                      'new-name-description=with memory')
+    cp = out.strip()
+    t.ok(rc == 0 and is_uuid(cp), 'vm-checkpoint prints the uuid', out + err)
+    got = [xe('vm-param-get', 'uuid=' + u, 'param-name=' + p)[1].strip()
+           for u, p in ((cp, 'power-state'), (cp, 'is-a-snapshot'), (cp, 'name-description'),
+                        (vm, 'power-state'))]
+    t.eq(got, ['suspended', 'true', 'with memory', 'running'],
+         'the checkpoint is a suspended snapshot; the VM runs on')
+    rc, out, err = xe('vm-checkpoint', 'vm=xe-cp')
+    t.ok(rc != 0 and 'new-name-label' in err, 'vm-checkpoint needs new-name-label', err)
+
+    keys = ['name_label', 'name_description', 'enabled', 'standard', 'min', 'max', 'units']
+    # a VM's data sources appear with its first metrics sample
+    for _ in range(60):
+        if xe('vm-data-source-list', 'vm=xe-cp')[1].strip():
+            break
+        time.sleep(0.5)
+    rc, out, err = xe('vm-data-source-list', 'vm=xe-cp')
+    blocks = ds_blocks(out)
+    t.ok(rc == 0 and blocks and all(list(b) == keys for b in blocks) and
+         any(b['name_label'] == 'memory' for b in blocks),
+         'vm-data-source-list: a block per data source, xapi\'s keys in order', out + err)
+    t.ok(all(re.fullmatch(r'-?(\d+\.\d*(e[-+]\d+)?|\d+e[-+]\d+|nan|-?inf)', b[k])
+             for b in blocks for k in ('min', 'max')),
+         'numbers as OCaml prints them (1. not 1)', out)
+    rc, out, err = xe('host-data-source-list')
+    blocks = ds_blocks(out)
+    t.ok(rc == 0 and blocks and all(list(b) == keys for b in blocks) and
+         any(b['name_label'] == 'memory_total_kib' for b in blocks),
+         'host-data-source-list (the master by default)', out + err)
+
+    xva = os.path.join(tmp, 'snap.xva')
+    rc, out, err = xe('snapshot-export-to-template', 'snapshot-uuid=' + cp, 'filename=' + xva)
+    t.ok(rc == 0 and 'Export succeeded' in out and os.path.getsize(xva) > 0,
+         'snapshot-export-to-template', out + err)
+    rc, out, err = xe('vm-import', 'filename=' + xva)
+    imported = out.strip()
+    t.ok(rc == 0 and is_uuid(imported) and
+         xe('vm-param-get', 'uuid=' + imported, 'param-name=is-a-template')[1].strip() == 'true',
+         'the exported snapshot imports, as a template (xapi keeps its flags)', out + err)
+    rc, out, err = xe('snapshot-export-to-template', 'snapshot-uuid=' + vm,
+                      'filename=' + xva + '2')
+    t.ok(rc != 0 and 'is not a VM snapshot' in err and not os.path.exists(xva + '2'),
+         'snapshot-export-to-template of a VM that is not a snapshot', err)
+    disk = xe('vbd-list', 'vm-uuid=' + vm, 'params=vdi-uuid', '--minimal')[1].strip().split(',')[0]
+    xe('vdi-enable-cbt', 'uuid=' + disk)
+    snap = xe('vdi-snapshot', 'uuid=' + disk)[1].strip()
+    rc, out, err = xe('vdi-data-destroy', 'uuid=' + snap)
+    typ = xe('vdi-param-get', 'uuid=' + snap, 'param-name=type')[1].strip()
+    t.ok(rc == 0 and typ.lower().replace(' ', '_') == 'cbt_metadata',
+         'vdi-data-destroy: the snapshot keeps its CBT metadata only', out + err + typ)
+    rc, out, err = xe('vdi-data-destroy', 'uuid=' + disk)
+    t.ok(rc != 0 and 'OPERATION_NOT_ALLOWED' in err, 'vdi-data-destroy of a VDI that is not a snapshot', err)
+    xe('vdi-destroy', 'uuid=' + snap)
+    # a revert to the checkpoint leaves the VM suspended, with its own image
+    rc, out, err = xe('snapshot-revert', 'snapshot-uuid=' + cp)
+    image = os.path.join(tmp, 'data', 'suspend', vm + '.img')
+    got = (rc, xe('vm-param-get', 'uuid=' + vm, 'param-name=power-state')[1].strip(),
+           os.path.exists(image))
+    t.eq(got, (0, 'suspended', True), 'snapshot-revert to a checkpoint: the VM is suspended')
+    xe('vm-shutdown', 'vm=xe-cp', '--force')
+    t.ok(not os.path.exists(image) and
+         os.path.exists(os.path.join(tmp, 'data', 'suspend', cp + '.img')),
+         'a forced shutdown drops its memory image; the checkpoint keeps its own')
+    xe('vm-uninstall', 'uuid=' + vm, '--force')
+
+
 def main():
     xe_exe, vesseld_exe = sys.argv[1], sys.argv[2]
     tmp = tempfile.mkdtemp(prefix='vessel-xe-')
@@ -88,6 +174,7 @@ def main():
         run_storage(t, xe, tmp)
         run_network(t, xe)
         run_xva(t, xe, tmp)
+        run_checkpoint(t, xe, tmp)
     finally:
         if proc:
             proc.send_signal(signal.SIGTERM)

@@ -66,7 +66,7 @@ setup(void **state)
     if (xmodel_init() < 0 || db_open(":memory:", &s->db, why, sizeof(why)) < 0 ||
         tasks_new(&s->tasks) < 0 || workpool_start(&wc, &s->workers) < 0 ||
         auth_open(passwd, &s->auth) < 0 || auth_set_password(s->auth, "root", "rootpw") < 0 ||
-        auth_set_password(s->auth, "reader", "readerpw") < 0 || !bootstrap_run(s, &err) ||
+        auth_set_password(s->auth, "reader", "readerpw") < 0 || !bootstrap_run(s, false, &err) ||
         events_start(s, &s->events) < 0)
         return -1;
     db_set_commit_hook(s->db, events_on_commit, s->events);

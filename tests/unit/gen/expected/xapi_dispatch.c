@@ -3,8 +3,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/xval.h"
 #include "model/xmsg.h"
 #include "xapi_handlers.h"
+
+/* A forwarded message's ref argument, or a ref field of its record
+ * argument; NULL when it is not a string (the handler then rejects it). */
+static const char *
+forward_arg(const struct xval *v, const char *member)
+{
+    if (v && member)
+        v = v->kind == XVAL_STRUCT ? xval_struct_get(v, member) : NULL;
+    return v && v->kind == XVAL_STRING ? v->str.s : NULL;
+}
 
 static bool
 call_thing_poke(struct call_ctx *ctx, struct xval *const *args, struct wire_writer *out, struct xerr **errp)
@@ -27,6 +38,13 @@ call_thing_poke(struct call_ctx *ctx, struct xval *const *args, struct wire_writ
     xtype_value_clear(&xapi_type_int, &times);
     xtype_value_clear(&xapi_type_ref_thing, &self);
     return ok;
+}
+
+static bool
+fwd_thing_poke(struct call_ctx *ctx, struct xval *const *args, char **host, struct xerr **errp)
+{
+    const char *ref = forward_arg(args[0], NULL);
+    return !ref || api_forward_by_vm(ctx, ref, host, errp);
 }
 
 static const struct xmsg_param params_2[] = {
@@ -127,39 +145,39 @@ static const struct xmsg_param params_32[] = {
 };
 
 const struct xmsg xapi_messages[] = {
-    {"part.get_all", &xapi_class_part, "get_all", XM_GET_ALL, NULL, NULL, 0, 0, &xapi_type_ref_part_set, XR_READ_ONLY, true, false, 0, NULL},
-    {"part.get_all_records", &xapi_class_part, "get_all_records", XM_GET_ALL_RECORDS, NULL, NULL, 0, 0, &xapi_type_ref_part_part_record_map, XR_READ_ONLY, true, false, 0, NULL},
-    {"part.get_all_records_where", &xapi_class_part, "get_all_records_where", XM_GET_ALL_RECORDS_WHERE, NULL, params_2, 1, 1, &xapi_type_ref_part_part_record_map, XR_READ_ONLY, true, false, 0, NULL},
-    {"part.get_all_where", &xapi_class_part, "get_all_where", XM_GET_ALL_WHERE, NULL, params_3, 1, 1, &xapi_type_ref_part_set, XR_READ_ONLY, true, false, 0, NULL},
-    {"part.get_by_uuid", &xapi_class_part, "get_by_uuid", XM_GET_BY_UUID, NULL, params_4, 1, 1, &xapi_type_ref_part, XR_READ_ONLY, true, false, 0, NULL},
-    {"part.get_owner", &xapi_class_part, "get_owner", XM_GET_FIELD, &xapi_fields_part[1], params_5, 1, 1, &xapi_type_ref_thing, XR_READ_ONLY, true, false, 0, NULL},
-    {"part.get_record", &xapi_class_part, "get_record", XM_GET_RECORD, NULL, params_6, 1, 1, &xapi_type_part_record, XR_READ_ONLY, true, false, 0, NULL},
-    {"part.get_uuid", &xapi_class_part, "get_uuid", XM_GET_FIELD, &xapi_fields_part[0], params_7, 1, 1, &xapi_type_string, XR_READ_ONLY, true, false, 0, NULL},
-    {"thing.add_tags", &xapi_class_thing, "add_tags", XM_SET_ADD, &xapi_fields_thing[4], params_8, 2, 2, NULL, XR_POOL_OPERATOR, true, false, 0, NULL},
-    {"thing.add_to_other_config", &xapi_class_thing, "add_to_other_config", XM_MAP_ADD, &xapi_fields_thing[5], params_9, 3, 3, NULL, XR_POOL_OPERATOR, true, false, 0, NULL},
-    {"thing.create", &xapi_class_thing, "create", XM_CREATE, NULL, params_10, 1, 1, &xapi_type_ref_thing, XR_POOL_OPERATOR, true, true, 0, NULL},
-    {"thing.destroy", &xapi_class_thing, "destroy", XM_DESTROY, NULL, params_11, 1, 1, NULL, XR_POOL_OPERATOR, true, true, 0, NULL},
-    {"thing.get_all", &xapi_class_thing, "get_all", XM_GET_ALL, NULL, NULL, 0, 0, &xapi_type_ref_thing_set, XR_READ_ONLY, true, false, 0, NULL},
-    {"thing.get_all_records", &xapi_class_thing, "get_all_records", XM_GET_ALL_RECORDS, NULL, NULL, 0, 0, &xapi_type_ref_thing_thing_record_map, XR_READ_ONLY, true, false, 0, NULL},
-    {"thing.get_all_records_where", &xapi_class_thing, "get_all_records_where", XM_GET_ALL_RECORDS_WHERE, NULL, params_14, 1, 1, &xapi_type_ref_thing_thing_record_map, XR_READ_ONLY, true, false, 0, NULL},
-    {"thing.get_all_where", &xapi_class_thing, "get_all_where", XM_GET_ALL_WHERE, NULL, params_15, 1, 1, &xapi_type_ref_thing_set, XR_READ_ONLY, true, false, 0, NULL},
-    {"thing.get_by_name_label", &xapi_class_thing, "get_by_name_label", XM_GET_BY_NAME_LABEL, NULL, params_16, 1, 1, &xapi_type_ref_thing_set, XR_READ_ONLY, true, false, 0, NULL},
-    {"thing.get_by_uuid", &xapi_class_thing, "get_by_uuid", XM_GET_BY_UUID, NULL, params_17, 1, 1, &xapi_type_ref_thing, XR_READ_ONLY, true, false, 0, NULL},
-    {"thing.get_name_label", &xapi_class_thing, "get_name_label", XM_GET_FIELD, &xapi_fields_thing[1], params_18, 1, 1, &xapi_type_string, XR_READ_ONLY, true, false, 0, NULL},
-    {"thing.get_other_config", &xapi_class_thing, "get_other_config", XM_GET_FIELD, &xapi_fields_thing[5], params_19, 1, 1, &xapi_type_string_string_map, XR_READ_ONLY, true, false, 0, NULL},
-    {"thing.get_parts", &xapi_class_thing, "get_parts", XM_GET_FIELD, &xapi_fields_thing[6], params_20, 1, 1, &xapi_type_ref_part_set, XR_READ_ONLY, true, false, 0, NULL},
-    {"thing.get_record", &xapi_class_thing, "get_record", XM_GET_RECORD, NULL, params_21, 1, 1, &xapi_type_thing_record, XR_READ_ONLY, true, false, 0, NULL},
-    {"thing.get_size", &xapi_class_thing, "get_size", XM_GET_FIELD, &xapi_fields_thing[2], params_22, 1, 1, &xapi_type_int, XR_READ_ONLY, true, false, 0, NULL},
-    {"thing.get_state", &xapi_class_thing, "get_state", XM_GET_FIELD, &xapi_fields_thing[3], params_23, 1, 1, &xapi_type_thing_state, XR_READ_ONLY, true, false, 0, NULL},
-    {"thing.get_tags", &xapi_class_thing, "get_tags", XM_GET_FIELD, &xapi_fields_thing[4], params_24, 1, 1, &xapi_type_string_set, XR_READ_ONLY, true, false, 0, NULL},
-    {"thing.get_uuid", &xapi_class_thing, "get_uuid", XM_GET_FIELD, &xapi_fields_thing[0], params_25, 1, 1, &xapi_type_string, XR_READ_ONLY, true, false, 0, NULL},
-    {"thing.later", &xapi_class_thing, "later", XM_TODO, NULL, params_26, 1, 1, NULL, XR_POOL_ADMIN, true, false, 0, NULL},
-    {"thing.poke", &xapi_class_thing, "poke", XM_EXPLICIT, NULL, params_27, 2, 1, &xapi_type_string, XR_VM_OPERATOR, true, true, 0, call_thing_poke},
-    {"thing.remove_from_other_config", &xapi_class_thing, "remove_from_other_config", XM_MAP_REMOVE, &xapi_fields_thing[5], params_28, 2, 2, NULL, XR_POOL_OPERATOR, true, false, 0, NULL},
-    {"thing.remove_tags", &xapi_class_thing, "remove_tags", XM_SET_REMOVE, &xapi_fields_thing[4], params_29, 2, 2, NULL, XR_POOL_OPERATOR, true, false, 0, NULL},
-    {"thing.set_name_label", &xapi_class_thing, "set_name_label", XM_SET_FIELD, &xapi_fields_thing[1], params_30, 2, 2, NULL, XR_POOL_OPERATOR, true, false, 0, NULL},
-    {"thing.set_other_config", &xapi_class_thing, "set_other_config", XM_SET_FIELD, &xapi_fields_thing[5], params_31, 2, 2, NULL, XR_POOL_OPERATOR, true, false, 0, NULL},
-    {"thing.set_tags", &xapi_class_thing, "set_tags", XM_SET_FIELD, &xapi_fields_thing[4], params_32, 2, 2, NULL, XR_POOL_OPERATOR, true, false, 0, NULL},
+    {"part.get_all", &xapi_class_part, "get_all", XM_GET_ALL, NULL, NULL, 0, 0, &xapi_type_ref_part_set, XR_READ_ONLY, true, false, 0, NULL, NULL},
+    {"part.get_all_records", &xapi_class_part, "get_all_records", XM_GET_ALL_RECORDS, NULL, NULL, 0, 0, &xapi_type_ref_part_part_record_map, XR_READ_ONLY, true, false, 0, NULL, NULL},
+    {"part.get_all_records_where", &xapi_class_part, "get_all_records_where", XM_GET_ALL_RECORDS_WHERE, NULL, params_2, 1, 1, &xapi_type_ref_part_part_record_map, XR_READ_ONLY, true, false, 0, NULL, NULL},
+    {"part.get_all_where", &xapi_class_part, "get_all_where", XM_GET_ALL_WHERE, NULL, params_3, 1, 1, &xapi_type_ref_part_set, XR_READ_ONLY, true, false, 0, NULL, NULL},
+    {"part.get_by_uuid", &xapi_class_part, "get_by_uuid", XM_GET_BY_UUID, NULL, params_4, 1, 1, &xapi_type_ref_part, XR_READ_ONLY, true, false, 0, NULL, NULL},
+    {"part.get_owner", &xapi_class_part, "get_owner", XM_GET_FIELD, &xapi_fields_part[1], params_5, 1, 1, &xapi_type_ref_thing, XR_READ_ONLY, true, false, 0, NULL, NULL},
+    {"part.get_record", &xapi_class_part, "get_record", XM_GET_RECORD, NULL, params_6, 1, 1, &xapi_type_part_record, XR_READ_ONLY, true, false, 0, NULL, NULL},
+    {"part.get_uuid", &xapi_class_part, "get_uuid", XM_GET_FIELD, &xapi_fields_part[0], params_7, 1, 1, &xapi_type_string, XR_READ_ONLY, true, false, 0, NULL, NULL},
+    {"thing.add_tags", &xapi_class_thing, "add_tags", XM_SET_ADD, &xapi_fields_thing[4], params_8, 2, 2, NULL, XR_POOL_OPERATOR, true, false, 0, NULL, NULL},
+    {"thing.add_to_other_config", &xapi_class_thing, "add_to_other_config", XM_MAP_ADD, &xapi_fields_thing[5], params_9, 3, 3, NULL, XR_POOL_OPERATOR, true, false, 0, NULL, NULL},
+    {"thing.create", &xapi_class_thing, "create", XM_CREATE, NULL, params_10, 1, 1, &xapi_type_ref_thing, XR_POOL_OPERATOR, true, true, 0, NULL, NULL},
+    {"thing.destroy", &xapi_class_thing, "destroy", XM_DESTROY, NULL, params_11, 1, 1, NULL, XR_POOL_OPERATOR, true, true, 0, NULL, NULL},
+    {"thing.get_all", &xapi_class_thing, "get_all", XM_GET_ALL, NULL, NULL, 0, 0, &xapi_type_ref_thing_set, XR_READ_ONLY, true, false, 0, NULL, NULL},
+    {"thing.get_all_records", &xapi_class_thing, "get_all_records", XM_GET_ALL_RECORDS, NULL, NULL, 0, 0, &xapi_type_ref_thing_thing_record_map, XR_READ_ONLY, true, false, 0, NULL, NULL},
+    {"thing.get_all_records_where", &xapi_class_thing, "get_all_records_where", XM_GET_ALL_RECORDS_WHERE, NULL, params_14, 1, 1, &xapi_type_ref_thing_thing_record_map, XR_READ_ONLY, true, false, 0, NULL, NULL},
+    {"thing.get_all_where", &xapi_class_thing, "get_all_where", XM_GET_ALL_WHERE, NULL, params_15, 1, 1, &xapi_type_ref_thing_set, XR_READ_ONLY, true, false, 0, NULL, NULL},
+    {"thing.get_by_name_label", &xapi_class_thing, "get_by_name_label", XM_GET_BY_NAME_LABEL, NULL, params_16, 1, 1, &xapi_type_ref_thing_set, XR_READ_ONLY, true, false, 0, NULL, NULL},
+    {"thing.get_by_uuid", &xapi_class_thing, "get_by_uuid", XM_GET_BY_UUID, NULL, params_17, 1, 1, &xapi_type_ref_thing, XR_READ_ONLY, true, false, 0, NULL, NULL},
+    {"thing.get_name_label", &xapi_class_thing, "get_name_label", XM_GET_FIELD, &xapi_fields_thing[1], params_18, 1, 1, &xapi_type_string, XR_READ_ONLY, true, false, 0, NULL, NULL},
+    {"thing.get_other_config", &xapi_class_thing, "get_other_config", XM_GET_FIELD, &xapi_fields_thing[5], params_19, 1, 1, &xapi_type_string_string_map, XR_READ_ONLY, true, false, 0, NULL, NULL},
+    {"thing.get_parts", &xapi_class_thing, "get_parts", XM_GET_FIELD, &xapi_fields_thing[6], params_20, 1, 1, &xapi_type_ref_part_set, XR_READ_ONLY, true, false, 0, NULL, NULL},
+    {"thing.get_record", &xapi_class_thing, "get_record", XM_GET_RECORD, NULL, params_21, 1, 1, &xapi_type_thing_record, XR_READ_ONLY, true, false, 0, NULL, NULL},
+    {"thing.get_size", &xapi_class_thing, "get_size", XM_GET_FIELD, &xapi_fields_thing[2], params_22, 1, 1, &xapi_type_int, XR_READ_ONLY, true, false, 0, NULL, NULL},
+    {"thing.get_state", &xapi_class_thing, "get_state", XM_GET_FIELD, &xapi_fields_thing[3], params_23, 1, 1, &xapi_type_thing_state, XR_READ_ONLY, true, false, 0, NULL, NULL},
+    {"thing.get_tags", &xapi_class_thing, "get_tags", XM_GET_FIELD, &xapi_fields_thing[4], params_24, 1, 1, &xapi_type_string_set, XR_READ_ONLY, true, false, 0, NULL, NULL},
+    {"thing.get_uuid", &xapi_class_thing, "get_uuid", XM_GET_FIELD, &xapi_fields_thing[0], params_25, 1, 1, &xapi_type_string, XR_READ_ONLY, true, false, 0, NULL, NULL},
+    {"thing.later", &xapi_class_thing, "later", XM_TODO, NULL, params_26, 1, 1, NULL, XR_POOL_ADMIN, true, false, 0, NULL, NULL},
+    {"thing.poke", &xapi_class_thing, "poke", XM_EXPLICIT, NULL, params_27, 2, 1, &xapi_type_string, XR_VM_OPERATOR, true, true, 0, call_thing_poke, fwd_thing_poke},
+    {"thing.remove_from_other_config", &xapi_class_thing, "remove_from_other_config", XM_MAP_REMOVE, &xapi_fields_thing[5], params_28, 2, 2, NULL, XR_POOL_OPERATOR, true, false, 0, NULL, NULL},
+    {"thing.remove_tags", &xapi_class_thing, "remove_tags", XM_SET_REMOVE, &xapi_fields_thing[4], params_29, 2, 2, NULL, XR_POOL_OPERATOR, true, false, 0, NULL, NULL},
+    {"thing.set_name_label", &xapi_class_thing, "set_name_label", XM_SET_FIELD, &xapi_fields_thing[1], params_30, 2, 2, NULL, XR_POOL_OPERATOR, true, false, 0, NULL, NULL},
+    {"thing.set_other_config", &xapi_class_thing, "set_other_config", XM_SET_FIELD, &xapi_fields_thing[5], params_31, 2, 2, NULL, XR_POOL_OPERATOR, true, false, 0, NULL, NULL},
+    {"thing.set_tags", &xapi_class_thing, "set_tags", XM_SET_FIELD, &xapi_fields_thing[4], params_32, 2, 2, NULL, XR_POOL_OPERATOR, true, false, 0, NULL, NULL},
 };
 const size_t xapi_n_messages = 33;
 

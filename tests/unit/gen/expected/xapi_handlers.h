@@ -12,4 +12,8 @@ struct call_ctx;
  * false with *errp set. Parameters are borrowed for the call. */
 bool api_thing_poke(struct call_ctx *ctx, const char *self, int64_t times, char **result, struct xerr **errp);
 
+/* The host that runs a message with a "forward" key, found from one of its
+ * arguments (a ref): *host owned by the caller, NULL for this host. */
+bool api_forward_by_vm(struct call_ctx *ctx, const char *ref, char **host, struct xerr **errp);
+
 #endif

@@ -1,0 +1,315 @@
+/* api/forward.c - which host runs a message that acts on one host's things
+ * (datamodel "forward", datamodel/README.md; xapi's message_forwarding.ml).
+ *
+ * Each resolver gets the ref the message names and answers the host that
+ * owns what it acts on, or NULL for "this host": also when the ref names
+ * nothing (the local handler then answers HANDLE_INVALID, as it would
+ * without a pool). rpc/dispatch.c forwards the call when the answer is
+ * another host.
+ *   vm:        the resident host of a running or paused VM (forward_vm_op);
+ *              a halted or suspended VM's operations run where called
+ *   vm_srs:    as vm, but a VM that is not running goes to the host of the
+ *              first of its disks on a non-shared SR, if any: its disk
+ *              operations (snapshot, clone, copy, export) need the disks
+ *              (forward_to_access_srs)
+ *   placement: VM.start: a host the VM can boot on (api/placement.h)
+ *   host:      that host (host.* messages, VM.start_on, SR.create ...)
+ *   VBD, VIF:  their VM's, as vm (forward_vbd_op, forward_vif_op)
+ *   PBD, PIF:  their host
+ *   SR:        a non-shared SR's host (the host of its PBD); a shared SR's
+ *              operations run where called (every host sees it)
+ *   VDI:       its SR's, as SR
+ *   task:      the host a pending task's call was forwarded to (task.cancel
+ *              reaches the operation where it runs)
+ *
+ * The transfer routes redirect instead (forward_transfer_redirect).
+ */
+#include "api/forward.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/placement.h"
+#include "api/transfer_auth.h"
+#include "common/log.h"
+#include "db/db.h"
+#include "rpc/ctx.h"
+#include "xapi_errors.h"
+#include "xapi_handlers.h"
+
+static bool
+valid_ref(const char *ref)
+{
+    return ref && ref[0] && strcmp(ref, "OpaqueRef:NULL") != 0;
+}
+
+/* *host = a copy of @ref when it names a host. */
+static bool
+answer(struct db *db, const char *ref, char **host, struct xerr **errp)
+{
+    *host = NULL;
+    if (!valid_ref(ref) || !db_exists(db, &xapi_class_host, ref))
+        return true;
+    return (*host = strdup(ref)) != NULL || xerr_nomem(errp);
+}
+
+struct vm_place {
+    char *resident; /* running or paused: where */
+    struct xapi_ref_set vbds;
+};
+
+static void
+peek_vm(void *opaque, const void *rec)
+{
+    const struct xapi_vm_record *vm = rec;
+    struct vm_place *p = opaque;
+    if (vm->power_state == XAPI_VM_POWER_STATE_RUNNING ||
+        vm->power_state == XAPI_VM_POWER_STATE_PAUSED)
+        xstr_set(&p->resident, vm->resident_on);
+    else
+        xtype_value_copy(&xapi_type_ref_VBD_set, &p->vbds, &vm->VBDs);
+}
+
+static void
+peek_vbd_vdi(void *opaque, const void *rec)
+{
+    const struct xapi_vbd_record *b = rec;
+    if (!b->empty)
+        xstr_set(opaque, b->VDI);
+}
+
+static bool
+vm_host(struct call_ctx *ctx, const char *ref, bool disks, char **host, struct xerr **errp)
+{
+    struct vm_place p = {0};
+    *host = NULL;
+    db_with(ctx->db, &xapi_class_vm, ref, peek_vm, &p, NULL);
+    bool ok = true;
+    if (p.resident) {
+        ok = answer(ctx->db, p.resident, host, errp);
+    } else if (disks) {
+        for (size_t i = 0; ok && !*host && i < p.vbds.n; i++) {
+            char *vdi = NULL;
+            db_with(ctx->db, &xapi_class_vbd, p.vbds.items[i], peek_vbd_vdi, &vdi, NULL);
+            ok = !vdi || api_forward_by_VDI(ctx, vdi, host, errp);
+            free(vdi);
+        }
+    }
+    free(p.resident);
+    xtype_value_clear(&xapi_type_ref_VBD_set, &p.vbds);
+    return ok;
+}
+
+bool
+api_forward_by_vm(struct call_ctx *ctx, const char *ref, char **host, struct xerr **errp)
+{
+    return vm_host(ctx, ref, false, host, errp);
+}
+
+bool
+api_forward_by_vm_srs(struct call_ctx *ctx, const char *ref, char **host, struct xerr **errp)
+{
+    return vm_host(ctx, ref, true, host, errp);
+}
+
+static void
+peek_halted(void *opaque, const void *rec)
+{
+    *(bool *)opaque = ((const struct xapi_vm_record *)rec)->power_state == XAPI_VM_POWER_STATE_HALTED;
+}
+
+bool
+api_forward_by_placement(struct call_ctx *ctx, const char *ref, char **host, struct xerr **errp)
+{
+    bool halted = false;
+    *host = NULL;
+    db_with(ctx->db, &xapi_class_vm, ref, peek_halted, &halted, NULL);
+    if (!halted) /* the local handler answers VM_BAD_POWER_STATE */
+        return true;
+    return placement_choose_host(ctx, ref, host, errp);
+}
+
+bool
+api_forward_by_host(struct call_ctx *ctx, const char *ref, char **host, struct xerr **errp)
+{
+    return answer(ctx->db, ref, host, errp);
+}
+
+static void
+peek_vbd_vm(void *opaque, const void *rec)
+{
+    xstr_set(opaque, ((const struct xapi_vbd_record *)rec)->VM);
+}
+
+bool
+api_forward_by_VBD(struct call_ctx *ctx, const char *ref, char **host, struct xerr **errp)
+{
+    char *vm = NULL;
+    *host = NULL;
+    db_with(ctx->db, &xapi_class_vbd, ref, peek_vbd_vm, &vm, NULL);
+    bool ok = !vm || api_forward_by_vm(ctx, vm, host, errp);
+    free(vm);
+    return ok;
+}
+
+static void
+peek_vif_vm(void *opaque, const void *rec)
+{
+    xstr_set(opaque, ((const struct xapi_vif_record *)rec)->VM);
+}
+
+bool
+api_forward_by_VIF(struct call_ctx *ctx, const char *ref, char **host, struct xerr **errp)
+{
+    char *vm = NULL;
+    *host = NULL;
+    db_with(ctx->db, &xapi_class_vif, ref, peek_vif_vm, &vm, NULL);
+    bool ok = !vm || api_forward_by_vm(ctx, vm, host, errp);
+    free(vm);
+    return ok;
+}
+
+static void
+peek_pbd_host(void *opaque, const void *rec)
+{
+    xstr_set(opaque, ((const struct xapi_pbd_record *)rec)->host);
+}
+
+bool
+api_forward_by_PBD(struct call_ctx *ctx, const char *ref, char **host, struct xerr **errp)
+{
+    char *h = NULL;
+    db_with(ctx->db, &xapi_class_pbd, ref, peek_pbd_host, &h, NULL);
+    bool ok = answer(ctx->db, h, host, errp);
+    free(h);
+    return ok;
+}
+
+static void
+peek_pif_host(void *opaque, const void *rec)
+{
+    xstr_set(opaque, ((const struct xapi_pif_record *)rec)->host);
+}
+
+bool
+api_forward_by_PIF(struct call_ctx *ctx, const char *ref, char **host, struct xerr **errp)
+{
+    char *h = NULL;
+    db_with(ctx->db, &xapi_class_pif, ref, peek_pif_host, &h, NULL);
+    bool ok = answer(ctx->db, h, host, errp);
+    free(h);
+    return ok;
+}
+
+static void
+peek_sr_pbd(void *opaque, const void *rec)
+{
+    const struct xapi_sr_record *sr = rec;
+    if (!sr->shared && sr->PBDs.n > 0)
+        xstr_set(opaque, sr->PBDs.items[0]);
+}
+
+bool
+api_forward_by_SR(struct call_ctx *ctx, const char *ref, char **host, struct xerr **errp)
+{
+    char *pbd = NULL;
+    *host = NULL;
+    db_with(ctx->db, &xapi_class_sr, ref, peek_sr_pbd, &pbd, NULL);
+    bool ok = !pbd || api_forward_by_PBD(ctx, pbd, host, errp);
+    free(pbd);
+    return ok;
+}
+
+static void
+peek_vdi_sr(void *opaque, const void *rec)
+{
+    xstr_set(opaque, ((const struct xapi_vdi_record *)rec)->SR);
+}
+
+bool
+api_forward_by_VDI(struct call_ctx *ctx, const char *ref, char **host, struct xerr **errp)
+{
+    char *sr = NULL;
+    *host = NULL;
+    db_with(ctx->db, &xapi_class_vdi, ref, peek_vdi_sr, &sr, NULL);
+    bool ok = !sr || api_forward_by_SR(ctx, sr, host, errp);
+    free(sr);
+    return ok;
+}
+
+static void
+peek_forwarded(void *opaque, const void *rec)
+{
+    const struct xapi_task_record *t = rec;
+    if (t->forwarded && (t->status == XAPI_TASK_STATUS_TYPE_PENDING ||
+                         t->status == XAPI_TASK_STATUS_TYPE_CANCELLING))
+        xstr_set(opaque, t->forwarded_to);
+}
+
+bool
+api_forward_by_task(struct call_ctx *ctx, const char *ref, char **host, struct xerr **errp)
+{
+    char *h = NULL;
+    db_with(ctx->db, &xapi_class_task, ref, peek_forwarded, &h, NULL);
+    bool ok = answer(ctx->db, h, host, errp);
+    free(h);
+    return ok;
+}
+
+/* ------------------------------------------------------------------ transfers */
+
+static bool
+redirect(struct server *srv, struct http_request *req, const char *host)
+{
+    char *address = NULL;
+    db_get_field(srv->db, &xapi_class_host, host, xclass_field(&xapi_class_host, "address"),
+                 &address, NULL);
+    char *query = http_request_query_string(req);
+    char *location = NULL;
+    bool ok = address && address[0] && query &&
+              asprintf(&location, "Location: https://%s%s%s%s", address, http_request_path(req),
+                       query[0] ? "?" : "", query) >= 0;
+    if (ok) {
+        log_info("forward.redirect", "path=%s host=%s address=%s", http_request_path(req), host,
+                 address);
+        const char *headers[] = {location};
+        http_reply_with_headers(req, 302, NULL, headers, 1, "", 0);
+    }
+    free(location);
+    free(query);
+    free(address);
+    return ok;
+}
+
+bool
+forward_transfer_redirect(struct server *srv, struct http_request *req, const char *permission,
+                          enum forward_object what, const char *ref, bool by_uuid)
+{
+    static const struct xclass *const classes[] = {&xapi_class_vm, &xapi_class_sr,
+                                                   &xapi_class_vdi};
+    if (!ref)
+        return false;
+    char *owned = NULL;
+    if (by_uuid && !db_ref_by_uuid(srv->db, classes[what], ref, &owned, NULL))
+        return false;
+    struct call_ctx ctx = {.srv = srv, .db = srv->db};
+    char *host = NULL;
+    const char *r = owned ? owned : ref;
+    bool found = what == FORWARD_VM    ? api_forward_by_vm_srs(&ctx, r, &host, NULL)
+                 : what == FORWARD_SR ? api_forward_by_SR(&ctx, r, &host, NULL)
+                                      : api_forward_by_VDI(&ctx, r, &host, NULL);
+    free(owned);
+    bool done = false;
+    if (found && host && strcmp(host, srv->host_ref) != 0) {
+        /* credentials first, as xapi's handlers: a stranger learns nothing */
+        struct transfer_caller who = {0};
+        struct xerr *err = NULL;
+        if (transfer_authorise(srv, req, permission, &who, &err))
+            done = redirect(srv, req, host);
+        free(who.user);
+        xerr_free(err);
+    }
+    free(host);
+    return done;
+}
