@@ -100,14 +100,21 @@ vm_migrate_check(struct call_ctx *ctx, const char *vm_ref, const struct xapi_vm_
         return xerr_handle_invalid(errp, "host", host);
     if (!vm_op_check(vm, vm_ref, XAPI_VM_OPERATIONS_POOL_MIGRATE, errp))
         return false;
+    /* the call was forwarded to the VM's host (datamodel "forward": vm); one
+     * that still reaches another host names a VM that does not run here */
+    if (strcmp(vm->resident_on, ctx->srv->host_ref) != 0)
+        return xerr_operation_not_allowed(errp, "the VM does not run on the host that was "
+                                          "asked to migrate it");
     if (strcmp(host, ctx->srv->host_ref) == 0)
         return true; /* a localhost migration: everything it needs is here */
     if (!disks_on_shared_srs(ctx, vm_ref, vm, errp))
         return false;
+    /* the call itself reaches the VM's host (rpc/dispatch.c forwards it);
+     * what is missing is the destination half on the other host */
     return xerr_operation_not_allowed(
-        errp, "VM.pool_migrate to another host needs host-to-host forwarding, not built yet: "
-              "the source must call vm_migrate_receive_begin, vm_migrate_receive_wait and "
-              "vm_migrate_receive_end (api/vm_migrate.h) on the destination host");
+        errp, "VM.pool_migrate to another host is not built yet: the destination half "
+              "(vm_migrate_receive_begin, _wait and _end in api/vm_migrate.h) has no "
+              "host-to-host message to reach it through peers_call (rpc/peers.h)");
 }
 
 /* ------------------------------------------------------------------ destination half */
