@@ -14,6 +14,14 @@
  * served, so that a live snapshot or the collector finds every server of a
  * VDI).
  *
+ * A live migration's destination gets its own servers of the same VDIs
+ * before its source's stop (disk_servers_start_standby): `vhd serve
+ * --standby`, under the names in-<vm uuid>.<n>.*, so that they live beside
+ * the source's on one host. They answer the NBD handshake and hold all I/O;
+ * they read nothing of the image but its footer copy until
+ * disk_servers_activate hands them the chains, after the source's servers
+ * flushed and closed (single writer), and renames them to the VM's names.
+ *
  * One lock (disk_servers_lock) orders the moments when a VDI's files and
  * its servers must agree: a server starting or stopping, and the steps that
  * change a served VDI's chain (live snapshots, api/storage_gc.c).
@@ -89,7 +97,7 @@ vhd_binary(char *out, size_t len)
  * serves (tools/vhd/serve.c). Returns its pid or a negative errno. */
 static pid_t
 spawn_server(const char *vhd, const char *socket_path, const char *control_path, const char *file,
-             bool read_only, const char *user)
+             bool read_only, bool standby, const char *user)
 {
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) < 0)
@@ -112,7 +120,7 @@ spawn_server(const char *vhd, const char *socket_path, const char *control_path,
             sigset_t none;
             sigemptyset(&none);
             sigprocmask(SIG_SETMASK, &none, NULL);
-            const char *argv[11];
+            const char *argv[12];
             int i = 0;
             argv[i++] = vhd;
             argv[i++] = "serve";
@@ -126,6 +134,8 @@ spawn_server(const char *vhd, const char *socket_path, const char *control_path,
             argv[i++] = control_path;
             if (read_only)
                 argv[i++] = "--read-only";
+            if (standby)
+                argv[i++] = "--standby";
             argv[i++] = file;
             argv[i] = NULL;
             execvp(vhd, (char *const *)argv);
@@ -202,10 +212,14 @@ restrict_sockets(const char *sock, const char *ctl, unsigned qemu_uid)
     return 0;
 }
 
+/* The prefix of a standby server's files: in-<vm uuid>.<n>.* */
+#define STANDBY_PREFIX "in-"
+
 static bool
 serve_one(struct server *srv, const struct xapi_vm_record *vm, int64_t domid, const char *vbd_ref,
-          unsigned n, struct xenops_domain_config *cfg, struct xerr **errp)
+          unsigned n, bool standby, struct xenops_domain_config *cfg, struct xerr **errp)
 {
+    const char *prefix = standby ? STANDBY_PREFIX : "";
     struct xapi_vbd_record *vbd = NULL;
     struct xapi_vdi_record *vdi = NULL;
     char *sr_path = NULL;
@@ -223,10 +237,10 @@ serve_one(struct server *srv, const struct xapi_vm_record *vm, int64_t domid, co
         goto out;
     }
     disks_dir(srv, dir, sizeof(dir));
-    snprintf(sock, sizeof(sock), "%s/%s.%u.sock", dir, vm->uuid, n);
-    snprintf(pidfile, sizeof(pidfile), "%s/%s.%u.pid", dir, vm->uuid, n);
-    snprintf(ctl, sizeof(ctl), "%s/%s.%u.ctl", dir, vm->uuid, n);
-    snprintf(vdifile, sizeof(vdifile), "%s/%s.%u.vdi", dir, vm->uuid, n);
+    snprintf(sock, sizeof(sock), "%s/%s%s.%u.sock", dir, prefix, vm->uuid, n);
+    snprintf(pidfile, sizeof(pidfile), "%s/%s%s.%u.pid", dir, prefix, vm->uuid, n);
+    snprintf(ctl, sizeof(ctl), "%s/%s%s.%u.ctl", dir, prefix, vm->uuid, n);
+    snprintf(vdifile, sizeof(vdifile), "%s/%s%s.%u.vdi", dir, prefix, vm->uuid, n);
     unlink(sock);
     unlink(ctl);
     bool cdrom = vbd->type == XAPI_VBD_TYPE_CD;
@@ -235,7 +249,7 @@ serve_one(struct server *srv, const struct xapi_vm_record *vm, int64_t domid, co
     unsigned vhd_uid = domains_vhd_uid(srv, domid);
     char user[32];
     snprintf(user, sizeof(user), "%u:%u", vhd_uid, vhd_uid);
-    pid_t pid = spawn_server(vhd, sock, ctl, file, read_only, vhd_uid ? user : NULL);
+    pid_t pid = spawn_server(vhd, sock, ctl, file, read_only, standby, vhd_uid ? user : NULL);
     /* the control socket is bound after the NBD one: both exist once it does */
     if (pid <= 0 || !wait_for_socket(ctl, pid) ||
         restrict_sockets(sock, ctl, domains_qemu_uid(srv, domid)) < 0) {
@@ -255,7 +269,8 @@ serve_one(struct server *srv, const struct xapi_vm_record *vm, int64_t domid, co
     }
     if (!add_disk(cfg, sock, read_only, cdrom))
         ok = xerr_nomem(errp);
-    log_info("disk.serve", "vm=%s vdi=%s pid=%ld ro=%d", vm->uuid, vdi->uuid, (long)pid, read_only);
+    log_info("disk.serve", "vm=%s vdi=%s pid=%ld ro=%d standby=%d", vm->uuid, vdi->uuid,
+             (long)pid, read_only, standby);
 out:
     xapi_vbd_record_free(vbd);
     xapi_vdi_record_free(vdi);
@@ -278,21 +293,62 @@ make_disks_dir(struct server *srv)
     chmod(dir, 0711);
 }
 
-bool
-disk_servers_start(struct server *srv, const char *vm_ref, const struct xapi_vm_record *vm,
-                   int64_t domid, struct xenops_domain_config *cfg, struct xerr **errp)
+static int slot_of(const char *dir, const char *vm_uuid, const char *vbd_ref);
+
+/* The slot of a VBD of @vm served now, or -1: a migration's destination
+ * serves exactly the disks its source has (an unplugged VBD stays unplugged). */
+static int
+slot_now(struct server *srv, const struct xapi_vm_record *vm, const char *vbd_ref)
+{
+    char dir[4096];
+    disks_dir(srv, dir, sizeof(dir));
+    return slot_of(dir, vm->uuid, vbd_ref);
+}
+
+static bool
+start_servers(struct server *srv, const struct xapi_vm_record *vm, int64_t domid, bool standby,
+              struct xenops_domain_config *cfg, struct xerr **errp)
 {
     make_disks_dir(srv);
-    (void)vm_ref;
     disk_servers_lock();
     bool ok = true;
     /* a server's slot is its disk's index in @cfg, which names the disk in the
      * device model ("vbd<slot>"): hotplug finds both by it (empty drives have none) */
-    for (size_t i = 0; ok && i < vm->VBDs.n; i++)
-        ok = serve_one(srv, vm, domid, vm->VBDs.items[i], (unsigned)cfg->n_disks, cfg, errp);
+    for (size_t i = 0; ok && i < vm->VBDs.n; i++) {
+        int slot = standby ? slot_now(srv, vm, vm->VBDs.items[i]) : (int)cfg->n_disks;
+        if (slot < 0)
+            continue;
+        /* the destination's devices must be the source's, in the same places */
+        if (slot != (int)cfg->n_disks)
+            ok = xerr_operation_not_allowed(errp, "the VM's disks were hot-plugged out of "
+                                            "order: its destination cannot lay them out as "
+                                            "its source has them");
+        else
+            ok = serve_one(srv, vm, domid, vm->VBDs.items[i], (unsigned)slot, standby, cfg,
+                           errp);
+    }
     disk_servers_unlock();
+    return ok;
+}
+
+bool
+disk_servers_start(struct server *srv, const char *vm_ref, const struct xapi_vm_record *vm,
+                   int64_t domid, struct xenops_domain_config *cfg, struct xerr **errp)
+{
+    (void)vm_ref;
+    bool ok = start_servers(srv, vm, domid, false, cfg, errp);
     if (!ok)
         disk_servers_stop(srv, vm->uuid);
+    return ok;
+}
+
+bool
+disk_servers_start_standby(struct server *srv, const struct xapi_vm_record *vm, int64_t domid,
+                           struct xenops_domain_config *cfg, struct xerr **errp)
+{
+    bool ok = start_servers(srv, vm, domid, true, cfg, errp);
+    if (!ok)
+        disk_servers_stop_standby(srv, vm->uuid);
     return ok;
 }
 
@@ -357,8 +413,26 @@ stop_one(const char *dir, const char *base, long *pids, size_t *n_pids, size_t m
     }
 }
 
+static void stop_named(struct server *srv, const char *name);
+
 void
 disk_servers_stop(struct server *srv, const char *vm_uuid)
+{
+    stop_named(srv, vm_uuid);
+}
+
+void
+disk_servers_stop_standby(struct server *srv, const char *vm_uuid)
+{
+    char name[64];
+    snprintf(name, sizeof(name), STANDBY_PREFIX "%s", vm_uuid);
+    stop_named(srv, name);
+}
+
+/* Stops every server whose files are @vm_uuid.<n>.* (@vm_uuid: "<uuid>" or
+ * "in-<uuid>"). */
+static void
+stop_named(struct server *srv, const char *vm_uuid)
 {
     char dir[4096];
     disks_dir(srv, dir, sizeof(dir));
@@ -452,7 +526,7 @@ disk_servers_plug(struct server *srv, const struct xapi_vm_record *vm, const cha
         if (access(path, F_OK) != 0)
             break;
     }
-    bool ok = n < 256 ? serve_one(srv, vm, vm->domid, vbd_ref, n, &one, errp)
+    bool ok = n < 256 ? serve_one(srv, vm, vm->domid, vbd_ref, n, false, &one, errp)
                       : xerr_operation_not_allowed(errp, "every disk slot of the VM is taken");
     disk_servers_unlock();
     if (ok && one.n_disks != 1)
@@ -638,4 +712,68 @@ disk_servers_resume(struct disk_pause *p)
     free(p->sr_path);
     free(p->uuid);
     free(p);
+}
+
+/* ------------------------------------------------------------------ migration hand-over */
+
+bool
+disk_servers_activate(struct server *srv, const char *vm_uuid, struct xerr **errp)
+{
+    char dir[4096], prefix[64];
+    disks_dir(srv, dir, sizeof(dir));
+    snprintf(prefix, sizeof(prefix), STANDBY_PREFIX "%s.", vm_uuid);
+    size_t plen = strlen(prefix);
+    disk_servers_lock();
+    DIR *d = opendir(dir);
+    int rc = 0;
+    struct dirent *e;
+    while (d && rc == 0 && (e = readdir(d))) {
+        unsigned n;
+        char tail[8];
+        struct served sv;
+        if (strncmp(e->d_name, prefix, plen) != 0 ||
+            sscanf(e->d_name + plen, "%u.%7s", &n, tail) != 2 || strcmp(tail, "vdi") != 0 ||
+            !read_served(dir, e->d_name, &sv))
+            continue;
+        /* the chain as it is on disk now, after the source's servers closed it */
+        int fds[64];
+        unsigned n_fds = 0;
+        char ctl[4400], line[32], reply[256] = "";
+        snprintf(ctl, sizeof(ctl), "%s/%s%u.ctl", dir, prefix, n);
+        if ((rc = sr_file_vdi_chain_fds(sv.sr_path, sv.vdi, fds, 64, &n_fds)) < 0) {
+            log_error("disk.activate", "vdi=%s error=\"%s\"", sv.vdi, sr_file_last_error());
+            break;
+        }
+        int cfd = -1;
+        snprintf(line, sizeof(line), "activate %u", n_fds);
+        if ((rc = serve_ctl_connect(ctl, &cfd)) == 0)
+            rc = serve_ctl_command(cfd, line, fds, n_fds, reply, sizeof(reply));
+        if (cfd >= 0)
+            close(cfd);
+        for (unsigned i = 0; i < n_fds; i++)
+            close(fds[i]);
+        if (rc < 0) {
+            log_error("disk.activate", "vdi=%s reply=\"%s\" error=\"%s\"", sv.vdi, reply,
+                      strerror(-rc));
+            break;
+        }
+        /* the VM's names: the device model is connected already, a socket's
+         * name is only for new connections */
+        static const char *const kinds[] = {"sock", "ctl", "vdi", "pid"};
+        for (size_t k = 0; k < 4; k++) {
+            char from[4400], to[4400];
+            snprintf(from, sizeof(from), "%s/%s%u.%s", dir, prefix, n, kinds[k]);
+            snprintf(to, sizeof(to), "%s/%s.%u.%s", dir, vm_uuid, n, kinds[k]);
+            if (rename(from, to) < 0 && rc == 0)
+                rc = -errno;
+        }
+        log_info("disk.activate", "vm=%s vdi=%s slot=%u rc=%d", vm_uuid, sv.vdi, n, rc);
+    }
+    if (d)
+        closedir(d);
+    disk_servers_unlock();
+    if (rc < 0)
+        return xerr_sr_backend_failure(errp, "EIO", "",
+                                       "a migrated disk's server could not be activated");
+    return true;
 }

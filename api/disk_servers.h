@@ -19,6 +19,19 @@ bool disk_servers_start(struct server *srv, const char *vm_ref, const struct xap
                         int64_t domid, struct xenops_domain_config *cfg, struct xerr **errp);
 void disk_servers_stop(struct server *srv, const char *vm_uuid);
 
+/* A live migration's destination: a standby server (`vhd serve --standby`,
+ * files in-<vm uuid>.<n>.*) for each VBD of @vm whose server runs now, added
+ * to @cfg as disk_servers_start does; they hold all I/O and read no metadata
+ * until disk_servers_activate, called once the source's servers have exited
+ * (disk_servers_stop: flushed and closed). Activation hands each its chain as
+ * it is on disk then and gives it the VM's names; a failure leaves the rest
+ * in standby. disk_servers_stop_standby stops those still in standby. */
+bool disk_servers_start_standby(struct server *srv, const struct xapi_vm_record *vm,
+                                int64_t domid, struct xenops_domain_config *cfg,
+                                struct xerr **errp);
+bool disk_servers_activate(struct server *srv, const char *vm_uuid, struct xerr **errp);
+void disk_servers_stop_standby(struct server *srv, const char *vm_uuid);
+
 /* Hotplug: a server for VBD @vbd_ref of running VM @vm in the first free
  * slot; the disk to hand to the device model goes to @disk (its path is the
  * caller's to free) and the slot, which names it there, to @slot. An empty

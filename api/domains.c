@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -261,9 +262,21 @@ domains_no_acpi(const struct xapi_vm_record *vm)
     return domains_machine(vm, &m) && m == XENOPS_MACHINE_MICROVM && acpi && !strcmp(acpi, "0");
 }
 
+/* Stops the disk servers build_config started: a migration's destination's
+ * are standby servers beside its source's, which must not be touched. */
+static void
+stop_servers(struct server *srv, const char *uuid, bool standby)
+{
+    if (standby)
+        disk_servers_stop_standby(srv, uuid);
+    else
+        disk_servers_stop(srv, uuid);
+}
+
+/* @standby: for a migration's destination (disk_servers_start_standby). */
 static bool
 build_config(struct server *srv, const char *ref, const struct xapi_vm_record *vm, bool paused,
-             int64_t domid, struct xenops_domain_config **out, struct xerr **errp)
+             int64_t domid, bool standby, struct xenops_domain_config **out, struct xerr **errp)
 {
     struct xenops_domain_config *c = calloc(1, sizeof(*c));
     if (!c)
@@ -335,18 +348,19 @@ build_config(struct server *srv, const char *ref, const struct xapi_vm_record *v
         xenops_config_free(c);
         return xerr_nomem(errp);
     }
-    if (!disk_servers_start(srv, ref, vm, domid, c, errp)) {
+    if (!(standby ? disk_servers_start_standby(srv, vm, domid, c, errp)
+                  : disk_servers_start(srv, ref, vm, domid, c, errp))) {
         xenops_config_free(c);
         return false;
     }
     if (!attach_nics(srv, vm, domid, c, errp)) {
-        disk_servers_stop(srv, vm->uuid);
+        stop_servers(srv, vm->uuid, standby);
         xenops_config_free(c);
         return false;
     }
     const char *why = NULL;
     if (xenops_config_check(c, &why) < 0) {
-        disk_servers_stop(srv, vm->uuid);
+        stop_servers(srv, vm->uuid, standby);
         for (size_t i = 0; i < vm->VIFs.n && i < c->n_nics; i++)
             net_vif_detach(srv, vm->VIFs.items[i], domid, NULL);
         xenops_config_free(c);
@@ -390,7 +404,7 @@ domains_start(struct server *srv, const char *ref, const struct xapi_vm_record *
     struct domains *d = srv->domains;
     struct xenops_domain_config *c = NULL;
     int64_t id = atomic_fetch_add(&d->next_domid, 1); /* names the taps */
-    if (!build_config(srv, ref, vm, paused, id, &c, errp))
+    if (!build_config(srv, ref, vm, paused, id, false, &c, errp))
         return false;
     int rc = xenops_domain_start(d->x, c);
     /* the balloon holds what dynamic_max does not give (xapi's squeezed
@@ -470,7 +484,7 @@ domains_resume(struct server *srv, const char *ref, const struct xapi_vm_record 
         return xerr_vm_has_no_suspend_vdi(errp, ref);
     struct xenops_domain_config *c = NULL;
     int64_t id = atomic_fetch_add(&srv->domains->next_domid, 1);
-    if (!build_config(srv, ref, vm, paused, id, &c, errp))
+    if (!build_config(srv, ref, vm, paused, id, false, &c, errp))
         return false;
     int rc = xenops_domain_resume(srv->domains->x, c, path);
     if (rc < 0) {
@@ -537,4 +551,153 @@ struct xenops *
 domains_xenops(struct server *srv)
 {
     return srv->domains ? srv->domains->x : NULL;
+}
+
+/* ------------------------------------------------------------------ live migration */
+
+bool
+domains_disk_geometry(struct server *srv, const struct xapi_vm_record *vm, char *out, size_t len)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (unsigned slot = 0; slot < vm->VBDs.n; slot++) {
+        unsigned c = 0, h = 0, k = 0;
+        /* a slot without a virtio disk (a CD, an empty drive) is 0/0/0 */
+        int rc = xenops_disk_geometry(srv->domains->x, vm->uuid, slot, &c, &h, &k);
+        if (rc < 0)
+            log_warn("domains.geometry", "vm=%s slot=%u error=\"%s\"", vm->uuid, slot,
+                     strerror(-rc));
+        int n = snprintf(out + used, len - used, "%s%u/%u/%u", slot ? ";" : "", c, h, k);
+        if (n < 0 || (size_t)n >= len - used)
+            return false;
+        used += (size_t)n;
+    }
+    return true;
+}
+
+/* Gives @c's disks the geometry @geometry lists ("C/H/S;..." by slot). */
+static void
+apply_geometry(struct xenops_domain_config *c, const char *geometry)
+{
+    const char *p = geometry;
+    for (size_t i = 0; p && *p && i < c->n_disks; i++) {
+        unsigned cy = 0, h = 0, k = 0;
+        if (sscanf(p, "%u/%u/%u", &cy, &h, &k) == 3 && !c->disks[i].cdrom) {
+            c->disks[i].cyls = cy;
+            c->disks[i].heads = h;
+            c->disks[i].secs = k;
+        }
+        p = strchr(p, ';');
+        if (p)
+            p++;
+    }
+}
+
+bool
+domains_receive(struct server *srv, const char *ref, const struct xapi_vm_record *vm,
+                const char *listen, const char *geometry, const struct xenops_tls *tls,
+                int64_t *domid, char *uri, size_t uri_len, struct xerr **errp)
+{
+    struct xenops_domain_config *c = NULL;
+    int64_t id = atomic_fetch_add(&srv->domains->next_domid, 1); /* its own taps and uids */
+    if (!build_config(srv, ref, vm, true, id, true, &c, errp))
+        return false;
+    /* the source's geometry: QEMU would otherwise read sector 0 to guess it,
+     * from a disk the source still owns (and the standby server holds) */
+    apply_geometry(c, geometry);
+    int rc = xenops_domain_start_incoming(srv->domains->x, c, listen, tls, uri, uri_len);
+    if (rc < 0) {
+        disk_servers_stop_standby(srv, vm->uuid);
+        for (size_t i = 0; i < vm->VIFs.n && i < c->n_nics; i++)
+            net_vif_detach(srv, vm->VIFs.items[i], id, NULL);
+    }
+    xenops_config_free(c);
+    if (rc == -ENOTSUP)
+        return xerr_operation_not_allowed(errp, "the sim backend has no live migration");
+    if (rc < 0)
+        return fail(srv, rc, "receiving the migration", vm->uuid, errp);
+    *domid = id;
+    return true;
+}
+
+void
+domains_receive_abort(struct server *srv, const struct xapi_vm_record *vm, int64_t domid)
+{
+    xenops_domain_incoming_abort(srv->domains->x, vm->uuid);
+    disk_servers_stop_standby(srv, vm->uuid);
+    for (size_t i = 0; i < vm->VIFs.n && domid >= 0; i++)
+        net_vif_detach(srv, vm->VIFs.items[i], domid, NULL);
+}
+
+bool
+domains_receive_wait(struct server *srv, const char *uuid, struct xerr **errp)
+{
+    int rc = xenops_domain_incoming_wait(srv->domains->x, uuid, 60000);
+    return rc == 0 || fail(srv, rc, "receiving the migration", uuid, errp);
+}
+
+bool
+domains_receive_commit(struct server *srv, const char *uuid, struct xerr **errp)
+{
+    if (!disk_servers_activate(srv, uuid, errp))
+        return false;
+    int rc = xenops_domain_incoming_commit(srv->domains->x, uuid);
+    if (rc == 0)
+        rc = xenops_domain_unpause(srv->domains->x, uuid);
+    if (rc < 0)
+        return fail(srv, rc, "resuming the migrated domain", uuid, errp);
+    guest_metrics_kick(srv); /* its agent answers at once: no port event says so */
+    return true;
+}
+
+bool
+domains_migrate_send(struct server *srv, const char *uuid, const char *uri,
+                     const struct xenops_tls *tls, const char *tls_hostname,
+                     xenops_migrate_fn *fn, void *opaque, struct xenops_migrate_stats *out,
+                     struct xerr **errp)
+{
+    int rc = xenops_domain_migrate_send(srv->domains->x, uuid, uri, tls, tls_hostname, fn,
+                                        opaque, out);
+    if (rc == -ENOTSUP)
+        return xerr_operation_not_allowed(errp, "the sim backend has no live migration");
+    return rc == 0 || fail(srv, rc, "migration", uuid, errp);
+}
+
+struct servers_stop {
+    struct server *srv;
+    const char *uuid;
+};
+
+static void *
+servers_stop_main(void *arg)
+{
+    struct servers_stop *st = arg;
+    disk_servers_stop(st->srv, st->uuid); /* each flushes and closes its chain, then exits */
+    return NULL;
+}
+
+void
+domains_migrate_source_done(struct server *srv, const struct xapi_vm_record *vm)
+{
+    /* the guest waits for both: the source's qemu, paused with its images
+     * inactive (it writes nothing more), quits while its disk servers flush
+     * and exit */
+    struct servers_stop st = {srv, vm->uuid};
+    pthread_t t;
+    bool apart = pthread_create(&t, NULL, servers_stop_main, &st) == 0;
+    int rc = xenops_domain_migrate_finish(srv->domains->x, vm->uuid);
+    if (rc < 0 && rc != -ENOENT)
+        log_warn("domains.migrate_finish", "vm=%s error=\"%s\"", vm->uuid, strerror(-rc));
+    if (apart)
+        pthread_join(t, NULL);
+    else
+        disk_servers_stop(srv, vm->uuid);
+    domains_detach_nics(srv, vm); /* the old domid's taps */
+}
+
+bool
+domains_migrate_rollback(struct server *srv, const char *uuid, struct xerr **errp)
+{
+    int rc = xenops_domain_migrate_rollback(srv->domains->x, uuid);
+    return rc == 0 || fail(srv, rc, "resuming the migration's source", uuid, errp);
 }

@@ -74,6 +74,36 @@ int domains_agent_info(struct server *srv, const char *uuid, struct xenops_guest
 /* Memory the domain uses now, in bytes (0 when unknown). */
 int64_t domains_memory_actual(struct server *srv, const char *uuid);
 
+/* Live migration (api/vm_migrate.c). The destination half: domains_receive
+ * starts @vm's domain waiting for the migration (new domid *@domid: its own
+ * taps on the same networks' bridges, its own helper uids; standby disk
+ * servers, api/disk_servers.h), listening on @listen ("tcp:HOST:0"), and
+ * gives the URI the source must send to; domains_receive_wait waits for the
+ * whole state; domains_receive_commit activates the disk servers (the
+ * source's must have exited), makes it the VM's domain and runs it;
+ * domains_receive_abort undoes domains_receive. The source half:
+ * domains_migrate_send (task.cancel ends it through domains_cancel_waits:
+ * TASK_CANCELLED, the guest runs on), then domains_migrate_source_done stops
+ * the paused source, its disk servers (flushed, closed) and its taps. */
+bool domains_receive(struct server *srv, const char *ref, const struct xapi_vm_record *vm,
+                     const char *listen, const char *geometry, const struct xenops_tls *tls,
+                     int64_t *domid, char *uri, size_t uri_len, struct xerr **errp);
+/* The source side's word for domains_receive's @geometry: the logical
+ * geometry QEMU gave each disk slot of running @vm, "C/H/S;C/H/S..." (a slot
+ * without a virtio disk 0/0/0). false when @len is too small. */
+bool domains_disk_geometry(struct server *srv, const struct xapi_vm_record *vm, char *out,
+                           size_t len);
+bool domains_receive_wait(struct server *srv, const char *uuid, struct xerr **errp);
+bool domains_receive_commit(struct server *srv, const char *uuid, struct xerr **errp);
+void domains_receive_abort(struct server *srv, const struct xapi_vm_record *vm, int64_t domid);
+bool domains_migrate_send(struct server *srv, const char *uuid, const char *uri,
+                          const struct xenops_tls *tls, const char *tls_hostname,
+                          xenops_migrate_fn *fn, void *opaque, struct xenops_migrate_stats *out,
+                          struct xerr **errp);
+void domains_migrate_source_done(struct server *srv, const struct xapi_vm_record *vm);
+/* The destination failed after the source completed: the source runs on. */
+bool domains_migrate_rollback(struct server *srv, const char *uuid, struct xerr **errp);
+
 /* Removes the taps of @vm's VIFs for its current domid (it stopped). */
 void domains_detach_nics(struct server *srv, const struct xapi_vm_record *vm);
 

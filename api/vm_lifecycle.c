@@ -25,6 +25,7 @@
 #include "api/guest_metrics.h"
 #include "api/net_api.h"
 #include "api/pool_live.h"
+#include "api/vm_migrate.h"
 #include "api/vm_ops.h"
 #include "common/log.h"
 #include "db/db.h"
@@ -602,6 +603,66 @@ api_vm_resume_on(struct call_ctx *ctx, const char *vm, const char *host, bool st
                          .work = resume_work};
     (void)force;
     return run_power_op(ctx, vm, host, &p, errp);
+}
+
+/* VM.pool_migrate's work: the VM moves to a new domain and stays Running
+ * (or Paused) in the record throughout; only the domid and the consoles'
+ * host change. */
+static bool
+migrate_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *vm,
+             const struct power_op *p, struct xerr **errp)
+{
+    int64_t domid = -1;
+    bool lost = false;
+    (void)p;
+    if (!vm_migrate_local(ctx, ref, vm, &domid, &lost, errp)) {
+        if (lost) /* its source went before its destination failed */
+            record_power_state(ctx->srv, ref, XAPI_VM_POWER_STATE_HALTED, -1, false, NULL);
+        return false;
+    }
+    /* the new domain has its own taps (api/vif.c names them by domid) */
+    return record_power_state(ctx->srv, ref, vm->power_state, domid, false, errp);
+}
+
+bool
+api_vm_pool_migrate(struct call_ctx *ctx, const char *vm_ref, const char *host,
+                    const struct xapi_string_string_map *options, struct xerr **errp)
+{
+    (void)options; /* xapi's "force" skips CPU checks, "network" picks the link: one host */
+    struct xapi_vm_record *vm = NULL;
+    if (!db_get(ctx->db, &xapi_class_vm, vm_ref, (void **)&vm, errp))
+        return false;
+    bool ok = vm_migrate_check(ctx, vm_ref, vm, host, errp);
+    xapi_vm_record_free(vm);
+    struct power_op p = {.op = XAPI_VM_OPERATIONS_POOL_MIGRATE, .work = migrate_work};
+    return ok && run_power_op(ctx, vm_ref, NULL, &p, errp);
+}
+
+bool
+api_vm_assert_can_migrate(struct call_ctx *ctx, const char *vm_ref,
+                          const struct xapi_string_string_map *dest, bool live,
+                          const struct xapi_ref_ref_map *vdi_map,
+                          const struct xapi_ref_ref_map *vif_map,
+                          const struct xapi_string_string_map *options,
+                          const struct xapi_ref_ref_map *vgpu_map, struct xerr **errp)
+{
+    (void)live, (void)vdi_map, (void)vif_map, (void)options, (void)vgpu_map;
+    /* dest is host.migrate_receive's answer: its "host" key names the
+     * destination host (xapi_vm_migrate.ml _host); a host of this pool means
+     * an intra-pool migration, what pool_migrate does */
+    const char *host = xmap_get_str((const struct xmap *)dest, "host");
+    if (!host)
+        return xerr_value_not_supported(errp, "dest", "", "dest must name the destination "
+                                        "host under the key \"host\" (host.migrate_receive)");
+    if (!db_exists(ctx->db, &xapi_class_host, host))
+        return xerr_operation_not_allowed(errp, "migration to another pool (a host this pool "
+                                          "does not know) is not built");
+    struct xapi_vm_record *vm = NULL;
+    if (!db_get(ctx->db, &xapi_class_vm, vm_ref, (void **)&vm, errp))
+        return false;
+    bool ok = vm_migrate_check(ctx, vm_ref, vm, host, errp);
+    xapi_vm_record_free(vm);
+    return ok;
 }
 
 bool

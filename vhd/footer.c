@@ -9,6 +9,9 @@
  * we all read the same virtual size. Facts: the VHD specification (Microsoft's Virtual Hard Disk Image Format Specification), 1.2, 5 rows 1-6, 11.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -221,4 +224,35 @@ vhd_footer_write(struct vhd_image *img, uint64_t off)
     uint8_t buf[VHD_FOOTER_SIZE];
     vhd_footer_serialize(&img->footer, buf);
     return vhd_io_pwrite(img->fd, buf, sizeof(buf), off);
+}
+
+/* The footer copy at 0 first (spec 5: dynamic disks keep one there): it is written at
+ * creation and never moves, while the trailing footer is cut and rewritten as blocks
+ * are allocated by whoever writes the image now. A fixed image has only the trailing one. */
+int
+vhd_peek_size(const char *path, uint64_t *size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    uint8_t buf[VHD_FOOTER_SIZE];
+    struct vhd_footer f;
+    struct stat st;
+    int rc = vhd_io_pread(fd, buf, sizeof(buf), 0);
+    if (rc == 0 && vhd_footer_parse(buf, &f) == 0 && f.type != VHD_TYPE_FIXED) {
+        *size = f.curr_size;
+        close(fd);
+        return 0;
+    }
+    rc = fstat(fd, &st) < 0 ? -errno : 0;
+    if (rc == 0 && st.st_size < (off_t)VHD_FOOTER_SIZE)
+        rc = -EINVAL;
+    if (rc == 0)
+        rc = vhd_io_pread(fd, buf, sizeof(buf), (uint64_t)st.st_size - VHD_FOOTER_SIZE);
+    if (rc == 0 && vhd_footer_parse(buf, &f) < 0)
+        rc = -EINVAL;
+    close(fd);
+    if (rc == 0)
+        *size = f.curr_size;
+    return rc;
 }

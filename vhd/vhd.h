@@ -106,6 +106,14 @@ int vhd_chain_close(struct vhd_chain *c);
 /* Virtual size in bytes of the leaf. */
 uint64_t vhd_chain_size(const struct vhd_chain *c);
 
+/* The virtual size of the image at @path from its footer alone, without reading its
+ * header or BAT: the footer copy at offset 0 (dynamic and differencing images, written
+ * once at creation, so stable while another process extends the file), else the
+ * trailing footer (fixed images). For a disk server that must not read an image's
+ * metadata while another process still writes it (a live migration's standby).
+ * Errors: -EINVAL (no valid footer), I/O errors. */
+int vhd_peek_size(const char *path, uint64_t *size);
+
 /* Read @len bytes at @off through the chain (spec 1.7). Errors: -EINVAL if the range
  * leaves the disk; I/O errors. Any alignment is accepted. */
 int vhd_chain_read(struct vhd_chain *c, void *buf, uint64_t off, size_t len);

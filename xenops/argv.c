@@ -101,7 +101,11 @@ add_disks(struct argv_builder *b, const struct xenops_domain_config *cfg)
         const char *driver = d->cdrom                                      ? "ide-cd"
                              : cfg->machine == XENOPS_MACHINE_MICROVM ? "virtio-blk-device"
                                                                         : "virtio-blk-pci";
-        arg_add(b, "%s,drive=%s,id=%s", driver, node, dev);
+        if (d->cyls && d->heads && d->secs && !d->cdrom)
+            arg_add(b, "%s,drive=%s,id=%s,cyls=%u,heads=%u,secs=%u", driver, node, dev, d->cyls,
+                    d->heads, d->secs);
+        else
+            arg_add(b, "%s,drive=%s,id=%s", driver, node, dev);
     }
 }
 

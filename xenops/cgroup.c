@@ -114,11 +114,31 @@ void
 xenops_cgroup_create(struct xenops *x, const struct xenops_domain_config *cfg, const char *accel,
                      char *path, size_t len)
 {
+    xenops_cgroup_create_named(x, cfg, cfg->uuid, accel, path, len);
+}
+
+void
+xenops_cgroup_rename(struct xenops *x, const char *from, const char *to)
+{
+    if (!x->cgroup_root)
+        return;
+    char a[4200], b[4200];
+    snprintf(a, sizeof(a), "%s/" SLICE "/vm-%s", x->cgroup_root, from);
+    snprintf(b, sizeof(b), "%s/" SLICE "/vm-%s", x->cgroup_root, to);
+    /* cgroup v2 renames a group within its parent (cgroup-v2.rst) */
+    if (rename(a, b) < 0 && errno != ENOENT)
+        log_warn_errno(errno, "xenops.cgroup_rename", "from=%s to=%s", a, b);
+}
+
+void
+xenops_cgroup_create_named(struct xenops *x, const struct xenops_domain_config *cfg,
+                           const char *name, const char *accel, char *path, size_t len)
+{
     path[0] = '\0';
     if (!x->cgroup_root)
         return;
     char dir[4200];
-    snprintf(dir, sizeof(dir), "%s/" SLICE "/vm-%s", x->cgroup_root, cfg->uuid);
+    snprintf(dir, sizeof(dir), "%s/" SLICE "/vm-%s", x->cgroup_root, name);
     /* EEXIST: left by a crash of ours, empty since its qemu is gone */
     if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
         log_warn_errno(errno, "xenops.cgroup_create", "vm=%s dir=%s", cfg->uuid, dir);

@@ -30,7 +30,14 @@
  *  (5) what qemu's uid may change is dm/ and nothing we read back: d->dir and
  *      the files we write there are root's (a config.json qemu could write
  *      would choose the next qemu's uid); names in dm/ are only connected
- *      to, and the peer checked (peer_is), never opened or followed.
+ *      to, and the peer checked (peer_is), never opened or followed;
+ *  (6) a live migration's destination on this host runs beside its source
+ *      under the same uuid: until it is committed it is "incoming", in a map
+ *      of its own (b->incoming), named "<uuid>.in" (directory, cgroup) and
+ *      silent (its events would be taken for the source's); commit renames
+ *      both and moves it into the map once the source is gone
+ *      (xenops/qemu_migrate.c). A source whose state went away is silent too:
+ *      its exit is no halt of the VM.
  * Facts: QEMU docs/interop/qmp-spec.txt, qapi/run-state.json (SHUTDOWN reasons,
  * RESET, STOP, RESUME, GUEST_PANICKED), qapi/migration.json (migrate fd:,
  * query-migrate), qapi/machine.json (query-cpus-fast thread-id), proc(5);
@@ -61,12 +68,14 @@ struct qbackend {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     struct hashmap doms; /* uuid -> struct qdom (a reference) */
+    struct hashmap incoming; /* uuid -> an incoming struct qdom (6) */
     int n_threads;       /* live supervisors; fini waits for 0 */
     bool stopping;       /* fini has begun: attach refuses */
 };
 
+static char *read_small(const char *dir, const char *name);
 static int qemu_spawn_domain(struct xenops *x, const struct xenops_domain_config *cfg,
-                             const char *resume_path, bool announce);
+                             const char *resume_path, bool announce, bool incoming);
 
 /* ================= references ================= */
 
@@ -125,8 +134,33 @@ qdom_get(struct xenops *x, const char *uuid)
     return d;
 }
 
+struct qdom *
+qdom_get_incoming(struct xenops *x, const char *uuid)
+{
+    struct qbackend *b = x->priv;
+    pthread_mutex_lock(&b->lock);
+    struct qdom *d = hashmap_get(&b->incoming, uuid);
+    if (d) {
+        pthread_mutex_lock(&d->lock);
+        d->refs++;
+        pthread_mutex_unlock(&d->lock);
+    }
+    pthread_mutex_unlock(&b->lock);
+    return d;
+}
+
+void
+qdom_emit(struct xenops *x, struct qdom *d, enum xenops_event ev)
+{
+    pthread_mutex_lock(&d->lock);
+    bool silent = d->silent;
+    pthread_mutex_unlock(&d->lock);
+    if (!silent)
+        xenops_emit(x, d->uuid, ev);
+}
+
 static struct qdom *
-qdom_new(struct xenops *x, const struct xenops_domain_config *cfg)
+qdom_new(struct xenops *x, const struct xenops_domain_config *cfg, bool incoming)
 {
     struct qdom *d = calloc(1, sizeof(*d));
     if (!d)
@@ -135,6 +169,8 @@ qdom_new(struct xenops *x, const struct xenops_domain_config *cfg)
     d->pidfd = d->qmp_fd = d->con_fd = d->wake_fd = d->log_fd = d->agent_fd = -1;
     d->exit_event = -1;
     snprintf(d->uuid, sizeof(d->uuid), "%s", cfg->uuid);
+    snprintf(d->name, sizeof(d->name), "%s%s", cfg->uuid, incoming ? ".in" : "");
+    d->incoming = d->silent = incoming;
     pthread_mutex_init(&d->lock, NULL);
     pthread_mutex_init(&d->cmd_lock, NULL);
     pthread_mutex_init(&d->con_lock, NULL);
@@ -146,7 +182,7 @@ qdom_new(struct xenops *x, const struct xenops_domain_config *cfg)
     pthread_cond_init(&d->cond, &ca);
     pthread_condattr_destroy(&ca);
     if (!(d->cfg = xenops_config_copy(cfg)) ||
-        asprintf(&d->dir, "%s/%s", x->run_dir, cfg->uuid) < 0) {
+        asprintf(&d->dir, "%s/%s", x->run_dir, d->name) < 0) {
         d->dir = NULL;
         qdom_unref(d);
         return NULL;
@@ -407,16 +443,16 @@ qdom_qmp_line(struct xenops *x, struct qdom *d, const char *line)
         d->reboots++;
         pthread_cond_broadcast(&d->cond);
         pthread_mutex_unlock(&d->lock);
-        xenops_emit(x, d->uuid, XENOPS_EVENT_REBOOTED);
+        qdom_emit(x, d, XENOPS_EVENT_REBOOTED);
     } else if (!strcmp(ev, "STOP")) {
-        xenops_emit(x, d->uuid, XENOPS_EVENT_PAUSED);
+        qdom_emit(x, d, XENOPS_EVENT_PAUSED);
     } else if (!strcmp(ev, "RESUME")) {
         pthread_mutex_lock(&d->lock);
         bool announce = d->announce_resume;
         d->announce_resume = true;
         pthread_mutex_unlock(&d->lock);
         if (announce)
-            xenops_emit(x, d->uuid, XENOPS_EVENT_RESUMED);
+            qdom_emit(x, d, XENOPS_EVENT_RESUMED);
     } else if (!strcmp(ev, "DEVICE_DELETED")) {
         const char *dev = json_string_value(json_object_get(data, "device"));
         pthread_mutex_lock(&d->lock);
@@ -431,7 +467,7 @@ qdom_qmp_line(struct xenops *x, struct qdom *d, const char *line)
             pthread_mutex_lock(&d->lock);
             d->agent_port = json_is_true(json_object_get(data, "open"));
             pthread_mutex_unlock(&d->lock);
-            xenops_emit(x, d->uuid, XENOPS_EVENT_AGENT);
+            qdom_emit(x, d, XENOPS_EVENT_AGENT);
         }
     } else if (!strcmp(ev, "BALLOON_CHANGE")) {
         json_t *actual = json_object_get(data, "actual");
@@ -440,7 +476,7 @@ qdom_qmp_line(struct xenops *x, struct qdom *d, const char *line)
             d->balloon_actual = (uint64_t)json_integer_value(actual);
         pthread_mutex_unlock(&d->lock);
     } else if (!strcmp(ev, "GUEST_PANICKED")) {
-        xenops_emit(x, d->uuid, XENOPS_EVENT_CRASHED);
+        qdom_emit(x, d, XENOPS_EVENT_CRASHED);
         /* on_crash, applied without waiting on our own reply: the supervisor
          * is the QMP reader, so it sends and lets the reply be dropped. */
         const char *cmd = d->cfg->on_crash == XENOPS_ACTION_RESTART    ? "system_reset"
@@ -493,13 +529,21 @@ qdom_exited(struct xenops *x, struct qdom *d)
     bool mapped = hashmap_get(&b->doms, d->uuid) == d;
     if (mapped)
         hashmap_remove(&b->doms, d->uuid);
+    if (!mapped && hashmap_get(&b->incoming, d->uuid) == d) {
+        hashmap_remove(&b->incoming, d->uuid);
+        mapped = true;
+    }
     pthread_mutex_unlock(&b->lock);
     if (mapped)
         qdom_unref(d); /* the map's; the supervisor still holds its own (3) */
     /* before anyone waiting hears of the exit: a start right after a shutdown
      * must find the directory gone, not fail on it (1) */
     qdom_clean_dir(d);
-    xenops_cgroup_remove(x, d->uuid);
+    pthread_mutex_lock(&d->lock);
+    char name[sizeof(d->name)];
+    snprintf(name, sizeof(name), "%s", d->name);
+    pthread_mutex_unlock(&d->lock);
+    xenops_cgroup_remove(x, name);
     pthread_mutex_lock(&d->lock);
     d->exited = true;
     int ev = d->exit_event;
@@ -525,23 +569,23 @@ qdom_exited(struct xenops *x, struct qdom *d)
              reason[0] ? reason : "none", xenops_event_name((enum xenops_event)ev));
     if (action == XENOPS_ACTION_RESTART) {
         if (ev == XENOPS_EVENT_CRASHED)
-            xenops_emit(x, d->uuid, XENOPS_EVENT_CRASHED);
+            qdom_emit(x, d, XENOPS_EVENT_CRASHED);
         pthread_mutex_lock(&d->lock); /* (4) */
         _cleanup_(xenops_config_freep) struct xenops_domain_config *cfg =
             xenops_config_copy(d->cfg);
         pthread_mutex_unlock(&d->lock);
-        int rc = cfg ? qemu_spawn_domain(x, cfg, NULL, false) : -ENOMEM;
+        int rc = cfg ? qemu_spawn_domain(x, cfg, NULL, false, false) : -ENOMEM;
         if (rc == 0) {
-            xenops_emit(x, d->uuid, XENOPS_EVENT_REBOOTED);
+            qdom_emit(x, d, XENOPS_EVENT_REBOOTED);
             return;
         }
         log_warn_errno(-rc, "xenops.restart_failed", "vm=%s", d->uuid);
-        xenops_emit(x, d->uuid, XENOPS_EVENT_HALTED);
+        qdom_emit(x, d, XENOPS_EVENT_HALTED);
         return;
     }
-    xenops_emit(x, d->uuid, (enum xenops_event)ev);
+    qdom_emit(x, d, (enum xenops_event)ev);
     if (ev == XENOPS_EVENT_CRASHED)
-        xenops_emit(x, d->uuid, XENOPS_EVENT_HALTED);
+        qdom_emit(x, d, XENOPS_EVENT_HALTED);
 }
 
 struct supervise_arg {
@@ -664,13 +708,14 @@ qdom_attach(struct xenops *x, struct qdom *d, unsigned timeout_ms)
     a->x = x;
     a->d = d;
     pthread_mutex_lock(&b->lock);
-    if (b->stopping || hashmap_get(&b->doms, d->uuid)) {
+    struct hashmap *map = d->incoming ? &b->incoming : &b->doms;
+    if (b->stopping || hashmap_get(map, d->uuid)) {
         rc = b->stopping ? -ESHUTDOWN : -EEXIST;
         pthread_mutex_unlock(&b->lock);
         free(a);
         return rc;
     }
-    if ((rc = hashmap_put(&b->doms, d->uuid, d)) < 0) {
+    if ((rc = hashmap_put(map, d->uuid, d)) < 0) {
         pthread_mutex_unlock(&b->lock);
         free(a);
         return rc;
@@ -683,7 +728,7 @@ qdom_attach(struct xenops *x, struct qdom *d, unsigned timeout_ms)
     rc = -pthread_create(&t, &attr, qdom_supervise, a);
     pthread_attr_destroy(&attr);
     if (rc < 0) {
-        hashmap_remove(&b->doms, d->uuid);
+        hashmap_remove(map, d->uuid);
         d->refs -= 2;
         free(a);
     } else {
@@ -716,8 +761,8 @@ find_binary(const char *name)
     return NULL;
 }
 
-static int
-write_file(const char *dir, const char *name, const char *text)
+int
+qdom_write_file(const char *dir, const char *name, const char *text)
 {
     char path[4200];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
@@ -798,9 +843,9 @@ qemu_view(struct xenops *x, const struct xenops_domain_config *cfg)
 
 static int
 qemu_spawn_domain(struct xenops *x, const struct xenops_domain_config *cfg,
-                  const char *resume_path, bool announce)
+                  const char *resume_path, bool announce, bool incoming)
 {
-    _cleanup_(qdom_unrefp) struct qdom *d = qdom_new(x, cfg);
+    _cleanup_(qdom_unrefp) struct qdom *d = qdom_new(x, cfg, incoming);
     if (!d)
         return -ENOMEM;
     xenops_config_assign_ports(d->cfg); /* (4): recorded as the argv uses them */
@@ -824,7 +869,7 @@ qemu_spawn_domain(struct xenops *x, const struct xenops_domain_config *cfg,
     int rc = xenops_qemu_argv(view, accel, ".", x->qemu_binary, &argv, &argc);
     if (rc < 0)
         return rc;
-    if (resume_path) {
+    if (resume_path || incoming) {
         char **v = realloc(argv, (argc + 3) * sizeof(*v));
         if (!v) {
             xenops_strv_free(argv, argc);
@@ -832,7 +877,9 @@ qemu_spawn_domain(struct xenops *x, const struct xenops_domain_config *cfg,
         }
         argv = v;
         argv[argc++] = strdup("-incoming");
-        argv[argc++] = strdup("fd:3");
+        /* a migration's destination is configured over QMP first (TLS,
+         * capabilities), then told where to listen: migrate-incoming */
+        argv[argc++] = strdup(incoming ? "defer" : "fd:3");
         argv[argc] = NULL;
         if (!argv[argc - 1] || !argv[argc - 2]) {
             xenops_strv_free(argv, argc);
@@ -859,12 +906,12 @@ qemu_spawn_domain(struct xenops *x, const struct xenops_domain_config *cfg,
     if (rc == 0 && logfd < 0)
         rc = -errno;
     if (rc == 0)
-        rc = write_file(d->dir, "config.json", cfg_json);
+        rc = qdom_write_file(d->dir, "config.json", cfg_json);
     if (rc == 0)
-        rc = write_file(d->dir, "accel", accel);
+        rc = qdom_write_file(d->dir, "accel", accel);
     char cgroup[4200] = "";
     if (rc == 0)
-        xenops_cgroup_create(x, d->cfg, accel, cgroup, sizeof(cgroup));
+        xenops_cgroup_create_named(x, d->cfg, d->name, accel, cgroup, sizeof(cgroup));
     char procs[4300];
     snprintf(procs, sizeof(procs), "%s/cgroup.procs", cgroup);
     _cleanup_close_ int cgroup_fd = cgroup[0] ? open(procs, O_WRONLY | O_CLOEXEC) : -1;
@@ -898,23 +945,29 @@ qemu_spawn_domain(struct xenops *x, const struct xenops_domain_config *cfg,
         char pidtext[32];
         step = "pidfile";
         snprintf(pidtext, sizeof(pidtext), "%d\n", (int)d->pid);
-        rc = write_file(d->dir, "qemu.pid", pidtext);
+        rc = qdom_write_file(d->dir, "qemu.pid", pidtext);
     }
     d->announce_resume = announce;
-    /* a resumed guest may hold its agent's port open since before it was
-     * suspended: QEMU migrates that state without an event, so ask */
-    d->agent_port = resume_path ? -1 : 0;
+    /* a resumed or migrated guest may hold its agent's port open since
+     * before: QEMU migrates that state without an event, so ask */
+    d->agent_port = resume_path || incoming ? -1 : 0;
     bool attached = false;
     if (rc == 0 && (step = "attach"))
         attached = (rc = qdom_attach(x, d, 10000)) == 0;
     if (rc == 0 && resume_path && (step = "incoming"))
         rc = qdom_wait_incoming(d);
-    if (rc == 0 && !cfg->start_paused && (step = "cont"))
+    if (rc == 0 && !cfg->start_paused && !incoming && (step = "cont"))
         rc = qdom_qmp(d, "cont", NULL);
     if (rc < 0 && rc != -EEXIST) {
         /* rollback: the qemu we started (if any) goes, and its directory */
-        log_warn_errno(-rc, "xenops.start_failed", "vm=%s pid=%d step=%s", cfg->uuid, (int)d->pid,
-                       step);
+        /* what qemu said on its way out is the reason a user needs */
+        _cleanup_free_ char *said = read_small(d->dir, "qemu.log");
+        char *tail = said ? said + (strlen(said) > 300 ? strlen(said) - 300 : 0) : NULL;
+        for (char *c = tail; c && *c; c++)
+            if (*c == '\n' || *c == '"')
+                *c = ' ';
+        log_warn_errno(-rc, "xenops.start_failed", "vm=%s pid=%d step=%s qemu=\"%s\"", cfg->uuid,
+                       (int)d->pid, step, tail ? tail : "");
         pthread_mutex_lock(&d->lock);
         d->exit_event = XENOPS_EVENT_HALTED;
         pthread_mutex_unlock(&d->lock);
@@ -922,7 +975,7 @@ qemu_spawn_domain(struct xenops *x, const struct xenops_domain_config *cfg,
             kill(d->pid, SIGKILL);
         if (!attached) { /* else its supervisor sees the exit and cleans up */
             qdom_clean_dir(d);
-            xenops_cgroup_remove(x, d->uuid);
+            xenops_cgroup_remove(x, d->name);
         }
         return rc;
     }
@@ -940,7 +993,51 @@ qemu_start(struct xenops *x, const struct xenops_domain_config *cfg, const char 
     _cleanup_(qdom_unrefp) struct qdom *old = qdom_get(x, cfg->uuid);
     if (old)
         return -EEXIST;
-    return qemu_spawn_domain(x, cfg, resume_path, resume_path != NULL);
+    return qemu_spawn_domain(x, cfg, resume_path, resume_path != NULL, false);
+}
+
+int
+qemu_spawn_incoming(struct xenops *x, const struct xenops_domain_config *cfg)
+{
+    _cleanup_(qdom_unrefp) struct qdom *old = qdom_get_incoming(x, cfg->uuid);
+    if (old)
+        return -EEXIST;
+    return qemu_spawn_domain(x, cfg, NULL, false, true);
+}
+
+int
+qdom_incoming_commit(struct xenops *x, const char *uuid)
+{
+    struct qbackend *b = x->priv;
+    pthread_mutex_lock(&b->lock);
+    struct qdom *d = hashmap_get(&b->incoming, uuid);
+    int rc = !d ? -ENOENT : hashmap_get(&b->doms, uuid) ? -EEXIST : 0;
+    char *dir = NULL, *dm_dir = NULL;
+    if (rc == 0 && (asprintf(&dir, "%s/%s", x->run_dir, uuid) < 0 ||
+                    asprintf(&dm_dir, "%s/%s/dm", x->run_dir, uuid) < 0))
+        rc = -ENOMEM;
+    /* the source's directory went with its exit (1); qemu's working
+     * directory follows the rename, and its sockets are connected already */
+    if (rc == 0 && rename(d->dir, dir) < 0)
+        rc = -errno;
+    /* the map keeps the key's pointer: the domain's own copy (1) */
+    if (rc == 0 && (rc = hashmap_put(&b->doms, d->uuid, d)) == 0) {
+        hashmap_remove(&b->incoming, d->uuid);
+        xenops_cgroup_rename(x, d->name, uuid);
+        pthread_mutex_lock(&d->lock);
+        free(d->dir);
+        free(d->dm_dir);
+        d->dir = steal_ptr(&dir);
+        d->dm_dir = steal_ptr(&dm_dir);
+        snprintf(d->name, sizeof(d->name), "%s", uuid);
+        d->incoming = false;
+        d->silent = false;
+        pthread_mutex_unlock(&d->lock);
+    }
+    pthread_mutex_unlock(&b->lock);
+    free(dir);
+    free(dm_dir);
+    return rc;
 }
 
 static int
@@ -1007,7 +1104,7 @@ qdom_wait_clean_exit(struct qdom *d, uint64_t cancels, unsigned timeout_ms)
     return rc;
 }
 
-static int
+int
 qdom_kill(struct qdom *d, int exit_event)
 {
     pthread_mutex_lock(&d->lock);
@@ -1282,7 +1379,7 @@ qdom_save_config(struct qdom *d)
     pthread_mutex_unlock(&d->lock);
     if (!json)
         return -ENOMEM;
-    int rc = write_file(d->dir, "config.json.new", json);
+    int rc = qdom_write_file(d->dir, "config.json.new", json);
     char from[4200], to[4200];
     snprintf(from, sizeof(from), "%s/config.json.new", d->dir);
     snprintf(to, sizeof(to), "%s/config.json", d->dir);
@@ -1558,7 +1655,7 @@ recover_one(struct xenops *x, const char *name)
     if (!json || xenops_config_from_json(json, &cfg) < 0 || !cfg->uuid || strcmp(cfg->uuid, name))
         cfg = NULL;
     pid_t pid = pidtext ? (pid_t)atoi(pidtext) : 0;
-    _cleanup_(qdom_unrefp) struct qdom *d = cfg ? qdom_new(x, cfg) : NULL;
+    _cleanup_(qdom_unrefp) struct qdom *d = cfg ? qdom_new(x, cfg, false) : NULL;
     int rc = d ? 0 : -ENOENT;
     if (rc == 0 && (pid <= 0 || (d->pidfd = (int)syscall(SYS_pidfd_open, pid, 0)) < 0 ||
                     !pid_is_domain(pid, name)))
@@ -1587,6 +1684,32 @@ recover_one(struct xenops *x, const char *name)
     qdom_clean_dir(&tmp);
 }
 
+/* A migration's destination left by an earlier instance: the migration it
+ * belonged to ended with that instance (its source kept the VM, or lost it
+ * with the same crash), so it is killed and its directory removed (6). */
+static void
+recover_incoming(struct xenops *x, const char *name)
+{
+    char dir[4200], uuid[37];
+    snprintf(dir, sizeof(dir), "%s/%s", x->run_dir, name);
+    snprintf(uuid, sizeof(uuid), "%.36s", name);
+    _cleanup_free_ char *pidtext = read_small(dir, "qemu.pid");
+    pid_t pid = pidtext ? (pid_t)atoi(pidtext) : 0;
+    int pidfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+    if (pidfd >= 0 && pid_is_domain(pid, uuid)) {
+        syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+        poll(&(struct pollfd){.fd = pidfd, .events = POLLIN}, 1, 5000);
+    }
+    if (pidfd >= 0)
+        close(pidfd);
+    char dm[4300];
+    snprintf(dm, sizeof(dm), "%s/dm", dir);
+    struct qdom tmp = {.dir = dir, .dm_dir = dm};
+    qdom_clean_dir(&tmp);
+    xenops_cgroup_remove(x, name);
+    log_info("xenops.recover_incoming", "vm=%s pid=%d: killed", uuid, (int)pid);
+}
+
 static int
 qemu_recover(struct xenops *x)
 {
@@ -1597,6 +1720,8 @@ qemu_recover(struct xenops *x)
     while ((e = readdir(dir)))
         if (strlen(e->d_name) == 36)
             recover_one(x, e->d_name);
+        else if (strlen(e->d_name) == 39 && !strcmp(e->d_name + 36, ".in"))
+            recover_incoming(x, e->d_name);
     closedir(dir);
     return 0;
 }
@@ -1612,6 +1737,7 @@ qemu_init(struct xenops *x)
     pthread_mutex_init(&b->lock, NULL);
     pthread_cond_init(&b->cond, NULL);
     hashmap_init(&b->doms);
+    hashmap_init(&b->incoming);
     x->priv = b;
     return 0;
 }
@@ -1630,8 +1756,23 @@ qemu_stop_supervisors(struct xenops *x)
     size_t n = 0;
     if (qemu_list(x, &v, &n) < 0)
         return;
-    for (size_t i = 0; i < n; i++) {
-        _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, v[i]);
+    /* and the incoming ones (6), found by their directories' names */
+    DIR *dir = opendir(x->run_dir);
+    struct dirent *e;
+    while (dir && (e = readdir(dir))) {
+        char **w;
+        if (strlen(e->d_name) != 39 || strcmp(e->d_name + 36, ".in") ||
+            !(w = realloc(v, (n + 1) * sizeof(*v))))
+            continue;
+        v = w;
+        if ((v[n] = strndup(e->d_name, 36)))
+            n++;
+    }
+    if (dir)
+        closedir(dir);
+    for (size_t i = 0; i < n * 2; i++) {
+        _cleanup_(qdom_unrefp) struct qdom *d =
+            i < n ? qdom_get(x, v[i]) : qdom_get_incoming(x, v[i - n]);
         if (!d)
             continue;
         pthread_mutex_lock(&d->lock);
@@ -1670,6 +1811,7 @@ qemu_fini(struct xenops *x)
             break;
     }
     hashmap_release_with(&b->doms, unref_value);
+    hashmap_release_with(&b->incoming, unref_value);
     pthread_mutex_destroy(&b->lock);
     pthread_cond_destroy(&b->cond);
     free(b);
@@ -1702,4 +1844,12 @@ const struct xenops_ops xenops_qemu_ops = {
     .agent_info = qemu_agent_info,
     .set_memory_target = qemu_set_memory_target,
     .set_vcpus = qemu_set_vcpus,
+    .start_incoming = qemu_start_incoming,
+    .incoming_wait = qemu_incoming_wait,
+    .incoming_commit = qemu_incoming_commit,
+    .incoming_abort = qemu_incoming_abort,
+    .migrate_send = qemu_migrate_send,
+    .migrate_finish = qemu_migrate_finish,
+    .migrate_rollback = qemu_migrate_rollback,
+    .disk_geometry = qemu_disk_geometry,
 };

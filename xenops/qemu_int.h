@@ -25,6 +25,9 @@ struct console_sub {
 struct qdom {
     int refs;                 /* (3) */
     char uuid[37];
+    char name[48];            /* (6) its directory and cgroup: the uuid, or
+                                 "<uuid>.in" while it receives a migration */
+    bool incoming;            /* (6) in the backend's incoming map, not doms */
     char *dir;                /* (5) ours: root's, 0711 */
     char *dm_dir;             /* (5) qemu's: <dir>/dm, its uid's, 0700 */
     struct xenops_domain_config *cfg;
@@ -43,6 +46,8 @@ struct qdom {
     int exit_event;           /* (2) -1 or an enum xenops_event */
     char shutdown_reason[32]; /* last SHUTDOWN event's reason */
     bool announce_resume;     /* RESUME events become RESUMED (not the initial cont) */
+    bool silent;              /* (6) no events: an incoming domain, or a source whose
+                                 state went to its destination */
     uint64_t reboots;         /* RESET events seen: clean reboot waits on it */
     uint64_t cancels;         /* cancel_waits calls: clean waits end when it moves */
     uint64_t cmd_seq;         /* QMP command ids */
@@ -66,6 +71,24 @@ struct qdom {
     struct console_sub *subs;
     uint64_t next_sub;
 };
+
+/* (6) The domain receiving a migration for @uuid (xenops_domain_start_incoming),
+ * a new reference, or NULL. */
+struct qdom *qdom_get_incoming(struct xenops *x, const char *uuid);
+/* Spawns @cfg's qemu with -incoming defer as an incoming domain (6), attached
+ * and silent; returns once its QMP answers. */
+int qemu_spawn_incoming(struct xenops *x, const struct xenops_domain_config *cfg);
+/* (6) The incoming domain of @uuid becomes the domain of @uuid: its directory
+ * and cgroup take the uuid's names, it moves to the map of running domains
+ * and its events are delivered. -EEXIST while a domain of @uuid still runs
+ * here (the source of a localhost migration must be gone first). */
+int qdom_incoming_commit(struct xenops *x, const char *uuid);
+/* Stops qemu (QMP quit, SIGKILL after 2 s) with @exit_event decided (2). */
+int qdom_kill(struct qdom *d, int exit_event);
+/* Emits @ev for @d unless it is silent (6). */
+void qdom_emit(struct xenops *x, struct qdom *d, enum xenops_event ev);
+/* Writes @text to @dir/@name (0600, created or truncated). */
+int qdom_write_file(const char *dir, const char *name, const char *text);
 
 /* A new reference to the running domain @uuid, or NULL; drop it with
  * qdom_unref (or _cleanup_(qdom_unrefp)). */

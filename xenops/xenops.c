@@ -347,3 +347,80 @@ xenops_domain_set_vcpus(struct xenops *x, const char *uuid, unsigned vcpus, unsi
         return -EINVAL;
     return x->ops->set_vcpus(x, uuid, vcpus, timeout_ms);
 }
+
+/* ---- live migration ---- */
+
+int
+xenops_domain_start_incoming(struct xenops *x, const struct xenops_domain_config *cfg,
+                             const char *listen, const struct xenops_tls *tls, char *uri,
+                             size_t uri_len)
+{
+    int rc = xenops_config_check(cfg, NULL);
+    if (rc < 0)
+        return rc;
+    if (!listen || !tls || !tls->ca_path || !tls->cert_path || !tls->key_path || !uri ||
+        uri_len < 16)
+        return -EINVAL;
+    return x->ops->start_incoming ? x->ops->start_incoming(x, cfg, listen, tls, uri, uri_len)
+                                  : -ENOTSUP;
+}
+
+int
+xenops_domain_incoming_wait(struct xenops *x, const char *uuid, unsigned timeout_ms)
+{
+    NEED_UUID(uuid);
+    return x->ops->incoming_wait ? x->ops->incoming_wait(x, uuid, timeout_ms) : -ENOTSUP;
+}
+
+int
+xenops_domain_incoming_commit(struct xenops *x, const char *uuid)
+{
+    NEED_UUID(uuid);
+    return x->ops->incoming_commit ? x->ops->incoming_commit(x, uuid) : -ENOTSUP;
+}
+
+int
+xenops_domain_incoming_abort(struct xenops *x, const char *uuid)
+{
+    NEED_UUID(uuid);
+    return x->ops->incoming_abort ? x->ops->incoming_abort(x, uuid) : -ENOTSUP;
+}
+
+int
+xenops_domain_migrate_send(struct xenops *x, const char *uuid, const char *dest_uri,
+                           const struct xenops_tls *tls, const char *tls_hostname,
+                           xenops_migrate_fn *fn, void *opaque, struct xenops_migrate_stats *out)
+{
+    NEED_UUID(uuid);
+    if (!dest_uri || strncmp(dest_uri, "tcp:", 4) != 0 || !tls || !tls->ca_path ||
+        !tls->cert_path || !tls->key_path)
+        return -EINVAL;
+    return x->ops->migrate_send
+               ? x->ops->migrate_send(x, uuid, dest_uri, tls, tls_hostname, fn, opaque, out)
+               : -ENOTSUP;
+}
+
+int
+xenops_domain_migrate_finish(struct xenops *x, const char *uuid)
+{
+    NEED_UUID(uuid);
+    return x->ops->migrate_finish ? x->ops->migrate_finish(x, uuid) : -ENOTSUP;
+}
+
+int
+xenops_domain_migrate_rollback(struct xenops *x, const char *uuid)
+{
+    NEED_UUID(uuid);
+    return x->ops->migrate_rollback ? x->ops->migrate_rollback(x, uuid) : -ENOTSUP;
+}
+
+int
+xenops_disk_geometry(struct xenops *x, const char *uuid, unsigned slot, unsigned *cyls,
+                     unsigned *heads, unsigned *secs)
+{
+    NEED_UUID(uuid);
+    if (!cyls || !heads || !secs)
+        return -EINVAL;
+    return x->ops->disk_geometry ? x->ops->disk_geometry(x, uuid, slot, cyls, heads, secs)
+                                 : -ENOTSUP;
+}

@@ -43,6 +43,11 @@ struct xenops_disk {
     enum xenops_disk_format format;
     bool read_only;
     bool cdrom;     /* an IDE/SATA CD-ROM (implies read-only); else virtio-blk */
+    /* virtio-blk's logical geometry; 0: QEMU guesses it from the disk's first
+     * sector when the device is made. A migration's destination is given its
+     * source's (xenops_disk_geometry): the same guest-visible device, and no
+     * read of a disk its source still owns. Not part of the JSON form. */
+    unsigned cyls, heads, secs;
 };
 
 /* A NIC: a tap the caller made (and put on a bridge), given to a virtio-net
@@ -207,6 +212,77 @@ int xenops_domain_suspend(struct xenops *x, const char *uuid, const char *path);
 int xenops_domain_resume(struct xenops *x, const struct xenops_domain_config *cfg,
                          const char *path);
 
+/* ---- live migration ---- */
+
+/* QEMU's migration stream runs over TCP inside TLS (QEMU's tls-creds-x509,
+ * docs "TLS setup for network services"), both ends presenting a
+ * certificate and verifying the other's. Files are PEM, read by the caller's
+ * process and copied for qemu (whose uid cannot read them in place). */
+struct xenops_tls {
+    const char *ca_path;   /* the certificates a peer's must be or chain to */
+    const char *cert_path; /* this host's certificate */
+    const char *key_path;  /* its private key */
+};
+
+/* A running migration as QEMU's query-migrate reports it. */
+struct xenops_migrate_progress {
+    const char *status;      /* "setup", "active", "device", "completed"... */
+    uint64_t ram_total, ram_transferred, ram_remaining; /* bytes */
+    uint64_t passes;         /* dirty-sync-count: passes over guest memory */
+};
+/* Called on the caller's thread about every 50 ms while a migration runs. */
+typedef void xenops_migrate_fn(void *opaque, const struct xenops_migrate_progress *p);
+/* A completed migration, from query-migrate on the source. */
+struct xenops_migrate_stats {
+    uint64_t total_ms;     /* total-time */
+    uint64_t downtime_ms;  /* downtime: the guest stopped on the source until
+                              the stream's end was sent */
+    uint64_t transferred;  /* ram transferred, bytes */
+};
+
+/* The destination half. Starts @cfg's device model waiting for a migration
+ * (qemu -incoming defer, -S): paused, its disks' images inactive until it is
+ * continued (late-block-activate: QEMU reads or writes nothing of them before
+ * `cont`), TLS server credentials from @tls, listening on @listen
+ * ("tcp:HOST:PORT", PORT 0 = any). The URI the source must connect to goes
+ * to @uri. On the host of a running domain of the same uuid (a localhost
+ * migration) it runs beside it, apart and silent (no events) until
+ * committed. -EEXIST: one is incoming already; -ENOTSUP: sim. */
+int xenops_domain_start_incoming(struct xenops *x, const struct xenops_domain_config *cfg,
+                                 const char *listen, const struct xenops_tls *tls, char *uri,
+                                 size_t uri_len);
+/* Waits up to @timeout_ms for the incoming migration of @uuid to end: 0 when
+ * the whole state arrived (the domain is paused), -EIO when it failed (the
+ * device model exits then: call xenops_domain_incoming_abort), -ETIMEDOUT. */
+int xenops_domain_incoming_wait(struct xenops *x, const char *uuid, unsigned timeout_ms);
+/* The received domain becomes the domain of @uuid (its events are delivered
+ * from now on; unpause it to run it). -EEXIST while the source still runs on
+ * this instance (xenops_domain_migrate_finish first), -ENOENT. */
+int xenops_domain_incoming_commit(struct xenops *x, const char *uuid);
+/* Stops the incoming domain of @uuid, silently. -ENOENT when there is none. */
+int xenops_domain_incoming_abort(struct xenops *x, const char *uuid);
+
+/* The source half: migrates running or paused domain @uuid to @dest_uri
+ * (the destination's URI, TLS with client credentials @tls; the peer's
+ * certificate must name @tls_hostname, NULL: the URI's host). @fn (may be
+ * NULL) follows progress. xenops_domain_cancel_waits (task.cancel) cancels
+ * it: -ECANCELED, and the guest runs on here as before, as after any failure
+ * (-EIO). 0: completed; the domain is paused here with its disk images
+ * flushed and released by QEMU (inactive), and must not run again: stop it
+ * with xenops_domain_migrate_finish. *@out (may be NULL) gets QEMU's
+ * figures. */
+int xenops_domain_migrate_send(struct xenops *x, const char *uuid, const char *dest_uri,
+                               const struct xenops_tls *tls, const char *tls_hostname,
+                               xenops_migrate_fn *fn, void *opaque,
+                               struct xenops_migrate_stats *out);
+/* Stops the source of a completed migration silently (no HALTED: the guest
+ * runs on at the destination). */
+int xenops_domain_migrate_finish(struct xenops *x, const char *uuid);
+/* Runs the source of a completed migration again, when its destination
+ * failed to load the state (before xenops_domain_migrate_finish): it takes
+ * its disk images back and its events are delivered again. */
+int xenops_domain_migrate_rollback(struct xenops *x, const char *uuid);
+
 enum xenops_power { XENOPS_POWER_RUNNING, XENOPS_POWER_PAUSED };
 struct xenops_stats {
     enum xenops_power power;
@@ -306,6 +382,10 @@ int xenops_nic_present(struct xenops *x, const char *uuid, const char *tap);
  * start attaches every VBD again. */
 int xenops_disk_plug(struct xenops *x, const char *uuid, unsigned slot,
                      const struct xenops_disk *disk);
+/* The logical geometry QEMU gave virtio-blk disk slot @slot of domain @uuid
+ * (qom-get of its cyls, heads, secs). -ENOENT, -EIO; -ENOTSUP: sim. */
+int xenops_disk_geometry(struct xenops *x, const char *uuid, unsigned slot, unsigned *cyls,
+                         unsigned *heads, unsigned *secs);
 /* Removes disk slot @slot from domain @uuid: QMP device_del, waits up to
  * @timeout_ms for the guest to let go (DEVICE_DELETED; -ETIMEDOUT when it did
  * not, the disk stays), then blockdev-del. -ENOENT when the domain does not

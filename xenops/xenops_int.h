@@ -52,7 +52,36 @@ struct xenops_ops {
                       struct xenops_guest_info **out);
     int (*set_memory_target)(struct xenops *x, const char *uuid, uint64_t bytes);
     int (*set_vcpus)(struct xenops *x, const char *uuid, unsigned vcpus, unsigned timeout_ms);
+    /* live migration: NULL when the backend has none (-ENOTSUP) */
+    int (*start_incoming)(struct xenops *x, const struct xenops_domain_config *cfg,
+                          const char *listen, const struct xenops_tls *tls, char *uri,
+                          size_t uri_len);
+    int (*incoming_wait)(struct xenops *x, const char *uuid, unsigned timeout_ms);
+    int (*incoming_commit)(struct xenops *x, const char *uuid);
+    int (*incoming_abort)(struct xenops *x, const char *uuid);
+    int (*migrate_send)(struct xenops *x, const char *uuid, const char *dest_uri,
+                        const struct xenops_tls *tls, const char *tls_hostname,
+                        xenops_migrate_fn *fn, void *opaque, struct xenops_migrate_stats *out);
+    int (*migrate_finish)(struct xenops *x, const char *uuid);
+    int (*migrate_rollback)(struct xenops *x, const char *uuid);
+    int (*disk_geometry)(struct xenops *x, const char *uuid, unsigned slot, unsigned *cyls,
+                         unsigned *heads, unsigned *secs);
 };
+
+/* xenops/qemu_migrate.c: the qemu backend's live migration (the ops above). */
+int qemu_start_incoming(struct xenops *x, const struct xenops_domain_config *cfg,
+                        const char *listen, const struct xenops_tls *tls, char *uri,
+                        size_t uri_len);
+int qemu_incoming_wait(struct xenops *x, const char *uuid, unsigned timeout_ms);
+int qemu_incoming_commit(struct xenops *x, const char *uuid);
+int qemu_incoming_abort(struct xenops *x, const char *uuid);
+int qemu_migrate_send(struct xenops *x, const char *uuid, const char *dest_uri,
+                      const struct xenops_tls *tls, const char *tls_hostname,
+                      xenops_migrate_fn *fn, void *opaque, struct xenops_migrate_stats *out);
+int qemu_migrate_finish(struct xenops *x, const char *uuid);
+int qemu_migrate_rollback(struct xenops *x, const char *uuid);
+int qemu_disk_geometry(struct xenops *x, const char *uuid, unsigned slot, unsigned *cyls,
+                       unsigned *heads, unsigned *secs);
 
 /* QMP ids of the NIC on @tap (xenops.h struct xenops_nic): "net-<tap>" and
  * "nic-<tap>"; buffers of XENOPS_NIC_ID_LEN. */
@@ -102,8 +131,13 @@ xenops_emit(struct xenops *x, const char *uuid, enum xenops_event ev)
  * missing controller file is a warning, not a failure. */
 void xenops_cgroup_create(struct xenops *x, const struct xenops_domain_config *cfg,
                           const char *accel, char *path, size_t len);
-/* Removes the group (it must be empty: its qemu has exited). */
-void xenops_cgroup_remove(struct xenops *x, const char *uuid);
+/* The same for a group named vm-@name (a migration's destination beside its
+ * source: "<uuid>.in"), and its rename to vm-@to once it is the domain. */
+void xenops_cgroup_create_named(struct xenops *x, const struct xenops_domain_config *cfg,
+                                const char *name, const char *accel, char *path, size_t len);
+void xenops_cgroup_rename(struct xenops *x, const char *from, const char *to);
+/* Removes the group vm-@name (it must be empty: its qemu has exited). */
+void xenops_cgroup_remove(struct xenops *x, const char *name);
 /* True when @x->cgroup_root is a writable cgroup v2 mount; sets it NULL
  * (with a warning) otherwise. */
 void xenops_cgroup_probe(struct xenops *x);

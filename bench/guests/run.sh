@@ -1,5 +1,6 @@
 #!/bin/sh
-# bench/guests/run.sh - guest start to first console line, xenops vs bare qemu.
+# bench/guests/run.sh - guest start to first console line, xenops vs bare qemu;
+# live migration, VM.pool_migrate vs bare qemu (migrate_bench.py).
 #
 # Usage: bench/guests/run.sh [BUILD_DIR] [REPS]
 # Builds the test guest (tests/guest/build-guest.sh) and bench/guests/guestbench.c
@@ -17,3 +18,5 @@ cc -std=c17 -O2 -D_GNU_SOURCE -I"$top" -o "$out/guestbench" "$here/guestbench.c"
     "$build/xenops/libxenops.a" "$build/common/libcommon.a" -ljansson -lpthread
 "$out/guestbench" "$out/guest" 1 "$reps"
 "$out/guestbench" "$out/guest" 10 1
+# live migration: VM.pool_migrate vs two bare QEMUs (downtime, tick gap, total)
+python3 "$here/migrate_bench.py" "$build" "$reps"

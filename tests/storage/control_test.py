@@ -84,6 +84,72 @@ class Reader(threading.Thread):
             self.data = e
 
 
+def standby_tests():
+    """--standby: a live migration's destination server. It must read nothing but the
+    footer copy of an image another server still writes, hold I/O until activated, and
+    then see everything the first server flushed."""
+    first = second = None
+    try:
+        r = vhd("create", "--size", "8M", "S.vhd")
+        ok("create S.vhd", r.returncode == 0, r.stderr)
+        first = subprocess.Popen([VHD, "serve", "--socket", p("s1.sock"), "--control",
+                                  p("s1.ctl"), "S.vhd"], cwd=D)
+        ok("the first server starts", wait_sock(p("s1.ctl")))
+        n1 = NbdClient(p("s1.sock"))
+        a = pattern(MiB, 7)
+        n1.write(0, a)
+        r = subprocess.run([VHD, "serve", "--socket", p("s2.sock"), "S.vhd", "--standby"],
+                           cwd=D, capture_output=True, text=True)
+        ok("--standby without --control is refused", r.returncode == 2, r.stderr)
+        second = subprocess.Popen([VHD, "serve", "--standby", "--socket", p("s2.sock"),
+                                   "--control", p("s2.ctl"), "S.vhd"], cwd=D)
+        ok("a --standby server starts beside the writer", wait_sock(p("s2.ctl")))
+        n2 = NbdClient(p("s2.sock"))
+        ok("its NBD handshake gives the size from the footer", n2.size == 8 * MiB, n2.size)
+        c2 = Control(p("s2.ctl"))
+        r = c2.cmd("info")
+        ok("info says standby", r == "ok depth=0 leaf= size=%d paused=1 standby=1" % (8 * MiB), r)
+        reader = Reader(n2, 0, MiB)
+        reader.start()
+        reader.join(0.5)
+        ok("a read waits in standby", reader.is_alive())
+        c2.close()
+        c2 = Control(p("s2.ctl"))
+        reader.join(0.3)
+        ok("closing the control connection does not end the standby", reader.is_alive())
+        r = c2.cmd("resume")
+        ok("resume is refused in standby", r.startswith("error EINVAL"), r)
+        r = c2.reload([p("S.vhd")])
+        ok("reload is refused in standby", r.startswith("error EINVAL"), r)
+        b = pattern(MiB, 8)
+        n1.write(2 * MiB, b)       # allocates a block after the standby server started
+        n1.close()
+        first.send_signal(signal.SIGTERM)
+        ok("the first server flushes and exits", first.wait(10) == 0)
+        first = None
+        r = c2.reload([p("S.vhd")], command="activate")
+        ok("activate 1 ends the standby", r == "ok", r)
+        reader.join(5)
+        ok("the held read completes with the first server's data",
+           not reader.is_alive() and reader.data == a, repr(reader.data)[:80])
+        ok("a block the first server allocated late reads back", n2.read(2 * MiB, MiB) == b)
+        r = c2.reload([p("S.vhd")], command="activate")
+        ok("a second activate is refused", r.startswith("error EINVAL"), r)
+        n2.write(4 * MiB, a)
+        n2.flush()
+        n2.close()
+        second.send_signal(signal.SIGTERM)
+        ok("the second server exits 0", second.wait(10) == 0)
+        second = None
+        r = vhd("check", "S.vhd")
+        ok("vhd check passes after the hand-over", r.returncode == 0, r.stdout + r.stderr)
+    finally:
+        for s in (first, second):
+            if s:
+                s.kill()
+                s.wait()
+
+
 def main():
     server = None
     try:
@@ -236,6 +302,7 @@ def main():
             raw = f.read()
         ok("the whole disk reads as written", raw[:MiB] == p1 and raw[4 * MiB:5 * MiB] == p2 and
            raw[MiB:4 * MiB] == bytes(3 * MiB) and raw[5 * MiB:] == bytes(11 * MiB))
+        standby_tests()
     finally:
         if server:
             server.kill()

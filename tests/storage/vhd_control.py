@@ -7,6 +7,7 @@ line. Used by control_test.py; also a command-line helper:
 
     vhd_control.py SOCKET pause|resume|info
     vhd_control.py SOCKET reload LEAF [PARENT...]   (LEAF opened read-write unless --ro)
+    vhd_control.py SOCKET activate LEAF [PARENT...] (ends a --standby server's standby)
 
 NbdClient speaks just enough NBD (fixed newstyle, NBD_OPT_EXPORT_NAME, simple replies) to
 keep one connection open across a pause and a reload, as QEMU does.
@@ -42,11 +43,11 @@ class Control:
         self.send(line, fds)
         return self.reply()
 
-    def reload(self, paths, read_only=False):
+    def reload(self, paths, read_only=False, command="reload"):
         fds = [os.open(p, os.O_RDONLY if (i or read_only) else os.O_RDWR)
                for i, p in enumerate(paths)]
         try:
-            return self.cmd("reload %d" % len(fds), fds)
+            return self.cmd("%s %d" % (command, len(fds)), fds)
         finally:
             for fd in fds:
                 os.close(fd)
@@ -111,8 +112,8 @@ def main(argv):
     ro = "--ro" in argv
     args = [a for a in argv[1:] if a != "--ro"]
     c = Control(args[0])
-    if args[1] == "reload":
-        print(c.reload(args[2:], read_only=ro))
+    if args[1] in ("reload", "activate"):
+        print(c.reload(args[2:], read_only=ro, command=args[1]))
     else:
         print(c.cmd(" ".join(args[1:])))
     return 0

@@ -43,7 +43,14 @@
  *                ends, "ok". On failure the old chain stays, still paused, "error ...".
  *                The received descriptors are closed in every case (the chain keeps dups).
  *   resume       end the pause; "ok" ("error EINVAL not paused" otherwise).
- *   info         "ok depth=N leaf=UUID size=BYTES paused=0|1".
+ *   info         "ok depth=N leaf=UUID size=BYTES paused=0|1"; in standby
+ *                "ok depth=0 leaf= size=BYTES paused=1 standby=1".
+ *   activate N   (with N descriptors, as reload) only in --standby: the server started
+ *                without its chain (the size from the image's footer copy alone: another
+ *                process, a live migration's source, may still be writing the image) and
+ *                answers the NBD handshake but holds every request, as a pause does, until
+ *                this hands it the chain; the standby outlives control connections, and
+ *                resume and reload refuse it. "ok", or "error ..." and still in standby.
  *   stats        "ok rd_reqs=N rd_bytes=N rd_usec=N wr_reqs=N wr_bytes=N wr_usec=N inflight=N":
  *                counters since the server started (reads; writes including write-zeroes;
  *                the microseconds spent serving each kind, a request's latency summed) and
@@ -58,6 +65,7 @@
 #include <grp.h>
 #include <stdint.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdarg.h>
@@ -82,6 +90,9 @@ static pthread_rwlock_t chain_lock;
 static pthread_mutex_t ctl_mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct vhd_chain *chain;     /* swapped only with ctl_mutex and chain_lock (excl.) */
 static bool paused;                 /* chain_lock held exclusively by the control thread */
+static bool standby;                /* --standby until "activate": chain NULL, paused, and a
+                                     * closed control connection does not end it */
+static sem_t standby_held;          /* posted once the control thread holds the standby */
 static bool read_only;
 
 /*==== NBD backend ======================================================================*/
@@ -315,7 +326,7 @@ ctl_pause(struct ctl_conn *cc)
 static void
 ctl_unpause_locked(void)
 {
-    if (paused) {
+    if (paused && !standby) {
         paused = false;
         pthread_rwlock_unlock(&chain_lock);
     }
@@ -325,23 +336,28 @@ static int
 ctl_resume(struct ctl_conn *cc)
 {
     pthread_mutex_lock(&ctl_mutex);
-    bool was = paused;
+    bool was = paused, sb = standby;
     ctl_unpause_locked();
     pthread_mutex_unlock(&ctl_mutex);
+    if (sb)
+        return ctl_error(cc, -EINVAL, "in standby: activate ends it");
     if (!was)
         return ctl_error(cc, -EINVAL, "not paused");
     return ctl_reply(cc, "ok");
 }
 
+/* reload, or with @activate the end of a standby (the first chain this server opens) */
 static int
-ctl_reload(struct ctl_conn *cc, unsigned n)
+ctl_reload(struct ctl_conn *cc, unsigned n, bool activate)
 {
     if (cc->fds_overflow || n != cc->n_fds)
         return ctl_error(cc, -EINVAL, "the descriptor count differs from N");
     pthread_mutex_lock(&ctl_mutex);
-    if (!paused) {
+    if (!paused || standby != activate) {
+        bool sb = standby;
         pthread_mutex_unlock(&ctl_mutex);
-        return ctl_error(cc, -EINVAL, "not paused");
+        return ctl_error(cc, -EINVAL, sb ? "in standby: activate ends it"
+                                      : activate ? "not in standby" : "not paused");
     }
     struct vhd_chain *next;
     int rc = vhd_chain_open_fds(cc->fds, n, read_only ? VHD_OPEN_RDONLY : VHD_OPEN_RDWR, &next);
@@ -360,6 +376,7 @@ ctl_reload(struct ctl_conn *cc, unsigned n)
     rc = vhd_chain_close(old);
     if (rc < 0)
         fprintf(stderr, "vhd serve: closing the previous chain: %s\n", strerror(-rc));
+    standby = false;
     ctl_unpause_locked();
     pthread_mutex_unlock(&ctl_mutex);
     return ctl_reply(cc, "ok");
@@ -370,6 +387,11 @@ ctl_info(struct ctl_conn *cc)
 {
     pthread_mutex_lock(&ctl_mutex);     /* the chain pointer is stable under it */
     bool p = paused;
+    if (standby) {
+        pthread_mutex_unlock(&ctl_mutex);
+        return ctl_reply(cc, "ok depth=0 leaf= size=%llu paused=1 standby=1",
+                         (unsigned long long)export.size);
+    }
     if (!p)
         pthread_rwlock_rdlock(&chain_lock);
     struct vhd_info in;
@@ -418,7 +440,13 @@ ctl_command(struct ctl_conn *cc, char *line)
         if (n == 0)
             ctl_error(cc, -EINVAL, "reload takes a count from 1 to 64");
         else
-            ctl_reload(cc, n);
+            ctl_reload(cc, n, false);
+    } else if (strncmp(line, "activate ", 9) == 0) {
+        unsigned n = parse_count(line + 9);
+        if (n == 0)
+            ctl_error(cc, -EINVAL, "activate takes a count from 1 to 64");
+        else
+            ctl_reload(cc, n, true);
     } else if (cc->n_fds > 0 || cc->fds_overflow) {
         ctl_error(cc, -EINVAL, "descriptors sent with a command that takes none");
     } else if (strcmp(line, "pause") == 0) {
@@ -469,6 +497,15 @@ static void *
 control_main(void *arg)
 {
     int lfd = (int)(intptr_t)arg;
+    if (standby) {
+        /* the standby is a pause this thread holds from the start (it alone
+         * unlocks chain_lock after a pause: a rwlock is released by its holder) */
+        pthread_mutex_lock(&ctl_mutex);
+        pthread_rwlock_wrlock(&chain_lock);
+        paused = true;
+        pthread_mutex_unlock(&ctl_mutex);
+        sem_post(&standby_held);
+    }
     for (;;) {
         int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
         if (cfd < 0) {
@@ -531,6 +568,7 @@ tool_cmd_serve(int argc, char **argv)
         {"read-only", no_argument, NULL, 'r'},
         {"threads", required_argument, NULL, 't'},
         {"user", required_argument, NULL, 'u'},
+        {"standby", no_argument, NULL, 'S'},
         {NULL, 0, NULL, 0},
     };
     const char *sock = NULL, *ctl = NULL;
@@ -538,8 +576,10 @@ tool_cmd_serve(int argc, char **argv)
     bool set_user = false;
     unsigned threads = SERVE_WORKERS;
     int ch;
-    while ((ch = getopt_long(argc, argv, "s:c:rt:u:", opts, NULL)) != -1) {
-        if (ch == 'u') {
+    while ((ch = getopt_long(argc, argv, "s:c:rt:u:S", opts, NULL)) != -1) {
+        if (ch == 'S') {
+            standby = true;
+        } else if (ch == 'u') {
             char *end;
             uid = strtoul(optarg, &end, 10);
             gid = *end == ':' ? strtoul(end + 1, &end, 10) : uid;
@@ -566,19 +606,28 @@ tool_cmd_serve(int argc, char **argv)
             return 2;
         }
     }
-    if (!sock || optind != argc - 1) {
+    if (!sock || optind != argc - 1 || (standby && !ctl)) {
         fprintf(stderr, "vhd serve: usage: vhd serve --socket PATH [--control PATH] "
-                        "[--read-only] [--threads N] [--user UID[:GID]] FILE\n");
+                        "[--read-only] [--threads N] [--user UID[:GID]] [--standby] FILE "
+                        "(--standby needs --control)\n");
         return 2;
     }
     const char *file = argv[optind];
     int rc = init_lock();
     if (rc < 0)
         return tool_fail("serve", rc, "cannot create the chain lock");
-    rc = vhd_chain_open(file, read_only ? VHD_OPEN_RDONLY : VHD_OPEN_RDWR, &chain);
-    if (rc < 0)
-        return tool_fail("serve", rc, "%s", file);
-    export = (struct nbd_export){.name = "", .description = file, .size = vhd_chain_size(chain),
+    uint64_t size = 0;
+    if (standby) {
+        /* another process may still write the image: its footer copy alone */
+        if ((rc = vhd_peek_size(file, &size)) < 0)
+            return tool_fail("serve", rc, "%s", file);
+    } else {
+        rc = vhd_chain_open(file, read_only ? VHD_OPEN_RDONLY : VHD_OPEN_RDWR, &chain);
+        if (rc < 0)
+            return tool_fail("serve", rc, "%s", file);
+        size = vhd_chain_size(chain);
+    }
+    export = (struct nbd_export){.name = "", .description = file, .size = size,
                                  .read_only = read_only, .ops = &vhd_ops,
                                  .n_workers = threads};
     int lfd, cfd = -1;
@@ -618,10 +667,15 @@ tool_cmd_serve(int argc, char **argv)
         vhd_chain_close(chain);     /* refusing to serve unconfined is correct */
         return tool_fail("serve", rc, "cannot enter the sandbox");
     }
+    bool held_wait = standby;      /* read before another thread may change it */
+    if (held_wait)
+        sem_init(&standby_held, 0, 0);
     if (cfd >= 0 && (rc = start_thread(control_main, (void *)(intptr_t)cfd)) < 0) {
         vhd_chain_close(chain);
         return tool_fail("serve", rc, "cannot start the control thread");
     }
+    while (held_wait && sem_wait(&standby_held) < 0) /* no request before the standby holds */
+        ;
     for (;;) {
         int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0) {

@@ -1,0 +1,71 @@
+/* api/vm_migrate.h - live migration of a running VM, in two halves.
+ *
+ * The destination half runs on the host that receives the VM, the source
+ * half on the host it runs on. Today both run in one vesseld (a localhost
+ * migration, xapi's too: VM.pool_migrate to the VM's own host). Between two
+ * hosts the source host calls the destination's half through the pool's
+ * host-to-host forwarding, with only strings and numbers crossing:
+ *
+ *   source                                  destination
+ *   vm_migrate_check(..., host), vm_migrate_source_geometry(vm)
+ *                                 --->      vm_migrate_receive_begin(vm, listen_host, geometry)
+ *                                 <---        -> uri "tcp:ADDR:PORT", domid
+ *   vm_migrate_send(vm, uri)  (QEMU over TLS, progress, task.cancel)
+ *     failed/cancelled:           --->      vm_migrate_receive_end(vm, domid, abort)
+ *   completed:                    --->      vm_migrate_receive_wait(vm)
+ *     failed: vm_migrate_send_rollback(vm) and --->  vm_migrate_receive_end(abort)
+ *   vm_migrate_send_done(vm)  (source qemu gone; its disk servers flushed, closed)
+ *                                 --->      vm_migrate_receive_end(vm, domid, commit)
+ *                                             (disk servers activated, `cont`)
+ * The record (domid, resident_on, metrics) is written by the caller of
+ * vm_migrate_local (api/vm_lifecycle.c) once the destination runs.
+ */
+#ifndef VESSEL_API_VM_MIGRATE_H
+#define VESSEL_API_VM_MIGRATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rpc/ctx.h"
+#include "xapi_model.h"
+
+/* What VM.pool_migrate and VM.assert_can_migrate check before anything
+ * moves: @vm may be migrated now (power state, template, nomigrate) to
+ * @host. Another host of the pool: every disk on a shared SR
+ * (VM_REQUIRES_SR), then OPERATION_NOT_ALLOWED naming the missing piece
+ * (host-to-host forwarding of the destination half). */
+bool vm_migrate_check(struct call_ctx *ctx, const char *vm_ref, const struct xapi_vm_record *vm,
+                      const char *host, struct xerr **errp);
+
+/* Destination half (any thread; this host's srv). */
+/* @geometry: the source's vm_migrate_source_geometry (its disks' logical
+ * geometry, which the destination's devices must have). */
+bool vm_migrate_receive_begin(struct server *srv, const char *vm_ref, const char *listen_host,
+                              const char *geometry, char *uri, size_t uri_len, int64_t *domid,
+                              struct xerr **errp);
+bool vm_migrate_receive_wait(struct server *srv, const char *vm_ref, struct xerr **errp);
+/* @commit: activate and run the received domain; else stop it and undo. */
+bool vm_migrate_receive_end(struct server *srv, const char *vm_ref, int64_t domid, bool commit,
+                            struct xerr **errp);
+
+/* Source half: migrates @vm to @uri reporting progress 0.05..0.95 into the
+ * call's task; task.cancel ends it with TASK_CANCELLED and the guest runs on.
+ * *@downtime_ms gets QEMU's downtime. */
+bool vm_migrate_send(struct call_ctx *ctx, const struct xapi_vm_record *vm, const char *uri,
+                     uint64_t *downtime_ms, struct xerr **errp);
+void vm_migrate_send_done(struct server *srv, const struct xapi_vm_record *vm);
+/* What the destination needs to know of the source's devices (see
+ * vm_migrate_receive_begin), a string of at most 1 KiB. */
+bool vm_migrate_source_geometry(struct server *srv, const struct xapi_vm_record *vm, char *out,
+                                size_t len);
+bool vm_migrate_send_rollback(struct server *srv, const struct xapi_vm_record *vm,
+                              struct xerr **errp);
+
+/* Both halves on this host, in the order above; *@domid the new domain's.
+ * false: the VM runs on in its old domain, or (*@lost) it was lost because
+ * its destination failed after its source had gone. */
+bool vm_migrate_local(struct call_ctx *ctx, const char *vm_ref, const struct xapi_vm_record *vm,
+                      int64_t *domid, bool *lost, struct xerr **errp);
+
+#endif
