@@ -212,6 +212,52 @@ restrict_sockets(const char *sock, const char *ctl, unsigned qemu_uid)
     return 0;
 }
 
+struct vdi_users {
+    const char *vm;   /* the VM being served: its own VBDs do not count */
+    bool rw, any;     /* another running VM has the VDI attached (read-write) */
+};
+
+static void
+peek_user_vm(void *opaque, const void *rec)
+{
+    const struct xapi_vm_record *vm = rec;
+    bool *running = opaque;
+    /* a suspended VM's disks are offline; the control domain shares safely */
+    *running = !vm->is_control_domain && (vm->power_state == XAPI_VM_POWER_STATE_RUNNING ||
+                                          vm->power_state == XAPI_VM_POWER_STATE_PAUSED);
+}
+
+/* xapi_vbd_helpers.ml's sharing check at attach, from the records every host
+ * of the pool shares (a shared SR's VDI may be attached on another host):
+ * a VDI that is not sharable has one writer, or only readers.
+ * VDI_IN_USE [vdi, "attach"] otherwise. */
+static bool
+assert_sharing(struct server *srv, const char *vdi_ref, const struct xapi_vdi_record *vdi,
+               const char *vm_ref, bool read_only, struct xerr **errp)
+{
+    if (vdi->sharable)
+        return true;
+    struct vdi_users u = {vm_ref, false, false};
+    for (size_t i = 0; i < vdi->VBDs.n; i++) {
+        struct xapi_vbd_record *b = NULL;
+        if (!db_get(srv->db, &xapi_class_vbd, vdi->VBDs.items[i], (void **)&b, NULL))
+            continue;
+        bool running = false;
+        if (b->currently_attached && strcmp(b->VM, u.vm) != 0)
+            db_with(srv->db, &xapi_class_vm, b->VM, peek_user_vm, &running, NULL);
+        if (running) {
+            u.any = true;
+            u.rw |= b->mode == XAPI_VBD_MODE_RW;
+        }
+        xapi_vbd_record_free(b);
+    }
+    if (u.rw || (!read_only && u.any)) {
+        log_warn("disk.serve", "vdi=%s refused=in-use rw=%d", vdi->uuid, !read_only);
+        return xerr_vdi_in_use(errp, vdi_ref, "attach");
+    }
+    return true;
+}
+
 /* The prefix of a standby server's files: in-<vm uuid>.<n>.* */
 #define STANDBY_PREFIX "in-"
 
@@ -245,6 +291,11 @@ serve_one(struct server *srv, const struct xapi_vm_record *vm, int64_t domid, co
     unlink(ctl);
     bool cdrom = vbd->type == XAPI_VBD_TYPE_CD;
     bool read_only = vbd->mode == XAPI_VBD_MODE_RO || vdi->read_only || cdrom;
+    /* a migration's standby writes nothing until its source let go */
+    if (!standby && !assert_sharing(srv, vbd->VDI, vdi, vbd->VM, read_only, errp)) {
+        ok = false;
+        goto out;
+    }
     vhd_binary(vhd, sizeof(vhd));
     unsigned vhd_uid = domains_vhd_uid(srv, domid);
     char user[32];
