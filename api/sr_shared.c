@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api/sr_records.h"
 #include "api/storage_api.h"
@@ -14,6 +15,11 @@
 #include "storage/sr_file.h"
 #include "xapi_errors.h"
 #include "xapi_model.h"
+
+/* A PBD made here reaches another host's records through its watch of the
+ * store, a few milliseconds later: its plug there is retried meanwhile. */
+#define PLUG_TRIES 50
+#define PLUG_RETRY_MS 100
 
 struct names {
     char **v;
@@ -133,9 +139,19 @@ sr_shared_pbds_create(struct server *srv, const char *sr, struct xerr **errp)
         /* forwarding would send PBD.plug there too: call its host directly */
         struct xval *arg = xval_new_string(pbd), *out = NULL;
         struct xerr *err = NULL;
-        bool plugged = arg ? peers_call(srv, hosts.v[i], "PBD.plug", true,
-                                        (const struct xval *const *)&arg, 1, NULL, &out, &err)
-                           : xerr_nomem(&err);
+        bool plugged = false;
+        for (int tries = 0; !plugged && tries < PLUG_TRIES; tries++) {
+            if (err) { /* the PBD had not reached that host's records yet */
+                xerr_free(err);
+                err = NULL;
+                usleep(PLUG_RETRY_MS * 1000);
+            }
+            plugged = arg ? peers_call(srv, hosts.v[i], "PBD.plug", true,
+                                       (const struct xval *const *)&arg, 1, NULL, &out, &err)
+                          : xerr_nomem(&err);
+            if (!plugged && (!err || strcmp(err->code, "HANDLE_INVALID") != 0))
+                break;
+        }
         if (!plugged) {
             char d[256];
             log_warn("sr.shared.plug", "sr=%s host=%s pbd=%s plugged=false error=\"%s\"", sr,

@@ -14,8 +14,8 @@ Checks:
   - a VM whose disk is there starts on B (VM.start_on) and on A, and
     VM.get_possible_hosts names both;
   - a second VM with the same disk read-write cannot start on the other
-    host while the first runs (VDI_IN_USE [vdi, attach]), and can once the
-    first is halted;
+    host while the first runs (VDI_IN_USE [vdi, attach]), nor on the same
+    host, and can once the first is halted;
   - PBD.unplug of B's PBD is not refused because of A's guest;
   - the collector of the SR runs on one host: the etcd key
     P/sr-gc/<sr uuid> names one host, whose log alone says it collects it,
@@ -73,6 +73,13 @@ def new_vm(api, s, name, vdi):
         'type': 'Disk', 'empty': False, 'other_config': {}, 'qos_algorithm_type': '',
         'qos_algorithm_params': {}}))
     return vm
+
+
+def settled(api, s, vm, state):
+    """A forwarded call returns once its host committed; this host sees the
+    commit when its watch brings it: wait for that before the next call."""
+    return wait_for(lambda: value(api.VM.get_power_state(s, vm)) == state and
+                    not value(api.VM.get_current_operations(s, vm)), 20)
 
 
 def vdi_args(sr, label, size=16 * MIB):
@@ -141,6 +148,9 @@ def main():
         sr = value(A.SR.create(sa, hb, {'path': shared}, '0', 'shared', '', 'file', 'user',
                                True, {}))
         sr_uuid = value(A.SR.get_uuid(sa, sr))
+        # B made B's PBD: A sees it once its watch brought it
+        wait_for(lambda: len(pbds_of(A, sa, sr)) == 2 and
+                 all(p['currently_attached'] for _, p in pbds_of(A, sa, sr).values()), 20)
         pbds = pbds_of(A, sa, sr)
         t.eq(sorted(pbds), sorted([ha, hb]), 'SR.create(shared=true): a PBD on each host')
         t.ok(all(p['currently_attached'] and p['device_config'].get('path') == shared
@@ -154,14 +164,15 @@ def main():
         vdi_uuid = value(A.VDI.get_uuid(sa, vdi))
         t.ok(os.path.exists(os.path.join(shared, vdi_uuid + '.vhd')),
              'VDI.create through A made its file in the shared directory')
-        t.eq(value(B.VDI.get_SR(sb, vdi)), sr, 'B sees the VDI')
+        t.ok(wait_for(lambda: B.VDI.get_SR(sb, vdi).get('Value') == sr, 20), 'B sees the VDI')
         snap = B.VDI.snapshot(sb, vdi, {})
         t.ok(error(snap) is None, 'VDI.snapshot on B itself', snap)
         clone = B.VDI.clone(sb, vdi, {})
         t.ok(error(clone) is None, 'VDI.clone on B itself', clone)
         r = B.VDI.resize(sb, value(clone), str(32 * MIB))
-        t.ok(error(r) is None and int(value(A.VDI.get_virtual_size(sa, value(clone)))) ==
-             32 * MIB, 'VDI.resize on B itself, seen by A', r)
+        t.ok(error(r) is None and
+             wait_for(lambda: int(value(A.VDI.get_virtual_size(sa, value(clone)))) == 32 * MIB,
+                      20), 'VDI.resize on B itself, seen by A', r)
         clone_uuid = value(A.VDI.get_uuid(sa, value(clone)))
         r = B.VDI.destroy(sb, value(clone))
         t.ok(error(r) is None and not os.path.exists(os.path.join(shared, clone_uuid + '.vhd')),
@@ -182,20 +193,28 @@ def main():
         t.eq(sorted(value(A.VM.get_possible_hosts(sa, vm1))), sorted([ha, hb]),
              'VM.get_possible_hosts names both hosts')
         r = A.VM.start_on(sa, vm1, hb, False, False)
-        t.ok(error(r) is None and value(A.VM.get_resident_on(sa, vm1)) == hb,
-             'VM.start_on(B): running on B', r)
+        t.ok(error(r) is None and settled(A, sa, vm1, 'Running') and
+             value(A.VM.get_resident_on(sa, vm1)) == hb, 'VM.start_on(B): running on B', r)
         vm1_uuid = value(A.VM.get_uuid(sa, vm1))
         t.ok(('disk.serve vm=%s vdi=%s' % (vm1_uuid, vdi_uuid)) in log_text(b),
              'B serves its disk')
         value(A.VM.hard_shutdown(sa, vm1))
+        settled(A, sa, vm1, 'Halted')
         r = A.VM.start_on(sa, vm1, ha, False, False)
         t.ok(error(r) is None and value(A.VM.get_resident_on(sa, vm1)) == ha,
              'VM.start_on(A): running on A', r)
+        # B decides from the records A wrote: wait until its watch brought them
+        vbd1 = value(A.VM.get_VBDs(sa, vm1))[0]
+        t.ok(wait_for(lambda: value(B.VBD.get_currently_attached(sb, vbd1)) and
+                      value(B.VM.get_resident_on(sb, vm1)) == ha, 20),
+             'B sees the disk attached on A')
 
         # ---- one writer per VDI, pool-wide
         vm2 = new_vm(A, sa, 'agile-2', vdi)
         t.eq(error(A.VM.start_on(sa, vm2, hb, False, False)), ['VDI_IN_USE', vdi, 'attach'],
              'a second VM with the disk read-write cannot start on B while A runs the first')
+        t.eq(error(A.VM.start_on(sa, vm2, ha, False, False)), ['VDI_IN_USE', vdi, 'attach'],
+             'nor on A beside the first')
         t.eq(value(A.VM.get_power_state(sa, vm2)), 'Halted', 'and stays halted')
         r = A.PBD.unplug(sa, pbd_b)
         t.ok(error(r) is None, 'B\'s PBD unplugs although A\'s guest uses the SR', r)
@@ -203,10 +222,15 @@ def main():
         t.eq(error(A.PBD.unplug(sa, pbd_a))[:1], ['VDI_IN_USE'],
              'A\'s PBD does not, while A\'s guest uses it')
         value(A.VM.hard_shutdown(sa, vm1))
+        settled(A, sa, vm1, 'Halted')
+        t.ok(wait_for(lambda: not value(B.VBD.get_currently_attached(sb, vbd1)), 20),
+             'B sees the first VM\'s disk detached')
         r = A.VM.start_on(sa, vm2, hb, False, False)
-        t.ok(error(r) is None and value(A.VM.get_resident_on(sa, vm2)) == hb,
+        t.ok(error(r) is None and settled(A, sa, vm2, 'Running') and
+             value(A.VM.get_resident_on(sa, vm2)) == hb,
              'once the first VM is halted the second starts on B', r)
         value(A.VM.hard_shutdown(sa, vm2))
+        settled(A, sa, vm2, 'Halted')
 
         # ---- one collector for the SR
         key = '%s/sr-gc/%s' % (prefix, sr_uuid)
@@ -235,7 +259,8 @@ def main():
         r = C.pool.join(sc, '127.0.0.1:%d' % a.tls_port, 'root', ROOT_PASSWORD)
         t.ok(error(r) is None and wait_restarted(c, n), 'C joins the pool', r)
         hc = value(A.host.get_by_uuid(sa, inventory_uuid(c)))
-        got = wait_for(lambda: hc in pbds_of(A, sa, sr), 20)
+        got = wait_for(lambda: hc in pbds_of(A, sa, sr) and
+                       pbds_of(A, sa, sr)[hc][1]['currently_attached'], 20)
         pc = pbds_of(A, sa, sr).get(hc)
         t.ok(got and pc[1]['currently_attached'] and
              pc[1]['device_config'].get('path') == shared,
@@ -255,6 +280,8 @@ def main():
              'SR.destroy refuses while PBDs are plugged')
         for host, (ref, _) in pbds_of(A, sa, sr).items():
             value(A.PBD.unplug(sa, ref))
+        wait_for(lambda: not any(p['currently_attached'] for _, p in pbds_of(A, sa, sr).values()),
+                 20)
         r = A.SR.destroy(sa, sr)
         t.ok(error(r) is None, 'SR.destroy once every PBD is unplugged', r)
         left = [p for p in value(A.PBD.get_all_records(sa)).values() if p['SR'] == sr]
