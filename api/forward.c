@@ -20,7 +20,9 @@
  *   SR:        a non-shared SR's host (the host of its PBD); a shared SR's
  *              operations run where called when its PBD there is plugged,
  *              else on a live host whose PBD is (every such host sees it)
- *   VDI:       its SR's, as SR
+ *   VDI:       the host of a running VM that has it attached (its disk
+ *              servers are paused for a change of its chain), else its
+ *              SR's, as SR
  *   task:      the host a pending task's call was forwarded to (task.cancel
  *              reaches the operation where it runs)
  *
@@ -290,20 +292,57 @@ api_forward_by_SR(struct call_ctx *ctx, const char *ref, char **host, struct xer
     return sr_host(ctx, ref, true, host, errp);
 }
 
+struct vdi_place {
+    char *sr;
+    struct xapi_ref_set vbds;
+};
+
 static void
 peek_vdi_sr(void *opaque, const void *rec)
 {
-    xstr_set(opaque, ((const struct xapi_vdi_record *)rec)->SR);
+    const struct xapi_vdi_record *v = rec;
+    struct vdi_place *p = opaque;
+    xstr_set(&p->sr, v->SR);
+    xtype_value_copy(&xapi_type_ref_VBD_set, &p->vbds, &v->VBDs);
 }
 
+static void
+peek_vbd_attached(void *opaque, const void *rec)
+{
+    const struct xapi_vbd_record *b = rec;
+    if (b->currently_attached)
+        xstr_set(opaque, b->VM);
+}
+
+/* A VDI attached to a running VM: that VM's host, whose disk servers an
+ * operation on the VDI's chain must pause (a shared SR's VDI may be
+ * attached on another host than the one where the call came). Else its
+ * SR's host, as SR. */
 static bool
 vdi_host(struct call_ctx *ctx, const char *ref, bool shared_too, char **host, struct xerr **errp)
 {
-    char *sr = NULL;
+    struct vdi_place p = {0};
     *host = NULL;
-    db_with(ctx->db, &xapi_class_vdi, ref, peek_vdi_sr, &sr, NULL);
-    bool ok = !sr || sr_host(ctx, sr, shared_too, host, errp);
-    free(sr);
+    db_with(ctx->db, &xapi_class_vdi, ref, peek_vdi_sr, &p, NULL);
+    bool ok = true, found = false;
+    for (size_t i = 0; ok && !found && i < p.vbds.n; i++) {
+        char *vm = NULL;
+        db_with(ctx->db, &xapi_class_vbd, p.vbds.items[i], peek_vbd_attached, &vm, NULL);
+        struct vm_place where = {0};
+        if (vm)
+            db_with(ctx->db, &xapi_class_vm, vm, peek_vm, &where, NULL);
+        if (where.resident) {
+            found = true;
+            ok = answer(ctx->db, where.resident, host, errp);
+        }
+        free(where.resident);
+        xtype_value_clear(&xapi_type_ref_VBD_set, &where.vbds);
+        free(vm);
+    }
+    if (ok && !found && p.sr)
+        ok = sr_host(ctx, p.sr, shared_too, host, errp);
+    free(p.sr);
+    xtype_value_clear(&xapi_type_ref_VBD_set, &p.vbds);
     return ok;
 }
 
