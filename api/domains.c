@@ -506,11 +506,16 @@ domains_start(struct server *srv, const char *ref, const struct xapi_vm_record *
 bool
 domains_stop(struct server *srv, const char *uuid, bool clean, struct xerr **errp)
 {
+    uint64_t t0 = log_clock_us();
     int rc = xenops_domain_shutdown(srv->domains->x, uuid, !clean, clean_timeout_s(srv) * 1000);
     if (rc == -ENOENT)
         rc = 0; /* already gone: the goal is reached */
+    uint64_t t1 = log_clock_us();
     if (rc == 0)
         disk_servers_stop(srv, uuid);
+    if (rc == 0)
+        log_debug("domains.stop_steps", "vm=%s clean=%d domain_ms=%.2f disks_ms=%.2f", uuid, clean,
+                  (double)(t1 - t0) / 1e3, (double)(log_clock_us() - t1) / 1e3);
     return rc == 0 || fail(srv, rc, clean ? "clean shutdown" : "hard shutdown", uuid, errp);
 }
 

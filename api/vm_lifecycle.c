@@ -458,7 +458,13 @@ stop_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *vm
             ok = domains_stop(ctx->srv, vm->uuid, p->clean, errp);
         }
     }
-    return ok && record_power_state(ctx->srv, ref, XAPI_VM_POWER_STATE_HALTED, -1, false, errp);
+    uint64_t t0 = log_clock_us();
+    ok = ok && record_power_state(ctx->srv, ref, XAPI_VM_POWER_STATE_HALTED, -1, false, errp);
+    if (ok)
+        log_debug("vm.stop_steps", "vm=%s op=%s record_ms=%.2f", vm->uuid,
+                  xenum_name(&xapi_enum_vm_operations, (int)p->op),
+                  (double)(log_clock_us() - t0) / 1e3);
+    return ok;
 }
 
 static bool

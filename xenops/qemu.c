@@ -595,6 +595,7 @@ qdom_supervise(void *arg)
         }
     }
     if (gone) {
+        uint64_t t_gone = log_clock_us();
         /* drain the console: the guest's last words precede its exit */
         char buf[4096];
         ssize_t n;
@@ -607,6 +608,8 @@ qdom_supervise(void *arg)
         while (qmp_open && qmp_read_line(&d->qmp_in, d->qmp_fd, &line) == 1)
             qdom_qmp_line(x, d, line);
         qdom_exited(x, d);
+        log_debug("xenops.exit_steps", "vm=%s exited_ms=%.2f", d->uuid,
+                  (double)(log_clock_us() - t_gone) / 1e3);
     }
     qdom_unref(d);
     pthread_mutex_lock(&b->lock);
@@ -1049,9 +1052,18 @@ qdom_destroy(struct qdom *d)
     pthread_mutex_lock(&d->lock);
     d->exit_event = XENOPS_EVENT_HALTED;
     pthread_mutex_unlock(&d->lock);
+    uint64_t t0 = log_clock_us();
     if (syscall(SYS_pidfd_send_signal, d->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
         return -errno;
-    return qdom_wait_exit(d, 5000) ? 0 : -EIO;
+    /* the kernel's part (qemu's exit) and ours (the supervisor's clean-up,
+     * its own line xenops.exit_steps, then this thread woken) */
+    struct pollfd p = {.fd = d->pidfd, .events = POLLIN};
+    poll(&p, 1, 5000);
+    uint64_t t1 = log_clock_us();
+    bool exited = qdom_wait_exit(d, 5000);
+    log_debug("xenops.destroy_steps", "vm=%s kill_ms=%.2f supervisor_ms=%.2f", d->uuid,
+              (double)(t1 - t0) / 1e3, (double)(log_clock_us() - t1) / 1e3);
+    return exited ? 0 : -EIO;
 }
 
 static int

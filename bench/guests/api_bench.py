@@ -101,10 +101,15 @@ def steps_since(d, offset, op):
     """The median time (ms) of each step of the VM.@op calls logged after
     @offset: vesseld's debug lines vm.power_steps (the call: begin, work,
     end), and for a start vm.start_steps, domains.start_steps and
-    xenops.start_steps (the work: devices, qemu's spawn, QMP, cont, record)."""
+    xenops.start_steps (the work: devices, qemu's spawn, QMP, cont, record),
+    for a stop vm.stop_steps and domains.stop_steps (the domain gone, its
+    disk servers gone, the records)."""
     events = ['vm.power_steps']
     if op == 'start':
         events += ['vm.start_steps', 'domains.start_steps', 'xenops.start_steps']
+    else:
+        events += ['vm.stop_steps', 'domains.stop_steps', 'xenops.destroy_steps',
+                   'xenops.exit_steps']
     rows = {}
     with open(d.log_path) as f:
         f.seek(offset)

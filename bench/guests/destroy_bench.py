@@ -175,10 +175,15 @@ def main():
                time.monotonic() < deadline):
             time.sleep(0.1)
         time.sleep(RUN_S)
+        log_mark = os.path.getsize(d.log_path)
         a = api_destroy(d, many)
         b = bare_destroy(argv, n_many)
         print('  %-43s %12.1f   %16.1f   %5.2f' % ('%d guests at once' % n_many, b * 1e3, a * 1e3,
                                                    a / b))
+        steps = steps_since(d, log_mark, 'hard_shutdown')
+        if steps:
+            print('  VM.hard_shutdown steps, median ms: ' +
+                  ', '.join('%s %.2f' % kv for kv in steps.items()))
     finally:
         d.kill_all()
         d.cleanup()
