@@ -16,6 +16,9 @@
  *  (1) a domain is in the map exactly while its qemu is believed alive; the
  *      supervisor removes it, after the pidfd fired, before emitting the
  *      exit event, so a new start with the same uuid cannot race the old one;
+ *      a caller that ended qemu (shutdown, suspend) returns once those events
+ *      are out (d->announced), so that no late event of the old domain (its
+ *      handler stops the VM's disk servers) can meet the next start's;
  *  (2) d->exit_event, when set by a caller before it stops qemu (hard
  *      shutdown, suspend), decides the exit's event; otherwise the last QMP
  *      SHUTDOWN reason does (guest-shutdown: poweroff; guest-reset with
@@ -608,6 +611,10 @@ qdom_supervise(void *arg)
         while (qmp_open && qmp_read_line(&d->qmp_in, d->qmp_fd, &line) == 1)
             qdom_qmp_line(x, d, line);
         qdom_exited(x, d);
+        pthread_mutex_lock(&d->lock);
+        d->announced = true; /* (1) */
+        pthread_cond_broadcast(&d->cond);
+        pthread_mutex_unlock(&d->lock);
         log_debug("xenops.exit_steps", "vm=%s exited_ms=%.2f", d->uuid,
                   (double)(log_clock_us() - t_gone) / 1e3);
     }
@@ -994,15 +1001,16 @@ qemu_unpause(struct xenops *x, const char *uuid)
     return rc < 0 ? rc : qdom_qmp(d, "cont", NULL);
 }
 
-/* Waits until the supervisor saw qemu exit; false on timeout. */
+/* Waits until the supervisor saw qemu exit and announced it (1); false on
+ * timeout. */
 static bool
 qdom_wait_exit(struct qdom *d, unsigned timeout_ms)
 {
     uint64_t deadline = xenops_now_ms() + timeout_ms;
     pthread_mutex_lock(&d->lock);
-    while (!d->exited && qdom_wait(d, deadline))
+    while (!d->announced && qdom_wait(d, deadline))
         ;
-    bool exited = d->exited;
+    bool exited = d->announced;
     pthread_mutex_unlock(&d->lock);
     return exited;
 }
@@ -1014,9 +1022,9 @@ qdom_wait_clean_exit(struct qdom *d, uint64_t cancels, unsigned timeout_ms)
 {
     uint64_t deadline = xenops_now_ms() + timeout_ms;
     pthread_mutex_lock(&d->lock);
-    while (!d->exited && d->cancels == cancels && qdom_wait(d, deadline))
+    while (!d->announced && d->cancels == cancels && qdom_wait(d, deadline))
         ;
-    int rc = d->exited ? 0 : d->cancels != cancels ? -ECANCELED : -ETIMEDOUT;
+    int rc = d->announced ? 0 : d->cancels != cancels ? -ECANCELED : -ETIMEDOUT;
     pthread_mutex_unlock(&d->lock);
     return rc;
 }
