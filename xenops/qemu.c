@@ -81,7 +81,7 @@ qdom_unref(struct qdom *d)
     pthread_mutex_unlock(&d->lock);
     if (!last)
         return;
-    int fds[] = {d->pidfd, d->qmp_fd, d->con_fd, d->wake_fd, d->log_fd};
+    int fds[] = {d->pidfd, d->qmp_fd, d->con_fd, d->wake_fd, d->log_fd, d->mntns_fd};
     for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
         if (fds[i] >= 0)
             close(fds[i]);
@@ -135,7 +135,7 @@ qdom_new(struct xenops *x, const struct xenops_domain_config *cfg)
     if (!d)
         return NULL;
     d->refs = 1;
-    d->pidfd = d->qmp_fd = d->con_fd = d->wake_fd = d->log_fd = d->agent_fd = -1;
+    d->pidfd = d->qmp_fd = d->con_fd = d->wake_fd = d->log_fd = d->agent_fd = d->mntns_fd = -1;
     d->exit_event = -1;
     snprintf(d->uuid, sizeof(d->uuid), "%s", cfg->uuid);
     pthread_mutex_init(&d->lock, NULL);
@@ -613,8 +613,12 @@ qdom_supervise(void *arg)
         qdom_exited(x, d);
         pthread_mutex_lock(&d->lock);
         d->announced = true; /* (1) */
+        int mntns = d->mntns_fd;
+        d->mntns_fd = -1;
         pthread_cond_broadcast(&d->cond);
         pthread_mutex_unlock(&d->lock);
+        if (mntns >= 0)
+            close(mntns); /* its teardown, here, after the waiting caller went on */
         log_debug("xenops.exit_steps", "vm=%s exited_ms=%.2f", d->uuid,
                   (double)(log_clock_us() - t_gone) / 1e3);
     }
@@ -638,6 +642,26 @@ peer_is(int fd, pid_t pid)
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0)
         return -errno;
     return peer.pid == pid ? 0 : -EPERM;
+}
+
+/* Holds d's qemu's mount namespace (its own, xenops/spawn.c) open until the
+ * supervisor has announced its exit. A namespace's last holder tears down
+ * its copy of the mount tree (an RCU grace period: about 2 ms here, more
+ * under load); were that qemu, the teardown would come before its exit
+ * shows on the pidfd, delaying every hard shutdown. Held here, it happens
+ * after the stop's caller went on. Nothing runs in it by then. */
+static void
+qdom_hold_mntns(struct qdom *d)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)d->pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* the pidfd still quiet: the pid was qemu's when opened */
+    if (fd >= 0 && poll(&(struct pollfd){.fd = d->pidfd, .events = POLLIN}, 1, 0) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    d->mntns_fd = fd;
 }
 
 /* Connects QMP and the console of d's qemu (pid/pidfd known), starts its
@@ -906,6 +930,8 @@ qemu_spawn_domain(struct xenops *x, const struct xenops_domain_config *cfg,
     xenops_strv_free(argv, argc);
     if (rc == 0 && (d->pidfd = (int)syscall(SYS_pidfd_open, d->pid, 0)) < 0)
         rc = -errno;
+    if (rc == 0)
+        qdom_hold_mntns(d);
     if (rc == 0) {
         char pidtext[32];
         step = "pidfile";

@@ -31,6 +31,7 @@ struct qdom {
     char accel[8];
     pid_t pid;
     int pidfd, qmp_fd, con_fd, wake_fd;
+    int mntns_fd;             /* qemu's mount namespace, held: see qdom_hold_mntns */
     uint64_t start_time_ms;
     struct qmp_reader qmp_in;
 
