@@ -1094,7 +1094,9 @@ qdom_destroy(struct qdom *d)
     struct pollfd p = {.fd = d->pidfd, .events = POLLIN};
     poll(&p, 1, 5000);
     uint64_t t1 = log_clock_us();
-    bool exited = qdom_wait_exit(d, 5000);
+    /* generous: the exit's handlers may stop disk servers, which flush (their
+     * wait is 10 s at most, api/disk_servers.c) */
+    bool exited = qdom_wait_exit(d, 30000);
     log_debug("xenops.destroy_steps", "vm=%s kill_ms=%.2f supervisor_ms=%.2f", d->uuid,
               (double)(t1 - t0) / 1e3, (double)(log_clock_us() - t1) / 1e3);
     return exited ? 0 : -EIO;
