@@ -38,8 +38,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -48,6 +51,7 @@
 #include "api/helper_ids.h"
 #include "api/pool_live.h"
 #include "api/storage_api.h"
+#include "common/cleanup.h"
 #include "common/log.h"
 #include "db/db.h"
 #include "xapi_errors.h"
@@ -156,21 +160,6 @@ spawn_server(const char *vhd, const char *socket_path, const char *control_path,
 }
 
 static bool
-wait_for_socket(const char *path, pid_t pid)
-{
-    for (int i = 0; i < 500; i++) { /* 5 s */
-        struct stat st;
-        if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-            return true;
-        if (kill(pid, 0) != 0)
-            return false;
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    return false;
-}
-
-static bool
 add_disk(struct xenops_domain_config *cfg, const char *socket_path, bool read_only, bool cdrom)
 {
     struct xenops_disk *disks = realloc(cfg->disks, (cfg->n_disks + 1) * sizeof(*disks));
@@ -213,7 +202,7 @@ restrict_sockets(const char *sock, const char *ctl, unsigned qemu_uid)
     return 0;
 }
 
-/* What a server's DATA/run/disks/<vm>.<slot>.vdi records (written by serve_one). */
+/* What a server's DATA/run/disks/<vm>.<slot>.vdi records (written by serve_begin). */
 struct served {
     char sr_path[4096];
     char vdi[64];
@@ -286,48 +275,67 @@ assert_sharing(struct server *srv, const char *vdi_ref, const struct xapi_vdi_re
     return true;
 }
 
+/* A server being started: spawned, its files named, not yet known ready. */
+struct starting {
+    pid_t pid;
+    int pidfd;
+    bool read_only, cdrom, standby;
+    char sock[4200], ctl[4200], vdi_uuid[64];
+};
+
 /* The prefix of a standby server's files: in-<vm uuid>.<n>.* */
 #define STANDBY_PREFIX "in-"
 
+/* Spawns the server of VBD @vbd_ref in slot @n, without waiting for it: its
+ * pid file is written at once, so disk_servers_stop finds it whatever
+ * happens next. *@empty: an empty drive, nothing to serve (st unused). */
 static bool
-serve_one(struct server *srv, const struct xapi_vm_record *vm, int64_t domid, const char *vbd_ref,
-          unsigned n, bool standby, struct xenops_domain_config *cfg, struct xerr **errp)
+serve_begin(struct server *srv, const struct xapi_vm_record *vm, int64_t domid,
+            const char *vbd_ref, unsigned n, bool standby, struct starting *st, bool *empty,
+            struct xerr **errp)
 {
     const char *prefix = standby ? STANDBY_PREFIX : "";
     bool claimed = false;
     struct xapi_vbd_record *vbd = NULL;
     struct xapi_vdi_record *vdi = NULL;
     char *sr_path = NULL;
+    *empty = false;
+    st->pid = -1;
+    st->pidfd = -1;
     bool ok = db_get(srv->db, &xapi_class_vbd, vbd_ref, (void **)&vbd, errp);
-    if (ok && (vbd->empty || strcmp(vbd->VDI, "OpaqueRef:NULL") == 0))
-        goto out; /* an empty CD drive: nothing to serve */
+    if (ok && (vbd->empty || strcmp(vbd->VDI, "OpaqueRef:NULL") == 0)) {
+        *empty = true; /* an empty CD drive: nothing to serve */
+        goto out;
+    }
     ok = ok && db_get(srv->db, &xapi_class_vdi, vbd->VDI, (void **)&vdi, errp) &&
          storage_sr_path(srv->db, srv->host_ref, vdi->SR, &sr_path, errp);
     if (!ok)
         goto out;
-    char file[4096], dir[4096], sock[4200], pidfile[4200], ctl[4200], vdifile[4200], vhd[2200];
+    char file[4096], dir[4096], pidfile[4200], vdifile[4200], vhd[2200];
     int rc = sr_file_vdi_path(sr_path, vdi->uuid, file, sizeof(file));
     if (rc < 0) {
         ok = storage_fail(errp, rc, vdi->SR, vbd->VDI);
         goto out;
     }
     disks_dir(srv, dir, sizeof(dir));
-    snprintf(sock, sizeof(sock), "%s/%s%s.%u.sock", dir, prefix, vm->uuid, n);
+    snprintf(st->sock, sizeof(st->sock), "%s/%s%s.%u.sock", dir, prefix, vm->uuid, n);
+    snprintf(st->ctl, sizeof(st->ctl), "%s/%s%s.%u.ctl", dir, prefix, vm->uuid, n);
     snprintf(pidfile, sizeof(pidfile), "%s/%s%s.%u.pid", dir, prefix, vm->uuid, n);
-    snprintf(ctl, sizeof(ctl), "%s/%s%s.%u.ctl", dir, prefix, vm->uuid, n);
     snprintf(vdifile, sizeof(vdifile), "%s/%s%s.%u.vdi", dir, prefix, vm->uuid, n);
-    unlink(sock);
-    unlink(ctl);
-    bool cdrom = vbd->type == XAPI_VBD_TYPE_CD;
-    bool read_only = vbd->mode == XAPI_VBD_MODE_RO || vdi->read_only || cdrom;
+    snprintf(st->vdi_uuid, sizeof(st->vdi_uuid), "%s", vdi->uuid);
+    unlink(st->sock);
+    unlink(st->ctl);
+    st->cdrom = vbd->type == XAPI_VBD_TYPE_CD;
+    st->read_only = vbd->mode == XAPI_VBD_MODE_RO || vdi->read_only || st->cdrom;
     /* a migration's standby writes nothing until its source let go */
-    if (!standby && !assert_sharing(srv, vbd->VDI, vdi, vbd->VM, vm->uuid, read_only, errp)) {
+    if (!standby &&
+        !assert_sharing(srv, vbd->VDI, vdi, vbd->VM, vm->uuid, st->read_only, errp)) {
         ok = false;
         goto out;
     }
     char key[80];
     writer_key(vdi->uuid, key, sizeof(key));
-    if (!standby && !read_only && !vdi->sharable) {
+    if (!standby && !st->read_only && !vdi->sharable) {
         if (!pool_live_hold(srv, key)) {
             log_warn("disk.serve", "vdi=%s refused=writer-elsewhere", vdi->uuid);
             ok = xerr_vdi_in_use(errp, vbd->VDI, "attach");
@@ -339,34 +347,142 @@ serve_one(struct server *srv, const struct xapi_vm_record *vm, int64_t domid, co
     unsigned vhd_uid = domains_vhd_uid(srv, domid);
     char user[32];
     snprintf(user, sizeof(user), "%u:%u", vhd_uid, vhd_uid);
-    pid_t pid = spawn_server(vhd, sock, ctl, file, read_only, standby, vhd_uid ? user : NULL);
-    /* the control socket is bound after the NBD one: both exist once it does */
-    if (pid <= 0 || !wait_for_socket(ctl, pid) ||
-        restrict_sockets(sock, ctl, domains_qemu_uid(srv, domid)) < 0) {
-        if (pid > 0)
-            kill(pid, SIGKILL);
+    st->standby = standby;
+    st->pid = spawn_server(vhd, st->sock, st->ctl, file, st->read_only, standby,
+                           vhd_uid ? user : NULL);
+    if (st->pid > 0)
+        st->pidfd = (int)syscall(SYS_pidfd_open, st->pid, 0);
+    if (st->pid <= 0 || st->pidfd < 0) {
+        if (st->pid > 0)
+            kill(st->pid, SIGKILL);
         ok = xerr_sr_backend_failure(errp, "EIO", "", "the disk server did not start");
         goto out;
     }
     FILE *f = fopen_private(pidfile);
     if (f) {
-        fprintf(f, "%ld\n", (long)pid);
+        fprintf(f, "%ld\n", (long)st->pid);
         fclose(f);
     }
     if ((f = fopen_private(vdifile))) {
-        fprintf(f, "%s\n%s\n%s\n%s\n", sr_path, vdi->uuid, vbd_ref, read_only ? "ro" : "rw");
+        fprintf(f, "%s\n%s\n%s\n%s\n", sr_path, vdi->uuid, vbd_ref,
+                st->read_only ? "ro" : "rw");
         fclose(f);
     }
-    if (!add_disk(cfg, sock, read_only, cdrom))
-        ok = xerr_nomem(errp);
-    log_info("disk.serve", "vm=%s vdi=%s pid=%ld ro=%d standby=%d", vm->uuid, vdi->uuid,
-             (long)pid, read_only, standby);
 out:
     if (claimed && !ok)
         release_if_unserved(srv, vdi->uuid);
     xapi_vbd_record_free(vbd);
     xapi_vdi_record_free(vdi);
     free(sr_path);
+    return ok;
+}
+
+static bool
+is_socket(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/* Waits (5 s at most) until each of the @n servers in @st has bound its
+ * sockets (the control socket is bound after the NBD one: both exist once it
+ * does). Woken by inotify on the directory and by the servers' pidfds, not a
+ * timer: servers started together come up together. False when one exited
+ * or the time ran out. */
+static bool
+wait_ready(const char *dir, struct starting *st, size_t n)
+{
+    _cleanup_close_ int ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (ino >= 0 && inotify_add_watch(ino, dir, IN_CREATE | IN_MOVED_TO) < 0) {
+        close(ino);
+        ino = -1;
+    }
+    uint64_t deadline = log_clock_us() + 5000000;
+    for (;;) {
+        size_t ready = 0;
+        for (size_t i = 0; i < n; i++)
+            ready += is_socket(st[i].ctl);
+        if (ready == n)
+            return true;
+        uint64_t now = log_clock_us();
+        if (now >= deadline)
+            return false;
+        struct pollfd p[65];
+        size_t k = 0;
+        p[k++] = (struct pollfd){.fd = ino, .events = POLLIN};
+        for (size_t i = 0; i < n && k < 65; i++)
+            p[k++] = (struct pollfd){.fd = st[i].pidfd, .events = POLLIN};
+        /* without inotify (a full table of watches), a 10 ms tick */
+        int wait_ms = ino >= 0 ? (int)((deadline - now) / 1000) + 1 : 10;
+        if (poll(p, k, wait_ms) < 0 && errno != EINTR)
+            return false;
+        for (size_t i = 1; i < k; i++)
+            if (p[i].revents)
+                return false; /* a server exited: it serves nothing */
+        char buf[4096];
+        while (ino >= 0 && read(ino, buf, sizeof(buf)) > 0)
+            ;
+    }
+}
+
+/* A ready server's sockets restricted and its disk added to @cfg. */
+static bool
+serve_finish(struct server *srv, const struct xapi_vm_record *vm, int64_t domid,
+             const struct starting *st, struct xenops_domain_config *cfg, struct xerr **errp)
+{
+    if (restrict_sockets(st->sock, st->ctl, domains_qemu_uid(srv, domid)) < 0)
+        return xerr_sr_backend_failure(errp, "EIO", "", "the disk server did not start");
+    if (!add_disk(cfg, st->sock, st->read_only, st->cdrom))
+        return xerr_nomem(errp);
+    log_info("disk.serve", "vm=%s vdi=%s pid=%ld ro=%d standby=%d", vm->uuid, st->vdi_uuid,
+             (long)st->pid, st->read_only, st->standby);
+    return true;
+}
+
+static int slot_now(struct server *srv, const struct xapi_vm_record *vm, const char *vbd_ref);
+
+/* Starts the servers of @vbds (slots from cfg->n_disks on, in order; empty
+ * drives take none) all at once, then waits for them together. On failure
+ * the servers begun stay for the caller's disk_servers_stop (standby ones:
+ * disk_servers_stop_standby). @standby: a migration's destination, which
+ * serves exactly the disks its source serves, in the same slots. */
+static bool
+serve_many(struct server *srv, const struct xapi_vm_record *vm, int64_t domid,
+           char *const *vbds, size_t n_vbds, unsigned first_slot, bool standby,
+           struct xenops_domain_config *cfg, struct xerr **errp)
+{
+    if (n_vbds > 64)
+        return xerr_operation_not_allowed(errp, "a VM may have 64 disks at most");
+    struct starting st[64];
+    size_t n = 0;
+    bool ok = true;
+    for (size_t i = 0; ok && i < n_vbds; i++) {
+        bool empty;
+        unsigned slot = first_slot + (unsigned)n;
+        if (standby) {
+            int now = slot_now(srv, vm, vbds[i]);
+            if (now < 0)
+                continue; /* unplugged on the source: unplugged here */
+            /* the destination's devices must be the source's, in the same places */
+            if ((unsigned)now != slot) {
+                ok = xerr_operation_not_allowed(errp, "the VM's disks were hot-plugged out of "
+                                                "order: its destination cannot lay them out as "
+                                                "its source has them");
+                break;
+            }
+        }
+        ok = serve_begin(srv, vm, domid, vbds[i], slot, standby, &st[n], &empty, errp);
+        if (ok && !empty)
+            n++;
+    }
+    char dir[4096];
+    disks_dir(srv, dir, sizeof(dir));
+    if (ok && n && !wait_ready(dir, st, n))
+        ok = xerr_sr_backend_failure(errp, "EIO", "", "the disk server did not start");
+    for (size_t i = 0; ok && i < n; i++)
+        ok = serve_finish(srv, vm, domid, &st[i], cfg, errp);
+    for (size_t i = 0; i < n; i++)
+        close(st[i].pidfd);
     return ok;
 }
 
@@ -403,22 +519,10 @@ start_servers(struct server *srv, const struct xapi_vm_record *vm, int64_t domid
 {
     make_disks_dir(srv);
     disk_servers_lock();
-    bool ok = true;
     /* a server's slot is its disk's index in @cfg, which names the disk in the
      * device model ("vbd<slot>"): hotplug finds both by it (empty drives have none) */
-    for (size_t i = 0; ok && i < vm->VBDs.n; i++) {
-        int slot = standby ? slot_now(srv, vm, vm->VBDs.items[i]) : (int)cfg->n_disks;
-        if (slot < 0)
-            continue;
-        /* the destination's devices must be the source's, in the same places */
-        if (slot != (int)cfg->n_disks)
-            ok = xerr_operation_not_allowed(errp, "the VM's disks were hot-plugged out of "
-                                            "order: its destination cannot lay them out as "
-                                            "its source has them");
-        else
-            ok = serve_one(srv, vm, domid, vm->VBDs.items[i], (unsigned)slot, standby, cfg,
-                           errp);
-    }
+    bool ok = serve_many(srv, vm, domid, vm->VBDs.items, vm->VBDs.n, (unsigned)cfg->n_disks,
+                         standby, cfg, errp);
     disk_servers_unlock();
     return ok;
 }
@@ -444,41 +548,41 @@ disk_servers_start_standby(struct server *srv, const struct xapi_vm_record *vm, 
     return ok;
 }
 
-/* A dead process not yet reaped counts as gone. */
-static bool
-is_zombie(long pid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return true;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *close_paren = strrchr(buf, ')');
-    return !close_paren || close_paren[1] != ' ' || close_paren[2] == 'Z' || close_paren[2] == 'X';
-}
-
-/* Waits up to 10 s for the servers in @pids to exit: a server flushes its
- * chain on SIGTERM, and nothing may change the VDI's files before that. */
+/* Waits up to 10 s for the servers behind @pidfds to exit, and closes the
+ * pidfds: a server flushes its chain on SIGTERM, and nothing may change the
+ * VDI's files before that. Each pidfd is readable once its process exited
+ * (reaped or not: the servers are detached, init reaps them), so no timer. */
 static void
-wait_exited(const long *pids, size_t n)
+wait_exited(int *pidfds, size_t n)
 {
-    for (int tries = 0; tries < 1000; tries++) {
-        bool alive = false;
-        for (size_t i = 0; i < n && !alive; i++)
-            alive = pids[i] > 1 && kill((pid_t)pids[i], 0) == 0 && !is_zombie(pids[i]);
-        if (!alive)
-            return;
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+    uint64_t deadline = log_clock_us() + 10000000;
+    size_t left = n;
+    while (left) {
+        struct pollfd p[256];
+        size_t k = 0;
+        for (size_t i = 0; i < n && k < 256; i++)
+            if (pidfds[i] >= 0)
+                p[k++] = (struct pollfd){.fd = pidfds[i], .events = POLLIN};
+        uint64_t now = log_clock_us();
+        if (now >= deadline) {
+            log_warn("disk.stop", "a disk server did not exit within 10 s");
+            break;
+        }
+        if (poll(p, k, (int)((deadline - now) / 1000) + 1) < 0 && errno != EINTR)
+            break;
+        for (size_t j = 0; j < k; j++)
+            for (size_t i = 0; p[j].revents && i < n; i++)
+                if (pidfds[i] == p[j].fd) {
+                    close(pidfds[i]);
+                    pidfds[i] = -1;
+                    left--;
+                }
     }
-    log_warn("disk.stop", "a disk server did not exit within 10 s");
+    for (size_t i = 0; i < n; i++)
+        if (pidfds[i] >= 0)
+            close(pidfds[i]);
 }
 
-/* Stops the server whose files are DATA/run/disks/@base.* (base "<vm>.<n>")
- * and forgets them; its pid goes to @pids for wait_exited. */
 /* The VDIs whose writing servers a stop ended: their writer keys go once
  * the servers exited (flushed) and no other server here serves them. */
 #define STOPPED_MAX 64
@@ -488,15 +592,25 @@ struct stopped {
 };
 
 static void
-stop_one(const char *dir, const char *base, long *pids, size_t *n_pids, size_t max,
-         struct stopped *st)
+release_stopped(struct server *srv, const struct stopped *st)
+{
+    for (size_t i = 0; i < st->n; i++)
+        release_if_unserved(srv, st->vdi[i]);
+}
+
+/* Stops the server whose files are DATA/run/disks/@base.* (base "<vm>.<n>")
+ * and forgets them; its pidfd goes to @pidfds for wait_exited, and the VDI
+ * it wrote to @stp. */
+static void
+stop_one(const char *dir, const char *base, int *pidfds, size_t *n_pids, size_t max,
+         struct stopped *stp)
 {
     char path[4400];
     struct served sv;
     snprintf(path, sizeof(path), "%s.vdi", base);
-    if (st && st->n < STOPPED_MAX && read_served(dir, path, &sv) && sv.rw &&
+    if (stp && stp->n < STOPPED_MAX && read_served(dir, path, &sv) && sv.rw &&
         strncmp(base, STANDBY_PREFIX, strlen(STANDBY_PREFIX)) != 0)
-        snprintf(st->vdi[st->n++], sizeof(st->vdi[0]), "%s", sv.vdi);
+        snprintf(stp->vdi[stp->n++], sizeof(stp->vdi[0]), "%s", sv.vdi);
     snprintf(path, sizeof(path), "%s/%s.pid", dir, base);
     FILE *f = fopen(path, "r");
     long pid = 0;
@@ -505,11 +619,16 @@ stop_one(const char *dir, const char *base, long *pids, size_t *n_pids, size_t m
             pid = 0;
         fclose(f);
     }
-    /* SIGTERM: the server flushes and closes the chain before it exits. */
-    if (pid > 1) {
-        kill((pid_t)pid, SIGTERM);
+    /* SIGTERM: the server flushes and closes the chain before it exits. The
+     * pidfd first, so the signal and the wait reach that process and no
+     * other that took its number. */
+    int pidfd = pid > 1 ? (int)syscall(SYS_pidfd_open, (pid_t)pid, 0) : -1;
+    if (pidfd >= 0) {
+        syscall(SYS_pidfd_send_signal, pidfd, SIGTERM, NULL, 0);
         if (*n_pids < max)
-            pids[(*n_pids)++] = pid;
+            pidfds[(*n_pids)++] = pidfd;
+        else
+            close(pidfd);
     }
     unlink(path);
     static const char *const kinds[] = {"sock", "ctl", "vdi"};
@@ -520,13 +639,6 @@ stop_one(const char *dir, const char *base, long *pids, size_t *n_pids, size_t m
 }
 
 static void stop_named(struct server *srv, const char *name);
-
-static void
-release_stopped(struct server *srv, const struct stopped *st)
-{
-    for (size_t i = 0; i < st->n; i++)
-        release_if_unserved(srv, st->vdi[i]);
-}
 
 void
 disk_servers_stop(struct server *srv, const char *vm_uuid)
@@ -556,9 +668,9 @@ stop_named(struct server *srv, const char *vm_uuid)
         return;
     }
     size_t ulen = strlen(vm_uuid);
-    long pids[256];
+    int pidfds[256];
     size_t n_pids = 0;
-    struct stopped st = {.n = 0};
+    struct stopped stp = {.n = 0};
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t n = strlen(e->d_name);
@@ -567,11 +679,11 @@ stop_named(struct server *srv, const char *vm_uuid)
             continue;
         char base[256];
         snprintf(base, sizeof(base), "%.*s", (int)(n - 4), e->d_name);
-        stop_one(dir, base, pids, &n_pids, sizeof(pids) / sizeof(*pids), &st);
+        stop_one(dir, base, pidfds, &n_pids, sizeof(pidfds) / sizeof(*pidfds), &stp);
     }
     closedir(d);
-    wait_exited(pids, n_pids);
-    release_stopped(srv, &st);
+    wait_exited(pidfds, n_pids);
+    release_stopped(srv, &stp);
     disk_servers_unlock();
 }
 
@@ -710,8 +822,19 @@ disk_servers_plug(struct server *srv, const struct xapi_vm_record *vm, const cha
         if (access(path, F_OK) != 0)
             break;
     }
-    bool ok = n < 256 ? serve_one(srv, vm, vm->domid, vbd_ref, n, false, &one, errp)
+    char *one_vbd = (char *)vbd_ref;
+    bool ok = n < 256 ? serve_many(srv, vm, vm->domid, &one_vbd, 1, n, false, &one, errp)
                       : xerr_operation_not_allowed(errp, "every disk slot of the VM is taken");
+    if (!ok && n < 256) { /* the server begun, if any, goes again */
+        char base[256];
+        int pidfds[1];
+        size_t n_pids = 0;
+        struct stopped stp = {.n = 0};
+        snprintf(base, sizeof(base), "%s.%u", vm->uuid, n);
+        stop_one(dir, base, pidfds, &n_pids, 1, &stp);
+        wait_exited(pidfds, n_pids);
+        release_stopped(srv, &stp);
+    }
     disk_servers_unlock();
     if (ok && one.n_disks != 1)
         ok = xerr_operation_not_allowed(errp, "an empty drive has nothing to plug");
@@ -731,16 +854,16 @@ disk_servers_unplug(struct server *srv, const char *vm_uuid, const char *vbd_ref
 {
     char dir[4096], base[256];
     disks_dir(srv, dir, sizeof(dir));
-    long pids[1];
+    int pidfds[1];
     size_t n_pids = 0;
     disk_servers_lock();
     int n = slot_of(dir, vm_uuid, vbd_ref);
     if (n >= 0) {
-        struct stopped st = {.n = 0};
+        struct stopped stp = {.n = 0};
         snprintf(base, sizeof(base), "%s.%d", vm_uuid, n);
-        stop_one(dir, base, pids, &n_pids, 1, &st);
-        wait_exited(pids, n_pids);
-        release_stopped(srv, &st);
+        stop_one(dir, base, pidfds, &n_pids, 1, &stp);
+        wait_exited(pidfds, n_pids);
+        release_stopped(srv, &stp);
     }
     disk_servers_unlock();
 }

@@ -39,7 +39,9 @@
 #include "api/helper_ids.h"
 #include "api/net_api.h"
 #include "common/log.h"
+#include "common/workpool.h"
 #include "db/db.h"
+#include "net/net.h"
 #include "xenops/xenops.h"
 #include "xapi_errors.h"
 
@@ -227,14 +229,47 @@ attach_nics(struct server *srv, const struct xapi_vm_record *vm, int64_t domid,
     return true;
 }
 
+/* The taps of a domain that is gone, removed off the caller's path. */
+struct taps_job {
+    size_t n;
+    char names[][IFNAMSIZ];
+};
+
+static void
+taps_remove(void *opaque)
+{
+    struct taps_job *j = opaque;
+    for (size_t i = 0; i < j->n; i++) {
+        int rc = net_vif_tap_remove(j->names[i]);
+        if (rc < 0)
+            log_warn_errno(-rc, "vif.detach_failed", "tap=%s", j->names[i]);
+    }
+    free(j);
+}
+
+/* The names are read now (the VIFs may be destroyed next); the taps go on a
+ * worker after the caller's reply (a job of the pool; inline when there is
+ * none). That is safe: a tap's name carries its domid, and every start takes
+ * a new domid, so a start of the same VM right after makes other taps and
+ * never meets these; their qemu has exited, so they carry nothing meanwhile;
+ * and should one outlive a restart of vesseld that hands its domid out
+ * again, net_vif_attach deletes a tap of that name that no qemu holds. */
 void
 domains_detach_nics(struct server *srv, const struct xapi_vm_record *vm)
 {
     if (!srv->domains || strcmp(xenops_backend_name(srv->domains->x), "qemu") != 0 ||
-        vm->domid < 0)
+        vm->domid < 0 || vm->VIFs.n == 0)
         return;
-    for (size_t i = 0; i < vm->VIFs.n; i++)
-        net_vif_detach(srv, vm->VIFs.items[i], vm->domid, NULL);
+    struct taps_job *j = calloc(1, sizeof(*j) + vm->VIFs.n * sizeof(j->names[0]));
+    for (size_t i = 0; j && i < vm->VIFs.n; i++)
+        if (net_vif_tap_of(srv, vm->VIFs.items[i], vm->domid, j->names[j->n], IFNAMSIZ, NULL))
+            j->n++;
+    if (!j || !j->n) {
+        free(j);
+        return;
+    }
+    if (!srv->workers || workpool_submit(srv->workers, taps_remove, taps_remove, j) < 0)
+        taps_remove(j);
 }
 
 bool
@@ -271,6 +306,58 @@ stop_servers(struct server *srv, const char *uuid, bool standby)
         disk_servers_stop_standby(srv, uuid);
     else
         disk_servers_stop(srv, uuid);
+}
+
+/* The taps of a starting domain, made on a thread of their own while its
+ * disk servers start: neither waits for the other (c->nics and c->disks are
+ * apart). */
+struct nics_job {
+    struct server *srv;
+    const struct xapi_vm_record *vm;
+    int64_t domid;
+    struct xenops_domain_config *c;
+    struct xerr *err;
+    bool ok;
+};
+
+static void *
+nics_thread(void *opaque)
+{
+    struct nics_job *j = opaque;
+    j->ok = attach_nics(j->srv, j->vm, j->domid, j->c, &j->err);
+    return NULL;
+}
+
+/* Disk servers and taps for @c, at the same time when there are both. On
+ * failure neither is left. @standby: a migration's destination's servers. */
+static bool
+attach_devices(struct server *srv, const char *ref, const struct xapi_vm_record *vm,
+               int64_t domid, bool standby, struct xenops_domain_config *c, struct xerr **errp)
+{
+    struct nics_job j = {srv, vm, domid, c, NULL, true};
+    pthread_t t;
+    bool threaded = vm->VBDs.n > 0 && vm->VIFs.n > 0 &&
+                    pthread_create(&t, NULL, nics_thread, &j) == 0;
+    bool disks_ok = standby ? disk_servers_start_standby(srv, vm, domid, c, errp)
+                            : disk_servers_start(srv, ref, vm, domid, c, errp);
+    if (threaded)
+        pthread_join(t, NULL);
+    else if (disks_ok)
+        nics_thread(&j);
+    if (disks_ok && j.ok)
+        return true;
+    if (disks_ok)
+        stop_servers(srv, vm->uuid, standby);
+    if (j.ok && threaded)
+        for (size_t i = 0; i < vm->VIFs.n && i < c->n_nics; i++)
+            net_vif_detach(srv, vm->VIFs.items[i], domid, NULL);
+    if (!disks_ok)
+        xerr_free(j.err); /* the disks' error is the one told */
+    else if (errp)
+        *errp = j.err;
+    else
+        xerr_free(j.err);
+    return false;
 }
 
 /* @standby: for a migration's destination (disk_servers_start_standby). */
@@ -348,13 +435,7 @@ build_config(struct server *srv, const char *ref, const struct xapi_vm_record *v
         xenops_config_free(c);
         return xerr_nomem(errp);
     }
-    if (!(standby ? disk_servers_start_standby(srv, vm, domid, c, errp)
-                  : disk_servers_start(srv, ref, vm, domid, c, errp))) {
-        xenops_config_free(c);
-        return false;
-    }
-    if (!attach_nics(srv, vm, domid, c, errp)) {
-        stop_servers(srv, vm->uuid, standby);
+    if (!attach_devices(srv, ref, vm, domid, standby, c, errp)) {
         xenops_config_free(c);
         return false;
     }
@@ -404,9 +485,12 @@ domains_start(struct server *srv, const char *ref, const struct xapi_vm_record *
     struct domains *d = srv->domains;
     struct xenops_domain_config *c = NULL;
     int64_t id = atomic_fetch_add(&d->next_domid, 1); /* names the taps */
+    uint64_t t0 = log_clock_us();
     if (!build_config(srv, ref, vm, paused, id, false, &c, errp))
         return false;
+    uint64_t t1 = log_clock_us();
     int rc = xenops_domain_start(d->x, c);
+    uint64_t t2 = log_clock_us();
     /* the balloon holds what dynamic_max does not give (xapi's squeezed
      * without memory pressure: every guest at its dynamic_max) */
     uint64_t target = mib_up(vm->memory_dynamic_max);
@@ -418,6 +502,10 @@ domains_start(struct server *srv, const char *ref, const struct xapi_vm_record *
         for (size_t i = 0; i < vm->VIFs.n && i < c->n_nics; i++)
             net_vif_detach(srv, vm->VIFs.items[i], id, NULL);
     }
+    if (rc == 0)
+        log_debug("domains.start_steps", "vm=%s disks=%zu nics=%zu devices_ms=%.2f xenops_ms=%.2f "
+                  "balloon_ms=%.2f", vm->uuid, c->n_disks, c->n_nics, (double)(t1 - t0) / 1e3,
+                  (double)(t2 - t1) / 1e3, (double)(log_clock_us() - t2) / 1e3);
     xenops_config_free(c);
     if (rc == -EINVAL)
         return xerr_bootloader_failed(errp, ref,
@@ -431,11 +519,16 @@ domains_start(struct server *srv, const char *ref, const struct xapi_vm_record *
 bool
 domains_stop(struct server *srv, const char *uuid, bool clean, struct xerr **errp)
 {
+    uint64_t t0 = log_clock_us();
     int rc = xenops_domain_shutdown(srv->domains->x, uuid, !clean, clean_timeout_s(srv) * 1000);
     if (rc == -ENOENT)
         rc = 0; /* already gone: the goal is reached */
+    uint64_t t1 = log_clock_us();
     if (rc == 0)
         disk_servers_stop(srv, uuid);
+    if (rc == 0)
+        log_debug("domains.stop_steps", "vm=%s clean=%d domain_ms=%.2f disks_ms=%.2f", uuid, clean,
+                  (double)(t1 - t0) / 1e3, (double)(log_clock_us() - t1) / 1e3);
     return rc == 0 || fail(srv, rc, clean ? "clean shutdown" : "hard shutdown", uuid, errp);
 }
 

@@ -45,6 +45,12 @@ bool net_vif_attach(struct server *srv, const char *vif_ref, int64_t domid, char
  * chain and its ifb; no error when it is already gone. Errors: HANDLE_INVALID,
  * INTERNAL_ERROR. */
 bool net_vif_detach(struct server *srv, const char *vif_ref, int64_t domid, struct xerr **errp);
+/* The two halves of net_vif_detach: the tap of VIF @vif_ref for domain @domid
+ * (false: no such VIF, or a name that could never have been made), and the
+ * removal of a tap by name, which needs no record (a VIF destroyed since). */
+bool net_vif_tap_of(struct server *srv, const char *vif_ref, int64_t domid, char *tap,
+                    size_t len, struct xerr **errp);
+int net_vif_tap_remove(const char *tap);
 
 /* The tap name of a VIF: "vif<domid>.<device>" into @buf; false when it does
  * not fit in IFNAMSIZ. */

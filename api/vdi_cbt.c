@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/vdi_delta.h"
 #include "api/storage_api.h"
 #include "api/storage_gc.h"
 #include "common/cleanup.h"
@@ -35,7 +36,6 @@
 #include "db/db.h"
 #include "rpc/ctx.h"
 #include "storage/sr_file.h"
-#include "vhd/vhd.h"
 #include "xapi_errors.h"
 #include "xapi_handlers.h"
 #include "xapi_model.h"
@@ -163,76 +163,6 @@ vdi_cbt_check_srv(struct server *srv, const char *path, const char *vdi_uuid)
 
 /*==== list_changed_blocks ====*/
 
-#define MAX_NODES VHD_MAX_CHAIN_DEPTH
-
-struct chain_nodes {
-    size_t n;
-    uint8_t uuid[MAX_NODES][16];
-    char path[MAX_NODES][4200];
-    uint64_t size; /* the leaf's virtual size */
-};
-
-/* The files of @vdi's chain, leaf first, with their footer uuids. */
-static int
-chain_nodes(const char *dir, const char *vdi_uuid, struct chain_nodes *out)
-{
-    struct vhd_chain *c = NULL;
-    int rc = sr_file_vdi_path(dir, vdi_uuid, out->path[0], sizeof(out->path[0]));
-    if (rc == 0)
-        rc = sr_file_chain_open(out->path[0], VHD_OPEN_RDONLY, &c);
-    if (rc < 0)
-        return rc;
-    out->size = vhd_chain_size(c);
-    out->n = vhd_chain_depth(c);
-    for (size_t i = 0; rc == 0 && i < out->n && i < MAX_NODES; i++) {
-        struct vhd_info info;
-        if ((rc = vhd_chain_info(c, (unsigned)i, &info)) < 0)
-            break;
-        memcpy(out->uuid[i], info.uuid, 16);
-        /* parents are resolved by name in the leaf's directory (vhd/vhd.h) */
-        if (i + 1 < out->n &&
-            (strchr(info.parent_name, '/') || !info.parent_name[0] ||
-             (size_t)snprintf(out->path[i + 1], sizeof(out->path[i + 1]), "%s/%s", dir,
-                              info.parent_name) >= sizeof(out->path[i + 1])))
-            rc = -EINVAL;
-    }
-    vhd_chain_close(c);
-    return rc;
-}
-
-static bool
-has_node(const struct chain_nodes *c, const uint8_t uuid[16])
-{
-    for (size_t i = 0; i < c->n; i++)
-        if (memcmp(c->uuid[i], uuid, 16) == 0)
-            return true;
-    return false;
-}
-
-/* Marks in @bits the 64 KiB blocks below @limit where the file at @path
- * alone holds sectors. */
-static int
-mark_allocated(const char *path, uint64_t limit, uint8_t *bits)
-{
-    struct vhd_chain *c = NULL;
-    int rc = vhd_chain_open(path, VHD_OPEN_RDONLY | VHD_OPEN_NO_PARENTS, &c);
-    if (rc < 0)
-        return rc;
-    uint64_t size = vhd_chain_size(c) < limit ? vhd_chain_size(c) : limit;
-    for (uint64_t off = 0; rc == 0 && off < size;) {
-        uint64_t run = 0;
-        bool allocated = false;
-        if ((rc = vhd_chain_block_status(c, off, size - off, &run, &allocated)) < 0 || run == 0)
-            break;
-        if (allocated)
-            for (uint64_t b = off / CBT_BLOCK; b <= (off + run - 1) / CBT_BLOCK; b++)
-                bits[b / 8] |= (uint8_t)(0x80u >> (b % 8));
-        off += run;
-    }
-    vhd_chain_close(c);
-    return rc;
-}
-
 struct peek {
     char uuid[37];
     char sr[128];
@@ -278,41 +208,26 @@ attached_visit(void *opaque, const char *ref, const void *rec)
 }
 
 /* The blocks of vdi_to that may differ from vdi_from's, from the VHD chains
- * (both VDIs have their data). */
+ * (both VDIs have their data): api/vdi_delta.c, which a delta export uses. */
 static int
 chain_changed(const char *dir, const char *from_uuid, const char *to_uuid, uint8_t **out,
               uint64_t *size, bool *related)
 {
-    _cleanup_free_ struct chain_nodes *a = calloc(1, sizeof(*a));
-    _cleanup_free_ struct chain_nodes *b = calloc(1, sizeof(*b));
+    char from[4200], to[4200];
     *related = false;
-    if (!a || !b)
-        return -ENOMEM;
-    int rc = chain_nodes(dir, from_uuid, a);
+    int rc = sr_file_vdi_path(dir, from_uuid, from, sizeof(from));
     if (rc == 0)
-        rc = chain_nodes(dir, to_uuid, b);
-    if (rc < 0)
-        return rc;
-    for (size_t i = 0; i < b->n && !*related; i++)
-        *related = has_node(a, b->uuid[i]);
-    if (!*related)
-        return 0;
-    size_t n_bits = (size_t)((b->size + CBT_BLOCK - 1) / CBT_BLOCK);
-    uint8_t *bits = calloc((n_bits + 7) / 8 + 1, 1);
-    if (!bits)
-        return -ENOMEM;
-    for (size_t i = 0; rc == 0 && i < b->n; i++)
-        if (!has_node(a, b->uuid[i]))
-            rc = mark_allocated(b->path[i], b->size, bits);
-    for (size_t i = 0; rc == 0 && i < a->n; i++) /* vdi_from's own writes differ too */
-        if (!has_node(b, a->uuid[i]))
-            rc = mark_allocated(a->path[i], b->size, bits);
-    if (rc < 0) {
+        rc = sr_file_vdi_path(dir, to_uuid, to, sizeof(to));
+    uint8_t *bits = NULL;
+    size_t n_bits = 0;
+    if (rc == 0)
+        rc = vdi_delta_blocks(dir, from, to, CBT_BLOCK, &bits, &n_bits, related);
+    if (rc < 0 || !*related) {
         free(bits);
         return rc;
     }
     *out = bits;
-    *size = b->size;
+    *size = (uint64_t)n_bits * CBT_BLOCK;
     return 0;
 }
 

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "storage/sr_file.h"
+
 #define MAX_NODES VHD_MAX_CHAIN_DEPTH
 
 struct nodes {
@@ -33,7 +35,7 @@ nodes_of(const char *dir, const char *leaf, struct nodes *out)
     struct vhd_chain *c = NULL;
     if ((size_t)snprintf(out->path[0], sizeof(out->path[0]), "%s", leaf) >= sizeof(out->path[0]))
         return -ENAMETOOLONG;
-    int rc = vhd_chain_open(leaf, VHD_OPEN_RDONLY, &c);
+    int rc = sr_file_chain_open(leaf, VHD_OPEN_RDONLY, &c); /* not mid-collector step */
     if (rc < 0)
         return rc;
     out->size = vhd_chain_size(c);
@@ -87,7 +89,7 @@ mark(const char *path, uint64_t limit, uint32_t block, uint8_t *bits)
 
 int
 vdi_delta_blocks(const char *dir, const char *from_path, const char *to_path, uint32_t block,
-                 uint8_t **bits_out, size_t *n_bits)
+                 uint8_t **bits_out, size_t *n_bits, bool *related)
 {
     struct nodes *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
     uint8_t *bits = NULL;
@@ -96,6 +98,11 @@ vdi_delta_blocks(const char *dir, const char *from_path, const char *to_path, ui
         rc = nodes_of(dir, from_path, a);
     if (rc == 0)
         rc = nodes_of(dir, to_path, b);
+    bool common = false;
+    for (size_t i = 0; rc == 0 && i < b->n && !common; i++)
+        common = has_node(a, b->uuid[i]);
+    if (related)
+        *related = common;
     size_t n = rc == 0 ? (size_t)((b->size + block - 1) / block) : 0;
     if (rc == 0 && !(bits = calloc((n + 7) / 8 + 1, 1)))
         rc = -ENOMEM;

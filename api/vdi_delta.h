@@ -11,6 +11,7 @@
 #ifndef VESSEL_API_VDI_DELTA_H
 #define VESSEL_API_VDI_DELTA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,10 +20,12 @@
 /* The @block-byte blocks of VDI file @to_path (bit i for the block at i * @block, most
  * significant bit first in its byte, as xapi's CBT bitmaps) that may differ from VDI file
  * @from_path; both files in directory @dir, their parents found there by name. *@bits is
- * new (free()), *@n_bits the number of blocks of @to_path's virtual size. 0 or -errno (as
- * vhd_chain_open; -EINVAL for a parent name that is not a plain file name). */
+ * new (free()), *@n_bits the number of blocks of @to_path's virtual size. *@related (when
+ * not NULL): whether the chains share a node (else every block either holds is marked).
+ * 0 or -errno (as vhd_chain_open; -EINVAL for a parent name that is not a plain file
+ * name). */
 int vdi_delta_blocks(const char *dir, const char *from_path, const char *to_path,
-                     uint32_t block, uint8_t **bits, size_t *n_bits);
+                     uint32_t block, uint8_t **bits, size_t *n_bits, bool *related);
 
 /* Creates @out_path (in @base_path's directory), a differencing VHD whose parent is
  * @base_path, holding the content of chain @to at every block marked in @bits (zeros

@@ -706,7 +706,8 @@ delta_write(struct xfer *x, const char *path)
 {
     uint8_t *bits = NULL;
     size_t n_bits = 0;
-    int rc = vdi_delta_blocks(x->sr_path, x->base_path, x->path, DELTA_BLOCK, &bits, &n_bits);
+    int rc = vdi_delta_blocks(x->sr_path, x->base_path, x->path, DELTA_BLOCK, &bits, &n_bits,
+                              NULL);
     if (rc == 0)
         rc = vdi_delta_write(x->chain, x->base_path, path, bits, DELTA_BLOCK,
                              export_convert_progress, x);

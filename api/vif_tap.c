@@ -254,22 +254,44 @@ net_vif_attach(struct server *srv, const char *vif_ref, int64_t domid, char *tap
 }
 
 bool
-net_vif_detach(struct server *srv, const char *vif_ref, int64_t domid, struct xerr **errp)
+net_vif_tap_of(struct server *srv, const char *vif_ref, int64_t domid, char *tap, size_t len,
+               struct xerr **errp)
 {
     struct vif_net v;
-    char tap[IFNAMSIZ];
-    if (!db_with(srv->db, &xapi_class_vif, vif_ref, vif_net_one, &v, errp))
-        return false;
-    if (!net_vif_tap_name(domid, v.device, tap, sizeof(tap)))
-        return true; /* could never have been made */
+    return db_with(srv->db, &xapi_class_vif, vif_ref, vif_net_one, &v, errp) &&
+           net_vif_tap_name(domid, v.device, tap, len);
+}
+
+int
+net_vif_tap_remove(const char *tap)
+{
     char ifb[IFNAMSIZ];
     net_lock_clear(tap); /* its chain outlives the tap in the kernel */
     if (vif_ifb_name(tap, ifb))
         net_rx_limit_clear(tap, ifb); /* so does the ifb */
     int rc = net_link_delete(tap);
-    if (rc < 0 && rc != -ENODEV)
+    if (rc == 0)
+        log_info("vif.detach", "tap=%s", tap);
+    return rc == -ENODEV ? 0 : rc;
+}
+
+bool
+net_vif_detach(struct server *srv, const char *vif_ref, int64_t domid, struct xerr **errp)
+{
+    char tap[IFNAMSIZ];
+    struct xerr *err = NULL;
+    if (!net_vif_tap_of(srv, vif_ref, domid, tap, sizeof(tap), &err)) {
+        if (!err)
+            return true; /* could never have been made */
+        if (errp)
+            *errp = err;
+        else
+            xerr_free(err);
+        return false;
+    }
+    int rc = net_vif_tap_remove(tap);
+    if (rc < 0)
         return net_api_errno(errp, rc, "tap delete", tap);
-    log_info("vif.detach", "vif=%s tap=%s", vif_ref, tap);
     return true;
 }
 

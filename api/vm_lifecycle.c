@@ -394,19 +394,27 @@ run_power_op(struct call_ctx *ctx, const char *vm_ref, const char *host,
         return xerr_host_offline(errp, host);
     }
     char key[64];
+    uint64_t t0 = log_clock_us();
     vm_op_key(ctx, key, sizeof(key));
     if (!vm_op_begin(ctx->db, vm_ref, p->op, key, errp))
         return false;
     if (p->op == XAPI_VM_OPERATIONS_HARD_SHUTDOWN || p->op == XAPI_VM_OPERATIONS_HARD_REBOOT)
         cancel_overridden(ctx, vm_ref, p->op, key);
     struct xapi_vm_record *vm = NULL;
-    bool ok = db_get(ctx->db, &xapi_class_vm, vm_ref, (void **)&vm, errp) &&
-              p->work(ctx, vm_ref, vm, p, errp);
+    bool ok = db_get(ctx->db, &xapi_class_vm, vm_ref, (void **)&vm, errp);
+    uint64_t t1 = log_clock_us();
+    ok = ok && p->work(ctx, vm_ref, vm, p, errp);
+    uint64_t t2 = log_clock_us();
     if (ok)
         log_info("vm.power", "vm=%s op=%s", vm->uuid,
                  xenum_name(&xapi_enum_vm_operations, (int)p->op));
-    xapi_vm_record_free(vm);
     vm_op_end(ctx->db, vm_ref, key);
+    /* the steps of the call (bench/guests/api_bench.py, destroy_bench.py) */
+    log_debug("vm.power_steps", "vm=%s op=%s ok=%d begin_ms=%.2f work_ms=%.2f end_ms=%.2f",
+              vm ? vm->uuid : "?", xenum_name(&xapi_enum_vm_operations, (int)p->op), ok,
+              (double)(t1 - t0) / 1e3, (double)(t2 - t1) / 1e3,
+              (double)(log_clock_us() - t2) / 1e3);
+    xapi_vm_record_free(vm);
     return ok;
 }
 
@@ -421,11 +429,16 @@ start_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *v
            const struct power_op *p, struct xerr **errp)
 {
     int64_t domid = -1;
+    uint64_t t0 = log_clock_us();
     if (!check_memory(ctx->srv, vm, errp) ||
         !domains_start(ctx->srv, ref, vm, p->paused, &domid, errp))
         return false;
-    if (record_power_state(ctx->srv, ref, live_state(p->paused), domid, true, errp))
+    uint64_t t1 = log_clock_us();
+    if (record_power_state(ctx->srv, ref, live_state(p->paused), domid, true, errp)) {
+        log_debug("vm.start_steps", "vm=%s domain_ms=%.2f record_ms=%.2f", vm->uuid,
+                  (double)(t1 - t0) / 1e3, (double)(log_clock_us() - t1) / 1e3);
         return true;
+    }
     domains_stop(ctx->srv, vm->uuid, false, NULL); /* no guest that the records do not show */
     return false;
 }
@@ -461,7 +474,13 @@ stop_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *vm
         suspend_path(ctx->srv, vm->uuid, path, sizeof(path));
         unlink(path);
     }
-    return ok && record_power_state(ctx->srv, ref, XAPI_VM_POWER_STATE_HALTED, -1, false, errp);
+    uint64_t t0 = log_clock_us();
+    ok = ok && record_power_state(ctx->srv, ref, XAPI_VM_POWER_STATE_HALTED, -1, false, errp);
+    if (ok)
+        log_debug("vm.stop_steps", "vm=%s op=%s record_ms=%.2f", vm->uuid,
+                  xenum_name(&xapi_enum_vm_operations, (int)p->op),
+                  (double)(log_clock_us() - t0) / 1e3);
+    return ok;
 }
 
 static bool

@@ -64,3 +64,11 @@ log_write_errno(enum log_level level, int err, const char *event, const char *fm
     log_vwrite(level, err, event, fmt, ap);
     va_end(ap);
 }
+
+uint64_t
+log_clock_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}

@@ -31,6 +31,7 @@
 
 #include "common/strbuf.h"
 #include "db/etcd_codec.h"
+#include "db/etcd_http.h"
 
 #define MAX_WATCHES 4
 #define WATCH_RETRY_MS 200
@@ -91,13 +92,6 @@ range_end_of(const char *k)
 
 /* ------------------------------------------------------------------ HTTP */
 
-static size_t
-collect(char *data, size_t size, size_t n, void *opaque)
-{
-    strbuf_append(opaque, data, size * n);
-    return size * n;
-}
-
 static long
 now_ms(void)
 {
@@ -112,40 +106,9 @@ static int
 post_once(struct etcd_lease *el, CURL *c, size_t ep, const char *path, const char *body,
           long budget_ms, json_t **resp, bool *sent)
 {
-    char url[512];
-    snprintf(url, sizeof(url), "%s%s", el->endpoints[ep], path);
-    struct strbuf out = STRBUF_INIT;
-    long status = 0;
-    curl_easy_reset(c);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, budget_ms);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, budget_ms);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    CURLcode cc = curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    *sent = cc != CURLE_COULDNT_CONNECT && cc != CURLE_COULDNT_RESOLVE_HOST;
-    if (cc != CURLE_OK) {
-        snprintf(last_error, sizeof(last_error), "etcd %s: %s", el->endpoints[ep],
-                 curl_easy_strerror(cc));
-        strbuf_release(&out);
-        return -EIO;
-    }
-    json_t *r = json_loadb(out.buf ? out.buf : "", out.len, 0, NULL);
-    strbuf_release(&out);
-    const char *msg = json_string_value(json_object_get(r, "error"));
-    if (!msg)
-        msg = json_string_value(json_object_get(r, "message"));
-    if (!r || status != 200 || msg) {
-        snprintf(last_error, sizeof(last_error), "etcd %s: HTTP %ld %s", el->endpoints[ep],
-                 status, msg ? msg : "unexpected answer");
-        json_decref(r);
-        return -EIO;
-    }
-    *resp = r;
-    return 0;
+    int rc = etcd_http_post(c, el->endpoints[ep], path, body, budget_ms, budget_ms, resp, sent,
+                            last_error, sizeof(last_error));
+    return rc < 0 ? -EIO : 0;
 }
 
 /* POSTs @req (taken) to @path within the client's timeout, over the

@@ -56,6 +56,7 @@
 #include "common/strbuf.h"
 #include "db/db.h"
 #include "db/etcd_codec.h"
+#include "db/etcd_http.h"
 
 #define CONNECT_TIMEOUT_MS 1000L
 /* Longer than etcd's own request timeout (5 s + 2 election timeouts), so
@@ -144,13 +145,6 @@ key_parse(struct store_etcd *st, const char *key, bool *tomb, const struct xclas
 
 /* ------------------------------------------------------------------ HTTP */
 
-static size_t
-collect(char *data, size_t size, size_t n, void *opaque)
-{
-    strbuf_append(opaque, data, size * n);
-    return size * n;
-}
-
 /* One POST of @body to endpoint @ep. 0 and *resp, or -EIO with the reason in
  * st->err; *@sent is false when the request surely never reached etcd, and
  * -EINVAL when etcd refused it as such (HTTP 4xx: a bad or too large
@@ -159,48 +153,8 @@ static int
 post_once(struct store_etcd *st, CURL *c, size_t ep, const char *path, const char *body,
           json_t **resp, bool *sent)
 {
-    char url[512];
-    snprintf(url, sizeof(url), "%s%s", st->endpoints[ep], path);
-    struct strbuf out = STRBUF_INIT;
-    long status = 0;
-    curl_easy_reset(c);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    CURLcode cc = curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    *sent = cc != CURLE_COULDNT_CONNECT && cc != CURLE_COULDNT_RESOLVE_HOST;
-    if (cc != CURLE_OK) {
-        snprintf(st->err, sizeof(st->err), "etcd %s: %s", st->endpoints[ep],
-                 curl_easy_strerror(cc));
-        strbuf_release(&out);
-        return -EIO;
-    }
-    json_t *r = json_loadb(out.buf ? out.buf : "", out.len, 0, NULL);
-    strbuf_release(&out);
-    if (!r) {
-        snprintf(st->err, sizeof(st->err), "etcd %s: HTTP %ld, not JSON", st->endpoints[ep],
-                 status);
-        return -EIO;
-    }
-    const char *msg = json_string_value(json_object_get(r, "error"));
-    if (!msg)
-        msg = json_string_value(json_object_get(r, "message"));
-    if (status != 200 || msg) {
-        /* etcd's default --max-txn-ops (128) is low for a host's first start */
-        bool ops = msg && strstr(msg, "too many operations");
-        snprintf(st->err, sizeof(st->err), "etcd %s: %s%s", st->endpoints[ep],
-                 msg ? msg : "unexpected answer",
-                 ops ? " (start etcd with a larger --max-txn-ops)" : "");
-        json_decref(r);
-        return status >= 400 && status < 500 ? -EINVAL : -EIO;
-    }
-    *resp = r;
-    return 0;
+    return etcd_http_post(c, st->endpoints[ep], path, body, CONNECT_TIMEOUT_MS,
+                          REQUEST_TIMEOUT_MS, resp, sent, st->err, sizeof(st->err));
 }
 
 /* POSTs @req to @path, starting with the endpoint that last answered. The

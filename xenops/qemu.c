@@ -16,6 +16,9 @@
  *  (1) a domain is in the map exactly while its qemu is believed alive; the
  *      supervisor removes it, after the pidfd fired, before emitting the
  *      exit event, so a new start with the same uuid cannot race the old one;
+ *      a caller that ended qemu (shutdown, suspend) returns once those events
+ *      are out (d->announced), so that no late event of the old domain (its
+ *      handler stops the VM's disk servers) can meet the next start's;
  *  (2) d->exit_event, when set by a caller before it stops qemu (hard
  *      shutdown, suspend), decides the exit's event; otherwise the last QMP
  *      SHUTDOWN reason does (guest-shutdown: poweroff; guest-reset with
@@ -87,7 +90,7 @@ qdom_unref(struct qdom *d)
     pthread_mutex_unlock(&d->lock);
     if (!last)
         return;
-    int fds[] = {d->pidfd, d->qmp_fd, d->con_fd, d->wake_fd, d->log_fd};
+    int fds[] = {d->pidfd, d->qmp_fd, d->con_fd, d->wake_fd, d->log_fd, d->mntns_fd};
     for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
         if (fds[i] >= 0)
             close(fds[i]);
@@ -166,7 +169,7 @@ qdom_new(struct xenops *x, const struct xenops_domain_config *cfg, bool incoming
     if (!d)
         return NULL;
     d->refs = 1;
-    d->pidfd = d->qmp_fd = d->con_fd = d->wake_fd = d->log_fd = d->agent_fd = -1;
+    d->pidfd = d->qmp_fd = d->con_fd = d->wake_fd = d->log_fd = d->agent_fd = d->mntns_fd = -1;
     d->exit_event = -1;
     snprintf(d->uuid, sizeof(d->uuid), "%s", cfg->uuid);
     snprintf(d->name, sizeof(d->name), "%s%s", cfg->uuid, incoming ? ".in" : "");
@@ -639,6 +642,7 @@ qdom_supervise(void *arg)
         }
     }
     if (gone) {
+        uint64_t t_gone = log_clock_us();
         /* drain the console: the guest's last words precede its exit */
         char buf[4096];
         ssize_t n;
@@ -651,6 +655,16 @@ qdom_supervise(void *arg)
         while (qmp_open && qmp_read_line(&d->qmp_in, d->qmp_fd, &line) == 1)
             qdom_qmp_line(x, d, line);
         qdom_exited(x, d);
+        pthread_mutex_lock(&d->lock);
+        d->announced = true; /* (1) */
+        int mntns = d->mntns_fd;
+        d->mntns_fd = -1;
+        pthread_cond_broadcast(&d->cond);
+        pthread_mutex_unlock(&d->lock);
+        if (mntns >= 0)
+            close(mntns); /* its teardown, here, after the waiting caller went on */
+        log_debug("xenops.exit_steps", "vm=%s exited_ms=%.2f", d->uuid,
+                  (double)(log_clock_us() - t_gone) / 1e3);
     }
     qdom_unref(d);
     pthread_mutex_lock(&b->lock);
@@ -672,6 +686,26 @@ peer_is(int fd, pid_t pid)
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0)
         return -errno;
     return peer.pid == pid ? 0 : -EPERM;
+}
+
+/* Holds d's qemu's mount namespace (its own, xenops/spawn.c) open until the
+ * supervisor has announced its exit. A namespace's last holder tears down
+ * its copy of the mount tree (an RCU grace period: about 2 ms here, more
+ * under load); were that qemu, the teardown would come before its exit
+ * shows on the pidfd, delaying every hard shutdown. Held here, it happens
+ * after the stop's caller went on. Nothing runs in it by then. */
+static void
+qdom_hold_mntns(struct qdom *d)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)d->pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* the pidfd still quiet: the pid was qemu's when opened */
+    if (fd >= 0 && poll(&(struct pollfd){.fd = d->pidfd, .events = POLLIN}, 1, 0) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    d->mntns_fd = fd;
 }
 
 /* Connects QMP and the console of d's qemu (pid/pidfd known), starts its
@@ -845,6 +879,7 @@ static int
 qemu_spawn_domain(struct xenops *x, const struct xenops_domain_config *cfg,
                   const char *resume_path, bool announce, bool incoming)
 {
+    uint64_t t_begin = log_clock_us(), t_spawn = 0, t_spawned = 0, t_attached = 0;
     _cleanup_(qdom_unrefp) struct qdom *d = qdom_new(x, cfg, incoming);
     if (!d)
         return -ENOMEM;
@@ -930,6 +965,7 @@ qemu_spawn_domain(struct xenops *x, const struct xenops_domain_config *cfg,
     if (rc == 0) {
         int ns_errno = 0;
         step = "spawn";
+        t_spawn = log_clock_us();
         d->start_time_ms = xenops_realtime_ms();
         d->pid = xenops_spawn_detached(&plan, &ns_errno);
         if (d->pid < 0)
@@ -941,6 +977,8 @@ qemu_spawn_domain(struct xenops *x, const struct xenops_domain_config *cfg,
     xenops_strv_free(argv, argc);
     if (rc == 0 && (d->pidfd = (int)syscall(SYS_pidfd_open, d->pid, 0)) < 0)
         rc = -errno;
+    if (rc == 0)
+        qdom_hold_mntns(d);
     if (rc == 0) {
         char pidtext[32];
         step = "pidfile";
@@ -952,8 +990,10 @@ qemu_spawn_domain(struct xenops *x, const struct xenops_domain_config *cfg,
      * before: QEMU migrates that state without an event, so ask */
     d->agent_port = resume_path || incoming ? -1 : 0;
     bool attached = false;
+    t_spawned = log_clock_us();
     if (rc == 0 && (step = "attach"))
         attached = (rc = qdom_attach(x, d, 10000)) == 0;
+    t_attached = log_clock_us();
     if (rc == 0 && resume_path && (step = "incoming"))
         rc = qdom_wait_incoming(d);
     if (rc == 0 && !cfg->start_paused && !incoming && (step = "cont"))
@@ -982,6 +1022,13 @@ qemu_spawn_domain(struct xenops *x, const struct xenops_domain_config *cfg,
     if (rc == 0)
         log_info("xenops.qemu_start", "vm=%s pid=%d accel=%s uid=%u", d->uuid, (int)d->pid,
                  accel, (unsigned)cfg->uid);
+    /* the steps to the guest's first instruction (cont): bench/guests/api_bench.py */
+    uint64_t t_end = log_clock_us();
+    if (rc == 0)
+        log_debug("xenops.start_steps", "vm=%s prepare_ms=%.2f spawn_ms=%.2f attach_ms=%.2f "
+                  "cont_ms=%.2f", d->uuid, (double)(t_spawn - t_begin) / 1e3,
+                  (double)(t_spawned - t_spawn) / 1e3, (double)(t_attached - t_spawned) / 1e3,
+                  (double)(t_end - t_attached) / 1e3);
     return rc;
 }
 
@@ -1077,15 +1124,16 @@ qemu_unpause(struct xenops *x, const char *uuid)
     return rc < 0 ? rc : qdom_qmp(d, "cont", NULL);
 }
 
-/* Waits until the supervisor saw qemu exit; false on timeout. */
+/* Waits until the supervisor saw qemu exit and announced it (1); false on
+ * timeout. */
 static bool
 qdom_wait_exit(struct qdom *d, unsigned timeout_ms)
 {
     uint64_t deadline = xenops_now_ms() + timeout_ms;
     pthread_mutex_lock(&d->lock);
-    while (!d->exited && qdom_wait(d, deadline))
+    while (!d->announced && qdom_wait(d, deadline))
         ;
-    bool exited = d->exited;
+    bool exited = d->announced;
     pthread_mutex_unlock(&d->lock);
     return exited;
 }
@@ -1097,9 +1145,9 @@ qdom_wait_clean_exit(struct qdom *d, uint64_t cancels, unsigned timeout_ms)
 {
     uint64_t deadline = xenops_now_ms() + timeout_ms;
     pthread_mutex_lock(&d->lock);
-    while (!d->exited && d->cancels == cancels && qdom_wait(d, deadline))
+    while (!d->announced && d->cancels == cancels && qdom_wait(d, deadline))
         ;
-    int rc = d->exited ? 0 : d->cancels != cancels ? -ECANCELED : -ETIMEDOUT;
+    int rc = d->announced ? 0 : d->cancels != cancels ? -ECANCELED : -ETIMEDOUT;
     pthread_mutex_unlock(&d->lock);
     return rc;
 }
@@ -1122,6 +1170,35 @@ qdom_kill(struct qdom *d, int exit_event)
     return qdom_wait_exit(d, 5000) ? 0 : -EIO;
 }
 
+/* A hard shutdown is the domain's destruction (xapi's hard_shutdown destroys
+ * the Xen domain): SIGKILL at once, as a bare `kill -9` would, rather than
+ * QMP quit, which waits for qemu's main loop (slow on a busy TCG host) to tear
+ * down devices nothing needs torn down: a write the guest saw complete is
+ * already with its disk server (NBD) or in the host's page cache (a raw
+ * file), and its disk servers flush when they stop (api/disk_servers.c). The
+ * pidfd says when it is gone; the supervisor cleans up per (1). */
+static int
+qdom_destroy(struct qdom *d)
+{
+    pthread_mutex_lock(&d->lock);
+    d->exit_event = XENOPS_EVENT_HALTED;
+    pthread_mutex_unlock(&d->lock);
+    uint64_t t0 = log_clock_us();
+    if (syscall(SYS_pidfd_send_signal, d->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
+        return -errno;
+    /* the kernel's part (qemu's exit) and ours (the supervisor's clean-up,
+     * its own line xenops.exit_steps, then this thread woken) */
+    struct pollfd p = {.fd = d->pidfd, .events = POLLIN};
+    poll(&p, 1, 5000);
+    uint64_t t1 = log_clock_us();
+    /* generous: the exit's handlers may stop disk servers, which flush (their
+     * wait is 10 s at most, api/disk_servers.c) */
+    bool exited = qdom_wait_exit(d, 30000);
+    log_debug("xenops.destroy_steps", "vm=%s kill_ms=%.2f supervisor_ms=%.2f", d->uuid,
+              (double)(t1 - t0) / 1e3, (double)(log_clock_us() - t1) / 1e3);
+    return exited ? 0 : -EIO;
+}
+
 static int
 qemu_shutdown(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms)
 {
@@ -1129,7 +1206,7 @@ qemu_shutdown(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms
     if (!d)
         return -ENOENT;
     if (hard)
-        return qdom_kill(d, XENOPS_EVENT_HALTED);
+        return qdom_destroy(d);
     /* a clean shutdown is a halt whatever on_poweroff says (2) */
     pthread_mutex_lock(&d->lock);
     d->exit_event = XENOPS_EVENT_HALTED;

@@ -34,6 +34,7 @@ struct qdom {
     char accel[8];
     pid_t pid;
     int pidfd, qmp_fd, con_fd, wake_fd;
+    int mntns_fd;             /* qemu's mount namespace, held: see qdom_hold_mntns */
     uint64_t start_time_ms;
     struct qmp_reader qmp_in;
 
@@ -42,6 +43,7 @@ struct qdom {
     pthread_mutex_t cmd_lock; /* one QMP command in flight */
     json_t *reply;            /* the waiting caller's reply, or NULL */
     bool exited;              /* (1) the supervisor saw qemu go */
+    bool announced;           /* (1) and its exit events are out */
     bool stop;                /* xenops_free: stop supervising, leave qemu */
     int exit_event;           /* (2) -1 or an enum xenops_event */
     char shutdown_reason[32]; /* last SHUTDOWN event's reason */

@@ -4,8 +4,10 @@
 Measures, in one run on this machine:
   1. VM.start (sync call) to the guest's first console line and to its
      marker, through vesseld (qemu backend), against a bare
-     qemu-system-x86_64 started with the same machine, kernel, initrd and
-     command line, its serial on stdout (median of REPS);
+     qemu-system-x86_64 with the very command line vesseld gave that guest
+     (bare_qemu.py: -sandbox, VGA+VNC, pvpanic, the agent's port, the
+     balloon, the console on its socket), alternating, median of REPS; and
+     the median time of each step of VM.start from vesseld's debug log;
   2. 10 guests started at once (Async.VM.start) until all print the marker;
   3. vesseld's RSS with 0 and with 10 running guests: memory per guest.
 Usage: api_bench.py BUILD_DIR [REPS]
@@ -20,6 +22,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'tests', 'integration'))
 from harness import Vesseld, value  # noqa: E402
+from bare_qemu import Bare, peer_argv, vesseld_argv  # noqa: E402
 
 MARKER = b'VESSEL-GUEST-UP'
 
@@ -32,44 +35,29 @@ def rss_kib(pid):
     return 0
 
 
-def bare(guest):
+def bare(argv):
     """Seconds to the first byte and to the marker of a bare qemu with the
-    devices vesseld gives a VM of the default template (pc: VGA with VNC,
-    pvpanic, the agent's virtio-serial port, the balloon), so the ratio
-    measures the toolstack and not the devices."""
-    sock = '/tmp/vessel-bench-%d' % os.getpid()
-    cmd = ['qemu-system-x86_64', '-machine', 'pc', '-accel', 'tcg', '-m', '256M',
-           '-smp', '1', '-nodefaults', '-no-user-config', '-serial', 'stdio',
-           '-vga', 'std', '-vnc', 'unix:%s.vnc' % sock, '-device', 'pvpanic',
-           '-chardev', 'socket,id=agent,path=%s.agent,server=on,wait=off' % sock,
-           '-device', 'virtio-serial-pci', '-device',
-           'virtserialport,chardev=agent,name=org.qemu.guest_agent.0',
-           '-device', 'virtio-balloon-pci',
-           '-kernel', os.path.join(guest, 'vmlinux'), '-initrd', os.path.join(guest, 'initramfs.cpio'),
-           '-append', 'console=ttyS0 quiet']
-    t0 = time.monotonic()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command line vesseld gave the guest (bare_qemu.py says what differs)."""
+    b = Bare(argv)
     first = marker = None
-    out = b''
-    while marker is None and time.monotonic() - t0 < 60:
-        r, _, _ = select.select([p.stdout], [], [], 1)
-        if not r:
-            continue
-        chunk = os.read(p.stdout.fileno(), 4096)
-        if not chunk:
-            break
-        if first is None:
-            first = time.monotonic() - t0
-        out += chunk
-        if MARKER in out:
-            marker = time.monotonic() - t0
-    p.kill()
-    p.wait()
-    for suffix in ('.vnc', '.agent'):
-        try:
-            os.unlink(sock + suffix)
-        except OSError:
-            pass
+    try:
+        b.start()
+        con = b.connect_console()
+        out = b''
+        while marker is None and time.monotonic() - b.t0 < 60:
+            r, _, _ = select.select([con], [], [], 1)
+            if not r:
+                continue
+            chunk = con.recv(4096)
+            if not chunk:
+                break
+            if first is None:
+                first = time.monotonic() - b.t0
+            out += chunk
+            if MARKER in out:
+                marker = time.monotonic() - b.t0
+    finally:
+        b.close()
     return first, marker
 
 
@@ -93,9 +81,10 @@ def make_vm(s, sess, guest, name):
     return vm, value(s.VM.get_uuid(sess, vm))
 
 
-def through_api(d, s, sess, vm, uuid):
+def through_api(d, s, sess, vm, uuid, want_argv=False):
     t0 = time.monotonic()
     value(s.VM.start(sess, vm, False, False))
+    argv = vesseld_argv(d, uuid)[0] if want_argv else None
     first = marker = None
     while marker is None and time.monotonic() - t0 < 60:
         out = console(d, uuid)
@@ -105,24 +94,60 @@ def through_api(d, s, sess, vm, uuid):
             marker = time.monotonic() - t0
         time.sleep(0.005)
     value(s.VM.hard_shutdown(sess, vm))
-    return first, marker
+    return (first, marker, argv) if want_argv else (first, marker)
+
+
+def steps_since(d, offset, op):
+    """The median time (ms) of each step of the VM.@op calls logged after
+    @offset: vesseld's debug lines vm.power_steps (the call: begin, work,
+    end), and for a start vm.start_steps, domains.start_steps and
+    xenops.start_steps (the work: devices, qemu's spawn, QMP, cont, record),
+    for a stop vm.stop_steps and domains.stop_steps (the domain gone, its
+    disk servers gone, the records)."""
+    events = ['vm.power_steps']
+    if op == 'start':
+        events += ['vm.start_steps', 'domains.start_steps', 'xenops.start_steps']
+    else:
+        events += ['vm.stop_steps', 'domains.stop_steps', 'xenops.destroy_steps',
+                   'xenops.exit_steps']
+    rows = {}
+    with open(d.log_path) as f:
+        f.seek(offset)
+        for line in f:
+            for ev in events:
+                if ' %s ' % ev not in line:
+                    continue
+                fields = dict(kv.partition('=')[::2] for kv in line.split(' %s ' % ev, 1)[1].split())
+                if ev == 'vm.power_steps' and fields.get('op') != op:
+                    continue
+                for k, v in fields.items():
+                    if k.endswith('_ms'):
+                        rows.setdefault(k[:-3], []).append(float(v))
+    return {k: statistics.median(v) for k, v in rows.items()}
 
 
 def main():
-    build = sys.argv[1]
+    build = os.path.abspath(sys.argv[1])
     reps = int(sys.argv[2]) if len(sys.argv) > 2 else 5
     guest = os.path.join(build, 'bench-guest')
     subprocess.run(['sh', os.path.join(HERE, '..', '..', 'tests', 'guest', 'build-guest.sh'), guest],
                    check=True, capture_output=True)
-    d = Vesseld(os.path.join(build, 'vesseld'), extra=['--backend', 'qemu', '--guest-kernel-dir', guest])
+    d = Vesseld(os.path.join(build, 'vesseld'), extra=['--backend', 'qemu', '--guest-kernel-dir', guest,
+                                                           '--log-level', 'debug'])
     try:
         d.start()
         s = d.proxy()
         sess = d.login()
         vm, uuid = make_vm(s, sess, guest, 'bench')
+        # the bare peer's command line: that of vesseld's qemu for this VM
+        *_, argv = through_api(d, s, sess, vm, uuid, want_argv=True)
+        argv = peer_argv(argv, os.path.join(guest, 'vmlinux'), os.path.join(guest, 'initramfs.cpio'))
+        with open(d.log_path, 'a'):
+            pass
+        log_mark = os.path.getsize(d.log_path)
         api, raw = [], []
         for _ in range(reps):
-            raw.append(bare(guest))
+            raw.append(bare(argv))
             with open(os.path.join(d.dir, 'data', 'console', uuid + '.log'), 'wb'):
                 pass  # start each round with an empty log
             api.append(through_api(d, s, sess, vm, uuid))
@@ -132,6 +157,9 @@ def main():
         for i, what in ((0, 'first console byte'), (1, 'guest marker')):
             b, a = med(raw, i), med(api, i)
             print('  %-28s %9.3f   %16.3f   %5.2f' % (what, b, a, a / b))
+        steps = steps_since(d, log_mark, 'start')
+        if steps:
+            print('  VM.start steps, median ms: ' + ', '.join('%s %.2f' % kv for kv in steps.items()))
         rss0 = rss_kib(d.proc.pid)
         vms = [make_vm(s, sess, guest, 'bench-%d' % i) for i in range(10)]
         t0 = time.monotonic()

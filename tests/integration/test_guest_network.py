@@ -280,9 +280,21 @@ def inner(binary, guest):
              '(in the device model\'s directory, its peer checked)', out[:200])
         s, sess = hotplug_checks(t, d, s, sess, vms, net, vt100)
         taps = ['vif%s.0' % value(s.VM.get_domid(sess, vm)) for vm, _ in vms]
+        # taps go after hard_shutdown's reply (api/domains.c:
+        # domains_detach_nics): a start right after makes taps of its new
+        # domid, never meeting the old ones
         for vm, _ in vms:
             value(s.VM.hard_shutdown(sess, vm))
-        t.ok(not any(link_exists(x) for x in taps), 'stopped guests leave no tap behind')
+            value(s.VM.start(sess, vm, False, False))
+        again = ['vif%s.0' % value(s.VM.get_domid(sess, vm)) for vm, _ in vms]
+        t.ok(not set(again) & set(taps) and all(master_of(x) == 'vbrguest' for x in again),
+             'a start right after hard_shutdown: new taps (%s), on the bridge' % ' '.join(again))
+        t.ok(wait_for(lambda: not any(link_exists(x) for x in taps), 10, 0.05),
+             'and the old taps (%s) go' % ' '.join(taps))
+        for vm, _ in vms:
+            value(s.VM.hard_shutdown(sess, vm))
+        t.ok(wait_for(lambda: not any(link_exists(x) for x in again), 10, 0.05),
+             'stopped guests leave no tap behind')
         for vm, vif in vms:
             value(s.VM.destroy(sess, vm))
         value(s.network.destroy(sess, net))

@@ -205,6 +205,52 @@ def disks_follow(t, d):
             value(s.VDI.destroy(sess, di))
 
 
+def server_pid(d, uuid):
+    """The pid of VM @uuid's first disk server, from its pid file, or None."""
+    try:
+        with open(os.path.join(d.dir, 'data', 'run', 'disks', uuid + '.0.pid')) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def exited(pid):
+    """The process has exited (disk servers are detached: their reaper is
+    init, so an exited one may still be a zombie)."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().rpartition(')')[2].split()[0] in ('Z', 'X')
+    except OSError:
+        return True
+
+
+def fresh_after_hard_shutdown(t, d):
+    """hard_shutdown replies once the VM's disk servers have exited, so a
+    start right after gets servers of its own and never meets the old ones
+    (they flush the VDI on their way out)."""
+    s = d.proxy()
+    sess = d.login()
+    tmpl = [r for r, v in value(s.VM.get_all_records(sess)).items()
+            if v['name_label'] == 'Direct kernel boot'][0]
+    vm = value(s.VM.clone(sess, tmpl, 'restart-with-disk'))
+    value(s.VM.provision(sess, vm))
+    uuid = value(s.VM.get_uuid(sess, vm))
+    olds = []
+    for i in range(3):
+        value(s.VM.start(sess, vm, False, False))
+        pid = server_pid(d, uuid)
+        t.ok(pid is not None and not exited(pid), 'start %d: the VM\'s disk server runs' % (i + 1))
+        value(s.VM.hard_shutdown(sess, vm))
+        t.ok(pid is not None and exited(pid) and server_pid(d, uuid) is None,
+             'hard_shutdown %d replies after the disk server exited, its files gone' % (i + 1))
+        olds.append(pid)
+    t.eq(len(set(olds)), 3, 'each start right after a hard_shutdown had a server of its own')
+    disks = [value(s.VBD.get_VDI(sess, b)) for b in value(s.VM.get_VBDs(sess, vm))]
+    value(s.VM.destroy(sess, vm))
+    for di in disks:
+        value(s.VDI.destroy(sess, di))
+
+
 def at_scale(t, d, n=1000):
     """n VMs through clone, start, shutdown and destroy, from 8 client threads."""
     sess = d.login()
@@ -248,6 +294,7 @@ def main():
         lifecycle(t, d)
         events_follow_power(t, d)
         disks_follow(t, d)
+        fresh_after_hard_shutdown(t, d)
         at_scale(t, d)
     except Exception as exc:
         import traceback
