@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "api/helper_ids.h"
+#include "api/pool_live.h"
 #include "api/storage_api.h"
 #include "common/cleanup.h"
 #include "common/log.h"
@@ -201,6 +202,79 @@ restrict_sockets(const char *sock, const char *ctl, unsigned qemu_uid)
     return 0;
 }
 
+/* What a server's DATA/run/disks/<vm>.<slot>.vdi records (written by serve_begin). */
+struct served {
+    char sr_path[4096];
+    char vdi[64];
+    char vbd[128];
+    bool rw; /* a fourth line "ro" says read-only; servers from before it: rw */
+};
+
+static bool read_served(const char *dir, const char *name, struct served *out);
+
+struct vdi_users {
+    const char *vm;   /* the VM being served: its own VBDs do not count */
+    bool rw, any;     /* another running VM has the VDI attached (read-write) */
+};
+
+static void
+peek_user_vm(void *opaque, const void *rec)
+{
+    const struct xapi_vm_record *vm = rec;
+    bool *running = opaque;
+    /* a suspended VM's disks are offline; the control domain shares safely */
+    *running = !vm->is_control_domain && (vm->power_state == XAPI_VM_POWER_STATE_RUNNING ||
+                                          vm->power_state == XAPI_VM_POWER_STATE_PAUSED);
+}
+
+static void served_here(struct server *srv, const char *vm_uuid, const char *vdi_uuid,
+                        struct vdi_users *u);
+static void release_if_unserved(struct server *srv, const char *vdi_uuid);
+
+/* The pool-wide writer of a VDI: P/vdi-writer/<vdi uuid> names the host
+ * whose disk server writes it, on that host's lease (api/pool_live.h), so
+ * that two hosts starting guests on one VDI at once cannot both write it;
+ * it goes with the host's lease when the host dies. */
+static void
+writer_key(const char *vdi_uuid, char *key, size_t len)
+{
+    snprintf(key, len, "vdi-writer/%s", vdi_uuid);
+}
+
+/* xapi_vbd_helpers.ml's sharing check at attach, from the records every host
+ * of the pool shares (a shared SR's VDI may be attached on another host):
+ * a VDI that is not sharable has one writer, or only readers.
+ * VDI_IN_USE [vdi, "attach"] otherwise. */
+static bool
+assert_sharing(struct server *srv, const char *vdi_ref, const struct xapi_vdi_record *vdi,
+               const char *vm_ref, const char *vm_uuid, bool read_only, struct xerr **errp)
+{
+    if (vdi->sharable)
+        return true;
+    struct vdi_users u = {vm_ref, false, false};
+    /* this host's servers first: another VM's start may not have marked its
+     * VBDs attached yet (disk_servers_lock orders the servers, not records) */
+    served_here(srv, vm_uuid, vdi->uuid, &u);
+    for (size_t i = 0; i < vdi->VBDs.n; i++) {
+        struct xapi_vbd_record *b = NULL;
+        if (!db_get(srv->db, &xapi_class_vbd, vdi->VBDs.items[i], (void **)&b, NULL))
+            continue;
+        bool running = false;
+        if (b->currently_attached && strcmp(b->VM, u.vm) != 0)
+            db_with(srv->db, &xapi_class_vm, b->VM, peek_user_vm, &running, NULL);
+        if (running) {
+            u.any = true;
+            u.rw |= b->mode == XAPI_VBD_MODE_RW;
+        }
+        xapi_vbd_record_free(b);
+    }
+    if (u.rw || (!read_only && u.any)) {
+        log_warn("disk.serve", "vdi=%s refused=in-use rw=%d", vdi->uuid, !read_only);
+        return xerr_vdi_in_use(errp, vdi_ref, "attach");
+    }
+    return true;
+}
+
 /* A server being started: spawned, its files named, not yet known ready. */
 struct starting {
     pid_t pid;
@@ -221,6 +295,7 @@ serve_begin(struct server *srv, const struct xapi_vm_record *vm, int64_t domid,
             struct xerr **errp)
 {
     const char *prefix = standby ? STANDBY_PREFIX : "";
+    bool claimed = false;
     struct xapi_vbd_record *vbd = NULL;
     struct xapi_vdi_record *vdi = NULL;
     char *sr_path = NULL;
@@ -252,6 +327,22 @@ serve_begin(struct server *srv, const struct xapi_vm_record *vm, int64_t domid,
     unlink(st->ctl);
     st->cdrom = vbd->type == XAPI_VBD_TYPE_CD;
     st->read_only = vbd->mode == XAPI_VBD_MODE_RO || vdi->read_only || st->cdrom;
+    /* a migration's standby writes nothing until its source let go */
+    if (!standby &&
+        !assert_sharing(srv, vbd->VDI, vdi, vbd->VM, vm->uuid, st->read_only, errp)) {
+        ok = false;
+        goto out;
+    }
+    char key[80];
+    writer_key(vdi->uuid, key, sizeof(key));
+    if (!standby && !st->read_only && !vdi->sharable) {
+        if (!pool_live_hold(srv, key)) {
+            log_warn("disk.serve", "vdi=%s refused=writer-elsewhere", vdi->uuid);
+            ok = xerr_vdi_in_use(errp, vbd->VDI, "attach");
+            goto out;
+        }
+        claimed = true;
+    }
     vhd_binary(vhd, sizeof(vhd));
     unsigned vhd_uid = domains_vhd_uid(srv, domid);
     char user[32];
@@ -273,10 +364,13 @@ serve_begin(struct server *srv, const struct xapi_vm_record *vm, int64_t domid,
         fclose(f);
     }
     if ((f = fopen_private(vdifile))) {
-        fprintf(f, "%s\n%s\n%s\n", sr_path, vdi->uuid, vbd_ref);
+        fprintf(f, "%s\n%s\n%s\n%s\n", sr_path, vdi->uuid, vbd_ref,
+                st->read_only ? "ro" : "rw");
         fclose(f);
     }
 out:
+    if (claimed && !ok)
+        release_if_unserved(srv, vdi->uuid);
     xapi_vbd_record_free(vbd);
     xapi_vdi_record_free(vdi);
     free(sr_path);
@@ -489,12 +583,34 @@ wait_exited(int *pidfds, size_t n)
             close(pidfds[i]);
 }
 
-/* Stops the server whose files are DATA/run/disks/@base.* (base "<vm>.<n>")
- * and forgets them; its pidfd goes to @pidfds for wait_exited. */
+/* The VDIs whose writing servers a stop ended: their writer keys go once
+ * the servers exited (flushed) and no other server here serves them. */
+#define STOPPED_MAX 64
+struct stopped {
+    char vdi[STOPPED_MAX][64];
+    size_t n;
+};
+
 static void
-stop_one(const char *dir, const char *base, int *pidfds, size_t *n_pids, size_t max)
+release_stopped(struct server *srv, const struct stopped *st)
+{
+    for (size_t i = 0; i < st->n; i++)
+        release_if_unserved(srv, st->vdi[i]);
+}
+
+/* Stops the server whose files are DATA/run/disks/@base.* (base "<vm>.<n>")
+ * and forgets them; its pidfd goes to @pidfds for wait_exited, and the VDI
+ * it wrote to @stp. */
+static void
+stop_one(const char *dir, const char *base, int *pidfds, size_t *n_pids, size_t max,
+         struct stopped *stp)
 {
     char path[4400];
+    struct served sv;
+    snprintf(path, sizeof(path), "%s.vdi", base);
+    if (stp && stp->n < STOPPED_MAX && read_served(dir, path, &sv) && sv.rw &&
+        strncmp(base, STANDBY_PREFIX, strlen(STANDBY_PREFIX)) != 0)
+        snprintf(stp->vdi[stp->n++], sizeof(stp->vdi[0]), "%s", sv.vdi);
     snprintf(path, sizeof(path), "%s/%s.pid", dir, base);
     FILE *f = fopen(path, "r");
     long pid = 0;
@@ -554,6 +670,7 @@ stop_named(struct server *srv, const char *vm_uuid)
     size_t ulen = strlen(vm_uuid);
     int pidfds[256];
     size_t n_pids = 0;
+    struct stopped stp = {.n = 0};
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t n = strlen(e->d_name);
@@ -562,21 +679,16 @@ stop_named(struct server *srv, const char *vm_uuid)
             continue;
         char base[256];
         snprintf(base, sizeof(base), "%.*s", (int)(n - 4), e->d_name);
-        stop_one(dir, base, pidfds, &n_pids, sizeof(pidfds) / sizeof(*pidfds));
+        stop_one(dir, base, pidfds, &n_pids, sizeof(pidfds) / sizeof(*pidfds), &stp);
     }
     closedir(d);
     wait_exited(pidfds, n_pids);
+    release_stopped(srv, &stp);
     disk_servers_unlock();
 }
 
 /* ------------------------------------------------------------------ hotplug */
 
-/* What a server's DATA/run/disks/<vm>.<slot>.vdi records (written by serve_begin). */
-struct served {
-    char sr_path[4096];
-    char vdi[64];
-    char vbd[128];
-};
 
 static bool
 read_served(const char *dir, const char *name, struct served *out)
@@ -588,11 +700,86 @@ read_served(const char *dir, const char *name, struct served *out)
         return false;
     bool ok = fgets(out->sr_path, sizeof(out->sr_path), f) &&
               fgets(out->vdi, sizeof(out->vdi), f) && fgets(out->vbd, sizeof(out->vbd), f);
+    char mode[8] = "";
+    out->rw = !ok || !fgets(mode, sizeof(mode), f) || strncmp(mode, "ro", 2) != 0;
     fclose(f);
     out->sr_path[strcspn(out->sr_path, "\n")] = '\0';
     out->vdi[strcspn(out->vdi, "\n")] = '\0';
     out->vbd[strcspn(out->vbd, "\n")] = '\0';
     return ok;
+}
+
+/* The servers of VDI @vdi_uuid on this host for VMs other than @vm_uuid
+ * (a migration's standby servers write nothing: left out), into @u. */
+static void
+served_here(struct server *srv, const char *vm_uuid, const char *vdi_uuid, struct vdi_users *u)
+{
+    char dir[4096];
+    disks_dir(srv, dir, sizeof(dir));
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    size_t ulen = strlen(vm_uuid);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        struct served sv;
+        if (n < 4 || strcmp(e->d_name + n - 4, ".vdi") != 0 ||
+            strncmp(e->d_name, STANDBY_PREFIX, strlen(STANDBY_PREFIX)) == 0 ||
+            (strncmp(e->d_name, vm_uuid, ulen) == 0 && e->d_name[ulen] == '.') ||
+            !read_served(dir, e->d_name, &sv) || strcasecmp(sv.vdi, vdi_uuid) != 0)
+            continue;
+        u->any = true;
+        u->rw |= sv.rw;
+    }
+    closedir(d);
+}
+
+/* Releases VDI @vdi_uuid's writer key unless a server here still serves
+ * it (a migration's standby on this host included: it writes next). */
+static void
+release_if_unserved(struct server *srv, const char *vdi_uuid)
+{
+    char dir[4096], key[80];
+    disks_dir(srv, dir, sizeof(dir));
+    DIR *d = opendir(dir);
+    bool served = false;
+    struct dirent *e;
+    while (d && !served && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        struct served sv;
+        served = n > 4 && strcmp(e->d_name + n - 4, ".vdi") == 0 &&
+                 read_served(dir, e->d_name, &sv) && strcasecmp(sv.vdi, vdi_uuid) == 0;
+    }
+    if (d)
+        closedir(d);
+    if (!served) {
+        writer_key(vdi_uuid, key, sizeof(key));
+        pool_live_release(srv, key);
+    }
+}
+
+void
+disk_servers_claim_writers(struct server *srv)
+{
+    char dir[4096], key[80];
+    disks_dir(srv, dir, sizeof(dir));
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        struct served sv;
+        if (n < 4 || strcmp(e->d_name + n - 4, ".vdi") != 0 ||
+            strncmp(e->d_name, STANDBY_PREFIX, strlen(STANDBY_PREFIX)) == 0 ||
+            !read_served(dir, e->d_name, &sv) || !sv.rw)
+            continue;
+        writer_key(sv.vdi, key, sizeof(key));
+        if (!pool_live_hold(srv, key))
+            log_warn("disk.writer", "vdi=%s held=false reason=\"another host holds its writer "
+                     "key, or etcd did not answer\"", sv.vdi);
+    }
+    if (d)
+        closedir(d);
 }
 
 /* The slot of VM @vm_uuid's server for VBD @vbd_ref, or -1. */
@@ -642,9 +829,11 @@ disk_servers_plug(struct server *srv, const struct xapi_vm_record *vm, const cha
         char base[256];
         int pidfds[1];
         size_t n_pids = 0;
+        struct stopped stp = {.n = 0};
         snprintf(base, sizeof(base), "%s.%u", vm->uuid, n);
-        stop_one(dir, base, pidfds, &n_pids, 1);
+        stop_one(dir, base, pidfds, &n_pids, 1, &stp);
         wait_exited(pidfds, n_pids);
+        release_stopped(srv, &stp);
     }
     disk_servers_unlock();
     if (ok && one.n_disks != 1)
@@ -670,9 +859,11 @@ disk_servers_unplug(struct server *srv, const char *vm_uuid, const char *vbd_ref
     disk_servers_lock();
     int n = slot_of(dir, vm_uuid, vbd_ref);
     if (n >= 0) {
+        struct stopped stp = {.n = 0};
         snprintf(base, sizeof(base), "%s.%d", vm_uuid, n);
-        stop_one(dir, base, pidfds, &n_pids, 1);
+        stop_one(dir, base, pidfds, &n_pids, 1, &stp);
         wait_exited(pidfds, n_pids);
+        release_stopped(srv, &stp);
     }
     disk_servers_unlock();
 }
