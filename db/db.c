@@ -569,6 +569,18 @@ wait_for_gen(struct db *db, uint64_t gen)
     pthread_mutex_unlock(&db->gen_mu);
 }
 
+bool
+db_catch_up(struct db *db)
+{
+    if (!store_shared(db->store))
+        return true;
+    uint64_t latest = 0;
+    if (store_latest(db->store, &latest) < 0)
+        return false;
+    wait_for_gen(db, latest);
+    return db_generation(db) >= latest;
+}
+
 static long
 ms_since(const struct timespec *t0)
 {

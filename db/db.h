@@ -77,6 +77,12 @@ typedef void db_with_fn(void *opaque, const void *rec);
 bool db_with(struct db *db, const struct xclass *cls, const char *ref, db_with_fn *fn,
              void *opaque, struct xerr **errp);
 uint64_t db_generation(struct db *db);
+/* Waits (5 s at most) until this db holds every commit any writer of a
+ * shared store had made when it was called: after another host answered a
+ * call it ran, its changes are here too (read your writes across hosts).
+ * True at once for a store nobody else writes; false when the store could
+ * not be asked or the wait ran out. */
+bool db_catch_up(struct db *db);
 
 /* ---- writes: each is one transaction unless inside db_batch ---- */
 

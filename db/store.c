@@ -94,3 +94,13 @@ store_follow(struct store *st, store_change_fn *fn, void *opaque)
 {
     return st->ops->follow ? st->ops->follow(st, fn, opaque) : 0;
 }
+
+int
+store_latest(struct store *st, uint64_t *gen)
+{
+    if (!st->ops->latest) {
+        *gen = st->ops->generation(st);
+        return 0;
+    }
+    return st->ops->latest(st, gen);
+}

@@ -75,6 +75,10 @@ bool store_shared(struct store *st);
 /* Starts reporting other writers' commits after store_generation(). 0 (and
  * never a call) for a store nobody else writes. Stopped by store_close. */
 int store_follow(struct store *st, store_change_fn *fn, void *opaque);
+/* The newest generation any writer has committed, read from the backend
+ * itself (linearizable), within a couple of seconds; any thread. For a store
+ * nobody else writes, store_generation(). 0 or -errno. */
+int store_latest(struct store *st, uint64_t *gen);
 
 /* ---- for the backends ---- */
 struct store_ops {
@@ -92,6 +96,7 @@ struct store_ops {
     int (*prune_tombstones)(struct store *st, uint64_t gen);
     const char *(*error)(struct store *st);
     int (*follow)(struct store *st, store_change_fn *fn, void *opaque); /* NULL: not shared */
+    int (*latest)(struct store *st, uint64_t *gen); /* NULL: generation() */
 };
 /* Every backend's state begins with this. */
 struct store {

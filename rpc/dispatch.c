@@ -200,8 +200,13 @@ run_forwarded(struct run *r, struct wire_writer *w, struct xerr **errp)
             return xerr_task_cancelled(errp, r->task);
     }
     struct xval *v = NULL;
-    if (!peers_call(srv, r->forward_host, r->msg->wire_name, r->msg->session,
-                    (const struct xval *const *)r->args, r->n_args, r->task, &v, errp))
+    bool called = peers_call(srv, r->forward_host, r->msg->wire_name, r->msg->session,
+                             (const struct xval *const *)r->args, r->n_args, r->task, &v, errp);
+    /* the caller's next call, here, must see what the other host changed */
+    if (!db_catch_up(srv->db))
+        log_warn("rpc.forward_catch_up", "host=%s method=%s: this host's view may lag",
+                 r->forward_host, r->msg->wire_name);
+    if (!called)
         return false;
     /* through the result's type, as a local run writes it: the peer spoke
      * XML-RPC, the caller may speak JSON-RPC (ints, dates) */

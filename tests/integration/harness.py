@@ -68,11 +68,13 @@ class UnixTransport(xmlrpc.client.Transport):
 
 class Vesseld:
     def __init__(self, binary, data_dir=None, extra=(), tls=False, addr='127.0.0.1', wrap=(),
-                 nbd=False):
+                 nbd=False, env=None):
         """@addr: the address it listens on and is reached at; @wrap: a
         command prefix (ip netns exec NS: a host in its own namespace); @nbd:
-        the NBD listener on @addr, an ephemeral port (nbd_port), else none."""
+        the NBD listener on @addr, an ephemeral port (nbd_port), else none;
+        @env: variables added to its environment."""
         self.binary = binary
+        self.env = dict(env or {})
         self.addr = addr
         self.wrap = list(wrap)
         self.nbd = nbd
@@ -99,7 +101,8 @@ class Vesseld:
              '--tls-listen', self.addr + ':0' if self.tls else 'none', '--root-password-file', pw,
              '--nbd-listen', self.addr + ':0' if self.nbd else 'none'] +
             self.extra,
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+            env=dict(os.environ, **self.env) if self.env else None)
         deadline = time.time() + timeout
         while time.time() < deadline:
             with open(self.log_path) as f:

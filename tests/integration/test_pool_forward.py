@@ -101,7 +101,10 @@ def main():
 
         def https(port):
             return ['--tls-listen', '127.0.0.1:%d' % port, '--address', '127.0.0.1:%d' % port]
-        a = Vesseld(binary, extra=common + https(free_port())).start()
+        # A's view of B's commits lags by 150 ms (a loaded host, a far etcd):
+        # what A answers after a forwarded call must not depend on the lag
+        a = Vesseld(binary, extra=common + https(free_port()),
+                    env={'VESSEL_TEST_WATCH_DELAY_MS': '150'}).start()
         ptoken = os.path.join(a.dir, 'data', 'ptoken')
         st = os.stat(ptoken)
         with open(ptoken) as f:
@@ -215,6 +218,18 @@ def main():
              'VM.hard_shutdown through A halts B\'s VM', r)
         t.ok(power_logged(b, uuid, 'hard_shutdown') and not power_logged(a, uuid, 'hard_shutdown'),
              'B shut it down, A did not')
+        # read your writes across hosts: A answers a forwarded call only once
+        # its own view holds what B changed, so the next call never meets the
+        # old state (OTHER_OPERATION_IN_PROGRESS, VM_BAD_POWER_STATE)
+        seen = []
+        for _ in range(5):
+            r1 = A.VM.start_on(sa, vm, hb, False, False)
+            s1 = A.VM.get_power_state(sa, vm)
+            r2 = A.VM.hard_shutdown(sa, vm)
+            s2 = A.VM.get_power_state(sa, vm)
+            seen.append((error(r1), value(s1), error(r2), value(s2)))
+        t.eq(set(seen), {(None, 'Running', None, 'Halted')},
+             'start_on B and hard_shutdown through A, back to back: A\'s view follows each')
 
         # ---- a halted VM's disk operation goes to its disks' host
         r = A.VM.clone(sa, vm, 'clone-on-b')
