@@ -25,6 +25,7 @@
 
 #include "api/inventory.h"
 #include "api/role.h"
+#include "api/sr_shared.h"
 #include "api/storage_api.h"
 #include "api/vm_ops.h"
 #include "common/log.h"
@@ -630,6 +631,10 @@ bootstrap_run(struct server *srv, bool member, struct xerr **errp)
     db_batch_begin(srv->db);
     if (!db_batch_end(srv->db, role_bootstrap(srv->db, errp), errp))
         return false;
-    /* The local SR (idempotent): made on first start, found again later. */
-    return sr_bootstrap_local(srv, errp);
+    /* The local SR (idempotent): made on first start, found again later;
+     * then a PBD for each shared SR this host has none of yet. */
+    if (!sr_bootstrap_local(srv, errp))
+        return false;
+    sr_bootstrap_shared(srv);
+    return true;
 }

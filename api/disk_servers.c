@@ -209,6 +209,58 @@ struct starting {
     char sock[4200], ctl[4200], vdi_uuid[64];
 };
 
+struct vdi_users {
+    const char *vm;   /* the VM being served: its own VBDs do not count */
+    bool rw, any;     /* another running VM has the VDI attached (read-write) */
+};
+
+static void
+peek_user_vm(void *opaque, const void *rec)
+{
+    const struct xapi_vm_record *vm = rec;
+    bool *running = opaque;
+    /* a suspended VM's disks are offline; the control domain shares safely */
+    *running = !vm->is_control_domain && (vm->power_state == XAPI_VM_POWER_STATE_RUNNING ||
+                                          vm->power_state == XAPI_VM_POWER_STATE_PAUSED);
+}
+
+static void served_here(struct server *srv, const char *vm_uuid, const char *vdi_uuid,
+                        struct vdi_users *u);
+
+/* xapi_vbd_helpers.ml's sharing check at attach, from the records every host
+ * of the pool shares (a shared SR's VDI may be attached on another host):
+ * a VDI that is not sharable has one writer, or only readers.
+ * VDI_IN_USE [vdi, "attach"] otherwise. */
+static bool
+assert_sharing(struct server *srv, const char *vdi_ref, const struct xapi_vdi_record *vdi,
+               const char *vm_ref, const char *vm_uuid, bool read_only, struct xerr **errp)
+{
+    if (vdi->sharable)
+        return true;
+    struct vdi_users u = {vm_ref, false, false};
+    /* this host's servers first: another VM's start may not have marked its
+     * VBDs attached yet (disk_servers_lock orders the servers, not records) */
+    served_here(srv, vm_uuid, vdi->uuid, &u);
+    for (size_t i = 0; i < vdi->VBDs.n; i++) {
+        struct xapi_vbd_record *b = NULL;
+        if (!db_get(srv->db, &xapi_class_vbd, vdi->VBDs.items[i], (void **)&b, NULL))
+            continue;
+        bool running = false;
+        if (b->currently_attached && strcmp(b->VM, u.vm) != 0)
+            db_with(srv->db, &xapi_class_vm, b->VM, peek_user_vm, &running, NULL);
+        if (running) {
+            u.any = true;
+            u.rw |= b->mode == XAPI_VBD_MODE_RW;
+        }
+        xapi_vbd_record_free(b);
+    }
+    if (u.rw || (!read_only && u.any)) {
+        log_warn("disk.serve", "vdi=%s refused=in-use rw=%d", vdi->uuid, !read_only);
+        return xerr_vdi_in_use(errp, vdi_ref, "attach");
+    }
+    return true;
+}
+
 /* The prefix of a standby server's files: in-<vm uuid>.<n>.* */
 #define STANDBY_PREFIX "in-"
 
@@ -252,6 +304,12 @@ serve_begin(struct server *srv, const struct xapi_vm_record *vm, int64_t domid,
     unlink(st->ctl);
     st->cdrom = vbd->type == XAPI_VBD_TYPE_CD;
     st->read_only = vbd->mode == XAPI_VBD_MODE_RO || vdi->read_only || st->cdrom;
+    /* a migration's standby writes nothing until its source let go */
+    if (!standby &&
+        !assert_sharing(srv, vbd->VDI, vdi, vbd->VM, vm->uuid, st->read_only, errp)) {
+        ok = false;
+        goto out;
+    }
     vhd_binary(vhd, sizeof(vhd));
     unsigned vhd_uid = domains_vhd_uid(srv, domid);
     char user[32];
@@ -273,7 +331,7 @@ serve_begin(struct server *srv, const struct xapi_vm_record *vm, int64_t domid,
         fclose(f);
     }
     if ((f = fopen_private(vdifile))) {
-        fprintf(f, "%s\n%s\n%s\n", sr_path, vdi->uuid, vbd_ref);
+        fprintf(f, "%s\n%s\n%s\n%s\n", sr_path, vdi->uuid, vbd_ref, st->read_only ? "ro" : "rw");
         fclose(f);
     }
 out:
@@ -576,6 +634,7 @@ struct served {
     char sr_path[4096];
     char vdi[64];
     char vbd[128];
+    bool rw; /* a fourth line "ro" says read-only; servers from before it: rw */
 };
 
 static bool
@@ -588,11 +647,39 @@ read_served(const char *dir, const char *name, struct served *out)
         return false;
     bool ok = fgets(out->sr_path, sizeof(out->sr_path), f) &&
               fgets(out->vdi, sizeof(out->vdi), f) && fgets(out->vbd, sizeof(out->vbd), f);
+    char mode[8] = "";
+    out->rw = !ok || !fgets(mode, sizeof(mode), f) || strncmp(mode, "ro", 2) != 0;
     fclose(f);
     out->sr_path[strcspn(out->sr_path, "\n")] = '\0';
     out->vdi[strcspn(out->vdi, "\n")] = '\0';
     out->vbd[strcspn(out->vbd, "\n")] = '\0';
     return ok;
+}
+
+/* The servers of VDI @vdi_uuid on this host for VMs other than @vm_uuid
+ * (a migration's standby servers write nothing: left out), into @u. */
+static void
+served_here(struct server *srv, const char *vm_uuid, const char *vdi_uuid, struct vdi_users *u)
+{
+    char dir[4096];
+    disks_dir(srv, dir, sizeof(dir));
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    size_t ulen = strlen(vm_uuid);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        struct served sv;
+        if (n < 4 || strcmp(e->d_name + n - 4, ".vdi") != 0 ||
+            strncmp(e->d_name, STANDBY_PREFIX, strlen(STANDBY_PREFIX)) == 0 ||
+            (strncmp(e->d_name, vm_uuid, ulen) == 0 && e->d_name[ulen] == '.') ||
+            !read_served(dir, e->d_name, &sv) || strcasecmp(sv.vdi, vdi_uuid) != 0)
+            continue;
+        u->any = true;
+        u->rw |= sv.rw;
+    }
+    closedir(d);
 }
 
 /* The slot of VM @vm_uuid's server for VBD @vbd_ref, or -1. */

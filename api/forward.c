@@ -9,16 +9,20 @@
  *   vm:        the resident host of a running or paused VM (forward_vm_op);
  *              a halted or suspended VM's operations run where called
  *   vm_srs:    as vm, but a VM that is not running goes to the host of the
- *              first of its disks on a non-shared SR, if any: its disk
- *              operations (snapshot, clone, copy, export) need the disks
+ *              first of its disks on a non-shared SR, if any, else where a
+ *              disk's shared SR is plugged (as SR): its disk operations
+ *              (snapshot, clone, copy, export) need the disks
  *              (forward_to_access_srs)
  *   placement: VM.start: a host the VM can boot on (api/placement.h)
  *   host:      that host (host.* messages, VM.start_on, SR.create ...)
  *   VBD, VIF:  their VM's, as vm (forward_vbd_op, forward_vif_op)
  *   PBD, PIF:  their host
  *   SR:        a non-shared SR's host (the host of its PBD); a shared SR's
- *              operations run where called (every host sees it)
- *   VDI:       its SR's, as SR
+ *              operations run where called when its PBD there is plugged,
+ *              else on a live host whose PBD is (every such host sees it)
+ *   VDI:       the host of a running VM that has it attached (its disk
+ *              servers are paused for a change of its chain), else its
+ *              SR's, as SR
  *   task:      the host a pending task's call was forwarded to (task.cancel
  *              reaches the operation where it runs)
  *
@@ -31,6 +35,7 @@
 #include <string.h>
 
 #include "api/placement.h"
+#include "api/pool_live.h"
 #include "api/transfer_auth.h"
 #include "common/log.h"
 #include "db/db.h"
@@ -79,6 +84,9 @@ peek_vbd_vdi(void *opaque, const void *rec)
         xstr_set(opaque, b->VDI);
 }
 
+static bool vdi_host(struct call_ctx *ctx, const char *ref, bool shared_too, char **host,
+                     struct xerr **errp);
+
 static bool
 vm_host(struct call_ctx *ctx, const char *ref, bool disks, char **host, struct xerr **errp)
 {
@@ -89,12 +97,15 @@ vm_host(struct call_ctx *ctx, const char *ref, bool disks, char **host, struct x
     if (p.resident) {
         ok = answer(ctx->db, p.resident, host, errp);
     } else if (disks) {
-        for (size_t i = 0; ok && !*host && i < p.vbds.n; i++) {
-            char *vdi = NULL;
-            db_with(ctx->db, &xapi_class_vbd, p.vbds.items[i], peek_vbd_vdi, &vdi, NULL);
-            ok = !vdi || api_forward_by_VDI(ctx, vdi, host, errp);
-            free(vdi);
-        }
+        /* a disk on a host's own SR decides; else one on a shared SR that
+         * is not plugged here */
+        for (int shared = 0; shared <= 1; shared++)
+            for (size_t i = 0; ok && !*host && i < p.vbds.n; i++) {
+                char *vdi = NULL;
+                db_with(ctx->db, &xapi_class_vbd, p.vbds.items[i], peek_vbd_vdi, &vdi, NULL);
+                ok = !vdi || vdi_host(ctx, vdi, shared, host, errp);
+                free(vdi);
+            }
     }
     free(p.resident);
     xtype_value_clear(&xapi_type_ref_VBD_set, &p.vbds);
@@ -202,40 +213,143 @@ api_forward_by_PIF(struct call_ctx *ctx, const char *ref, char **host, struct xe
     return ok;
 }
 
+struct sr_place {
+    const char *self;
+    bool shared;
+    char *pbd;            /* a non-shared SR's first PBD */
+    struct xapi_ref_set pbds; /* a shared SR's */
+};
+
 static void
 peek_sr_pbd(void *opaque, const void *rec)
 {
     const struct xapi_sr_record *sr = rec;
+    struct sr_place *p = opaque;
+    p->shared = sr->shared;
     if (!sr->shared && sr->PBDs.n > 0)
-        xstr_set(opaque, sr->PBDs.items[0]);
+        xstr_set(&p->pbd, sr->PBDs.items[0]);
+    else if (sr->shared)
+        xtype_value_copy(&xapi_type_ref_PBD_set, &p->pbds, &sr->PBDs);
+}
+
+struct pbd_state {
+    char *host;
+    bool attached;
+};
+
+static void
+peek_pbd_state(void *opaque, const void *rec)
+{
+    const struct xapi_pbd_record *p = rec;
+    struct pbd_state *st = opaque;
+    xstr_set(&st->host, p->host);
+    st->attached = p->currently_attached;
+}
+
+/* A shared SR: this host when its PBD is plugged, else a live host whose
+ * PBD is (the directory is the same from every host that plugged it), else
+ * here (the local handler answers SR_NOT_ATTACHED or SR_HAS_NO_PBDS). */
+static bool
+shared_sr_host(struct call_ctx *ctx, const struct xapi_ref_set *pbds, char **host,
+               struct xerr **errp)
+{
+    char *other = NULL;
+    bool here = false;
+    for (size_t i = 0; i < pbds->n && !here; i++) {
+        struct pbd_state st = {0};
+        db_with(ctx->db, &xapi_class_pbd, pbds->items[i], peek_pbd_state, &st, NULL);
+        if (st.attached && st.host) {
+            if (strcmp(st.host, ctx->srv->host_ref) == 0)
+                here = true;
+            else if (!other && pool_live_host_is_live(ctx->srv, st.host))
+                other = strdup(st.host);
+        }
+        free(st.host);
+    }
+    bool ok = here || !other || answer(ctx->db, other, host, errp);
+    free(other);
+    return ok;
+}
+
+/* The host of @ref's SR; a shared SR only when @shared_too. */
+static bool
+sr_host(struct call_ctx *ctx, const char *ref, bool shared_too, char **host, struct xerr **errp)
+{
+    struct sr_place p = {0};
+    *host = NULL;
+    db_with(ctx->db, &xapi_class_sr, ref, peek_sr_pbd, &p, NULL);
+    bool ok = p.pbd ? api_forward_by_PBD(ctx, p.pbd, host, errp)
+              : p.shared && shared_too ? shared_sr_host(ctx, &p.pbds, host, errp)
+                                       : true;
+    free(p.pbd);
+    xtype_value_clear(&xapi_type_ref_PBD_set, &p.pbds);
+    return ok;
 }
 
 bool
 api_forward_by_SR(struct call_ctx *ctx, const char *ref, char **host, struct xerr **errp)
 {
-    char *pbd = NULL;
-    *host = NULL;
-    db_with(ctx->db, &xapi_class_sr, ref, peek_sr_pbd, &pbd, NULL);
-    bool ok = !pbd || api_forward_by_PBD(ctx, pbd, host, errp);
-    free(pbd);
-    return ok;
+    return sr_host(ctx, ref, true, host, errp);
 }
+
+struct vdi_place {
+    char *sr;
+    struct xapi_ref_set vbds;
+};
 
 static void
 peek_vdi_sr(void *opaque, const void *rec)
 {
-    xstr_set(opaque, ((const struct xapi_vdi_record *)rec)->SR);
+    const struct xapi_vdi_record *v = rec;
+    struct vdi_place *p = opaque;
+    xstr_set(&p->sr, v->SR);
+    xtype_value_copy(&xapi_type_ref_VBD_set, &p->vbds, &v->VBDs);
+}
+
+static void
+peek_vbd_attached(void *opaque, const void *rec)
+{
+    const struct xapi_vbd_record *b = rec;
+    if (b->currently_attached)
+        xstr_set(opaque, b->VM);
+}
+
+/* A VDI attached to a running VM: that VM's host, whose disk servers an
+ * operation on the VDI's chain must pause (a shared SR's VDI may be
+ * attached on another host than the one where the call came). Else its
+ * SR's host, as SR. */
+static bool
+vdi_host(struct call_ctx *ctx, const char *ref, bool shared_too, char **host, struct xerr **errp)
+{
+    struct vdi_place p = {0};
+    *host = NULL;
+    db_with(ctx->db, &xapi_class_vdi, ref, peek_vdi_sr, &p, NULL);
+    bool ok = true, found = false;
+    for (size_t i = 0; ok && !found && i < p.vbds.n; i++) {
+        char *vm = NULL;
+        db_with(ctx->db, &xapi_class_vbd, p.vbds.items[i], peek_vbd_attached, &vm, NULL);
+        struct vm_place where = {0};
+        if (vm)
+            db_with(ctx->db, &xapi_class_vm, vm, peek_vm, &where, NULL);
+        if (where.resident) {
+            found = true;
+            ok = answer(ctx->db, where.resident, host, errp);
+        }
+        free(where.resident);
+        xtype_value_clear(&xapi_type_ref_VBD_set, &where.vbds);
+        free(vm);
+    }
+    if (ok && !found && p.sr)
+        ok = sr_host(ctx, p.sr, shared_too, host, errp);
+    free(p.sr);
+    xtype_value_clear(&xapi_type_ref_VBD_set, &p.vbds);
+    return ok;
 }
 
 bool
 api_forward_by_VDI(struct call_ctx *ctx, const char *ref, char **host, struct xerr **errp)
 {
-    char *sr = NULL;
-    *host = NULL;
-    db_with(ctx->db, &xapi_class_vdi, ref, peek_vdi_sr, &sr, NULL);
-    bool ok = !sr || api_forward_by_SR(ctx, sr, host, errp);
-    free(sr);
-    return ok;
+    return vdi_host(ctx, ref, true, host, errp);
 }
 
 static void

@@ -4,7 +4,7 @@
  * directory, device_config:path, is there and writable (SR_BACKEND_FAILURE
  * otherwise); plugging a plugged PBD or unplugging an unplugged one does
  * nothing, as in xapi. Unplugging refuses while a VBD of one of the SR's VDIs
- * is attached (VDI_IN_USE [vdi, "unplug"]); destroying a plugged PBD is
+ * is attached to a VM of the PBD's host (VDI_IN_USE [vdi, "unplug"]); destroying a plugged PBD is
  * OPERATION_NOT_ALLOWED. The SR's allowed_operations and sizes follow.
  */
 #include <errno.h>
@@ -58,6 +58,7 @@ api_pbd_plug(struct call_ctx *ctx, const char *self, struct xerr **errp)
 
 struct in_use {
     char **vdis; /* VDIs behind attached VBDs */
+    char **vms;  /* and their VMs */
     size_t n;
     bool nomem;
 };
@@ -71,13 +72,20 @@ in_use_one(void *opaque, const char *ref, const void *rec)
     if (!b->currently_attached || b->empty)
         return true;
     char **v = realloc(u->vdis, (u->n + 1) * sizeof(*v));
-    if (!v || !(v[u->n] = strdup(b->VDI))) {
-        if (v)
-            u->vdis = v;
+    if (v)
+        u->vdis = v;
+    char **m = realloc(u->vms, (u->n + 1) * sizeof(*m));
+    if (m)
+        u->vms = m;
+    if (!v || !m || !(v[u->n] = strdup(b->VDI))) {
         u->nomem = true;
         return false;
     }
-    u->vdis = v;
+    if (!(m[u->n] = strdup(b->VM))) {
+        free(v[u->n]);
+        u->nomem = true;
+        return false;
+    }
     u->n++;
     return true;
 }
@@ -94,22 +102,35 @@ sr_of_peek(void *opaque, const void *rec)
     o->match = strcmp(((const struct xapi_vdi_record *)rec)->SR, o->sr) == 0;
 }
 
-/* VDI_IN_USE [vdi, "unplug"] when an attached VBD uses a VDI of @sr. */
+static void
+resident_peek(void *opaque, const void *rec)
+{
+    xstr_set(opaque, ((const struct xapi_vm_record *)rec)->resident_on);
+}
+
+/* VDI_IN_USE [vdi, "unplug"] when a VM of @host has a VDI of @sr attached
+ * (xapi_pbd.ml get_active_vdis_by_pbd: another host's guests on a shared SR
+ * do not use this host's PBD). */
 static bool
-sr_assert_idle(struct db *db, const char *sr, struct xerr **errp)
+sr_assert_idle(struct db *db, const char *sr, const char *host, struct xerr **errp)
 {
     /* Attached VBDs are few (running VMs' disks): list them, then look at each VDI. */
-    struct in_use u = {NULL, 0, false};
+    struct in_use u = {NULL, NULL, 0, false};
     db_foreach(db, &xapi_class_vbd, in_use_one, &u);
     bool ok = !u.nomem || xerr_nomem(errp);
     for (size_t i = 0; i < u.n; i++) {
         struct sr_of o = {sr, false};
+        char *resident = NULL;
         db_with(db, &xapi_class_vdi, u.vdis[i], sr_of_peek, &o, NULL);
-        if (ok && o.match)
+        db_with(db, &xapi_class_vm, u.vms[i], resident_peek, &resident, NULL);
+        if (ok && o.match && resident && strcmp(resident, host) == 0)
             ok = xerr_vdi_in_use(errp, u.vdis[i], "unplug");
+        free(resident);
         free(u.vdis[i]);
+        free(u.vms[i]);
     }
     free(u.vdis);
+    free(u.vms);
     return ok;
 }
 
@@ -121,7 +142,7 @@ api_pbd_unplug(struct call_ctx *ctx, const char *self, struct xerr **errp)
         return false;
     bool off = false;
     bool ok = !p->currently_attached ||
-              (sr_assert_idle(ctx->db, p->SR, errp) &&
+              (sr_assert_idle(ctx->db, p->SR, p->host, errp) &&
                db_update(ctx->db, &xapi_class_pbd, self, set_attached, &off, errp) &&
                storage_sr_plugged(ctx, p->SR, NULL, errp));
     xapi_pbd_record_free(p);

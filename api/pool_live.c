@@ -301,6 +301,30 @@ pool_live_fenced(struct server *srv)
 }
 
 bool
+pool_live_hold(struct server *srv, const char *key)
+{
+    struct pool_live *pl = srv->live;
+    if (!pl || !pl->el)
+        return true;
+    int64_t lease = atomic_load(&pl->lease), on = 0;
+    if (!lease)
+        return false; /* between two leases: nobody can rely on this host */
+    char *holder = NULL;
+    bool held = false;
+    int rc = etcd_lease_get(pl->el, key, &holder, &on);
+    if (rc == -ENOENT)
+        rc = etcd_lease_create(pl->el, key, pl->uuid, lease, &held);
+    else if (rc == 0 && strcmp(holder, pl->uuid) == 0)
+        /* ours, maybe on a lease that expired since: put it on this one */
+        rc = on == lease ? (held = true, 0)
+                         : etcd_lease_replace(pl->el, key, pl->uuid, pl->uuid, lease, &held);
+    if (rc < 0 && rc != -ENOENT)
+        log_warn("pool.live.hold", "key=%s error=\"%s\"", key, etcd_lease_error());
+    free(holder);
+    return held;
+}
+
+bool
 pool_live_host_is_live(struct server *srv, const char *host_ref)
 {
     struct pool_live *pl = srv->live;

@@ -51,6 +51,14 @@ bool pool_live_fenced(struct server *srv);
 /* Whether host @ref's live key exists (a standalone host: always). */
 bool pool_live_host_is_live(struct server *srv, const char *host_ref);
 
+/* Holds @key (relative to the pool's prefix, e.g. "sr-gc/<sr uuid>") on this
+ * host's lease, so that one host of the pool at a time does a job (the
+ * collector of a shared SR): the key is created when absent, and moves to
+ * this host's new lease when its old one expired. true while this host holds
+ * it; false when another host does or etcd cannot say. A standalone host
+ * always holds it. */
+bool pool_live_hold(struct server *srv, const char *key);
+
 /* pool.designate_new_master: hands the master key over to live host @host
  * and waits (bounded) until pool.master names it. */
 bool pool_live_designate(struct server *srv, const char *host, struct xerr **errp);

@@ -321,6 +321,14 @@ pool_objects_find(struct db *from, struct db *to, const char *host, bool diskles
     free(metrics);
     for (size_t i = 0; ok && i < srs.n; i++)
         ok = !sr_not_shared(from, srs.v[i]) || refs_add(&o->srs, srs.v[i]);
+    for (size_t i = 0; ok && i < pbds.n; i++) {
+        char *sr = NULL;
+        if (db_get_field(from, &xapi_class_pbd, pbds.v[i], xclass_field(&xapi_class_pbd, "SR"),
+                         &sr, NULL) &&
+            !refs_has(&o->srs, sr))
+            ok = refs_add(&o->shared_pbds, pbds.v[i]);
+        free(sr);
+    }
     ok = ok && collect(from, &xapi_class_pbd, "SR", NULL, &o->srs, &o->pbds) &&
          collect(from, &xapi_class_vdi, "SR", NULL, &o->srs, &o->vdis) &&
          collect(from, &xapi_class_pif, "host", host, NULL, &o->pifs) &&
@@ -392,6 +400,7 @@ pool_objects_delete(struct db *db, const struct owned *o, struct xerr **errp)
            delete_list(db, &xapi_class_vm_metrics, &o->vm_metrics, errp) &&
            delete_list(db, &xapi_class_vdi, &o->vdis, errp) &&
            delete_list(db, &xapi_class_pbd, &o->pbds, errp) &&
+           delete_list(db, &xapi_class_pbd, &o->shared_pbds, errp) &&
            delete_list(db, &xapi_class_sr, &o->srs, errp) &&
            delete_list(db, &xapi_class_pif, &o->pifs, errp) &&
            delete_list(db, &xapi_class_pif_metrics, &o->pif_metrics, errp) &&
@@ -406,7 +415,7 @@ pool_objects_free(struct owned *o)
     struct refs *all[] = {&o->host, &o->host_metrics, &o->cpus, &o->networks, &o->pif_metrics,
                           &o->pifs, &o->srs, &o->pbds, &o->vdis, &o->vm_metrics,
                           &o->guest_metrics, &o->vms, &o->vbds, &o->vifs, &o->net_from,
-                          &o->net_to};
+                          &o->net_to, &o->shared_pbds};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         refs_free(all[i]);
 }

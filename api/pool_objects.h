@@ -35,6 +35,9 @@ bool ref_is_null(const char *ref);
 struct owned {
     struct refs host, host_metrics, cpus, networks, pif_metrics, pifs, srs, pbds, vdis,
         vm_metrics, guest_metrics, vms, vbds, vifs;
+    /* the host's PBDs of shared SRs: the SRs stay the pool's, so these are
+     * deleted with the host but never copied */
+    struct refs shared_pbds;
     struct refs net_from, net_to; /* a network of @from and its ref in @to */
 };
 

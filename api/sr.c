@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "api/sr_records.h"
+#include "api/sr_shared.h"
 #include "api/storage_api.h"
 #include "api/storage_gc.h"
 #include "common/log.h"
@@ -165,8 +166,17 @@ api_sr_create(struct call_ctx *ctx, const char *host,
               const struct xapi_string_string_map *sm_config, char **result,
               struct xerr **errp)
 {
-    return sr_create_at(ctx->srv, host, device_config, name_label, name_description, type,
-                        content_type, shared, sm_config, NULL, NULL, result, errp);
+    /* a shared SR gets a PBD on every host of the pool, each plugged there
+     * (xapi_sr.ml create) */
+    if (!sr_create_at(ctx->srv, host, device_config, name_label, name_description, type,
+                      content_type, shared, sm_config, NULL, NULL, result, errp))
+        return false;
+    if (shared && !sr_shared_pbds_create(ctx->srv, *result, errp)) {
+        free(*result);
+        *result = NULL;
+        return false;
+    }
+    return true;
 }
 
 /* 8-4-4-4-12 hex digits (RFC 9562 section 4), written lower-case into @out. */

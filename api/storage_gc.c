@@ -13,7 +13,8 @@
  * Every step is ordered against disk servers starting and stopping by
  * disk_servers_lock, and records are refreshed once the pass changed
  * anything. This is SM's cleanup.py (coalesce, leaf-coalesce through a
- * snapshot) in the shape of this SR.
+ * snapshot) in the shape of this SR. A shared SR has one collector in the
+ * pool, the host that holds its key in etcd (pass_shared).
  */
 #include "api/storage_gc.h"
 
@@ -25,6 +26,7 @@
 #include <time.h>
 
 #include "api/disk_servers.h"
+#include "api/pool_live.h"
 #include "api/storage_api.h"
 #include "common/log.h"
 #include "db/db.h"
@@ -100,10 +102,49 @@ leaf_coalesce_off(struct server *srv, const char *uuid)
     return off;
 }
 
+struct vbd_elsewhere {
+    const char *host;
+    bool found;
+};
+
+static void
+peek_vm_elsewhere(void *opaque, const void *rec)
+{
+    const struct xapi_vm_record *vm = rec;
+    struct vbd_elsewhere *e = opaque;
+    e->found = (vm->power_state == XAPI_VM_POWER_STATE_RUNNING ||
+                vm->power_state == XAPI_VM_POWER_STATE_PAUSED) &&
+               strcmp(vm->resident_on, e->host) != 0;
+}
+
+/* Whether VDI @uuid is attached to a VM of another host: in a shared SR its
+ * disk server there is out of reach of this host's pause, so its leaf stays
+ * as it is (interior folds are safe: that server reads the same data
+ * through the descriptors it holds). */
+static bool
+attached_elsewhere(struct server *srv, const char *uuid)
+{
+    char *ref = NULL;
+    struct xapi_vdi_record *v = NULL;
+    struct vbd_elsewhere e = {srv->host_ref, false};
+    if (db_ref_by_uuid(srv->db, &xapi_class_vdi, uuid, &ref, NULL) &&
+        db_get(srv->db, &xapi_class_vdi, ref, (void **)&v, NULL))
+        for (size_t i = 0; i < v->VBDs.n && !e.found; i++) {
+            struct xapi_vbd_record *b = NULL;
+            if (db_get(srv->db, &xapi_class_vbd, v->VBDs.items[i], (void **)&b, NULL) &&
+                b->currently_attached)
+                db_with(srv->db, &xapi_class_vm, b->VM, peek_vm_elsewhere, &e, NULL);
+            xapi_vbd_record_free(b);
+        }
+    xapi_vdi_record_free(v);
+    free(ref);
+    return e.found;
+}
+
 static bool
 skip_child(void *opaque, const char *uuid)
 {
-    if (opaque && leaf_coalesce_off(opaque, uuid))
+    if (opaque && (leaf_coalesce_off(opaque, uuid) || attached_elsewhere(opaque, uuid)))
         return true;
     bool skip = false;
     pthread_mutex_lock(&gc.lock);
@@ -256,15 +297,92 @@ collect_sr(struct server *srv, const char *sr, const char *path)
     }
 }
 
-/* other_config:coalesce=false switches the collector off for an SR, as in SM.
- * Shared SRs are left out (storage_local_srs): they would need one collector
- * for the pool (its master's), which is not built, as another host's guest
- * may be writing a leaf. */
+/* other_config:coalesce=false switches the collector off for an SR, as in SM. */
 static bool
 collectable(const struct xapi_sr_record *s)
 {
     const char *flag = xmap_get_str((const struct xmap *)&s->other_config, "coalesce");
     return !flag || strcmp(flag, "false") != 0;
+}
+
+/* ------------------------------------------------------------------ shared SRs */
+
+/* The shared SRs of a type we drive, collectable: (ref, uuid) pairs. */
+struct shared_srs {
+    char (*refs)[64];
+    char (*uuids)[37];
+    size_t n;
+};
+
+static bool
+shared_sr_one(void *opaque, const char *ref, const void *rec)
+{
+    struct shared_srs *l = opaque;
+    const struct xapi_sr_record *s = rec;
+    if (!s->shared || (strcmp(s->type, "ext") != 0 && strcmp(s->type, "file") != 0) ||
+        !collectable(s) || strlen(ref) >= 64)
+        return true;
+    char(*r)[64] = realloc(l->refs, (l->n + 1) * sizeof(*r));
+    if (r)
+        l->refs = r;
+    char(*u)[37] = realloc(l->uuids, (l->n + 1) * sizeof(*u));
+    if (u)
+        l->uuids = u;
+    if (!r || !u)
+        return false; /* short list: the next pass */
+    snprintf(l->refs[l->n], 64, "%s", ref);
+    snprintf(l->uuids[l->n], 37, "%s", s->uuid);
+    l->n++;
+    return true;
+}
+
+/* The shared SRs whose collector this host was at the last pass, to log
+ * when that changes. */
+#define HELD_MAX 64
+static char held[HELD_MAX][37];
+static size_t n_held;
+
+static void
+held_note(const char *uuid, bool now)
+{
+    size_t i = 0;
+    while (i < n_held && strcmp(held[i], uuid) != 0)
+        i++;
+    bool was = i < n_held;
+    if (was == now)
+        return;
+    if (now && n_held < HELD_MAX)
+        snprintf(held[n_held++], 37, "%s", uuid);
+    else if (!now)
+        memmove(&held[i], &held[i + 1], (n_held - i - 1) * sizeof(held[0]));
+    n_held -= !now;
+    log_info("gc.shared", "sr=%s collector=%s", uuid, now ? "this-host" : "another-host");
+}
+
+/* A shared SR is collected by one host of the pool at a time: the holder of
+ * P/sr-gc/<sr uuid> on its lease (api/pool_live.h), which moves to another
+ * host that has the SR plugged when the holder dies. Another host's guest
+ * may write a leaf: attached_elsewhere keeps it out of the steps. */
+static void
+pass_shared(struct server *srv)
+{
+    struct shared_srs l = {0};
+    db_foreach(srv->db, &xapi_class_sr, shared_sr_one, &l);
+    for (size_t i = 0; i < l.n; i++) {
+        char *path = NULL, key[64];
+        struct xerr *err = NULL;
+        snprintf(key, sizeof(key), "sr-gc/%s", l.uuids[i]);
+        /* only a host that has the SR plugged may hold its key */
+        bool mine = storage_sr_path(srv->db, srv->host_ref, l.refs[i], &path, &err) &&
+                    pool_live_hold(srv, key);
+        held_note(l.uuids[i], mine);
+        if (mine)
+            collect_sr(srv, l.refs[i], path);
+        xerr_free(err);
+        free(path);
+    }
+    free(l.refs);
+    free(l.uuids);
 }
 
 static void
@@ -283,6 +401,7 @@ pass(struct server *srv)
         free(refs[i]);
     }
     free(refs);
+    pass_shared(srv);
 }
 
 static void *
