@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "api/helper_ids.h"
+#include "api/pool_live.h"
 #include "api/storage_api.h"
 #include "common/cleanup.h"
 #include "common/log.h"
@@ -209,6 +210,16 @@ struct starting {
     char sock[4200], ctl[4200], vdi_uuid[64];
 };
 
+/* What a server's DATA/run/disks/<vm>.<slot>.vdi records (written by serve_begin). */
+struct served {
+    char sr_path[4096];
+    char vdi[64];
+    char vbd[128];
+    bool rw; /* a fourth line "ro" says read-only; servers from before it: rw */
+};
+
+static bool read_served(const char *dir, const char *name, struct served *out);
+
 struct vdi_users {
     const char *vm;   /* the VM being served: its own VBDs do not count */
     bool rw, any;     /* another running VM has the VDI attached (read-write) */
@@ -226,6 +237,17 @@ peek_user_vm(void *opaque, const void *rec)
 
 static void served_here(struct server *srv, const char *vm_uuid, const char *vdi_uuid,
                         struct vdi_users *u);
+static void release_if_unserved(struct server *srv, const char *vdi_uuid);
+
+/* The pool-wide writer of a VDI: P/vdi-writer/<vdi uuid> names the host
+ * whose disk server writes it, on that host's lease (api/pool_live.h), so
+ * that two hosts starting guests on one VDI at once cannot both write it;
+ * it goes with the host's lease when the host dies. */
+static void
+writer_key(const char *vdi_uuid, char *key, size_t len)
+{
+    snprintf(key, len, "vdi-writer/%s", vdi_uuid);
+}
 
 /* xapi_vbd_helpers.ml's sharing check at attach, from the records every host
  * of the pool shares (a shared SR's VDI may be attached on another host):
@@ -273,6 +295,7 @@ serve_begin(struct server *srv, const struct xapi_vm_record *vm, int64_t domid,
             struct xerr **errp)
 {
     const char *prefix = standby ? STANDBY_PREFIX : "";
+    bool claimed = false;
     struct xapi_vbd_record *vbd = NULL;
     struct xapi_vdi_record *vdi = NULL;
     char *sr_path = NULL;
@@ -310,6 +333,16 @@ serve_begin(struct server *srv, const struct xapi_vm_record *vm, int64_t domid,
         ok = false;
         goto out;
     }
+    char key[80];
+    writer_key(vdi->uuid, key, sizeof(key));
+    if (!standby && !st->read_only && !vdi->sharable) {
+        if (!pool_live_hold(srv, key)) {
+            log_warn("disk.serve", "vdi=%s refused=writer-elsewhere", vdi->uuid);
+            ok = xerr_vdi_in_use(errp, vbd->VDI, "attach");
+            goto out;
+        }
+        claimed = true;
+    }
     vhd_binary(vhd, sizeof(vhd));
     unsigned vhd_uid = domains_vhd_uid(srv, domid);
     char user[32];
@@ -335,6 +368,8 @@ serve_begin(struct server *srv, const struct xapi_vm_record *vm, int64_t domid,
         fclose(f);
     }
 out:
+    if (claimed && !ok)
+        release_if_unserved(srv, vdi->uuid);
     xapi_vbd_record_free(vbd);
     xapi_vdi_record_free(vdi);
     free(sr_path);
@@ -549,10 +584,24 @@ wait_exited(int *pidfds, size_t n)
 
 /* Stops the server whose files are DATA/run/disks/@base.* (base "<vm>.<n>")
  * and forgets them; its pidfd goes to @pidfds for wait_exited. */
+/* The VDIs whose writing servers a stop ended: their writer keys go once
+ * the servers exited (flushed) and no other server here serves them. */
+#define STOPPED_MAX 64
+struct stopped {
+    char vdi[STOPPED_MAX][64];
+    size_t n;
+};
+
 static void
-stop_one(const char *dir, const char *base, int *pidfds, size_t *n_pids, size_t max)
+stop_one(const char *dir, const char *base, int *pidfds, size_t *n_pids, size_t max,
+         struct stopped *st)
 {
     char path[4400];
+    struct served sv;
+    snprintf(path, sizeof(path), "%s.vdi", base);
+    if (st && st->n < STOPPED_MAX && read_served(dir, path, &sv) && sv.rw &&
+        strncmp(base, STANDBY_PREFIX, strlen(STANDBY_PREFIX)) != 0)
+        snprintf(st->vdi[st->n++], sizeof(st->vdi[0]), "%s", sv.vdi);
     snprintf(path, sizeof(path), "%s/%s.pid", dir, base);
     FILE *f = fopen(path, "r");
     long pid = 0;
@@ -581,6 +630,13 @@ stop_one(const char *dir, const char *base, int *pidfds, size_t *n_pids, size_t 
 }
 
 static void stop_named(struct server *srv, const char *name);
+
+static void
+release_stopped(struct server *srv, const struct stopped *st)
+{
+    for (size_t i = 0; i < st->n; i++)
+        release_if_unserved(srv, st->vdi[i]);
+}
 
 void
 disk_servers_stop(struct server *srv, const char *vm_uuid)
@@ -612,6 +668,7 @@ stop_named(struct server *srv, const char *vm_uuid)
     size_t ulen = strlen(vm_uuid);
     int pidfds[256];
     size_t n_pids = 0;
+    struct stopped st = {.n = 0};
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t n = strlen(e->d_name);
@@ -620,22 +677,16 @@ stop_named(struct server *srv, const char *vm_uuid)
             continue;
         char base[256];
         snprintf(base, sizeof(base), "%.*s", (int)(n - 4), e->d_name);
-        stop_one(dir, base, pidfds, &n_pids, sizeof(pidfds) / sizeof(*pidfds));
+        stop_one(dir, base, pidfds, &n_pids, sizeof(pidfds) / sizeof(*pidfds), &st);
     }
     closedir(d);
     wait_exited(pidfds, n_pids);
+    release_stopped(srv, &st);
     disk_servers_unlock();
 }
 
 /* ------------------------------------------------------------------ hotplug */
 
-/* What a server's DATA/run/disks/<vm>.<slot>.vdi records (written by serve_begin). */
-struct served {
-    char sr_path[4096];
-    char vdi[64];
-    char vbd[128];
-    bool rw; /* a fourth line "ro" says read-only; servers from before it: rw */
-};
 
 static bool
 read_served(const char *dir, const char *name, struct served *out)
@@ -680,6 +731,53 @@ served_here(struct server *srv, const char *vm_uuid, const char *vdi_uuid, struc
         u->rw |= sv.rw;
     }
     closedir(d);
+}
+
+/* Releases VDI @vdi_uuid's writer key unless a server here still serves
+ * it (a migration's standby on this host included: it writes next). */
+static void
+release_if_unserved(struct server *srv, const char *vdi_uuid)
+{
+    char dir[4096], key[80];
+    disks_dir(srv, dir, sizeof(dir));
+    DIR *d = opendir(dir);
+    bool served = false;
+    struct dirent *e;
+    while (d && !served && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        struct served sv;
+        served = n > 4 && strcmp(e->d_name + n - 4, ".vdi") == 0 &&
+                 read_served(dir, e->d_name, &sv) && strcasecmp(sv.vdi, vdi_uuid) == 0;
+    }
+    if (d)
+        closedir(d);
+    if (!served) {
+        writer_key(vdi_uuid, key, sizeof(key));
+        pool_live_release(srv, key);
+    }
+}
+
+void
+disk_servers_claim_writers(struct server *srv)
+{
+    char dir[4096], key[80];
+    disks_dir(srv, dir, sizeof(dir));
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        struct served sv;
+        if (n < 4 || strcmp(e->d_name + n - 4, ".vdi") != 0 ||
+            strncmp(e->d_name, STANDBY_PREFIX, strlen(STANDBY_PREFIX)) == 0 ||
+            !read_served(dir, e->d_name, &sv) || !sv.rw)
+            continue;
+        writer_key(sv.vdi, key, sizeof(key));
+        if (!pool_live_hold(srv, key))
+            log_warn("disk.writer", "vdi=%s held=false reason=\"another host holds its writer "
+                     "key, or etcd did not answer\"", sv.vdi);
+    }
+    if (d)
+        closedir(d);
 }
 
 /* The slot of VM @vm_uuid's server for VBD @vbd_ref, or -1. */
@@ -729,9 +827,11 @@ disk_servers_plug(struct server *srv, const struct xapi_vm_record *vm, const cha
         char base[256];
         int pidfds[1];
         size_t n_pids = 0;
+        struct stopped st = {.n = 0};
         snprintf(base, sizeof(base), "%s.%u", vm->uuid, n);
-        stop_one(dir, base, pidfds, &n_pids, 1);
+        stop_one(dir, base, pidfds, &n_pids, 1, &st);
         wait_exited(pidfds, n_pids);
+        release_stopped(srv, &st);
     }
     disk_servers_unlock();
     if (ok && one.n_disks != 1)
@@ -757,9 +857,11 @@ disk_servers_unplug(struct server *srv, const char *vm_uuid, const char *vbd_ref
     disk_servers_lock();
     int n = slot_of(dir, vm_uuid, vbd_ref);
     if (n >= 0) {
+        struct stopped st = {.n = 0};
         snprintf(base, sizeof(base), "%s.%d", vm_uuid, n);
-        stop_one(dir, base, pidfds, &n_pids, 1);
+        stop_one(dir, base, pidfds, &n_pids, 1, &st);
         wait_exited(pidfds, n_pids);
+        release_stopped(srv, &st);
     }
     disk_servers_unlock();
 }

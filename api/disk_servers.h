@@ -58,6 +58,11 @@ int disk_servers_stats(struct server *srv, const char *vm_uuid, const char *vbd_
 
 /* The lock that orders a served VDI's chain changes against its servers
  * starting and stopping. Held around pause ... reload ... resume. */
+/* At start, once the host holds its lease (api/pool_live.h): the writer
+ * keys of the VDIs this host's surviving servers write, which the previous
+ * run's lease took with it. */
+void disk_servers_claim_writers(struct server *srv);
+
 void disk_servers_lock(void);
 void disk_servers_unlock(void);
 

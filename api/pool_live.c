@@ -324,6 +324,14 @@ pool_live_hold(struct server *srv, const char *key)
     return held;
 }
 
+void
+pool_live_release(struct server *srv, const char *key)
+{
+    struct pool_live *pl = srv->live;
+    if (pl && pl->el && etcd_lease_delete(pl->el, key, pl->uuid) < 0)
+        log_warn("pool.live.release", "key=%s error=\"%s\"", key, etcd_lease_error());
+}
+
 bool
 pool_live_host_is_live(struct server *srv, const char *host_ref)
 {

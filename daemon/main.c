@@ -24,6 +24,7 @@
 
 #include "api/bootstrap.h"
 #include "api/console.h"
+#include "api/disk_servers.h"
 #include "api/vdi_nbd.h"
 #include "api/vdi_transfer.h"
 #include "api/vm_export.h"
@@ -811,6 +812,7 @@ main(int argc, char **argv)
         log_error("vesseld.lease", "reason=\"%s\"", why);
         goto out;
     }
+    disk_servers_claim_writers(&srv); /* one writer per VDI in the pool, again */
     if (!vdi_transfer_register(&srv, http) || !vm_export_register(&srv, http) ||
         !vm_import_register(&srv, http))
         goto out;

@@ -16,7 +16,9 @@ Checks:
     B's guest uses runs on B, which pauses its disk server;
   - a second VM with the same disk read-write cannot start on the other
     host while the first runs (VDI_IN_USE [vdi, attach]), nor on the same
-    host, and can once the first is halted;
+    host, and can once the first is halted; the etcd key
+    P/vdi-writer/<vdi uuid> names the writing host and goes with the last
+    writer; a writer key of another host alone refuses a start;
   - PBD.unplug of B's PBD is not refused because of A's guest;
   - the collector of the SR runs on one host: the etcd key
     P/sr-gc/<sr uuid> names one host, whose log alone says it collects it,
@@ -108,6 +110,21 @@ def etcd_key(etcd, key):
             except (OSError, ValueError):
                 pass
     return None
+
+
+def etcd_write(etcd, key, val):
+    """Puts @key = @val (None: deletes it), no lease."""
+    k = base64.b64encode(key.encode()).decode()
+    for i in range(etcd.n):
+        if etcd.procs[i]:
+            try:
+                if val is None:
+                    return 'header' in etcd.call(i, '/v3/kv/deleterange', {'key': k})
+                v = base64.b64encode(val.encode()).decode()
+                return 'header' in etcd.call(i, '/v3/kv/put', {'key': k, 'value': v})
+            except (OSError, ValueError):
+                pass
+    return False
 
 
 def main():
@@ -211,6 +228,9 @@ def main():
         r = A.VM.start_on(sa, vm1, ha, False, False)
         t.ok(error(r) is None and value(A.VM.get_resident_on(sa, vm1)) == ha,
              'VM.start_on(A): running on A', r)
+        writer = '%s/vdi-writer/%s' % (prefix, vdi_uuid)
+        t.eq(etcd_key(etcd, writer), inventory_uuid(a),
+             'the VDI\'s writer key in etcd names A while A\'s guest writes it')
         # B decides from the records A wrote: wait until its watch brought them
         vbd1 = value(A.VM.get_VBDs(sa, vm1))[0]
         t.ok(wait_for(lambda: value(B.VBD.get_currently_attached(sb, vbd1)) and
@@ -239,6 +259,18 @@ def main():
              'once the first VM is halted the second starts on B', r)
         value(A.VM.hard_shutdown(sa, vm2))
         settled(A, sa, vm2, 'Halted')
+        t.ok(wait_for(lambda: etcd_key(etcd, writer) is None, 20),
+             'the writer key goes when the last writer stops')
+        # two hosts starting at once: the second finds the first's writer key
+        # before any record says the disk is attached
+        etcd_write(etcd, writer, inventory_uuid(b))
+        t.eq(error(A.VM.start_on(sa, vm1, ha, False, False)), ['VDI_IN_USE', vdi, 'attach'],
+             'a writer key of another host refuses the start (no record says so yet)')
+        etcd_write(etcd, writer, None)
+        r = A.VM.start_on(sa, vm1, ha, False, False)
+        t.ok(error(r) is None, 'and once it is gone the VM starts', r)
+        value(A.VM.hard_shutdown(sa, vm1))
+        settled(A, sa, vm1, 'Halted')
 
         # ---- one collector for the SR
         key = '%s/sr-gc/%s' % (prefix, sr_uuid)
