@@ -1042,6 +1042,16 @@ disk_servers_activate(struct server *srv, const char *vm_uuid, struct xerr **err
             sscanf(e->d_name + plen, "%u.%7s", &n, tail) != 2 || strcmp(tail, "vdi") != 0 ||
             !read_served(dir, e->d_name, &sv))
             continue;
+        /* the VDI's pool-wide writer moves here: the source's servers gave
+         * it up when they exited (another host's, by a pool migration) */
+        char key[80];
+        writer_key(sv.vdi, key, sizeof(key));
+        if (sv.rw && !pool_live_hold(srv, key)) {
+            log_error("disk.activate", "vdi=%s error=\"another host holds its writer key\"",
+                      sv.vdi);
+            rc = -EBUSY;
+            break;
+        }
         /* the chain as it is on disk now, after the source's servers closed it */
         int fds[64];
         unsigned n_fds = 0;
