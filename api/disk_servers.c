@@ -202,14 +202,6 @@ restrict_sockets(const char *sock, const char *ctl, unsigned qemu_uid)
     return 0;
 }
 
-/* A server being started: spawned, its files named, not yet known ready. */
-struct starting {
-    pid_t pid;
-    int pidfd;
-    bool read_only, cdrom, standby;
-    char sock[4200], ctl[4200], vdi_uuid[64];
-};
-
 /* What a server's DATA/run/disks/<vm>.<slot>.vdi records (written by serve_begin). */
 struct served {
     char sr_path[4096];
@@ -282,6 +274,14 @@ assert_sharing(struct server *srv, const char *vdi_ref, const struct xapi_vdi_re
     }
     return true;
 }
+
+/* A server being started: spawned, its files named, not yet known ready. */
+struct starting {
+    pid_t pid;
+    int pidfd;
+    bool read_only, cdrom, standby;
+    char sock[4200], ctl[4200], vdi_uuid[64];
+};
 
 /* The prefix of a standby server's files: in-<vm uuid>.<n>.* */
 #define STANDBY_PREFIX "in-"
@@ -364,7 +364,8 @@ serve_begin(struct server *srv, const struct xapi_vm_record *vm, int64_t domid,
         fclose(f);
     }
     if ((f = fopen_private(vdifile))) {
-        fprintf(f, "%s\n%s\n%s\n%s\n", sr_path, vdi->uuid, vbd_ref, st->read_only ? "ro" : "rw");
+        fprintf(f, "%s\n%s\n%s\n%s\n", sr_path, vdi->uuid, vbd_ref,
+                st->read_only ? "ro" : "rw");
         fclose(f);
     }
 out:
@@ -616,8 +617,6 @@ wait_exited(int *pidfds, size_t n)
             close(pidfds[i]);
 }
 
-/* Stops the server whose files are DATA/run/disks/@base.* (base "<vm>.<n>")
- * and forgets them; its pidfd goes to @pidfds for wait_exited. */
 /* The VDIs whose writing servers a stop ended: their writer keys go once
  * the servers exited (flushed) and no other server here serves them. */
 #define STOPPED_MAX 64
@@ -627,15 +626,25 @@ struct stopped {
 };
 
 static void
+release_stopped(struct server *srv, const struct stopped *st)
+{
+    for (size_t i = 0; i < st->n; i++)
+        release_if_unserved(srv, st->vdi[i]);
+}
+
+/* Stops the server whose files are DATA/run/disks/@base.* (base "<vm>.<n>")
+ * and forgets them; its pidfd goes to @pidfds for wait_exited, and the VDI
+ * it wrote to @stp. */
+static void
 stop_one(const char *dir, const char *base, int *pidfds, size_t *n_pids, size_t max,
-         struct stopped *st)
+         struct stopped *stp)
 {
     char path[4400];
     struct served sv;
     snprintf(path, sizeof(path), "%s.vdi", base);
-    if (st && st->n < STOPPED_MAX && read_served(dir, path, &sv) && sv.rw &&
+    if (stp && stp->n < STOPPED_MAX && read_served(dir, path, &sv) && sv.rw &&
         strncmp(base, STANDBY_PREFIX, strlen(STANDBY_PREFIX)) != 0)
-        snprintf(st->vdi[st->n++], sizeof(st->vdi[0]), "%s", sv.vdi);
+        snprintf(stp->vdi[stp->n++], sizeof(stp->vdi[0]), "%s", sv.vdi);
     snprintf(path, sizeof(path), "%s/%s.pid", dir, base);
     FILE *f = fopen(path, "r");
     long pid = 0;
@@ -664,13 +673,6 @@ stop_one(const char *dir, const char *base, int *pidfds, size_t *n_pids, size_t 
 }
 
 static void stop_named(struct server *srv, const char *name);
-
-static void
-release_stopped(struct server *srv, const struct stopped *st)
-{
-    for (size_t i = 0; i < st->n; i++)
-        release_if_unserved(srv, st->vdi[i]);
-}
 
 void
 disk_servers_stop(struct server *srv, const char *vm_uuid)
@@ -702,7 +704,7 @@ stop_named(struct server *srv, const char *vm_uuid)
     size_t ulen = strlen(vm_uuid);
     int pidfds[256];
     size_t n_pids = 0;
-    struct stopped st = {.n = 0};
+    struct stopped stp = {.n = 0};
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t n = strlen(e->d_name);
@@ -711,11 +713,11 @@ stop_named(struct server *srv, const char *vm_uuid)
             continue;
         char base[256];
         snprintf(base, sizeof(base), "%.*s", (int)(n - 4), e->d_name);
-        stop_one(dir, base, pidfds, &n_pids, sizeof(pidfds) / sizeof(*pidfds), &st);
+        stop_one(dir, base, pidfds, &n_pids, sizeof(pidfds) / sizeof(*pidfds), &stp);
     }
     closedir(d);
     wait_exited(pidfds, n_pids);
-    release_stopped(srv, &st);
+    release_stopped(srv, &stp);
     disk_servers_unlock();
 }
 
@@ -861,11 +863,11 @@ disk_servers_plug(struct server *srv, const struct xapi_vm_record *vm, const cha
         char base[256];
         int pidfds[1];
         size_t n_pids = 0;
-        struct stopped st = {.n = 0};
+        struct stopped stp = {.n = 0};
         snprintf(base, sizeof(base), "%s.%u", vm->uuid, n);
-        stop_one(dir, base, pidfds, &n_pids, 1, &st);
+        stop_one(dir, base, pidfds, &n_pids, 1, &stp);
         wait_exited(pidfds, n_pids);
-        release_stopped(srv, &st);
+        release_stopped(srv, &stp);
     }
     disk_servers_unlock();
     if (ok && one.n_disks != 1)
@@ -891,11 +893,11 @@ disk_servers_unplug(struct server *srv, const char *vm_uuid, const char *vbd_ref
     disk_servers_lock();
     int n = slot_of(dir, vm_uuid, vbd_ref);
     if (n >= 0) {
-        struct stopped st = {.n = 0};
+        struct stopped stp = {.n = 0};
         snprintf(base, sizeof(base), "%s.%d", vm_uuid, n);
-        stop_one(dir, base, pidfds, &n_pids, 1, &st);
+        stop_one(dir, base, pidfds, &n_pids, 1, &stp);
         wait_exited(pidfds, n_pids);
-        release_stopped(srv, &st);
+        release_stopped(srv, &stp);
     }
     disk_servers_unlock();
 }

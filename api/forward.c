@@ -18,8 +18,9 @@
  *   VBD, VIF:  their VM's, as vm (forward_vbd_op, forward_vif_op)
  *   PBD, PIF:  their host
  *   SR:        a non-shared SR's host (the host of its PBD); a shared SR's
- *              operations run where called when its PBD there is plugged,
- *              else on a live host whose PBD is (every such host sees it)
+ *              operations run on its collector's host (xapi's SR master),
+ *              else where called when its PBD there is plugged, else on a
+ *              live host whose PBD is (every such host sees it)
  *   VDI:       the host of a running VM that has it attached (its disk
  *              servers are paused for a change of its chain), else its
  *              SR's, as SR
@@ -214,7 +215,7 @@ api_forward_by_PIF(struct call_ctx *ctx, const char *ref, char **host, struct xe
 }
 
 struct sr_place {
-    const char *self;
+    char uuid[37];
     bool shared;
     char *pbd;            /* a non-shared SR's first PBD */
     struct xapi_ref_set pbds; /* a shared SR's */
@@ -226,6 +227,7 @@ peek_sr_pbd(void *opaque, const void *rec)
     const struct xapi_sr_record *sr = rec;
     struct sr_place *p = opaque;
     p->shared = sr->shared;
+    snprintf(p->uuid, sizeof(p->uuid), "%s", sr->uuid);
     if (!sr->shared && sr->PBDs.n > 0)
         xstr_set(&p->pbd, sr->PBDs.items[0]);
     else if (sr->shared)
@@ -246,28 +248,48 @@ peek_pbd_state(void *opaque, const void *rec)
     st->attached = p->currently_attached;
 }
 
-/* A shared SR: this host when its PBD is plugged, else a live host whose
- * PBD is (the directory is the same from every host that plugged it), else
- * here (the local handler answers SR_NOT_ATTACHED or SR_HAS_NO_PBDS). */
-static bool
-shared_sr_host(struct call_ctx *ctx, const struct xapi_ref_set *pbds, char **host,
-               struct xerr **errp)
+static void
+peek_host_uuid(void *opaque, const void *rec)
 {
-    char *other = NULL;
+    snprintf(opaque, 37, "%s", ((const struct xapi_host_record *)rec)->uuid);
+}
+
+/* A shared SR: the host that runs its collector (the holder of
+ * P/sr-gc/<sr uuid>, api/storage_gc.c) when its PBD is plugged and it is
+ * live, so that the SR's chain changes and its collector are ordered by
+ * one host's locks, as xapi sends a shared SR's operations to its SR
+ * master; else this host when its PBD is plugged, else a live host whose
+ * PBD is (the directory is the same from every host that plugged it),
+ * else here (the local handler answers SR_NOT_ATTACHED or SR_HAS_NO_PBDS). */
+static bool
+shared_sr_host(struct call_ctx *ctx, const char *sr_uuid, const struct xapi_ref_set *pbds,
+               char **host, struct xerr **errp)
+{
+    char key[64];
+    snprintf(key, sizeof(key), "sr-gc/%s", sr_uuid);
+    char *holder = pool_live_holder(ctx->srv, key), *other = NULL, *chosen = NULL;
     bool here = false;
-    for (size_t i = 0; i < pbds->n && !here; i++) {
+    for (size_t i = 0; i < pbds->n && !chosen; i++) {
         struct pbd_state st = {0};
         db_with(ctx->db, &xapi_class_pbd, pbds->items[i], peek_pbd_state, &st, NULL);
-        if (st.attached && st.host) {
-            if (strcmp(st.host, ctx->srv->host_ref) == 0)
+        bool self = st.host && strcmp(st.host, ctx->srv->host_ref) == 0;
+        if (st.attached && st.host && (self || pool_live_host_is_live(ctx->srv, st.host))) {
+            char uuid[37] = "";
+            db_with(ctx->db, &xapi_class_host, st.host, peek_host_uuid, uuid, NULL);
+            if (holder && strcmp(uuid, holder) == 0)
+                chosen = strdup(st.host);
+            else if (self)
                 here = true;
-            else if (!other && pool_live_host_is_live(ctx->srv, st.host))
+            else if (!other)
                 other = strdup(st.host);
         }
         free(st.host);
     }
-    bool ok = here || !other || answer(ctx->db, other, host, errp);
+    const char *to = chosen ? chosen : here ? NULL : other;
+    bool ok = !to || strcmp(to, ctx->srv->host_ref) == 0 || answer(ctx->db, to, host, errp);
+    free(holder);
     free(other);
+    free(chosen);
     return ok;
 }
 
@@ -279,7 +301,7 @@ sr_host(struct call_ctx *ctx, const char *ref, bool shared_too, char **host, str
     *host = NULL;
     db_with(ctx->db, &xapi_class_sr, ref, peek_sr_pbd, &p, NULL);
     bool ok = p.pbd ? api_forward_by_PBD(ctx, p.pbd, host, errp)
-              : p.shared && shared_too ? shared_sr_host(ctx, &p.pbds, host, errp)
+              : p.shared && shared_too ? shared_sr_host(ctx, p.uuid, &p.pbds, host, errp)
                                        : true;
     free(p.pbd);
     xtype_value_clear(&xapi_type_ref_PBD_set, &p.pbds);

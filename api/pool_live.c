@@ -324,6 +324,16 @@ pool_live_hold(struct server *srv, const char *key)
     return held;
 }
 
+char *
+pool_live_holder(struct server *srv, const char *key)
+{
+    struct pool_live *pl = srv->live;
+    char *holder = NULL;
+    if (pl && pl->el && etcd_lease_get(pl->el, key, &holder, NULL) < 0)
+        holder = NULL;
+    return holder;
+}
+
 void
 pool_live_release(struct server *srv, const char *key)
 {

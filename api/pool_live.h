@@ -58,6 +58,9 @@ bool pool_live_host_is_live(struct server *srv, const char *host_ref);
  * it; false when another host does or etcd cannot say. A standalone host
  * always holds it. */
 bool pool_live_hold(struct server *srv, const char *key);
+/* The host uuid @key names (a new string, free()), NULL when none or a
+ * standalone host. */
+char *pool_live_holder(struct server *srv, const char *key);
 /* Deletes @key when this host holds it (a standalone host: nothing). */
 void pool_live_release(struct server *srv, const char *key);
 

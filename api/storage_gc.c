@@ -342,6 +342,15 @@ shared_sr_one(void *opaque, const char *ref, const void *rec)
 static char held[HELD_MAX][37];
 static size_t n_held;
 
+static bool
+held_has(const char *uuid)
+{
+    for (size_t i = 0; i < n_held; i++)
+        if (strcmp(held[i], uuid) == 0)
+            return true;
+    return false;
+}
+
 static void
 held_note(const char *uuid, bool now)
 {
@@ -372,9 +381,12 @@ pass_shared(struct server *srv)
         char *path = NULL, key[64];
         struct xerr *err = NULL;
         snprintf(key, sizeof(key), "sr-gc/%s", l.uuids[i]);
-        /* only a host that has the SR plugged may hold its key */
-        bool mine = storage_sr_path(srv->db, srv->host_ref, l.refs[i], &path, &err) &&
-                    pool_live_hold(srv, key);
+        /* only a host that has the SR plugged may hold its key: one that
+         * unplugged it lets another take it */
+        bool plugged = storage_sr_path(srv->db, srv->host_ref, l.refs[i], &path, &err);
+        bool mine = plugged && pool_live_hold(srv, key);
+        if (!plugged && n_held && held_has(l.uuids[i]))
+            pool_live_release(srv, key);
         held_note(l.uuids[i], mine);
         if (mine)
             collect_sr(srv, l.refs[i], path);

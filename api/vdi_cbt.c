@@ -36,7 +36,6 @@
 #include "db/db.h"
 #include "rpc/ctx.h"
 #include "storage/sr_file.h"
-#include "vhd/vhd.h"
 #include "xapi_errors.h"
 #include "xapi_handlers.h"
 #include "xapi_model.h"

@@ -22,7 +22,8 @@ Checks:
   - PBD.unplug of B's PBD is not refused because of A's guest;
   - the collector of the SR runs on one host: the etcd key
     P/sr-gc/<sr uuid> names one host, whose log alone says it collects it,
-    and it folds a chain there after a snapshot is destroyed;
+    a VDI.create through the other host runs there, and it folds a chain
+    there after a snapshot is destroyed;
   - host C joining gets a PBD of the SR, plugged; pool.eject of C removes
     that PBD and leaves the SR with A's and B's;
   - SR.destroy refuses while PBDs are plugged (SR_HAS_PBD), and after
@@ -282,6 +283,14 @@ def main():
         other = b if owner is a else a
         t.ok(owner and wait_for(lambda: line in log_text(owner), 20) and
              line not in log_text(other), 'only that host\'s log says it collects the SR')
+        # the SR's operations run on its collector's host (xapi's SR master)
+        hosts_by_uuid = {inventory_uuid(a): ha, inventory_uuid(b): hb}
+        other_api, other_s = (B, sb) if owner is a else (A, sa)
+        task = value(other_api.Async.VDI.create(other_s, vdi_args(sr, 'on-the-collector')))
+        status, err = wait_task(other_s, other_api, task)
+        t.ok(status == 'success' and
+             value(other_api.task.get_resident_on(other_s, task)) == hosts_by_uuid.get(holder),
+             'VDI.create through the other host runs on the collector\'s host', (status, err))
         # the snapshot destroyed leaves a base with a single child: folded
         folded = r'gc\.(merge|split|coalesce) sr=' + re.escape(shared) + ' '
         before = len(re.findall(folded, log_text(owner))) if owner else 0
