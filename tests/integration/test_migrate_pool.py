@@ -17,6 +17,8 @@ whose bridge each host makes in its own namespace. Checked:
     qemu runs for it across both hosts and it is in the destination's namespace;
     its tap is on the destination's bridge of the network; the guest ticks on in
     the destination's console;
+  - `xe vm-migrate vm=<name> host=<uuid> live=true` and `host-uuid=<uuid>` through A
+    move it there and back;
   - a migration cancelled (task.cancel through A) while QEMU sends leaves the VM
     running on its source, resident_on there, in its old domain, one qemu, no
     standby disk server on the destination, ticking on;
@@ -28,7 +30,7 @@ Measured, not asserted: QEMU's downtime and the hand-over's share of each
 migration (the source host's log lines vm.migrate_sent and vm.migrate_handover),
 printed as TAP comments.
 
-usage: test_migrate_pool.py VESSELD VHD GUEST_DIR
+usage: test_migrate_pool.py VESSELD VHD GUEST_DIR XE
 """
 import os
 import re
@@ -39,7 +41,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Tap, Vesseld, console_log, console_type, error, value, wait_for  # noqa: E402
+from harness import ROOT_PASSWORD, Tap, Vesseld, console_log, console_type, error, value, wait_for  # noqa: E402
 from pool_netns import PoolNet, usable  # noqa: E402
 from test_migrate import FILL, TICKER, make_vm  # noqa: E402
 from test_pool_store import ETCD, Etcd, inventory_uuid  # noqa: E402
@@ -151,6 +153,22 @@ def migrations(t, A, sa, vm, uuid, hosts, nodes, addrs, bridge):
     return done, where
 
 
+def xe_checks(t, xe_exe, a, A, sa, vm, uuid, hosts):
+    """xe vm-migrate with host= and host-uuid=, there and back."""
+    for key in ('host', 'host-uuid'):
+        where = 1 if value(A.VM.get_resident_on(sa, vm)) == hosts[1].host_ref else 0
+        d = hosts[1 - where]
+        n = last_tick(d, uuid)
+        x = subprocess.run([xe_exe, '-s', a.addr, '-p', str(a.port), '--nossl', '-u', 'root',
+                            '-pw', ROOT_PASSWORD, 'vm-migrate', 'vm=migrating',
+                            '%s=%s' % (key, value(A.host.get_uuid(sa, d.host_ref))),
+                            'live=true'], capture_output=True, text=True, timeout=120)
+        t.ok(x.returncode == 0 and value(A.VM.get_resident_on(sa, vm)) == d.host_ref,
+             'xe vm-migrate vm=migrating %s=<uuid> live=true moves it to %s' %
+             (key, 'AB'[1 - where]), x.stdout + x.stderr)
+        t.ok(wait_for(lambda: last_tick(d, uuid) > n + 2, 30), 'and it ticks on there')
+
+
 def cancel_check(t, A, sa, vm, uuid, hosts, nodes, where):
     src, dst = hosts[where], hosts[1 - where]
     out = console_type(src, sa, vt100(A, sa, vm), 'run ' + FILL, 'FILLED', 120)
@@ -226,7 +244,7 @@ def report_downtimes(t, hosts):
 
 
 def main():
-    binary, vhd_tool, guest = sys.argv[1], sys.argv[2], sys.argv[3]
+    binary, vhd_tool, guest, xe_exe = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
     t = Tap()
     why = usable() or (None if os.access(ETCD, os.X_OK) else ETCD + ' is not installed')
     if why:
@@ -300,6 +318,7 @@ def main():
         addrs = ['%s:%d' % (n.addr, PORT) for n in nodes]
         done, where = migrations(t, A, sa, vm, uuid, hosts, nodes, addrs, bridge)
         print('# %d migrations in about %d s' % (done, BUDGET_S))
+        xe_checks(t, xe_exe, a, A, sa, vm, uuid, hosts)
         cancel_check(t, A, sa, vm, uuid, hosts, nodes, value(A.VM.get_resident_on(sa, vm)) == hb
                      and 1 or 0)
         disk_checks(t, A, sa, vm, uuid, vdi, hosts, shared, vhd_tool, root)
