@@ -15,8 +15,9 @@ whose bridge each host makes in its own namespace. Checked:
     about 90 s: each succeeds; afterwards the VM is Running, resident_on the
     destination with a new domid, its consoles name the destination's address; one
     qemu runs for it across both hosts and it is in the destination's namespace;
-    its tap is on the destination's bridge of the network; the guest ticks on in
-    the destination's console;
+    its tap is on the destination's bridge of the network and its old tap on the
+    source is gone; the guest ticks on in the destination's console; a poller
+    through A sees only Running throughout;
   - `xe vm-migrate vm=<name> host=<uuid> live=true` and `host-uuid=<uuid>` through A
     move it there and back;
   - a migration cancelled (task.cancel through A) while QEMU sends leaves the VM
@@ -38,6 +39,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -119,8 +121,27 @@ def refusals(t, A, sa, vm, hb, local_sr):
     t.eq(error(r), None, 'with its disks all on the shared SR: it can migrate to B')
 
 
+class StatePoller(threading.Thread):
+    """Reads the VM's power_state through A every 50 ms: any value but Running is noted."""
+
+    def __init__(self, d, vm):
+        super().__init__(daemon=True)
+        self.s, self.sess, self.vm = d.proxy(), d.login(), vm
+        self.seen, self.stop, self.reads = set(), False, 0
+
+    def run(self):
+        while not self.stop:
+            r = self.s.VM.get_power_state(self.sess, self.vm)
+            if r.get('Status') == 'Success':
+                self.seen.add(r['Value'])
+                self.reads += 1
+            time.sleep(0.05)
+
+
 def migrations(t, A, sa, vm, uuid, hosts, nodes, addrs, bridge):
     """A->B->A... for about BUDGET_S seconds; returns how many were made."""
+    poller = StatePoller(hosts[0], vm)
+    poller.start()
     done = 0
     t0 = time.monotonic()
     where = 0
@@ -128,6 +149,7 @@ def migrations(t, A, sa, vm, uuid, hosts, nodes, addrs, bridge):
         dest = 1 - where
         d = hosts[dest]
         n = last_tick(d, uuid)
+        old_tap = 'vif%s.0' % value(A.VM.get_domid(sa, vm))
         r = A.VM.pool_migrate(sa, vm, d.host_ref, {})
         if not t.ok(error(r) is None, 'migration %d (%s -> %s) succeeds' %
                     (done + 1, 'AB'[where], 'AB'[dest]), error(r)):
@@ -145,11 +167,17 @@ def migrations(t, A, sa, vm, uuid, hosts, nodes, addrs, bridge):
              'migration %d: one qemu for it, in %s\'s namespace' % (done, 'AB'[dest]),
              [(p, netns_of(p)) for p in q])
         tap = 'vif%s.0' % rec['domid']
-        t.ok(master_of(nodes[dest], tap) == bridge,
-             'migration %d: its tap %s is on %s\'s bridge %s' % (done, tap, 'AB'[dest], bridge))
+        t.ok(master_of(nodes[dest], tap) == bridge and master_of(nodes[where], old_tap) is None,
+             'migration %d: its tap %s is on %s\'s bridge %s; %s on %s is gone' %
+             (done, tap, 'AB'[dest], bridge, old_tap, 'AB'[where]))
         t.ok(wait_for(lambda: last_tick(d, uuid) > n + 2, 30),
              'migration %d: the guest ticks on on %s (%d)' % (done, 'AB'[dest], last_tick(d, uuid)))
         where = dest
+    poller.stop = True
+    poller.join()
+    t.ok(poller.reads > 0 and poller.seen == {'Running'},
+         'the record showed only Running during the migrations (%d reads)' % poller.reads,
+         poller.seen)
     return done, where
 
 
