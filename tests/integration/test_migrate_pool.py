@@ -8,6 +8,8 @@ directory both hosts see (SR.create through A: a PBD per host). The test guest
 (test_migrate.py's) writes counter i to sector i of its disk on that SR (dd
 conv=fsync) and only then prints "TICK i", every 100 ms, and has a VIF on a network
 whose bridge each host makes in its own namespace. Checked:
+  - the hidden VM.pool_migrate_receive_begin refuses any session but another
+    host's slave session;
   - VM.pool_migrate and VM.assert_can_migrate refuse a halted VM
     (VM_BAD_POWER_STATE), a disabled destination (HOST_DISABLED) and a VM with a
     disk on a local SR (VM_REQUIRES_SR [vm, sr]);
@@ -119,6 +121,9 @@ def refusals(t, A, sa, vm, hb, local_sr):
     value(A.VDI.destroy(sa, vdi))
     r = A.VM.assert_can_migrate(sa, vm, {'host': hb}, True, {}, {}, {}, {})
     t.eq(error(r), None, 'with its disks all on the shared SR: it can migrate to B')
+    r = A.VM.pool_migrate_receive_begin(sa, vm, '', '')
+    t.eq(error(r)[:1], ['OPERATION_NOT_ALLOWED'],
+         'the internal VM.pool_migrate_receive_begin refuses a client\'s session')
 
 
 class StatePoller(threading.Thread):
