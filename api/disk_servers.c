@@ -503,14 +503,48 @@ make_disks_dir(struct server *srv)
 
 static int slot_of(const char *dir, const char *vm_uuid, const char *vbd_ref);
 
+static void
+peek_served_vbd(void *opaque, const void *rec)
+{
+    const struct xapi_vbd_record *b = rec;
+    *(bool *)opaque = b->currently_attached && !b->empty && strcmp(b->VDI, "OpaqueRef:NULL") != 0;
+}
+
+/* Whether this host serves any disk of VM @vm_uuid. */
+static bool
+serves_vm(const char *dir, const char *vm_uuid)
+{
+    char path[4400];
+    for (unsigned n = 0; n < 64; n++) {
+        snprintf(path, sizeof(path), "%s/%s.%u.pid", dir, vm_uuid, n);
+        if (access(path, F_OK) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* The slot of a VBD of @vm served now, or -1: a migration's destination
- * serves exactly the disks its source has (an unplugged VBD stays unplugged). */
+ * serves exactly the disks its source has (an unplugged VBD stays unplugged).
+ * A source on another host of the pool: its attached disks as the records
+ * show them, in the VM's VBD order as its start laid them out (a source
+ * whose disks were hot-plugged since lays them out otherwise: its QEMU then
+ * refuses the stream and the VM runs on at its source). */
 static int
 slot_now(struct server *srv, const struct xapi_vm_record *vm, const char *vbd_ref)
 {
     char dir[4096];
     disks_dir(srv, dir, sizeof(dir));
-    return slot_of(dir, vm->uuid, vbd_ref);
+    if (serves_vm(dir, vm->uuid))
+        return slot_of(dir, vm->uuid, vbd_ref);
+    int k = 0;
+    for (size_t i = 0; i < vm->VBDs.n; i++) {
+        bool served = false;
+        db_with(srv->db, &xapi_class_vbd, vm->VBDs.items[i], peek_served_vbd, &served, NULL);
+        if (strcmp(vm->VBDs.items[i], vbd_ref) == 0)
+            return served ? k : -1;
+        k += served;
+    }
+    return -1;
 }
 
 static bool
@@ -1044,6 +1078,16 @@ disk_servers_activate(struct server *srv, const char *vm_uuid, struct xerr **err
             sscanf(e->d_name + plen, "%u.%7s", &n, tail) != 2 || strcmp(tail, "vdi") != 0 ||
             !read_served(dir, e->d_name, &sv))
             continue;
+        /* the VDI's pool-wide writer moves here: the source's servers gave
+         * it up when they exited (another host's, by a pool migration) */
+        char key[80];
+        writer_key(sv.vdi, key, sizeof(key));
+        if (sv.rw && !pool_live_hold(srv, key)) {
+            log_error("disk.activate", "vdi=%s error=\"another host holds its writer key\"",
+                      sv.vdi);
+            rc = -EBUSY;
+            break;
+        }
         /* the chain as it is on disk now, after the source's servers closed it */
         int fds[64];
         unsigned n_fds = 0;

@@ -124,5 +124,11 @@ void vm_lifecycle_reconcile(struct server *srv);
 void vm_lifecycle_image_share(struct server *srv, const char *from_uuid, const char *to_uuid,
                               bool *ok, struct xerr **errp);
 void vm_lifecycle_image_drop(struct server *srv, const char *uuid);
+/* A VM that arrived here from another host by a live migration, now
+ * running in domain @domid: resident_on this host, its domid, metrics,
+ * devices attached here, and consoles of this host's address (the old
+ * host's go). */
+bool vm_lifecycle_record_migrated(struct server *srv, const char *vm_ref, int64_t domid,
+                                  struct xerr **errp);
 
 #endif

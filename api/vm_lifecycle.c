@@ -218,6 +218,21 @@ record_power_state(struct server *srv, const char *vm_ref, enum xapi_vm_power_st
     return db_batch_end(srv->db, ok, errp);
 }
 
+bool
+vm_lifecycle_record_migrated(struct server *srv, const char *vm_ref, int64_t domid,
+                             struct xerr **errp)
+{
+    struct xapi_vm_record *vm = NULL;
+    if (!db_get(srv->db, &xapi_class_vm, vm_ref, (void **)&vm, errp))
+        return false;
+    /* the consoles name the old host's address: record_power_state makes
+     * this host's once there are none */
+    bool ok = destroy_consoles(srv->db, &vm->consoles, errp) &&
+              record_power_state(srv, vm_ref, vm->power_state, domid, false, errp);
+    xapi_vm_record_free(vm);
+    return ok;
+}
+
 /* ------------------------------------------------------------------ checks */
 
 static bool
@@ -257,6 +272,7 @@ struct power_op {
     bool paused;      /* start/resume: paused afterwards */
     bool clean;       /* stop/reboot: ask the guest */
     bool try_clean;   /* VM.shutdown: clean, and hard when that fails */
+    const char *host; /* VM.pool_migrate: the destination */
     bool (*work)(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *vm,
                  const struct power_op *p, struct xerr **errp);
 };
@@ -633,7 +649,15 @@ migrate_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record 
 {
     int64_t domid = -1;
     bool lost = false;
-    (void)p;
+    const char *host = p->host;
+    if (host && strcmp(host, ctx->srv->host_ref) != 0) {
+        /* the destination recorded the VM as its own when it continued it */
+        if (vm_migrate_pool(ctx, ref, vm, host, &lost, errp))
+            return true;
+        if (lost)
+            record_power_state(ctx->srv, ref, XAPI_VM_POWER_STATE_HALTED, -1, false, NULL);
+        return false;
+    }
     if (!vm_migrate_local(ctx, ref, vm, &domid, &lost, errp)) {
         if (lost) /* its source went before its destination failed */
             record_power_state(ctx->srv, ref, XAPI_VM_POWER_STATE_HALTED, -1, false, NULL);
@@ -653,7 +677,8 @@ api_vm_pool_migrate(struct call_ctx *ctx, const char *vm_ref, const char *host,
         return false;
     bool ok = vm_migrate_check(ctx, vm_ref, vm, host, errp);
     xapi_vm_record_free(vm);
-    struct power_op p = {.op = XAPI_VM_OPERATIONS_POOL_MIGRATE, .work = migrate_work};
+    struct power_op p = {.op = XAPI_VM_OPERATIONS_POOL_MIGRATE, .host = host,
+                         .work = migrate_work};
     return ok && run_power_op(ctx, vm_ref, NULL, &p, errp);
 }
 

@@ -14,9 +14,9 @@
  * record stays Running throughout (current_operations holds pool_migrate, so
  * the domains' own events are not applied meanwhile).
  *
- * TLS: both QEMUs present the host's certificate (DATA/tls, the HTTPS one)
- * and trust it; between two hosts the trusted set must be the pool's host
- * certificates (see migration_tls).
+ * TLS: both QEMUs present their host's certificate (DATA/tls, the HTTPS one)
+ * and trust only the other end's (see migration_tls). Between two hosts of
+ * the pool: api/vm_migrate_pool.c.
  */
 #include "api/vm_migrate.h"
 
@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "api/domains.h"
+#include "api/placement.h"
 #include "api/vm_ops.h"
 #include "common/log.h"
 #include "db/db.h"
@@ -34,13 +35,14 @@
 #include "xapi_errors.h"
 #include "xenops/xenops.h"
 
-/* The credentials both QEMUs use: this host's certificate and key, and as
- * the trusted set the same certificate (a localhost migration meets only
- * itself). Between hosts the trusted set must hold the destination's (and
- * the source's, for the server's check of its client) certificate: the pool's
- * certificate bundle, once pools distribute them. */
+/* The credentials both QEMUs use: this host's certificate and key (DATA/tls,
+ * the HTTPS one). The trusted set is the peer's certificate alone: in a
+ * localhost migration the same one; between two hosts the other host's
+ * (@peer_ca, a PEM file the pool's host-to-host call brought: see
+ * api/vm_migrate_pool.c), so that no certificate but that host's passes. */
 static bool
-migration_tls(struct server *srv, struct xenops_tls *tls, struct xerr **errp)
+migration_tls(struct server *srv, const char *peer_ca, struct xenops_tls *tls,
+              struct xerr **errp)
 {
     /* a host serving plain HTTP only has made none yet: the same one HTTPS
      * would make (its name, localhost, 127.0.0.1) */
@@ -48,7 +50,7 @@ migration_tls(struct server *srv, struct xenops_tls *tls, struct xerr **errp)
     int rc = tls_cert_ensure(srv->tls_key_path, srv->tls_cert_path, NULL, why, sizeof(why));
     if (rc < 0)
         return xerr_internal(errp, "the host's certificate for migration: %s", why);
-    tls->ca_path = srv->tls_cert_path;
+    tls->ca_path = peer_ca ? peer_ca : srv->tls_cert_path;
     tls->cert_path = srv->tls_cert_path;
     tls->key_path = srv->tls_key_path;
     return true;
@@ -109,26 +111,23 @@ vm_migrate_check(struct call_ctx *ctx, const char *vm_ref, const struct xapi_vm_
         return true; /* a localhost migration: everything it needs is here */
     if (!disks_on_shared_srs(ctx, vm_ref, vm, errp))
         return false;
-    /* the call itself reaches the VM's host (rpc/dispatch.c forwards it);
-     * what is missing is the destination half on the other host */
-    return xerr_operation_not_allowed(
-        errp, "VM.pool_migrate to another host is not built yet: the destination half "
-              "(vm_migrate_receive_begin, _wait and _end in api/vm_migrate.h) has no "
-              "host-to-host message to reach it through peers_call (rpc/peers.h)");
+    /* xapi_vm_migrate.ml pool_migrate: assert_can_boot_here on the
+     * destination (HOST_DISABLED, HOST_NOT_LIVE, its SRs, its memory) */
+    return vm_can_boot_here(ctx, vm_ref, vm, host, true, errp);
 }
 
 /* ------------------------------------------------------------------ destination half */
 
 bool
 vm_migrate_receive_begin(struct server *srv, const char *vm_ref, const char *listen_host,
-                         const char *geometry, char *uri, size_t uri_len, int64_t *domid,
-                         struct xerr **errp)
+                         const char *geometry, const char *peer_ca, char *uri, size_t uri_len,
+                         int64_t *domid, struct xerr **errp)
 {
     struct xapi_vm_record *vm = NULL;
     if (!db_get(srv->db, &xapi_class_vm, vm_ref, (void **)&vm, errp))
         return false;
     struct xenops_tls tls;
-    if (!migration_tls(srv, &tls, errp)) {
+    if (!migration_tls(srv, peer_ca, &tls, errp)) {
         xapi_vm_record_free(vm);
         return false;
     }
@@ -198,15 +197,16 @@ on_progress(void *opaque, const struct xenops_migrate_progress *p)
 
 bool
 vm_migrate_send(struct call_ctx *ctx, const struct xapi_vm_record *vm, const char *uri,
-                uint64_t *downtime_ms, struct xerr **errp)
+                const char *peer_ca, const char *peer_name, uint64_t *downtime_ms,
+                struct xerr **errp)
 {
     struct xenops_tls tls;
-    if (!migration_tls(ctx->srv, &tls, errp))
+    if (!migration_tls(ctx->srv, peer_ca, &tls, errp))
         return false;
     struct send_progress sp = {ctx, vm->uuid, 0.05, false};
     struct xenops_migrate_stats st = {0};
     ctx_progress(ctx, 0.05);
-    if (!domains_migrate_send(ctx->srv, vm->uuid, uri, &tls, NULL, on_progress, &sp, &st, errp))
+    if (!domains_migrate_send(ctx->srv, vm->uuid, uri, &tls, peer_name, on_progress, &sp, &st, errp))
         return false;
     log_info("vm.migrate_sent", "vm=%s uri=%s total_ms=%" PRIu64 " downtime_ms=%" PRIu64
              " bytes=%" PRIu64, vm->uuid, uri, st.total_ms, st.downtime_ms, st.transferred);
@@ -246,8 +246,9 @@ now_ms(void)
 
 /* A failure of the machinery becomes xapi's VM_MIGRATE_FAILED [vm, source,
  * destination, msg]; a cancel and a refusal stay what they are. */
-static bool
-migrate_failed(struct server *srv, const char *vm_ref, struct xerr *err, struct xerr **errp)
+bool
+vm_migrate_failed(struct server *srv, const char *vm_ref, const char *destination,
+                  struct xerr *err, struct xerr **errp)
 {
     if (!err)
         return false;
@@ -261,7 +262,7 @@ migrate_failed(struct server *srv, const char *vm_ref, struct xerr *err, struct 
     char msg[512];
     xerr_describe(err, msg, sizeof(msg));
     xerr_free(err);
-    return xerr_vm_migrate_failed(errp, vm_ref, srv->host_ref, srv->host_ref, msg);
+    return xerr_vm_migrate_failed(errp, vm_ref, srv->host_ref, destination, msg);
 }
 
 static bool
@@ -277,10 +278,10 @@ migrate_local(struct call_ctx *ctx, const char *vm_ref, const struct xapi_vm_rec
     char geometry[1024];
     if (!vm_migrate_source_geometry(srv, vm, geometry, sizeof(geometry)))
         return xerr_operation_not_allowed(errp, "the VM has too many disks to migrate");
-    if (!vm_migrate_receive_begin(srv, vm_ref, "127.0.0.1", geometry, uri, sizeof(uri), &id,
-                                  errp))
+    if (!vm_migrate_receive_begin(srv, vm_ref, "127.0.0.1", geometry, NULL, uri, sizeof(uri),
+                                  &id, errp))
         return false;
-    if (!vm_migrate_send(ctx, vm, uri, NULL, errp)) {
+    if (!vm_migrate_send(ctx, vm, uri, NULL, NULL, NULL, errp)) {
         vm_migrate_receive_end(srv, vm_ref, id, false, NULL);
         return false;
     }
@@ -322,5 +323,5 @@ vm_migrate_local(struct call_ctx *ctx, const char *vm_ref, const struct xapi_vm_
     struct xerr *err = NULL;
     if (migrate_local(ctx, vm_ref, vm, domid, lost, &err))
         return true;
-    return migrate_failed(ctx->srv, vm_ref, err, errp);
+    return vm_migrate_failed(ctx->srv, vm_ref, ctx->srv->host_ref, err, errp);
 }

@@ -1,10 +1,12 @@
 /* api/vm_migrate.h - live migration of a running VM, in two halves.
  *
  * The destination half runs on the host that receives the VM, the source
- * half on the host it runs on. Today both run in one vesseld (a localhost
- * migration, xapi's too: VM.pool_migrate to the VM's own host). Between two
- * hosts the source host calls the destination's half through the pool's
- * host-to-host forwarding, with only strings and numbers crossing:
+ * half on the host it runs on. A localhost migration (xapi's too:
+ * VM.pool_migrate to the VM's own host) runs both in one vesseld
+ * (vm_migrate_local); between two hosts of the pool the source calls the
+ * destination's half through the hidden messages
+ * VM.pool_migrate_receive_begin/_wait/_end over peers_call
+ * (api/vm_migrate_pool.c, vm_migrate_pool), only strings and numbers crossing:
  *
  *   source                                  destination
  *   vm_migrate_check(..., host), vm_migrate_source_geometry(vm)
@@ -33,17 +35,19 @@
 /* What VM.pool_migrate and VM.assert_can_migrate check before anything
  * moves: @vm may be migrated now (power state, template, nomigrate) to
  * @host. Another host of the pool: every disk on a shared SR
- * (VM_REQUIRES_SR), then OPERATION_NOT_ALLOWED naming the missing piece
- * (host-to-host forwarding of the destination half). */
+ * (VM_REQUIRES_SR), then the destination as VM.assert_can_boot_here sees it
+ * (HOST_DISABLED, HOST_NOT_LIVE, its SRs plugged, its free memory). */
 bool vm_migrate_check(struct call_ctx *ctx, const char *vm_ref, const struct xapi_vm_record *vm,
                       const char *host, struct xerr **errp);
 
 /* Destination half (any thread; this host's srv). */
 /* @geometry: the source's vm_migrate_source_geometry (its disks' logical
- * geometry, which the destination's devices must have). */
+ * geometry, which the destination's devices must have). @peer_ca: a PEM file
+ * with the source host's certificate, the only one its QEMU may present
+ * (NULL: this host's own, a localhost migration). */
 bool vm_migrate_receive_begin(struct server *srv, const char *vm_ref, const char *listen_host,
-                              const char *geometry, char *uri, size_t uri_len, int64_t *domid,
-                              struct xerr **errp);
+                              const char *geometry, const char *peer_ca, char *uri,
+                              size_t uri_len, int64_t *domid, struct xerr **errp);
 bool vm_migrate_receive_wait(struct server *srv, const char *vm_ref, struct xerr **errp);
 /* @commit: activate and run the received domain; else stop it and undo. */
 bool vm_migrate_receive_end(struct server *srv, const char *vm_ref, int64_t domid, bool commit,
@@ -51,9 +55,12 @@ bool vm_migrate_receive_end(struct server *srv, const char *vm_ref, int64_t domi
 
 /* Source half: migrates @vm to @uri reporting progress 0.05..0.95 into the
  * call's task; task.cancel ends it with TASK_CANCELLED and the guest runs on.
- * *@downtime_ms gets QEMU's downtime. */
+ * *@downtime_ms gets QEMU's downtime. @peer_ca: a PEM file with the
+ * destination host's certificate, which must name @peer_name (NULL, NULL:
+ * this host's own, the URI's address). */
 bool vm_migrate_send(struct call_ctx *ctx, const struct xapi_vm_record *vm, const char *uri,
-                     uint64_t *downtime_ms, struct xerr **errp);
+                     const char *peer_ca, const char *peer_name, uint64_t *downtime_ms,
+                     struct xerr **errp);
 void vm_migrate_send_done(struct server *srv, const struct xapi_vm_record *vm);
 /* What the destination needs to know of the source's devices (see
  * vm_migrate_receive_begin), a string of at most 1 KiB. */
@@ -67,5 +74,18 @@ bool vm_migrate_send_rollback(struct server *srv, const struct xapi_vm_record *v
  * its destination failed after its source had gone. */
 bool vm_migrate_local(struct call_ctx *ctx, const char *vm_ref, const struct xapi_vm_record *vm,
                       int64_t *domid, bool *lost, struct xerr **errp);
+
+/* A failure of the machinery as xapi's VM_MIGRATE_FAILED [vm, source,
+ * destination, msg] (@err consumed; a cancel and a refusal stay what they
+ * are); false. */
+bool vm_migrate_failed(struct server *srv, const char *vm_ref, const char *destination,
+                       struct xerr *err, struct xerr **errp);
+
+/* Both halves, the destination on @host, another host of the pool, in the
+ * order above; on success the destination has recorded the VM as its own.
+ * false: the VM runs on here, or (*@lost) it was lost because its
+ * destination failed after its source had gone. */
+bool vm_migrate_pool(struct call_ctx *ctx, const char *vm_ref, const struct xapi_vm_record *vm,
+                     const char *host, bool *lost, struct xerr **errp);
 
 #endif

@@ -18,6 +18,7 @@ CLI_CMD(cli_cmd_vm_resume);
 CLI_CMD(cli_cmd_vm_pause);
 CLI_CMD(cli_cmd_vm_unpause);
 CLI_CMD(cli_cmd_vm_reset_powerstate);
+CLI_CMD(cli_cmd_vm_migrate);
 
 /* vm_verbs.c */
 CLI_CMD(cli_cmd_vm_snapshot);

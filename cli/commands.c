@@ -354,6 +354,10 @@ const struct cli_cmd cli_commands[] = {
      "Pause the selected running VMs."},
     {"vm-unpause", cli_cmd_vm_unpause, "", "vm,--multiple,<vm filters>",
      "Unpause the selected paused VMs."},
+    {"vm-migrate", cli_cmd_vm_migrate, "", "vm,host,host-uuid,host-name,live,force,copy,"
+     "compress,--live,--force,--multiple,<vm filters>",
+     "Migrate the selected running VMs live to another host of the pool (host= its name or "
+     "uuid)."},
     {"vm-reset-powerstate", cli_cmd_vm_reset_powerstate, "", "vm,force,--force,--multiple,"
      "<vm filters>",
      "Mark the selected VMs halted without touching a domain (after a host died); needs "

@@ -1,4 +1,4 @@
-/* cli/vm_power.c - vm-start, vm-shutdown, vm-reboot, vm-suspend, vm-resume,
+/* cli/vm_power.c - vm-start, vm-shutdown, vm-reboot, vm-suspend, vm-resume, vm-migrate,
  * vm-pause, vm-unpause, vm-reset-powerstate.
  *
  * Each selects its VMs (cli_select_vms: vm= or field filters, --multiple;
@@ -174,4 +174,68 @@ cli_cmd_vm_reset_powerstate(struct cli_ctx *c, const struct cli_args *a, struct 
                1;
     struct power_call pc = {.method = "VM.power_state_reset", .label = "Resetting"};
     return power_run(c, a, &pc, errp);
+}
+
+/* vm-migrate within the pool (xapi's cli_operations.ml vm_migrate without
+ * remote-master): host=<name or uuid> (host-uuid= and host-name= are its old
+ * spellings), VM.pool_migrate per selected VM with the options
+ * {"force", "live", "copy"} each "true" or "false" (default "false") and
+ * "compress" when given. Migration to another pool (remote-master, vdi:,
+ * vif:) is not built. */
+static const char *const migrate_skip[] = {"host", "host-uuid", "host-name", "live", "force",
+                                           "copy", "compress", NULL};
+
+static bool
+migrate_options(const struct cli_args *a, struct xapi_string_string_map *opts,
+                struct xerr **errp)
+{
+    static const char *const flags[] = {"force", "live", "copy"};
+    for (size_t i = 0; i < 3; i++) {
+        const char *v = cli_arg_get(a, flags[i]);
+        bool b = false;
+        if (v && !cli_parse_bool(v, &b))
+            return cli_err_syntax(errp, "Syntax error: %s=%s is not a boolean (true or false)",
+                                  flags[i], v);
+        if (xmap_put_str((struct xmap *)opts, flags[i], b ? "true" : "false") < 0)
+            return xerr_nomem(errp);
+    }
+    const char *compress = cli_arg_get(a, "compress");
+    if (compress && xmap_put_str((struct xmap *)opts, "compress", compress) < 0)
+        return xerr_nomem(errp);
+    return true;
+}
+
+int
+cli_cmd_vm_migrate(struct cli_ctx *c, const struct cli_args *a, struct xerr **errp)
+{
+    if (cli_arg_get(a, "remote-master"))
+        return cli_err_syntax(errp, "Error: migration to another pool (remote-master) is not "
+                                    "supported"),
+               1;
+    const char *key = cli_arg_get(a, "host")        ? "host"
+                      : cli_arg_get(a, "host-uuid") ? "host-uuid"
+                      : cli_arg_get(a, "host-name") ? "host-name"
+                                                    : NULL;
+    if (!key)
+        return cli_err_syntax(errp, "No destination host specified"), 1;
+    struct xapi_string_string_map opts = {0};
+    struct xset refs = {0};
+    char *host = NULL;
+    bool ok = migrate_options(a, &opts, errp) &&
+              cli_select_vms(c, a, "vm", migrate_skip, CLI_VM_PLAIN, &refs, errp) &&
+              cli_host_arg(c, a, key, &host, errp);
+    for (size_t i = 0; ok && i < refs.n; i++) {
+        const char *vm = ((char **)refs.items)[i];
+        const struct xtype *t[3] = {&xapi_type_ref_VM, &xapi_type_ref_host,
+                                    &xapi_type_string_string_map};
+        const void *v[3] = {&vm, &host, &opts};
+        const char *uuid = cli_ref_uuid(c, "VM", vm);
+        char label[96];
+        snprintf(label, sizeof(label), "Migrating VM %.8s", uuid ? uuid : "?");
+        ok = cli_async(c, "VM.pool_migrate", 3, t, v, label, NULL, NULL, errp);
+    }
+    xtype_value_clear(&xapi_type_string_set, &refs);
+    xtype_value_clear(&xapi_type_string_string_map, &opts);
+    free(host);
+    return ok ? 0 : 1;
 }
