@@ -13,8 +13,8 @@ whose bridge each host makes in its own namespace. Checked:
   - VM.pool_migrate and VM.assert_can_migrate refuse a halted VM
     (VM_BAD_POWER_STATE), a disabled destination (HOST_DISABLED) and a VM with a
     disk on a local SR (VM_REQUIRES_SR [vm, sr]);
-  - migrations A->B->A... through A (forwarded to the VM's host), as many as fit in
-    about 90 s: each succeeds; afterwards the VM is Running, resident_on the
+  - migrations A->B->A... through A (forwarded to the VM's host), ten at least and
+    more while 20 s last: each succeeds; afterwards the VM is Running, resident_on the
     destination with a new domid, its consoles name the destination's address; one
     qemu runs for it across both hosts and it is in the destination's namespace;
     its tap is on the destination's bridge of the network and its old tap on the
@@ -52,7 +52,9 @@ from test_pool_store import ETCD, Etcd, inventory_uuid  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MIB = 1024 * 1024
-BUDGET_S = 90
+# the issue's ten back and forth at least, then more while time allows
+MIN_MIGRATIONS = 10
+BUDGET_S = 20
 PORT = 8443  # each host's HTTPS port, in its own namespace
 
 
@@ -144,13 +146,14 @@ class StatePoller(threading.Thread):
 
 
 def migrations(t, A, sa, vm, uuid, hosts, nodes, addrs, bridge):
-    """A->B->A... for about BUDGET_S seconds; returns how many were made."""
+    """A->B->A... MIN_MIGRATIONS, then on until BUDGET_S seconds; returns how many
+    were made."""
     poller = StatePoller(hosts[0], vm)
     poller.start()
     done = 0
     t0 = time.monotonic()
     where = 0
-    while time.monotonic() - t0 < BUDGET_S or done < 2:
+    while time.monotonic() - t0 < BUDGET_S or done < MIN_MIGRATIONS:
         dest = 1 - where
         d = hosts[dest]
         n = last_tick(d, uuid)
@@ -350,7 +353,7 @@ def main():
         t.ok(wait_for(lambda: last_tick(a, uuid) >= 5, 30), 'the guest ticks on A')
         addrs = ['%s:%d' % (n.addr, PORT) for n in nodes]
         done, where = migrations(t, A, sa, vm, uuid, hosts, nodes, addrs, bridge)
-        print('# %d migrations in about %d s' % (done, BUDGET_S))
+        print('# %d migrations (at least %d, on for %d s)' % (done, MIN_MIGRATIONS, BUDGET_S))
         xe_checks(t, xe_exe, a, A, sa, vm, uuid, hosts)
         cancel_check(t, A, sa, vm, uuid, hosts, nodes, value(A.VM.get_resident_on(sa, vm)) == hb
                      and 1 or 0)
