@@ -193,7 +193,7 @@ class Vesseld:
                 pass
 
     def cleanup(self):
-        self.kill()
+        self.kill_all()  # its disk servers and guests outlive it by design
         if self.own_dir and not os.environ.get('VESSEL_KEEP'):
             shutil.rmtree(self.dir, ignore_errors=True)
 

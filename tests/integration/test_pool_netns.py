@@ -116,7 +116,7 @@ def main():
              'writes work again and reach the other host')
     finally:
         for h in hosts:
-            h.kill()
+            h.kill_all()
         if etcd:
             etcd.stop_all()
         net.close()

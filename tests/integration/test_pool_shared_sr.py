@@ -342,6 +342,7 @@ def main():
         for v in (a, b, c):
             if v:
                 v.stop()
+                v.kill_all()  # disk servers outlive vesseld by design
         etcd.stop_all()
         if t.failed == 0:
             shutil.rmtree(root, ignore_errors=True)
