@@ -101,10 +101,10 @@ def main():
 
         def https(port):
             return ['--tls-listen', '127.0.0.1:%d' % port, '--address', '127.0.0.1:%d' % port]
-        # A's view of B's commits lags by 150 ms (a loaded host, a far etcd):
+        # A's view of B's commits lags by 60 ms (a loaded host, a far etcd):
         # what A answers after a forwarded call must not depend on the lag
         a = Vesseld(binary, extra=common + https(free_port()),
-                    env={'VESSEL_TEST_WATCH_DELAY_MS': '150'}).start()
+                    env={'VESSEL_TEST_WATCH_DELAY_MS': '60'}).start()
         ptoken = os.path.join(a.dir, 'data', 'ptoken')
         st = os.stat(ptoken)
         with open(ptoken) as f:
