@@ -24,6 +24,7 @@
 #include "api/host_owns.h"
 #include "api/guest_metrics.h"
 #include "api/net_api.h"
+#include "api/placement.h"
 #include "api/pool_live.h"
 #include "api/vm_migrate.h"
 #include "api/vm_ops.h"
@@ -236,7 +237,7 @@ vm_lifecycle_record_migrated(struct server *srv, const char *vm_ref, int64_t dom
 /* ------------------------------------------------------------------ checks */
 
 static bool
-check_memory(struct server *srv, const struct xapi_vm_record *vm, struct xerr **errp)
+check_memory(const struct xapi_vm_record *vm, struct xerr **errp)
 {
     if (!(vm->memory_static_min <= vm->memory_dynamic_min &&
           vm->memory_dynamic_min <= vm->memory_dynamic_max &&
@@ -246,20 +247,6 @@ check_memory(struct server *srv, const struct xapi_vm_record *vm, struct xerr **
     if (vm->memory_dynamic_max <= 0 || vm->VCPUs_at_startup <= 0)
         return xerr_value_not_supported(errp, "memory_dynamic_max",
                           "0", "a VM needs memory and at least one vCPU");
-    struct xapi_host_record *host = NULL;
-    struct xapi_host_metrics_record *m = NULL;
-    int64_t free_bytes = -1;
-    if (db_get(srv->db, &xapi_class_host, srv->host_ref, (void **)&host, NULL) &&
-        db_get(srv->db, &xapi_class_host_metrics, host->metrics, (void **)&m, NULL))
-        free_bytes = m->memory_free;
-    xapi_host_record_free(host);
-    xapi_host_metrics_record_free(m);
-    if (free_bytes >= 0 && vm->memory_dynamic_max > free_bytes) {
-        char need[32], have[32];
-        snprintf(need, sizeof(need), "%" PRId64, vm->memory_dynamic_max);
-        snprintf(have, sizeof(have), "%" PRId64, free_bytes);
-        return xerr_host_not_enough_free_memory(errp, need, have);
-    }
     return true;
 }
 
@@ -446,11 +433,17 @@ start_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *v
 {
     int64_t domid = -1;
     uint64_t t0 = log_clock_us();
-    if (!check_memory(ctx->srv, vm, errp) ||
-        !domains_start(ctx->srv, ref, vm, p->paused, &domid, errp))
+    if (!check_memory(vm, errp) ||
+        !placement_admit(ctx->srv, ref, vm->memory_dynamic_max, errp))
         return false;
+    if (!domains_start(ctx->srv, ref, vm, p->paused, &domid, errp)) {
+        placement_release(ref);
+        return false;
+    }
     uint64_t t1 = log_clock_us();
-    if (record_power_state(ctx->srv, ref, live_state(p->paused), domid, true, errp)) {
+    bool ok = record_power_state(ctx->srv, ref, live_state(p->paused), domid, true, errp);
+    placement_release(ref); /* resident_on counts it now, or it did not start */
+    if (ok) {
         log_debug("vm.start_steps", "vm=%s domain_ms=%.2f record_ms=%.2f", vm->uuid,
                   (double)(t1 - t0) / 1e3, (double)(log_clock_us() - t1) / 1e3);
         return true;

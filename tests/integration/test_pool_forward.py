@@ -36,6 +36,7 @@ import shutil
 import ssl
 import sys
 import tempfile
+import threading
 import xmlrpc.client
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -284,6 +285,30 @@ def main():
             wuuid = value(A.VM.get_uuid(sa, wants))
             t.ok(power_logged(b, wuuid, 'start') and not power_logged(a, wuuid, 'start'),
                  'B started it')
+            # two starts at once with room for one: each must not see the
+            # memory the other is about to take
+            value(A.VM.hard_shutdown(sa, wants))
+            also = new_vm(A, sa, 'wants-room-too', big)
+            results = {}
+
+            def start(v):
+                try:  # a proxy of its own: one connection per thread
+                    results[v] = a.proxy().VM.start(sa, v, False, False)
+                except Exception as ex:  # noqa: BLE001 - reported by the check
+                    results[v] = {'Status': 'Failure', 'ErrorDescription': [repr(ex)]}
+            starters = [threading.Thread(target=start, args=(v,)) for v in (wants, also)]
+            for th in starters:
+                th.start()
+            for th in starters:
+                th.join(120)
+            ran = [v for v in (wants, also) if error(results.get(v, ['no answer'])) is None]
+            refused = [error(results.get(v, ['no answer']))[0] for v in (wants, also) if v not in ran]
+            t.ok(len(ran) == 1 and value(A.VM.get_resident_on(sa, ran[0])) == hb and
+                 refused == ['HOST_NOT_ENOUGH_FREE_MEMORY'],
+                 'two VM.start at once, room for one: one runs on B, the other is refused for memory',
+                 results)
+            for v in ran:
+                value(A.VM.hard_shutdown(sa, v))
             value(A.VM.hard_shutdown(sa, fill))
 
         # ---- B unreachable
