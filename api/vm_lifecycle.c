@@ -789,55 +789,80 @@ wants_restart(const struct find_uuid *f, bool after_crash)
     return f->after_shutdown == XAPI_ON_NORMAL_EXIT_RESTART;
 }
 
+static bool
+has_domain(int ps)
+{
+    return ps != XAPI_VM_POWER_STATE_HALTED && ps != XAPI_VM_POWER_STATE_SUSPENDED;
+}
+
+/* A live domain's event (paused, resumed, rebooted in place): recorded only
+ * while no operation owns the VM and the records still give it a domain,
+ * both read in the batch that writes. An event can come late (a loaded
+ * host): an operation that claimed the VM after the event was sent, a
+ * shutdown after an unpause, wins, and the VM is not brought back to life
+ * in the records. */
+static void
+record_live_event(struct server *srv, const char *uuid, enum domain_event ev)
+{
+    struct find_uuid f = {uuid, NULL, false, 0, 0, 0, 0};
+    struct xerr *err = NULL;
+    db_batch_begin(srv->db);
+    db_foreach(srv->db, &xapi_class_vm, find_by_uuid, &f);
+    bool ok = f.ref && !f.busy && has_domain(f.ps);
+    if (ok && ev == DOMAIN_PAUSED)
+        ok = record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_PAUSED, -1, false, &err);
+    else if (ok && ev == DOMAIN_RESUMED)
+        ok = record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_RUNNING, -1, false, &err);
+    else if (ok) /* rebooted: running again, in place, a new start time */
+        ok = record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_RUNNING, -1, true, &err);
+    db_batch_end(srv->db, ok, ok ? &err : NULL); /* not ok: nothing to write, or err says why */
+    if (err) {
+        char d[256];
+        log_warn("vm.domain_event_failed", "vm=%s error=\"%s\"", uuid,
+                 xerr_describe(err, d, sizeof(d)));
+    }
+    xerr_free(err);
+    free(f.ref);
+}
+
 void
 vm_lifecycle_on_domain_event(struct server *srv, const char *uuid, enum domain_event ev)
 {
     if (srv->stopping || pool_live_fenced(srv))
         return; /* a fenced host restarts nothing (api/pool_live.c (4)) */
+    static const char *const names[] = {"halted", "rebooted", "crashed", "paused", "resumed"};
+    log_info("vm.domain_event", "vm=%s event=%s", uuid, names[ev]);
+    if (ev != DOMAIN_HALTED && ev != DOMAIN_CRASHED) {
+        record_live_event(srv, uuid, ev);
+        return;
+    }
     struct find_uuid f = {uuid, NULL, false, 0, 0, 0, 0};
     db_foreach(srv->db, &xapi_class_vm, find_by_uuid, &f);
-    if (!f.ref)
+    if (!f.ref || f.busy || !has_domain(f.ps)) {
+        /* busy: the operation records the outcome; halted or suspended: an
+         * operation already did (clean shutdown, suspend) */
+        free(f.ref);
         return;
-    if (f.busy) {
+    }
+    if (ev == DOMAIN_CRASHED) {
+        crashed_mark(uuid); /* its halt follows as an event of its own */
         free(f.ref);
         return;
     }
     struct xerr *err = NULL;
-    static const char *const names[] = {"halted", "rebooted", "crashed", "paused", "resumed"};
-    log_info("vm.domain_event", "vm=%s event=%s", uuid, names[ev]);
-    switch (ev) {
-    case DOMAIN_PAUSED:
-        record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_PAUSED, -1, false, &err);
-        break;
-    case DOMAIN_RESUMED:
-        record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_RUNNING, -1, false, &err);
-        break;
-    case DOMAIN_REBOOTED:
-        /* running again, in place: a new start time */
-        record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_RUNNING, -1, true, &err);
-        break;
-    case DOMAIN_CRASHED:
-        crashed_mark(uuid); /* its halt follows as an event of its own */
-        break;
-    default: {
-        if (f.ps == XAPI_VM_POWER_STATE_HALTED || f.ps == XAPI_VM_POWER_STATE_SUSPENDED)
-            break; /* an operation already recorded it (clean shutdown, suspend) */
-        struct xapi_vm_record *vm = NULL;
-        int64_t domid = -1;
-        bool after_crash = crashed_take(uuid);
-        if (wants_restart(&f, after_crash) &&
-            db_get(srv->db, &xapi_class_vm, f.ref, (void **)&vm, NULL) &&
-            (domains_detach_nics(srv, vm), true) && /* the old domain's taps */
-            domains_start(srv, f.ref, vm, false, &domid, &err)) {
-            record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_RUNNING, domid, true, &err);
-        } else {
-            xerr_freep(&err);
-            record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_HALTED, -1, false, &err);
-        }
-        xapi_vm_record_free(vm);
-        break;
+    struct xapi_vm_record *vm = NULL;
+    int64_t domid = -1;
+    bool after_crash = crashed_take(uuid);
+    if (wants_restart(&f, after_crash) &&
+        db_get(srv->db, &xapi_class_vm, f.ref, (void **)&vm, NULL) &&
+        (domains_detach_nics(srv, vm), true) && /* the old domain's taps */
+        domains_start(srv, f.ref, vm, false, &domid, &err)) {
+        record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_RUNNING, domid, true, &err);
+    } else {
+        xerr_freep(&err);
+        record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_HALTED, -1, false, &err);
     }
-    }
+    xapi_vm_record_free(vm);
     if (err) {
         char d[256];
         log_warn("vm.domain_event_failed", "vm=%s error=\"%s\"", uuid,

@@ -324,6 +324,38 @@ def starts_share_memory(t, d):
         value(s.VM.destroy(sess, vm))
 
 
+def late_events(t, binary):
+    """A domain's events can come after the call that caused them has
+    returned (a loaded host); one that comes after the VM was shut down must
+    not bring it back to life in the records, not even for a moment."""
+    d = Vesseld(binary, extra=['--backend', 'sim'], env={'VESSEL_TEST_SIM_EVENT_DELAY_MS': '300'})
+    try:
+        d.start()
+        s, sess = d.proxy(), d.login()
+        tmpl = [v for v in value(s.VM.get_all_records(sess)).items() if v[1]['is_a_template']][0][0]
+        vm = new_vm(s, sess, tmpl, 'late-events')
+        value(s.VM.start(sess, vm, False, False))
+        value(s.VM.pause(sess, vm))
+        value(s.VM.unpause(sess, vm))
+        value(s.VM.hard_shutdown(sess, vm))
+        event_from = getattr(s.event, 'from')
+        token = value(event_from(sess, ['vm'], '', 0.0))['token']
+        seen, deadline = [], time.time() + 1.5  # five times the events' delay
+        while time.time() < deadline:
+            r = value(event_from(sess, ['vm'], token, 0.3))
+            token = r['token']
+            seen += [e['snapshot']['power_state'] for e in r['events']
+                     if e['ref'] == vm and e['operation'] != 'del']
+        rec = value(s.VM.get_record(sess, vm))
+        t.ok('Running' not in seen and 'Paused' not in seen and
+             (rec['power_state'], rec['domid'], rec['resident_on']) == ('Halted', '-1', 'OpaqueRef:NULL'),
+             "the pause's and unpause's late events after a hard_shutdown leave the VM Halted", seen)
+        value(s.VM.start(sess, vm, False, False))
+        t.eq(value(s.VM.get_power_state(sess, vm)), 'Running', 'and it starts again')
+    finally:
+        d.cleanup()
+
+
 def main():
     binary = sys.argv[1]
     t = Tap()
@@ -337,6 +369,7 @@ def main():
         fresh_after_hard_shutdown(t, d)
         starts_share_memory(t, d)
         at_scale(t, d)
+        late_events(t, binary)
     except Exception as exc:
         import traceback
         t.ok(False, 'test raised %s' % type(exc).__name__, traceback.format_exc())
