@@ -15,19 +15,21 @@
 //                                     `since` (waits up to `timeout` ms)
 //   {cmd: 'state'}                    status, URL history, errors, reconnects
 //   {cmd: 'events', since}            when event.from returned since `since`
+//   {cmd: 'reconnect', timeout}       disconnect, then connect until it works
 //   {cmd: 'quit'}
 //
 // The environment names the connector's install: XO_NODE_MODULES (the
 // node_modules folder tests/integration/run-node.sh fills with `npm ci`).
 //
-// What an application does with the connector when its host dies is its
-// own: the connector's event loop only logs the error and calls event.from
-// again on the same URL (index.mjs _watchEvents). Like Xen Orchestra's
-// server, which reconnects a pool whose connection failed, this agent
-// disconnects and connects again until it is connected. connect() logs in
-// at the URL it has; a pool member answers HOST_IS_SLAVE [master address]
-// and the connector retries at that address (_sessionOpenRetryOptions:
-// hostname := the error's parameter, protocol and port unchanged).
+// The connector is left to itself as xo-server leaves it
+// (xo-server/src/xo-mixins/xen-servers.mjs): when its host is gone, its
+// event loop reports eventFetchingError and calls event.from again on the
+// same URL after eventPollDelay, forever; xo-server only marks the pool
+// disconnected until an event.from succeeds again. It logs in again only on
+// connect() (a server reconnected in XO) or when a call answers
+// SESSION_INVALID; a login answered HOST_IS_SLAVE [address] is retried with
+// the URL's hostname replaced by that address, protocol and port unchanged
+// (index.mjs _sessionOpenRetryOptions). 'reconnect' is that connect().
 import path from 'node:path'
 import readline from 'node:readline'
 import { pathToFileURL } from 'node:url'
@@ -43,7 +45,6 @@ const eventReturns = [] // Date.now() when an event.from answered
 const fetchErrors = [] // {t, error}: the connector's event loop failures
 const urls = [] // {t, hostname}: every URL the connector took
 const reconnects = [] // {t, done, errors: [..]}
-let reconnecting = false
 let pending = [] // waiters woken by every cache change
 
 const errText = e => (e?.code ? `${e.code}${e.params ? ' ' + JSON.stringify(e.params) : ''}` : String(e?.message ?? e))
@@ -56,10 +57,10 @@ function record(items) {
   w.forEach(wake => wake())
 }
 
-async function reconnect() {
-  reconnecting = true
+async function reconnect({ timeout }) {
   const r = { t: Date.now(), errors: [] }
   reconnects.push(r)
+  const deadline = Date.now() + timeout
   for (;;) {
     try {
       await xapi.disconnect()
@@ -67,12 +68,13 @@ async function reconnect() {
       break
     } catch (e) {
       r.errors.push(errText(e))
+      if (Date.now() > deadline) throw e
       await sleep(200)
     }
   }
   r.done = Date.now()
   r.hostname = xapi._url.hostname
-  reconnecting = false
+  return { hostname: r.hostname }
 }
 
 async function connect({ url, password }) {
@@ -81,7 +83,7 @@ async function connect({ url, password }) {
     auth: { user: 'root', password },
     allowUnauthorized: true, // each host's own self-signed certificate
     debounce: 200, // the connector's default pause between two event.from calls
-    eventPollDelay: 200, // the default (60 s) is a minute between retries
+    eventPollDelay: 200, // the default is a minute between two retries of event.from
   })
   urls.push({ t: Date.now(), hostname: xapi._url.hostname })
   const setUrl = xapi._setUrl.bind(xapi)
@@ -92,10 +94,7 @@ async function connect({ url, password }) {
   xapi.objects.on('add', record)
   xapi.objects.on('update', record)
   xapi.on('eventFetchingSuccess', () => eventReturns.push(Date.now()))
-  xapi.on('eventFetchingError', e => {
-    fetchErrors.push({ t: Date.now(), error: errText(e) })
-    if (!reconnecting) reconnect()
-  })
+  xapi.on('eventFetchingError', e => fetchErrors.push({ t: Date.now(), error: errText(e) }))
   await xapi.connect()
   await xapi.objectsFetched
   return { hostname: xapi._url.hostname }
@@ -153,7 +152,6 @@ function state() {
     urls,
     fetchErrors: fetchErrors.slice(-20),
     reconnects,
-    reconnecting,
   }
 }
 
@@ -172,6 +170,7 @@ const commands = {
   wait,
   state,
   events: ({ since }) => ({ returns: eventReturns.filter(t => t >= since) }),
+  reconnect,
   quit,
 }
 
