@@ -92,22 +92,22 @@ class Agent:
         self.proc = subprocess.Popen(['node', AGENT], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self.log, text=True,
                                      env=dict(os.environ, XO_NODE_MODULES=modules))
-        self.buf = ''
+        self.buf = b''
 
     def __call__(self, cmd, timeout=30, **args):
         self.proc.stdin.write(json.dumps(dict(args, cmd=cmd)) + '\n')
         self.proc.stdin.flush()
         deadline = time.time() + timeout
-        while '\n' not in self.buf:
+        while b'\n' not in self.buf:
             left = deadline - time.time()
             if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
                 raise RuntimeError('the connector agent did not answer %s in %d s' % (cmd, timeout))
-            chunk = os.read(self.proc.stdout.fileno(), 65536).decode()
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
             if not chunk:
                 raise RuntimeError('the connector agent exited (%s)' % self.proc.poll())
             self.buf += chunk
-        line, self.buf = self.buf.split('\n', 1)
-        return json.loads(line)
+        line, self.buf = self.buf.split(b'\n', 1)
+        return json.loads(line.decode())
 
     def close(self):
         if self.proc.poll() is None:
@@ -209,6 +209,11 @@ def main():
         return 0
     if not shutil.which('node') or not shutil.which('npm'):
         print('1..0 # SKIP node and npm are not installed')
+        return 0
+    major = subprocess.run(['node', '-p', 'process.versions.node.split(".")[0]'],
+                           capture_output=True, text=True).stdout.strip()
+    if not major.isdigit() or int(major) < 20:
+        print('1..0 # SKIP node >= 20 needed, found %s' % major)
         return 0
     addrs = addresses()
     if not addrs:
