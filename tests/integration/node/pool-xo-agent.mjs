@@ -16,6 +16,7 @@
 //   {cmd: 'state'}                    status, URL history, errors, reconnects
 //   {cmd: 'events', since}            when event.from returned since `since`
 //   {cmd: 'reconnect', timeout}       disconnect, then connect until it works
+//   {cmd: 'compare'}                  the cache against get_all_records now
 //   {cmd: 'quit'}
 //
 // The environment names the connector's install: XO_NODE_MODULES (the
@@ -127,6 +128,41 @@ function view() {
   return { master: xapi.pool?.master, hosts, refs, pbds, srs }
 }
 
+// barrier()'s own keys, which it removes after their event came back
+const noBarrierKeys = m => Object.fromEntries(Object.entries(m ?? {}).filter(([k]) => !k.startsWith('xo:barrier:')))
+
+// The cache against a fresh get_all_records of every class: what the event
+// stream missed (an object, a deletion, a field's last change)
+async function compare() {
+  // every change made before this call is in the cache once a change made
+  // now has come back through the event loop
+  await xapi.barrier()
+  const diffs = []
+  for (const type of xapi._types) {
+    let records
+    try {
+      records = await xapi.call(`${type}.get_all_records`)
+    } catch (e) {
+      continue // MESSAGE_REMOVED and the like: the connector skips them too
+    }
+    const cached = Object.fromEntries(byType(type).map(o => [o.$ref, o]))
+    for (const [ref, rec] of Object.entries(records)) {
+      const c = cached[ref]
+      if (c === undefined) {
+        diffs.push({ type, ref, missing: true })
+        continue
+      }
+      for (const [k, v] of Object.entries(rec)) {
+        let [a, b] = [c[k], v]
+        if (type === 'pool' && k === 'other_config') [a, b] = [a, b].map(noBarrierKeys)
+        if (JSON.stringify(a) !== JSON.stringify(b)) diffs.push({ type, ref, field: k, cache: c[k], now: v })
+      }
+    }
+    for (const ref of Object.keys(cached)) if (!(ref in records)) diffs.push({ type, ref, stale: true })
+  }
+  return { diffs }
+}
+
 function matches(obj, fields) {
   return Object.entries(fields).every(([k, v]) => obj[k] === v)
 }
@@ -171,6 +207,7 @@ const commands = {
   state,
   events: ({ since }) => ({ returns: eventReturns.filter(t => t >= since) }),
   reconnect,
+  compare,
   quit,
 }
 
