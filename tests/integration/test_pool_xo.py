@@ -33,6 +33,7 @@ Every process started here is killed by its pid at the end.
 
 usage: test_pool_xo.py VESSELD BUILD_DIR
 """
+import fcntl
 import hashlib
 import json
 import os
@@ -61,9 +62,16 @@ MIB = 1024 * 1024
 
 def install_connector(build):
     """The pinned connector in BUILD/node-connector, as run-node.sh installs
-    it (same folder and stamp, so either one reuses the other's install)."""
+    it (same folder, stamp and lock, so either one reuses the other's install
+    and two never run npm ci there at once)."""
     work = os.path.join(build, 'node-connector')
     os.makedirs(work, exist_ok=True)
+    with open(os.path.join(work, '.vessel-install.lock'), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return install_locked(work)
+
+
+def install_locked(work):
     h = hashlib.sha256()
     for name in ('package.json', 'package-lock.json'):
         with open(os.path.join(NODE_SRC, name), 'rb') as f:

@@ -131,6 +131,10 @@ function view() {
 // barrier()'s own keys, which it removes after their event came back
 const noBarrierKeys = m => Object.fromEntries(Object.entries(m ?? {}).filter(([k]) => !k.startsWith('xo:barrier:')))
 
+// XenAPI sets have no order: two hosts list a host's host_CPUs (a set made
+// from the host_cpu records that name it) in their own orders
+const canon = v => JSON.stringify(Array.isArray(v) ? [...v].sort() : v)
+
 // The cache against a fresh get_all_records of every class: what the event
 // stream missed (an object, a deletion, a field's last change)
 async function compare() {
@@ -155,7 +159,7 @@ async function compare() {
       for (const [k, v] of Object.entries(rec)) {
         let [a, b] = [c[k], v]
         if (type === 'pool' && k === 'other_config') [a, b] = [a, b].map(noBarrierKeys)
-        if (JSON.stringify(a) !== JSON.stringify(b)) diffs.push({ type, ref, field: k, cache: c[k], now: v })
+        if (canon(a) !== canon(b)) diffs.push({ type, ref, field: k, cache: c[k], now: v })
       }
     }
     for (const ref of Object.keys(cached)) if (!(ref in records)) diffs.push({ type, ref, stale: true })
