@@ -1,8 +1,8 @@
 """tests/integration/test_pool_xo.py - Xen Orchestra's connector on a 3-host pool.
 
-A 3-member etcd cluster on 127.0.0.1 (test_pool_store.Etcd) and three sim
-hosts, each at its own loopback address (127.X.Y.2, .3, .4, from the test's
-pid) with HTTPS on port 443 and --address that address without a port, as
+A 3-member etcd cluster (test_pool_store.Etcd, on the test's own loopback
+address) and three sim hosts, each at a loopback address of its own
+(127.X.Y.2, .3, .4, from the test's pid) with HTTPS on port 443 and --address that address without a port, as
 xapi's hosts are: Xen Orchestra's `xen-api` connector follows HOST_IS_SLAVE
 by putting the error's parameter in its URL's hostname and keeping its port,
 so hosts on one address with different ports cannot be followed. A is the
@@ -17,9 +17,9 @@ Checks:
     A, all as A's get_all_records has them;
   - VM.start_on(vm, C), VM.hard_shutdown and VDI.create on C's local SR,
     called on A and run on C, reach the cache through its event loop within
-    1 s of the call's reply, ten times each (the issue's bound; p50, max and
-    the part spent in the connector's own pause between event.from calls
-    printed);
+    1 s of the call's reply, ten times each (the bound issue 15 states, so
+    it is asserted; p50, max and the part spent in the connector's own
+    pause between event.from calls are printed);
   - SIGKILL of A: B or C becomes pool.master (M) and XO's event loop fails;
     A restarted is a member that answers login with HOST_IS_SLAVE [M]; XO,
     left to itself as xo-server leaves it, calls event.from on A again and
