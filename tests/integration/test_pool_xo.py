@@ -27,6 +27,8 @@ Checks:
     pool.master and a change made through M on the other member;
   - XO connected again (what a reconnect of the server in XO does) logs in
     at A, follows HOST_IS_SLAVE to M, and sees the next forwarded change;
+  - event.from's valid_ref_counts.task always matches the tasks its events
+    left in the cache (else XO fetches every task again);
   - after the forwarded changes and after the failover, the cache (after
     XO's barrier()) is what get_all_records of every class answers.
 Every process started here is killed by its pid at the end.
@@ -377,6 +379,8 @@ def main():
              % (BOUND, max(every or [0]) * 1000))
         r = agent('state')
         t.eq(r['fetchErrors'], [], 'XO\'s event loop had no error so far')
+        t.eq(r['taskRefetches'], [], 'event.from\'s valid_ref_counts.task always matched the '
+             'tasks its events left in XO\'s cache (XO never fetched every task again)')
         check_consistent(t, agent, 'after the forwarded changes')
 
         print('# at %.1f s: the master dies' % (time.time() - began))

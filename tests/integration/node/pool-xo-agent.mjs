@@ -46,6 +46,7 @@ const eventReturns = [] // Date.now() when an event.from answered
 const fetchErrors = [] // {t, error}: the connector's event loop failures
 const urls = [] // {t, hostname}: every URL the connector took
 const reconnects = [] // {t, done, errors: [..]}
+const taskRefetches = [] // Date.now() of each refetch of every task
 let pending = [] // waiters woken by every cache change
 
 const errText = e => (e?.code ? `${e.code}${e.params ? ' ' + JSON.stringify(e.params) : ''}` : String(e?.message ?? e))
@@ -91,6 +92,13 @@ async function connect({ url, password }) {
   xapi._setUrl = u => {
     urls.push({ t: Date.now(), hostname: u.hostname })
     setUrl(u)
+  }
+  // the event loop fetches every task again when event.from's
+  // valid_ref_counts.task differs from the number of tasks in its cache
+  const refresh = xapi._refreshCachedRecords.bind(xapi)
+  xapi._refreshCachedRecords = types => {
+    if (types.length === 1 && types[0] === 'task') taskRefetches.push(Date.now())
+    return refresh(types)
   }
   xapi.objects.on('add', record)
   xapi.objects.on('update', record)
@@ -192,6 +200,7 @@ function state() {
     urls,
     fetchErrors: fetchErrors.slice(-20),
     reconnects,
+    taskRefetches,
   }
 }
 
