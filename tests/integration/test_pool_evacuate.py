@@ -18,13 +18,19 @@ through A:
     namespace, none left in B's namespace; B is still enabled (xapi's evacuate
     leaves the flag alone); nothing prevents B's evacuation any more; each guest
     ticks on in A's console;
-  - `xe host-evacuate uuid=<A>` (the real xe binary) moves both to B, and a
-    synchronous host.evacuate of B moves them back to A;
+  - `xe host-evacuate uuid=<A>` (the real xe binary) moves both back to B;
   - each guest's counters over both hosts' consoles never repeat and are
     1..N without a gap (it never ran twice, never stopped);
-  - pool.eject of B (empty now) returns B to a host of its own: B restarts,
+  - the guests shut down, pool.eject of B (nothing running there) returns B to a host of its own: B restarts,
     a login on B with B's own root password works, B lists only itself (its
-    own inventory uuid) and is its own pool's master; A lists only A.
+    own inventory uuid) and is its own pool's master; A lists only A;
+  - host.declare_dead: refused for A itself and for a live host (HOST_IS_LIVE
+    [host]); a third host C (sim backend, its own namespace) with a running VM
+    has everything in its namespace killed; once A sees C not live,
+    declare_dead of C records the VM Halted (resident nowhere) and C disabled,
+    and host.destroy of C then succeeds.
+Measured, not asserted: the time each phase took and the migrations' QEMU
+downtime (TAP comments).
 
 usage: test_pool_evacuate.py VESSELD GUEST_DIR XE
 """
@@ -34,12 +40,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import ROOT_PASSWORD, Tap, Vesseld, console_log, console_type, error, value, wait_for  # noqa: E402
 from pool_netns import PoolNet, usable  # noqa: E402
 from test_migrate import TICKER, make_vm  # noqa: E402
-from test_migrate_pool import PORT, last_tick, netns_of, qemus, ticks, vt100, wait_task  # noqa: E402
+from test_migrate_pool import (PORT, last_tick, netns_of, qemus, report_downtimes, ticks,  # noqa: E402
+                               vt100, wait_task)
 from test_pool_join import wait_restarted, ready_lines  # noqa: E402
 from test_pool_store import ETCD, Etcd, inventory_uuid  # noqa: E402
 
@@ -181,6 +189,43 @@ def eject(t, A, sa, a, b):
     t.eq(value(A.host.get_all(sa)), [ha], 'A lists only A')
 
 
+def declare_dead(t, binary, net, etcd, A, sa, a, hosts):
+    ha = a.host_ref
+    node = net.add('hc')
+    c = Vesseld(binary, extra=['--backend', 'sim', '--store', 'etcd', '--etcd-endpoints',
+                               etcd.endpoints(), '--etcd-prefix', '/vessel/evacuate',
+                               '--metrics-period', '3600', '--pool-member',
+                               '--tls-listen', '%s:%d' % (node.addr, PORT),
+                               '--address', '%s:%d' % (node.addr, PORT)],
+                addr=node.addr, wrap=node.wrap())
+    hosts.append(c)
+    os.makedirs(os.path.join(c.dir, 'data'), mode=0o700)
+    shutil.copy(os.path.join(a.dir, 'data', 'ptoken'), os.path.join(c.dir, 'data', 'ptoken'))
+    c.start(timeout=60)
+    hc = [r for r, h in value(A.host.get_all_records(sa)).items()
+          if h['uuid'] == inventory_uuid(c)][0]
+    tmpl = [r for r, v in value(A.VM.get_all_records(sa)).items()
+            if v['name_label'] == 'Direct kernel boot'][0]
+    vm = value(A.VM.clone(sa, tmpl, 'on-c'))
+    value(A.VM.set_is_a_template(sa, vm, False))
+    value(A.VM.start_on(sa, vm, hc, False, False))
+    t.eq(error(A.host.declare_dead(sa, ha)), ['HOST_IS_LIVE', ha],
+         'declare_dead of the host itself: HOST_IS_LIVE')
+    t.eq(error(A.host.declare_dead(sa, hc)), ['HOST_IS_LIVE', hc],
+         'declare_dead of a live host: HOST_IS_LIVE')
+    net.kill_node(node)
+    metrics = value(A.host.get_metrics(sa, hc))
+    t.ok(wait_for(lambda: not value(A.host_metrics.get_live(sa, metrics)), 30),
+         'C killed: A sees it not live')
+    r = A.host.declare_dead(sa, hc)
+    t.eq(error(r), None, 'declare_dead of the dead C')
+    rec = value(A.VM.get_record(sa, vm))
+    t.ok(rec['power_state'] == 'Halted' and rec['resident_on'] == 'OpaqueRef:NULL',
+         'its VM is Halted, resident nowhere', (rec['power_state'], rec['resident_on']))
+    t.eq(value(A.host.get_enabled(sa, hc)), False, 'C is disabled')
+    t.eq(error(A.host.destroy(sa, hc)), None, 'host.destroy of C then succeeds')
+
+
 def main():
     binary, guest, xe_exe = sys.argv[1], sys.argv[2], sys.argv[3]
     t = Tap()
@@ -199,6 +244,10 @@ def main():
     net = PoolNet()
     etcd = None
     hosts = []
+    t0 = time.monotonic()
+
+    def phase(name):
+        print('# %5.1f s %s' % (time.monotonic() - t0, name))
     try:
         etcd, nodes, A, sa = start_pool(t, binary, guest, root, net, hosts)
         a, b = hosts
@@ -216,6 +265,7 @@ def main():
         netw = value(A.network.create(sa, {'name_label': 'evacuation', 'name_description': '',
                                            'MTU': '1500', 'other_config': {},
                                            'bridge': bridge}))
+        phase('pool up')
         vms = []
         for i in range(2):
             vm, _ = make_vm(A, sa, guest, sr, netw)
@@ -231,10 +281,13 @@ def main():
         t.ok(wait_for(lambda: all(last_tick(b, u) >= 3 for u in uuids), 30),
              'both guests tick on B')
 
+        phase('guests ticking on B')
         refusals(t, A, sa, a, b, vms, local_sr)
+        phase('refusals')
 
         task = value(A.Async.host.evacuate(sa, hb, 'OpaqueRef:NULL', '0'))
         rec = wait_task(A, sa, task, 180)
+        phase('evacuated B (Async)')
         t.ok(rec['status'] == 'success' and float(rec['progress']) == 1.0,
              'Async host.evacuate of B succeeds, progress 1.0',
              (rec['status'], rec['progress'], rec['error_info']))
@@ -244,14 +297,17 @@ def main():
              'nothing prevents B\'s evacuation any more')
 
         xe_evacuate(t, xe_exe, a, A, sa, value(A.host.get_uuid(sa, ha)))
+        phase('evacuated A (xe)')
         all_on(t, A, sa, vms, uuids, b, nodes[1], nodes[0], True, 'xe host-evacuate A')
 
-        r = A.host.evacuate(sa, hb, 'OpaqueRef:NULL', '0')
-        t.eq(error(r), None, 'host.evacuate of B again (synchronous)')
-        all_on(t, A, sa, vms, uuids, a, nodes[0], nodes[1], True, 'evacuate B again')
 
         counters(t, hosts, vms, uuids, A, sa)
+        report_downtimes(t, hosts)
+        phase('counters checked')
         eject(t, A, sa, a, b)
+        phase('B ejected')
+        declare_dead(t, binary, net, etcd, A, sa, a, hosts)
+        phase('C declared dead')
     except Exception as exc:  # a crash of the test is a failure, with its reason
         import traceback
         t.ok(False, 'test raised %s' % type(exc).__name__, traceback.format_exc())
