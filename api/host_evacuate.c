@@ -492,6 +492,8 @@ migrate_all(struct call_ctx *ctx, const char *host, const char *network, struct 
         struct xerr *err = NULL;
         log_info("host.evacuate_vm", "host=%s vm=%s target=%s", host, v->rec->uuid, v->target);
         if (!api_vm_pool_migrate(&one, v->ref, v->target, &options, &err)) {
+            if (!err)
+                xerr_internal(&err, "migrating %s to %s failed", v->rec->uuid, v->target);
             char why[256];
             log_warn("host.evacuate_vm_failed", "host=%s vm=%s target=%s error=\"%s\"", host,
                      v->rec->uuid, v->target, xerr_describe(err, why, sizeof(why)));
