@@ -13,6 +13,8 @@ through A:
     host.evacuate raises VM_REQUIRES_SR [vm, sr] and moves nothing; A (nothing
     resident) has no VM preventing its evacuation;
   - with A disabled, B's VMs have nowhere to go: NO_HOSTS_AVAILABLE [vm] each;
+  - host.evacuate with a network A has no PIF on: PIF_NOT_PRESENT [A, network],
+    nothing moved;
   - the local disk destroyed: Async.host.evacuate of B succeeds with progress
     1.0; both VMs are Running, resident_on A, each with one qemu, in A's
     namespace, none left in B's namespace; B is still enabled (xapi's evacuate
@@ -102,7 +104,7 @@ def start_pool(t, binary, guest, root, net, hosts):
     return etcd, nodes, A, sa
 
 
-def refusals(t, A, sa, a, b, vms, local_sr):
+def refusals(t, A, sa, a, b, vms, local_sr, netw):
     """The second VM has a disk on B's local SR: evacuation is refused, for it only."""
     ha, hb = a.host_ref, b.host_ref
     vm2 = vms[1]
@@ -133,6 +135,9 @@ def refusals(t, A, sa, a, b, vms, local_sr):
     value(A.VDI.destroy(sa, vdi))
     t.eq(error(A.host.assert_can_evacuate(sa, hb)), None,
          'the local disk destroyed: B can be evacuated')
+    t.eq(error(A.host.evacuate(sa, hb, netw, '0')), ['PIF_NOT_PRESENT', ha, netw],
+         'evacuate over a network A has no PIF on: PIF_NOT_PRESENT [host, network]')
+    t.ok(all(value(A.VM.get_resident_on(sa, v)) == hb for v in vms), 'and nothing moved')
 
 
 def all_on(t, A, sa, vms, uuids, d, node, other, ticking, what):
@@ -282,7 +287,7 @@ def main():
              'both guests tick on B')
 
         phase('guests ticking on B')
-        refusals(t, A, sa, a, b, vms, local_sr)
+        refusals(t, A, sa, a, b, vms, local_sr, netw)
         phase('refusals')
 
         task = value(A.Async.host.evacuate(sa, hb, 'OpaqueRef:NULL', '0'))
