@@ -76,14 +76,22 @@ int disk_servers_pause(struct server *srv, const char *sr_path, const char *uuid
 /* How many servers @p holds. */
 size_t disk_servers_paused_count(const struct disk_pause *p);
 /* Hands the VDI's chain as it is on disk now to every paused server, which
- * then goes on with it. -errno (logged) when one refused: it is still paused
- * on its old chain. */
+ * then goes on with it, one after the other until one fails: -errno
+ * (logged). The servers before it have the new chain; the one that failed
+ * kept its old chain if it said so, and its state is unknown if it did not
+ * answer; the ones after it have their old chain. */
 int disk_servers_reload(struct disk_pause *p);
+/* After a failed reload: every server is known to be on its old chain, so
+ * the chain change may be undone. Otherwise one server may write to the new
+ * chain and another to the old: the change must stay, and
+ * disk_servers_abandon() stop the servers not known to be on the new one. */
+bool disk_servers_all_on_old_chain(const struct disk_pause *p);
 /* Lets every server of @p go on (those reloaded already have) and frees @p. */
 void disk_servers_resume(struct disk_pause *p);
-/* For a chain change that cannot be undone when a server refused its new
- * chain: the servers still paused are killed (their guests see their disk
- * fail) rather than let them write into a file no longer the VDI's. */
+/* For a chain change that stays after a failed reload: the servers that did
+ * not take the new chain are killed (their guests see their disk fail)
+ * rather than let them write into a file no longer the VDI's; the others go
+ * on. Frees @p. */
 void disk_servers_abandon(struct disk_pause *p);
 
 #endif

@@ -222,11 +222,13 @@ step_leaf(struct server *srv, const char *path, const struct sr_file_gc_candidat
     }
     rc = merge ? sr_file_gc_merge(path, c) : sr_file_vdi_split(path, c->child, base);
     if (rc == 0 && disk_servers_reload(p) < 0) {
-        if (merge) {
-            disk_servers_abandon(p); /* the old leaf is no longer the VDI's file */
-            p = NULL;
-        } else {
+        if (!merge && disk_servers_all_on_old_chain(p)) {
             sr_file_vdi_unsplit(path, c->child, base, NULL);
+        } else {
+            /* the old leaf is no longer the VDI's file, or a server may
+             * write to the new one already: the change stays */
+            disk_servers_abandon(p);
+            p = NULL;
         }
         rc = -EIO;
     }

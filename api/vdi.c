@@ -259,8 +259,18 @@ snapshot_files(struct server *srv, const char *path, const char *uuid, const cha
     }
     rc = sr_file_vdi_snapshot(path, uuid, new_uuid, base);
     if (rc == 0 && disk_servers_reload(p) < 0) {
-        /* nothing was written to the new leaf: the old chain is made whole again */
-        sr_file_vdi_unsplit(path, uuid, base, new_uuid);
+        if (disk_servers_all_on_old_chain(p)) {
+            /* nothing was written to the new leaf: the old chain is made whole again */
+            sr_file_vdi_unsplit(path, uuid, base, new_uuid);
+        } else {
+            /* a server may write to the new leaf already: undoing the split
+             * would lose that, so it stays; the snapshot's file goes, and
+             * the servers that may still write into the old leaf (the base
+             * now) are stopped */
+            sr_file_vdi_destroy(path, new_uuid);
+            disk_servers_abandon(p);
+            p = NULL;
+        }
         rc = -EIO;
     }
     if (rc == 0 && disk_servers_paused_count(p) > 0)

@@ -117,6 +117,14 @@ def run(t, d, guest, rounds, mode):
                               'mode': 'RW', 'type': 'Disk', 'unpluggable': True,
                               'empty': False, 'other_config': {}, 'qos_algorithm_type': '',
                               'qos_algorithm_params': {}}))
+    # a second disk for the failed snapshot at the end (/dev/vdb)
+    vdb = value(s.VDI.create(sess, {'name_label': 'answer-lost', 'name_description': '', 'SR': sr,
+                                     'virtual_size': str(MiB), 'type': 'user',
+                                     'sharable': False, 'read_only': False, 'other_config': {}}))
+    value(s.VBD.create(sess, {'VM': vm, 'VDI': vdb, 'userdevice': '1', 'bootable': False,
+                              'mode': 'RW', 'type': 'Disk', 'unpluggable': True,
+                              'empty': False, 'other_config': {}, 'qos_algorithm_type': '',
+                              'qos_algorithm_params': {}}))
     t0 = time.time()
     value(s.VM.start(sess, vm, False, False))
     if not t.ok(wait_for(lambda: MARKER in console_log(d, uuid), 90), 'the guest is up'):
@@ -166,7 +174,14 @@ def run(t, d, guest, rounds, mode):
             value(s.VDI.destroy(sess, prev[1]))
         prev = (r, snap, data)
     t2 = time.time()
+    lost_ok = answer_lost(t, d, s, sess, con, vdb)
     value(s.VM.hard_shutdown(sess, vm))
+    head = disk_bytes(d, sess, vdb)[:2 * SECTOR]
+    t.ok(head[:SECTOR] == b'VESSEL-A\n'.ljust(SECTOR, b'\0') and
+         (not lost_ok or head[SECTOR:] == b'VESSEL-B\n'.ljust(SECTOR, b'\0')),
+         'no write lost: the one before the failed snapshot is on the disk, and the one after '
+         'failed in the guest or is on the disk too (%s)' % ('completed' if lost_ok else 'failed'),
+         head[:16] + b'..' + head[SECTOR:SECTOR + 16])
     if prev:
         if disk_bytes(d, sess, prev[1]) != prev[2]:
             changed.append(prev[0])
@@ -188,6 +203,29 @@ def run(t, d, guest, rounds, mode):
                                                  len(changed), len(done), t1 - t0, t2 - t1))
 
 
+def answer_lost(t, d, s, sess, con, vdi):
+    """A live snapshot whose disk server took the new chain but whose answer
+    never came (test point VESSEL_TEST_RELOAD_ANSWER_LOST): vesseld must not
+    undo the split under a server that writes into the new leaf. Returns
+    whether the guest's write after it completed."""
+    out = console_type(d, sess, con, "run printf 'VESSEL-A\\n' | dd of=/dev/vdb bs=512 count=1 "
+                       "conv=sync,fsync 2>/dev/null && echo VESSEL-A-DONE", 'VESSEL-A-DONE',
+                       timeout=60)
+    t.ok('VESSEL-A-DONE' in out, 'the guest writes its second disk', out[-200:])
+    uuid = value(s.VDI.get_uuid(sess, vdi))
+    with open(d.reload_trigger, 'w') as f:
+        f.write(uuid)
+    before = set(value(s.VDI.get_all(sess)))
+    r = s.VDI.snapshot(sess, vdi, {})
+    os.unlink(d.reload_trigger)
+    t.ok(r.get('Status') == 'Failure' and set(value(s.VDI.get_all(sess))) == before,
+         'a live snapshot whose disk server did not answer fails and makes no VDI', r)
+    out = console_type(d, sess, con, "run printf 'VESSEL-B\\n' | dd of=/dev/vdb bs=512 count=1 "
+                       "seek=1 conv=sync,fsync 2>/dev/null && echo VESSEL-B-DONE || "
+                       "echo VESSEL-B-FAILED; echo VESSEL-B-END", 'VESSEL-B-END', timeout=90)
+    return 'VESSEL-B-DONE' in out
+
+
 def main():
     binary, guest = sys.argv[1], sys.argv[2]
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 8
@@ -199,8 +237,11 @@ def main():
     if r.returncode != 0:
         t.ok(False, 'build the test guest', r.stderr)
         return t.done()
+    trigger = os.path.join(os.environ.get('TMPDIR', '/tmp'), 'vessel-reload-lost-%d' % os.getpid())
     d = Vesseld(binary, extra=['--backend', 'qemu', '--guest-kernel-dir', guest,
-                               '--cgroup-root', 'none'])
+                               '--cgroup-root', 'none'],
+                env={'VESSEL_TEST_RELOAD_ANSWER_LOST': trigger})
+    d.reload_trigger = trigger
     try:
         d.start()
         run(t, d, guest, rounds, mode)
