@@ -546,19 +546,6 @@ api_host_evacuate(struct call_ctx *ctx, const char *host, const char *network,
 /* ------------------------------------------------------------------ declare_dead */
 
 static bool
-host_live(struct db *db, const char *host)
-{
-    char *metrics = NULL;
-    bool live = false;
-    if (db_get_field(db, &xapi_class_host, host, xclass_field(&xapi_class_host, "metrics"),
-                     &metrics, NULL))
-        db_get_field(db, &xapi_class_host_metrics, metrics,
-                     xclass_field(&xapi_class_host_metrics, "live"), &live, NULL);
-    free(metrics);
-    return live;
-}
-
-static bool
 set_disabled(void *opaque, void *rec, struct xerr **errp)
 {
     (void)opaque, (void)errp;
@@ -575,7 +562,7 @@ api_host_declare_dead(struct call_ctx *ctx, const char *host, struct xerr **errp
 {
     if (!db_exists(ctx->db, &xapi_class_host, host))
         return xerr_handle_invalid(errp, "host", host);
-    if (strcmp(host, ctx->srv->host_ref) == 0 || host_live(ctx->db, host))
+    if (strcmp(host, ctx->srv->host_ref) == 0 || placement_host_live(ctx->db, host))
         return xerr_host_is_live(errp, host);
     struct plan p = {0};
     struct collect c = {&p, host};

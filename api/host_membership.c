@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/placement.h"
 #include "api/pool_objects.h"
 #include "rpc/ctx.h"
 #include "common/log.h"
@@ -71,25 +72,12 @@ resident_vm(void *opaque, const char *ref, const void *rec)
     return true;
 }
 
-static bool
-host_live(struct db *db, const char *host)
-{
-    char *metrics = NULL;
-    bool live = false;
-    if (db_get_field(db, &xapi_class_host, host, xclass_field(&xapi_class_host, "metrics"),
-                     &metrics, NULL))
-        db_get_field(db, &xapi_class_host_metrics, metrics,
-                     xclass_field(&xapi_class_host_metrics, "live"), &live, NULL);
-    free(metrics);
-    return live;
-}
-
 bool
 api_host_destroy(struct call_ctx *ctx, const char *self, struct xerr **errp)
 {
     if (!db_exists(ctx->db, &xapi_class_host, self))
         return xerr_handle_invalid(errp, "host", self);
-    if (strcmp(self, ctx->srv->host_ref) == 0 || host_live(ctx->db, self))
+    if (strcmp(self, ctx->srv->host_ref) == 0 || placement_host_live(ctx->db, self))
         return xerr_host_is_live(errp, self);
     bool ha = false;
     if (db_get_field(ctx->db, &xapi_class_pool, ctx->srv->pool_ref,

@@ -212,6 +212,19 @@ peek_metrics_ref(void *opaque, const void *rec)
     xstr_set(opaque, ((const struct xapi_host_record *)rec)->metrics);
 }
 
+bool
+placement_host_live(struct db *db, const char *host)
+{
+    char *metrics = NULL;
+    bool live = false;
+    if (db_get_field(db, &xapi_class_host, host, xclass_field(&xapi_class_host, "metrics"),
+                     &metrics, NULL))
+        db_get_field(db, &xapi_class_host_metrics, metrics,
+                     xclass_field(&xapi_class_host_metrics, "live"), &live, NULL);
+    free(metrics);
+    return live;
+}
+
 int64_t
 placement_host_free_memory(struct db *db, const char *host)
 {

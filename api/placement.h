@@ -25,6 +25,9 @@ struct db;
 struct server;
 struct xapi_vm_record;
 
+/* host_metrics.live of @host (false when it has none). */
+bool placement_host_live(struct db *db, const char *host);
+
 /* Bytes @host can still give a guest, less what is promised to starts on
  * their way there; -1 when its metrics are unknown. */
 int64_t placement_host_free_memory(struct db *db, const char *host);
