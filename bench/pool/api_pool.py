@@ -95,7 +95,7 @@ def main():
         ds.append(a)
         b = Vesseld(binary, extra=pool + ['--pool-member']).start()
         ds.append(b)
-        ss, sa, sb = s.login(), a.login(), b.login()
+        ss, sa, sb = s.login(), a.login(), b.local_login()  # B is a member: HOST_IS_SLAVE
 
         def new_vm(d, sess):
             p = d.proxy()
