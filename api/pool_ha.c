@@ -91,6 +91,7 @@ pool_ha_fence(struct server *srv, char ***killed)
     /* every device model first, at once: the stops below may each wait */
     for (size_t i = 0; i < n; i++) {
         struct xenops_stats st;
+        pool_live_fencing_kills(srv, uuids[i]);
         if (xenops_domain_stats(x, uuids[i], &st) == 0 && st.pid > 0)
             kill(st.pid, SIGKILL);
     }

@@ -799,7 +799,7 @@ wants_restart(const struct find_uuid *f, bool after_crash)
 void
 vm_lifecycle_on_domain_event(struct server *srv, const char *uuid, enum domain_event ev)
 {
-    if (srv->stopping || pool_live_fenced(srv))
+    if (srv->stopping || pool_live_ignores_exit(srv, uuid, ev == DOMAIN_HALTED))
         return; /* a fenced host restarts nothing (api/pool_live.c (4)) */
     struct find_uuid f = {uuid, NULL, false, 0, 0, 0, 0};
     db_foreach(srv->db, &xapi_class_vm, find_by_uuid, &f);
