@@ -8,7 +8,9 @@
 # frame magic 02 21 4c 18 is found and decompressed with lz4 -dc).
 #
 # The guest's /init (the contract the xenops tests and bench rely on):
-#  - prints "VESSEL-GUEST-UP" on the serial console once it runs;
+#  - prints "VESSEL-GUEST-UP" on the serial console once it runs and, unless
+#    vessel.plain, once its console no longer echoes what is typed (a command
+#    typed from then on is never echoed back before it ran);
 #  - loads the ACPI power button (button.ko, evdev.ko from the host's modules)
 #    and runs busybox acpid, so an ACPI power-button press (QMP
 #    system_powerdown on pc/q35) runs poweroff -f;
@@ -168,10 +170,10 @@ if [ -n "$vip" ]; then
         sleep 1
     done) </dev/null >/dev/null 2>&1 &
 fi
-echo VESSEL-GUEST-UP > /dev/console
 # vessel.plain: a guest that only reports what it sees and never reads its
 # console (what a stock system's boot shows: its disks, its NICs, a ping)
 if [ -n "$plain" ]; then
+    echo VESSEL-GUEST-UP > /dev/console
     { echo VESSEL-PARTITIONS; cat /proc/partitions; echo VESSEL-LINKS; ip -o link; } > /dev/console
     for target in $pings; do
         for i in 1 2 3 4 5 6 7 8 9 10; do
@@ -184,6 +186,9 @@ if [ -n "$plain" ]; then
 fi
 exec < /dev/console > /dev/console 2>&1
 stty -echo 2>/dev/null
+# only now: a line typed before stty -echo is echoed back whole, so a test's
+# "run CMD; echo MARK" would show MARK before CMD ran (seen under load)
+echo VESSEL-GUEST-UP
 while read -r cmd arg; do
     case "$cmd" in
     # without ACPI (microvm here) a guest cannot power itself off: it resets,

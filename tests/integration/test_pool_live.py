@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """tests/integration/test_pool_live.py - host leases, the master, the HA messages.
 
-A 3-member etcd cluster on 127.0.0.1 (test_pool_store.Etcd), host A
+A 3-member etcd cluster on the test's own loopback address
+(test_pool_store.Etcd), host A
 (--store etcd) and members B and C (--pool-member), sim backend, each with
---address 127.0.0.1:PORT of its HTTPS listener and a 5 s lease.
+--address ADDR:PORT of its HTTPS listener (test_pool_store.pool_https) and a 5 s
+lease.
 
 Checks: every host is live; login on a member answers HOST_IS_SLAVE with the
 master's address, slave_local_login stays local; designate_new_master moves
@@ -22,7 +24,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import ROOT_PASSWORD, Tap, Vesseld, error, value, wait_for  # noqa: E402
-from test_pool_store import ETCD, Etcd, free_port, inventory_uuid  # noqa: E402
+from test_pool_store import ETCD, Etcd, inventory_uuid, pool_https  # noqa: E402
 
 TTL = 5
 
@@ -35,10 +37,9 @@ def live_of(api, sess, host):
     return value(api.host_metrics.get_live(sess, value(api.host.get_metrics(sess, host))))
 
 
-def start_host(binary, extra, port, data_dir=None):
-    v = Vesseld(binary, data_dir=data_dir,
-                extra=extra + ['--tls-listen', '127.0.0.1:%d' % port,
-                               '--address', '127.0.0.1:%d' % port])
+def start_host(binary, extra, k, data_dir=None):
+    """Host number @k, its HTTPS listener at pool_https(k)."""
+    v = Vesseld(binary, data_dir=data_dir, extra=extra + pool_https(k)[1])
     return v.start(timeout=40)
 
 
@@ -49,7 +50,7 @@ def make_vm(api, sess, name):
     return vm
 
 
-def check_masters(t, hosts, by, ports, names):
+def check_masters(t, hosts, by, addrs, names):
     """Login on each member answers HOST_IS_SLAVE with the master's address."""
     A = hosts['a'].proxy()
     sa = hosts['a'].local_login()
@@ -60,7 +61,7 @@ def check_masters(t, hosts, by, ports, names):
         if n == mname:
             t.eq(error(r), None, 'login on the master %s works' % n.upper())
         else:
-            t.eq(error(r), ['HOST_IS_SLAVE', '127.0.0.1:%d' % ports[mname]],
+            t.eq(error(r), ['HOST_IS_SLAVE', addrs[mname]],
                  'login on member %s: HOST_IS_SLAVE with %s\'s address' % (n.upper(), mname.upper()))
     return mname
 
@@ -83,7 +84,8 @@ def main():
         common = ['--store', 'etcd', '--etcd-prefix', prefix, '--metrics-period', '3600',
                   '--lease-ttl', str(TTL), '--etcd-endpoints', etcd.endpoints(),
                   '--backend', 'sim']
-        ports = {n: free_port() for n in 'abc'}
+        ports = {n: k for k, n in enumerate('abc')}   # pool_https(k)
+        addrs = {n: pool_https(ports[n])[0] for n in 'abc'}
         extra = {'a': common, 'b': common + ['--pool-member'], 'c': common + ['--pool-member']}
         for n in 'abc':
             hosts[n] = start_host(binary, extra[n], ports[n])
@@ -96,10 +98,10 @@ def main():
         t.ok(wait_for(lambda: all(live_of(A, sa, by[n]) for n in 'abc'), 15),
              'every host is live (host_metrics.live)')
         t.eq(sorted(value(A.host.get_address(sa, by[n])) for n in 'abc'),
-             sorted('127.0.0.1:%d' % ports[n] for n in 'abc'), 'host.address is --address')
+             sorted(addrs.values()), 'host.address is --address')
         pool = value(A.pool.get_all(sa))[0]
         t.eq(value(A.pool.get_master(sa, pool)), by['a'], 'the first host is master')
-        check_masters(t, hosts, by, ports, 'abc')
+        check_masters(t, hosts, by, addrs, 'abc')
         sb = hosts['b'].local_login()
         t.ok(sb.startswith('OpaqueRef:'), 'slave_local_login_with_password on a member works')
         r = hosts['b'].unix_proxy().session.login_with_password('root', '', '1.0', 'xe')
@@ -111,7 +113,7 @@ def main():
         t.eq(error(r), None, 'pool.designate_new_master(B)')
         print('# designate_new_master returned in %.2f s' % (time.time() - t0))
         t.eq(value(A.pool.get_master(sa, pool)), by['b'], 'B is pool.master')
-        check_masters(t, hosts, by, ports, 'abc')
+        check_masters(t, hosts, by, addrs, 'abc')
         B = hosts['b'].proxy()
         t.eq(error(B.pool.designate_new_master(sb, by['b'])), None, 'designating the master is a no-op')
         t.eq(error(B.pool.designate_new_master(sb, by['a'])), None, 'and back to A')
@@ -128,7 +130,7 @@ def main():
              'pool.emergency_transition_to_master on member C')
         t.ok(wait_for(lambda: value(A.pool.get_master(sa, pool)) == by['c'], 10),
              'C is pool.master')
-        check_masters(t, hosts, by, ports, 'abc')
+        check_masters(t, hosts, by, addrs, 'abc')
         t.eq(error(C.pool.designate_new_master(sc, by['a'])), None, 'and A again')
         t.eq(value(A.pool.get_master(sa, pool)), by['a'], 'A is pool.master')
 
