@@ -308,13 +308,16 @@ pool_live_fenced(struct server *srv)
 }
 
 void
-pool_live_fencing_kills(struct server *srv, const char *uuid)
+pool_live_fencing_kills(struct server *srv, const char *uuid, bool kills)
 {
     struct pool_live *pl = srv->live;
     if (!pl || !pl->el)
         return;
     pthread_mutex_lock(&pl->lock);
-    set_add(&pl->reaping, &pl->n_reaping, uuid);
+    if (kills)
+        set_add(&pl->reaping, &pl->n_reaping, uuid);
+    else
+        set_remove(pl->reaping, &pl->n_reaping, uuid);
     pthread_mutex_unlock(&pl->lock);
 }
 

@@ -48,9 +48,10 @@ char *pool_live_master_address(struct server *srv);
 /* Whether this host fenced itself and has not renewed its lease since: it
  * then acts on no guest's own change (no restart after a fencing kill). */
 bool pool_live_fenced(struct server *srv);
-/* Called by the fencing before it kills domain @uuid: that domain's exit is
- * the fencing's, whenever it is handled. */
-void pool_live_fencing_kills(struct server *srv, const char *uuid);
+/* Called by the fencing before it kills domain @uuid (@kills true): that
+ * domain's exit is the fencing's, whenever it is handled; with @kills false,
+ * the domain was gone already and the mark is taken back. */
+void pool_live_fencing_kills(struct server *srv, const char *uuid, bool kills);
 /* Whether a domain event of @uuid is not to be acted on: this host is fenced,
  * or the fencing killed that domain and this is its exit's event (@last: its
  * final one, HALTED, which ends that). The exit of a guest with disks is
