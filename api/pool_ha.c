@@ -24,6 +24,7 @@
  */
 #include "api/pool_ha.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -91,7 +92,14 @@ pool_ha_fence(struct server *srv, char ***killed)
     /* every device model first, at once: the stops below may each wait */
     for (size_t i = 0; i < n; i++) {
         struct xenops_stats st;
-        if (xenops_domain_stats(x, uuids[i], &st) == 0 && st.pid > 0)
+        /* marked first: a domain still there after the mark has its exit
+         * events to come, and they are the fencing's; one gone already had
+         * its own */
+        pool_live_fencing_kills(srv, uuids[i], true);
+        int rc = xenops_domain_stats(x, uuids[i], &st);
+        if (rc == -ENOENT)
+            pool_live_fencing_kills(srv, uuids[i], false);
+        else if (rc == 0 && st.pid > 0)
             kill(st.pid, SIGKILL);
     }
     for (size_t i = 0; i < n; i++) {

@@ -23,7 +23,12 @@
  *  (4) A fenced host starts no guest again by itself until a renewal
  *      succeeds: its guests' deaths are not acted on (pool_live_fenced, read
  *      by vm_lifecycle_on_domain_event), or an actions_after_shutdown of
- *      "restart" would run a guest the master is restarting elsewhere.
+ *      "restart" would run a guest the master is restarting elsewhere. Nor
+ *      is the exit of a domain the fencing killed, whenever it is handled
+ *      (pool_live_ignores_exit): a guest's exit is handled after its disk
+ *      servers stop, which may wait for etcd, and a renewal may succeed
+ *      meanwhile; acted on, a "destroy" would record Halted a guest that the
+ *      fencing's recovery or the master is about to restart.
  *
  * A dead master's key ends with its lease; every host watches P/master, and
  * the first one whose create succeeds is master, within one renewal period
@@ -82,6 +87,8 @@ struct pool_live {
     atomic_bool ha;
     _Atomic long fenced_ok_ms; /* the last_ok_ms a fencing was for (watchdog) */
     char **fenced;             /* the uuids it killed, until recovered (lock) */
+    char **reaping;            /* the uuids it killed, until their exits are seen (lock) */
+    size_t n_reaping;
     int64_t fenced_lease;      /* the lease then (lock) */
     /* Three threads, so that renewing the lease never waits for the store:
      * the heartbeat talks to etcd only; the role thread reads and writes the
@@ -298,6 +305,34 @@ pool_live_fenced(struct server *srv)
     struct pool_live *pl = srv->live;
     return pl && pl->el && atomic_load(&pl->fenced_ok_ms) &&
            atomic_load(&pl->fenced_ok_ms) == atomic_load(&pl->last_ok_ms);
+}
+
+void
+pool_live_fencing_kills(struct server *srv, const char *uuid, bool kills)
+{
+    struct pool_live *pl = srv->live;
+    if (!pl || !pl->el)
+        return;
+    pthread_mutex_lock(&pl->lock);
+    if (kills)
+        set_add(&pl->reaping, &pl->n_reaping, uuid);
+    else
+        set_remove(pl->reaping, &pl->n_reaping, uuid);
+    pthread_mutex_unlock(&pl->lock);
+}
+
+bool
+pool_live_ignores_exit(struct server *srv, const char *uuid, bool last)
+{
+    struct pool_live *pl = srv->live;
+    if (!pl || !pl->el)
+        return false;
+    pthread_mutex_lock(&pl->lock);
+    bool killed = in_set(pl->reaping, pl->n_reaping, uuid);
+    if (killed && last)
+        set_remove(pl->reaping, &pl->n_reaping, uuid);
+    pthread_mutex_unlock(&pl->lock);
+    return killed || pool_live_fenced(srv);
 }
 
 bool
@@ -821,6 +856,7 @@ pool_live_stop(struct server *srv)
     set_free(pl->live, pl->n_live);
     set_free(pl->listing, pl->n_listing);
     set_free_null(pl->fenced);
+    set_free(pl->reaping, pl->n_reaping);
     pthread_cond_destroy(&pl->wake);
     pthread_cond_destroy(&pl->role_wake);
     pthread_mutex_destroy(&pl->lock);

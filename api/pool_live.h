@@ -48,6 +48,16 @@ char *pool_live_master_address(struct server *srv);
 /* Whether this host fenced itself and has not renewed its lease since: it
  * then acts on no guest's own change (no restart after a fencing kill). */
 bool pool_live_fenced(struct server *srv);
+/* Called by the fencing before it kills domain @uuid (@kills true): that
+ * domain's exit is the fencing's, whenever it is handled; with @kills false,
+ * the domain was gone already and the mark is taken back. */
+void pool_live_fencing_kills(struct server *srv, const char *uuid, bool kills);
+/* Whether a domain event of @uuid is not to be acted on: this host is fenced,
+ * or the fencing killed that domain and this is its exit's event (@last: its
+ * final one, HALTED, which ends that). The exit of a guest with disks is
+ * handled after its disk servers stop, which may wait for an etcd out of
+ * reach: a renewal may succeed in between. */
+bool pool_live_ignores_exit(struct server *srv, const char *uuid, bool last);
 /* Whether host @ref's live key exists (a standalone host: always). */
 bool pool_live_host_is_live(struct server *srv, const char *host_ref);
 

@@ -828,7 +828,7 @@ record_live_event(struct server *srv, const char *uuid, enum domain_event ev)
 void
 vm_lifecycle_on_domain_event(struct server *srv, const char *uuid, enum domain_event ev)
 {
-    if (srv->stopping || pool_live_fenced(srv))
+    if (srv->stopping || pool_live_ignores_exit(srv, uuid, ev == DOMAIN_HALTED))
         return; /* a fenced host restarts nothing (api/pool_live.c (4)) */
     static const char *const names[] = {"halted", "rebooted", "crashed", "paused", "resumed"};
     log_info("vm.domain_event", "vm=%s event=%s", uuid, names[ev]);

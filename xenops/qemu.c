@@ -1757,7 +1757,11 @@ recover_one(struct xenops *x, const char *name)
         log_warn_errno(-rc, "xenops.recover_failed", "vm=%s pid=%d", name, (int)pid);
         return;
     }
-    struct qdom tmp = {.dir = dir};
+    /* a qemu that died with the toolstack (a host's power lost) left its
+     * device model's directory too: opendir(NULL) would crash the start */
+    char dm[4300];
+    snprintf(dm, sizeof(dm), "%s/dm", dir);
+    struct qdom tmp = {.dir = dir, .dm_dir = dm};
     qdom_clean_dir(&tmp);
 }
 
