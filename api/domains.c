@@ -142,6 +142,11 @@ domains_open(struct server *srv, const char *backend, domains_event_fn *on_event
         .on_event = on_xenops_event,
         .opaque = d,
     };
+    /* a test point: the sim's events come this late, as a loaded host's
+     * may (what a late event must not do: tests/integration/test_lifecycle.py) */
+    const char *sim_delay = getenv("VESSEL_TEST_SIM_EVENT_DELAY_MS");
+    if (sim_delay)
+        init.sim_delay_ms = (unsigned)strtoul(sim_delay, NULL, 10) % 10001;
     int rc = xenops_new(&init, &d->x);
     if (rc < 0) {
         snprintf(why, why_len, "cannot start the %s backend: %s", name, strerror(-rc));

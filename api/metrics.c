@@ -131,6 +131,20 @@ apply_vm_metrics(void *opaque, void *rec, struct xerr **errp)
     return true;
 }
 
+struct still_running {
+    int64_t domid;
+    bool yes;
+};
+
+static void
+peek_still_running(void *opaque, const void *rec)
+{
+    const struct xapi_vm_record *vm = rec;
+    struct still_running *sr = opaque;
+    sr->yes = (vm->power_state == XAPI_VM_POWER_STATE_RUNNING ||
+               vm->power_state == XAPI_VM_POWER_STATE_PAUSED) && vm->domid == sr->domid;
+}
+
 static void
 update_vm(struct server *srv, struct xenops *x, const struct running *r)
 {
@@ -152,8 +166,15 @@ update_vm(struct server *srv, struct xenops *x, const struct running *r)
         s->vcpus = v.vcpus;
         memcpy(s->vcpu_ns, st.vcpu_time_ns, sizeof(s->vcpu_ns));
     }
-    if (db_exists(srv->db, &xapi_class_vm_metrics, r->metrics))
-        db_update(srv->db, &xapi_class_vm_metrics, r->metrics, apply_vm_metrics, &v, NULL);
+    /* the sample is written only if the VM still runs in the domain
+     * sampled, checked in the batch that writes: a shutdown that landed
+     * since keeps its memory_actual of 0 */
+    db_batch_begin(srv->db);
+    struct still_running sr = {r->domid, false};
+    db_with(srv->db, &xapi_class_vm, r->ref, peek_still_running, &sr, NULL);
+    bool ok = sr.yes && db_exists(srv->db, &xapi_class_vm_metrics, r->metrics) &&
+              db_update(srv->db, &xapi_class_vm_metrics, r->metrics, apply_vm_metrics, &v, NULL);
+    db_batch_end(srv->db, ok, NULL);
     for (size_t i = 0; i < r->vifs.n; i++) {
         char tap[32], *device = NULL;
         if (db_get_field(srv->db, &xapi_class_vif, r->vifs.items[i],

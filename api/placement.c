@@ -2,8 +2,12 @@
  * (api/placement.h). */
 #include "api/placement.h"
 
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/cleanup.h"
 #include "db/db.h"
@@ -13,8 +17,156 @@
 
 struct host_use {
     const char *host;
+    const char *except_vm; /* the VM being placed: not counted against itself */
     int64_t used;
 };
+
+/* ------------------------------------------------------------------ promises
+ *
+ * Memory promised to a start that is not yet recorded as running. Without
+ * it two starts at once see the same free memory and both go (xapi keeps
+ * scheduled_to_be_resident_on for this). A promise lives in the process that
+ * makes it, which is where the next decision about that memory is taken:
+ * the host that places a VM (the master, for the calls clients make) and
+ * the host that admits a start onto itself. */
+
+struct promise {
+    char *vm, *host;
+    int64_t bytes;
+    int64_t made_ms;
+};
+
+#define PROMISES_MAX 256
+/* A promise for a VM that shows no operation any more (the forwarded start
+ * failed, or was never sent) is dropped after this: long enough for the
+ * target host's claim of the start to reach this host's view. */
+#define PROMISE_GRACE_MS 2000
+/* and any promise after this, whatever the VM shows */
+#define PROMISE_MAX_AGE_MS 120000
+
+static struct promise promises[PROMISES_MAX];
+static size_t n_promises;
+static pthread_mutex_t promises_mu = PTHREAD_MUTEX_INITIALIZER;
+/* One placement or admission decision at a time, from reading free memory
+ * to making its promise. */
+static pthread_mutex_t decide_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct vm_progress {
+    bool found, running, busy;
+};
+
+static void
+peek_progress(void *opaque, const void *rec)
+{
+    const struct xapi_vm_record *vm = rec;
+    struct vm_progress *p = opaque;
+    p->found = true;
+    p->running = vm->power_state == XAPI_VM_POWER_STATE_RUNNING ||
+                 vm->power_state == XAPI_VM_POWER_STATE_PAUSED;
+    p->busy = vm->current_operations.n > 0;
+}
+
+static void
+drop_promise_locked(size_t i)
+{
+    free(promises[i].vm);
+    free(promises[i].host);
+    promises[i] = promises[--n_promises];
+}
+
+/* Bytes promised on @host to VMs other than @except_vm; drops the promises
+ * that are kept (the VM runs: its resident_on counts it now) or void. The
+ * records are read without promises_mu held, so that no lock order between
+ * it and the database's exists. */
+static int64_t
+promised(struct db *db, const char *host, const char *except_vm)
+{
+    struct promise seen[PROMISES_MAX];
+    size_t n = 0;
+    pthread_mutex_lock(&promises_mu);
+    for (size_t i = 0; i < n_promises; i++) {
+        seen[n] = promises[i];
+        seen[n].vm = strdup(promises[i].vm);
+        seen[n].host = strdup(promises[i].host);
+        if (seen[n].vm && seen[n].host)
+            n++;
+        else {
+            free(seen[n].vm);
+            free(seen[n].host);
+        }
+    }
+    pthread_mutex_unlock(&promises_mu);
+    int64_t sum = 0, now = now_ms();
+    for (size_t i = 0; i < n; i++) {
+        struct vm_progress vp = {0};
+        db_with(db, &xapi_class_vm, seen[i].vm, peek_progress, &vp, NULL);
+        int64_t age = now - seen[i].made_ms;
+        bool kept_or_void = !vp.found || vp.running || age > PROMISE_MAX_AGE_MS ||
+                            (!vp.busy && age > PROMISE_GRACE_MS);
+        if (kept_or_void) {
+            pthread_mutex_lock(&promises_mu);
+            for (size_t j = 0; j < n_promises; j++)
+                if (promises[j].made_ms == seen[i].made_ms && !strcmp(promises[j].vm, seen[i].vm)) {
+                    drop_promise_locked(j);
+                    break;
+                }
+            pthread_mutex_unlock(&promises_mu);
+        } else if (strcmp(seen[i].host, host) == 0 &&
+                   (!except_vm || strcmp(seen[i].vm, except_vm) != 0)) {
+            sum += seen[i].bytes;
+        }
+        free(seen[i].vm);
+        free(seen[i].host);
+    }
+    return sum;
+}
+
+/* Replaces any promise @vm has. Out of memory or slots, nothing is promised:
+ * the target host's own admission still stops an overcommit. */
+static void
+promise(const char *vm, const char *host, int64_t bytes)
+{
+    pthread_mutex_lock(&promises_mu);
+    for (size_t i = 0; i < n_promises; i++)
+        if (strcmp(promises[i].vm, vm) == 0) {
+            drop_promise_locked(i);
+            break;
+        }
+    if (n_promises < PROMISES_MAX) {
+        struct promise *p = &promises[n_promises];
+        p->vm = strdup(vm);
+        p->host = strdup(host);
+        p->bytes = bytes;
+        p->made_ms = now_ms();
+        if (p->vm && p->host)
+            n_promises++;
+        else {
+            free(p->vm);
+            free(p->host);
+        }
+    }
+    pthread_mutex_unlock(&promises_mu);
+}
+
+void
+placement_release(const char *vm)
+{
+    pthread_mutex_lock(&promises_mu);
+    for (size_t i = 0; i < n_promises; i++)
+        if (strcmp(promises[i].vm, vm) == 0) {
+            drop_promise_locked(i);
+            break;
+        }
+    pthread_mutex_unlock(&promises_mu);
+}
 
 static bool
 valid_ref(const char *ref)
@@ -27,8 +179,8 @@ add_guest(void *opaque, const char *ref, const void *rec)
 {
     struct host_use *u = opaque;
     const struct xapi_vm_record *vm = rec;
-    (void)ref;
-    if (vm->is_control_domain || vm->is_a_template || vm->is_a_snapshot)
+    if (vm->is_control_domain || vm->is_a_template || vm->is_a_snapshot ||
+        (u->except_vm && strcmp(ref, u->except_vm) == 0))
         return true;
     bool running = vm->power_state == XAPI_VM_POWER_STATE_RUNNING ||
                    vm->power_state == XAPI_VM_POWER_STATE_PAUSED;
@@ -63,14 +215,20 @@ peek_metrics_ref(void *opaque, const void *rec)
 int64_t
 placement_host_free_memory(struct db *db, const char *host)
 {
+    return placement_free_memory_for(db, host, NULL);
+}
+
+int64_t
+placement_free_memory_for(struct db *db, const char *host, const char *vm)
+{
     _cleanup_free_ char *metrics = NULL;
     struct host_mem hm = {0};
     if (!db_with(db, &xapi_class_host, host, peek_metrics_ref, &metrics, NULL) || !metrics ||
         !db_with(db, &xapi_class_host_metrics, metrics, peek_metrics, &hm, NULL) || !hm.known)
         return -1;
-    struct host_use u = {host, 0};
+    struct host_use u = {host, vm, 0};
     db_foreach(db, &xapi_class_vm, add_guest, &u);
-    int64_t left = hm.total - u.used;
+    int64_t left = hm.total - u.used - promised(db, host, vm);
     if (left < 0)
         left = 0;
     return hm.free < left ? hm.free : left;
@@ -121,11 +279,12 @@ placement_choose_host(struct call_ctx *ctx, const char *vm_ref, char **host, str
     _cleanup_(xapi_vm_record_freep) struct xapi_vm_record *vm = NULL;
     if (!db_get(ctx->db, &xapi_class_vm, vm_ref, (void **)&vm, NULL))
         return true; /* the local handler answers HANDLE_INVALID */
+    pthread_mutex_lock(&decide_mu);
     struct candidates c = {0};
     db_foreach(ctx->db, &xapi_class_host, collect_host, &c);
     bool ok = !c.oom || xerr_nomem(errp);
     for (size_t i = 0; ok && i < c.n; i++)
-        c.v[i].free = placement_host_free_memory(ctx->db, c.v[i].host);
+        c.v[i].free = placement_free_memory_for(ctx->db, c.v[i].host, vm_ref);
     /* insertion sort: a pool has a few hosts */
     for (size_t i = 1; ok && i < c.n; i++)
         for (size_t j = i; j > 0; j--) {
@@ -138,14 +297,40 @@ placement_choose_host(struct call_ctx *ctx, const char *vm_ref, char **host, str
             c.v[j] = t;
         }
     const char *chosen = NULL;
+    bool fits = false;
     for (int memory = 1; ok && memory >= 0 && !chosen; memory--)
         for (size_t i = 0; i < c.n && !chosen; i++)
-            if (vm_can_boot_here(ctx, vm_ref, vm, c.v[i].host, memory, NULL))
+            if (vm_can_boot_here(ctx, vm_ref, vm, c.v[i].host, memory, NULL)) {
                 chosen = c.v[i].host;
-    if (ok && chosen && strcmp(chosen, ctx->srv->host_ref) != 0 && !(*host = strdup(chosen)))
-        ok = xerr_nomem(errp);
+                fits = memory;
+            }
+    if (ok && chosen && strcmp(chosen, ctx->srv->host_ref) != 0) {
+        if (!(*host = strdup(chosen)))
+            ok = xerr_nomem(errp);
+        else if (fits) /* this host admits its own starts itself */
+            promise(vm_ref, chosen, vm->memory_dynamic_max);
+    }
+    pthread_mutex_unlock(&decide_mu);
     for (size_t i = 0; i < c.n; i++)
         free(c.v[i].host);
     free(c.v);
     return ok;
+}
+
+bool
+placement_admit(struct server *srv, const char *vm_ref, int64_t bytes, struct xerr **errp)
+{
+    pthread_mutex_lock(&decide_mu);
+    int64_t free_bytes = placement_free_memory_for(srv->db, srv->host_ref, vm_ref);
+    bool ok = free_bytes < 0 || bytes <= free_bytes;
+    if (ok)
+        promise(vm_ref, srv->host_ref, bytes);
+    pthread_mutex_unlock(&decide_mu);
+    if (!ok) {
+        char need[32], have[32];
+        snprintf(need, sizeof(need), "%" PRId64, bytes);
+        snprintf(have, sizeof(have), "%" PRId64, free_bytes);
+        return xerr_host_not_enough_free_memory(errp, need, have);
+    }
+    return true;
 }

@@ -7,7 +7,10 @@
  * records leave of its memory_total once every guest resident on it or
  * scheduled to it (not the control domain) has its memory_dynamic_max: the
  * first catches what really runs there, the second a guest whose pages are
- * not touched yet (a fresh qemu guest, any sim guest).
+ * not touched yet (a fresh qemu guest, any sim guest). Starts in flight
+ * count too: the host that places a VM and the host that admits it promise
+ * its memory until the start's outcome is recorded, so two starts at once
+ * cannot both take the same memory.
  */
 #ifndef VESSEL_API_PLACEMENT_H
 #define VESSEL_API_PLACEMENT_H
@@ -19,10 +22,22 @@
 
 struct call_ctx;
 struct db;
+struct server;
 struct xapi_vm_record;
 
-/* Bytes @host can still give a guest; -1 when its metrics are unknown. */
+/* Bytes @host can still give a guest, less what is promised to starts on
+ * their way there; -1 when its metrics are unknown. */
 int64_t placement_host_free_memory(struct db *db, const char *host);
+
+/* The same for @vm: neither its own record nor its own promise counts. */
+int64_t placement_free_memory_for(struct db *db, const char *host, const char *vm);
+
+/* Admission of a start onto this host: HOST_NOT_ENOUGH_FREE_MEMORY when
+ * @bytes do not fit, else the bytes are promised to @vm until
+ * placement_release(), which the start calls once its outcome is recorded. */
+bool placement_admit(struct server *srv, const char *vm_ref, int64_t bytes,
+                     struct xerr **errp);
+void placement_release(const char *vm_ref);
 
 /* xapi_vm_helpers.ml assert_can_boot_here on one host (api/vm_settings.c):
  * the VM's own constraints, the host enabled and live, every SR of its

@@ -24,6 +24,7 @@
 #include "api/host_owns.h"
 #include "api/guest_metrics.h"
 #include "api/net_api.h"
+#include "api/placement.h"
 #include "api/pool_live.h"
 #include "api/vm_migrate.h"
 #include "api/vm_ops.h"
@@ -236,7 +237,7 @@ vm_lifecycle_record_migrated(struct server *srv, const char *vm_ref, int64_t dom
 /* ------------------------------------------------------------------ checks */
 
 static bool
-check_memory(struct server *srv, const struct xapi_vm_record *vm, struct xerr **errp)
+check_memory(const struct xapi_vm_record *vm, struct xerr **errp)
 {
     if (!(vm->memory_static_min <= vm->memory_dynamic_min &&
           vm->memory_dynamic_min <= vm->memory_dynamic_max &&
@@ -246,20 +247,6 @@ check_memory(struct server *srv, const struct xapi_vm_record *vm, struct xerr **
     if (vm->memory_dynamic_max <= 0 || vm->VCPUs_at_startup <= 0)
         return xerr_value_not_supported(errp, "memory_dynamic_max",
                           "0", "a VM needs memory and at least one vCPU");
-    struct xapi_host_record *host = NULL;
-    struct xapi_host_metrics_record *m = NULL;
-    int64_t free_bytes = -1;
-    if (db_get(srv->db, &xapi_class_host, srv->host_ref, (void **)&host, NULL) &&
-        db_get(srv->db, &xapi_class_host_metrics, host->metrics, (void **)&m, NULL))
-        free_bytes = m->memory_free;
-    xapi_host_record_free(host);
-    xapi_host_metrics_record_free(m);
-    if (free_bytes >= 0 && vm->memory_dynamic_max > free_bytes) {
-        char need[32], have[32];
-        snprintf(need, sizeof(need), "%" PRId64, vm->memory_dynamic_max);
-        snprintf(have, sizeof(have), "%" PRId64, free_bytes);
-        return xerr_host_not_enough_free_memory(errp, need, have);
-    }
     return true;
 }
 
@@ -446,11 +433,17 @@ start_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *v
 {
     int64_t domid = -1;
     uint64_t t0 = log_clock_us();
-    if (!check_memory(ctx->srv, vm, errp) ||
-        !domains_start(ctx->srv, ref, vm, p->paused, &domid, errp))
+    if (!check_memory(vm, errp) ||
+        !placement_admit(ctx->srv, ref, vm->memory_dynamic_max, errp))
         return false;
+    if (!domains_start(ctx->srv, ref, vm, p->paused, &domid, errp)) {
+        placement_release(ref);
+        return false;
+    }
     uint64_t t1 = log_clock_us();
-    if (record_power_state(ctx->srv, ref, live_state(p->paused), domid, true, errp)) {
+    bool ok = record_power_state(ctx->srv, ref, live_state(p->paused), domid, true, errp);
+    placement_release(ref); /* resident_on counts it now, or it did not start */
+    if (ok) {
         log_debug("vm.start_steps", "vm=%s domain_ms=%.2f record_ms=%.2f", vm->uuid,
                   (double)(t1 - t0) / 1e3, (double)(log_clock_us() - t1) / 1e3);
         return true;
@@ -796,55 +789,80 @@ wants_restart(const struct find_uuid *f, bool after_crash)
     return f->after_shutdown == XAPI_ON_NORMAL_EXIT_RESTART;
 }
 
+static bool
+has_domain(int ps)
+{
+    return ps != XAPI_VM_POWER_STATE_HALTED && ps != XAPI_VM_POWER_STATE_SUSPENDED;
+}
+
+/* A live domain's event (paused, resumed, rebooted in place): recorded only
+ * while no operation owns the VM and the records still give it a domain,
+ * both read in the batch that writes. An event can come late (a loaded
+ * host): an operation that claimed the VM after the event was sent, a
+ * shutdown after an unpause, wins, and the VM is not brought back to life
+ * in the records. */
+static void
+record_live_event(struct server *srv, const char *uuid, enum domain_event ev)
+{
+    struct find_uuid f = {uuid, NULL, false, 0, 0, 0, 0};
+    struct xerr *err = NULL;
+    db_batch_begin(srv->db);
+    db_foreach(srv->db, &xapi_class_vm, find_by_uuid, &f);
+    bool ok = f.ref && !f.busy && has_domain(f.ps);
+    if (ok && ev == DOMAIN_PAUSED)
+        ok = record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_PAUSED, -1, false, &err);
+    else if (ok && ev == DOMAIN_RESUMED)
+        ok = record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_RUNNING, -1, false, &err);
+    else if (ok) /* rebooted: running again, in place, a new start time */
+        ok = record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_RUNNING, -1, true, &err);
+    db_batch_end(srv->db, ok, ok ? &err : NULL); /* not ok: nothing to write, or err says why */
+    if (err) {
+        char d[256];
+        log_warn("vm.domain_event_failed", "vm=%s error=\"%s\"", uuid,
+                 xerr_describe(err, d, sizeof(d)));
+    }
+    xerr_free(err);
+    free(f.ref);
+}
+
 void
 vm_lifecycle_on_domain_event(struct server *srv, const char *uuid, enum domain_event ev)
 {
     if (srv->stopping || pool_live_fenced(srv))
         return; /* a fenced host restarts nothing (api/pool_live.c (4)) */
+    static const char *const names[] = {"halted", "rebooted", "crashed", "paused", "resumed"};
+    log_info("vm.domain_event", "vm=%s event=%s", uuid, names[ev]);
+    if (ev != DOMAIN_HALTED && ev != DOMAIN_CRASHED) {
+        record_live_event(srv, uuid, ev);
+        return;
+    }
     struct find_uuid f = {uuid, NULL, false, 0, 0, 0, 0};
     db_foreach(srv->db, &xapi_class_vm, find_by_uuid, &f);
-    if (!f.ref)
+    if (!f.ref || f.busy || !has_domain(f.ps)) {
+        /* busy: the operation records the outcome; halted or suspended: an
+         * operation already did (clean shutdown, suspend) */
+        free(f.ref);
         return;
-    if (f.busy) {
+    }
+    if (ev == DOMAIN_CRASHED) {
+        crashed_mark(uuid); /* its halt follows as an event of its own */
         free(f.ref);
         return;
     }
     struct xerr *err = NULL;
-    static const char *const names[] = {"halted", "rebooted", "crashed", "paused", "resumed"};
-    log_info("vm.domain_event", "vm=%s event=%s", uuid, names[ev]);
-    switch (ev) {
-    case DOMAIN_PAUSED:
-        record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_PAUSED, -1, false, &err);
-        break;
-    case DOMAIN_RESUMED:
-        record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_RUNNING, -1, false, &err);
-        break;
-    case DOMAIN_REBOOTED:
-        /* running again, in place: a new start time */
-        record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_RUNNING, -1, true, &err);
-        break;
-    case DOMAIN_CRASHED:
-        crashed_mark(uuid); /* its halt follows as an event of its own */
-        break;
-    default: {
-        if (f.ps == XAPI_VM_POWER_STATE_HALTED || f.ps == XAPI_VM_POWER_STATE_SUSPENDED)
-            break; /* an operation already recorded it (clean shutdown, suspend) */
-        struct xapi_vm_record *vm = NULL;
-        int64_t domid = -1;
-        bool after_crash = crashed_take(uuid);
-        if (wants_restart(&f, after_crash) &&
-            db_get(srv->db, &xapi_class_vm, f.ref, (void **)&vm, NULL) &&
-            (domains_detach_nics(srv, vm), true) && /* the old domain's taps */
-            domains_start(srv, f.ref, vm, false, &domid, &err)) {
-            record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_RUNNING, domid, true, &err);
-        } else {
-            xerr_freep(&err);
-            record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_HALTED, -1, false, &err);
-        }
-        xapi_vm_record_free(vm);
-        break;
+    struct xapi_vm_record *vm = NULL;
+    int64_t domid = -1;
+    bool after_crash = crashed_take(uuid);
+    if (wants_restart(&f, after_crash) &&
+        db_get(srv->db, &xapi_class_vm, f.ref, (void **)&vm, NULL) &&
+        (domains_detach_nics(srv, vm), true) && /* the old domain's taps */
+        domains_start(srv, f.ref, vm, false, &domid, &err)) {
+        record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_RUNNING, domid, true, &err);
+    } else {
+        xerr_freep(&err);
+        record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_HALTED, -1, false, &err);
     }
-    }
+    xapi_vm_record_free(vm);
     if (err) {
         char d[256];
         log_warn("vm.domain_event_failed", "vm=%s error=\"%s\"", uuid,

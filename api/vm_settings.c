@@ -288,7 +288,7 @@ vm_can_boot_here(struct call_ctx *ctx, const char *vm_ref, const struct xapi_vm_
         live = m->live;
     xapi_host_metrics_record_free(m);
     free(metrics);
-    int64_t free_bytes = memory ? placement_host_free_memory(ctx->db, host) : -1;
+    int64_t free_bytes = memory ? placement_free_memory_for(ctx->db, host, vm_ref) : -1;
     if (!(vm->memory_static_min <= vm->memory_dynamic_min &&
           vm->memory_dynamic_min <= vm->memory_dynamic_max &&
           vm->memory_dynamic_max <= vm->memory_static_max))

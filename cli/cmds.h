@@ -76,6 +76,7 @@ CLI_CMD(cli_cmd_pool_ha_compute_max_host_failures_to_tolerate);
 CLI_CMD(cli_cmd_host_disable);
 CLI_CMD(cli_cmd_host_enable);
 CLI_CMD(cli_cmd_host_get_vms_which_prevent_evacuation);
+CLI_CMD(cli_cmd_host_evacuate);
 
 /* transfer.c */
 CLI_CMD(cli_cmd_vm_export);

@@ -466,9 +466,10 @@ const struct cli_cmd cli_commands[] = {
      "The CPUs of a host (the pool master by default)."},
     {"host-get-vms-which-prevent-evacuation", cli_cmd_host_get_vms_which_prevent_evacuation,
      "", "uuid",
-     "The VMs that would stop the host from evacuating, with a reason each. Computed by xe "
-     "(the server has no host.get_vms_which_prevent_evacuation): the VMs resident on the host "
-     "other than its control domain."},
+     "Return a list of VMs which prevent the evacuation of a specific host and display "
+     "reasons for each one."},
+    {"host-evacuate", cli_cmd_host_evacuate, "", "uuid,network-uuid,batch-size",
+     "Migrate all VMs off a host (uuid=, the pool master without it)."},
     {"task-cancel", cmd_task_cancel, "uuid", "", "Ask a pending task to cancel."},
     {"event-wait", cmd_event_wait, "class", "timeout,<field>=<value>,<field>=/=<value>",
      "Block until an object of the class meets every condition."},

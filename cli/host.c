@@ -5,12 +5,13 @@
  * stepping, flags, features), each filled from the host's host_cpu records
  * when cpu_info lacks it, then any other cpu_info keys.
  *
- * host-get-vms-which-prevent-evacuation: the server has no
- * host.get_vms_which_prevent_evacuation message, so xe computes it: every VM
- * resident on the host other than a control domain, with reason
- * NO_HOSTS_AVAILABLE when the pool has no other host (nowhere to migrate to),
- * else VM_REQUIRES_MIGRATION (xe does not check migratability). Printed as
- * xapi's xe does: uuid, name-label, reason per VM.
+ * host-get-vms-which-prevent-evacuation: host.get_vms_which_prevent_evacuation,
+ * printed as xapi's xe does: uuid, name-label and reason (the error code and
+ * its parameters joined by ",") per VM.
+ *
+ * host-evacuate: host.evacuate of the host uuid= (or name-label=) names, the
+ * pool master without it, with network-uuid= and batch-size= (xapi's
+ * cli_operations.ml host_evacuate), waiting for its task.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -142,16 +143,50 @@ cli_cmd_host_get_vms_which_prevent_evacuation(struct cli_ctx *c, const struct cl
                                               struct xerr **errp)
 {
     char *host = NULL;
-    struct xapi_ref_set vms = {0}, hosts = {0};
+    struct xapi_ref_string_set_map vms = {0};
     bool ok = cli_host_arg(c, a, "uuid", &host, errp) &&
-              xc_host_get_resident_vms(c->xc, host, &vms, errp) &&
-              xc_host_get_all(c->xc, &hosts, errp);
-    const char *reason = hosts.n <= 1 ? "NO_HOSTS_AVAILABLE" : "VM_REQUIRES_MIGRATION";
+              xc_host_get_vms_which_prevent_evacuation(c->xc, host, &vms, errp);
     bool any = false;
-    for (size_t i = 0; ok && i < vms.n; i++)
-        ok = print_blocker(c, vms.items[i], reason, &any, errp);
-    xtype_value_clear(&xapi_type_string_set, &vms);
-    xtype_value_clear(&xapi_type_string_set, &hosts);
+    for (size_t i = 0; ok && i < vms.n; i++) {
+        size_t len = 1;
+        for (size_t k = 0; k < vms.values[i].n; k++)
+            len += strlen(vms.values[i].items[k]) + 1;
+        char *reason = calloc(len, 1);
+        if (!reason) {
+            ok = xerr_nomem(errp);
+            break;
+        }
+        for (size_t k = 0; k < vms.values[i].n; k++) {
+            if (k)
+                strcat(reason, ",");
+            strcat(reason, vms.values[i].items[k]);
+        }
+        ok = print_blocker(c, vms.keys[i], reason, &any, errp);
+        free(reason);
+    }
+    xtype_value_clear(&xapi_type_ref_VM_string_set_map, &vms);
     free(host);
+    return ok ? 0 : 1;
+}
+
+int
+cli_cmd_host_evacuate(struct cli_ctx *c, const struct cli_args *a, struct xerr **errp)
+{
+    const char *batch = cli_arg_get(a, "batch-size"), *net_uuid = cli_arg_get(a, "network-uuid");
+    char *end = NULL;
+    int64_t batch_size = batch ? strtoll(batch, &end, 10) : 0;
+    if (batch && (!*batch || *end || batch_size < 0))
+        return cli_err_syntax(errp, "Syntax error: batch-size=%s is not a number", batch), 1;
+    char *host = NULL, *network = NULL;
+    bool ok = cli_host_arg(c, a, "uuid", &host, errp) &&
+              (net_uuid ? cli_uuid_ref(c, "network", net_uuid, &network, errp)
+                        : (network = strdup("OpaqueRef:NULL")) != NULL || xerr_nomem(errp));
+    if (ok) {
+        const struct xtype *t[3] = {&xapi_type_ref_host, &xapi_type_ref_network, &xapi_type_int};
+        const void *v[3] = {&host, &network, &batch_size};
+        ok = cli_async(c, "host.evacuate", 3, t, v, "Evacuating host", NULL, NULL, errp);
+    }
+    free(host);
+    free(network);
     return ok ? 0 : 1;
 }

@@ -28,6 +28,9 @@ node_major=$(node -p 'process.versions.node.split(".")[0]')
 
 # ---- connector install (cached in the build dir) ---------------------------
 mkdir -p "$work"
+# test_pool_xo.py installs into the same folder: one npm ci at a time
+exec 9> "$work/.vessel-install.lock"
+flock 9
 stamp="$work/.vessel-lock.sha256"
 want=$(cat "$src/package.json" "$src/package-lock.json" | sha256sum | cut -d' ' -f1)
 if [ ! -d "$work/node_modules/xen-api" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
@@ -38,6 +41,7 @@ if [ ! -d "$work/node_modules/xen-api" ] || [ "$(cat "$stamp" 2>/dev/null)" != "
   fi
   echo "$want" > "$stamp"
 fi
+exec 9>&-
 # ESM resolves bare imports from the importing file's folder, so the test
 # runs from the install folder.
 cp "$src/connector.test.mjs" "$work/"

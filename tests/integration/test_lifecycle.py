@@ -284,6 +284,78 @@ def at_scale(t, d, n=1000):
     t.eq(len(left), 0, 'nothing left behind')
 
 
+def starts_share_memory(t, d):
+    """Two VMs that each need more than half the host's memory, started at
+    once: one runs, the other is refused (a start in flight holds its memory)."""
+    s, sess = d.proxy(), d.login()
+    host = value(s.host.get_all(sess))[0]
+    total = int(value(s.host_metrics.get_memory_total(sess, value(s.host.get_metrics(sess, host)))))
+    half = (total * 55 // 100) >> 20 << 20
+    free = int(value(s.host.compute_free_memory(sess, host)))
+    if free < half + (256 << 20):
+        t.ok(True, '# SKIP %d MiB free, the check needs %d' % (free >> 20, (half >> 20) + 256))
+        return
+    tmpl = [v for v in value(s.VM.get_all_records(sess)).items() if v[1]['is_a_template']][0][0]
+    vms = [new_vm(s, sess, tmpl, 'half-%d' % i) for i in range(2)]
+    for vm in vms:
+        value(s.VM.set_memory_limits(sess, vm, str(half), str(half), str(half), str(half)))
+    results = {}
+
+    def start(vm):
+        try:  # a proxy of its own: one connection per thread
+            results[vm] = d.proxy().VM.start(sess, vm, False, False)
+        except Exception as ex:  # noqa: BLE001 - reported by the check
+            results[vm] = {'Status': 'Failure', 'ErrorDescription': [repr(ex)]}
+    starters = [threading.Thread(target=start, args=(vm,)) for vm in vms]
+    for th in starters:
+        th.start()
+    for th in starters:
+        th.join(60)
+    ran = [vm for vm in vms if error(results.get(vm, ['no answer'])) is None]
+    refused = [error(results.get(vm, ['no answer']))[0] for vm in vms if vm not in ran]
+    t.ok(len(ran) == 1 and refused == ['HOST_NOT_ENOUGH_FREE_MEMORY'],
+         'two VM.start at once, room for one: one runs, the other is refused for memory', results)
+    free_now = int(value(s.host.compute_free_memory(sess, host)))
+    t.ok(free_now <= total - half, 'host.compute_free_memory counts the running one (%d MiB left)'
+         % (free_now >> 20))
+    for vm in ran:
+        value(s.VM.hard_shutdown(sess, vm))
+    for vm in vms:
+        value(s.VM.destroy(sess, vm))
+
+
+def late_events(t, binary):
+    """A domain's events can come after the call that caused them has
+    returned (a loaded host); one that comes after the VM was shut down must
+    not bring it back to life in the records, not even for a moment."""
+    d = Vesseld(binary, extra=['--backend', 'sim'], env={'VESSEL_TEST_SIM_EVENT_DELAY_MS': '300'})
+    try:
+        d.start()
+        s, sess = d.proxy(), d.login()
+        tmpl = [v for v in value(s.VM.get_all_records(sess)).items() if v[1]['is_a_template']][0][0]
+        vm = new_vm(s, sess, tmpl, 'late-events')
+        value(s.VM.start(sess, vm, False, False))
+        value(s.VM.pause(sess, vm))
+        value(s.VM.unpause(sess, vm))
+        value(s.VM.hard_shutdown(sess, vm))
+        event_from = getattr(s.event, 'from')
+        token = value(event_from(sess, ['vm'], '', 0.0))['token']
+        seen, deadline = [], time.time() + 1.5  # five times the events' delay
+        while time.time() < deadline:
+            r = value(event_from(sess, ['vm'], token, 0.3))
+            token = r['token']
+            seen += [e['snapshot']['power_state'] for e in r['events']
+                     if e['ref'] == vm and e['operation'] != 'del']
+        rec = value(s.VM.get_record(sess, vm))
+        t.ok('Running' not in seen and 'Paused' not in seen and
+             (rec['power_state'], rec['domid'], rec['resident_on']) == ('Halted', '-1', 'OpaqueRef:NULL'),
+             "the pause's and unpause's late events after a hard_shutdown leave the VM Halted", seen)
+        value(s.VM.start(sess, vm, False, False))
+        t.eq(value(s.VM.get_power_state(sess, vm)), 'Running', 'and it starts again')
+    finally:
+        d.cleanup()
+
+
 def main():
     binary = sys.argv[1]
     t = Tap()
@@ -295,7 +367,9 @@ def main():
         events_follow_power(t, d)
         disks_follow(t, d)
         fresh_after_hard_shutdown(t, d)
+        starts_share_memory(t, d)
         at_scale(t, d)
+        late_events(t, binary)
     except Exception as exc:
         import traceback
         t.ok(False, 'test raised %s' % type(exc).__name__, traceback.format_exc())

@@ -1,9 +1,10 @@
 """tests/integration/test_pool_forward.py - one API across two hosts.
 
-A 3-member etcd cluster on 127.0.0.1 (test_pool_store.py's Etcd), vesseld A
-(--store etcd, the pool's first host: it makes DATA/ptoken) and vesseld B
-(--pool-member, given A's ptoken in its data directory, as pool.join will),
-both with the sim backend and an HTTPS listener that is their host.address.
+A 3-member etcd cluster on the test's own loopback address
+(test_pool_store.py's Etcd), vesseld A (--store etcd, the pool's first host:
+it makes DATA/ptoken) and vesseld B (--pool-member, given A's ptoken in its
+data directory, as pool.join will), both with the sim backend and an HTTPS
+listener that is their host.address.
 Every call below goes to A; checks:
   - a VDI created on B's local SR through A is made by B (forward by SR);
   - VM.start_on(vm, B) through A leaves the VM resident on B, and B's own
@@ -35,11 +36,12 @@ import shutil
 import ssl
 import sys
 import tempfile
+import threading
 import xmlrpc.client
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Tap, Vesseld, error, value, wait_for  # noqa: E402
-from test_pool_store import ETCD, Etcd, free_port, inventory_uuid, wait_task  # noqa: E402
+from test_pool_store import ETCD, Etcd, inventory_uuid, pool_https, wait_task  # noqa: E402
 
 MIB = 1024 * 1024
 
@@ -99,11 +101,9 @@ def main():
         common = ['--backend', 'sim', '--store', 'etcd', '--etcd-endpoints', etcd.endpoints(),
                   '--etcd-prefix', '/vessel/it-fwd-%d' % os.getpid(), '--metrics-period', '3600']
 
-        def https(port):
-            return ['--tls-listen', '127.0.0.1:%d' % port, '--address', '127.0.0.1:%d' % port]
         # A's view of B's commits lags by 60 ms (a loaded host, a far etcd):
         # what A answers after a forwarded call must not depend on the lag
-        a = Vesseld(binary, extra=common + https(free_port()),
+        a = Vesseld(binary, extra=common + pool_https(0)[1],
                     env={'VESSEL_TEST_WATCH_DELAY_MS': '60'}).start()
         ptoken = os.path.join(a.dir, 'data', 'ptoken')
         st = os.stat(ptoken)
@@ -111,8 +111,8 @@ def main():
             secret = f.read().strip()
         t.ok(len(secret) == 64 and all(c in '0123456789abcdef' for c in secret) and
              st.st_mode & 0o777 == 0o600, 'the first host made DATA/ptoken: 32 bytes hex, 0600')
-        b_port = free_port()
-        b = Vesseld(binary, extra=common + https(b_port) + ['--pool-member'])
+        b_addr, b_https = pool_https(1)
+        b = Vesseld(binary, extra=common + b_https + ['--pool-member'])
         os.makedirs(os.path.join(b.dir, 'data'), mode=0o700)
         shutil.copy(ptoken, os.path.join(b.dir, 'data', 'ptoken'))
         b.start()
@@ -245,14 +245,15 @@ def main():
         resp.read()
         location = resp.getheader('Location') or ''
         c.close()
-        t.ok(resp.status == 302 and location.startswith('https://127.0.0.1:%d/export_raw_vdi?'
-                                                        % b_port) and vdi in location,
+        t.ok(resp.status == 302 and location.startswith('https://%s/export_raw_vdi?'
+                                                        % b_addr) and vdi in location,
              'GET /export_raw_vdi of B\'s VDI through A: 302 to B', (resp.status, location))
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-        c = http.client.HTTPSConnection('127.0.0.1', b_port, timeout=30, context=ctx)
-        c.request('GET', location[len('https://127.0.0.1:%d' % b_port):])
+        b_host, b_port = b_addr.rsplit(':', 1)
+        c = http.client.HTTPSConnection(b_host, int(b_port), timeout=30, context=ctx)
+        c.request('GET', location[len('https://' + b_addr):])
         resp = c.getresponse()
         length = resp.getheader('Content-Length')
         resp.read(4096)
@@ -284,6 +285,30 @@ def main():
             wuuid = value(A.VM.get_uuid(sa, wants))
             t.ok(power_logged(b, wuuid, 'start') and not power_logged(a, wuuid, 'start'),
                  'B started it')
+            # two starts at once with room for one: each must not see the
+            # memory the other is about to take
+            value(A.VM.hard_shutdown(sa, wants))
+            also = new_vm(A, sa, 'wants-room-too', big)
+            results = {}
+
+            def start(v):
+                try:  # a proxy of its own: one connection per thread
+                    results[v] = a.proxy().VM.start(sa, v, False, False)
+                except Exception as ex:  # noqa: BLE001 - reported by the check
+                    results[v] = {'Status': 'Failure', 'ErrorDescription': [repr(ex)]}
+            starters = [threading.Thread(target=start, args=(v,)) for v in (wants, also)]
+            for th in starters:
+                th.start()
+            for th in starters:
+                th.join(120)
+            ran = [v for v in (wants, also) if error(results.get(v, ['no answer'])) is None]
+            refused = [error(results.get(v, ['no answer']))[0] for v in (wants, also) if v not in ran]
+            t.ok(len(ran) == 1 and value(A.VM.get_resident_on(sa, ran[0])) == hb and
+                 refused == ['HOST_NOT_ENOUGH_FREE_MEMORY'],
+                 'two VM.start at once, room for one: one runs on B, the other is refused for memory',
+                 results)
+            for v in ran:
+                value(A.VM.hard_shutdown(sa, v))
             value(A.VM.hard_shutdown(sa, fill))
 
         # ---- B unreachable

@@ -1,20 +1,20 @@
 """tests/integration/test_pool_join.py - pool.join and pool.eject.
 
-A 3-member etcd cluster on 127.0.0.1 (test_pool_store.py's), host A started
-with --store etcd (HTTPS on an ephemeral port), hosts B and C standalone on
-SQLite (C with an explicit --store sqlite), all with the sim backend.
-Checks: refused joins (a wrong password, no HTTPS at the address, a master
-on SQLite, a running VM on the joiner, joining oneself) change nothing; B
-joins A through pool.join and C through `xe pool-join`, each keeping its host
-uuid, PIFs, local SR with its PBD and VDIs, and its halted VM, with A's
-secret; A then lists three hosts; a VM that B starts stays running when C
-restarts (each vesseld reconciles only its own VMs); pool.eject refuses a
-host with a running VM and the master; host.disable/enable; host.destroy
-refuses a live host; pool.eject of C returns C to a host of its own (its
-host uuid, local SR and VDIs, its VM, which starts; login works) while A
-lists two hosts; C joins again without being ejected by a stale mark; xe
-host-disable, host-enable and pool-eject on the master.
-Every process started here is killed by its pid at the end.
+A 3-member etcd cluster on the test's own loopback address
+(test_pool_store.py's), host A started with --store etcd (HTTPS on an
+ephemeral port), hosts B and C standalone on SQLite (C with an explicit
+--store sqlite), all with the sim backend. Checks: refused joins (a wrong
+password, no HTTPS at the address, a master on SQLite, a running VM on the
+joiner, joining oneself) change nothing; B joins A through pool.join and C
+through `xe pool-join`, each keeping its host uuid, PIFs, local SR with its
+PBD and VDIs, and its halted VM, with A's secret; A then lists three hosts;
+a VM that B starts stays running when C restarts (each vesseld reconciles
+only its own VMs); pool.eject refuses a host with a running VM and the
+master; host.disable/enable; host.destroy refuses a live host; pool.eject of
+C returns C to a host of its own (its host uuid, local SR and VDIs, its VM,
+which starts; login works) while A lists two hosts; C joins again without
+being ejected by a stale mark; xe host-disable, host-enable and pool-eject
+on the master. Every process started here is killed by its pid at the end.
 
 usage: test_pool_join.py VESSELD XE
 """

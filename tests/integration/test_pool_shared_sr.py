@@ -1,7 +1,7 @@
 """tests/integration/test_pool_shared_sr.py - a shared SR across a pool.
 
-A 3-member etcd cluster on 127.0.0.1 (test_pool_store.py's Etcd), vesseld A
-(--store etcd, the pool's first host) and vesseld B (--pool-member with A's
+A 3-member etcd cluster on the test's own loopback address
+(test_pool_store.py's Etcd), vesseld A (--store etcd, the pool's first host) and vesseld B (--pool-member with A's
 secret), sim backend, HTTPS listeners that are their host.address; a file SR
 in one directory both see (on one machine the hosts simply share it).
 Checks:
@@ -42,7 +42,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import ROOT_PASSWORD, Tap, Vesseld, error, value, wait_for  # noqa: E402
-from test_pool_store import ETCD, Etcd, free_port, inventory_uuid, wait_task  # noqa: E402
+from test_pool_store import ETCD, Etcd, inventory_uuid, pool_https, wait_task  # noqa: E402
 
 MIB = 1024 * 1024
 
@@ -146,12 +146,10 @@ def main():
         sim = ['--backend', 'sim', '--metrics-period', '3600', '--storage-gc-period', '1']
         common = sim + ['--store', 'etcd', '--etcd-endpoints', etcd.endpoints(),
                         '--etcd-prefix', prefix]
-
-        def https(port):
-            return ['--tls-listen', '127.0.0.1:%d' % port, '--address', '127.0.0.1:%d' % port]
-        a = Vesseld(binary, extra=common + https(free_port())).start()
+        a_addr, a_https = pool_https(0)
+        a = Vesseld(binary, extra=common + a_https).start()
         ptoken = os.path.join(a.dir, 'data', 'ptoken')
-        b = Vesseld(binary, extra=common + https(free_port()) + ['--pool-member'])
+        b = Vesseld(binary, extra=common + pool_https(1)[1] + ['--pool-member'])
         os.makedirs(os.path.join(b.dir, 'data'), mode=0o700)
         shutil.copy(ptoken, os.path.join(b.dir, 'data', 'ptoken'))
         b.start()
@@ -300,11 +298,11 @@ def main():
              'the collector\'s host folds the chain, the other host does not')
 
         # ---- C joins: a PBD of the shared SR; ejected: the PBD goes, the SR stays
-        c = Vesseld(binary, extra=sim + https(free_port())).start()
+        c = Vesseld(binary, extra=sim + pool_https(2)[1]).start()
         C = c.proxy()
         sc = c.login()
         n = len(ready_lines(c))
-        r = C.pool.join(sc, '127.0.0.1:%d' % a.tls_port, 'root', ROOT_PASSWORD)
+        r = C.pool.join(sc, a_addr, 'root', ROOT_PASSWORD)
         t.ok(error(r) is None and wait_restarted(c, n), 'C joins the pool', r)
         hc = value(A.host.get_by_uuid(sa, inventory_uuid(c)))
         got = wait_for(lambda: hc in pbds_of(A, sa, sr) and

@@ -1,7 +1,7 @@
 """tests/integration/test_pool_store.py - two vesseld on one pool store in etcd.
 
-A 3-member etcd cluster on 127.0.0.1 (ephemeral ports, temporary
-directories), vesseld A (--store etcd) and vesseld B (--store etcd
+A 3-member etcd cluster on a loopback address of the test's own (fixed
+ports, temporary directories), vesseld A (--store etcd) and vesseld B (--store etcd
 --pool-member) on the same prefix, both with the sim backend. Checks: an
 object made through one is read through the other; event.from on B sees A's
 change (latency printed, not asserted); concurrent conflicting writes
@@ -41,6 +41,23 @@ def free_port():
     return port
 
 
+def own_loopback():
+    """An address in 127.64.0.0/10 that only this test uses (the pid, which no
+    concurrent test shares, spread over three octets): etcd's fixed ports on it
+    can meet neither another test's etcd nor an ephemeral port some other
+    process takes on 127.0.0.1 between a port's probe and etcd's bind."""
+    pid = os.getpid()
+    return '127.%d.%d.%d' % (64 + (pid >> 16) % 64, (pid >> 8) & 255, pid & 255)
+
+
+def pool_https(k):
+    """Host @k's HTTPS listener and host.address at a fixed port of the test's
+    own loopback address (a host's address must be known before it starts, so
+    it cannot be an ephemeral port): ('ADDR:PORT', vesseld arguments)."""
+    addr = '%s:%d' % (own_loopback(), 24430 + k)
+    return addr, ['--tls-listen', addr, '--address', addr]
+
+
 def die_with_parent():
     # PR_SET_PDEATHSIG = 1: an etcd never outlives a crashed test
     ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGKILL)
@@ -50,14 +67,15 @@ class Etcd:
     """A 3-member cluster; members are killed and restarted by index."""
 
     def __init__(self, root, n=3, addrs=None, wraps=None):
-        """@addrs: each member's address (default 127.0.0.1); @wraps: each
-        member's command prefix (e.g. ip netns exec NS)."""
+        """@addrs: each member's address (default: the test's own loopback
+        address; members in namespaces have addresses of their own); @wraps:
+        each member's command prefix (e.g. ip netns exec NS)."""
         self.root = root
         self.n = n
-        self.addrs = addrs or ['127.0.0.1'] * n
+        self.addrs = addrs or [own_loopback()] * n
         self.wraps = wraps or [[]] * n
-        self.client = [free_port() for _ in range(n)]
-        self.peer = [free_port() for _ in range(n)]
+        self.client = [23790 + i for i in range(n)]
+        self.peer = [23800 + i for i in range(n)]
         self.procs = [None] * n
         self.cluster = ','.join('m%d=%s' % (i, self.peer_url(i)) for i in range(n))
 

@@ -43,10 +43,7 @@ ALLOWED_NOT_IMPLEMENTED = {
     'VM.send_trigger': 'xapi',
     # pools, joining and migration: built with pools (issue 15)
     'VM.migrate_send': 'issue 15 (pools)', 'host.migrate_receive': 'issue 15 (pools)',
-    'host.declare_dead': 'issue 15 (pools)', 'VDI.pool_migrate': 'issue 15 (pools)',
-    'host.evacuate': 'issue 15 (pools)',
-    'host.get_vms_which_prevent_evacuation': 'issue 15 (pools)',
-    'host.assert_can_evacuate': 'issue 15 (pools)',
+    'VDI.pool_migrate': 'issue 15 (pools)',
 }
 
 
