@@ -435,7 +435,8 @@ def migrations(t, A, sa, vm, uuid, hosts, nodes, addrs, bridge, pinger=None):
              'migration %d: its tap %s is on %s\'s bridge %s; %s on %s is gone' %
              (done, tap, 'AB'[dest], bridge, old_tap, 'AB'[where]))
         t.ok(wait_for(lambda: last_tick(d, uuid) > n + 2, 30),
-             'migration %d: the guest ticks on on %s (%d)' % (done, 'AB'[dest], last_tick(d, uuid)))
+             'migration %d: the guest ticks on on %s (%d)' % (done, 'AB'[dest], last_tick(d, uuid)),
+             console_log(d, uuid)[-3000:])
         if pinger:
             pinger.windows.append((t0, t1, where, guest_paused(hosts[where], handed)))
             k = pinger.count()
