@@ -155,7 +155,7 @@ def main():
             time.sleep(2.5)
             sent = log_lines(src, 'vm.migrate_sent')[-1]
             hand = log_lines(src, 'vm.migrate_handover')[handed]
-            lost, late, _, _ = pingers[0].gap(t0 - 0.5, t1)
+            lost, _, late, _, _ = pingers[0].gap(t0 - 0.5, t1)
             rows['vesseld'].append((int(re.search(r'downtime_ms=(\d+)', sent).group(1)),
                                     int(re.search(r'guest_paused_ms=(\d+)', hand).group(1)),
                                     lost * 1000, late * 1000, ticks_gap(watches, t0, t1) * 1000,
@@ -163,7 +163,7 @@ def main():
             where = 1 - where
             row = bare.migrate()
             time.sleep(2.5)
-            lost, late, _, _ = pingers[1].gap(row[4] - 0.5, row[5])
+            lost, _, late, _, _ = pingers[1].gap(row[4] - 0.5, row[5])
             rows['bare'].append((row[0], row[3], lost * 1000, late * 1000,
                                  bare.watch.gap(row[4], row[5]) * 1000, row[2]))
     finally:
