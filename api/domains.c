@@ -739,9 +739,7 @@ domains_receive_commit(struct server *srv, const char *uuid, struct xerr **errp)
 {
     if (!disk_servers_activate(srv, uuid, errp))
         return false;
-    int rc = xenops_domain_incoming_commit(srv->domains->x, uuid);
-    if (rc == 0)
-        rc = xenops_domain_unpause(srv->domains->x, uuid);
+    int rc = xenops_domain_incoming_commit(srv->domains->x, uuid); /* and runs it */
     if (rc < 0)
         return fail(srv, rc, "resuming the migrated domain", uuid, errp);
     guest_metrics_kick(srv); /* its agent answers at once: no port event says so */

@@ -197,7 +197,7 @@ on_progress(void *opaque, const struct xenops_migrate_progress *p)
 
 bool
 vm_migrate_send(struct call_ctx *ctx, const struct xapi_vm_record *vm, const char *uri,
-                const char *peer_ca, const char *peer_name, uint64_t *downtime_ms,
+                const char *peer_ca, const char *peer_name, uint64_t *paused_at_ms,
                 struct xerr **errp)
 {
     struct xenops_tls tls;
@@ -210,8 +210,8 @@ vm_migrate_send(struct call_ctx *ctx, const struct xapi_vm_record *vm, const cha
         return false;
     log_info("vm.migrate_sent", "vm=%s uri=%s total_ms=%" PRIu64 " downtime_ms=%" PRIu64
              " bytes=%" PRIu64, vm->uuid, uri, st.total_ms, st.downtime_ms, st.transferred);
-    if (downtime_ms)
-        *downtime_ms = st.downtime_ms;
+    if (paused_at_ms)
+        *paused_at_ms = st.paused_at_ms;
     return true;
 }
 

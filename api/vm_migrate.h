@@ -55,11 +55,12 @@ bool vm_migrate_receive_end(struct server *srv, const char *vm_ref, int64_t domi
 
 /* Source half: migrates @vm to @uri reporting progress 0.05..0.95 into the
  * call's task; task.cancel ends it with TASK_CANCELLED and the guest runs on.
- * *@downtime_ms gets QEMU's downtime. @peer_ca: a PEM file with the
+ * *@paused_at_ms gets when QEMU stopped the guest on the source
+ * (CLOCK_MONOTONIC ms): the start of the guest's pause. @peer_ca: a PEM file with the
  * destination host's certificate, which must name @peer_name (NULL, NULL:
  * this host's own, the URI's address). */
 bool vm_migrate_send(struct call_ctx *ctx, const struct xapi_vm_record *vm, const char *uri,
-                     const char *peer_ca, const char *peer_name, uint64_t *downtime_ms,
+                     const char *peer_ca, const char *peer_name, uint64_t *paused_at_ms,
                      struct xerr **errp);
 void vm_migrate_send_done(struct server *srv, const struct xapi_vm_record *vm);
 /* What the destination needs to know of the source's devices (see

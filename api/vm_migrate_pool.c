@@ -260,7 +260,8 @@ migrate_pool(struct call_ctx *ctx, const char *vm_ref, const struct xapi_vm_reco
              ? peer_ca_write(srv, vm->uuid, "destination", str_of(begun, "certificate"), ca,
                              sizeof(ca), errp)
              : xerr_internal(errp, "the destination's answer has no uri or domid");
-    ok = ok && vm_migrate_send(ctx, vm, uri, ca, name, NULL, errp);
+    uint64_t paused_at = 0;
+    ok = ok && vm_migrate_send(ctx, vm, uri, ca, name, &paused_at, errp);
     if (ca[0])
         unlink(ca);
     free(name);
@@ -288,9 +289,15 @@ migrate_pool(struct call_ctx *ctx, const char *vm_ref, const struct xapi_vm_reco
     ctx_progress(ctx, 0.97);
     ok = call_dest(ctx, host, "VM.pool_migrate_receive_end", vm_ref, xval_new_int(domid),
                    xval_new_bool(true), NULL, errp);
+    uint64_t t3 = now_ms();
+    /* guest_paused_ms: from QEMU stopping the source to the destination's
+     * answer that it runs (its `cont` and the record's move), the guest's
+     * whole pause as this host sees it, an upper bound */
     log_info("vm.migrate_handover", "vm=%s host=%s received_ms=%" PRIu64
-             " source_gone_ms=%" PRIu64 " destination_running_ms=%" PRIu64,
-             vm->uuid, host, t1 - t0, t2 - t1, now_ms() - t2);
+             " source_gone_ms=%" PRIu64 " destination_running_ms=%" PRIu64
+             " guest_paused_ms=%" PRIu64,
+             vm->uuid, host, t1 - t0, t2 - t1, t3 - t2,
+             paused_at && paused_at <= t3 ? t3 - paused_at : 0);
     if (!ok) {
         /* the source is gone and the destination cannot run: the VM is lost,
          * as in xapi when the destination fails after the source's end */

@@ -233,12 +233,38 @@ qemu_incoming_wait(struct xenops *x, const char *uuid, unsigned timeout_ms)
     }
 }
 
+/* The guest's NICs announce where they are now: QEMU's announce at the
+ * end of the incoming migration came while the domain was paused (-S, until
+ * the disks' hand-over), and QEMU holds back what a stopped domain's NICs send
+ * (net/net.c qemu_can_send_packet) until they send again, so the switches
+ * would go on sending the guest's frames to the source's port until its next
+ * round or its own first frame (tens to hundreds of ms after `cont`). A
+ * round now, as it runs: QEMU's default announce parameters
+ * (qapi/net.json announce-self, qapi/migration.json announce-*). */
+static void
+announce(struct qdom *d)
+{
+    int rc = qmp_args(d, "announce-self",
+                      json_pack("{s:i,s:i,s:i,s:i,s:s}", "initial", 50, "max", 550, "rounds", 5,
+                                "step", 100, "id", "vessel-migrated"),
+                      NULL);
+    if (rc < 0) /* the guest's own traffic will tell the switches, later */
+        log_warn_errno(-rc, "xenops.announce_failed", "vm=%s", d->uuid);
+}
+
 int
 qemu_incoming_commit(struct xenops *x, const char *uuid)
 {
     int rc = qdom_incoming_commit(x, uuid);
+    _cleanup_(qdom_unrefp) struct qdom *d = rc == 0 ? qdom_get(x, uuid) : NULL;
+    if (rc == 0 && !d)
+        rc = -ENOENT;
+    if (rc == 0)
+        rc = qdom_qmp(d, "cont", NULL);
+    if (rc == 0)
+        announce(d);
     log_info("xenops.incoming_commit", "vm=%s rc=%d", uuid, rc);
-    return rc;
+    return rc == -ESRCH ? -EIO : rc;
 }
 
 int
@@ -278,6 +304,26 @@ cancel_and_wait(struct qdom *d)
     }
 }
 
+/* total-time and downtime of a completed migration. QEMU says "completed"
+ * before it has computed them (migration/migration.c: the state changes in
+ * migration_completion, the times in migration_calculate_complete after it),
+ * answering 0 meanwhile: ask again, for up to a second. */
+static void
+completed_times(struct qdom *d, json_t *r, struct xenops_migrate_stats *out)
+{
+    out->total_ms = u64_of(r, "total-time");
+    out->downtime_ms = u64_of(r, "downtime");
+    for (int i = 0; i < 100 && !out->total_ms; i++) {
+        poll(NULL, 0, 10);
+        json_t *again = NULL;
+        if (qdom_qmp(d, "query-migrate", &again) < 0)
+            return;
+        out->total_ms = u64_of(again, "total-time");
+        out->downtime_ms = u64_of(again, "downtime");
+        json_decref(again);
+    }
+}
+
 int
 qemu_migrate_send(struct xenops *x, const char *uuid, const char *dest_uri,
                   const struct xenops_tls *tls, const char *tls_hostname, xenops_migrate_fn *fn,
@@ -304,6 +350,9 @@ qemu_migrate_send(struct xenops *x, const char *uuid, const char *dest_uri,
             json_object_set_new(params, "tls-hostname", json_string(tls_hostname));
         rc = qmp_args(d, "migrate-set-parameters", params, NULL);
     }
+    /* QEMU's total-time counts from the `migrate` command (migrate_init), so
+     * this plus total-time less downtime is when it stopped the guest */
+    uint64_t started = xenops_now_ms();
     if (rc == 0)
         rc = qmp_args(d, "migrate", json_pack("{s:s}", "uri", dest_uri), NULL);
     bool completed = false, cancelled = false;
@@ -337,9 +386,9 @@ qemu_migrate_send(struct xenops *x, const char *uuid, const char *dest_uri,
             d->silent = true;
             pthread_mutex_unlock(&d->lock);
             if (out) {
-                out->total_ms = u64_of(r, "total-time");
-                out->downtime_ms = u64_of(r, "downtime");
+                completed_times(d, r, out);
                 out->transferred = p.ram_transferred;
+                out->paused_at_ms = started + out->total_ms - out->downtime_ms;
             }
         } else if (!st || !strcmp(st, "failed") || !strcmp(st, "cancelled")) {
             json_t *desc = json_object_get(r, "error-desc");

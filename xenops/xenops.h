@@ -238,6 +238,9 @@ struct xenops_migrate_stats {
     uint64_t downtime_ms;  /* downtime: the guest stopped on the source until
                               the stream's end was sent */
     uint64_t transferred;  /* ram transferred, bytes */
+    uint64_t paused_at_ms; /* when the guest stopped on the source
+                              (xenops_now_ms's clock): the start of what
+                              the guest sees as the migration's pause */
 };
 
 /* The destination half. Starts @cfg's device model waiting for a migration
@@ -256,8 +259,9 @@ int xenops_domain_start_incoming(struct xenops *x, const struct xenops_domain_co
  * device model exits then: call xenops_domain_incoming_abort), -ETIMEDOUT. */
 int xenops_domain_incoming_wait(struct xenops *x, const char *uuid, unsigned timeout_ms);
 /* The received domain becomes the domain of @uuid (its events are delivered
- * from now on; unpause it to run it). -EEXIST while the source still runs on
- * this instance (xenops_domain_migrate_finish first), -ENOENT. */
+ * from now on) and runs, its NICs announcing themselves at once (the
+ * switches learn its new port). -EEXIST while the source still runs on this
+ * instance (xenops_domain_migrate_finish first), -ENOENT. */
 int xenops_domain_incoming_commit(struct xenops *x, const char *uuid);
 /* Stops the incoming domain of @uuid, silently. -ENOENT when there is none. */
 int xenops_domain_incoming_abort(struct xenops *x, const char *uuid);

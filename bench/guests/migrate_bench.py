@@ -186,9 +186,12 @@ class Qmp:
                 return r
 
 
-def bare_qemu(guest, tmp, name, nbd, incoming):
-    """A qemu with the devices vesseld gives this VM (api_bench.py's set and the disk)."""
-    cmd = ['qemu-system-x86_64', '-machine', 'pc', '-accel', 'tcg', '-m', '256M', '-smp', '1',
+def bare_qemu(guest, tmp, name, nbd, incoming, wrap=(), nic=None, args=ARGS):
+    """A qemu with the devices vesseld gives this VM (api_bench.py's set and the disk),
+    run through @wrap (a namespace's `ip netns exec NS`); @nic: (tap, mac) for a
+    virtio-net NIC on that tap, as vesseld gives a VIF."""
+    cmd = list(wrap) + [
+           'qemu-system-x86_64', '-machine', 'pc', '-accel', 'tcg', '-m', '256M', '-smp', '1',
            '-nodefaults', '-no-user-config', '-S',
            '-chardev', 'socket,id=qmp,path=%s/%s.qmp,server=on,wait=off' % (tmp, name),
            '-mon', 'chardev=qmp,mode=control',
@@ -202,7 +205,10 @@ def bare_qemu(guest, tmp, name, nbd, incoming):
            '-blockdev', 'driver=nbd,node-name=disk0,server.type=unix,server.path=%s' % nbd,
            '-device', 'virtio-blk-pci,drive=disk0,id=vbd0',
            '-kernel', os.path.join(guest, 'bzImage'),
-           '-initrd', os.path.join(guest, 'initramfs.cpio'), '-append', ARGS]
+           '-initrd', os.path.join(guest, 'initramfs.cpio'), '-append', args]
+    if nic:
+        cmd += ['-netdev', 'tap,id=net0,ifname=%s,script=no,downscript=no' % nic[0],
+                '-device', 'virtio-net-pci,netdev=net0,mac=%s' % nic[1]]
     if incoming:
         cmd += ['-incoming', 'defer']
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -222,74 +228,118 @@ def tls_dir(tmp, endpoint):
     return d
 
 
-def tls_object(q, tmp, endpoint):
+def tls_object(q, tmp, endpoint, hostname=None):
+    q.cmd('object-del', id='tls-' + endpoint)   # an earlier migration's, if any
     q.cmd('object-add', **{'qom-type': 'tls-creds-x509', 'id': 'tls-' + endpoint,
                            'dir': tls_dir(tmp, endpoint), 'endpoint': endpoint,
                            'verify-peer': True, 'sanity-check': False})
-    q.cmd('migrate-set-parameters', **{'tls-creds': 'tls-' + endpoint})
+    params = {'tls-creds': 'tls-' + endpoint}
+    if hostname:
+        params['tls-hostname'] = hostname
+    q.cmd('migrate-set-parameters', **params)
 
 
-def bare_run(build, guest, reps, tmp):
-    vhd = os.path.join(build, 'vhd')
-    img = os.path.join(tmp, 'bare.vhd')
-    subprocess.run([vhd, 'create', '--size', '16M', img], check=True, capture_output=True)
-    nbd = os.path.join(tmp, 'bare.nbd')
-    server = subprocess.Popen([vhd, 'serve', '--socket', nbd, img])
-    for _ in range(200):
-        if os.path.exists(nbd):
-            break
-        time.sleep(0.025)
-    watch = TickWatch()
-    rows = []
-    procs = []
-    try:
-        src, qs, con = bare_qemu(guest, tmp, 'q0', nbd, False)
-        procs.append(src)
-        qs.cmd('cont')
+class Bare:
+    """A guest in bare QEMUs migrated back and forth between @ends, each a dict:
+    'wrap' (command prefix: a namespace), 'addr' (the destination's listen
+    address), 'tap' (None: no NIC); over TCP with TLS (tmp/cert.pem, key.pem:
+    a vesseld's host certificate; @tls_hostname the name it bears, else the
+    address's) and late-block-activate, both QEMUs on one `vhd serve` (no
+    hand-over: what QEMU alone costs). Rows per migration: QEMU's downtime, the
+    longest tick gap, the total (starting the destination .. it runs), the
+    guest's pause (QEMU stopping the source .. `cont` on the destination done)."""
+
+    def __init__(self, build, guest, tmp, ends=None, args=ARGS, mac='52:54:00:be:0c:01',
+                 tls_hostname=None):
+        self.build, self.guest, self.tmp, self.args, self.mac = build, guest, tmp, args, mac
+        self.ends = ends or [{'wrap': (), 'addr': '127.0.0.1', 'tap': None}] * 2
+        self.tls_hostname = tls_hostname
+        self.watch = TickWatch()
+        self.procs, self.server, self.at, self.n = [], None, 0, 0
+
+    def _qemu(self, end, incoming):
+        self.n += 1
+        e = self.ends[end]
+        return bare_qemu(self.guest, self.tmp, 'q%d' % self.n, self.nbd, incoming, e['wrap'],
+                         (e['tap'], self.mac) if e['tap'] else None, self.args)
+
+    def start(self):
+        vhd = os.path.join(self.build, 'vhd')
+        img = os.path.join(self.tmp, 'bare.vhd')
+        subprocess.run([vhd, 'create', '--size', '16M', img], check=True, capture_output=True)
+        self.nbd = os.path.join(self.tmp, 'bare.nbd')
+        self.server = subprocess.Popen([vhd, 'serve', '--socket', self.nbd, img])
+        for _ in range(200):
+            if os.path.exists(self.nbd):
+                break
+            time.sleep(0.025)
+        self.src, self.qs, con = self._qemu(0, False)
+        self.procs.append(self.src)
+        self.qs.cmd('cont')
         buf = b''
         con.settimeout(90)
         while b'VESSEL-GUEST-UP' not in buf:
             buf += con.recv(4096)
         con.settimeout(None)
-        watch.add_socket(con)
+        self.watch.add_socket(con)
         con.sendall(('run ' + TICKER + '\n').encode())
-        time.sleep(2)
-        for i in range(reps):
-            name = 'q%d' % (i + 1)
-            t0 = time.monotonic()   # the destination's start counts, as in VM.pool_migrate
-            dst, qd, dcon = bare_qemu(guest, tmp, name, nbd, True)
-            procs.append(dst)
-            watch.add_socket(dcon)
-            qd.cmd('migrate-set-capabilities',
-                   capabilities=[{'capability': 'late-block-activate', 'state': True}])
-            tls_object(qd, tmp, 'server')
-            qd.cmd('migrate-incoming', uri='tcp:127.0.0.1:0')
-            port = qd.cmd('query-migrate')['return']['socket-address'][0]['port']
-            tls_object(qs, tmp, 'client')
-            qs.cmd('migrate', uri='tcp:127.0.0.1:%s' % port)
-            while True:
-                r = qs.cmd('query-migrate')['return']
-                if r.get('status') in ('completed', 'failed', 'cancelled'):
-                    break
-                time.sleep(0.05)
-            if r['status'] != 'completed':
+        return self
+
+    def migrate(self):
+        dst_end = 1 - self.at
+        t0 = time.monotonic()   # the destination's start counts, as in VM.pool_migrate
+        dst, qd, dcon = self._qemu(dst_end, True)
+        self.procs.append(dst)
+        self.watch.add_socket(dcon)
+        qd.cmd('migrate-set-capabilities',
+               capabilities=[{'capability': 'late-block-activate', 'state': True}])
+        tls_object(qd, self.tmp, 'server')
+        qd.cmd('migrate-incoming', uri='tcp:%s:0' % self.ends[dst_end]['addr'])
+        port = qd.cmd('query-migrate')['return']['socket-address'][0]['port']
+        tls_object(self.qs, self.tmp, 'client', self.tls_hostname)
+        started = time.monotonic()
+        self.qs.cmd('migrate', uri='tcp:%s:%s' % (self.ends[dst_end]['addr'], port))
+        while True:
+            r = self.qs.cmd('query-migrate')['return']
+            # QEMU says completed before it has computed the times (0 meanwhile)
+            if r.get('status') == 'completed' and r.get('total-time'):
+                break
+            if r.get('status') in ('failed', 'cancelled'):
                 raise RuntimeError('bare migration %s: %s' % (r['status'], r.get('error-desc')))
-            while qd.cmd('query-status')['return']['status'] == 'inmigrate':
-                time.sleep(0.01)
-            qs.cmd('quit')
-            qd.cmd('cont')
-            t1 = time.monotonic()
-            src.wait(10)
-            time.sleep(2.5)
-            rows.append((r['downtime'], watch.gap(t0, t1) * 1000, (t1 - t0) * 1000))
-            src, qs = dst, qd
-    finally:
-        watch.stop = True
-        for p in procs:
+            time.sleep(0.05 if r.get('status') != 'completed' else 0.005)
+        while qd.cmd('query-status')['return']['status'] == 'inmigrate':
+            time.sleep(0.01)
+        self.qs.cmd('quit')
+        qd.cmd('cont')
+        t1 = time.monotonic()
+        self.src.wait(10)
+        self.src, self.qs, self.at = dst, qd, dst_end
+        paused = t1 - (started + (r['total-time'] - r['downtime']) / 1000.0)
+        return [r['downtime'], None, (t1 - t0) * 1000, paused * 1000, t0, t1]
+
+    def close(self):
+        self.watch.stop = True
+        for p in self.procs:
             p.kill()
             p.wait()
-        server.kill()
-        server.wait()
+        if self.server:
+            self.server.kill()
+            self.server.wait()
+
+
+def bare_run(build, guest, reps, tmp):
+    bare = Bare(build, guest, tmp)
+    rows = []
+    try:
+        bare.start()
+        time.sleep(2)
+        for _ in range(reps):
+            row = bare.migrate()
+            time.sleep(2.5)
+            row[1] = bare.watch.gap(row[4], row[5]) * 1000
+            rows.append(tuple(row[:3]))
+    finally:
+        bare.close()
     return rows
 
 

@@ -1,6 +1,7 @@
 #!/bin/sh
 # bench/guests/run.sh - guest start to first console line, xenops vs bare qemu;
-# live migration, VM.pool_migrate vs bare qemu (migrate_bench.py).
+# live migration, VM.pool_migrate vs bare qemu (migrate_bench.py), and across two
+# hosts in network namespaces over one link (migrate_net_bench.py: needs root, etcd).
 #
 # Usage: bench/guests/run.sh [BUILD_DIR] [REPS]
 # Builds the test guest (tests/guest/build-guest.sh) and bench/guests/guestbench.c
@@ -25,3 +26,7 @@ python3 "$here/api_bench.py" "$build" "$reps"
 python3 "$here/destroy_bench.py" "$build" "$reps" 30
 # live migration: VM.pool_migrate vs two bare QEMUs (downtime, tick gap, total)
 python3 "$here/migrate_bench.py" "$build" "$reps"
+# across hosts: VM.pool_migrate between two namespaced hosts vs two bare QEMUs, one
+# in each namespace, over the same link; alternating reps (downtime, pings lost, total)
+echo "python3 $here/migrate_net_bench.py $build $reps" >&2
+python3 "$here/migrate_net_bench.py" "$build" "$reps"
