@@ -364,8 +364,16 @@ pool_live_holder(struct server *srv, const char *key)
 {
     struct pool_live *pl = srv->live;
     char *holder = NULL;
-    if (pl && pl->el && etcd_lease_get(pl->el, key, &holder, NULL) < 0)
+    /* asked again once: a holder not known is a call run elsewhere than on
+     * the host whose locks order it (a shared SR's collector) */
+    for (int i = 0; pl && pl->el && i < 2; i++) {
+        int rc = etcd_lease_get(pl->el, key, &holder, NULL);
+        if (rc == 0 || rc == -ENOENT)
+            return rc == 0 ? holder : NULL;
         holder = NULL;
+        log_warn("pool.live.holder", "key=%s try=%d error=\"%s\"", key, i + 1,
+                 etcd_lease_error());
+    }
     return holder;
 }
 
