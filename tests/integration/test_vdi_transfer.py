@@ -22,7 +22,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ROOT_PASSWORD, Tap, Vesseld, value  # noqa: E402
+from harness import ROOT_PASSWORD, Tap, Vesseld, value, wait_for  # noqa: E402
 
 MiB = 1024 * 1024
 
@@ -274,6 +274,10 @@ def errors(t, d, s, sess, vdi):
          (st, rec))
     task = value(s.task.create(sess, 'client task 2', ''))
     st, hdr, _ = get(d, '/export_raw_vdi?' + query(vdi=vdi, session_id=sess, task_id=task))
+    # the last byte reaches the client before the server's write of it has
+    # returned and it can close the task: a client waits for the task, as
+    # XO does (its event loop), not for the body's end
+    wait_for(lambda: task_record(s, sess, task)['status'] != 'pending', 10)
     rec = task_record(s, sess, task)
     t.ok(st == 200 and hdr.get('Task-Id') == task and rec['status'] == 'success' and
          float(rec['progress']) == 1.0, 'task_id: the client task reports the export', rec)

@@ -27,7 +27,7 @@ import tarfile
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Tap, Vesseld, add_account, value  # noqa: E402
+from harness import Tap, Vesseld, add_account, value, wait_for  # noqa: E402
 
 MiB = 1024 * 1024
 DISK = 8 * MiB
@@ -152,6 +152,9 @@ def round_trip(t, a, b, sa, sb, sess_a, sess_b, vm, vdi, content, tmp):
     t.eq(st, 200, 'GET /export: 200')
     t.ok(hdr.get('Task-Id', '').startswith('OpaqueRef:'), 'the export names its task')
     if hdr.get('Task-Id'):
+        # the body's end can reach the client before the server closed the
+        # task and the VM's lock: a client waits for the task (test_vdi_transfer.py)
+        wait_for(lambda: value(sa.task.get_status(sess_a, hdr['Task-Id'])) != 'pending', 10)
         rec = value(sa.task.get_record(sess_a, hdr['Task-Id']))
         t.eq((rec['status'], float(rec['progress'])), ('success', 1.0), 'export task: success')
     t.eq(value(sa.VM.get_current_operations(sess_a, vm)), {}, 'the VM is unlocked after export')
