@@ -169,8 +169,12 @@ def the_flood(t, d):
         t.ok(exc is None and r and dt <= 2.0,
              'a login through %s succeeds within 2 s while the flood is open (%.3f s)' % (name, dt),
              repr(exc))
-    # the flood has sent nothing: vesseld closes it after the short timeout
-    n = closed_by_peer(socks, UNAUTH_TIMEOUT_S + 30)  # generous: slow builds accept late
+    # the flood has sent nothing: vesseld closes it after the short timeout.
+    # Generous, and it returns as soon as all are closed: a slow build (ASan)
+    # lets the listen backlog overflow, and a dropped SYN is sent again after
+    # 1, 3, 7, 15, 31 and 63 s, so some connections are accepted late (one run
+    # had 51 of 10000 still open after 33 s)
+    n = closed_by_peer(socks, UNAUTH_TIMEOUT_S + 90)
     t.ok(n == len(socks), 'vesseld closed the %d idle unauthenticated connections after %d s (%d closed)'
          % (len(socks), UNAUTH_TIMEOUT_S, n))
     for s in socks:
