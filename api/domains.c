@@ -735,13 +735,18 @@ domains_receive_wait(struct server *srv, const char *uuid, struct xerr **errp)
 }
 
 bool
-domains_receive_commit(struct server *srv, const char *uuid, struct xerr **errp)
+domains_receive_commit(struct server *srv, const char *uuid, const char *from_host,
+                       struct xerr **errp)
 {
-    if (!disk_servers_activate(srv, uuid, errp))
+    uint64_t t0 = log_clock_us();
+    if (!disk_servers_activate(srv, uuid, from_host, errp))
         return false;
+    uint64_t t1 = log_clock_us();
     int rc = xenops_domain_incoming_commit(srv->domains->x, uuid); /* and runs it */
     if (rc < 0)
         return fail(srv, rc, "resuming the migrated domain", uuid, errp);
+    log_info("domains.receive_commit", "vm=%s disks_us=%" PRIu64 " run_us=%" PRIu64, uuid,
+             t1 - t0, log_clock_us() - t1);
     guest_metrics_kick(srv); /* its agent answers at once: no port event says so */
     return true;
 }
@@ -768,7 +773,9 @@ static void *
 servers_stop_main(void *arg)
 {
     struct servers_stop *st = arg;
-    disk_servers_stop(st->srv, st->uuid); /* each flushes and closes its chain, then exits */
+    /* each flushes and closes its chain, then exits; the writer keys wait
+     * for the destination */
+    disk_servers_stop_handing_over(st->srv, st->uuid);
     return NULL;
 }
 
@@ -787,8 +794,23 @@ domains_migrate_source_done(struct server *srv, const struct xapi_vm_record *vm)
     if (apart)
         pthread_join(t, NULL);
     else
-        disk_servers_stop(srv, vm->uuid);
+        disk_servers_stop_handing_over(srv, vm->uuid);
     domains_detach_nics(srv, vm); /* the old domid's taps */
+}
+
+void
+domains_migrate_source_release(struct server *srv, const struct xapi_vm_record *vm)
+{
+    for (size_t i = 0; i < vm->VBDs.n; i++) {
+        char *vdi = NULL, *uuid = NULL;
+        if (db_get_field(srv->db, &xapi_class_vbd, vm->VBDs.items[i],
+                         xclass_field(&xapi_class_vbd, "VDI"), &vdi, NULL) &&
+            db_get_field(srv->db, &xapi_class_vdi, vdi, xclass_field(&xapi_class_vdi, "uuid"),
+                         &uuid, NULL))
+            disk_servers_release_writer(srv, uuid);
+        free(vdi);
+        free(uuid);
+    }
 }
 
 bool
