@@ -1178,14 +1178,27 @@ qdom_kill(struct qdom *d, int exit_event)
  * file), and its disk servers flush when they stop (api/disk_servers.c). The
  * pidfd says when it is gone; the supervisor cleans up per (1). */
 static int
-qdom_destroy(struct qdom *d)
+qdom_sigkill(struct qdom *d)
 {
     pthread_mutex_lock(&d->lock);
     d->exit_event = XENOPS_EVENT_HALTED;
     pthread_mutex_unlock(&d->lock);
-    uint64_t t0 = log_clock_us();
     if (syscall(SYS_pidfd_send_signal, d->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
         return -errno;
+    return 0;
+}
+
+/* The hard shutdown (qdom_sigkill); @killed (may be NULL) runs between the
+ * signal and the wait, while the kernel tears qemu down (xenops.h). */
+static int
+qdom_destroy(struct qdom *d, xenops_killed_fn *killed, void *opaque)
+{
+    uint64_t t0 = log_clock_us();
+    int rc = qdom_sigkill(d);
+    if (rc < 0)
+        return rc;
+    if (killed)
+        killed(opaque); /* the guest runs no more (xenops.h); d is still held */
     /* the kernel's part (qemu's exit) and ours (the supervisor's clean-up,
      * its own line xenops.exit_steps, then this thread woken) */
     struct pollfd p = {.fd = d->pidfd, .events = POLLIN};
@@ -1206,7 +1219,7 @@ qemu_shutdown(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms
     if (!d)
         return -ENOENT;
     if (hard)
-        return qdom_destroy(d);
+        return qdom_destroy(d, NULL, NULL);
     /* a clean shutdown is a halt whatever on_poweroff says (2) */
     pthread_mutex_lock(&d->lock);
     d->exit_event = XENOPS_EVENT_HALTED;
@@ -1226,6 +1239,13 @@ qemu_shutdown(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms
         pthread_mutex_unlock(&d->lock);
     }
     return rc == -ESRCH ? 0 : rc;
+}
+
+static int
+qemu_destroy(struct xenops *x, const char *uuid, xenops_killed_fn *killed, void *opaque)
+{
+    _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, uuid);
+    return d ? qdom_destroy(d, killed, opaque) : -ENOENT;
 }
 
 static int
@@ -1907,6 +1927,7 @@ const struct xenops_ops xenops_qemu_ops = {
     .pause = qemu_pause,
     .unpause = qemu_unpause,
     .shutdown = qemu_shutdown,
+    .destroy = qemu_destroy,
     .cancel_waits = qemu_cancel_waits,
     .reboot = qemu_reboot,
     .suspend = qemu_suspend,
