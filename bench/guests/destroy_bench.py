@@ -251,7 +251,14 @@ def main():
               'VM.hard_shutdown   ratio' % ('a disk and a NIC' if devices else 'no devices', reps))
         print('  %-43s %12.1f   %16.1f   %5.2f' % ('1 guest: to qemu exited, taps and disks gone',
                                                    b * 1e3, a * 1e3, a / b))
-        print('  %-43s %12s   %16.1f' % ('  of which to the reply', '', reply * 1e3))
+        print('  %-43s %12s   %16.1f   %5.2f' % ('  of which to the reply', '', reply * 1e3,
+                                                   reply / b))
+        # each API destroy against the bare kill just before it: the
+        # machine's load (other work on it) moves both alike
+        print('  %-43s %12s   %16s   %5.2f / %.2f' % (
+            'median of the %d pairs\' ratios: gone / reply' % reps, '', '',
+            statistics.median(x[0] / r for x, r in zip(api, raw)),
+            statistics.median(x[1] / r for x, r in zip(api, raw))))
         steps = steps_since(d, log_mark, 'hard_shutdown')
         if steps:
             print('  VM.hard_shutdown steps, median ms: ' +
