@@ -263,6 +263,14 @@ def main():
         if steps:
             print('  VM.hard_shutdown steps, median ms: ' +
                   ', '.join('%s %.2f' % kv for kv in steps.items()))
+        # what any call costs this client: the reply's floor above the kill
+        rtt = []
+        for _ in range(max(reps, 21)):
+            t0 = time.monotonic()
+            value(s.VM.get_power_state(sess, vm))
+            rtt.append(time.monotonic() - t0)
+        print('  %-43s %12s   %16.1f' % ('a call\'s round trip (VM.get_power_state)', '',
+                                        statistics.median(rtt) * 1e3))
         many = []
         for i in range(n_many):
             p = d.proxy()
