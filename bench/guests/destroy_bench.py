@@ -137,7 +137,6 @@ class DevBare(Bare):
     def __init__(self, argv, vhd_tool, index):
         super().__init__(argv)
         self.vhd_tool = vhd_tool
-        self.index = index
         self.server = None
         self.tap = 'bdestroy%d' % index
 
