@@ -15,7 +15,7 @@ Disks: --disks vhd (two `vhd serve`, --vhd-threads each), qemu-nbd, or raw (file
 Needs root. Usage:
   migrate_soak.py BUILD_DIR [--migrations N] [--pause-ms MS] [--disks vhd|qemu-nbd|raw]
                   [--vhd-threads N] [--tls] [--bare] [--idle-s S] [--accel ACCEL]
-                  [--vhd PATH]
+                  [--vhd PATH] [--qemu-arg '-OPTION VALUE']...
 --idle-s S runs S seconds without migrating instead (the control). Prints a line per
 migration; exits 1 at the first crash, the guest's console in soak-console.log.
 """
@@ -97,6 +97,8 @@ class Soak:
                     '-device', 'virtio-serial-pci,id=vserial0',
                     '-chardev', 'socket,id=agent,path=%s.agent,server=on,wait=off' % name,
                     '-device', 'virtserialport,chardev=agent,name=org.qemu.guest_agent.0']
+        for extra in self.a.qemu_arg:
+            cmd += extra.split(' ', 1)
         if incoming:
             cmd += ['-incoming', 'defer']
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -150,6 +152,8 @@ def main():
     ap.add_argument('--idle-s', type=int, default=0)
     ap.add_argument('--accel', default='tcg')
     ap.add_argument('--vhd', help='another vhd binary than BUILD_DIR/vhd')
+    ap.add_argument('--qemu-arg', action='append', default=[],
+                    help='"-OPTION VALUE" added to both QEMUs (repeatable)')
     a = ap.parse_args()
     why = usable()
     if why:
