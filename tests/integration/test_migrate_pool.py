@@ -88,9 +88,9 @@ FS_TICKER = ("mkdir -p /m && mount -t ext4 /dev/vdb /m && echo MOUNTED && "
              "echo TICKER-STOPPED) </dev/null >/dev/console 2>&1 &")
 
 
-# What a guest kernel prints when its memory was corrupted (the open defect of
-# migrations under pings: docs/storage.md, "Interleaved replies"; checked with or
-# without pings).
+# What a guest kernel prints when its memory was corrupted (under pings, after
+# some migrations: docs/guests.md, "Announcing the move"); checked with or
+# without pings.
 OOPS = re.compile(r'general protection fault|BUG: [^\n]*|Oops[^\n]*|Kernel panic[^\n]*|'
                   r'list_(?:add|del) corruption|is not a head')
 
@@ -577,9 +577,9 @@ def report_downtimes(t, hosts):
 
 # Pinging the guest through the migrations: off by default. Under pings every
 # 10 ms some migrations leave the guest's virtio-net rings inconsistent (a TX
-# buffer completed twice, "is not a head", slab corruption): 1 run in 4 of this
-# test, 1 migration in 12 before nbd/transmission.c sent a read's chunks back
-# to back. Bare QEMUs do it too (bench/guests/migrate_soak.py); whoever
+# buffer completed twice, "is not a head", slab corruption): one run in two
+# or four of this test. Bare QEMUs do it too (bench/guests/migrate_soak.py),
+# where NICs without guest_announce stopped it, but not here; whoever
 # investigates sets VESSEL_TEST_MIGRATE_PINGS=1.
 PINGS = os.environ.get('VESSEL_TEST_MIGRATE_PINGS') == '1'
 
@@ -672,9 +672,9 @@ def main():
                  'the guest answers pings from the test\'s namespace at %s, every %d ms, over '
                  'the network that spans both hosts' % (guest_ip, PING_INTERVAL * 1000))
         else:
-            print('# pings off (VESSEL_TEST_MIGRATE_PINGS=1 turns them on): under them the '
-                  'guest\'s virtio-net state is corrupted by some migrations (open defect, '
-                  'docs/storage.md "Interleaved replies")')
+            print('# pings off (VESSEL_TEST_MIGRATE_PINGS=1 turns them on): under them some '
+                  'migrations corrupt the guest\'s virtio-net state (open defect, '
+                  'docs/guests.md "Announcing the move")')
         addrs = ['%s:%d' % (n.addr, PORT) for n in nodes]
         done, where = migrations(t, A, sa, vm, uuid, hosts, nodes, addrs, bridge, pinger)
         if pinger:
@@ -691,7 +691,7 @@ def main():
         fs_checks(t, A, sa, uuid, fvdi, hosts, shared, vhd_tool, root)
         oops = [(h, m) for h in hosts for m in OOPS.finditer(console_log(h, uuid))][:1]
         t.ok(not oops, 'the guest\'s kernel reported no oops on either host',
-             oops and console_log(oops[0][0], uuid)[oops[0][1].start() - 1500:][:4000])
+             oops and console_log(oops[0][0], uuid)[max(0, oops[0][1].start() - 300):][:3000])
         report_downtimes(t, hosts)
     except Exception as exc:  # a crash of the test is a failure, with its reason
         import traceback
