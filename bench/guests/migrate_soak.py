@@ -15,7 +15,8 @@ Disks: --disks vhd (two `vhd serve`, --vhd-threads each), qemu-nbd, or raw (file
 Needs root. Usage:
   migrate_soak.py BUILD_DIR [--migrations N] [--pause-ms MS] [--disks vhd|qemu-nbd|raw]
                   [--vhd-threads N] [--tls] [--bare] [--idle-s S] [--accel ACCEL]
-                  [--vhd PATH] [--qemu-arg '-OPTION VALUE']...
+                  [--vhd PATH] [--qemu-arg '-OPTION VALUE']... [--kill-source]
+                  [--announce]
 --idle-s S runs S seconds without migrating instead (the control). Prints a line per
 migration; exits 1 at the first crash, the guest's console in soak-console.log.
 """
@@ -152,6 +153,10 @@ def main():
     ap.add_argument('--idle-s', type=int, default=0)
     ap.add_argument('--accel', default='tcg')
     ap.add_argument('--vhd', help='another vhd binary than BUILD_DIR/vhd')
+    ap.add_argument('--kill-source', action='store_true',
+                    help='SIGKILL the source instead of quit, as vesseld does')
+    ap.add_argument('--announce', action='store_true',
+                    help='announce-self after cont, as vesseld does')
     ap.add_argument('--qemu-arg', action='append', default=[],
                     help='"-OPTION VALUE" added to both QEMUs (repeatable)')
     a = ap.parse_args()
@@ -226,9 +231,15 @@ def main():
             while qd.cmd('query-status')['return']['status'] == 'inmigrate':
                 time.sleep(0.01)
             time.sleep(a.pause_ms / 1000.0)
-            qs.cmd('quit')
+            if a.kill_source:
+                p.kill()
+            else:
+                qs.cmd('quit')
             p.wait(10)
             qd.cmd('cont')
+            if a.announce:   # as vesseld after `cont` (xenops/qemu_migrate.c)
+                qd.cmd('announce-self', initial=50, max=550, rounds=5, step=100,
+                       id='soak')
             p, qs, at = pd, qd, dst
             time.sleep(2.5)
             print('migration %d: %d pings answered, crash: %s' %
