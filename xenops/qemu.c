@@ -1566,8 +1566,10 @@ qemu_nic_plug(struct xenops *x, const char *uuid, const struct xenops_nic *nic)
                                       nic->tap, "script", "no", "downscript", "no"),
                          -1, NULL);
     bool netdev_added = rc == 0;
-    json_t *args = rc == 0 ? json_pack("{s:s,s:s,s:s,s:s}", "driver", "virtio-net-pci", "id", dev,
-                                       "netdev", netdev, "mac", nic->mac)
+    /* the same device as a NIC given at start (argv.c add_nics) */
+    json_t *args = rc == 0 ? json_pack("{s:s,s:s,s:s,s:s,s:b}", "driver", "virtio-net-pci", "id",
+                                       dev, "netdev", netdev, "mac", nic->mac, "guest_announce",
+                                       0)
                            : NULL;
     if (args && port)
         json_object_set_new(args, "bus", json_string(bus));
