@@ -672,12 +672,26 @@ stop_one(const char *dir, const char *base, int *pidfds, size_t *n_pids, size_t 
     }
 }
 
-static void stop_named(struct server *srv, const char *name);
+static void stop_named(struct server *srv, const char *name, bool release);
 
 void
 disk_servers_stop(struct server *srv, const char *vm_uuid)
 {
-    stop_named(srv, vm_uuid);
+    stop_named(srv, vm_uuid, true);
+}
+
+void
+disk_servers_stop_handing_over(struct server *srv, const char *vm_uuid)
+{
+    stop_named(srv, vm_uuid, false);
+}
+
+void
+disk_servers_release_writer(struct server *srv, const char *vdi_uuid)
+{
+    disk_servers_lock();
+    release_if_unserved(srv, vdi_uuid);
+    disk_servers_unlock();
 }
 
 void
@@ -685,13 +699,14 @@ disk_servers_stop_standby(struct server *srv, const char *vm_uuid)
 {
     char name[64];
     snprintf(name, sizeof(name), STANDBY_PREFIX "%s", vm_uuid);
-    stop_named(srv, name);
+    stop_named(srv, name, true);
 }
 
 /* Stops every server whose files are @vm_uuid.<n>.* (@vm_uuid: "<uuid>" or
- * "in-<uuid>"). */
+ * "in-<uuid>"), and with @release gives up the writer keys of the VDIs they
+ * wrote. */
 static void
-stop_named(struct server *srv, const char *vm_uuid)
+stop_named(struct server *srv, const char *vm_uuid, bool release)
 {
     char dir[4096];
     disks_dir(srv, dir, sizeof(dir));
@@ -717,7 +732,8 @@ stop_named(struct server *srv, const char *vm_uuid)
     }
     closedir(d);
     wait_exited(pidfds, n_pids);
-    release_stopped(srv, &stp);
+    if (release)
+        release_stopped(srv, &stp);
     disk_servers_unlock();
 }
 
@@ -1094,7 +1110,8 @@ disk_servers_resume(struct disk_pause *p)
 /* ------------------------------------------------------------------ migration hand-over */
 
 bool
-disk_servers_activate(struct server *srv, const char *vm_uuid, struct xerr **errp)
+disk_servers_activate(struct server *srv, const char *vm_uuid, const char *from_host,
+                      struct xerr **errp)
 {
     char dir[4096], prefix[64];
     disks_dir(srv, dir, sizeof(dir));
@@ -1112,11 +1129,11 @@ disk_servers_activate(struct server *srv, const char *vm_uuid, struct xerr **err
             sscanf(e->d_name + plen, "%u.%7s", &n, tail) != 2 || strcmp(tail, "vdi") != 0 ||
             !read_served(dir, e->d_name, &sv))
             continue;
-        /* the VDI's pool-wide writer moves here: the source's servers gave
-         * it up when they exited (another host's, by a pool migration) */
+        /* the VDI's pool-wide writer moves here from the source host, whose
+         * servers have exited (flushed) and kept it for this hand-over */
         char key[80];
         writer_key(sv.vdi, key, sizeof(key));
-        if (sv.rw && !pool_live_hold(srv, key)) {
+        if (sv.rw && !pool_live_take(srv, key, from_host)) {
             log_error("disk.activate", "vdi=%s error=\"another host holds its writer key\"",
                       sv.vdi);
             rc = -EBUSY;

@@ -18,18 +18,28 @@
 bool disk_servers_start(struct server *srv, const char *vm_ref, const struct xapi_vm_record *vm,
                         int64_t domid, struct xenops_domain_config *cfg, struct xerr **errp);
 void disk_servers_stop(struct server *srv, const char *vm_uuid);
+/* A live migration's source: as disk_servers_stop, but the writer keys of the
+ * VDIs stay this host's, for the destination's disk_servers_activate to take
+ * over in one etcd transaction each (a delete here and a create there would
+ * both fall in the guest's pause). If the destination does not take them,
+ * disk_servers_release_writer gives each up (when no server here writes the
+ * VDI). */
+void disk_servers_stop_handing_over(struct server *srv, const char *vm_uuid);
+void disk_servers_release_writer(struct server *srv, const char *vdi_uuid);
 
 /* A live migration's destination: a standby server (`vhd serve --standby`,
  * files in-<vm uuid>.<n>.*) for each VBD of @vm whose server runs now, added
  * to @cfg as disk_servers_start does; they hold all I/O and read no metadata
  * until disk_servers_activate, called once the source's servers have exited
- * (disk_servers_stop: flushed and closed). Activation hands each its chain as
- * it is on disk then and gives it the VM's names; a failure leaves the rest
- * in standby. disk_servers_stop_standby stops those still in standby. */
+ * (disk_servers_stop: flushed and closed). Activation takes each writable
+ * VDI's writer key over from host @from_host (its uuid; NULL: none to take
+ * over), hands each server its chain as it is on disk then and gives it the
+ * VM's names; a failure leaves the rest in standby. disk_servers_stop_standby stops those still in standby. */
 bool disk_servers_start_standby(struct server *srv, const struct xapi_vm_record *vm,
                                 int64_t domid, struct xenops_domain_config *cfg,
                                 struct xerr **errp);
-bool disk_servers_activate(struct server *srv, const char *vm_uuid, struct xerr **errp);
+bool disk_servers_activate(struct server *srv, const char *vm_uuid, const char *from_host,
+                           struct xerr **errp);
 void disk_servers_stop_standby(struct server *srv, const char *vm_uuid);
 
 /* Hotplug: a server for VBD @vbd_ref of running VM @vm in the first free

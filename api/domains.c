@@ -521,19 +521,66 @@ domains_start(struct server *srv, const char *ref, const struct xapi_vm_record *
     return true;
 }
 
+/* A hard shutdown destroys the domain: qemu gets SIGKILL, and its disk
+ * servers are stopped at once, while the kernel tears qemu down (freeing its
+ * memory: most of a destroy's time), instead of after its exit. Nothing is
+ * lost by not waiting for qemu:
+ *  - the guest runs no more once SIGKILL is sent (xenops_domain_destroy), so
+ *    no write can be acknowledged to it afterwards; a write qemu sent that
+ *    its server had not answered was never acknowledged to the guest, and a
+ *    hard shutdown owes it nothing (as a power cut, or xapi destroying the
+ *    Xen domain under its tapdisks);
+ *  - a server's own state ends consistent: on SIGTERM `vhd serve` takes its
+ *    chain lock exclusively, so a write in progress (data, then the BAT and
+ *    bitmap) completes first and none starts after; it then writes the
+ *    footer, fdatasyncs and exits (tools/vhd/serve.c). A request qemu sends
+ *    meanwhile is never answered;
+ *  - the stop is the one disk_servers_stop, under disk_servers_lock: a live
+ *    snapshot's pause and reload, or the collector's, are never cut in
+ *    half, and a pool's writer key goes only once the server exited (it
+ *    flushed);
+ *  - qemu's exit then stops nothing more (on_xenops_event finds no server
+ *    left), and the call returns after it, as before (xenops/qemu.c (1)).
+ * The taps stay until the records say halted (domains_detach_nics): qemu's
+ * own close of a tap takes the RTNL lock that a tap's deletion holds across
+ * RCU grace periods, so deleting it under a dying qemu would delay its exit.
+ */
+struct destroying {
+    struct server *srv;
+    const char *uuid;
+    bool disks_stopped;
+    double disks_ms;
+};
+
+static void
+stop_disks_killed(void *opaque)
+{
+    struct destroying *k = opaque;
+    uint64_t t0 = log_clock_us();
+    disk_servers_stop(k->srv, k->uuid);
+    k->disks_stopped = true;
+    k->disks_ms = (double)(log_clock_us() - t0) / 1e3;
+}
+
 bool
 domains_stop(struct server *srv, const char *uuid, bool clean, struct xerr **errp)
 {
     uint64_t t0 = log_clock_us();
-    int rc = xenops_domain_shutdown(srv->domains->x, uuid, !clean, clean_timeout_s(srv) * 1000);
+    struct destroying k = {srv, uuid, false, 0};
+    int rc = clean ? -ENOTSUP
+                   : xenops_domain_destroy(srv->domains->x, uuid, stop_disks_killed, &k);
+    if (rc == -ENOTSUP)
+        rc = xenops_domain_shutdown(srv->domains->x, uuid, !clean, clean_timeout_s(srv) * 1000);
     if (rc == -ENOENT)
         rc = 0; /* already gone: the goal is reached */
     uint64_t t1 = log_clock_us();
-    if (rc == 0)
+    if (rc == 0 && !k.disks_stopped)
         disk_servers_stop(srv, uuid);
     if (rc == 0)
-        log_debug("domains.stop_steps", "vm=%s clean=%d domain_ms=%.2f disks_ms=%.2f", uuid, clean,
-                  (double)(t1 - t0) / 1e3, (double)(log_clock_us() - t1) / 1e3);
+        log_debug("domains.stop_steps",
+                  "vm=%s clean=%d early_disks_ms=%.2f domain_ms=%.2f disks_ms=%.2f", uuid, clean,
+                  k.disks_ms, (double)(t1 - t0) / 1e3 - k.disks_ms,
+                  (double)(log_clock_us() - t1) / 1e3);
     return rc == 0 || fail(srv, rc, clean ? "clean shutdown" : "hard shutdown", uuid, errp);
 }
 
@@ -735,13 +782,18 @@ domains_receive_wait(struct server *srv, const char *uuid, struct xerr **errp)
 }
 
 bool
-domains_receive_commit(struct server *srv, const char *uuid, struct xerr **errp)
+domains_receive_commit(struct server *srv, const char *uuid, const char *from_host,
+                       struct xerr **errp)
 {
-    if (!disk_servers_activate(srv, uuid, errp))
+    uint64_t t0 = log_clock_us();
+    if (!disk_servers_activate(srv, uuid, from_host, errp))
         return false;
+    uint64_t t1 = log_clock_us();
     int rc = xenops_domain_incoming_commit(srv->domains->x, uuid); /* and runs it */
     if (rc < 0)
         return fail(srv, rc, "resuming the migrated domain", uuid, errp);
+    log_info("domains.receive_commit", "vm=%s disks_us=%" PRIu64 " run_us=%" PRIu64, uuid,
+             t1 - t0, log_clock_us() - t1);
     guest_metrics_kick(srv); /* its agent answers at once: no port event says so */
     return true;
 }
@@ -768,7 +820,9 @@ static void *
 servers_stop_main(void *arg)
 {
     struct servers_stop *st = arg;
-    disk_servers_stop(st->srv, st->uuid); /* each flushes and closes its chain, then exits */
+    /* each flushes and closes its chain, then exits; the writer keys wait
+     * for the destination */
+    disk_servers_stop_handing_over(st->srv, st->uuid);
     return NULL;
 }
 
@@ -787,8 +841,23 @@ domains_migrate_source_done(struct server *srv, const struct xapi_vm_record *vm)
     if (apart)
         pthread_join(t, NULL);
     else
-        disk_servers_stop(srv, vm->uuid);
+        disk_servers_stop_handing_over(srv, vm->uuid);
     domains_detach_nics(srv, vm); /* the old domid's taps */
+}
+
+void
+domains_migrate_source_release(struct server *srv, const struct xapi_vm_record *vm)
+{
+    for (size_t i = 0; i < vm->VBDs.n; i++) {
+        char *vdi = NULL, *uuid = NULL;
+        if (db_get_field(srv->db, &xapi_class_vbd, vm->VBDs.items[i],
+                         xclass_field(&xapi_class_vbd, "VDI"), &vdi, NULL) &&
+            db_get_field(srv->db, &xapi_class_vdi, vdi, xclass_field(&xapi_class_vdi, "uuid"),
+                         &uuid, NULL))
+            disk_servers_release_writer(srv, uuid);
+        free(vdi);
+        free(uuid);
+    }
 }
 
 bool

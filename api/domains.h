@@ -84,7 +84,8 @@ int64_t domains_memory_actual(struct server *srv, const char *uuid);
  * domains_receive_abort undoes domains_receive. The source half:
  * domains_migrate_send (task.cancel ends it through domains_cancel_waits:
  * TASK_CANCELLED, the guest runs on), then domains_migrate_source_done stops
- * the paused source, its disk servers (flushed, closed) and its taps. */
+ * the paused source, its disk servers (flushed, closed; their writer keys
+ * kept for the destination) and its taps. */
 bool domains_receive(struct server *srv, const char *ref, const struct xapi_vm_record *vm,
                      const char *listen, const char *geometry, const struct xenops_tls *tls,
                      int64_t *domid, char *uri, size_t uri_len, struct xerr **errp);
@@ -94,13 +95,18 @@ bool domains_receive(struct server *srv, const char *ref, const struct xapi_vm_r
 bool domains_disk_geometry(struct server *srv, const struct xapi_vm_record *vm, char *out,
                            size_t len);
 bool domains_receive_wait(struct server *srv, const char *uuid, struct xerr **errp);
-bool domains_receive_commit(struct server *srv, const char *uuid, struct xerr **errp);
+/* @from_host: the source host's uuid, whose writer keys the disks take over */
+bool domains_receive_commit(struct server *srv, const char *uuid, const char *from_host,
+                            struct xerr **errp);
 void domains_receive_abort(struct server *srv, const struct xapi_vm_record *vm, int64_t domid);
 bool domains_migrate_send(struct server *srv, const char *uuid, const char *uri,
                           const struct xenops_tls *tls, const char *tls_hostname,
                           xenops_migrate_fn *fn, void *opaque, struct xenops_migrate_stats *out,
                           struct xerr **errp);
 void domains_migrate_source_done(struct server *srv, const struct xapi_vm_record *vm);
+/* The destination did not run after domains_migrate_source_done: the writer
+ * keys the source kept for it go (those it took stay its own). */
+void domains_migrate_source_release(struct server *srv, const struct xapi_vm_record *vm);
 /* The destination failed after the source completed: the source runs on. */
 bool domains_migrate_rollback(struct server *srv, const char *uuid, struct xerr **errp);
 

@@ -359,6 +359,20 @@ pool_live_hold(struct server *srv, const char *key)
     return held;
 }
 
+bool
+pool_live_take(struct server *srv, const char *key, const char *from_uuid)
+{
+    struct pool_live *pl = srv->live;
+    if (!pl || !pl->el)
+        return true;
+    int64_t lease = atomic_load(&pl->lease);
+    bool taken = false;
+    if (lease && from_uuid && strcmp(from_uuid, pl->uuid) != 0 &&
+        etcd_lease_replace(pl->el, key, from_uuid, pl->uuid, lease, &taken) < 0)
+        log_warn("pool.live.take", "key=%s error=\"%s\"", key, etcd_lease_error());
+    return taken || pool_live_hold(srv, key);
+}
+
 char *
 pool_live_holder(struct server *srv, const char *key)
 {

@@ -68,6 +68,10 @@ bool pool_live_host_is_live(struct server *srv, const char *host_ref);
  * it; false when another host does or etcd cannot say. A standalone host
  * always holds it. */
 bool pool_live_hold(struct server *srv, const char *key);
+/* pool_live_hold for a key host @from_uuid holds and hands over (a VDI's
+ * writer after a live migration): one transaction moves it to this host's
+ * lease when @from_uuid still holds it; otherwise as pool_live_hold. */
+bool pool_live_take(struct server *srv, const char *key, const char *from_uuid);
 /* The host uuid @key names (a new string, free()), NULL when none or a
  * standalone host. */
 char *pool_live_holder(struct server *srv, const char *key);

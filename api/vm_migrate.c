@@ -160,9 +160,15 @@ vm_migrate_receive_end(struct server *srv, const char *vm_ref, int64_t domid, bo
     if (!db_get(srv->db, &xapi_class_vm, vm_ref, (void **)&vm, errp))
         return false;
     bool ok = true;
-    if (commit)
-        ok = domains_receive_commit(srv, vm->uuid, errp);
-    else
+    if (commit) {
+        /* the record still names the source: its disks' writer keys are the
+         * source host's until the destination takes them over */
+        char *source = NULL;
+        db_get_field(srv->db, &xapi_class_host, vm->resident_on,
+                     xclass_field(&xapi_class_host, "uuid"), &source, NULL);
+        ok = domains_receive_commit(srv, vm->uuid, source, errp);
+        free(source);
+    } else
         domains_receive_abort(srv, vm, domid);
     xapi_vm_record_free(vm);
     return ok;
@@ -226,6 +232,12 @@ void
 vm_migrate_send_done(struct server *srv, const struct xapi_vm_record *vm)
 {
     domains_migrate_source_done(srv, vm);
+}
+
+void
+vm_migrate_send_lost(struct server *srv, const struct xapi_vm_record *vm)
+{
+    domains_migrate_source_release(srv, vm);
 }
 
 bool
@@ -309,6 +321,7 @@ migrate_local(struct call_ctx *ctx, const char *vm_ref, const struct xapi_vm_rec
         /* the source is gone and the destination cannot run: the VM is lost,
          * as in xapi when the destination fails after the source's end */
         vm_migrate_receive_end(srv, vm_ref, id, false, NULL);
+        vm_migrate_send_lost(srv, vm);
         *lost = true;
         return false;
     }

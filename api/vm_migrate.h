@@ -16,9 +16,12 @@
  *     failed/cancelled:           --->      vm_migrate_receive_end(vm, domid, abort)
  *   completed:                    --->      vm_migrate_receive_wait(vm)
  *     failed: vm_migrate_send_rollback(vm) and --->  vm_migrate_receive_end(abort)
- *   vm_migrate_send_done(vm)  (source qemu gone; its disk servers flushed, closed)
+ *   vm_migrate_send_done(vm)  (source qemu gone; its disk servers flushed, closed,
+ *                              their VDIs' writer keys kept for the destination)
  *                                 --->      vm_migrate_receive_end(vm, domid, commit)
- *                                             (disk servers activated, `cont`)
+ *                                             (writer keys taken over, disk servers
+ *                                              activated, `cont`)
+ *     failed: vm_migrate_send_lost(vm)  (the keys kept go)
  * The record (domid, resident_on, metrics) is written by the caller of
  * vm_migrate_local (api/vm_lifecycle.c) once the destination runs.
  */
@@ -63,6 +66,9 @@ bool vm_migrate_send(struct call_ctx *ctx, const struct xapi_vm_record *vm, cons
                      const char *peer_ca, const char *peer_name, uint64_t *paused_at_ms,
                      struct xerr **errp);
 void vm_migrate_send_done(struct server *srv, const struct xapi_vm_record *vm);
+/* The destination could not run after vm_migrate_send_done: the VM is lost,
+ * and its disks' writer keys, kept for the destination, go. */
+void vm_migrate_send_lost(struct server *srv, const struct xapi_vm_record *vm);
 /* What the destination needs to know of the source's devices (see
  * vm_migrate_receive_begin), a string of at most 1 KiB. */
 bool vm_migrate_source_geometry(struct server *srv, const struct xapi_vm_record *vm, char *out,

@@ -302,6 +302,7 @@ migrate_pool(struct call_ctx *ctx, const char *vm_ref, const struct xapi_vm_reco
         /* the source is gone and the destination cannot run: the VM is lost,
          * as in xapi when the destination fails after the source's end */
         dest_abort(ctx, host, vm_ref, domid);
+        vm_migrate_send_lost(srv, vm);
         *lost = true;
     }
     xval_free(begun);

@@ -35,6 +35,7 @@ struct nbd_conn {
     uint8_t *buf;              /* payload buffer, grown up to NBD_MAX_PAYLOAD */
     size_t buf_size;
     struct nbd_shared *sh;     /* NULL: one thread serves the connection */
+    bool send_held;            /* this thread holds sh->send_lock for a whole reply */
 };
 
 static inline void

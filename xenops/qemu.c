@@ -523,10 +523,45 @@ qdom_clean_dir(struct qdom *d)
     rmdir(d->dir);
 }
 
-/* qemu is gone: (1) out of the map, then the event per (2), then the action. */
+/* The name a dead domain's directory takes until its files are removed:
+ * "<run_dir>/.gone.<name>.<pid>" (qemu_recover removes one left by a crash). */
+#define GONE_PREFIX ".gone."
+
+/* Removes domain directory @dir (qdom_clean_dir), given its path alone. */
 static void
-qdom_exited(struct xenops *x, struct qdom *d)
+clean_dir_at(const char *dir)
 {
+    char dm[4300];
+    snprintf(dm, sizeof(dm), "%s/dm", dir);
+    struct qdom tmp = {.dir = (char *)dir, .dm_dir = dm};
+    qdom_clean_dir(&tmp);
+}
+
+/* Takes d's directory out of the way at once, by renaming it to @gone (a
+ * start of the same domain makes a new one meanwhile); @gone is "" when the
+ * rename failed and the directory was removed here. Unlinking its files
+ * took 1-3 ms on this host under load: that is done after the exit is
+ * announced (qdom_supervise), with nobody waiting for it. */
+static void
+qdom_put_dir_aside(struct xenops *x, struct qdom *d, char *gone, size_t len)
+{
+    pthread_mutex_lock(&d->lock);
+    snprintf(gone, len, "%s/" GONE_PREFIX "%s.%d", x->run_dir, d->name, (int)d->pid);
+    bool moved = rename(d->dir, gone) == 0;
+    pthread_mutex_unlock(&d->lock);
+    if (!moved) {
+        gone[0] = '\0';
+        qdom_clean_dir(d);
+    }
+}
+
+/* qemu is gone: (1) out of the map, then the event per (2), then the action.
+ * *@clean_us: the time its directory and cgroup took to go; @gone, what is
+ * left to remove of the directory (qdom_put_dir_aside). */
+static void
+qdom_exited(struct xenops *x, struct qdom *d, uint64_t *clean_us, char *gone, size_t gone_len)
+{
+    uint64_t t0 = log_clock_us();
     struct qbackend *b = x->priv;
     pthread_mutex_lock(&b->lock);
     bool mapped = hashmap_get(&b->doms, d->uuid) == d;
@@ -541,12 +576,13 @@ qdom_exited(struct xenops *x, struct qdom *d)
         qdom_unref(d); /* the map's; the supervisor still holds its own (3) */
     /* before anyone waiting hears of the exit: a start right after a shutdown
      * must find the directory gone, not fail on it (1) */
-    qdom_clean_dir(d);
+    qdom_put_dir_aside(x, d, gone, gone_len);
     pthread_mutex_lock(&d->lock);
     char name[sizeof(d->name)];
     snprintf(name, sizeof(name), "%s", d->name);
     pthread_mutex_unlock(&d->lock);
     xenops_cgroup_remove(x, name);
+    *clean_us = log_clock_us() - t0;
     pthread_mutex_lock(&d->lock);
     d->exited = true;
     int ev = d->exit_event;
@@ -654,7 +690,10 @@ qdom_supervise(void *arg)
         char *line;
         while (qmp_open && qmp_read_line(&d->qmp_in, d->qmp_fd, &line) == 1)
             qdom_qmp_line(x, d, line);
-        qdom_exited(x, d);
+        uint64_t t_drained = log_clock_us(), clean_us = 0;
+        char aside[4300];
+        qdom_exited(x, d, &clean_us, aside, sizeof(aside));
+        uint64_t t_announced = log_clock_us();
         pthread_mutex_lock(&d->lock);
         d->announced = true; /* (1) */
         int mntns = d->mntns_fd;
@@ -663,7 +702,15 @@ qdom_supervise(void *arg)
         pthread_mutex_unlock(&d->lock);
         if (mntns >= 0)
             close(mntns); /* its teardown, here, after the waiting caller went on */
-        log_debug("xenops.exit_steps", "vm=%s exited_ms=%.2f", d->uuid,
+        if (aside[0])
+            clean_dir_at(aside); /* so are its files */
+        /* drained: console and QMP read; clean: files and cgroup gone; events:
+         * the exit's handlers (api/domains.c); exited: all, the namespace's
+         * teardown after the announcement included */
+        log_debug("xenops.exit_steps",
+                  "vm=%s drained_ms=%.2f clean_ms=%.2f events_ms=%.2f exited_ms=%.2f", d->uuid,
+                  (double)(t_drained - t_gone) / 1e3, (double)clean_us / 1e3,
+                  (double)(t_announced - t_drained - clean_us) / 1e3,
                   (double)(log_clock_us() - t_gone) / 1e3);
     }
     qdom_unref(d);
@@ -1178,14 +1225,27 @@ qdom_kill(struct qdom *d, int exit_event)
  * file), and its disk servers flush when they stop (api/disk_servers.c). The
  * pidfd says when it is gone; the supervisor cleans up per (1). */
 static int
-qdom_destroy(struct qdom *d)
+qdom_sigkill(struct qdom *d)
 {
     pthread_mutex_lock(&d->lock);
     d->exit_event = XENOPS_EVENT_HALTED;
     pthread_mutex_unlock(&d->lock);
-    uint64_t t0 = log_clock_us();
     if (syscall(SYS_pidfd_send_signal, d->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
         return -errno;
+    return 0;
+}
+
+/* The hard shutdown (qdom_sigkill); @killed (may be NULL) runs between the
+ * signal and the wait, while the kernel tears qemu down (xenops.h). */
+static int
+qdom_destroy(struct qdom *d, xenops_killed_fn *killed, void *opaque)
+{
+    uint64_t t0 = log_clock_us();
+    int rc = qdom_sigkill(d);
+    if (rc < 0)
+        return rc;
+    if (killed)
+        killed(opaque); /* the guest runs no more (xenops.h); d is still held */
     /* the kernel's part (qemu's exit) and ours (the supervisor's clean-up,
      * its own line xenops.exit_steps, then this thread woken) */
     struct pollfd p = {.fd = d->pidfd, .events = POLLIN};
@@ -1206,7 +1266,7 @@ qemu_shutdown(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms
     if (!d)
         return -ENOENT;
     if (hard)
-        return qdom_destroy(d);
+        return qdom_destroy(d, NULL, NULL);
     /* a clean shutdown is a halt whatever on_poweroff says (2) */
     pthread_mutex_lock(&d->lock);
     d->exit_event = XENOPS_EVENT_HALTED;
@@ -1226,6 +1286,13 @@ qemu_shutdown(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms
         pthread_mutex_unlock(&d->lock);
     }
     return rc == -ESRCH ? 0 : rc;
+}
+
+static int
+qemu_destroy(struct xenops *x, const char *uuid, xenops_killed_fn *killed, void *opaque)
+{
+    _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, uuid);
+    return d ? qdom_destroy(d, killed, opaque) : -ENOENT;
 }
 
 static int
@@ -1499,8 +1566,10 @@ qemu_nic_plug(struct xenops *x, const char *uuid, const struct xenops_nic *nic)
                                       nic->tap, "script", "no", "downscript", "no"),
                          -1, NULL);
     bool netdev_added = rc == 0;
-    json_t *args = rc == 0 ? json_pack("{s:s,s:s,s:s,s:s}", "driver", "virtio-net-pci", "id", dev,
-                                       "netdev", netdev, "mac", nic->mac)
+    /* the same device as a NIC given at start (argv.c add_nics) */
+    json_t *args = rc == 0 ? json_pack("{s:s,s:s,s:s,s:s,s:b}", "driver", "virtio-net-pci", "id",
+                                       dev, "netdev", netdev, "mac", nic->mac, "guest_announce",
+                                       0)
                            : NULL;
     if (args && port)
         json_object_set_new(args, "bus", json_string(bus));
@@ -1791,6 +1860,16 @@ recover_incoming(struct xenops *x, const char *name)
     log_info("xenops.recover_incoming", "vm=%s pid=%d: killed", uuid, (int)pid);
 }
 
+/* A dead domain's directory that an earlier instance put aside and did not
+ * get to remove (qdom_put_dir_aside): its qemu had exited. */
+static void
+recover_gone(struct xenops *x, const char *name)
+{
+    char dir[4200];
+    snprintf(dir, sizeof(dir), "%s/%s", x->run_dir, name);
+    clean_dir_at(dir);
+}
+
 static int
 qemu_recover(struct xenops *x)
 {
@@ -1803,6 +1882,8 @@ qemu_recover(struct xenops *x)
             recover_one(x, e->d_name);
         else if (strlen(e->d_name) == 39 && !strcmp(e->d_name + 36, ".in"))
             recover_incoming(x, e->d_name);
+        else if (!strncmp(e->d_name, GONE_PREFIX, strlen(GONE_PREFIX)))
+            recover_gone(x, e->d_name);
     closedir(dir);
     return 0;
 }
@@ -1907,6 +1988,7 @@ const struct xenops_ops xenops_qemu_ops = {
     .pause = qemu_pause,
     .unpause = qemu_unpause,
     .shutdown = qemu_shutdown,
+    .destroy = qemu_destroy,
     .cancel_waits = qemu_cancel_waits,
     .reboot = qemu_reboot,
     .suspend = qemu_suspend,

@@ -229,7 +229,7 @@ qemu_incoming_wait(struct xenops *x, const char *uuid, unsigned timeout_ms)
             return -EIO;
         if (xenops_now_ms() >= deadline)
             return -ETIMEDOUT;
-        poll(NULL, 0, 20);
+        poll(NULL, 0, 5); /* the guest is paused meanwhile */
     }
 }
 
@@ -397,8 +397,10 @@ qemu_migrate_send(struct xenops *x, const char *uuid, const char *dest_uri,
             rc = -EIO;
         }
         json_decref(r);
+        /* the time from QEMU's completion to our seeing it is on the
+         * guest's pause: the hand-over starts then */
         if (rc == 0 && !completed)
-            poll(NULL, 0, 50);
+            poll(NULL, 0, 10);
     }
     if (tls_made)
         tls_dir_remove(d, dir);

@@ -186,6 +186,14 @@ xenops_domain_shutdown(struct xenops *x, const char *uuid, bool hard, unsigned t
 }
 
 int
+xenops_domain_destroy(struct xenops *x, const char *uuid, xenops_killed_fn *killed,
+                      void *opaque)
+{
+    NEED_UUID(uuid);
+    return x->ops->destroy ? x->ops->destroy(x, uuid, killed, opaque) : -ENOTSUP;
+}
+
+int
 xenops_domain_reboot(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms)
 {
     NEED_UUID(uuid);

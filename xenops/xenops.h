@@ -189,10 +189,21 @@ int xenops_domain_unpause(struct xenops *x, const char *uuid);
  * the guest agent's guest-shutdown when an agent answers, else the ACPI
  * power button (pc, q35, microvm with ACPI); -ENOTSUP when the domain has
  * neither (microvm with acpi off). Waits up to @timeout_ms for it to halt:
- * -ETIMEDOUT if not, the guest keeps running. Hard: the device model is
- * stopped (QMP quit, SIGKILL after 2 s). Both emit HALTED and ignore
- * on_poweroff. */
+ * -ETIMEDOUT if not, the guest keeps running. Hard: the domain is destroyed
+ * (the device model gets SIGKILL) and the call returns once it is gone. Both
+ * emit HALTED and ignore on_poweroff. */
 int xenops_domain_shutdown(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms);
+/* A hard shutdown that lets the caller act while the domain goes: once it
+ * is destroyed (the device model got SIGKILL: the guest runs no more, though
+ * its exit has not shown yet), @killed(@opaque) is called on the caller's
+ * thread, where its disks may be torn down meanwhile; then, as a hard
+ * xenops_domain_shutdown, the call returns once the domain is gone and
+ * HALTED is out. @killed is not called when the destruction failed.
+ * -ENOENT: no such domain; -ENOTSUP: the backend has no such split (use
+ * xenops_domain_shutdown). */
+typedef void xenops_killed_fn(void *opaque);
+int xenops_domain_destroy(struct xenops *x, const char *uuid, xenops_killed_fn *killed,
+                          void *opaque);
 /* Clean: the guest agent's guest-shutdown mode=reboot, waiting up to
  * @timeout_ms for the guest to reset (-ETIMEDOUT if it does not); -ENOTSUP
  * when no agent answers (ACPI has no reboot button: xapi refuses a clean

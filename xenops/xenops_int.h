@@ -27,6 +27,8 @@ struct xenops_ops {
     int (*pause)(struct xenops *x, const char *uuid);
     int (*unpause)(struct xenops *x, const char *uuid);
     int (*shutdown)(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms);
+    /* NULL when the backend has none (-ENOTSUP: shutdown, hard) */
+    int (*destroy)(struct xenops *x, const char *uuid, xenops_killed_fn *killed, void *opaque);
     int (*reboot)(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms);
     int (*cancel_waits)(struct xenops *x, const char *uuid);
     int (*suspend)(struct xenops *x, const char *uuid, const char *path);

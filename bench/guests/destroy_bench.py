@@ -10,7 +10,18 @@ template (pc, the test guest):
      alternating, median of REPS;
   2. 30 guests at once: 30 clients each calling VM.hard_shutdown, until all
      are gone, against kill -9 of 30 bare qemus and their reaping.
-Usage: destroy_bench.py BUILD_DIR [REPS] [N_AT_ONCE]
+Usage: destroy_bench.py BUILD_DIR [REPS] [N_AT_ONCE] [devices|plain]
+
+With `devices` (the default) each guest has a data disk (a VDI, so a `vhd
+serve` of its own) and a NIC (a VIF, so a tap on a bridge): the cleanup a
+hard shutdown owes. The bare peer has the same command line, its disk
+served by a `vhd serve` the bench starts and its tap made beforehand by the
+bench, as vesseld makes a guest's (a persistent tap outlives qemu: were it
+qemu's own, its kill would include the kernel's unregistering of the
+device, ~20 ms); its kill -9 leaves the disk server and the tap, as a bare
+kill would. As root the bench runs in a network
+namespace of its own (the bridge and taps are made there). `plain`: no
+disk, no NIC (the rows of the first measurements).
 
 vesseld's qemu is detached (it outlives vesseld), so its reaper is init, not
 vesseld: its exit is taken when its pidfd fires (it is a zombie then, holding
@@ -19,6 +30,7 @@ this machine's init reaps orphans about every 2 s.
 """
 import glob
 import os
+import re
 import select
 import statistics
 import subprocess
@@ -29,7 +41,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'tests', 'integration'))
 sys.path.insert(0, HERE)
-from harness import Vesseld, value  # noqa: E402
+from harness import Vesseld, run_in_netns, value  # noqa: E402
 from bare_qemu import Bare, peer_argv, vesseld_argv  # noqa: E402
 from api_bench import make_vm, steps_since  # noqa: E402
 
@@ -113,8 +125,51 @@ def api_destroy(d, vms):
     return t1 - t0, t_reply - t0
 
 
-def bare_destroy(argv, n):
-    peers = [Bare(argv) for _ in range(n)]
+MiB = 1024 * 1024
+BRIDGE = 'vbrdestroy'
+
+
+class DevBare(Bare):
+    """A bare peer whose disk is served by a `vhd serve` of its own and whose
+    tap qemu makes: vesseld's argv with the NBD socket and the tap's name
+    changed, nothing else."""
+
+    def __init__(self, argv, vhd_tool, index):
+        super().__init__(argv)
+        self.vhd_tool = vhd_tool
+        self.server = None
+        self.tap = 'bdestroy%d' % index
+
+    def start(self):
+        subprocess.run(['ip', 'tuntap', 'add', 'dev', self.tap, 'mode', 'tap'], check=True)
+        img = os.path.join(self.dir, 'disk.vhd')
+        sock = os.path.join(self.dir, 'disk.sock')
+        subprocess.run([self.vhd_tool, 'create', '--size', '8M', img], check=True,
+                       capture_output=True)
+        self.server = subprocess.Popen([self.vhd_tool, 'serve', '--socket', sock, img],
+                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(sock) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        out = []
+        for a in self.argv:
+            a = re.sub(r'server\.path=[^,]*', 'server.path=' + sock, a)
+            a = re.sub(r'ifname=[^,]*', 'ifname=' + self.tap, a)
+            out.append(a)
+        self.argv = out
+        super().start()
+
+    def close(self):
+        super().close()
+        if self.server:
+            self.server.terminate()
+            self.server.wait()
+        subprocess.run(['ip', 'link', 'del', self.tap], capture_output=True)
+
+
+def bare_destroy(argv, n, vhd_tool=None):
+    peers = [DevBare(argv, vhd_tool, i) if vhd_tool else Bare(argv) for i in range(n)]
     try:
         for b in peers:
             b.start()
@@ -132,10 +187,35 @@ def bare_destroy(argv, n):
             b.close()
 
 
+def add_devices(s, sess, vm, net):
+    """A data disk and a NIC for @vm."""
+    sr = value(s.pool.get_all_records(sess)).popitem()[1]['default_SR']
+    vdi = value(s.VDI.create(sess, {'name_label': 'data', 'name_description': '', 'SR': sr,
+                                    'virtual_size': str(8 * MiB), 'type': 'user',
+                                    'sharable': False, 'read_only': False, 'other_config': {}}))
+    value(s.VBD.create(sess, {'VM': vm, 'VDI': vdi, 'userdevice': '0', 'bootable': False,
+                              'mode': 'RW', 'type': 'Disk', 'unpluggable': True,
+                              'empty': False, 'other_config': {}, 'qos_algorithm_type': '',
+                              'qos_algorithm_params': {}}))
+    value(s.VIF.create(sess, {'device': '0', 'network': net, 'VM': vm, 'MAC': '', 'MTU': '1500',
+                              'other_config': {}, 'qos_algorithm_type': '',
+                              'qos_algorithm_params': {}}))
+
+
 def main():
-    build = os.path.abspath(sys.argv[1])
-    reps = int(sys.argv[2]) if len(sys.argv) > 2 else 5
-    n_many = int(sys.argv[3]) if len(sys.argv) > 3 else 30
+    if os.geteuid() == 0 and '--inner' not in sys.argv and 'plain' not in sys.argv[4:]:
+        rc = run_in_netns('vessel-destroy-bench', [sys.executable, os.path.abspath(__file__),
+                                                   '--inner'] + sys.argv[1:])
+        if rc is not None:
+            sys.exit(rc)
+    args = [a for a in sys.argv[1:] if a != '--inner']
+    build = os.path.abspath(args[0])
+    reps = int(args[1]) if len(args) > 1 else 5
+    n_many = int(args[2]) if len(args) > 2 else 30
+    devices = (args[3] if len(args) > 3 else 'devices') == 'devices'
+    vhd_tool = os.path.join(build, 'vhd') if devices else None
+    if '--inner' in sys.argv:
+        subprocess.run(['ip', 'link', 'set', 'lo', 'up'], check=True)
     guest = os.path.join(build, 'bench-guest')
     subprocess.run(['sh', os.path.join(HERE, '..', '..', 'tests', 'guest', 'build-guest.sh'), guest],
                    check=True, capture_output=True)
@@ -145,7 +225,14 @@ def main():
         d.start()
         s = d.proxy()
         sess = d.login()
+        net = None
+        if devices:
+            net = value(s.network.create(sess, {'name_label': 'bench', 'name_description': '',
+                                                'MTU': '1500', 'other_config': {},
+                                                'bridge': BRIDGE}))
         vm, uuid = make_vm(s, sess, guest, 'bench')
+        if devices:
+            add_devices(s, sess, vm, net)
         value(s.VM.start(sess, vm, False, False))
         argv = peer_argv(vesseld_argv(d, uuid)[0], os.path.join(guest, 'vmlinux'),
                          os.path.join(guest, 'initramfs.cpio'))
@@ -153,25 +240,42 @@ def main():
         log_mark = os.path.getsize(d.log_path)
         api, raw = [], []
         for _ in range(reps):
-            raw.append(bare_destroy(argv, 1))
+            raw.append(bare_destroy(argv, 1, vhd_tool))
             value(s.VM.start(sess, vm, False, False))
             time.sleep(RUN_S)
             api.append(api_destroy(d, [(s, sess, vm, uuid)]))
         b, a = statistics.median(raw), statistics.median(x[0] for x in api)
         reply = statistics.median(x[1] for x in api)
-        print('guest destroy (default machine: pc), median of %d (ms)   bare kill -9   VM.hard_shutdown   ratio'
-              % reps)
+        print('guest destroy (default machine: pc, %s), median of %d (ms)   bare kill -9   '
+              'VM.hard_shutdown   ratio' % ('a disk and a NIC' if devices else 'no devices', reps))
         print('  %-43s %12.1f   %16.1f   %5.2f' % ('1 guest: to qemu exited, taps and disks gone',
                                                    b * 1e3, a * 1e3, a / b))
-        print('  %-43s %12s   %16.1f' % ('  of which to the reply', '', reply * 1e3))
+        print('  %-43s %12s   %16.1f   %5.2f' % ('  of which to the reply', '', reply * 1e3,
+                                                   reply / b))
+        # each API destroy against the bare kill just before it: the
+        # machine's load (other work on it) moves both alike
+        print('  %-43s %12s   %16s   %5.2f / %.2f' % (
+            'median of the %d pairs\' ratios: gone / reply' % reps, '', '',
+            statistics.median(x[0] / r for x, r in zip(api, raw)),
+            statistics.median(x[1] / r for x, r in zip(api, raw))))
         steps = steps_since(d, log_mark, 'hard_shutdown')
         if steps:
             print('  VM.hard_shutdown steps, median ms: ' +
                   ', '.join('%s %.2f' % kv for kv in steps.items()))
+        # what any call costs this client: the reply's floor above the kill
+        rtt = []
+        for _ in range(max(reps, 21)):
+            t0 = time.monotonic()
+            value(s.VM.get_power_state(sess, vm))
+            rtt.append(time.monotonic() - t0)
+        print('  %-43s %12s   %16.1f' % ('a call\'s round trip (VM.get_power_state)', '',
+                                        statistics.median(rtt) * 1e3))
         many = []
         for i in range(n_many):
             p = d.proxy()
             many.append((p, sess) + make_vm(p, sess, guest, 'bench-%d' % i))
+            if devices:
+                add_devices(p, sess, many[-1][2], net)
         tasks = [value(getattr(s, 'Async.VM.start')(sess, v, False, False)) for _, _, v, _ in many]
         deadline = time.monotonic() + 300
         while (any(value(s.task.get_status(sess, t)) == 'pending' for t in tasks) and
@@ -180,7 +284,7 @@ def main():
         time.sleep(RUN_S)
         log_mark = os.path.getsize(d.log_path)
         a, reply = api_destroy(d, many)
-        b = bare_destroy(argv, n_many)
+        b = bare_destroy(argv, n_many, vhd_tool)
         print('  %-43s %12.1f   %16.1f   %5.2f' % ('%d guests at once' % n_many, b * 1e3, a * 1e3,
                                                    a / b))
         print('  %-43s %12s   %16.1f' % ('  of which to the last reply', '', reply * 1e3))

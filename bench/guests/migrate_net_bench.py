@@ -26,6 +26,7 @@ late the guest answers on a fresh TCG QEMU); the longest tick gap; the total tim
 ratio vesseld/bare (goal: downtime <= 1.2x).
 Needs root (namespaces) and etcd. Usage: migrate_net_bench.py BUILD_DIR [REPS]
 """
+import math
 import os
 import re
 import shutil
@@ -191,8 +192,11 @@ def main():
         mv, mb = statistics.median(r[k] for r in v), statistics.median(r[k] for r in b)
         print('%-20s %15.0f %10.0f %7.2fx' % (name, mv, mb, mv / mb if mb else float('nan')))
     print('per migration (%s):' % ', '.join(COLUMNS))
-    print('  vesseld %s' % [tuple(round(x) for x in r) for r in v])
-    print('  bare    %s' % [tuple(round(x) for x in r) for r in b])
+    # a gap with no ticks or replies in its window is infinite: printed as such
+    def row(r):
+        return tuple(round(x) if math.isfinite(x) else x for x in r)
+    print('  vesseld %s' % [row(r) for r in v])
+    print('  bare    %s' % [row(r) for r in b])
     return 0
 
 

@@ -88,6 +88,13 @@ FS_TICKER = ("mkdir -p /m && mount -t ext4 /dev/vdb /m && echo MOUNTED && "
              "echo TICKER-STOPPED) </dev/null >/dev/console 2>&1 &")
 
 
+# What a guest kernel prints when its memory was corrupted (the open defect of
+# migrations under pings: docs/storage.md, "Interleaved replies"; checked with or
+# without pings).
+OOPS = re.compile(r'general protection fault|BUG: [^\n]*|Oops[^\n]*|Kernel panic[^\n]*|'
+                  r'list_(?:add|del) corruption|is not a head')
+
+
 def acks(text, word):
     """The counters of the lines "WORD n" (or "WORD n n") in a console's @text.
     A line the guest was printing when it was paused for a migration has its
@@ -552,17 +559,28 @@ def report_downtimes(t, hosts):
     if over:
         print('# hand-over after qemu (wait+source gone+destination running) ms: min %d '
               'median %d max %d' % (min(over), sorted(over)[len(over) // 2], max(over)))
+    commit = [ln for h in hosts for ln in log_lines(h, 'domains.receive_commit')]
+    for part in ('disks', 'run'):
+        us = sorted(int(m) for ln in commit for m in re.findall(part + r'_us=(\d+)', ln))
+        if us:
+            print('# destination, %s ms: min %.1f median %.1f max %.1f' %
+                  (part, us[0] / 1000, us[len(us) // 2] / 1000, us[-1] / 1000))
+    for part in ('received', 'source_gone', 'destination_running'):
+        ms = sorted(int(m) for ln in hand for m in re.findall(part + r'_ms=(\d+)', ln))
+        if ms:
+            print('# hand-over, %s ms: min %d median %d max %d' % (part, ms[0], ms[len(ms) // 2],
+                                                                   ms[-1]))
     if paused:
         print('# guest paused (qemu stops the source .. the destination runs) ms: min %d '
               'median %d max %d' % (min(paused), sorted(paused)[len(paused) // 2], max(paused)))
 
 
-# Pinging the guest through the migrations: off by default. With it, the
-# guest's kernel crashed after a migration in 6 of 15 runs (a general
-# protection fault in timerqueue_add, a page fault in __run_timers, a crash in
-# virtio-net's receive path: its memory corrupted across a migration); the
-# runs without it did not. Until that is understood the suite runs without
-# pings and whoever investigates sets VESSEL_TEST_MIGRATE_PINGS=1.
+# Pinging the guest through the migrations: off by default. Under pings every
+# 10 ms some migrations leave the guest's virtio-net rings inconsistent (a TX
+# buffer completed twice, "is not a head", slab corruption): 1 run in 4 of this
+# test, 1 migration in 12 before nbd/transmission.c sent a read's chunks back
+# to back. Bare QEMUs do it too (bench/guests/migrate_soak.py); whoever
+# investigates sets VESSEL_TEST_MIGRATE_PINGS=1.
 PINGS = os.environ.get('VESSEL_TEST_MIGRATE_PINGS') == '1'
 
 
@@ -655,7 +673,8 @@ def main():
                  'the network that spans both hosts' % (guest_ip, PING_INTERVAL * 1000))
         else:
             print('# pings off (VESSEL_TEST_MIGRATE_PINGS=1 turns them on): under them the '
-                  'guest\'s kernel crashed after a migration in 6 runs of 15 (open defect)')
+                  'guest\'s virtio-net state is corrupted by some migrations (open defect, '
+                  'docs/storage.md "Interleaved replies")')
         addrs = ['%s:%d' % (n.addr, PORT) for n in nodes]
         done, where = migrations(t, A, sa, vm, uuid, hosts, nodes, addrs, bridge, pinger)
         if pinger:
@@ -670,6 +689,9 @@ def main():
         fs_stop(t, A, sa, vm, uuid, hosts)
         disk_checks(t, A, sa, vm, uuid, vdi, hosts, shared, vhd_tool, root)
         fs_checks(t, A, sa, uuid, fvdi, hosts, shared, vhd_tool, root)
+        oops = [(h, m) for h in hosts for m in OOPS.finditer(console_log(h, uuid))][:1]
+        t.ok(not oops, 'the guest\'s kernel reported no oops on either host',
+             oops and console_log(oops[0][0], uuid)[oops[0][1].start() - 1500:][:4000])
         report_downtimes(t, hosts)
     except Exception as exc:  # a crash of the test is a failure, with its reason
         import traceback

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -381,6 +382,38 @@ test_deprivileged(void **state)
     xenops_free(x);
 }
 
+struct killed {
+    int calls;
+};
+
+static void
+on_killed(void *opaque)
+{
+    ((struct killed *)opaque)->calls++;
+}
+
+/* true once no dead domain's directory is left aside in run_dir (the
+ * supervisor removes it after announcing the exit) */
+static bool
+no_dir_aside(unsigned timeout_ms)
+{
+    uint64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        bool aside = false;
+        DIR *d = opendir(run_dir);
+        struct dirent *e;
+        while (d && (e = readdir(d)))
+            aside |= !strncmp(e->d_name, ".gone.", 6);
+        if (d)
+            closedir(d);
+        if (!aside)
+            return true;
+        if (now_ms() >= deadline)
+            return false;
+        usleep(10000);
+    }
+}
+
 static void
 test_hard_shutdown_and_crash(void **state)
 {
@@ -431,8 +464,18 @@ test_hard_shutdown_and_crash(void **state)
     assert_int_equal(xenops_domain_stats(x, b, &sb), 0);
     assert_int_not_equal(sb.pid, old);
     assert_true(pid_alive(sb.pid));
-    assert_int_equal(xenops_domain_shutdown(x, b, true, 0), 0);
-    assert_true(wait_event(b, XENOPS_EVENT_HALTED, 5000));
+    /* the split hard shutdown: the caller's callback runs once, between the
+     * SIGKILL and the wait; the call returns as a hard shutdown does (exit
+     * events out, the domain's directory gone at once, its files soon) */
+    struct killed k = {0};
+    assert_int_equal(xenops_domain_destroy(x, b, on_killed, &k), 0);
+    assert_int_equal(k.calls, 1);
+    assert_true(wait_event(b, XENOPS_EVENT_HALTED, 0));
+    assert_false(pid_alive(sb.pid));
+    assert_int_not_equal(access(path, F_OK), 0);
+    assert_true(no_dir_aside(5000));
+    assert_int_equal(xenops_domain_destroy(x, b, on_killed, &k), -ENOENT);
+    assert_int_equal(k.calls, 1);
     xenops_free(x);
 }
 

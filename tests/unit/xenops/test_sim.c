@@ -164,6 +164,8 @@ test_lifecycle(void **state)
     assert_int_equal(xenops_domain_shutdown(x, uuid, false, 100), 0);
     assert_true(wait_count(XENOPS_EVENT_HALTED, 1));
     assert_int_equal(xenops_domain_shutdown(x, uuid, true, 0), -ENOENT);
+    /* the sim has no split hard shutdown: callers fall back to the above */
+    assert_int_equal(xenops_domain_destroy(x, uuid, NULL, NULL), -ENOTSUP);
     c.memory_bytes = 1000; /* refused before the backend */
     assert_int_equal(xenops_domain_start(x, &c), -EINVAL);
     xenops_free(x);

@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""bench/guests/migrate_soak.py - a busy, pinged guest migrated back and forth between two
+bare QEMUs, until its kernel reports a crash or the count is reached: a soak, not a timing.
+
+It finds faults of the pieces a migration goes through without vesseld in the way: the
+disk servers, QEMU, the kernel. Two network namespaces on one link (pool_netns.py), a QEMU
+in each with the device set vesseld gives a VM (the agent channel, pvpanic, balloon,
+sandbox; --bare drops the agent channel and the sandbox), the test guest of
+integration-migrate-pool with its two disks: it writes a counter to the first every 100 ms
+and appends records to an ext4 file system on the second, fsyncing each (the test's
+FS_TICKER), and answers pings every 10 ms. The destination starts with -incoming defer and
+late-block-activate, the source quits once the destination has the state, and the
+destination continues after --pause-ms (vesseld's disk hand-over takes that long).
+Disks: --disks vhd (two `vhd serve`, --vhd-threads each), qemu-nbd, or raw (files).
+Needs root. Usage:
+  migrate_soak.py BUILD_DIR [--migrations N] [--pause-ms MS] [--disks vhd|qemu-nbd|raw]
+                  [--vhd-threads N] [--tls] [--bare] [--idle-s S] [--accel ACCEL]
+                  [--vhd PATH] [--qemu-arg '-OPTION VALUE']...
+--idle-s S runs S seconds without migrating instead (the control). Prints a line per
+migration; exits 1 at the first crash, the guest's console in soak-console.log.
+"""
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, '..', '..', 'tests', 'integration'))
+sys.path.insert(0, HERE)
+from migrate_bench import Qmp, tls_object  # noqa: E402
+from pool_netns import PoolNet, ip, usable  # noqa: E402
+from test_migrate_pool import FS_TICKER, OOPS, Pinger, guest_links  # noqa: E402
+
+SANDBOX = 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny'
+
+
+class Soak:
+    def __init__(self, args, tmp):
+        self.a, self.tmp, self.n = args, tmp, 0
+        self.log = open('soak-console.log', 'wb')
+        self.lock = threading.Lock()
+        self.text = b''
+
+    def _read(self, sock):
+        while True:
+            try:
+                d = sock.recv(65536)
+            except OSError:
+                return
+            if not d:
+                return
+            with self.lock:
+                self.text += d
+                self.log.write(d)
+                self.log.flush()
+
+    def console(self):
+        with self.lock:
+            return self.text.decode(errors='replace')
+
+    def disks(self):
+        out = []
+        for k in (0, 1):
+            if self.a.disks == 'raw':
+                out += ['-blockdev', 'driver=file,node-name=f%d,filename=%s/d%d.raw,locking=off'
+                        % (k, self.tmp, k), '-blockdev', 'driver=raw,node-name=disk%d,file=f%d'
+                        % (k, k)]
+            else:
+                out += ['-blockdev', 'driver=nbd,node-name=disk%d,server.type=unix,'
+                        'server.path=%s/d%d.nbd' % (k, self.tmp, k)]
+            out += ['-device', 'virtio-blk-pci,drive=disk%d,id=vbd%d' % (k, k)]
+        return out
+
+    def qemu(self, wrap, incoming, cmdline):
+        self.n += 1
+        name = '%s/q%d' % (self.tmp, self.n)
+        cmd = list(wrap) + [
+            'qemu-system-x86_64', '-machine', 'pc', '-accel', self.a.accel, '-m', '256M',
+            '-smp', '1',
+            '-nodefaults', '-no-user-config', '-S',
+            '-chardev', 'socket,id=qmp,path=%s.qmp,server=on,wait=off' % name,
+            '-mon', 'chardev=qmp,mode=control',
+            '-chardev', 'socket,id=s0,path=%s.con,server=on,wait=off' % name,
+            '-serial', 'chardev:s0', '-vga', 'std', '-vnc', 'unix:%s.vnc' % name,
+            '-device', 'pvpanic', '-device', 'virtio-balloon-pci',
+            '-kernel', os.path.join(self.a.guest, 'bzImage'),
+            '-initrd', os.path.join(self.a.guest, 'initramfs.cpio'), '-append', cmdline,
+            '-netdev', 'tap,id=net0,ifname=st0,script=no,downscript=no',
+            '-device', 'virtio-net-pci,netdev=net0,mac=52:54:00:be:0c:0b'] + self.disks()
+        if not self.a.bare:
+            cmd += ['-sandbox', SANDBOX, '-action', 'reboot=shutdown,shutdown=poweroff,panic=none',
+                    '-device', 'virtio-serial-pci,id=vserial0',
+                    '-chardev', 'socket,id=agent,path=%s.agent,server=on,wait=off' % name,
+                    '-device', 'virtserialport,chardev=agent,name=org.qemu.guest_agent.0']
+        for extra in self.a.qemu_arg:
+            cmd += extra.split(' ', 1)
+        if incoming:
+            cmd += ['-incoming', 'defer']
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        q = Qmp(name + '.qmp')
+        con = socket.socket(socket.AF_UNIX)
+        con.connect(name + '.con')
+        threading.Thread(target=self._read, args=(con,), daemon=True).start()
+        return p, q, con
+
+
+def serve_disks(a, tmp, procs):
+    subprocess.run(['truncate', '-s', '16M', tmp + '/d0.raw'], check=True)
+    os.makedirs(tmp + '/tree')
+    open(tmp + '/tree/records', 'w').close()
+    subprocess.run(['mke2fs', '-q', '-F', '-t', 'ext4', '-d', tmp + '/tree', tmp + '/d1.raw',
+                    '32M'], check=True, capture_output=True)
+    vhd = a.vhd or os.path.join(a.build, 'vhd')
+    for k in (0, 1):
+        sock, raw = '%s/d%d.nbd' % (tmp, k), '%s/d%d.raw' % (tmp, k)
+        if a.disks == 'vhd':
+            img = '%s/d%d.vhd' % (tmp, k)
+            subprocess.run([vhd, 'convert', '--to', 'vhd', raw, img], check=True,
+                           capture_output=True)
+            procs.append(subprocess.Popen([vhd, 'serve', '--threads', str(a.vhd_threads),
+                                           '--socket', sock, img]))
+        elif a.disks == 'qemu-nbd':
+            procs.append(subprocess.Popen(['qemu-nbd', '--shared=4', '-f', 'raw', '--socket',
+                                           sock, raw]))
+        else:
+            continue
+        for _ in range(400):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.025)
+
+
+def crashed(soak):
+    return [m.group(0) for m in OOPS.finditer(soak.console())]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('build')
+    ap.add_argument('--migrations', type=int, default=30)
+    ap.add_argument('--pause-ms', type=int, default=200)
+    ap.add_argument('--disks', choices=('vhd', 'qemu-nbd', 'raw'), default='vhd')
+    ap.add_argument('--vhd-threads', type=int, default=8)
+    ap.add_argument('--tls', action='store_true')
+    ap.add_argument('--bare', action='store_true')
+    ap.add_argument('--idle-s', type=int, default=0)
+    ap.add_argument('--accel', default='tcg')
+    ap.add_argument('--vhd', help='another vhd binary than BUILD_DIR/vhd')
+    ap.add_argument('--qemu-arg', action='append', default=[],
+                    help='"-OPTION VALUE" added to both QEMUs (repeatable)')
+    a = ap.parse_args()
+    why = usable()
+    if why:
+        print('migrate_soak: ' + why)
+        return 2
+    a.build = os.path.abspath(a.build)
+    a.guest = os.path.join(a.build, 'bench-guests', 'guest')
+    subprocess.run(['sh', os.path.join(HERE, '..', '..', 'tests', 'guest', 'build-guest.sh'),
+                    a.guest], check=True, capture_output=True)
+    tmp = tempfile.mkdtemp(prefix='vessel-soak-')
+    os.chmod(tmp, 0o755)
+    net, outers, procs, pinger = PoolNet(), [], [], None
+    soak = Soak(a, tmp)
+    try:
+        nodes = [net.add('sa'), net.add('sb')]
+        bridge = 'vbrsk%d' % (os.getpid() % 10000)
+        outers = guest_links(net, nodes, bridge)
+        for n in nodes:
+            ip('-n', n.ns, 'tuntap', 'add', 'st0', 'mode', 'tap')
+            ip('-n', n.ns, 'link', 'set', 'st0', 'master', bridge)
+            ip('-n', n.ns, 'link', 'set', 'st0', 'up')
+        if a.tls:
+            subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout',
+                            tmp + '/key.pem', '-out', tmp + '/cert.pem', '-days', '2', '-subj',
+                            '/CN=vessel-soak', '-addext', 'subjectAltName=DNS:vessel-soak'],
+                           check=True, capture_output=True)
+        serve_disks(a, tmp, procs)
+        guest_ip = '%s.207' % net.prefix
+        cmdline = 'console=ttyS0 quiet vessel.noagent vessel.ip=%s/24' % guest_ip
+        at = 0
+        p, qs, con = soak.qemu(nodes[at].wrap(), False, cmdline)
+        procs.append(p)
+        qs.cmd('cont')
+        deadline = time.time() + 120
+        while 'VESSEL-GUEST-UP' not in soak.console():
+            if time.time() > deadline:
+                raise RuntimeError('the guest did not boot')
+            time.sleep(0.2)
+        con.sendall(('run ' + FS_TICKER + '\n').encode())
+        time.sleep(3)
+        pinger = Pinger(guest_ip).start()
+        time.sleep(2)
+        for k in range(a.idle_s // 5):
+            time.sleep(5)
+            print('idle %d s: %d pings answered, %d ticks, crash: %s' %
+                  (5 * k + 5, pinger.count(), soak.console().count('TICK'), crashed(soak)),
+                  flush=True)
+            if crashed(soak):
+                return 1
+        for i in range(0 if a.idle_s else a.migrations):
+            dst = 1 - at
+            pd, qd, _ = soak.qemu(nodes[dst].wrap(), True, cmdline)
+            procs.append(pd)
+            qd.cmd('migrate-set-capabilities',
+                   capabilities=[{'capability': 'late-block-activate', 'state': True}])
+            if a.tls:
+                tls_object(qd, tmp, 'server', 'vessel-soak')
+            qd.cmd('migrate-incoming', uri='tcp:%s:0' % nodes[dst].addr)
+            port = qd.cmd('query-migrate')['return']['socket-address'][0]['port']
+            if a.tls:
+                tls_object(qs, tmp, 'client', 'vessel-soak')
+            qs.cmd('migrate', uri='tcp:%s:%s' % (nodes[dst].addr, port))
+            while True:
+                r = qs.cmd('query-migrate')['return']
+                if r.get('status') == 'completed':
+                    break
+                if r.get('status') in ('failed', 'cancelled'):
+                    raise RuntimeError('migration %s: %s' % (r['status'], r.get('error-desc')))
+                time.sleep(0.05)
+            while qd.cmd('query-status')['return']['status'] == 'inmigrate':
+                time.sleep(0.01)
+            time.sleep(a.pause_ms / 1000.0)
+            qs.cmd('quit')
+            p.wait(10)
+            qd.cmd('cont')
+            p, qs, at = pd, qd, dst
+            time.sleep(2.5)
+            print('migration %d: %d pings answered, crash: %s' %
+                  (i + 1, pinger.count(), crashed(soak)), flush=True)
+            if crashed(soak):
+                return 1
+        return 0
+    finally:
+        if pinger:
+            pinger.close()
+        for pr in procs:
+            pr.kill()
+            pr.wait()
+        for o in outers:
+            ip('link', 'del', o, check=False)
+        net.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
