@@ -9,7 +9,7 @@ packages=(
   libcurl4-openssl-dev etcd-server etcd-client
   chromium python3-prometheus-client
   qemu-utils libnbd-bin nbdkit curl openssl
-  qemu-system-x86 linux-image-cloud-amd64 busybox-static cpio lz4 iproute2 e2fsprogs
+  qemu-system-x86 linux-image-cloud-amd64 busybox-static cpio lz4 iproute2 e2fsprogs util-linux
   qemu-guest-agent debootstrap dnsmasq-base grub-pc-bin grub-common xorriso mtools
 )
 missing=()

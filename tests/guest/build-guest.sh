@@ -34,6 +34,10 @@ set -eu
 out=${1:?usage: build-guest.sh OUTDIR}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
+# tests that share OUTDIR run at the same time (meson runs guest tests two at
+# a time): one builds, the others wait and find the outputs made
+exec 9>"$out/.build.lock"
+flock 9
 
 kernel=${VESSEL_GUEST_KERNEL:-$(ls /boot/vmlinuz-*-cloud-amd64 2>/dev/null | sort -V | tail -n 1)}
 [ -n "$kernel" ] && [ -r "$kernel" ] || { echo "build-guest: no cloud kernel in /boot" >&2; exit 1; }
