@@ -46,6 +46,9 @@ class Soak:
         self.log = open('soak-console.log', 'wb')
         self.lock = threading.Lock()
         self.text = b''
+        # --standby: the source's disk geometry for the destination's devices, so that
+        # QEMU does not read sector 0 from a server that holds it (as vesseld passes it)
+        self.geometry = None
 
     def _read(self, sock):
         while True:
@@ -72,9 +75,12 @@ class Soak:
                         % (k, self.tmp, k), '-blockdev', 'driver=raw,node-name=disk%d,file=f%d'
                         % (k, k)]
             else:
+                sock = ('%s/d%d-%d.nbd' % (self.tmp, k, self.n) if self.a.standby
+                        else '%s/d%d.nbd' % (self.tmp, k))
                 out += ['-blockdev', 'driver=nbd,node-name=disk%d,server.type=unix,'
-                        'server.path=%s/d%d.nbd' % (k, self.tmp, k)]
-            out += ['-device', 'virtio-blk-pci,drive=disk%d,id=vbd%d' % (k, k)]
+                        'server.path=%s' % (k, sock)]
+            geo = self.geometry[k] if self.geometry else ''
+            out += ['-device', 'virtio-blk-pci,drive=disk%d,id=vbd%d%s' % (k, k, geo)]
         return out
 
     def qemu(self, wrap, incoming, cmdline):
@@ -119,6 +125,10 @@ def serve_disks(a, tmp, procs):
                     '32M'], check=True, capture_output=True)
     vhd = a.vhd or os.path.join(a.build, 'vhd')
     for k in (0, 1):
+        if a.standby:   # each QEMU gets its own servers (own_servers)
+            subprocess.run([vhd, 'convert', '--to', 'vhd', '%s/d%d.raw' % (tmp, k),
+                            '%s/d%d.vhd' % (tmp, k)], check=True, capture_output=True)
+            continue
         sock, raw = '%s/d%d.nbd' % (tmp, k), '%s/d%d.raw' % (tmp, k)
         if a.disks == 'vhd':
             img = '%s/d%d.vhd' % (tmp, k)
@@ -137,6 +147,38 @@ def serve_disks(a, tmp, procs):
             time.sleep(0.025)
 
 
+def own_servers(a, tmp, n, standby):
+    """--standby: QEMU number @n's own two `vhd serve`, in standby for a destination
+    (as vesseld's api/disk_servers.c), with control sockets; returns the processes."""
+    vhd = a.vhd or os.path.join(a.build, 'vhd')
+    procs = []
+    for k in (0, 1):
+        sock, ctl = '%s/d%d-%d.nbd' % (tmp, k, n), '%s/d%d-%d.ctl' % (tmp, k, n)
+        procs.append(subprocess.Popen([vhd, 'serve', '--threads', str(a.vhd_threads), '--socket',
+                                       sock, '--control', ctl] + (['--standby'] if standby
+                                                                  else []) +
+                                      ['%s/d%d.vhd' % (tmp, k)]))
+        for _ in range(400):
+            if os.path.exists(sock) and os.path.exists(ctl):
+                break
+            time.sleep(0.025)
+    return procs
+
+
+def activate(tmp, n):
+    """Hands QEMU number @n's standby servers their images (`activate 1`)."""
+    for k in (0, 1):
+        fd = os.open('%s/d%d.vhd' % (tmp, k), os.O_RDWR)
+        c = socket.socket(socket.AF_UNIX)
+        c.connect('%s/d%d-%d.ctl' % (tmp, k, n))
+        socket.send_fds(c, [b'activate 1\n'], [fd])
+        reply = c.recv(256)
+        c.close()
+        os.close(fd)
+        if not reply.startswith(b'ok'):
+            raise RuntimeError('activate: %r' % reply)
+
+
 def crashed(soak):
     return [m.group(0) for m in OOPS.finditer(soak.console())]
 
@@ -153,6 +195,9 @@ def main():
     ap.add_argument('--idle-s', type=int, default=0)
     ap.add_argument('--accel', default='tcg')
     ap.add_argument('--vhd', help='another vhd binary than BUILD_DIR/vhd')
+    ap.add_argument('--standby', action='store_true',
+                    help='each QEMU its own vhd serve; a destination\'s start in standby '
+                    'and are activated once the source\'s exited, as in vesseld')
     ap.add_argument('--kill-source', action='store_true',
                     help='SIGKILL the source instead of quit, as vesseld does')
     ap.add_argument('--announce', action='store_true',
@@ -189,6 +234,8 @@ def main():
         guest_ip = '%s.207' % net.prefix
         cmdline = 'console=ttyS0 quiet vessel.noagent vessel.ip=%s/24' % guest_ip
         at = 0
+        src_servers = own_servers(a, tmp, 1, False) if a.standby else []
+        procs.extend(src_servers)
         p, qs, con = soak.qemu(nodes[at].wrap(), False, cmdline)
         procs.append(p)
         qs.cmd('cont')
@@ -210,6 +257,13 @@ def main():
                 return 1
         for i in range(0 if a.idle_s else a.migrations):
             dst = 1 - at
+            dst_servers = own_servers(a, tmp, soak.n + 1, True) if a.standby else []
+            if a.standby:
+                soak.geometry = [',cyls=%d,heads=%d,secs=%d' % tuple(
+                    qs.cmd('qom-get', path='/machine/peripheral/vbd%d' % k,
+                           property=prop)['return'] for prop in ('cyls', 'heads', 'secs'))
+                    for k in (0, 1)]
+            procs.extend(dst_servers)
             pd, qd, _ = soak.qemu(nodes[dst].wrap(), True, cmdline)
             procs.append(pd)
             qd.cmd('migrate-set-capabilities',
@@ -236,6 +290,12 @@ def main():
             else:
                 qs.cmd('quit')
             p.wait(10)
+            if a.standby:   # the source's servers flush and exit, then the hand-over
+                for sp in src_servers:
+                    sp.terminate()
+                    sp.wait(10)
+                activate(tmp, soak.n)
+                src_servers = dst_servers
             qd.cmd('cont')
             if a.announce:   # as vesseld after `cont` (xenops/qemu_migrate.c)
                 qd.cmd('announce-self', initial=50, max=550, rounds=5, step=100,
