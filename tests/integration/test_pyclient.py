@@ -22,6 +22,7 @@ import socketserver
 import ssl
 import sys
 import threading
+import time
 import xmlrpc.client
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -224,6 +225,30 @@ def fake_server_cases(t):
     t.eq(r, (('ok', {'Status': 'Success', 'Value': 'conn0'}),
              ('ok', {'Status': 'Success', 'Value': 'conn1'}), 2, 2),
          'a kept-alive connection closed while idle: one reconnect, each call sent once')
+
+    half_closed = threading.Event()
+
+    def idle_half_close(h, n):
+        req = h.read_request()
+        h.send(reply_bytes(req, 'conn%d' % n))
+        if n == 0:
+            # the server's end is closed, its reading side still counts a
+            # request sent on the dead connection
+            h.request.shutdown(socket.SHUT_WR)
+            half_closed.set()
+            h.read_request()
+            return
+        answer_all(h, n)
+
+    def run_long_idle(srv, s):
+        first = outcome(lambda: s.VM.get_all('s'))
+        half_closed.wait(TIMEOUT)
+        time.sleep(XenAPI.IDLE_CHECK + 0.1)
+        return first, outcome(lambda: s.VM.get_all('s')), srv.connections, len(srv.requests)
+    r = with_server(idle_half_close, run_long_idle)
+    t.eq(r, (('ok', {'Status': 'Success', 'Value': 'conn0'}),
+             ('ok', {'Status': 'Success', 'Value': 'conn1'}), 2, 2),
+         'a connection idle for longer than IDLE_CHECK and closed: nothing sent on it')
 
     def closed_unanswered(h, n):
         if n == 0:
