@@ -112,8 +112,10 @@ class _Connection:
         self.used = False  # a reply was read on this socket: it may have gone stale since
         self.replied = 0.0  # time.monotonic() of that reply
         host = 'localhost' if unix_path else server_hostname
-        if address and address[1] not in (80, 443):
-            host = '%s:%d' % (host if ':' not in host else '[%s]' % host, address[1])
+        if ':' in host:
+            host = '[%s]' % host  # an IPv6 address
+        if address and address[1] != (443 if ssl_context else 80):
+            host = '%s:%d' % (host, address[1])
         self.head = ('POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n'
                      '%sContent-Length: '
                      % (path, host, ''.join('%s: %s\r\n' % kv for kv in headers))).encode('latin-1')
@@ -157,15 +159,15 @@ class _Connection:
         idle: with no request outstanding, anything to read (an EOF, a reset,
         a TLS close_notify, a 408 reply) means it will not serve another. One
         poll that does not wait."""
-        return bool(self.buf) or bool(self.poller.poll(0))
+        return bool(self.poller.poll(0))
 
     def request(self, body):
         """POSTs @body; the reply's body. Reconnects once, and only when the
         kept-alive connection turns out closed before any byte of the reply
         came: a server that closes an idle connection ran nothing of a request
         it never read, while a call it may have run is never sent twice."""
-        if self.sock is not None and time.monotonic() - self.replied > IDLE_CHECK and \
-                self._idle_closed():
+        if self.sock is not None and (self.buf or time.monotonic() - self.replied > IDLE_CHECK
+                                      and self._idle_closed()):
             self.close()
         if self.sock is None:
             self._connect()
@@ -184,7 +186,7 @@ class _Connection:
         self.got_any = False
         try:
             self.sock.sendall(b'%s%d\r\n\r\n%s' % (self.head, len(body), body))
-            return self._read_reply(reused)
+            return self._read_reply()
         except _Stale:
             raise
         except CLOSED as e:
@@ -212,7 +214,7 @@ class _Connection:
         self.got_any = True
         return data
 
-    def _read_reply(self, reused):
+    def _read_reply(self):
         while True:
             status, reason, head, fields, close = self._read_head()
             if status >= 200 or status == 101:
@@ -402,9 +404,11 @@ class Session:
     ignore_ssl: do not verify the server's certificate (a self-signed host).
     context: an ssl.SSLContext for https (e.g. one trusting the host's CA).
     timeout: seconds a connect or a wait for the reply may take (default
-    none, as XenAPI.py). native_ints: 64-bit ints as Python ints instead of
-    strings. transport, encoding, verbose, allow_none: accepted for
-    XenAPI.py's signature (None travels as JSON null)."""
+    socket.getdefaulttimeout(): none unless set, as XenAPI.py).
+    native_ints: 64-bit ints as Python ints instead of strings.
+    transport (UDSTransport for XenAPI.py's unix socket URIs), encoding,
+    verbose, allow_none: accepted for XenAPI.py's signature; None travels as
+    JSON null."""
 
     def __init__(self, uri, transport=None, encoding=None, verbose=False, allow_none=True,
                  ignore_ssl=False, timeout=None, context=None, native_ints=False):
@@ -422,7 +426,7 @@ class Session:
         self.__dict__.update(
             transport=transport,
             _conn=_Connection(url, address, unix_path, ctx, hostname, path, _trace_headers(),
-                              timeout),
+                              socket.getdefaulttimeout() if timeout is None else timeout),
             _lock=threading.Lock(),
             _next_id=0,
             _url=url,
