@@ -205,8 +205,8 @@ class _Connection:
         return ProtocolError(self.url, status, '%s %s' % (reason, msg) if status else msg,
                              headers)
 
-    def _recv(self, what):
-        data = self.sock.recv(65536)
+    def _recv(self, what, size=65536):
+        data = self.sock.recv(size)
         if not data:
             if not self.got_any:
                 raise _Stale()
@@ -214,11 +214,27 @@ class _Connection:
         self.got_any = True
         return data
 
+    def _fill(self, n, what):
+        """Reads until the buffer holds @n bytes (joined once, not grown by
+        each read: a large get_all_records comes in many reads)."""
+        have = len(self.buf)
+        if have >= n:
+            return
+        parts = [self.buf]
+        while have < n:
+            data = self._recv('%s (%d of %d bytes)' % (what, have, n),
+                              min(max(65536, n - have), 1 << 20))
+            parts.append(data)
+            have += len(data)
+        self.buf = b''.join(parts)
+
     def _read_reply(self):
         while True:
             status, reason, head, fields, close = self._read_head()
-            if status >= 200 or status == 101:
+            if status >= 200:
                 break
+            if status == 101:
+                raise self._error('the server switched protocols', status, reason)
             # 1xx interim replies (100 Continue) come before the real one
         te = fields[b'transfer-encoding']
         if te is not None:
@@ -230,8 +246,7 @@ class _Connection:
             if not cl.isdigit():
                 raise self._error('bad Content-Length %r' % cl)
             n = int(cl)
-            while len(self.buf) < n:
-                self.buf += self._recv('after %d of %d body bytes' % (len(self.buf), n))
+            self._fill(n, 'inside the body')
             body, self.buf = self.buf[:n], self.buf[n:]
         else:
             # HTTP/1.0-style: the body runs to the end of the connection
@@ -316,8 +331,7 @@ class _Connection:
                 while self._read_line():  # trailer fields, up to the empty line
                     pass
                 return b''.join(chunks)
-            while len(self.buf) < n + 2:
-                self.buf += self._recv('inside a chunk')
+            self._fill(n + 2, 'inside a chunk')
             if self.buf[n:n + 2] != b'\r\n':
                 raise self._error('chunk of %d bytes not followed by CRLF' % n)
             chunks.append(self.buf[:n])

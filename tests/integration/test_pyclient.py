@@ -159,6 +159,22 @@ def fake_server_cases(t):
     t.eq(one, want, 'chunked reply: the chunks joined, extension and trailer skipped')
     t.eq((two, conns), (want, 1), 'after a chunked reply the connection serves the next call')
 
+    big = {'k%d' % i: 'v' * 100 for i in range(30000)}  # 3 MB, many reads
+
+    def big_replies(h, n):
+        req = h.read_request()
+        body = json.dumps({'jsonrpc': '2.0', 'result': big, 'id': req['id']}).encode()
+        h.send(b'HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n' % len(body))
+        for i in range(0, len(body), 65000):
+            h.send(body[i:i + 65000])
+        req = h.read_request()
+        body = json.dumps({'jsonrpc': '2.0', 'result': big, 'id': req['id']}).encode()
+        h.send(b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n'
+               % (len(body), body))
+    r = with_server(big_replies, lambda srv, s: (s.VM.get_all('s'), s.VM.get_all('s')))
+    t.eq(r, ({'Status': 'Success', 'Value': big},) * 2,
+         'a 3 MB reply, by Content-Length and as one chunk, arrives whole')
+
     def cut(h, n):
         req = h.read_request()
         body = json.dumps({'jsonrpc': '2.0', 'result': 'abc', 'id': req['id']}).encode()
