@@ -7,7 +7,7 @@ Two parts:
     ephemeral port): chunked replies, a reply cut short, a garbage status
     line, Connection: close, a kept-alive connection the server closed while
     idle (one reconnect) and the cases where a call must not be sent twice,
-    HTTP and JSON-RPC errors, HOST_IS_SLAVE;
+    a 3 MB reply, the timeout option, HTTP and JSON-RPC errors, HOST_IS_SLAVE;
   - against a real vesseld (sim backend, TLS on): login, get_all and
     get_record, a XenAPI error with its details, the re-login after
     SESSION_INVALID and the error once logged out, event.from, the unix
@@ -303,6 +303,20 @@ def fake_server_cases(t):
     protocol_error(t, r, 'closed before any reply', 'reconnect once only: then ProtocolError')
     t.eq(reqs, 3, 'the call was sent at most twice (once per connection)')
 
+    def silent(h, n):
+        h.read_request()
+        h.rfile.read(1)  # never answers; returns when the client goes
+    srv = Scripted(silent)
+    try:
+        s = XenAPI.Session(srv.url(), timeout=0.3)
+        kind, e = outcome(lambda: s.VM.start('s', 'vm'))
+        t.ok(kind == 'raised' and isinstance(e, socket.timeout) and len(srv.requests) == 1,
+             'Session(timeout=0.3) on a server that never answers: socket.timeout, sent once',
+             repr((kind, e, srv.requests)))
+        s.close()
+    finally:
+        srv.stop()
+
     def http_500(h, n):
         h.read_request()
         h.send(b'HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/html\r\n'
@@ -365,6 +379,8 @@ def vesseld_cases(t, d):
     t.ok(isinstance(rec['memory_static_max'], str) and rec['memory_static_max'].isdigit() and
          isinstance(rec['is_a_template'], bool),
          'ints come as strings and bools as bools, as XenAPI.py gives them', repr(rec)[:300])
+    t.eq(sorted(s.xenapi_request('VM.get_all', ())), sorted(vms),
+         "xenapi_request('VM.get_all', ()): the session put first, as xenapi.VM.get_all()")
     recs = s.xenapi.VM.get_all_records()
     t.eq(sorted(recs), sorted(vms), 'VM.get_all_records is keyed by the refs of get_all')
 
