@@ -12,6 +12,8 @@ of 100 calls (peers.p50_compare):
   - JSON-RPC 2.0 on /jsonrpc through http.client.HTTPConnection + json (what
     XenAPI.py's JSON-RPC mode and most hand-written clients do);
   - JSON-RPC in one send on a plain socket (no http.client);
+  - client/python/vessel_xenapi.py, the client Vessel ships (a drop-in for
+    XenAPI.py: session.xenapi.VM.get_power_state(vm), its session put first);
   - libvirt's virDomainGetInfo (dom.info()), the peer of the goal.
 Prints the p50s and each one's ratio to libvirt.
 """
@@ -28,8 +30,10 @@ import xmlrpc.client
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'tests', 'integration'))
+sys.path.insert(0, os.path.join(HERE, '..', '..', 'client', 'python'))
 from harness import ROOT_PASSWORD, Vesseld  # noqa: E402
 from peers import Libvirtd, import_libvirt, p50_compare  # noqa: E402
+import vessel_xenapi  # noqa: E402
 
 
 class JsonHttpClient:
@@ -98,14 +102,18 @@ def main():
         vms = x.VM.get_all_records(sess)['Value']
         tpl = next(iter(vms))
         jh, jl = JsonHttpClient(d.port), JsonLeanClient(d.port)
+        vx = vessel_xenapi.Session(d.url())
+        vx.xenapi.login_with_password('root', ROOT_PASSWORD, '1.0', 'bench')
         want = x.VM.get_power_state(sess, tpl)['Value']
         if jh.call('VM.get_power_state', sess, tpl) != want or \
-                jl.call('VM.get_power_state', sess, tpl) != want:
+                jl.call('VM.get_power_state', sess, tpl) != want or \
+                vx.xenapi.VM.get_power_state(tpl) != want:
             raise RuntimeError('JSON-RPC answers differ from XML-RPC')
         calls = {'xmlrpc.client': lambda: x.VM.get_power_state(sess, tpl),
                  'JSON-RPC, http.client + json': lambda: jh.call('VM.get_power_state', sess, tpl),
                  'JSON-RPC, one send (no http.client)':
-                     lambda: jl.call('VM.get_power_state', sess, tpl)}
+                     lambda: jl.call('VM.get_power_state', sess, tpl),
+                 'vessel_xenapi (client/python)': lambda: vx.xenapi.VM.get_power_state(tpl)}
         libvirt = import_libvirt()
         if libvirt and shutil.which('libvirtd'):
             lv = Libvirtd(tmp)
