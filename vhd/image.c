@@ -4,8 +4,22 @@
  * variant too), then, for dynamic and differencing disks, the header, the BAT and the
  * metadata extents (BAT, batmap, locators) from which "metadata ends here" is computed, and
  * the BAT is validated against them (bat.c). Only the trailing footer is trusted for
- * anything writable; the copy at 0 is used only with VHD_OPEN_HEAD_FOOTER for read-only
- * inspection (spec 5 rows 2-3) and never to decide that a file is dynamic (row 6).
+ * anything writable; the copy at 0 serves read-only opens when the trailing one is missing
+ * or damaged (spec 5 rows 2-3), and never decides that a file is dynamic (row 6).
+ *
+ * Read-only opens meet files that their one writer is extending: a leaf `vhd serve`
+ * writes (a VDI exported or its changed blocks listed while its guest runs) and a base
+ * the collector folds a child into (vhd_coalesce(), while live snapshots and exports open
+ * chains through that base). An allocation cuts the trailing footer and puts it back
+ * after the new block (write.c (1)-(3)); a batched one (coalesce) leaves the file without
+ * it for up to 64 blocks. Such a file is whole up to its last complete footer: the
+ * header never changes, the copy at 0 neither (written at creation, an appending writer
+ * never touches it), and every BAT entry on disk names a block the file already holds,
+ * data written first. So a reader takes the copy at 0 when the trailing footer is not there,
+ * and checks the BAT it read against the size the file has once it was read (the file
+ * never shrinks below a block the BAT names: a cut only removes the footer after the
+ * last block). A reader never writes, and the sectors a fold writes later are sectors
+ * the child above holds, so the view it opened reads right for as long as it is open.
  * Facts: the VHD specification (Microsoft's Virtual Hard Disk Image Format Specification), 5 rows 1-16, 24-25.
  */
 #include <errno.h>
@@ -164,6 +178,16 @@ open_sparse(struct vhd_image *img, unsigned flags, char *why, size_t why_size)
     rc = vhd_bat_load(img);
     if (rc < 0)
         return rc;
+    if (!img->writable) {
+        /* entries appended since the fstat() end within the file's size now (file header) */
+        struct stat st;
+        if (fstat(img->fd, &st) != 0)
+            return -errno;
+        if ((uint64_t)st.st_size != img->file_size) {
+            img->file_size = (uint64_t)st.st_size;
+            img->grew_while_opened = true;
+        }
+    }
     rc = vhd_bat_validate(img, why, why_size);
     if (rc < 0)
         return vhd_fail(rc, "%s", why);
@@ -206,8 +230,8 @@ vhd_image_open_fd(int fd, unsigned flags, const char *path, struct vhd_image **o
 
     int rc = read_trailing_footer(img);
     if (rc < 0) {
-        if (!(flags & VHD_OPEN_HEAD_FOOTER) || img->writable)
-            return rc;
+        if (img->writable)
+            return rc;      /* a writer needs the footer it will move (invariant 2) */
         if (read_head_footer(img) < 0)
             return rc;
         img->head_footer_used = true;
