@@ -16,6 +16,7 @@
  * threads to hit in seconds, but a reader preempted there on a busy host is in it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -33,7 +34,7 @@
 #define DISK (64 * MiB)
 #define CHILD_BLOCKS 24u         /* blocks the fold copies into the base */
 #define LEAF_BLOCKS 24u          /* blocks the served leaf allocates */
-#define ROUNDS_MAX 20
+#define ROUNDS_MAX 100          /* rounds at most, until OVERLAPS_MIN (one is usual) */
 #define OVERLAPS_MIN 50          /* opens that must have run while the writer appended */
 
 struct writer {
@@ -43,10 +44,24 @@ struct writer {
     atomic_bool done;
 };
 
+enum reader { SNAPSHOT, RELOAD, EXPORT, READERS };
+static const char *const reader_name[READERS] = {"snapshot", "reload", "export"};
+
 struct tally {
-    unsigned opens, overlaps, failed, wrong;
+    unsigned opens, overlaps, failed[READERS], wrong;
     char first_error[200];
 };
+
+/* Count reader @r's result @rc in @t, keeping the first failure's reason. */
+static int
+note(struct tally *t, enum reader r, int rc)
+{
+    if (rc < 0 && t->failed[SNAPSHOT] + t->failed[RELOAD] + t->failed[EXPORT] == 0)
+        snprintf(t->first_error, sizeof(t->first_error), "%s: %s (%s)", reader_name[r],
+                 vhd_last_error(), strerror(-rc));
+    t->failed[r] += rc < 0;
+    return rc;
+}
 
 /* The sector the test checks in block @b: its first, with a pattern of @seed. */
 static void
@@ -73,22 +88,34 @@ files_fresh(struct files *f)
     unlink(f->work);
 }
 
-/* Open @leaf as a reader would, check what it reads; count it in @t. */
+/* Open the chain of @f's leaf (through its child when @with_child) as vesseld's readers
+ * do, check what it reads; count it in @t. */
 static void
-open_once(const char *leaf, const char *work, unsigned blocks, unsigned seed,
+open_once(const struct files *f, bool with_child, unsigned blocks, unsigned seed,
           const struct writer *w, struct tally *t)
 {
     bool during = !w->done;
     struct vhd_chain *c = NULL;
     /* a live snapshot: footers and links of the whole chain */
-    int rc = vhd_snapshot(leaf, work);
-    if (rc == 0)
-        unlink(work);
-    /* an export or a disk server's reload: the whole chain, BATs validated */
-    if (rc == 0 && (rc = vhd_chain_open(leaf, VHD_OPEN_RDONLY, &c)) == 0) {
+    if (note(t, SNAPSHOT, vhd_snapshot(f->leaf, f->work)) == 0) {
+        /* the disk server's reload onto it, from descriptors (tools/vhd/serve.c) */
+        const char *files[] = {f->work, f->leaf, with_child ? f->child : f->base, f->base};
+        unsigned n = with_child ? 4 : 3;
+        int fds[4];
+        for (unsigned i = 0; i < n; i++)
+            assert_true((fds[i] = open(files[i], i == 0 ? O_RDWR : O_RDONLY)) >= 0);
+        if (note(t, RELOAD, vhd_chain_open_fds(fds, n, VHD_OPEN_RDWR, &c)) == 0)
+            note(t, RELOAD, vhd_chain_close(c));
+        for (unsigned i = 0; i < n; i++)
+            close(fds[i]);
+        unlink(f->work);
+    }
+    /* an export: the whole chain by name, BATs validated, read */
+    if (note(t, EXPORT, vhd_chain_open(f->leaf, VHD_OPEN_RDONLY, &c)) == 0) {
         uint8_t got[512], want[512];
+        int rc = 0;
         for (unsigned b = 0; b < blocks && rc == 0; b++) {
-            rc = vhd_chain_read(c, got, (uint64_t)b * BLOCK, sizeof(got));
+            rc = note(t, EXPORT, vhd_chain_read(c, got, (uint64_t)b * BLOCK, sizeof(got)));
             expect_sector(want, b, seed);
             if (rc == 0 && memcmp(got, want, sizeof(got)) != 0)
                 t->wrong++;
@@ -98,9 +125,6 @@ open_once(const char *leaf, const char *work, unsigned blocks, unsigned seed,
     t->opens++;
     if (during && !w->done)
         t->overlaps++;
-    if (rc < 0 && t->failed++ == 0)
-        snprintf(t->first_error, sizeof(t->first_error), "%s (%s)", vhd_last_error(),
-                 strerror(-rc));
 }
 
 static void
@@ -129,9 +153,20 @@ fold(void *opaque)
 static void
 report(const char *what, const struct tally *t)
 {
-    print_message("# %s: %u opens, %u while the writer appended, %u failed, %u read wrong%s%s\n",
-                  what, t->opens, t->overlaps, t->failed, t->wrong,
-                  t->failed ? ": " : "", t->first_error);
+    print_message("# %s: %u opens, %u while the writer appended; failed: %u snapshot, %u reload, "
+                  "%u export; %u read wrong%s%s\n",
+                  what, t->opens, t->overlaps, t->failed[SNAPSHOT], t->failed[RELOAD],
+                  t->failed[EXPORT], t->wrong, t->first_error[0] ? "; first: " : "",
+                  t->first_error);
+}
+
+static void
+assert_clean(const struct tally *t)
+{
+    for (unsigned r = 0; r < READERS; r++)
+        assert_int_equal(t->failed[r], 0);
+    assert_int_equal(t->wrong, 0);
+    assert_true(t->overlaps >= OVERLAPS_MIN);
 }
 
 /* A live snapshot's chain leaf -> child -> base while the collector folds the child
@@ -152,15 +187,13 @@ test_chain_opens_during_fold(void **state)
         struct writer w = {.file = f.child};
         assert_int_equal(pthread_create(&w.thread, NULL, fold, &w), 0);
         while (!w.done)
-            open_once(f.leaf, f.work, CHILD_BLOCKS, round, &w, &t);
+            open_once(&f, true, CHILD_BLOCKS, round, &w, &t);
         pthread_join(w.thread, NULL);
         assert_int_equal(w.rc, 0);
         assert_sound(f.base);
     }
     report("fold", &t);
-    assert_int_equal(t.failed, 0);
-    assert_int_equal(t.wrong, 0);
-    assert_true(t.overlaps >= OVERLAPS_MIN);
+    assert_clean(&t);
 }
 
 struct serve {
@@ -206,15 +239,13 @@ test_leaf_opens_while_served(void **state)
         struct serve s = {.w = {.file = f.leaf}, .first = 4, .n = LEAF_BLOCKS};
         assert_int_equal(pthread_create(&s.w.thread, NULL, serve_writes, &s), 0);
         while (!s.w.done)
-            open_once(f.leaf, f.work, 4, round, &s.w, &t);
+            open_once(&f, false, 4, round, &s.w, &t);
         pthread_join(s.w.thread, NULL);
         assert_int_equal(s.w.rc, 0);
         assert_sound(f.leaf);
     }
     report("served leaf", &t);
-    assert_int_equal(t.failed, 0);
-    assert_int_equal(t.wrong, 0);
-    assert_true(t.overlaps >= OVERLAPS_MIN);
+    assert_clean(&t);
 }
 
 /* ld --wrap=fstat64: the library's fstat() of a file opened read-only can run a writer's
