@@ -104,18 +104,27 @@ read_trailing_footer(struct vhd_image *img)
 }
 
 static int
-read_head_footer(struct vhd_image *img)
+read_head_footer(int fd, struct vhd_footer *out)
 {
     uint8_t buf[VHD_FOOTER_SIZE];
-    int rc = vhd_io_pread(img->fd, buf, VHD_FOOTER_SIZE, 0);
+    int rc = vhd_io_pread(fd, buf, VHD_FOOTER_SIZE, 0);
     if (rc < 0)
         return rc;
-    rc = vhd_footer_parse(buf, &img->footer);
+    rc = vhd_footer_parse(buf, out);
     if (rc < 0)
         return rc;
-    if (img->footer.type == VHD_TYPE_FIXED)
+    if (out->type == VHD_TYPE_FIXED)
         return -EINVAL;     /* sector 0 of a fixed disk is guest data (row 6) */
-    return vhd_footer_validate(&img->footer);
+    return vhd_footer_validate(out);
+}
+
+/* Whether two footers describe one image: what no writer changes after creation (the size
+ * grows, the hidden flag flips, both in place). */
+static bool
+footers_same_image(const struct vhd_footer *a, const struct vhd_footer *b)
+{
+    return a->type == b->type && a->data_offset == b->data_offset &&
+           memcmp(a->uuid, b->uuid, sizeof(a->uuid)) == 0;
 }
 
 /* Raise meta_end over the batmap and locator areas that lie inside the file. Invalid ones
@@ -228,12 +237,22 @@ vhd_image_open_fd(int fd, unsigned flags, const char *path, struct vhd_image **o
         return vhd_fail(-EINVAL, "file truncated: %llu bytes", /* row 1 */
                         (unsigned long long)img->file_size);
 
+    /* a writer needs the footer it will move (invariant 2); a reader may meet a file being
+     * extended (file header) */
+    struct vhd_footer head;
+    bool head_ok = !img->writable && read_head_footer(fd, &head) == 0;
     int rc = read_trailing_footer(img);
+    /* While a block is appended the file may end with that block's last sector: guest
+     * data, which may look like a footer. In a sparse image sector 0 is metadata, so a
+     * trailing "footer" naming another image than the copy at 0 is not this file's. */
+    if (rc == 0 && head_ok && img->footer.type != VHD_TYPE_FIXED &&
+        !footers_same_image(&img->footer, &head))
+        rc = vhd_fail(-EINVAL, "trailing footer: uuid, type or header offset differ from the "
+                               "copy at 0");
     if (rc < 0) {
-        if (img->writable)
-            return rc;      /* a writer needs the footer it will move (invariant 2) */
-        if (read_head_footer(img) < 0)
+        if (!head_ok)
             return rc;
+        img->footer = head;
         img->head_footer_used = true;
     }
     if (img->writable && memcmp(img->footer.creator_app, "tap", 4) == 0 &&

@@ -13,7 +13,8 @@
  * case to mean something (it failed in almost every round before the fix).
  * A third case places one allocation exactly between the reader's fstat() and its read of
  * the BAT (the test wraps fstat64 at link time, meson.build): a window too narrow for the
- * threads to hit in seconds, but a reader preempted there on a busy host is in it.
+ * threads to hit in seconds, but a reader preempted there on a busy host is in it. A
+ * fourth leaves a leaf cut after a block whose last sector a guest made look like a footer.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -307,6 +308,60 @@ test_block_appended_after_size_taken(void **state)
     assert_sound(f.leaf);
 }
 
+/* The footer copy at 0 of @file with another UUID (checksum recomputed, spec 1.2): what a
+ * guest that knows the format could write into its disk. */
+static void
+forged_footer(const char *file, uint8_t out[512])
+{
+    int fd = open(file, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, out, 512, 0), 512);
+    close(fd);
+    for (unsigned i = 68; i < 84; i++)  /* the UUID */
+        out[i] ^= 0x5a;
+    memset(out + 64, 0, 4);             /* the checksum: one's complement of the byte sum */
+    uint32_t sum = 0;
+    for (unsigned i = 0; i < 512; i++)
+        sum += out[i];
+    sum = ~sum;
+    for (unsigned i = 0; i < 4; i++)
+        out[64 + i] = (uint8_t)(sum >> (24 - 8 * i));
+}
+
+/* Between the cut of the trailing footer and the extension over a new block (write.c
+ * (1)), a served leaf ends with the last sector of its last block: guest data. A guest
+ * that wrote a footer there must not have a reader take it for the leaf's. */
+static void
+test_guest_footer_at_the_cut(void **state)
+{
+    (void)state;
+    struct files f;
+    files_fresh(&f);
+    assert_int_equal(vhd_create(f.base, DISK, VHD_TYPE_DYNAMIC), 0);
+    assert_int_equal(vhd_snapshot(f.base, f.leaf), 0);
+    struct vhd_chain *c;
+    struct vhd_info real, seen;
+    assert_int_equal(vhd_chain_open(f.leaf, VHD_OPEN_RDONLY, &c), 0);
+    assert_int_equal(vhd_chain_info(c, 0, &real), 0);
+    vhd_chain_close(c);
+    uint8_t sector[512];
+    forged_footer(f.leaf, sector);
+    assert_int_equal(vhd_chain_open(f.leaf, VHD_OPEN_RDWR, &c), 0);
+    assert_int_equal(vhd_chain_write(c, sector, BLOCK - 512, 512, false), 0);
+    assert_int_equal(vhd_chain_close(c), 0);
+    struct stat st;
+    assert_int_equal(stat(f.leaf, &st), 0);
+    assert_int_equal(truncate(f.leaf, st.st_size - 512), 0);  /* the cut, as write.c (1) */
+    assert_int_equal(vhd_chain_open(f.leaf, VHD_OPEN_RDONLY, &c), 0);
+    assert_int_equal(vhd_chain_info(c, 0, &seen), 0);
+    assert_memory_equal(seen.uuid, real.uuid, sizeof(real.uuid));
+    assert_true(seen.head_footer_used);
+    uint8_t got[512];
+    assert_int_equal(vhd_chain_read(c, got, BLOCK - 512, sizeof(got)), 0);
+    assert_memory_equal(got, sector, sizeof(got));  /* guest data, read as such */
+    vhd_chain_close(c);
+}
+
 int
 main(void)
 {
@@ -314,6 +369,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_chain_opens_during_fold, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leaf_opens_while_served, setup, teardown),
         cmocka_unit_test_setup_teardown(test_block_appended_after_size_taken, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_guest_footer_at_the_cut, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
