@@ -307,8 +307,9 @@ sr_file_vdi_info(const char *path, const char *uuid, struct sr_file_vhd *out)
     return sr_file_describe(file, uuid, false, out);
 }
 
-int
-sr_file_scan(const char *path, struct sr_file_vhd **out, size_t *n_out)
+/* sr_file_scan(), or with @whole sr_file_scan_whole(). */
+static int
+scan(const char *path, bool whole, struct sr_file_vhd **out, size_t *n_out)
 {
     DIR *d = opendir(path);
     if (!d)
@@ -333,14 +334,32 @@ sr_file_scan(const char *path, struct sr_file_vhd **out, size_t *n_out)
             cap = ncap;
         }
         snprintf(file, sizeof(file), "%s/%s", path, e->d_name);
-        if (sr_file_describe(file, uuid, hidden, &v[n]) == 0)
+        int rc = sr_file_describe(file, uuid, hidden, &v[n]);
+        if (rc == 0) {
             n++;
+        } else if (whole && rc != -ENOENT) { /* gone since readdir: no child of anyone */
+            free(v);
+            closedir(d);
+            return rc;
+        }
     }
     closedir(d);
     *out = v;
     *n_out = n;
     last_error[0] = '\0';
     return 0;
+}
+
+int
+sr_file_scan(const char *path, struct sr_file_vhd **out, size_t *n_out)
+{
+    return scan(path, false, out, n_out);
+}
+
+int
+sr_file_scan_whole(const char *path, struct sr_file_vhd **out, size_t *n_out)
+{
+    return scan(path, true, out, n_out);
 }
 
 size_t
@@ -403,8 +422,13 @@ destroy_locked(const char *path, const char *uuid, const char *file)
         return sr_file_fail(-errno, "%s: %s", file, strerror(errno));
     if (sr_file_describe(file, uuid, false, &self) < 0)
         self.parent_uuid[0] = '\0'; /* a damaged leaf is deleted; its bases stay */
-    if ((rc = sr_file_scan(path, &v, &n)) < 0)
-        return rc;
+    if (sr_file_scan_whole(path, &v, &n) < 0) {
+        /* a file it cannot read may be another child of the bases above: they stay, for
+         * the collector once it reads every file (sr_file_gc_remove_garbage) */
+        self.parent_uuid[0] = '\0';
+        if ((rc = sr_file_scan(path, &v, &n)) < 0)
+            return rc;
+    }
     if (sr_file_count_children(v, n, uuid, NULL) > 0) {
         free(v);
         return sr_file_fail(-EBUSY, "%s is the parent of another file", file);

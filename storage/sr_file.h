@@ -68,6 +68,12 @@ int sr_file_destroy(const char *path);
  * missing). */
 int sr_file_scan(const char *path, struct sr_file_vhd **out, size_t *n);
 
+/* As sr_file_scan, but a file of ours that the library refuses to open fails the
+ * scan with its error (a file gone since the directory was read is left out).
+ * For whoever deletes or folds a base because it counts no other child: a
+ * child it could not read must not look absent. */
+int sr_file_scan_whole(const char *path, struct sr_file_vhd **out, size_t *n);
+
 /* What sr_file_scan says of VDI @uuid alone. -ENOENT when it has no file. */
 int sr_file_vdi_info(const char *path, const char *uuid, struct sr_file_vhd *out);
 

@@ -5,7 +5,11 @@
  * (api/storage_gc.c). Each step re-reads the directory under the names lock
  * before it changes a name, because VDIs may have been snapshotted or
  * destroyed while a long fold ran; a candidate that no longer holds is
- * -ESTALE and the caller simply looks again.
+ * -ESTALE and the caller simply looks again. Each reads the directory whole
+ * (sr_file_scan_whole): a VHD it cannot open may be a child of any base, so
+ * the step fails rather than find a base childless or single-childed without
+ * it (the next pass looks again; a file that stays unreadable stops the
+ * collector of that SR, with its reason in the log, until it is repaired).
  *
  * Crash safety: a fold only writes sectors into the parent that its child
  * holds, so the chain reads the same at every instant; a relink re-parents
@@ -63,7 +67,7 @@ sr_file_gc_find(const char *path, bool (*skip)(void *opaque, const char *child_u
 {
     struct sr_file_vhd *v = NULL;
     size_t n = 0, leaf_at = SIZE_MAX, base_at = SIZE_MAX;
-    int rc = sr_file_scan(path, &v, &n);
+    int rc = sr_file_scan_whole(path, &v, &n);
     if (rc < 0)
         return rc;
     /* Interior candidates first: they need nobody paused. */
@@ -108,7 +112,7 @@ sr_file_gc_remove_garbage(const char *path, unsigned *removed)
         struct sr_file_vhd *v = NULL;
         size_t n = 0;
         again = false;
-        if ((rc = sr_file_scan(path, &v, &n)) < 0)
+        if ((rc = sr_file_scan_whole(path, &v, &n)) < 0)
             break;
         for (size_t i = 0; i < n; i++) {
             size_t only = 0;
@@ -195,7 +199,7 @@ relink_locked(const char *path, const struct sr_file_gc_candidate *c, char (**le
     struct sr_file_vhd *v = NULL;
     size_t n = 0;
     char parent[PATH_MAX], child[PATH_MAX], file[PATH_MAX];
-    int rc = sr_file_scan(path, &v, &n);
+    int rc = sr_file_scan_whole(path, &v, &n);
     if (rc < 0)
         return rc;
     if (c->child_is_leaf || !candidate_holds(v, n, c)) {
@@ -259,7 +263,7 @@ merge_locked(const char *path, const struct sr_file_gc_candidate *c)
     int rc;
     if ((rc = sr_file_join(parent, sizeof(parent), path, c->parent, BASE_SUFFIX)) < 0 ||
         (rc = sr_file_join(leaf, sizeof(leaf), path, c->child, LEAF_SUFFIX)) < 0 ||
-        (rc = sr_file_scan(path, &v, &n)) < 0)
+        (rc = sr_file_scan_whole(path, &v, &n)) < 0)
         return rc;
     bool holds = c->child_is_leaf && candidate_holds(v, n, c);
     free(v);

@@ -65,7 +65,8 @@ span_compare(const void *a, const void *b)
 int
 vhd_bat_validate(struct vhd_image *img, char *why, size_t why_size)
 {
-    uint64_t limit = img->file_size - (img->head_footer_used ? 0 : VHD_FOOTER_SIZE);
+    bool footer_at_end = !img->head_footer_used && !img->grew_while_opened;
+    uint64_t limit = img->file_size - (footer_at_end ? VHD_FOOTER_SIZE : 0);
     uint32_t n_alloc = 0;
     for (uint32_t i = 0; i < img->n_bat; i++)
         n_alloc += img->bat[i] != VHD_BAT_UNUSED;

@@ -4,8 +4,22 @@
  * variant too), then, for dynamic and differencing disks, the header, the BAT and the
  * metadata extents (BAT, batmap, locators) from which "metadata ends here" is computed, and
  * the BAT is validated against them (bat.c). Only the trailing footer is trusted for
- * anything writable; the copy at 0 is used only with VHD_OPEN_HEAD_FOOTER for read-only
- * inspection (spec 5 rows 2-3) and never to decide that a file is dynamic (row 6).
+ * anything writable; the copy at 0 serves read-only opens when the trailing one is missing
+ * or damaged (spec 5 rows 2-3), and never decides that a file is dynamic (row 6).
+ *
+ * Read-only opens meet files that their one writer is extending: a leaf `vhd serve`
+ * writes (a VDI exported or its changed blocks listed while its guest runs) and a base
+ * the collector folds a child into (vhd_coalesce(), while live snapshots and exports open
+ * chains through that base). An allocation cuts the trailing footer and puts it back
+ * after the new block (write.c (1)-(3)); a batched one (coalesce) leaves the file without
+ * it for up to 64 blocks. Such a file is whole up to its last complete footer: the
+ * header never changes, the copy at 0 neither (written at creation, an appending writer
+ * never touches it), and every BAT entry on disk names a block the file already holds,
+ * data written first. So a reader takes the copy at 0 when the trailing footer is not there,
+ * and checks the BAT it read against the size the file has once it was read (the file
+ * never shrinks below a block the BAT names: a cut only removes the footer after the
+ * last block). A reader never writes, and the sectors a fold writes later are sectors
+ * the child above holds, so the view it opened reads right for as long as it is open.
  * Facts: the VHD specification (Microsoft's Virtual Hard Disk Image Format Specification), 5 rows 1-16, 24-25.
  */
 #include <errno.h>
@@ -90,18 +104,27 @@ read_trailing_footer(struct vhd_image *img)
 }
 
 static int
-read_head_footer(struct vhd_image *img)
+read_head_footer(int fd, struct vhd_footer *out)
 {
     uint8_t buf[VHD_FOOTER_SIZE];
-    int rc = vhd_io_pread(img->fd, buf, VHD_FOOTER_SIZE, 0);
+    int rc = vhd_io_pread(fd, buf, VHD_FOOTER_SIZE, 0);
     if (rc < 0)
         return rc;
-    rc = vhd_footer_parse(buf, &img->footer);
+    rc = vhd_footer_parse(buf, out);
     if (rc < 0)
         return rc;
-    if (img->footer.type == VHD_TYPE_FIXED)
+    if (out->type == VHD_TYPE_FIXED)
         return -EINVAL;     /* sector 0 of a fixed disk is guest data (row 6) */
-    return vhd_footer_validate(&img->footer);
+    return vhd_footer_validate(out);
+}
+
+/* Whether two footers describe one image: what no writer changes after creation (the size
+ * grows, the hidden flag flips, both in place). */
+static bool
+footers_same_image(const struct vhd_footer *a, const struct vhd_footer *b)
+{
+    return a->type == b->type && a->data_offset == b->data_offset &&
+           memcmp(a->uuid, b->uuid, sizeof(a->uuid)) == 0;
 }
 
 /* Raise meta_end over the batmap and locator areas that lie inside the file. Invalid ones
@@ -164,6 +187,16 @@ open_sparse(struct vhd_image *img, unsigned flags, char *why, size_t why_size)
     rc = vhd_bat_load(img);
     if (rc < 0)
         return rc;
+    if (!img->writable) {
+        /* entries appended since the fstat() end within the file's size now (file header) */
+        struct stat st;
+        if (fstat(img->fd, &st) != 0)
+            return -errno;
+        if ((uint64_t)st.st_size != img->file_size) {
+            img->file_size = (uint64_t)st.st_size;
+            img->grew_while_opened = true;
+        }
+    }
     rc = vhd_bat_validate(img, why, why_size);
     if (rc < 0)
         return vhd_fail(rc, "%s", why);
@@ -204,12 +237,22 @@ vhd_image_open_fd(int fd, unsigned flags, const char *path, struct vhd_image **o
         return vhd_fail(-EINVAL, "file truncated: %llu bytes", /* row 1 */
                         (unsigned long long)img->file_size);
 
+    /* a writer needs the footer it will move (invariant 2); a reader may meet a file being
+     * extended (file header) */
+    struct vhd_footer head;
+    bool head_ok = !img->writable && read_head_footer(fd, &head) == 0;
     int rc = read_trailing_footer(img);
+    /* While a block is appended the file may end with that block's last sector: guest
+     * data, which may look like a footer. In a sparse image sector 0 is metadata, so a
+     * trailing "footer" naming another image than the copy at 0 is not this file's. */
+    if (rc == 0 && head_ok && img->footer.type != VHD_TYPE_FIXED &&
+        !footers_same_image(&img->footer, &head))
+        rc = vhd_fail(-EINVAL, "trailing footer: uuid, type or header offset differ from the "
+                               "copy at 0");
     if (rc < 0) {
-        if (!(flags & VHD_OPEN_HEAD_FOOTER) || img->writable)
+        if (!head_ok)
             return rc;
-        if (read_head_footer(img) < 0)
-            return rc;
+        img->footer = head;
         img->head_footer_used = true;
     }
     if (img->writable && memcmp(img->footer.creator_app, "tap", 4) == 0 &&

@@ -46,8 +46,10 @@ enum {
     VHD_OPEN_RDONLY = 0,
     VHD_OPEN_RDWR = 1 << 0,        /* the leaf only; parents are always opened read-only */
     VHD_OPEN_NO_PARENTS = 1 << 1,  /* open the file alone: unresolved sectors read as zeros */
-    VHD_OPEN_HEAD_FOOTER = 1 << 2, /* read-only inspection: accept the footer copy at 0 when
-                                    * the trailing footer is missing or damaged (spec 5 row 2) */
+    VHD_OPEN_HEAD_FOOTER = 1 << 2, /* accept the footer copy at 0 when the trailing footer is
+                                    * missing or damaged (spec 5 row 2). Implied by every
+                                    * read-only open (the file may be mid-append, vhd/image.c);
+                                    * a read-write open never does */
 };
 
 struct vhd_chain;
@@ -72,7 +74,10 @@ int vhd_snapshot(const char *parent_path, const char *child_path);
 /* ---- open, read, write ------------------------------------------------------------------ */
 
 /* Open the VHD at @path and, unless VHD_OPEN_NO_PARENTS, its parents. Every image is
- * validated (spec 6.3) before this returns. On success *@out is freed with
+ * validated (spec 6.3) before this returns. An image opened read-only (every parent, the
+ * leaf without VHD_OPEN_RDWR) may be extended by its writer meanwhile (a served leaf, a
+ * base being folded into): it opens on the footer copy at 0 if the trailing footer is not
+ * there, with the blocks its BAT named when read. On success *@out is freed with
  * vhd_chain_close(). */
 int vhd_chain_open(const char *path, unsigned flags, struct vhd_chain **out);
 

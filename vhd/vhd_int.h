@@ -103,6 +103,8 @@ struct vhd_image {
     struct vhd_footer footer;
     struct vhd_header header;      /* zeroed for fixed disks */
     bool head_footer_used;
+    bool grew_while_opened;        /* read-only: a writer appended while the BAT was read,
+                                    * so blocks may end where the file ends (image.c) */
     uint64_t file_size;
     /* dynamic and differencing images only: */
     uint32_t *bat;                 /* n_bat entries, host order */
