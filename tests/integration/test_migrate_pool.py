@@ -142,6 +142,30 @@ def master_of(node, link):
     return m.group(1) if m else None
 
 
+def ping_diag(A, sa, vm, nodes, bridge, tap):
+    """Where the guest's pings go when it stops answering: each bridge's
+    forwarding entry for its MAC (the pool's in the test's namespace, each
+    host's), and its tap's counters twice, a second apart (TX: frames toward
+    the guest; RX: frames from it)."""
+    mac = value(A.VIF.get_MAC(sa, value(A.VM.get_VIFs(sa, vm))[0])).lower()
+    out = ['MAC %s' % mac]
+    run = lambda *a: subprocess.run(a, capture_output=True, text=True).stdout  # noqa: E731
+    out += ['test ns: ' + ln for ln in run('bridge', 'fdb', 'show').splitlines() if mac in ln]
+    for n in nodes:
+        out += ['%s: %s' % (n.ns, ln) for ln in run('bridge', '-n', n.ns, 'fdb', 'show', 'br',
+                                                      bridge).splitlines() if mac in ln]
+    for k in range(2):
+        for n in nodes:
+            stats = run('ip', 'netns', 'exec', n.ns, 'sh', '-c',
+                        'cd /sys/class/net/%s/statistics 2>/dev/null && '
+                        'echo tx $(cat tx_packets) rx $(cat rx_packets) '
+                        'tx_dropped $(cat tx_dropped)' % tap).strip()
+            if stats:
+                out.append('%s %s, after %d s: %s' % (n.ns, tap, k, stats))
+        time.sleep(1)
+    return '\n'.join(out)
+
+
 def log_lines(d, word):
     with open(d.log_path, errors='replace') as f:
         return [ln for ln in f if word in ln]
@@ -455,8 +479,9 @@ def migrations(t, A, sa, vm, uuid, hosts, nodes, addrs, bridge, pinger=None):
         if pinger:
             pinger.windows.append((t0, t1, where, guest_paused(hosts[where], handed)))
             k = pinger.count()
-            t.ok(wait_for(lambda: pinger.count() > k + 5, 10),
-                 'migration %d: the guest answers pings on %s' % (done, 'AB'[dest]))
+            answers = wait_for(lambda: pinger.count() > k + 5, 10)
+            t.ok(answers, 'migration %d: the guest answers pings on %s' % (done, 'AB'[dest]),
+                 None if answers else ping_diag(A, sa, vm, nodes, bridge, tap))
         where = dest
     poller.stop = True
     poller.join()
@@ -559,12 +584,14 @@ def report_downtimes(t, hosts):
     if over:
         print('# hand-over after qemu (wait+source gone+destination running) ms: min %d '
               'median %d max %d' % (min(over), sorted(over)[len(over) // 2], max(over)))
-    commit = [ln for h in hosts for ln in log_lines(h, 'domains.receive_commit')]
-    for part in ('disks', 'run'):
-        us = sorted(int(m) for ln in commit for m in re.findall(part + r'_us=(\d+)', ln))
-        if us:
-            print('# destination, %s ms: min %.1f median %.1f max %.1f' %
-                  (part, us[0] / 1000, us[len(us) // 2] / 1000, us[-1] / 1000))
+    for side, event, parts in (('destination', 'domains.receive_commit', ('disks', 'run')),
+                               ('source', 'domains.migrate_source_done', ('qemu', 'disks'))):
+        lines = [ln for h in hosts for ln in log_lines(h, event)]
+        for part in parts:
+            us = sorted(int(m) for ln in lines for m in re.findall(part + r'_us=(\d+)', ln))
+            if us:
+                print('# %s, %s ms: min %.1f median %.1f max %.1f' %
+                      (side, part, us[0] / 1000, us[len(us) // 2] / 1000, us[-1] / 1000))
     for part in ('received', 'source_gone', 'destination_running'):
         ms = sorted(int(m) for ln in hand for m in re.findall(part + r'_ms=(\d+)', ln))
         if ms:
