@@ -13,7 +13,7 @@ late-block-activate, the source quits once the destination has the state, and th
 destination continues after --pause-ms (vesseld's disk hand-over takes that long).
 Disks: --disks vhd (two `vhd serve`, --vhd-threads each), qemu-nbd, or raw (files).
 Needs root. Usage:
-  migrate_soak.py BUILD_DIR [--migrations N] [--pause-ms MS] [--disks vhd|qemu-nbd|raw]
+  migrate_soak.py BUILD_DIR [--migrations N] [--pause-ms MS] [--announce-rounds N] [--disks vhd|qemu-nbd|raw]
                   [--vhd-threads N] [--tls] [--bare] [--idle-s S] [--accel ACCEL]
                   [--vhd PATH] [--qemu-arg '-OPTION VALUE']... [--kill-source]
                   [--announce]
@@ -202,6 +202,9 @@ def main():
                     help='SIGKILL the source instead of quit, as vesseld does')
     ap.add_argument('--announce', action='store_true',
                     help='announce-self after cont, as vesseld does')
+    ap.add_argument('--announce-rounds', type=int, default=None,
+                    help="the destination's own announce rounds after the stream "
+                         '(migrate-set-parameters announce-rounds; QEMU\'s default 5)')
     ap.add_argument('--qemu-arg', action='append', default=[],
                     help='"-OPTION VALUE" added to both QEMUs (repeatable)')
     a = ap.parse_args()
@@ -268,6 +271,10 @@ def main():
             procs.append(pd)
             qd.cmd('migrate-set-capabilities',
                    capabilities=[{'capability': 'late-block-activate', 'state': True}])
+            if a.announce_rounds is not None:
+                r = qd.cmd('migrate-set-parameters', **{'announce-rounds': a.announce_rounds})
+                if 'error' in r:
+                    raise RuntimeError('announce-rounds: %r' % r['error'])
             if a.tls:
                 tls_object(qd, tmp, 'server', 'vessel-soak')
             qd.cmd('migrate-incoming', uri='tcp:%s:0' % nodes[dst].addr)

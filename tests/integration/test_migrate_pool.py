@@ -603,11 +603,11 @@ def report_downtimes(t, hosts):
 
 
 # Pinging the guest through the migrations: off by default. Under pings every
-# 10 ms some migrations leave the guest's virtio-net rings inconsistent (a TX
-# buffer completed twice, "is not a head", slab corruption): one run in two
-# or four of this test. Bare QEMUs do it too (bench/guests/migrate_soak.py),
-# where NICs without guest_announce stopped it, but not here; whoever
-# investigates sets VESSEL_TEST_MIGRATE_PINGS=1.
+# 10 ms some migrations leave the guest's virtio-net state inconsistent (a TX
+# buffer completed twice, "is not a head", slab corruption) or its network
+# stopped: one run in two to six of this test. Bare QEMUs do it too
+# (bench/guests/migrate_soak.py); docs/guests.md "Announcing the move" has the
+# runs and what was tried. Whoever investigates sets VESSEL_TEST_MIGRATE_PINGS=1.
 PINGS = os.environ.get('VESSEL_TEST_MIGRATE_PINGS') == '1'
 
 
