@@ -296,3 +296,41 @@ def run_in_netns(prefix, argv):
             except (OSError, ValueError):
                 pass
         subprocess.run(['ip', 'netns', 'del', ns])
+
+
+def build_test_guest(t, guest):
+    """Builds, or brings up to date, the test guest (kernel and busybox
+    initramfs) in @guest with tests/guest/build-guest.sh; False, as a failed
+    check on @t with the script's errors, when it cannot."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'guest',
+                          'build-guest.sh')
+    r = subprocess.run(['sh', script, guest], capture_output=True, text=True)
+    if r.returncode != 0:
+        t.ok(False, 'build the test guest', r.stderr)
+        return False
+    return True
+
+
+def guest_test_main(binary, guest, body, extra=(), tls=False, env=None, after=None):
+    """The frame of a test of real guests: the test guest built, a vesseld on
+    the qemu backend with it started, body(t, d) run (an exception in it is a
+    failed check with its traceback), then the guests and disk servers (which
+    outlive vesseld by design) killed, the data dir removed and after() called,
+    whatever happened. Returns the exit status for sys.exit."""
+    import traceback
+    t = Tap()
+    if not build_test_guest(t, guest):
+        return t.done()
+    d = Vesseld(binary, tls=tls, env=env,
+                extra=['--backend', 'qemu', '--guest-kernel-dir', guest] + list(extra))
+    try:
+        d.start()
+        body(t, d)
+    except Exception as exc:  # a crash of the test is a failure, with its reason
+        t.ok(False, 'test raised %s' % type(exc).__name__, traceback.format_exc())
+    finally:
+        d.kill_all()
+        d.cleanup()
+        if after:
+            after()
+    return t.done()

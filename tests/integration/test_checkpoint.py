@@ -22,7 +22,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Tap, Vesseld, console_log, console_type, value, wait_for  # noqa: E402
+from harness import console_log, console_type, guest_test_main, value, wait_for  # noqa: E402
 from test_guests import MARKER, make_vm  # noqa: E402
 
 MiB = 1024 * 1024
@@ -157,26 +157,11 @@ def checkpoint(t, d, vhd, guest, tmp):
 
 def main():
     binary, vhd, guest = sys.argv[1], sys.argv[2], sys.argv[3]
-    t = Tap()
-    r = subprocess.run(['sh', os.path.join(os.path.dirname(__file__), '..', 'guest',
-                                           'build-guest.sh'), guest],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        t.ok(False, 'build the test guest', r.stderr)
-        return t.done()
-    d = Vesseld(binary, extra=['--backend', 'qemu', '--guest-kernel-dir', guest,
-                               '--cgroup-root', 'none'])
-    try:
-        d.start()
+
+    def body(t, d):
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint(t, d, vhd, guest, tmp)
-    except Exception as exc:
-        import traceback
-        t.ok(False, 'test raised %s' % type(exc).__name__, traceback.format_exc())
-    finally:
-        d.kill_all()
-        d.cleanup()
-    return t.done()
+    return guest_test_main(binary, guest, body, extra=['--cgroup-root', 'none'])
 
 
 if __name__ == '__main__':

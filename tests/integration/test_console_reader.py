@@ -17,13 +17,12 @@ Usage: test_console_reader.py BUILD/vesseld GUEST_DIR
 import os
 import socket
 import ssl
-import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Tap, Vesseld, console_log, console_type, value, wait_for  # noqa: E402
+from harness import console_log, console_type, guest_test_main, value, wait_for  # noqa: E402
 from test_guests import MARKER, make_vm  # noqa: E402
 
 N_LINES = 20000
@@ -151,25 +150,8 @@ def scenario(t, d, guest):
 
 def main():
     binary, guest = sys.argv[1], os.path.abspath(sys.argv[2])
-    t = Tap()
-    if True:  # build-guest.sh is idempotent and rebuilds what changed
-        r = subprocess.run(['sh', os.path.join(os.path.dirname(__file__), '..', 'guest', 'build-guest.sh'),
-                            guest], capture_output=True, text=True)
-        if r.returncode != 0:
-            t.ok(False, 'build the test guest', r.stderr)
-            return t.done()
-    d = Vesseld(binary, tls=True, extra=['--backend', 'qemu', '--guest-kernel-dir', guest,
-                                         '--cgroup-root', 'none'])
-    try:
-        d.start()
-        scenario(t, d, guest)
-    except Exception as exc:  # noqa: BLE001
-        import traceback
-        t.ok(False, 'test raised %s' % type(exc).__name__, traceback.format_exc())
-    finally:
-        d.kill_all()
-        d.cleanup()
-    return t.done()
+    return guest_test_main(binary, guest, lambda t, d: scenario(t, d, guest), tls=True,
+                           extra=['--cgroup-root', 'none'])
 
 
 if __name__ == '__main__':

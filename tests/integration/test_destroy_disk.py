@@ -29,7 +29,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Tap, Vesseld, console_log, console_type, value, wait_for  # noqa: E402
+from harness import console_log, console_type, guest_test_main, value, wait_for  # noqa: E402
 from test_guests import MARKER, make_vm  # noqa: E402
 
 MiB = 1024 * 1024
@@ -171,25 +171,8 @@ def main():
     binary, vhd_tool, guest = sys.argv[1], sys.argv[2], sys.argv[3]
     rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 3
     mode = sys.argv[5] if len(sys.argv) > 5 else 'fsync'
-    t = Tap()
-    r = subprocess.run(['sh', os.path.join(os.path.dirname(__file__), '..', 'guest',
-                                           'build-guest.sh'), guest],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        t.ok(False, 'build the test guest', r.stderr)
-        return t.done()
-    d = Vesseld(binary, extra=['--backend', 'qemu', '--guest-kernel-dir', guest,
-                               '--cgroup-root', 'none'])
-    try:
-        d.start()
-        run(t, d, vhd_tool, guest, rounds, mode)
-    except Exception as exc:
-        import traceback
-        t.ok(False, 'test raised %s' % type(exc).__name__, traceback.format_exc())
-    finally:
-        d.kill_all()
-        d.cleanup()
-    return t.done()
+    return guest_test_main(binary, guest, lambda t, d: run(t, d, vhd_tool, guest, rounds, mode),
+                           extra=['--cgroup-root', 'none'])
 
 
 if __name__ == '__main__':

@@ -23,7 +23,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Tap, Vesseld, console_log, console_type, value, wait_for  # noqa: E402
+from harness import console_log, console_type, guest_test_main, value, wait_for  # noqa: E402
 from depriv_checks import check_disk_servers, check_ids, QEMU_UID_BASE  # noqa: E402
 import ext4_image  # noqa: E402
 
@@ -195,28 +195,12 @@ def main():
     global VHD
     binary, vhd_tool, guest = sys.argv[1], sys.argv[2], sys.argv[3]
     VHD = vhd_tool
-    t = Tap()
     if not shutil.which('mke2fs') or not shutil.which('debugfs'):
         print('1..0 # SKIP e2fsprogs (mke2fs, debugfs) is not installed')
         return 0
-    r = subprocess.run(['sh', os.path.join(HERE, '..', 'guest', 'build-guest.sh'), guest],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        t.ok(False, 'build the test guest', r.stderr)
-        return t.done()
     tmp = tempfile.mkdtemp(prefix='vessel-gdisk-')
-    d = Vesseld(binary, extra=['--backend', 'qemu', '--guest-kernel-dir', guest])
-    try:
-        d.start()
-        guest_checks(t, d, vhd_tool, guest, tmp)
-    except Exception as exc:  # a crash of the test is a failure, with its reason
-        import traceback
-        t.ok(False, 'test raised %s' % type(exc).__name__, traceback.format_exc())
-    finally:
-        d.kill_all()
-        d.cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
-    return t.done()
+    return guest_test_main(binary, guest, lambda t, d: guest_checks(t, d, vhd_tool, guest, tmp),
+                           after=lambda: shutil.rmtree(tmp, ignore_errors=True))
 
 
 if __name__ == '__main__':

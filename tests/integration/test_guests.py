@@ -16,7 +16,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Tap, Vesseld, console_log, error, value, wait_for  # noqa: E402
+from harness import console_log, error, guest_test_main, value, wait_for  # noqa: E402
 from depriv_checks import cgroup2_root, check_device_model  # noqa: E402
 
 MARKER = 'VESSEL-GUEST-UP'
@@ -128,27 +128,13 @@ def survive_restart(t, d, guest):
 
 def main():
     binary, guest = sys.argv[1], sys.argv[2]
-    t = Tap()
-    if True:  # build-guest.sh is idempotent and rebuilds what changed
-        r = subprocess.run(['sh', os.path.join(os.path.dirname(__file__), '..', 'guest', 'build-guest.sh'),
-                            guest], capture_output=True, text=True)
-        if r.returncode != 0:
-            t.ok(False, 'build the test guest', r.stderr)
-            return t.done()
-    cg = cgroup2_root()
-    d = Vesseld(binary, extra=['--backend', 'qemu', '--metrics-period', '1', '--guest-kernel-dir', guest,
-                               '--cgroup-root', cg or 'none'])
-    try:
-        d.start()
+
+    def body(t, d):
         lifecycle(t, d, guest)
         survive_restart(t, d, guest)
-    except Exception as exc:
-        import traceback
-        t.ok(False, 'test raised %s' % type(exc).__name__, traceback.format_exc())
-    finally:
-        d.kill_all()  # guests and disk servers outlive vesseld by design
-        d.cleanup()
-    return t.done()
+    cg = cgroup2_root()
+    return guest_test_main(binary, guest, body,
+                           extra=['--metrics-period', '1', '--cgroup-root', cg or 'none'])
 
 
 if __name__ == '__main__':

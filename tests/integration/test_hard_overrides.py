@@ -19,14 +19,13 @@ shutdown waits until hard_shutdown cancels it.
 Usage: test_hard_overrides.py VESSELD [GUEST_DIR]
 """
 import os
-import subprocess
 import sys
 import threading
 import time
 import xmlrpc.client
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Tap, Vesseld, console_log, error, value, wait_for  # noqa: E402
+from harness import Tap, Vesseld, build_test_guest, console_log, error, value, wait_for  # noqa: E402
 
 TIMEOUT_S = 60  # the clean shutdown timeout: nothing here may wait for it
 N_WAITING = 50
@@ -176,12 +175,8 @@ def at_scale(t, d, s, root, tmpl):
 
 
 def qemu_override(t, binary, guest):
-    if True:  # build-guest.sh is idempotent and rebuilds what changed
-        r = subprocess.run(['sh', os.path.join(os.path.dirname(__file__), '..', 'guest',
-                                               'build-guest.sh'), guest],
-                           capture_output=True, text=True)
-        if not t.ok(r.returncode == 0, 'build the test guest', r.stderr):
-            return
+    if not build_test_guest(t, guest):
+        return
     d = Vesseld(binary, extra=['--backend', 'qemu', '--clean-shutdown-timeout', str(TIMEOUT_S),
                                '--guest-kernel-dir', guest])
     try:

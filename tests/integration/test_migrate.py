@@ -33,7 +33,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Tap, Vesseld, console_log, console_type, error, value, wait_for  # noqa: E402
+from harness import (Tap, Vesseld, build_test_guest, console_log, console_type, error,  # noqa: E402
+                     value, wait_for)
 
 MiB = 1024 * 1024
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -225,10 +226,7 @@ def disk_checks(t, d, s, sess, vm, uuid, vdi, sr_path, vhd_tool, tmp):
 def main():
     binary, vhd_tool, guest = sys.argv[1], sys.argv[2], sys.argv[3]
     t = Tap()
-    r = subprocess.run(['sh', os.path.join(HERE, '..', 'guest', 'build-guest.sh'), guest],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        t.ok(False, 'build the test guest', r.stderr)
+    if not build_test_guest(t, guest):
         return t.done()
     tmp = tempfile.mkdtemp(prefix='vessel-migrate-')
     bridge = 'vbrmig%d' % (os.getpid() % 100000)

@@ -63,7 +63,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ROOT_PASSWORD, Tap, Vesseld, console_log, console_type, error, value, wait_for  # noqa: E402
+from harness import (ROOT_PASSWORD, Tap, Vesseld, build_test_guest, console_log,  # noqa: E402
+                     console_type, error, value, wait_for)
 from pool_netns import PoolNet, ip, usable  # noqa: E402
 import ext4_image  # noqa: E402
 from test_migrate import FILL, TICKER, make_vm  # noqa: E402
@@ -618,10 +619,7 @@ def main():
     if why:
         print('1..0 # SKIP ' + why)
         return 0
-    r = subprocess.run(['sh', os.path.join(HERE, '..', 'guest', 'build-guest.sh'), guest],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        t.ok(False, 'build the test guest', r.stderr)
+    if not build_test_guest(t, guest):
         return t.done()
     root = tempfile.mkdtemp(prefix='vessel-it-migpool-')
     shared = os.path.join(root, 'shared-sr')

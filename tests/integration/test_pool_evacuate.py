@@ -45,7 +45,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ROOT_PASSWORD, Tap, Vesseld, console_log, console_type, error, value, wait_for  # noqa: E402
+from harness import (ROOT_PASSWORD, Tap, Vesseld, build_test_guest, console_log,  # noqa: E402
+                     console_type, error, value, wait_for)
 from pool_netns import PoolNet, usable  # noqa: E402
 from test_migrate import TICKER, make_vm  # noqa: E402
 from test_migrate_pool import (PORT, last_tick, netns_of, qemus, report_downtimes, ticks,  # noqa: E402
@@ -238,10 +239,7 @@ def main():
     if why:
         print('1..0 # SKIP ' + why)
         return 0
-    r = subprocess.run(['sh', os.path.join(HERE, '..', 'guest', 'build-guest.sh'), guest],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        t.ok(False, 'build the test guest', r.stderr)
+    if not build_test_guest(t, guest):
         return t.done()
     root = tempfile.mkdtemp(prefix='vessel-it-evac-')
     shared = os.path.join(root, 'shared-sr')

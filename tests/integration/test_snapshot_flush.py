@@ -36,12 +36,11 @@ writes left in the guest's page cache, which it must report missing).
 import http.client
 import os
 import re
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Tap, Vesseld, console_log, console_type, value, wait_for  # noqa: E402
+from harness import console_log, console_type, guest_test_main, value, wait_for  # noqa: E402
 from test_guests import MARKER, make_vm  # noqa: E402
 
 MiB = 1024 * 1024
@@ -230,28 +229,13 @@ def main():
     binary, guest = sys.argv[1], sys.argv[2]
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 8
     mode = sys.argv[4] if len(sys.argv) > 4 else 'fsync'
-    t = Tap()
-    r = subprocess.run(['sh', os.path.join(os.path.dirname(__file__), '..', 'guest',
-                                           'build-guest.sh'), guest],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        t.ok(False, 'build the test guest', r.stderr)
-        return t.done()
     trigger = os.path.join(os.environ.get('TMPDIR', '/tmp'), 'vessel-reload-lost-%d' % os.getpid())
-    d = Vesseld(binary, extra=['--backend', 'qemu', '--guest-kernel-dir', guest,
-                               '--cgroup-root', 'none'],
-                env={'VESSEL_TEST_RELOAD_ANSWER_LOST': trigger})
-    d.reload_trigger = trigger
-    try:
-        d.start()
+
+    def body(t, d):
+        d.reload_trigger = trigger
         run(t, d, guest, rounds, mode)
-    except Exception as exc:
-        import traceback
-        t.ok(False, 'test raised %s' % type(exc).__name__, traceback.format_exc())
-    finally:
-        d.kill_all()
-        d.cleanup()
-    return t.done()
+    return guest_test_main(binary, guest, body, extra=['--cgroup-root', 'none'],
+                           env={'VESSEL_TEST_RELOAD_ANSWER_LOST': trigger})
 
 
 if __name__ == '__main__':
