@@ -179,6 +179,43 @@ def activate(tmp, n):
             raise RuntimeError('activate: %r' % reply)
 
 
+RAM_MIB = 256
+
+
+def compare_ram(qs, qd, tmp):
+    """Both guests' RAM below RAM_MIB (the source stopped after its completion,
+    the destination before `cont`: neither runs, so they must be equal), saved
+    with pmemsave and compared page by page; the legacy VGA window
+    (0xa0000-0xfffff, device memory) is skipped. A summary string."""
+    files = []
+    for q, side in ((qs, 'src'), (qd, 'dst')):
+        path = os.path.join('/dev/shm', 'soak-%d-%s.ram' % (os.getpid(), side))
+        r = q.cmd('pmemsave', val=0, size=RAM_MIB << 20, filename=path)
+        if 'error' in r:
+            return 'not compared: %r' % r['error']
+        files.append(path)
+    try:
+        diff = []
+        with open(files[0], 'rb') as f0, open(files[1], 'rb') as f1:
+            addr = 0
+            while True:
+                a, b = f0.read(1 << 20), f1.read(1 << 20)
+                if not a and not b:
+                    break
+                if a != b:
+                    for off in range(0, max(len(a), len(b)), 4096):
+                        page = addr + off
+                        if a[off:off + 4096] != b[off:off + 4096] and \
+                                not 0xa0000 <= page < 0x100000:
+                            diff.append(page)
+                addr += 1 << 20
+        return ('equal' if not diff else '%d pages DIFFER: %s' %
+                (len(diff), ' '.join('%#x' % x for x in diff[:16])))
+    finally:
+        for path in files:
+            os.unlink(path)
+
+
 def crashed(soak):
     return [m.group(0) for m in OOPS.finditer(soak.console())]
 
@@ -205,6 +242,9 @@ def main():
     ap.add_argument('--announce-rounds', type=int, default=None,
                     help="the destination's own announce rounds after the stream "
                          '(migrate-set-parameters announce-rounds; QEMU\'s default 5)')
+    ap.add_argument('--compare-ram', action='store_true',
+                    help="after each migration, before either QEMU goes on, save both "
+                         "guests' RAM (pmemsave) and report the pages that differ")
     ap.add_argument('--qemu-arg', action='append', default=[],
                     help='"-OPTION VALUE" added to both QEMUs (repeatable)')
     a = ap.parse_args()
@@ -291,6 +331,8 @@ def main():
                 time.sleep(0.05)
             while qd.cmd('query-status')['return']['status'] == 'inmigrate':
                 time.sleep(0.01)
+            if a.compare_ram:
+                print('migration %d: RAM %s' % (i + 1, compare_ram(qs, qd, tmp)), flush=True)
             time.sleep(a.pause_ms / 1000.0)
             if a.kill_source:
                 p.kill()
