@@ -113,6 +113,12 @@ before(async () => {
 
 after(async () => {
   await context?.close()
+  // The NIC test's network has a real bridge on this host (a sim backend's
+  // too): remove it, or each run leaves one behind.
+  for (const net of await api('network.get_by_name_label', [root, 'nic-target']).catch(() => [])) {
+    for (const vif of await api('network.get_VIFs', [root, net])) await api('VIF.destroy', [root, vif])
+    await api('network.destroy', [root, net])
+  }
 })
 
 let copied
