@@ -130,7 +130,8 @@ def login_unix(d):
 
 def closed_by_peer(socks, wait_s):
     """How many of @socks read EOF (or reset) within @wait_s seconds (a TLS
-    server may send an alert first: that is read and skipped)."""
+    server may send an alert first: that is read and skipped), and the list of
+    those still open."""
     p = select.poll()
     left = {s.fileno(): s for s in socks}
     for fd, s in left.items():
@@ -150,7 +151,24 @@ def closed_by_peer(socks, wait_s):
                 del left[fd]
                 p.unregister(fd)
                 closed += 1
-    return closed
+    return closed, list(left.values())
+
+
+def closed_after_a_byte(socks):
+    """Of @socks, still open long after the server's idle timeout, how many
+    close once a byte is sent on each. With the accept queue full, Linux drops
+    a handshake's last ACK (tcp_abort_on_overflow 0) and in the end forgets
+    the connection, while the client's side stays established and silent:
+    no process ever had it to close. The byte shows it: the server's kernel
+    resets it, or (a SYN cookie still valid) makes it then, and vesseld takes
+    it and closes it after its timeout. A connection vesseld held all along
+    stays open."""
+    for s in socks:
+        try:
+            s.send(b'G')
+        except OSError:
+            pass
+    return closed_by_peer(socks, UNAUTH_TIMEOUT_S + 5)[0]
 
 
 def the_flood(t, d):
@@ -174,9 +192,14 @@ def the_flood(t, d):
     # lets the listen backlog overflow, and a dropped SYN is sent again after
     # 1, 3, 7, 15, 31 and 63 s, so some connections are accepted late (one run
     # had 51 of 10000 still open after 33 s)
-    n = closed_by_peer(socks, UNAUTH_TIMEOUT_S + 90)
-    t.ok(n == len(socks), 'vesseld closed the %d idle unauthenticated connections after %d s (%d closed)'
-         % (len(socks), UNAUTH_TIMEOUT_S, n))
+    n, still = closed_by_peer(socks, UNAUTH_TIMEOUT_S + 90)
+    lost = closed_after_a_byte(still) if still else 0
+    # at least half by themselves: a vesseld that only timed out connections
+    # that sent something would pass the byte's check alone
+    t.ok(n + lost == len(socks) and n >= len(socks) // 2,
+         'vesseld closed the %d idle unauthenticated connections after %d s (%d closed, %d more '
+         'once sent a byte: the kernel dropped them with the accept queue full)'
+         % (len(socks), UNAUTH_TIMEOUT_S, n, lost))
     for s in socks:
         s.close()
 
