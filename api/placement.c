@@ -239,9 +239,15 @@ placement_free_memory_for(struct db *db, const char *host, const char *vm)
     if (!db_with(db, &xapi_class_host, host, peek_metrics_ref, &metrics, NULL) || !metrics ||
         !db_with(db, &xapi_class_host_metrics, metrics, peek_metrics, &hm, NULL) || !hm.known)
         return -1;
+    /* The promises are read before the running guests: a start recorded
+     * running between the two reads is then counted twice (a refusal, in a
+     * window of microseconds) rather than nowhere. Read the other way round,
+     * its promise was dropped as kept after the guests were summed without
+     * it, and two starts at once could both be admitted (seen under ASan). */
+    int64_t promised_bytes = promised(db, host, vm);
     struct host_use u = {host, vm, 0};
     db_foreach(db, &xapi_class_vm, add_guest, &u);
-    int64_t left = hm.total - u.used - promised(db, host, vm);
+    int64_t left = hm.total - u.used - promised_bytes;
     if (left < 0)
         left = 0;
     return hm.free < left ? hm.free : left;
