@@ -48,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/disk_order.h"
 #include "api/helper_ids.h"
 #include "api/pool_live.h"
 #include "api/storage_api.h"
@@ -57,20 +58,6 @@
 #include "xapi_errors.h"
 #include "storage/serve_ctl.h"
 #include "storage/sr_file.h"
-
-static pthread_mutex_t switch_lock = PTHREAD_MUTEX_INITIALIZER;
-
-void
-disk_servers_lock(void)
-{
-    pthread_mutex_lock(&switch_lock);
-}
-
-void
-disk_servers_unlock(void)
-{
-    pthread_mutex_unlock(&switch_lock);
-}
 
 static void
 disks_dir(struct server *srv, char *out, size_t len)

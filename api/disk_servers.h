@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api/disk_order.h"
 #include "rpc/ctx.h"
 #include "xapi_model.h"
 #include "xenops/xenops.h"
@@ -66,15 +67,10 @@ struct disk_io_stats {
 int disk_servers_stats(struct server *srv, const char *vm_uuid, const char *vbd_ref,
                        struct disk_io_stats *out);
 
-/* The lock that orders a served VDI's chain changes against its servers
- * starting and stopping. Held around pause ... reload ... resume. */
 /* At start, once the host holds its lease (api/pool_live.h): the writer
  * keys of the VDIs this host's surviving servers write, which the previous
  * run's lease took with it. */
 void disk_servers_claim_writers(struct server *srv);
-
-void disk_servers_lock(void);
-void disk_servers_unlock(void);
 
 /* Every running server of VDI @uuid in SR directory @sr_path, paused: their
  * in-flight requests done and the chain flushed; the guests' I/O waits.
