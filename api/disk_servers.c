@@ -689,24 +689,26 @@ disk_servers_stop_standby(struct server *srv, const char *vm_uuid)
     stop_named(srv, name, true);
 }
 
-/* Stops every server whose files are @vm_uuid.<n>.* (@vm_uuid: "<uuid>" or
- * "in-<uuid>"), and with @release gives up the writer keys of the VDIs they
- * wrote. */
+/* The servers a stop signalled: their exits to wait for, then the writer
+ * keys of the VDIs they wrote to give up. */
+struct signalled {
+    struct server *srv;
+    int pidfds[256];
+    size_t n_pids;
+    struct stopped stp;
+};
+
+/* Sends SIGTERM to every server whose files are @vm_uuid.<n>.* (@vm_uuid:
+ * "<uuid>" or "in-<uuid>") and forgets their files. Under the lock. */
 static void
-stop_named(struct server *srv, const char *vm_uuid, bool release)
+signal_named(struct server *srv, const char *vm_uuid, struct signalled *sg)
 {
     char dir[4096];
     disks_dir(srv, dir, sizeof(dir));
-    disk_servers_lock();
     DIR *d = opendir(dir);
-    if (!d) {
-        disk_servers_unlock();
+    if (!d)
         return;
-    }
     size_t ulen = strlen(vm_uuid);
-    int pidfds[256];
-    size_t n_pids = 0;
-    struct stopped stp = {.n = 0};
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t n = strlen(e->d_name);
@@ -715,12 +717,67 @@ stop_named(struct server *srv, const char *vm_uuid, bool release)
             continue;
         char base[256];
         snprintf(base, sizeof(base), "%.*s", (int)(n - 4), e->d_name);
-        stop_one(dir, base, pidfds, &n_pids, sizeof(pidfds) / sizeof(*pidfds), &stp);
+        stop_one(dir, base, sg->pidfds, &sg->n_pids, sizeof(sg->pidfds) / sizeof(*sg->pidfds),
+                 &sg->stp);
     }
     closedir(d);
-    wait_exited(pidfds, n_pids);
+}
+
+/* Stops every server of @vm_uuid and waits for their exits, and with
+ * @release gives up the writer keys of the VDIs they wrote. */
+static void
+stop_named(struct server *srv, const char *vm_uuid, bool release)
+{
+    struct signalled sg = {.srv = srv};
+    disk_servers_lock_to_stop();
+    signal_named(srv, vm_uuid, &sg);
+    wait_exited(sg.pidfds, sg.n_pids);
     if (release)
-        release_stopped(srv, &stp);
+        release_stopped(srv, &sg.stp);
+    disk_servers_unlock();
+}
+
+/* A standalone host's servers hold no writer key (pool_live_shared), so
+ * nothing is left to do after their exits but to say so. */
+static void *
+stop_behind_main(void *arg)
+{
+    struct signalled *sg = arg;
+    wait_exited(sg->pidfds, sg->n_pids);
+    disk_servers_behind_end();
+    free(sg);
+    return NULL;
+}
+
+void
+disk_servers_stop_behind(struct server *srv, const char *vm_uuid)
+{
+    struct signalled *sg = pool_live_shared(srv) ? NULL : calloc(1, sizeof(*sg));
+    if (!sg) {
+        /* in a pool another host may start the VM next: the writer keys
+         * must be gone by the reply (pool_live_hold does not wait) */
+        stop_named(srv, vm_uuid, true);
+        return;
+    }
+    sg->srv = srv;
+    disk_servers_lock_to_stop();
+    signal_named(srv, vm_uuid, sg);
+    pthread_attr_t attr;
+    pthread_t t;
+    bool behind = sg->n_pids > 0 && pthread_attr_init(&attr) == 0;
+    if (behind) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        disk_servers_behind_begin();
+        if (pthread_create(&t, &attr, stop_behind_main, sg) != 0) {
+            disk_servers_behind_end();
+            behind = false;
+        }
+        pthread_attr_destroy(&attr);
+    }
+    if (!behind) {
+        wait_exited(sg->pidfds, sg->n_pids);
+        free(sg);
+    }
     disk_servers_unlock();
 }
 

@@ -26,6 +26,12 @@ void disk_servers_stop(struct server *srv, const char *vm_uuid);
  * disk_servers_release_writer gives each up (when no server here writes the
  * VDI). */
 void disk_servers_stop_handing_over(struct server *srv, const char *vm_uuid);
+/* A hard shutdown's stop: as disk_servers_stop, but on a standalone host it
+ * returns once the servers are signalled, and a thread waits for their
+ * exits (each flushes and closes its chain first); the next
+ * disk_servers_lock or disk_servers_settle waits for them
+ * (api/disk_order.h). In a pool it is disk_servers_stop. */
+void disk_servers_stop_behind(struct server *srv, const char *vm_uuid);
 void disk_servers_release_writer(struct server *srv, const char *vdi_uuid);
 
 /* A live migration's destination: a standby server (`vhd serve --standby`,

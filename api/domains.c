@@ -535,10 +535,17 @@ domains_start(struct server *srv, const char *ref, const struct xapi_vm_record *
  *    bitmap) completes first and none starts after; it then writes the
  *    footer, fdatasyncs and exits (tools/vhd/serve.c). A request qemu sends
  *    meanwhile is never answered;
- *  - the stop is the one disk_servers_stop, under disk_servers_lock: a live
- *    snapshot's pause and reload, or the collector's, are never cut in
- *    half, and a pool's writer key goes only once the server exited (it
- *    flushed);
+ *  - the stop is signalled under disk_servers_lock: a live snapshot's pause
+ *    and reload, or the collector's, are never cut in half;
+ *  - on a standalone host the call does not wait for the servers' exits
+ *    (disk_servers_stop_behind): their flush and exit would compete with
+ *    qemu's teardown for the CPUs and lengthen it. What comes next waits
+ *    for them instead: every disk_servers_lock (a start, a plug, a
+ *    snapshot, the collector) and every VDI operation that opens the files
+ *    (storage_sr_path settles), so nothing reads or changes a VDI before
+ *    its server flushed and closed it. In a pool the call waits, since a
+ *    VDI's writer key, which another host's start needs, goes only once
+ *    its server exited;
  *  - qemu's exit then stops nothing more (on_xenops_event finds no server
  *    left), and the call returns after it, as before (xenops/qemu.c (1)).
  * The taps stay until the records say halted (domains_detach_nics): qemu's
@@ -557,7 +564,7 @@ stop_disks_killed(void *opaque)
 {
     struct destroying *k = opaque;
     uint64_t t0 = log_clock_us();
-    disk_servers_stop(k->srv, k->uuid);
+    disk_servers_stop_behind(k->srv, k->uuid);
     k->disks_stopped = true;
     k->disks_ms = (double)(log_clock_us() - t0) / 1e3;
 }

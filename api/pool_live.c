@@ -172,6 +172,12 @@ pool_master(struct server *srv)
 }
 
 bool
+pool_live_shared(struct server *srv)
+{
+    return srv->live && srv->live->el;
+}
+
+bool
 pool_live_is_master(struct server *srv)
 {
     char *m = pool_master(srv);

@@ -41,6 +41,9 @@ int pool_live_start(struct server *srv, const struct pool_live_config *cfg, char
  * once when it held it) and stops the threads. */
 void pool_live_stop(struct server *srv);
 
+/* Whether this host's keys live in a pool's etcd (false for SQLite): other
+ * hosts then see its writer keys and leases. */
+bool pool_live_shared(struct server *srv);
 /* Whether this host is the pool's master (pool.master). */
 bool pool_live_is_master(struct server *srv);
 /* The master's host.address (a new string, free()), NULL without one. */

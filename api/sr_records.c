@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "api/sr_records.h"
+#include "api/disk_order.h"
 #include "api/storage_api.h"
 #include "common/log.h"
 #include "db/db.h"
@@ -100,6 +101,7 @@ storage_sr_path(struct db *db, const char *host, const char *sr, char **path,
 {
     if (!db_exists(db, &xapi_class_sr, sr))
         return xerr_handle_invalid(errp, "SR", sr);
+    disk_servers_settle(); /* the caller opens a VDI's files next */
     struct pbd_find f = {.sr = sr, .host = host};
     db_foreach(db, &xapi_class_pbd, pbd_find_one, &f);
     bool ok;

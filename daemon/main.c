@@ -879,6 +879,7 @@ out:
     static_files_free(ui_files);
     events_free(srv.events);
     workpool_stop(srv.workers);
+    disk_servers_settle(); /* a hard shutdown's servers, before srv goes */
     domains_close(srv.domains);
     tasks_free(srv.tasks);
     peers_free(srv.peers);

@@ -9,13 +9,18 @@ test guest writes sequence-numbered sectors onto its data disk from two writers 
 once, each write followed by an fsync of the device (`dd conv=fsync`: dd returns
 only once the write and the FLUSH after it completed), and prints `W r w i` after
 each. Several rounds of: boot, writes flowing, VM.hard_shutdown, then
-  - the disk server is gone when the call returns (its files, its process);
+  - the disk server's files are gone when the call returns, and its process once an
+    export of the VDI answered (the call does not wait for the server's flush and
+    exit; the VDI's next operation does: api/disk_order.h);
   - `vhd check` passes on the VDI's file (the server's metadata, BAT and footer,
     ended consistent);
   - every write the guest reported in that round is on the disk (GET
     /export_raw_vdi);
   - the VM starts again, and its guest reads back the last write each writer
     reported before the shutdown.
+Then, its disk server stopped with SIGSTOP, VM.hard_shutdown answers without it,
+a VDI.resize waits until the server (SIGCONT) flushed and exited, and the
+resized file checks sound.
 Usage: test_destroy_disk.py BUILD/vesseld BUILD/vhd GUEST_DIR [ROUNDS [MODE]]
 MODE: `fsync` (the test) or `unsynced` (the test's own check: the writes stay in the
 guest's page cache, /dev/vda held open so that no close writes them back; the
@@ -23,10 +28,13 @@ test must then report writes lost).
 """
 import glob
 import http.client
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import console_log, console_type, guest_test_main, value, wait_for  # noqa: E402
@@ -76,6 +84,11 @@ def disk_bytes(d, sess, vdi):
     if resp.status != 200:
         raise RuntimeError('export_raw_vdi: HTTP %d' % resp.status)
     return data
+
+
+def vhd_size(vhd_tool, path):
+    out = subprocess.run([vhd_tool, 'info', '--json', path], capture_output=True, text=True)
+    return json.loads(out.stdout)['image']['virtual_size'] if out.returncode == 0 else None
 
 
 def alive(pid):
@@ -142,16 +155,17 @@ def run(t, d, vhd_tool, guest, rounds, mode):
             with open(p) as f:
                 servers.append(int(f.read()))
         value(s.VM.hard_shutdown(sess, vm))
-        t.ok(servers and not any(alive(p) for p in servers) and
-             not glob.glob(os.path.join(disks, uuid + '.*')),
-             'round %d: when VM.hard_shutdown returns its disk server has exited and its '
-             'files are gone' % r, 'servers %r, files %r'
-             % (servers, glob.glob(os.path.join(disks, uuid + '.*'))))
+        t.ok(servers and not glob.glob(os.path.join(disks, uuid + '.*')),
+             'round %d: when VM.hard_shutdown returns its disk server\'s files are gone' % r,
+             'servers %r, files %r' % (servers, glob.glob(os.path.join(disks, uuid + '.*'))))
+        done = written(console_log(d, uuid), r)  # every write the guest was told was done
+        data = disk_bytes(d, sess, vdi)  # waits for the server's flush and exit
+        t.ok(not any(alive(p) for p in servers),
+             'round %d: once an export of the VDI answered, its disk server has exited' % r,
+             'servers %r' % servers)
         check = subprocess.run([vhd_tool, 'check', vhd_file], capture_output=True, text=True)
         t.ok(check.returncode == 0, 'round %d: vhd check passes on the VDI' % r,
              check.stdout + check.stderr)
-        done = written(console_log(d, uuid), r)  # every write the guest was told was done
-        data = disk_bytes(d, sess, vdi)
         lost = sorted(k for k in done
                       if data[sector_of(*k) * SECTOR:(sector_of(*k) + 1) * SECTOR] !=
                       expected(r, *k))
@@ -164,7 +178,50 @@ def run(t, d, vhd_tool, guest, rounds, mode):
         got = read_back(d, s, sess, vm, last)
         t.eq(got, {w: 'VESSEL-DESTROY %d %d %d' % (rounds - 1, w, i) for w, i in last.items()},
              'the guest reads the last reported write of each writer of the last round')
-    value(s.VM.hard_shutdown(sess, vm))
+    held_server(t, d, s, sess, vm, vdi, disks, uuid, vhd_tool, vhd_file)
+
+
+def held_server(t, d, s, sess, vm, vdi, disks, uuid, vhd_tool, vhd_file):
+    """A disk server that cannot exit yet (stopped by SIGSTOP): VM.hard_shutdown
+    answers without waiting for it, and the VDI's next operation (VDI.resize)
+    waits until it flushed and exited."""
+    servers = []
+    for p in glob.glob(os.path.join(disks, uuid + '.*.pid')):
+        with open(p) as f:
+            servers.append(int(f.read()))
+    if not t.ok(len(servers) == 1, 'the running VM has one disk server', servers):
+        return
+    pid = servers[0]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        value(s.VM.hard_shutdown(sess, vm))
+        t.ok(alive(pid), 'VM.hard_shutdown answers while its disk server has not exited')
+        size = str(16 * MiB)
+        done = {}
+
+        def resize():
+            try:
+                done['r'] = d.proxy().VDI.resize(sess, vdi, size)
+            except Exception as exc:  # reported by the check below
+                done['r'] = exc
+        th = threading.Thread(target=resize)
+        th.start()
+        th.join(1.5)  # the resize would answer in milliseconds if it did not wait
+        t.ok(th.is_alive() and alive(pid),
+             'VDI.resize waits while the stopped VM\'s disk server has not exited',
+             'resize answered %r' % done.get('r'))
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    th.join(60)
+    t.ok(not th.is_alive() and isinstance(done.get('r'), dict) and
+         done['r'].get('Status') == 'Success',
+         'VDI.resize succeeds once the server exited', repr(done.get('r')))
+    t.ok(not alive(pid), 'the disk server exited before VDI.resize answered')
+    t.eq(value(s.VDI.get_virtual_size(sess, vdi)), size, 'the VDI has its new size')
+    check = subprocess.run([vhd_tool, 'check', vhd_file], capture_output=True, text=True)
+    t.ok(check.returncode == 0 and vhd_size(vhd_tool, vhd_file) == int(size),
+         'vhd check passes on the resized VDI, and its file has the new size',
+         check.stdout + check.stderr)
 
 
 def main():
