@@ -12,9 +12,10 @@ on it, as a LAN would. Checked: the guest's own kernel boots, its
 initramfs mounts root from the virtio disk, systemd reaches the serial
 getty's "login:", the guest takes an address by DHCP and answers the host's
 ping over the bridge. Its qemu-guest-agent (Debian's package) gives
-VM_guest_metrics: the DHCP address in networks within 60 s of VM.start, an
-os_version naming Debian 12; clean_reboot goes through the agent; with the
-agent stopped in the guest (systemctl, typed on its console by the test),
+VM_guest_metrics: the DHCP address in networks (waited for up to 60 s from
+VM.start), an os_version naming Debian 12; clean_reboot goes through the
+agent; with the agent stopped in the guest (systemctl, typed on its console by
+the test),
 clean_reboot is refused with VM_LACKS_FEATURE and clean_shutdown powers it
 off by ACPI, leaving a clean file system. Started again, VM.hard_shutdown
 ends it, and the disk, exported through GET /export_raw_vdi, checks clean
@@ -53,7 +54,8 @@ def agent_checks(t, d, s, sess, g, tmp):
     left = max(5, 60 - (time.time() - g.started_at))
     gm = wait_for(lambda: (lambda m: m if m and g.ip and m['networks'].get('0/ip') == g.ip else None)(
         guest_metrics(s, sess, g.vm)), left, 0.5)
-    t.ok(gm, 'VM_guest_metrics.networks shows its address %s within 60 s of VM.start (%.1f s)'
+    # 60 s from VM.start is a timeout, not a goal: timings belong to bench/
+    t.ok(gm, 'VM_guest_metrics.networks shows its address %s (%.1f s after VM.start)'
          % (g.ip, time.time() - g.started_at), guest_metrics(s, sess, g.vm))
     gm = gm or guest_metrics(s, sess, g.vm) or {}
     osv = gm.get('os_version', {})
