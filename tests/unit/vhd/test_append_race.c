@@ -171,37 +171,73 @@ assert_clean(const struct tally *t)
     assert_true(t->overlaps >= OVERLAPS_MIN);
 }
 
+/* A disk server's writes (serve_writes): blocks @first .. @first + @n - 1. */
+struct serve {
+    struct writer w;
+    unsigned first, n;
+};
+
+/* One race, repeated until OVERLAPS_MIN opens ran while its writer appended: @begin
+ * makes round @round's files in @f and starts the writer (returned); vesseld's readers
+ * open the chain until it is done; then the file @sound names checks sound. */
+struct race {
+    const char *what;
+    bool with_child;  /* the readers' chain: leaf -> child -> base, or leaf -> base */
+    unsigned blocks;  /* the blocks they check */
+    struct writer *(*begin)(const struct files *f, unsigned round, void *space);
+    const char *(*sound)(const struct files *f);
+};
+
+static void
+run_race(const struct race *r)
+{
+    struct tally t = {0};
+    for (unsigned round = 0; round < ROUNDS_MAX && t.overlaps < OVERLAPS_MIN;
+         round++, t.rounds++) {
+        struct files f;
+        files_fresh(&f);
+        union {
+            struct writer w;
+            struct serve s;
+        } space;
+        struct writer *w = r->begin(&f, round, &space);
+        while (!w->done)
+            open_once(&f, r->with_child, r->blocks, round, w, &t);
+        pthread_join(w->thread, NULL);
+        assert_int_equal(w->rc, 0);
+        assert_sound(r->sound(&f));
+    }
+    report(r->what, &t);
+    assert_clean(&t);
+}
+
+static struct writer *
+begin_fold(const struct files *f, unsigned round, void *space)
+{
+    assert_int_equal(vhd_create(f->base, DISK, VHD_TYPE_DYNAMIC), 0);
+    assert_int_equal(vhd_snapshot(f->base, f->child), 0);
+    write_blocks(f->child, 0, CHILD_BLOCKS, round);
+    assert_int_equal(vhd_snapshot(f->child, f->leaf), 0);
+    struct writer *w = space;
+    *w = (struct writer){.file = f->child};
+    assert_int_equal(pthread_create(&w->thread, NULL, fold, w), 0);
+    return w;
+}
+
+static const char *
+base_of(const struct files *f)
+{
+    return f->base;
+}
+
 /* A live snapshot's chain leaf -> child -> base while the collector folds the child
  * into the base (api/storage_gc.c step_interior: no pause, no lock, guests run). */
 static void
 test_chain_opens_during_fold(void **state)
 {
     (void)state;
-    struct tally t = {0};
-    unsigned round = 0;
-    for (; round < ROUNDS_MAX && t.overlaps < OVERLAPS_MIN; round++, t.rounds++) {
-        struct files f;
-        files_fresh(&f);
-        assert_int_equal(vhd_create(f.base, DISK, VHD_TYPE_DYNAMIC), 0);
-        assert_int_equal(vhd_snapshot(f.base, f.child), 0);
-        write_blocks(f.child, 0, CHILD_BLOCKS, round);
-        assert_int_equal(vhd_snapshot(f.child, f.leaf), 0);
-        struct writer w = {.file = f.child};
-        assert_int_equal(pthread_create(&w.thread, NULL, fold, &w), 0);
-        while (!w.done)
-            open_once(&f, true, CHILD_BLOCKS, round, &w, &t);
-        pthread_join(w.thread, NULL);
-        assert_int_equal(w.rc, 0);
-        assert_sound(f.base);
-    }
-    report("fold", &t);
-    assert_clean(&t);
+    run_race(&(struct race){"fold", true, CHILD_BLOCKS, begin_fold, base_of});
 }
-
-struct serve {
-    struct writer w;
-    unsigned first, n;
-};
 
 static void *
 serve_writes(void *opaque)
@@ -224,30 +260,31 @@ serve_writes(void *opaque)
     return NULL;
 }
 
+static struct writer *
+begin_serve(const struct files *f, unsigned round, void *space)
+{
+    assert_int_equal(vhd_create(f->base, DISK, VHD_TYPE_DYNAMIC), 0);
+    write_blocks(f->base, 0, 4, round);
+    assert_int_equal(vhd_snapshot(f->base, f->leaf), 0);
+    struct serve *s = space;
+    *s = (struct serve){.w = {.file = f->leaf}, .first = 4, .n = LEAF_BLOCKS};
+    assert_int_equal(pthread_create(&s->w.thread, NULL, serve_writes, s), 0);
+    return &s->w;
+}
+
+static const char *
+leaf_of(const struct files *f)
+{
+    return f->leaf;
+}
+
 /* A served leaf opened read-only (a VDI exported while its guest writes, a changed
  * blocks list) while its disk server allocates blocks. */
 static void
 test_leaf_opens_while_served(void **state)
 {
     (void)state;
-    struct tally t = {0};
-    unsigned round = 0;
-    for (; round < ROUNDS_MAX && t.overlaps < OVERLAPS_MIN; round++, t.rounds++) {
-        struct files f;
-        files_fresh(&f);
-        assert_int_equal(vhd_create(f.base, DISK, VHD_TYPE_DYNAMIC), 0);
-        write_blocks(f.base, 0, 4, round);
-        assert_int_equal(vhd_snapshot(f.base, f.leaf), 0);
-        struct serve s = {.w = {.file = f.leaf}, .first = 4, .n = LEAF_BLOCKS};
-        assert_int_equal(pthread_create(&s.w.thread, NULL, serve_writes, &s), 0);
-        while (!s.w.done)
-            open_once(&f, false, 4, round, &s.w, &t);
-        pthread_join(s.w.thread, NULL);
-        assert_int_equal(s.w.rc, 0);
-        assert_sound(f.leaf);
-    }
-    report("served leaf", &t);
-    assert_clean(&t);
+    run_race(&(struct race){"served leaf", false, 4, begin_serve, leaf_of});
 }
 
 /* ld --wrap=fstat64: the library's fstat() of a file opened read-only can run a writer's
