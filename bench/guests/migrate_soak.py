@@ -87,7 +87,7 @@ class Soak:
         self.n += 1
         name = '%s/q%d' % (self.tmp, self.n)
         cmd = list(wrap) + [
-            'qemu-system-x86_64', '-machine', 'pc', '-accel', self.a.accel, '-m', '256M',
+            self.a.qemu, '-machine', 'pc', '-accel', self.a.accel, '-m', '256M',
             '-smp', '1',
             '-nodefaults', '-no-user-config', '-S',
             '-chardev', 'socket,id=qmp,path=%s.qmp,server=on,wait=off' % name,
@@ -245,6 +245,8 @@ def main():
     ap.add_argument('--compare-ram', action='store_true',
                     help="after each migration, before either QEMU goes on, save both "
                          "guests' RAM (pmemsave) and report the pages that differ")
+    ap.add_argument('--qemu', default='qemu-system-x86_64',
+                    help='another QEMU binary (with --qemu-arg "-L DIR" for its firmware)')
     ap.add_argument('--qemu-arg', action='append', default=[],
                     help='"-OPTION VALUE" added to both QEMUs (repeatable)')
     a = ap.parse_args()
