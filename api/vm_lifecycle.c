@@ -533,9 +533,15 @@ resume_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *
 {
     char path[512];
     int64_t domid = -1;
+    /* a suspended VM holds no memory: it needs room again, as a start does
+     * (xapi's resume checks the host as its start) */
+    if (!placement_admit(ctx->srv, ref, vm->memory_dynamic_max, errp))
+        return false;
     suspend_path(ctx->srv, vm->uuid, path, sizeof(path));
-    return domains_resume(ctx->srv, ref, vm, path, p->paused, &domid, errp) &&
-           record_power_state(ctx->srv, ref, live_state(p->paused), domid, false, errp);
+    bool ok = domains_resume(ctx->srv, ref, vm, path, p->paused, &domid, errp) &&
+              record_power_state(ctx->srv, ref, live_state(p->paused), domid, false, errp);
+    placement_release(ref); /* resident_on counts it now, or it did not resume */
+    return ok;
 }
 
 bool

@@ -284,9 +284,10 @@ def at_scale(t, d, n=1000):
     t.eq(len(left), 0, 'nothing left behind')
 
 
-def starts_share_memory(t, d):
-    """Two VMs that each need more than half the host's memory, started at
-    once: one runs, the other is refused (a start in flight holds its memory)."""
+def more_than_half(t, d, names):
+    """VMs @names, each needing 55% of the host's memory: (proxy, session,
+    host, its memory, 55% of it, [VM refs]), or None (skipped) without room
+    for one."""
     s, sess = d.proxy(), d.login()
     host = value(s.host.get_all(sess))[0]
     total = int(value(s.host_metrics.get_memory_total(sess, value(s.host.get_metrics(sess, host)))))
@@ -294,11 +295,21 @@ def starts_share_memory(t, d):
     free = int(value(s.host.compute_free_memory(sess, host)))
     if free < half + (256 << 20):
         t.ok(True, '# SKIP %d MiB free, the check needs %d' % (free >> 20, (half >> 20) + 256))
-        return
+        return None
     tmpl = [v for v in value(s.VM.get_all_records(sess)).items() if v[1]['is_a_template']][0][0]
-    vms = [new_vm(s, sess, tmpl, 'half-%d' % i) for i in range(2)]
+    vms = [new_vm(s, sess, tmpl, name) for name in names]
     for vm in vms:
         value(s.VM.set_memory_limits(sess, vm, str(half), str(half), str(half), str(half)))
+    return s, sess, host, total, half, vms
+
+
+def starts_share_memory(t, d):
+    """Two VMs that each need more than half the host's memory, started at
+    once: one runs, the other is refused (a start in flight holds its memory)."""
+    made = more_than_half(t, d, ['half-0', 'half-1'])
+    if not made:
+        return
+    s, sess, host, total, half, vms = made
     results = {}
 
     def start(vm):
@@ -321,6 +332,28 @@ def starts_share_memory(t, d):
     for vm in ran:
         value(s.VM.hard_shutdown(sess, vm))
     for vm in vms:
+        value(s.VM.destroy(sess, vm))
+
+
+def resume_needs_memory(t, d):
+    """A suspended VM holds no memory; resuming it needs room as a start
+    does: refused while another VM has taken that room, done once it left."""
+    made = more_than_half(t, d, ['resume-asleep', 'resume-awake'])
+    if not made:
+        return
+    s, sess, _, _, _, (asleep, awake) = made
+    value(s.VM.start(sess, asleep, False, False))
+    value(s.VM.suspend(sess, asleep))
+    t.eq(error(s.VM.start(sess, awake, False, False)), None,
+         'a VM starts in the room of a suspended one')
+    e = error(s.VM.resume(sess, asleep, False, False))
+    t.ok(e and e[0] == 'HOST_NOT_ENOUGH_FREE_MEMORY' and
+         value(s.VM.get_power_state(sess, asleep)) == 'Suspended',
+         'VM.resume without room is refused for memory, and the VM stays suspended', e)
+    value(s.VM.hard_shutdown(sess, awake))
+    t.eq(error(s.VM.resume(sess, asleep, False, False)), None, 'VM.resume with room runs it')
+    value(s.VM.hard_shutdown(sess, asleep))
+    for vm in (asleep, awake):
         value(s.VM.destroy(sess, vm))
 
 
@@ -368,6 +401,7 @@ def main():
         disks_follow(t, d)
         fresh_after_hard_shutdown(t, d)
         starts_share_memory(t, d)
+        resume_needs_memory(t, d)
         at_scale(t, d)
         late_events(t, binary)
     except Exception as exc:
