@@ -311,18 +311,15 @@ def build_test_guest(t, guest):
     return True
 
 
-def guest_test_main(binary, guest, body, extra=(), tls=False, env=None, after=None):
-    """The frame of a test of real guests: the test guest built, a vesseld on
-    the qemu backend with it started, body(t, d) run (an exception in it is a
-    failed check with its traceback), then the guests and disk servers (which
-    outlive vesseld by design) killed, the data dir removed and after() called,
-    whatever happened. Returns the exit status for sys.exit."""
+def test_main(binary, body, extra=(), tls=False, env=None, after=None, t=None):
+    """The frame of a test of one vesseld: started with @extra, body(t, d)
+    run (an exception in it is a failed check with its traceback), then its
+    guests and disk servers (which outlive vesseld by design) killed, the data
+    dir removed and after() called, whatever happened. Returns the exit status
+    for sys.exit."""
     import traceback
-    t = Tap()
-    if not build_test_guest(t, guest):
-        return t.done()
-    d = Vesseld(binary, tls=tls, env=env,
-                extra=['--backend', 'qemu', '--guest-kernel-dir', guest] + list(extra))
+    t = t or Tap()
+    d = Vesseld(binary, tls=tls, env=env, extra=list(extra))
     try:
         d.start()
         body(t, d)
@@ -334,3 +331,13 @@ def guest_test_main(binary, guest, body, extra=(), tls=False, env=None, after=No
         if after:
             after()
     return t.done()
+
+
+def guest_test_main(binary, guest, body, extra=(), tls=False, env=None, after=None):
+    """test_main for a test of real guests: the test guest built first, and
+    vesseld on the qemu backend with it."""
+    t = Tap()
+    if not build_test_guest(t, guest):
+        return t.done()
+    return test_main(binary, body, ['--backend', 'qemu', '--guest-kernel-dir', guest] + list(extra),
+                     tls=tls, env=env, after=after, t=t)

@@ -16,7 +16,7 @@ import time
 import xmlrpc.client
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ROOT_PASSWORD, Tap, Vesseld, error, value  # noqa: E402
+from harness import ROOT_PASSWORD, Tap, Vesseld, error, test_main, value  # noqa: E402
 
 CLASSES = ['session', 'subject', 'role', 'task', 'pool', 'host', 'host_metrics', 'host_cpu', 'VM',
            'VM_metrics', 'VM_guest_metrics', 'console', 'VBD', 'VBD_metrics', 'VDI', 'SR', 'SM',
@@ -461,23 +461,18 @@ def main():
     except Exception as exc:
         import traceback
         t.ok(False, 'tls test raised %s' % type(exc).__name__, traceback.format_exc())
-    d = Vesseld(binary)
-    try:
-        d.start()
-        sess, pool, host, templates = first_start(t, d)
-        vm = implicit_messages(t, d, sess, templates)
-        async_tasks(t, d, sess, templates)
-        events(t, d, sess, vm)
-        jsonrpc(t, d, sess)
-        rbac(t, d, sess)
-        restart(t, d, sess)
-        durability(t, d)
-    except Exception as exc:  # a crash of the test is a failure, with its reason
-        import traceback
-        t.ok(False, 'test raised %s' % type(exc).__name__, traceback.format_exc())
-    finally:
-        d.cleanup()
-    return t.done()
+    return test_main(binary, run, t=t)
+
+
+def run(t, d):
+    sess, pool, host, templates = first_start(t, d)
+    vm = implicit_messages(t, d, sess, templates)
+    async_tasks(t, d, sess, templates)
+    events(t, d, sess, vm)
+    jsonrpc(t, d, sess)
+    rbac(t, d, sess)
+    restart(t, d, sess)
+    durability(t, d)
 
 
 if __name__ == '__main__':

@@ -10,7 +10,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Tap, Vesseld, error, value  # noqa: E402
+from harness import Vesseld, error, test_main, value  # noqa: E402
 
 HALTED_OPS = {'clone', 'copy', 'start', 'start_on', 'changing_dynamic_range', 'changing_static_range',
               'make_into_template', 'destroy', 'snapshot'}
@@ -391,25 +391,20 @@ def late_events(t, binary):
 
 def main():
     binary = sys.argv[1]
-    t = Tap()
     # metrics every second: their writes run alongside the calls under test
-    d = Vesseld(binary, extra=['--backend', 'sim', '--metrics-period', '1'])
-    try:
-        d.start()
-        lifecycle(t, d)
-        events_follow_power(t, d)
-        disks_follow(t, d)
-        fresh_after_hard_shutdown(t, d)
-        starts_share_memory(t, d)
-        resume_needs_memory(t, d)
-        at_scale(t, d)
-        late_events(t, binary)
-    except Exception as exc:
-        import traceback
-        t.ok(False, 'test raised %s' % type(exc).__name__, traceback.format_exc())
-    finally:
-        d.cleanup()
-    return t.done()
+    return test_main(binary, lambda t, d: run(t, d, binary),
+                     ['--backend', 'sim', '--metrics-period', '1'])
+
+
+def run(t, d, binary):
+    lifecycle(t, d)
+    events_follow_power(t, d)
+    disks_follow(t, d)
+    fresh_after_hard_shutdown(t, d)
+    starts_share_memory(t, d)
+    resume_needs_memory(t, d)
+    at_scale(t, d)
+    late_events(t, binary)
 
 
 if __name__ == '__main__':

@@ -28,7 +28,7 @@ import xmlrpc.client
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'client', 'python'))
-from harness import ROOT_PASSWORD, Tap, Vesseld  # noqa: E402
+from harness import ROOT_PASSWORD, Tap, test_main  # noqa: E402
 import vessel_xenapi as XenAPI  # noqa: E402
 
 TIMEOUT = 10  # seconds; only reached when the client under test is broken
@@ -473,14 +473,7 @@ def vesseld_cases(t, d):
 def main():
     t = Tap()
     fake_server_cases(t)
-    d = Vesseld(sys.argv[1], tls=True, extra=['--backend', 'sim'])
-    try:
-        d.start()
-        vesseld_cases(t, d)
-    finally:
-        d.stop()
-        d.cleanup()
-    return t.done()
+    return test_main(sys.argv[1], vesseld_cases, ['--backend', 'sim'], tls=True, t=t)
 
 
 if __name__ == '__main__':

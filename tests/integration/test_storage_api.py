@@ -15,7 +15,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Tap, Vesseld, error, value, wait_for  # noqa: E402
+from harness import error, test_main, value, wait_for  # noqa: E402
 
 MiB = 1024 * 1024
 NULL = 'OpaqueRef:NULL'
@@ -421,32 +421,26 @@ def main():
     global VHD_TOOL
     binary, vhd_tool = sys.argv[1], sys.argv[2]
     VHD_TOOL = vhd_tool
-    t = Tap()
-    d = Vesseld(binary)
     tmp = tempfile.mkdtemp(prefix='vessel-sit-')
-    try:
-        d.start()
-        s = d.proxy()
-        sess = d.login()
-        pool = value(s.pool.get_all_records(sess))
-        host = list(pool.values())[0]['master']
-        vms = value(s.VM.get_all_records(sess))
-        templates = {v['name_label']: r for r, v in vms.items() if v['is_a_template']}
-        local_sr(t, d, s, sess)
-        sr, path = sr_basics(t, d, s, sess, host, tmp)
-        vdi, f = vdi_lifecycle(t, d, s, sess, sr, path, vhd_tool, tmp)
-        snapshots(t, d, s, sess, sr, path, vdi, f, vhd_tool, tmp)
-        copy_scan(t, d, s, sess, host, sr, path, vdi, f, vhd_tool, tmp)
-        vm, vbd = vbds(t, d, s, sess, sr, vdi, templates)
-        provision(t, d, s, sess, sr, path, templates)
-        in_use_check(t, d, sess, vdi, vbd)
-    except Exception as exc:  # a crash of the test is a failure, with its reason
-        import traceback
-        t.ok(False, 'test raised %s' % type(exc).__name__, traceback.format_exc())
-    finally:
-        d.cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
-    return t.done()
+    return test_main(binary, lambda t, d: run(t, d, vhd_tool, tmp),
+                     after=lambda: shutil.rmtree(tmp, ignore_errors=True))
+
+
+def run(t, d, vhd_tool, tmp):
+    s = d.proxy()
+    sess = d.login()
+    pool = value(s.pool.get_all_records(sess))
+    host = list(pool.values())[0]['master']
+    vms = value(s.VM.get_all_records(sess))
+    templates = {v['name_label']: r for r, v in vms.items() if v['is_a_template']}
+    local_sr(t, d, s, sess)
+    sr, path = sr_basics(t, d, s, sess, host, tmp)
+    vdi, f = vdi_lifecycle(t, d, s, sess, sr, path, vhd_tool, tmp)
+    snapshots(t, d, s, sess, sr, path, vdi, f, vhd_tool, tmp)
+    copy_scan(t, d, s, sess, host, sr, path, vdi, f, vhd_tool, tmp)
+    vm, vbd = vbds(t, d, s, sess, sr, vdi, templates)
+    provision(t, d, s, sess, sr, path, templates)
+    in_use_check(t, d, sess, vdi, vbd)
 
 
 def in_use_check(t, d, sess, vdi, vbd):

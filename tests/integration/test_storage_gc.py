@@ -17,7 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Tap, Vesseld, error, value, wait_for  # noqa: E402
+from harness import error, test_main, value, wait_for  # noqa: E402
 
 MiB = 1024 * 1024
 VHD_TOOL = None
@@ -369,26 +369,19 @@ def restart_collects(t, d, e):
 def main():
     global VHD_TOOL
     binary, VHD_TOOL = sys.argv[1], sys.argv[2]
-    t = Tap()
-    d = Vesseld(binary, extra=['--backend', 'sim', '--storage-gc-period', '3600'])
-    try:
-        d.start()
-        e = setup(t, d)
-        snap, svdi = live_snapshot(t, d, e)
-        collect_leaf(t, d, e, snap, svdi)
-        collect_interior_and_big_leaf(t, d, e)
-        hotplug_sim(t, d, e)
-        after_stop(t, d, e)
-        copy_into(t, d, e)
-        switches(t, d, e)
-        restart_collects(t, d, e)
-    except Exception as exc:  # a crash of the test is a failure, with its reason
-        import traceback
-        t.ok(False, 'test raised %s' % type(exc).__name__, traceback.format_exc())
-    finally:
-        d.kill_all()
-        d.cleanup()
-    return t.done()
+    return test_main(binary, run, ['--backend', 'sim', '--storage-gc-period', '3600'])
+
+
+def run(t, d):
+    e = setup(t, d)
+    snap, svdi = live_snapshot(t, d, e)
+    collect_leaf(t, d, e, snap, svdi)
+    collect_interior_and_big_leaf(t, d, e)
+    hotplug_sim(t, d, e)
+    after_stop(t, d, e)
+    copy_into(t, d, e)
+    switches(t, d, e)
+    restart_collects(t, d, e)
 
 
 if __name__ == '__main__':

@@ -30,7 +30,7 @@ import time
 import xmlrpc.client
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Tap, Vesseld, add_account, value  # noqa: E402
+from harness import add_account, test_main, value  # noqa: E402
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BOGUS = 'OpaqueRef:NULL'
@@ -527,27 +527,21 @@ def behaviours(t, d, s, root):
 
 
 def main():
-    t = Tap()
-    d = Vesseld(sys.argv[1], extra=['--backend', 'sim'], tls=True)
     tmp = tempfile.mkdtemp(prefix='vessel-surface-')
-    try:
-        d.start()
-        s = d.proxy()
-        root = d.login()
-        vmop = rbac(t, d, s, root)
-        behaviours(t, d, s, root)
-        xencenter_start(t, d, s, root, 'root')
-        xencenter_start(t, d, s, vmop, 'vm-operator')
-        s, root = restart_agent(t, d, s, root)
-        s, root = certificates(t, d, s, root, tmp)
-        walk(t, d, s, root)
-    except Exception as exc:  # a crash of the test is a failure, with its reason
-        import traceback
-        t.ok(False, 'test raised %s' % type(exc).__name__, traceback.format_exc())
-    finally:
-        d.cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
-    return t.done()
+    return test_main(sys.argv[1], lambda t, d: run(t, d, tmp), ['--backend', 'sim'], tls=True,
+                     after=lambda: shutil.rmtree(tmp, ignore_errors=True))
+
+
+def run(t, d, tmp):
+    s = d.proxy()
+    root = d.login()
+    vmop = rbac(t, d, s, root)
+    behaviours(t, d, s, root)
+    xencenter_start(t, d, s, root, 'root')
+    xencenter_start(t, d, s, vmop, 'vm-operator')
+    s, root = restart_agent(t, d, s, root)
+    s, root = certificates(t, d, s, root, tmp)
+    walk(t, d, s, root)
 
 
 if __name__ == '__main__':

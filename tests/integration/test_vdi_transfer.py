@@ -22,7 +22,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ROOT_PASSWORD, Tap, Vesseld, value, wait_for  # noqa: E402
+from harness import ROOT_PASSWORD, test_main, value, wait_for  # noqa: E402
 
 MiB = 1024 * 1024
 
@@ -369,43 +369,34 @@ def big_transfer(t, d, s, sess, sr, tmp):
 
 def main():
     binary, vhd_tool = sys.argv[1], sys.argv[2]
-    t = Tap()
-    d = Vesseld(binary, extra=['--backend', 'sim'])
     tmp = tempfile.mkdtemp(prefix='vessel-xfer-')
-    try:
-        d.start()
-        s = d.proxy()
-        sess = d.login()
-        st, _, _ = get(d, '/export_raw_vdi')
-        if st != 401:
-            print('# /export_raw_vdi is not routed (status %d): vdi_transfer_register() is '
-                  'not called by vesseld yet' % st)
-            t.ok(False, 'the transfer routes are registered')
-            return t.done()
-        pool = value(s.pool.get_all(sess))[0]
-        sr = value(s.pool.get_default_SR(sess, pool))
-        vdi = value(s.VDI.create(sess, vdi_args(sr, 16 * MiB)))
-        data, raw = raw_round_trip(t, d, s, sess, vdi, tmp)
-        vhd_formats(t, d, s, sess, vdi, data, raw, vhd_tool, tmp)
-        xo_probe_then_stream(t, d, s, sess, vdi, vhd_tool, tmp)
-        errors(t, d, s, sess, vdi)
-        export_failures(t, d, s, sess, sr)
-        big_transfer(t, d, s, sess, sr, tmp)
-        r = subprocess.run([vhd_tool, 'check', os.path.join(
-            d.dir, 'data', 'sr', 'local', value(s.VDI.get_uuid(sess, vdi)) + '.vhd')],
-            capture_output=True, text=True)
-        t.ok(r.returncode == 0, 'the VDI passes vhd check after every transfer',
-             r.stdout + r.stderr)
-        leftovers = [n for n in os.listdir(os.path.join(d.dir, 'data', 'sr', 'local'))
-                     if n.endswith('.part')]
-        t.eq(leftovers, [], 'no work files are left in the SR')
-    except Exception as exc:  # a crash of the test is a failure, with its reason
-        import traceback
-        t.ok(False, 'test raised %s' % type(exc).__name__, traceback.format_exc())
-    finally:
-        d.cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
-    return t.done()
+    return test_main(binary, lambda t, d: run(t, d, vhd_tool, tmp), ['--backend', 'sim'],
+                     after=lambda: shutil.rmtree(tmp, ignore_errors=True))
+
+
+def run(t, d, vhd_tool, tmp):
+    s = d.proxy()
+    sess = d.login()
+    st, _, _ = get(d, '/export_raw_vdi')
+    if not t.ok(st == 401, 'the transfer routes are registered', 'status %d' % st):
+        return
+    pool = value(s.pool.get_all(sess))[0]
+    sr = value(s.pool.get_default_SR(sess, pool))
+    vdi = value(s.VDI.create(sess, vdi_args(sr, 16 * MiB)))
+    data, raw = raw_round_trip(t, d, s, sess, vdi, tmp)
+    vhd_formats(t, d, s, sess, vdi, data, raw, vhd_tool, tmp)
+    xo_probe_then_stream(t, d, s, sess, vdi, vhd_tool, tmp)
+    errors(t, d, s, sess, vdi)
+    export_failures(t, d, s, sess, sr)
+    big_transfer(t, d, s, sess, sr, tmp)
+    r = subprocess.run([vhd_tool, 'check', os.path.join(
+        d.dir, 'data', 'sr', 'local', value(s.VDI.get_uuid(sess, vdi)) + '.vhd')],
+        capture_output=True, text=True)
+    t.ok(r.returncode == 0, 'the VDI passes vhd check after every transfer',
+         r.stdout + r.stderr)
+    leftovers = [n for n in os.listdir(os.path.join(d.dir, 'data', 'sr', 'local'))
+                 if n.endswith('.part')]
+    t.eq(leftovers, [], 'no work files are left in the SR')
 
 
 if __name__ == '__main__':
