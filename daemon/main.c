@@ -45,6 +45,7 @@
 #include "common/workpool.h"
 #include "daemon/data_dir.h"
 #include "db/db.h"
+#include "db/etcd_http.h"
 #include "model/xmodel.h"
 #include "rpc/audit.h"
 #include "rpc/auth.h"
@@ -95,6 +96,7 @@ struct options {
     const char *store;          /* sqlite or etcd */
     const char *etcd_endpoints; /* --etcd-endpoints, comma-separated URLs */
     const char *etcd_prefix;
+    const char *etcd_cacert, *etcd_cert, *etcd_key; /* the host's TLS towards etcd */
     bool pool_member;
     const char *address; /* --address: host.address, how other hosts reach this one */
     bool store_given; /* --store: DATA/pool.conf is not read */
@@ -160,6 +162,11 @@ usage(FILE *out)
             "                            (default http://127.0.0.1:2379)\n"
             "  --etcd-prefix PREFIX      the pool's keys in etcd, e.g. /vessel/pool0\n"
             "                            (default /vessel/default)\n"
+            "  --etcd-cacert FILE        the CA of the etcd members' certificates (https\n"
+            "                            endpoints)\n"
+            "  --etcd-cert FILE, --etcd-key FILE  this host's client certificate and key,\n"
+            "                            for an etcd started with --client-cert-auth (kept\n"
+            "                            across pool.join and eject)\n"
             "  --pool-member             with --store etcd: join the pool already in the\n"
             "                            store as a host of its own (made at its first\n"
             "                            start); each vesseld runs its own VMs, SRs and\n"
@@ -361,6 +368,9 @@ parse_options(int argc, char **argv, struct options *o)
         {"address", required_argument, NULL, 'a'},
         {"lease-ttl", required_argument, NULL, 1002},
         {"lease-renew-ms", required_argument, NULL, 1003},
+        {"etcd-cacert", required_argument, NULL, 1004},
+        {"etcd-cert", required_argument, NULL, 1005},
+        {"etcd-key", required_argument, NULL, 1006},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -510,6 +520,9 @@ parse_options(int argc, char **argv, struct options *o)
             *(c == 1002 ? &o->lease_ttl_s : &o->lease_renew_ms) = v;
             break;
         }
+        case 1004: o->etcd_cacert = optarg; break;
+        case 1005: o->etcd_cert = optarg; break;
+        case 1006: o->etcd_key = optarg; break;
         case 'h': usage(stdout); return 1;
         case 'V': printf("vesseld %s\n", VESSELD_VERSION); return 1;
         default: usage(stderr); return 2;
@@ -659,6 +672,14 @@ main(int argc, char **argv)
             log_error("vesseld.pool_conf", "dir=%s reason=\"%s\"", o.data_dir, pwhy);
             return 1;
         }
+    }
+    char tls_why[300];
+    if ((o.etcd_cacert || o.etcd_cert || o.etcd_key) &&
+        etcd_http_set_tls(o.etcd_cacert, o.etcd_cert, o.etcd_key, tls_why, sizeof(tls_why)) < 0) {
+        log_error("vesseld.etcd_tls", "reason=\"%s\"", tls_why);
+        pool_conf_clear(&pc);
+        free(data_dir_abs);
+        return 1;
     }
     char *db_path = NULL;
     if (strcmp(o.store, "etcd") == 0) {

@@ -3,9 +3,64 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/strbuf.h"
+
+static struct {
+    char *ca, *cert, *key;
+} tls;
+
+static int
+readable(const char *what, const char *file, char *why, size_t why_len)
+{
+    if (access(file, R_OK) == 0)
+        return 0;
+    int rc = -errno;
+    snprintf(why, why_len, "%s %s: %s", what, file, strerror(-rc));
+    return rc;
+}
+
+int
+etcd_http_set_tls(const char *ca_file, const char *cert_file, const char *key_file, char *why,
+                  size_t why_len)
+{
+    if (!cert_file != !key_file) {
+        snprintf(why, why_len, "a client certificate and its key go together");
+        return -EINVAL;
+    }
+    int rc = 0;
+    if (ca_file && (rc = readable("the etcd CA", ca_file, why, why_len)) < 0)
+        return rc;
+    if (cert_file && ((rc = readable("the etcd client certificate", cert_file, why, why_len)) < 0 ||
+                      (rc = readable("the etcd client key", key_file, why, why_len)) < 0))
+        return rc;
+    free(tls.ca);
+    free(tls.cert);
+    free(tls.key);
+    tls.ca = ca_file ? strdup(ca_file) : NULL;
+    tls.cert = cert_file ? strdup(cert_file) : NULL;
+    tls.key = key_file ? strdup(key_file) : NULL;
+    if ((ca_file && !tls.ca) || (cert_file && (!tls.cert || !tls.key))) {
+        snprintf(why, why_len, "out of memory");
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void
+etcd_http_setup(CURL *c)
+{
+    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    if (tls.ca)
+        curl_easy_setopt(c, CURLOPT_CAINFO, tls.ca);
+    if (tls.cert) {
+        curl_easy_setopt(c, CURLOPT_SSLCERT, tls.cert);
+        curl_easy_setopt(c, CURLOPT_SSLKEY, tls.key);
+    }
+}
 
 static size_t
 collect(char *data, size_t size, size_t n, void *opaque)
@@ -31,11 +86,25 @@ etcd_http_post(CURL *c, const char *endpoint, const char *path, const char *body
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, total_ms);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    char detail[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, detail);
+    etcd_http_setup(c);
     CURLcode cc = curl_easy_perform(c);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     *sent = cc != CURLE_COULDNT_CONNECT && cc != CURLE_COULDNT_RESOLVE_HOST;
     if (cc != CURLE_OK) {
-        snprintf(err, err_len, "etcd %s: %s", endpoint, curl_easy_strerror(cc));
+        /* a member that refuses the host's certificate (or its lack) drops
+         * the connection, which curl reports as whatever step it was at */
+        bool tls_refusal = strncmp(endpoint, "https:", 6) == 0 &&
+                           (cc == CURLE_RECV_ERROR || cc == CURLE_SEND_ERROR ||
+                            cc == CURLE_GOT_NOTHING || cc == CURLE_SSL_CONNECT_ERROR);
+        snprintf(err, err_len, "etcd %s: %s%s%s%s", endpoint, curl_easy_strerror(cc),
+                 detail[0] ? " (" : "", detail, detail[0] ? ")" : "");
+        if (tls_refusal)
+            snprintf(err + strlen(err), err_len - strlen(err),
+                     "; an etcd with --client-cert-auth takes only a client certificate its CA "
+                     "signed (--etcd-cert, --etcd-key)");
         strbuf_release(&out);
         return -EIO;
     }

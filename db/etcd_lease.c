@@ -449,6 +449,7 @@ watch_stream(struct etcd_watch *w, CURL *c)
      * ending it when nothing arrived for long enough is cheap (a listing). */
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 30L);
+    etcd_http_setup(c);
     curl_easy_perform(c);
     strbuf_release(&s.line);
     free(body);

@@ -754,6 +754,7 @@ watch_main(void *opaque)
         curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, watch_progress);
         curl_easy_setopt(c, CURLOPT_XFERINFODATA, &ws);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        etcd_http_setup(c);
         CURLcode cc = curl_easy_perform(c);
         free(body);
         strbuf_release(&ws.line);
