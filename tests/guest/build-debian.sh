@@ -43,23 +43,7 @@ hash=$( (printf '%s\n%s\n%s\n' "$suite" "$packages" "$root_password"; cat "$self
 cache=${VESSEL_GUEST_CACHE:-/var/cache/vessel-test-guests}
 final=$cache/debian-$hash
 
-# The first deb.debian.org-style URI apt uses for $suite (deb822 .sources
-# first, then the one-line format).
-mirror() {
-    [ -n "${VESSEL_DEBIAN_MIRROR:-}" ] && { echo "$VESSEL_DEBIAN_MIRROR"; return; }
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [ -r "$f" ] || continue
-        awk -v s="$suite" '
-            /^[ \t]*$/ { if (uri != "" && ok) exit; uri = ""; ok = 0; next }
-            /^URIs:/ { uri = $2 }
-            /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == s) ok = 1 }
-            END { if (uri != "" && ok) print uri }' "$f"
-    done | head -n 1 | grep . && return
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-        [ -r "$f" ] && awk -v s="$suite" '$1 == "deb" && $3 == s { print $2; exit }' "$f"
-    done | head -n 1 | grep . && return
-    echo http://deb.debian.org/debian
-}
+. "$(dirname "$self")/../../scripts/debian-mirror.sh"
 
 # debootstrap mounts /proc, /sys and (in a container) binds /dev nodes into
 # the tree; it unmounts them when it exits, but not when it is killed. What is
