@@ -9,10 +9,12 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "common/log.h"
 #include "xenops/qmp.h"
 #include "xenops/xenops_int.h"
 
@@ -150,6 +152,27 @@ qmp_send(int fd, json_t *cmd, int pass_fd)
     return rc;
 }
 
+/* Under QEMU before 10.0 (Debian 12's is 7.2) some guests live-migrated
+ * while they receive network traffic arrive with their virtio-net state
+ * corrupted (docs/guests.md, "A QEMU 7.2 defect"): said once, from the
+ * first greeting that shows such a version. */
+static void
+warn_if_old(const char *greeting)
+{
+    static atomic_bool said;
+    json_t *g = json_loads(greeting, 0, NULL);
+    json_t *v = json_object_get(json_object_get(json_object_get(g, "QMP"), "version"), "qemu");
+    json_int_t major = json_integer_value(json_object_get(v, "major"));
+    json_int_t minor = json_integer_value(json_object_get(v, "minor"));
+    if (major > 0 && major < 10 && !atomic_exchange(&said, true))
+        log_warn("xenops.qemu_version",
+                 "version=%lld.%lld reason=\"live migration of a guest that receives network "
+                 "traffic can corrupt its virtio-net state before QEMU 10.0: install QEMU from "
+                 "bookworm-backports (scripts/install-deps.sh)\"",
+                 (long long)major, (long long)minor);
+    json_decref(g);
+}
+
 int
 qmp_handshake(struct qmp_reader *r, int fd, unsigned timeout_ms)
 {
@@ -159,6 +182,7 @@ qmp_handshake(struct qmp_reader *r, int fd, unsigned timeout_ms)
         return rc;
     if (!strstr(line, "\"QMP\""))
         return -EPROTO;
+    warn_if_old(line);
     json_t *cmd = json_pack("{s:s}", "execute", "qmp_capabilities");
     rc = cmd ? qmp_send(fd, cmd, -1) : -ENOMEM;
     json_decref(cmd);
