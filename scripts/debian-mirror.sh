@@ -1,8 +1,9 @@
-# scripts/debian-mirror.sh - sourced: mirror(), moved out of tests/guest/build-debian.sh.
+# scripts/debian-mirror.sh - sourced: the Debian mirror this machine's apt uses.
 
-# The first deb.debian.org-style URI apt uses for $suite (deb822 .sources
-# first, then the one-line format).
-mirror() {
+# The first deb.debian.org-style URI apt uses for suite $1 (deb822 .sources
+# first, then the one-line format); VESSEL_DEBIAN_MIRROR overrides it.
+debian_mirror() {
+    local suite=$1
     [ -n "${VESSEL_DEBIAN_MIRROR:-}" ] && { echo "$VESSEL_DEBIAN_MIRROR"; return; }
     for f in /etc/apt/sources.list.d/*.sources; do
         [ -r "$f" ] || continue

@@ -114,13 +114,12 @@ add_disks(struct argv_builder *b, const struct xenops_domain_config *cfg)
  * guest_announce=off: after a live migration QEMU announces the NIC's MAC
  * itself (RARP frames, which is what moves it in the switches) instead of
  * asking the guest to (VIRTIO_NET_F_GUEST_ANNOUNCE: a config interrupt, the
- * guest's gratuitous ARPs and its ack on the control queue). Under QEMU 7.2
- * and Linux 6.1, a guest receiving traffic while it was asked corrupted its
- * virtio-net rings in about one migration in 17 (a TX buffer completed twice,
- * slab corruption) between two bare QEMUs; with the guest never asked, none
- * in 120 (docs/guests.md, "Announcing the move", which also says what it
- * did not stop). Hotplug adds NICs the same way (xenops/qemu.c): both ends
- * of a migration must offer the same features. The ids come from the tap's
+ * guest's gratuitous ARPs and its ack on the control queue). It was set
+ * while QEMU 7.2 corrupted the virtio-net state of guests migrated under
+ * traffic, a defect of QEMU's that the guest's announcement did not cause
+ * (docs/guests.md, "A QEMU 7.2 defect"), and it stays: both ends of a
+ * migration must offer the same features, and a pool's hosts are upgraded
+ * one at a time. Hotplug adds NICs the same way (xenops/qemu.c). The ids come from the tap's
  * name (xenops_nic_ids), as for a NIC hotplugged later.
  * q35 has no hotplug on pcie.0: it gets XENOPS_Q35_PORTS PCIe root ports, and
  * each NIC sits on its own (xenops_config_assign_ports), so any NIC can be

@@ -62,7 +62,7 @@ build() {
     tmp=$1
     root=$tmp/root
     command -v debootstrap >/dev/null || { echo "build-debian: debootstrap not found" >&2; return 1; }
-    url=$(mirror)
+    url=$(debian_mirror "$suite")
     echo "build-debian: debootstrap $suite from $url into $tmp" >&2
     debootstrap --variant=minbase --include="$(echo $packages | tr ' ' ',')" \
         "$suite" "$root" "$url" > "$tmp/debootstrap.log" 2>&1 ||
