@@ -1628,12 +1628,12 @@ nic_forget(struct qdom *d, const char *tap)
         log_warn_errno(-rc, "xenops.nic_config", "vm=%s tap=%s: not recorded", d->uuid, tap);
 }
 
-/* QMP device_del of device @dev, then (unless @force) a wait of up to
+/* QMP device_del of device @dev, then a wait of up to
  * @timeout_ms for the guest to let go: its DEVICE_DELETED. d->nic_lock held
  * (one unplug at a time owns nic_waiting). 0, -ETIMEDOUT, or -ENOENT when the
  * domain exited meanwhile. */
 int
-qdom_device_del(struct qdom *d, const char *dev, bool force, unsigned timeout_ms)
+qdom_device_del(struct qdom *d, const char *dev, unsigned timeout_ms)
 {
     pthread_mutex_lock(&d->lock);
     snprintf(d->nic_waiting, sizeof(d->nic_waiting), "%s", dev);
@@ -1646,7 +1646,7 @@ qdom_device_del(struct qdom *d, const char *dev, bool force, unsigned timeout_ms
     uint64_t deadline = xenops_now_ms() + timeout_ms;
     int rc = 0;
     pthread_mutex_lock(&d->lock);
-    while (rc == 0 && !gone && !force && !d->nic_deleted && !d->exited)
+    while (rc == 0 && !gone && !d->nic_deleted && !d->exited)
         if (!qdom_wait(d, deadline))
             rc = -ETIMEDOUT;
     if (d->exited)
@@ -1674,8 +1674,12 @@ qemu_nic_unplug(struct xenops *x, const char *uuid, const char *tap, bool force,
                     (d->cfg->machine == XENOPS_MACHINE_Q35 && !d->cfg->nics[idx].port)))
         rc = -ENOTSUP;
     pthread_mutex_unlock(&d->lock);
+    /* @force waits for the guest too: QEMU cannot take a PCI device from a
+     * guest that holds it, and a netdev deleted under a device the guest
+     * still holds makes QEMU 10.0's vCPU thread fault once the guest lets go
+     * (seen: integration-guest-network; 7.2 survived it). */
     if (rc == 0)
-        rc = qdom_device_del(d, dev, force, timeout_ms);
+        rc = qdom_device_del(d, dev, timeout_ms);
     if (rc == 0) {
         int r = qdom_qmp_fd(d, json_pack("{s:s,s:{s:s}}", "execute", "netdev_del", "arguments",
                                          "id", netdev), -1, NULL);
@@ -1746,7 +1750,7 @@ qemu_disk_unplug(struct xenops *x, const char *uuid, unsigned slot, unsigned tim
     char node[XENOPS_DISK_ID_LEN], dev[XENOPS_DISK_ID_LEN];
     xenops_disk_ids(slot, node, dev);
     pthread_mutex_lock(&d->nic_lock);
-    int rc = qdom_device_del(d, dev, false, timeout_ms);
+    int rc = qdom_device_del(d, dev, timeout_ms);
     if (rc == 0) {
         int r = qdom_qmp_fd(d, json_pack("{s:s,s:{s:s}}", "execute", "blockdev-del",
                                          "arguments", "node-name", node), -1, NULL);

@@ -221,7 +221,7 @@ qemu_set_vcpus(struct xenops *x, const char *uuid, unsigned vcpus, unsigned time
         const char *prefix = "/machine/peripheral/";
         if (!path || strncmp(path, prefix, strlen(prefix)))
             continue;
-        if ((rc = qdom_device_del(d, path + strlen(prefix), false, timeout_ms)) == 0)
+        if ((rc = qdom_device_del(d, path + strlen(prefix), timeout_ms)) == 0)
             plugged--;
     }
     if (rc == 0 && plugged != vcpus)

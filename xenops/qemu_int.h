@@ -104,9 +104,9 @@ bool qdom_wait(struct qdom *d, uint64_t deadline_ms);
  * error, -ESRCH if qemu went away. */
 int qdom_qmp_fd(struct qdom *d, json_t *cmd, int pass_fd, json_t **ret);
 int qdom_qmp(struct qdom *d, const char *command, json_t **ret);
-/* QMP device_del of @dev and (unless @force) a wait of up to @timeout_ms for
+/* QMP device_del of @dev and a wait of up to @timeout_ms for
  * its DEVICE_DELETED; d->nic_lock held. 0, -ETIMEDOUT, -ENOENT. */
-int qdom_device_del(struct qdom *d, const char *dev, bool force, unsigned timeout_ms);
+int qdom_device_del(struct qdom *d, const char *dev, unsigned timeout_ms);
 /* Writes d->cfg to config.json (atomically). */
 int qdom_save_config(struct qdom *d);
 /* 0 when the process at the other end of unix socket @fd is @pid. */

@@ -375,10 +375,10 @@ int xenops_nic_plug(struct xenops *x, const char *uuid, const struct xenops_nic 
  * microvm, or a q35 NIC that got no hotplug port): QMP device_del, then waits up
  * to @timeout_ms for the guest to release it (the DEVICE_DELETED event) before
  * netdev_del. -ETIMEDOUT when the guest did not: the NIC stays listed, qemu may
- * still remove the device later (a retry then completes). @force does not wait:
- * the netdev goes at once (the guest's NIC loses its backend, so no traffic
- * passes) and the NIC is dropped from the config. -ENOENT when the domain runs
- * no such NIC (or does not run), -ENOTSUP for sim. */
+ * still remove the device later (a retry then completes). @force is the same
+ * (a netdev deleted before the guest let go of its device crashes QEMU 10.0
+ * when it does: xenops/qemu.c). -ENOENT when the domain runs no such NIC (or
+ * does not run), -ENOTSUP for sim. */
 int xenops_nic_unplug(struct xenops *x, const char *uuid, const char *tap, bool force,
                       unsigned timeout_ms);
 /* 1 when domain @uuid has a NIC on tap @tap, 0 when not, -ENOENT when the domain
