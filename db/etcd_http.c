@@ -99,12 +99,10 @@ etcd_http_post(CURL *c, const char *endpoint, const char *path, const char *body
         bool tls_refusal = strncmp(endpoint, "https:", 6) == 0 &&
                            (cc == CURLE_RECV_ERROR || cc == CURLE_SEND_ERROR ||
                             cc == CURLE_GOT_NOTHING || cc == CURLE_SSL_CONNECT_ERROR);
-        snprintf(err, err_len, "etcd %s: %s%s%s%s", endpoint, curl_easy_strerror(cc),
-                 detail[0] ? " (" : "", detail, detail[0] ? ")" : "");
-        if (tls_refusal)
-            snprintf(err + strlen(err), err_len - strlen(err),
-                     "; an etcd with --client-cert-auth takes only a client certificate its CA "
-                     "signed (--etcd-cert, --etcd-key)");
+        /* the hint first: the error buffers of the callers are short */
+        snprintf(err, err_len, "etcd %s: %s%s%s%s%s", endpoint,
+                 tls_refusal ? "refused? (--client-cert-auth wants --etcd-cert, --etcd-key) " : "",
+                 curl_easy_strerror(cc), detail[0] ? " (" : "", detail, detail[0] ? ")" : "");
         strbuf_release(&out);
         return -EIO;
     }

@@ -156,11 +156,11 @@ def run(t, binary, root):
              'is in its key)', etcd.keys(prefix + '/')[:5])
 
         refused(t, binary, etcd, prefix + '-x', ['--etcd-cacert', pki['ca.crt']],
-                'without a client certificate', r'etcd.*client certificate its CA signed')
+                'without a client certificate', r'etcd.*client-cert-auth wants --etcd-cert')
         refused(t, binary, etcd, prefix + '-x',
                 ['--etcd-cacert', pki['ca.crt'], '--etcd-cert', pki['stranger.crt'],
                  '--etcd-key', pki['stranger.key']],
-                'with a client certificate of another CA', r'etcd.*client certificate its CA signed')
+                'with a client certificate of another CA', r'etcd.*client-cert-auth wants --etcd-cert')
         refused(t, binary, etcd, prefix + '-x',
                 ['--etcd-cert', pki['client.crt'], '--etcd-key', pki['client.key']],
                 'without the members\' CA', r'etcd.*(certificate|SSL)')
