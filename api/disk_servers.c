@@ -692,7 +692,6 @@ disk_servers_stop_standby(struct server *srv, const char *vm_uuid)
 /* The servers a stop signalled: their exits to wait for, then the writer
  * keys of the VDIs they wrote to give up. */
 struct signalled {
-    struct server *srv;
     int pidfds[256];
     size_t n_pids;
     struct stopped stp;
@@ -728,7 +727,7 @@ signal_named(struct server *srv, const char *vm_uuid, struct signalled *sg)
 static void
 stop_named(struct server *srv, const char *vm_uuid, bool release)
 {
-    struct signalled sg = {.srv = srv};
+    struct signalled sg = {.n_pids = 0};
     disk_servers_lock_to_stop();
     signal_named(srv, vm_uuid, &sg);
     wait_exited(sg.pidfds, sg.n_pids);
@@ -759,20 +758,16 @@ disk_servers_stop_behind(struct server *srv, const char *vm_uuid)
         stop_named(srv, vm_uuid, true);
         return;
     }
-    sg->srv = srv;
     disk_servers_lock_to_stop();
     signal_named(srv, vm_uuid, sg);
-    pthread_attr_t attr;
     pthread_t t;
-    bool behind = sg->n_pids > 0 && pthread_attr_init(&attr) == 0;
+    bool behind = sg->n_pids > 0;
     if (behind) {
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         disk_servers_behind_begin();
-        if (pthread_create(&t, &attr, stop_behind_main, sg) != 0) {
+        if ((behind = pthread_create(&t, NULL, stop_behind_main, sg) == 0))
+            pthread_detach(t);
+        else
             disk_servers_behind_end();
-            behind = false;
-        }
-        pthread_attr_destroy(&attr);
     }
     if (!behind) {
         wait_exited(sg->pidfds, sg->n_pids);
