@@ -160,6 +160,8 @@ static void
 warn_if_old(const char *greeting)
 {
     static atomic_bool said;
+    if (atomic_load(&said)) /* one parse per greeting is a start's cost */
+        return;
     json_t *g = json_loads(greeting, 0, NULL);
     json_t *v = json_object_get(json_object_get(json_object_get(g, "QMP"), "version"), "qemu");
     json_int_t major = json_integer_value(json_object_get(v, "major"));
