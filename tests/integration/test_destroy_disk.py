@@ -86,6 +86,15 @@ def disk_bytes(d, sess, vdi):
     return data
 
 
+def server_pids(disks, uuid):
+    """The pids of VM @uuid's disk servers, from their pid files in @disks."""
+    pids = []
+    for p in glob.glob(os.path.join(disks, uuid + '.*.pid')):
+        with open(p) as f:
+            pids.append(int(f.read()))
+    return pids
+
+
 def vhd_size(vhd_tool, path):
     out = subprocess.run([vhd_tool, 'info', '--json', path], capture_output=True, text=True)
     return json.loads(out.stdout)['image']['virtual_size'] if out.returncode == 0 else None
@@ -150,10 +159,7 @@ def run(t, d, vhd_tool, guest, rounds, mode):
         if not t.ok(flowing, 'round %d: the writers go on writing' % r,
                     console_log(d, uuid)[-500:]):
             return
-        servers = []
-        for p in glob.glob(os.path.join(disks, uuid + '.*.pid')):
-            with open(p) as f:
-                servers.append(int(f.read()))
+        servers = server_pids(disks, uuid)
         value(s.VM.hard_shutdown(sess, vm))
         t.ok(servers and not glob.glob(os.path.join(disks, uuid + '.*')),
              'round %d: when VM.hard_shutdown returns its disk server\'s files are gone' % r,
@@ -185,10 +191,7 @@ def held_server(t, d, s, sess, vm, vdi, disks, uuid, vhd_tool, vhd_file):
     """A disk server that cannot exit yet (stopped by SIGSTOP): VM.hard_shutdown
     answers without waiting for it, and the VDI's next operation (VDI.resize)
     waits until it flushed and exited."""
-    servers = []
-    for p in glob.glob(os.path.join(disks, uuid + '.*.pid')):
-        with open(p) as f:
-            servers.append(int(f.read()))
+    servers = server_pids(disks, uuid)
     if not t.ok(len(servers) == 1, 'the running VM has one disk server', servers):
         return
     pid = servers[0]
