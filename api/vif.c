@@ -22,8 +22,8 @@
  * they record currently_attached; on qemu they hotplug: plug makes the tap
  * (net_vif_attach) and adds the NIC through QMP, unplug removes the NIC (the
  * guest must let go within VIF_UNPLUG_TIMEOUT_MS: DEVICE_DETACH_REJECTED
- * otherwise; unplug_force as well, xenops/qemu.c says why) and then the tap. Hotplug needs the
- * pc or q35 machine (OPERATION_NOT_ALLOWED otherwise, and on q35 when its 8
+ * otherwise; unplug_force as well, xenops/qemu.c says why) and then the
+ * tap. Hotplug needs the pc or q35 machine (OPERATION_NOT_ALLOWED otherwise, and on q35 when its 8
  * hotplug ports are taken). One hotplug at a time on this
  * host (vif_hotplug_lock), so the attached check and the change cannot race.
  * currently_attached on qemu follows the domain (net_vif_set_attached asks

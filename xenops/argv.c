@@ -119,8 +119,8 @@ add_disks(struct argv_builder *b, const struct xenops_domain_config *cfg)
  * traffic, a defect of QEMU's that the guest's announcement did not cause
  * (docs/guests.md, "A QEMU 7.2 defect"), and it stays: both ends of a
  * migration must offer the same features, and a pool's hosts are upgraded
- * one at a time. Hotplug adds NICs the same way (xenops/qemu.c). The ids come from the tap's
- * name (xenops_nic_ids), as for a NIC hotplugged later.
+ * one at a time. Hotplug adds NICs the same way (xenops/qemu.c). The ids
+ * come from the tap's name (xenops_nic_ids), as for a NIC hotplugged later.
  * q35 has no hotplug on pcie.0: it gets XENOPS_Q35_PORTS PCIe root ports, and
  * each NIC sits on its own (xenops_config_assign_ports), so any NIC can be
  * unplugged and a new one plugged in a free port. */
