@@ -818,46 +818,33 @@ domains_migrate_send(struct server *srv, const char *uuid, const char *uri,
     return rc == 0 || fail(srv, rc, "migration", uuid, errp);
 }
 
-struct servers_stop {
-    struct server *srv;
-    const char *uuid;
-    uint64_t took_us;
-};
-
-static void *
-servers_stop_main(void *arg)
+void
+domains_migrate_source_stop(struct server *srv, const struct xapi_vm_record *vm)
 {
-    struct servers_stop *st = arg;
+    /* the source's qemu, paused with its images inactive since the
+     * completion, writes nothing more: the guest waits for its disk servers
+     * alone (each flushes and closes its chain, then exits; the writer keys
+     * wait for the destination), not for qemu's exit */
     uint64_t t0 = log_clock_us();
-    /* each flushes and closes its chain, then exits; the writer keys wait
-     * for the destination */
-    disk_servers_stop_handing_over(st->srv, st->uuid);
-    st->took_us = log_clock_us() - t0;
-    return NULL;
+    int rc = xenops_domain_migrate_finish(srv->domains->x, vm->uuid, false);
+    if (rc < 0 && rc != -ENOENT)
+        log_warn("domains.migrate_finish", "vm=%s error=\"%s\"", vm->uuid, strerror(-rc));
+    uint64_t t1 = log_clock_us();
+    disk_servers_stop_handing_over(srv, vm->uuid);
+    log_info("domains.migrate_source_stop", "vm=%s kill_us=%" PRIu64 " disks_us=%" PRIu64,
+             vm->uuid, t1 - t0, log_clock_us() - t1);
 }
 
 void
-domains_migrate_source_done(struct server *srv, const struct xapi_vm_record *vm)
+domains_migrate_source_reap(struct server *srv, const struct xapi_vm_record *vm)
 {
-    /* the guest waits for both: the source's qemu, paused with its images
-     * inactive (it writes nothing more), quits while its disk servers flush
-     * and exit */
-    struct servers_stop st = {srv, vm->uuid, 0};
-    pthread_t t;
-    bool apart = pthread_create(&t, NULL, servers_stop_main, &st) == 0;
     uint64_t t0 = log_clock_us();
-    int rc = xenops_domain_migrate_finish(srv->domains->x, vm->uuid);
-    uint64_t qemu_us = log_clock_us() - t0;
+    int rc = xenops_domain_migrate_finish(srv->domains->x, vm->uuid, true);
     if (rc < 0 && rc != -ENOENT)
         log_warn("domains.migrate_finish", "vm=%s error=\"%s\"", vm->uuid, strerror(-rc));
-    if (apart)
-        pthread_join(t, NULL);
-    else
-        servers_stop_main(&st);
-    /* the two run side by side: the larger is the guest's wait */
-    log_info("domains.migrate_source_done", "vm=%s qemu_us=%" PRIu64 " disks_us=%" PRIu64,
-             vm->uuid, qemu_us, st.took_us);
-    domains_detach_nics(srv, vm); /* the old domid's taps */
+    log_debug("domains.migrate_source_reap", "vm=%s exit_us=%" PRIu64, vm->uuid,
+              log_clock_us() - t0);
+    domains_detach_nics(srv, vm); /* the old domid's taps, after qemu's close */
 }
 
 void

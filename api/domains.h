@@ -83,9 +83,12 @@ int64_t domains_memory_actual(struct server *srv, const char *uuid);
  * source's must have exited), makes it the VM's domain and runs it;
  * domains_receive_abort undoes domains_receive. The source half:
  * domains_migrate_send (task.cancel ends it through domains_cancel_waits:
- * TASK_CANCELLED, the guest runs on), then domains_migrate_source_done stops
- * the paused source, its disk servers (flushed, closed; their writer keys
- * kept for the destination) and its taps. */
+ * TASK_CANCELLED, the guest runs on), then domains_migrate_source_stop kills
+ * the paused source and stops its disk servers (flushed, closed; their writer
+ * keys kept for the destination): the destination may write then.
+ * domains_migrate_source_reap waits for the killed qemu's exit and removes
+ * its taps: after the destination runs (on the same host, before: the
+ * destination's domain waits for the source's to be gone). */
 bool domains_receive(struct server *srv, const char *ref, const struct xapi_vm_record *vm,
                      const char *listen, const char *geometry, const struct xenops_tls *tls,
                      int64_t *domid, char *uri, size_t uri_len, struct xerr **errp);
@@ -103,8 +106,9 @@ bool domains_migrate_send(struct server *srv, const char *uuid, const char *uri,
                           const struct xenops_tls *tls, const char *tls_hostname,
                           xenops_migrate_fn *fn, void *opaque, struct xenops_migrate_stats *out,
                           struct xerr **errp);
-void domains_migrate_source_done(struct server *srv, const struct xapi_vm_record *vm);
-/* The destination did not run after domains_migrate_source_done: the writer
+void domains_migrate_source_stop(struct server *srv, const struct xapi_vm_record *vm);
+void domains_migrate_source_reap(struct server *srv, const struct xapi_vm_record *vm);
+/* The destination did not run after domains_migrate_source_stop: the writer
  * keys the source kept for it go (those it took stay its own). */
 void domains_migrate_source_release(struct server *srv, const struct xapi_vm_record *vm);
 /* The destination failed after the source completed: the source runs on. */

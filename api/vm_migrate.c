@@ -229,9 +229,15 @@ vm_migrate_source_geometry(struct server *srv, const struct xapi_vm_record *vm, 
 }
 
 void
-vm_migrate_send_done(struct server *srv, const struct xapi_vm_record *vm)
+vm_migrate_send_stop(struct server *srv, const struct xapi_vm_record *vm)
 {
-    domains_migrate_source_done(srv, vm);
+    domains_migrate_source_stop(srv, vm);
+}
+
+void
+vm_migrate_send_reap(struct server *srv, const struct xapi_vm_record *vm)
+{
+    domains_migrate_source_reap(srv, vm);
 }
 
 void
@@ -310,12 +316,13 @@ migrate_local(struct call_ctx *ctx, const char *vm_ref, const struct xapi_vm_rec
         return false;
     }
     uint64_t t1 = now_ms();
-    vm_migrate_send_done(srv, vm);
+    vm_migrate_send_stop(srv, vm);
+    vm_migrate_send_reap(srv, vm);
     uint64_t t2 = now_ms();
     ctx_progress(ctx, 0.97);
     bool ok = vm_migrate_receive_end(srv, vm_ref, id, true, errp);
     /* the hand-over's share of the guest's pause, after QEMU's downtime */
-    log_info("vm.migrate_handover", "vm=%s received_ms=%" PRIu64 " source_gone_ms=%" PRIu64
+    log_info("vm.migrate_handover", "vm=%s received_ms=%" PRIu64 " source_stopped_ms=%" PRIu64
              " destination_running_ms=%" PRIu64, vm->uuid, t1 - t0, t2 - t1, now_ms() - t2);
     if (!ok) {
         /* the source is gone and the destination cannot run: the VM is lost,

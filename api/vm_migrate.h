@@ -16,12 +16,15 @@
  *     failed/cancelled:           --->      vm_migrate_receive_end(vm, domid, abort)
  *   completed:                    --->      vm_migrate_receive_wait(vm)
  *     failed: vm_migrate_send_rollback(vm) and --->  vm_migrate_receive_end(abort)
- *   vm_migrate_send_done(vm)  (source qemu gone; its disk servers flushed, closed,
+ *   vm_migrate_send_stop(vm)  (source qemu killed; its disk servers flushed, closed,
  *                              their VDIs' writer keys kept for the destination)
  *                                 --->      vm_migrate_receive_end(vm, domid, commit)
  *                                             (writer keys taken over, disk servers
  *                                              activated, `cont`)
  *     failed: vm_migrate_send_lost(vm)  (the keys kept go)
+ *   vm_migrate_send_reap(vm)  (the killed qemu's exit, its taps; on one host
+ *                              before the receive_end, whose domain needs
+ *                              the source's gone)
  * The record (domid, resident_on, metrics) is written by the caller of
  * vm_migrate_local (api/vm_lifecycle.c) once the destination runs.
  */
@@ -65,8 +68,9 @@ bool vm_migrate_receive_end(struct server *srv, const char *vm_ref, int64_t domi
 bool vm_migrate_send(struct call_ctx *ctx, const struct xapi_vm_record *vm, const char *uri,
                      const char *peer_ca, const char *peer_name, uint64_t *paused_at_ms,
                      struct xerr **errp);
-void vm_migrate_send_done(struct server *srv, const struct xapi_vm_record *vm);
-/* The destination could not run after vm_migrate_send_done: the VM is lost,
+void vm_migrate_send_stop(struct server *srv, const struct xapi_vm_record *vm);
+void vm_migrate_send_reap(struct server *srv, const struct xapi_vm_record *vm);
+/* The destination could not run after vm_migrate_send_stop: the VM is lost,
  * and its disks' writer keys, kept for the destination, go. */
 void vm_migrate_send_lost(struct server *srv, const struct xapi_vm_record *vm);
 /* What the destination needs to know of the source's devices (see

@@ -284,7 +284,7 @@ migrate_pool(struct call_ctx *ctx, const char *vm_ref, const struct xapi_vm_reco
         return false;
     }
     uint64_t t1 = now_ms();
-    vm_migrate_send_done(srv, vm); /* the source's qemu gone, its disk servers flushed, closed */
+    vm_migrate_send_stop(srv, vm); /* the source's qemu killed, its disk servers flushed, closed */
     uint64_t t2 = now_ms();
     ctx_progress(ctx, 0.97);
     ok = call_dest(ctx, host, "VM.pool_migrate_receive_end", vm_ref, xval_new_int(domid),
@@ -294,10 +294,11 @@ migrate_pool(struct call_ctx *ctx, const char *vm_ref, const struct xapi_vm_reco
      * answer that it runs (its `cont` and the record's move), the guest's
      * whole pause as this host sees it, an upper bound */
     log_info("vm.migrate_handover", "vm=%s host=%s received_ms=%" PRIu64
-             " source_gone_ms=%" PRIu64 " destination_running_ms=%" PRIu64
+             " source_stopped_ms=%" PRIu64 " destination_running_ms=%" PRIu64
              " guest_paused_ms=%" PRIu64,
              vm->uuid, host, t1 - t0, t2 - t1, t3 - t2,
              paused_at && paused_at <= t3 ? t3 - paused_at : 0);
+    vm_migrate_send_reap(srv, vm);
     if (!ok) {
         /* the source is gone and the destination cannot run: the VM is lost,
          * as in xapi when the destination fails after the source's end */

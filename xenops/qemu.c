@@ -447,6 +447,11 @@ qdom_qmp_line(struct xenops *x, struct qdom *d, const char *line)
         pthread_cond_broadcast(&d->cond);
         pthread_mutex_unlock(&d->lock);
         qdom_emit(x, d, XENOPS_EVENT_REBOOTED);
+    } else if (!strcmp(ev, "MIGRATION")) {
+        pthread_mutex_lock(&d->lock);
+        d->migration_events++;
+        pthread_cond_broadcast(&d->cond);
+        pthread_mutex_unlock(&d->lock);
     } else if (!strcmp(ev, "STOP")) {
         qdom_emit(x, d, XENOPS_EVENT_PAUSED);
     } else if (!strcmp(ev, "RESUME")) {
@@ -1173,7 +1178,7 @@ qemu_unpause(struct xenops *x, const char *uuid)
 
 /* Waits until the supervisor saw qemu exit and announced it (1); false on
  * timeout. */
-static bool
+bool
 qdom_wait_exit(struct qdom *d, unsigned timeout_ms)
 {
     uint64_t deadline = xenops_now_ms() + timeout_ms;
@@ -1224,7 +1229,7 @@ qdom_kill(struct qdom *d, int exit_event)
  * already with its disk server (NBD) or in the host's page cache (a raw
  * file), and its disk servers flush when they stop (api/disk_servers.c). The
  * pidfd says when it is gone; the supervisor cleans up per (1). */
-static int
+int
 qdom_sigkill(struct qdom *d)
 {
     pthread_mutex_lock(&d->lock);

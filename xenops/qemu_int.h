@@ -55,6 +55,8 @@ struct qdom {
     uint64_t cmd_seq;         /* QMP command ids */
     char nic_waiting[32];     /* (4) the device id an unplug waits for */
     bool nic_deleted;         /* its DEVICE_DELETED came */
+    uint64_t migration_events; /* MIGRATION events seen (capability "events"):
+                                 a migration's waits wake on them */
     pthread_mutex_t nic_lock; /* (4) one NIC hotplug at a time; taken before cmd_lock */
 
     int agent_port;           /* the guest's agent port: 1 open, 0 closed, -1 not
@@ -87,6 +89,11 @@ int qemu_spawn_incoming(struct xenops *x, const struct xenops_domain_config *cfg
 int qdom_incoming_commit(struct xenops *x, const char *uuid);
 /* Stops qemu (QMP quit, SIGKILL after 2 s) with @exit_event decided (2). */
 int qdom_kill(struct qdom *d, int exit_event);
+/* SIGKILL, its exit a halt (2); returns at once (qdom_wait_exit). */
+int qdom_sigkill(struct qdom *d);
+/* Waits up to @timeout_ms for its exit and its exit's events; false on
+ * timeout. */
+bool qdom_wait_exit(struct qdom *d, unsigned timeout_ms);
 /* Emits @ev for @d unless it is silent (6). */
 void qdom_emit(struct xenops *x, struct qdom *d, enum xenops_event ev);
 /* Writes @text to @dir/@name (0600, created or truncated). */

@@ -183,8 +183,9 @@ qemu_start_incoming(struct xenops *x, const struct xenops_domain_config *cfg, co
     rc = tls_setup(d, "server", tls, dir, sizeof(dir));
     if (rc == 0 && (step = "capabilities"))
         rc = qmp_args(d, "migrate-set-capabilities",
-                      json_pack("{s:[{s:s,s:b}]}", "capabilities", "capability",
-                                "late-block-activate", "state", 1),
+                      json_pack("{s:[{s:s,s:b},{s:s,s:b}]}", "capabilities", "capability",
+                                "late-block-activate", "state", 1, "capability", "events",
+                                "state", 1),
                       NULL);
     if (rc == 0 && (step = "parameters"))
         rc = qmp_args(d, "migrate-set-parameters", json_pack("{s:s}", "tls-creds", TLS_OBJECT),
@@ -206,6 +207,29 @@ qemu_start_incoming(struct xenops *x, const struct xenops_domain_config *cfg, co
     return 0;
 }
 
+static uint64_t
+migration_events(struct qdom *d)
+{
+    pthread_mutex_lock(&d->lock);
+    uint64_t n = d->migration_events;
+    pthread_mutex_unlock(&d->lock);
+    return n;
+}
+
+/* Waits up to @ms for a MIGRATION event after the @seen-th, or a cancel after
+ * the @cancels-th. The event only wakes: the state itself is asked (query-*),
+ * so a QEMU that sends none is polled every @ms. The guest is paused at the
+ * end of a migration until its waiter sees it, so the wait is on its pause. */
+static void
+migration_event_wait(struct qdom *d, uint64_t seen, uint64_t cancels, unsigned ms)
+{
+    uint64_t deadline = xenops_now_ms() + ms;
+    pthread_mutex_lock(&d->lock);
+    while (d->migration_events == seen && d->cancels == cancels && qdom_wait(d, deadline))
+        ;
+    pthread_mutex_unlock(&d->lock);
+}
+
 int
 qemu_incoming_wait(struct xenops *x, const char *uuid, unsigned timeout_ms)
 {
@@ -214,6 +238,7 @@ qemu_incoming_wait(struct xenops *x, const char *uuid, unsigned timeout_ms)
         return -ENOENT;
     uint64_t deadline = xenops_now_ms() + timeout_ms;
     for (;;) {
+        uint64_t seen = migration_events(d);
         json_t *r = NULL;
         int rc = qdom_qmp(d, "query-status", &r);
         if (rc < 0) /* qemu exits when the stream it loads fails */
@@ -229,7 +254,10 @@ qemu_incoming_wait(struct xenops *x, const char *uuid, unsigned timeout_ms)
             return -EIO;
         if (xenops_now_ms() >= deadline)
             return -ETIMEDOUT;
-        poll(NULL, 0, 5); /* the guest is paused meanwhile */
+        pthread_mutex_lock(&d->lock);
+        uint64_t cancels = d->cancels;
+        pthread_mutex_unlock(&d->lock);
+        migration_event_wait(d, seen, cancels, 50);
     }
 }
 
@@ -344,6 +372,11 @@ qemu_migrate_send(struct xenops *x, const char *uuid, const char *dest_uri,
     char dir[64];
     rc = tls_setup(d, "client", tls, dir, sizeof(dir));
     bool tls_made = rc == 0;
+    if (rc == 0) /* MIGRATION events end the waits below at once */
+        rc = qmp_args(d, "migrate-set-capabilities",
+                      json_pack("{s:[{s:s,s:b}]}", "capabilities", "capability", "events",
+                                "state", 1),
+                      NULL);
     if (rc == 0) {
         json_t *params = json_pack("{s:s}", "tls-creds", TLS_OBJECT);
         if (params && tls_hostname)
@@ -366,6 +399,7 @@ qemu_migrate_send(struct xenops *x, const char *uuid, const char *dest_uri,
             break;
         }
         r = NULL;
+        uint64_t seen = migration_events(d);
         if ((rc = qdom_qmp(d, "query-migrate", &r)) < 0)
             break;
         const char *st = json_string_value(json_object_get(r, "status"));
@@ -398,9 +432,10 @@ qemu_migrate_send(struct xenops *x, const char *uuid, const char *dest_uri,
         }
         json_decref(r);
         /* the time from QEMU's completion to our seeing it is on the
-         * guest's pause: the hand-over starts then */
+         * guest's pause (the hand-over starts then): its event ends the
+         * wait; without one, progress is asked ten times a second */
         if (rc == 0 && !completed)
-            poll(NULL, 0, 10);
+            migration_event_wait(d, seen, cancels, 100);
     }
     if (tls_made)
         tls_dir_remove(d, dir);
@@ -416,8 +451,11 @@ qemu_migrate_send(struct xenops *x, const char *uuid, const char *dest_uri,
     return rc == -ESRCH ? -EIO : rc;
 }
 
+/* No QMP quit: QEMU's teardown of a paused source would only delay the
+ * guest's pause, and the images it could have flushed were flushed and
+ * released at the completion (migration/migration.c inactivates them). */
 int
-qemu_migrate_finish(struct xenops *x, const char *uuid)
+qemu_migrate_finish(struct xenops *x, const char *uuid, bool wait)
 {
     _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, uuid);
     if (!d)
@@ -425,7 +463,10 @@ qemu_migrate_finish(struct xenops *x, const char *uuid)
     pthread_mutex_lock(&d->lock);
     d->silent = true;
     pthread_mutex_unlock(&d->lock);
-    return qdom_kill(d, XENOPS_EVENT_HALTED);
+    int rc = qdom_sigkill(d);
+    if (rc == 0 && wait && !qdom_wait_exit(d, 5000))
+        rc = -EIO;
+    return rc;
 }
 
 int

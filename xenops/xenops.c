@@ -409,10 +409,10 @@ xenops_domain_migrate_send(struct xenops *x, const char *uuid, const char *dest_
 }
 
 int
-xenops_domain_migrate_finish(struct xenops *x, const char *uuid)
+xenops_domain_migrate_finish(struct xenops *x, const char *uuid, bool wait)
 {
     NEED_UUID(uuid);
-    return x->ops->migrate_finish ? x->ops->migrate_finish(x, uuid) : -ENOTSUP;
+    return x->ops->migrate_finish ? x->ops->migrate_finish(x, uuid, wait) : -ENOTSUP;
 }
 
 int

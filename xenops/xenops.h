@@ -291,8 +291,10 @@ int xenops_domain_migrate_send(struct xenops *x, const char *uuid, const char *d
                                xenops_migrate_fn *fn, void *opaque,
                                struct xenops_migrate_stats *out);
 /* Stops the source of a completed migration silently (no HALTED: the guest
- * runs on at the destination). */
-int xenops_domain_migrate_finish(struct xenops *x, const char *uuid);
+ * runs on at the destination): SIGKILL, as its images are flushed and
+ * inactive already. @wait: returns once it exited; otherwise once signalled,
+ * and a call with @wait later waits for the exit (-ENOENT once gone). */
+int xenops_domain_migrate_finish(struct xenops *x, const char *uuid, bool wait);
 /* Runs the source of a completed migration again, when its destination
  * failed to load the state (before xenops_domain_migrate_finish): it takes
  * its disk images back and its events are delivered again. */

@@ -64,7 +64,7 @@ struct xenops_ops {
     int (*migrate_send)(struct xenops *x, const char *uuid, const char *dest_uri,
                         const struct xenops_tls *tls, const char *tls_hostname,
                         xenops_migrate_fn *fn, void *opaque, struct xenops_migrate_stats *out);
-    int (*migrate_finish)(struct xenops *x, const char *uuid);
+    int (*migrate_finish)(struct xenops *x, const char *uuid, bool wait);
     int (*migrate_rollback)(struct xenops *x, const char *uuid);
     int (*disk_geometry)(struct xenops *x, const char *uuid, unsigned slot, unsigned *cyls,
                          unsigned *heads, unsigned *secs);
@@ -80,7 +80,7 @@ int qemu_incoming_abort(struct xenops *x, const char *uuid);
 int qemu_migrate_send(struct xenops *x, const char *uuid, const char *dest_uri,
                       const struct xenops_tls *tls, const char *tls_hostname,
                       xenops_migrate_fn *fn, void *opaque, struct xenops_migrate_stats *out);
-int qemu_migrate_finish(struct xenops *x, const char *uuid);
+int qemu_migrate_finish(struct xenops *x, const char *uuid, bool wait);
 int qemu_migrate_rollback(struct xenops *x, const char *uuid);
 int qemu_disk_geometry(struct xenops *x, const char *uuid, unsigned slot, unsigned *cyls,
                        unsigned *heads, unsigned *secs);

@@ -575,7 +575,7 @@ def report_downtimes(t, hosts):
     hand = [ln for h in hosts for ln in log_lines(h, 'vm.migrate_handover')]
     down = [int(m) for ln in sent for m in re.findall(r'downtime_ms=(\d+)', ln)]
     total = [int(m) for ln in sent for m in re.findall(r'total_ms=(\d+)', ln)]
-    over = [sum(int(x) for x in re.findall(r'(?:received|source_gone|destination_running)_ms=(\d+)', ln))
+    over = [sum(int(x) for x in re.findall(r'(?:received|source_stopped|destination_running)_ms=(\d+)', ln))
             for ln in hand]
     paused = [int(m) for ln in hand for m in re.findall(r'guest_paused_ms=(\d+)', ln)]
     if down:
@@ -583,17 +583,17 @@ def report_downtimes(t, hosts):
               (min(down), sorted(down)[len(down) // 2], max(down), len(down)))
         print('# qemu total ms: median %d' % sorted(total)[len(total) // 2])
     if over:
-        print('# hand-over after qemu (wait+source gone+destination running) ms: min %d '
+        print('# hand-over after qemu (wait+source stopped+destination running) ms: min %d '
               'median %d max %d' % (min(over), sorted(over)[len(over) // 2], max(over)))
     for side, event, parts in (('destination', 'domains.receive_commit', ('disks', 'run')),
-                               ('source', 'domains.migrate_source_done', ('qemu', 'disks'))):
+                               ('source', 'domains.migrate_source_stop', ('kill', 'disks'))):
         lines = [ln for h in hosts for ln in log_lines(h, event)]
         for part in parts:
             us = sorted(int(m) for ln in lines for m in re.findall(part + r'_us=(\d+)', ln))
             if us:
                 print('# %s, %s ms: min %.1f median %.1f max %.1f' %
                       (side, part, us[0] / 1000, us[len(us) // 2] / 1000, us[-1] / 1000))
-    for part in ('received', 'source_gone', 'destination_running'):
+    for part in ('received', 'source_stopped', 'destination_running'):
         ms = sorted(int(m) for ln in hand for m in re.findall(part + r'_ms=(\d+)', ln))
         if ms:
             print('# hand-over, %s ms: min %d median %d max %d' % (part, ms[0], ms[len(ms) // 2],
