@@ -175,15 +175,40 @@ class Qmp:
                 time.sleep(0.025)
         self.f = self.s.makefile('rwb')
         self.f.readline()
+        self.events = []   # those that came while a command waited
         self.cmd('qmp_capabilities')
+
+    def _read(self):
+        line = self.f.readline()
+        if not line:
+            raise RuntimeError('QMP closed')
+        return json.loads(line)
 
     def cmd(self, c, **a):
         self.f.write((json.dumps({'execute': c, 'arguments': a}) + '\n').encode())
         self.f.flush()
         while True:
-            r = json.loads(self.f.readline())
+            r = self._read()
             if 'event' not in r:
                 return r
+            self.events.append(r)
+
+    def event(self, name, pred=lambda data: True):
+        """The first @name event whose data satisfies @pred, kept or awaited
+        (blocking); it alone is consumed."""
+        seen = 0
+        while True:
+            for i in range(seen, len(self.events)):
+                e = self.events[i]
+                if e['event'] == name and pred(e.get('data', {})):
+                    return self.events.pop(i)
+            seen = len(self.events)
+            self.events.append(self._read())
+
+
+def qemu_time(event):
+    """When QEMU sent @event, by its own clock (wall time, seconds)."""
+    return event['timestamp']['seconds'] + event['timestamp']['microseconds'] / 1e6
 
 
 def bare_qemu(guest, tmp, name, nbd, incoming, wrap=(), nic=None, args=ARGS):
@@ -247,7 +272,9 @@ class Bare:
     address's) and late-block-activate, both QEMUs on one `vhd serve` (no
     hand-over: what QEMU alone costs). Rows per migration: QEMU's downtime, the
     longest tick gap, the total (starting the destination .. it runs), the
-    guest's pause (QEMU stopping the source .. `cont` on the destination done)."""
+    guest's pause (the source's STOP .. the destination's RESUME, by QEMU's
+    clocks). Driven by QEMU's MIGRATION events (capability `events`), as
+    vesseld is: the destination runs as soon as it has the whole state."""
 
     def __init__(self, build, guest, tmp, ends=None, args=ARGS, mac='52:54:00:be:0c:01',
                  tls_hostname=None):
@@ -292,29 +319,37 @@ class Bare:
         self.procs.append(dst)
         self.watch.add_socket(dcon)
         qd.cmd('migrate-set-capabilities',
-               capabilities=[{'capability': 'late-block-activate', 'state': True}])
+               capabilities=[{'capability': 'late-block-activate', 'state': True},
+                             {'capability': 'events', 'state': True}])
+        self.qs.cmd('migrate-set-capabilities',
+                    capabilities=[{'capability': 'events', 'state': True}])
+        self.qs.events.clear()
         tls_object(qd, self.tmp, 'server')
         qd.cmd('migrate-incoming', uri='tcp:%s:0' % self.ends[dst_end]['addr'])
         port = qd.cmd('query-migrate')['return']['socket-address'][0]['port']
         tls_object(self.qs, self.tmp, 'client', self.tls_hostname)
-        started = time.monotonic()
         self.qs.cmd('migrate', uri='tcp:%s:%s' % (self.ends[dst_end]['addr'], port))
+        over = ('completed', 'failed', 'cancelled')
+        end = self.qs.event('MIGRATION', lambda d: d.get('status') in over)['data']['status']
+        if end != 'completed':
+            raise RuntimeError('bare migration ' + end)
+        qd.event('MIGRATION', lambda d: d.get('status') in over)
+        while qd.cmd('query-status')['return']['status'] == 'inmigrate':
+            time.sleep(0.001)
+        # late-block-activate: QEMU inactivated the source's images at the
+        # completion, so the destination may run before the source goes
+        qd.cmd('cont')
+        t1 = time.monotonic()
         while True:
             r = self.qs.cmd('query-migrate')['return']
             # QEMU says completed before it has computed the times (0 meanwhile)
-            if r.get('status') == 'completed' and r.get('total-time'):
+            if r.get('total-time'):
                 break
-            if r.get('status') in ('failed', 'cancelled'):
-                raise RuntimeError('bare migration %s: %s' % (r['status'], r.get('error-desc')))
-            time.sleep(0.05 if r.get('status') != 'completed' else 0.005)
-        while qd.cmd('query-status')['return']['status'] == 'inmigrate':
-            time.sleep(0.01)
+            time.sleep(0.005)
+        paused = qemu_time(qd.event('RESUME')) - qemu_time(self.qs.event('STOP'))
         self.qs.cmd('quit')
-        qd.cmd('cont')
-        t1 = time.monotonic()
         self.src.wait(10)
         self.src, self.qs, self.at = dst, qd, dst_end
-        paused = t1 - (started + (r['total-time'] - r['downtime']) / 1000.0)
         return [r['downtime'], None, (t1 - t0) * 1000, paused * 1000, t0, t1]
 
     def close(self):

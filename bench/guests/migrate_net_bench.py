@@ -16,11 +16,11 @@ migrate_bench.py writing a counter to its disk every 100 ms):
     migrate_bench.Bare with the namespaces' addresses.
 Reps alternate, vesseld then bare, so that both see the same load (the machine is
 shared). The test's namespace pings both guests every 10 ms. Per migration:
-QEMU's downtime (query-migrate on the source); the guest's pause (QEMU stopping
-the source .. the destination running: vesseld's guest_paused_ms, which ends when
-the destination host has answered that it runs and moved the record, an upper
-bound; bare: `cont` done); the pings lost (the longest time between the sending
-of two answered pings); the longest time between two ping replies (that and how
+QEMU's downtime (query-migrate on the source); the guest's pause (the source's
+STOP event .. the destination's RESUME, both by QEMU's own clocks, for both
+peers; vesseld's steps after QEMU's completion are printed too, from its
+vm.migrate_handover line); the pings lost (the longest time between the
+sending of two answered pings); the longest time between two ping replies (that and how
 late the guest answers on a fresh TCG QEMU); the longest tick gap; the total time
 (the API call; bare: starting the destination .. it runs). Medians, and the
 ratio vesseld/bare (goal: downtime <= 1.2x).
@@ -50,6 +50,25 @@ from test_pool_store import ETCD, Etcd, inventory_uuid  # noqa: E402
 
 COLUMNS = ('QEMU downtime', 'guest paused', 'pings lost', 'longest reply gap',
            'longest tick gap', 'total time')
+
+
+# vm.migrate_handover's steps: the destination has the whole state; the
+# source's qemu killed and its disk servers gone; the destination runs and the
+# record moved (its answer)
+HANDOVER = ('received', 'source_stopped', 'destination_running', 'guest_paused')
+
+
+# the pings sent until this long after the migration's end count: those lost
+# at its end are seen only through the first answered after them (the bare
+# peer's end is its `cont`, vesseld's its answer, after the record moved)
+PING_AFTER = 1.0
+
+
+def run_states(host, event):
+    """When QEMU sent each of @host's @event (STOP, RESUME) events, by its own
+    clock (seconds): vesseld logs them (xenops.run_state)."""
+    return [int(re.search(r'qemu_time_us=(\d+)', ln).group(1)) / 1e6
+            for ln in log_lines(host, 'xenops.run_state') if ' event=%s ' % event in ln]
 
 
 def ticks_gap(watches, t0, t1):
@@ -97,6 +116,7 @@ def main():
     net = PoolNet()
     etcd, hosts, outers, pingers, bare, watches = None, [], [], [], None, []
     rows = {'vesseld': [], 'bare': []}
+    steps = []
     try:
         member = net.add('e0')
         nodes = [net.add('ha'), net.add('hb')]
@@ -150,21 +170,24 @@ def main():
         for _ in range(reps):
             src, dst = hosts[where], hosts[1 - where]
             handed = len(log_lines(src, 'vm.migrate_handover'))
+            stops, resumes = len(run_states(src, 'STOP')), len(run_states(dst, 'RESUME'))
             t0 = time.monotonic()
             value(A.VM.pool_migrate(sa, vm, dst.host_ref, {}))
             t1 = time.monotonic()
             time.sleep(2.5)
             sent = log_lines(src, 'vm.migrate_sent')[-1]
             hand = log_lines(src, 'vm.migrate_handover')[handed]
-            lost, _, late, _, _ = pingers[0].gap(t0 - 0.5, t1)
+            steps.append([int(re.search(r' %s_ms=(\d+)' % k, hand).group(1)) for k in HANDOVER])
+            paused = run_states(dst, 'RESUME')[resumes] - run_states(src, 'STOP')[stops]
+            lost, _, late, _, _ = pingers[0].gap(t0 - 0.5, t1 + PING_AFTER)
             rows['vesseld'].append((int(re.search(r'downtime_ms=(\d+)', sent).group(1)),
-                                    int(re.search(r'guest_paused_ms=(\d+)', hand).group(1)),
+                                    paused * 1000,
                                     lost * 1000, late * 1000, ticks_gap(watches, t0, t1) * 1000,
                                     (t1 - t0) * 1000))
             where = 1 - where
             row = bare.migrate()
             time.sleep(2.5)
-            lost, _, late, _, _ = pingers[1].gap(row[4] - 0.5, row[5])
+            lost, _, late, _, _ = pingers[1].gap(row[4] - 0.5, row[5] + PING_AFTER)
             rows['bare'].append((row[0], row[3], lost * 1000, late * 1000,
                                  bare.watch.gap(row[4], row[5]) * 1000, row[2]))
     finally:
@@ -191,6 +214,9 @@ def main():
     for k, name in enumerate(COLUMNS):
         mv, mb = statistics.median(r[k] for r in v), statistics.median(r[k] for r in b)
         print('%-20s %15.0f %10.0f %7.2fx' % (name, mv, mb, mv / mb if mb else float('nan')))
+    print('vesseld\'s hand-over after QEMU\'s completion (%s), medians (ms): %s' % (
+        ', '.join(HANDOVER), ', '.join('%.0f' % statistics.median(s[k] for s in steps)
+                                       for k in range(len(HANDOVER)))))
     print('per migration (%s):' % ', '.join(COLUMNS))
     # a gap with no ticks or replies in its window is infinite: printed as such
     def row(r):
