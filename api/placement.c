@@ -23,8 +23,9 @@ struct host_use {
 
 /* ------------------------------------------------------------------ promises
  *
- * Memory promised to a start that is not yet recorded as running. Without
- * it two starts at once see the same free memory and both go (xapi keeps
+ * Memory promised to a start, resume or incoming migration that is not yet
+ * recorded as running on the promise's host. Without it two starts at once
+ * see the same free memory and both go (xapi keeps
  * scheduled_to_be_resident_on for this). A promise lives in the process that
  * makes it, which is where the next decision about that memory is taken:
  * the host that places a VM (the master, for the calls clients make) and
@@ -60,7 +61,8 @@ now_ms(void)
 }
 
 struct vm_progress {
-    bool found, running, busy;
+    const char *host; /* the promise's */
+    bool found, running_there, busy;
 };
 
 static void
@@ -69,8 +71,10 @@ peek_progress(void *opaque, const void *rec)
     const struct xapi_vm_record *vm = rec;
     struct vm_progress *p = opaque;
     p->found = true;
-    p->running = vm->power_state == XAPI_VM_POWER_STATE_RUNNING ||
-                 vm->power_state == XAPI_VM_POWER_STATE_PAUSED;
+    /* a migrating VM runs, elsewhere, until its record moves here */
+    p->running_there = (vm->power_state == XAPI_VM_POWER_STATE_RUNNING ||
+                        vm->power_state == XAPI_VM_POWER_STATE_PAUSED) &&
+                       strcmp(vm->resident_on, p->host) == 0;
     p->busy = vm->current_operations.n > 0;
 }
 
@@ -106,10 +110,10 @@ promised(struct db *db, const char *host, const char *except_vm)
     pthread_mutex_unlock(&promises_mu);
     int64_t sum = 0, now = now_ms();
     for (size_t i = 0; i < n; i++) {
-        struct vm_progress vp = {0};
+        struct vm_progress vp = {.host = seen[i].host};
         db_with(db, &xapi_class_vm, seen[i].vm, peek_progress, &vp, NULL);
         int64_t age = now - seen[i].made_ms;
-        bool kept_or_void = !vp.found || vp.running || age > PROMISE_MAX_AGE_MS ||
+        bool kept_or_void = !vp.found || vp.running_there || age > PROMISE_MAX_AGE_MS ||
                             (!vp.busy && age > PROMISE_GRACE_MS);
         if (kept_or_void) {
             pthread_mutex_lock(&promises_mu);

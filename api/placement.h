@@ -35,9 +35,10 @@ int64_t placement_host_free_memory(struct db *db, const char *host);
 /* The same for @vm: neither its own record nor its own promise counts. */
 int64_t placement_free_memory_for(struct db *db, const char *host, const char *vm);
 
-/* Admission of a start onto this host: HOST_NOT_ENOUGH_FREE_MEMORY when
- * @bytes do not fit, else the bytes are promised to @vm until
- * placement_release(), which the start calls once its outcome is recorded. */
+/* Admission of a start, resume or incoming migration onto this host:
+ * HOST_NOT_ENOUGH_FREE_MEMORY when @bytes do not fit, else the bytes are
+ * promised to @vm until placement_release(), which the caller calls once
+ * its outcome is recorded. */
 bool placement_admit(struct server *srv, const char *vm_ref, int64_t bytes,
                      struct xerr **errp);
 void placement_release(const char *vm_ref);

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "api/domains.h"
+#include "api/placement.h"
 #include "common/fileio.h"
 #include "common/log.h"
 #include "db/db.h"
@@ -126,7 +127,10 @@ api_vm_pool_migrate_receive_begin(struct call_ctx *ctx, const char *vm_ref,
     int port = 0;
     int64_t domid = -1;
     char *pem = NULL;
-    bool ok = db_get(ctx->db, &xapi_class_host, srv->host_ref, (void **)&h, errp);
+    /* the source checked the memory here, but another start or migration
+     * may be on its way to it: the memory is promised until receive_end */
+    bool admitted = placement_admit(srv, vm_ref, vm->memory_dynamic_max, errp);
+    bool ok = admitted && db_get(ctx->db, &xapi_class_host, srv->host_ref, (void **)&h, errp);
     if (ok && !peers_parse_address(h->address, listen, sizeof(listen), &port))
         ok = xerr_operation_not_allowed(errp, "this host's address is not usable for a "
                                         "migration");
@@ -143,6 +147,8 @@ api_vm_pool_migrate_receive_begin(struct call_ctx *ctx, const char *vm_ref,
         vm_migrate_receive_end(srv, vm_ref, domid, false, NULL);
         ok = xerr_nomem(errp);
     }
+    if (!ok && admitted)
+        placement_release(vm_ref);
     if (ok)
         log_info("vm.migrate_receive_begin", "vm=%s uri=%s domid=%" PRId64, vm->uuid, uri,
                  domid);
@@ -164,12 +170,11 @@ api_vm_pool_migrate_receive_end(struct call_ctx *ctx, const char *vm_ref, int64_
 {
     if (!from_pool(ctx, errp))
         return false;
-    if (!commit)
-        return vm_migrate_receive_end(ctx->srv, vm_ref, domid, false, errp);
-    if (!vm_migrate_receive_end(ctx->srv, vm_ref, domid, true, errp))
-        return false;
     /* running here now: the record follows (resident_on, domid, consoles) */
-    return vm_lifecycle_record_migrated(ctx->srv, vm_ref, domid, errp);
+    bool ok = vm_migrate_receive_end(ctx->srv, vm_ref, domid, commit, errp) &&
+              (!commit || vm_lifecycle_record_migrated(ctx->srv, vm_ref, domid, errp));
+    placement_release(vm_ref); /* resident_on counts it now, or it did not come */
+    return ok;
 }
 
 /* ------------------------------------------------------------------ source */

@@ -309,6 +309,12 @@ def main():
                  results)
             for v in ran:
                 value(A.VM.hard_shutdown(sa, v))
+            # a live migration's destination admits the VM's memory as a start
+            # does: the source's check may be overtaken by another start
+            as_b = value(A.session.slave_login(hb, secret))
+            err = error(A.VM.pool_migrate_receive_begin(as_b, wants, '', ''))
+            t.eq(err and err[0], 'HOST_NOT_ENOUGH_FREE_MEMORY',
+                 'a migration\'s receive on A, full: refused for memory before anything starts')
             value(A.VM.hard_shutdown(sa, fill))
 
         # ---- B unreachable
