@@ -188,10 +188,11 @@ vbd_set_attached(struct server *srv, const char *vm_uuid, const char *vbd, bool 
     return set_devices_attached(srv->db, &xapi_class_vbd, &one, attached, errp);
 }
 
-/* Records @ps for @vm_ref with everything that goes with it, in one batch. */
+/* Records @ps for @vm_ref with everything that goes with it, in one batch;
+ * with @op_key (not NULL) the operation of that key ends in the same commit. */
 static bool
 record_power_state(struct server *srv, const char *vm_ref, enum xapi_vm_power_state ps,
-                   int64_t domid, bool started, struct xerr **errp)
+                   int64_t domid, bool started, const char *op_key, struct xerr **errp)
 {
     struct xapi_vm_record *vm = NULL;
     if (!db_get(srv->db, &xapi_class_vm, vm_ref, (void **)&vm, errp))
@@ -215,6 +216,8 @@ record_power_state(struct server *srv, const char *vm_ref, enum xapi_vm_power_st
     }
     if (ok && running && vm->consoles.n == 0)
         ok = create_consoles(srv, vm_ref, vm, errp);
+    if (ok && op_key) /* one commit for the outcome and the operation's end */
+        ok = vm_op_end_in_batch(srv->db, vm_ref, op_key, errp);
     xapi_vm_record_free(vm);
     return db_batch_end(srv->db, ok, errp);
 }
@@ -229,7 +232,7 @@ vm_lifecycle_record_migrated(struct server *srv, const char *vm_ref, int64_t dom
     /* the consoles name the old host's address: record_power_state makes
      * this host's once there are none */
     bool ok = destroy_consoles(srv->db, &vm->consoles, errp) &&
-              record_power_state(srv, vm_ref, vm->power_state, domid, false, errp);
+              record_power_state(srv, vm_ref, vm->power_state, domid, false, NULL, errp);
     xapi_vm_record_free(vm);
     return ok;
 }
@@ -260,6 +263,8 @@ struct power_op {
     bool clean;       /* stop/reboot: ask the guest */
     bool try_clean;   /* VM.shutdown: clean, and hard when that fails */
     const char *host; /* VM.pool_migrate: the destination */
+    const char *key;  /* run_power_op's current_operations key: the work's
+                         record_power_state ends the operation with its outcome */
     bool (*work)(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *vm,
                  const struct power_op *p, struct xerr **errp);
 };
@@ -406,7 +411,9 @@ run_power_op(struct call_ctx *ctx, const char *vm_ref, const char *host,
     struct xapi_vm_record *vm = NULL;
     bool ok = db_get(ctx->db, &xapi_class_vm, vm_ref, (void **)&vm, errp);
     uint64_t t1 = log_clock_us();
-    ok = ok && p->work(ctx, vm_ref, vm, p, errp);
+    struct power_op keyed = *p;
+    keyed.key = key;
+    ok = ok && p->work(ctx, vm_ref, vm, &keyed, errp);
     uint64_t t2 = log_clock_us();
     if (ok)
         log_info("vm.power", "vm=%s op=%s", vm->uuid,
@@ -441,7 +448,7 @@ start_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *v
         return false;
     }
     uint64_t t1 = log_clock_us();
-    bool ok = record_power_state(ctx->srv, ref, live_state(p->paused), domid, true, errp);
+    bool ok = record_power_state(ctx->srv, ref, live_state(p->paused), domid, true, p->key, errp);
     placement_release(ref); /* resident_on counts it now, or it did not start */
     if (ok) {
         log_debug("vm.start_steps", "vm=%s domain_ms=%.2f record_ms=%.2f", vm->uuid,
@@ -484,7 +491,8 @@ stop_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *vm
         unlink(path);
     }
     uint64_t t0 = log_clock_us();
-    ok = ok && record_power_state(ctx->srv, ref, XAPI_VM_POWER_STATE_HALTED, -1, false, errp);
+    ok = ok &&
+         record_power_state(ctx->srv, ref, XAPI_VM_POWER_STATE_HALTED, -1, false, p->key, errp);
     if (ok)
         log_debug("vm.stop_steps", "vm=%s op=%s record_ms=%.2f", vm->uuid,
                   xenum_name(&xapi_enum_vm_operations, (int)p->op),
@@ -497,7 +505,7 @@ reboot_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *
             const struct power_op *p, struct xerr **errp)
 {
     return domains_reboot(ctx->srv, vm->uuid, p->clean, errp) &&
-           record_power_state(ctx->srv, ref, XAPI_VM_POWER_STATE_RUNNING, -1, true, errp);
+           record_power_state(ctx->srv, ref, XAPI_VM_POWER_STATE_RUNNING, -1, true, p->key, errp);
 }
 
 static bool
@@ -506,7 +514,7 @@ pause_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *v
 {
     bool pause = p->op == XAPI_VM_OPERATIONS_PAUSE;
     return domains_pause(ctx->srv, vm->uuid, pause, errp) &&
-           record_power_state(ctx->srv, ref, live_state(pause), -1, false, errp);
+           record_power_state(ctx->srv, ref, live_state(pause), -1, false, p->key, errp);
 }
 
 /* Suspend images live in DATA/suspend/<vm uuid>.img: the memory image is a
@@ -524,7 +532,8 @@ suspend_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record 
     char path[512];
     suspend_path(ctx->srv, vm->uuid, path, sizeof(path));
     return domains_suspend(ctx->srv, vm->uuid, path, errp) &&
-           record_power_state(ctx->srv, ref, XAPI_VM_POWER_STATE_SUSPENDED, -1, false, errp);
+           record_power_state(ctx->srv, ref, XAPI_VM_POWER_STATE_SUSPENDED, -1, false, p->key,
+                              errp);
 }
 
 static bool
@@ -539,7 +548,7 @@ resume_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *
         return false;
     suspend_path(ctx->srv, vm->uuid, path, sizeof(path));
     bool ok = domains_resume(ctx->srv, ref, vm, path, p->paused, &domid, errp) &&
-              record_power_state(ctx->srv, ref, live_state(p->paused), domid, false, errp);
+              record_power_state(ctx->srv, ref, live_state(p->paused), domid, false, p->key, errp);
     placement_release(ref); /* resident_on counts it now, or it did not resume */
     return ok;
 }
@@ -654,16 +663,16 @@ migrate_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record 
         if (vm_migrate_pool(ctx, ref, vm, host, &lost, errp))
             return true;
         if (lost)
-            record_power_state(ctx->srv, ref, XAPI_VM_POWER_STATE_HALTED, -1, false, NULL);
+            record_power_state(ctx->srv, ref, XAPI_VM_POWER_STATE_HALTED, -1, false, NULL, NULL);
         return false;
     }
     if (!vm_migrate_local(ctx, ref, vm, &domid, &lost, errp)) {
         if (lost) /* its source went before its destination failed */
-            record_power_state(ctx->srv, ref, XAPI_VM_POWER_STATE_HALTED, -1, false, NULL);
+            record_power_state(ctx->srv, ref, XAPI_VM_POWER_STATE_HALTED, -1, false, NULL, NULL);
         return false;
     }
     /* the new domain has its own taps (api/vif.c names them by domid) */
-    return record_power_state(ctx->srv, ref, vm->power_state, domid, false, errp);
+    return record_power_state(ctx->srv, ref, vm->power_state, domid, false, p->key, errp);
 }
 
 bool
@@ -721,7 +730,7 @@ api_vm_power_state_reset(struct call_ctx *ctx, const char *vm_ref, struct xerr *
     xapi_vm_record_free(vm);
     if (dom0)
         return xerr_cannot_reset_control_domain(errp, vm_ref);
-    return record_power_state(ctx->srv, vm_ref, XAPI_VM_POWER_STATE_HALTED, -1, false, errp);
+    return record_power_state(ctx->srv, vm_ref, XAPI_VM_POWER_STATE_HALTED, -1, false, NULL, errp);
 }
 
 /* ------------------------------------------------------------------ guest-initiated changes */
@@ -816,11 +825,11 @@ record_live_event(struct server *srv, const char *uuid, enum domain_event ev)
     db_foreach(srv->db, &xapi_class_vm, find_by_uuid, &f);
     bool ok = f.ref && !f.busy && has_domain(f.ps);
     if (ok && ev == DOMAIN_PAUSED)
-        ok = record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_PAUSED, -1, false, &err);
+        ok = record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_PAUSED, -1, false, NULL, &err);
     else if (ok && ev == DOMAIN_RESUMED)
-        ok = record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_RUNNING, -1, false, &err);
+        ok = record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_RUNNING, -1, false, NULL, &err);
     else if (ok) /* rebooted: running again, in place, a new start time */
-        ok = record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_RUNNING, -1, true, &err);
+        ok = record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_RUNNING, -1, true, NULL, &err);
     db_batch_end(srv->db, ok, ok ? &err : NULL); /* not ok: nothing to write, or err says why */
     if (err) {
         char d[256];
@@ -863,10 +872,10 @@ vm_lifecycle_on_domain_event(struct server *srv, const char *uuid, enum domain_e
         db_get(srv->db, &xapi_class_vm, f.ref, (void **)&vm, NULL) &&
         (domains_detach_nics(srv, vm), true) && /* the old domain's taps */
         domains_start(srv, f.ref, vm, false, &domid, &err)) {
-        record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_RUNNING, domid, true, &err);
+        record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_RUNNING, domid, true, NULL, &err);
     } else {
         xerr_freep(&err);
-        record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_HALTED, -1, false, &err);
+        record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_HALTED, -1, false, NULL, &err);
     }
     xapi_vm_record_free(vm);
     if (err) {
@@ -917,7 +926,7 @@ vm_lifecycle_reconcile(struct server *srv)
     for (size_t i = 0; i < r.n; i++) {
         if (!domains_alive(srv, r.uuids[i])) {
             log_info("vm.reconcile", "vm=%s state=halted reason=domain-gone", r.uuids[i]);
-            record_power_state(srv, r.refs[i], XAPI_VM_POWER_STATE_HALTED, -1, false, NULL);
+            record_power_state(srv, r.refs[i], XAPI_VM_POWER_STATE_HALTED, -1, false, NULL, NULL);
         } else {
             log_info("vm.reconcile", "vm=%s state=running", r.uuids[i]);
         }

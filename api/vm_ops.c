@@ -373,11 +373,36 @@ vm_op_begin(struct db *db, const char *vm, enum xapi_vm_operations op, const cha
     return db_update(db, &xapi_class_vm, vm, apply_op, &c, errp);
 }
 
+struct op_find {
+    const char *key;
+    bool found;
+};
+
+static void
+peek_op(void *opaque, const void *rec)
+{
+    struct op_find *f = opaque;
+    const struct xapi_string_vm_operations_map *m =
+        &((const struct xapi_vm_record *)rec)->current_operations;
+    for (size_t i = 0; i < m->n && !f->found; i++)
+        f->found = strcmp(m->keys[i], f->key) == 0;
+}
+
 void
 vm_op_end(struct db *db, const char *vm, const char *key)
 {
+    struct op_find f = {key, false};
+    if (!db_with(db, &xapi_class_vm, vm, peek_op, &f, NULL) || !f.found)
+        return; /* ended with the operation's record (vm_op_end_in_batch) */
     struct op_change c = {vm, key, 0, false};
     db_update(db, &xapi_class_vm, vm, apply_op, &c, NULL);
+}
+
+bool
+vm_op_end_in_batch(struct db *db, const char *vm, const char *key, struct xerr **errp)
+{
+    struct op_change c = {vm, key, 0, false};
+    return db_update(db, &xapi_class_vm, vm, apply_op, &c, errp);
 }
 
 bool

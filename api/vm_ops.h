@@ -22,14 +22,18 @@ bool vm_op_check(const struct xapi_vm_record *vm, const char *ref, enum xapi_vm_
                  struct xerr **errp);
 /* Rewrites @vm->allowed_operations. false only when out of memory. */
 bool vm_ops_refresh(struct xapi_vm_record *vm);
-/* Checks @op and records current_operations[@key] = @op in one commit; @key is
- * the caller's task ref (or another unique string for sync calls). */
 /* The key an operation is recorded under in current_operations (@len >= 64). */
 struct call_ctx;
 void vm_op_key(const struct call_ctx *ctx, char *out, size_t len);
+/* Checks @op and records current_operations[@key] = @op in one commit; @key is
+ * the caller's task ref (or another unique string for sync calls). */
 bool vm_op_begin(struct db *db, const char *vm, enum xapi_vm_operations op, const char *key,
                  struct xerr **errp);
+/* Forgets current_operations[@key]: no commit when it is gone already. */
 void vm_op_end(struct db *db, const char *vm, const char *key);
+/* The same as one change of a batch the caller holds open (db_batch_begin):
+ * an operation that records its outcome ends with it, in one commit. */
+bool vm_op_end_in_batch(struct db *db, const char *vm, const char *key, struct xerr **errp);
 /* Makes implicit setters of VM fields re-derive allowed_operations. */
 void vm_ops_register(void);
 const char *vm_power_state_lower(enum xapi_vm_power_state ps);
