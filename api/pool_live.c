@@ -178,10 +178,20 @@ pool_live_shared(struct server *srv)
 }
 
 bool
+pool_live_cut_off(struct server *srv)
+{
+    struct pool_live *pl = srv->live;
+    if (!pl || !pl->el)
+        return false;
+    long ok = atomic_load(&pl->last_ok_ms), ttl = atomic_load(&pl->ttl_ms);
+    return ok && now_ms() - ok >= ttl - ttl / 3;
+}
+
+bool
 pool_live_is_master(struct server *srv)
 {
     char *m = pool_master(srv);
-    bool yes = m && strcmp(m, srv->host_ref) == 0;
+    bool yes = m && strcmp(m, srv->host_ref) == 0 && !pool_live_cut_off(srv);
     free(m);
     return yes;
 }

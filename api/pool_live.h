@@ -44,8 +44,13 @@ void pool_live_stop(struct server *srv);
 /* Whether this host's keys live in a pool's etcd (false for SQLite): other
  * hosts then see its writer keys and leases. */
 bool pool_live_shared(struct server *srv);
-/* Whether this host is the pool's master (pool.master). */
+/* Whether this host is the pool's master: pool.master names it and it is not
+ * cut off (its lease may have gone to another master meanwhile). */
 bool pool_live_is_master(struct server *srv);
+/* Whether this host of a pool on etcd renewed no lease for two thirds of its
+ * TTL (the fencing's threshold, when HA is on): what it knows of the pool may
+ * be stale, and its master key may have expired. Never for a standalone host. */
+bool pool_live_cut_off(struct server *srv);
 /* The master's host.address (a new string, free()), NULL without one. */
 char *pool_live_master_address(struct server *srv);
 /* Whether this host fenced itself and has not renewed its lease since: it

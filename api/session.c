@@ -91,6 +91,10 @@ api_session_login_with_password(struct call_ctx *ctx, const char *uname, const c
      * socket stays local: it is xe's on this host, and xe on an xapi member
      * works too (its CLI server forwards). */
     if (ctx->transport != HTTP_TRANSPORT_UNIX && !pool_live_is_master(ctx->srv)) {
+        /* a host cut off from the pool's etcd may name a master that is no
+         * more (itself included): xapi's word for a host without its master */
+        if (pool_live_cut_off(ctx->srv))
+            return xerr_host_in_emergency_mode(errp);
         char *master = pool_live_master_address(ctx->srv);
         bool r = xerr_host_is_slave(errp, master ? master : "");
         free(master);

@@ -28,9 +28,10 @@ import urllib.request
 import base64
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Tap, Vesseld, error, value, wait_for  # noqa: E402
+from harness import ROOT_PASSWORD, Tap, Vesseld, error, value, wait_for  # noqa: E402
 
 ETCD = '/usr/bin/etcd'
+LEASE_TTL_S = 6  # vesseld's default --lease-ttl
 
 
 def free_port():
@@ -374,12 +375,26 @@ def main():
         t.eq(value(A.VM.get_name_label(sa, vm)), before['name_label'],
              'reads still answer, with the record as it was')
 
+        # ---- a host cut off from etcd for 2/3 of its lease may name a master
+        # that is no more, itself included: it takes no login
+        def login_error(api):
+            return error(api.session.login_with_password('root', ROOT_PASSWORD, '1.0', 'it'))
+        t.eq(wait_for(lambda: login_error(A) == ['HOST_IN_EMERGENCY_MODE'], LEASE_TTL_S + 10) and
+             login_error(A), ['HOST_IN_EMERGENCY_MODE'],
+             'cut off from etcd, the master answers a login HOST_IN_EMERGENCY_MODE')
+        t.eq(login_error(B), ['HOST_IN_EMERGENCY_MODE'],
+             'and so does the member, rather than naming a master it cannot vouch for')
+
         # ---- quorum returns: writes work again, nothing half-written appeared
         etcd.start(leader)
         etcd.start(second)
         t.ok(wait_for(etcd.writable, 60), 'the cluster has quorum again')
         ok = wait_for(lambda: not error(A.VM.set_name_label(sa, vm, 'after-quorum')), 30)
         t.ok(ok, 'a write through A succeeds again')
+        t.ok(wait_for(lambda: login_error(A) is None, 30), 'and A takes logins again')
+        t.eq(login_error(B), ['HOST_IS_SLAVE', value(A.host.get_address(sa, value(
+            A.pool.get_master(sa, value(A.pool.get_all(sa))[0]))))],
+             'B answers HOST_IS_SLAVE again, naming A')
         t.eq(wait_for(lambda: value(B.VM.get_name_label(sb, vm)) == 'after-quorum', 30) and
              value(B.VM.get_name_label(sb, vm)), 'after-quorum', 'and B sees it')
         for (api, sess, who) in ((A, sa, 'A'), (B, sb, 'B')):
