@@ -47,6 +47,7 @@
 #include <time.h>
 
 #include "api/pool_ha.h"
+#include "api/pool_holders.h"
 #include "common/log.h"
 #include "db/db.h"
 #include "db/etcd_lease.h"
@@ -56,6 +57,9 @@
 #define WATCHDOG_MS 100
 #define REQUEST_TIMEOUT_MS 1000L
 #define HANDOVER_WAIT_MS 15000
+/* the held keys whose holder calls are routed by (api/forward.c: a shared
+ * SR's collector), watched so that asking is a read of memory */
+#define WATCHED_HELD "sr-gc/"
 
 struct pool_live {
     struct server *srv;
@@ -79,6 +83,7 @@ struct pool_live {
     char **listing;            /* being listed by the live watch */
     size_t n_listing;
     bool live_known;
+    struct pool_holders *holders; /* WATCHED_HELD keys (api/pool_holders.h) */
 
     _Atomic long last_ok_ms;   /* send time of the last renewal that succeeded */
     /* pool.ha_enabled as the heartbeat last read it: the watchdog never
@@ -394,6 +399,9 @@ pool_live_holder(struct server *srv, const char *key)
 {
     struct pool_live *pl = srv->live;
     char *holder = NULL;
+    if (pl && pl->holders && strncmp(key, WATCHED_HELD, strlen(WATCHED_HELD)) == 0 &&
+        pool_holders_get(pl->holders, key, &holder))
+        return holder;
     /* asked again once: a holder not known is a call run elsewhere than on
      * the host whose locks order it (a shared SR's collector) */
     for (int i = 0; pl && pl->el && i < 2; i++) {
@@ -845,8 +853,11 @@ pool_live_start(struct server *srv, const struct pool_live_config *cfg, char *wh
         snprintf(why, why_len, "the host's lease: %s", etcd_lease_error());
         return rc;
     }
+    pl->holders = pool_holders_new(); /* without it, etcd is asked */
     if ((rc = etcd_lease_watch(pl->el, "live/", on_live_key, pl)) < 0 ||
-        (rc = etcd_lease_watch(pl->el, "master", on_master_key, pl)) < 0) {
+        (rc = etcd_lease_watch(pl->el, "master", on_master_key, pl)) < 0 ||
+        (pl->holders &&
+         (rc = etcd_lease_watch(pl->el, WATCHED_HELD, pool_holders_on_event, pl->holders)) < 0)) {
         snprintf(why, why_len, "cannot start the lease watches");
         return rc;
     }
@@ -890,6 +901,7 @@ pool_live_stop(struct server *srv)
     if (pl->el && atomic_load(&pl->lease) && etcd_lease_revoke(pl->el, atomic_load(&pl->lease)) == 0)
         log_info("pool.live.stop", "host=%s lease=revoked", srv->host_ref);
     etcd_lease_close(pl->el); /* stops the watches */
+    pool_holders_free(pl->holders);
     srv->live = NULL;
     set_free(pl->live, pl->n_live);
     set_free(pl->listing, pl->n_listing);

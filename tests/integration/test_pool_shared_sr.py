@@ -37,8 +37,11 @@ import base64
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
+import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import ROOT_PASSWORD, Tap, Vesseld, error, value, wait_for  # noqa: E402
@@ -84,6 +87,22 @@ def settled(api, s, vm, state):
     commit when its watch brings it: wait for that before the next call."""
     return wait_for(lambda: value(api.VM.get_power_state(s, vm)) == state and
                     not value(api.VM.get_current_operations(s, vm)), 20)
+
+
+def etcd_stall(etcd, seconds):
+    """Stops every member of @etcd (SIGSTOP) and, on a thread it returns,
+    lets them go on after @seconds."""
+    procs = [p for p in etcd.procs if p]
+    for p in procs:
+        os.kill(p.pid, signal.SIGSTOP)
+
+    def resume():
+        time.sleep(seconds)
+        for p in procs:
+            os.kill(p.pid, signal.SIGCONT)
+    th = threading.Thread(target=resume)
+    th.start()
+    return th
 
 
 def vdi_args(sr, label, size=16 * MIB):
@@ -289,6 +308,16 @@ def main():
         t.ok(status == 'success' and
              value(other_api.task.get_resident_on(other_s, task)) == hosts_by_uuid.get(holder),
              'VDI.create through the other host runs on the collector\'s host', (status, err))
+        # the same while etcd stalls longer than a request to it may take (a
+        # loaded machine): which host runs the call is this host's own view
+        # of the collector's key, not an answer from etcd that may not come
+        stall = etcd_stall(etcd, 2.5)
+        task = value(other_api.Async.VDI.create(other_s, vdi_args(sr, 'during-a-stall')))
+        stall.join()
+        status, err = wait_task(other_s, other_api, task)
+        t.ok(status == 'success' and
+             value(other_api.task.get_resident_on(other_s, task)) == hosts_by_uuid.get(holder),
+             'and while etcd stalls for 2.5 s too', (status, err))
         # the snapshot destroyed leaves a base with a single child: folded
         folded = r'gc\.(merge|split|coalesce) sr=' + re.escape(shared) + ' '
         before = len(re.findall(folded, log_text(owner))) if owner else 0
