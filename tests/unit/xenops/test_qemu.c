@@ -582,6 +582,39 @@ child_start(int argc, char **argv)
     _exit(0); /* dies like a SIGKILLed toolstack: no xenops_free() */
 }
 
+/* A shell script that kills every process working in our run dir (set once
+ * run_dir is): our qemus, whose command lines name their files relative to
+ * it. */
+static char leftover_script[256];
+
+/* Kills every qemu of ours (a failed case may leave one: they are detached,
+ * nobody else would). Async-signal-safe: a timeout's SIGTERM runs it too. */
+static void
+kill_leftovers(void)
+{
+    if (!leftover_script[0])
+        return;
+    pid_t p = fork();
+    if (p == 0) {
+        char *const args[] = {"sh", "-c", leftover_script, NULL};
+        char *const env[] = {"PATH=/usr/bin:/bin", NULL};
+        execve("/bin/sh", args, env);
+        _exit(127);
+    }
+    if (p > 0)
+        waitpid(p, NULL, 0);
+}
+
+/* meson's timeout (SIGTERM) ends the run before group_teardown: its qemus,
+ * detached, would run on for good */
+static void
+on_terminate(int sig)
+{
+    (void)sig;
+    kill_leftovers();
+    _exit(1);
+}
+
 static int
 group_setup(void **state)
 {
@@ -591,6 +624,13 @@ group_setup(void **state)
     snprintf(run_dir, sizeof(run_dir), "/tmp/vxq-XXXXXX");
     if (!mkdtemp(run_dir))
         return -1;
+    snprintf(leftover_script, sizeof(leftover_script),
+             "for p in /proc/[0-9]*; do case $(readlink $p/cwd) in %s/*) "
+             "kill -9 ${p#/proc/};; esac; done 2>/dev/null",
+             run_dir);
+    struct sigaction sa = {.sa_handler = on_terminate};
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     if (!script || !dir)
         return 0;
     snprintf(guest_dir, sizeof(guest_dir), "%s", dir);
@@ -598,16 +638,6 @@ group_setup(void **state)
     snprintf(cmd, sizeof(cmd), "sh '%s' '%s' >&2", script, dir);
     have_guest = system(cmd) == 0;
     return 0;
-}
-
-/* Kills every qemu whose command line names our run dir (a failed case may
- * leave one: they are detached, nobody else would). */
-static void
-kill_leftovers(void)
-{
-    char cmd[256];
-    snprintf(cmd, sizeof(cmd), "pkill -9 -f -- 'path=%s/' 2>/dev/null", run_dir);
-    (void)!system(cmd);
 }
 
 static int
