@@ -417,7 +417,6 @@ qemu_vnc_path(struct xenops *x, const char *uuid, char **path)
 
 /* ================= supervision ================= */
 
-/* A QMP line from qemu: a reply for the waiting caller, or an event. */
 /* When QEMU stopped or resumed the guest, by its own clock (the event's
  * timestamp, wall time): a migration's pause is the destination's RESUME less
  * the source's STOP (bench/guests/migrate_net_bench.py). */
@@ -428,9 +427,10 @@ log_run_state(const struct qdom *d, const char *ev, json_t *event)
     json_int_t s = json_integer_value(json_object_get(ts, "seconds"));
     json_int_t us = json_integer_value(json_object_get(ts, "microseconds"));
     log_info("xenops.run_state", "vm=%s event=%s qemu_time_us=%lld", d->uuid, ev,
-              (long long)(s * 1000000 + us));
+             (long long)(s * 1000000 + us));
 }
 
+/* A QMP line from qemu: a reply for the waiting caller, or an event. */
 static void
 qdom_qmp_line(struct xenops *x, struct qdom *d, const char *line)
 {
