@@ -79,9 +79,14 @@ create_schema(struct store_sqlite *st)
                  name);
         if ((rc = exec_sql(st, sql)) < 0)
             return rc;
+        /* an upsert changes the row where it is: OR REPLACE deletes it and
+         * inserts it anew under a new rowid, which for a VM's 7 KB row wrote
+         * three times the WAL bytes (36 against 12 KiB a commit) */
         snprintf(sql, sizeof(sql),
-                 "INSERT OR REPLACE INTO \"obj_%s\" (ref, gen_created, gen_modified, data)"
-                 " VALUES (?, ?, ?, ?)",
+                 "INSERT INTO \"obj_%s\" (ref, gen_created, gen_modified, data)"
+                 " VALUES (?, ?, ?, ?) ON CONFLICT (ref) DO UPDATE SET"
+                 " gen_created = excluded.gen_created, gen_modified = excluded.gen_modified,"
+                 " data = excluded.data",
                  name);
         if ((rc = prepare(st, sql, &st->stmts[i].put)) < 0)
             return rc;
@@ -94,7 +99,8 @@ create_schema(struct store_sqlite *st)
                       " VALUES (?, ?, ?, ?)",
                       &st->tomb_put)) < 0)
         return rc;
-    return prepare(st, "INSERT OR REPLACE INTO meta (key, value) VALUES ('generation', ?)",
+    return prepare(st, "INSERT INTO meta (key, value) VALUES ('generation', ?)"
+                       " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                    &st->meta_put);
 }
 
