@@ -139,7 +139,10 @@ add_nics(struct argv_builder *b, const struct xenops_domain_config *cfg)
         if (cfg->machine == XENOPS_MACHINE_Q35 && n->port)
             snprintf(bus, sizeof(bus), ",bus=vport%u", n->port - 1);
         arg_add(b, "-netdev");
-        arg_add(b, "tap,id=%s,ifname=%s,script=no,downscript=no", netdev, n->tap);
+        if (n->qemu_fd)
+            arg_add(b, "tap,id=%s,fd=%u", netdev, n->qemu_fd);
+        else
+            arg_add(b, "tap,id=%s,ifname=%s,script=no,downscript=no", netdev, n->tap);
         arg_add(b, "-device");
         arg_add(b, "%s,netdev=%s,mac=%s,id=%s%s,guest_announce=off",
                 cfg->machine == XENOPS_MACHINE_MICROVM ? "virtio-net-device" : "virtio-net-pci",

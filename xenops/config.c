@@ -84,10 +84,12 @@ xenops_config_copy(const struct xenops_domain_config *cfg)
             return NULL;
         for (size_t i = 0; i < cfg->n_nics; i++, c->n_nics++)
             if (!dup_str(&c->nics[i].tap, cfg->nics[i].tap) ||
-                !dup_str(&c->nics[i].mac, cfg->nics[i].mac))
+                !dup_str(&c->nics[i].mac, cfg->nics[i].mac)) {
                 return NULL;
-            else
+            } else {
                 c->nics[i].port = cfg->nics[i].port;
+                c->nics[i].qemu_fd = cfg->nics[i].qemu_fd;
+            }
     }
     return steal_ptr(&c);
 }

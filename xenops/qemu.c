@@ -94,6 +94,8 @@ qdom_unref(struct qdom *d)
     for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
         if (fds[i] >= 0)
             close(fds[i]);
+    for (size_t i = 0; i < d->n_taps; i++)
+        close(d->taps[i].fd);
     while (d->subs) {
         struct console_sub *s = d->subs;
         d->subs = s->next;
@@ -722,6 +724,7 @@ qdom_supervise(void *arg)
         pthread_mutex_unlock(&d->lock);
         if (mntns >= 0)
             close(mntns); /* its teardown, here, after the waiting caller went on */
+        qdom_taps_close(d, NULL); /* so is the taps' release (xenops/taps.c) */
         if (aside[0])
             clean_dir_at(aside); /* so are its files */
         /* drained: console and QMP read; clean: files and cgroup gone; events:
@@ -966,9 +969,15 @@ qemu_spawn_domain(struct xenops *x, const struct xenops_domain_config *cfg,
     _cleanup_(xenops_config_freep) struct xenops_domain_config *view = qemu_view(x, d->cfg);
     if (!view)
         return -ENOMEM;
+    /* before the argv, which names them by number; d closes them on failure */
+    int rc = qdom_taps_open(d, view);
+    if (rc < 0) {
+        log_warn_errno(-rc, "xenops.start_failed", "vm=%s step=tap", cfg->uuid);
+        return rc;
+    }
     char **argv = NULL;
     size_t argc = 0;
-    int rc = xenops_qemu_argv(view, accel, ".", x->qemu_binary, &argv, &argc);
+    rc = xenops_qemu_argv(view, accel, ".", x->qemu_binary, &argv, &argc);
     if (rc < 0)
         return rc;
     if (resume_path || incoming) {
@@ -1017,8 +1026,12 @@ qemu_spawn_domain(struct xenops *x, const struct xenops_domain_config *cfg,
     char procs[4300];
     snprintf(procs, sizeof(procs), "%s/cgroup.procs", cgroup);
     _cleanup_close_ int cgroup_fd = cgroup[0] ? open(procs, O_WRONLY | O_CLOEXEC) : -1;
+    int nic_fds[XENOPS_NIC_FDS];
+    size_t n_nic_fds = 0;
+    qdom_taps_fds(d, nic_fds, &n_nic_fds);
     struct xenops_spawn_plan plan = {.bin = bin, .argv = argv, .dm_dir = d->dm_dir, .logfd = logfd,
                               .keep = {resume_fd, kernel_fd, initrd_fd}, .cgroup_fd = cgroup_fd,
+                              .nic_fds = nic_fds, .n_nic_fds = n_nic_fds,
                               .uid = cfg->uid, .gid = cfg->gid};
     struct group *kvm = NULL, kvm_buf;
     char kvm_text[1024];
@@ -1706,8 +1719,10 @@ qemu_nic_unplug(struct xenops *x, const char *uuid, const char *tap, bool force,
         if (r < 0 && r != -EIO) /* -EIO: already gone */
             rc = r == -ESRCH ? -ENOENT : r;
     }
-    if (rc == 0)
+    if (rc == 0) {
         nic_forget(d, tap);
+        qdom_taps_close(d, tap); /* qemu let go of it with the netdev */
+    }
     pthread_mutex_unlock(&d->nic_lock);
     log_info("xenops.nic_unplug", "vm=%s tap=%s force=%d rc=%d", uuid, tap, force, rc);
     return rc;

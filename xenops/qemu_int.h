@@ -67,6 +67,12 @@ struct qdom {
     uint64_t agent_seq;       /* guest-sync ids */
     struct qmp_reader *agent_in;
 
+    struct {                  /* the NICs' taps qemu was given (xenops/taps.c): */
+        int fd;               /* our copy of each, closed once qemu has exited */
+        char name[16];
+    } taps[XENOPS_NIC_FDS];
+    size_t n_taps;            /* under d->lock */
+
     pthread_mutex_t con_lock; /* ring, log, subscribers; held while calling them */
     char ring[CONSOLE_RING];
     size_t ring_head, ring_len;
@@ -127,5 +133,16 @@ int qemu_agent_info(struct xenops *x, const char *uuid, unsigned timeout_ms,
                     struct xenops_guest_info **out);
 int qemu_set_memory_target(struct xenops *x, const char *uuid, uint64_t bytes);
 int qemu_set_vcpus(struct xenops *x, const char *uuid, unsigned vcpus, unsigned timeout_ms);
+
+/* xenops/taps.c. Opens the taps of @view's first XENOPS_NIC_FDS NICs, keeps
+ * them in @d and sets each NIC's qemu_fd: 0 or -errno (the taps opened so
+ * far stay in @d, closed by qdom_taps_close). */
+int qdom_taps_open(struct qdom *d, struct xenops_domain_config *view);
+/* The descriptors, in the order of qemu_fd (QEMU_FD_NIC0 + i); @fds has
+ * room for XENOPS_NIC_FDS. */
+void qdom_taps_fds(struct qdom *d, int *fds, size_t *n);
+/* Closes our copy of tap @name, or of every tap when NULL: after qemu let
+ * go of it (a NIC's unplug) or exited. */
+void qdom_taps_close(struct qdom *d, const char *name);
 
 #endif

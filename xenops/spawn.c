@@ -34,11 +34,13 @@
  *  - the domain's cgroup: its CPU and memory are bounded by the VM's;
  *  - descriptors: stdio (stdout and stderr to qemu.log), the resume image,
  *    the kernel and the initrd as fds 3-5, which vesseld opened (qemu reads
- *    the files as /proc/self/fd/N: it needs no path to them), nothing else.
+ *    the files as /proc/self/fd/N: it needs no path to them), the NICs' taps
+ *    from fd 7 (xenops/taps.c), nothing else.
  * It keeps: its working directory (its dm/ directory: QMP, console and VNC
  *  sockets, made by qemu), the path ../../disks/ to its disk servers' sockets
- *  (connect only: each is owned by its uid), /dev/net/tun for the taps owned
- *  by its uid, /dev/kvm through the kvm group. Then qemu's own -sandbox
+ *  (connect only: each is owned by its uid), /dev/net/tun for a NIC
+ *  hotplugged later (its tap owned by its uid), /dev/kvm through the kvm
+ *  group. Then qemu's own -sandbox
  *  (seccomp) takes away spawning, privilege changes and obsolete calls. */
 __attribute__((noreturn)) static void
 child_exec(const struct xenops_spawn_plan *p, bool own_ns, int errfd)
@@ -47,7 +49,13 @@ child_exec(const struct xenops_spawn_plan *p, bool own_ns, int errfd)
      * and before a byte of qemu runs; a failure leaves it unlimited */
     if (p->cgroup_fd >= 0)
         (void)!write(p->cgroup_fd, "0", 1);
-    /* move what we keep above the low fds first, so no dup2 clobbers another */
+    /* move what we keep above the low fds first, so no dup2 clobbers another
+     * (the taps' copies above every number they will take) */
+    int nic[XENOPS_NIC_FDS];
+    size_t n_nic = p->n_nic_fds < XENOPS_NIC_FDS ? p->n_nic_fds : XENOPS_NIC_FDS;
+    for (size_t i = 0; i < n_nic; i++)
+        if ((nic[i] = fcntl(p->nic_fds[i], F_DUPFD, QEMU_FD_NIC0 + XENOPS_NIC_FDS)) < 0)
+            goto fail;
     errfd = fcntl(errfd, F_DUPFD_CLOEXEC, 10);
     int keep[3];
     for (int i = 0; i < 3; i++)
@@ -64,7 +72,10 @@ child_exec(const struct xenops_spawn_plan *p, bool own_ns, int errfd)
     if (dup2(errfd, QEMU_FD_ERR) < 0 || fcntl(QEMU_FD_ERR, F_SETFD, FD_CLOEXEC) < 0)
         goto fail;
     errfd = QEMU_FD_ERR;
-    syscall(SYS_close_range, QEMU_FD_ERR + 1, ~0U, 0);
+    for (size_t i = 0; i < n_nic; i++)
+        if (dup2(nic[i], QEMU_FD_NIC0 + (int)i) < 0)
+            goto fail;
+    syscall(SYS_close_range, QEMU_FD_NIC0 + (unsigned)n_nic, ~0U, 0);
     if (own_ns && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         goto fail;
     if (chdir(p->dm_dir) < 0)

@@ -61,7 +61,13 @@ struct xenops_nic {
     unsigned port; /* q35: 1 + the index of the hotplug port it sits on; 0: not
                       chosen (the backend takes the first free one; with none
                       free it goes on pcie.0 and cannot be unplugged) */
+    unsigned qemu_fd; /* the tap as a descriptor qemu was given (the qemu
+                         backend's, not in the JSON config); 0: qemu opens
+                         the tap by its name */
 };
+
+/* The first this many NICs of a domain get their taps as descriptors. */
+#define XENOPS_NIC_FDS 16
 
 /* A q35 domain has this many hotplug ports (pcie-root-port "vport0".. with
  * no I/O window: virtio devices on PCIe need none), one per NIC. */

@@ -154,6 +154,8 @@ struct xenops_spawn_plan {
     int logfd;               /* stdout and stderr */
     int keep[3];             /* become fds 3, 4, 5 (or stay closed when -1): the resume
                                 image, the kernel, the initrd (QEMU_FD_*) */
+    const int *nic_fds;      /* become fds QEMU_FD_NIC0.. (the NICs' taps) */
+    size_t n_nic_fds;        /* at most XENOPS_NIC_FDS */
     int cgroup_fd;           /* the domain group's cgroup.procs, or -1 */
     uid_t uid;               /* 0: keep ours */
     gid_t gid;
@@ -161,7 +163,8 @@ struct xenops_spawn_plan {
     size_t n_groups;
 };
 
-enum { QEMU_FD_RESUME = 3, QEMU_FD_KERNEL = 4, QEMU_FD_INITRD = 5, QEMU_FD_ERR = 6 };
+enum { QEMU_FD_RESUME = 3, QEMU_FD_KERNEL = 4, QEMU_FD_INITRD = 5, QEMU_FD_ERR = 6,
+       QEMU_FD_NIC0 = 7 };
 
 /* xenops/spawn.c: starts @plan's qemu detached (double fork: init reaps it,
  * it outlives vesseld), as pid 1 of new PID, mount and IPC namespaces when

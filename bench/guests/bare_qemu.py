@@ -7,11 +7,13 @@ with its deny groups, -action, VGA and VNC, pvpanic, the agent's
 virtio-serial port, the balloon, QMP and the console on unix sockets. Only
 what cannot carry over changes: -S goes (nobody sends "cont"), the kernel and
 initrd named as the descriptors vesseld passed (/proc/self/fd/4, 5) become
-their paths, and the sockets are made in a directory of the bench's. What the
+their paths, a tap passed as a descriptor (fd=N) is named (qemu opens it
+itself), and the sockets are made in a directory of the bench's. What the
 peer lacks is the toolstack's: its own uid, namespaces and cgroup, the QMP
 handshake, the database. So the ratio measures the toolstack alone.
 """
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -22,12 +24,26 @@ QEMU_FD_KERNEL = '/proc/self/fd/4'
 QEMU_FD_INITRD = '/proc/self/fd/5'
 
 
+def tap_by_name(pid, arg):
+    """A -netdev tap whose tap vesseld passed as a descriptor (fd=N), as the
+    bare peer must say it: by the tap's name, which the kernel gives for the
+    descriptor (iff: in /proc/PID/fdinfo/N), with the options qemu's own
+    open of a tap goes with."""
+    m = re.match(r'tap,id=([^,]*),fd=(\d+)$', arg)
+    if not m:
+        return arg
+    with open('/proc/%d/fdinfo/%s' % (pid, m.group(2))) as f:
+        name = [ln.split(None, 1)[1].strip() for ln in f if ln.startswith('iff:')][0]
+    return 'tap,id=%s,ifname=%s,script=no,downscript=no' % (m.group(1), name)
+
+
 def vesseld_argv(d, uuid):
     """The command line of the qemu vesseld runs for VM @uuid."""
     with open(os.path.join(d.dir, 'data', 'run', uuid, 'qemu.pid')) as f:
         pid = int(f.read())
     with open('/proc/%d/cmdline' % pid, 'rb') as f:
-        return [a.decode() for a in f.read().split(b'\0')[:-1]], pid
+        argv = [a.decode() for a in f.read().split(b'\0')[:-1]]
+    return [tap_by_name(pid, a) for a in argv], pid
 
 
 def peer_argv(argv, kernel, initrd):

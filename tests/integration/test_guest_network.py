@@ -101,6 +101,39 @@ def make_vm(s, sess, guest, name, net, addr, machine='pc'):
     return vm, vif
 
 
+def tun_fds(pid):
+    """The taps process @pid holds descriptors of: the name each is attached
+    to ('' once its tap is deleted), by the kernel's fdinfo."""
+    out = []
+    fd_dir = '/proc/%d/fd' % pid
+    for fd in os.listdir(fd_dir):
+        try:
+            if os.readlink(os.path.join(fd_dir, fd)) != '/dev/net/tun':
+                continue
+            with open('/proc/%d/fdinfo/%s' % (pid, fd)) as f:
+                out += [ln.split(':', 1)[1].strip() for ln in f if ln.startswith('iff:')]
+        except OSError:
+            pass  # closed meanwhile
+    return out
+
+
+def qemu_pid(d, vm_uuid):
+    with open(os.path.join(d.dir, 'data', 'run', vm_uuid, 'qemu.pid')) as f:
+        return int(f.read())
+
+
+def tap_fd_checks(t, d, uuid, tap):
+    """The tap of a NIC given at start: vesseld opened it and passed it to
+    qemu as a descriptor, and holds a copy (xenops/taps.c)."""
+    pid = qemu_pid(d, uuid)
+    with open('/proc/%d/cmdline' % pid, 'rb') as f:
+        netdevs = [a.decode() for a in f.read().split(b'\0') if a.startswith(b'tap,')]
+    t.ok(len(netdevs) == 1 and ',fd=' in netdevs[0] and 'ifname' not in netdevs[0],
+         'qemu gets its tap as a descriptor, not a name', netdevs)
+    t.ok(tap in tun_fds(pid), 'qemu\'s descriptor is tap %s' % tap, tun_fds(pid))
+    t.ok(tap in tun_fds(d.proc.pid), 'vesseld holds a copy of it', tun_fds(d.proc.pid))
+
+
 def hotplug_checks(t, d, s, sess, vms, net, vt100):
     """VIF.plug/unplug, locking_mode and QoS on guest 2's running VIF (step by
     step as the module doc says); returns the (new) proxy and session."""
@@ -118,9 +151,11 @@ def hotplug_checks(t, d, s, sess, vms, net, vt100):
     tap2 = 'vif%s.0' % value(s.VM.get_domid(sess, vm2))
     t.eq(error(s.VIF.plug(sess, vif2)), ['DEVICE_ALREADY_ATTACHED', vif2],
          'VIF.plug of an attached VIF: DEVICE_ALREADY_ATTACHED')
+    held = len(tun_fds(d.proc.pid))
     t.eq(error(s.VIF.unplug(sess, vif2)), None, 'VIF.unplug of a running guest\'s NIC')
     t.ok(not value(s.VIF.get_currently_attached(sess, vif2)) and not link_exists(tap2),
          'unplugged: currently_attached false, the tap is gone')
+    t.eq(len(tun_fds(d.proc.pid)), held - 1, 'and vesseld let go of its descriptor of it')
     t.ok(wait_for(lambda: not ping(addr2, 1, 1), 20, 0.5), 'unplugged: the guest no longer answers')
     t.eq(error(s.VIF.unplug(sess, vif2)), ['DEVICE_ALREADY_DETACHED', vif2],
          'VIF.unplug of an unplugged VIF: DEVICE_ALREADY_DETACHED')
@@ -264,6 +299,7 @@ def inner(binary, guest):
             t.ok(rec['currently_attached'] and link_exists(tap), 'the VIF is attached: tap %s exists' % tap)
             master = ip('-o', 'link', 'show', tap).stdout
             t.ok('master vbrguest' in master, 'the tap is a port of the network\'s bridge', master)
+            tap_fd_checks(t, d, value(s.VM.get_uuid(sess, vm)), tap)
         for addr in ('10.99.0.11', '10.99.0.12'):
             p = subprocess.run(['busybox', 'ping', '-c', '3', '-W', '3', addr], capture_output=True, text=True)
             t.eq(p.returncode, 0, 'the host pings guest %s through the bridge' % addr)
@@ -295,6 +331,9 @@ def inner(binary, guest):
             value(s.VM.hard_shutdown(sess, vm))
         t.ok(wait_for(lambda: not any(link_exists(x) for x in again), 10, 0.05),
              'stopped guests leave no tap behind')
+        t.ok(wait_for(lambda: tun_fds(d.proc.pid) == [], 10, 0.05),
+             'and vesseld holds no tap descriptor (its supervisor closed them after the exits)',
+             tun_fds(d.proc.pid))
         for vm, vif in vms:
             value(s.VM.destroy(sess, vm))
         value(s.network.destroy(sess, net))

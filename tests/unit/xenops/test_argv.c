@@ -145,12 +145,58 @@ test_json_round_trip(void **state)
     assert_int_equal(xenops_config_from_json("{\"machine\":\"isa\"}", &a), -EINVAL);
 }
 
+/* A NIC whose tap qemu is given as a descriptor is named by its number
+ * alone (QEMU refuses ifname= and script= beside fd=), its device as by name;
+ * the descriptor stays out of the JSON config, which a restarted vesseld
+ * reads back with no descriptor to give. */
+static void
+test_nic_fd(void **state)
+{
+    (void)state;
+    const char *text =
+        "{\"uuid\":\"6c1e0000-0000-4000-8000-000000000002\",\"name\":\"n\",\"memory_bytes\":"
+        "268435456,\"vcpus\":1,\"boot\":\"firmware\",\"machine\":\"pc\",\"accel\":\"tcg\","
+        "\"nics\":[{\"tap\":\"vif3.0\",\"mac\":\"aa:00:00:00:00:01\"},"
+        "{\"tap\":\"vif3.1\",\"mac\":\"aa:00:00:00:00:02\"}]}";
+    struct xenops_domain_config *cfg = NULL;
+    assert_int_equal(xenops_config_from_json(text, &cfg), 0);
+    cfg->nics[0].qemu_fd = 7;
+    struct xenops_domain_config *copy = xenops_config_copy(cfg);
+    assert_non_null(copy);
+    assert_int_equal(copy->nics[0].qemu_fd, 7);
+    assert_int_equal(copy->nics[1].qemu_fd, 0);
+    char **argv = NULL;
+    size_t n = 0;
+    assert_int_equal(xenops_qemu_argv(copy, "tcg", "/run/vessel/x", NULL, &argv, &n), 0);
+    int by_fd = -1, by_name = -1;
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (strcmp(argv[i], "-netdev") != 0)
+            continue;
+        if (strncmp(argv[i + 1], "tap,id=", 7) == 0 && strstr(argv[i + 1], ",fd=7"))
+            by_fd = (int)i;
+        if (strstr(argv[i + 1], "ifname=vif3.1,script=no,downscript=no"))
+            by_name = (int)i;
+    }
+    assert_true(by_fd >= 0);
+    assert_null(strstr(argv[by_fd + 1], "ifname"));
+    assert_null(strstr(argv[by_fd + 1], "script"));
+    assert_true(by_name > by_fd);
+    xenops_strv_free(argv, n);
+    char *json = xenops_config_to_json(copy);
+    assert_non_null(json);
+    assert_null(strstr(json, "qemu_fd"));
+    free(json);
+    xenops_config_free(copy);
+    xenops_config_free(cfg);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden),
         cmocka_unit_test(test_json_round_trip),
+        cmocka_unit_test(test_nic_fd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
