@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <net/if.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -240,6 +241,53 @@ struct taps_job {
     char names[][IFNAMSIZ];
 };
 
+/* The taps a job is removing: a stop queues its domain's taps as soon as
+ * qemu has exited (vm_lifecycle.c stop_work), and the records' halt asks
+ * again; the second finds them here and leaves them to the first. Names
+ * carry the domid, so the set is the process's, not a server's. */
+static pthread_mutex_t taps_going_lock = PTHREAD_MUTEX_INITIALIZER;
+static char (*taps_going)[IFNAMSIZ];
+static size_t n_taps_going, cap_taps_going;
+
+/* Adds @name to the set: false when it is there already (or no room). */
+static bool
+tap_going_add(const char *name)
+{
+    pthread_mutex_lock(&taps_going_lock);
+    bool added = false;
+    size_t i = 0;
+    while (i < n_taps_going && strcmp(taps_going[i], name) != 0)
+        i++;
+    if (i == n_taps_going) {
+        if (n_taps_going == cap_taps_going) {
+            size_t cap = cap_taps_going ? 2 * cap_taps_going : 16;
+            char (*more)[IFNAMSIZ] = realloc(taps_going, cap * sizeof(*more));
+            if (more) {
+                taps_going = more;
+                cap_taps_going = cap;
+            }
+        }
+        if (n_taps_going < cap_taps_going) {
+            snprintf(taps_going[n_taps_going++], IFNAMSIZ, "%s", name);
+            added = true;
+        }
+    }
+    pthread_mutex_unlock(&taps_going_lock);
+    return added;
+}
+
+static void
+tap_going_remove(const char *name)
+{
+    pthread_mutex_lock(&taps_going_lock);
+    for (size_t i = 0; i < n_taps_going; i++)
+        if (strcmp(taps_going[i], name) == 0) {
+            memcpy(taps_going[i], taps_going[--n_taps_going], IFNAMSIZ);
+            break;
+        }
+    pthread_mutex_unlock(&taps_going_lock);
+}
+
 static void
 taps_remove(void *opaque)
 {
@@ -248,17 +296,19 @@ taps_remove(void *opaque)
         int rc = net_vif_tap_remove(j->names[i]);
         if (rc < 0)
             log_warn_errno(-rc, "vif.detach_failed", "tap=%s", j->names[i]);
+        tap_going_remove(j->names[i]);
     }
     free(j);
 }
 
 /* The names are read now (the VIFs may be destroyed next); the taps go on a
- * worker after the caller's reply (a job of the pool; inline when there is
- * none). That is safe: a tap's name carries its domid, and every start takes
- * a new domid, so a start of the same VM right after makes other taps and
- * never meets these; their qemu has exited, so they carry nothing meanwhile;
- * and should one outlive a restart of vesseld that hands its domid out
- * again, net_vif_attach deletes a tap of that name that no qemu holds. */
+ * worker (a job of the pool; inline when there is none). That is safe: a
+ * tap's name carries its domid, and every start takes a new domid, so a
+ * start of the same VM right after makes other taps and never meets these;
+ * their qemu has exited, so they carry nothing meanwhile; and should one
+ * outlive a restart of vesseld that hands its domid out again,
+ * net_vif_attach deletes a tap of that name that no qemu holds. A tap that
+ * is gone already, or going, is left alone. */
 void
 domains_detach_nics(struct server *srv, const struct xapi_vm_record *vm)
 {
@@ -267,7 +317,8 @@ domains_detach_nics(struct server *srv, const struct xapi_vm_record *vm)
         return;
     struct taps_job *j = calloc(1, sizeof(*j) + vm->VIFs.n * sizeof(j->names[0]));
     for (size_t i = 0; j && i < vm->VIFs.n; i++)
-        if (net_vif_tap_of(srv, vm->VIFs.items[i], vm->domid, j->names[j->n], IFNAMSIZ, NULL))
+        if (net_vif_tap_of(srv, vm->VIFs.items[i], vm->domid, j->names[j->n], IFNAMSIZ, NULL) &&
+            if_nametoindex(j->names[j->n]) != 0 && tap_going_add(j->names[j->n]))
             j->n++;
     if (!j || !j->n) {
         free(j);
@@ -548,9 +599,11 @@ domains_start(struct server *srv, const char *ref, const struct xapi_vm_record *
  *    its server exited;
  *  - qemu's exit then stops nothing more (on_xenops_event finds no server
  *    left), and the call returns after it, as before (xenops/qemu.c (1)).
- * The taps stay until the records say halted (domains_detach_nics): qemu's
- * own close of a tap takes the RTNL lock that a tap's deletion holds across
- * RCU grace periods, so deleting it under a dying qemu would delay its exit.
+ * The taps go once qemu has exited (vm_lifecycle.c stop_work, beside the
+ * records' commit): deleting them while qemu died, tried, made its exit
+ * 0.6-0.9 ms later even with vesseld holding their last descriptors
+ * (xenops/taps.c): a deletion's RCU grace periods and netlink work take the
+ * CPU the kernel's teardown of qemu needs, on a host of two.
  */
 struct destroying {
     struct server *srv;

@@ -265,11 +265,14 @@ net_vif_tap_of(struct server *srv, const char *vif_ref, int64_t domid, char *tap
 int
 net_vif_tap_remove(const char *tap)
 {
+    /* the tap first: it is what carried the guest's traffic (its ingress
+     * qdisc goes with it); then what outlives it in the kernel, its chain
+     * and its ifb */
     char ifb[IFNAMSIZ];
-    net_lock_clear(tap); /* its chain outlives the tap in the kernel */
-    if (vif_ifb_name(tap, ifb))
-        net_rx_limit_clear(tap, ifb); /* so does the ifb */
     int rc = net_link_delete(tap);
+    net_lock_clear(tap);
+    if (vif_ifb_name(tap, ifb))
+        net_rx_limit_clear(tap, ifb);
     if (rc == 0)
         log_info("vif.detach", "tap=%s", tap);
     return rc == -ENODEV ? 0 : rc;

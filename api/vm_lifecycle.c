@@ -482,6 +482,10 @@ stop_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *vm
         } else {
             ok = domains_stop(ctx->srv, vm->uuid, p->clean, errp);
         }
+        /* qemu has exited: its taps go now, beside the records' commit
+         * (record_power_state's own call then finds them going) */
+        if (ok)
+            domains_detach_nics(ctx->srv, vm);
     }
     if (ok && vm->power_state == XAPI_VM_POWER_STATE_SUSPENDED) {
         /* its memory image goes, as xapi destroys the suspend VDI (a
