@@ -645,6 +645,13 @@ domains_stop(struct server *srv, const char *uuid, bool clean, struct xerr **err
 }
 
 void
+domains_kill(struct server *srv, const char *uuid)
+{
+    if (srv->domains)
+        xenops_domain_kill(srv->domains->x, uuid);
+}
+
+void
 domains_cancel_waits(struct server *srv, const char *uuid)
 {
     xenops_domain_cancel_waits(srv->domains->x, uuid); /* no domain: nothing waits */

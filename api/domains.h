@@ -44,6 +44,10 @@ const char *domains_backend_name(const struct domains *d);
 bool domains_start(struct server *srv, const char *ref, const struct xapi_vm_record *vm,
                    bool paused, int64_t *domid, struct xerr **errp);
 bool domains_stop(struct server *srv, const char *uuid, bool clean, struct xerr **errp);
+/* A hard stop's SIGKILL alone, sent now (microseconds: it may be sent under
+ * the database's lock); domains_stop then waits for the exit and cleans up.
+ * Nothing when the backend has no such split or there is no domain. */
+void domains_kill(struct server *srv, const char *uuid);
 bool domains_reboot(struct server *srv, const char *uuid, bool clean, struct xerr **errp);
 /* Ends the clean shutdowns and reboots of @uuid waiting for its guest: they
  * fail with TASK_CANCELLED and the guest is left as it is. */

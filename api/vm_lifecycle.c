@@ -388,6 +388,23 @@ vm_lifecycle_cancel_task(struct server *srv, const char *task)
         domains_cancel_waits(srv, f.uuid);
 }
 
+/* A hard shutdown of a VM that nothing else is being done to sends SIGKILL
+ * inside its claim's update (vm_op_begin_then): the check, the claim and the
+ * kill are one step for every other writer of the database (a domain event
+ * that reads the VM finds the claim, and leaves the outcome to it), and the
+ * claim's write to the store overlaps the kernel's teardown of qemu instead
+ * of coming before it. With an operation in progress the kill waits until
+ * that one has been cancelled and has ended (cancel_overridden): killed
+ * first, a clean shutdown waiting for its guest would take the exit for its
+ * own success. */
+static void
+kill_if_idle(void *opaque, const struct xapi_vm_record *vm)
+{
+    if (vm->current_operations.n == 0 && (vm->power_state == XAPI_VM_POWER_STATE_RUNNING ||
+                                          vm->power_state == XAPI_VM_POWER_STATE_PAUSED))
+        domains_kill(opaque, vm->uuid);
+}
+
 /* Every operation runs the same way (file header): record it, work, record
  * the outcome, forget it. */
 static bool
@@ -404,7 +421,9 @@ run_power_op(struct call_ctx *ctx, const char *vm_ref, const char *host,
     char key[64];
     uint64_t t0 = log_clock_us();
     vm_op_key(ctx, key, sizeof(key));
-    if (!vm_op_begin(ctx->db, vm_ref, p->op, key, errp))
+    bool hard_stop = p->op == XAPI_VM_OPERATIONS_HARD_SHUTDOWN;
+    if (!vm_op_begin_then(ctx->db, vm_ref, p->op, key, hard_stop ? kill_if_idle : NULL, ctx->srv,
+                          errp))
         return false;
     if (p->op == XAPI_VM_OPERATIONS_HARD_SHUTDOWN || p->op == XAPI_VM_OPERATIONS_HARD_REBOOT)
         cancel_overridden(ctx, vm_ref, p->op, key);

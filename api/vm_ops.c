@@ -323,6 +323,8 @@ struct op_change {
     const char *key;
     enum xapi_vm_operations op;
     bool begin;
+    vm_op_claimed_fn *claimed;
+    void *opaque;
 };
 
 static bool
@@ -334,6 +336,8 @@ apply_op(void *opaque, void *rec, struct xerr **errp)
     if (c->begin) {
         if (!vm_op_check(vm, c->ref, c->op, errp))
             return false;
+        if (c->claimed)
+            c->claimed(c->opaque, vm);
         char **keys = realloc(m->keys, (m->n + 1) * sizeof(char *));
         if (!keys)
             return xerr_nomem(errp);
@@ -369,7 +373,14 @@ bool
 vm_op_begin(struct db *db, const char *vm, enum xapi_vm_operations op, const char *key,
             struct xerr **errp)
 {
-    struct op_change c = {vm, key, op, true};
+    return vm_op_begin_then(db, vm, op, key, NULL, NULL, errp);
+}
+
+bool
+vm_op_begin_then(struct db *db, const char *vm, enum xapi_vm_operations op, const char *key,
+                 vm_op_claimed_fn *claimed, void *opaque, struct xerr **errp)
+{
+    struct op_change c = {vm, key, op, true, claimed, opaque};
     return db_update(db, &xapi_class_vm, vm, apply_op, &c, errp);
 }
 
@@ -394,14 +405,14 @@ vm_op_end(struct db *db, const char *vm, const char *key)
     struct op_find f = {key, false};
     if (!db_with(db, &xapi_class_vm, vm, peek_op, &f, NULL) || !f.found)
         return; /* ended with the operation's record (vm_op_end_in_batch) */
-    struct op_change c = {vm, key, 0, false};
+    struct op_change c = {vm, key, 0, false, NULL, NULL};
     db_update(db, &xapi_class_vm, vm, apply_op, &c, NULL);
 }
 
 bool
 vm_op_end_in_batch(struct db *db, const char *vm, const char *key, struct xerr **errp)
 {
-    struct op_change c = {vm, key, 0, false};
+    struct op_change c = {vm, key, 0, false, NULL, NULL};
     return db_update(db, &xapi_class_vm, vm, apply_op, &c, errp);
 }
 

@@ -29,6 +29,13 @@ void vm_op_key(const struct call_ctx *ctx, char *out, size_t len);
  * the caller's task ref (or another unique string for sync calls). */
 bool vm_op_begin(struct db *db, const char *vm, enum xapi_vm_operations op, const char *key,
                  struct xerr **errp);
+/* The same, and @claimed(@opaque, record) is called inside that update once
+ * the check has passed, before the key is added: under the database's write
+ * lock, so no other writer sees the VM between the check, the claim and what
+ * @claimed does. It may run again when a pool's store makes the update retry. */
+typedef void vm_op_claimed_fn(void *opaque, const struct xapi_vm_record *vm);
+bool vm_op_begin_then(struct db *db, const char *vm, enum xapi_vm_operations op, const char *key,
+                      vm_op_claimed_fn *claimed, void *opaque, struct xerr **errp);
 /* Forgets current_operations[@key]: no commit when it is gone already. */
 void vm_op_end(struct db *db, const char *vm, const char *key);
 /* The same as one change of a batch the caller holds open (db_batch_begin):

@@ -1262,6 +1262,8 @@ qdom_sigkill(struct qdom *d)
 {
     pthread_mutex_lock(&d->lock);
     d->exit_event = XENOPS_EVENT_HALTED;
+    if (!d->sigkill_us)
+        d->sigkill_us = log_clock_us();
     pthread_mutex_unlock(&d->lock);
     if (syscall(SYS_pidfd_send_signal, d->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
         return -errno;
@@ -1273,10 +1275,12 @@ qdom_sigkill(struct qdom *d)
 static int
 qdom_destroy(struct qdom *d, xenops_killed_fn *killed, void *opaque)
 {
-    uint64_t t0 = log_clock_us();
     int rc = qdom_sigkill(d);
     if (rc < 0)
         return rc;
+    pthread_mutex_lock(&d->lock);
+    uint64_t t0 = d->sigkill_us; /* the first SIGKILL's (xenops_domain_kill) */
+    pthread_mutex_unlock(&d->lock);
     if (killed)
         killed(opaque); /* the guest runs no more (xenops.h); d is still held */
     /* the kernel's part (qemu's exit) and ours (the supervisor's clean-up,
@@ -1326,6 +1330,13 @@ qemu_destroy(struct xenops *x, const char *uuid, xenops_killed_fn *killed, void 
 {
     _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, uuid);
     return d ? qdom_destroy(d, killed, opaque) : -ENOENT;
+}
+
+static int
+qemu_kill(struct xenops *x, const char *uuid)
+{
+    _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, uuid);
+    return d ? qdom_sigkill(d) : -ENOENT;
 }
 
 static int
@@ -2028,6 +2039,7 @@ const struct xenops_ops xenops_qemu_ops = {
     .unpause = qemu_unpause,
     .shutdown = qemu_shutdown,
     .destroy = qemu_destroy,
+    .kill = qemu_kill,
     .cancel_waits = qemu_cancel_waits,
     .reboot = qemu_reboot,
     .suspend = qemu_suspend,

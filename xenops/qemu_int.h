@@ -46,6 +46,7 @@ struct qdom {
     bool announced;           /* (1) and its exit events are out */
     bool stop;                /* xenops_free: stop supervising, leave qemu */
     int exit_event;           /* (2) -1 or an enum xenops_event */
+    uint64_t sigkill_us;      /* when qdom_sigkill first signalled it (log_clock_us) */
     char shutdown_reason[32]; /* last SHUTDOWN event's reason */
     bool announce_resume;     /* RESUME events become RESUMED (not the initial cont) */
     bool silent;              /* (6) no events: an incoming domain, or a source whose

@@ -194,6 +194,13 @@ xenops_domain_destroy(struct xenops *x, const char *uuid, xenops_killed_fn *kill
 }
 
 int
+xenops_domain_kill(struct xenops *x, const char *uuid)
+{
+    NEED_UUID(uuid);
+    return x->ops->kill ? x->ops->kill(x, uuid) : -ENOTSUP;
+}
+
+int
 xenops_domain_reboot(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms)
 {
     NEED_UUID(uuid);

@@ -210,6 +210,11 @@ int xenops_domain_shutdown(struct xenops *x, const char *uuid, bool hard, unsign
 typedef void xenops_killed_fn(void *opaque);
 int xenops_domain_destroy(struct xenops *x, const char *uuid, xenops_killed_fn *killed,
                           void *opaque);
+/* The destruction's first half alone: the device model gets SIGKILL and the
+ * call returns at once (a few microseconds: it may be made under a lock). A
+ * destroy of the domain afterwards waits for its exit as usual. -ENOENT: no
+ * such domain; -ENOTSUP: the backend has no such split. */
+int xenops_domain_kill(struct xenops *x, const char *uuid);
 /* Clean: the guest agent's guest-shutdown mode=reboot, waiting up to
  * @timeout_ms for the guest to reset (-ETIMEDOUT if it does not); -ENOTSUP
  * when no agent answers (ACPI has no reboot button: xapi refuses a clean

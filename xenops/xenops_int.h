@@ -29,6 +29,8 @@ struct xenops_ops {
     int (*shutdown)(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms);
     /* NULL when the backend has none (-ENOTSUP: shutdown, hard) */
     int (*destroy)(struct xenops *x, const char *uuid, xenops_killed_fn *killed, void *opaque);
+    /* NULL when the backend has none (-ENOTSUP) */
+    int (*kill)(struct xenops *x, const char *uuid);
     int (*reboot)(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms);
     int (*cancel_waits)(struct xenops *x, const char *uuid);
     int (*suspend)(struct xenops *x, const char *uuid, const char *path);
