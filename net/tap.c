@@ -2,8 +2,9 @@
  * (linux/if_tun.h; Documentation/networking/tuntap.rst).
  *
  * A VIF's tap is persistent: vesseld creates it, gives it the host-side MAC
- * and MTU, attaches it to the network's bridge, and qemu opens it later by
- * name (-netdev tap,ifname=...,script=no). IFF_TUN_EXCL makes the create fail
+ * and MTU and attaches it to the network's bridge; qemu gets it later as a
+ * descriptor vesseld opens (xenops/taps.c), or, plugged into a running
+ * guest, opens it by name (-netdev tap,ifname=...,script=no). IFF_TUN_EXCL makes the create fail
  * rather than silently attach to a tap someone else made. Until the tap is
  * marked persistent it lives only while our fd is open, so a failure half way
  * is rolled back by closing the fd.
