@@ -722,9 +722,11 @@ qdom_supervise(void *arg)
         d->mntns_fd = -1;
         pthread_cond_broadcast(&d->cond);
         pthread_mutex_unlock(&d->lock);
+        /* the taps' release (xenops/taps.c) first: it is what drops their
+         * carrier, which tells the bridge the guest is no longer there */
+        qdom_taps_close(d, NULL);
         if (mntns >= 0)
             close(mntns); /* its teardown, here, after the waiting caller went on */
-        qdom_taps_close(d, NULL); /* so is the taps' release (xenops/taps.c) */
         if (aside[0])
             clean_dir_at(aside); /* so are its files */
         /* drained: console and QMP read; clean: files and cgroup gone; events:

@@ -464,6 +464,11 @@ qemu_migrate_finish(struct xenops *x, const char *uuid, bool wait)
     d->silent = true;
     pthread_mutex_unlock(&d->lock);
     int rc = qdom_sigkill(d);
+    /* qemu's exit, not our later close, is then the taps' last close: their
+     * carrier drops and the bridge forgets the guest's MAC on this host at
+     * once, as the destination takes over (xenops/taps.c) */
+    if (rc == 0)
+        qdom_taps_close(d, NULL);
     if (rc == 0 && wait && !qdom_wait_exit(d, 5000))
         rc = -EIO;
     return rc;

@@ -13,6 +13,13 @@
  *    more with qemu opening its taps;
  *  - qemu needs no access to /dev/net/tun for the NICs it starts with (a
  *    NIC hotplugged later is still opened by name, xenops/qemu.c).
+ * A tap has carrier while a descriptor is attached to it, and its bridge
+ * forgets the MACs behind a port that loses carrier. Our copy keeps a dead
+ * qemu's taps up until it is closed, so it is closed before anything slow
+ * (the supervisor's mount namespace teardown, an RCU grace period), and a
+ * migration's source, whose guest now lives on another host, drops it at
+ * the SIGKILL: there qemu's exit closes the taps' last descriptors, as
+ * before, and no frame for the guest goes into a dead tap meanwhile.
  * The flags are those qemu's own open sets (QEMU's net/tap-linux.c,
  * tap_open: a tap without packet information, with a virtio-net header
  * when the kernel has them); with fd= qemu probes the header from the
