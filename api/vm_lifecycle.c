@@ -396,7 +396,10 @@ vm_lifecycle_cancel_task(struct server *srv, const char *task)
  * of coming before it. With an operation in progress the kill waits until
  * that one has been cancelled and has ended (cancel_overridden): killed
  * first, a clean shutdown waiting for its guest would take the exit for its
- * own success. */
+ * own success. Should the claim's commit fail after the kill, the domain is
+ * gone all the same: no claim holds the VM, so its exit's domain event takes
+ * it as the guest's own halt (actions_after_shutdown), and the caller gets
+ * the commit's error. */
 static void
 kill_if_idle(void *opaque, const struct xapi_vm_record *vm)
 {
