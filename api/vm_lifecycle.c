@@ -396,10 +396,11 @@ vm_lifecycle_cancel_task(struct server *srv, const char *task)
  * of coming before it. With an operation in progress the kill waits until
  * that one has been cancelled and has ended (cancel_overridden): killed
  * first, a clean shutdown waiting for its guest would take the exit for its
- * own success. Should the claim's commit fail after the kill, the domain is
- * gone all the same: no claim holds the VM, so its exit's domain event takes
- * it as the guest's own halt (actions_after_shutdown), and the caller gets
- * the commit's error. */
+ * own success. On a pool's shared store the old order stays too: there a
+ * commit may lose to another host's or wait out an outage, and a VM killed
+ * by a call that then fails would be taken for a guest that halted by
+ * itself (actions_after_shutdown may restart it). On the local store a
+ * commit fails only when its disk does. */
 static void
 kill_if_idle(void *opaque, const struct xapi_vm_record *vm)
 {
@@ -424,7 +425,7 @@ run_power_op(struct call_ctx *ctx, const char *vm_ref, const char *host,
     char key[64];
     uint64_t t0 = log_clock_us();
     vm_op_key(ctx, key, sizeof(key));
-    bool hard_stop = p->op == XAPI_VM_OPERATIONS_HARD_SHUTDOWN;
+    bool hard_stop = p->op == XAPI_VM_OPERATIONS_HARD_SHUTDOWN && !db_is_shared(ctx->db);
     if (!vm_op_begin_then(ctx->db, vm_ref, p->op, key, hard_stop ? kill_if_idle : NULL, ctx->srv,
                           errp))
         return false;

@@ -1060,6 +1060,12 @@ db_count(struct db *db, const struct xclass *cls)
     return n;
 }
 
+bool
+db_is_shared(const struct db *db)
+{
+    return db->shared; /* set at open, never changed */
+}
+
 uint64_t
 db_generation(struct db *db)
 {

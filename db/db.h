@@ -77,6 +77,9 @@ typedef void db_with_fn(void *opaque, const void *rec);
 bool db_with(struct db *db, const struct xclass *cls, const char *ref, db_with_fn *fn,
              void *opaque, struct xerr **errp);
 uint64_t db_generation(struct db *db);
+/* True when the store is shared with other hosts (a pool's etcd): a commit
+ * may then lose to another host's, or wait out an outage. */
+bool db_is_shared(const struct db *db);
 /* Waits (5 s at most) until this db holds every commit any writer of a
  * shared store had made when it was called: after another host answered a
  * call it ran, its changes are here too (read your writes across hosts).
