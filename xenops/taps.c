@@ -42,6 +42,10 @@ tap_open(const char *name)
 {
     if (strlen(name) >= IFNAMSIZ)
         return -EINVAL;
+    /* as root TUNSETIFF would make a missing tap, off every bridge; qemu,
+     * opening it as its own uid, could not: the start fails instead */
+    if (if_nametoindex(name) == 0)
+        return -ENODEV;
     int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
     if (fd < 0)
         return -errno;
