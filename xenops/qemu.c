@@ -635,6 +635,9 @@ qdom_exited(struct xenops *x, struct qdom *d, uint64_t *clean_us, char *gone, si
         _cleanup_(xenops_config_freep) struct xenops_domain_config *cfg =
             xenops_config_copy(d->cfg);
         pthread_mutex_unlock(&d->lock);
+        /* the same taps again: a tap takes one descriptor at a time, and
+         * ours of the dead qemu's would refuse the new one's (EBUSY) */
+        qdom_taps_close(d, NULL);
         int rc = cfg ? qemu_spawn_domain(x, cfg, NULL, false, false) : -ENOMEM;
         if (rc == 0) {
             qdom_emit(x, d, XENOPS_EVENT_REBOOTED);
