@@ -102,7 +102,7 @@ int net_bridge_remove_port(const char *bridge, const char *port);
 
 struct net_tap_opts {
     uid_t owner;              /* (uid_t)-1: root only (no TUNSETOWNER) */
-    bool persistent;          /* outlives the fd: qemu opens it by name later */
+    bool persistent;          /* outlives the fd: opened again later, for qemu */
     unsigned mtu;             /* 0: kernel default */
     const uint8_t *mac;       /* host side MAC, NULL: random from the kernel */
 };
@@ -112,6 +112,10 @@ struct net_tap_opts {
  * link lives while it is open; close() it). NULL @o: root-owned, persistent,
  * defaults. -EEXIST when a link of that name exists. */
 int net_tap_create(const char *name, const struct net_tap_opts *o, int *fd_out);
+/* Opens the existing tap @name as qemu would (IFF_TAP | IFF_NO_PI, with
+ * IFF_VNET_HDR when the kernel has it): its descriptor, or -errno; -ENODEV
+ * when no link has that name (as root, TUNSETIFF would make one). */
+int net_tap_open(const char *name);
 
 /* ---- rate limits (net/qdisc.c) ---- */
 

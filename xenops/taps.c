@@ -20,56 +20,23 @@
  * migration's source, whose guest now lives on another host, drops it at
  * the SIGKILL: there qemu's exit closes the taps' last descriptors, as
  * before, and no frame for the guest goes into a dead tap meanwhile.
- * The flags are those qemu's own open sets (QEMU's net/tap-linux.c,
- * tap_open: a tap without packet information, with a virtio-net header
- * when the kernel has them); with fd= qemu probes the header from the
- * descriptor. Facts: the kernel's Documentation/networking/tuntap.rst,
- * QEMU's -netdev tap documentation (fd=).
+ * The tap is opened as qemu would open it (net_tap_open); with fd= qemu
+ * probes the virtio-net header from the descriptor. Facts: QEMU's -netdev
+ * tap documentation (fd=).
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <linux/if_tun.h>
-#include <net/if.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "net/net.h"
 #include "xenops/qemu_int.h"
-
-static int
-tap_open(const char *name)
-{
-    if (strlen(name) >= IFNAMSIZ)
-        return -EINVAL;
-    /* as root TUNSETIFF would make a missing tap, off every bridge; qemu,
-     * opening it as its own uid, could not: the start fails instead */
-    if (if_nametoindex(name) == 0)
-        return -ENODEV;
-    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    unsigned features = 0;
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof(ifr));
-    ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
-    if (ioctl(fd, TUNGETFEATURES, &features) == 0 && (features & IFF_VNET_HDR))
-        ifr.ifr_flags |= IFF_VNET_HDR;
-    memcpy(ifr.ifr_name, name, strlen(name) + 1);
-    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
-    return fd;
-}
 
 int
 qdom_taps_open(struct qdom *d, struct xenops_domain_config *view)
 {
     size_t n = view->n_nics < XENOPS_NIC_FDS ? view->n_nics : XENOPS_NIC_FDS;
     for (size_t i = 0; i < n; i++) {
-        int fd = tap_open(view->nics[i].tap);
+        int fd = net_tap_open(view->nics[i].tap);
         if (fd < 0)
             return fd;
         pthread_mutex_lock(&d->lock);

@@ -154,6 +154,26 @@ test_tap_fd_lifetime(void **state)
     assert_false(net_link_exists("ttmp0"));
 }
 
+/* net_tap_open attaches to a tap that exists, as qemu would, and never makes
+ * one. */
+static void
+test_tap_open_existing_only(void **state)
+{
+    (void)state;
+    assert_int_equal(net_tap_open("ttopen0"), -ENODEV);
+    assert_false(net_link_exists("ttopen0"));
+    assert_int_equal(net_tap_create("ttopen0", NULL, NULL), 0);
+    int fd = net_tap_open("ttopen0");
+    assert_true(fd >= 0);
+    char path[64];
+    snprintf(path, sizeof(path), "grep -qx 'iff:\tttopen0' /proc/%d/fdinfo/%d", (int)getpid(), fd);
+    assert_int_equal(sh(path), 0);
+    assert_int_equal(net_tap_open("ttopen0"), -EBUSY); /* one queue: one descriptor */
+    close(fd);
+    assert_true(net_link_exists("ttopen0")); /* persistent: it outlives us */
+    assert_int_equal(net_link_delete("ttopen0"), 0);
+}
+
 static void
 test_ports(void **state)
 {
@@ -455,6 +475,7 @@ run_cases(void)
         cmocka_unit_test(test_bridge_delete_refuses_other_kinds),
         cmocka_unit_test(test_tap_persistent),
         cmocka_unit_test(test_tap_fd_lifetime),
+        cmocka_unit_test(test_tap_open_existing_only),
         cmocka_unit_test(test_ports),
         cmocka_unit_test(test_counters),
         cmocka_unit_test(test_list),
