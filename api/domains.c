@@ -249,7 +249,8 @@ static pthread_mutex_t taps_going_lock = PTHREAD_MUTEX_INITIALIZER;
 static char (*taps_going)[IFNAMSIZ];
 static size_t n_taps_going, cap_taps_going;
 
-/* Adds @name to the set: false when it is there already (or no room). */
+/* Adds @name to the set: false when it is there already. With no room for
+ * it, it is removed untracked (true): a second removal finds it gone. */
 static bool
 tap_going_add(const char *name)
 {
@@ -267,10 +268,9 @@ tap_going_add(const char *name)
                 cap_taps_going = cap;
             }
         }
-        if (n_taps_going < cap_taps_going) {
+        if (n_taps_going < cap_taps_going)
             snprintf(taps_going[n_taps_going++], IFNAMSIZ, "%s", name);
-            added = true;
-        }
+        added = true;
     }
     pthread_mutex_unlock(&taps_going_lock);
     return added;
