@@ -113,7 +113,11 @@ class GoneWatch:
         live = list(self.fds)
         others = [self.links.fileno(), self.inotify]
         while time.monotonic() < self.deadline:
-            r, _, _ = select.select(live + others, [], [], 0.5)
+            # until qemu has exited, its pidfds alone: waking on each link or
+            # file event to look for leftovers took, on a host of two CPUs,
+            # the CPU the kernel's teardown of qemu needs, which the bare
+            # peer's kill-and-wait never did (the events wait in the queues)
+            r, _, _ = select.select(live or others, [], [], 0.5)
             t = time.monotonic()
             for fd in r:
                 if fd in live:
