@@ -21,6 +21,10 @@ ROOT_PASSWORD = 'integration-root-pw'
 
 
 class Tap:
+    # the process's failed checks, all Taps together: Vesseld.cleanup then
+    # shows its log, which the directory's removal would take with it
+    failures = 0
+
     def __init__(self):
         self.n = 0
         self.failed = 0
@@ -31,6 +35,7 @@ class Tap:
             print('ok %d - %s' % (self.n, name))
         else:
             self.failed += 1
+            Tap.failures += 1
             print('not ok %d - %s' % (self.n, name))
             if detail is not None:
                 for line in str(detail).splitlines()[:20]:
@@ -194,8 +199,27 @@ class Vesseld:
 
     def cleanup(self):
         self.kill_all()  # its disk servers and guests outlive it by design
+        if Tap.failures or sys.exc_info()[0] is not None:
+            self.show_log()
         if self.own_dir and not os.environ.get('VESSEL_KEEP'):
             shutil.rmtree(self.dir, ignore_errors=True)
+
+    def show_log(self, n=40):
+        """Prints, as TAP comments, the log's last @n warnings and errors and
+        its last @n lines: after a failure, what the test's output keeps of
+        a log its directory's removal takes (a test that passes its own
+        directory, as the pool tests do, removes it itself)."""
+        try:
+            with open(self.log_path, errors='replace') as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return
+        bad = [ln for ln in lines if ' warn ' in ln or ' error ' in ln][-n:]
+        for title, part in (('warnings and errors', bad), ('last lines', lines[-n:])):
+            print('# vesseld log %s, %s:' % (self.log_path, title))
+            for ln in part:
+                print('#   ' + ln[:400])
+        sys.stdout.flush()
 
 
 def value(r):
