@@ -599,8 +599,14 @@ domains_start(struct server *srv, const char *ref, const struct xapi_vm_record *
  *    its server exited;
  *  - qemu's exit then stops nothing more (on_xenops_event finds no server
  *    left), and the call returns after it, as before (xenops/qemu.c (1)).
- * The taps go once qemu has exited (vm_lifecycle.c stop_work, beside the
- * records' commit): deleting them while qemu died, tried, made its exit
+ * qemu's exit is seen on the caller's thread, which then records the halt
+ * (vm_lifecycle.c record_halted, through domains_stop_then) while the
+ * supervisor cleans up on its own, instead of after it: both woke on the
+ * pidfd, and on a host of two CPUs each has one. The call returns once the
+ * supervisor announced the exit, as before, so a start that follows finds
+ * the domain's directory and disk servers gone.
+ * The taps go once qemu has exited, beside the records' commit (the same
+ * record_halted): deleting them while qemu died, tried, made its exit
  * 0.6-0.9 ms later even with vesseld holding their last descriptors
  * (xenops/taps.c): a deletion's RCU grace periods and netlink work take the
  * CPU the kernel's teardown of qemu needs, on a host of two.
@@ -608,27 +614,35 @@ domains_start(struct server *srv, const char *ref, const struct xapi_vm_record *
 struct destroying {
     struct server *srv;
     const char *uuid;
+    void (*exited)(void *);
+    void *opaque;
     bool disks_stopped;
     double disks_ms;
 };
 
 static void
-stop_disks_killed(void *opaque)
+on_destroy_step(void *opaque, enum xenops_destroy_step step)
 {
     struct destroying *k = opaque;
+    if (step == XENOPS_EXITED) {
+        if (k->exited)
+            k->exited(k->opaque);
+        return;
+    }
     uint64_t t0 = log_clock_us();
     disk_servers_stop_behind(k->srv, k->uuid);
     k->disks_stopped = true;
     k->disks_ms = (double)(log_clock_us() - t0) / 1e3;
 }
 
-bool
-domains_stop(struct server *srv, const char *uuid, bool clean, struct xerr **errp)
+static bool
+stop_domain(struct server *srv, const char *uuid, bool clean, void (*exited)(void *),
+            void *opaque, struct xerr **errp)
 {
     uint64_t t0 = log_clock_us();
-    struct destroying k = {srv, uuid, false, 0};
+    struct destroying k = {srv, uuid, exited, opaque, false, 0};
     int rc = clean ? -ENOTSUP
-                   : xenops_domain_destroy(srv->domains->x, uuid, stop_disks_killed, &k);
+                   : xenops_domain_destroy(srv->domains->x, uuid, on_destroy_step, &k);
     if (rc == -ENOTSUP)
         rc = xenops_domain_shutdown(srv->domains->x, uuid, !clean, clean_timeout_s(srv) * 1000);
     if (rc == -ENOENT)
@@ -642,6 +656,19 @@ domains_stop(struct server *srv, const char *uuid, bool clean, struct xerr **err
                   k.disks_ms, (double)(t1 - t0) / 1e3 - k.disks_ms,
                   (double)(log_clock_us() - t1) / 1e3);
     return rc == 0 || fail(srv, rc, clean ? "clean shutdown" : "hard shutdown", uuid, errp);
+}
+
+bool
+domains_stop(struct server *srv, const char *uuid, bool clean, struct xerr **errp)
+{
+    return stop_domain(srv, uuid, clean, NULL, NULL, errp);
+}
+
+bool
+domains_stop_then(struct server *srv, const char *uuid, void (*exited)(void *), void *opaque,
+                  struct xerr **errp)
+{
+    return stop_domain(srv, uuid, false, exited, opaque, errp);
 }
 
 void

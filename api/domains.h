@@ -44,6 +44,14 @@ const char *domains_backend_name(const struct domains *d);
 bool domains_start(struct server *srv, const char *ref, const struct xapi_vm_record *vm,
                    bool paused, int64_t *domid, struct xerr **errp);
 bool domains_stop(struct server *srv, const char *uuid, bool clean, struct xerr **errp);
+/* A hard domains_stop that calls @exited(@opaque) on the caller's thread
+ * once qemu has exited, while the rest of its clean-up is still under way
+ * (xenops_domain_destroy's XENOPS_EXITED): there the records may say
+ * halted, beside that clean-up instead of after it. Not called when the
+ * backend has no such split, there is no domain, or its exit did not show:
+ * the caller then records after the return. */
+bool domains_stop_then(struct server *srv, const char *uuid, void (*exited)(void *),
+                       void *opaque, struct xerr **errp);
 /* A hard stop's SIGKILL alone, sent now (microseconds: it may be sent under
  * the database's lock); domains_stop then waits for the exit and cleans up.
  * Nothing when the backend has no such split or there is no domain. */

@@ -484,11 +484,40 @@ start_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *v
 
 static void suspend_path(struct server *srv, const char *uuid, char *out, size_t len);
 
+/* A stop's outcome, recorded once qemu has exited: by a hard stop while the
+ * domain's clean-up goes on (domains_stop_then), else after it. */
+struct halting {
+    struct call_ctx *ctx;
+    const char *ref;
+    const struct xapi_vm_record *vm;
+    const struct power_op *p;
+    bool recorded, ok;
+    struct xerr *err;
+};
+
+static void
+record_halted(void *opaque)
+{
+    struct halting *h = opaque;
+    uint64_t t0 = log_clock_us();
+    /* its taps go now, beside the records' commit (record_power_state's own
+     * call then finds them going) */
+    domains_detach_nics(h->ctx->srv, h->vm);
+    h->ok = record_power_state(h->ctx->srv, h->ref, XAPI_VM_POWER_STATE_HALTED, -1, false,
+                               h->p->key, &h->err);
+    h->recorded = true;
+    if (h->ok)
+        log_debug("vm.stop_steps", "vm=%s op=%s record_ms=%.2f", h->vm->uuid,
+                  xenum_name(&xapi_enum_vm_operations, (int)h->p->op),
+                  (double)(log_clock_us() - t0) / 1e3);
+}
+
 static bool
 stop_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *vm,
           const struct power_op *p, struct xerr **errp)
 {
     bool ok = true;
+    struct halting h = {ctx, ref, vm, p, false, false, NULL};
     if (vm->power_state != XAPI_VM_POWER_STATE_SUSPENDED) {
         if (p->try_clean) {
             struct xerr *clean_err = NULL;
@@ -499,32 +528,31 @@ stop_work(struct call_ctx *ctx, const char *ref, const struct xapi_vm_record *vm
                     xerr_free(clean_err);
                     return xerr_task_cancelled(errp, "OpaqueRef:NULL");
                 }
-                ok = domains_stop(ctx->srv, vm->uuid, false, errp);
+                ok = domains_stop_then(ctx->srv, vm->uuid, record_halted, &h, errp);
             }
             xerr_free(clean_err);
+        } else if (p->clean) {
+            ok = domains_stop(ctx->srv, vm->uuid, true, errp);
         } else {
-            ok = domains_stop(ctx->srv, vm->uuid, p->clean, errp);
+            ok = domains_stop_then(ctx->srv, vm->uuid, record_halted, &h, errp);
         }
-        /* qemu has exited: its taps go now, beside the records' commit
-         * (record_power_state's own call then finds them going) */
-        if (ok)
-            domains_detach_nics(ctx->srv, vm);
     }
-    if (ok && vm->power_state == XAPI_VM_POWER_STATE_SUSPENDED) {
-        /* its memory image goes, as xapi destroys the suspend VDI (a
-         * checkpoint keeps its own name of a shared image) */
-        char path[512];
-        suspend_path(ctx->srv, vm->uuid, path, sizeof(path));
-        unlink(path);
+    /* recorded already: qemu exited and the records say so; should the
+     * domain's clean-up after have failed, its error is the call's */
+    if (!h.recorded && ok) {
+        if (vm->power_state == XAPI_VM_POWER_STATE_SUSPENDED) {
+            /* its memory image goes, as xapi destroys the suspend VDI (a
+             * checkpoint keeps its own name of a shared image) */
+            char path[512];
+            suspend_path(ctx->srv, vm->uuid, path, sizeof(path));
+            unlink(path);
+        }
+        record_halted(&h);
     }
-    uint64_t t0 = log_clock_us();
-    ok = ok &&
-         record_power_state(ctx->srv, ref, XAPI_VM_POWER_STATE_HALTED, -1, false, p->key, errp);
-    if (ok)
-        log_debug("vm.stop_steps", "vm=%s op=%s record_ms=%.2f", vm->uuid,
-                  xenum_name(&xapi_enum_vm_operations, (int)p->op),
-                  (double)(log_clock_us() - t0) / 1e3);
-    return ok;
+    if (ok && !h.ok)
+        xerr_propagate(errp, &h.err);
+    xerr_free(h.err);
+    return ok && h.ok;
 }
 
 static bool

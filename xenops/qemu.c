@@ -1275,10 +1275,11 @@ qdom_sigkill(struct qdom *d)
     return 0;
 }
 
-/* The hard shutdown (qdom_sigkill); @killed (may be NULL) runs between the
- * signal and the wait, while the kernel tears qemu down (xenops.h). */
+/* The hard shutdown (qdom_sigkill); @step (may be NULL) runs once the signal
+ * is sent, while the kernel tears qemu down, and once qemu has exited, while
+ * the supervisor cleans up (xenops.h). */
 static int
-qdom_destroy(struct qdom *d, xenops_killed_fn *killed, void *opaque)
+qdom_destroy(struct qdom *d, xenops_destroy_fn *step, void *opaque)
 {
     int rc = qdom_sigkill(d);
     if (rc < 0)
@@ -1286,18 +1287,25 @@ qdom_destroy(struct qdom *d, xenops_killed_fn *killed, void *opaque)
     pthread_mutex_lock(&d->lock);
     uint64_t t0 = d->sigkill_us; /* the first SIGKILL's (xenops_domain_kill) */
     pthread_mutex_unlock(&d->lock);
-    if (killed)
-        killed(opaque); /* the guest runs no more (xenops.h); d is still held */
+    if (step)
+        step(opaque, XENOPS_DESTROYED); /* the guest runs no more; d is still held */
     /* the kernel's part (qemu's exit) and ours (the supervisor's clean-up,
      * its own line xenops.exit_steps, then this thread woken) */
     struct pollfd p = {.fd = d->pidfd, .events = POLLIN};
-    poll(&p, 1, 5000);
+    bool gone = poll(&p, 1, 5000) == 1;
     uint64_t t1 = log_clock_us();
+    /* beside the supervisor's clean-up rather than after it: its pidfd woke
+     * both threads, and on a host of two CPUs each has one */
+    if (step && gone)
+        step(opaque, XENOPS_EXITED);
+    uint64_t t2 = log_clock_us();
     /* generous: the exit's handlers may stop disk servers, which flush (their
      * wait is 10 s at most, api/disk_servers.c) */
     bool exited = qdom_wait_exit(d, 30000);
-    log_debug("xenops.destroy_steps", "vm=%s kill_ms=%.2f supervisor_ms=%.2f", d->uuid,
-              (double)(t1 - t0) / 1e3, (double)(log_clock_us() - t1) / 1e3);
+    /* supervisor: what of its clean-up was left after the caller's step */
+    log_debug("xenops.destroy_steps", "vm=%s kill_ms=%.2f exited_step_ms=%.2f supervisor_ms=%.2f",
+              d->uuid, (double)(t1 - t0) / 1e3, (double)(t2 - t1) / 1e3,
+              (double)(log_clock_us() - t2) / 1e3);
     return exited ? 0 : -EIO;
 }
 
@@ -1331,10 +1339,10 @@ qemu_shutdown(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms
 }
 
 static int
-qemu_destroy(struct xenops *x, const char *uuid, xenops_killed_fn *killed, void *opaque)
+qemu_destroy(struct xenops *x, const char *uuid, xenops_destroy_fn *step, void *opaque)
 {
     _cleanup_(qdom_unrefp) struct qdom *d = qdom_get(x, uuid);
-    return d ? qdom_destroy(d, killed, opaque) : -ENOENT;
+    return d ? qdom_destroy(d, step, opaque) : -ENOENT;
 }
 
 static int

@@ -186,11 +186,11 @@ xenops_domain_shutdown(struct xenops *x, const char *uuid, bool hard, unsigned t
 }
 
 int
-xenops_domain_destroy(struct xenops *x, const char *uuid, xenops_killed_fn *killed,
+xenops_domain_destroy(struct xenops *x, const char *uuid, xenops_destroy_fn *step,
                       void *opaque)
 {
     NEED_UUID(uuid);
-    return x->ops->destroy ? x->ops->destroy(x, uuid, killed, opaque) : -ENOTSUP;
+    return x->ops->destroy ? x->ops->destroy(x, uuid, step, opaque) : -ENOTSUP;
 }
 
 int

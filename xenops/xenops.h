@@ -199,16 +199,22 @@ int xenops_domain_unpause(struct xenops *x, const char *uuid);
  * (the device model gets SIGKILL) and the call returns once it is gone. Both
  * emit HALTED and ignore on_poweroff. */
 int xenops_domain_shutdown(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms);
-/* A hard shutdown that lets the caller act while the domain goes: once it
- * is destroyed (the device model got SIGKILL: the guest runs no more, though
- * its exit has not shown yet), @killed(@opaque) is called on the caller's
- * thread, where its disks may be torn down meanwhile; then, as a hard
- * xenops_domain_shutdown, the call returns once the domain is gone and
- * HALTED is out. @killed is not called when the destruction failed.
+/* A hard shutdown that lets the caller act while the domain goes, on the
+ * caller's thread, @step(@opaque, ...) at two points:
+ *  - XENOPS_DESTROYED: the device model got SIGKILL, so the guest runs no
+ *    more, though its exit has not shown yet; its disks may be torn down
+ *    meanwhile;
+ *  - XENOPS_EXITED: the device model has exited (it holds no memory, device
+ *    or socket any more), while the backend's own clean-up and the HALTED
+ *    event may still be under way; the records may say halted there.
+ * Then, as a hard xenops_domain_shutdown, the call returns once the domain is
+ * gone and HALTED is out. Neither step is called when the destruction
+ * failed, EXITED not when the exit did not show in time. @step may be NULL.
  * -ENOENT: no such domain; -ENOTSUP: the backend has no such split (use
  * xenops_domain_shutdown). */
-typedef void xenops_killed_fn(void *opaque);
-int xenops_domain_destroy(struct xenops *x, const char *uuid, xenops_killed_fn *killed,
+enum xenops_destroy_step { XENOPS_DESTROYED, XENOPS_EXITED };
+typedef void xenops_destroy_fn(void *opaque, enum xenops_destroy_step step);
+int xenops_domain_destroy(struct xenops *x, const char *uuid, xenops_destroy_fn *step,
                           void *opaque);
 /* The destruction's first half alone: the device model gets SIGKILL and the
  * call returns at once (a few microseconds: it may be made under a lock). A

@@ -28,7 +28,7 @@ struct xenops_ops {
     int (*unpause)(struct xenops *x, const char *uuid);
     int (*shutdown)(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms);
     /* NULL when the backend has none (-ENOTSUP: shutdown, hard) */
-    int (*destroy)(struct xenops *x, const char *uuid, xenops_killed_fn *killed, void *opaque);
+    int (*destroy)(struct xenops *x, const char *uuid, xenops_destroy_fn *step, void *opaque);
     /* NULL when the backend has none (-ENOTSUP) */
     int (*kill)(struct xenops *x, const char *uuid);
     int (*reboot)(struct xenops *x, const char *uuid, bool hard, unsigned timeout_ms);

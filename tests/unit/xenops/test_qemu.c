@@ -383,13 +383,24 @@ test_deprivileged(void **state)
 }
 
 struct killed {
-    int calls;
+    pid_t pid;
+    int calls;         /* XENOPS_DESTROYED */
+    int exits;         /* XENOPS_EXITED */
+    bool exited_first; /* EXITED came before DESTROYED */
+    bool alive_at_exit; /* the device model still ran at EXITED */
 };
 
 static void
-on_killed(void *opaque)
+on_killed(void *opaque, enum xenops_destroy_step step)
 {
-    ((struct killed *)opaque)->calls++;
+    struct killed *k = opaque;
+    if (step == XENOPS_DESTROYED) {
+        k->calls++;
+        return;
+    }
+    k->exits++;
+    k->exited_first |= k->calls == 0;
+    k->alive_at_exit |= pid_alive(k->pid);
 }
 
 /* true once no dead domain's directory is left aside in run_dir (the
@@ -464,18 +475,23 @@ test_hard_shutdown_and_crash(void **state)
     assert_int_equal(xenops_domain_stats(x, b, &sb), 0);
     assert_int_not_equal(sb.pid, old);
     assert_true(pid_alive(sb.pid));
-    /* the split hard shutdown: the caller's callback runs once, between the
-     * SIGKILL and the wait; the call returns as a hard shutdown does (exit
-     * events out, the domain's directory gone at once, its files soon) */
-    struct killed k = {0};
+    /* the split hard shutdown: the caller's callback runs once between the
+     * SIGKILL and the wait, and once after qemu's exit; the call returns as a
+     * hard shutdown does (exit events out, the domain's directory gone at
+     * once, its files soon) */
+    struct killed k = {.pid = sb.pid};
     assert_int_equal(xenops_domain_destroy(x, b, on_killed, &k), 0);
     assert_int_equal(k.calls, 1);
+    assert_int_equal(k.exits, 1);
+    assert_false(k.exited_first);
+    assert_false(k.alive_at_exit);
     assert_true(wait_event(b, XENOPS_EVENT_HALTED, 0));
     assert_false(pid_alive(sb.pid));
     assert_int_not_equal(access(path, F_OK), 0);
     assert_true(no_dir_aside(5000));
     assert_int_equal(xenops_domain_destroy(x, b, on_killed, &k), -ENOENT);
     assert_int_equal(k.calls, 1);
+    assert_int_equal(k.exits, 1);
     xenops_free(x);
 }
 
