@@ -327,10 +327,9 @@ domains_detach_nics(struct server *srv, const struct xapi_vm_record *vm)
         return;
     }
     /* in a call, once its reply is out (common/defer.h): a deletion's
-     * netlink and kernel work competed with the records' commit and the
-     * reply for a host's two CPUs (binaries alternating in one bench run: a
-     * hard shutdown's median reply 8.82 against 8.62 ms, 10.06 against 9.53
-     * in a second run). Elsewhere (a domain's own exit, reconcile) at once. */
+     * netlink and kernel work would compete with the records' commit and
+     * the reply for a host's few CPUs, and nobody waits for it. Elsewhere (a
+     * domain's own exit, reconcile) at once. */
     if (!defer_job(taps_remove, j) &&
         (!srv->workers || workpool_submit(srv->workers, taps_remove, taps_remove, j) < 0))
         taps_remove(j);
