@@ -39,7 +39,6 @@
 #include "api/guest_kernel.h"
 #include "api/helper_ids.h"
 #include "api/net_api.h"
-#include "common/defer.h"
 #include "common/log.h"
 #include "common/workpool.h"
 #include "db/db.h"
@@ -303,8 +302,7 @@ taps_remove(void *opaque)
 }
 
 /* The names are read now (the VIFs may be destroyed next); the taps go on a
- * worker (a job of the pool; inline when there is none), in a call once its
- * reply is out. That is safe: a
+ * worker (a job of the pool; inline when there is none). That is safe: a
  * tap's name carries its domid, and every start takes a new domid, so a
  * start of the same VM right after makes other taps and never meets these;
  * their qemu has exited, so they carry nothing meanwhile; and should one
@@ -326,12 +324,7 @@ domains_detach_nics(struct server *srv, const struct xapi_vm_record *vm)
         free(j);
         return;
     }
-    /* in a call, once its reply is out (common/defer.h): a deletion's
-     * netlink and kernel work would compete with the records' commit and
-     * the reply for a host's few CPUs, and nobody waits for it. Elsewhere (a
-     * domain's own exit, reconcile) at once. */
-    if (!defer_job(taps_remove, j) &&
-        (!srv->workers || workpool_submit(srv->workers, taps_remove, taps_remove, j) < 0))
+    if (!srv->workers || workpool_submit(srv->workers, taps_remove, taps_remove, j) < 0)
         taps_remove(j);
 }
 
@@ -612,8 +605,8 @@ domains_start(struct server *srv, const char *ref, const struct xapi_vm_record *
  * pidfd, and on a host of two CPUs each has one. The call returns once the
  * supervisor announced the exit, as before, so a start that follows finds
  * the domain's directory and disk servers gone.
- * The taps go once the call's reply is out (domains_detach_nics, queued by
- * the same record_halted): deleting them while qemu died, tried, made its exit
+ * The taps go once qemu has exited, beside the records' commit (the same
+ * record_halted): deleting them while qemu died, tried, made its exit
  * 0.6-0.9 ms later even with vesseld holding their last descriptors
  * (xenops/taps.c): a deletion's RCU grace periods and netlink work take the
  * CPU the kernel's teardown of qemu needs, on a host of two.

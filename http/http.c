@@ -178,8 +178,6 @@ struct http_request {
     bool sink_active;
     bool sink_failed;            /* a write failed: the rest is discarded */
     atomic_bool authenticated;   /* http_request_set_authenticated() */
-    void (*on_end)(void *);      /* http_request_on_end() */
-    void *on_end_opaque;
 };
 
 
@@ -392,8 +390,6 @@ req_unref(struct http_request *req)
 {
     if (atomic_fetch_sub(&req->refs, 1) != 1)
         return;
-    if (req->on_end)
-        req->on_end(req->on_end_opaque);
     struct http_server *srv = req->srv;
     if (req->resp)
         MHD_destroy_response(req->resp);
@@ -622,15 +618,6 @@ void
 http_request_set_authenticated(struct http_request *req)
 {
     atomic_store(&req->authenticated, true);
-}
-
-/* Read in req_unref once the last reference went: the atomic decrement
- * orders it after this write, made while the caller still held its own. */
-void
-http_request_on_end(struct http_request *req, void (*fn)(void *), void *opaque)
-{
-    req->on_end = fn;
-    req->on_end_opaque = opaque;
 }
 
 /*==== Replies ====*/

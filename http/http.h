@@ -255,13 +255,6 @@ void http_reply_stream(struct http_request *req, unsigned status, const char *co
  * connection gets the long idle timeout from its reply on. Any thread,
  * before the reply. */
 void http_request_set_authenticated(struct http_request *req);
-
-/* @fn(@opaque) is called once the request is over: its reply sent, or the
- * client gone, or the server stopped. Then (common/defer.h) a call's
- * clean-up starts behind its reply instead of beside it. On the thread that
- * lets go of the request last, often an HTTP thread: @fn must be quick.
- * Any thread, before the reply; once per request. */
-void http_request_on_end(struct http_request *req, void (*fn)(void *), void *opaque);
 /* The connection limit each TCP and TLS listener got (after fitting the
  * descriptor limit), or 0 without such a listener. */
 unsigned http_server_max_connections(const struct http_server *srv);

@@ -28,7 +28,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "common/defer.h"
 #include "common/log.h"
 #include "common/workpool.h"
 #include "db/db.h"
@@ -254,15 +253,7 @@ run_sync(struct run *r)
         jsonrpc_begin_success(&w, call->json_version);
     else
         xmlrpc_begin_success(&w);
-    /* the clean-up the call defers starts once its reply is out
-     * (common/defer.h) */
-    defer_begin(call->srv->workers);
     bool ok = run_message(r, &w, &err);
-    struct defer_list *later = defer_end();
-    if (later && call->req)
-        http_request_on_end(call->req, defer_run, later);
-    else
-        defer_run(later);
     audit_call(call, r->msg, (const struct xval *const *)r->args, r->n_args, NULL, err);
     if (ok) {
         if (call->format == WIRE_JSON)
@@ -313,9 +304,7 @@ run_async_job(void *opaque)
     struct xerr *err = NULL;
     /* task.result is an XML-RPC <value> fragment whatever the caller's codec. */
     wire_writer_init(&w, WIRE_XMLRPC, &sb);
-    defer_begin(srv->workers); /* run once the task has its outcome */
     bool ok = run_message(r, &w, &err);
-    struct defer_list *later = defer_end();
     audit_call(r->call, r->msg, (const struct xval *const *)r->args, r->n_args, r->task, err);
     if (ok) {
         size_t len;
@@ -328,7 +317,6 @@ run_async_job(void *opaque)
         xerr_free(err);
         strbuf_release(&sb);
     }
-    defer_run(later);
     rpc_call_free(r->call);
     r->call = NULL;
     run_free(r);

@@ -13,8 +13,6 @@
  *   /jitter  echo the body, at once (?ms=0) or from another thread ms later
  *   /fail    reply 500
  *   /tunnel  reply with a tunnel whose callback echoes bytes
- *   /onend   count the request's end (http_request_on_end), reply at once
- *            (?hold=1: keep it, as /defer)
  * Debug a failure with the case name: `meson test -C BUILD --suite http -v`.
  */
 #include <arpa/inet.h>
@@ -57,14 +55,7 @@ static struct {
     unsigned n_held;
     atomic_uint n_calls;
     atomic_uint n_tunnels_done;
-    atomic_uint n_ends; /* /onend requests over */
-} th = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {NULL}, 0, 0, 0, 0};
-
-static void
-count_end(void *opaque)
-{
-    atomic_fetch_add((atomic_uint *)opaque, 1);
-}
+} th = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {NULL}, 0, 0, 0};
 
 static void *
 delay_main(void *arg)
@@ -174,17 +165,6 @@ test_handler(void *opaque, struct http_request *req)
         http_reply(req, 500, "text/html", "<html>boom</html>", 17);
     } else if (strcmp(path, "/tunnel") == 0) {
         http_reply_upgrade(req, tunnel_echo, NULL);
-    } else if (strcmp(path, "/onend") == 0) {
-        http_request_on_end(req, count_end, &th.n_ends);
-        const char *hold = http_request_query(req, "hold");
-        if (!hold) {
-            http_reply(req, 200, "text/plain", "ok", 2);
-            return;
-        }
-        pthread_mutex_lock(&th.lock);
-        th.held[th.n_held++] = req;
-        pthread_cond_broadcast(&th.changed);
-        pthread_mutex_unlock(&th.lock);
     } else if (strcmp(path, "/headers") == 0) {
         const char *h[] = {"WWW-Authenticate: Basic realm=\"xapi\"", "no-colon", "X-A:  b"};
         http_reply_with_headers(req, 401, NULL, h, 3, "", 0);
@@ -225,16 +205,6 @@ now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* true once @n /onend requests are over, within @timeout_ms */
-static bool
-wait_ends(unsigned n, int timeout_ms)
-{
-    int64_t deadline = now_ms() + timeout_ms;
-    while (atomic_load(&th.n_ends) < n && now_ms() < deadline)
-        usleep(1000);
-    return atomic_load(&th.n_ends) == n;
 }
 
 /* Polls @cond for up to 5 s; the server works on its own threads. */
@@ -502,7 +472,6 @@ setup(void **state)
 {
     atomic_store(&th.n_calls, 0);
     atomic_store(&th.n_tunnels_done, 0);
-    atomic_store(&th.n_ends, 0);
     struct fixture *f = fixture_new();
     fixture_start(f);
     *state = f;
@@ -546,40 +515,6 @@ post_body_delivered_whole(void **state)
     free(r.body);
     free(body);
     client_close(c);
-}
-
-/* http_request_on_end: once per request, after its reply reached the
- * client; and for a request whose client left before the reply, once the
- * reply comes (what a call's deferred clean-up relies on: common/defer.h) */
-static void
-on_end_once_per_request(void **state)
-{
-    struct fixture *f = *state;
-    struct client *c = client_tcp(http_server_port(f->srv));
-    struct response r;
-    request(c, "GET", "/onend", NULL, &r);
-    assert_int_equal(r.status, 200);
-    free(r.body);
-    assert_true(wait_ends(1, 5000));
-    request(c, "GET", "/onend", NULL, &r); /* the same connection: its own end */
-    assert_int_equal(r.status, 200);
-    free(r.body);
-    assert_true(wait_ends(2, 5000));
-    client_close(c);
-
-    struct client *gone = client_tcp(http_server_port(f->srv));
-    client_sendf(gone, "GET /onend?hold=1 HTTP/1.1\r\nHost: t\r\n\r\n");
-    int64_t deadline = now_ms() + 5000;
-    while (held_count() == 0 && now_ms() < deadline)
-        usleep(1000);
-    assert_int_equal(held_count(), 1);
-    client_close(gone);
-    usleep(50 * 1000);
-    assert_int_equal(atomic_load(&th.n_ends), 2); /* held: not over yet */
-    assert_int_equal(deferred_reply_all(), 1);
-    assert_true(wait_ends(3, 5000));
-    usleep(50 * 1000);
-    assert_int_equal(atomic_load(&th.n_ends), 3); /* and once only */
 }
 
 static void
@@ -1257,7 +1192,6 @@ main(void)
         cmocka_unit_test(basic_auth_cases),
         cmocka_unit_test_setup_teardown(post_body_delivered_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(keep_alive_two_requests, setup, teardown),
-        cmocka_unit_test_setup_teardown(on_end_once_per_request, setup, teardown),
         cmocka_unit_test_setup_teardown(suspended_requests_hold_no_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(deferred_reply_from_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(reply_from_thread_while_handler_runs, setup, teardown),
