@@ -38,6 +38,7 @@ import re
 import select
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import threading
@@ -70,17 +71,42 @@ def exited(pid):
         return True
 
 
-def leftovers(d, uuid, pid, domid):
+def leftovers(d, uuid, pid, domid, deleted=()):
     """What of the domain is still there: its qemu (not yet exited), its
-    disk servers' files, its taps."""
+    disk servers' files, its taps (but those in @deleted)."""
     left = []
     if not exited(pid):
         left.append('qemu')
     if glob.glob(os.path.join(d.dir, 'data', 'run', 'disks', uuid + '.*')):
         left.append('disk servers')
-    if glob.glob('/sys/class/net/vif%d.*' % domid):
+    if [t for t in glob.glob('/sys/class/net/vif%d.*' % domid)
+            if os.path.basename(t) not in deleted]:
         left.append('taps')
     return left
+
+
+RTM_DELLINK, IFLA_IFNAME = 17, 3  # rtnetlink(7)
+
+
+def deleted_links(data):
+    """The names of the links an rtnetlink datagram says were deleted."""
+    names = []
+    off = 0
+    while off + 16 <= len(data):
+        length, kind = struct.unpack_from('IH', data, off)
+        if length < 16:
+            break
+        if kind == RTM_DELLINK:
+            a = off + 32  # nlmsghdr (16), ifinfomsg (16), then the attributes
+            while a + 4 <= off + length:
+                alen, atype = struct.unpack_from('HH', data, a)
+                if alen < 4:
+                    break
+                if atype == IFLA_IFNAME:
+                    names.append(data[a + 4:a + alen].split(b'\0')[0].decode())
+                a += (alen + 3) & ~3
+        off += (length + 3) & ~3
+    return names
 
 
 class GoneWatch:
@@ -111,6 +137,7 @@ class GoneWatch:
         disks = os.path.join(d.dir, 'data', 'run', 'disks').encode()
         LIBC.inotify_add_watch(self.inotify, disks, IN_DELETE | IN_MOVED_FROM)
         self.deadline = time.monotonic() + timeout
+        self.deleted = set()
         self.t_gone = None
         self.thread = threading.Thread(target=self._run)
         self.thread.start()
@@ -132,13 +159,16 @@ class GoneWatch:
                     os.read(fd, 65536)
                 else:
                     try:
-                        self.links.recv(65536)
+                        # a link is gone at its RTM_DELLINK: the kernel sends
+                        # it just before the link leaves sysfs, and nothing
+                        # follows to wake this thread once it has
+                        self.deleted.update(deleted_links(self.links.recv(65536)))
                     except OSError as e:
                         # ENOBUFS: some notifications were dropped; each
                         # wake-up looks at what is left anyway
                         if e.errno != errno.ENOBUFS:
                             raise
-            if not live and not any(leftovers(self.d, *x) for x in self.doms):
+            if not live and not any(leftovers(self.d, *x, self.deleted) for x in self.doms):
                 self.t_gone = t
                 return
 
