@@ -11,17 +11,21 @@ template (pc, the test guest):
      alternating, median of REPS;
   2. 30 guests at once: 30 VM.hard_shutdown calls, on a connection each,
      sent by one thread (CallsAtOnce), until all are gone, against kill -9
-     of 30 bare qemus and their reaping.
+     of 30 bare qemus and their reaping;
+  with devices, both also against the bare peers' kill with the cleanup
+  vesseld owes, done as a script best does it (bare_destroy's `cleanup`):
+  the taps deleted, the disk servers stopped.
 Usage: destroy_bench.py BUILD_DIR [REPS] [N_AT_ONCE] [devices|plain]
 
 With `devices` (the default) each guest has a data disk (a VDI, so a `vhd
 serve` of its own) and a NIC (a VIF, so a tap on a bridge): the cleanup a
 hard shutdown owes. The bare peer has the same command line, its disk
 served by a `vhd serve` the bench starts and its tap made beforehand by the
-bench, as vesseld makes a guest's (a persistent tap outlives qemu: were it
-qemu's own, its kill would include the kernel's unregistering of the
-device, ~20 ms); its kill -9 leaves the disk server and the tap, as a bare
-kill would. As root the bench runs in a network
+bench, as vesseld makes a guest's, up and a port of the same bridge (a
+persistent tap outlives qemu: were it qemu's own, its kill would include
+the kernel's unregistering of the device, ~20 ms); its kill -9 leaves the
+disk server and the tap, as a bare kill would, and its kill with `cleanup`
+removes both as a script best does it. As root the bench runs in a network
 namespace of its own (the bridge and taps are made there). `plain`: no
 disk, no NIC (the rows of the first measurements).
 
@@ -282,6 +286,10 @@ class DevBare(Bare):
 
     def start(self):
         subprocess.run(['ip', 'tuntap', 'add', 'dev', self.tap, 'mode', 'tap'], check=True)
+        # up, and a port of the bench's bridge, as a guest's tap is: its
+        # deletion then owes what a guest's does (its close, its port's
+        # removal)
+        subprocess.run(['ip', 'link', 'set', self.tap, 'master', BRIDGE, 'up'], check=True)
         img = os.path.join(self.dir, 'disk.vhd')
         sock = os.path.join(self.dir, 'disk.sock')
         subprocess.run([self.vhd_tool, 'create', '--size', '8M', img], check=True,
@@ -308,23 +316,83 @@ class DevBare(Bare):
         subprocess.run(['ip', 'link', 'del', self.tap], capture_output=True)
 
 
-def bare_destroy(argv, n, vhd_tool=None):
+NLM_F_REQUEST = 1  # netlink(7)
+
+
+def dellink_request(index):
+    """An RTM_DELLINK request for link @index, no acknowledgement asked."""
+    body = struct.pack('BxHiII', socket.AF_UNSPEC, 0, index, 0, 0)  # ifinfomsg
+    return struct.pack('IHHII', 16 + len(body), RTM_DELLINK, NLM_F_REQUEST, 1, 0) + body
+
+
+def bare_destroy(argv, n, vhd_tool=None, cleanup=False):
+    """Seconds from kill -9 of @n bare qemus until they are reaped. With
+    @cleanup (and devices), what vesseld's hard shutdown also owes, done as
+    a script best does it: once a qemu is reaped, its disk server's SIGTERM
+    and its tap's deletion (a netlink request on a thread of its own,
+    TapDeleter); until the servers exited and the taps' RTM_DELLINK came
+    (GoneWatch's 'gone')."""
     peers = [DevBare(argv, vhd_tool, i) if vhd_tool else Bare(argv) for i in range(n)]
+    cleanup = cleanup and vhd_tool is not None
+    events, deleters = None, []
     try:
         for b in peers:
             b.start()
         for b in peers:
             b.connect_console()
+        if cleanup:
+            events = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+            events.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            events.bind((0, RTMGRP_LINK))
+            deleters = [TapDeleter(b.tap) for b in peers]
         time.sleep(RUN_S)
         t0 = time.monotonic()
         for b in peers:
             b.proc.kill()
-        for b in peers:
+        for i, b in enumerate(peers):
             b.proc.wait()
+            if cleanup:
+                deleters[i].start()
+                b.server.terminate()
+        if cleanup:
+            for b in peers:
+                b.server.wait()
+            left = {b.tap for b in peers}
+            deadline = time.monotonic() + 30
+            while left and time.monotonic() < deadline:
+                if select.select([events], [], [], 1)[0]:
+                    left.difference_update(deleted_links(events.recv(65536)))
+            if left:
+                raise RuntimeError('the bare taps %s were not deleted' % sorted(left))
         return time.monotonic() - t0
     finally:
+        for t in deleters:
+            t.close()
+        if events:
+            events.close()
         for b in peers:
             b.close()
+
+
+class TapDeleter(threading.Thread):
+    """Deletes tap @name on a thread of its own: the kernel handles a netlink
+    request inside the sender's sendmsg, and a tap's deletion returns only
+    once the device is released (about 20 ms here), well after its
+    RTM_DELLINK; a script's main thread must not wait in it (vesseld
+    deletes taps on a worker thread for the same reason)."""
+
+    def __init__(self, name):
+        super().__init__()
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+        self.request = dellink_request(socket.if_nametoindex(name))
+
+    def run(self):
+        self.sock.send(self.request)
+
+    def close(self):
+        if self.ident is not None:
+            self.join()
+        self.sock.close()
 
 
 def add_devices(s, sess, vm, net):
@@ -382,9 +450,11 @@ def main():
                          os.path.join(guest, 'initramfs.cpio'))
         value(s.VM.hard_shutdown(sess, vm))
         log_mark = os.path.getsize(d.log_path)
-        api, raw = [], []
+        api, raw, rawc = [], [], []
         for _ in range(reps):
             raw.append(bare_destroy(argv, 1, vhd_tool))
+            if devices:
+                rawc.append(bare_destroy(argv, 1, vhd_tool, cleanup=True))
             value(s.VM.start(sess, vm, False, False))
             time.sleep(RUN_S)
             api.append(api_destroy(d, [(s, sess, vm, uuid)], lean.xenapi))
@@ -402,6 +472,13 @@ def main():
             'median of the %d pairs\' ratios: gone / reply' % reps, '', '',
             statistics.median(x[0] / r for x, r in zip(api, raw)),
             statistics.median(x[1] / r for x, r in zip(api, raw))))
+        if rawc:
+            # the peer that owes what vesseld owes: the cleanup's own cost
+            c = statistics.median(rawc)
+            print('  %-43s %12.1f   %16.1f   %5.2f' % ('  against a bare kill + the same cleanup', c * 1e3,
+                                                       a * 1e3, a / c))
+            print('  %-43s %12s   %16s   %5.2f' % ('  (median of the pairs\' ratios)', '', '',
+                                                   statistics.median(x[0] / r for x, r in zip(api, rawc))))
         steps = steps_since(d, log_mark, 'hard_shutdown')
         if steps:
             print('  VM.hard_shutdown steps, median ms: ' +
@@ -433,6 +510,10 @@ def main():
         b = bare_destroy(argv, n_many, vhd_tool)
         print('  %-43s %12.1f   %16.1f   %5.2f' % ('%d guests at once (one thread, a connection each)' % n_many,
                                                    b * 1e3, a * 1e3, a / b))
+        if devices:
+            c = bare_destroy(argv, n_many, vhd_tool, cleanup=True)
+            print('  %-43s %12.1f   %16.1f   %5.2f' % ('  against bare kills + the same cleanup', c * 1e3,
+                                                       a * 1e3, a / c))
         print('  %-43s %12s   %16.1f' % ('  of which to the last reply', '', reply * 1e3))
         steps = steps_since(d, log_mark, 'hard_shutdown')
         if steps:
