@@ -193,9 +193,9 @@ def domid_of(s, sess, vm):
 
 
 class CallsAtOnce:
-    """@n XML-RPC calls of one method sent at once by one thread, each on a
-    keep-alive connection of its own opened beforehand, and their replies
-    read as they come (select). Thirty Python threads, one per call, spread
+    """XML-RPC calls of @method, one per tuple of @param_sets, sent at once
+    by one thread, each on a keep-alive connection of its own opened
+    beforehand, and their replies read as they come (select). Thirty Python threads, one per call, spread
     the calls' sending over 10 to 500 ms on a host whose CPUs the guests
     fill: a thread descheduled while it holds the GIL stalls the others (a
     convoy). That measured the bench's client; the bare peer's kills come
