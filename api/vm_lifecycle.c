@@ -798,20 +798,31 @@ struct find_uuid {
     int after_shutdown, after_reboot, after_crash;
 };
 
-static bool
-find_by_uuid(void *opaque, const char *ref, const void *rec)
+static void
+read_found(void *opaque, const void *rec)
 {
     struct find_uuid *f = opaque;
     const struct xapi_vm_record *vm = rec;
-    if (strcmp(vm->uuid, f->uuid) != 0)
-        return true;
-    f->ref = strdup(ref);
     f->busy = vm->current_operations.n > 0;
     f->ps = (int)vm->power_state;
     f->after_shutdown = (int)vm->actions_after_shutdown;
     f->after_reboot = (int)vm->actions_after_reboot;
     f->after_crash = (int)vm->actions_after_crash;
-    return false;
+}
+
+/* The VM of domain f->uuid, through the store's uuid index rather than a
+ * look at every VM on each domain event; f->ref stays NULL when there is
+ * none (destroyed meanwhile included). */
+static void
+find_by_uuid(struct server *srv, struct find_uuid *f)
+{
+    char *ref = NULL;
+    if (!db_ref_by_uuid(srv->db, &xapi_class_vm, f->uuid, &ref, NULL))
+        return;
+    if (db_with(srv->db, &xapi_class_vm, ref, read_found, f, NULL))
+        f->ref = ref;
+    else
+        free(ref);
 }
 
 /* Domains that crashed and whose halt is still to come: that halt follows
@@ -877,7 +888,7 @@ record_live_event(struct server *srv, const char *uuid, enum domain_event ev)
     struct find_uuid f = {uuid, NULL, false, 0, 0, 0, 0};
     struct xerr *err = NULL;
     db_batch_begin(srv->db);
-    db_foreach(srv->db, &xapi_class_vm, find_by_uuid, &f);
+    find_by_uuid(srv, &f);
     bool ok = f.ref && !f.busy && has_domain(f.ps);
     if (ok && ev == DOMAIN_PAUSED)
         ok = record_power_state(srv, f.ref, XAPI_VM_POWER_STATE_PAUSED, -1, false, NULL, &err);
@@ -907,7 +918,7 @@ vm_lifecycle_on_domain_event(struct server *srv, const char *uuid, enum domain_e
         return;
     }
     struct find_uuid f = {uuid, NULL, false, 0, 0, 0, 0};
-    db_foreach(srv->db, &xapi_class_vm, find_by_uuid, &f);
+    find_by_uuid(srv, &f);
     if (!f.ref || f.busy || !has_domain(f.ps)) {
         /* busy: the operation records the outcome; halted or suspended: an
          * operation already did (clean shutdown, suspend) */
