@@ -510,11 +510,11 @@ def main():
         b = bare_destroy(argv, n_many, vhd_tool)
         print('  %-43s %12.1f   %16.1f   %5.2f' % ('%d guests at once (one thread, a connection each)' % n_many,
                                                    b * 1e3, a * 1e3, a / b))
+        print('  %-43s %12s   %16.1f' % ('  of which to the last reply', '', reply * 1e3))
         if devices:
             c = bare_destroy(argv, n_many, vhd_tool, cleanup=True)
             print('  %-43s %12.1f   %16.1f   %5.2f' % ('  against bare kills + the same cleanup', c * 1e3,
                                                        a * 1e3, a / c))
-        print('  %-43s %12s   %16.1f' % ('  of which to the last reply', '', reply * 1e3))
         steps = steps_since(d, log_mark, 'hard_shutdown')
         if steps:
             print('  VM.hard_shutdown steps, median ms: ' +
