@@ -15,7 +15,8 @@
  * messages that cannot be Async (quick ones: field reads and writes), on the
  * worker pool with the connection suspended for those that can (they may wait
  * minutes, e.g. a clean shutdown, and must not hold an HTTP thread that
- * serves other connections).
+ * serves other connections) and for the few that cannot but are slow all the
+ * same (runs_long: whole-class reads, the first event.from, logins).
  *
  * Replies are built in one strbuf: on failure the partly written success is
  * dropped and the failure written in its place.
@@ -292,6 +293,58 @@ drop_sync_job(void *opaque)
     struct xerr *err = NULL;
     xerr_task_cancelled(&err, "OpaqueRef:NULL"); /* a sync call has no task */
     fail(call, r->msg, r, err);
+}
+
+/* event.from and event.next (rpc/events.c), which own the reply from here. */
+static void
+run_special(struct run *r)
+{
+    struct rpc_call *call = r->call;
+    const struct xmsg *m = r->msg;
+    struct xval **args = r->args;
+    size_t n = r->n_args;
+    r->args = NULL;
+    r->n_args = 0;
+    r->call = NULL;
+    run_free(r);
+    if (strcmp(m->name, "from") == 0)
+        events_from(call->srv->events, call, args);
+    else
+        events_next(call->srv->events, call);
+    for (size_t i = 0; i < n; i++)
+        xval_free(args[i]);
+    free(args);
+}
+
+static void
+run_special_job(void *opaque)
+{
+    run_special(opaque);
+}
+
+/* A message without an Async form normally runs on the HTTP thread that
+ * read it, which serves other connections too. These have none either but
+ * run as jobs: their cost grows with the pool (every object of a class;
+ * event.from from the empty token sends every object of the subscribed
+ * classes; VM.get_all_records of 5,000 VMs is a 36 MB reply, 0.1-0.2 s), or
+ * they hash a password (yescrypt, ~20 ms). The hand-off costs them a
+ * fraction of a millisecond (tests/integration/test_big_reads.py). */
+static bool
+runs_long(const struct run *r)
+{
+    const struct xmsg *m = r->msg;
+    switch (m->kind) {
+    case XM_GET_ALL:
+    case XM_GET_ALL_WHERE:
+    case XM_GET_ALL_RECORDS:
+    case XM_GET_ALL_RECORDS_WHERE:
+        return true;
+    case XM_SPECIAL:
+        return strcmp(m->name, "from") == 0 && r->n_args > 1 && r->args[1]->kind == XVAL_STRING &&
+               r->args[1]->str.s[0] == '\0';
+    default:
+        return !m->session || (m->cls == &xapi_class_session && strcmp(m->name, "change_password") == 0);
+    }
 }
 
 static void
@@ -586,22 +639,13 @@ execute(struct rpc_call *call)
         return;
     }
     if (m->kind == XM_SPECIAL) {
-        struct xval **args = r->args;
-        size_t n = r->n_args;
-        r->args = NULL;
-        r->n_args = 0;
-        r->call = NULL;
-        run_free(r);
-        if (strcmp(m->name, "from") == 0)
-            events_from(call->srv->events, call, args);
-        else
-            events_next(call->srv->events, call);
-        for (size_t i = 0; i < n; i++)
-            xval_free(args[i]);
-        free(args);
+        if (runs_long(r) &&
+            workpool_submit(call->srv->workers, run_special_job, drop_sync_job, r) == 0)
+            return;
+        run_special(r);
         return;
     }
-    if ((m->async || r->forward_host) &&
+    if ((m->async || r->forward_host || runs_long(r)) &&
         workpool_submit(call->srv->workers, run_sync_job, drop_sync_job, r) == 0)
         return; /* the job replies (rpc/http.c suspends the connection meanwhile) */
     run_sync(r);
