@@ -6,7 +6,8 @@
 #   bash bench/api/run.sh [BUILD_DIR]        (default: $BUILD or ./build)
 #
 # Then bench/api/peers.py: the request path against nginx (wrk, 1 and 8
-# connections) and libvirt (a Python client's p50), with their own vesseld.
+# connections) and libvirt (a Python client's p50), with their own vesseld;
+# and bench/api/allocs.py: heap allocations per small call (perf uprobes).
 #
 # Environment: APIBENCH_SECONDS (5), APIBENCH_SAMPLES (200), APIBENCH_VMS (10000),
 # PEERS_SECONDS (4), PEERS_RUNS (3).
@@ -67,3 +68,5 @@ cleanup  # its vesseld, with the VMs it made, is not the one peers.py measures
 pid=
 echo
 python3 "$here/peers.py" "$build" --seconds "${PEERS_SECONDS:-4}" --runs "${PEERS_RUNS:-3}"
+echo
+python3 "$here/allocs.py" "$build"
