@@ -26,10 +26,13 @@
  *      from the handler call until http_reply*(), one for the application
  *      (a tunnel keeps that one until its thread ends);
  *  (2) req->conn is used outside MHD's own callbacks only in SUSPENDED and
- *      TUNNELING, and MHD never closes a suspended connection, so it is live;
+ *      TUNNELING, and a streamed reply's or body's connection only while it
+ *      waits for data or room (suspended); MHD never closes a suspended
+ *      connection, so it is live;
  *  (3) a connection is never suspended when MHD_stop_daemon() runs (MHD
- *      panics): stop resumes every SUSPENDED request, waits for every tunnel
- *      to end, and sets srv->stopping so no new suspension or tunnel starts;
+ *      panics): stop resumes every SUSPENDED request and every waiting
+ *      stream or body, waits for every tunnel to end, and sets srv->stopping
+ *      so no new suspension, tunnel, producer or consumer starts;
  *  (4) lock order: srv->lock, then MHD's internal mutexes (MHD_suspend/
  *      resume_connection are called under srv->lock). MHD calls our callbacks
  *      without holding its mutexes because MHD_ALLOW_UPGRADE is not used.
@@ -137,6 +140,11 @@ struct http_server {
     unsigned n_suspended;
     struct http_request *tunnels; /* REQ_TUNNELING requests */
     unsigned n_tunnels;
+    struct stream_source *streams; /* streamed replies with a producer */
+    unsigned n_streams;
+    pthread_cond_t streams_done;   /* also for pipes */
+    struct body_pipe *pipes;       /* streamed bodies with a consumer */
+    unsigned n_pipes;
     /* set up by start, read-only until stop */
     struct http_listener lst[LST_COUNT];
     char *unix_path;
@@ -172,10 +180,11 @@ struct http_request {
     char *tunnel_headers;        /* extra "Name: value\r\n" lines of a 101, or NULL */
     gnutls_session_t tls;        /* the connection's TLS session, or NULL */
     /* a streamed body (stream routes): set when begin returned a sink, until
-     * finish() or abort() was called; only the connection's thread uses it */
-    struct http_body_sink sink;
+     * the body ended or the client left; only the connection's thread uses
+     * them (the pipe's consumer calls the sink) */
+    struct body_pipe *pipe;
     bool sink_active;
-    bool sink_failed;            /* a write failed: the rest is discarded */
+    bool pipe_was_full;          /* suspended for room: refresh the timeout */
     atomic_bool authenticated;   /* http_request_set_authenticated() */
 };
 
@@ -381,6 +390,7 @@ server_unref(struct http_server *srv)
         return;
     pthread_mutex_destroy(&srv->lock);
     pthread_cond_destroy(&srv->tunnels_done);
+    pthread_cond_destroy(&srv->streams_done);
     free(srv);
 }
 
@@ -781,39 +791,245 @@ http_reply_with_headers(struct http_request *req, unsigned status, const char *c
                                MHD_RESPMEM_MUST_COPY));
 }
 
-/* A streamed reply's source, as MHD's content reader sees it. */
+/* A streamed reply's source. Its read function may block (a disk read, an
+ * XVA export's compression of a 1 MiB chunk), and the HTTP thread that would
+ * call it serves many other connections, so it runs on a producer thread of
+ * its own instead, started at the first content read: the producer reads up
+ * to STREAM_AHEAD blocks ahead; MHD's content reader takes from them, and
+ * when none is ready it suspends the connection (libmicrohttpd allows that
+ * from a content reader) and returns 0; the producer resumes it with the
+ * next block.
+ *
+ * Lifetime: a reference for MHD (dropped by its free callback) and one for
+ * the producer (dropped when it exits); the last calls free_fn, so free_fn
+ * never runs while read does. A started source is on srv->streams until
+ * then; http_server_stop() resumes the waiting ones and waits for all.
+ * src->conn is used outside MHD's callbacks only while src->waiting: MHD
+ * never closes a suspended connection (invariant 2). Lock order: srv->lock,
+ * then src->mu, then MHD's mutexes. */
+#define STREAM_AHEAD 4
+
+/* Read size of a streamed reply: MHD caps it at what the connection's memory
+ * pool leaves free, so this is an upper bound. */
+#define HTTP_STREAM_BLOCK (64u * 1024)
+
+/* What the producer reads at once: several of MHD's reads, so that a
+ * reader that outruns the producer suspends its connection once per few
+ * of them, not at each. */
+#define STREAM_READ_SIZE (256u * 1024)
+
+struct stream_block {
+    struct stream_block *next;
+    size_t len, off;
+    char data[STREAM_READ_SIZE];
+};
+
 struct stream_source {
     http_stream_read_fn *read;
     http_stream_free_fn *free_fn;
     void *opaque;
+    struct http_server *srv; /* a reference */
+    struct MHD_Connection *conn;
+    struct stream_source *prev, *next; /* srv->streams, under srv->lock */
+    bool started;                      /* MHD's thread for the connection only */
+    pthread_mutex_t mu;
+    pthread_cond_t room;
+    /* guarded by mu */
+    struct stream_block *head, *tail;
+    struct stream_block *spare; /* blocks for reuse: no allocation per block */
+    unsigned n_blocks;
+    uint64_t produced; /* the next read's position */
+    unsigned refs;
+    bool ended;   /* the read returned 0 or failed (err) */
+    int err;
+    bool waiting; /* the connection is suspended for the next block */
+    bool closing; /* MHD is done with it, or the server stops */
 };
+
+static void
+stream_release(struct stream_source *src)
+{
+    pthread_mutex_lock(&src->mu);
+    bool last = --src->refs == 0;
+    pthread_mutex_unlock(&src->mu);
+    if (!last)
+        return;
+    if (src->free_fn)
+        src->free_fn(src->opaque);
+    struct http_server *srv = src->srv;
+    if (src->started) {
+        pthread_mutex_lock(&srv->lock);
+        if (src->prev)
+            src->prev->next = src->next;
+        else
+            srv->streams = src->next;
+        if (src->next)
+            src->next->prev = src->prev;
+        srv->n_streams--;
+        pthread_cond_broadcast(&srv->streams_done);
+        pthread_mutex_unlock(&srv->lock);
+    }
+    for (int list = 0; list < 2; list++) {
+        struct stream_block *b = list ? src->spare : src->head;
+        while (b) {
+            struct stream_block *next = b->next;
+            free(b);
+            b = next;
+        }
+    }
+    pthread_mutex_destroy(&src->mu);
+    pthread_cond_destroy(&src->room);
+    free(src);
+    server_unref(srv);
+}
+
+/* Wakes a connection suspended for data; src->mu held. */
+static void
+stream_wake(struct stream_source *src)
+{
+    if (src->waiting) {
+        src->waiting = false;
+        MHD_resume_connection(src->conn);
+    }
+}
+
+static void *
+stream_produce(void *arg)
+{
+    struct stream_source *src = arg;
+    pthread_mutex_lock(&src->mu);
+    while (!src->closing && !src->ended) {
+        if (src->n_blocks >= STREAM_AHEAD) {
+            pthread_cond_wait(&src->room, &src->mu);
+            continue;
+        }
+        struct stream_block *b = src->spare;
+        if (b)
+            src->spare = b->next;
+        uint64_t pos = src->produced;
+        pthread_mutex_unlock(&src->mu);
+        if (!b)
+            b = malloc(sizeof(*b));
+        ssize_t n = b ? src->read(src->opaque, pos, b->data, sizeof(b->data)) : -ENOMEM;
+        pthread_mutex_lock(&src->mu);
+        if (n > 0 && (size_t)n <= sizeof(b->data)) {
+            b->next = NULL;
+            b->len = (size_t)n;
+            b->off = 0;
+            if (src->tail)
+                src->tail->next = b;
+            else
+                src->head = b;
+            src->tail = b;
+            src->n_blocks++;
+            src->produced += (uint64_t)n;
+        } else {
+            free(b);
+            src->ended = true;
+            src->err = n == 0 ? 0 : n < 0 ? (int)n : -EIO;
+        }
+        stream_wake(src);
+    }
+    pthread_mutex_unlock(&src->mu);
+    stream_release(src);
+    return NULL;
+}
+
+/* At the first content read, on MHD's thread: the producer's reference and
+ * thread, and a place on srv->streams. false: the reply cannot go on. */
+static bool
+producer_start(struct stream_source *src)
+{
+    struct http_server *srv = src->srv;
+    src->started = true;
+    pthread_mutex_lock(&srv->lock);
+    bool ok = !srv->stopping;
+    if (ok) {
+        src->next = srv->streams;
+        if (srv->streams)
+            srv->streams->prev = src;
+        srv->streams = src;
+        srv->n_streams++;
+    }
+    pthread_mutex_unlock(&srv->lock);
+    if (!ok) {
+        src->started = false;
+        return false;
+    }
+    pthread_mutex_lock(&src->mu);
+    src->refs++;
+    pthread_mutex_unlock(&src->mu);
+    pthread_attr_t attr;
+    pthread_t thread;
+    bool spawned = pthread_attr_init(&attr) == 0;
+    if (spawned) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        spawned = pthread_create(&thread, &attr, stream_produce, src) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    if (!spawned) {
+        pthread_mutex_lock(&src->mu);
+        src->ended = true;
+        src->err = -EAGAIN;
+        pthread_mutex_unlock(&src->mu);
+        stream_release(src); /* the producer's: MHD's remains */
+    }
+    return true;
+}
 
 static ssize_t
 stream_source_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct stream_source *src = cls;
+    (void)pos; /* MHD reads in order: the producer keeps the position */
     if (max == 0)
         return 0; /* MHD asks again with room */
-    ssize_t n = src->read(src->opaque, pos, buf, max);
-    if (n == 0)
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    if (n < 0 || (size_t)n > max)
-        return MHD_CONTENT_READER_END_WITH_ERROR; /* MHD closes the connection */
-    return n;
+    if (!src->started && !producer_start(src))
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    pthread_mutex_lock(&src->mu);
+    size_t n = 0;
+    while (n < max && src->head) {
+        struct stream_block *b = src->head;
+        size_t take = b->len - b->off < max - n ? b->len - b->off : max - n;
+        memcpy(buf + n, b->data + b->off, take);
+        n += take;
+        b->off += take;
+        if (b->off == b->len) {
+            src->head = b->next;
+            if (!src->head)
+                src->tail = NULL;
+            src->n_blocks--;
+            b->next = src->spare;
+            src->spare = b;
+            pthread_cond_signal(&src->room);
+        }
+    }
+    ssize_t ret = (ssize_t)n;
+    if (n == 0) {
+        if (src->closing || (src->ended && src->err))
+            ret = MHD_CONTENT_READER_END_WITH_ERROR; /* MHD closes the connection */
+        else if (src->ended)
+            ret = MHD_CONTENT_READER_END_OF_STREAM;
+        else {
+            src->waiting = true;
+            MHD_suspend_connection(src->conn);
+        }
+    }
+    pthread_mutex_unlock(&src->mu);
+    return ret;
 }
 
 static void
 stream_source_free(void *cls)
 {
     struct stream_source *src = cls;
-    if (src->free_fn)
-        src->free_fn(src->opaque);
-    free(src);
+    pthread_mutex_lock(&src->mu);
+    src->closing = true;
+    src->waiting = false; /* never set here: MHD does not close a suspended connection */
+    pthread_cond_signal(&src->room);
+    pthread_mutex_unlock(&src->mu);
+    stream_release(src);
 }
-
-/* Read size of a streamed reply: MHD caps it at what the connection's memory
- * pool leaves free, so this is an upper bound. */
-#define HTTP_STREAM_BLOCK (64u * 1024)
 
 void
 http_reply_stream(struct http_request *req, unsigned status, const char *content_type,
@@ -827,7 +1043,11 @@ http_reply_stream(struct http_request *req, unsigned status, const char *content
         reply_store(req, status, NULL); /* closed without a reply */
         return;
     }
-    *src = (struct stream_source){read, free_fn, opaque};
+    *src = (struct stream_source){.read = read, .free_fn = free_fn, .opaque = opaque,
+                                  .srv = req->srv, .conn = req->conn, .refs = 1};
+    atomic_fetch_add(&req->srv->refs, 1);
+    pthread_mutex_init(&src->mu, NULL);
+    pthread_cond_init(&src->room, NULL);
     uint64_t size = content_length < 0 ? MHD_SIZE_UNKNOWN : (uint64_t)content_length;
     /* once created, the response owns src (MHD calls stream_source_free) */
     struct MHD_Response *r = MHD_create_response_from_callback(
@@ -1253,6 +1473,241 @@ framing_check(struct MHD_Connection *conn)
     return 0;
 }
 
+/*==== Streamed bodies: written on a consumer thread ====*/
+
+/* A stream route's body goes through a pipe: the connection's thread copies
+ * each piece MHD reads into it, and a consumer thread of the body's own
+ * calls the sink's write() (a disk write, an XVA import's decompression),
+ * then finish() or abort(), so the HTTP thread serves its other connections
+ * meanwhile. Back-pressure: with PIPE_MAX_PIECES queued, the connection is
+ * suspended with the bytes not taken (MHD offers them again on resume) until
+ * the consumer has taken one out. Pieces are reused, not freed, until the
+ * body ends.
+ *
+ * The connection's thread stops touching a pipe once it has ended it
+ * (pipe_end); the consumer frees it when it exits. A pipe is on srv->pipes
+ * until then; http_server_stop() closes them (the rest of a body is
+ * discarded, the suspended connections resumed) and waits for all. p->conn
+ * is used outside MHD's callbacks only while p->waiting (invariant 2). Lock
+ * order: srv->lock, then p->mu, then MHD's mutexes. */
+#define PIPE_PIECE (64u * 1024)
+#define PIPE_MAX_PIECES 16 /* 1 MiB */
+
+struct pipe_piece {
+    struct pipe_piece *next;
+    size_t len;
+    char data[PIPE_PIECE];
+};
+
+struct body_pipe {
+    struct http_server *srv; /* a reference */
+    struct http_request *req;
+    struct MHD_Connection *conn;
+    struct http_body_sink sink;
+    struct body_pipe *prev, *next; /* srv->pipes, under srv->lock */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    /* guarded by mu */
+    struct pipe_piece *head, *tail;
+    struct pipe_piece *spare; /* pieces for reuse: no allocation per piece */
+    unsigned n_pieces;        /* queued */
+    bool ended;   /* the body is complete: finish() once written */
+    bool aborted; /* the client left, or the server stopped: abort() */
+    bool failed;  /* a write failed: the rest is discarded */
+    bool closing; /* the server stops: take nothing more */
+    bool waiting; /* the connection is suspended for room */
+};
+
+/* Wakes a connection suspended for room; p->mu held. */
+static void
+pipe_wake(struct body_pipe *p)
+{
+    if (p->waiting) {
+        p->waiting = false;
+        MHD_resume_connection(p->conn);
+    }
+}
+
+static void
+pipe_close(struct body_pipe *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->closing = true;
+    pipe_wake(p);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void
+pipe_free(struct body_pipe *p)
+{
+    struct http_server *srv = p->srv;
+    pthread_mutex_lock(&srv->lock);
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        srv->pipes = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    srv->n_pipes--;
+    pthread_cond_broadcast(&srv->streams_done);
+    pthread_mutex_unlock(&srv->lock);
+    for (int list = 0; list < 2; list++) {
+        struct pipe_piece *piece = list ? p->spare : p->head;
+        while (piece) {
+            struct pipe_piece *next = piece->next;
+            free(piece);
+            piece = next;
+        }
+    }
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p);
+    server_unref(srv);
+}
+
+static void *
+pipe_consume(void *arg)
+{
+    struct body_pipe *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->head && !p->ended && !p->aborted)
+            pthread_cond_wait(&p->cv, &p->mu);
+        if (p->aborted || !p->head)
+            break;
+        struct pipe_piece *piece = p->head;
+        p->head = piece->next;
+        if (!p->head)
+            p->tail = NULL;
+        p->n_pieces--;
+        pipe_wake(p);
+        bool write = !p->failed;
+        pthread_mutex_unlock(&p->mu);
+        bool failed = write && p->sink.write(p->sink.ctx, piece->data, piece->len) < 0;
+        pthread_mutex_lock(&p->mu);
+        piece->next = p->spare;
+        p->spare = piece;
+        if (failed)
+            p->failed = true; /* read on, discard: finish() answers */
+    }
+    bool aborted = p->aborted;
+    pthread_mutex_unlock(&p->mu);
+    if (aborted)
+        p->sink.abort(p->sink.ctx);
+    else
+        p->sink.finish(p->sink.ctx, p->req); /* the application's reference is taken */
+    pipe_free(p);
+    return NULL;
+}
+
+/* For a stream route's request whose begin handed back @sink; srv->lock
+ * held. NULL if no consumer could start (the caller aborts the sink). */
+static struct body_pipe *
+pipe_start(struct http_request *req, const struct http_body_sink *sink)
+{
+    struct http_server *srv = req->srv;
+    struct body_pipe *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    *p = (struct body_pipe){.srv = srv, .req = req, .conn = req->conn, .sink = *sink};
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    pthread_attr_t attr;
+    pthread_t thread;
+    bool spawned = pthread_attr_init(&attr) == 0;
+    if (spawned) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        /* on the list first: the consumer takes srv->lock to leave it */
+        p->next = srv->pipes;
+        if (srv->pipes)
+            srv->pipes->prev = p;
+        srv->pipes = p;
+        srv->n_pipes++;
+        atomic_fetch_add(&srv->refs, 1);
+        spawned = pthread_create(&thread, &attr, pipe_consume, p) == 0;
+        pthread_attr_destroy(&attr);
+        if (!spawned) {
+            srv->pipes = p->next;
+            if (p->next)
+                p->next->prev = NULL;
+            srv->n_pipes--;
+            atomic_fetch_sub(&srv->refs, 1); /* not the last: the caller holds one */
+        }
+    }
+    if (!spawned) {
+        pthread_mutex_destroy(&p->mu);
+        pthread_cond_destroy(&p->cv);
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* What MHD read of the body, on the connection's thread, all of it or none
+ * (MHD may not offer a remainder again before more bytes arrive): 1 taken
+ * (or discarded after a failed write, or when the server stops), 0 full (the
+ * connection is now suspended; nothing taken), -ENOMEM. */
+static int
+pipe_offer(struct body_pipe *p, const char *data, size_t len)
+{
+    pthread_mutex_lock(&p->mu);
+    if (p->failed || p->closing) {
+        pthread_mutex_unlock(&p->mu);
+        return 1;
+    }
+    if (p->n_pieces >= PIPE_MAX_PIECES) {
+        p->waiting = true;
+        MHD_suspend_connection(p->conn);
+        pthread_mutex_unlock(&p->mu);
+        return 0;
+    }
+    while (len > 0) {
+        struct pipe_piece *piece = p->spare;
+        if (piece) {
+            p->spare = piece->next;
+        } else {
+            pthread_mutex_unlock(&p->mu);
+            piece = malloc(sizeof(*piece));
+            pthread_mutex_lock(&p->mu);
+            if (!piece) {
+                pthread_mutex_unlock(&p->mu);
+                return -ENOMEM;
+            }
+        }
+        /* only this thread fills a piece before it is queued */
+        size_t n = len < PIPE_PIECE ? len : PIPE_PIECE;
+        memcpy(piece->data, data, n);
+        piece->len = n;
+        piece->next = NULL;
+        if (p->tail)
+            p->tail->next = piece;
+        else
+            p->head = piece;
+        p->tail = piece;
+        p->n_pieces++;
+        data += n;
+        len -= n;
+    }
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    return 1;
+}
+
+/* The body is complete (@aborted false: the application's reference is
+ * taken for finish()) or will never be; on the connection's thread, which
+ * must not touch @p afterwards. */
+static void
+pipe_end(struct body_pipe *p, bool aborted)
+{
+    pthread_mutex_lock(&p->mu);
+    if (aborted)
+        p->aborted = true;
+    else
+        p->ended = true;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
 /* The first call for a stream route's request: the head is in. The begin
  * function runs as a handler would (state HANDLING, the application's
  * reference taken); when it hands back a sink, the request goes back to
@@ -1273,9 +1728,9 @@ stream_start(struct http_listener *lst, struct MHD_Connection *conn, const char 
     struct http_body_sink sink = {0};
     bool take = route->begin(route->opaque, req, &sink);
     pthread_mutex_lock(&srv->lock);
-    if (take && req->state == REQ_HANDLING && sink.write && sink.finish && sink.abort) {
+    if (take && req->state == REQ_HANDLING && sink.write && sink.finish && sink.abort &&
+        !srv->stopping && (req->pipe = pipe_start(req, &sink))) {
         conn_timeout_refresh(req); /* a body that waits on the disk is not idle */
-        req->sink = sink;
         req->sink_active = true;
         req->state = REQ_READING;
         pthread_mutex_unlock(&srv->lock);
@@ -1284,7 +1739,8 @@ stream_start(struct http_listener *lst, struct MHD_Connection *conn, const char 
     }
     if (take) {
         /* Defensive (a caller bug): an incomplete sink, or a begin that both
-         * replied and returned true. The sink is dropped, the reply kept. */
+         * replied and returned true; or no consumer thread could start, or
+         * the server stops. The sink is dropped, the reply kept. */
         bool replied = req->state != REQ_HANDLING;
         pthread_mutex_unlock(&srv->lock);
         if (sink.abort)
@@ -1467,9 +1923,17 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
         if (req->state != REQ_READING)
             return MHD_NO;
         if (req->sink_active) {
-            if (!req->sink_failed &&
-                req->sink.write(req->sink.ctx, upload_data, *upload_data_size) < 0)
-                req->sink_failed = true; /* read on, discard: finish() answers */
+            if (req->pipe_was_full) { /* back from a suspension: not idle */
+                req->pipe_was_full = false;
+                conn_timeout_refresh(req);
+            }
+            int rc = pipe_offer(req->pipe, upload_data, *upload_data_size);
+            if (rc < 0)
+                return MHD_NO; /* closed: on_completed() aborts the sink */
+            if (rc == 0) {
+                req->pipe_was_full = true; /* suspended: MHD offers it again */
+                return MHD_YES;
+            }
         } else if (!body_append(req, upload_data, *upload_data_size)) {
             return MHD_NO;
         }
@@ -1478,11 +1942,12 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *m
     }
     struct http_server *srv = lst->srv;
     if (req->state == REQ_READING && req->sink_active) {
-        /* the whole streamed body is in: finish() answers like a handler */
+        /* the whole streamed body is in: once the consumer has written it,
+         * finish() answers like a handler */
         req->sink_active = false;
         req->state = REQ_HANDLING;
         atomic_fetch_add(&req->refs, 1); /* the application's, invariant 1 */
-        req->sink.finish(req->sink.ctx, req);
+        pipe_end(req->pipe, false);
     } else if (req->state == REQ_READING) {
         /* only this thread knows the request yet: no lock needed to start it */
         if (!req_copy_values(req))
@@ -1508,7 +1973,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     bool run_dead = false;
     if (req->sink_active) { /* the body never completed: the client left */
         req->sink_active = false;
-        req->sink.abort(req->sink.ctx);
+        pipe_end(req->pipe, true);
     }
     pthread_mutex_lock(&srv->lock);
     /* A tunnel reply whose start MHD never got to (closed at stop) */
@@ -1828,6 +2293,7 @@ http_server_start(const struct http_config *cfg, struct http_server **out, char 
         return -ENOMEM;
     pthread_mutex_init(&srv->lock, NULL);
     pthread_cond_init(&srv->tunnels_done, NULL);
+    pthread_cond_init(&srv->streams_done, NULL);
     atomic_init(&srv->refs, 1);
     srv->handler = cfg->handler;
     srv->opaque = cfg->opaque;
@@ -1865,6 +2331,15 @@ http_server_stop(struct http_server *srv)
         shutdown(t->tunnel_fd, SHUT_RDWR); /* the callbacks read EOF and return */
     while (srv->n_tunnels > 0)
         pthread_cond_wait(&srv->tunnels_done, &srv->lock);
+    for (struct stream_source *src = srv->streams; src; src = src->next) {
+        pthread_mutex_lock(&src->mu);
+        src->closing = true; /* its reader ends the reply; its producer exits */
+        pthread_cond_signal(&src->room);
+        stream_wake(src);
+        pthread_mutex_unlock(&src->mu);
+    }
+    for (struct body_pipe *bp = srv->pipes; bp; bp = bp->next)
+        pipe_close(bp); /* the rest of the body is discarded; MHD's stop aborts it */
     pthread_mutex_unlock(&srv->lock);
 
     for (int i = 0; i < LST_COUNT; i++) {
@@ -1873,6 +2348,11 @@ http_server_stop(struct http_server *srv)
         if (srv->lst[i].listen_fd >= 0)
             close(srv->lst[i].listen_fd);
     }
+    /* producers still in a read: their free_fn must have run when stop returns */
+    pthread_mutex_lock(&srv->lock);
+    while (srv->n_streams > 0 || srv->n_pipes > 0)
+        pthread_cond_wait(&srv->streams_done, &srv->lock);
+    pthread_mutex_unlock(&srv->lock);
     if (srv->unix_path) {
         (void)unlink(srv->unix_path);
         free(srv->unix_path);

@@ -166,10 +166,12 @@ bool http_request_basic_auth(const struct http_request *req, char **user, char *
 
 #define HTTP_MAX_STREAM_ROUTES 16
 
-/* Where a stream route's body goes. The server calls these on the request's
- * connection thread, one at a time, in this order: write() for each piece
- * of the body as it arrives (Content-Length or chunked; never capped), then
- * exactly one of finish() or abort(). */
+/* Where a stream route's body goes. The server calls these on a thread of
+ * the body's own (never on an HTTP thread), one at a time, in this order:
+ * write() for each piece of the body as it arrives (Content-Length or
+ * chunked; never capped; up to 1 MiB is read ahead of the writes), then
+ * exactly one of finish() or abort(); always before http_server_stop()
+ * returns. */
 struct http_body_sink {
     /* The next @len (> 0) bytes of the body. 0, or a negative errno when the
      * sink gives up: later pieces are read from the client and discarded, and
@@ -205,12 +207,15 @@ int http_server_add_stream_route(struct http_server *srv, const char *method, co
 
 /* Produces bytes of a streamed reply from offset @pos: up to @max bytes into
  * @buf; returns how many (> 0), 0 at the end of the stream, or a negative
- * errno (the connection is then closed: the client sees a short reply). Runs
- * on the connection's thread; may block (disk reads). */
+ * errno (the connection is then closed: the client sees a short reply).
+ * Called in order, one call at a time, on a thread of the reply's own that
+ * reads a few blocks ahead of the client (never on an HTTP thread); may
+ * block (disk reads, compression). */
 typedef ssize_t http_stream_read_fn(void *opaque, uint64_t pos, char *buf, size_t max);
-/* Releases @opaque; called exactly once, when the reply is done, the client
- * gone, or the reply could not be set up (then possibly before
- * http_reply_stream() returns). */
+/* Releases @opaque; called exactly once, never during a read, when the reply
+ * is done, the client gone, or the reply could not be set up (then possibly
+ * before http_reply_stream() returns); on any thread, and always before
+ * http_server_stop() returns. */
 typedef void http_stream_free_fn(void *opaque);
 
 /* Answers @req with a body produced by @read as the client takes it, and frees

@@ -37,6 +37,8 @@
 #define BIG (HTTP_MAX_BODY * 3 + 12345) /* over the buffered cap on purpose */
 
 static atomic_uint n_aborts, n_finishes, n_frees, n_begins;
+static atomic_uint n_reads_begun, n_reads_done; /* source_read() calls */
+static atomic_uint n_writes_begun;                /* sink_write() calls */
 static atomic_ullong n_written; /* bytes every sink took */
 
 static unsigned char
@@ -67,6 +69,7 @@ struct sink_ctx {
     uint64_t n;
     uint64_t sum;
     uint64_t fail_after; /* 0: never */
+    unsigned slow_ms;    /* the first write first sleeps this long (a slow disk) */
     bool defer;
     bool mismatch; /* a byte differed from pattern() */
 };
@@ -75,6 +78,9 @@ static int
 sink_write(void *ctx, const char *data, size_t len)
 {
     struct sink_ctx *s = ctx;
+    atomic_fetch_add(&n_writes_begun, 1);
+    if (s->slow_ms && s->n == 0)
+        usleep(s->slow_ms * 1000u);
     for (size_t i = 0; i < len; i++) {
         if ((unsigned char)data[i] != pattern(s->n + i))
             s->mismatch = true;
@@ -150,6 +156,7 @@ begin_sink(void *opaque, struct http_request *req, struct http_body_sink *sink)
     }
     struct sink_ctx *s = calloc(1, sizeof(*s));
     s->fail_after = query_u64(req, "fail_after");
+    s->slow_ms = (unsigned)query_u64(req, "slow_ms");
     s->defer = query_u64(req, "defer") != 0;
     *sink = (struct http_body_sink){sink_write, sink_finish, sink_abort, s};
     return true;
@@ -157,12 +164,17 @@ begin_sink(void *opaque, struct http_request *req, struct http_body_sink *sink)
 
 struct source {
     uint64_t n;
+    unsigned slow_ms; /* each read first sleeps this long (a slow disk) */
 };
 
 static ssize_t
 source_read(void *opaque, uint64_t pos, char *buf, size_t max)
 {
     struct source *src = opaque;
+    atomic_fetch_add(&n_reads_begun, 1);
+    if (src->slow_ms)
+        usleep(src->slow_ms * 1000u);
+    atomic_fetch_add(&n_reads_done, 1);
     if (pos >= src->n)
         return 0;
     size_t len = src->n - pos < max ? (size_t)(src->n - pos) : max;
@@ -183,6 +195,7 @@ reply_source(struct http_request *req)
 {
     struct source *src = calloc(1, sizeof(*src));
     src->n = query_u64(req, "n");
+    src->slow_ms = (unsigned)query_u64(req, "slow_ms");
     bool chunked = query_u64(req, "chunked") != 0;
     const char *hdr[] = {"X-Source: yes"};
     http_reply_stream(req, 200, "application/octet-stream", hdr, 1,
@@ -221,14 +234,17 @@ handler(void *opaque, struct http_request *req)
 }
 
 static int
-setup(void **state)
+setup_threads(void **state, unsigned n_threads)
 {
+    atomic_store(&n_reads_begun, 0);
+    atomic_store(&n_reads_done, 0);
+    atomic_store(&n_writes_begun, 0);
     atomic_store(&n_aborts, 0);
     atomic_store(&n_finishes, 0);
     atomic_store(&n_frees, 0);
     atomic_store(&n_begins, 0);
     atomic_store(&n_written, 0);
-    struct http_config cfg = {.listen = "127.0.0.1:0", .n_threads = 2, .handler = handler};
+    struct http_config cfg = {.listen = "127.0.0.1:0", .n_threads = n_threads, .handler = handler};
     struct http_server *srv = NULL;
     char why[256];
     if (http_server_start(&cfg, &srv, why, sizeof(why)) != 0)
@@ -237,6 +253,19 @@ setup(void **state)
     assert_int_equal(http_server_add_stream_route(srv, "GET", "/source", begin_source, NULL), 0);
     *state = srv;
     return 0;
+}
+
+static int
+setup(void **state)
+{
+    return setup_threads(state, 2);
+}
+
+/* One request thread: every connection shares the thread that serves a stream. */
+static int
+setup_one_thread(void **state)
+{
+    return setup_threads(state, 1);
 }
 
 static int
@@ -602,6 +631,73 @@ stop_during_streamed_body(void **state)
     client_close(c);
 }
 
+/* A streamed reply's reads run beside the HTTP thread: a read that takes
+ * 300 ms does not hold up another connection's request on the same (only)
+ * thread. Before, the small request waited for the read. */
+static void
+slow_stream_read_does_not_hold_up_others(void **state)
+{
+    struct client *slow = client_new(*state);
+    client_sendf(slow, "GET /gen?n=200000&slow_ms=300 HTTP/1.1\r\nHost: t\r\n\r\n");
+    WAIT_FOR(atomic_load(&n_reads_begun) == 1);
+    struct client *quick = client_new(*state);
+    client_sendf(quick, "GET /plain HTTP/1.1\r\nHost: t\r\n\r\n");
+    char body[64];
+    assert_int_equal(client_read_simple(quick, body, sizeof(body)), 200);
+    assert_string_equal(body, "plain");
+    assert_int_equal(atomic_load(&n_reads_done), 0); /* answered while the read sleeps */
+    char head[4096];
+    assert_int_equal(client_read_head(slow, head, sizeof(head)), 200);
+    client_read_pattern(slow, 0, 200000);
+    WAIT_FOR(atomic_load(&n_frees) == 1);
+    client_close(quick);
+    client_close(slow);
+}
+
+/* A streamed body's writes run beside the HTTP thread too: while a write
+ * takes 300 ms, another connection's request on the same (only) thread is
+ * answered, and the body (4 MiB: more than the pipe holds, so its connection
+ * waits for room) arrives whole. */
+static void
+slow_sink_write_does_not_hold_up_others(void **state)
+{
+    const unsigned size = 4u << 20;
+    struct client *slow = client_new(*state);
+    client_sendf(slow, "PUT /sink?slow_ms=300 HTTP/1.1\r\nHost: t\r\nContent-Length: %u\r\n\r\n",
+                 size);
+    client_send_pattern(slow, 0, 65536, 65536);
+    WAIT_FOR(atomic_load(&n_writes_begun) == 1);
+    struct client *quick = client_new(*state);
+    client_sendf(quick, "GET /plain HTTP/1.1\r\nHost: t\r\n\r\n");
+    char body[256];
+    assert_int_equal(client_read_simple(quick, body, sizeof(body)), 200);
+    assert_string_equal(body, "plain");
+    assert_int_equal(atomic_load(&n_written), 0); /* answered while the write sleeps */
+    client_send_pattern(slow, 65536, size - 65536, 1 << 20);
+    assert_int_equal(client_read_simple(slow, body, sizeof(body)), 200);
+    char expect[128];
+    snprintf(expect, sizeof(expect), "%u %llu", size, (unsigned long long)pattern_sum(size));
+    assert_string_equal(body, expect);
+    client_close(quick);
+    client_close(slow);
+}
+
+/* A stop while a stream's connection waits for its next block (suspended),
+ * its producer in a read: the stop returns once free_fn has run, once. */
+static void
+stop_while_stream_waits(void **state)
+{
+    struct client *c = client_new(*state);
+    client_sendf(c, "GET /gen?n=%u&slow_ms=200 HTTP/1.1\r\nHost: t\r\n\r\n", 1u << 20);
+    WAIT_FOR(atomic_load(&n_reads_begun) == 1);
+    usleep(20 * 1000); /* the reader has found nothing and suspended */
+    http_server_stop(*state);
+    *state = NULL;
+    assert_int_equal(atomic_load(&n_frees), 1);
+    assert_true(atomic_load(&n_reads_begun) <= 2); /* the producer stopped reading */
+    client_close(c);
+}
+
 static int
 teardown_maybe_stopped(void **state)
 {
@@ -626,6 +722,11 @@ main(void)
         cmocka_unit_test_setup_teardown(reply_stream_client_gone_frees, setup, teardown),
         cmocka_unit_test_setup_teardown(stop_during_streamed_body, setup,
                                         teardown_maybe_stopped),
+        cmocka_unit_test_setup_teardown(slow_stream_read_does_not_hold_up_others,
+                                        setup_one_thread, teardown),
+        cmocka_unit_test_setup_teardown(stop_while_stream_waits, setup, teardown_maybe_stopped),
+        cmocka_unit_test_setup_teardown(slow_sink_write_does_not_hold_up_others, setup_one_thread,
+                                        teardown),
     };
     return cmocka_run_group_tests_name("http-stream", tests, NULL, NULL);
 }
