@@ -48,7 +48,7 @@ struct http_config {
     const char *tls_key_pem_path;  /* key and cert files; created (0600 key) if both missing */
     const char *tls_cert_pem_path;
     const char *tls_hostname;      /* CN/SAN for a generated certificate */
-    unsigned n_threads;            /* request threads; 0 = number of CPUs, at least 2 */
+    unsigned n_threads;            /* request threads per listener; 0 = half the CPUs, at least 1 */
     http_handler_fn *handler;
     void *opaque;
     bool debug;                    /* libmicrohttpd's own error messages go to stderr */
