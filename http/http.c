@@ -818,11 +818,36 @@ http_reply_with_headers(struct http_request *req, unsigned status, const char *c
  * of them, not at each. */
 #define STREAM_READ_SIZE (256u * 1024)
 
-struct stream_block {
-    struct stream_block *next;
+/* A buffer of a streamed reply or body, queued or kept for reuse. */
+struct xfer_block {
+    struct xfer_block *next;
     size_t len, off;
-    char data[STREAM_READ_SIZE];
+    char data[];
 };
+
+static void
+xfer_blocks_free(struct xfer_block *b)
+{
+    while (b) {
+        struct xfer_block *next = b->next;
+        free(b);
+        b = next;
+    }
+}
+
+/* Starts @fn(@arg) on a detached thread. */
+static bool
+spawn_detached(void *(*fn)(void *), void *arg)
+{
+    pthread_attr_t attr;
+    pthread_t thread;
+    if (pthread_attr_init(&attr) != 0)
+        return false;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&thread, &attr, fn, arg);
+    pthread_attr_destroy(&attr);
+    return rc == 0;
+}
 
 struct stream_source {
     http_stream_read_fn *read;
@@ -835,8 +860,8 @@ struct stream_source {
     pthread_mutex_t mu;
     pthread_cond_t room;
     /* guarded by mu */
-    struct stream_block *head, *tail;
-    struct stream_block *spare; /* blocks for reuse: no allocation per block */
+    struct xfer_block *head, *tail;
+    struct xfer_block *spare; /* blocks for reuse: no allocation per block */
     unsigned n_blocks;
     uint64_t produced; /* the next read's position */
     unsigned refs;
@@ -869,14 +894,8 @@ stream_release(struct stream_source *src)
         pthread_cond_broadcast(&srv->streams_done);
         pthread_mutex_unlock(&srv->lock);
     }
-    for (int list = 0; list < 2; list++) {
-        struct stream_block *b = list ? src->spare : src->head;
-        while (b) {
-            struct stream_block *next = b->next;
-            free(b);
-            b = next;
-        }
-    }
+    xfer_blocks_free(src->head);
+    xfer_blocks_free(src->spare);
     pthread_mutex_destroy(&src->mu);
     pthread_cond_destroy(&src->room);
     free(src);
@@ -903,16 +922,16 @@ stream_produce(void *arg)
             pthread_cond_wait(&src->room, &src->mu);
             continue;
         }
-        struct stream_block *b = src->spare;
+        struct xfer_block *b = src->spare;
         if (b)
             src->spare = b->next;
         uint64_t pos = src->produced;
         pthread_mutex_unlock(&src->mu);
         if (!b)
-            b = malloc(sizeof(*b));
-        ssize_t n = b ? src->read(src->opaque, pos, b->data, sizeof(b->data)) : -ENOMEM;
+            b = malloc(sizeof(*b) + STREAM_READ_SIZE);
+        ssize_t n = b ? src->read(src->opaque, pos, b->data, STREAM_READ_SIZE) : -ENOMEM;
         pthread_mutex_lock(&src->mu);
-        if (n > 0 && (size_t)n <= sizeof(b->data)) {
+        if (n > 0 && (size_t)n <= STREAM_READ_SIZE) {
             b->next = NULL;
             b->len = (size_t)n;
             b->off = 0;
@@ -959,15 +978,7 @@ producer_start(struct stream_source *src)
     pthread_mutex_lock(&src->mu);
     src->refs++;
     pthread_mutex_unlock(&src->mu);
-    pthread_attr_t attr;
-    pthread_t thread;
-    bool spawned = pthread_attr_init(&attr) == 0;
-    if (spawned) {
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        spawned = pthread_create(&thread, &attr, stream_produce, src) == 0;
-        pthread_attr_destroy(&attr);
-    }
-    if (!spawned) {
+    if (!spawn_detached(stream_produce, src)) {
         pthread_mutex_lock(&src->mu);
         src->ended = true;
         src->err = -EAGAIN;
@@ -989,7 +1000,7 @@ stream_source_read(void *cls, uint64_t pos, char *buf, size_t max)
     pthread_mutex_lock(&src->mu);
     size_t n = 0;
     while (n < max && src->head) {
-        struct stream_block *b = src->head;
+        struct xfer_block *b = src->head;
         size_t take = b->len - b->off < max - n ? b->len - b->off : max - n;
         memcpy(buf + n, b->data + b->off, take);
         n += take;
@@ -1366,17 +1377,10 @@ tunnel_start(struct http_request *req)
             return false;
         req->tls = ci->tls_session;
     }
-    pthread_attr_t attr;
-    pthread_t t;
-    if (pthread_attr_init(&attr) != 0)
-        return false;
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     /* The thread's final MHD_resume_connection() takes srv->lock, which we
      * hold until the suspension below is done: resume cannot come first. And
      * MHD does not poll the socket meanwhile: this is the connection's thread. */
-    int rc = pthread_create(&t, &attr, tunnel_main, req);
-    pthread_attr_destroy(&attr);
-    if (rc != 0)
+    if (!spawn_detached(tunnel_main, req))
         return false;
     req->state = REQ_TUNNELING;
     list_push(&srv->tunnels, req);
@@ -1493,12 +1497,6 @@ framing_check(struct MHD_Connection *conn)
 #define PIPE_PIECE (64u * 1024)
 #define PIPE_MAX_PIECES 16 /* 1 MiB */
 
-struct pipe_piece {
-    struct pipe_piece *next;
-    size_t len;
-    char data[PIPE_PIECE];
-};
-
 struct body_pipe {
     struct http_server *srv; /* a reference */
     struct http_request *req;
@@ -1508,8 +1506,8 @@ struct body_pipe {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     /* guarded by mu */
-    struct pipe_piece *head, *tail;
-    struct pipe_piece *spare; /* pieces for reuse: no allocation per piece */
+    struct xfer_block *head, *tail;
+    struct xfer_block *spare; /* pieces for reuse: no allocation per piece */
     unsigned n_pieces;        /* queued */
     bool ended;   /* the body is complete: finish() once written */
     bool aborted; /* the client left, or the server stopped: abort() */
@@ -1551,14 +1549,8 @@ pipe_free(struct body_pipe *p)
     srv->n_pipes--;
     pthread_cond_broadcast(&srv->streams_done);
     pthread_mutex_unlock(&srv->lock);
-    for (int list = 0; list < 2; list++) {
-        struct pipe_piece *piece = list ? p->spare : p->head;
-        while (piece) {
-            struct pipe_piece *next = piece->next;
-            free(piece);
-            piece = next;
-        }
-    }
+    xfer_blocks_free(p->head);
+    xfer_blocks_free(p->spare);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     free(p);
@@ -1575,7 +1567,7 @@ pipe_consume(void *arg)
             pthread_cond_wait(&p->cv, &p->mu);
         if (p->aborted || !p->head)
             break;
-        struct pipe_piece *piece = p->head;
+        struct xfer_block *piece = p->head;
         p->head = piece->next;
         if (!p->head)
             p->tail = NULL;
@@ -1612,29 +1604,19 @@ pipe_start(struct http_request *req, const struct http_body_sink *sink)
     *p = (struct body_pipe){.srv = srv, .req = req, .conn = req->conn, .sink = *sink};
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
-    pthread_attr_t attr;
-    pthread_t thread;
-    bool spawned = pthread_attr_init(&attr) == 0;
-    if (spawned) {
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        /* on the list first: the consumer takes srv->lock to leave it */
-        p->next = srv->pipes;
-        if (srv->pipes)
-            srv->pipes->prev = p;
-        srv->pipes = p;
-        srv->n_pipes++;
-        atomic_fetch_add(&srv->refs, 1);
-        spawned = pthread_create(&thread, &attr, pipe_consume, p) == 0;
-        pthread_attr_destroy(&attr);
-        if (!spawned) {
-            srv->pipes = p->next;
-            if (p->next)
-                p->next->prev = NULL;
-            srv->n_pipes--;
-            atomic_fetch_sub(&srv->refs, 1); /* not the last: the caller holds one */
-        }
-    }
-    if (!spawned) {
+    /* on the list first: the consumer takes srv->lock to leave it */
+    p->next = srv->pipes;
+    if (srv->pipes)
+        srv->pipes->prev = p;
+    srv->pipes = p;
+    srv->n_pipes++;
+    atomic_fetch_add(&srv->refs, 1);
+    if (!spawn_detached(pipe_consume, p)) {
+        srv->pipes = p->next;
+        if (p->next)
+            p->next->prev = NULL;
+        srv->n_pipes--;
+        atomic_fetch_sub(&srv->refs, 1); /* not the last: the caller holds one */
         pthread_mutex_destroy(&p->mu);
         pthread_cond_destroy(&p->cv);
         free(p);
@@ -1662,12 +1644,12 @@ pipe_offer(struct body_pipe *p, const char *data, size_t len)
         return 0;
     }
     while (len > 0) {
-        struct pipe_piece *piece = p->spare;
+        struct xfer_block *piece = p->spare;
         if (piece) {
             p->spare = piece->next;
         } else {
             pthread_mutex_unlock(&p->mu);
-            piece = malloc(sizeof(*piece));
+            piece = malloc(sizeof(*piece) + PIPE_PIECE);
             pthread_mutex_lock(&p->mu);
             if (!piece) {
                 pthread_mutex_unlock(&p->mu);

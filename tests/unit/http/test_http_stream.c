@@ -631,6 +631,18 @@ stop_during_streamed_body(void **state)
     client_close(c);
 }
 
+/* A small request on a new connection, answered 200 "plain". */
+static void
+assert_plain_answered(struct http_server *srv)
+{
+    struct client *quick = client_new(srv);
+    client_sendf(quick, "GET /plain HTTP/1.1\r\nHost: t\r\n\r\n");
+    char body[64];
+    assert_int_equal(client_read_simple(quick, body, sizeof(body)), 200);
+    assert_string_equal(body, "plain");
+    client_close(quick);
+}
+
 /* A streamed reply's reads run beside the HTTP thread: a read that takes
  * 300 ms does not hold up another connection's request on the same (only)
  * thread. Before, the small request waited for the read. */
@@ -640,17 +652,12 @@ slow_stream_read_does_not_hold_up_others(void **state)
     struct client *slow = client_new(*state);
     client_sendf(slow, "GET /gen?n=200000&slow_ms=300 HTTP/1.1\r\nHost: t\r\n\r\n");
     WAIT_FOR(atomic_load(&n_reads_begun) == 1);
-    struct client *quick = client_new(*state);
-    client_sendf(quick, "GET /plain HTTP/1.1\r\nHost: t\r\n\r\n");
-    char body[64];
-    assert_int_equal(client_read_simple(quick, body, sizeof(body)), 200);
-    assert_string_equal(body, "plain");
+    assert_plain_answered(*state);
     assert_int_equal(atomic_load(&n_reads_done), 0); /* answered while the read sleeps */
     char head[4096];
     assert_int_equal(client_read_head(slow, head, sizeof(head)), 200);
     client_read_pattern(slow, 0, 200000);
     WAIT_FOR(atomic_load(&n_frees) == 1);
-    client_close(quick);
     client_close(slow);
 }
 
@@ -667,18 +674,14 @@ slow_sink_write_does_not_hold_up_others(void **state)
                  size);
     client_send_pattern(slow, 0, 65536, 65536);
     WAIT_FOR(atomic_load(&n_writes_begun) == 1);
-    struct client *quick = client_new(*state);
-    client_sendf(quick, "GET /plain HTTP/1.1\r\nHost: t\r\n\r\n");
-    char body[256];
-    assert_int_equal(client_read_simple(quick, body, sizeof(body)), 200);
-    assert_string_equal(body, "plain");
+    assert_plain_answered(*state);
     assert_int_equal(atomic_load(&n_written), 0); /* answered while the write sleeps */
     client_send_pattern(slow, 65536, size - 65536, 1 << 20);
+    char body[256];
     assert_int_equal(client_read_simple(slow, body, sizeof(body)), 200);
     char expect[128];
     snprintf(expect, sizeof(expect), "%u %llu", size, (unsigned long long)pattern_sum(size));
     assert_string_equal(body, expect);
-    client_close(quick);
     client_close(slow);
 }
 
