@@ -1,0 +1,493 @@
+/* A streamed reply's source. Its read function may block (a disk read, an
+ * XVA export's compression of a 1 MiB chunk), and the HTTP thread that would
+ * call it serves many other connections, so it runs on a producer thread of
+ * its own instead, started at the first content read: the producer reads up
+ * to STREAM_AHEAD blocks ahead; MHD's content reader takes from them, and
+ * when none is ready it suspends the connection (libmicrohttpd allows that
+ * from a content reader) and returns 0; the producer resumes it with the
+ * next block.
+ *
+ * Lifetime: a reference for MHD (dropped by its free callback) and one for
+ * the producer (dropped when it exits); the last calls free_fn, so free_fn
+ * never runs while read does. A started source is on srv->streams until
+ * then; http_server_stop() resumes the waiting ones and waits for all.
+ * src->conn is used outside MHD's callbacks only while src->waiting: MHD
+ * never closes a suspended connection (invariant 2). Lock order: srv->lock,
+ * then src->mu, then MHD's mutexes. */
+#define STREAM_AHEAD 4
+
+/* Read size of a streamed reply: MHD caps it at what the connection's memory
+ * pool leaves free, so this is an upper bound. */
+#define HTTP_STREAM_BLOCK (64u * 1024)
+
+/* What the producer reads at once: several of MHD's reads, so that a
+ * reader that outruns the producer suspends its connection once per few
+ * of them, not at each. */
+#define STREAM_READ_SIZE (256u * 1024)
+
+/* A buffer of a streamed reply or body, queued or kept for reuse. */
+struct xfer_block {
+    struct xfer_block *next;
+    size_t len, off;
+    char data[];
+};
+
+static void
+xfer_blocks_free(struct xfer_block *b)
+{
+    while (b) {
+        struct xfer_block *next = b->next;
+        free(b);
+        b = next;
+    }
+}
+
+/* Starts @fn(@arg) on a detached thread. */
+static bool
+spawn_detached(void *(*fn)(void *), void *arg)
+{
+    pthread_attr_t attr;
+    pthread_t thread;
+    if (pthread_attr_init(&attr) != 0)
+        return false;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&thread, &attr, fn, arg);
+    pthread_attr_destroy(&attr);
+    return rc == 0;
+}
+
+struct stream_source {
+    http_stream_read_fn *read;
+    http_stream_free_fn *free_fn;
+    void *opaque;
+    struct http_server *srv; /* a reference */
+    struct MHD_Connection *conn;
+    struct stream_source *prev, *next; /* srv->streams, under srv->lock */
+    bool started;                      /* MHD's thread for the connection only */
+    pthread_mutex_t mu;
+    pthread_cond_t room;
+    /* guarded by mu */
+    struct xfer_block *head, *tail;
+    struct xfer_block *spare; /* blocks for reuse: no allocation per block */
+    unsigned n_blocks;
+    uint64_t produced; /* the next read's position */
+    unsigned refs;
+    bool ended;   /* the read returned 0 or failed (err) */
+    int err;
+    bool waiting; /* the connection is suspended for the next block */
+    bool closing; /* MHD is done with it, or the server stops */
+};
+
+static void
+stream_release(struct stream_source *src)
+{
+    pthread_mutex_lock(&src->mu);
+    bool last = --src->refs == 0;
+    pthread_mutex_unlock(&src->mu);
+    if (!last)
+        return;
+    if (src->free_fn)
+        src->free_fn(src->opaque);
+    struct http_server *srv = src->srv;
+    if (src->started) {
+        pthread_mutex_lock(&srv->lock);
+        if (src->prev)
+            src->prev->next = src->next;
+        else
+            srv->streams = src->next;
+        if (src->next)
+            src->next->prev = src->prev;
+        srv->n_streams--;
+        pthread_cond_broadcast(&srv->streams_done);
+        pthread_mutex_unlock(&srv->lock);
+    }
+    xfer_blocks_free(src->head);
+    xfer_blocks_free(src->spare);
+    pthread_mutex_destroy(&src->mu);
+    pthread_cond_destroy(&src->room);
+    free(src);
+    server_unref(srv);
+}
+
+/* Wakes a connection suspended for data; src->mu held. */
+static void
+stream_wake(struct stream_source *src)
+{
+    if (src->waiting) {
+        src->waiting = false;
+        MHD_resume_connection(src->conn);
+    }
+}
+
+static void *
+stream_produce(void *arg)
+{
+    struct stream_source *src = arg;
+    pthread_mutex_lock(&src->mu);
+    while (!src->closing && !src->ended) {
+        if (src->n_blocks >= STREAM_AHEAD) {
+            pthread_cond_wait(&src->room, &src->mu);
+            continue;
+        }
+        struct xfer_block *b = src->spare;
+        if (b)
+            src->spare = b->next;
+        uint64_t pos = src->produced;
+        pthread_mutex_unlock(&src->mu);
+        if (!b)
+            b = malloc(sizeof(*b) + STREAM_READ_SIZE);
+        ssize_t n = b ? src->read(src->opaque, pos, b->data, STREAM_READ_SIZE) : -ENOMEM;
+        pthread_mutex_lock(&src->mu);
+        if (n > 0 && (size_t)n <= STREAM_READ_SIZE) {
+            b->next = NULL;
+            b->len = (size_t)n;
+            b->off = 0;
+            if (src->tail)
+                src->tail->next = b;
+            else
+                src->head = b;
+            src->tail = b;
+            src->n_blocks++;
+            src->produced += (uint64_t)n;
+        } else {
+            free(b);
+            src->ended = true;
+            src->err = n == 0 ? 0 : n < 0 ? (int)n : -EIO;
+        }
+        stream_wake(src);
+    }
+    pthread_mutex_unlock(&src->mu);
+    stream_release(src);
+    return NULL;
+}
+
+/* At the first content read, on MHD's thread: the producer's reference and
+ * thread, and a place on srv->streams. false: the reply cannot go on. */
+static bool
+producer_start(struct stream_source *src)
+{
+    struct http_server *srv = src->srv;
+    src->started = true;
+    pthread_mutex_lock(&srv->lock);
+    bool ok = !srv->stopping;
+    if (ok) {
+        src->next = srv->streams;
+        if (srv->streams)
+            srv->streams->prev = src;
+        srv->streams = src;
+        srv->n_streams++;
+    }
+    pthread_mutex_unlock(&srv->lock);
+    if (!ok) {
+        src->started = false;
+        return false;
+    }
+    pthread_mutex_lock(&src->mu);
+    src->refs++;
+    pthread_mutex_unlock(&src->mu);
+    if (!spawn_detached(stream_produce, src)) {
+        pthread_mutex_lock(&src->mu);
+        src->ended = true;
+        src->err = -EAGAIN;
+        pthread_mutex_unlock(&src->mu);
+        stream_release(src); /* the producer's: MHD's remains */
+    }
+    return true;
+}
+
+static ssize_t
+stream_source_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct stream_source *src = cls;
+    (void)pos; /* MHD reads in order: the producer keeps the position */
+    if (max == 0)
+        return 0; /* MHD asks again with room */
+    if (!src->started && !producer_start(src))
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    pthread_mutex_lock(&src->mu);
+    size_t n = 0;
+    while (n < max && src->head) {
+        struct xfer_block *b = src->head;
+        size_t take = b->len - b->off < max - n ? b->len - b->off : max - n;
+        memcpy(buf + n, b->data + b->off, take);
+        n += take;
+        b->off += take;
+        if (b->off == b->len) {
+            src->head = b->next;
+            if (!src->head)
+                src->tail = NULL;
+            src->n_blocks--;
+            b->next = src->spare;
+            src->spare = b;
+            pthread_cond_signal(&src->room);
+        }
+    }
+    ssize_t ret = (ssize_t)n;
+    if (n == 0) {
+        if (src->closing || (src->ended && src->err))
+            ret = MHD_CONTENT_READER_END_WITH_ERROR; /* MHD closes the connection */
+        else if (src->ended)
+            ret = MHD_CONTENT_READER_END_OF_STREAM;
+        else {
+            src->waiting = true;
+            MHD_suspend_connection(src->conn);
+        }
+    }
+    pthread_mutex_unlock(&src->mu);
+    return ret;
+}
+
+static void
+stream_source_free(void *cls)
+{
+    struct stream_source *src = cls;
+    pthread_mutex_lock(&src->mu);
+    src->closing = true;
+    src->waiting = false; /* never set here: MHD does not close a suspended connection */
+    pthread_cond_signal(&src->room);
+    pthread_mutex_unlock(&src->mu);
+    stream_release(src);
+}
+
+void
+http_reply_stream(struct http_request *req, unsigned status, const char *content_type,
+                  const char *const *headers, size_t n_headers, int64_t content_length,
+                  http_stream_read_fn *read, http_stream_free_fn *free_fn, void *opaque)
+{
+    struct stream_source *src = malloc(sizeof(*src));
+    if (!src) {
+        if (free_fn)
+            free_fn(opaque);
+        reply_store(req, status, NULL); /* closed without a reply */
+        return;
+    }
+    *src = (struct stream_source){.read = read, .free_fn = free_fn, .opaque = opaque,
+                                  .srv = req->srv, .conn = req->conn, .refs = 1};
+    atomic_fetch_add(&req->srv->refs, 1);
+    pthread_mutex_init(&src->mu, NULL);
+    pthread_cond_init(&src->room, NULL);
+    uint64_t size = content_length < 0 ? MHD_SIZE_UNKNOWN : (uint64_t)content_length;
+    /* once created, the response owns src (MHD calls stream_source_free) */
+    struct MHD_Response *r = MHD_create_response_from_callback(
+        size, HTTP_STREAM_BLOCK, stream_source_read, src, stream_source_free);
+    if (!r) {
+        stream_source_free(src);
+        reply_store(req, status, NULL);
+        return;
+    }
+    response_decorate(r, status, content_type, headers, n_headers);
+    reply_store(req, status, r);
+}
+
+/*==== Streamed bodies: written on a consumer thread ====*/
+
+/* A stream route's body goes through a pipe: the connection's thread copies
+ * each piece MHD reads into it, and a consumer thread of the body's own
+ * calls the sink's write() (a disk write, an XVA import's decompression),
+ * then finish() or abort(), so the HTTP thread serves its other connections
+ * meanwhile. Back-pressure: with PIPE_MAX_PIECES queued, the connection is
+ * suspended with the bytes not taken (MHD offers them again on resume) until
+ * the consumer has taken one out. Pieces are reused, not freed, until the
+ * body ends.
+ *
+ * The connection's thread stops touching a pipe once it has ended it
+ * (pipe_end); the consumer frees it when it exits. A pipe is on srv->pipes
+ * until then; http_server_stop() closes them (the rest of a body is
+ * discarded, the suspended connections resumed) and waits for all. p->conn
+ * is used outside MHD's callbacks only while p->waiting (invariant 2). Lock
+ * order: srv->lock, then p->mu, then MHD's mutexes. */
+#define PIPE_PIECE (64u * 1024)
+#define PIPE_MAX_PIECES 16 /* 1 MiB */
+
+struct body_pipe {
+    struct http_server *srv; /* a reference */
+    struct http_request *req;
+    struct MHD_Connection *conn;
+    struct http_body_sink sink;
+    struct body_pipe *prev, *next; /* srv->pipes, under srv->lock */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    /* guarded by mu */
+    struct xfer_block *head, *tail;
+    struct xfer_block *spare; /* pieces for reuse: no allocation per piece */
+    unsigned n_pieces;        /* queued */
+    bool ended;   /* the body is complete: finish() once written */
+    bool aborted; /* the client left, or the server stopped: abort() */
+    bool failed;  /* a write failed: the rest is discarded */
+    bool closing; /* the server stops: take nothing more */
+    bool waiting; /* the connection is suspended for room */
+};
+
+/* Wakes a connection suspended for room; p->mu held. */
+static void
+pipe_wake(struct body_pipe *p)
+{
+    if (p->waiting) {
+        p->waiting = false;
+        MHD_resume_connection(p->conn);
+    }
+}
+
+static void
+pipe_close(struct body_pipe *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->closing = true;
+    pipe_wake(p);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void
+pipe_free(struct body_pipe *p)
+{
+    struct http_server *srv = p->srv;
+    pthread_mutex_lock(&srv->lock);
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        srv->pipes = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    srv->n_pipes--;
+    pthread_cond_broadcast(&srv->streams_done);
+    pthread_mutex_unlock(&srv->lock);
+    xfer_blocks_free(p->head);
+    xfer_blocks_free(p->spare);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p);
+    server_unref(srv);
+}
+
+static void *
+pipe_consume(void *arg)
+{
+    struct body_pipe *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->head && !p->ended && !p->aborted)
+            pthread_cond_wait(&p->cv, &p->mu);
+        if (p->aborted || !p->head)
+            break;
+        struct xfer_block *piece = p->head;
+        p->head = piece->next;
+        if (!p->head)
+            p->tail = NULL;
+        p->n_pieces--;
+        pipe_wake(p);
+        bool write = !p->failed;
+        pthread_mutex_unlock(&p->mu);
+        bool failed = write && p->sink.write(p->sink.ctx, piece->data, piece->len) < 0;
+        pthread_mutex_lock(&p->mu);
+        piece->next = p->spare;
+        p->spare = piece;
+        if (failed)
+            p->failed = true; /* read on, discard: finish() answers */
+    }
+    bool aborted = p->aborted;
+    pthread_mutex_unlock(&p->mu);
+    if (aborted)
+        p->sink.abort(p->sink.ctx);
+    else
+        p->sink.finish(p->sink.ctx, p->req); /* the application's reference is taken */
+    pipe_free(p);
+    return NULL;
+}
+
+/* For a stream route's request whose begin handed back @sink; srv->lock
+ * held. NULL if no consumer could start (the caller aborts the sink). */
+static struct body_pipe *
+pipe_start(struct http_request *req, const struct http_body_sink *sink)
+{
+    struct http_server *srv = req->srv;
+    struct body_pipe *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    *p = (struct body_pipe){.srv = srv, .req = req, .conn = req->conn, .sink = *sink};
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    /* on the list first: the consumer takes srv->lock to leave it */
+    p->next = srv->pipes;
+    if (srv->pipes)
+        srv->pipes->prev = p;
+    srv->pipes = p;
+    srv->n_pipes++;
+    atomic_fetch_add(&srv->refs, 1);
+    if (!spawn_detached(pipe_consume, p)) {
+        srv->pipes = p->next;
+        if (p->next)
+            p->next->prev = NULL;
+        srv->n_pipes--;
+        atomic_fetch_sub(&srv->refs, 1); /* not the last: the caller holds one */
+        pthread_mutex_destroy(&p->mu);
+        pthread_cond_destroy(&p->cv);
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* What MHD read of the body, on the connection's thread, all of it or none
+ * (MHD may not offer a remainder again before more bytes arrive): 1 taken
+ * (or discarded after a failed write, or when the server stops), 0 full (the
+ * connection is now suspended; nothing taken), -ENOMEM. */
+static int
+pipe_offer(struct body_pipe *p, const char *data, size_t len)
+{
+    pthread_mutex_lock(&p->mu);
+    if (p->failed || p->closing) {
+        pthread_mutex_unlock(&p->mu);
+        return 1;
+    }
+    if (p->n_pieces >= PIPE_MAX_PIECES) {
+        p->waiting = true;
+        MHD_suspend_connection(p->conn);
+        pthread_mutex_unlock(&p->mu);
+        return 0;
+    }
+    while (len > 0) {
+        struct xfer_block *piece = p->spare;
+        if (piece) {
+            p->spare = piece->next;
+        } else {
+            pthread_mutex_unlock(&p->mu);
+            piece = malloc(sizeof(*piece) + PIPE_PIECE);
+            pthread_mutex_lock(&p->mu);
+            if (!piece) {
+                pthread_mutex_unlock(&p->mu);
+                return -ENOMEM;
+            }
+        }
+        /* only this thread fills a piece before it is queued */
+        size_t n = len < PIPE_PIECE ? len : PIPE_PIECE;
+        memcpy(piece->data, data, n);
+        piece->len = n;
+        piece->next = NULL;
+        if (p->tail)
+            p->tail->next = piece;
+        else
+            p->head = piece;
+        p->tail = piece;
+        p->n_pieces++;
+        data += n;
+        len -= n;
+    }
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    return 1;
+}
+
+/* The body is complete (@aborted false: the application's reference is
+ * taken for finish()) or will never be; on the connection's thread, which
+ * must not touch @p afterwards. */
+static void
+pipe_end(struct body_pipe *p, bool aborted)
+{
+    pthread_mutex_lock(&p->mu);
+    if (aborted)
+        p->aborted = true;
+    else
+        p->ended = true;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
