@@ -9,6 +9,9 @@
  * query arguments and cookies are copied out of MHD, and the handler is
  * called once. The copy is what lets a request outlive its connection: the
  * handler's owner may reply after the client has gone or the server stopped.
+ * Streamed replies and bodies (bulk transfers) have threads of their own:
+ * http/http_stream.c; the structures both files use are in http/http_int.h.
+ *
  * A reply never touches the connection directly; it is stored in the request
  * and queued by the access handler, which MHD calls either when the handler
  * returns or after MHD_resume_connection().
@@ -54,6 +57,7 @@
  */
 #include "http/http.h"
 
+#include "http/http_int.h"
 #include "http/http_limit.h"
 #include "http/tls_cert.h"
 #include "http/tls_policy.h"
@@ -91,8 +95,6 @@
  * keep-alive connections. The backlog absorbs bursts of connects while the
  * listener threads accept. */
 #define HTTP_LISTEN_BACKLOG 1024
-
-
 
 /* *req_cls of requests that get no http_request: a 413 answered at the first
  * call (MHD then reads no body and closes), and an OPTIONS pre-flight, which
@@ -288,7 +290,7 @@ http_parse_basic_auth(const char *value, char **user, char **password)
 
 /*==== Requests: lifetime, copies, accessors ====*/
 
-static void
+void
 server_unref(struct http_server *srv)
 {
     if (atomic_fetch_sub(&srv->refs, 1) != 1)
@@ -578,8 +580,7 @@ response_add_raw_header(struct MHD_Response *r, const char *line)
     free(name);
 }
 
-/* Content-Type, CORS, extra headers, and close after a 5xx, on @r. */
-static void
+void
 response_decorate(struct MHD_Response *r, unsigned status, const char *content_type,
                   const char *const *headers, size_t n_headers)
 {
@@ -634,7 +635,7 @@ list_push(struct http_request **head, struct http_request *req)
 
 /* Stores @resp (may be NULL: close without reply) as @req's answer, wakes
  * the connection if it sleeps, and drops the application's reference. */
-static void
+void
 reply_store(struct http_request *req, unsigned status, struct MHD_Response *resp)
 {
     struct http_server *srv = req->srv;
@@ -696,6 +697,7 @@ http_reply_with_headers(struct http_request *req, unsigned status, const char *c
                                MHD_RESPMEM_MUST_COPY));
 }
 
+/* http_reply_stream(): http/http_stream.c */
 
 int
 http_server_add_stream_route(struct http_server *srv, const char *method, const char *path,
@@ -1101,7 +1103,6 @@ framing_check(struct MHD_Connection *conn)
         return 501;
     return 0;
 }
-
 
 /* The first call for a stream route's request: the head is in. The begin
  * function runs as a handler would (state HANDLING, the application's
@@ -1733,15 +1734,7 @@ http_server_stop(struct http_server *srv)
         shutdown(t->tunnel_fd, SHUT_RDWR); /* the callbacks read EOF and return */
     while (srv->n_tunnels > 0)
         pthread_cond_wait(&srv->tunnels_done, &srv->lock);
-    for (struct stream_source *src = srv->streams; src; src = src->next) {
-        pthread_mutex_lock(&src->mu);
-        src->closing = true; /* its reader ends the reply; its producer exits */
-        pthread_cond_signal(&src->room);
-        stream_wake(src);
-        pthread_mutex_unlock(&src->mu);
-    }
-    for (struct body_pipe *bp = srv->pipes; bp; bp = bp->next)
-        pipe_close(bp); /* the rest of the body is discarded; MHD's stop aborts it */
+    streams_close_all(srv);
     pthread_mutex_unlock(&srv->lock);
 
     for (int i = 0; i < LST_COUNT; i++) {

@@ -1,3 +1,26 @@
+/* http/http_int.h - what http/http.c and http/http_stream.c share: the
+ * request and server structures, and the few functions each calls of the
+ * other. Not for use outside http/; the interface is http/http.h. The
+ * request state machine, the invariants and the lock order are described
+ * at the top of http/http.c.
+ */
+#ifndef VESSEL_HTTP_HTTP_INT_H
+#define VESSEL_HTTP_HTTP_INT_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <gnutls/gnutls.h>
+#include <microhttpd.h>
+
+#include "http/http.h"
+
+struct stream_source; /* http/http_stream.c */
+struct body_pipe;     /* http/http_stream.c */
+
 enum req_state {
     REQ_READING,   /* body arriving; the application has not seen the request */
     REQ_HANDLING,  /* the handler is running on the connection's thread */
@@ -93,3 +116,31 @@ struct http_request {
     bool pipe_was_full;          /* suspended for room: refresh the timeout */
     atomic_bool authenticated;   /* http_request_set_authenticated() */
 };
+
+/* http/http.c */
+void server_unref(struct http_server *srv);
+/* Stores @resp (NULL: close without a reply) as @req's reply and drops the
+ * application's reference; any thread. */
+void reply_store(struct http_request *req, unsigned status, struct MHD_Response *resp);
+/* Content-Type, CORS, extra headers, and close after a 5xx, on @r. */
+void response_decorate(struct MHD_Response *r, unsigned status, const char *content_type,
+                       const char *const *headers, size_t n_headers);
+
+/* http/http_stream.c */
+/* Starts @fn(@arg) on a detached thread. */
+bool spawn_detached(void *(*fn)(void *), void *arg);
+/* For a stream route's request whose begin handed back @sink; srv->lock
+ * held. NULL if no consumer could start (the caller aborts the sink). */
+struct body_pipe *pipe_start(struct http_request *req, const struct http_body_sink *sink);
+/* What MHD read of the body, on the connection's thread, all of it or none:
+ * 1 taken (or discarded), 0 full (the connection is now suspended; nothing
+ * taken), -ENOMEM. */
+int pipe_offer(struct body_pipe *p, const char *data, size_t len);
+/* The body is complete (@aborted false: the application's reference is
+ * taken for finish()) or will never be; the caller must not touch @p after. */
+void pipe_end(struct body_pipe *p, bool aborted);
+/* At stop, srv->lock held: every streamed reply and body is closed (their
+ * readers and writers end, the waiting connections are resumed). */
+void streams_close_all(struct http_server *srv);
+
+#endif

@@ -1,3 +1,14 @@
+/* http/http_stream.c - bulk transfers beside the HTTP threads: a streamed
+ * reply's producer thread and a streamed body's consumer thread (see the
+ * two sections below), so that a disk read or write, or an XVA chunk's
+ * compression, never holds up the other connections of an HTTP thread.
+ */
+#include "http/http_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
 /* A streamed reply's source. Its read function may block (a disk read, an
  * XVA export's compression of a 1 MiB chunk), and the HTTP thread that would
  * call it serves many other connections, so it runs on a producer thread of
@@ -42,8 +53,7 @@ xfer_blocks_free(struct xfer_block *b)
     }
 }
 
-/* Starts @fn(@arg) on a detached thread. */
-static bool
+bool
 spawn_detached(void *(*fn)(void *), void *arg)
 {
     pthread_attr_t attr;
@@ -394,9 +404,7 @@ pipe_consume(void *arg)
     return NULL;
 }
 
-/* For a stream route's request whose begin handed back @sink; srv->lock
- * held. NULL if no consumer could start (the caller aborts the sink). */
-static struct body_pipe *
+struct body_pipe *
 pipe_start(struct http_request *req, const struct http_body_sink *sink)
 {
     struct http_server *srv = req->srv;
@@ -431,7 +439,7 @@ pipe_start(struct http_request *req, const struct http_body_sink *sink)
  * (MHD may not offer a remainder again before more bytes arrive): 1 taken
  * (or discarded after a failed write, or when the server stops), 0 full (the
  * connection is now suspended; nothing taken), -ENOMEM. */
-static int
+int
 pipe_offer(struct body_pipe *p, const char *data, size_t len)
 {
     pthread_mutex_lock(&p->mu);
@@ -480,7 +488,7 @@ pipe_offer(struct body_pipe *p, const char *data, size_t len)
 /* The body is complete (@aborted false: the application's reference is
  * taken for finish()) or will never be; on the connection's thread, which
  * must not touch @p afterwards. */
-static void
+void
 pipe_end(struct body_pipe *p, bool aborted)
 {
     pthread_mutex_lock(&p->mu);
@@ -490,4 +498,18 @@ pipe_end(struct body_pipe *p, bool aborted)
         p->ended = true;
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
+}
+
+void
+streams_close_all(struct http_server *srv)
+{
+    for (struct stream_source *src = srv->streams; src; src = src->next) {
+        pthread_mutex_lock(&src->mu);
+        src->closing = true; /* its reader ends the reply; its producer exits */
+        pthread_cond_signal(&src->room);
+        stream_wake(src);
+        pthread_mutex_unlock(&src->mu);
+    }
+    for (struct body_pipe *p = srv->pipes; p; p = p->next)
+        pipe_close(p); /* the rest of the body is discarded; MHD's stop aborts it */
 }
