@@ -1,4 +1,4 @@
-/* tests/unit/http/test_http_stream.c - streamed bodies and replies of http/http.c.
+/* tests/unit/http/test_http_stream.c - streamed bodies and replies (http/http_stream.c).
  *
  * A server on loopback TCP (port 0) with stream routes:
  *   PUT  /sink      counts and checksums the body; finish() replies "N SUM" (or,
