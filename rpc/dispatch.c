@@ -343,7 +343,8 @@ runs_long(const struct run *r)
         return strcmp(m->name, "from") == 0 && r->n_args > 1 && r->args[1]->kind == XVAL_STRING &&
                r->args[1]->str.s[0] == '\0';
     default:
-        return !m->session || (m->cls == &xapi_class_session && strcmp(m->name, "change_password") == 0);
+        return !m->session ||
+               (m->cls == &xapi_class_session && strcmp(m->name, "change_password") == 0);
     }
 }
 
