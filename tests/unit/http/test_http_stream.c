@@ -644,13 +644,13 @@ assert_plain_answered(struct http_server *srv)
 }
 
 /* A streamed reply's reads run beside the HTTP thread: a read that takes
- * 300 ms does not hold up another connection's request on the same (only)
+ * a second does not hold up another connection's request on the same (only)
  * thread. Before, the small request waited for the read. */
 static void
 slow_stream_read_does_not_hold_up_others(void **state)
 {
     struct client *slow = client_new(*state);
-    client_sendf(slow, "GET /gen?n=200000&slow_ms=300 HTTP/1.1\r\nHost: t\r\n\r\n");
+    client_sendf(slow, "GET /gen?n=200000&slow_ms=1000 HTTP/1.1\r\nHost: t\r\n\r\n");
     WAIT_FOR(atomic_load(&n_reads_begun) == 1);
     assert_plain_answered(*state);
     assert_int_equal(atomic_load(&n_reads_done), 0); /* answered while the read sleeps */
@@ -662,7 +662,7 @@ slow_stream_read_does_not_hold_up_others(void **state)
 }
 
 /* A streamed body's writes run beside the HTTP thread too: while a write
- * takes 300 ms, another connection's request on the same (only) thread is
+ * takes a second, another connection's request on the same (only) thread is
  * answered, and the body (4 MiB: more than the pipe holds, so its connection
  * waits for room) arrives whole. */
 static void
@@ -670,7 +670,7 @@ slow_sink_write_does_not_hold_up_others(void **state)
 {
     const unsigned size = 4u << 20;
     struct client *slow = client_new(*state);
-    client_sendf(slow, "PUT /sink?slow_ms=300 HTTP/1.1\r\nHost: t\r\nContent-Length: %u\r\n\r\n",
+    client_sendf(slow, "PUT /sink?slow_ms=1000 HTTP/1.1\r\nHost: t\r\nContent-Length: %u\r\n\r\n",
                  size);
     client_send_pattern(slow, 0, 65536, 65536);
     WAIT_FOR(atomic_load(&n_writes_begun) == 1);
