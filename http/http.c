@@ -297,7 +297,7 @@ server_unref(struct http_server *srv)
         return;
     pthread_mutex_destroy(&srv->lock);
     pthread_cond_destroy(&srv->tunnels_done);
-    pthread_cond_destroy(&srv->streams_done);
+    pthread_cond_destroy(&srv->transfers_done);
     free(srv);
 }
 
@@ -1696,7 +1696,7 @@ http_server_start(const struct http_config *cfg, struct http_server **out, char 
         return -ENOMEM;
     pthread_mutex_init(&srv->lock, NULL);
     pthread_cond_init(&srv->tunnels_done, NULL);
-    pthread_cond_init(&srv->streams_done, NULL);
+    pthread_cond_init(&srv->transfers_done, NULL);
     atomic_init(&srv->refs, 1);
     srv->handler = cfg->handler;
     srv->opaque = cfg->opaque;
@@ -1734,7 +1734,7 @@ http_server_stop(struct http_server *srv)
         shutdown(t->tunnel_fd, SHUT_RDWR); /* the callbacks read EOF and return */
     while (srv->n_tunnels > 0)
         pthread_cond_wait(&srv->tunnels_done, &srv->lock);
-    streams_close_all(srv);
+    transfers_close_all(srv);
     pthread_mutex_unlock(&srv->lock);
 
     for (int i = 0; i < LST_COUNT; i++) {
@@ -1745,8 +1745,8 @@ http_server_stop(struct http_server *srv)
     }
     /* producers still in a read: their free_fn must have run when stop returns */
     pthread_mutex_lock(&srv->lock);
-    while (srv->n_streams > 0 || srv->n_pipes > 0)
-        pthread_cond_wait(&srv->streams_done, &srv->lock);
+    while (srv->transfers)
+        pthread_cond_wait(&srv->transfers_done, &srv->lock);
     pthread_mutex_unlock(&srv->lock);
     if (srv->unix_path) {
         (void)unlink(srv->unix_path);

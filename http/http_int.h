@@ -18,8 +18,16 @@
 
 #include "http/http.h"
 
-struct stream_source; /* http/http_stream.c */
-struct body_pipe;     /* http/http_stream.c */
+struct body_pipe; /* http/http_stream.c */
+
+/* A bulk transfer with a thread of its own (a streamed reply's producer, a
+ * streamed body's consumer: http/http_stream.c), on srv->transfers until
+ * it is done; http_server_stop() calls close() on each, srv->lock held, and
+ * waits for the list to empty. */
+struct xfer_node {
+    struct xfer_node *prev, *next;
+    void (*close)(struct xfer_node *n);
+};
 
 enum req_state {
     REQ_READING,   /* body arriving; the application has not seen the request */
@@ -69,11 +77,8 @@ struct http_server {
     unsigned n_suspended;
     struct http_request *tunnels; /* REQ_TUNNELING requests */
     unsigned n_tunnels;
-    struct stream_source *streams; /* streamed replies with a producer */
-    unsigned n_streams;
-    pthread_cond_t streams_done;   /* also for pipes */
-    struct body_pipe *pipes;       /* streamed bodies with a consumer */
-    unsigned n_pipes;
+    struct xfer_node *transfers; /* streamed replies and bodies with a thread */
+    pthread_cond_t transfers_done;
     /* set up by start, read-only until stop */
     struct http_listener lst[LST_COUNT];
     char *unix_path;
@@ -141,6 +146,6 @@ int pipe_offer(struct body_pipe *p, const char *data, size_t len);
 void pipe_end(struct body_pipe *p, bool aborted);
 /* At stop, srv->lock held: every streamed reply and body is closed (their
  * readers and writers end, the waiting connections are resumed). */
-void streams_close_all(struct http_server *srv);
+void transfers_close_all(struct http_server *srv);
 
 #endif

@@ -20,7 +20,7 @@
  *
  * Lifetime: a reference for MHD (dropped by its free callback) and one for
  * the producer (dropped when it exits); the last calls free_fn, so free_fn
- * never runs while read does. A started source is on srv->streams until
+ * never runs while read does. A started source is on srv->transfers until
  * then; http_server_stop() resumes the waiting ones and waits for all.
  * src->conn is used outside MHD's callbacks only while src->waiting: MHD
  * never closes a suspended connection (invariant 2). Lock order: srv->lock,
@@ -43,8 +43,57 @@ struct xfer_block {
     char data[];
 };
 
+/* Blocks in order, and the ones kept for reuse (no allocation per block);
+ * under its owner's mutex. */
+struct xfer_queue {
+    struct xfer_block *head, *tail;
+    struct xfer_block *spare;
+    unsigned n; /* queued */
+};
+
 static void
-xfer_blocks_free(struct xfer_block *b)
+xq_push(struct xfer_queue *q, struct xfer_block *b)
+{
+    b->next = NULL;
+    if (q->tail)
+        q->tail->next = b;
+    else
+        q->head = b;
+    q->tail = b;
+    q->n++;
+}
+
+/* The first block, which is taken off the queue. */
+static struct xfer_block *
+xq_pop(struct xfer_queue *q)
+{
+    struct xfer_block *b = q->head;
+    q->head = b->next;
+    if (!q->head)
+        q->tail = NULL;
+    q->n--;
+    return b;
+}
+
+/* A block kept for reuse, or NULL. */
+static struct xfer_block *
+xq_spare(struct xfer_queue *q)
+{
+    struct xfer_block *b = q->spare;
+    if (b)
+        q->spare = b->next;
+    return b;
+}
+
+static void
+xq_recycle(struct xfer_queue *q, struct xfer_block *b)
+{
+    b->next = q->spare;
+    q->spare = b;
+}
+
+static void
+blocks_free(struct xfer_block *b)
 {
     while (b) {
         struct xfer_block *next = b->next;
@@ -52,6 +101,51 @@ xfer_blocks_free(struct xfer_block *b)
         b = next;
     }
 }
+
+static void
+xq_free(struct xfer_queue *q)
+{
+    blocks_free(q->head);
+    blocks_free(q->spare);
+}
+
+/* srv->lock held */
+static void
+transfer_link(struct http_server *srv, struct xfer_node *n)
+{
+    n->prev = NULL;
+    n->next = srv->transfers;
+    if (srv->transfers)
+        srv->transfers->prev = n;
+    srv->transfers = n;
+}
+
+/* srv->lock held; wakes a stop waiting for the list to empty */
+static void
+transfer_unlink(struct http_server *srv, struct xfer_node *n)
+{
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        srv->transfers = n->next;
+    if (n->next)
+        n->next->prev = n->prev;
+    pthread_cond_broadcast(&srv->transfers_done);
+}
+
+/* Resumes @conn if it is suspended waiting for a transfer's thread (data to
+ * send, room for the body); under the transfer's mutex, which guards
+ * *@waiting. */
+static void
+wake_if_waiting(bool *waiting, struct MHD_Connection *conn)
+{
+    if (*waiting) {
+        *waiting = false;
+        MHD_resume_connection(conn);
+    }
+}
+
+#define NODE_OWNER(n, type) ((type *)((char *)(n) - offsetof(type, node)))
 
 bool
 spawn_detached(void *(*fn)(void *), void *arg)
@@ -72,14 +166,12 @@ struct stream_source {
     void *opaque;
     struct http_server *srv; /* a reference */
     struct MHD_Connection *conn;
-    struct stream_source *prev, *next; /* srv->streams, under srv->lock */
-    bool started;                      /* MHD's thread for the connection only */
+    struct xfer_node node; /* once started: srv->transfers, under srv->lock */
+    bool started;          /* MHD's thread for the connection only */
     pthread_mutex_t mu;
     pthread_cond_t room;
     /* guarded by mu */
-    struct xfer_block *head, *tail;
-    struct xfer_block *spare; /* blocks for reuse: no allocation per block */
-    unsigned n_blocks;
+    struct xfer_queue q;
     uint64_t produced; /* the next read's position */
     unsigned refs;
     bool ended;   /* the read returned 0 or failed (err) */
@@ -101,32 +193,26 @@ stream_release(struct stream_source *src)
     struct http_server *srv = src->srv;
     if (src->started) {
         pthread_mutex_lock(&srv->lock);
-        if (src->prev)
-            src->prev->next = src->next;
-        else
-            srv->streams = src->next;
-        if (src->next)
-            src->next->prev = src->prev;
-        srv->n_streams--;
-        pthread_cond_broadcast(&srv->streams_done);
+        transfer_unlink(srv, &src->node);
         pthread_mutex_unlock(&srv->lock);
     }
-    xfer_blocks_free(src->head);
-    xfer_blocks_free(src->spare);
+    xq_free(&src->q);
     pthread_mutex_destroy(&src->mu);
     pthread_cond_destroy(&src->room);
     free(src);
     server_unref(srv);
 }
 
-/* Wakes a connection suspended for data; src->mu held. */
+/* At stop (srv->lock held): the reader ends the reply, the producer exits. */
 static void
-stream_wake(struct stream_source *src)
+stream_close(struct xfer_node *n)
 {
-    if (src->waiting) {
-        src->waiting = false;
-        MHD_resume_connection(src->conn);
-    }
+    struct stream_source *src = NODE_OWNER(n, struct stream_source);
+    pthread_mutex_lock(&src->mu);
+    src->closing = true;
+    pthread_cond_signal(&src->room);
+    wake_if_waiting(&src->waiting, src->conn);
+    pthread_mutex_unlock(&src->mu);
 }
 
 static void *
@@ -135,13 +221,11 @@ stream_produce(void *arg)
     struct stream_source *src = arg;
     pthread_mutex_lock(&src->mu);
     while (!src->closing && !src->ended) {
-        if (src->n_blocks >= STREAM_AHEAD) {
+        if (src->q.n >= STREAM_AHEAD) {
             pthread_cond_wait(&src->room, &src->mu);
             continue;
         }
-        struct xfer_block *b = src->spare;
-        if (b)
-            src->spare = b->next;
+        struct xfer_block *b = xq_spare(&src->q);
         uint64_t pos = src->produced;
         pthread_mutex_unlock(&src->mu);
         if (!b)
@@ -149,22 +233,16 @@ stream_produce(void *arg)
         ssize_t n = b ? src->read(src->opaque, pos, b->data, STREAM_READ_SIZE) : -ENOMEM;
         pthread_mutex_lock(&src->mu);
         if (n > 0 && (size_t)n <= STREAM_READ_SIZE) {
-            b->next = NULL;
             b->len = (size_t)n;
             b->off = 0;
-            if (src->tail)
-                src->tail->next = b;
-            else
-                src->head = b;
-            src->tail = b;
-            src->n_blocks++;
+            xq_push(&src->q, b);
             src->produced += (uint64_t)n;
         } else {
             free(b);
             src->ended = true;
             src->err = n == 0 ? 0 : n < 0 ? (int)n : -EIO;
         }
-        stream_wake(src);
+        wake_if_waiting(&src->waiting, src->conn);
     }
     pthread_mutex_unlock(&src->mu);
     stream_release(src);
@@ -172,7 +250,7 @@ stream_produce(void *arg)
 }
 
 /* At the first content read, on MHD's thread: the producer's reference and
- * thread, and a place on srv->streams. false: the reply cannot go on. */
+ * thread, and a place on srv->transfers. false: the reply cannot go on. */
 static bool
 producer_start(struct stream_source *src)
 {
@@ -180,13 +258,8 @@ producer_start(struct stream_source *src)
     src->started = true;
     pthread_mutex_lock(&srv->lock);
     bool ok = !srv->stopping;
-    if (ok) {
-        src->next = srv->streams;
-        if (srv->streams)
-            srv->streams->prev = src;
-        srv->streams = src;
-        srv->n_streams++;
-    }
+    if (ok)
+        transfer_link(srv, &src->node);
     pthread_mutex_unlock(&srv->lock);
     if (!ok) {
         src->started = false;
@@ -216,19 +289,14 @@ stream_source_read(void *cls, uint64_t pos, char *buf, size_t max)
         return MHD_CONTENT_READER_END_WITH_ERROR;
     pthread_mutex_lock(&src->mu);
     size_t n = 0;
-    while (n < max && src->head) {
-        struct xfer_block *b = src->head;
+    while (n < max && src->q.head) {
+        struct xfer_block *b = src->q.head;
         size_t take = b->len - b->off < max - n ? b->len - b->off : max - n;
         memcpy(buf + n, b->data + b->off, take);
         n += take;
         b->off += take;
         if (b->off == b->len) {
-            src->head = b->next;
-            if (!src->head)
-                src->tail = NULL;
-            src->n_blocks--;
-            b->next = src->spare;
-            src->spare = b;
+            xq_recycle(&src->q, xq_pop(&src->q));
             pthread_cond_signal(&src->room);
         }
     }
@@ -272,7 +340,8 @@ http_reply_stream(struct http_request *req, unsigned status, const char *content
         return;
     }
     *src = (struct stream_source){.read = read, .free_fn = free_fn, .opaque = opaque,
-                                  .srv = req->srv, .conn = req->conn, .refs = 1};
+                                  .srv = req->srv, .conn = req->conn,
+                                  .node = {.close = stream_close}, .refs = 1};
     atomic_fetch_add(&req->srv->refs, 1);
     pthread_mutex_init(&src->mu, NULL);
     pthread_cond_init(&src->room, NULL);
@@ -301,7 +370,7 @@ http_reply_stream(struct http_request *req, unsigned status, const char *content
  * body ends.
  *
  * The connection's thread stops touching a pipe once it has ended it
- * (pipe_end); the consumer frees it when it exits. A pipe is on srv->pipes
+ * (pipe_end); the consumer frees it when it exits. A pipe is on srv->transfers
  * until then; http_server_stop() closes them (the rest of a body is
  * discarded, the suspended connections resumed) and waits for all. p->conn
  * is used outside MHD's callbacks only while p->waiting (invariant 2). Lock
@@ -314,13 +383,11 @@ struct body_pipe {
     struct http_request *req;
     struct MHD_Connection *conn;
     struct http_body_sink sink;
-    struct body_pipe *prev, *next; /* srv->pipes, under srv->lock */
+    struct xfer_node node; /* srv->transfers, under srv->lock */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     /* guarded by mu */
-    struct xfer_block *head, *tail;
-    struct xfer_block *spare; /* pieces for reuse: no allocation per piece */
-    unsigned n_pieces;        /* queued */
+    struct xfer_queue q;
     bool ended;   /* the body is complete: finish() once written */
     bool aborted; /* the client left, or the server stopped: abort() */
     bool failed;  /* a write failed: the rest is discarded */
@@ -328,22 +395,15 @@ struct body_pipe {
     bool waiting; /* the connection is suspended for room */
 };
 
-/* Wakes a connection suspended for room; p->mu held. */
+/* At stop (srv->lock held): the rest of the body is discarded; MHD's stop
+ * then aborts it. */
 static void
-pipe_wake(struct body_pipe *p)
+pipe_close(struct xfer_node *n)
 {
-    if (p->waiting) {
-        p->waiting = false;
-        MHD_resume_connection(p->conn);
-    }
-}
-
-static void
-pipe_close(struct body_pipe *p)
-{
+    struct body_pipe *p = NODE_OWNER(n, struct body_pipe);
     pthread_mutex_lock(&p->mu);
     p->closing = true;
-    pipe_wake(p);
+    wake_if_waiting(&p->waiting, p->conn);
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -352,17 +412,9 @@ pipe_free(struct body_pipe *p)
 {
     struct http_server *srv = p->srv;
     pthread_mutex_lock(&srv->lock);
-    if (p->prev)
-        p->prev->next = p->next;
-    else
-        srv->pipes = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
-    srv->n_pipes--;
-    pthread_cond_broadcast(&srv->streams_done);
+    transfer_unlink(srv, &p->node);
     pthread_mutex_unlock(&srv->lock);
-    xfer_blocks_free(p->head);
-    xfer_blocks_free(p->spare);
+    xq_free(&p->q);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     free(p);
@@ -375,22 +427,17 @@ pipe_consume(void *arg)
     struct body_pipe *p = arg;
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->head && !p->ended && !p->aborted)
+        while (!p->q.head && !p->ended && !p->aborted)
             pthread_cond_wait(&p->cv, &p->mu);
-        if (p->aborted || !p->head)
+        if (p->aborted || !p->q.head)
             break;
-        struct xfer_block *piece = p->head;
-        p->head = piece->next;
-        if (!p->head)
-            p->tail = NULL;
-        p->n_pieces--;
-        pipe_wake(p);
+        struct xfer_block *piece = xq_pop(&p->q);
+        wake_if_waiting(&p->waiting, p->conn);
         bool write = !p->failed;
         pthread_mutex_unlock(&p->mu);
         bool failed = write && p->sink.write(p->sink.ctx, piece->data, piece->len) < 0;
         pthread_mutex_lock(&p->mu);
-        piece->next = p->spare;
-        p->spare = piece;
+        xq_recycle(&p->q, piece);
         if (failed)
             p->failed = true; /* read on, discard: finish() answers */
     }
@@ -411,21 +458,15 @@ pipe_start(struct http_request *req, const struct http_body_sink *sink)
     struct body_pipe *p = calloc(1, sizeof(*p));
     if (!p)
         return NULL;
-    *p = (struct body_pipe){.srv = srv, .req = req, .conn = req->conn, .sink = *sink};
+    *p = (struct body_pipe){.srv = srv, .req = req, .conn = req->conn, .sink = *sink,
+                            .node = {.close = pipe_close}};
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     /* on the list first: the consumer takes srv->lock to leave it */
-    p->next = srv->pipes;
-    if (srv->pipes)
-        srv->pipes->prev = p;
-    srv->pipes = p;
-    srv->n_pipes++;
+    transfer_link(srv, &p->node);
     atomic_fetch_add(&srv->refs, 1);
     if (!spawn_detached(pipe_consume, p)) {
-        srv->pipes = p->next;
-        if (p->next)
-            p->next->prev = NULL;
-        srv->n_pipes--;
+        transfer_unlink(srv, &p->node);
         atomic_fetch_sub(&srv->refs, 1); /* not the last: the caller holds one */
         pthread_mutex_destroy(&p->mu);
         pthread_cond_destroy(&p->cv);
@@ -447,17 +488,15 @@ pipe_offer(struct body_pipe *p, const char *data, size_t len)
         pthread_mutex_unlock(&p->mu);
         return 1;
     }
-    if (p->n_pieces >= PIPE_MAX_PIECES) {
+    if (p->q.n >= PIPE_MAX_PIECES) {
         p->waiting = true;
         MHD_suspend_connection(p->conn);
         pthread_mutex_unlock(&p->mu);
         return 0;
     }
     while (len > 0) {
-        struct xfer_block *piece = p->spare;
-        if (piece) {
-            p->spare = piece->next;
-        } else {
+        struct xfer_block *piece = xq_spare(&p->q);
+        if (!piece) {
             pthread_mutex_unlock(&p->mu);
             piece = malloc(sizeof(*piece) + PIPE_PIECE);
             pthread_mutex_lock(&p->mu);
@@ -466,17 +505,10 @@ pipe_offer(struct body_pipe *p, const char *data, size_t len)
                 return -ENOMEM;
             }
         }
-        /* only this thread fills a piece before it is queued */
         size_t n = len < PIPE_PIECE ? len : PIPE_PIECE;
         memcpy(piece->data, data, n);
         piece->len = n;
-        piece->next = NULL;
-        if (p->tail)
-            p->tail->next = piece;
-        else
-            p->head = piece;
-        p->tail = piece;
-        p->n_pieces++;
+        xq_push(&p->q, piece);
         data += n;
         len -= n;
     }
@@ -501,15 +533,8 @@ pipe_end(struct body_pipe *p, bool aborted)
 }
 
 void
-streams_close_all(struct http_server *srv)
+transfers_close_all(struct http_server *srv)
 {
-    for (struct stream_source *src = srv->streams; src; src = src->next) {
-        pthread_mutex_lock(&src->mu);
-        src->closing = true; /* its reader ends the reply; its producer exits */
-        pthread_cond_signal(&src->room);
-        stream_wake(src);
-        pthread_mutex_unlock(&src->mu);
-    }
-    for (struct body_pipe *p = srv->pipes; p; p = p->next)
-        pipe_close(p); /* the rest of the body is discarded; MHD's stop aborts it */
+    for (struct xfer_node *n = srv->transfers; n; n = n->next)
+        n->close(n);
 }
