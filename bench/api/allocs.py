@@ -24,8 +24,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'tests', 'integration'))
 sys.path.insert(0, HERE)
-from harness import ROOT_PASSWORD, Vesseld  # noqa: E402
-from peers import wrk_script, xmlrpc_body  # noqa: E402
+from harness import Vesseld  # noqa: E402
+from peers import session_and_template, wrk_script, xmlrpc_body  # noqa: E402
 
 LIBC = '/lib/x86_64-linux-gnu/libc.so.6'
 EVENT = 'probe_libc:free'
@@ -45,10 +45,7 @@ def frees_per_call(binary):
     tmp = tempfile.mkdtemp(prefix='vessel-allocs-')
     try:
         d.start()
-        px = d.proxy()
-        sess = px.session.login_with_password('root', ROOT_PASSWORD, '1.0', 'allocs')['Value']
-        vms = px.VM.get_all_records(sess)['Value']
-        tpl = sorted(r for r, v in vms.items() if v['is_a_template'])[0]
+        sess, tpl = session_and_template(d, 'allocs')
         script = wrk_script(tmp, 'v', 'POST', '/', xmlrpc_body('VM.get_record', sess, tpl))
         out_file = os.path.join(tmp, 'stat.txt')
         # the count covers wrk's whole run, and the idle time around it

@@ -76,6 +76,15 @@ def xmlrpc_body(method, *params):
             % (method, ps)).encode()
 
 
+def session_and_template(d, originator):
+    """A root session on @d and its first template (sorted by ref): the
+    VM.get_record the request-path benches drive."""
+    px = d.proxy()
+    sess = px.session.login_with_password('root', ROOT_PASSWORD, '1.0', originator)['Value']
+    vms = px.VM.get_all_records(sess)['Value']
+    return sess, sorted(r for r, v in vms.items() if v['is_a_template'])[0]
+
+
 def raw_post(port, body):
     """The exact reply body bytes of one POST /."""
     import http.client
@@ -317,10 +326,7 @@ def main():
     skipped = []
     try:
         d.start()
-        px = d.proxy()
-        sess = px.session.login_with_password('root', ROOT_PASSWORD, '1.0', 'peers')['Value']
-        vms = px.VM.get_all_records(sess)['Value']
-        tpl = sorted(r for r, v in vms.items() if v['is_a_template'])[0]
+        sess, tpl = session_and_template(d, 'peers')
         rec_req = xmlrpc_body('VM.get_record', sess, tpl)
         reply = raw_post(d.port, rec_req)
         res['get_record_bytes'] = len(reply)
