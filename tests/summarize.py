@@ -4,7 +4,9 @@
 A TAP test counts each "ok"/"not ok" line (SKIP/TODO counted as skipped);
 a test without TAP lines counts once by its result. A test that crashed or
 timed out after some passing lines counts one more failure. Prints per-run
-failures, then the closing line "N passed, N failed, N skipped".
+failures, each with its first "not ok" lines (CI shows only the output's
+tail, where the test logs are long gone), then the closing line "N passed,
+N failed, N skipped".
 """
 import json
 import os
@@ -12,6 +14,28 @@ import re
 import sys
 
 TAP = re.compile(r'^(not ok|ok)\b(.*)$')
+SHOWN = 8     # "not ok" lines quoted per failed test
+DETAIL = 2    # and diagnostic lines after each
+
+
+def not_ok_lines(text):
+    """The test's first failed cases, each with the start of its diagnostic."""
+    out, shown, detail = [], 0, 0
+    for ln in text.splitlines():
+        ln = ln.strip()
+        if ln.startswith('not ok'):
+            shown += 1
+            detail = 0
+            if shown <= SHOWN:
+                out.append('    ' + ln[:200])
+        elif ln.startswith('#') and 0 < shown <= SHOWN and detail < DETAIL:
+            detail += 1
+            out.append('      ' + ln[:200])
+        elif ln.startswith('ok'):
+            detail = DETAIL
+    if shown > SHOWN:
+        out.append('    ... %d more' % (shown - SHOWN))
+    return out
 
 
 def count_tap(text):
@@ -65,8 +89,9 @@ def main(d):
             total[0] += p; total[1] += f; total[2] += s
             if f:
                 failures.append('%s: %s (%s)' % (run, t.get('name'), res))
+                failures.extend(not_ok_lines(t.get('stdout') or ''))
     for x in failures:
-        print('FAILED', x)
+        print(x if x.startswith(' ') else 'FAILED ' + x)
     line = '%d passed, %d failed, %d skipped' % tuple(total)
     print(line)
     with open(os.path.join(d, 'summary.txt'), 'w') as fp:
