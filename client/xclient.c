@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -58,6 +59,7 @@ struct xclient {
 
     char *session;
     char *task_id;                /* sent as "task-id" (xapi's http.ml), or NULL */
+    uint64_t generation;          /* sent as "vessel-generation" unless 0 */
     bool transport_failed;        /* the last call failed before a XenAPI reply */
     int fd;                       /* -1: not connected */
     gnutls_session_t tls;         /* NULL unless XCLIENT_TLS and connected */
@@ -167,6 +169,12 @@ xclient_set_task_id(struct xclient *xc, const char *task_id)
     free(xc->task_id);
     xc->task_id = t;
     return 0;
+}
+
+void
+xclient_set_generation(struct xclient *xc, uint64_t gen)
+{
+    xc->generation = gen;
 }
 
 bool
@@ -669,6 +677,8 @@ http_post(struct xclient *xc, const char *xml, size_t xml_len, struct strbuf *bo
                   host, xml_len);
     if (xc->task_id)
         strbuf_printf(&req, "task-id: %s\r\n", xc->task_id);
+    if (xc->generation)
+        strbuf_printf(&req, "vessel-generation: %" PRIu64 "\r\n", xc->generation);
     strbuf_puts(&req, "\r\n");
     strbuf_append(&req, xml, xml_len);
     if (!strbuf_ok(&req)) {

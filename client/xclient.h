@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/strbuf.h"
 #include "model/xerr.h"
@@ -49,6 +50,11 @@ const char *xclient_session(const struct xclient *xc);
  * "task-id" header (xapi's http.ml; a pool's hosts forward calls with it);
  * NULL: none. 0 or -ENOMEM. */
 int xclient_set_task_id(struct xclient *xc, const char *task_id);
+/* The newest store generation the caller's host has applied, sent with
+ * every call as the "vessel-generation" header (a pool's hosts send it with
+ * the calls they forward, so that the host running one first sees what the
+ * caller saw: rpc/dispatch.c); 0: none. */
+void xclient_set_generation(struct xclient *xc, uint64_t gen);
 /* Whether the last call failed in transport (no connection, a broken or
  * non-200 reply) rather than with a XenAPI error from the server. */
 bool xclient_transport_failed(const struct xclient *xc);

@@ -577,8 +577,24 @@ db_catch_up(struct db *db)
     uint64_t latest = 0;
     if (store_latest(db->store, &latest) < 0)
         return false;
+    /* not store_expect: etcd's revision counts every key of the cluster, and
+     * the watch reports only this pool's prefix, so @latest may never come */
     wait_for_gen(db, latest);
     return db_generation(db) >= latest;
+}
+
+bool
+db_catch_up_to(struct db *db, uint64_t gen)
+{
+    if (!store_shared(db->store) || db_generation(db) >= gen)
+        return true;
+    /* @gen is what another host of the pool had applied: a revision of the
+     * pool's prefix, which a follower that does not bring it has missed
+     * (it starts again). Only a host that applied nothing since it loaded
+     * names the cluster's revision then, which may be another prefix's. */
+    store_expect(db->store, gen);
+    wait_for_gen(db, gen);
+    return db_generation(db) >= gen;
 }
 
 static long

@@ -86,6 +86,10 @@ bool db_is_shared(const struct db *db);
  * True at once for a store nobody else writes; false when the store could
  * not be asked or the wait ran out. */
 bool db_catch_up(struct db *db);
+/* The same for a generation known to exist: one another host had applied
+ * when it forwarded a call here (rpc/dispatch.c). True at once when this db
+ * holds it already, or for a store nobody else writes. */
+bool db_catch_up_to(struct db *db, uint64_t gen);
 
 /* ---- writes: each is one transaction unless inside db_batch ---- */
 

@@ -104,3 +104,10 @@ store_latest(struct store *st, uint64_t *gen)
     }
     return st->ops->latest(st, gen);
 }
+
+void
+store_expect(struct store *st, uint64_t gen)
+{
+    if (st->ops->expect)
+        st->ops->expect(st, gen);
+}

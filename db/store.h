@@ -79,6 +79,10 @@ int store_follow(struct store *st, store_change_fn *fn, void *opaque);
  * itself (linearizable), within a couple of seconds; any thread. For a store
  * nobody else writes, store_generation(). 0 or -errno. */
 int store_latest(struct store *st, uint64_t *gen);
+/* Generation @gen exists (another host has applied it): a follower that
+ * does not report it soon is stale and starts again. Nothing for a store
+ * nobody else writes. */
+void store_expect(struct store *st, uint64_t gen);
 
 /* ---- for the backends ---- */
 struct store_ops {
@@ -97,6 +101,7 @@ struct store_ops {
     const char *(*error)(struct store *st);
     int (*follow)(struct store *st, store_change_fn *fn, void *opaque); /* NULL: not shared */
     int (*latest)(struct store *st, uint64_t *gen); /* NULL: generation() */
+    void (*expect)(struct store *st, uint64_t gen); /* NULL: not shared */
 };
 /* Every backend's state begins with this. */
 struct store {

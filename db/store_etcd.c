@@ -26,9 +26,12 @@
  * the last revision seen is reported as one change.
  *
  * A watch can go quiet without an error: its member is cut off from the
- * others but not from us. Our own commits come back through the watch, so
- * one that has not come back WATCH_STALE_MS after it committed means the
- * watch is stale: it starts again on the next member.
+ * others but not from us, or our link to it was down a while and its
+ * stream waits out TCP's retransmission backoff. Our own commits come back
+ * through the watch, so one that has not come back WATCH_STALE_MS after it
+ * committed means the watch is stale: it starts again on the next member.
+ * So does a revision another host has applied (etcd_expect: a call that
+ * host forwarded here) and that does not come within that time.
  *
  * Endpoints are tried in turn when one refuses connections. A transaction
  * that failed otherwise (the leader died under it, an election, a timeout)
@@ -101,9 +104,10 @@ struct store_etcd {
     store_change_fn *on_change;
     void *opaque;
     uint64_t next_rev; /* the watch's next revision (watch thread only) */
-    /* our last commit, for the watch's staleness check */
-    _Atomic uint64_t last_commit_rev;
-    _Atomic long last_commit_ms;
+    /* a revision known to exist (our last commit, or one another host has
+     * applied) and since when: the watch's staleness check */
+    _Atomic uint64_t awaited_rev;
+    _Atomic long awaited_ms;
 
     char err[256];
 };
@@ -427,11 +431,24 @@ now_ms(void)
     return t.tv_sec * 1000L + t.tv_nsec / 1000000L;
 }
 
+/* Revision @rev exists: a watch that has not brought it WATCH_STALE_MS from
+ * now is stale. The time goes first, so that watch_progress never pairs the
+ * new revision with an older time. */
 static void
-note_commit(struct store_etcd *st, uint64_t rev)
+note_awaited(struct store_etcd *st, uint64_t rev)
 {
-    atomic_store(&st->last_commit_ms, now_ms());
-    atomic_store(&st->last_commit_rev, rev);
+    uint64_t cur = atomic_load(&st->awaited_rev);
+    if (rev <= cur)
+        return;
+    atomic_store(&st->awaited_ms, now_ms());
+    while (rev > cur && !atomic_compare_exchange_weak(&st->awaited_rev, &cur, rev))
+        ;
+}
+
+static void
+etcd_expect(struct store *st_, uint64_t gen)
+{
+    note_awaited((struct store_etcd *)st_, gen);
 }
 
 static long
@@ -506,7 +523,7 @@ etcd_commit(struct store *st_, uint64_t gen, uint64_t *committed)
             if (done > 0) {
                 log_info("db.etcd.commit", "revision=%" PRIu64 " after=\"%s\"", *committed,
                          st->err);
-                note_commit(st, *committed);
+                note_awaited(st, *committed);
             }
             return done > 0 ? 0 : -EIO;
         }
@@ -523,7 +540,7 @@ etcd_commit(struct store *st_, uint64_t gen, uint64_t *committed)
                  *committed);
         rc = -EAGAIN;
     } else {
-        note_commit(st, *committed);
+        note_awaited(st, *committed);
     }
     json_decref(resp);
     return rc;
@@ -672,12 +689,12 @@ watch_progress(void *opaque, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_
     struct store_etcd *st = ws->st;
     if (atomic_load(&st->stop))
         return 1;
-    uint64_t rev = atomic_load(&st->last_commit_rev);
-    long since = atomic_load(&st->last_commit_ms);
+    uint64_t rev = atomic_load(&st->awaited_rev);
+    long since = atomic_load(&st->awaited_ms);
     if (since < ws->started_ms)
         since = ws->started_ms; /* a new stream gets its time too */
     if (rev >= st->next_rev && now_ms() - since > WATCH_STALE_MS) {
-        ws->stale = true; /* our own commit has not come back */
+        ws->stale = true; /* a revision known to exist has not come */
         return 1;
     }
     return 0;
@@ -766,7 +783,7 @@ watch_main(void *opaque)
         }
         log_warn("db.etcd.watch", "endpoint=%s next=%" PRIu64 " reason=\"%s\"",
                  st->endpoints[ep], st->next_rev,
-                 ws.stale ? "stale: an own commit did not come back"
+                 ws.stale ? "stale: a revision known to exist did not come"
                  : ws.failed ? "stream failed" : curl_easy_strerror(cc));
         /* The next member, unless a request meanwhile found a better one. */
         size_t expected = ep;
@@ -839,6 +856,7 @@ static const struct store_ops etcd_ops = {
     .error = etcd_error,
     .follow = etcd_follow,
     .latest = etcd_latest,
+    .expect = etcd_expect,
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;

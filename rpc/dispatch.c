@@ -24,6 +24,7 @@
 #include "rpc/dispatch.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +159,7 @@ struct run {
     size_t n_args;
     char *task;
     char *forward_host; /* the host that runs it, when not this one */
+    uint64_t seen_gen;  /* from a pool peer: the generation its view had */
 };
 
 static void
@@ -228,6 +230,18 @@ run_forwarded(struct run *r, struct wire_writer *w, struct xerr **errp)
     return ok;
 }
 
+/* The "vessel-generation" header of a pool peer's call (rpc/peers.c sends
+ * it): the store generation the peer had applied; 0 when absent or not a
+ * plain decimal number. */
+static uint64_t
+peer_generation(struct http_request *req)
+{
+    const char *v = http_request_header(req, "vessel-generation");
+    if (!v || !*v || strlen(v) > 19 || strspn(v, "0123456789") != strlen(v))
+        return 0;
+    return strtoull(v, NULL, 10);
+}
+
 /* Runs the message, writing its result value to @w. */
 static bool
 run_message(struct run *r, struct wire_writer *w, struct xerr **errp)
@@ -235,6 +249,14 @@ run_message(struct run *r, struct wire_writer *w, struct xerr **errp)
     struct call_ctx *ctx = &r->call->ctx;
     ctx->msg = r->msg;
     ctx->task = r->task;
+    /* A peer forwarded this after its caller saw that peer's view: run on a
+     * view at least as new. Else a VM the caller just shut down there reads
+     * Running here, where the watch of the store was still catching up
+     * after a cut cable, and VM.start_on answers VM_BAD_POWER_STATE. */
+    if (r->seen_gen && !db_catch_up_to(ctx->db, r->seen_gen))
+        log_warn("rpc.peer_catch_up", "method=%s generation=%" PRIu64 " have=%" PRIu64
+                 ": this host's view may lag", r->msg->wire_name, r->seen_gen,
+                 db_generation(ctx->db));
     if (r->forward_host)
         return run_forwarded(r, w, errp);
     if (r->msg->kind == XM_EXPLICIT)
@@ -619,6 +641,8 @@ execute(struct rpc_call *call)
         else
             free(host);
     }
+    if (call->ctx.pool_session && call->req)
+        r->seen_gen = peer_generation(call->req);
     if (!async && call->ctx.pool_session && call->req) {
         /* forwarded by another host: report into the caller's task there */
         const char *task = http_request_header(call->req, "task-id");
@@ -646,7 +670,8 @@ execute(struct rpc_call *call)
         run_special(r);
         return;
     }
-    if ((m->async || r->forward_host || runs_long(r)) &&
+    if ((m->async || r->forward_host || runs_long(r) ||
+         (r->seen_gen && r->seen_gen > db_generation(call->srv->db))) && /* waits in run_message */
         workpool_submit(call->srv->workers, run_sync_job, drop_sync_job, r) == 0)
         return; /* the job replies (rpc/http.c suspends the connection meanwhile) */
     run_sync(r);

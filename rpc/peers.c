@@ -277,6 +277,8 @@ peers_call(struct server *srv, const char *host, const char *method, bool with_s
             return xerr_nomem(errp);
         }
     }
+    /* the peer runs the call on a view at least as new as ours (rpc/dispatch.c) */
+    xclient_set_generation(xc, db_generation(srv->db));
     bool ok = false;
     for (int attempt = 0; attempt < 2; attempt++) {
         struct xerr *err = NULL;
