@@ -516,6 +516,12 @@ def main():
         while (any(value(s.task.get_status(sess, t)) == 'pending' for t in tasks) and
                time.monotonic() < deadline):
             time.sleep(0.1)
+        # a start that failed would show later as a guest without a qemu
+        failed = [(value(s.task.get_status(sess, t)), value(s.task.get_error_info(sess, t)))
+                  for t in tasks if value(s.task.get_status(sess, t)) != 'success']
+        if failed:
+            raise RuntimeError('%d of %d starts did not succeed: %r'
+                               % (len(failed), len(tasks), failed[0]))
         time.sleep(RUN_S)
         log_mark = os.path.getsize(d.log_path)
         a, reply, _ = api_destroy(d, many)
