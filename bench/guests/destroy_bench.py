@@ -517,8 +517,9 @@ def main():
                time.monotonic() < deadline):
             time.sleep(0.1)
         # a start that failed would show later as a guest without a qemu
-        failed = [(value(s.task.get_status(sess, t)), value(s.task.get_error_info(sess, t)))
-                  for t in tasks if value(s.task.get_status(sess, t)) != 'success']
+        ended = [(t, value(s.task.get_status(sess, t))) for t in tasks]
+        failed = [(status, value(s.task.get_error_info(sess, t)))
+                  for t, status in ended if status != 'success']
         if failed:
             raise RuntimeError('%d of %d starts did not succeed: %r'
                                % (len(failed), len(tasks), failed[0]))
